@@ -1,0 +1,91 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {IBorrowerRegistry} from "./interfaces/IBorrowerRegistry.sol";
+import {LoanLedgerRoles} from "./LoanLedgerRoles.sol";
+
+/**
+ * @title Borrower registry
+ * @notice The source of truth for who may borrow. It also answers Besu's account-permissioning
+ * question (`transactionAllowed`), so an operator job can mirror it into node allowlists.
+ */
+contract BorrowerRegistry is IBorrowerRegistry, LoanLedgerRoles {
+    mapping(address borrower => Borrower) private _borrowers;
+
+    /// @param admin receives DEFAULT_ADMIN_ROLE
+    constructor(address admin) LoanLedgerRoles(admin) {}
+
+    /// @inheritdoc IBorrowerRegistry
+    function registerBorrower(address borrower, bytes32 identityCommitment, uint40 kycExpiresAt)
+        external
+        onlyRole(OPERATOR_ROLE)
+        whenNotPaused
+    {
+        _checkRecord(borrower, identityCommitment, kycExpiresAt);
+        if (_borrowers[borrower].registeredAt != 0) revert RegistryAlreadyRegistered(borrower);
+        _borrowers[borrower] = Borrower({
+            identityCommitment: identityCommitment,
+            kycExpiresAt: kycExpiresAt,
+            registeredAt: uint40(block.timestamp),
+            revoked: false
+        });
+        emit BorrowerRegistered(borrower, identityCommitment, kycExpiresAt, msg.sender);
+    }
+
+    /// @inheritdoc IBorrowerRegistry
+    function updateBorrower(address borrower, bytes32 identityCommitment, uint40 kycExpiresAt)
+        external
+        onlyRole(OPERATOR_ROLE)
+        whenNotPaused
+    {
+        _checkRecord(borrower, identityCommitment, kycExpiresAt);
+        Borrower storage record = _existing(borrower);
+        record.identityCommitment = identityCommitment;
+        record.kycExpiresAt = kycExpiresAt;
+        emit BorrowerUpdated(borrower, identityCommitment, kycExpiresAt, msg.sender);
+    }
+
+    /// @inheritdoc IBorrowerRegistry
+    function revokeBorrower(address borrower, bytes32 reason) external onlyRole(OPERATOR_ROLE) whenNotPaused {
+        _existing(borrower).revoked = true;
+        emit BorrowerRevoked(borrower, reason, msg.sender);
+    }
+
+    /// @inheritdoc IBorrowerRegistry
+    function borrowerOf(address borrower) external view returns (Borrower memory) {
+        return _borrowers[borrower];
+    }
+
+    /// @inheritdoc IBorrowerRegistry
+    function isEligible(address borrower) public view returns (bool) {
+        Borrower storage record = _borrowers[borrower];
+        // slither-disable-next-line timestamp -- KYC expiry is a date; minutes of miner drift do not matter
+        return record.registeredAt != 0 && !record.revoked && block.timestamp < record.kycExpiresAt;
+    }
+
+    /**
+     * @notice Besu account permissioning: may `sender` transact? Eligible borrowers and staff may.
+     * @dev Same signature as Besu's account-permissioning contract interface; the other
+     * parameters are part of that interface and not used here.
+     */
+    function transactionAllowed(address sender, address, uint256, uint256, uint256, bytes calldata)
+        external
+        view
+        returns (bool)
+    {
+        return isEligible(sender) || isStaff(sender);
+    }
+
+    function _checkRecord(address borrower, bytes32 identityCommitment, uint40 kycExpiresAt) private view {
+        if (borrower == address(0)) revert RegistryZeroAddress();
+        if (identityCommitment == bytes32(0)) revert RegistryEmptyCommitment();
+        // slither-disable-next-line timestamp -- see isEligible
+        if (kycExpiresAt <= block.timestamp) revert RegistryExpiryInPast(kycExpiresAt, block.timestamp);
+    }
+
+    function _existing(address borrower) private view returns (Borrower storage record) {
+        record = _borrowers[borrower];
+        if (record.registeredAt == 0) revert RegistryUnknownBorrower(borrower);
+        if (record.revoked) revert RegistryBorrowerRevoked(borrower);
+    }
+}

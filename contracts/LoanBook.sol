@@ -1,0 +1,578 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
+import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {IBorrowerRegistry} from "./interfaces/IBorrowerRegistry.sol";
+import {ICreditOracle} from "./interfaces/ICreditOracle.sol";
+import {ILoanBook} from "./interfaces/ILoanBook.sol";
+import {LoanMath} from "./libraries/LoanMath.sol";
+import {LoanLedgerRoles} from "./LoanLedgerRoles.sol";
+
+/**
+ * @title Loan book
+ * @notice Holds every loan's terms, state and money movements, and enforces them.
+ *
+ * Allocation of a repayment (Fineract's standard order): penalty interest, then late fees, then
+ * installments oldest first, each one's interest before its principal. Paying more than is due
+ * settles the next installments as scheduled; paying exactly the payoff amount closes the loan
+ * with only the current period's interest accrued to date; paying more than that is refused.
+ * Charges accrue at each confirmation, on the amounts unpaid since the previous one.
+ */
+contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
+    using SafeCast for uint256;
+
+    uint256 private constant _MAX_INSTALLMENTS = 720;
+    uint256 private constant _MIN_INTERVAL = 1 hours;
+    uint256 private constant _MAX_INTERVAL = 366 days;
+
+    bytes32 private constant _LOAN_TERMS_TYPEHASH = keccak256(
+        "LoanTerms(uint96 principal,bytes3 currency,uint16 annualRateBps,uint8 amortization,uint16 installments,uint32 interval,uint32 gracePeriod,uint16 lateFeeBps,uint16 penaltyRateBps,uint32 defaultAfter)"
+    );
+    bytes32 private constant _LOAN_REQUEST_TYPEHASH = keccak256(
+        "LoanRequest(address borrower,LoanTerms terms,uint256 nonce,uint256 deadline)LoanTerms(uint96 principal,bytes3 currency,uint16 annualRateBps,uint8 amortization,uint16 installments,uint32 interval,uint32 gracePeriod,uint16 lateFeeBps,uint16 penaltyRateBps,uint32 defaultAfter)"
+    );
+    bytes32 private constant _CANCEL_LOAN_TYPEHASH =
+        keccak256("CancelLoan(uint256 loanId,uint256 nonce,uint256 deadline)");
+
+    /// @dev Packed so an on-time repayment touches few slots; see the field comments for units.
+    struct LoanRecord {
+        LoanTerms terms; // slots 0-1
+        address borrower; // slot 2
+        LoanStatus status;
+        uint40 disbursedAt;
+        uint40 accruedAt; // charges are accrued up to here
+        uint16 paidInstallments; // slot 3: installments fully paid
+        uint96 currentInterestPaid; // interest paid on installment paidInstallments + 1
+        uint96 principalRepaid;
+        uint96 interestPaid; // slot 4
+        uint80 lateFeeUnpaid;
+        uint80 penaltyUnpaid;
+        uint128 lateFeePaid; // slot 5
+        uint128 penaltyPaid;
+        uint256 paymentRay; // slot 6: exact annuity payment, fixed at application
+        uint256 balanceRay; // slot 7: exact scheduled annuity balance after paidInstallments
+    }
+
+    /// @dev What a loan owes at a time, beyond what is already stored.
+    struct Position {
+        uint256 newLateFee;
+        uint256 newPenalty;
+        uint256 dueInterest;
+        uint256 duePrincipal;
+        uint256 accruedInterest;
+        uint256 oldestDueAt;
+    }
+
+    IBorrowerRegistry public immutable registry;
+    ICreditOracle public immutable creditOracle;
+
+    uint16 public maxAnnualRateBps;
+    uint256 private _loanCount;
+    mapping(uint256 loanId => LoanRecord) private _loans;
+    mapping(bytes32 paymentRef => bool) private _usedReferences;
+    mapping(address borrower => uint256) private _exposure;
+
+    /**
+     * @param admin receives DEFAULT_ADMIN_ROLE
+     * @param registry_ the borrower registry consulted at application and approval
+     * @param creditOracle_ the credit oracle consulted at approval
+     * @param maxAnnualRateBps_ the highest annual (and penalty) rate a loan may carry
+     */
+    constructor(address admin, IBorrowerRegistry registry_, ICreditOracle creditOracle_, uint16 maxAnnualRateBps_)
+        LoanLedgerRoles(admin)
+        EIP712("LoanLedger LoanBook", "1")
+    {
+        registry = registry_;
+        creditOracle = creditOracle_;
+        maxAnnualRateBps = maxAnnualRateBps_;
+    }
+
+    // ------------------------------------------------------------------ application
+
+    /// @inheritdoc ILoanBook
+    function requestLoan(LoanTerms calldata terms, address borrower, uint256 deadline, bytes calldata signature)
+        external
+        whenNotPaused
+        returns (uint256 loanId)
+    {
+        // slither-disable-next-line timestamp -- a signature deadline, coarse by nature
+        if (block.timestamp > deadline) revert LoanBookExpiredRequest(deadline, block.timestamp);
+        _checkTerms(terms);
+        if (!registry.isEligible(borrower)) revert LoanBookBorrowerNotEligible(borrower);
+
+        bytes32 termsHash = keccak256(abi.encode(_LOAN_TERMS_TYPEHASH, terms));
+        uint256 nonce = _useNonce(borrower);
+        if (!_signedBy(borrower, keccak256(abi.encode(_LOAN_REQUEST_TYPEHASH, borrower, termsHash, nonce, deadline)), signature)) {
+            _revertReplayOrInvalid(borrower, nonce, keccak256(abi.encode(_LOAN_REQUEST_TYPEHASH, borrower, termsHash, nonce - 1, deadline)), signature);
+        }
+
+        loanId = ++_loanCount;
+        LoanRecord storage loan = _loans[loanId];
+        loan.terms = terms;
+        loan.borrower = borrower;
+        loan.status = LoanStatus.Requested;
+        if (terms.amortization == Amortization.Annuity) loan.paymentRay = LoanMath.plan(terms).paymentRay;
+        emit LoanRequested(loanId, borrower, terms, nonce, msg.sender);
+    }
+
+    /// @inheritdoc ILoanBook
+    function approve(uint256 loanId) external onlyRole(OPERATOR_ROLE) whenNotPaused {
+        LoanRecord storage loan = _loanIn(loanId, LoanStatus.Requested);
+        address borrower = loan.borrower;
+        if (!registry.isEligible(borrower)) revert LoanBookBorrowerNotEligible(borrower);
+        ICreditOracle.CreditScore memory score = creditOracle.scoreOf(borrower);
+        if (!creditOracle.isFresh(borrower)) revert LoanBookStaleScore(borrower, score.updatedAt);
+        // Approved-but-undisbursed loans count too, so a limit cannot be exceeded by stacking approvals.
+        uint256 exposureAfter = _exposure[borrower] + loan.terms.principal;
+        if (exposureAfter > score.creditLimit) {
+            revert LoanBookCreditLimitExceeded(borrower, exposureAfter, score.creditLimit);
+        }
+        _exposure[borrower] = exposureAfter;
+        loan.status = LoanStatus.Approved;
+        emit LoanApproved(loanId, borrower, score.score, score.creditLimit, exposureAfter, msg.sender);
+    }
+
+    /// @inheritdoc ILoanBook
+    function reject(uint256 loanId, bytes32 reason) external onlyRole(OPERATOR_ROLE) whenNotPaused {
+        LoanRecord storage loan = _loanIn(loanId, LoanStatus.Requested);
+        loan.status = LoanStatus.Rejected;
+        emit LoanRejected(loanId, loan.borrower, reason, msg.sender);
+    }
+
+    /// @inheritdoc ILoanBook
+    function cancel(uint256 loanId) external whenNotPaused {
+        LoanRecord storage loan = _loan(loanId);
+        if (msg.sender != loan.borrower) revert LoanBookNotBorrower(loanId, msg.sender);
+        _cancel(loanId, loan);
+    }
+
+    /// @inheritdoc ILoanBook
+    function cancelWithSignature(uint256 loanId, uint256 deadline, bytes calldata signature) external whenNotPaused {
+        // slither-disable-next-line timestamp -- a signature deadline, coarse by nature
+        if (block.timestamp > deadline) revert LoanBookExpiredRequest(deadline, block.timestamp);
+        LoanRecord storage loan = _loan(loanId);
+        address borrower = loan.borrower;
+        uint256 nonce = _useNonce(borrower);
+        if (!_signedBy(borrower, keccak256(abi.encode(_CANCEL_LOAN_TYPEHASH, loanId, nonce, deadline)), signature)) {
+            _revertReplayOrInvalid(borrower, nonce, keccak256(abi.encode(_CANCEL_LOAN_TYPEHASH, loanId, nonce - 1, deadline)), signature);
+        }
+        _cancel(loanId, loan);
+    }
+
+    // ------------------------------------------------------------------ payments
+
+    /// @inheritdoc ILoanBook
+    function confirmDisbursement(uint256 loanId, bytes32 paymentRef, uint96 amount, uint40 paidAt)
+        external
+        onlyRole(ORACLE_ROLE)
+        whenNotPaused
+    {
+        _disburse(loanId, paymentRef, amount, paidAt);
+    }
+
+    /// @inheritdoc ILoanBook
+    function confirmRepayment(uint256 loanId, bytes32 paymentRef, uint96 amount, uint40 paidAt)
+        external
+        onlyRole(ORACLE_ROLE)
+        whenNotPaused
+    {
+        _repay(loanId, paymentRef, amount, paidAt);
+    }
+
+    /// @inheritdoc ILoanBook
+    function confirmDisbursements(PaymentConfirmation[] calldata items)
+        external
+        onlyRole(ORACLE_ROLE)
+        whenNotPaused
+        returns (bool[] memory applied)
+    {
+        return _applyBatch(items, this.applyDisbursementItem.selector);
+    }
+
+    /// @inheritdoc ILoanBook
+    function confirmRepayments(PaymentConfirmation[] calldata items)
+        external
+        onlyRole(ORACLE_ROLE)
+        whenNotPaused
+        returns (bool[] memory applied)
+    {
+        return _applyBatch(items, this.applyRepaymentItem.selector);
+    }
+
+    /**
+     * @notice One batch item; callable only by this contract, so a failing item reverts alone.
+     * @param item the confirmation
+     */
+    function applyDisbursementItem(PaymentConfirmation calldata item) external {
+        if (msg.sender != address(this)) revert LoanBookOnlySelf();
+        _disburse(item.loanId, item.paymentRef, item.amount, item.paidAt);
+    }
+
+    /**
+     * @notice One batch item; callable only by this contract, so a failing item reverts alone.
+     * @param item the confirmation
+     */
+    function applyRepaymentItem(PaymentConfirmation calldata item) external {
+        if (msg.sender != address(this)) revert LoanBookOnlySelf();
+        _repay(item.loanId, item.paymentRef, item.amount, item.paidAt);
+    }
+
+    // ------------------------------------------------------------------ default
+
+    /// @inheritdoc ILoanBook
+    function declareDefault(uint256 loanId) external whenNotPaused {
+        if (!hasRole(OPERATOR_ROLE, msg.sender) && !hasRole(ORACLE_ROLE, msg.sender)) {
+            revert LoanBookUnauthorizedDefault(msg.sender);
+        }
+        LoanRecord storage loan = _loanIn(loanId, LoanStatus.Active);
+        uint40 oldestDueAt = _oldestDueAt(loan);
+        uint256 defaultableAt = uint256(oldestDueAt) + loan.terms.defaultAfter;
+        // slither-disable-next-line timestamp -- the threshold is days; miner drift is irrelevant
+        if (block.timestamp <= defaultableAt) revert LoanBookNotInDefault(loanId, defaultableAt.toUint40());
+        loan.status = LoanStatus.Defaulted;
+        emit LoanDefaulted(loanId, loan.borrower, oldestDueAt, uint40(block.timestamp), msg.sender);
+    }
+
+    /// @inheritdoc ILoanBook
+    function writeOff(uint256 loanId) external onlyRole(OPERATOR_ROLE) whenNotPaused {
+        LoanRecord storage loan = _loanIn(loanId, LoanStatus.Defaulted);
+        uint96 remaining = loan.terms.principal - loan.principalRepaid;
+        _exposure[loan.borrower] -= remaining;
+        loan.status = LoanStatus.WrittenOff;
+        emit LoanWrittenOff(loanId, loan.borrower, remaining, msg.sender);
+    }
+
+    /// @inheritdoc ILoanBook
+    function setMaxAnnualRate(uint16 cap) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        emit MaxAnnualRateChanged(maxAnnualRateBps, cap, msg.sender);
+        maxAnnualRateBps = cap;
+    }
+
+    // ------------------------------------------------------------------ views
+
+    /// @inheritdoc ILoanBook
+    function quote(LoanTerms calldata terms) external pure returns (Installment[] memory) {
+        return _scheduleOf(LoanMath.plan(terms), 0);
+    }
+
+    /// @inheritdoc ILoanBook
+    function schedule(uint256 loanId) external view returns (Installment[] memory) {
+        LoanRecord storage loan = _loan(loanId);
+        return _scheduleOf(_planOf(loan), loan.disbursedAt);
+    }
+
+    /// @inheritdoc ILoanBook
+    function amountDue(uint256 loanId, uint40 at) external view returns (AmountDue memory due) {
+        LoanRecord storage loan = _loan(loanId);
+        if (loan.status != LoanStatus.Active && loan.status != LoanStatus.Defaulted) return due;
+        Position memory pos = _position(loan, _planOf(loan), at > loan.accruedAt ? at : loan.accruedAt);
+        due.principal = pos.duePrincipal.toUint96();
+        due.interest = pos.dueInterest.toUint96();
+        due.lateFee = (loan.lateFeeUnpaid + pos.newLateFee).toUint96();
+        due.penalty = (loan.penaltyUnpaid + pos.newPenalty).toUint96();
+        due.oldestDueAt = pos.oldestDueAt.toUint40();
+    }
+
+    /// @inheritdoc ILoanBook
+    function payoffAmount(uint256 loanId, uint40 at) external view returns (uint96) {
+        LoanRecord storage loan = _loan(loanId);
+        if (loan.status != LoanStatus.Active && loan.status != LoanStatus.Defaulted) return 0;
+        Position memory pos = _position(loan, _planOf(loan), at > loan.accruedAt ? at : loan.accruedAt);
+        return _payoff(loan, pos).toUint96();
+    }
+
+    /// @inheritdoc ILoanBook
+    function outstandingPrincipal(address borrower) external view returns (uint256) {
+        return _exposure[borrower];
+    }
+
+    /// @inheritdoc ILoanBook
+    function loanOf(uint256 loanId)
+        external
+        view
+        returns (LoanTerms memory terms, address borrower, LoanStatus status, uint40 disbursedAt)
+    {
+        LoanRecord storage loan = _loan(loanId);
+        return (loan.terms, loan.borrower, loan.status, loan.disbursedAt);
+    }
+
+    /// @inheritdoc ILoanBook
+    function progressOf(uint256 loanId) external view returns (LoanProgress memory) {
+        LoanRecord storage loan = _loan(loanId);
+        return LoanProgress({
+            paidInstallments: loan.paidInstallments,
+            accruedAt: loan.accruedAt,
+            principalRepaid: loan.principalRepaid,
+            interestPaid: loan.interestPaid,
+            lateFeePaid: uint96(loan.lateFeePaid),
+            penaltyPaid: uint96(loan.penaltyPaid),
+            lateFeeUnpaid: loan.lateFeeUnpaid,
+            penaltyUnpaid: loan.penaltyUnpaid
+        });
+    }
+
+    /// @inheritdoc ILoanBook
+    function isPaymentReferenceUsed(bytes32 paymentRef) external view returns (bool) {
+        return _usedReferences[paymentRef];
+    }
+
+    /// @inheritdoc ILoanBook
+    function loanCount() external view returns (uint256) {
+        return _loanCount;
+    }
+
+    /// @notice The EIP-712 domain separator borrowers sign under.
+    // solhint-disable-next-line func-name-mixedcase
+    function DOMAIN_SEPARATOR() external view returns (bytes32) {
+        return _domainSeparatorV4();
+    }
+
+    // ------------------------------------------------------------------ internals
+
+    function _disburse(uint256 loanId, bytes32 paymentRef, uint96 amount, uint40 paidAt) private {
+        LoanRecord storage loan = _loanIn(loanId, LoanStatus.Approved);
+        _useReference(paymentRef);
+        uint96 principal = loan.terms.principal;
+        if (amount != principal) revert LoanBookDisbursementMismatch(amount, principal);
+        // slither-disable-next-line timestamp -- rejects confirmations dated in the future
+        if (paidAt == 0 || paidAt > block.timestamp) revert LoanBookInvalidPaymentTime(paidAt);
+        loan.status = LoanStatus.Active;
+        loan.disbursedAt = paidAt;
+        loan.accruedAt = paidAt;
+        if (loan.terms.amortization == Amortization.Annuity) loan.balanceRay = uint256(principal) * LoanMath.RAY;
+        emit LoanDisbursed(loanId, loan.borrower, paymentRef, amount, paidAt, msg.sender);
+    }
+
+    function _repay(uint256 loanId, bytes32 paymentRef, uint96 amount, uint40 paidAt) private {
+        LoanRecord storage loan = _loan(loanId);
+        LoanStatus status = loan.status;
+        if (status != LoanStatus.Active && status != LoanStatus.Defaulted) revert LoanBookInvalidStatus(loanId, status);
+        _useReference(paymentRef);
+        if (amount == 0) revert LoanBookZeroAmount();
+        // slither-disable-next-line timestamp -- rejects confirmations dated in the future
+        if (paidAt > block.timestamp || paidAt < loan.disbursedAt) revert LoanBookInvalidPaymentTime(paidAt);
+
+        // A confirmation older than the last accrual is applied at the last accrual: time never runs back.
+        uint40 at = paidAt > loan.accruedAt ? paidAt : loan.accruedAt;
+        LoanMath.Plan memory plan = _planOf(loan);
+        Position memory pos = _position(loan, plan, at);
+        _accrueCharges(loanId, loan, pos, at);
+
+        uint256 payoff = _payoff(loan, pos);
+        if (amount > payoff) revert LoanBookOverpayment(amount, payoff.toUint96());
+
+        uint256 left = amount;
+        uint256 penaltyPart = _min(left, loan.penaltyUnpaid);
+        left -= penaltyPart;
+        uint256 lateFeePart = _min(left, loan.lateFeeUnpaid);
+        left -= lateFeePart;
+        // Both parts fit: each is at most its stored uint80/uint128 counterpart.
+        loan.penaltyUnpaid -= uint80(penaltyPart);
+        loan.lateFeeUnpaid -= uint80(lateFeePart);
+        loan.penaltyPaid += uint128(penaltyPart);
+        loan.lateFeePaid += uint128(lateFeePart);
+
+        uint256 principalPart;
+        uint256 interestPart;
+        if (amount == payoff) {
+            principalPart = loan.terms.principal - loan.principalRepaid;
+            interestPart = left - principalPart;
+            loan.paidInstallments = loan.terms.installments;
+            loan.currentInterestPaid = 0;
+            loan.balanceRay = 0;
+            loan.status = LoanStatus.Repaid;
+        } else {
+            (principalPart, interestPart) = _settleInstallments(loan, plan, left);
+        }
+        loan.principalRepaid += principalPart.toUint96();
+        loan.interestPaid += interestPart.toUint96();
+        _exposure[loan.borrower] -= principalPart;
+
+        emit RepaymentApplied(
+            loanId,
+            paymentRef,
+            amount,
+            principalPart.toUint96(),
+            interestPart.toUint96(),
+            lateFeePart.toUint96(),
+            penaltyPart.toUint96(),
+            paidAt,
+            loan.paidInstallments,
+            msg.sender
+        );
+        if (loan.status == LoanStatus.Repaid) {
+            emit LoanRepaid(loanId, loan.borrower, loan.principalRepaid, loan.interestPaid);
+        }
+    }
+
+    /// @dev Pays installments oldest first, interest then principal, advancing the cursor past full ones.
+    function _settleInstallments(LoanRecord storage loan, LoanMath.Plan memory plan, uint256 left)
+        private
+        returns (uint256 principalPart, uint256 interestPart)
+    {
+        LoanMath.Cursor memory cursor = LoanMath.restore(plan, loan.paidInstallments, loan.balanceRay);
+        uint256 interestPaidOnCurrent = loan.currentInterestPaid;
+        uint256 principalPaidOnCurrent = uint256(loan.principalRepaid) - cursor.principalBefore;
+        // The caller checked left < payoff <= everything scheduled, so the walk ends before the schedule.
+        while (left > 0) {
+            (uint256 p, uint256 i) = LoanMath.next(plan, cursor);
+            uint256 payInterest = _min(left, i - interestPaidOnCurrent);
+            left -= payInterest;
+            uint256 payPrincipal = _min(left, p - principalPaidOnCurrent);
+            left -= payPrincipal;
+            interestPart += payInterest;
+            principalPart += payPrincipal;
+            if (interestPaidOnCurrent + payInterest == i && principalPaidOnCurrent + payPrincipal == p) {
+                loan.paidInstallments = uint16(cursor.paid);
+                loan.balanceRay = cursor.balanceRay;
+                interestPaidOnCurrent = 0;
+                principalPaidOnCurrent = 0;
+            } else {
+                interestPaidOnCurrent += payInterest;
+            }
+        }
+        loan.currentInterestPaid = interestPaidOnCurrent.toUint96();
+    }
+
+    function _accrueCharges(uint256 loanId, LoanRecord storage loan, Position memory pos, uint40 at) private {
+        if (pos.newLateFee != 0 || pos.newPenalty != 0) {
+            loan.lateFeeUnpaid += pos.newLateFee.toUint80();
+            loan.penaltyUnpaid += pos.newPenalty.toUint80();
+            emit LateChargesAccrued(loanId, pos.newLateFee.toUint96(), pos.newPenalty.toUint96(), loan.accruedAt, at);
+        }
+        loan.accruedAt = at;
+    }
+
+    /**
+     * @dev Walks unpaid installments due by `at` (and the first one not yet due) without changing
+     * state. Charges accrue on each installment's amount unpaid since the last accrual, which is
+     * constant in between because only confirmations change it.
+     */
+    function _position(LoanRecord storage loan, LoanMath.Plan memory plan, uint256 at)
+        private
+        view
+        returns (Position memory pos)
+    {
+        LoanMath.Cursor memory cursor = LoanMath.restore(plan, loan.paidInstallments, loan.balanceRay);
+        uint256 paidInterest = loan.currentInterestPaid;
+        uint256 paidPrincipal = uint256(loan.principalRepaid) - cursor.principalBefore;
+        uint256 accruedAt = loan.accruedAt;
+        uint256 disbursedAt = loan.disbursedAt;
+        uint256 grace = loan.terms.gracePeriod;
+        while (cursor.paid < plan.installments) {
+            uint256 dueAt = disbursedAt + (cursor.paid + 1) * plan.interval;
+            (uint256 p, uint256 i) = LoanMath.next(plan, cursor);
+            if (pos.oldestDueAt == 0) pos.oldestDueAt = dueAt;
+            if (dueAt > at) {
+                uint256 periodStart = dueAt - plan.interval;
+                if (at > periodStart) {
+                    uint256 accrued = LoanMath.accruedInterest(i, at - periodStart, plan.interval);
+                    pos.accruedInterest = accrued > paidInterest ? accrued - paidInterest : 0;
+                }
+                break;
+            }
+            uint256 unpaid = i + p - paidInterest - paidPrincipal;
+            pos.dueInterest += i - paidInterest;
+            pos.duePrincipal += p - paidPrincipal;
+            uint256 lateFrom = dueAt + grace;
+            if (lateFrom < at) {
+                if (lateFrom >= accruedAt) pos.newLateFee += LoanMath.lateFee(unpaid, loan.terms.lateFeeBps);
+                uint256 from = lateFrom > accruedAt ? lateFrom : accruedAt;
+                pos.newPenalty += LoanMath.penalty(unpaid, loan.terms.penaltyRateBps, at - from);
+            }
+            paidInterest = 0;
+            paidPrincipal = 0;
+        }
+    }
+
+    function _payoff(LoanRecord storage loan, Position memory pos) private view returns (uint256) {
+        return uint256(loan.lateFeeUnpaid) + loan.penaltyUnpaid + pos.newLateFee + pos.newPenalty + pos.dueInterest
+            + pos.accruedInterest + (loan.terms.principal - loan.principalRepaid);
+    }
+
+    function _oldestDueAt(LoanRecord storage loan) private view returns (uint40) {
+        return (uint256(loan.disbursedAt) + (uint256(loan.paidInstallments) + 1) * loan.terms.interval).toUint40();
+    }
+
+    function _scheduleOf(LoanMath.Plan memory plan, uint256 startsAt) private pure returns (Installment[] memory items) {
+        items = new Installment[](plan.installments);
+        LoanMath.Cursor memory cursor = LoanMath.start(plan);
+        for (uint256 k = 0; k < plan.installments; ++k) {
+            (uint256 p, uint256 i) = LoanMath.next(plan, cursor);
+            items[k] = Installment({dueAt: (startsAt + (k + 1) * plan.interval).toUint40(), principal: p.toUint96(), interest: i.toUint96()});
+        }
+    }
+
+    function _planOf(LoanRecord storage loan) private view returns (LoanMath.Plan memory) {
+        return LoanMath.planWithPayment(loan.terms, loan.paymentRay);
+    }
+
+    function _applyBatch(PaymentConfirmation[] calldata items, bytes4 selector) private returns (bool[] memory applied) {
+        applied = new bool[](items.length);
+        for (uint256 k = 0; k < items.length; ++k) {
+            // slither-disable-next-line calls-loop,low-level-calls -- a call to this contract itself
+            (bool ok, bytes memory reason) = address(this).call(abi.encodeWithSelector(selector, items[k]));
+            applied[k] = ok;
+            if (!ok) emit PaymentSkipped(items[k].loanId, items[k].paymentRef, reason);
+        }
+    }
+
+    function _cancel(uint256 loanId, LoanRecord storage loan) private {
+        LoanStatus status = loan.status;
+        if (status == LoanStatus.Approved) {
+            _exposure[loan.borrower] -= loan.terms.principal;
+        } else if (status != LoanStatus.Requested) {
+            revert LoanBookInvalidStatus(loanId, status);
+        }
+        loan.status = LoanStatus.Cancelled;
+        emit LoanCancelled(loanId, loan.borrower, msg.sender);
+    }
+
+    function _useReference(bytes32 paymentRef) private {
+        if (paymentRef == bytes32(0)) revert LoanBookEmptyPaymentRef();
+        if (_usedReferences[paymentRef]) revert LoanBookDuplicatePayment(paymentRef);
+        _usedReferences[paymentRef] = true;
+    }
+
+    function _checkTerms(LoanTerms calldata terms) private view {
+        if (terms.principal == 0) revert LoanBookInvalidTerms("principal");
+        if (terms.currency == bytes3(0)) revert LoanBookInvalidTerms("currency");
+        if (terms.installments == 0 || terms.installments > _MAX_INSTALLMENTS) revert LoanBookInvalidTerms("installments");
+        if (terms.interval < _MIN_INTERVAL || terms.interval > _MAX_INTERVAL) revert LoanBookInvalidTerms("interval");
+        if (terms.lateFeeBps > LoanMath.BPS) revert LoanBookInvalidTerms("lateFeeBps");
+        if (terms.defaultAfter == 0) revert LoanBookInvalidTerms("defaultAfter");
+        uint16 cap = maxAnnualRateBps;
+        if (terms.annualRateBps > cap) revert LoanBookRateAboveCap(terms.annualRateBps, cap);
+        if (terms.penaltyRateBps > cap) revert LoanBookRateAboveCap(terms.penaltyRateBps, cap);
+    }
+
+    function _signedBy(address signer, bytes32 structHash, bytes calldata signature) private view returns (bool) {
+        return SignatureChecker.isValidSignatureNow(signer, _hashTypedDataV4(structHash), signature);
+    }
+
+    /// @dev Only on the failure path: tell a replay of the previous request from a bad signature.
+    function _revertReplayOrInvalid(address borrower, uint256 nonce, bytes32 previousStructHash, bytes calldata signature)
+        private
+        view
+    {
+        if (nonce > 0 && _signedBy(borrower, previousStructHash, signature)) revert LoanBookRequestReplayed(borrower, nonce - 1);
+        revert LoanBookInvalidSignature(borrower);
+    }
+
+    function _loan(uint256 loanId) private view returns (LoanRecord storage loan) {
+        loan = _loans[loanId];
+        if (loan.status == LoanStatus.None) revert LoanBookUnknownLoan(loanId);
+    }
+
+    function _loanIn(uint256 loanId, LoanStatus expected) private view returns (LoanRecord storage loan) {
+        loan = _loan(loanId);
+        if (loan.status != expected) revert LoanBookInvalidStatus(loanId, loan.status);
+    }
+
+    function _min(uint256 a, uint256 b) private pure returns (uint256) {
+        return a < b ? a : b;
+    }
+}

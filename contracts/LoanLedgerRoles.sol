@@ -1,0 +1,40 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
+
+/**
+ * @title LoanLedger roles
+ * @notice The roles every LoanLedger contract shares, and pausing. Each contract keeps its own
+ * grants so a key can be given exactly the powers it needs on each (least privilege); the
+ * deploy script grants them consistently.
+ */
+abstract contract LoanLedgerRoles is AccessControl, Pausable {
+    /// @notice Registers borrowers, approves and rejects loans, writes off.
+    bytes32 public constant OPERATOR_ROLE = keccak256("OPERATOR_ROLE");
+    /// @notice The oracle service account: pushes scores, confirms payments, declares default.
+    bytes32 public constant ORACLE_ROLE = keccak256("ORACLE_ROLE");
+    /// @notice Pauses and unpauses every state change.
+    bytes32 public constant PAUSER_ROLE = keccak256("PAUSER_ROLE");
+
+    constructor(address admin) {
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+    }
+
+    /// @notice Stops every state change until `unpause`.
+    function pause() external onlyRole(PAUSER_ROLE) {
+        _pause();
+    }
+
+    /// @notice Resumes state changes.
+    function unpause() external onlyRole(PAUSER_ROLE) {
+        _unpause();
+    }
+
+    /// @notice Whether `account` holds any of the staff roles (admin, operator, oracle, pauser).
+    function isStaff(address account) public view returns (bool) {
+        return hasRole(DEFAULT_ADMIN_ROLE, account) || hasRole(OPERATOR_ROLE, account)
+            || hasRole(ORACLE_ROLE, account) || hasRole(PAUSER_ROLE, account);
+    }
+}

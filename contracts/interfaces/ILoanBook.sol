@@ -1,0 +1,308 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+/**
+ * @title Loan book
+ * @notice Loans from signed application to closure. Terms are fixed at application; the
+ * schedule starts at disbursement; disbursements and repayments are confirmed by the oracle
+ * with payment references that are credited once, ever.
+ */
+interface ILoanBook {
+    enum Amortization {
+        Annuity, // equal installments on a declining balance
+        EqualPrincipal, // equal principal parts, interest on the declining balance
+        Bullet // interest every period, all principal with the last installment
+    }
+
+    enum LoanStatus {
+        None,
+        Requested,
+        Approved,
+        Rejected,
+        Cancelled,
+        Active,
+        Repaid,
+        Defaulted,
+        WrittenOff
+    }
+
+    /// @notice The terms a borrower signs. Amounts in minor units of `currency` (ISO 4217 code).
+    struct LoanTerms {
+        uint96 principal;
+        bytes3 currency;
+        uint16 annualRateBps; // nominal annual rate; the period rate is annualRateBps * interval / 365 days
+        Amortization amortization;
+        uint16 installments;
+        uint32 interval; // seconds between installments
+        uint32 gracePeriod; // seconds after a due date before the installment is late
+        uint16 lateFeeBps; // of the unpaid installment amount, charged once when grace ends
+        uint16 penaltyRateBps; // annual, simple, on unpaid installment amounts from the end of grace
+        uint32 defaultAfter; // seconds past the oldest unpaid due date after which default may be declared
+    }
+
+    /// @notice One installment. `dueAt` is seconds after disbursement for quotes and undisbursed loans.
+    struct Installment {
+        uint40 dueAt;
+        uint96 principal;
+        uint96 interest;
+    }
+
+    /// @notice What a loan owes at a time, split as it would be allocated.
+    struct AmountDue {
+        uint96 principal;
+        uint96 interest;
+        uint96 lateFee;
+        uint96 penalty;
+        uint40 oldestDueAt; // due date of the oldest unpaid installment, 0 when none is unpaid
+    }
+
+    /// @notice A loan's running totals.
+    struct LoanProgress {
+        uint16 paidInstallments;
+        uint40 accruedAt;
+        uint96 principalRepaid;
+        uint96 interestPaid;
+        uint96 lateFeePaid;
+        uint96 penaltyPaid;
+        uint96 lateFeeUnpaid;
+        uint96 penaltyUnpaid;
+    }
+
+    /// @notice A payment confirmed by the oracle. `reference` identifies it on its payment rail.
+    struct PaymentConfirmation {
+        uint256 loanId;
+        bytes32 paymentRef;
+        uint96 amount;
+        uint40 paidAt;
+    }
+
+    /// @notice A signed application was recorded.
+    event LoanRequested(
+        uint256 indexed loanId, address indexed borrower, LoanTerms terms, uint256 nonce, address relayer
+    );
+    /// @notice An operator approved a loan; `exposureAfter` includes this loan.
+    event LoanApproved(
+        uint256 indexed loanId,
+        address indexed borrower,
+        uint16 score,
+        uint96 creditLimit,
+        uint256 exposureAfter,
+        address indexed actor
+    );
+    /// @notice An operator rejected a loan.
+    event LoanRejected(uint256 indexed loanId, address indexed borrower, bytes32 reason, address indexed actor);
+    /// @notice The borrower withdrew the application before disbursement.
+    event LoanCancelled(uint256 indexed loanId, address indexed borrower, address indexed actor);
+    /// @notice The principal was paid out; the schedule starts at `paidAt`.
+    event LoanDisbursed(
+        uint256 indexed loanId,
+        address indexed borrower,
+        bytes32 indexed paymentRef,
+        uint96 amount,
+        uint40 paidAt,
+        address actor
+    );
+    /// @notice Late fees and penalty interest accrued between `fromTime` and `toTime`.
+    event LateChargesAccrued(uint256 indexed loanId, uint96 lateFee, uint96 penalty, uint40 fromTime, uint40 toTime);
+    /// @notice A repayment was applied: penalty, late fees, interest, principal, oldest installment first.
+    event RepaymentApplied(
+        uint256 indexed loanId,
+        bytes32 indexed paymentRef,
+        uint96 amount,
+        uint96 principal,
+        uint96 interest,
+        uint96 lateFee,
+        uint96 penalty,
+        uint40 paidAt,
+        uint16 paidInstallments,
+        address actor
+    );
+    /// @notice Everything owed was paid; remaining future interest is not owed.
+    event LoanRepaid(uint256 indexed loanId, address indexed borrower, uint96 principalRepaid, uint96 interestPaid);
+    /// @notice The loan was declared in default.
+    event LoanDefaulted(uint256 indexed loanId, address indexed borrower, uint40 oldestDueAt, uint40 declaredAt, address indexed actor);
+    /// @notice A defaulted loan was written off; `principalWrittenOff` leaves the borrower's exposure.
+    event LoanWrittenOff(uint256 indexed loanId, address indexed borrower, uint96 principalWrittenOff, address indexed actor);
+    /// @notice In a batch, an item was skipped; `reason` is the ABI-encoded custom error.
+    event PaymentSkipped(uint256 indexed loanId, bytes32 indexed paymentRef, bytes reason);
+    /// @notice The cap on the annual rate changed.
+    event MaxAnnualRateChanged(uint16 previousCap, uint16 newCap, address indexed actor);
+
+    /// @dev The loan id is unknown.
+    error LoanBookUnknownLoan(uint256 loanId);
+    /// @dev The loan is not in a state that allows the operation.
+    error LoanBookInvalidStatus(uint256 loanId, LoanStatus status);
+    /// @dev The borrower is not registered, revoked or its KYC expired.
+    error LoanBookBorrowerNotEligible(address borrower);
+    /// @dev The signed request was already used (its nonce is spent).
+    error LoanBookRequestReplayed(address borrower, uint256 nonce);
+    /// @dev The signature is not the borrower's.
+    error LoanBookInvalidSignature(address borrower);
+    /// @dev The signed request's deadline has passed.
+    error LoanBookExpiredRequest(uint256 deadline, uint256 nowTimestamp);
+    /// @dev The terms are not valid; `field` names the offending term.
+    error LoanBookInvalidTerms(bytes32 field);
+    /// @dev The annual rate exceeds the configured cap.
+    error LoanBookRateAboveCap(uint16 annualRateBps, uint16 cap);
+    /// @dev The borrower's score is missing or older than the maximum age.
+    error LoanBookStaleScore(address borrower, uint40 updatedAt);
+    /// @dev Approval would take the borrower's exposure above the credit limit.
+    error LoanBookCreditLimitExceeded(address borrower, uint256 exposureAfter, uint96 creditLimit);
+    /// @dev The payment reference was already credited.
+    error LoanBookDuplicatePayment(bytes32 paymentRef);
+    /// @dev The payment reference is zero.
+    error LoanBookEmptyPaymentRef();
+    /// @dev The disbursed amount differs from the principal.
+    error LoanBookDisbursementMismatch(uint96 amount, uint96 principal);
+    /// @dev The payment time is in the future or before disbursement.
+    error LoanBookInvalidPaymentTime(uint40 paidAt);
+    /// @dev The repayment is zero or exceeds everything owed; nothing is kept silently.
+    error LoanBookOverpayment(uint96 amount, uint96 payoff);
+    /// @dev A payment of zero.
+    error LoanBookZeroAmount();
+    /// @dev The loan is not yet past its default threshold.
+    error LoanBookNotInDefault(uint256 loanId, uint40 defaultableAt);
+    /// @dev The caller is not the loan's borrower.
+    error LoanBookNotBorrower(uint256 loanId, address caller);
+    /// @dev The caller may not declare default (needs the operator or oracle role).
+    error LoanBookUnauthorizedDefault(address caller);
+    /// @dev The batch entry point was called from outside.
+    error LoanBookOnlySelf();
+
+    /**
+     * @notice Records a loan application signed by the borrower (EIP-712 `LoanRequest`). Anyone may relay it.
+     * @param terms the terms the borrower signed
+     * @param borrower the borrower; must be eligible in the registry
+     * @param deadline unix time after which the signature is void
+     * @param signature the borrower's signature (ECDSA, or ERC-1271 for contract wallets)
+     * @return loanId the new loan's id
+     */
+    function requestLoan(LoanTerms calldata terms, address borrower, uint256 deadline, bytes calldata signature)
+        external
+        returns (uint256 loanId);
+
+    /**
+     * @notice Approves a requested loan: needs a fresh score and exposure + principal within the limit.
+     * @param loanId the loan
+     */
+    function approve(uint256 loanId) external;
+
+    /**
+     * @notice Rejects a requested loan.
+     * @param loanId the loan
+     * @param reason a short machine-readable reason code
+     */
+    function reject(uint256 loanId, bytes32 reason) external;
+
+    /**
+     * @notice The borrower withdraws a requested or approved loan.
+     * @param loanId the loan
+     */
+    function cancel(uint256 loanId) external;
+
+    /**
+     * @notice Relayed withdrawal signed by the borrower (EIP-712 `CancelLoan`).
+     * @param loanId the loan
+     * @param deadline unix time after which the signature is void
+     * @param signature the borrower's signature
+     */
+    function cancelWithSignature(uint256 loanId, uint256 deadline, bytes calldata signature) external;
+
+    /**
+     * @notice Confirms the payout of an approved loan; the schedule starts at `paidAt`.
+     * @param loanId the loan
+     * @param paymentRef the rail's payment reference (hashed); credited once, ever
+     * @param amount must equal the principal
+     * @param paidAt when the rail paid
+     */
+    function confirmDisbursement(uint256 loanId, bytes32 paymentRef, uint96 amount, uint40 paidAt) external;
+
+    /**
+     * @notice Confirms a repayment received over a payment rail and applies it.
+     * @param loanId the loan
+     * @param paymentRef the rail's payment reference (hashed); credited once, ever
+     * @param amount minor units; more than the payoff amount is refused
+     * @param paidAt when the borrower paid; charges accrue up to this time
+     */
+    function confirmRepayment(uint256 loanId, bytes32 paymentRef, uint96 amount, uint40 paidAt) external;
+
+    /**
+     * @notice Batch form of `confirmDisbursement`; failing items are skipped and reported by `PaymentSkipped`.
+     * @param items the confirmations
+     * @return applied per item, true when it was applied
+     */
+    function confirmDisbursements(PaymentConfirmation[] calldata items) external returns (bool[] memory applied);
+
+    /**
+     * @notice Batch form of `confirmRepayment`; failing items are skipped and reported by `PaymentSkipped`.
+     * @param items the confirmations
+     * @return applied per item, true when it was applied
+     */
+    function confirmRepayments(PaymentConfirmation[] calldata items) external returns (bool[] memory applied);
+
+    /**
+     * @notice Declares an active loan in default once its oldest unpaid installment is past the threshold.
+     * @param loanId the loan
+     */
+    function declareDefault(uint256 loanId) external;
+
+    /**
+     * @notice Writes off a defaulted loan; its remaining principal leaves the borrower's exposure.
+     * @param loanId the loan
+     */
+    function writeOff(uint256 loanId) external;
+
+    /**
+     * @notice Sets the highest annual rate a loan may carry.
+     * @param cap annual rate in bps
+     */
+    function setMaxAnnualRate(uint16 cap) external;
+
+    /**
+     * @notice The schedule of a product, computed without any state. `dueAt` is seconds after disbursement.
+     * @param terms the product
+     */
+    function quote(LoanTerms calldata terms) external pure returns (Installment[] memory);
+
+    /**
+     * @notice A loan's schedule; `dueAt` is absolute once disbursed, relative before.
+     * @param loanId the loan
+     */
+    function schedule(uint256 loanId) external view returns (Installment[] memory);
+
+    /**
+     * @notice What is due at `at`: unpaid installments due by then, and charges accrued up to then.
+     * @param loanId the loan
+     * @param at unix time, not before the last accrual
+     */
+    function amountDue(uint256 loanId, uint40 at) external view returns (AmountDue memory);
+
+    /**
+     * @notice The amount that closes the loan at `at`: charges, due installments, all remaining
+     * principal, and interest of the current period accrued to `at` only.
+     * @param loanId the loan
+     * @param at unix time
+     */
+    function payoffAmount(uint256 loanId, uint40 at) external view returns (uint96);
+
+    /**
+     * @notice Principal of the borrower's approved and active loans not yet repaid or written off.
+     * @param borrower the borrower
+     */
+    function outstandingPrincipal(address borrower) external view returns (uint256);
+
+    /// @notice A loan's terms, borrower, status and disbursement time.
+    function loanOf(uint256 loanId)
+        external
+        view
+        returns (LoanTerms memory terms, address borrower, LoanStatus status, uint40 disbursedAt);
+
+    /// @notice A loan's running totals.
+    function progressOf(uint256 loanId) external view returns (LoanProgress memory);
+
+    /// @notice True when the payment reference was already credited.
+    function isPaymentReferenceUsed(bytes32 paymentRef) external view returns (bool);
+
+    /// @notice The number of loans ever requested; ids run from 1 to this.
+    function loanCount() external view returns (uint256);
+}
