@@ -1,0 +1,36 @@
+# LoanLedger: `make test` installs what is missing, then runs the whole suite.
+VENV := .venv
+PY := $(VENV)/bin/python
+export SOLCX_BINARY_PATH := $(CURDIR)/$(VENV)/solcx
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
+
+.PHONY: setup test lint-contracts clean
+
+setup: $(VENV)/.installed node_modules/.installed $(SOLCX_BINARY_PATH)/solc-v0.8.37
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e ".[test]"
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+# py-solc-x (and so ape-solidity and Slither) finds the solc-js bridge here: nothing is downloaded.
+$(SOLCX_BINARY_PATH)/solc-v0.8.37: toolchain/solc-bridge.js $(VENV)/.installed
+	mkdir -p $(SOLCX_BINARY_PATH)
+	ln -sf $(CURDIR)/toolchain/solc-bridge.js $@
+
+test: setup
+	$(PY) -m pytest -q tests
+
+lint-contracts: setup
+	$(VENV)/bin/pip install -q -e ".[lint]"
+	$(VENV)/bin/slither . --compile-force-framework solc --solc $(SOLCX_BINARY_PATH)/solc-v0.8.37 \
+		--solc-remaps "@openzeppelin/contracts/=node_modules/@openzeppelin/contracts/" --solc-args "--via-ir --optimize" \
+		--filter-paths node_modules --exclude-informational --exclude-low
+
+clean:
+	rm -rf $(VENV) node_modules build .build

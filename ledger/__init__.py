@@ -1,0 +1,1 @@
+"""The one Python path to the chain: artifacts, deployment, bindings."""

@@ -1,0 +1,61 @@
+"""Compile the contracts with solc-js (through the bridge) and return their ABIs and bytecode.
+
+The ABIs used anywhere in Python come from here: never written by hand.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import solcx
+
+ROOT = Path(__file__).resolve().parent.parent
+CONTRACTS = ROOT / "contracts"
+SOLC_VERSION = "0.8.37"
+CACHE = ROOT / "build" / "artifacts.json"
+
+
+def _sources() -> dict[str, dict]:
+    return {str(p.relative_to(ROOT)): {"urls": [str(p.relative_to(ROOT))]} for p in sorted(CONTRACTS.rglob("*.sol"))}
+
+
+def source_hash() -> str:
+    digest = hashlib.sha256()
+    for path in sorted(CONTRACTS.rglob("*.sol")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def compile_contracts() -> dict[str, dict]:
+    """{contract name: {"abi": [...], "bytecode": "0x..."}}, cached by source hash."""
+    wanted = source_hash()
+    if CACHE.exists():
+        cached = json.loads(CACHE.read_text())
+        if cached.get("source_hash") == wanted:
+            return cached["contracts"]
+    os.environ.setdefault("SOLCX_BINARY_PATH", str(ROOT / ".venv" / "solcx"))
+    standard_input = {
+        "language": "Solidity",
+        "sources": _sources(),
+        "settings": {
+            "optimizer": {"enabled": True, "runs": 200},
+            "viaIR": True,
+            "evmVersion": "cancun",
+            "remappings": ["@openzeppelin/contracts/=node_modules/@openzeppelin/contracts/"],
+            "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object"]}},
+        },
+    }
+    output = solcx.compile_standard(standard_input, solc_version=SOLC_VERSION, allow_paths=[str(ROOT)], base_path=str(ROOT))
+    contracts = {
+        name: {"abi": c["abi"], "bytecode": "0x" + c["evm"]["bytecode"]["object"]}
+        for path, units in output["contracts"].items()
+        if path.startswith("contracts/")
+        for name, c in units.items()
+        if c["evm"]["bytecode"]["object"]
+    }
+    CACHE.parent.mkdir(parents=True, exist_ok=True)
+    CACHE.write_text(json.dumps({"source_hash": wanted, "compiler": SOLC_VERSION, "contracts": contracts}))
+    return contracts
