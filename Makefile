@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund
+	npm install --no-audit --no-fund  # pinned by package-lock.json; npm 11 refuses `npm ci` on anvil's optional per-platform packages
 	touch $@
 
 # py-solc-x (and so ape-solidity and Slither) finds the solc-js bridge here: nothing is downloaded.
