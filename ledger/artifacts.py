@@ -57,5 +57,8 @@ def compile_contracts() -> dict[str, dict]:
         if c["evm"]["bytecode"]["object"]
     }
     CACHE.parent.mkdir(parents=True, exist_ok=True)
-    CACHE.write_text(json.dumps({"source_hash": wanted, "compiler": SOLC_VERSION, "contracts": contracts}))
+    # Atomic replace: parallel test runs may compile at the same time.
+    tmp = CACHE.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"source_hash": wanted, "compiler": SOLC_VERSION, "contracts": contracts}))
+    os.replace(tmp, CACHE)
     return contracts

@@ -1,0 +1,58 @@
+"""Exceptions of the Python side, one root; reverts decoded into the contract's named custom errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eth_abi import decode
+from eth_utils import keccak
+
+
+class LoanLedgerError(Exception):
+    """Root of every error this package raises on purpose."""
+
+
+class ContractRevert(LoanLedgerError):
+    """A call or transaction reverted with one of the contracts' custom errors.
+
+    `name` is the Solidity error name (e.g. "LoanBookStaleScore"), `args` its decoded arguments.
+    """
+
+    def __init__(self, name: str, args: dict[str, Any], selector: str):
+        self.name, self.args, self.selector = name, args, selector
+        shown = ", ".join(f"{k}={v!r}" for k, v in args.items())
+        super().__init__(f"{name}({shown})")
+
+
+class ErrorDecoder:
+    """Maps 4-byte selectors to the custom errors declared in a set of ABIs."""
+
+    def __init__(self, abis: list[list[dict]]):
+        self._errors: dict[str, dict] = {}
+        for abi in abis:
+            for item in abi:
+                if item["type"] == "error":
+                    signature = f"{item['name']}({','.join(_canonical(i) for i in item['inputs'])})"
+                    self._errors["0x" + keccak(text=signature)[:4].hex()] = item
+
+    def decode(self, revert_data: str | bytes) -> ContractRevert | None:
+        """The named error for raw revert data, or None when the selector is not ours."""
+        data = revert_data if isinstance(revert_data, bytes) else bytes.fromhex(revert_data.removeprefix("0x"))
+        item = self._errors.get("0x" + data[:4].hex())
+        if item is None:
+            return None
+        values = decode([_canonical(i) for i in item["inputs"]], data[4:])
+        return ContractRevert(item["name"], {i["name"]: v for i, v in zip(item["inputs"], values)}, "0x" + data[:4].hex())
+
+    def from_exception(self, exc: Exception) -> ContractRevert | None:
+        """Decode web3's ContractCustomError (or anything carrying revert data in `.data`)."""
+        data = getattr(exc, "data", None)
+        if isinstance(data, (str, bytes)) and len(data) >= 10:
+            return self.decode(data)
+        return None
+
+
+def _canonical(param: dict) -> str:
+    if param["type"].startswith("tuple"):
+        return "(" + ",".join(_canonical(c) for c in param["components"]) + ")" + param["type"][5:]
+    return param["type"]

@@ -1,0 +1,119 @@
+"""EIP-712 messages the contracts verify: one definition, used by the API, the SDK, the oracle and the tests.
+
+The type strings mirror the typehashes in contracts/LoanBook.sol and contracts/CreditOracle.sol;
+tests sign with these and the contracts accept them, which is what keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import astuple, dataclass, fields
+from enum import IntEnum
+
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+
+LOAN_BOOK_DOMAIN = ("LoanLedger LoanBook", "1")
+CREDIT_ORACLE_DOMAIN = ("LoanLedger CreditOracle", "1")
+
+_DOMAIN_TYPE = [
+    {"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+    {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"},
+]
+
+
+class Amortization(IntEnum):
+    ANNUITY = 0
+    EQUAL_PRINCIPAL = 1
+    BULLET = 2
+
+
+@dataclass(frozen=True)
+class LoanTerms:
+    """The contract's LoanTerms struct, field for field and in order."""
+
+    principal: int
+    currency: bytes
+    annualRateBps: int
+    amortization: int
+    installments: int
+    interval: int
+    gracePeriod: int
+    lateFeeBps: int
+    penaltyRateBps: int
+    defaultAfter: int
+
+    def as_tuple(self) -> tuple:
+        """The ABI tuple web3 expects for a `LoanTerms` argument."""
+        return astuple(self)
+
+
+LOAN_TERMS_TYPE = [
+    {"name": "principal", "type": "uint96"}, {"name": "currency", "type": "bytes3"},
+    {"name": "annualRateBps", "type": "uint16"}, {"name": "amortization", "type": "uint8"},
+    {"name": "installments", "type": "uint16"}, {"name": "interval", "type": "uint32"},
+    {"name": "gracePeriod", "type": "uint32"}, {"name": "lateFeeBps", "type": "uint16"},
+    {"name": "penaltyRateBps", "type": "uint16"}, {"name": "defaultAfter", "type": "uint32"},
+]
+assert [f.name for f in fields(LoanTerms)] == [t["name"] for t in LOAN_TERMS_TYPE]
+
+
+def _domain(name_version: tuple[str, str], chain_id: int, contract: str) -> dict:
+    return {"name": name_version[0], "version": name_version[1], "chainId": chain_id, "verifyingContract": contract}
+
+
+def loan_request(*, chain_id: int, book: str, borrower: str, terms: LoanTerms, nonce: int, deadline: int) -> dict:
+    """The full EIP-712 message a borrower signs to apply for a loan."""
+    return {
+        "types": {
+            "EIP712Domain": _DOMAIN_TYPE,
+            "LoanRequest": [{"name": "borrower", "type": "address"}, {"name": "terms", "type": "LoanTerms"},
+                            {"name": "nonce", "type": "uint256"}, {"name": "deadline", "type": "uint256"}],
+            "LoanTerms": LOAN_TERMS_TYPE,
+        },
+        "primaryType": "LoanRequest",
+        "domain": _domain(LOAN_BOOK_DOMAIN, chain_id, book),
+        "message": {"borrower": borrower, "terms": {f.name: getattr(terms, f.name) for f in fields(LoanTerms)},
+                    "nonce": nonce, "deadline": deadline},
+    }
+
+
+def cancel_loan(*, chain_id: int, book: str, loan_id: int, nonce: int, deadline: int) -> dict:
+    """The full EIP-712 message a borrower signs to cancel a loan before disbursement."""
+    return {
+        "types": {
+            "EIP712Domain": _DOMAIN_TYPE,
+            "CancelLoan": [{"name": "loanId", "type": "uint256"}, {"name": "nonce", "type": "uint256"},
+                           {"name": "deadline", "type": "uint256"}],
+        },
+        "primaryType": "CancelLoan",
+        "domain": _domain(LOAN_BOOK_DOMAIN, chain_id, book),
+        "message": {"loanId": loan_id, "nonce": nonce, "deadline": deadline},
+    }
+
+
+def score_report(*, chain_id: int, oracle: str, report_id: int, model_version: int,
+                 updates: list[tuple[str, int, int]]) -> dict:
+    """The full EIP-712 message each score signer signs over a batch of (borrower, score, creditLimit)."""
+    return {
+        "types": {
+            "EIP712Domain": _DOMAIN_TYPE,
+            "ScoreReport": [{"name": "reportId", "type": "uint64"}, {"name": "modelVersion", "type": "uint32"},
+                            {"name": "updates", "type": "ScoreUpdate[]"}],
+            "ScoreUpdate": [{"name": "borrower", "type": "address"}, {"name": "score", "type": "uint16"},
+                            {"name": "creditLimit", "type": "uint96"}],
+        },
+        "primaryType": "ScoreReport",
+        "domain": _domain(CREDIT_ORACLE_DOMAIN, chain_id, oracle),
+        "message": {"reportId": report_id, "modelVersion": model_version,
+                    "updates": [{"borrower": b, "score": s, "creditLimit": c} for b, s, c in updates]},
+    }
+
+
+def sign(private_key, message: dict) -> bytes:
+    """65-byte signature (r, s, v) over a full EIP-712 message."""
+    return Account.sign_typed_data(private_key, full_message=message).signature
+
+
+def recover(message: dict, signature: bytes) -> str:
+    """The address that signed `message`, for checking a client's signature before relaying it."""
+    return Account.recover_message(encode_typed_data(full_message=message), signature=signature)
