@@ -1,0 +1,76 @@
+"""Settings for every LoanLedger process: environment first, then a TOML file, then embedded defaults.
+
+The defaults are the single-machine stack `make demo` runs: a local anvil on 127.0.0.1:8545 whose state
+lives in the data directory, SQLite in the data directory, keys in the data directory. Pointing at an
+external node or PostgreSQL is a configuration change only (LOANLEDGER_NODE_URL, LOANLEDGER_DB_URL).
+
+Config file: $LOANLEDGER_CONFIG, else <data dir>/loanledger.toml; keys are the lower-case names of
+the fields below (e.g. `node_url = "http://10.0.0.5:8545"`).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from ledger.manifest import ROOT
+
+_ENV_PREFIX = "LOANLEDGER_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path = ROOT / "var"                # data directory: chain state, SQLite, keys, logs
+    network: str = "local"                   # names the deployment manifest deployments/<network>.json
+    node_url: str = "http://127.0.0.1:8545"
+    node_port: int = 8545                    # port of the embedded anvil (`loanledger node start`)
+    poa: bool = False                        # Besu/GoQuorum QBFT chains need web3's ExtraDataToPOAMiddleware
+    db_url: str = ""                         # default: sqlite:///<home>/loanledger.db
+    manifest: str = ""                       # default: deployments/<network>.json
+    kek_file: str = ""                       # key-encryption keys of the PII vault; default <home>/keys/kek.json
+    keystore_dir: str = ""                   # encrypted signer keystores; default <home>/keystore
+    tx_timeout: float = 30.0                 # seconds to wait for a receipt
+
+    @property
+    def database_url(self) -> str:
+        return self.db_url or f"sqlite:///{self.home / 'loanledger.db'}"
+
+    @property
+    def manifest_path(self) -> Path:
+        return Path(self.manifest) if self.manifest else ROOT / "deployments" / f"{self.network}.json"
+
+    @property
+    def kek_path(self) -> Path:
+        return Path(self.kek_file) if self.kek_file else self.home / "keys" / "kek.json"
+
+    @property
+    def keystore_path(self) -> Path:
+        return Path(self.keystore_dir) if self.keystore_dir else self.home / "keystore"
+
+
+def _coerce(kind: type | str, value):
+    kind = {"Path": Path, "str": str, "int": int, "float": float, "bool": bool}.get(kind, kind) if isinstance(kind, str) else kind
+    if kind is bool and isinstance(value, str):
+        return value.strip().lower() in {"1", "true", "yes", "on"}
+    return kind(value)
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    """Settings from `env` (default os.environ) over the config file over the defaults."""
+    env = dict(os.environ if env is None else env)
+    home = Path(env.get(f"{_ENV_PREFIX}HOME", Settings.home))
+    config_file = Path(env.get(f"{_ENV_PREFIX}CONFIG", home / "loanledger.toml"))
+    values: dict = {"home": home}
+    if config_file.exists():
+        values.update(tomllib.loads(config_file.read_text()))
+    for f in fields(Settings):
+        key = _ENV_PREFIX + f.name.upper()
+        if key in env:
+            values[f.name] = env[key]
+    known = {f.name: f.type for f in fields(Settings)}
+    unknown = set(values) - set(known)
+    if unknown:
+        raise ValueError(f"unknown setting(s) in {config_file}: {', '.join(sorted(unknown))}")
+    return Settings(**{k: _coerce(known[k], v) for k, v in values.items()})
