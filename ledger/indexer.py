@@ -1,0 +1,255 @@
+"""The event indexer: follows the three contracts from their deployment block into the store.
+
+Each bounded block range is one database transaction: its decoded events, the read-model rows
+they touch, the block hashes seen and the cursor commit together, so a crash anywhere leaves the
+store at a range boundary and a restart resumes from the cursor. Before each range the stored
+hash of the cursor block is compared with the node's; on a mismatch (a reorg) the indexer walks
+back over the blocks it saw to the last one the node still has, deletes everything above it,
+rebuilds the affected loans and borrowers from the remaining events, and indexes forward again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, sessionmaker
+from web3 import Web3
+from web3.exceptions import BlockNotFound
+
+from ledger.artifacts import compile_contracts
+from ledger.manifest import Manifest
+from ledger.store import projection
+from ledger.store.codec import args_to_json, hex32, to_json
+from ledger.store.models.chain import ChainEvent, IndexerCursor, SeenBlock
+
+log = logging.getLogger(__name__)
+
+
+class IndexerError(RuntimeError):
+    """The store cannot follow this chain (e.g. it was filled from another chain)."""
+
+
+class _ChainMoved(Exception):
+    """The node's chain changed while a range was being read; read it again."""
+
+
+@dataclass
+class DecodedLog:
+    contract: str
+    address: str
+    name: str
+    args: dict
+    block_number: int
+    block_hash: str
+    tx_hash: str
+    log_index: int
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return self.tx_hash, self.log_index
+
+
+class EventDecoder:
+    """Logs of the manifest's contracts -> (contract name, event name, JSON args), ABIs from the artifacts."""
+
+    def __init__(self, w3: Web3, manifest: Manifest, artifacts: dict[str, dict] | None = None):
+        artifacts = artifacts or compile_contracts()
+        self._events: dict[tuple[str, str], tuple[str, dict, Any]] = {}
+        self.addresses: list[Any] = []  # checksummed; Any because web3's filter type wants its own str types
+        for name, deployed in manifest.contracts.items():
+            address = Web3.to_checksum_address(deployed.address)
+            self.addresses.append(address)
+            contract = w3.eth.contract(address=address, abi=artifacts[name]["abi"])
+            for abi in artifacts[name]["abi"]:
+                if abi["type"] != "event":
+                    continue
+                signature = f"{abi['name']}({','.join(_canonical(i) for i in abi['inputs'])})"
+                topic = hex32(Web3.keccak(text=signature))
+                self._events[(address.lower(), topic)] = (name, abi, contract.events[abi["name"]]())
+
+    def decode(self, raw) -> DecodedLog:
+        address = Web3.to_checksum_address(raw["address"])
+        found = self._events.get((address.lower(), hex32(raw["topics"][0]))) if raw["topics"] else None
+        if found is None:
+            raise IndexerError(f"log {hex32(raw['transactionHash'])}:{raw['logIndex']} from {address} matches no "
+                               "event in the artifacts: are the manifest and the compiled sources from the same build?")
+        contract, abi, event = found
+        decoded = event.process_log(raw)
+        return DecodedLog(contract=contract, address=address, name=abi["name"],
+                          args=args_to_json(decoded["args"], abi["inputs"]), block_number=raw["blockNumber"],
+                          block_hash=hex32(raw["blockHash"]), tx_hash=hex32(raw["transactionHash"]),
+                          log_index=raw["logIndex"])
+
+
+def _canonical(param: dict) -> str:
+    kind = param["type"]
+    if kind.startswith("tuple"):
+        return "(" + ",".join(_canonical(c) for c in param["components"]) + ")" + kind[len("tuple"):]
+    return kind
+
+
+@dataclass
+class IndexReport:
+    """What one `run_once` did."""
+
+    from_block: int
+    to_block: int
+    events: int = 0
+    ranges: int = 0
+    reorgs: list[int] = field(default_factory=list)  # fork points walked back to
+
+
+class Indexer:
+    """Follows the manifest's contracts into the store behind `sessions`."""
+
+    def __init__(self, w3: Web3, manifest: Manifest, sessions: sessionmaker, *, batch_size: int = 1_000,
+                 confirmations: int = 0, name: str = "default", artifacts: dict[str, dict] | None = None):
+        if batch_size < 1 or confirmations < 0:
+            raise ValueError("batch_size must be at least 1 and confirmations not negative")
+        self.w3, self.manifest, self.sessions = w3, manifest, sessions
+        self.batch_size, self.confirmations, self.name = batch_size, confirmations, name
+        artifacts = artifacts or compile_contracts()
+        self.decoder = EventDecoder(w3, manifest, artifacts)
+        self.book = w3.eth.contract(address=Web3.to_checksum_address(manifest.address("LoanBook")),
+                                    abi=artifacts["LoanBook"]["abi"])
+        self._schedule_abi = next(f for f in artifacts["LoanBook"]["abi"]
+                                  if f.get("type") == "function" and f["name"] == "schedule")["outputs"][0]
+        self.chain_id = w3.eth.chain_id
+
+    # ------------------------------------------------------------------ public
+
+    def run_once(self) -> IndexReport:
+        """Index everything up to the node's head (minus confirmations); returns what was done."""
+        with self.sessions() as session:
+            start = self._cursor(session).block_number
+        report = IndexReport(from_block=start + 1, to_block=start)
+        while True:
+            head = self.w3.eth.block_number - self.confirmations
+            try:
+                with self.sessions.begin() as session:
+                    cursor = self._cursor(session)
+                    if self._rewind_if_forked(session, cursor, report):
+                        continue
+                    if cursor.block_number >= head:
+                        report.to_block = cursor.block_number
+                        return report
+                    to_block = min(head, cursor.block_number + self.batch_size)
+                    report.events += self._index_range(session, cursor, to_block)
+                    report.ranges += 1
+            except _ChainMoved:
+                log.info("the chain changed while a range was read; reading it again")
+
+    def follow(self, poll_interval: float = 2.0, stop: threading.Event | None = None,
+               on_report: Callable[[IndexReport], None] | None = None) -> None:
+        """Keep indexing until `stop` is set; errors of one round are logged and retried after the interval."""
+        stop = stop or threading.Event()
+        while not stop.is_set():
+            try:
+                report = self.run_once()
+                if on_report is not None:
+                    on_report(report)
+            except IndexerError:
+                raise
+            except Exception:  # the node or the database is down for a moment; the cursor is safe
+                log.exception("indexing round failed; retrying in %.1fs", poll_interval)
+            stop.wait(poll_interval)
+
+    # ------------------------------------------------------------------ cursor and reorgs
+
+    def _cursor(self, session: Session) -> IndexerCursor:
+        cursor = session.get(IndexerCursor, self.name)
+        if cursor is None:
+            cursor = IndexerCursor(name=self.name, chain_id=self.chain_id,
+                                   block_number=self.manifest.start_block - 1, block_hash=None, block_time=0)
+            session.add(cursor)
+        elif cursor.chain_id != self.chain_id:
+            raise IndexerError(f"the store was indexed from chain {cursor.chain_id}, the node is chain {self.chain_id}")
+        return cursor
+
+    def _hash_on_chain(self, number: int) -> str | None:
+        try:
+            return hex32(self.w3.eth.get_block(number)["hash"])
+        except BlockNotFound:
+            return None
+
+    def _rewind_if_forked(self, session: Session, cursor: IndexerCursor, report: IndexReport) -> bool:
+        if cursor.block_hash is None or self._hash_on_chain(cursor.block_number) == cursor.block_hash:
+            return False
+        fork = self.manifest.start_block - 1
+        fork_block: SeenBlock | None = None
+        for seen in session.scalars(select(SeenBlock).where(SeenBlock.number <= cursor.block_number)
+                                    .order_by(SeenBlock.number.desc())):
+            if self._hash_on_chain(seen.number) == seen.hash:
+                fork, fork_block = seen.number, seen
+                break
+        log.warning("reorg: block %d changed; rewinding to block %d", cursor.block_number, fork)
+        gone = session.scalars(select(ChainEvent).where(ChainEvent.block_number > fork)).all()
+        loans = {e.loan_id for e in gone if e.contract == "LoanBook" and e.loan_id is not None}
+        borrowers = {e.borrower for e in gone if e.contract != "LoanBook" and e.borrower is not None}
+        session.execute(delete(ChainEvent).where(ChainEvent.block_number > fork))
+        session.execute(delete(SeenBlock).where(SeenBlock.number > fork))
+        as_of = fork_block.time if fork_block else 0
+        self._rebuild(session, loans, borrowers, as_of)
+        cursor.block_number = fork
+        cursor.block_hash = fork_block.hash if fork_block else None
+        cursor.block_time = as_of
+        report.reorgs.append(fork)
+        return True
+
+    # ------------------------------------------------------------------ one range
+
+    def _index_range(self, session: Session, cursor: IndexerCursor, to_block: int) -> int:
+        from_block = cursor.block_number + 1
+        last = self.w3.eth.get_block(to_block)
+        raw_logs = self.w3.eth.get_logs({"fromBlock": from_block, "toBlock": to_block,
+                                         "address": self.decoder.addresses})
+        blocks = {to_block: last}
+        for raw in raw_logs:
+            number = raw["blockNumber"]
+            if number not in blocks:
+                blocks[number] = self.w3.eth.get_block(number)
+            if hex32(raw["blockHash"]) != hex32(blocks[number]["hash"]):
+                raise _ChainMoved
+        # A reorg after the first read of `to_block` changes its hash: read the range again.
+        if hex32(self.w3.eth.get_block(to_block)["hash"]) != hex32(last["hash"]):
+            raise _ChainMoved
+
+        loans: set[int] = set()
+        borrowers: set[str] = set()
+        for raw in sorted(raw_logs, key=lambda r: (r["blockNumber"], r["logIndex"])):
+            decoded = self.decoder.decode(raw)
+            event = ChainEvent(contract=decoded.contract, address=decoded.address, name=decoded.name,
+                               args=decoded.args, block_number=decoded.block_number, block_hash=decoded.block_hash,
+                               block_time=blocks[decoded.block_number]["timestamp"], tx_hash=decoded.tx_hash,
+                               log_index=decoded.log_index, loan_id=decoded.args.get("loanId"),
+                               borrower=decoded.args.get("borrower"))
+            session.add(event)
+            if event.contract == "LoanBook" and event.loan_id is not None:
+                loans.add(event.loan_id)
+            elif event.borrower is not None:
+                borrowers.add(event.borrower)
+        for number, block in blocks.items():
+            session.merge(SeenBlock(number=number, hash=hex32(block["hash"]), time=block["timestamp"]))
+        session.flush()
+        self._rebuild(session, loans, borrowers, last["timestamp"])
+        cursor.block_number, cursor.block_hash, cursor.block_time = to_block, hex32(last["hash"]), last["timestamp"]
+        log.info("indexed blocks %d-%d: %d events", from_block, to_block, len(raw_logs))
+        return len(raw_logs)
+
+    def _rebuild(self, session: Session, loans: set[int], borrowers: set[str], as_of: int) -> None:
+        session.flush()
+        for loan_id in sorted(loans):
+            projection.rebuild_loan(session, loan_id, self.schedule_at, as_of)
+        for address in sorted(borrowers):
+            projection.rebuild_borrower(session, address)
+        projection.refresh_delinquency(session, as_of)
+
+    def schedule_at(self, loan_id: int, block_number: int) -> list[dict[str, int]]:
+        """ILoanBook.schedule(loanId) as the contract returned it at `block_number`."""
+        rows = self.book.functions.schedule(loan_id).call(block_identifier=block_number)
+        return to_json(rows, self._schedule_abi)

@@ -1,0 +1,309 @@
+"""The read model as a function of the stored events: one fold per loan, one per borrower.
+
+The indexer calls `rebuild_loan` / `rebuild_borrower` for whatever a block range (or a reorg)
+touched, so the incremental path and the repair path are the same code. `fold_loan` is also what
+verification recomputes a loan with, independently of the read-model rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any, Protocol
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from ledger.store.models.chain import Borrower, ChainEvent, Loan, Payment, ScheduleRow, ScoreRecord
+from ledger.typed_data import Amortization
+
+DAY = 86_400
+
+
+class LoanStatus(IntEnum):
+    """ILoanBook.LoanStatus, in declaration order (tests check it against the contract)."""
+
+    NONE = 0
+    REQUESTED = 1
+    APPROVED = 2
+    REJECTED = 3
+    CANCELLED = 4
+    ACTIVE = 5
+    REPAID = 6
+    DEFAULTED = 7
+    WRITTEN_OFF = 8
+
+    @property
+    def solidity_name(self) -> str:
+        return solidity_name(self)
+
+
+def solidity_name(member: IntEnum) -> str:
+    """`WRITTEN_OFF` -> `WrittenOff`: how the read model and the API name enum members."""
+    return "".join(part.capitalize() for part in member.name.split("_"))
+
+
+class EventLike(Protocol):
+    name: str
+    args: dict[str, Any]
+    block_number: int
+    block_time: int
+    tx_hash: str
+    log_index: int
+
+
+@dataclass
+class PaymentState:
+    reference: str
+    kind: str
+    amount: int
+    paid_at: int
+    tx_hash: str
+    block_number: int
+    log_index: int
+    principal: int = 0
+    interest: int = 0
+    late_fee: int = 0
+    penalty: int = 0
+
+
+@dataclass
+class LoanState:
+    """A loan recomputed from its events alone; field names follow the read model."""
+
+    id: int
+    borrower: str
+    terms: dict[str, Any]
+    request_nonce: int
+    requested_at: int
+    status: LoanStatus = LoanStatus.REQUESTED
+    disbursed_at: int = 0
+    accrued_at: int = 0
+    closed_at: int | None = None
+    paid_installments: int = 0
+    principal_repaid: int = 0
+    interest_paid: int = 0
+    late_fee_paid: int = 0
+    penalty_paid: int = 0
+    late_fee_unpaid: int = 0
+    penalty_unpaid: int = 0
+    principal_written_off: int = 0
+    last_event_block: int = 0
+    payments: list[PaymentState] = field(default_factory=list)
+
+    def progress(self) -> dict[str, int]:
+        """As ILoanBook.progressOf returns it (LoanProgress, JSON form)."""
+        return {"paidInstallments": self.paid_installments, "accruedAt": self.accrued_at,
+                "principalRepaid": self.principal_repaid, "interestPaid": self.interest_paid,
+                "lateFeePaid": self.late_fee_paid, "penaltyPaid": self.penalty_paid,
+                "lateFeeUnpaid": self.late_fee_unpaid, "penaltyUnpaid": self.penalty_unpaid}
+
+    def next_due_at(self) -> int | None:
+        """Due date of the oldest unpaid installment, as the contract computes it for default."""
+        if self.status not in (LoanStatus.ACTIVE, LoanStatus.DEFAULTED):
+            return None
+        if self.paid_installments >= self.terms["installments"]:
+            return None
+        return self.disbursed_at + (self.paid_installments + 1) * self.terms["interval"]
+
+
+class LoanEventError(ValueError):
+    """A loan's events do not form a possible history (e.g. a repayment before any request)."""
+
+
+_RUNNING = (LoanStatus.ACTIVE, LoanStatus.DEFAULTED)
+# The contract's state machine: the statuses each event may follow. A history that breaks it
+# (an event missing or added) is refused rather than folded into a plausible-looking state.
+_ALLOWED_FROM = {
+    "LoanApproved": (LoanStatus.REQUESTED,), "LoanRejected": (LoanStatus.REQUESTED,),
+    "LoanCancelled": (LoanStatus.REQUESTED, LoanStatus.APPROVED), "LoanDisbursed": (LoanStatus.APPROVED,),
+    "LateChargesAccrued": _RUNNING, "RepaymentApplied": _RUNNING, "LoanRepaid": _RUNNING,
+    "LoanDefaulted": (LoanStatus.ACTIVE,), "LoanWrittenOff": (LoanStatus.DEFAULTED,),
+}
+
+
+def fold_loan(events: Iterable[EventLike]) -> LoanState | None:
+    """Replay a loan's LoanBook events in chain order; None when there are none."""
+    state: LoanState | None = None
+    for ev in events:
+        a = ev.args
+        allowed = _ALLOWED_FROM.get(ev.name)
+        if state is not None and allowed is not None and state.status not in allowed:
+            raise LoanEventError(f"{ev.name} at block {ev.block_number} cannot follow status "
+                                 f"{state.status.solidity_name} (loan {state.id})")
+        if ev.name == "LoanRequested":
+            if state is not None:
+                raise LoanEventError(f"loan {state.id} requested twice")
+            state = LoanState(id=a["loanId"], borrower=a["borrower"], terms=dict(a["terms"]),
+                              request_nonce=a["nonce"], requested_at=ev.block_time)
+        elif state is None:
+            if ev.name == "PaymentSkipped":
+                continue  # a batch item naming an unknown loan: nothing happened to any loan
+            raise LoanEventError(f"{ev.name} for loan {a.get('loanId')} before LoanRequested")
+        elif ev.name == "LoanApproved":
+            state.status = LoanStatus.APPROVED
+        elif ev.name == "LoanRejected":
+            state.status, state.closed_at = LoanStatus.REJECTED, ev.block_time
+        elif ev.name == "LoanCancelled":
+            state.status, state.closed_at = LoanStatus.CANCELLED, ev.block_time
+        elif ev.name == "LoanDisbursed":
+            state.status = LoanStatus.ACTIVE
+            state.disbursed_at = state.accrued_at = a["paidAt"]
+            state.payments.append(PaymentState(a["paymentRef"], "disbursement", a["amount"], a["paidAt"],
+                                               ev.tx_hash, ev.block_number, ev.log_index))
+        elif ev.name == "LateChargesAccrued":
+            state.late_fee_unpaid += a["lateFee"]
+            state.penalty_unpaid += a["penalty"]
+            state.accrued_at = a["toTime"]
+        elif ev.name == "RepaymentApplied":
+            state.principal_repaid += a["principal"]
+            state.interest_paid += a["interest"]
+            state.late_fee_paid += a["lateFee"]
+            state.penalty_paid += a["penalty"]
+            state.late_fee_unpaid -= a["lateFee"]
+            state.penalty_unpaid -= a["penalty"]
+            state.paid_installments = a["paidInstallments"]
+            # The contract accrues to max(paidAt, accruedAt): a late-arriving confirmation never moves time back.
+            state.accrued_at = max(state.accrued_at, a["paidAt"])
+            state.payments.append(PaymentState(a["paymentRef"], "repayment", a["amount"], a["paidAt"], ev.tx_hash,
+                                               ev.block_number, ev.log_index, a["principal"], a["interest"],
+                                               a["lateFee"], a["penalty"]))
+        elif ev.name == "LoanRepaid":
+            state.status, state.closed_at = LoanStatus.REPAID, ev.block_time
+        elif ev.name == "LoanDefaulted":
+            state.status = LoanStatus.DEFAULTED
+        elif ev.name == "LoanWrittenOff":
+            state.status, state.closed_at = LoanStatus.WRITTEN_OFF, ev.block_time
+            state.principal_written_off = a["principalWrittenOff"]
+        state.last_event_block = ev.block_number
+    return state
+
+
+# Block number -> the contract's schedule(loanId) at that block, as JSON rows {dueAt, principal, interest}.
+ScheduleSource = Callable[[int, int], Sequence[dict[str, int]]]
+
+_LOAN_FIELDS = ("borrower", "request_nonce", "requested_at", "disbursed_at", "accrued_at", "closed_at",
+                "paid_installments", "principal_repaid", "interest_paid", "late_fee_paid", "penalty_paid",
+                "late_fee_unpaid", "penalty_unpaid", "principal_written_off", "last_event_block")
+_TERM_FIELDS = {"principal": "principal", "annual_rate_bps": "annualRateBps", "installments": "installments",
+                "interval": "interval", "grace_period": "gracePeriod", "late_fee_bps": "lateFeeBps",
+                "penalty_rate_bps": "penaltyRateBps", "default_after": "defaultAfter"}
+
+
+def loan_events(session: Session, loan_id: int) -> list[ChainEvent]:
+    return list(session.scalars(
+        select(ChainEvent).where(ChainEvent.contract == "LoanBook", ChainEvent.loan_id == loan_id)
+        .order_by(ChainEvent.block_number, ChainEvent.log_index)))
+
+
+def currency_code(raw: str) -> str:
+    """bytes3 as stored (0x-hex) -> 'CNY'."""
+    return bytes.fromhex(raw.removeprefix("0x")).decode("ascii", errors="replace").rstrip("\x00")
+
+
+def rebuild_loan(session: Session, loan_id: int, schedule_of: ScheduleSource, as_of: int) -> Loan | None:
+    """Make the loan's read-model rows equal to what its stored events say (deleting them if none)."""
+    state = fold_loan(loan_events(session, loan_id))
+    row = session.get(Loan, loan_id)
+    if state is None:
+        if row is not None:
+            session.delete(row)
+        return None
+    if row is None:
+        row = Loan(id=loan_id)
+        session.add(row)
+    for name in _LOAN_FIELDS:
+        setattr(row, name, getattr(state, name))
+    for column, key in _TERM_FIELDS.items():
+        setattr(row, column, state.terms[key])
+    row.currency = currency_code(state.terms["currency"])
+    row.amortization = solidity_name(Amortization(state.terms["amortization"]))
+    row.status = state.status.solidity_name
+    _sync_schedule(row, state, schedule_of)
+    _sync_payments(row, state)
+    update_delinquency(row, as_of)
+    return row
+
+
+def _sync_schedule(row: Loan, state: LoanState, schedule_of: ScheduleSource) -> None:
+    # dueAt = start + k * interval, start being 0 before disbursement: a first row that does not
+    # match the loan's start means the rows are missing or predate the disbursement.
+    expected_first = state.disbursed_at + state.terms["interval"]
+    if row.schedule and row.schedule[0].due_at == expected_first and len(row.schedule) == state.terms["installments"]:
+        return
+    rows = schedule_of(state.id, state.last_event_block)
+    # Same primary keys as the rows they replace: SQLAlchemy turns delete + insert into an update.
+    row.schedule.clear()
+    row.schedule.extend(ScheduleRow(number=k + 1, due_at=r["dueAt"], principal=r["principal"], interest=r["interest"])
+                        for k, r in enumerate(rows))
+
+
+def _sync_payments(row: Loan, state: LoanState) -> None:
+    existing = {p.reference: p for p in row.payments}
+    wanted = {p.reference: p for p in state.payments}
+    for ref in set(existing) - set(wanted):
+        row.payments.remove(existing[ref])
+    for ref, p in wanted.items():
+        target = existing.get(ref)
+        if target is None:
+            target = Payment(reference=ref)
+            row.payments.append(target)
+        for name in ("kind", "amount", "principal", "interest", "late_fee", "penalty", "paid_at", "tx_hash",
+                     "block_number", "log_index"):
+            setattr(target, name, getattr(p, name))
+
+
+def update_delinquency(row: Loan, as_of: int) -> None:
+    """Next due date and whole days past it, as of `as_of` (the last indexed block's time)."""
+    next_due = None
+    if row.status in ("Active", "Defaulted") and row.paid_installments < row.installments:
+        next_due = row.disbursed_at + (row.paid_installments + 1) * row.interval
+    row.next_due_at = next_due
+    row.days_past_due = (as_of - next_due) // DAY if next_due is not None and as_of > next_due else 0
+    row.as_of = as_of
+
+
+def refresh_delinquency(session: Session, as_of: int) -> None:
+    """Time moves without events: re-age every running loan."""
+    for row in session.scalars(select(Loan).where(Loan.status.in_(("Active", "Defaulted")))):
+        update_delinquency(row, as_of)
+
+
+_BORROWER_EVENTS = ("BorrowerRegistered", "BorrowerUpdated", "BorrowerRevoked", "ScoreUpdated")
+
+
+def rebuild_borrower(session: Session, address: str) -> Borrower | None:
+    """Make the borrower's row and score history equal to what its stored events say."""
+    events = session.scalars(
+        select(ChainEvent).where(ChainEvent.borrower == address, ChainEvent.name.in_(_BORROWER_EVENTS))
+        .order_by(ChainEvent.block_number, ChainEvent.log_index)).all()
+    session.execute(delete(ScoreRecord).where(ScoreRecord.borrower == address))
+    row = session.get(Borrower, address)
+    if not events:
+        if row is not None:
+            session.delete(row)
+        return None
+    if row is None:
+        row = Borrower(address=address)
+        session.add(row)
+    row.registered, row.revoked = False, False
+    row.identity_commitment = row.kyc_expires_at = row.registered_at = row.revoked_reason = None
+    row.score = row.credit_limit = row.model_version = row.score_updated_at = None
+    for ev in events:
+        a = ev.args
+        if ev.name == "BorrowerRegistered":
+            row.registered, row.registered_at = True, ev.block_time
+            row.identity_commitment, row.kyc_expires_at = a["identityCommitment"], a["kycExpiresAt"]
+        elif ev.name == "BorrowerUpdated":
+            row.identity_commitment, row.kyc_expires_at = a["identityCommitment"], a["kycExpiresAt"]
+        elif ev.name == "BorrowerRevoked":
+            row.revoked, row.revoked_reason = True, a["reason"]
+        elif ev.name == "ScoreUpdated":
+            row.score, row.credit_limit, row.model_version = a["score"], a["creditLimit"], a["modelVersion"]
+            row.score_updated_at = ev.block_time
+            session.add(ScoreRecord(borrower=address, score=a["score"], credit_limit=a["creditLimit"],
+                                    model_version=a["modelVersion"], report_id=a["reportId"],
+                                    block_time=ev.block_time, block_number=ev.block_number, tx_hash=ev.tx_hash,
+                                    log_index=ev.log_index))
+    return row

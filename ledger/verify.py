@@ -1,0 +1,265 @@
+"""Verification an auditor runs: the index against the node, loans recomputed from their events
+against the contract, and an off-chain identity against its on-chain commitment.
+
+Each check returns a `VerificationResult` (ok flag, what was checked, one line per discrepancy)
+and never changes anything. Contract views are read at the indexer's cursor block, so a chain
+that moved on since the last indexing round does not show up as a discrepancy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from web3 import Web3
+from web3.exceptions import ContractLogicError
+
+from ledger.artifacts import compile_contracts
+from ledger.indexer import EventDecoder
+from ledger.manifest import Manifest
+from ledger.store.codec import hex32, to_json
+from ledger.store.models.chain import Borrower, ChainEvent, IndexerCursor, Loan
+from ledger.store.projection import (
+    LoanEventError,
+    LoanState,
+    currency_code,
+    fold_loan,
+    loan_events,
+    solidity_name,
+)
+from ledger.typed_data import Amortization, LoanTerms
+
+_EVENT_FIELDS = ("contract", "address", "name", "args", "block_number", "block_hash", "loan_id", "borrower")
+
+
+@dataclass
+class VerificationResult:
+    check: str
+    ok: bool = True
+    checked: int = 0
+    details: list[str] = field(default_factory=list)
+
+    def fail(self, detail: str) -> None:
+        self.ok = False
+        self.details.append(detail)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _Views:
+    """The three contracts' view functions at one block, results in the codec's JSON form."""
+
+    def __init__(self, w3: Web3, manifest: Manifest, artifacts: dict[str, dict], block: int | str):
+        self.block = block
+        self._abis = {name: artifacts[name]["abi"] for name in manifest.contracts}
+        self._contracts = {name: w3.eth.contract(address=Web3.to_checksum_address(manifest.address(name)),
+                                                 abi=artifacts[name]["abi"]) for name in manifest.contracts}
+
+    def __call__(self, contract: str, function: str, *args) -> Any:
+        bound = self._contracts[contract]
+        abi = next(f for f in self._abis[contract] if f.get("type") == "function" and f["name"] == function)
+        result = bound.functions[function](*args).call(block_identifier=self.block)
+        outputs = abi["outputs"]
+        if len(outputs) == 1:
+            return to_json(result, outputs[0])
+        return {o["name"]: to_json(v, o) for o, v in zip(outputs, result, strict=True)}
+
+
+def _cursor(session: Session, result: VerificationResult) -> IndexerCursor | None:
+    cursor = session.get(IndexerCursor, "default")
+    if cursor is None or cursor.block_hash is None:
+        result.fail("nothing indexed yet: run `loanledger index` first")
+        return None
+    return cursor
+
+
+# ---------------------------------------------------------------------- index vs chain
+
+def index_vs_chain(w3: Web3, manifest: Manifest, session: Session, *, batch_size: int = 2_000,
+                   artifacts: dict[str, dict] | None = None) -> VerificationResult:
+    """Every stored event equals the node's log at its tx/log index, and every log up to the cursor is stored."""
+    result = VerificationResult("index")
+    cursor = _cursor(session, result)
+    if cursor is None:
+        return result
+    if hex32(w3.eth.get_block(cursor.block_number)["hash"]) != cursor.block_hash:
+        result.fail(f"cursor block {cursor.block_number} has another hash on the node (a reorg not yet indexed)")
+    decoder = EventDecoder(w3, manifest, artifacts or compile_contracts())
+    times: dict[int, int] = {}
+    for start in range(manifest.start_block, cursor.block_number + 1, batch_size):
+        end = min(cursor.block_number, start + batch_size - 1)
+        on_chain = {d.key: d for d in map(decoder.decode, w3.eth.get_logs(
+            {"fromBlock": start, "toBlock": end, "address": decoder.addresses}))}
+        stored = {(e.tx_hash, e.log_index): e for e in session.scalars(
+            select(ChainEvent).where(ChainEvent.block_number.between(start, end)))}
+        for key in sorted(on_chain.keys() - stored.keys()):
+            log = on_chain[key]
+            result.fail(f"missing from the index: {log.name} at {key[0]}:{key[1]} (block {log.block_number})")
+        for key in sorted(stored.keys() - on_chain.keys()):
+            result.fail(f"not on the node: stored event #{stored[key].id} {stored[key].name} at {key[0]}:{key[1]}")
+        for key in sorted(stored.keys() & on_chain.keys()):
+            event, log = stored[key], on_chain[key]
+            expected = {"contract": log.contract, "address": log.address, "name": log.name, "args": log.args,
+                        "block_number": log.block_number, "block_hash": log.block_hash,
+                        "loan_id": log.args.get("loanId"), "borrower": log.args.get("borrower")}
+            for name in _EVENT_FIELDS:
+                if getattr(event, name) != expected[name]:
+                    result.fail(f"event #{event.id} ({key[0]}:{key[1]}) {name}: stored {getattr(event, name)!r}, "
+                                f"node {expected[name]!r}")
+            if event.block_number not in times:
+                times[event.block_number] = w3.eth.get_block(event.block_number)["timestamp"]
+            if event.block_time != times[event.block_number]:
+                result.fail(f"event #{event.id} block_time: stored {event.block_time}, node {times[event.block_number]}")
+            result.checked += 1
+    return result
+
+
+# ---------------------------------------------------------------------- recomputed state
+
+def recomputed_state(w3: Web3, manifest: Manifest, session: Session, loan_id: int | None = None, *,
+                     artifacts: dict[str, dict] | None = None) -> VerificationResult:
+    """Each loan recomputed from its stored events, and its read-model rows, equal the contract's views.
+
+    Without `loan_id`: every loan the index or the contract knows, and every borrower row
+    against the registry and the credit oracle.
+    """
+    result = VerificationResult("state")
+    cursor = _cursor(session, result)
+    if cursor is None:
+        return result
+    views = _Views(w3, manifest, artifacts or compile_contracts(), cursor.block_number)
+    if loan_id is not None:
+        loan_ids = [loan_id]
+    else:
+        count = views("LoanBook", "loanCount")
+        known: set[int] = set(session.scalars(select(ChainEvent.loan_id).where(ChainEvent.loan_id.is_not(None),
+            ChainEvent.contract == "LoanBook", ChainEvent.name == "LoanRequested")))
+        known |= set(session.scalars(select(Loan.id)))
+        loan_ids = sorted(known | set(range(1, count + 1)))
+    for lid in loan_ids:
+        _check_loan(session, views, lid, result)
+    if loan_id is None:
+        for row in session.scalars(select(Borrower).order_by(Borrower.address)):
+            _check_borrower(views, row, result)
+    return result
+
+
+def _check_loan(session: Session, views: _Views, loan_id: int, result: VerificationResult) -> None:
+    result.checked += 1
+    try:
+        state = fold_loan(loan_events(session, loan_id))
+    except LoanEventError as exc:
+        result.fail(f"loan {loan_id}: events do not replay: {exc}")
+        return
+    try:
+        loan = views("LoanBook", "loanOf", loan_id)
+    except ContractLogicError:
+        loan = None
+    if state is None or loan is None:
+        if state is not None or loan is not None:
+            result.fail(f"loan {loan_id}: {'on the node' if loan else 'in the index'} only")
+        return
+    prefix = f"loan {loan_id}"
+    chain_schedule = views("LoanBook", "schedule", loan_id)
+    _compare(result, prefix + " (from events)", {
+        "terms": state.terms, "borrower": state.borrower, "status": int(state.status),
+        "disbursedAt": state.disbursed_at, "progress": state.progress(),
+        "schedule": _schedule_from_terms(views, state)},
+        {**loan, "progress": views("LoanBook", "progressOf", loan_id), "schedule": chain_schedule})
+    row = session.get(Loan, loan_id)
+    if row is None:
+        result.fail(f"{prefix}: no read-model row")
+        return
+    _compare(result, prefix + " (read model)", _row_view(row), _state_view(state, chain_schedule))
+
+
+def _schedule_from_terms(views: _Views, state: LoanState) -> list[dict[str, int]]:
+    """The schedule the terms and the disbursement time give: the contract's pure quote, shifted."""
+    fields = {**state.terms, "currency": bytes.fromhex(state.terms["currency"].removeprefix("0x"))}
+    terms = LoanTerms(**fields).as_tuple()  # ABI order, whatever order the stored JSON kept
+    return [{**row, "dueAt": row["dueAt"] + state.disbursed_at} for row in views("LoanBook", "quote", terms)]
+
+
+def _state_view(state: LoanState, schedule: list[dict]) -> dict[str, Any]:
+    return {
+        "borrower": state.borrower, "status": state.status.solidity_name, "principal": state.terms["principal"],
+        "currency": currency_code(state.terms["currency"]),
+        "amortization": solidity_name(Amortization(state.terms["amortization"])),
+        "disbursed_at": state.disbursed_at, "progress": state.progress(),
+        "principal_written_off": state.principal_written_off, "schedule": schedule,
+        "payments": sorted((p.reference, p.kind, p.amount, p.principal, p.interest, p.late_fee, p.penalty, p.tx_hash)
+                           for p in state.payments),
+    }
+
+
+def _row_view(row: Loan) -> dict[str, Any]:
+    return {
+        "borrower": row.borrower, "status": row.status, "principal": row.principal, "currency": row.currency,
+        "amortization": row.amortization, "disbursed_at": row.disbursed_at,
+        "progress": {"paidInstallments": row.paid_installments, "accruedAt": row.accrued_at,
+                     "principalRepaid": row.principal_repaid, "interestPaid": row.interest_paid,
+                     "lateFeePaid": row.late_fee_paid, "penaltyPaid": row.penalty_paid,
+                     "lateFeeUnpaid": row.late_fee_unpaid, "penaltyUnpaid": row.penalty_unpaid},
+        "principal_written_off": row.principal_written_off,
+        "schedule": [{"dueAt": r.due_at, "principal": r.principal, "interest": r.interest} for r in row.schedule],
+        "payments": sorted((p.reference, p.kind, p.amount, p.principal, p.interest, p.late_fee, p.penalty, p.tx_hash)
+                           for p in row.payments),
+    }
+
+
+def _check_borrower(views: _Views, row: Borrower, result: VerificationResult) -> None:
+    result.checked += 1
+    record = views("BorrowerRegistry", "borrowerOf", row.address)
+    score = views("CreditOracle", "scoreOf", row.address)
+    zero = "0x" + "00" * 32
+    _compare(result, f"borrower {row.address}", {
+        "identityCommitment": row.identity_commitment or zero, "kycExpiresAt": row.kyc_expires_at or 0,
+        "registeredAt": row.registered_at or 0, "revoked": row.revoked,
+        "score": row.score or 0, "creditLimit": row.credit_limit or 0, "modelVersion": row.model_version or 0,
+        "updatedAt": row.score_updated_at or 0,
+    }, {**record, **{k: score[k] for k in ("score", "creditLimit", "modelVersion", "updatedAt")}})
+
+
+def _compare(result: VerificationResult, prefix: str, ours: dict, theirs: dict) -> None:
+    for key, value in ours.items():
+        if value != theirs.get(key):
+            result.fail(f"{prefix} {key}: {value!r} != node {theirs.get(key)!r}")
+
+
+# ---------------------------------------------------------------------- identity
+
+Commitment = bytes | str
+
+
+def identity(w3: Web3, manifest: Manifest, borrower: str, commitment: Commitment | Callable[[], Commitment], *,
+             artifacts: dict[str, dict] | None = None, block: int | str = "latest") -> VerificationResult:
+    """The commitment of an off-chain KYC record equals the borrower's commitment in the registry.
+
+    `commitment` is the 32-byte value, or a callable that computes it from the record and salt
+    (e.g. `lambda: identity_commitment(record, salt)` from ledger.identity).
+    """
+    result = VerificationResult("identity", checked=1)
+    try:
+        borrower = Web3.to_checksum_address(borrower)
+    except ValueError:
+        result.fail(f"not an address: {borrower!r}")
+        return result
+    value = commitment() if callable(commitment) else commitment
+    ours = hex32(value)
+    if len(ours) != 66:
+        result.fail(f"a commitment is 32 bytes, got {len(ours) // 2 - 1}")
+        return result
+    record = _Views(w3, manifest, artifacts or compile_contracts(), block)("BorrowerRegistry", "borrowerOf", borrower)
+    if record["registeredAt"] == 0:
+        result.fail(f"{borrower} is not registered")
+    elif record["identityCommitment"] != ours:
+        result.fail(f"{borrower}: the record's commitment {ours} differs from the registry's "
+                    f"{record['identityCommitment']}")
+    else:
+        result.details.append(f"{borrower}: commitment matches the registry (KYC expires at {record['kycExpiresAt']}"
+                              f"{', revoked' if record['revoked'] else ''})")
+    return result

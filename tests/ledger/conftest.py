@@ -1,0 +1,174 @@
+"""Store fixtures (SQLite always, PostgreSQL when its server binaries are installed) and a loan driver.
+
+PostgreSQL: a throwaway cluster per session (initdb + pg_ctl in a temporary directory, on a free
+port, trust auth on 127.0.0.1 only) and a fresh database per test. initdb refuses to run as root,
+so as root the cluster runs as the `postgres` system user.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from eth_account.signers.local import LocalAccount
+
+from ledger import typed_data
+from ledger.store import open_store
+from ledger.typed_data import Amortization, LoanTerms
+
+DAY = 86_400
+TERMS = LoanTerms(120_000, b"CNY", 2400, Amortization.ANNUITY, 3, 30 * DAY, 3 * DAY, 500, 1800, 90 * DAY)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pg_bin(tool: str) -> str | None:
+    found = shutil.which(tool)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{tool}"))
+    return candidates[-1] if candidates else None
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """Base URL of a throwaway PostgreSQL cluster, or None when PostgreSQL is not installed."""
+    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+    if not (initdb and pg_ctl):
+        yield None
+        return
+    root = Path(tempfile.mkdtemp(prefix="loanledger-pg-"))
+    data = root / "data"
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+        root.chmod(0o700)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    port = _free_port()
+    subprocess.run([*as_user, initdb, "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"],
+                   check=True, capture_output=True)
+    subprocess.run([*as_user, pg_ctl, "-D", str(data), "-l", str(root / "server.log"), "-w", "-o",
+                    f"-F -p {port} -k {root} -c listen_addresses=127.0.0.1", "start"],
+                   check=True, capture_output=True)
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+    finally:
+        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True, check=False)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    base = request.getfixturevalue("pg_server")
+    if base is None:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    plain = base.replace("postgresql+psycopg", "postgresql")
+    with psycopg.connect(f"{plain}/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield f"{base}/{name}"
+    with psycopg.connect(f"{plain}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def sessions(db_url):
+    factory = open_store(db_url)
+    yield factory
+    factory.kw["bind"].dispose()
+
+
+def send(w3, fn, sender: str):
+    receipt = w3.eth.wait_for_transaction_receipt(fn.transact({"from": sender}))
+    assert receipt.status == 1
+    return receipt
+
+
+@dataclass
+class LoanDriver:
+    """Drives the real contracts through a loan's life, the way the API and oracle will."""
+
+    w3: object
+    stack: object
+    keys: dict
+
+    @property
+    def now(self) -> int:
+        return self.w3.eth.get_block("latest").timestamp
+
+    def advance(self, seconds: int) -> None:
+        self.w3.provider.make_request("evm_increaseTime", [seconds])
+        self.w3.provider.make_request("evm_mine", [])
+
+    def register(self, borrower: LocalAccount, commitment: bytes = b"\x11" * 32) -> None:
+        send(self.w3, self.stack.registry.functions.registerBorrower(borrower.address, commitment, self.now + 365 * DAY),
+             self.keys["operator"].address)
+
+    def score(self, borrower: LocalAccount, score: int = 700, limit: int = 1_000_000, report_id: int = 1) -> None:
+        updates = [(borrower.address, score, limit)]
+        message = typed_data.score_report(chain_id=self.w3.eth.chain_id, oracle=self.stack.oracle.address,
+                                          report_id=report_id, model_version=1, updates=updates)
+        signature = typed_data.sign(self.keys["signer"].key, message)
+        send(self.w3, self.stack.oracle.functions.pushScores(report_id, 1, updates, [signature]),
+             self.keys["oracle"].address)
+
+    def request(self, borrower: LocalAccount, terms: LoanTerms = TERMS) -> int:
+        book = self.stack.book
+        nonce = book.functions.nonces(borrower.address).call()
+        deadline = self.now + DAY
+        message = typed_data.loan_request(chain_id=self.w3.eth.chain_id, book=book.address, borrower=borrower.address,
+                                          terms=terms, nonce=nonce, deadline=deadline)
+        send(self.w3, book.functions.requestLoan(terms.as_tuple(), borrower.address, deadline,
+                                                 typed_data.sign(borrower.key, message)), self.keys["eve"].address)
+        return book.functions.loanCount().call()
+
+    def approve(self, loan_id: int) -> None:
+        send(self.w3, self.stack.book.functions.approve(loan_id), self.keys["operator"].address)
+
+    def disburse(self, loan_id: int, amount: int, ref: bytes) -> None:
+        send(self.w3, self.stack.book.functions.confirmDisbursement(loan_id, ref.ljust(32, b"\0"), amount, self.now),
+             self.keys["oracle"].address)
+
+    def repay(self, loan_id: int, amount: int, ref: bytes) -> None:
+        send(self.w3, self.stack.book.functions.confirmRepayment(loan_id, ref.ljust(32, b"\0"), amount, self.now),
+             self.keys["oracle"].address)
+
+    def payoff(self, loan_id: int) -> int:
+        return self.stack.book.functions.payoffAmount(loan_id, self.now).call()
+
+    def active_loan(self, borrower: LocalAccount, terms: LoanTerms = TERMS, ref: bytes = b"payout-1") -> int:
+        """Registered, scored, requested, approved and disbursed."""
+        self.register(borrower)
+        self.score(borrower)
+        loan_id = self.request(borrower, terms)
+        self.approve(loan_id)
+        self.disburse(loan_id, terms.principal, ref)
+        return loan_id
+
+
+@pytest.fixture
+def loan_terms() -> LoanTerms:
+    """The product most tests use: 120,000 minor units, 24% a year, three monthly annuity installments."""
+    return TERMS
+
+
+@pytest.fixture
+def driver(w3, stack, keys) -> LoanDriver:
+    return LoanDriver(w3, stack, keys)
