@@ -22,6 +22,7 @@ class Deployment:
     registry: Contract
     oracle: Contract
     book: Contract
+    anchor: Contract
     manifest: Manifest
 
 
@@ -36,15 +37,16 @@ def _deploy(w3: Web3, artifact: dict, sender: str, *args) -> tuple[Contract, Dep
 def deploy_stack(w3: Web3, admin: str, *, operator: str, oracle: str, pauser: str, score_signer: str,
                  max_score_age: int = 30 * DAY, max_annual_rate_bps: int = 10_000,
                  network: str = "local") -> Deployment:
-    """Deploy registry, credit oracle and loan book from `admin` (an unlocked node account) and grant roles."""
+    """Deploy registry, credit oracle, loan book and action-log anchor from `admin` (an unlocked node account) and grant roles."""
     artifacts = compile_contracts()
     registry, registry_at = _deploy(w3, artifacts["BorrowerRegistry"], admin, admin)
     credit, credit_at = _deploy(w3, artifacts["CreditOracle"], admin, admin, max_score_age)
     book, book_at = _deploy(w3, artifacts["LoanBook"], admin, admin, registry.address, credit.address,
                             max_annual_rate_bps)
+    anchor, anchor_at = _deploy(w3, artifacts["ActionLogAnchor"], admin, admin)
     holders = {"DEFAULT_ADMIN_ROLE": [admin], "OPERATOR_ROLE": [operator], "ORACLE_ROLE": [oracle],
                "PAUSER_ROLE": [pauser], "SCORE_SIGNER_ROLE": [score_signer]}
-    for contract in (registry, credit, book):
+    for contract in (registry, credit, book, anchor):
         for role in GRANTED_ROLES:
             role_id = contract.functions[role]().call()
             w3.eth.wait_for_transaction_receipt(
@@ -54,7 +56,8 @@ def deploy_stack(w3: Web3, admin: str, *, operator: str, oracle: str, pauser: st
     manifest = Manifest(
         network=network, chain_id=w3.eth.chain_id, deployer=admin, compiler=f"solc-js {SOLC_VERSION}",
         source_hash=source_hash(),
-        contracts={"BorrowerRegistry": registry_at, "CreditOracle": credit_at, "LoanBook": book_at},
+        contracts={"BorrowerRegistry": registry_at, "CreditOracle": credit_at, "LoanBook": book_at,
+                   "ActionLogAnchor": anchor_at},
         roles=holders, deployed_at=w3.eth.get_block(registry_at.block).timestamp,
     )
-    return Deployment(registry=registry, oracle=credit, book=book, manifest=manifest)
+    return Deployment(registry=registry, oracle=credit, book=book, anchor=anchor, manifest=manifest)
