@@ -76,6 +76,9 @@ def db_url(request, tmp_path):
         return
     base = request.getfixturevalue("pg_server")
     if base is None:
+        # CI sets LOANLEDGER_REQUIRE_POSTGRES after installing the server: there a missing server is a failure.
+        if os.environ.get("LOANLEDGER_REQUIRE_POSTGRES"):
+            pytest.fail("LOANLEDGER_REQUIRE_POSTGRES is set but initdb/pg_ctl are not installed")
         pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
     import psycopg
 
