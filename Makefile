@@ -11,7 +11,7 @@ setup: $(VENV)/.installed node_modules/.installed $(SOLCX_BINARY_PATH)/solc-v0.8
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e ".[test,postgres]"
+	$(VENV)/bin/pip install -q -e ".[test,postgres,train]"
 	touch $@
 
 node_modules/.installed: package.json package-lock.json

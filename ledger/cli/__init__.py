@@ -15,10 +15,16 @@ app = typer.Typer(name="loanledger", help="LoanLedger: a permissioned-ledger len
                   pretty_exceptions_show_locals=False)
 
 
+# The oracle and the API bring their own command groups; the ledger does not import them otherwise.
+_EXTENSIONS = ("oracle.cli",)
+
+
 def _register_all() -> None:
     for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         if not module.name.startswith("_"):
             importlib.import_module(f"{__name__}.{module.name}").register(app)
+    for name in _EXTENSIONS:
+        importlib.import_module(name).register(app)
 
 
 _register_all()
