@@ -1,0 +1,170 @@
+"""The payment-rail stand-in (`loanledger rail`): pays out, collects, and notifies by signed webhook.
+
+It behaves like a mobile-payment provider towards the oracle: every payment gets the rail's own
+reference, and a `payment.succeeded` webhook signed with the rail's RSA key is delivered to the
+configured URL and retried with back-off until it is acknowledged with a 2xx. Payments are kept in
+memory (it is a development tool); its key is kept on disk so the oracle can trust it across restarts.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import httpx
+from fastapi import FastAPI, HTTPException
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, Field
+
+from oracle.payments.signatures import RsaScheme, signature_headers
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RailPayment:
+    reference: str
+    direction: Literal["payout", "collection"]
+    loan_id: int
+    amount: int
+    currency: str
+    paid_at: int
+    event_id: str
+    delivered: bool = False
+    attempts: int = 0
+    last_error: str | None = None
+
+    def event(self) -> dict:
+        return {"id": self.event_id, "type": "payment.succeeded", "created_at": self.paid_at,
+                "data": {"direction": self.direction, "loan_id": self.loan_id, "reference": self.reference,
+                         "amount": self.amount, "currency": self.currency, "paid_at": self.paid_at}}
+
+
+@dataclass
+class PaymentRail:
+    provider: str
+    scheme: RsaScheme
+    webhook_url: str | None = None
+    clock: Callable[[], float] = time.time
+    max_backoff: float = 30.0
+    payments: dict[str, RailPayment] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._serial = itertools.count(1)
+        self._lock = threading.Lock()
+        self._http = httpx.Client(timeout=5.0)
+
+    def pay(self, direction: Literal["payout", "collection"], loan_id: int, amount: int, currency: str = "CNY",
+            *, paid_at: int | None = None, deliver: bool = True) -> RailPayment:
+        """Moves the money (here: records it) and notifies the oracle in the background."""
+        with self._lock:
+            serial = next(self._serial)
+            prefix = "PAY" if direction == "payout" else "COL"
+            payment = RailPayment(reference=f"{prefix}-{serial:08d}-{secrets.token_hex(3)}", direction=direction,
+                                  loan_id=loan_id, amount=amount, currency=currency,
+                                  paid_at=int(paid_at if paid_at is not None else self.clock()),
+                                  event_id=f"evt_{secrets.token_hex(8)}")
+            self.payments[payment.reference] = payment
+        if deliver and self.webhook_url:
+            threading.Thread(target=self.deliver_until_acknowledged, args=(payment,), daemon=True).start()
+        return payment
+
+    def signed_webhook(self, payment: RailPayment) -> tuple[dict[str, str], bytes]:
+        body = json.dumps(payment.event(), separators=(",", ":")).encode()
+        headers = signature_headers(self.provider, self.scheme, body, timestamp=int(self.clock()),
+                                    nonce=secrets.token_hex(12))
+        return {**headers, "Content-Type": "application/json"}, body
+
+    def deliver_once(self, payment: RailPayment) -> bool:
+        """One delivery attempt; signed afresh, so a retry carries a new timestamp and nonce."""
+        if not self.webhook_url:
+            raise RuntimeError("no webhook URL is configured")
+        headers, body = self.signed_webhook(payment)
+        payment.attempts += 1
+        try:
+            response = self._http.post(self.webhook_url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            payment.last_error = f"{type(exc).__name__}: {exc}"
+            return False
+        payment.delivered = 200 <= response.status_code < 300
+        payment.last_error = None if payment.delivered else f"HTTP {response.status_code}: {response.text[:200]}"
+        return payment.delivered
+
+    def deliver_until_acknowledged(self, payment: RailPayment, give_up_after: float = 3600.0) -> bool:
+        delay, deadline = 0.2, time.monotonic() + give_up_after
+        while not self.deliver_once(payment):
+            if time.monotonic() > deadline:
+                log.error("webhook for %s not acknowledged; giving up: %s", payment.reference, payment.last_error)
+                return False
+            log.warning("webhook for %s not acknowledged (%s); retrying in %.1fs", payment.reference,
+                        payment.last_error, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, self.max_backoff)
+        return True
+
+
+def load_or_create_key(path: Path) -> RsaScheme:
+    """The rail's signing key, created once (mode 0600)."""
+    if path.exists():
+        return RsaScheme.from_pem(path.read_bytes())
+    scheme = RsaScheme.generate()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_bytes(scheme.private_pem())
+    return scheme
+
+
+class PaymentOrder(BaseModel):
+    loan_id: int = Field(ge=1)
+    amount: int = Field(ge=1, lt=2**96)
+    currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$")
+    paid_at: int | None = Field(default=None, ge=1, description="Defaults to now; demos set it to chain time.")
+
+
+def create_app(rail: PaymentRail) -> FastAPI:
+    app = FastAPI(title="LoanLedger payment-rail stand-in",
+                  description="Pays out and collects; notifies by RSA-SHA256-signed webhook.")
+
+    def _pay(direction: Literal["payout", "collection"], order: PaymentOrder) -> dict:
+        return asdict(rail.pay(direction, order.loan_id, order.amount, order.currency, paid_at=order.paid_at))
+
+    @app.post("/v1/payouts", status_code=201)
+    def payout(order: PaymentOrder) -> dict:
+        return _pay("payout", order)
+
+    @app.post("/v1/collections", status_code=201)
+    def collection(order: PaymentOrder) -> dict:
+        return _pay("collection", order)
+
+    @app.get("/v1/payments/{reference}")
+    def payment(reference: str) -> dict:
+        found = rail.payments.get(reference)
+        if found is None:
+            raise HTTPException(status_code=404, detail=f"no payment {reference}")
+        return asdict(found)
+
+    @app.post("/v1/payments/{reference}/redeliver")
+    def redeliver(reference: str) -> dict:
+        """Sends the webhook again (providers do this; the oracle must not credit twice)."""
+        found = rail.payments.get(reference)
+        if found is None:
+            raise HTTPException(status_code=404, detail=f"no payment {reference}")
+        return {"acknowledged": rail.deliver_once(found), "attempts": found.attempts}
+
+    @app.get("/v1/public-key", response_class=PlainTextResponse)
+    def public_key() -> str:
+        return rail.scheme.public_pem().decode()
+
+    @app.get("/healthz")
+    def healthz() -> dict:
+        return {"status": "ok", "provider": rail.provider, "payments": len(rail.payments)}
+
+    return app
