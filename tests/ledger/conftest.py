@@ -1,4 +1,4 @@
-"""Store fixtures (SQLite always, PostgreSQL when its server binaries are installed) and a loan driver.
+"""Store fixtures: SQLite always, PostgreSQL when its server binaries are installed.
 
 PostgreSQL: a throwaway cluster per session (initdb + pg_ctl in a temporary directory, on a free
 port, trust auth on 127.0.0.1 only) and a fresh database per test. initdb refuses to run as root,
@@ -14,18 +14,11 @@ import socket
 import subprocess
 import tempfile
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from eth_account.signers.local import LocalAccount
 
-from ledger import typed_data
 from ledger.store import open_store
-from ledger.typed_data import Amortization, LoanTerms
-
-DAY = 86_400
-TERMS = LoanTerms(120_000, b"CNY", 2400, Amortization.ANNUITY, 3, 30 * DAY, 3 * DAY, 500, 1800, 90 * DAY)
 
 
 def _free_port() -> int:
@@ -96,82 +89,3 @@ def sessions(db_url):
     factory = open_store(db_url)
     yield factory
     factory.kw["bind"].dispose()
-
-
-def send(w3, fn, sender: str):
-    receipt = w3.eth.wait_for_transaction_receipt(fn.transact({"from": sender}))
-    assert receipt.status == 1
-    return receipt
-
-
-@dataclass
-class LoanDriver:
-    """Drives the real contracts through a loan's life, the way the API and oracle will."""
-
-    w3: object
-    stack: object
-    keys: dict
-
-    @property
-    def now(self) -> int:
-        return self.w3.eth.get_block("latest").timestamp
-
-    def advance(self, seconds: int) -> None:
-        self.w3.provider.make_request("evm_increaseTime", [seconds])
-        self.w3.provider.make_request("evm_mine", [])
-
-    def register(self, borrower: LocalAccount, commitment: bytes = b"\x11" * 32) -> None:
-        send(self.w3, self.stack.registry.functions.registerBorrower(borrower.address, commitment, self.now + 365 * DAY),
-             self.keys["operator"].address)
-
-    def score(self, borrower: LocalAccount, score: int = 700, limit: int = 1_000_000, report_id: int = 1) -> None:
-        updates = [(borrower.address, score, limit)]
-        message = typed_data.score_report(chain_id=self.w3.eth.chain_id, oracle=self.stack.oracle.address,
-                                          report_id=report_id, model_version=1, updates=updates)
-        signature = typed_data.sign(self.keys["signer"].key, message)
-        send(self.w3, self.stack.oracle.functions.pushScores(report_id, 1, updates, [signature]),
-             self.keys["oracle"].address)
-
-    def request(self, borrower: LocalAccount, terms: LoanTerms = TERMS) -> int:
-        book = self.stack.book
-        nonce = book.functions.nonces(borrower.address).call()
-        deadline = self.now + DAY
-        message = typed_data.loan_request(chain_id=self.w3.eth.chain_id, book=book.address, borrower=borrower.address,
-                                          terms=terms, nonce=nonce, deadline=deadline)
-        send(self.w3, book.functions.requestLoan(terms.as_tuple(), borrower.address, deadline,
-                                                 typed_data.sign(borrower.key, message)), self.keys["eve"].address)
-        return book.functions.loanCount().call()
-
-    def approve(self, loan_id: int) -> None:
-        send(self.w3, self.stack.book.functions.approve(loan_id), self.keys["operator"].address)
-
-    def disburse(self, loan_id: int, amount: int, ref: bytes) -> None:
-        send(self.w3, self.stack.book.functions.confirmDisbursement(loan_id, ref.ljust(32, b"\0"), amount, self.now),
-             self.keys["oracle"].address)
-
-    def repay(self, loan_id: int, amount: int, ref: bytes) -> None:
-        send(self.w3, self.stack.book.functions.confirmRepayment(loan_id, ref.ljust(32, b"\0"), amount, self.now),
-             self.keys["oracle"].address)
-
-    def payoff(self, loan_id: int) -> int:
-        return self.stack.book.functions.payoffAmount(loan_id, self.now).call()
-
-    def active_loan(self, borrower: LocalAccount, terms: LoanTerms = TERMS, ref: bytes = b"payout-1") -> int:
-        """Registered, scored, requested, approved and disbursed."""
-        self.register(borrower)
-        self.score(borrower)
-        loan_id = self.request(borrower, terms)
-        self.approve(loan_id)
-        self.disburse(loan_id, terms.principal, ref)
-        return loan_id
-
-
-@pytest.fixture
-def loan_terms() -> LoanTerms:
-    """The product most tests use: 120,000 minor units, 24% a year, three monthly annuity installments."""
-    return TERMS
-
-
-@pytest.fixture
-def driver(w3, stack, keys) -> LoanDriver:
-    return LoanDriver(w3, stack, keys)

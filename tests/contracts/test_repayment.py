@@ -1,0 +1,254 @@
+"""Repayments on the real loan book: allocation, late fee and penalty at chosen times, prepayment, refusals.
+
+Expected amounts are computed here from the terms with the textbook formulas (half-up to the minor unit),
+not read back from the contract, so a wrong charge or a wrong order fails the test.
+"""
+
+from __future__ import annotations
+
+import pytest
+from eth_utils import keccak
+from web3.logs import DISCARD
+
+from dataclasses import replace
+
+from ledger.errors import ErrorDecoder
+from ledger.typed_data import Amortization, LoanTerms
+
+DAY = 86_400
+YEAR = 365 * DAY
+ACTIVE, REPAID, DEFAULTED, WRITTEN_OFF = 5, 6, 7, 8
+
+
+def half_up(numerator: int, denominator: int) -> int:
+    return (2 * numerator + denominator) // (2 * denominator)
+
+
+def late_fee(amount: int, terms: LoanTerms) -> int:
+    return half_up(amount * terms.lateFeeBps, 10_000)
+
+
+def penalty(amount: int, terms: LoanTerms, seconds: int) -> int:
+    return half_up(amount * terms.penaltyRateBps * seconds, 10_000 * YEAR)
+
+
+def ref(label: str) -> bytes:
+    return keccak(text=label)
+
+
+def mine_at(w3, timestamp: int) -> None:
+    """The next block is mined at `timestamp`."""
+    w3.provider.make_request("evm_setNextBlockTimestamp", [timestamp])
+
+
+def mine_block_at(w3, timestamp: int) -> None:
+    """A block at `timestamp` now, so calls (which run on the latest block) see that time."""
+    w3.provider.make_request("evm_mine", [timestamp])
+
+
+def repay_at(driver, loan_id: int, amount: int, label: str, timestamp: int):
+    """Confirms a repayment paid at `timestamp`, mined in a block with that timestamp; returns its RepaymentApplied."""
+    mine_at(driver.w3, timestamp)
+    book = driver.stack.book
+    tx = book.functions.confirmRepayment(loan_id, ref(label), amount, timestamp).transact(
+        {"from": driver.keys["oracle"].address, "gas": 1_000_000})  # no estimate: it would run before `timestamp`
+    receipt = driver.w3.eth.wait_for_transaction_receipt(tx)
+    assert receipt.status == 1
+    (applied,) = book.events.RepaymentApplied().process_receipt(receipt, errors=DISCARD)
+    return applied.args, receipt
+
+
+def status(stack, loan_id: int) -> int:
+    return stack.book.functions.loanOf(loan_id).call()[2]
+
+
+@pytest.fixture
+def loan(driver, keys, loan_terms):
+    loan_id = driver.active_loan(keys["alice"], loan_terms)
+    disbursed_at = driver.stack.book.functions.loanOf(loan_id).call()[3]
+    schedule = driver.stack.book.functions.schedule(loan_id).call()
+    return loan_id, disbursed_at, schedule
+
+
+def test_installments_are_paid_interest_then_principal_and_the_last_closes_the_loan(driver, stack, keys, loan, loan_terms):
+    loan_id, disbursed_at, schedule = loan
+    book = stack.book
+    assert sum(item[1] for item in schedule) == loan_terms.principal
+    for k, (due_at, principal, interest) in enumerate(schedule, start=1):
+        assert due_at == disbursed_at + k * loan_terms.interval
+        # On the due date: a day earlier the last one would be a prepayment with less interest accrued.
+        args, receipt = repay_at(driver, loan_id, principal + interest, f"inst-{k}", due_at)
+        assert (args.principal, args.interest, args.lateFee, args.penalty) == (principal, interest, 0, 0)
+        assert args.paidInstallments == k
+    assert status(stack, loan_id) == REPAID
+    (closed,) = book.events.LoanRepaid().process_receipt(receipt, errors=DISCARD)
+    assert closed.args.principalRepaid == loan_terms.principal
+    assert closed.args.interestPaid == sum(item[2] for item in schedule)
+    assert book.functions.outstandingPrincipal(keys["alice"].address).call() == 0
+
+
+def test_late_fee_is_charged_once_when_grace_ends_and_penalty_runs_from_there(driver, stack, loan, loan_terms):
+    loan_id, disbursed_at, schedule = loan
+    book = stack.book
+    (due1, p1, i1), (due2, p2, i2) = schedule[0], schedule[1]
+    late1, late2 = due1 + loan_terms.gracePeriod, due2 + loan_terms.gracePeriod
+
+    # Inside grace: nothing but the installment itself.
+    inside = book.functions.amountDue(loan_id, late1 - 1).call()
+    assert inside[:4] == (p1, i1, 0, 0)
+    assert inside[4] == due1
+
+    # Ten days after grace ended on the first installment.
+    t1 = late1 + 10 * DAY
+    due = book.functions.amountDue(loan_id, t1).call()
+    assert due[:4] == (p1, i1, late_fee(p1 + i1, loan_terms), penalty(p1 + i1, loan_terms, 10 * DAY))
+
+    # Five days after grace ended on the second as well: one fee each, penalties each from its own grace end.
+    t2 = late2 + 5 * DAY
+    due = book.functions.amountDue(loan_id, t2).call()
+    assert due[0] == p1 + p2 and due[1] == i1 + i2
+    assert due[2] == late_fee(p1 + i1, loan_terms) + late_fee(p2 + i2, loan_terms)
+    assert due[3] == penalty(p1 + i1, loan_terms, t2 - late1) + penalty(p2 + i2, loan_terms, t2 - late2)
+
+    # A payment at t1 covers the penalty, then the late fee, then 100 of interest: that order, those amounts.
+    fee, pen = late_fee(p1 + i1, loan_terms), penalty(p1 + i1, loan_terms, 10 * DAY)
+    args, receipt = repay_at(driver, loan_id, pen + fee + 100, "late-1", t1)
+    assert (args.penalty, args.lateFee, args.interest, args.principal) == (pen, fee, 100, 0)
+    (accrued,) = book.events.LateChargesAccrued().process_receipt(receipt, errors=DISCARD)
+    assert (accrued.args.lateFee, accrued.args.penalty) == (fee, pen)
+
+    # Five days on: no second late fee for the same installment; penalty on what is still unpaid of it.
+    later = book.functions.amountDue(loan_id, t1 + 5 * DAY).call()
+    assert later[2] == 0
+    assert later[3] == penalty(p1 + i1 - 100, loan_terms, 5 * DAY)
+    progress = book.functions.progressOf(loan_id).call()
+    assert progress[4:6] == (fee, pen)  # lateFeePaid, penaltyPaid
+
+
+def test_a_partial_payment_fills_the_oldest_installment_first(driver, stack, loan, loan_terms):
+    loan_id, _, schedule = loan
+    (due1, p1, i1), (_, p2, i2) = schedule[0], schedule[1]
+    # All of the first installment and part of the second, paid on the first due date (no charges yet).
+    args, _ = repay_at(driver, loan_id, p1 + i1 + i2 + 7, "partial", due1)
+    assert (args.interest, args.principal, args.paidInstallments) == (i1 + i2, p1 + 7, 1)
+    due = stack.book.functions.amountDue(loan_id, due1).call()
+    assert due[:2] == (0, 0)  # nothing due yet: the second installment falls due later
+    assert stack.book.functions.outstandingPrincipal(driver.keys["alice"].address).call() == loan_terms.principal - p1 - 7
+
+
+def test_an_overpayment_is_refused_and_changes_nothing(driver, stack, loan, revert_name):
+    loan_id, disbursed_at, _ = loan
+    book = stack.book
+    at = disbursed_at + 10 * DAY
+    payoff = book.functions.payoffAmount(loan_id, at).call()
+    before = book.functions.progressOf(loan_id).call()
+    mine_block_at(driver.w3, at)
+    over = book.functions.confirmRepayment(loan_id, ref("over"), payoff + 1, at)
+    assert revert_name(over, driver.keys["oracle"].address) == "LoanBookOverpayment"
+    assert book.functions.progressOf(loan_id).call() == before
+    assert not book.functions.isPaymentReferenceUsed(ref("over")).call()
+
+
+def test_prepayment_pays_interest_accrued_to_date_only_and_closes_the_loan(driver, stack, loan, loan_terms):
+    loan_id, disbursed_at, schedule = loan
+    at = disbursed_at + 10 * DAY
+    accrued = half_up(schedule[0][2] * 10 * DAY, loan_terms.interval)
+    payoff = stack.book.functions.payoffAmount(loan_id, at).call()
+    assert payoff == loan_terms.principal + accrued
+    args, _ = repay_at(driver, loan_id, payoff, "payoff", at)
+    assert (args.principal, args.interest) == (loan_terms.principal, accrued)
+    assert status(stack, loan_id) == REPAID
+    assert stack.book.functions.payoffAmount(loan_id, at + DAY).call() == 0
+
+
+@pytest.mark.parametrize("amortization", [Amortization.EQUAL_PRINCIPAL, Amortization.BULLET])
+def test_other_amortizations_repay_to_closure(driver, stack, keys, loan_terms, amortization):
+    terms = replace(loan_terms, amortization=amortization)
+    loan_id = driver.active_loan(keys["bob"], terms)
+    schedule = stack.book.functions.schedule(loan_id).call()
+    if amortization == Amortization.BULLET:
+        assert [item[1] for item in schedule] == [0, 0, terms.principal]
+    else:
+        assert sum(item[1] for item in schedule) == terms.principal
+        assert max(item[1] for item in schedule) - min(item[1] for item in schedule) <= 1
+    for k, (due_at, principal, interest) in enumerate(schedule, start=1):
+        args, _ = repay_at(driver, loan_id, principal + interest, f"{amortization}-{k}", due_at)
+        assert (args.principal, args.interest) == (principal, interest)
+    assert status(stack, loan_id) == REPAID
+
+
+def test_default_only_past_the_threshold_then_write_off(driver, stack, keys, loan, loan_terms, revert_name):
+    loan_id, disbursed_at, schedule = loan
+    book, operator, oracle = stack.book, keys["operator"].address, keys["oracle"].address
+    repay_at(driver, loan_id, 1_000, "small", schedule[0][0] - DAY)
+    threshold = schedule[0][0] + loan_terms.defaultAfter
+
+    mine_block_at(driver.w3, threshold)
+    assert revert_name(book.functions.declareDefault(loan_id), oracle) == "LoanBookNotInDefault"
+    mine_block_at(driver.w3, threshold + 1)
+    assert revert_name(book.functions.declareDefault(loan_id), keys["eve"].address) == "LoanBookUnauthorizedDefault"
+    assert revert_name(book.functions.writeOff(loan_id), operator) == "LoanBookInvalidStatus"
+    receipt = driver.w3.eth.wait_for_transaction_receipt(book.functions.declareDefault(loan_id).transact({"from": oracle}))
+    (defaulted,) = book.events.LoanDefaulted().process_receipt(receipt, errors=DISCARD)
+    assert defaulted.args.oldestDueAt == schedule[0][0] and defaulted.args.actor == oracle
+    assert status(stack, loan_id) == DEFAULTED
+
+    # Money still arriving on a defaulted loan is credited; then the rest is written off.
+    late, _ = repay_at(driver, loan_id, 500, "after-default", threshold + 2)
+    assert late.amount == 500 and late.penalty + late.lateFee + late.interest + late.principal == 500
+    principal_repaid = book.functions.progressOf(loan_id).call()[2]
+    assert revert_name(book.functions.writeOff(loan_id), oracle) == "AccessControlUnauthorizedAccount"
+    receipt = driver.w3.eth.wait_for_transaction_receipt(book.functions.writeOff(loan_id).transact({"from": operator}))
+    (written,) = book.events.LoanWrittenOff().process_receipt(receipt, errors=DISCARD)
+    assert written.args.principalWrittenOff == loan_terms.principal - principal_repaid
+    assert status(stack, loan_id) == WRITTEN_OFF
+    assert book.functions.outstandingPrincipal(keys["alice"].address).call() == 0
+
+
+def test_cancel_reject_and_the_credit_limit(driver, stack, keys, loan_terms, revert_name):
+    book, alice, operator = stack.book, keys["alice"], keys["operator"].address
+    driver.register(alice)
+    driver.score(alice, limit=150_000)
+
+    requested = driver.request(alice, loan_terms)
+    assert revert_name(book.functions.cancel(requested), keys["bob"].address) == "LoanBookNotBorrower"
+    driver.w3.eth.wait_for_transaction_receipt(book.functions.cancel(requested).transact({"from": alice.address}))
+    assert status(stack, requested) == 4  # Cancelled
+
+    rejected = driver.request(alice, loan_terms)
+    driver.w3.eth.wait_for_transaction_receipt(book.functions.reject(rejected, b"policy".ljust(32, b"\0")).transact({"from": operator}))
+    assert status(stack, rejected) == 3
+    assert revert_name(book.functions.approve(rejected), operator) == "LoanBookInvalidStatus"
+
+    first = driver.request(alice, loan_terms)
+    driver.approve(first)
+    assert book.functions.outstandingPrincipal(alice.address).call() == loan_terms.principal
+    second = driver.request(alice, replace(loan_terms, principal=30_001))
+    assert revert_name(book.functions.approve(second), operator) == "LoanBookCreditLimitExceeded"
+
+    # Cancelling an approved loan frees its exposure; once disbursed it can no longer be cancelled.
+    driver.w3.eth.wait_for_transaction_receipt(book.functions.cancel(first).transact({"from": alice.address}))
+    assert book.functions.outstandingPrincipal(alice.address).call() == 0
+    driver.approve(second)
+    driver.disburse(second, 30_001, b"payout-2")
+    assert status(stack, second) == ACTIVE
+    assert revert_name(book.functions.cancel(second), alice.address) == "LoanBookInvalidStatus"
+
+
+def test_a_reference_is_credited_once_ever_and_a_batch_skips_only_its_duplicate(driver, stack, keys, loan, revert_name):
+    loan_id, disbursed_at, _ = loan
+    book, oracle = stack.book, keys["oracle"].address
+    payout = b"payout-1".ljust(32, b"\0")
+    assert revert_name(book.functions.confirmRepayment(loan_id, payout, 100, driver.now), oracle) == "LoanBookDuplicatePayment"
+
+    repay_at(driver, loan_id, 100, "r-1", disbursed_at + DAY)
+    now = driver.now
+    items = [(loan_id, ref("r-2"), 200, now), (loan_id, ref("r-1"), 100, now), (loan_id, ref("r-3"), 300, now)]
+    receipt = driver.w3.eth.wait_for_transaction_receipt(book.functions.confirmRepayments(items).transact({"from": oracle}))
+    assert receipt.status == 1
+    applied = book.events.RepaymentApplied().process_receipt(receipt, errors=DISCARD)
+    assert [a.args.paymentRef for a in applied] == [ref("r-2"), ref("r-3")]
+    (skipped,) = book.events.PaymentSkipped().process_receipt(receipt, errors=DISCARD)
+    assert skipped.args.paymentRef == ref("r-1")
+    assert ErrorDecoder([book.abi]).decode(skipped.args.reason).name == "LoanBookDuplicatePayment"
+    assert book.functions.progressOf(loan_id).call()[3] + book.functions.progressOf(loan_id).call()[2] == 600
