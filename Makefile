@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 export SOLCX_BINARY_PATH := $(CURDIR)/$(VENV)/solcx
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: setup test lint-contracts clean
+.PHONY: setup test gas lint-contracts clean
 
 setup: $(VENV)/.installed node_modules/.installed $(SOLCX_BINARY_PATH)/solc-v0.8.37
 
@@ -25,6 +25,10 @@ $(SOLCX_BINARY_PATH)/solc-v0.8.37: toolchain/solc-bridge.js $(VENV)/.installed
 
 test: setup
 	$(PY) -m pytest -q tests
+
+# Gas per operation on a fresh anvil: a table, and bench/results/gas.json.
+gas: setup
+	$(PY) bench/gas.py
 
 lint-contracts: setup
 	$(VENV)/bin/pip install -q -e ".[lint]"

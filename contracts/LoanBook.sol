@@ -25,6 +25,7 @@ contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
     using SafeCast for uint256;
 
     uint256 private constant _MAX_INSTALLMENTS = 720;
+    uint256 private constant _MAX_PRINCIPAL = 1e15; // minor units: far beyond micro-lending, well inside the packed fields
     uint256 private constant _MIN_INTERVAL = 1 hours;
     uint256 private constant _MAX_INTERVAL = 366 days;
 
@@ -37,26 +38,28 @@ contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
     bytes32 private constant _CANCEL_LOAN_TYPEHASH =
         keccak256("CancelLoan(uint256 loanId,uint256 nonce,uint256 deadline)");
 
-    /// @dev Packed so an on-time repayment touches few slots; see the field comments for units.
+    /// @dev Packed so a repayment rewrites few slots, and never turns a zero slot non-zero (20,000 gas
+    /// each): disbursement sets `disbursedAt` in slot 3 and `accruedAt` in slot 4, so both are
+    /// already non-zero when the first repayment writes them. Amounts fit: principal is capped at
+    /// _MAX_PRINCIPAL, and SafeCast reverts rather than wrap if charges ever outgrow their fields.
     struct LoanRecord {
         LoanTerms terms; // slots 0-1
         address borrower; // slot 2
         LoanStatus status;
-        uint40 disbursedAt;
-        uint40 accruedAt; // charges are accrued up to here
-        uint16 paidInstallments; // slot 3: installments fully paid
+        uint64 penaltyUnpaid; // here, not below, so that disbursedAt starts slot 3
+        uint40 disbursedAt; // slot 3
+        uint16 paidInstallments; // installments fully paid
         uint96 currentInterestPaid; // interest paid on installment paidInstallments + 1
         uint96 principalRepaid;
-        uint96 interestPaid; // slot 4
-        uint80 lateFeeUnpaid;
-        uint80 penaltyUnpaid;
+        uint40 accruedAt; // slot 4: charges are accrued up to here
+        uint96 interestPaid;
+        uint96 lateFeeUnpaid;
         uint128 lateFeePaid; // slot 5
         uint128 penaltyPaid;
         uint256 paymentRay; // slot 6: exact annuity payment, fixed at application
         uint256 balanceRay; // slot 7: exact scheduled annuity balance after paidInstallments
     }
 
-    /// @dev What a loan owes at a time, beyond what is already stored.
     struct Position {
         uint256 newLateFee;
         uint256 newPenalty;
@@ -369,11 +372,13 @@ contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
         left -= penaltyPart;
         uint256 lateFeePart = _min(left, loan.lateFeeUnpaid);
         left -= lateFeePart;
-        // Both parts fit: each is at most its stored uint80/uint128 counterpart.
-        loan.penaltyUnpaid -= uint80(penaltyPart);
-        loan.lateFeeUnpaid -= uint80(lateFeePart);
-        loan.penaltyPaid += uint128(penaltyPart);
-        loan.lateFeePaid += uint128(lateFeePart);
+        if (penaltyPart != 0 || lateFeePart != 0) {
+            // Both parts fit: each is at most its stored counterpart.
+            loan.penaltyUnpaid -= uint64(penaltyPart);
+            loan.lateFeeUnpaid -= uint96(lateFeePart);
+            loan.penaltyPaid += uint128(penaltyPart);
+            loan.lateFeePaid += uint128(lateFeePart);
+        }
 
         uint256 principalPart;
         uint256 interestPart;
@@ -439,8 +444,8 @@ contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
 
     function _accrueCharges(uint256 loanId, LoanRecord storage loan, Position memory pos, uint40 at) private {
         if (pos.newLateFee != 0 || pos.newPenalty != 0) {
-            loan.lateFeeUnpaid += pos.newLateFee.toUint80();
-            loan.penaltyUnpaid += pos.newPenalty.toUint80();
+            loan.lateFeeUnpaid = (loan.lateFeeUnpaid + pos.newLateFee).toUint96();
+            loan.penaltyUnpaid = (loan.penaltyUnpaid + pos.newPenalty).toUint64();
             emit LateChargesAccrued(loanId, pos.newLateFee.toUint96(), pos.newPenalty.toUint96(), loan.accruedAt, at);
         }
         loan.accruedAt = at;
@@ -538,7 +543,7 @@ contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
     }
 
     function _checkTerms(LoanTerms calldata terms) private view {
-        if (terms.principal == 0) revert LoanBookInvalidTerms("principal");
+        if (terms.principal == 0 || terms.principal > _MAX_PRINCIPAL) revert LoanBookInvalidTerms("principal");
         if (terms.currency == bytes3(0)) revert LoanBookInvalidTerms("currency");
         if (terms.installments == 0 || terms.installments > _MAX_INSTALLMENTS) revert LoanBookInvalidTerms("installments");
         if (terms.interval < _MIN_INTERVAL || terms.interval > _MAX_INTERVAL) revert LoanBookInvalidTerms("interval");

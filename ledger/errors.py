@@ -15,13 +15,14 @@ class LoanLedgerError(Exception):
 class ContractRevert(LoanLedgerError):
     """A call or transaction reverted with one of the contracts' custom errors.
 
-    `name` is the Solidity error name (e.g. "LoanBookStaleScore"), `args` its decoded arguments.
+    `name` is the Solidity error name (e.g. "LoanBookStaleScore"), `arguments` its decoded arguments
+    by parameter name (not `args`: Exception owns that attribute and resets it).
     """
 
-    def __init__(self, name: str, args: dict[str, Any], selector: str):
-        self.name, self.args, self.selector = name, args, selector
-        shown = ", ".join(f"{k}={v!r}" for k, v in args.items())
+    def __init__(self, name: str, arguments: dict[str, Any], selector: str):
+        shown = ", ".join(f"{k}={v!r}" for k, v in arguments.items())
         super().__init__(f"{name}({shown})")
+        self.name, self.arguments, self.selector = name, arguments, selector
 
 
 class ErrorDecoder:

@@ -62,3 +62,17 @@ def test_signed_request_then_replay_wrong_chain_stale_score_and_role_are_refused
     with pytest.raises(ContractCustomError) as stranger:
         book.functions.approve(1).call({"from": relayer})
     assert _error_name(stack, stranger.value) == "AccessControlUnauthorizedAccount"
+
+
+@pytest.mark.parametrize("field,value", [("principal", 0), ("principal", 10**15 + 1), ("installments", 0),
+                                         ("interval", 60), ("defaultAfter", 0), ("lateFeeBps", 10_001)])
+def test_terms_out_of_bounds_are_refused_by_name(w3, stack, keys, registered, field, value):
+    from dataclasses import replace
+
+    terms = replace(TERMS, **{field: value})
+    deadline = w3.eth.get_block("latest").timestamp + DAY
+    sig = _sign_request(w3, stack.book, registered, 0, deadline, terms=terms)
+    with pytest.raises(ContractCustomError) as refused:
+        stack.book.functions.requestLoan(terms.as_tuple(), registered.address, deadline, sig).call({"from": keys["eve"].address})
+    decoded = ErrorDecoder([stack.book.abi]).from_exception(refused.value)
+    assert (decoded.name, decoded.arguments["field"].rstrip(b"\0").decode()) == ("LoanBookInvalidTerms", field)

@@ -1,0 +1,105 @@
+"""Gas used per operation on a fresh anvil: `make gas` prints the table and writes bench/results/gas.json.
+
+Each figure is the gasUsed of a real transaction's receipt (a batch of 50 score updates divided by 50).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from eth_utils import keccak
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ledger import typed_data  # noqa: E402
+from ledger.deploy import deploy_stack  # noqa: E402
+from ledger.node import EphemeralNode, dev_account  # noqa: E402
+from ledger.typed_data import Amortization, LoanTerms  # noqa: E402
+
+DAY = 86_400
+TERMS = LoanTerms(120_000, b"CNY", 2400, Amortization.ANNUITY, 12, 30 * DAY, 3 * DAY, 500, 1800, 90 * DAY)
+TARGETS = {"repay_installment": 90_000, "repay_full": 90_000, "request_loan": 250_000, "push_score_batch50_per_item": 30_000}
+EXTRA: tuple[str, ...] = ()
+RESULTS = ROOT / "bench" / "results" / "gas.json"
+
+
+def main() -> dict[str, int]:
+    with EphemeralNode(accounts=60, extra=EXTRA) as node:
+        w3 = node.w3
+        admin, operator, oracle, pauser, signer = (dev_account(i) for i in range(5))
+        stack = deploy_stack(w3, admin.address, operator=operator.address, oracle=oracle.address,
+                             pauser=pauser.address, score_signer=signer.address)
+        borrowers = [dev_account(i) for i in range(5, 57)]
+        now = lambda: w3.eth.get_block("latest").timestamp  # noqa: E731
+
+        def gas(fn, sender) -> int:
+            receipt = w3.eth.wait_for_transaction_receipt(fn.transact({"from": sender}))
+            assert receipt.status == 1, fn.fn_name
+            return receipt.gasUsed
+
+        def push(report_id: int, accounts) -> int:
+            updates = [(a.address, 700, 1_000_000) for a in accounts]
+            message = typed_data.score_report(chain_id=w3.eth.chain_id, oracle=stack.oracle.address,
+                                              report_id=report_id, model_version=1, updates=updates)
+            fn = stack.oracle.functions.pushScores(report_id, 1, updates, [typed_data.sign(signer.key, message)])
+            return gas(fn, oracle.address)
+
+        def request(borrower) -> tuple[int, int]:
+            nonce = stack.book.functions.nonces(borrower.address).call()
+            deadline = now() + DAY
+            message = typed_data.loan_request(chain_id=w3.eth.chain_id, book=stack.book.address,
+                                              borrower=borrower.address, terms=TERMS, nonce=nonce, deadline=deadline)
+            fn = stack.book.functions.requestLoan(TERMS.as_tuple(), borrower.address, deadline,
+                                                  typed_data.sign(borrower.key, message))
+            used = gas(fn, borrowers[-1].address)  # any relayer
+            return used, stack.book.functions.loanCount().call()
+
+        results: dict[str, int] = {}
+        registrations = [gas(stack.registry.functions.registerBorrower(b.address, keccak(text=b.address), now() + 365 * DAY),
+                             operator.address) for b in borrowers[:52]]
+        results["register_borrower"] = registrations[-1]
+        results["push_score_1"] = push(1, borrowers[:1])
+        results["push_score_batch50_per_item"] = push(2, borrowers[1:51]) // 50
+
+        first, second = borrowers[1], borrowers[2]
+        results["request_loan"], loan_a = request(first)
+        _, loan_b = request(second)
+        results["approve"] = gas(stack.book.functions.approve(loan_a), operator.address)
+        gas(stack.book.functions.approve(loan_b), operator.address)
+        results["disburse"] = gas(stack.book.functions.confirmDisbursement(loan_a, keccak(text="payout-a"), TERMS.principal, now()),
+                                  oracle.address)
+        gas(stack.book.functions.confirmDisbursement(loan_b, keccak(text="payout-b"), TERMS.principal, now()), oracle.address)
+
+        w3.provider.make_request("evm_increaseTime", [30 * DAY])
+        w3.provider.make_request("evm_mine", [])
+        _, principal, interest = stack.book.functions.schedule(loan_a).call()[0]
+        results["repay_installment"] = gas(stack.book.functions.confirmRepayment(
+            loan_a, keccak(text="repay-a-1"), principal + interest, now()), oracle.address)
+        payoff = stack.book.functions.payoffAmount(loan_b, now()).call()
+        results["repay_full"] = gas(stack.book.functions.confirmRepayment(loan_b, keccak(text="repay-b"), payoff, now()),
+                                    oracle.address)
+        assert stack.book.functions.loanOf(loan_b).call()[2] == 6  # Repaid
+
+    table = Table(title="Gas used per operation (solc 0.8.37, via-IR, 200 runs; 12-installment annuity)")
+    table.add_column("operation")
+    table.add_column("gas", justify="right")
+    table.add_column("target", justify="right")
+    table.add_column("")
+    for name, used in results.items():
+        target = TARGETS.get(name)
+        verdict = "" if target is None else ("ok" if used <= target else "OVER")
+        table.add_row(name, f"{used:,}", f"<= {target:,}" if target else "", verdict)
+    Console().print(table)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"written to {RESULTS.relative_to(ROOT)}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
