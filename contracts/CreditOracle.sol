@@ -116,6 +116,7 @@ contract CreditOracle is ICreditOracle, LoanLedgerRoles, EIP712 {
         if (signatures.length < threshold) revert OracleInsufficientSignatures(signatures.length, threshold);
         address previous = address(0);
         for (uint256 i = 0; i < signatures.length; ++i) {
+            // slither-disable-next-line unused-return -- the third value only details `err`, which is checked
             (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, signatures[i]);
             if (err != ECDSA.RecoverError.NoError || signer <= previous || !hasRole(SCORE_SIGNER_ROLE, signer)) {
                 revert OracleInvalidSigner(signer);

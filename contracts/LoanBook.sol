@@ -56,7 +56,7 @@ contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
         uint96 lateFeeUnpaid;
         uint128 lateFeePaid; // slot 5
         uint128 penaltyPaid;
-        uint256 paymentRay; // slot 6: exact annuity payment, fixed at application
+        uint256 paymentRay; // slot 6: exact annuity payment, fixed asOf application
         uint256 balanceRay; // slot 7: exact scheduled annuity balance after paidInstallments
     }
 
@@ -268,22 +268,22 @@ contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
     }
 
     /// @inheritdoc ILoanBook
-    function amountDue(uint256 loanId, uint40 at) external view returns (AmountDue memory due) {
+    function amountDue(uint256 loanId, uint40 asOf) external view returns (AmountDue memory due) {
         LoanRecord storage loan = _loan(loanId);
         if (loan.status != LoanStatus.Active && loan.status != LoanStatus.Defaulted) return due;
-        Position memory pos = _position(loan, _planOf(loan), at > loan.accruedAt ? at : loan.accruedAt);
+        Position memory pos = _position(loan, _planOf(loan), asOf > loan.accruedAt ? asOf : loan.accruedAt);
         due.principal = pos.duePrincipal.toUint96();
         due.interest = pos.dueInterest.toUint96();
-        due.lateFee = (loan.lateFeeUnpaid + pos.newLateFee).toUint96();
-        due.penalty = (loan.penaltyUnpaid + pos.newPenalty).toUint96();
+        due.lateFee = SafeCast.toUint96(loan.lateFeeUnpaid + pos.newLateFee);
+        due.penalty = SafeCast.toUint96(loan.penaltyUnpaid + pos.newPenalty);
         due.oldestDueAt = pos.oldestDueAt.toUint40();
     }
 
     /// @inheritdoc ILoanBook
-    function payoffAmount(uint256 loanId, uint40 at) external view returns (uint96) {
+    function payoffAmount(uint256 loanId, uint40 asOf) external view returns (uint96) {
         LoanRecord storage loan = _loan(loanId);
         if (loan.status != LoanStatus.Active && loan.status != LoanStatus.Defaulted) return 0;
-        Position memory pos = _position(loan, _planOf(loan), at > loan.accruedAt ? at : loan.accruedAt);
+        Position memory pos = _position(loan, _planOf(loan), asOf > loan.accruedAt ? asOf : loan.accruedAt);
         return _payoff(loan, pos).toUint96();
     }
 
@@ -359,10 +359,10 @@ contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
         if (paidAt > block.timestamp || paidAt < loan.disbursedAt) revert LoanBookInvalidPaymentTime(paidAt);
 
         // A confirmation older than the last accrual is applied at the last accrual: time never runs back.
-        uint40 at = paidAt > loan.accruedAt ? paidAt : loan.accruedAt;
+        uint40 asOf = paidAt > loan.accruedAt ? paidAt : loan.accruedAt;
         LoanMath.Plan memory plan = _planOf(loan);
-        Position memory pos = _position(loan, plan, at);
-        _accrueCharges(loanId, loan, pos, at);
+        Position memory pos = _position(loan, plan, asOf);
+        _accrueCharges(loanId, loan, pos, asOf);
 
         uint256 payoff = _payoff(loan, pos);
         if (amount > payoff) revert LoanBookOverpayment(amount, payoff.toUint96());
@@ -442,21 +442,21 @@ contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
         loan.currentInterestPaid = interestPaidOnCurrent.toUint96();
     }
 
-    function _accrueCharges(uint256 loanId, LoanRecord storage loan, Position memory pos, uint40 at) private {
+    function _accrueCharges(uint256 loanId, LoanRecord storage loan, Position memory pos, uint40 asOf) private {
         if (pos.newLateFee != 0 || pos.newPenalty != 0) {
-            loan.lateFeeUnpaid = (loan.lateFeeUnpaid + pos.newLateFee).toUint96();
-            loan.penaltyUnpaid = (loan.penaltyUnpaid + pos.newPenalty).toUint64();
-            emit LateChargesAccrued(loanId, pos.newLateFee.toUint96(), pos.newPenalty.toUint96(), loan.accruedAt, at);
+            loan.lateFeeUnpaid = SafeCast.toUint96(loan.lateFeeUnpaid + pos.newLateFee);
+            loan.penaltyUnpaid = SafeCast.toUint64(loan.penaltyUnpaid + pos.newPenalty);
+            emit LateChargesAccrued(loanId, pos.newLateFee.toUint96(), pos.newPenalty.toUint96(), loan.accruedAt, asOf);
         }
-        loan.accruedAt = at;
+        loan.accruedAt = asOf;
     }
 
     /**
-     * @dev Walks unpaid installments due by `at` (and the first one not yet due) without changing
+     * @dev Walks unpaid installments due by `asOf` (and the first one not yet due) without changing
      * state. Charges accrue on each installment's amount unpaid since the last accrual, which is
      * constant in between because only confirmations change it.
      */
-    function _position(LoanRecord storage loan, LoanMath.Plan memory plan, uint256 at)
+    function _position(LoanRecord storage loan, LoanMath.Plan memory plan, uint256 asOf)
         private
         view
         returns (Position memory pos)
@@ -471,10 +471,10 @@ contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
             uint256 dueAt = disbursedAt + (cursor.paid + 1) * plan.interval;
             (uint256 p, uint256 i) = LoanMath.next(plan, cursor);
             if (pos.oldestDueAt == 0) pos.oldestDueAt = dueAt;
-            if (dueAt > at) {
+            if (dueAt > asOf) {
                 uint256 periodStart = dueAt - plan.interval;
-                if (at > periodStart) {
-                    uint256 accrued = LoanMath.accruedInterest(i, at - periodStart, plan.interval);
+                if (asOf > periodStart) {
+                    uint256 accrued = LoanMath.accruedInterest(i, asOf - periodStart, plan.interval);
                     pos.accruedInterest = accrued > paidInterest ? accrued - paidInterest : 0;
                 }
                 break;
@@ -483,10 +483,10 @@ contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
             pos.dueInterest += i - paidInterest;
             pos.duePrincipal += p - paidPrincipal;
             uint256 lateFrom = dueAt + grace;
-            if (lateFrom < at) {
+            if (lateFrom < asOf) {
                 if (lateFrom >= accruedAt) pos.newLateFee += LoanMath.lateFee(unpaid, loan.terms.lateFeeBps);
                 uint256 from = lateFrom > accruedAt ? lateFrom : accruedAt;
-                pos.newPenalty += LoanMath.penalty(unpaid, loan.terms.penaltyRateBps, at - from);
+                pos.newPenalty += LoanMath.penalty(unpaid, loan.terms.penaltyRateBps, asOf - from);
             }
             paidInterest = 0;
             paidPrincipal = 0;
@@ -518,7 +518,9 @@ contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
     function _applyBatch(PaymentConfirmation[] calldata items, bytes4 selector) private returns (bool[] memory applied) {
         applied = new bool[](items.length);
         for (uint256 k = 0; k < items.length; ++k) {
-            // slither-disable-next-line calls-loop,low-level-calls -- a call to this contract itself
+            // The call is to this contract itself (an item runs in its own frame so that it can fail alone);
+            // the event after it is the item's outcome, so "reentrancy" here is the design.
+            // slither-disable-next-line calls-loop,low-level-calls,reentrancy-events
             (bool ok, bytes memory reason) = address(this).call(abi.encodeWithSelector(selector, items[k]));
             applied[k] = ok;
             if (!ok) emit PaymentSkipped(items[k].loanId, items[k].paymentRef, reason);

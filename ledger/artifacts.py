@@ -34,6 +34,19 @@ def source_hash() -> str:
     return digest.hexdigest()
 
 
+def standard_input(outputs: tuple[str, ...] = ("abi", "evm.bytecode.object"), ast: bool = False) -> dict:
+    """The compiler's standard-JSON input for every contract: one definition for us and for Slither."""
+    return {
+        "language": "Solidity",
+        "sources": _sources(),
+        "settings": {
+            **SETTINGS,
+            "remappings": ["@openzeppelin/contracts/=node_modules/@openzeppelin/contracts/"],
+            "outputSelection": {"*": {"*": list(outputs), **({"": ["ast"]} if ast else {})}},
+        },
+    }
+
+
 def compile_contracts() -> dict[str, dict]:
     """{contract name: {"abi": [...], "bytecode": "0x..."}}, cached by source hash."""
     wanted = source_hash()
@@ -42,16 +55,7 @@ def compile_contracts() -> dict[str, dict]:
         if cached.get("source_hash") == wanted:
             return cached["contracts"]
     os.environ.setdefault("SOLCX_BINARY_PATH", str(ROOT / ".venv" / "solcx"))
-    standard_input = {
-        "language": "Solidity",
-        "sources": _sources(),
-        "settings": {
-            **SETTINGS,
-            "remappings": ["@openzeppelin/contracts/=node_modules/@openzeppelin/contracts/"],
-            "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object"]}},
-        },
-    }
-    output = solcx.compile_standard(standard_input, solc_version=SOLC_VERSION, allow_paths=[str(ROOT)], base_path=str(ROOT))
+    output = solcx.compile_standard(standard_input(), solc_version=SOLC_VERSION, allow_paths=[str(ROOT)], base_path=str(ROOT))
     contracts = {
         name: {"abi": c["abi"], "bytecode": "0x" + c["evm"]["bytecode"]["object"]}
         for path, units in output["contracts"].items()
@@ -65,3 +69,11 @@ def compile_contracts() -> dict[str, dict]:
     tmp.write_text(json.dumps({"source_hash": wanted, "compiler": SOLC_VERSION, "contracts": contracts}))
     os.replace(tmp, CACHE)
     return contracts
+
+
+if __name__ == "__main__":
+    # `python -m ledger.artifacts FILE`: writes the standard-JSON input (Slither reads it).
+    import sys
+
+    everything = ("abi", "metadata", "devdoc", "userdoc", "evm.bytecode", "evm.deployedBytecode")
+    Path(sys.argv[1]).write_text(json.dumps(standard_input(everything, ast=True), indent=1))

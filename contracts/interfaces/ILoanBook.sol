@@ -271,19 +271,19 @@ interface ILoanBook {
     function schedule(uint256 loanId) external view returns (Installment[] memory);
 
     /**
-     * @notice What is due at `at`: unpaid installments due by then, and charges accrued up to then.
+     * @notice What is due at `asOf`: unpaid installments due by then, and charges accrued up to then.
      * @param loanId the loan
-     * @param at unix time, not before the last accrual
+     * @param asOf unix time, not before the last accrual
      */
-    function amountDue(uint256 loanId, uint40 at) external view returns (AmountDue memory);
+    function amountDue(uint256 loanId, uint40 asOf) external view returns (AmountDue memory);
 
     /**
-     * @notice The amount that closes the loan at `at`: charges, due installments, all remaining
-     * principal, and interest of the current period accrued to `at` only.
+     * @notice The amount that closes the loan at `asOf`: charges, due installments, all remaining
+     * principal, and interest of the current period accrued to `asOf` only.
      * @param loanId the loan
-     * @param at unix time
+     * @param asOf unix time
      */
-    function payoffAmount(uint256 loanId, uint40 at) external view returns (uint96);
+    function payoffAmount(uint256 loanId, uint40 asOf) external view returns (uint96);
 
     /**
      * @notice Principal of the borrower's approved and active loans not yet repaid or written off.
