@@ -1,20 +1,73 @@
-"""Deploy and wire the three contracts with web3 (used by tests, the CLI and the demo).
+"""The deployment plan, defined once, and the web3 path that follows it (tests, benchmarks, the demo).
 
-`scripts/deploy.py` (`ape run deploy`) is the operator's path; both produce the same manifest.
+`scripts/deploy.py` (`ape run deploy`, the operator's path) follows the same plan: which contracts, in
+which order, with which constructor arguments, which role grants, and the manifest that records it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from web3 import Web3
 from web3.contract import Contract
 
 from ledger.artifacts import SOLC_VERSION, compile_contracts, source_hash
-from ledger.manifest import DeployedContract, Manifest
+from ledger.manifest import CONTRACT_NAMES, DeployedContract, Manifest
 
 DAY = 86_400
-GRANTED_ROLES = ("OPERATOR_ROLE", "ORACLE_ROLE", "PAUSER_ROLE")
+
+
+@dataclass(frozen=True)
+class RoleHolders:
+    admin: str
+    operator: str
+    oracle: str
+    pauser: str
+    score_signer: str
+
+    def as_manifest(self) -> dict[str, list[str]]:
+        return {"DEFAULT_ADMIN_ROLE": [self.admin], "OPERATOR_ROLE": [self.operator], "ORACLE_ROLE": [self.oracle],
+                "PAUSER_ROLE": [self.pauser], "SCORE_SIGNER_ROLE": [self.score_signer]}
+
+
+@dataclass(frozen=True)
+class Settings:
+    max_score_age: int = 30 * DAY
+    max_annual_rate_bps: int = 10_000
+
+
+def constructor_args(name: str, roles: RoleHolders, deployed: dict[str, str], settings: Settings) -> tuple:
+    """Arguments of `name`'s constructor, given the addresses deployed before it (CONTRACT_NAMES order)."""
+    return {
+        "BorrowerRegistry": lambda: (roles.admin,),
+        "CreditOracle": lambda: (roles.admin, settings.max_score_age),
+        "LoanBook": lambda: (roles.admin, deployed["BorrowerRegistry"], deployed["CreditOracle"],
+                             settings.max_annual_rate_bps),
+        "ActionLogAnchor": lambda: (roles.admin,),
+    }[name]()
+
+
+def role_grants(roles: RoleHolders) -> list[tuple[str, str, str]]:
+    """(contract, role, holder) granted by the admin after deployment."""
+    grants = [(name, role, holder) for name in CONTRACT_NAMES
+              for role, holder in (("OPERATOR_ROLE", roles.operator), ("ORACLE_ROLE", roles.oracle),
+                                   ("PAUSER_ROLE", roles.pauser))]
+    return grants + [("CreditOracle", "SCORE_SIGNER_ROLE", roles.score_signer)]
+
+
+def build_manifest(network: str, chain_id: int, roles: RoleHolders, deployed: dict[str, DeployedContract],
+                   deployed_at: int) -> Manifest:
+    return Manifest(network=network, chain_id=chain_id, deployer=roles.admin, compiler=f"solc-js {SOLC_VERSION}",
+                    source_hash=source_hash(), contracts=dict(deployed), roles=roles.as_manifest(),
+                    deployed_at=deployed_at)
+
+
+def is_current(manifest: Manifest, chain_id: int, code_at: Callable[[str], bytes]) -> bool:
+    """True when `manifest` describes this chain and these sources, and every contract has code there."""
+    return (manifest.chain_id == chain_id and manifest.source_hash == source_hash()
+            and set(manifest.contracts) == set(CONTRACT_NAMES)
+            and all(len(code_at(c.address)) > 0 for c in manifest.contracts.values()))
 
 
 @dataclass
@@ -37,27 +90,21 @@ def _deploy(w3: Web3, artifact: dict, sender: str, *args) -> tuple[Contract, Dep
 def deploy_stack(w3: Web3, admin: str, *, operator: str, oracle: str, pauser: str, score_signer: str,
                  max_score_age: int = 30 * DAY, max_annual_rate_bps: int = 10_000,
                  network: str = "local") -> Deployment:
-    """Deploy registry, credit oracle, loan book and action-log anchor from `admin` (an unlocked node account) and grant roles."""
+    """Follow the plan from `admin` (an account the node has unlocked): deploy, grant roles, describe it."""
     artifacts = compile_contracts()
-    registry, registry_at = _deploy(w3, artifacts["BorrowerRegistry"], admin, admin)
-    credit, credit_at = _deploy(w3, artifacts["CreditOracle"], admin, admin, max_score_age)
-    book, book_at = _deploy(w3, artifacts["LoanBook"], admin, admin, registry.address, credit.address,
-                            max_annual_rate_bps)
-    anchor, anchor_at = _deploy(w3, artifacts["ActionLogAnchor"], admin, admin)
-    holders = {"DEFAULT_ADMIN_ROLE": [admin], "OPERATOR_ROLE": [operator], "ORACLE_ROLE": [oracle],
-               "PAUSER_ROLE": [pauser], "SCORE_SIGNER_ROLE": [score_signer]}
-    for contract in (registry, credit, book, anchor):
-        for role in GRANTED_ROLES:
-            role_id = contract.functions[role]().call()
-            w3.eth.wait_for_transaction_receipt(
-                contract.functions.grantRole(role_id, holders[role][0]).transact({"from": admin}))
-    signer_role = credit.functions.SCORE_SIGNER_ROLE().call()
-    w3.eth.wait_for_transaction_receipt(credit.functions.grantRole(signer_role, score_signer).transact({"from": admin}))
-    manifest = Manifest(
-        network=network, chain_id=w3.eth.chain_id, deployer=admin, compiler=f"solc-js {SOLC_VERSION}",
-        source_hash=source_hash(),
-        contracts={"BorrowerRegistry": registry_at, "CreditOracle": credit_at, "LoanBook": book_at,
-                   "ActionLogAnchor": anchor_at},
-        roles=holders, deployed_at=w3.eth.get_block(registry_at.block).timestamp,
-    )
-    return Deployment(registry=registry, oracle=credit, book=book, anchor=anchor, manifest=manifest)
+    roles = RoleHolders(admin, operator, oracle, pauser, score_signer)
+    settings = Settings(max_score_age, max_annual_rate_bps)
+    contracts: dict[str, Contract] = {}
+    deployed: dict[str, DeployedContract] = {}
+    for name in CONTRACT_NAMES:
+        args = constructor_args(name, roles, {n: d.address for n, d in deployed.items()}, settings)
+        contracts[name], deployed[name] = _deploy(w3, artifacts[name], admin, *args)
+    for name, role, holder in role_grants(roles):
+        contract = contracts[name]
+        role_id = contract.functions[role]().call()
+        receipt = w3.eth.wait_for_transaction_receipt(contract.functions.grantRole(role_id, holder).transact({"from": admin}))
+        assert receipt.status == 1, f"granting {role} on {name} failed"
+    first_block = deployed[CONTRACT_NAMES[0]].block
+    manifest = build_manifest(network, w3.eth.chain_id, roles, deployed, w3.eth.get_block(first_block).timestamp)
+    return Deployment(registry=contracts["BorrowerRegistry"], oracle=contracts["CreditOracle"],
+                      book=contracts["LoanBook"], anchor=contracts["ActionLogAnchor"], manifest=manifest)

@@ -10,30 +10,12 @@ from dataclasses import asdict
 
 import typer
 from rich.console import Console
-from web3 import Web3
-from web3.middleware import ExtraDataToPOAMiddleware
 
-from ledger import manifest as manifests
-from ledger.config import Settings, load_settings
+from ledger.cli._common import manifest as load_manifest
+from ledger.cli._common import node as connect
+from ledger.config import load_settings
 from ledger.indexer import Indexer, IndexReport
 from ledger.store import open_store
-
-
-def connect(settings: Settings) -> Web3:
-    """A web3 client for the configured node (with the QBFT extra-data middleware when `poa`)."""
-    w3 = Web3(Web3.HTTPProvider(settings.node_url, request_kwargs={"timeout": settings.tx_timeout}))
-    if settings.poa:
-        w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
-    if not w3.is_connected():
-        raise typer.BadParameter(f"no node answers at {settings.node_url}", param_hint="LOANLEDGER_NODE_URL")
-    return w3
-
-
-def load_manifest(settings: Settings) -> manifests.Manifest:
-    path = settings.manifest_path
-    if not path.exists():
-        raise typer.BadParameter(f"no deployment manifest at {path}: deploy first", param_hint="LOANLEDGER_MANIFEST")
-    return manifests.load(path)
 
 
 def register(app: typer.Typer) -> None:

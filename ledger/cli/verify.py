@@ -10,7 +10,8 @@ import typer
 from rich.console import Console
 
 from ledger import verify as checks
-from ledger.cli.index import connect, load_manifest
+from ledger.cli._common import manifest as load_manifest
+from ledger.cli._common import node as connect
 from ledger.config import load_settings
 from ledger.store import open_store
 

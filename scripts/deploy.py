@@ -1,0 +1,93 @@
+"""`ape run deploy`: deploy the contracts and grant roles, following ledger.deploy's plan, and write the manifest.
+
+    ape run deploy --network ethereum:local:node           # the anvil `loanledger node start` runs
+    ape run deploy --network ethereum:besu:node --account ops-admin --operator 0x.. --oracle 0x.. ...
+    ape run deploy ... --redeploy                          # new contracts even if the manifest is current
+
+Without --redeploy it does nothing when deployments/<network>.json already describes this chain and
+these sources and every contract has code: rerunning is safe. On the local network the role holders
+default to the development accounts (the same mnemonic as the local anvil); elsewhere every role
+holder must be given.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from ape import accounts, project
+from ape.cli import ConnectedProviderCommand, network_option
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ledger import manifest as manifests  # noqa: E402
+from ledger.deploy import RoleHolders, Settings, build_manifest, constructor_args, is_current, role_grants  # noqa: E402
+from ledger.manifest import CONTRACT_NAMES, DeployedContract  # noqa: E402
+
+
+DEV_CHAIN_ID = 31337  # anvil's: development accounts and the name "local" apply
+
+
+def _role_holders(network_name: str, deployer: str, given: dict[str, str | None]) -> RoleHolders:
+    if network_name == "local":
+        dev = [a.address for a in accounts.test_accounts[:5]]
+        defaults = dict(zip(("operator", "oracle", "pauser", "score_signer"), dev[1:5]))
+    else:
+        missing = [k for k, v in given.items() if not v]
+        if missing:
+            raise click.UsageError(f"on {network_name}, give every role holder: missing --{', --'.join(m.replace('_', '-') for m in missing)}")
+        defaults = {}
+    return RoleHolders(admin=deployer, **{k: v or defaults[k] for k, v in given.items()})
+
+
+@click.command(cls=ConnectedProviderCommand)
+@network_option()
+@click.option("--account", "account_alias", default=None, help="Ape account alias of the deployer (admin). Local default: test account 0.")
+@click.option("--operator", default=None)
+@click.option("--oracle", default=None)
+@click.option("--pauser", default=None)
+@click.option("--score-signer", default=None)
+@click.option("--max-score-age-days", default=30, show_default=True, type=int)
+@click.option("--max-annual-rate-bps", default=10_000, show_default=True, type=int)
+@click.option("--manifest", "manifest_path", default=None, type=click.Path(path_type=Path),
+              help="Default: deployments/<network>.json")
+@click.option("--name", "network_name", default=None,
+              help="Network name in the manifest. Default: 'local' on a development chain, else Ape's network name.")
+@click.option("--redeploy", is_flag=True, help="Deploy new contracts even if the manifest is current.")
+def cli(network, provider, account_alias, operator, oracle, pauser, score_signer, max_score_age_days,
+        max_annual_rate_bps, manifest_path, network_name, redeploy):
+    if network_name is None:
+        network_name = "local" if network.name == "local" or provider.chain_id == DEV_CHAIN_ID else network.name
+    path = manifest_path or manifests.path_for(network_name)
+    chain_id = provider.chain_id
+    if path.exists() and not redeploy:
+        existing = manifests.load(path)
+        if is_current(existing, chain_id, lambda address: provider.get_code(address)):
+            click.echo(f"{path}: contracts already deployed on chain {chain_id} from these sources; nothing to do "
+                       f"(--redeploy to deploy new ones)")
+            return
+
+    deployer = accounts.load(account_alias) if account_alias else accounts.test_accounts[0]
+    roles = _role_holders(network_name, deployer.address, {"operator": operator, "oracle": oracle, "pauser": pauser,
+                                                           "score_signer": score_signer})
+    settings = Settings(max_score_age=max_score_age_days * 86_400, max_annual_rate_bps=max_annual_rate_bps)
+
+    instances, deployed = {}, {}
+    for name in CONTRACT_NAMES:
+        args = constructor_args(name, roles, {n: d.address for n, d in deployed.items()}, settings)
+        instance = getattr(project, name).deploy(*args, sender=deployer)
+        receipt = instance.creation_metadata.receipt
+        instances[name] = instance
+        deployed[name] = DeployedContract(address=instance.address, block=receipt.block_number, tx=receipt.txn_hash)
+        click.echo(f"{name:18} {instance.address}  block {receipt.block_number}")
+    for name, role, holder in role_grants(roles):
+        contract = instances[name]
+        contract.grantRole(getattr(contract, role)(), holder, sender=deployer)
+        click.echo(f"granted {role} on {name} to {holder}")
+
+    first_block = deployed[CONTRACT_NAMES[0]].block
+    deployed_at = provider.get_block(first_block).timestamp
+    manifests.save(build_manifest(network_name, chain_id, roles, deployed, deployed_at), path)
+    click.echo(f"manifest written to {path}")

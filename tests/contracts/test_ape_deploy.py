@@ -1,0 +1,71 @@
+"""The operator's path: `loanledger deploy` runs `ape run deploy` against a node the test starts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from web3 import Web3
+
+from ledger import manifest as manifests
+from ledger.contracts import bind
+from ledger.manifest import CONTRACT_NAMES
+from ledger.node import EphemeralNode, dev_account
+
+CLI = str(Path(sys.executable).with_name("loanledger"))
+
+
+@pytest.fixture(scope="module")
+def node():
+    with EphemeralNode() as running:
+        yield running
+
+
+def deploy(node, manifest: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "LOANLEDGER_NODE_URL": node.url, "LOANLEDGER_MANIFEST": str(manifest)}
+    return subprocess.run([CLI, "deploy", *args], env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_deploy_writes_the_manifest_grants_roles_is_a_no_op_again_and_redeploys_on_request(node, tmp_path):
+    path = tmp_path / "local.json"
+    first = deploy(node, path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    manifest = manifests.load(path)
+    w3: Web3 = node.w3
+    assert manifest.network == "local" and manifest.chain_id == w3.eth.chain_id
+    assert set(manifest.contracts) == set(CONTRACT_NAMES)
+    assert all(len(w3.eth.get_code(c.address)) > 0 for c in manifest.contracts.values())
+
+    bindings = bind(w3, manifest)
+    operator, oracle, pauser, signer = (dev_account(i).address for i in range(1, 5))
+    for contract in (bindings.registry, bindings.oracle, bindings.book, bindings.anchor):
+        assert contract.functions.hasRole(contract.functions.OPERATOR_ROLE().call(), operator).call()
+        assert contract.functions.hasRole(contract.functions.ORACLE_ROLE().call(), oracle).call()
+        assert contract.functions.hasRole(contract.functions.PAUSER_ROLE().call(), pauser).call()
+        assert not contract.functions.hasRole(contract.functions.OPERATOR_ROLE().call(), dev_account(9).address).call()
+    assert bindings.oracle.functions.hasRole(bindings.oracle.functions.SCORE_SIGNER_ROLE().call(), signer).call()
+    # The Ape-compiled contracts behave like the ones the rest of the system binds to.
+    assert bindings.book.functions.loanCount().call() == 0
+
+    block = w3.eth.block_number
+    again = deploy(node, path)
+    assert again.returncode == 0 and "nothing to do" in again.stdout
+    assert w3.eth.block_number == block
+    assert manifests.load(path) == manifest
+
+    fresh = deploy(node, path, "--redeploy")
+    assert fresh.returncode == 0, fresh.stdout + fresh.stderr
+    renewed = manifests.load(path)
+    assert {renewed.address(n) for n in CONTRACT_NAMES}.isdisjoint({manifest.address(n) for n in CONTRACT_NAMES})
+
+
+def test_deploy_against_a_node_that_is_down_fails_with_one_clear_line(tmp_path):
+    env = {**os.environ, "LOANLEDGER_NODE_URL": "http://127.0.0.1:9", "LOANLEDGER_MANIFEST": str(tmp_path / "x.json")}
+    result = subprocess.run([CLI, "deploy"], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "no Ethereum node answers at http://127.0.0.1:9" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "x.json").exists()
