@@ -34,7 +34,7 @@ gas: setup
 # solc-js bridge honours it; Slither's own solc invocation would drop via-IR). Fails on medium or high;
 # low findings are printed and each accepted one is explained beside its code.
 lint-contracts: setup
-	$(VENV)/bin/pip install -q -e ".[lint]"
+	test -x $(VENV)/bin/slither || $(VENV)/bin/pip install -q -e ".[lint]"  # once: a reinstall would want the index
 	$(PY) -m ledger.artifacts build/standard-input.json
 	$(VENV)/bin/slither build/standard-input.json --compile-force-framework solc-json \
 		--solc $(SOLCX_BINARY_PATH)/solc-v0.8.37 --filter-paths node_modules --exclude-informational --fail-medium

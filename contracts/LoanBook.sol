@@ -38,26 +38,30 @@ contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
     bytes32 private constant _CANCEL_LOAN_TYPEHASH =
         keccak256("CancelLoan(uint256 loanId,uint256 nonce,uint256 deadline)");
 
-    /// @dev Packed so a repayment rewrites few slots, and never turns a zero slot non-zero (20,000 gas
-    /// each): disbursement sets `disbursedAt` in slot 3 and `accruedAt` in slot 4, so both are
-    /// already non-zero when the first repayment writes them. Amounts fit: principal is capped at
-    /// _MAX_PRINCIPAL, and SafeCast reverts rather than wrap if charges ever outgrow their fields.
+    /// @dev Packed so that a repayment without charges reads five slots and rewrites one of the record
+    /// (slot 3) besides the annuity balance, and never turns a zero slot non-zero (20,000 gas each):
+    /// disbursement sets `accruedAt` in slot 3 and `disbursedAt` in slot 4 before any repayment.
+    /// The narrow fields hold what they must: principal is capped at _MAX_PRINCIPAL (< 2^50), a rate
+    /// at the uint16 cap over the longest interval is under 6.6 times the principal a period, so the
+    /// interest of 720 installments and late fees on all of them stay under 4.8e18 (< 2^64) and the
+    /// exact annuity payment (at most principal * (1 + rate) * 1e27) under 2^143. SafeCast reverts
+    /// rather than wrap if anything ever outgrows its field.
     struct LoanRecord {
         LoanTerms terms; // slots 0-1
         address borrower; // slot 2
         LoanStatus status;
-        uint64 penaltyUnpaid; // here, not below, so that disbursedAt starts slot 3
-        uint40 disbursedAt; // slot 3
+        uint64 penaltyUnpaid;
+        uint40 accruedAt; // slot 3: charges are accrued up to here
         uint16 paidInstallments; // installments fully paid
-        uint96 currentInterestPaid; // interest paid on installment paidInstallments + 1
-        uint96 principalRepaid;
-        uint40 accruedAt; // slot 4: charges are accrued up to here
-        uint96 interestPaid;
-        uint96 lateFeeUnpaid;
+        uint64 currentInterestPaid; // interest paid on installment paidInstallments + 1
+        uint64 principalRepaid;
+        uint64 interestPaid;
+        uint40 disbursedAt; // slot 4
+        uint64 lateFeeUnpaid;
+        uint152 paymentRay; // exact annuity payment, RAY-scaled, fixed at application
         uint128 lateFeePaid; // slot 5
         uint128 penaltyPaid;
-        uint256 paymentRay; // slot 6: exact annuity payment, fixed asOf application
-        uint256 balanceRay; // slot 7: exact scheduled annuity balance after paidInstallments
+        uint256 balanceRay; // slot 6: exact scheduled annuity balance after paidInstallments
     }
 
     struct Position {
@@ -109,6 +113,8 @@ contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
         bytes32 termsHash = keccak256(abi.encode(_LOAN_TERMS_TYPEHASH, terms));
         uint256 nonce = _useNonce(borrower);
         if (!_signedBy(borrower, keccak256(abi.encode(_LOAN_REQUEST_TYPEHASH, borrower, termsHash, nonce, deadline)), signature)) {
+            // A first request has no previous nonce to be a replay of (and `nonce - 1` would underflow).
+            if (nonce == 0) revert LoanBookInvalidSignature(borrower);
             _revertReplayOrInvalid(borrower, nonce, keccak256(abi.encode(_LOAN_REQUEST_TYPEHASH, borrower, termsHash, nonce - 1, deadline)), signature);
         }
 
@@ -117,7 +123,7 @@ contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
         loan.terms = terms;
         loan.borrower = borrower;
         loan.status = LoanStatus.Requested;
-        if (terms.amortization == Amortization.Annuity) loan.paymentRay = LoanMath.plan(terms).paymentRay;
+        if (terms.amortization == Amortization.Annuity) loan.paymentRay = LoanMath.plan(terms).paymentRay.toUint152();
         emit LoanRequested(loanId, borrower, terms, nonce, msg.sender);
     }
 
@@ -362,9 +368,11 @@ contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
         uint40 asOf = paidAt > loan.accruedAt ? paidAt : loan.accruedAt;
         LoanMath.Plan memory plan = _planOf(loan);
         Position memory pos = _position(loan, plan, asOf);
+        // Before accruing: `_payoff` adds the position's new charges to the stored unpaid ones, and
+        // accruing moves them into storage, so after it they would count twice.
+        uint256 payoff = _payoff(loan, pos);
         _accrueCharges(loanId, loan, pos, asOf);
 
-        uint256 payoff = _payoff(loan, pos);
         if (amount > payoff) revert LoanBookOverpayment(amount, payoff.toUint96());
 
         uint256 left = amount;
@@ -375,7 +383,7 @@ contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
         if (penaltyPart != 0 || lateFeePart != 0) {
             // Both parts fit: each is at most its stored counterpart.
             loan.penaltyUnpaid -= uint64(penaltyPart);
-            loan.lateFeeUnpaid -= uint96(lateFeePart);
+            loan.lateFeeUnpaid -= uint64(lateFeePart);
             loan.penaltyPaid += uint128(penaltyPart);
             loan.lateFeePaid += uint128(lateFeePart);
         }
@@ -392,8 +400,8 @@ contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
         } else {
             (principalPart, interestPart) = _settleInstallments(loan, plan, left);
         }
-        loan.principalRepaid += principalPart.toUint96();
-        loan.interestPaid += interestPart.toUint96();
+        loan.principalRepaid += principalPart.toUint64();
+        loan.interestPaid += interestPart.toUint64();
         _exposure[loan.borrower] -= principalPart;
 
         emit RepaymentApplied(
@@ -439,12 +447,12 @@ contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
                 interestPaidOnCurrent += payInterest;
             }
         }
-        loan.currentInterestPaid = interestPaidOnCurrent.toUint96();
+        loan.currentInterestPaid = interestPaidOnCurrent.toUint64();
     }
 
     function _accrueCharges(uint256 loanId, LoanRecord storage loan, Position memory pos, uint40 asOf) private {
         if (pos.newLateFee != 0 || pos.newPenalty != 0) {
-            loan.lateFeeUnpaid = SafeCast.toUint96(loan.lateFeeUnpaid + pos.newLateFee);
+            loan.lateFeeUnpaid = SafeCast.toUint64(loan.lateFeeUnpaid + pos.newLateFee);
             loan.penaltyUnpaid = SafeCast.toUint64(loan.penaltyUnpaid + pos.newPenalty);
             emit LateChargesAccrued(loanId, pos.newLateFee.toUint96(), pos.newPenalty.toUint96(), loan.accruedAt, asOf);
         }
@@ -512,7 +520,22 @@ contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
     }
 
     function _planOf(LoanRecord storage loan) private view returns (LoanMath.Plan memory) {
-        return LoanMath.planWithPayment(loan.terms, loan.paymentRay);
+        // Every term but `defaultAfter`, which alone fills the terms' second slot: the plan never needs
+        // it, and copying the whole struct would cost each payment a cold storage read (2,100 gas).
+        LoanTerms storage t = loan.terms;
+        LoanTerms memory terms = LoanTerms({
+            principal: t.principal,
+            currency: t.currency,
+            annualRateBps: t.annualRateBps,
+            amortization: t.amortization,
+            installments: t.installments,
+            interval: t.interval,
+            gracePeriod: t.gracePeriod,
+            lateFeeBps: t.lateFeeBps,
+            penaltyRateBps: t.penaltyRateBps,
+            defaultAfter: 0
+        });
+        return LoanMath.planWithPayment(terms, loan.paymentRay);
     }
 
     function _applyBatch(PaymentConfirmation[] calldata items, bytes4 selector) private returns (bool[] memory applied) {

@@ -7,7 +7,7 @@
 Without --redeploy it does nothing when deployments/<network>.json already describes this chain and
 these sources and every contract has code: rerunning is safe. On the local network the role holders
 default to the development accounts (the same mnemonic as the local anvil); elsewhere every role
-holder must be given.
+holder must be given, as options or as LOANLEDGER_DEPLOY_{ACCOUNT,OPERATOR,ORACLE,PAUSER,SCORE_SIGNER}.
 """
 
 from __future__ import annotations
@@ -44,11 +44,12 @@ def _role_holders(network_name: str, deployer: str, given: dict[str, str | None]
 
 @click.command(cls=ConnectedProviderCommand)
 @network_option()
-@click.option("--account", "account_alias", default=None, help="Ape account alias of the deployer (admin). Local default: test account 0.")
-@click.option("--operator", default=None)
-@click.option("--oracle", default=None)
-@click.option("--pauser", default=None)
-@click.option("--score-signer", default=None)
+@click.option("--account", "account_alias", default=None, envvar="LOANLEDGER_DEPLOY_ACCOUNT",
+              help="Ape account alias of the deployer (admin). Local default: test account 0.")
+@click.option("--operator", default=None, envvar="LOANLEDGER_DEPLOY_OPERATOR")
+@click.option("--oracle", default=None, envvar="LOANLEDGER_DEPLOY_ORACLE")
+@click.option("--pauser", default=None, envvar="LOANLEDGER_DEPLOY_PAUSER")
+@click.option("--score-signer", default=None, envvar="LOANLEDGER_DEPLOY_SCORE_SIGNER")
 @click.option("--max-score-age-days", default=30, show_default=True, type=int)
 @click.option("--max-annual-rate-bps", default=10_000, show_default=True, type=int)
 @click.option("--manifest", "manifest_path", default=None, type=click.Path(path_type=Path),
@@ -69,6 +70,8 @@ def cli(network, provider, account_alias, operator, oracle, pauser, score_signer
                        f"(--redeploy to deploy new ones)")
             return
 
+    if not account_alias and network_name != "local":
+        raise click.UsageError(f"on {network_name}, give the deployer: --account ALIAS (an Ape account)")
     deployer = accounts.load(account_alias) if account_alias else accounts.test_accounts[0]
     roles = _role_holders(network_name, deployer.address, {"operator": operator, "oracle": oracle, "pauser": pauser,
                                                            "score_signer": score_signer})

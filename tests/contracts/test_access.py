@@ -120,6 +120,17 @@ def test_pause_stops_every_state_change_until_unpaused(w3, stack, keys, loan_ter
         assert revert_name(fn, keys[holder].address) == "EnforcedPause", f"{contract}.{name} runs while paused"
     for contract in ARTIFACT:
         w3.eth.wait_for_transaction_receipt(getattr(stack, contract).functions.unpause().transact({"from": keys["pauser"].address}))
+    # Unpaused, nothing is refused for the pause any more (dummy arguments may still be refused otherwise).
+    for contract, name in sorted(RULES):
+        holder, _ = RULES[(contract, name)]
+        if name in PAUSE_EXEMPT:
+            continue
+        fn = getattr(getattr(stack, contract).functions, name)(*arguments(contract, name, keys, loan_terms, requested))
+        try:
+            assert revert_name(fn, keys[holder].address) != "EnforcedPause", f"{contract}.{name} still paused"
+        except AssertionError as exc:
+            if "did not revert" not in str(exc):
+                raise
     driver.approve(requested)
     assert stack.book.functions.loanOf(requested).call()[2] == 2  # Approved
 
@@ -159,3 +170,39 @@ def test_score_reports_need_the_signers_quorum_fresh_ids_and_this_domain(w3, sta
         _push(w3, stack, keys, 6, ordered, updates=updates).transact({"from": oracle}))
     assert receipt.status == 1
     assert stack.oracle.functions.scoreOf(keys["bob"].address).call()[:2] == (640, 50_000)
+
+
+def test_a_revoked_role_or_rotated_signer_loses_its_power_at_once(w3, stack, keys, requested, revert_name, driver):
+    admin, operator, oracle = keys["admin"].address, keys["operator"].address, keys["oracle"].address
+    book_operator = stack.book.functions.OPERATOR_ROLE().call()
+    w3.eth.wait_for_transaction_receipt(stack.book.functions.revokeRole(book_operator, operator).transact({"from": admin}))
+    assert revert_name(stack.book.functions.approve(requested), operator) == "AccessControlUnauthorizedAccount"
+    # Roles are per contract: the same key still operates the registry.
+    assert stack.registry.functions.hasRole(stack.registry.functions.OPERATOR_ROLE().call(), operator).call()
+
+    # Rotating the score signer: grant the new key, revoke the old; the old key's reports are refused.
+    new_signer = Account.create()
+    role = stack.oracle.functions.SCORE_SIGNER_ROLE().call()
+    w3.eth.wait_for_transaction_receipt(
+        stack.oracle.functions.grantRole(role, new_signer.address).transact({"from": admin}))
+    w3.eth.wait_for_transaction_receipt(
+        stack.oracle.functions.revokeRole(role, keys["signer"].address).transact({"from": admin}))
+    report = stack.oracle.functions.lastReportId().call() + 1
+    assert revert_name(_push(w3, stack, keys, report, [keys["signer"]]), oracle) == "OracleInvalidSigner"
+    w3.eth.wait_for_transaction_receipt(_push(w3, stack, keys, report, [new_signer]).transact({"from": oracle}))
+    assert stack.oracle.functions.lastReportId().call() == report
+
+
+def test_a_signed_report_binds_every_entry_and_the_model_version(w3, stack, keys, revert_name):
+    oracle, signer = keys["oracle"].address, keys["signer"]
+    updates = [(keys["alice"].address, 700, 100_000), (keys["bob"].address, 650, 20_000)]
+    message = typed_data.score_report(chain_id=w3.eth.chain_id, oracle=stack.oracle.address, report_id=1,
+                                      model_version=3, updates=updates)
+    signature = typed_data.sign(signer.key, message)
+    raised = [updates[0], (keys["bob"].address, 650, 999_999)]
+    for version, entries in [(3, raised), (3, updates[:1]), (4, updates)]:
+        pushed = stack.oracle.functions.pushScores(1, version, entries, [signature])
+        assert revert_name(pushed, oracle) == "OracleInvalidSigner"
+    w3.eth.wait_for_transaction_receipt(
+        stack.oracle.functions.pushScores(1, 3, updates, [signature]).transact({"from": oracle}))
+    assert stack.oracle.functions.scoreOf(keys["bob"].address).call()[:2] == (650, 20_000)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from web3 import Web3
 
 from ledger import manifest as manifests
 from ledger.contracts import bind
+from ledger.deploy import deploy_stack
 from ledger.manifest import CONTRACT_NAMES
 from ledger.node import EphemeralNode, dev_account
 
@@ -24,9 +26,14 @@ def node():
         yield running
 
 
-def deploy(node, manifest: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "LOANLEDGER_NODE_URL": node.url, "LOANLEDGER_MANIFEST": str(manifest)}
+def deploy(node, manifest: Path, *args: str, **env_vars: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "LOANLEDGER_NODE_URL": node.url, "LOANLEDGER_MANIFEST": str(manifest), **env_vars}
     return subprocess.run([CLI, "deploy", *args], env=env, capture_output=True, text=True, timeout=300)
+
+
+def without_metadata(code: bytes) -> bytes:
+    """Runtime code without its trailing CBOR metadata (its length is in the last two bytes)."""
+    return code[: -(int.from_bytes(code[-2:], "big") + 2)]
 
 
 def test_deploy_writes_the_manifest_grants_roles_is_a_no_op_again_and_redeploys_on_request(node, tmp_path):
@@ -38,6 +45,9 @@ def test_deploy_writes_the_manifest_grants_roles_is_a_no_op_again_and_redeploys_
     assert manifest.network == "local" and manifest.chain_id == w3.eth.chain_id
     assert set(manifest.contracts) == set(CONTRACT_NAMES)
     assert all(len(w3.eth.get_code(c.address)) > 0 for c in manifest.contracts.values())
+    for deployed in manifest.contracts.values():
+        receipt = w3.eth.get_transaction_receipt(deployed.tx)
+        assert (receipt.contractAddress, receipt.blockNumber) == (deployed.address, deployed.block)
 
     bindings = bind(w3, manifest)
     operator, oracle, pauser, signer = (dev_account(i).address for i in range(1, 5))
@@ -49,6 +59,18 @@ def test_deploy_writes_the_manifest_grants_roles_is_a_no_op_again_and_redeploys_
     assert bindings.oracle.functions.hasRole(bindings.oracle.functions.SCORE_SIGNER_ROLE().call(), signer).call()
     # The Ape-compiled contracts behave like the ones the rest of the system binds to.
     assert bindings.book.functions.loanCount().call() == 0
+    # One plan: the web3 path describes the same deployment, but for where and when it happened.
+    web3_path = deploy_stack(w3, dev_account(0).address, operator=operator, oracle=oracle, pauser=pauser,
+                             score_signer=signer).manifest
+    where_and_when = {"contracts", "deployed_at"}
+    assert {k: v for k, v in asdict(web3_path).items() if k not in where_and_when} == \
+        {k: v for k, v in asdict(manifest).items() if k not in where_and_when}
+    # One compiler configuration: ape-config.yaml's solidity settings give the artifacts' code (the
+    # contracts without immutables compare directly; only the metadata hash, which names paths, differs).
+    for name in ("BorrowerRegistry", "ActionLogAnchor"):
+        by_ape = w3.eth.get_code(manifest.address(name))
+        by_web3 = w3.eth.get_code(web3_path.address(name))
+        assert without_metadata(by_ape) == without_metadata(by_web3), name
 
     block = w3.eth.block_number
     again = deploy(node, path)
@@ -56,10 +78,16 @@ def test_deploy_writes_the_manifest_grants_roles_is_a_no_op_again_and_redeploys_
     assert w3.eth.block_number == block
     assert manifests.load(path) == manifest
 
-    fresh = deploy(node, path, "--redeploy")
+    # A role holder from the environment, the way an operator configures a real network.
+    new_operator = dev_account(9).address
+    fresh = deploy(node, path, "--redeploy", LOANLEDGER_DEPLOY_OPERATOR=new_operator)
     assert fresh.returncode == 0, fresh.stdout + fresh.stderr
     renewed = manifests.load(path)
     assert {renewed.address(n) for n in CONTRACT_NAMES}.isdisjoint({manifest.address(n) for n in CONTRACT_NAMES})
+    assert renewed.roles["OPERATOR_ROLE"] == [new_operator]
+    book = bind(w3, renewed).book
+    assert book.functions.hasRole(book.functions.OPERATOR_ROLE().call(), new_operator).call()
+    assert not book.functions.hasRole(book.functions.OPERATOR_ROLE().call(), operator).call()
 
 
 def test_deploy_against_a_node_that_is_down_fails_with_one_clear_line(tmp_path):
@@ -69,3 +97,13 @@ def test_deploy_against_a_node_that_is_down_fails_with_one_clear_line(tmp_path):
     assert "no Ethereum node answers at http://127.0.0.1:9" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "x.json").exists()
+
+
+def test_deploy_to_a_named_network_needs_an_explicit_deployer_and_changes_nothing_without_one(node, tmp_path):
+    path = tmp_path / "staging.json"
+    block = node.w3.eth.block_number
+    result = deploy(node, path, "--network", "staging")
+    assert result.returncode != 0
+    assert "on staging, give the deployer: --account" in result.stdout + result.stderr
+    assert not path.exists()
+    assert node.w3.eth.block_number == block

@@ -2,11 +2,16 @@
 
 Every operation is tried as a call first: one the contract refuses is recorded by its error name and not
 sent, so the machine explores both sides of every rule. After each step, from the chain:
-- a loan's repaid principal never exceeds its principal;
+- a loan's repaid principal never exceeds its principal, and reaching it is what closes the loan (Repaid);
 - no payment reference is credited twice (across all disbursement and repayment events);
 - each borrower's outstanding principal equals the sum of (principal - repaid principal) over their
   approved, active and defaulted loans;
-- a loan's status only ever moves along the lifecycle.
+- a loan's status only ever moves along the lifecycle;
+- every repayment is split whole (principal + interest + late fee + penalty = amount), and each loan's
+  running totals equal the sums of its events' splits: money is neither lost nor created.
+After the run, the operations must have reached every terminal state and both refusals the book
+exists to make (an over-payment, a reused reference): otherwise the invariants were checked on
+too little to mean anything.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, p
 from web3.exceptions import ContractCustomError
 from web3.logs import DISCARD
 
+from ledger import typed_data
 from ledger.errors import ErrorDecoder
 from ledger.typed_data import Amortization
 
@@ -34,21 +40,33 @@ LIFECYCLE = {
 }
 EXPOSED = {APPROVED, ACTIVE, DEFAULTED}
 BORROWERS = ("alice", "bob", "carol")
+# Steps of time that matter to a 30-day, 3-day-grace, 90-days-to-default product: none, inside grace,
+# past a due date, past grace, past the default threshold.
+ADVANCE_DAYS = (0, 1, 2, 31, 34, 45, 125)
+
+
+def holding(*statuses: int):
+    """Enabled only while some loan is in one of `statuses`: rules are chosen among the enabled ones,
+    so the deep states are reached within a short run."""
+    return precondition(lambda self: any(status in statuses for status in self.loans.values()))
 
 
 def test_loan_book_invariants_hold_over_random_operation_sequences(w3, stack, keys, driver, loan_terms):
     book, decoder = stack.book, ErrorDecoder([stack.book.abi, stack.oracle.abi, stack.registry.abi])
     operator, oracle = keys["operator"].address, keys["oracle"].address
+    reached: set[int] = set()  # statuses seen, over every example
+    refused: Counter[str] = Counter()  # refusals by error name, over every example
+    applied: Counter[str] = Counter()  # transactions sent, by function, over every example
 
     class LoanBookMachine(RuleBasedStateMachine):
         def __init__(self):
             super().__init__()
             self.snapshot = w3.provider.make_request("evm_snapshot", [])["result"]
             self.start_block = w3.eth.block_number + 1
-            self.loans: dict[int, int] = {}       # loan id -> last seen status
+            self.loans: dict[int, int] = {}  # loan id -> last seen status
             self.refs = 0
             self.used_refs: list[bytes] = []
-            self.refusals: Counter[str] = Counter()
+            self.views_at: tuple[int, dict] | None = None
 
         def teardown(self):
             w3.provider.make_request("evm_revert", [self.snapshot])
@@ -59,10 +77,11 @@ def test_loan_book_invariants_hold_over_random_operation_sequences(w3, stack, ke
             try:
                 fn.call({"from": sender})
             except ContractCustomError as exc:
-                self.refusals[decoder.from_exception(exc).name] += 1
+                refused[decoder.from_exception(exc).name] += 1
                 return False
             receipt = w3.eth.wait_for_transaction_receipt(fn.transact({"from": sender}))
             assert receipt.status == 1
+            applied[fn.fn_name] += 1
             return True
 
         def request_loan(self, who: str, terms) -> int | None:
@@ -70,7 +89,7 @@ def test_loan_book_invariants_hold_over_random_operation_sequences(w3, stack, ke
             try:
                 loan_id = driver.request(keys[who], terms)
             except ContractCustomError as exc:
-                self.refusals[decoder.from_exception(exc).name] += 1
+                refused[decoder.from_exception(exc).name] += 1
                 return None
             self.loans[loan_id] = REQUESTED
             return loan_id
@@ -79,8 +98,37 @@ def test_loan_book_invariants_hold_over_random_operation_sequences(w3, stack, ke
             self.refs += 1
             return self.refs.to_bytes(32, "big")
 
-        def loan(self, data) -> int | None:
-            return data.draw(st.sampled_from(sorted(self.loans))) if self.loans else None
+        def loan(self, data, *fitting: int) -> int | None:
+            """Mostly a loan in a status the operation fits, so runs go deep; sometimes any loan, to be refused."""
+            fit = sorted(loan_id for loan_id, status in self.loans.items() if status in fitting)
+            stray = data.draw(st.integers(0, 4), label="stray") == 4
+            pool = fit if fit and not stray else sorted(self.loans)
+            return data.draw(st.sampled_from(pool), label="loan") if pool else None
+
+        def later(self, data, choices: tuple[int, ...] = ADVANCE_DAYS) -> None:
+            """Some time passes before an operation (rule choice is uneven, so time does not wait for `advance`)."""
+            if days := data.draw(st.sampled_from(choices), label="days later"):
+                driver.advance(days * DAY)
+
+        def views(self) -> dict:
+            """The book as the chain shows it now; read once per block, since only a block changes it."""
+            block = w3.eth.block_number
+            if self.views_at is None or self.views_at[0] != block:
+                loans = {loan_id: (book.functions.loanOf(loan_id).call(), book.functions.progressOf(loan_id).call())
+                         for loan_id in self.loans}
+                exposure = {keys[name].address: book.functions.outstandingPrincipal(keys[name].address).call()
+                            for name in BORROWERS}
+                self.views_at = (block, {"loans": loans, "exposure": exposure})
+            return self.views_at[1]
+
+        def rescore(self):
+            report_id = stack.oracle.functions.lastReportId().call() + 1
+            updates = [(keys[name].address, 700, 300_000) for name in BORROWERS]
+            message = typed_data.score_report(chain_id=w3.eth.chain_id, oracle=stack.oracle.address,
+                                              report_id=report_id, model_version=1, updates=updates)
+            signature = typed_data.sign(keys["signer"].key, message)
+            w3.eth.wait_for_transaction_receipt(
+                stack.oracle.functions.pushScores(report_id, 1, updates, [signature]).transact({"from": oracle}))
 
         # -- rules
         @initialize()
@@ -92,12 +140,6 @@ def test_loan_book_invariants_hold_over_random_operation_sequences(w3, stack, ke
             self.open_active_loan("alice", 90_000)
             self.open_active_loan("bob", 40_000)
             self.request_loan("carol", loan_terms)
-
-        def rescore(self):
-            report_id = stack.oracle.functions.lastReportId().call() + 1
-            for name in BORROWERS:
-                driver.score(keys[name], limit=300_000, report_id=report_id)
-                report_id += 1
 
         @rule(who=st.sampled_from(BORROWERS), principal=st.integers(1_000, 200_000),
               amortization=st.sampled_from(list(Amortization)), installments=st.integers(1, 4))
@@ -115,104 +157,143 @@ def test_loan_book_invariants_hold_over_random_operation_sequences(w3, stack, ke
                 if self.attempt(book.functions.confirmDisbursement(loan_id, ref, principal, driver.now), oracle):
                     self.used_refs.append(ref)
 
-        @precondition(lambda self: self.loans)
+        @holding(REQUESTED)
         @rule(data=st.data())
         def approve(self, data):
-            if (loan_id := self.loan(data)) is not None:
+            if (loan_id := self.loan(data, REQUESTED)) is not None:
                 self.attempt(book.functions.approve(loan_id), operator)
 
-        @precondition(lambda self: self.loans)
+        @holding(REQUESTED)
         @rule(data=st.data())
         def reject(self, data):
-            if (loan_id := self.loan(data)) is not None:
+            if (loan_id := self.loan(data, REQUESTED)) is not None:
                 self.attempt(book.functions.reject(loan_id, b"\0" * 32), operator)
 
-        @precondition(lambda self: self.loans)
+        @holding(REQUESTED, APPROVED)
         @rule(data=st.data())
         def cancel(self, data):
-            if (loan_id := self.loan(data)) is not None:
+            if (loan_id := self.loan(data, REQUESTED, APPROVED)) is not None:
                 borrower = book.functions.loanOf(loan_id).call()[1]
                 self.attempt(book.functions.cancel(loan_id), borrower)
 
-        @precondition(lambda self: self.loans)
+        @holding(APPROVED)
         @rule(data=st.data())
         def disburse(self, data):
-            if (loan_id := self.loan(data)) is not None:
+            if (loan_id := self.loan(data, APPROVED)) is not None:
                 principal = book.functions.loanOf(loan_id).call()[0][0]
                 ref = self.new_ref()
                 if self.attempt(book.functions.confirmDisbursement(loan_id, ref, principal, driver.now), oracle):
                     self.used_refs.append(ref)
 
-        @precondition(lambda self: self.loans)
-        @rule(data=st.data(), share=st.floats(0.01, 1.2))
-        def repay(self, data, share):
-            if (loan_id := self.loan(data)) is not None:
+        def confirm_repayment(self, data, how: str) -> None:
+            if (loan_id := self.loan(data, ACTIVE, DEFAULTED)) is not None:
+                self.later(data)
                 payoff = book.functions.payoffAmount(loan_id, driver.now).call()
-                amount = max(1, int(payoff * share)) if data.draw(st.booleans()) else payoff
+                if how == "part":
+                    amount = data.draw(st.integers(1, max(1, payoff - 1)), label="amount")
+                elif how == "over":
+                    amount = payoff + data.draw(st.integers(1, 10_000), label="excess")
+                else:
+                    amount = payoff
                 ref = self.new_ref()
                 if self.attempt(book.functions.confirmRepayment(loan_id, ref, amount, driver.now), oracle):
                     self.used_refs.append(ref)
 
-        @precondition(lambda self: self.loans)
+        @holding(ACTIVE, DEFAULTED)
+        @rule(data=st.data(), over=st.booleans())
+        def repay_part_or_too_much(self, data, over):
+            self.confirm_repayment(data, "over" if over else "part")
+
+        @holding(ACTIVE, DEFAULTED)
+        @rule(data=st.data())
+        def repay_in_full(self, data):
+            self.confirm_repayment(data, "all")
+
+        @precondition(lambda self: self.used_refs and any(s in (ACTIVE, DEFAULTED) for s in self.loans.values()))
         @rule(data=st.data())
         def repay_with_a_used_reference(self, data):
-            if (loan_id := self.loan(data)) is not None and self.used_refs:
-                ref = data.draw(st.sampled_from(self.used_refs))
+            if (loan_id := self.loan(data, ACTIVE, DEFAULTED)) is not None:
+                ref = data.draw(st.sampled_from(self.used_refs), label="used reference")
                 assert not self.attempt(book.functions.confirmRepayment(loan_id, ref, 1, driver.now), oracle)
+                # In a batch the duplicate is skipped, not applied.
                 items = [(loan_id, ref, 1, driver.now)]
                 receipt = w3.eth.wait_for_transaction_receipt(
                     book.functions.confirmRepayments(items).transact({"from": oracle}))
                 assert book.events.RepaymentApplied().process_receipt(receipt, errors=DISCARD) == ()
+                assert len(book.events.PaymentSkipped().process_receipt(receipt, errors=DISCARD)) == 1
 
-        @rule(days=st.integers(1, 120), rescore=st.booleans())
+        @rule(days=st.sampled_from(ADVANCE_DAYS[1:]), rescore=st.booleans())
         def advance(self, days, rescore):
             driver.advance(days * DAY)
             if rescore:  # otherwise scores go stale after 30 days and approvals are refused: both are wanted
                 self.rescore()
 
-        @precondition(lambda self: self.loans)
+        @holding(ACTIVE)
         @rule(data=st.data())
         def declare_default(self, data):
-            if (loan_id := self.loan(data)) is not None:
-                self.attempt(book.functions.declareDefault(loan_id), data.draw(st.sampled_from([operator, oracle])))
+            if (loan_id := self.loan(data, ACTIVE)) is not None:
+                self.later(data, (0, 125))  # the threshold is 90 days past the oldest due date
+                actor = data.draw(st.sampled_from([operator, oracle]), label="actor")
+                declared = self.attempt(book.functions.declareDefault(loan_id), actor)
+                if declared and data.draw(st.booleans(), label="write off"):
+                    self.statuses_move_along_the_lifecycle()  # one step, two transitions: check each
+                    self.attempt(book.functions.writeOff(loan_id), operator)
 
-        @precondition(lambda self: self.loans)
+        @holding(DEFAULTED)
         @rule(data=st.data())
         def write_off(self, data):
-            if (loan_id := self.loan(data)) is not None:
+            if (loan_id := self.loan(data, DEFAULTED)) is not None:
                 self.attempt(book.functions.writeOff(loan_id), operator)
 
         # -- invariants
         @invariant()
         def statuses_move_along_the_lifecycle(self):
-            for loan_id, before in self.loans.items():
-                now = book.functions.loanOf(loan_id).call()[2]
+            for loan_id, (record, _) in self.views()["loans"].items():
+                before, now = self.loans[loan_id], record[2]
                 assert now == before or now in LIFECYCLE.get(before, set()), f"loan {loan_id}: {before} -> {now}"
                 self.loans[loan_id] = now
+                reached.add(now)
 
         @invariant()
-        def repaid_principal_never_exceeds_principal_and_exposure_adds_up(self):
+        def repaid_principal_never_exceeds_principal_closes_the_loan_and_exposure_adds_up(self):
+            views = self.views()
             exposure: Counter[str] = Counter()
-            for loan_id in self.loans:
-                terms, borrower, status, _ = book.functions.loanOf(loan_id).call()
-                repaid = book.functions.progressOf(loan_id).call()[2]
-                assert repaid <= terms[0]
+            for loan_id, ((terms, borrower, status, _), progress) in views["loans"].items():
+                assert progress[2] <= terms[0]  # principalRepaid <= principal
+                # A loan closes exactly when its principal is repaid: none stays open owing nothing.
+                assert (progress[2] == terms[0]) == (status == REPAID), f"loan {loan_id}: {status}, {progress}"
                 if status in EXPOSED:
-                    exposure[borrower] += terms[0] - repaid
-            for name in BORROWERS:
-                address = keys[name].address
-                assert book.functions.outstandingPrincipal(address).call() == exposure[address]
+                    exposure[borrower] += terms[0] - progress[2]
+            for address, outstanding in views["exposure"].items():
+                assert outstanding == exposure[address], address
 
         @invariant()
-        def no_reference_is_credited_twice(self):
+        def no_reference_is_credited_twice_and_every_unit_is_accounted_for(self):
             if w3.eth.block_number < self.start_block:
                 return
             refs: Counter[bytes] = Counter()
-            for event in (book.events.LoanDisbursed, book.events.RepaymentApplied):
-                for log in event().get_logs(from_block=self.start_block):
-                    refs[log.args.paymentRef] += 1
+            for log in book.events.LoanDisbursed().get_logs(from_block=self.start_block):
+                refs[log.args.paymentRef] += 1
+            totals: dict[int, Counter[str]] = {}
+            for log in book.events.RepaymentApplied().get_logs(from_block=self.start_block):
+                refs[log.args.paymentRef] += 1
+                a = log.args
+                assert a.principal + a.interest + a.lateFee + a.penalty == a.amount
+                loan_totals = totals.setdefault(a.loanId, Counter())
+                for part in ("principal", "interest", "lateFee", "penalty"):
+                    loan_totals[part] += getattr(a, part)
             assert not [ref for ref, n in refs.items() if n > 1]
+            for loan_id, (_, progress) in self.views()["loans"].items():
+                expected = totals.get(loan_id, Counter())
+                # progress: principalRepaid, interestPaid, lateFeePaid, penaltyPaid
+                assert progress[2:6] == (expected["principal"], expected["interest"], expected["lateFee"],
+                                         expected["penalty"]), f"loan {loan_id}"
 
     run_state_machine_as_test(LoanBookMachine, settings=settings(
-        max_examples=8, stateful_step_count=30, deadline=None, derandomize=True, phases=[Phase.generate],
+        max_examples=16, stateful_step_count=20, deadline=None, derandomize=True, phases=[Phase.generate],
         suppress_health_check=list(HealthCheck)))
+
+    print(f"statuses reached {sorted(reached)}; refusals {dict(refused)}; applied {dict(applied)}")
+    # The runs must have gone everywhere the invariants speak about.
+    assert {REPAID, DEFAULTED, WRITTEN_OFF, CANCELLED, REJECTED} <= reached, f"reached only {sorted(reached)}"
+    assert refused["LoanBookOverpayment"] and refused["LoanBookDuplicatePayment"], dict(refused)

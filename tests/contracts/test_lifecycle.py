@@ -1,9 +1,11 @@
-"""Signed applications on the real contract, and the ways they are refused."""
+"""A loan's life on the real contract: signed application, approval or rejection, cancellation,
+disbursement, repayment to closure; and the ways each step is refused."""
 
 from __future__ import annotations
 
 import pytest
 from web3.exceptions import ContractCustomError
+from web3.logs import DISCARD
 
 from ledger import typed_data
 from ledger.errors import ErrorDecoder
@@ -76,3 +78,174 @@ def test_terms_out_of_bounds_are_refused_by_name(w3, stack, keys, registered, fi
         stack.book.functions.requestLoan(terms.as_tuple(), registered.address, deadline, sig).call({"from": keys["eve"].address})
     decoded = ErrorDecoder([stack.book.abi]).from_exception(refused.value)
     assert (decoded.name, decoded.arguments["field"].rstrip(b"\0").decode()) == ("LoanBookInvalidTerms", field)
+
+
+# ---------------------------------------------------------------- the lifecycle, step by step
+
+REQUESTED, APPROVED, REJECTED, CANCELLED, ACTIVE, REPAID = 1, 2, 3, 4, 5, 6
+
+
+def _status(stack, loan_id: int) -> int:
+    return stack.book.functions.loanOf(loan_id).call()[2]
+
+
+def _one(event, receipt):
+    (log,) = event().process_receipt(receipt, errors=DISCARD)
+    return log.args
+
+
+def test_a_loan_from_request_to_repaid_step_by_step(w3, stack, keys, driver, loan_terms):
+    """120,000 minor units at 24% a year, three 30-day annuity installments.
+
+    The period rate is 24% * 30/365 = 1.9726...%; the level payment P*r/(1-(1+r)^-3) = 41,588.357, rounded
+    to 41,588; the first installment's interest is 120,000 * r = 2,367.12 -> 2,367, so its principal is
+    39,221; then 39,995 + 1,593 and, the last absorbing the remainder, 40,784 + 804.
+    """
+    book, alice, relayer = stack.book, keys["alice"], keys["eve"].address
+    driver.register(alice)
+    driver.score(alice, score=712, limit=500_000)
+
+    loan_id = driver.request(alice, loan_terms)
+    assert _status(stack, loan_id) == REQUESTED
+    (requested,) = [log.args for log in book.events.LoanRequested().get_logs(from_block="latest")]
+    assert (requested.loanId, requested.borrower, requested.nonce, requested.relayer) == (
+        loan_id, alice.address, 0, relayer)
+    assert requested.terms["principal"] == 120_000
+    assert book.functions.outstandingPrincipal(alice.address).call() == 0
+
+    receipt = _send(w3, book.functions.approve(loan_id), keys["operator"].address)
+    approved = _one(book.events.LoanApproved, receipt)
+    assert (approved.score, approved.creditLimit, approved.exposureAfter, approved.actor) == (
+        712, 500_000, 120_000, keys["operator"].address)
+    assert _status(stack, loan_id) == APPROVED
+    assert book.functions.outstandingPrincipal(alice.address).call() == 120_000
+
+    paid_at = driver.now
+    payout = b"payout-story".ljust(32, b"\0")
+    receipt = w3.eth.wait_for_transaction_receipt(
+        book.functions.confirmDisbursement(loan_id, payout, 120_000, paid_at).transact({"from": keys["oracle"].address}))
+    disbursed = _one(book.events.LoanDisbursed, receipt)
+    assert (disbursed.paymentRef, disbursed.amount, disbursed.paidAt, disbursed.actor) == (
+        payout, 120_000, paid_at, keys["oracle"].address)
+    assert _status(stack, loan_id) == ACTIVE
+    schedule = book.functions.schedule(loan_id).call()
+    assert schedule == [(paid_at + 30 * DAY, 39_221, 2_367), (paid_at + 60 * DAY, 39_995, 1_593),
+                        (paid_at + 90 * DAY, 40_784, 804)]
+
+    outstanding = 120_000
+    for k, (due_at, principal, interest) in enumerate(schedule, start=1):
+        w3.provider.make_request("evm_setNextBlockTimestamp", [due_at])
+        receipt = w3.eth.wait_for_transaction_receipt(book.functions.confirmRepayment(
+            loan_id, f"inst-{k}".encode().ljust(32, b"\0"), 41_588, due_at).transact(
+            {"from": keys["oracle"].address, "gas": 1_000_000}))
+        applied = _one(book.events.RepaymentApplied, receipt)
+        assert (applied.amount, applied.principal, applied.interest, applied.lateFee, applied.penalty) == (
+            41_588, principal, interest, 0, 0)
+        outstanding -= principal
+        assert book.functions.outstandingPrincipal(alice.address).call() == outstanding
+        assert _status(stack, loan_id) == (REPAID if k == 3 else ACTIVE)
+    repaid = _one(book.events.LoanRepaid, receipt)
+    assert (repaid.principalRepaid, repaid.interestPaid) == (120_000, 2_367 + 1_593 + 804)
+    assert book.functions.amountDue(loan_id, driver.now + 365 * DAY).call() == (0, 0, 0, 0, 0)
+
+
+def test_a_rejected_loan_records_why_and_who_and_goes_no_further(w3, stack, keys, driver, loan_terms, revert_name):
+    book, alice, operator = stack.book, keys["alice"], keys["operator"].address
+    driver.register(alice)
+    driver.score(alice)
+    loan_id = driver.request(alice, loan_terms)
+    reason = b"limit-policy".ljust(32, b"\0")
+    receipt = w3.eth.wait_for_transaction_receipt(book.functions.reject(loan_id, reason).transact({"from": operator}))
+    rejected = _one(book.events.LoanRejected, receipt)
+    assert (rejected.loanId, rejected.borrower, rejected.reason, rejected.actor) == (
+        loan_id, alice.address, reason, operator)
+    assert _status(stack, loan_id) == REJECTED
+    assert revert_name(book.functions.approve(loan_id), operator) == "LoanBookInvalidStatus"
+    assert revert_name(book.functions.reject(loan_id, reason), operator) == "LoanBookInvalidStatus"
+    assert revert_name(book.functions.cancel(loan_id), alice.address) == "LoanBookInvalidStatus"
+    ref = b"payout-rejected".ljust(32, b"\0")
+    assert revert_name(book.functions.confirmDisbursement(loan_id, ref, loan_terms.principal, driver.now),
+                       keys["oracle"].address) == "LoanBookInvalidStatus"
+    assert book.functions.outstandingPrincipal(alice.address).call() == 0
+
+
+def test_a_request_is_refused_when_expired_signed_by_another_or_the_borrower_is_not_eligible(
+        w3, stack, keys, driver, loan_terms, revert_name):
+    book, registry, relayer, operator = stack.book, stack.registry, keys["eve"].address, keys["operator"].address
+    alice, bob, carol, dave = keys["alice"], keys["bob"], keys["carol"], keys["dave"]
+    driver.register(alice)
+
+    def request(borrower, signer, deadline, chain_id=None):
+        message = typed_data.loan_request(chain_id=chain_id or w3.eth.chain_id, book=book.address,
+                                          borrower=borrower.address, terms=loan_terms,
+                                          nonce=book.functions.nonces(borrower.address).call(), deadline=deadline)
+        return book.functions.requestLoan(loan_terms.as_tuple(), borrower.address, deadline,
+                                          typed_data.sign(signer.key, message))
+
+    now = driver.now
+    assert revert_name(request(alice, alice, now - 1), relayer) == "LoanBookExpiredRequest"
+    assert revert_name(request(alice, bob, now + DAY), relayer) == "LoanBookInvalidSignature"
+    assert revert_name(request(carol, carol, now + DAY), relayer) == "LoanBookBorrowerNotEligible"  # never registered
+
+    driver.register(dave)
+    _send(w3, registry.functions.revokeBorrower(dave.address, b"fraud".ljust(32, b"\0")), operator)
+    assert revert_name(request(dave, dave, now + DAY), relayer) == "LoanBookBorrowerNotEligible"
+
+    # KYC that expires between application and approval: the approval is refused too.
+    _send(w3, registry.functions.registerBorrower(bob.address, b"\x22" * 32, now + 10 * DAY), operator)
+    driver.score(bob)
+    loan_id = driver.request(bob, loan_terms)
+    driver.advance(10 * DAY)
+    assert revert_name(book.functions.approve(loan_id), operator) == "LoanBookBorrowerNotEligible"
+    assert revert_name(request(bob, bob, driver.now + DAY), relayer) == "LoanBookBorrowerNotEligible"
+    # A KYC renewal restores both.
+    _send(w3, registry.functions.updateBorrower(bob.address, b"\x23" * 32, driver.now + 365 * DAY), operator)
+    driver.approve(loan_id)
+    assert _status(stack, loan_id) == APPROVED
+    assert book.functions.loanCount().call() == 1  # nothing else was recorded
+
+
+def test_a_score_older_than_the_maximum_age_cannot_back_an_approval(w3, stack, keys, driver, loan_terms, revert_name):
+    book, alice, operator = stack.book, keys["alice"], keys["operator"].address
+    max_age = stack.oracle.functions.maxScoreAge().call()
+    driver.register(alice)
+    driver.score(alice, report_id=1)
+    scored_at = stack.oracle.functions.scoreOf(alice.address).call()[2]
+    loan_id = driver.request(alice, loan_terms)
+    driver.advance(scored_at + max_age + 1 - driver.now)
+    assert revert_name(book.functions.approve(loan_id), operator) == "LoanBookStaleScore"
+    driver.score(alice, report_id=2)
+    driver.approve(loan_id)
+    assert _status(stack, loan_id) == APPROVED
+
+
+def test_a_borrower_cancels_by_signature_once_and_only_before_disbursement(w3, stack, keys, driver, loan_terms,
+                                                                          revert_name):
+    book, alice, relayer = stack.book, keys["alice"], keys["eve"].address
+    driver.register(alice)
+    driver.score(alice)
+    loan_id = driver.request(alice, loan_terms)
+
+    def cancel(signer, deadline, nonce=None, loan=loan_id):
+        nonce = book.functions.nonces(alice.address).call() if nonce is None else nonce
+        message = typed_data.cancel_loan(chain_id=w3.eth.chain_id, book=book.address, loan_id=loan, nonce=nonce,
+                                         deadline=deadline)
+        return book.functions.cancelWithSignature(loan, deadline, typed_data.sign(signer.key, message))
+
+    deadline = driver.now + DAY
+    assert revert_name(cancel(keys["bob"], deadline), relayer) == "LoanBookInvalidSignature"
+    assert revert_name(cancel(alice, driver.now - 1), relayer) == "LoanBookExpiredRequest"
+    signed = cancel(alice, deadline)
+    receipt = _send(w3, signed, relayer)
+    cancelled = _one(book.events.LoanCancelled, receipt)
+    assert (cancelled.loanId, cancelled.borrower, cancelled.actor) == (loan_id, alice.address, relayer)
+    assert _status(stack, loan_id) == CANCELLED
+    assert revert_name(signed, relayer) == "LoanBookRequestReplayed"
+
+    # Once the money is out, no cancellation in either form.
+    active = driver.request(alice, loan_terms)
+    driver.approve(active)
+    driver.disburse(active, loan_terms.principal, b"payout-c")
+    assert revert_name(cancel(alice, deadline, loan=active), relayer) == "LoanBookInvalidStatus"
+    assert revert_name(book.functions.cancel(active), alice.address) == "LoanBookInvalidStatus"
+    assert _status(stack, active) == ACTIVE

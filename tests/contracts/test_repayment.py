@@ -6,11 +6,11 @@ not read back from the contract, so a wrong charge or a wrong order fails the te
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from eth_utils import keccak
 from web3.logs import DISCARD
-
-from dataclasses import replace
 
 from ledger.errors import ErrorDecoder
 from ledger.typed_data import Amortization, LoanTerms
@@ -252,3 +252,156 @@ def test_a_reference_is_credited_once_ever_and_a_batch_skips_only_its_duplicate(
     assert skipped.args.paymentRef == ref("r-1")
     assert ErrorDecoder([book.abi]).decode(skipped.args.reason).name == "LoanBookDuplicatePayment"
     assert book.functions.progressOf(loan_id).call()[3] + book.functions.progressOf(loan_id).call()[2] == 600
+
+
+def test_paying_the_payoff_after_late_charges_closes_the_loan_and_a_unit_more_is_refused(driver, stack, keys, loan,
+                                                                                           loan_terms, revert_name):
+    loan_id, _, schedule = loan
+    book, oracle = stack.book, keys["oracle"].address
+    # Past the last due date's grace: every installment is overdue, each with its late fee and penalty.
+    at = schedule[-1][0] + loan_terms.gracePeriod + 7 * DAY
+    owed = [p + i for _, p, i in schedule]
+    fees = sum(late_fee(amount, loan_terms) for amount in owed)
+    penalties = sum(penalty(amount, loan_terms, at - due_at - loan_terms.gracePeriod)
+                    for amount, (due_at, _, _) in zip(owed, schedule))
+    payoff = book.functions.payoffAmount(loan_id, at).call()
+    assert payoff == sum(owed) + fees + penalties
+
+    # One unit more than owed is refused, as a confirmation mined at `at` would see it (then back in time).
+    snapshot = driver.w3.provider.make_request("evm_snapshot", [])["result"]
+    mine_block_at(driver.w3, at)
+    over = book.functions.confirmRepayment(loan_id, ref("over"), payoff + 1, at)
+    assert revert_name(over, oracle) == "LoanBookOverpayment"
+    driver.w3.provider.make_request("evm_revert", [snapshot])
+
+    args, receipt = repay_at(driver, loan_id, payoff, "payoff-late", at)
+    assert (args.principal, args.interest, args.lateFee, args.penalty) == (
+        loan_terms.principal, sum(i for _, _, i in schedule), fees, penalties)
+    assert status(stack, loan_id) == REPAID
+    (closed,) = book.events.LoanRepaid().process_receipt(receipt, errors=DISCARD)
+    assert closed.args.principalRepaid == loan_terms.principal
+    assert book.functions.outstandingPrincipal(keys["alice"].address).call() == 0
+
+
+def test_after_two_missed_installments_charges_go_first_then_the_oldest_installment(driver, stack, loan, loan_terms):
+    loan_id, _, schedule = loan
+    book = stack.book
+    (due1, p1, i1), (due2, p2, i2) = schedule[0], schedule[1]
+    at = due2 + loan_terms.gracePeriod + 4 * DAY
+    late_from = [due1 + loan_terms.gracePeriod, due2 + loan_terms.gracePeriod]
+    fees = late_fee(p1 + i1, loan_terms) + late_fee(p2 + i2, loan_terms)
+    pen = penalty(p1 + i1, loan_terms, at - late_from[0]) + penalty(p2 + i2, loan_terms, at - late_from[1])
+
+    # Less than the penalty: all of it goes to penalty.
+    args, _ = repay_at(driver, loan_id, pen - 1, "small", at)
+    assert (args.penalty, args.lateFee, args.interest, args.principal) == (pen - 1, 0, 0, 0)
+    # Then: the last unit of penalty, both fees, installment 1 whole, installment 2's interest, 5 of its principal.
+    args, _ = repay_at(driver, loan_id, 1 + fees + i1 + p1 + i2 + 5, "rest", at)
+    assert (args.penalty, args.lateFee, args.interest, args.principal, args.paidInstallments) == (
+        1, fees, i1 + i2, p1 + 5, 1)
+    progress = book.functions.progressOf(loan_id).call()
+    assert progress[2:8] == (p1 + 5, i1 + i2, fees, pen, 0, 0)  # repaid, interest, fees, penalty paid; none unpaid
+    # What is still due: the rest of installment 2, no new fee, penalty only on what of it is unpaid.
+    due = book.functions.amountDue(loan_id, at + DAY).call()
+    assert due[:4] == (p2 - 5, 0, 0, penalty(p2 - 5, loan_terms, DAY))
+    assert due[4] == due2
+
+
+@pytest.mark.parametrize("actor", ["operator", "oracle"])
+def test_default_may_be_declared_by_the_operator_or_the_oracle(driver, stack, keys, loan, loan_terms, revert_name, actor):
+    loan_id, _, schedule = loan
+    book = stack.book
+    requested = driver.request(keys["alice"], loan_terms)
+    mine_block_at(driver.w3, schedule[0][0] + loan_terms.defaultAfter + 1)
+    assert revert_name(book.functions.declareDefault(requested), keys[actor].address) == "LoanBookInvalidStatus"
+    receipt = driver.w3.eth.wait_for_transaction_receipt(
+        book.functions.declareDefault(loan_id).transact({"from": keys[actor].address}))
+    (defaulted,) = book.events.LoanDefaulted().process_receipt(receipt, errors=DISCARD)
+    assert defaulted.args.actor == keys[actor].address
+    assert status(stack, loan_id) == DEFAULTED
+    assert revert_name(book.functions.declareDefault(loan_id), keys[actor].address) == "LoanBookInvalidStatus"
+    # Still owed in full: default does not forgive, it only opens the way to a write-off.
+    assert book.functions.outstandingPrincipal(keys["alice"].address).call() == loan_terms.principal
+
+
+def test_a_limit_may_be_used_exactly_but_not_exceeded_by_one_unit(driver, stack, keys, loan_terms, revert_name):
+    book, alice, operator = stack.book, keys["alice"], keys["operator"].address
+    driver.register(alice)
+    driver.score(alice, limit=150_000)
+    first = driver.request(alice, loan_terms)
+    driver.approve(first)
+    over = driver.request(alice, replace(loan_terms, principal=30_001))
+    exact = driver.request(alice, replace(loan_terms, principal=30_000))
+    assert revert_name(book.functions.approve(over), operator) == "LoanBookCreditLimitExceeded"
+    driver.approve(exact)
+    assert book.functions.outstandingPrincipal(alice.address).call() == 150_000
+    # Repaid principal frees the limit again.
+    driver.disburse(first, loan_terms.principal, b"payout-first")
+    driver.repay(first, 1, b"one-unit")
+    assert book.functions.outstandingPrincipal(alice.address).call() == 150_000  # 1 unit went to interest
+    at = driver.now + 1
+    repay_at(driver, first, book.functions.payoffAmount(first, at).call(), "payoff-first", at)
+    assert status(stack, first) == REPAID
+    assert book.functions.outstandingPrincipal(alice.address).call() == 30_000
+    driver.approve(over)
+    assert book.functions.outstandingPrincipal(alice.address).call() == 60_001
+
+
+def test_a_batch_skips_an_overpaid_or_duplicate_item_and_applies_the_rest(driver, stack, keys, loan, loan_terms):
+    loan_id, disbursed_at, _ = loan
+    book, oracle = stack.book, keys["oracle"].address
+    bob = keys["bob"]
+    driver.register(bob)
+    driver.score(bob, report_id=2)
+    second = driver.request(bob, loan_terms)
+    driver.approve(second)
+    now = driver.now
+
+    # Disbursements: one already used reference (alice's payout) and one good item.
+    items = [(second, b"payout-1".ljust(32, b"\0"), loan_terms.principal, now),
+             (second, ref("payout-bob"), loan_terms.principal, now)]
+    receipt = driver.w3.eth.wait_for_transaction_receipt(
+        book.functions.confirmDisbursements(items).transact({"from": oracle}))
+    (skipped,) = book.events.PaymentSkipped().process_receipt(receipt, errors=DISCARD)
+    assert ErrorDecoder([book.abi]).decode(skipped.args.reason).name == "LoanBookDuplicatePayment"
+    (disbursed,) = book.events.LoanDisbursed().process_receipt(receipt, errors=DISCARD)
+    assert (disbursed.args.loanId, disbursed.args.paymentRef) == (second, ref("payout-bob"))
+    assert status(stack, second) == ACTIVE
+
+    # Repayments: an over-payment on alice's loan is skipped (its reference stays unused); bob's applies.
+    mine_at(driver.w3, now + 1)
+    payoff = book.functions.payoffAmount(loan_id, now).call()
+    items = [(loan_id, ref("too-much"), payoff + 1, now), (second, ref("bob-1"), 1_000, now)]
+    receipt = driver.w3.eth.wait_for_transaction_receipt(
+        book.functions.confirmRepayments(items).transact({"from": oracle, "gas": 2_000_000}))
+    (skipped,) = book.events.PaymentSkipped().process_receipt(receipt, errors=DISCARD)
+    reason = ErrorDecoder([book.abi]).decode(skipped.args.reason)
+    assert (reason.name, skipped.args.loanId) == ("LoanBookOverpayment", loan_id)
+    assert reason.arguments["payoff"] == payoff
+    (applied,) = book.events.RepaymentApplied().process_receipt(receipt, errors=DISCARD)
+    assert (applied.args.loanId, applied.args.amount) == (second, 1_000)
+    assert not book.functions.isPaymentReferenceUsed(ref("too-much")).call()
+    assert book.functions.progressOf(loan_id).call()[2:4] == (0, 0)
+
+
+def test_repayments_are_refused_on_loans_not_running_of_zero_or_at_impossible_times(driver, stack, keys, loan,
+                                                                                   loan_terms, revert_name):
+    loan_id, disbursed_at, _ = loan
+    book, oracle = stack.book, keys["oracle"].address
+    requested = driver.request(keys["alice"], loan_terms)
+    now = driver.now
+    assert revert_name(book.functions.confirmRepayment(requested, ref("a"), 100, now), oracle) == "LoanBookInvalidStatus"
+    assert revert_name(book.functions.confirmRepayment(99, ref("a"), 100, now), oracle) == "LoanBookUnknownLoan"
+    assert revert_name(book.functions.confirmRepayment(loan_id, ref("a"), 0, now), oracle) == "LoanBookZeroAmount"
+    assert revert_name(book.functions.confirmRepayment(loan_id, b"\0" * 32, 100, now), oracle) == "LoanBookEmptyPaymentRef"
+    assert revert_name(book.functions.confirmRepayment(loan_id, ref("a"), 100, now + DAY), oracle) == \
+        "LoanBookInvalidPaymentTime"
+    assert revert_name(book.functions.confirmRepayment(loan_id, ref("a"), 100, disbursed_at - 1), oracle) == \
+        "LoanBookInvalidPaymentTime"
+    assert revert_name(book.functions.confirmDisbursement(requested, ref("b"), loan_terms.principal, now),
+                       oracle) == "LoanBookInvalidStatus"
+    driver.approve(requested)
+    assert revert_name(book.functions.confirmDisbursement(requested, ref("b"), loan_terms.principal - 1, now),
+                       oracle) == "LoanBookDisbursementMismatch"
+    assert book.functions.progressOf(loan_id).call()[2:4] == (0, 0)
+    assert not book.functions.isPaymentReferenceUsed(ref("a")).call()
