@@ -13,6 +13,7 @@ from web3 import Web3
 from ledger import manifest as manifests
 from ledger.chain import NodeUnavailable, connect
 from ledger.config import Settings
+from ledger.contracts import Bindings, bind
 
 err = Console(stderr=True)
 
@@ -34,3 +35,17 @@ def manifest(settings: Settings) -> manifests.Manifest:
     if not path.exists():
         raise fail(f"no deployment manifest at {path}: run `loanledger deploy` first (or set LOANLEDGER_MANIFEST)")
     return manifests.load(path)
+
+
+def deployment(settings: Settings) -> Bindings:
+    """Bindings to the deployed contracts, once the node is known to hold them (a fresh node may not)."""
+    w3, deployed = node(settings), manifest(settings)
+    chain_id = w3.eth.chain_id
+    if deployed.chain_id != chain_id:
+        raise fail(f"{settings.manifest_path} is for chain {deployed.chain_id} but the node at {settings.node_url} "
+                   f"is chain {chain_id}: run `loanledger deploy`")
+    missing = [name for name, c in deployed.contracts.items() if not w3.eth.get_code(Web3.to_checksum_address(c.address))]
+    if missing:
+        raise fail(f"the node at {settings.node_url} has no code for {', '.join(missing)} of {settings.manifest_path}: "
+                   f"run `loanledger deploy`")
+    return bind(w3, deployed)

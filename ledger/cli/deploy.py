@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -14,9 +15,10 @@ from ledger.config import load_settings
 from ledger.manifest import ROOT
 
 
-def ape_deploy_command(node_url: str, manifest: Path, *, redeploy: bool = False, extra: list[str] | None = None) -> list[str]:
+def ape_deploy_command(node_url: str, manifest: Path, network: str, *, redeploy: bool = False,
+                       extra: list[str] | None = None) -> list[str]:
     ape = Path(sys.executable).with_name("ape")
-    command = [str(ape), "run", "deploy", "--network", node_url, "--manifest", str(manifest)]
+    command = [str(ape), "run", "deploy", "--network", node_url, "--manifest", str(manifest), "--name", network]
     return command + (["--redeploy"] if redeploy else []) + list(extra or [])
 
 
@@ -32,13 +34,18 @@ def register(app: typer.Typer) -> None:
     @app.command("deploy", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
     def deploy(
         ctx: typer.Context,
+        network: str | None = typer.Option(None, "--network", help="Network name (the manifest is deployments/NAME.json); "
+                                    "default: the `network` setting. The node is always LOANLEDGER_NODE_URL."),
         redeploy: bool = typer.Option(False, "--redeploy", help="Deploy new contracts even if the manifest is current."),
     ) -> None:
         """Deploy the contracts and grant roles (a no-op when the manifest is current). Extra options go to the
         script, e.g. --account ALIAS --operator 0x.. --oracle 0x.. --pauser 0x.. --score-signer 0x.. on a real network."""
         settings = load_settings()
+        if network:
+            settings = replace(settings, network=network)
         node(settings)  # a clear error now rather than from inside Ape
-        command = ape_deploy_command(settings.node_url, settings.manifest_path, redeploy=redeploy, extra=ctx.args)
+        command = ape_deploy_command(settings.node_url, settings.manifest_path, settings.network, redeploy=redeploy,
+                                     extra=ctx.args)
         result = subprocess.run(command, cwd=ROOT, env=ape_environment())
         if result.returncode != 0:
             raise fail(f"the deploy script failed (exit {result.returncode}); its output is above")
