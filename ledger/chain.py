@@ -1,19 +1,57 @@
 """The one path to the node: connecting, signing, nonces, fees, receipts, decoded reverts.
 
-(Being built out: see issue 3. `connect` is stable and used by the CLI and services.)
+`ChainClient` signs locally with one account and is safe to share between threads: nonces are taken
+and the transaction submitted under one lock, so a nonce is consumed only when the node accepted the
+transaction (no gaps after a refused send), while waiting for receipts happens outside it. Reverts are
+caught at gas estimation, before a nonce is spent, and come back as `ContractRevert` with the
+contract's custom error name and arguments.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
 from web3 import Web3
+from web3.contract.contract import ContractFunction
+from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted, Web3RPCError
 from web3.middleware import ExtraDataToPOAMiddleware
+from web3.types import TxReceipt
 
 from ledger.config import Settings
-from ledger.errors import LoanLedgerError
+from ledger.errors import ContractRevert, ErrorDecoder, LoanLedgerError
 
 
 class NodeUnavailable(LoanLedgerError):
     """The node did not answer (down, wrong URL, network)."""
+
+
+class ReceiptTimeout(LoanLedgerError):
+    """A transaction was accepted by the node but not mined in time; it may still be mined later."""
+
+    def __init__(self, tx_hash: str, timeout: float):
+        super().__init__(f"transaction {tx_hash} not mined within {timeout:.0f}s")
+        self.tx_hash = tx_hash
+
+
+class TransactionFailed(LoanLedgerError):
+    """A mined transaction failed without a revert reason we can name (e.g. out of gas)."""
+
+    def __init__(self, tx_hash: str, message: str):
+        super().__init__(f"transaction {tx_hash} failed: {message}")
+        self.tx_hash = tx_hash
+
+
+class SignerNotConfigured(LoanLedgerError):
+    """No key for a named signer in the environment or the keystore directory."""
 
 
 def connect(settings: Settings | str, *, poa: bool | None = None, timeout: float = 10.0) -> Web3:
@@ -28,3 +66,266 @@ def connect(settings: Settings | str, *, poa: bool | None = None, timeout: float
         raise NodeUnavailable(f"no Ethereum node answers at {url} (start one with `loanledger node start`, "
                               f"or set LOANLEDGER_NODE_URL)")
     return w3
+
+
+# ---------------------------------------------------------------------------------------------- signers
+
+def load_account(settings: Settings, name: str, env: dict[str, str] | None = None) -> LocalAccount:
+    """The signer called `name` (operator, oracle, relayer, ...).
+
+    Development: `LOANLEDGER_<NAME>_KEY` holds a hex private key. Production: an encrypted Web3 Secret
+    Storage file `<keystore dir>/<name>.json`, unlocked with `LOANLEDGER_<NAME>_PASSPHRASE` (or the shared
+    `LOANLEDGER_KEYSTORE_PASSPHRASE`), or a passphrase file named by `LOANLEDGER_<NAME>_PASSPHRASE_FILE`.
+    """
+    env = dict(os.environ if env is None else env)
+    upper = name.upper()
+    key = env.get(f"LOANLEDGER_{upper}_KEY")
+    if key:
+        return Account.from_key(key)
+    path = settings.keystore_path / f"{name}.json"
+    if not path.exists():
+        raise SignerNotConfigured(f"no signer '{name}': set LOANLEDGER_{upper}_KEY (development) or create "
+                                  f"{path} (an encrypted keystore)")
+    passphrase = env.get(f"LOANLEDGER_{upper}_PASSPHRASE") or env.get("LOANLEDGER_KEYSTORE_PASSPHRASE")
+    if passphrase is None and env.get(f"LOANLEDGER_{upper}_PASSPHRASE_FILE"):
+        passphrase = Path(env[f"LOANLEDGER_{upper}_PASSPHRASE_FILE"]).read_text().rstrip("\n")
+    if passphrase is None:
+        raise SignerNotConfigured(f"{path} is encrypted: set LOANLEDGER_{upper}_PASSPHRASE or "
+                                  f"LOANLEDGER_{upper}_PASSPHRASE_FILE")
+    try:
+        return Account.from_key(Account.decrypt(json.loads(path.read_text()), passphrase))
+    except ValueError as exc:
+        raise SignerNotConfigured(f"cannot unlock {path}: {exc}") from None
+
+
+def save_keystore(account: LocalAccount, path: Path, passphrase: str) -> Path:
+    """Writes `account` as an encrypted keystore file readable only by its owner."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(Account.encrypt(account.key, passphrase), fh)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------- fees
+
+@dataclass(frozen=True)
+class Fees:
+    """Fee fields for a transaction: legacy gasPrice (zero on a permissioned chain) or EIP-1559."""
+
+    gas_price: int | None = None
+    max_fee: int | None = None
+    priority_fee: int | None = None
+
+    def fields(self) -> dict[str, int]:
+        if self.gas_price is not None:
+            return {"gasPrice": self.gas_price}
+        return {"maxFeePerGas": self.max_fee, "maxPriorityFeePerGas": self.priority_fee}
+
+
+def node_fees(w3: Web3) -> Fees:
+    """What the node asks: zero-fee chains (Besu free gas, anvil --base-fee 0) get a legacy price of 0."""
+    base_fee = w3.eth.get_block("latest").get("baseFeePerGas")
+    if base_fee == 0:
+        # eth_gasPrice still suggests a tip here (anvil says 1 gwei), but nothing needs paying: a
+        # permissioned chain's accounts hold no ether.
+        return Fees(gas_price=0)
+    if base_fee is None:  # no London fork (a QBFT network with free gas): the node's price, usually 0
+        return Fees(gas_price=w3.eth.gas_price)
+    try:
+        tip = w3.eth.max_priority_fee
+    except (Web3RPCError, ValueError):
+        tip = 10**9
+    return Fees(max_fee=2 * base_fee + tip, priority_fee=tip)
+
+
+# ---------------------------------------------------------------------------------------------- client
+
+class ChainClient:
+    """Signs and sends contract calls from one account; thread-safe."""
+
+    def __init__(self, w3: Web3, account: LocalAccount, errors: ErrorDecoder, *, fees: Fees | None = None,
+                 receipt_timeout: float = 30.0, poll_interval: float = 0.02, gas_margin: float = 1.2):
+        self.w3, self.account, self.errors = w3, account, errors
+        self.receipt_timeout, self.poll_interval, self.gas_margin = receipt_timeout, poll_interval, gas_margin
+        self._fees = fees
+        self._fees_at = 0.0 if fees is None else float("inf")  # fixed fees never refresh
+        self._lock = threading.Lock()
+        self._nonce: int | None = None
+        self._chain_id: int | None = None
+
+    @property
+    def address(self) -> str:
+        return self.account.address
+
+    # -- public ----------------------------------------------------------------------------------
+
+    def transact(self, function: ContractFunction, *, gas: int | None = None, value: int = 0,
+                 timeout: float | None = None) -> TxReceipt:
+        """Sends `function` and waits for its receipt; raises ContractRevert, ReceiptTimeout, NodeUnavailable."""
+        return self.wait(self.submit(function, gas=gas, value=value), timeout=timeout, function=function)
+
+    def submit(self, function: ContractFunction, *, gas: int | None = None, value: int = 0) -> str:
+        """Signs and submits without waiting; returns the transaction hash."""
+        tx = self._prepare(function, gas, value)
+        with self._lock:
+            nonce = self._next_nonce()
+            signed = self.account.sign_transaction({**tx, "nonce": nonce})
+            try:
+                tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            except Exception as exc:
+                self._nonce = None  # the node's view wins next time (nonce too low after another sender, ...)
+                raise self._translate(exc) from exc
+            self._nonce = nonce + 1
+        return "0x" + bytes(tx_hash).hex()
+
+    def transact_many(self, functions: Sequence[ContractFunction], *, gas: int | Sequence[int] | None = None,
+                      timeout: float | None = None) -> list[TxReceipt]:
+        """Signs all with consecutive nonces, submits them in one JSON-RPC batch, awaits every receipt.
+
+        Every call is estimated first, so one that would revert raises before anything is sent.
+        """
+        gases = list(gas) if isinstance(gas, Sequence) else [gas] * len(functions)
+        txs = [self._prepare(f, g, 0) for f, g in zip(functions, gases)]
+        with self._lock:
+            first = self._next_nonce()
+            raws = [self.account.sign_transaction({**tx, "nonce": first + i}).raw_transaction
+                    for i, tx in enumerate(txs)]
+            # web3's batch_requests refuses eth_sendRawTransaction, so the provider's batch call is used.
+            try:
+                answers = self.w3.provider.make_batch_request(
+                    [("eth_sendRawTransaction", ["0x" + bytes(raw).hex()]) for raw in raws])
+            except Exception as exc:
+                self._nonce = None
+                raise self._translate(exc) from exc
+            if isinstance(answers, dict):  # the whole batch refused
+                self._nonce = None
+                raise TransactionFailed("(batch)", str(answers.get("error", answers)))
+            answers = sorted(answers, key=lambda a: a["id"])
+            refused = [a for a in answers if "error" in a]
+            if refused:
+                # Later nonces would wait forever behind a refused one; the node's count is the truth again.
+                self._nonce = None
+                raise TransactionFailed("(batch)", f"{len(refused)} of {len(raws)} refused by the node, first: "
+                                                   f"{refused[0]['error']}")
+            self._nonce = first + len(raws)
+        return self.wait_many([a["result"] for a in answers], timeout=timeout, functions=functions)
+
+    def wait(self, tx_hash: str, *, timeout: float | None = None,
+             function: ContractFunction | None = None) -> TxReceipt:
+        timeout = self.receipt_timeout if timeout is None else timeout
+        try:
+            receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout,
+                                                               poll_latency=self.poll_interval)
+        except TimeExhausted:
+            raise ReceiptTimeout(tx_hash, timeout) from None
+        except Exception as exc:
+            raise self._translate(exc) from exc
+        return self._checked(receipt, function)
+
+    def wait_many(self, hashes: Sequence[str], *, timeout: float | None = None,
+                  functions: Sequence[ContractFunction] | None = None) -> list[TxReceipt]:
+        """Receipts for `hashes`, polled in JSON-RPC batches."""
+        timeout = self.receipt_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        pending = list(hashes)
+        while pending:
+            # Raw batch first: a pending transaction answers null here, where web3's batch would raise.
+            answers = self._rpc(lambda: self.w3.provider.make_batch_request(
+                [("eth_getTransactionReceipt", [h]) for h in pending]))
+            if isinstance(answers, dict):
+                raise TransactionFailed("(batch)", str(answers.get("error", answers)))
+            answers = sorted(answers, key=lambda a: a["id"])
+            pending = [h for h, a in zip(pending, answers) if a.get("result") is None]
+            if pending:
+                if time.monotonic() > deadline:
+                    raise ReceiptTimeout(pending[0], timeout)
+                time.sleep(self.poll_interval)
+        with self.w3.batch_requests() as batch:  # all mined now: fetch them formatted
+            for h in hashes:
+                batch.add(self.w3.eth.get_transaction_receipt(h))
+            receipts = self._rpc(batch.execute)
+        fns = list(functions) if functions is not None else [None] * len(hashes)
+        return [self._checked(r, f) for r, f in zip(receipts, fns)]
+
+    def call(self, function: ContractFunction, block: int | str = "latest") -> Any:
+        """A view call with the revert decoded."""
+        try:
+            return function.call({"from": self.address}, block_identifier=block)
+        except Exception as exc:
+            raise self._translate(exc) from exc
+
+    def reset_nonce(self) -> None:
+        with self._lock:
+            self._nonce = None
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _prepare(self, function: ContractFunction, gas: int | None, value: int) -> dict[str, Any]:
+        tx: dict[str, Any] = {"from": self.address, "value": value, "chainId": self.chain_id, **self.fees().fields()}
+        if gas is None:
+            try:
+                gas = int(function.estimate_gas({"from": self.address, "value": value}) * self.gas_margin)
+            except Exception as exc:
+                raise self._translate(exc) from exc
+        return function.build_transaction({**tx, "gas": gas, "nonce": 0})
+
+    @property
+    def chain_id(self) -> int:
+        if self._chain_id is None:
+            self._chain_id = self._rpc(lambda: self.w3.eth.chain_id)
+        return self._chain_id
+
+    def fees(self) -> Fees:
+        # Refreshed every few seconds, not per transaction: one round trip fewer on every send.
+        if self._fees is None or time.monotonic() - self._fees_at > 5.0:
+            self._fees = self._rpc(lambda: node_fees(self.w3))
+            self._fees_at = time.monotonic()
+        return self._fees
+
+    def _next_nonce(self) -> int:
+        if self._nonce is None:
+            self._nonce = self._rpc(lambda: self.w3.eth.get_transaction_count(self.address, "pending"))
+        return self._nonce
+
+    def _rpc(self, thunk):
+        try:
+            return thunk()
+        except Exception as exc:
+            raise self._translate(exc) from exc
+
+    def _checked(self, receipt: TxReceipt, function: ContractFunction | None) -> TxReceipt:
+        if receipt["status"] == 1:
+            return receipt
+        tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
+        # The receipt has no revert data: replay the call at the block before to name the error.
+        if function is not None:
+            tx = self.w3.eth.get_transaction(tx_hash)
+            try:
+                self.w3.eth.call({"from": tx["from"], "to": tx["to"], "data": tx["input"], "value": tx["value"],
+                                  "gas": tx["gas"]}, receipt["blockNumber"] - 1)
+            except Exception as exc:
+                translated = self._translate(exc)
+                if isinstance(translated, ContractRevert):
+                    raise translated from exc
+        raise TransactionFailed(tx_hash, f"reverted (gas used {receipt['gasUsed']} of its limit)")
+
+    def _translate(self, exc: Exception) -> Exception:
+        if isinstance(exc, ContractRevert | NodeUnavailable | ReceiptTimeout | TransactionFailed):
+            return exc
+        if isinstance(exc, ContractCustomError | ContractLogicError):
+            decoded = self.errors.from_exception(exc)
+            if decoded is not None:
+                return decoded
+            return TransactionFailed("(not sent)", str(exc))
+        if isinstance(exc, ConnectionError | OSError) or type(exc).__module__.startswith(("requests", "urllib3")):
+            url = getattr(self.w3.provider, "endpoint_uri", "the node")
+            return NodeUnavailable(f"the node at {url} did not answer: {type(exc).__name__}")
+        return exc
+
+
+def open_client(settings: Settings, signer: str, errors: ErrorDecoder, w3: Web3 | None = None,
+                env: dict[str, str] | None = None) -> ChainClient:
+    """A ChainClient for the named signer on the configured node."""
+    w3 = w3 or connect(settings, timeout=settings.tx_timeout)
+    return ChainClient(w3, load_account(settings, signer, env), errors, receipt_timeout=settings.tx_timeout)

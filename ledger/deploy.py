@@ -9,10 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
+from web3.types import TxReceipt
 
 from ledger.artifacts import SOLC_VERSION, compile_contracts, source_hash
+from ledger.contracts import Bindings
+from ledger.errors import LoanLedgerError
 from ledger.manifest import CONTRACT_NAMES, DeployedContract, Manifest
 
 DAY = 86_400
@@ -70,18 +74,20 @@ def is_current(manifest: Manifest, chain_id: int, code_at: Callable[[str], bytes
             and all(len(code_at(c.address)) > 0 for c in manifest.contracts.values()))
 
 
-@dataclass
-class Deployment:
-    registry: Contract
-    oracle: Contract
-    book: Contract
-    anchor: Contract
-    manifest: Manifest
+class DeploymentFailed(LoanLedgerError):
+    """A deployment or role-grant transaction reverted."""
 
 
-def _deploy(w3: Web3, artifact: dict, sender: str, *args) -> tuple[Contract, DeployedContract]:
+def _mined(w3: Web3, tx_hash: HexBytes, what: str) -> TxReceipt:
+    receipt = w3.eth.wait_for_transaction_receipt(tx_hash)
+    if receipt.status != 1:
+        raise DeploymentFailed(f"{what} reverted (tx {receipt.transactionHash.hex()})")
+    return receipt
+
+
+def _deploy(w3: Web3, name: str, artifact: dict, sender: str, *args) -> tuple[Contract, DeployedContract]:
     factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
-    receipt = w3.eth.wait_for_transaction_receipt(factory.constructor(*args).transact({"from": sender}))
+    receipt = _mined(w3, factory.constructor(*args).transact({"from": sender}), f"deploying {name}")
     deployed = DeployedContract(address=receipt.contractAddress, block=receipt.blockNumber,
                                 tx="0x" + receipt.transactionHash.hex().removeprefix("0x"))
     return w3.eth.contract(address=receipt.contractAddress, abi=artifact["abi"]), deployed
@@ -89,7 +95,7 @@ def _deploy(w3: Web3, artifact: dict, sender: str, *args) -> tuple[Contract, Dep
 
 def deploy_stack(w3: Web3, admin: str, *, operator: str, oracle: str, pauser: str, score_signer: str,
                  max_score_age: int = 30 * DAY, max_annual_rate_bps: int = 10_000,
-                 network: str = "local") -> Deployment:
+                 network: str = "local") -> Bindings:
     """Follow the plan from `admin` (an account the node has unlocked): deploy, grant roles, describe it."""
     artifacts = compile_contracts()
     roles = RoleHolders(admin, operator, oracle, pauser, score_signer)
@@ -98,13 +104,12 @@ def deploy_stack(w3: Web3, admin: str, *, operator: str, oracle: str, pauser: st
     deployed: dict[str, DeployedContract] = {}
     for name in CONTRACT_NAMES:
         args = constructor_args(name, roles, {n: d.address for n, d in deployed.items()}, settings)
-        contracts[name], deployed[name] = _deploy(w3, artifacts[name], admin, *args)
+        contracts[name], deployed[name] = _deploy(w3, name, artifacts[name], admin, *args)
     for name, role, holder in role_grants(roles):
         contract = contracts[name]
         role_id = contract.functions[role]().call()
-        receipt = w3.eth.wait_for_transaction_receipt(contract.functions.grantRole(role_id, holder).transact({"from": admin}))
-        assert receipt.status == 1, f"granting {role} on {name} failed"
+        _mined(w3, contract.functions.grantRole(role_id, holder).transact({"from": admin}), f"granting {role} on {name}")
     first_block = deployed[CONTRACT_NAMES[0]].block
     manifest = build_manifest(network, w3.eth.chain_id, roles, deployed, w3.eth.get_block(first_block).timestamp)
-    return Deployment(registry=contracts["BorrowerRegistry"], oracle=contracts["CreditOracle"],
-                      book=contracts["LoanBook"], anchor=contracts["ActionLogAnchor"], manifest=manifest)
+    return Bindings(registry=contracts["BorrowerRegistry"], oracle=contracts["CreditOracle"],
+                    book=contracts["LoanBook"], anchor=contracts["ActionLogAnchor"], manifest=manifest)

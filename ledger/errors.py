@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from eth_abi import decode
-from eth_utils import keccak
+from eth_utils import keccak, to_checksum_address
 
 
 class LoanLedgerError(Exception):
@@ -43,7 +43,10 @@ class ErrorDecoder:
         if item is None:
             return None
         values = decode([_canonical(i) for i in item["inputs"]], data[4:])
-        return ContractRevert(item["name"], {i["name"]: v for i, v in zip(item["inputs"], values)}, "0x" + data[:4].hex())
+        # Addresses checksummed, as web3 returns them everywhere else.
+        arguments = {i["name"]: to_checksum_address(v) if i["type"] == "address" else v
+                     for i, v in zip(item["inputs"], values)}
+        return ContractRevert(item["name"], arguments, "0x" + data[:4].hex())
 
     def from_exception(self, exc: Exception) -> ContractRevert | None:
         """Decode web3's ContractCustomError (or anything carrying revert data in `.data`)."""
