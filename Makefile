@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 export SOLCX_BINARY_PATH := $(CURDIR)/$(VENV)/solcx
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: setup test gas lint-contracts clean
+.PHONY: setup test gas bench lint-contracts clean
 
 setup: $(VENV)/.installed node_modules/.installed $(SOLCX_BINARY_PATH)/solc-v0.8.37
 
@@ -29,6 +29,10 @@ test: setup
 # Gas per operation on a fresh anvil: a table, and bench/results/gas.json.
 gas: setup
 	$(PY) bench/gas.py
+
+# Throughput figures: each script prints a table and writes bench/results/<name>.json.
+bench: setup
+	$(PY) bench/ledger.py
 
 # Slither over the contracts, compiled from the same standard-JSON input as everywhere else (the
 # solc-js bridge honours it; Slither's own solc invocation would drop via-IR). Fails on medium or high;
