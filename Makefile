@@ -33,6 +33,7 @@ gas: setup
 # Throughput figures: each script prints a table and writes bench/results/<name>.json.
 bench: setup
 	$(PY) bench/ledger.py
+	$(PY) bench/oracle.py
 
 # Slither over the contracts, compiled from the same standard-JSON input as everywhere else (the
 # solc-js bridge honours it; Slither's own solc invocation would drop via-IR). Fails on medium or high;
