@@ -228,6 +228,7 @@ class ChainClient:
             receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout,
                                                                poll_latency=self.poll_interval)
         except TimeExhausted:
+            self.reset_nonce()  # if the node lost the transaction (restarted, reverted), re-read its count
             raise ReceiptTimeout(tx_hash, timeout) from None
         except Exception as exc:
             raise self._translate(exc) from exc
@@ -249,6 +250,7 @@ class ChainClient:
             pending = [h for h, a in zip(pending, answers) if a.get("result") is None]
             if pending:
                 if time.monotonic() > deadline:
+                    self.reset_nonce()
                     raise ReceiptTimeout(pending[0], timeout)
                 time.sleep(self.poll_interval)
         with self.w3.batch_requests() as batch:  # all mined now: fetch them formatted

@@ -1,5 +1,6 @@
 """Verification an auditor runs: the index against the node, loans recomputed from their events
-against the contract, and an off-chain identity against its on-chain commitment.
+against the contract, an off-chain identity against its on-chain commitment, and the action log's
+hash chain against itself and its on-chain anchors.
 
 Each check returns a `VerificationResult` (ok flag, what was checked, one line per discrepancy)
 and never changes anything. Contract views are read at the indexer's cursor block, so a chain
@@ -13,14 +14,17 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
+from web3.contract import Contract
 from web3.exceptions import ContractLogicError
 
+from ledger.action_log import GENESIS, entry_hash
 from ledger.artifacts import compile_contracts
 from ledger.indexer import EventDecoder
 from ledger.manifest import Manifest
 from ledger.store.codec import hex32, to_json
+from ledger.store.models.action_log import ActionLogEntry
 from ledger.store.models.chain import Borrower, ChainEvent, IndexerCursor, Loan
 from ledger.store.projection import (
     LoanEventError,
@@ -263,3 +267,75 @@ def identity(w3: Web3, manifest: Manifest, borrower: str, commitment: Commitment
         result.details.append(f"{borrower}: commitment matches the registry (KYC expires at {record['kycExpiresAt']}"
                               f"{', revoked' if record['revoked'] else ''})")
     return result
+
+
+# ---------------------------------------------------------------------- action log
+
+# How far from its seq a moved entry is looked for, to say "written as seq N" rather than "edited".
+_MOVED_WINDOW = 64
+
+
+@dataclass
+class ActionLogResult(VerificationResult):
+    first_bad_seq: int | None = None  # the lowest seq the log can no longer vouch for
+    anchors: int = 0                  # on-chain anchors compared
+
+    def fail_at(self, seq: int, detail: str) -> None:
+        self.fail(detail)
+        self.first_bad_seq = seq if self.first_bad_seq is None else min(self.first_bad_seq, seq)
+
+
+def verify_action_log(sessions: sessionmaker, anchor_contract: Contract | None = None, *,
+                      block: int | str = "latest") -> ActionLogResult:
+    """The action log's hash chain recomputed from seq 1, and, given the ActionLogAnchor contract, every
+    on-chain anchor compared with the stored entry it covers.
+
+    The walk stops at the first entry that breaks the chain (everything after it hangs on it) and names
+    it in `first_bad_seq`; anchors catch what the chain alone cannot: entries cut off the end, and a log
+    rewritten from some point on with every hash recomputed.
+    """
+    result = ActionLogResult("log")
+    with sessions() as session:
+        _walk_chain(session, result)
+        if anchor_contract is not None:
+            _check_anchors(session, anchor_contract, block, result)
+    return result
+
+
+def _walk_chain(session: Session, result: ActionLogResult) -> None:
+    expected, prev = 1, GENESIS
+    for row in session.scalars(select(ActionLogEntry).order_by(ActionLogEntry.seq)).yield_per(1_000):
+        if row.seq != expected:
+            result.fail_at(expected, f"seq {expected}: missing: the log goes from seq {expected - 1} to seq {row.seq} "
+                                     f"(entries removed)")
+            return
+        fields = (row.at, row.actor, row.action, row.request_id, row.details, row.prev_hash)
+        if entry_hash(row.seq, *fields) != row.hash:
+            moved = next((s for s in range(max(1, row.seq - _MOVED_WINDOW), row.seq + _MOVED_WINDOW + 1)
+                          if s != row.seq and entry_hash(s, *fields) == row.hash), None)
+            if moved is not None:
+                result.fail_at(row.seq, f"seq {row.seq}: out of order: this entry was written as seq {moved} "
+                                        f"(entries reordered, or removed and renumbered)")
+            else:
+                result.fail_at(row.seq, f"seq {row.seq}: edited: its fields do not hash to its stored hash {row.hash}")
+            return
+        if row.prev_hash != prev:
+            result.fail_at(row.seq, f"seq {row.seq}: prev_hash {row.prev_hash} is not seq {row.seq - 1}'s hash {prev} "
+                                    f"(an entry before it was rewritten, removed or reordered)")
+            return
+        result.checked += 1
+        expected, prev = row.seq + 1, row.hash
+
+
+def _check_anchors(session: Session, anchor: Contract, block: int | str, result: ActionLogResult) -> None:
+    count = anchor.functions.anchorCount().call(block_identifier=block)
+    for sequence in range(1, count + 1):
+        head, entries, anchored_at = anchor.functions.anchorAt(sequence).call(block_identifier=block)
+        result.anchors += 1
+        row = session.get(ActionLogEntry, entries)
+        if row is None:
+            result.fail_at(entries, f"seq {entries}: anchor #{sequence} (at {anchored_at}) covers {entries} entries "
+                                    f"but the log has no seq {entries} (entries removed)")
+        elif row.hash != hex32(head):
+            result.fail_at(entries, f"seq {entries}: hash {row.hash} differs from anchor #{sequence}'s head "
+                                    f"{hex32(head)} (the log up to seq {entries} was rewritten)")

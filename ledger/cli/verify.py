@@ -1,4 +1,4 @@
-"""`loanledger verify index|state|identity`: the auditor's checks, with --json for machines."""
+"""`loanledger verify index|state|identity|log`: the auditor's checks, with --json for machines."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from ledger import verify as checks
+from ledger.cli._common import deployment
 from ledger.cli._common import manifest as load_manifest
 from ledger.cli._common import node as connect
 from ledger.config import load_settings
@@ -26,6 +27,9 @@ def _report(result: checks.VerificationResult, as_json: bool) -> None:
         mark = "[green]OK[/]" if result.ok else "[red]FAILED[/]"
         console.print(f"{mark} {result.check}: {result.checked} checked, "
                       f"{0 if result.ok else len(result.details)} discrepancies")
+        if isinstance(result, checks.ActionLogResult):
+            console.print(f"  {result.anchors} on-chain anchors compared"
+                          + ("" if result.first_bad_seq is None else f"; first bad seq: {result.first_bad_seq}"))
         for line in result.details:
             console.print(f"  [{'green' if result.ok else 'red'}]-[/] {line}", highlight=False)
     if not result.ok:
@@ -41,7 +45,7 @@ def _with_store(run: Callable) -> checks.VerificationResult:
 
 
 def register(app: typer.Typer) -> None:
-    group = typer.Typer(help="Verify the index and the read model against the chain.", no_args_is_help=True)
+    group = typer.Typer(help="Verify the index, the read model and the action log against the chain.", no_args_is_help=True)
     app.add_typer(group, name="verify")
 
     @group.command("index")
@@ -55,6 +59,15 @@ def register(app: typer.Typer) -> None:
         """Loans recomputed from their events, and the read model, equal the contracts' views."""
         _report(_with_store(lambda w3, manifest, session: checks.recomputed_state(w3, manifest, session, loan)),
                 as_json)
+
+    @group.command("log")
+    def action_log(anchors: bool = typer.Option(True, "--anchors/--no-anchors",
+                                                help="Also compare with the on-chain anchors (needs the node)."),
+                   as_json: bool = JSON_OPTION) -> None:
+        """The action log's hash chain is intact from seq 1, and agrees with every on-chain anchor."""
+        settings = load_settings()
+        contract = deployment(settings).anchor if anchors else None
+        _report(checks.verify_action_log(open_store(settings.database_url), contract), as_json)
 
     @group.command("identity")
     def identity(
