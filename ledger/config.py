@@ -32,6 +32,20 @@ class Settings:
     kek_file: str = ""                       # key-encryption keys of the PII vault; default <home>/keys/kek.json
     keystore_dir: str = ""                   # encrypted signer keystores; default <home>/keystore
     tx_timeout: float = 30.0                 # seconds to wait for a receipt
+    # The API (api/):
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_domain: str = ""                     # the host:port clients sign in to (SIWE domain); default host:port
+    jwt_secret_file: str = ""                # default <home>/keys/jwt.secret (created on first start)
+    token_minutes: int = 15                  # lifetime of a sign-in token
+    auditors: str = ""                       # comma-separated addresses admitted as auditors besides the store's list
+    auto_register: bool = True               # register a borrower on-chain as soon as KYC is verified
+    sms_outbox: str = ""                     # development SMS sender's outbox; default <home>/sms-outbox.jsonl
+    rate_limit_storage: str = "memory://"    # `limits` storage URI; redis://... when several API processes run
+    index_wait: float = 10.0                 # seconds a write waits for the indexer to reach its block
+    auto_approve: bool = False               # initial automatic approval policy (operators switch it at run time)
+    rail_url: str = "http://127.0.0.1:8700"  # the payment rail (stand-in: `loanledger rail`)
+    oracle_url: str = "http://127.0.0.1:8600"  # the oracle service (`loanledger oracle run`)
 
     @property
     def database_url(self) -> str:
@@ -44,6 +58,18 @@ class Settings:
     @property
     def kek_path(self) -> Path:
         return Path(self.kek_file) if self.kek_file else self.home / "keys" / "kek.json"
+
+    @property
+    def siwe_domain(self) -> str:
+        return self.api_domain or f"{self.api_host}:{self.api_port}"
+
+    @property
+    def jwt_secret_path(self) -> Path:
+        return Path(self.jwt_secret_file) if self.jwt_secret_file else self.home / "keys" / "jwt.secret"
+
+    @property
+    def sms_outbox_path(self) -> Path:
+        return Path(self.sms_outbox) if self.sms_outbox else self.home / "sms-outbox.jsonl"
 
     @property
     def keystore_path(self) -> Path:

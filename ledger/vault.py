@@ -336,6 +336,26 @@ class Vault:
                 key.wrapped, key.kek_version = _seal(new_kek, secret, _wrap_aad(f"key:{key.name}", target)), target
         return RotationReport(target, len(records), len(keys), dict(previous))
 
+    # -- pending applications (sealed, outside the records, until their one-time codes are confirmed)
+
+    def seal_pending(self, borrower: str, record: KycRecord) -> bytes:
+        """A KYC submission sealed for holding until it is verified: version || wrapped DEK || sealed JSON.
+
+        Kept apart from the records so an unverified phone or ID number never claims a blind index.
+        """
+        borrower, dek = _address(borrower), AESGCM.generate_key(256)
+        version = self.keyring.current
+        wrapped = _seal(self.keyring.kek(version), dek, _wrap_aad(f"pending:{borrower}", version))
+        body = _seal(dek, json.dumps(record.to_dict(), sort_keys=True).encode(), _field_aad("pending", borrower, "record"))
+        return version.to_bytes(4, "big") + len(wrapped).to_bytes(2, "big") + wrapped + body
+
+    def open_pending(self, borrower: str, sealed: bytes) -> KycRecord:
+        borrower = _address(borrower)
+        version, size = int.from_bytes(sealed[:4], "big"), int.from_bytes(sealed[4:6], "big")
+        dek = self._unwrap(sealed[6:6 + size], f"pending:{borrower}", version)
+        body = _open(dek, sealed[6 + size:], _field_aad("pending", borrower, "record"), "a pending KYC application")
+        return KycRecord(**json.loads(body))
+
     # -- reading
 
     def get(self, borrower: str) -> KycRecord:

@@ -1,0 +1,1 @@
+"""The FastAPI service: borrowers (wallet-backed), auditors (read and verify), operators (act)."""

@@ -1,0 +1,166 @@
+"""Sign-In with Ethereum (EIP-4361, the `siwe` library) -> a short-lived JWT; roles read from the chain.
+
+The token carries only the address: roles are looked up on every request (cached a few seconds), so
+a role revoked on-chain stops working within seconds, not when the token expires.
+
+Roles: `admin` and `operator` (and `pauser`) from the contracts' AccessControl; `auditor` from the
+list the admin manages (plus the `auditors` setting); `borrower` for an address the registry holds
+(eligible or not: a revoked borrower still sees their own loans); `applicant` for anyone else signed in.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import jwt
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from siwe import SiweMessage
+from sqlalchemy import select, update
+from web3 import Web3
+
+from api.errors import ApiError
+from ledger.store.models.api import AuthNonce, Auditor
+
+NONCE_SECONDS = 300
+ROLE_CACHE_SECONDS = 5.0
+ALL_ROLES = ("admin", "operator", "pauser", "auditor", "borrower", "applicant")
+STAFF = ("admin", "operator")
+
+_bearer = HTTPBearer(auto_error=False, description="The token from POST /v1/auth/login")
+
+
+@dataclass(frozen=True)
+class Principal:
+    address: str
+    roles: frozenset[str]
+
+    def has(self, *roles: str) -> bool:
+        return bool(self.roles.intersection(roles))
+
+
+def issue_nonce(context) -> AuthNonce:
+    now = int(time.time())
+    row = AuthNonce(nonce=secrets.token_hex(16), issued_at=now, expires_at=now + NONCE_SECONDS, used_by=None)
+    with context.sessions.begin() as session:
+        session.add(row)
+    return row
+
+
+def login(context, message: str, signature: str) -> tuple[str, int, str]:
+    """Checks a signed SIWE message and spends its nonce; returns (token, expires_at, address)."""
+    try:
+        parsed = SiweMessage.from_message(message=message)
+    except Exception as exc:  # noqa: BLE001 - the library raises several parse errors
+        raise ApiError(400, "invalid_siwe_message", f"not an EIP-4361 message: {exc}") from None
+    if parsed.chain_id != context.w3.eth.chain_id:
+        raise ApiError(401, "wrong_chain", f"the message is for chain {parsed.chain_id}, this ledger is "
+                                           f"chain {context.w3.eth.chain_id}")
+    try:
+        parsed.verify(signature, domain=context.settings.siwe_domain, nonce=parsed.nonce)
+    except Exception as exc:  # noqa: BLE001 - VerificationError subclasses and signature decoding errors
+        raise ApiError(401, "invalid_signature", f"sign-in refused: {type(exc).__name__}") from None
+    address = Web3.to_checksum_address(parsed.address)
+    now = int(time.time())
+    with context.sessions.begin() as session:
+        spent = session.execute(update(AuthNonce).where(
+            AuthNonce.nonce == parsed.nonce, AuthNonce.used_by.is_(None), AuthNonce.expires_at >= now,
+        ).values(used_by=address)).rowcount
+    if spent != 1:
+        raise ApiError(401, "invalid_nonce", "the nonce is unknown, expired or already used: ask for a new one")
+    expires_at = now + context.settings.token_minutes * 60
+    token = jwt.encode({"sub": address, "iat": now, "exp": expires_at, "jti": secrets.token_hex(8)},
+                       context.jwt_secret, algorithm="HS256")
+    return token, expires_at, address
+
+
+def siwe_message(domain: str, uri: str, address: str, chain_id: int, nonce: str) -> str:
+    """The message a client signs (the SDK builds it this way)."""
+    issued = datetime.now(UTC)
+    return SiweMessage(domain=domain, address=Web3.to_checksum_address(address), uri=uri, version="1",
+                       chain_id=chain_id, nonce=nonce, statement="Sign in to LoanLedger.",
+                       issued_at=issued.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                       expiration_time=(issued + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")).prepare_message()
+
+
+class RoleResolver:
+    def __init__(self, context):
+        self.context = context
+        self._cache: dict[str, tuple[float, frozenset[str]]] = {}
+
+    def roles(self, address: str) -> frozenset[str]:
+        cached = self._cache.get(address)
+        if cached and time.monotonic() - cached[0] < ROLE_CACHE_SECONDS:
+            return cached[1]
+        roles = self._resolve(address)
+        self._cache[address] = (time.monotonic(), roles)
+        return roles
+
+    def forget(self, address: str | None = None) -> None:
+        self._cache.clear() if address is None else self._cache.pop(address, None)
+
+    def _resolve(self, address: str) -> frozenset[str]:
+        b = self.context.bindings
+        book, registry = b.book.functions, b.registry.functions
+        w3 = self.context.w3
+        with w3.batch_requests() as batch:  # one round trip for the five reads
+            batch.add(book.hasRole(b"\0" * 32, address))
+            batch.add(book.hasRole(Web3.keccak(text="OPERATOR_ROLE"), address))
+            batch.add(book.hasRole(Web3.keccak(text="PAUSER_ROLE"), address))
+            batch.add(registry.borrowerOf(address))
+            is_admin, is_operator, is_pauser, record = batch.execute()
+        roles = set()
+        if is_admin:
+            roles.add("admin")
+        if is_operator:
+            roles.add("operator")
+        if is_pauser:
+            roles.add("pauser")
+        if self._is_auditor(address):
+            roles.add("auditor")
+        registered = record[2] != 0  # registeredAt
+        roles.add("borrower" if registered else "applicant")
+        return frozenset(roles)
+
+    def _is_auditor(self, address: str) -> bool:
+        listed = {a.strip().lower() for a in self.context.settings.auditors.split(",") if a.strip()}
+        if address.lower() in listed:
+            return True
+        with self.context.sessions() as session:
+            return session.get(Auditor, address) is not None
+
+
+def decode_token(context, token: str) -> str:
+    try:
+        claims = jwt.decode(token, context.jwt_secret, algorithms=["HS256"], options={"require": ["sub", "exp"]})
+    except jwt.ExpiredSignatureError:
+        raise ApiError(401, "token_expired", "the sign-in token expired: sign in again") from None
+    except jwt.PyJWTError:
+        raise ApiError(401, "invalid_token", "the sign-in token is not valid") from None
+    return claims["sub"]
+
+
+def principal(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Principal:
+    if credentials is None:
+        raise ApiError(401, "unauthenticated", "sign in first: POST /v1/auth/nonce, then /v1/auth/login")
+    context = request.app.state.context
+    address = decode_token(context, credentials.credentials)
+    return Principal(address, request.app.state.roles.roles(address))
+
+
+def require(*roles: str):
+    """A dependency admitting a principal holding any of `roles`."""
+    unknown = set(roles) - set(ALL_ROLES)
+    if unknown:
+        raise ValueError(f"unknown roles {unknown}")
+
+    def _check(who: Principal = Depends(principal)) -> Principal:
+        if not who.has(*roles):
+            raise ApiError(403, "forbidden", f"this needs one of the roles: {', '.join(roles)}")
+        return who
+
+    _check.roles = roles  # read by the route-role matrix test
+    return _check

@@ -1,0 +1,127 @@
+"""Every error is JSON `{"error": {"code", "message"}}` with a stable code; never a stack trace.
+
+A contract's custom error keeps its name as the code's root (snake case), so a client can act on
+`loan_book_credit_limit_exceeded` without parsing a message; a node or store that is down is a 503.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ledger.chain import NodeUnavailable, ReceiptTimeout, SignerNotConfigured, TransactionFailed
+from ledger.errors import ContractRevert
+from ledger.identity import InvalidIdentity
+
+log = logging.getLogger("loanledger.api")
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def not_found(what: str) -> ApiError:
+    return ApiError(404, "not_found", f"{what} not found")
+
+
+# Reverts that are the client's to fix and what HTTP status they are; the rest are 409 (state conflict).
+_REVERT_STATUS = {
+    "LoanBookUnknownLoan": 404, "LoanBookInvalidTerms": 422, "LoanBookRateAboveCap": 422,
+    "LoanBookInvalidSignature": 422, "LoanBookExpiredRequest": 422, "LoanBookZeroAmount": 422,
+    "LoanBookBorrowerNotEligible": 403, "AccessControlUnauthorizedAccount": 403, "EnforcedPause": 503,
+}
+
+
+def revert_code(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+
+
+def _json(status: int, code: str, message: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": {"code": code, "message": message}}, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api(_: Request, exc: ApiError):
+        return _json(exc.status, exc.code, exc.message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException):
+        code = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated", 403: "forbidden"}.get(
+            exc.status_code, "http_error")
+        return _json(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError):
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path"))
+        return _json(422, "invalid_request", f"{where}: {first.get('msg')}" if where else str(first.get("msg")))
+
+    @app.exception_handler(InvalidIdentity)
+    async def _identity(_: Request, exc: InvalidIdentity):
+        field = getattr(exc, "field", "identity")
+        return _json(422, f"invalid_{field}", str(exc))
+
+    @app.exception_handler(ContractRevert)
+    async def _revert(_: Request, exc: ContractRevert):
+        return _json(_REVERT_STATUS.get(exc.name, 409), revert_code(exc.name), str(exc))
+
+    @app.exception_handler(NodeUnavailable)
+    async def _node(_: Request, exc: NodeUnavailable):
+        return _json(503, "node_unavailable", str(exc), {"retry-after": "5"})
+
+    @app.exception_handler(ReceiptTimeout)
+    async def _timeout(_: Request, exc: ReceiptTimeout):
+        return _json(504, "transaction_pending", f"{exc}; it may still be mined: retry with the same Idempotency-Key")
+
+    @app.exception_handler(TransactionFailed)
+    async def _failed(_: Request, exc: TransactionFailed):
+        return _json(502, "transaction_failed", str(exc))
+
+    @app.exception_handler(SignerNotConfigured)
+    async def _signer(_: Request, exc: SignerNotConfigured):
+        log.error("a signer is missing: %s", exc)
+        return _json(503, "signer_not_configured", "this service has no key for that action; ask the operator")
+
+    @app.exception_handler(OperationalError)
+    async def _store(_: Request, exc: OperationalError):
+        log.error("store unavailable: %s", exc.__class__.__name__)
+        return _json(503, "store_unavailable", "the database is not answering; retry later", {"retry-after": "5"})
+
+    @app.exception_handler(SQLAlchemyError)
+    async def _store_other(_: Request, exc: SQLAlchemyError):
+        log.exception("store error")
+        return _json(500, "store_error", "the database refused the operation")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):
+        if _is_connection_error(exc):
+            return _json(503, "node_unavailable", "the Ethereum node is not answering; retry later", {"retry-after": "5"})
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _json(500, "internal", "an unexpected error; it was logged with the request id")
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    while exc is not None:
+        if isinstance(exc, ConnectionError | OSError) or type(exc).__module__.startswith(("requests", "urllib3")):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False

@@ -1,0 +1,98 @@
+"""Approval and payout: the automatic approval policy, and the payout order sent to the payment rail.
+
+The policy is the loan book's own check: it tries `approve`, and a refusal for a stale score, a
+credit limit or an ineligible borrower becomes a `reject` with that reason, on-chain, so the borrower
+and the auditors see why. Anything else (node down, paused) leaves the application Requested.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import httpx
+from sqlalchemy import select
+
+from api.errors import ApiError
+from ledger.errors import ContractRevert
+from ledger.store.models.api import ApiSetting
+
+log = logging.getLogger(__name__)
+
+REJECTIONS = {"LoanBookStaleScore": "stale_score", "LoanBookCreditLimitExceeded": "over_limit",
+              "LoanBookBorrowerNotEligible": "not_eligible"}
+AUTO_APPROVE = "auto_approve"
+
+
+def auto_approve_enabled(context) -> bool:
+    with context.sessions() as session:
+        value = session.scalar(select(ApiSetting.value).where(ApiSetting.name == AUTO_APPROVE))
+    return context.settings.auto_approve if value is None else value == "true"
+
+
+def set_auto_approve(context, enabled: bool, actor: str) -> None:
+    with context.sessions.begin() as session:
+        session.merge(ApiSetting(name=AUTO_APPROVE, value="true" if enabled else "false", updated_by=actor,
+                                 updated_at=int(time.time())))
+
+
+def reason_bytes(reason: str) -> bytes:
+    raw = reason.encode()
+    if len(raw) > 32:
+        raise ApiError(422, "invalid_reason", "a reason is at most 32 bytes")
+    return raw.ljust(32, b"\0")
+
+
+def approve_or_reject(context, loan_id: int, actor: str, request_id: str) -> tuple[str, int]:
+    """Approves, or rejects with the loan book's reason; returns (decision, block)."""
+    book, operator = context.bindings.book, context.signer("operator")
+    try:
+        receipt = operator.transact(book.functions.approve(loan_id))
+        decision = "approved"
+    except ContractRevert as exc:
+        reason = REJECTIONS.get(exc.name)
+        if reason is None:
+            raise
+        receipt = operator.transact(book.functions.reject(loan_id, reason_bytes(reason)))
+        decision = f"rejected:{reason}"
+    context.action_log.append(actor, "loan.approve" if decision == "approved" else "loan.reject", request_id,
+                              {"loan_id": loan_id, "decision": decision,
+                               "tx": "0x" + bytes(receipt["transactionHash"]).hex()})
+    if decision == "approved":
+        request_payout(context, loan_id, actor, request_id)
+    return decision, receipt["blockNumber"]
+
+
+def apply_policy(context, loan_id: int, request_id: str) -> tuple[str | None, int | None]:
+    if not auto_approve_enabled(context):
+        return None, None
+    try:
+        return approve_or_reject(context, loan_id, "policy", request_id)
+    except ContractRevert as exc:
+        log.warning("automatic policy left loan %d requested: %s", loan_id, exc)
+        return None, None
+
+
+def request_payout(context, loan_id: int, actor: str, request_id: str) -> dict | None:
+    """Orders the payout of an approved loan on the rail; its webhook to the oracle confirms it on-chain."""
+    principal, currency, status = _terms(context, loan_id)
+    if status != 2:  # Approved
+        raise ApiError(409, "not_approved", f"loan {loan_id} is not approved (nothing to pay out)")
+    order = {"loan_id": loan_id, "amount": principal, "currency": currency, "paid_at": context.chain_time()}
+    try:
+        response = httpx.post(f"{context.settings.rail_url}/v1/payouts", json=order, timeout=10)
+        response.raise_for_status()
+    except httpx.HTTPError as exc:
+        log.warning("payout of loan %d not ordered: %s", loan_id, exc)
+        context.action_log.append(actor, "loan.payout_failed", request_id, {"loan_id": loan_id, "error": str(exc)[:200]})
+        return None
+    payment = response.json()
+    context.action_log.append(actor, "loan.payout", request_id,
+                              {"loan_id": loan_id, "rail_reference": payment.get("reference"), "amount": principal})
+    return payment
+
+
+def _terms(context, loan_id: int) -> tuple[int, str, int]:
+    loan = context.bindings.book.functions.loanOf(loan_id).call()
+    terms, status = loan[0], loan[2]
+    return terms[0], bytes(terms[1]).decode(), status

@@ -1,0 +1,36 @@
+"""Rate limits (the `limits` library): on sign-in and on one-time codes, per client, phone and address.
+
+Memory storage by default (one API process); a shared storage URI (redis://...) when several run.
+"""
+
+from __future__ import annotations
+
+from fastapi import Request
+from limits import parse
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+from api.errors import ApiError
+
+RULES = {
+    "auth_nonce": parse("30/minute"),
+    "auth_login": parse("30/minute"),
+    "otp_send_phone": parse("3/10 minutes"),     # codes to one phone number
+    "otp_send_address": parse("5/10 minutes"),   # codes asked by one wallet
+    "otp_verify": parse("10/10 minutes"),        # guesses by one wallet, over all its codes
+}
+
+
+class RateLimiter:
+    def __init__(self, storage_uri: str = "memory://"):
+        self.limiter = MovingWindowRateLimiter(storage_from_string(storage_uri))
+
+    def hit(self, rule: str, key: str) -> None:
+        item = RULES[rule]
+        if not self.limiter.hit(item, rule, key):
+            reset = self.limiter.get_window_stats(item, rule, key).reset_time
+            raise ApiError(429, "rate_limited", f"too many requests ({item}); try again after {int(reset)}")
+
+
+def limit(request: Request, rule: str, key: str) -> None:
+    request.app.state.limiter.hit(rule, key)

@@ -1,0 +1,222 @@
+"""Real-name verification: submit, confirm the phone and the card binding with one-time codes, get registered.
+
+Nothing personal leaves this module in clear except the masked view to its owner: the pending
+application is sealed by the vault, the verified record goes into the vault, and only the identity
+commitment goes on-chain. A changed phone number (a new SIM) is re-verified with a code to the new number.
+"""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+from sqlalchemy import delete
+
+from api.auth import Principal, require
+from api.errors import ApiError, ErrorResponse
+from api.observability import current_request_id
+from ledger.identity import KycRecord, normalize_phone
+from ledger.store.models.api import KycApplication
+from ledger.vault import DuplicateIdentity, RecordNotFound
+
+router = APIRouter(prefix="/v1/kyc", tags=["kyc"])
+ERRORS = {401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}, 409: {"model": ErrorResponse},
+          422: {"model": ErrorResponse}, 429: {"model": ErrorResponse}, 503: {"model": ErrorResponse}}
+APPLICATION_TTL = 1800
+KYC_VALIDITY = 365 * 86_400
+
+
+class KycIn(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    id_number: str = Field(min_length=1, max_length=32, description="18-digit resident identity number")
+    phone: str = Field(min_length=1, max_length=32, description="mainland mobile number")
+    bank_card: str = Field(min_length=1, max_length=32, description="debit card number (Luhn-checked)")
+
+    model_config = {"json_schema_extra": {"examples": [{
+        "name": "张三", "id_number": "11010519491231002X", "phone": "13800138000", "bank_card": "6222020200112233445"}]}}
+
+
+class CodesIn(BaseModel):
+    phone_code: str = Field(pattern=r"^\d{6}$")
+    card_code: str = Field(pattern=r"^\d{6}$")
+
+
+class CodeIn(BaseModel):
+    code: str = Field(pattern=r"^\d{6}$")
+
+
+class PhoneIn(BaseModel):
+    phone: str = Field(min_length=1, max_length=32)
+
+
+class MaskedOut(BaseModel):
+    name: str
+    id_number: str
+    phone: str
+    bank_card: str
+
+
+class KycStatus(BaseModel):
+    status: str = Field(description="none | pending | verified | registered")
+    record: MaskedOut | None = None
+    commitment: str | None = None
+    codes_expire_at: int | None = None
+    tx_hash: str | None = None
+
+
+def _ctx(request: Request):
+    return request.app.state.context
+
+
+def _masked(record: KycRecord) -> MaskedOut:
+    m = record.masked()
+    return MaskedOut(name=m.name, id_number=m.id_number, phone=m.phone, bank_card=m.bank_card)
+
+
+def _has_record(context, address: str) -> bool:
+    try:
+        context.vault.commitment(address)
+        return True
+    except RecordNotFound:
+        return False
+
+
+def _refuse_taken(context, address: str, record: KycRecord, fields=("id_number", "phone")) -> None:
+    finders = {"id_number": context.vault.find_by_id_number, "phone": context.vault.find_by_phone}
+    for field in fields:
+        owner = finders[field](getattr(record, field))
+        if owner is not None and owner.lower() != address.lower():
+            raise ApiError(409, f"duplicate_{field}", f"this {field.replace('_', ' ')} is verified for another wallet")
+
+
+@router.get("", response_model=KycStatus, responses=ERRORS, summary="My verification status and masked record")
+def status(request: Request, who: Principal = Depends(require("applicant", "borrower"))) -> KycStatus:
+    context = _ctx(request)
+    if _has_record(context, who.address):
+        opening = context.vault.opening(who.address)
+        registered = context.bindings.registry.functions.borrowerOf(who.address).call()[2] != 0
+        return KycStatus(status="registered" if registered else "verified", record=_masked(opening.record),
+                         commitment="0x" + opening.commitment.hex())
+    with context.sessions() as session:
+        pending = session.get(KycApplication, who.address)
+    if pending is not None and pending.purpose == "initial" and pending.expires_at >= time.time():
+        return KycStatus(status="pending", record=_masked(context.vault.open_pending(who.address, pending.sealed)),
+                         codes_expire_at=pending.expires_at)
+    return KycStatus(status="none")
+
+
+@router.post("", response_model=KycStatus, status_code=202, responses=ERRORS,
+             summary="Submit name, ID number, phone and bank card; codes go to the phone")
+def submit(body: KycIn, request: Request, who: Principal = Depends(require("applicant", "borrower"))) -> KycStatus:
+    context = _ctx(request)
+    record = KycRecord.from_input(body.name, body.id_number, body.phone, body.bank_card)  # 422 per field
+    if _has_record(context, who.address):
+        raise ApiError(409, "already_verified", "this wallet is verified; to change the phone use POST /v1/kyc/phone")
+    _refuse_taken(context, who.address, record)
+    now = int(time.time())
+    with context.sessions.begin() as session:
+        session.merge(KycApplication(address=who.address, purpose="initial",
+                                     sealed=context.vault.seal_pending(who.address, record), phone_verified=False,
+                                     card_verified=False, created_at=now, expires_at=now + APPLICATION_TTL))
+    otp = request.app.state.otp
+    expires = otp.send(who.address, "phone", record.phone)
+    otp.send(who.address, "card", record.phone)  # the bank texts the card-binding code to the same phone
+    context.action_log.append(who.address, "kyc.submit", current_request_id(), {})
+    return KycStatus(status="pending", record=_masked(record), codes_expire_at=expires)
+
+
+@router.post("/verify", response_model=KycStatus, responses=ERRORS,
+             summary="Confirm both codes: the record is sealed in the vault and the borrower registered on-chain")
+def verify(body: CodesIn, request: Request, who: Principal = Depends(require("applicant", "borrower"))) -> KycStatus:
+    context = _ctx(request)
+    with context.sessions() as session:
+        pending = session.get(KycApplication, who.address)
+    if pending is None or pending.purpose != "initial":
+        raise ApiError(409, "no_pending_kyc", "nothing to verify: submit POST /v1/kyc first")
+    if pending.expires_at < time.time():
+        raise ApiError(422, "kyc_expired", "the application expired: submit it again")
+    otp = request.app.state.otp
+    if not pending.phone_verified:
+        otp.verify(who.address, "phone", body.phone_code)
+        _mark(context, who.address, phone_verified=True)
+    if not pending.card_verified:
+        otp.verify(who.address, "card", body.card_code)
+        _mark(context, who.address, card_verified=True)
+    record = context.vault.open_pending(who.address, pending.sealed)
+    try:
+        context.vault.put(who.address, record)
+    except DuplicateIdentity as exc:
+        raise ApiError(409, f"duplicate_{exc.field}", str(exc)) from None
+    with context.sessions.begin() as session:
+        session.execute(delete(KycApplication).where(KycApplication.address == who.address))
+    commitment = context.vault.commitment(who.address)
+    context.action_log.append(who.address, "kyc.verify", current_request_id(), {"commitment": "0x" + commitment.hex()})
+    tx_hash = None
+    if context.settings.auto_register:
+        tx_hash = register_borrower(context, who.address, "kyc", current_request_id())
+        request.app.state.roles.forget(who.address)
+    return KycStatus(status="registered" if tx_hash else "verified", record=_masked(record),
+                     commitment="0x" + commitment.hex(), tx_hash=tx_hash)
+
+
+def register_borrower(context, address: str, actor: str, request_id: str) -> str:
+    """Registers a verified borrower with the vault's commitment; returns the transaction hash."""
+    try:
+        commitment = context.vault.commitment(address)
+    except RecordNotFound:
+        raise ApiError(409, "not_verified", f"{address} has no verified KYC record") from None
+    expiry = context.chain_time() + KYC_VALIDITY
+    receipt = context.signer("operator").transact(
+        context.bindings.registry.functions.registerBorrower(address, commitment, expiry))
+    tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
+    context.action_log.append(actor, "borrower.register", request_id, {"borrower": address, "tx": tx_hash})
+    return tx_hash
+
+
+def _mark(context, address: str, **flags) -> None:
+    with context.sessions.begin() as session:
+        row = session.get(KycApplication, address)
+        for name, value in flags.items():
+            setattr(row, name, value)
+
+
+@router.post("/phone", response_model=KycStatus, status_code=202, responses=ERRORS,
+             summary="Change the phone number (new SIM): a code goes to the new number")
+def change_phone(body: PhoneIn, request: Request, who: Principal = Depends(require("borrower", "applicant"))):
+    context = _ctx(request)
+    phone = normalize_phone(body.phone)
+    try:
+        current = context.vault.get(who.address)
+    except RecordNotFound:
+        raise ApiError(409, "not_verified", "verify your identity first: POST /v1/kyc") from None
+    changed = current.with_phone(phone)
+    _refuse_taken(context, who.address, changed, fields=("phone",))
+    now = int(time.time())
+    with context.sessions.begin() as session:
+        session.merge(KycApplication(address=who.address, purpose="phone_change",
+                                     sealed=context.vault.seal_pending(who.address, changed), phone_verified=False,
+                                     card_verified=True, created_at=now, expires_at=now + APPLICATION_TTL))
+    expires = request.app.state.otp.send(who.address, "phone_change", phone)
+    context.action_log.append(who.address, "kyc.phone_change_requested", current_request_id(), {})
+    return KycStatus(status="pending", record=_masked(changed), codes_expire_at=expires)
+
+
+@router.post("/phone/verify", response_model=KycStatus, responses=ERRORS, summary="Confirm the new phone number")
+def verify_phone(body: CodeIn, request: Request, who: Principal = Depends(require("borrower", "applicant"))):
+    context = _ctx(request)
+    with context.sessions() as session:
+        pending = session.get(KycApplication, who.address)
+    if pending is None or pending.purpose != "phone_change":
+        raise ApiError(409, "no_pending_change", "nothing to verify: POST /v1/kyc/phone first")
+    request.app.state.otp.verify(who.address, "phone_change", body.code)
+    changed = context.vault.open_pending(who.address, pending.sealed)
+    try:
+        context.vault.update_phone(who.address, changed.phone)
+    except DuplicateIdentity as exc:
+        raise ApiError(409, f"duplicate_{exc.field}", str(exc)) from None
+    with context.sessions.begin() as session:
+        session.execute(delete(KycApplication).where(KycApplication.address == who.address))
+    context.action_log.append(who.address, "kyc.phone_changed", current_request_id(), {})
+    return KycStatus(status="verified", record=_masked(context.vault.get(who.address)),
+                     commitment="0x" + context.vault.commitment(who.address).hex())

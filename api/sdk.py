@@ -1,0 +1,186 @@
+"""LoanLedgerClient: the Python SDK. It signs with the borrower's own key (from an encrypted keystore);
+the server never sees the key, only signatures: the SIWE sign-in and the EIP-712 loan requests."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from eth_account.signers.local import LocalAccount
+
+from api.auth import siwe_message
+from ledger import typed_data
+from ledger.typed_data import Amortization, LoanTerms
+
+DAY = 86_400
+
+
+class ApiError(Exception):
+    """The API answered with an error: `status`, stable `code`, human `message`."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(f"{status} {code}: {message}")
+        self.status, self.code, self.message = status, code, message
+
+
+def load_wallet(path: Path, passphrase: str) -> LocalAccount:
+    return Account.from_key(Account.decrypt(json.loads(Path(path).read_text()), passphrase))
+
+
+def terms_from(body: dict) -> LoanTerms:
+    """The contract's LoanTerms for an API terms body (same defaults as the API)."""
+    amortization = {"annuity": Amortization.ANNUITY, "equal_principal": Amortization.EQUAL_PRINCIPAL,
+                    "bullet": Amortization.BULLET}[body.get("amortization", "annuity")]
+    return LoanTerms(body["principal"], body.get("currency", "CNY").encode(), body["annual_rate_bps"],
+                     int(amortization), body["installments"], body["interval_days"] * DAY,
+                     body.get("grace_days", 3) * DAY, body.get("late_fee_bps", 500),
+                     body.get("penalty_rate_bps", 1800), body.get("default_after_days", 90) * DAY)
+
+
+class LoanLedgerClient:
+    def __init__(self, base_url: str, account: LocalAccount | None = None, *, http: httpx.Client | None = None,
+                 token: str | None = None, timeout: float = 30.0):
+        self.account, self.token = account, token
+        self.http = http or httpx.Client(base_url=base_url, timeout=timeout)
+        if http is None:
+            self.base_url = base_url
+        else:
+            self.base_url = str(http.base_url)
+
+    # -- plumbing ----------------------------------------------------------------------------------
+
+    def _request(self, method: str, path: str, *, json_body: Any = None, params: dict | None = None,
+                 idempotency_key: str | None = None, raw: bool = False) -> Any:
+        headers = {}
+        if self.token:
+            headers["authorization"] = f"Bearer {self.token}"
+        if idempotency_key:
+            headers["idempotency-key"] = idempotency_key
+        response = self.http.request(method, path, json=json_body, params=params, headers=headers)
+        if response.status_code >= 400:
+            try:
+                error = response.json()["error"]
+            except Exception:  # noqa: BLE001 - not our JSON: report the status
+                error = {"code": "http_error", "message": response.text[:200]}
+            raise ApiError(response.status_code, error["code"], error["message"])
+        return response if raw else response.json()
+
+    @staticmethod
+    def new_key() -> str:
+        return str(uuid.uuid4())
+
+    # -- auth --------------------------------------------------------------------------------------
+
+    def login(self) -> dict:
+        if self.account is None:
+            raise ValueError("a wallet is needed to sign in")
+        nonce = self._request("POST", "/v1/auth/nonce")
+        message = siwe_message(nonce["domain"], nonce["uri"], self.account.address, nonce["chain_id"], nonce["nonce"])
+        signature = self.account.sign_message(encode_defunct(text=message)).signature
+        answer = self._request("POST", "/v1/auth/login",
+                               json_body={"message": message, "signature": "0x" + bytes(signature).hex()})
+        self.token = answer["token"]
+        return answer
+
+    def me(self) -> dict:
+        return self._request("GET", "/v1/auth/me")
+
+    # -- KYC ---------------------------------------------------------------------------------------
+
+    def kyc_status(self) -> dict:
+        return self._request("GET", "/v1/kyc")
+
+    def kyc_submit(self, name: str, id_number: str, phone: str, bank_card: str) -> dict:
+        return self._request("POST", "/v1/kyc", json_body={"name": name, "id_number": id_number, "phone": phone,
+                                                           "bank_card": bank_card})
+
+    def kyc_verify(self, phone_code: str, card_code: str) -> dict:
+        return self._request("POST", "/v1/kyc/verify", json_body={"phone_code": phone_code, "card_code": card_code})
+
+    def change_phone(self, phone: str) -> dict:
+        return self._request("POST", "/v1/kyc/phone", json_body={"phone": phone})
+
+    def verify_phone(self, code: str) -> dict:
+        return self._request("POST", "/v1/kyc/phone/verify", json_body={"code": code})
+
+    # -- loans -------------------------------------------------------------------------------------
+
+    def quote(self, terms: dict) -> dict:
+        return self._request("POST", "/v1/quote", json_body=terms)
+
+    def apply(self, terms: dict, *, idempotency_key: str | None = None) -> dict:
+        """Signs the terms (EIP-712, with the loan book's nonce and a deadline) and applies."""
+        params = self._request("GET", "/v1/loans/request-params")
+        message = typed_data.loan_request(chain_id=params["chain_id"], book=params["loan_book"],
+                                          borrower=self.account.address, terms=terms_from(terms),
+                                          nonce=params["nonce"], deadline=params["deadline"])
+        signature = typed_data.sign(self.account.key, message)
+        return self._request("POST", "/v1/loans", idempotency_key=idempotency_key or self.new_key(), json_body={
+            "terms": terms, "deadline": params["deadline"], "signature": "0x" + signature.hex()})
+
+    def cancel(self, loan_id: int, *, idempotency_key: str | None = None) -> dict:
+        params = self._request("GET", "/v1/loans/request-params")
+        message = typed_data.cancel_loan(chain_id=params["chain_id"], book=params["loan_book"], loan_id=loan_id,
+                                         nonce=params["nonce"], deadline=params["deadline"])
+        signature = typed_data.sign(self.account.key, message)
+        return self._request("POST", f"/v1/loans/{loan_id}/cancel", idempotency_key=idempotency_key or self.new_key(),
+                             json_body={"deadline": params["deadline"], "signature": "0x" + signature.hex()})
+
+    def loans(self) -> list[dict]:
+        return self._request("GET", "/v1/loans")["loans"]
+
+    def loan(self, loan_id: int) -> dict:
+        return self._request("GET", f"/v1/loans/{loan_id}")
+
+    def due(self, loan_id: int) -> dict:
+        return self._request("GET", f"/v1/loans/{loan_id}/due")
+
+    def repayment_instructions(self, loan_id: int) -> dict:
+        return self._request("GET", f"/v1/loans/{loan_id}/repayment-instructions")
+
+    # -- operators ---------------------------------------------------------------------------------
+
+    def approve(self, loan_id: int) -> dict:
+        return self._request("POST", f"/v1/operator/loans/{loan_id}/approve", idempotency_key=self.new_key())
+
+    def reject(self, loan_id: int, reason: str) -> dict:
+        return self._request("POST", f"/v1/operator/loans/{loan_id}/reject", json_body={"reason": reason},
+                             idempotency_key=self.new_key())
+
+    def disburse(self, loan_id: int) -> dict:
+        return self._request("POST", f"/v1/operator/loans/{loan_id}/disburse", idempotency_key=self.new_key())
+
+    def write_off(self, loan_id: int) -> dict:
+        return self._request("POST", f"/v1/operator/loans/{loan_id}/write-off", idempotency_key=self.new_key())
+
+    def set_auto_approve(self, enabled: bool) -> dict:
+        return self._request("PUT", "/v1/operator/policy", json_body={"auto_approve": enabled})
+
+    def register_borrower(self, address: str) -> dict:
+        return self._request("POST", f"/v1/operator/borrowers/{address}/register")
+
+    def add_auditor(self, address: str) -> dict:
+        return self._request("POST", "/v1/operator/auditors", json_body={"address": address})
+
+    def pause(self) -> list:
+        return self._request("POST", "/v1/operator/pause")
+
+    def unpause(self) -> list:
+        return self._request("POST", "/v1/operator/unpause")
+
+    # -- auditors ----------------------------------------------------------------------------------
+
+    def audit(self, path: str, **params) -> Any:
+        """GET /v1/audit/<path> with query parameters (None values dropped)."""
+        return self._request("GET", f"/v1/audit/{path}", params={k: v for k, v in params.items() if v is not None})
+
+    def portfolio(self) -> dict:
+        return self.audit("report/portfolio")
+
+    def verify(self, check: str, **params) -> dict:
+        return self.audit(f"verify/{check}", **params)

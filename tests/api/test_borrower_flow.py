@@ -1,0 +1,36 @@
+"""A borrower's journey over HTTP: sign in, KYC with codes, score, quote, apply, see the loan."""
+
+from __future__ import annotations
+
+import pytest
+
+from api.sdk import ApiError
+
+
+def test_sign_in_kyc_apply_and_see_the_loan(api, keys, driver, client_for, kyc, terms):
+    alice = client_for(keys["alice"])
+    assert alice.me()["roles"] == ["applicant"]
+    status = kyc(alice, 1)
+    assert status["status"] == "registered" and status["tx_hash"]
+    assert status["record"]["bank_card"].endswith(status["record"]["bank_card"][-4:])
+    alice.login()
+    assert alice.me()["roles"] == ["borrower"]
+    driver.score(keys["alice"])
+    quote = alice.quote(terms)
+    assert quote["total_principal"] == terms["principal"] and len(quote["installments"]) == 3
+    applied = alice.apply(terms)
+    assert applied["status"] == "Requested"
+    loans = alice.loans()
+    assert [loan["id"] for loan in loans] == [applied["loan_id"]]
+    assert loans[0]["status"] == "Requested" and loans[0]["principal"] == terms["principal"]
+
+
+def test_another_borrowers_loan_is_not_found(api, keys, driver, client_for, kyc, terms):
+    alice, bob = client_for(keys["alice"]), client_for(keys["bob"])
+    kyc(alice, 1)
+    kyc(bob, 2)
+    driver.score(keys["alice"])
+    loan_id = alice.apply(terms)["loan_id"]
+    with pytest.raises(ApiError) as caught:
+        bob.loan(loan_id)
+    assert (caught.value.status, caught.value.code) == (404, "not_found")
