@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 
+import requests
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -111,17 +112,16 @@ def install(app: FastAPI) -> None:
         log.exception("store error")
         return _json(500, "store_error", "the database refused the operation")
 
+    # web3's HTTP provider lets the requests library's errors through when the node is unreachable.
+    for kind in (requests.exceptions.ConnectionError, requests.exceptions.Timeout, ConnectionError):
+        app.add_exception_handler(kind, _node_down)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
-        if _is_connection_error(exc):
-            return _json(503, "node_unavailable", "the Ethereum node is not answering; retry later", {"retry-after": "5"})
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return _json(500, "internal", "an unexpected error; it was logged with the request id")
 
 
-def _is_connection_error(exc: BaseException) -> bool:
-    while exc is not None:
-        if isinstance(exc, ConnectionError | OSError) or type(exc).__module__.startswith(("requests", "urllib3")):
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
+async def _node_down(_: Request, exc: Exception):
+    return _json(503, "node_unavailable", f"the Ethereum node is not answering ({type(exc).__name__}); retry later",
+                 {"retry-after": "5"})

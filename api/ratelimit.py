@@ -5,6 +5,8 @@ Memory storage by default (one API process); a shared storage URI (redis://...) 
 
 from __future__ import annotations
 
+import time
+
 from fastapi import Request
 from limits import parse
 from limits.storage import storage_from_string
@@ -15,8 +17,8 @@ from api.errors import ApiError
 RULES = {
     "auth_nonce": parse("30/minute"),
     "auth_login": parse("30/minute"),
-    "otp_send_phone": parse("3/10 minutes"),     # codes to one phone number
-    "otp_send_address": parse("5/10 minutes"),   # codes asked by one wallet
+    "otp_send_phone": parse("6/10 minutes"),     # codes to one phone number (a KYC submission sends two)
+    "otp_send_address": parse("8/10 minutes"),   # codes asked by one wallet
     "otp_verify": parse("10/10 minutes"),        # guesses by one wallet, over all its codes
 }
 
@@ -29,7 +31,8 @@ class RateLimiter:
         item = RULES[rule]
         if not self.limiter.hit(item, rule, key):
             reset = self.limiter.get_window_stats(item, rule, key).reset_time
-            raise ApiError(429, "rate_limited", f"too many requests ({item}); try again after {int(reset)}")
+            wait = max(1, int(reset - time.time()))
+            raise ApiError(429, "rate_limited", f"too many requests (at most {item}); try again in {wait} s")
 
 
 def limit(request: Request, rule: str, key: str) -> None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from sqlalchemy import select
+from web3 import Web3
 from sqlalchemy.orm import Session, selectinload
 
 from api.auth import Principal
-from api.errors import not_found
+from api.errors import ApiError, not_found
 from api.schemas import InstallmentOut, LoanOut
 from ledger.store.models.chain import Loan
 
@@ -33,3 +34,11 @@ def visible_loan(session: Session, who: Principal, loan_id: int) -> Loan:
     if row is None or (not who.has(*READ_ALL) and row.borrower.lower() != who.address.lower()):
         raise not_found(f"loan {loan_id}")
     return row
+
+
+def checksum_address(value: str) -> str:
+    """An address from a path or query parameter, checksummed; 422 `invalid_address` if it is not one."""
+    try:
+        return Web3.to_checksum_address(value)
+    except (ValueError, TypeError):
+        raise ApiError(422, "invalid_address", f"{value!r} is not an address (0x + 40 hex digits)") from None

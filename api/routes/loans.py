@@ -135,7 +135,8 @@ def due(loan_id: int, request: Request, who: Principal = Depends(require(*BORROW
     now = context.chain_time()
     book = context.bindings.book.functions
     principal, interest, late_fee, penalty, oldest = book.amountDue(loan_id, now).call()
-    payoff = book.payoffAmount(loan_id, now).call() if row.status == "Active" else 0
+    active = book.loanOf(loan_id).call()[2] == 5  # the chain's status: the index may be a block behind
+    payoff = book.payoffAmount(loan_id, now).call() if active else 0
     return AmountDueOut(loan_id=loan_id, as_of=now, principal=principal, interest=interest, late_fee=late_fee,
                         penalty=penalty, total=principal + interest + late_fee + penalty, oldest_due_at=oldest or None,
                         payoff=payoff, currency=row.currency)

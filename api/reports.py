@@ -1,0 +1,176 @@
+"""The portfolio report: outstanding principal, portfolio-at-risk, delinquency buckets and totals by status.
+
+One query reads every loan's figures (no chain call per loan); days past due are recomputed at the
+chain time the caller passes, with the read model's own definition (`update_delinquency`), because the
+stored `days_past_due` is as of the last indexed block and ages with the clock, not with events.
+Money is summed in Python: MinorUnits is text on SQLite, so SQL's SUM would not be exact there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.errors import ApiError
+from ledger.store.models.chain import Loan
+from ledger.store.projection import LoanStatus, update_delinquency
+
+RUNNING = ("Active", "Defaulted")  # the statuses whose principal is still owed
+PAR_DAYS = (1, 30, 90)
+# (name, first day, last day or None for open-ended): Fineract-style delinquency ranges.
+BUCKETS = (("current", 0, 0), ("1-29", 1, 29), ("30-59", 30, 59), ("60-89", 60, 89), ("90+", 90, None))
+STATUSES = tuple(s.solidity_name for s in LoanStatus if s is not LoanStatus.NONE)
+RATIO_PLACES = Decimal("0.000001")
+
+
+class AtRisk(BaseModel):
+    days: int = Field(description="loans at least this many days past due")
+    count: int
+    outstanding: int = Field(description="their outstanding principal, minor units")
+    ratio: float = Field(description="outstanding / total outstanding, 6 decimals (0 when nothing is outstanding)")
+
+
+class Bucket(BaseModel):
+    name: str
+    min_days: int
+    max_days: int | None
+    count: int
+    outstanding: int
+
+
+class StatusTotals(BaseModel):
+    status: str
+    count: int
+    principal: int = Field(description="principal lent (as requested)")
+    principal_repaid: int
+    interest_paid: int
+    late_fee_paid: int
+    penalty_paid: int
+    principal_written_off: int
+    outstanding: int
+
+
+class PortfolioOut(BaseModel):
+    as_of: int = Field(description="chain time (unix seconds) days past due are computed at")
+    indexed_block: int = Field(description="the last block the read model holds")
+    currency: str | None = Field(description="the currency every amount is in; null when there are no loans")
+    loans: int
+    outstanding_principal: int = Field(description="Active + Defaulted: principal - repaid - written off")
+    portfolio_at_risk: list[AtRisk]
+    delinquency: list[Bucket] = Field(description="running loans (Active, Defaulted) by days past due")
+    by_status: list[StatusTotals]
+
+    model_config = {"json_schema_extra": {"examples": [{
+        "as_of": 1767225600, "indexed_block": 1234, "currency": "CNY", "loans": 3, "outstanding_principal": 200_000,
+        "portfolio_at_risk": [{"days": 1, "count": 1, "outstanding": 80_000, "ratio": 0.4},
+                              {"days": 30, "count": 1, "outstanding": 80_000, "ratio": 0.4},
+                              {"days": 90, "count": 0, "outstanding": 0, "ratio": 0.0}],
+        "delinquency": [{"name": "current", "min_days": 0, "max_days": 0, "count": 1, "outstanding": 120_000},
+                        {"name": "1-29", "min_days": 1, "max_days": 29, "count": 0, "outstanding": 0},
+                        {"name": "30-59", "min_days": 30, "max_days": 59, "count": 1, "outstanding": 80_000},
+                        {"name": "60-89", "min_days": 60, "max_days": 89, "count": 0, "outstanding": 0},
+                        {"name": "90+", "min_days": 90, "max_days": None, "count": 0, "outstanding": 0}],
+        "by_status": [{"status": "Active", "count": 2, "principal": 240_000, "principal_repaid": 40_000,
+                       "interest_paid": 2_400, "late_fee_paid": 0, "penalty_paid": 0, "principal_written_off": 0,
+                       "outstanding": 200_000}],
+    }]}}
+
+
+@dataclass(slots=True)
+class LoanFigures:
+    """What the report needs of one loan. It has the attributes `update_delinquency` reads and sets, so the
+    read model's definition of days past due is applied to it as is (the indexer's row is not touched)."""
+
+    status: str
+    principal: int
+    principal_repaid: int
+    interest_paid: int
+    late_fee_paid: int
+    penalty_paid: int
+    principal_written_off: int
+    paid_installments: int
+    installments: int
+    disbursed_at: int
+    interval: int
+    next_due_at: int | None = None
+    days_past_due: int = 0
+    as_of: int = 0
+
+    @property
+    def outstanding(self) -> int:
+        if self.status not in RUNNING:
+            return 0
+        return self.principal - self.principal_repaid - self.principal_written_off
+
+
+_COLUMNS = (Loan.status, Loan.principal, Loan.principal_repaid, Loan.interest_paid, Loan.late_fee_paid,
+            Loan.penalty_paid, Loan.principal_written_off, Loan.paid_installments, Loan.installments,
+            Loan.disbursed_at, Loan.interval)
+
+
+def report_currency(session: Session, wanted: str | None) -> str | None:
+    """The currency to report in: `wanted`, else the only one the book holds; amounts are never mixed."""
+    held = sorted(session.scalars(select(Loan.currency).distinct()))
+    if wanted is not None:
+        return wanted
+    if len(held) > 1:
+        raise ApiError(422, "currency_required", f"loans are in several currencies ({', '.join(held)}): "
+                                                 "pass ?currency=")
+    return held[0] if held else None
+
+
+def load_figures(session: Session, currency: str | None) -> list[LoanFigures]:
+    """Every loan in `currency`, one query."""
+    query = select(*_COLUMNS)
+    if currency is not None:
+        query = query.where(Loan.currency == currency)
+    return [LoanFigures(*(row[i] or 0 for i in range(len(_COLUMNS)))) for row in session.execute(query)]
+
+
+def _ratio(part: int, whole: int) -> float:
+    if whole == 0:
+        return 0.0
+    return float((Decimal(part) / Decimal(whole)).quantize(RATIO_PLACES, rounding=ROUND_HALF_UP))
+
+
+def portfolio(loans: list[LoanFigures], as_of: int, *, indexed_block: int, currency: str | None) -> PortfolioOut:
+    """The report over `loans`, with days past due as of `as_of` (chain time)."""
+    totals = {s: StatusTotals(status=s, count=0, principal=0, principal_repaid=0, interest_paid=0, late_fee_paid=0,
+                              penalty_paid=0, principal_written_off=0, outstanding=0) for s in STATUSES}
+    buckets = [Bucket(name=n, min_days=lo, max_days=hi, count=0, outstanding=0) for n, lo, hi in BUCKETS]
+    at_risk = [AtRisk(days=d, count=0, outstanding=0, ratio=0.0) for d in PAR_DAYS]
+    outstanding_total = 0
+    for loan in loans:
+        t = totals[loan.status]
+        owed = loan.outstanding
+        t.count += 1
+        t.principal += loan.principal
+        t.principal_repaid += loan.principal_repaid
+        t.interest_paid += loan.interest_paid
+        t.late_fee_paid += loan.late_fee_paid
+        t.penalty_paid += loan.penalty_paid
+        t.principal_written_off += loan.principal_written_off
+        t.outstanding += owed
+        if loan.status not in RUNNING:
+            continue
+        update_delinquency(loan, as_of)  # type: ignore[arg-type]  # duck-typed: see LoanFigures
+        outstanding_total += owed
+        dpd = loan.days_past_due
+        for bucket in buckets:
+            if dpd >= bucket.min_days and (bucket.max_days is None or dpd <= bucket.max_days):
+                bucket.count += 1
+                bucket.outstanding += owed
+                break
+        for par in at_risk:
+            if dpd >= par.days:
+                par.count += 1
+                par.outstanding += owed
+    for par in at_risk:
+        par.ratio = _ratio(par.outstanding, outstanding_total)
+    return PortfolioOut(as_of=as_of, indexed_block=indexed_block, currency=currency, loans=len(loans),
+                        outstanding_principal=outstanding_total, portfolio_at_risk=at_risk, delinquency=buckets,
+                        by_status=list(totals.values()))

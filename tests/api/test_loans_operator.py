@@ -1,0 +1,191 @@
+"""Applications relayed, the approval policy, operator actions, idempotency, and a chain that is down."""
+
+from __future__ import annotations
+
+import pytest
+from web3 import Web3
+
+from api.sdk import ApiError, terms_from
+from ledger import typed_data
+
+DAY = 86_400
+
+
+def _error(call, *args, **kwargs) -> ApiError:
+    with pytest.raises(ApiError) as caught:
+        call(*args, **kwargs)
+    return caught.value
+
+
+@pytest.fixture
+def borrower(client_for, kyc, keys, driver):
+    """Alice: verified, registered and scored (limit 1,000,000)."""
+    client = client_for(keys["alice"])
+    kyc(client, 11)
+    client.login()
+    driver.score(keys["alice"])
+    return client
+
+
+@pytest.fixture
+def operator(client_for, keys):
+    return client_for(keys["operator"])
+
+
+def test_a_signature_over_other_terms_is_refused_before_any_gas(api, http, borrower, stack, terms):
+    params = borrower._request("GET", "/v1/loans/request-params")
+    signed = typed_data.loan_request(chain_id=params["chain_id"], book=params["loan_book"],
+                                     borrower=borrower.account.address, terms=terms_from(terms),
+                                     nonce=params["nonce"], deadline=params["deadline"])
+    signature = typed_data.sign(borrower.account.key, signed)
+    inflated = {**terms, "principal": terms["principal"] * 5}
+    answer = http.post("/v1/loans", json={"terms": inflated, "deadline": params["deadline"],
+                                          "signature": "0x" + signature.hex()},
+                       headers={"authorization": f"Bearer {borrower.token}", "idempotency-key": "k1"})
+    assert (answer.status_code, answer.json()["error"]["code"]) == (422, "invalid_signature")
+    assert stack.book.functions.loanCount().call() == 0
+
+
+def _signed_body(borrower, terms) -> dict:
+    params = borrower._request("GET", "/v1/loans/request-params")
+    message = typed_data.loan_request(chain_id=params["chain_id"], book=params["loan_book"],
+                                      borrower=borrower.account.address, terms=terms_from(terms),
+                                      nonce=params["nonce"], deadline=params["deadline"])
+    return {"terms": terms, "deadline": params["deadline"],
+            "signature": "0x" + typed_data.sign(borrower.account.key, message).hex()}
+
+
+def test_the_same_idempotency_key_returns_the_first_answer_and_opens_one_loan(api, http, borrower, stack, terms):
+    body = _signed_body(borrower, terms)
+    headers = {"authorization": f"Bearer {borrower.token}", "idempotency-key": "apply-1"}
+    first = http.post("/v1/loans", json=body, headers=headers)
+    again = http.post("/v1/loans", json=body, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
+    assert stack.book.functions.loanCount().call() == 1
+    other = http.post("/v1/loans", json=_signed_body(borrower, {**terms, "installments": 6}), headers=headers)
+    assert (other.status_code, other.json()["error"]["code"]) == (422, "idempotency_key_reused")
+    assert stack.book.functions.loanCount().call() == 1
+    no_key = http.post("/v1/loans", json=body, headers={"authorization": f"Bearer {borrower.token}"})
+    assert (no_key.status_code, no_key.json()["error"]["code"]) == (400, "idempotency_key_required")
+
+
+def test_policy_approves_within_limit_and_rejects_over_limit_and_stale_scores(api, operator, client_for, kyc, keys,
+                                                                               driver, stack, terms, w3):
+    operator.set_auto_approve(True)
+    alice = client_for(keys["alice"])
+    kyc(alice, 12)
+    alice.login()
+    driver.score(keys["alice"], limit=200_000)
+    approved = alice.apply(terms)
+    assert (approved["status"], approved["decision"]) == ("Approved", "approved")
+    over = alice.apply({**terms, "principal": 100_000})  # 120,000 + 100,000 > 200,000
+    assert (over["status"], over["decision"]) == ("Rejected", "rejected:over_limit")
+
+    bob = client_for(keys["bob"])
+    kyc(bob, 13)
+    bob.login()
+    driver.score(keys["bob"], report_id=2)
+    driver.advance(31 * DAY)  # the score is now older than the 30-day maximum
+    stale = bob.apply(terms)
+    assert stale["decision"] == "rejected:stale_score"
+    states = [stack.book.functions.loanOf(i).call()[2] for i in (1, 2, 3)]
+    assert states == [2, 3, 3]  # Approved, Rejected, Rejected
+    assert bob.loan(stale["loan_id"])["status"] == "Rejected"
+
+
+def test_operator_approves_and_rejects_by_hand_and_a_borrower_cannot(api, operator, borrower, stack, terms):
+    first = borrower.apply(terms)["loan_id"]
+    second = borrower.apply({**terms, "principal": 50_000})["loan_id"]
+    assert _error(borrower.approve, first).status == 403
+    assert operator.approve(first)["decision"] == "approved"
+    operator.reject(second, "documents")
+    assert [stack.book.functions.loanOf(i).call()[2] for i in (first, second)] == [2, 3]
+    assert _error(operator.approve, second).code == "loan_book_invalid_status"
+
+
+def test_cancel_before_disbursement_with_the_borrowers_signature(api, borrower, stack, terms):
+    loan_id = borrower.apply(terms)["loan_id"]
+    borrower.cancel(loan_id)
+    assert stack.book.functions.loanOf(loan_id).call()[2] == 4  # Cancelled
+    assert borrower.loan(loan_id)["status"] == "Cancelled"
+
+
+def test_what_is_due_comes_from_the_contract_at_chain_time(api, borrower, driver, keys, stack, terms):
+    loan_id = borrower.apply(terms)["loan_id"]
+    driver.approve(loan_id)
+    driver.disburse(loan_id, terms["principal"], b"payout-due")
+    driver.advance(40 * DAY)  # first installment 10 days late: late fee and penalty
+    due = borrower.due(loan_id)
+    view = stack.book.functions.amountDue(loan_id, due["as_of"]).call()
+    assert [due["principal"], due["interest"], due["late_fee"], due["penalty"]] == list(view[:4])
+    assert due["late_fee"] > 0 and due["penalty"] > 0
+    assert due["payoff"] == stack.book.functions.payoffAmount(loan_id, due["as_of"]).call()
+    instructions = borrower.repayment_instructions(loan_id)
+    assert instructions["body"] == {"loan_id": loan_id, "amount": due["total"], "currency": "CNY"}
+
+
+def test_payout_with_the_rail_down_is_503_and_the_key_can_be_retried(api, operator, borrower, terms):
+    loan_id = borrower.apply(terms)["loan_id"]
+    operator.approve(loan_id)
+    key = "payout-1"
+    for _ in range(2):  # a 503 frees the key: the retry runs again (and fails again: the rail is still down)
+        error = _error(operator._request, "POST", f"/v1/operator/loans/{loan_id}/disburse", idempotency_key=key)
+        assert (error.status, error.code) == (503, "rail_unavailable")
+
+
+def test_pause_stops_applications_with_a_clear_error(api, client_for, keys, borrower, stack, terms):
+    assert _error(borrower.pause).status == 403
+    pauser = client_for(keys["pauser"])
+    assert len(pauser.pause()) == 4
+    error = _error(borrower.apply, terms)
+    assert (error.status, error.code) == (503, "enforced_pause")
+    pauser.unpause()
+    assert borrower.apply(terms)["status"] == "Requested"
+
+
+def test_roles_granted_and_revoked_through_the_api_take_effect(api, client_for, keys, stack):
+    admin = client_for(keys["admin"])
+    carol = keys["carol"].address
+    admin._request("POST", "/v1/operator/roles/grant", json_body={"role": "operator", "account": carol})
+    role = stack.book.functions.OPERATOR_ROLE().call()
+    assert stack.book.functions.hasRole(role, carol).call()
+    assert "operator" in client_for(keys["carol"]).me()["roles"]
+    admin._request("POST", "/v1/operator/roles/revoke", json_body={"role": "operator", "account": carol})
+    assert not stack.book.functions.hasRole(role, carol).call()
+
+
+def test_rotating_the_score_signer(api, client_for, keys, stack):
+    admin = client_for(keys["admin"])
+    role = stack.oracle.functions.SCORE_SIGNER_ROLE().call()
+    old, new = keys["signer"].address, keys["dave"].address
+    admin._request("POST", "/v1/operator/oracle-signer/rotate", json_body={"old": old, "new": new})
+    assert stack.oracle.functions.hasRole(role, new).call() and not stack.oracle.functions.hasRole(role, old).call()
+
+
+def test_a_node_that_is_down_is_503_never_a_stack_trace(api, http, borrower):
+    _, context = api
+    context.w3.provider.endpoint_uri = "http://127.0.0.1:9"
+    context.w3.provider.cache_allowed_requests = False
+    api[0].state.roles.forget()
+    answer = http.get("/v1/loans/1/due", headers={"authorization": f"Bearer {borrower.token}"})
+    assert answer.status_code == 503
+    assert answer.json()["error"]["code"] == "node_unavailable" and "Traceback" not in answer.text
+    ready = http.get("/readyz")
+    assert ready.status_code == 503 and ready.json()["checks"]["node"].startswith("unavailable")
+
+
+def test_an_unknown_loan_is_404(api, borrower, client_for, keys):
+    assert _error(borrower.loan, 999).status == 404
+    assert _error(borrower.due, 999).code == "not_found"
+
+
+def test_health_readiness_metrics_and_request_ids(api, http, borrower):
+    assert http.get("/healthz").json() == {"status": "ok"}
+    ready = http.get("/readyz").json()
+    assert ready["ready"] and set(ready["checks"]) == {"store", "node", "deployment"}
+    answer = http.get("/v1/loans", headers={"authorization": f"Bearer {borrower.token}", "x-request-id": "req-42"})
+    assert answer.headers["x-request-id"] == "req-42"
+    metrics = http.get("/metrics").text
+    assert 'loanledger_http_requests_total{method="GET",route="/v1/loans",status="200"}' in metrics
+    assert Web3.is_address(borrower.account.address)
