@@ -16,7 +16,7 @@ app = typer.Typer(name="loanledger", help="LoanLedger: a permissioned-ledger len
 
 
 # The oracle and the API bring their own command groups; the ledger does not import them otherwise.
-_EXTENSIONS = ("oracle.cli",)
+_EXTENSIONS = ("oracle.cli", "api.cli")
 
 
 def _register_all() -> None:

@@ -1,0 +1,323 @@
+"""`loanledger api` (serve the API) and the client commands borrowers, operators and auditors type:
+`wallet`, `login`, `kyc`, `apply`, `loans`, `due`, `operator ...`, `audit ...`.
+
+Client commands talk to the API over HTTP with the SDK; the wallet is an encrypted keystore on the
+user's machine (`<home>/wallets/<name>.json`), the sign-in token sits beside it, readable only by its owner.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import typer
+from eth_account import Account
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, TextColumn
+from rich.table import Table
+
+from api.sdk import ApiError, LoanLedgerClient, load_wallet
+from ledger.chain import save_keystore
+from ledger.config import load_settings
+
+console, err = Console(), Console(stderr=True)
+wallet_app = typer.Typer(help="Your wallet: an encrypted key that signs your sign-ins and applications.",
+                         no_args_is_help=True)
+kyc_app = typer.Typer(help="Real-name verification with one-time codes.", no_args_is_help=True)
+operator_app = typer.Typer(help="Operator actions (your wallet must hold the operator role).", no_args_is_help=True)
+audit_app = typer.Typer(help="Auditor reads, reports, verification and exports.", no_args_is_help=True)
+
+WALLET = typer.Option("default", "--wallet", "-w", help="Wallet name.")
+API = typer.Option(None, "--api", help="API base URL (default http://<api_host>:<api_port>).")
+JSON = typer.Option(False, "--json", help="Print JSON.")
+
+
+def _wallet_dir() -> Path:
+    return Path(os.environ.get("LOANLEDGER_WALLET_DIR") or load_settings().home / "wallets")
+
+
+def _passphrase(confirm: bool = False) -> str:
+    return os.environ.get("LOANLEDGER_WALLET_PASSPHRASE") or typer.prompt(
+        "Wallet passphrase", hide_input=True, confirmation_prompt=confirm)
+
+
+def _base_url(api: str | None) -> str:
+    settings = load_settings()
+    return api or os.environ.get("LOANLEDGER_API_URL") or f"http://{settings.api_host}:{settings.api_port}"
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}")
+    return typer.Exit(1)
+
+
+def _client(wallet: str, api: str | None, *, signed_in: bool = True) -> LoanLedgerClient:
+    path = _wallet_dir() / f"{wallet}.json"
+    if not path.exists():
+        raise _fail(f"no wallet '{wallet}' in {path.parent}: `loanledger wallet new`")
+    token_file = path.with_suffix(".token")
+    token = token_file.read_text().strip() if token_file.exists() else None
+    if signed_in and token is None:
+        raise _fail("not signed in: `loanledger login`")
+    if signed_in:
+        return LoanLedgerClient(_base_url(api), None, token=token)
+    try:
+        account = load_wallet(path, _passphrase())
+    except ValueError:
+        raise _fail(f"wrong passphrase for {path}") from None
+    return LoanLedgerClient(_base_url(api), account)
+
+
+def _call(fn, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except ApiError as exc:
+        hint = " (sign in again: `loanledger login`)" if exc.status == 401 else ""
+        raise _fail(f"{exc.code}: {exc.message}{hint}") from None
+    except OSError as exc:
+        raise _fail(f"the API does not answer: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - httpx transport errors
+        if type(exc).__module__.startswith("httpx"):
+            raise _fail(f"the API does not answer: {exc}") from None
+        raise
+
+
+def _print(data, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+    else:
+        console.print_json(json.dumps(data))
+
+
+# -------------------------------------------------------------------------------------------- wallet
+
+@wallet_app.command("new")
+def wallet_new(wallet: str = WALLET) -> None:
+    """Create a wallet (a new key, encrypted with your passphrase)."""
+    path = _wallet_dir() / f"{wallet}.json"
+    if path.exists():
+        raise _fail(f"{path} exists; choose another --wallet name")
+    account = Account.create()
+    save_keystore(account, path, _passphrase(confirm=True))
+    console.print(f"wallet '{wallet}': {account.address}  ({path})")
+
+
+@wallet_app.command("import")
+def wallet_import(wallet: str = WALLET, key_file: Path = typer.Option(..., "--key-file", exists=True, dir_okay=False,
+                                                                       help="A file holding the hex private key.")) -> None:
+    """Import an existing private key into an encrypted wallet."""
+    path = _wallet_dir() / f"{wallet}.json"
+    if path.exists():
+        raise _fail(f"{path} exists; choose another --wallet name")
+    try:
+        account = Account.from_key(key_file.read_text().strip())
+    except ValueError as exc:
+        raise _fail(f"not a private key: {exc}") from None
+    save_keystore(account, path, _passphrase(confirm=True))
+    console.print(f"wallet '{wallet}': {account.address}  ({path})")
+
+
+@wallet_app.command("address")
+def wallet_address(wallet: str = WALLET) -> None:
+    """Print the wallet's address (no passphrase needed)."""
+    path = _wallet_dir() / f"{wallet}.json"
+    if not path.exists():
+        raise _fail(f"no wallet '{wallet}' in {path.parent}")
+    typer.echo("0x" + json.loads(path.read_text())["address"].removeprefix("0x"))
+
+
+# -------------------------------------------------------------------------------------------- borrower
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(wallet_app, name="wallet")
+    app.add_typer(kyc_app, name="kyc")
+    app.add_typer(operator_app, name="operator")
+    app.add_typer(audit_app, name="audit")
+
+    @app.command("api")
+    def serve(host: str = typer.Option(None, "--host"), port: int = typer.Option(None, "--port")) -> None:
+        """Serve the API (uvicorn) on the configured host and port."""
+        import uvicorn
+
+        from api.app import create_app
+        settings = load_settings()
+        uvicorn.run(create_app(settings=settings), host=host or settings.api_host, port=port or settings.api_port,
+                    log_level="info")
+
+    @app.command("login")
+    def login(wallet: str = WALLET, api: str = API) -> None:
+        """Sign in with your wallet (Sign-In with Ethereum); the token is kept beside the wallet."""
+        client = _client(wallet, api, signed_in=False)
+        answer = _call(client.login)
+        token_file = _wallet_dir() / f"{wallet}.token"
+        fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(answer["token"])
+        console.print(f"signed in as {answer['address']} ({', '.join(answer['roles'])})")
+
+    @app.command("apply")
+    def apply(
+        principal: int = typer.Option(..., "--principal", min=1, help="Minor units (fen)."),
+        apr_bps: int = typer.Option(..., "--apr-bps", min=0),
+        installments: int = typer.Option(..., "--installments", min=1),
+        interval_days: int = typer.Option(30, "--interval-days", min=1),
+        amortization: str = typer.Option("annuity", "--amortization", help="annuity | equal_principal | bullet"),
+        yes: bool = typer.Option(False, "--yes", "-y", help="Apply without asking."),
+        wallet: str = WALLET, api: str = API,
+    ) -> None:
+        """Show the contract's schedule for these terms, then sign and apply."""
+        terms = {"principal": principal, "annual_rate_bps": apr_bps, "installments": installments,
+                 "interval_days": interval_days, "amortization": amortization}
+        reader = _client(wallet, api)
+        quote = _call(reader.quote, terms)
+        table = Table(title="Schedule (days after payout; minor units)")
+        for column in ("#", "due day", "principal", "interest"):
+            table.add_column(column, justify="right")
+        for item in quote["installments"]:
+            table.add_row(str(item["number"]), str(item["due_at"] // 86_400), f"{item['principal']:,}",
+                          f"{item['interest']:,}")
+        console.print(table)
+        console.print(f"total interest {quote['total_interest']:,}")
+        if not yes and not typer.confirm("Sign and apply?"):
+            raise typer.Exit(1)
+        signer = _client(wallet, api, signed_in=False)
+        signer.token = reader.token
+        answer = _call(signer.apply, terms)
+        console.print(f"loan {answer['loan_id']}: {answer['status']}"
+                      + (f" ({answer['decision']})" if answer.get("decision") else "") + f"  tx {answer['tx_hash']}")
+
+    @app.command("loans")
+    def loans(wallet: str = WALLET, api: str = API, as_json: bool = JSON) -> None:
+        """Your loans."""
+        rows = _call(_client(wallet, api).loans)
+        if as_json:
+            return _print(rows, True)
+        table = Table(title="Your loans (minor units)")
+        for column in ("id", "status", "principal", "repaid", "next due", "days past due"):
+            table.add_column(column)
+        for loan in rows:
+            table.add_row(str(loan["id"]), loan["status"], f"{loan['principal']:,}", f"{loan['principal_repaid']:,}",
+                          str(loan["next_due_at"] or "-"), str(loan["days_past_due"]))
+        console.print(table)
+
+    @app.command("due")
+    def due(loan_id: int = typer.Argument(..., min=1), wallet: str = WALLET, api: str = API,
+            as_json: bool = JSON) -> None:
+        """What a loan owes now, and the payoff."""
+        _print(_call(_client(wallet, api).due, loan_id), as_json)
+
+
+@kyc_app.command("submit")
+def kyc_submit(name: str = typer.Option(..., "--name"), id_number: str = typer.Option(..., "--id-number"),
+               phone: str = typer.Option(..., "--phone"), bank_card: str = typer.Option(..., "--bank-card"),
+               wallet: str = WALLET, api: str = API) -> None:
+    """Submit your identity; one-time codes go to your phone."""
+    answer = _call(_client(wallet, api).kyc_submit, name, id_number, phone, bank_card)
+    console.print(f"codes sent to {answer['record']['phone']}; then `loanledger kyc verify`")
+
+
+@kyc_app.command("verify")
+def kyc_verify(phone_code: str = typer.Option(..., "--phone-code"), card_code: str = typer.Option(..., "--card-code"),
+               wallet: str = WALLET, api: str = API) -> None:
+    """Confirm the two codes."""
+    answer = _call(_client(wallet, api).kyc_verify, phone_code, card_code)
+    console.print(f"{answer['status']}: commitment {answer['commitment']}")
+
+
+@kyc_app.command("status")
+def kyc_status(wallet: str = WALLET, api: str = API, as_json: bool = JSON) -> None:
+    """Your verification status and masked record."""
+    _print(_call(_client(wallet, api).kyc_status), as_json)
+
+
+# -------------------------------------------------------------------------------------------- operator
+
+@operator_app.command("approve")
+def op_approve(loan_id: int = typer.Argument(..., min=1), wallet: str = WALLET, api: str = API) -> None:
+    """Approve an application (the loan book rejects it with a reason if the score or limit says no)."""
+    console.print(_call(_client(wallet, api).approve, loan_id))
+
+
+@operator_app.command("reject")
+def op_reject(loan_id: int = typer.Argument(..., min=1), reason: str = typer.Option(..., "--reason"),
+              wallet: str = WALLET, api: str = API) -> None:
+    console.print(_call(_client(wallet, api).reject, loan_id, reason))
+
+
+@operator_app.command("disburse")
+def op_disburse(loan_id: int = typer.Argument(..., min=1), wallet: str = WALLET, api: str = API) -> None:
+    """Order the payout of an approved loan over the payment rail."""
+    console.print(_call(_client(wallet, api).disburse, loan_id))
+
+
+@operator_app.command("write-off")
+def op_write_off(loan_id: int = typer.Argument(..., min=1), wallet: str = WALLET, api: str = API) -> None:
+    console.print(_call(_client(wallet, api).write_off, loan_id))
+
+
+@operator_app.command("register")
+def op_register(address: str, wallet: str = WALLET, api: str = API) -> None:
+    """Register a KYC-verified borrower on-chain."""
+    console.print(_call(_client(wallet, api).register_borrower, address))
+
+
+@operator_app.command("policy")
+def op_policy(auto_approve: bool = typer.Option(..., "--auto-approve/--manual"), wallet: str = WALLET,
+              api: str = API) -> None:
+    """Switch the automatic approval policy."""
+    console.print(_call(_client(wallet, api).set_auto_approve, auto_approve))
+
+
+@operator_app.command("add-auditor")
+def op_add_auditor(address: str, wallet: str = WALLET, api: str = API) -> None:
+    """Admit an auditor (admin)."""
+    console.print(_call(_client(wallet, api).add_auditor, address))
+
+
+# -------------------------------------------------------------------------------------------- auditor
+
+@audit_app.command("report")
+def audit_report(wallet: str = WALLET, api: str = API, as_json: bool = JSON) -> None:
+    """The portfolio report: outstanding, portfolio at risk, delinquency buckets, outcomes."""
+    _print(_call(_client(wallet, api).portfolio), as_json)
+
+
+@audit_app.command("verify")
+def audit_verify(check: str = typer.Argument(..., help="index | state | identity | log"),
+                 address: str = typer.Option(None, "--address", help="For identity: the borrower."),
+                 wallet: str = WALLET, api: str = API, as_json: bool = JSON) -> None:
+    """Run one of the ledger's verifications through the API; exit 1 if it fails."""
+    with Progress(SpinnerColumn(), TextColumn(f"verifying {check}..."), console=err, transient=True) as progress:
+        progress.add_task(check)
+        result = _call(_client(wallet, api).verify, check, address=address)
+    _print(result, as_json)
+    if not result.get("ok", False):
+        raise typer.Exit(1)
+
+
+@audit_app.command("export")
+def audit_export(dataset: str = typer.Argument(..., help="loans | events | payments"),
+                 fmt: str = typer.Option("csv", "--format", help="csv | json"),
+                 out: Path = typer.Option(..., "--out", help="File to write."),
+                 wallet: str = WALLET, api: str = API) -> None:
+    """Download an export, with a progress bar."""
+    client = _client(wallet, api)
+    url = f"/v1/audit/export/{dataset}.{fmt}"
+    with Progress(TextColumn(f"{dataset}.{fmt}"), BarColumn(), DownloadColumn(), console=err) as progress:
+        task = progress.add_task("download", total=None)
+        try:
+            with client.http.stream("GET", url, headers={"authorization": f"Bearer {client.token}"}) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    error = response.json().get("error", {})
+                    raise _fail(f"{error.get('code')}: {error.get('message')}")
+                total = response.headers.get("content-length")
+                progress.update(task, total=int(total) if total else None)
+                with out.open("wb") as fh:
+                    for chunk in response.iter_bytes():
+                        fh.write(chunk)
+                        progress.advance(task, len(chunk))
+        except OSError as exc:
+            raise _fail(f"the API does not answer: {exc}") from None
+    console.print(f"written to {out}")

@@ -1,0 +1,68 @@
+"""The client commands a borrower and an operator type, against the API served on a real port."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from api.sdk import load_wallet
+from ledger.cli import app
+from ledger.samples import sample_identity
+
+
+@pytest.fixture
+def run(tmp_path, served, api):
+    """`run(*args)` -> (exit code, output) of `loanledger ...` with the wallet directory and API set."""
+    _, context = api
+    env = {"LOANLEDGER_WALLET_DIR": str(tmp_path / "wallets"), "LOANLEDGER_WALLET_PASSPHRASE": "pass phrase",
+           "LOANLEDGER_API_URL": served, "LOANLEDGER_HOME": str(tmp_path)}
+    runner = CliRunner()
+
+    def _run(*args: str):
+        result = runner.invoke(app, list(args), env=env, catch_exceptions=False)
+        return result.exit_code, result.output
+    return _run
+
+
+def test_a_borrower_from_new_wallet_to_a_loan_on_the_command_line(run, api, tmp_path, driver):
+    app_, _ = api
+    code, out = run("wallet", "new")
+    assert code == 0 and "0x" in out
+    code, address = run("wallet", "address")
+    address = address.strip()
+    wallet = load_wallet(tmp_path / "wallets" / "default.json", "pass phrase")
+    assert wallet.address == address
+    assert run("login")[0] == 0
+    person = sample_identity(20)
+    code, out = run("kyc", "submit", "--name", person["name"], "--id-number", person["id_number"], "--phone",
+                    person["phone"], "--bank-card", person["bank_card"])
+    assert code == 0 and person["phone"] not in out  # the phone shows masked
+    sms = app_.state.sms
+    code, out = run("kyc", "verify", "--phone-code", sms.last_code(person["phone"], "phone"),
+                    "--card-code", sms.last_code(person["phone"], "card"))
+    assert code == 0 and "registered" in out
+    driver.score(wallet)
+    code, out = run("apply", "--principal", "100000", "--apr-bps", "1800", "--installments", "3", "--yes")
+    assert code == 0 and "loan 1: Requested" in out
+    code, out = run("loans", "--json")
+    loans = json.loads(out)
+    assert [(loan["id"], loan["status"], loan["principal"]) for loan in loans] == [(1, "Requested", 100_000)]
+    code, out = run("due", "1", "--json")
+    assert code == 0 and json.loads(out)["payoff"] == 0  # nothing owed before payout
+
+
+def test_wrong_passphrase_bad_code_and_no_api_are_one_line_errors(run, tmp_path, api):
+    run("wallet", "new")
+    runner = CliRunner()
+    env = {"LOANLEDGER_WALLET_DIR": str(tmp_path / "wallets"), "LOANLEDGER_WALLET_PASSPHRASE": "wrong",
+           "LOANLEDGER_API_URL": "http://127.0.0.1:9", "LOANLEDGER_HOME": str(tmp_path)}
+    result = runner.invoke(app, ["login"], env=env)
+    assert result.exit_code == 1 and "wrong passphrase" in result.output
+    assert run("login")[0] == 0
+    code, out = run("kyc", "verify", "--phone-code", "123456", "--card-code", "123456")
+    assert code == 1 and "no_pending_kyc" in out
+    env["LOANLEDGER_WALLET_PASSPHRASE"] = "pass phrase"
+    result = runner.invoke(app, ["loans"], env=env)
+    assert result.exit_code == 1 and "does not answer" in result.output
