@@ -173,13 +173,18 @@ class ChainClient:
         """Signs and submits without waiting; returns the transaction hash."""
         tx = self._prepare(function, gas, value)
         with self._lock:
-            nonce = self._next_nonce()
-            signed = self.account.sign_transaction({**tx, "nonce": nonce})
-            try:
-                tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
-            except Exception as exc:
-                self._nonce = None  # the node's view wins next time (nonce too low after another sender, ...)
-                raise self._translate(exc) from exc
+            for attempt in (1, 2):
+                nonce = self._next_nonce()
+                signed = self.account.sign_transaction({**tx, "nonce": nonce})
+                try:
+                    tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+                    break
+                except Exception as exc:
+                    self._nonce = None  # the node's view wins from now on
+                    # Someone else sent from this account (another process, a restart): resync and retry once.
+                    if attempt == 1 and "nonce too low" in str(exc).lower():
+                        continue
+                    raise self._translate(exc) from exc
             self._nonce = nonce + 1
         return "0x" + bytes(tx_hash).hex()
 

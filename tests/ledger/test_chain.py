@@ -144,3 +144,12 @@ def test_load_account_from_env_and_from_an_encrypted_keystore(tmp_path):
         load_account(settings, "oracle", {"LOANLEDGER_ORACLE_PASSPHRASE": "wrong"})
     unlocked = load_account(settings, "oracle", {"LOANLEDGER_KEYSTORE_PASSPHRASE": "correct horse"})
     assert unlocked.address == account.address
+
+
+def test_another_sender_on_the_same_account_is_caught_up_with(w3, stack, client, keys):
+    expiry = _expiry(w3)
+    client.transact(_register(stack, 7000, expiry))
+    # Another process sends from the same key: the client's cached nonce is now too low.
+    stack.registry.functions.registerBorrower(_borrower(7001), COMMITMENT, expiry).transact({"from": client.address})
+    assert client.transact(_register(stack, 7002, expiry))["status"] == 1
+    assert all(stack.registry.functions.isEligible(_borrower(i)).call() for i in (7000, 7001, 7002))

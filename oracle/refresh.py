@@ -1,0 +1,112 @@
+"""Keeping scores and limits on-chain current: who needs a (new) score, from what, pushed how.
+
+A registered borrower is scored when they have no score yet, and again whenever their loans moved
+since their last score (so on-time repayments raise the limit, lateness lowers it, a default freezes
+it), and, if `refresh_after` is set, when the score is older than that. A score that simply ages is
+otherwise left to go stale on purpose: the loan book then refuses to approve on it, which is the
+safe failure. Inputs: the bureau's record (the scorecard's attributes), the declared monthly income
+(the bureau's `monthly_income` when it has one, else the configured default) and the ledger's
+repayment history from the read model.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import sessionmaker
+
+from ledger.store.models.chain import Borrower, Loan, ScoreRecord
+from oracle.bureau.source import BureauError, CreditBureau
+from oracle.scores import ScorePusher, ScoreUpdate
+from oracle.scoring.limits import RepaymentHistory, credit_limit
+from oracle.scoring.scorecard import Scorecard
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MONTHLY_INCOME = 800_000  # minor units: 8,000 CNY
+
+
+@dataclass
+class RefreshReport:
+    considered: int = 0
+    pushed: int = 0
+    reports: list[int] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def history_of(loans: list[Loan]) -> RepaymentHistory:
+    """On-time and late installments, and defaults, as the read model shows them.
+
+    An installment counts as late when its loan was ever charged a late fee (the fee is charged once
+    per overdue installment, so fee > 0 means at least one late installment); the others paid count on time.
+    """
+    defaulted = any(loan.status in ("Defaulted", "WrittenOff") for loan in loans)
+    late = sum(1 for loan in loans if loan.late_fee_paid + loan.late_fee_unpaid > 0)
+    on_time = sum(loan.paid_installments for loan in loans) - late
+    return RepaymentHistory(on_time=max(on_time, 0), late=late, defaulted=defaulted)
+
+
+class ScoreRefresher:
+    def __init__(self, sessions: sessionmaker, bureau: CreditBureau, scorecard: Scorecard, pusher: ScorePusher, *,
+                 chain_time: Callable[[], int], refresh_after: int | None = None,
+                 default_income: int = DEFAULT_MONTHLY_INCOME):
+        self.sessions, self.bureau, self.scorecard, self.pusher = sessions, bureau, scorecard, pusher
+        self.chain_time, self.refresh_after, self.default_income = chain_time, refresh_after, default_income
+        # Loan block each borrower was last pushed for: the read model may not show our push yet.
+        self._pushed_for: dict[str, int] = {}
+
+    def due(self) -> list[str]:
+        """Registered, unrevoked borrowers whose score is missing, behind their loans, or (optionally) old."""
+        now = self.chain_time()
+        with self.sessions() as session:
+            last_score_block = dict(session.execute(
+                select(ScoreRecord.borrower, func.max(ScoreRecord.block_number)).group_by(ScoreRecord.borrower)).all())
+            last_loan_block = dict(session.execute(
+                select(Loan.borrower, func.max(Loan.last_event_block)).group_by(Loan.borrower)).all())
+            rows = session.scalars(select(Borrower).where(Borrower.registered.is_(True), Borrower.revoked.is_(False))
+                                   .order_by(Borrower.address)).all()
+        due = []
+        for row in rows:
+            scored = last_score_block.get(row.address)
+            loan_block = last_loan_block.get(row.address, -1)
+            if row.address in self._pushed_for and self._pushed_for[row.address] >= loan_block:
+                continue
+            if scored is None or row.score_updated_at is None:
+                due.append(row.address)
+            elif loan_block > scored:
+                due.append(row.address)
+            elif self.refresh_after is not None and now - row.score_updated_at > self.refresh_after:
+                due.append(row.address)
+        return due
+
+    def update_for(self, address: str) -> ScoreUpdate:
+        report = self.bureau.report(address)
+        score = self.scorecard.score(report.attributes).score
+        income = int(report.attributes.get("monthly_income", self.default_income))
+        with self.sessions() as session:
+            loans = list(session.scalars(select(Loan).where(Loan.borrower == address)))
+        return ScoreUpdate(address, max(0, min(score, 65_535)), credit_limit(score, income, history_of(loans)))
+
+    def run_once(self) -> RefreshReport:
+        report = RefreshReport()
+        updates = []
+        with self.sessions() as session:
+            loan_blocks = dict(session.execute(
+                select(Loan.borrower, func.max(Loan.last_event_block)).group_by(Loan.borrower)).all())
+        for address in self.due():
+            report.considered += 1
+            try:
+                updates.append(self.update_for(address))
+            except BureauError as exc:  # this borrower waits for the next round; the others go on
+                report.failed[address] = str(exc)
+                log.warning("no score for %s this round: %s", address, exc)
+        if updates:
+            for pushed in self.pusher.push(updates):
+                report.pushed += pushed.count
+                report.reports.append(pushed.report_id)
+            for update in updates:
+                self._pushed_for[update.borrower] = loan_blocks.get(update.borrower, -1)
+        return report
