@@ -1,8 +1,10 @@
-"""`loanledger oracle ...`: the oracle's commands (training now; the service arrives with its issue)."""
+"""The oracle's commands: `loanledger oracle train|run`, and the development stand-ins `rail` and `bureau`."""
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 from pathlib import Path
 
 import typer
@@ -36,5 +38,211 @@ def train_command(
     Console().print(f"written to {path}")
 
 
+def _logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@oracle_app.command("run")
+def run_command(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address the webhook endpoint listens on."),
+    port: int = typer.Option(8600, "--port", help="Port of the webhook endpoint and /healthz."),
+    provider: list[str] = typer.Option(
+        [], "--provider", help="A payment provider whose webhooks are accepted: NAME=rsa:PEM_FILE or "
+        "NAME=hmac:ENV_VAR (repeatable). Default: LOANLEDGER_WEBHOOK_PROVIDERS, else the rail stand-in's key."),
+    window: int = typer.Option(300, "--window", min=1, help="Seconds a webhook's timestamp may be off our clock."),
+    webhooks: bool = typer.Option(True, "--webhooks/--no-webhooks", help="Serve the webhook endpoint."),
+    worker: bool = typer.Option(True, "--worker/--no-worker", help="Run the outbox worker."),
+    batch_size: int = typer.Option(50, "--batch-size", min=1, max=200, help="Confirmations per transaction."),
+    interval: float = typer.Option(1.0, "--interval", min=0.01, help="Seconds between outbox rounds when idle."),
+    max_backoff: float = typer.Option(60.0, "--max-backoff", min=0.01, help="Longest wait while the node is down."),
+    log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
+    risk: bool = typer.Option(True, "--risk/--no-risk", help="Run the risk monitor (reminders, warnings, defaults)."),
+    reminder_days: int = typer.Option(3, "--reminder-days", min=0, help="Days before a due date to remind."),
+    notify_webhook: str = typer.Option(None, "--notify-webhook", help="POST notices here (HMAC-signed with "
+                                       "LOANLEDGER_NOTIFY_SECRET); default: log them."),
+    scores: bool = typer.Option(True, "--scores/--no-scores", help="Score new borrowers and refresh after loan events."),
+    monitor_interval: float = typer.Option(2.0, "--monitor-interval", min=0.1,
+                                           help="Seconds between risk and scoring rounds."),
+) -> None:
+    """Run the oracle: payment webhooks, the outbox worker, the risk monitor and score refreshes, until SIGTERM."""
+    from ledger.cli._common import fail
+    from ledger.config import load_settings
+    from oracle.outbox import fault_from_env
+    from oracle.service import (
+        OracleService,
+        ProviderConfigError,
+        build_verifier,
+        default_provider_entries,
+        parse_providers,
+    )
+
+    _logging(log_level)
+    settings = load_settings()
+    try:
+        providers = parse_providers(provider or default_provider_entries(settings.home, os.environ), os.environ)
+    except ProviderConfigError as exc:
+        raise fail(str(exc)) from None
+    if webhooks and not providers:
+        raise fail("no payment provider is configured: pass --provider NAME=rsa:PEM_FILE, set "
+                   "LOANLEDGER_WEBHOOK_PROVIDERS, or start the rail stand-in (`loanledger rail`) once "
+                   "to create its key")
+    if not (webhooks or worker):
+        raise fail("nothing to run: --no-webhooks and --no-worker together")
+    try:
+        fault = fault_from_env()
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+
+    from ledger.chain import SignerNotConfigured, load_account
+    from ledger.store import open_store
+    try:
+        account = load_account(settings, "oracle") if worker else None
+    except SignerNotConfigured as exc:
+        raise fail(str(exc)) from None
+    sessions = open_store(settings.database_url)
+    outbox_worker = (_outbox_worker(settings, sessions, account, batch_size, interval, max_backoff, fault)
+                     if worker else None)
+    service = OracleService(sessions, build_verifier(providers, window) if webhooks else None, outbox_worker)
+    if risk or scores:
+        shared = outbox_worker.client if outbox_worker else None  # one nonce manager per key per process
+        for task in _monitor_tasks(settings, sessions, risk, scores, reminder_days, notify_webhook, monitor_interval,
+                                   shared):
+            service.add_task(task)
+    logging.getLogger("oracle").info(
+        "oracle: webhooks %s, outbox worker %s, store %s", f"on http://{host}:{port}" if webhooks else "off",
+        "on" if worker else "off", settings.database_url.split("@")[-1])
+    service.serve(host, port, http=webhooks, log_level=log_level)
+
+
+def _monitor_tasks(settings, sessions, risk: bool, scores: bool, reminder_days: int, notify_webhook: str | None,
+                   interval: float, oracle=None):
+    """The risk monitor (declares defaults as the oracle) and the score refresher (signs as the score signer)."""
+    from ledger.chain import ChainClient, SignerNotConfigured, load_account
+    from ledger.cli._common import fail, manifest
+    from ledger.contracts import bind
+    from oracle.service import BackgroundTask, bureau_api_key, every
+
+    w3 = oracle.w3 if oracle is not None else _web3(settings)
+    bindings = bind(w3, manifest(settings))
+    try:
+        if oracle is None:
+            oracle = ChainClient(w3, load_account(settings, "oracle"), bindings.errors,
+                                 receipt_timeout=settings.tx_timeout)
+        signer = load_account(settings, "score_signer") if scores else None
+    except SignerNotConfigured as exc:
+        raise fail(str(exc)) from None
+    chain_time = lambda: w3.eth.get_block("latest")["timestamp"]  # noqa: E731
+    tasks = []
+    if risk:
+        from oracle.notify import LogSender, WebhookSender
+        from oracle.risk import RiskMonitor
+        sender = (WebhookSender(notify_webhook, os.environ.get("LOANLEDGER_NOTIFY_SECRET", "").encode())
+                  if notify_webhook else LogSender())
+        monitor = RiskMonitor(sessions, bindings.book, sender, client=oracle, reminder_days=reminder_days)
+        tasks.append(BackgroundTask("risk", every(interval, monitor.run_once, "risk monitor")))
+    if scores:
+        from oracle.bureau.source import HttpBureau
+        from oracle.refresh import ScoreRefresher
+        from oracle.scores import ScorePusher
+        from oracle.scoring.scorecard import load_scorecard
+        scorecard = load_scorecard()
+        pusher = ScorePusher(bindings.oracle, oracle.transact, [signer], scorecard.version)
+        bureau = HttpBureau(settings.bureau_url, bureau_api_key(settings.home, os.environ))
+        refresher = ScoreRefresher(sessions, bureau, scorecard, pusher, chain_time=chain_time)
+        tasks.append(BackgroundTask("scores", every(interval, refresher.run_once, "score refresher")))
+    return tasks
+
+
+def _web3(settings):
+    from web3 import Web3
+    from web3.middleware import ExtraDataToPOAMiddleware
+
+    w3 = Web3(Web3.HTTPProvider(settings.node_url, request_kwargs={"timeout": settings.tx_timeout}))
+    if settings.poa:
+        w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
+    return w3
+
+
+def _outbox_worker(settings, sessions, account, batch_size: int, interval: float, max_backoff: float, fault):
+    """The worker, signing as the oracle; the node may be down at start (the worker waits for it)."""
+    from web3 import Web3
+    from web3.middleware import ExtraDataToPOAMiddleware
+
+    from ledger.chain import ChainClient, NodeUnavailable, connect
+    from ledger.cli._common import deployment, fail, manifest
+    from ledger.contracts import bind
+    from oracle.outbox import Outbox, OutboxWorker
+
+    try:
+        connect(settings, timeout=settings.tx_timeout)
+    except NodeUnavailable as exc:
+        logging.getLogger("oracle").warning("%s; the outbox worker will wait for it", exc)
+        w3 = Web3(Web3.HTTPProvider(settings.node_url, request_kwargs={"timeout": settings.tx_timeout}))
+        if settings.poa:
+            w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
+        bindings = bind(w3, manifest(settings))
+    else:
+        bindings = deployment(settings)  # checks the node holds the manifest's contracts
+        book = bindings.book
+        if not book.functions.hasRole(book.functions.ORACLE_ROLE().call(), account.address).call():
+            raise fail(f"the oracle signer {account.address} does not hold ORACLE_ROLE on the LoanBook at "
+                       f"{book.address}: grant it (`loanledger roles`) or configure the right key")
+    client = ChainClient(bindings.book.w3, account, bindings.errors, receipt_timeout=settings.tx_timeout)
+    return OutboxWorker(Outbox(sessions), client, bindings.book, batch_size=batch_size, interval=interval,
+                        max_backoff=max_backoff, fault=fault)
+
+
+def rail_command(
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8700, "--port"),
+    provider: str = typer.Option("mockpay", "--provider", help="The provider name the webhooks are signed as."),
+    webhook_url: str = typer.Option("http://127.0.0.1:8600/v1/webhooks/payments", "--webhook-url",
+                                    help="Where payment notifications go (the oracle's endpoint)."),
+    key: Path = typer.Option(None, "--key", help="The rail's RSA key (default <home>/keys/rail.pem, created once)."),
+    log_level: str = typer.Option("info", "--log-level"),
+) -> None:
+    """Run the payment-rail stand-in: pays out and collects, notifies by RSA-SHA256-signed webhook."""
+    import uvicorn
+
+    from ledger.config import load_settings
+    from oracle.payments.rail import PaymentRail, create_app, load_or_create_key
+    from oracle.service import rail_key_path
+
+    _logging(log_level)
+    path = key or rail_key_path(load_settings().home)
+    rail = PaymentRail(provider, load_or_create_key(path), webhook_url=webhook_url or None)
+    logging.getLogger("oracle").info("rail stand-in %s on http://%s:%d, key %s, webhooks to %s", provider, host,
+                                     port, path, webhook_url)
+    uvicorn.run(create_app(rail), host=host, port=port, log_level=log_level)
+
+
+def bureau_command(
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8800, "--port"),
+    log_level: str = typer.Option("info", "--log-level"),
+) -> None:
+    """Run the credit-bureau stand-in: German Credit records behind a bureau's HTTP API.
+
+    Clients present a bearer key: LOANLEDGER_BUREAU_API_KEY, else the one kept in <home>/keys/bureau-api-key.
+    """
+    import uvicorn
+
+    from ledger.cli._common import fail
+    from ledger.config import load_settings
+    from oracle.bureau.source import BureauError, LocalBureau
+    from oracle.bureau.standin import create_app
+    from oracle.service import bureau_api_key
+
+    _logging(log_level)
+    api_key = bureau_api_key(load_settings().home, os.environ)
+    try:
+        bureau = LocalBureau()
+    except BureauError as exc:
+        raise fail(str(exc)) from None
+    uvicorn.run(create_app(bureau, api_key), host=host, port=port, log_level=log_level)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(oracle_app, name="oracle")
+    app.command("rail")(rail_command)
+    app.command("bureau")(bureau_command)

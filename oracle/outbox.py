@@ -1,0 +1,379 @@
+"""The durable outbox: confirmations are stored before they are acknowledged, then pushed in batches.
+
+Crash safety rests on two guards. Here: items are claimed (`sending`) in their own committed
+transaction before their batch is sent, and a worker that starts finds the items a dead worker left in
+`sending` and asks the chain whether their payment references were credited (`recover`). On-chain: the
+loan book credits a reference once, ever, and its batch forms skip a failing item (`PaymentSkipped`)
+instead of failing the batch, so re-sending an item that did reach the chain is harmless: it comes
+back refused, the worker sees its reference is used, and settles it as `already_credited`.
+
+Two kinds of failure are told apart. The node not answering (or the whole batch refused, e.g. the book
+is paused) is the worker's problem: the items go back to `pending` untouched and the worker backs off
+as a whole. One item refused by the contract is that item's: it is settled `rejected` with the error
+name, or, for refusals that may pass with time, retried with its own back-off.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import sessionmaker
+from web3.contract import Contract
+from web3.logs import DISCARD
+
+from ledger.chain import ChainClient
+from ledger.errors import ContractRevert
+from ledger.store.models.outbox import OutboxItem
+from oracle.payments.webhook import Confirmation
+
+log = logging.getLogger(__name__)
+
+# Refusals that may pass with time: a repayment that overtook its loan's disbursement, a payment dated a
+# little ahead of the chain's clock, an item that ran out of gas inside its batch (empty revert data).
+# They are retried with back-off, MAX_ITEM_ATTEMPTS times, before they count as rejected.
+RETRYABLE = frozenset({"LoanBookInvalidStatus", "LoanBookInvalidPaymentTime", "OutOfGas"})
+MAX_ITEM_ATTEMPTS = 8
+ITEM_MAX_BACKOFF = 300.0  # seconds; 2, 4, 8 ... so an item is given about eight minutes in all
+_DUPLICATE = "LoanBookDuplicatePayment"
+_UINT40, _UINT96 = 2**40, 2**96
+
+# Fault injection for the crash-safety test: the worker process exits on the spot at a named point.
+FAULT_ENV = "LOANLEDGER_OUTBOX_FAULT"  # "before_send" or "after_send", optionally ":N" for the Nth time
+FAULT_POINTS = ("before_send", "after_send")
+Fault = Callable[[str], None]
+
+
+@dataclass
+class DrainReport:
+    claimed: int = 0
+    credited: int = 0
+    already_credited: int = 0
+    rejected: int = 0
+    retried: int = 0
+    batches: int = 0
+    node_error: str | None = None  # set when the round stopped because the node (or the whole batch) failed
+    errors: list[str] = field(default_factory=list)
+
+
+class Outbox:
+    """The table of confirmations, and the one way in."""
+
+    def __init__(self, sessions: sessionmaker, clock: Callable[[], float] = time.time):
+        self.sessions, self.clock = sessions, clock
+
+    def put(self, confirmation: Confirmation) -> tuple[OutboxItem, bool]:
+        """Stores a confirmation; returns (the row, True) or, for a retry or replay, (the first row, False)."""
+        now = int(self.clock())
+        ref = "0x" + confirmation.payment_ref.hex()
+        item = OutboxItem(provider=confirmation.provider, event_id=confirmation.event_id, kind=confirmation.kind,
+                          loan_id=confirmation.loan_id, reference=confirmation.reference, payment_ref=ref,
+                          amount=confirmation.amount, currency=confirmation.currency, paid_at=confirmation.paid_at,
+                          received_at=now, status="pending", attempts=0, next_attempt_at=0, updated_at=now)
+        try:
+            with self.sessions.begin() as session:
+                session.add(item)
+            return item, True
+        except IntegrityError:
+            existing = self.find(confirmation.provider, confirmation.event_id, ref)
+            if existing is None:  # the conflicting row vanished: nothing to return, the caller retries
+                raise
+            return existing, False
+
+    def find(self, provider: str, event_id: str, payment_ref: str) -> OutboxItem | None:
+        with self.sessions() as session:
+            return session.scalars(select(OutboxItem).where(
+                ((OutboxItem.provider == provider) & (OutboxItem.event_id == event_id))
+                | (OutboxItem.payment_ref == payment_ref)).order_by(OutboxItem.id)).first()
+
+    def counts(self) -> dict[str, int]:
+        with self.sessions() as session:
+            rows = session.execute(select(OutboxItem.status, func.count()).group_by(OutboxItem.status)).all()
+        return {status: count for status, count in rows}
+
+    def items(self) -> list[OutboxItem]:
+        with self.sessions() as session:
+            return list(session.scalars(select(OutboxItem).order_by(OutboxItem.id)))
+
+
+@dataclass(frozen=True)
+class _Settlement:
+    status: str  # done | rejected | pending
+    outcome: str | None
+    error: str | None = None
+    delay: float | None = None  # pending: seconds until the next attempt; counts an attempt
+
+
+class OutboxWorker:
+    """Pushes pending confirmations with the loan book's batch forms, signed by the oracle's ChainClient."""
+
+    def __init__(self, outbox: Outbox, client: ChainClient, book: Contract, *, batch_size: int = 50,
+                 interval: float = 1.0, max_backoff: float = 60.0, fault: Fault | None = None):
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.outbox, self.client = outbox, client
+        # Bound to the client's node: estimates, calls and sends all go to the one node the client signs for.
+        self.book = client.w3.eth.contract(address=book.address, abi=book.abi)
+        self.batch_size, self.interval, self.max_backoff = batch_size, interval, max_backoff
+        self.fault = fault or (lambda _point: None)
+        self.recovered = False
+        self._currencies: dict[int, str] = {}  # a loan's currency never changes: asked once per loan
+        self.failures = 0  # consecutive rounds the node (or the whole batch) failed; drives the back-off
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        return self.outbox.clock
+
+    # ------------------------------------------------------------------ recovery
+
+    def recover(self) -> int:
+        """Settles items a dead worker left in `sending`; returns how many it looked at."""
+        with self.outbox.sessions() as session:
+            stranded = list(session.scalars(select(OutboxItem).where(OutboxItem.status == "sending")))
+        settlements = {}
+        for item in stranded:
+            # Not used: the batch never reached the chain, or it did and skipped the item, or it is still in
+            # the mempool (then the re-sent item is refused and settled as already credited).
+            used = self._reference_used(item.payment_ref)
+            settlements[item.id] = _Settlement("done", "already_credited") if used else _Settlement("pending", None)
+        self._settle(settlements, stranded)
+        if stranded:
+            log.info("recovered %d item(s) left in sending", len(stranded))
+        self.recovered = True
+        return len(stranded)
+
+    # ------------------------------------------------------------------ one round
+
+    def drain_once(self) -> DrainReport:
+        """Recovers if not yet done, claims due items, pushes them: disbursements first, then repayments."""
+        report = DrainReport()
+        if not self.recovered:
+            self.recover()
+        claimed = self._claim()
+        report.claimed = len(claimed)
+        # Disbursements first: a repayment in the same round may be for a loan paid out in it.
+        batches = [[item for item in claimed if item.kind == kind] for kind in ("disbursement", "repayment")]
+        for batch in batches:
+            if report.node_error is not None:
+                self._release(batch, report.node_error)  # the node failed earlier in this round
+            else:
+                self._push(batch, report)
+        return report
+
+    def next_delay(self) -> float:
+        """Seconds to wait before the next round: the interval, doubling per consecutive failed round."""
+        if self.failures == 0:
+            return self.interval
+        return min(self.interval * 2 ** self.failures, self.max_backoff)
+
+    def run(self, stop: threading.Event, on_report: Callable[[DrainReport], None] | None = None) -> None:
+        """Drains until `stop` is set; a failed round leaves the rows pending and backs off."""
+        while not stop.is_set():
+            try:
+                report = self.drain_once()
+            except Exception as exc:  # the node is down during recovery, or the database is: the rows are safe
+                self.recovered = False  # rows may be left in `sending` by this round: settle them first next time
+                log.warning("outbox round failed (%s: %s); retrying in %.1fs", type(exc).__name__, exc,
+                            self.next_delay())
+                self.failures += 1
+                stop.wait(self.next_delay())
+                continue
+            if on_report is not None and report.claimed:
+                on_report(report)
+            if report.node_error is not None:
+                self.failures += 1
+                log.warning("outbox: %s; %d item(s) wait, retrying in %.1fs", report.node_error, report.claimed,
+                            self.next_delay())
+            else:
+                self.failures = 0
+                if report.claimed:
+                    continue  # more may be waiting
+            stop.wait(self.next_delay())
+
+    # ------------------------------------------------------------------ internals
+
+    def _claim(self) -> list[OutboxItem]:
+        now = int(self.clock())
+        with self.outbox.sessions.begin() as session:
+            query = (select(OutboxItem).where(OutboxItem.status == "pending", OutboxItem.next_attempt_at <= now)
+                     .order_by(OutboxItem.id).limit(self.batch_size))
+            if session.get_bind().dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)  # several workers never claim the same row
+            items = list(session.scalars(query))
+            for item in items:
+                item.status, item.updated_at = "sending", now
+        return items
+
+    def _push(self, items: list[OutboxItem], report: DrainReport) -> None:
+        if not items:
+            return
+        settlements: dict[int, _Settlement] = {}
+        try:
+            sendable = self._screen(items, settlements)
+        except Exception as exc:  # noqa: BLE001 - the node did not answer the loan lookups
+            self._node_failed(items, exc, report)
+            return
+        if sendable:
+            kind = sendable[0].kind
+            function = (self.book.functions.confirmDisbursements if kind == "disbursement"
+                        else self.book.functions.confirmRepayments)
+            report.batches += 1
+            self.fault("before_send")
+            try:
+                receipt = self.client.transact(function(
+                    [(i.loan_id, bytes.fromhex(i.payment_ref[2:]), i.amount, i.paid_at) for i in sendable]))
+            except Exception as exc:  # noqa: BLE001 - node down, timeout, paused: the items wait for the next round
+                settled = [i for i in items if i.id in settlements]
+                self._settle(settlements, settled, report)
+                self._node_failed(sendable, exc, report)
+                return
+            self.fault("after_send")
+            try:
+                self._outcomes(sendable, receipt, settlements)
+            except Exception as exc:  # noqa: BLE001 - the node went away while we asked about skipped items
+                # Mined but not settled: exactly the state a crash leaves, and recover() settles it.
+                log.warning("outbox: could not settle a mined batch (%s); recovering next round", exc)
+                self.recovered = False
+                report.node_error = f"{type(exc).__name__}: {exc}"
+                return
+        self._settle(settlements, items, report)
+
+    def _screen(self, items: list[OutboxItem], settlements: dict[int, _Settlement]) -> list[OutboxItem]:
+        """Refuses what the contract cannot be asked or would credit in the wrong money; returns the rest."""
+        sendable = []
+        for item in items:
+            if not (0 < item.paid_at < _UINT40 and 0 < item.amount < _UINT96):
+                settlements[item.id] = _Settlement("rejected", "InvalidConfirmation",
+                                                   f"paid_at {item.paid_at} or amount {item.amount} out of range")
+                continue
+            currency = self._loan_currency(item.loan_id)
+            # The book takes amounts in the loan's currency and has no other check: a payment in another
+            # currency would be credited at face value. Unknown loans go on, and the book names the error.
+            if currency is not None and currency != item.currency:
+                settlements[item.id] = _Settlement("rejected", "CurrencyMismatch",
+                                                   f"paid in {item.currency}, loan {item.loan_id} is in {currency}")
+                continue
+            sendable.append(item)
+        return sendable
+
+    def _loan_currency(self, loan_id: int) -> str | None:
+        if loan_id not in self._currencies:
+            try:
+                terms = self.client.call(self.book.functions.loanOf(loan_id))[0]
+            except ContractRevert:
+                return None  # unknown loan: left to the batch, which reports LoanBookUnknownLoan
+            self._currencies[loan_id] = bytes(terms[1]).decode("ascii", errors="replace")
+        return self._currencies[loan_id]
+
+    def _outcomes(self, items: list[OutboxItem], receipt, settlements: dict[int, _Settlement]) -> None:
+        skipped = {
+            "0x" + bytes(event["args"]["paymentRef"]).hex(): bytes(event["args"]["reason"])
+            for event in self.book.events.PaymentSkipped().process_receipt(receipt, errors=DISCARD)
+        }
+        for item in items:
+            reason = skipped.get(item.payment_ref)
+            if reason is None:
+                settlements[item.id] = _Settlement("done", "credited")
+                continue
+            decoded = self.client.errors.decode(reason) if reason else None
+            name = decoded.name if decoded else ("OutOfGas" if not reason else f"UnknownRevert(0x{reason.hex()})")
+            # The book checks a loan's status before the reference, so a re-sent item for a loan it closed or
+            # paid out comes back as InvalidStatus: the reference, not the error, says whether it is credited.
+            if name == _DUPLICATE or self._reference_used(item.payment_ref):
+                settlements[item.id] = _Settlement("done", "already_credited")
+            elif name in RETRYABLE and item.attempts + 1 < MAX_ITEM_ATTEMPTS:
+                delay = min(2.0 ** (item.attempts + 1), ITEM_MAX_BACKOFF)
+                settlements[item.id] = _Settlement("pending", None, str(decoded or name), delay)
+            else:
+                settlements[item.id] = _Settlement("rejected", name, str(decoded or name))
+        for item in items:
+            settlements[item.id] = _with_receipt(settlements[item.id], receipt)
+
+    def _reference_used(self, payment_ref: str) -> bool:
+        return bool(self.client.call(self.book.functions.isPaymentReferenceUsed(bytes.fromhex(payment_ref[2:]))))
+
+    def _node_failed(self, items: list[OutboxItem], exc: Exception, report: DrainReport) -> None:
+        error = str(exc) if isinstance(exc, ContractRevert) else f"{type(exc).__name__}: {exc}"
+        report.node_error = error
+        report.errors.append(error)
+        self._release(items, error)
+
+    def _release(self, items: list[OutboxItem], error: str | None) -> None:
+        """Back to pending as they were: a failure of the node is not the items' attempt."""
+        if not items:
+            return
+        now = int(self.clock())
+        with self.outbox.sessions.begin() as session:
+            session.execute(update(OutboxItem).where(OutboxItem.id.in_([i.id for i in items]),
+                                                     OutboxItem.status == "sending")
+                            .values(status="pending", last_error=error, updated_at=now))
+
+    def _settle(self, settlements: Mapping[int, _Settlement], items: list[OutboxItem],
+                report: DrainReport | None = None) -> None:
+        """Writes every item's outcome in one transaction."""
+        if not items:
+            return
+        now = int(self.clock())
+        with self.outbox.sessions.begin() as session:
+            for item in items:
+                s = settlements[item.id]
+                values: dict = {"status": s.status, "outcome": s.outcome, "last_error": s.error, "updated_at": now}
+                if isinstance(s, _Mined):
+                    values.update(tx_hash=s.tx_hash, block_number=s.block_number)
+                if s.delay is not None:
+                    values.update(attempts=item.attempts + 1, next_attempt_at=now + math.ceil(s.delay))
+                session.execute(update(OutboxItem).where(OutboxItem.id == item.id).values(**values))
+        if report is not None:
+            for item in items:
+                s = settlements[item.id]
+                if s.status == "rejected":
+                    report.rejected += 1
+                    log.error("confirmation %s (%s of loan %s) refused: %s; the money needs an operator",
+                              item.reference, item.kind, item.loan_id, s.error)
+                elif s.status == "pending":
+                    report.retried += 1
+                elif s.outcome == "credited":
+                    report.credited += 1
+                else:
+                    report.already_credited += 1
+
+
+@dataclass(frozen=True)
+class _Mined(_Settlement):
+    tx_hash: str = ""
+    block_number: int = 0
+
+
+def _with_receipt(s: _Settlement, receipt) -> _Mined:
+    return _Mined(s.status, s.outcome, s.error, s.delay, tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
+                  block_number=receipt["blockNumber"])
+
+
+def fault_from_env(env: Mapping[str, str] | None = None) -> Fault | None:
+    """`LOANLEDGER_OUTBOX_FAULT=after_send[:N]`: exit the process (no cleanup) the Nth time that point is reached.
+
+    Only for the crash-safety tests: it makes "killed between the send and the mark" happen on purpose.
+    """
+    spec = (os.environ if env is None else env).get(FAULT_ENV, "")
+    if not spec:
+        return None
+    point, _, nth = spec.partition(":")
+    if point not in FAULT_POINTS or (nth and not nth.isdigit()):
+        raise ValueError(f"{FAULT_ENV} must be one of {', '.join(FAULT_POINTS)}, optionally with :N")
+    remaining = [int(nth or 1)]
+
+    def fault(reached: str) -> None:
+        if reached == point:
+            remaining[0] -= 1
+            if remaining[0] <= 0:
+                log.warning("fault injection: exiting at %s", point)
+                os._exit(70)
+
+    return fault

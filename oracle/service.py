@@ -1,0 +1,227 @@
+"""The oracle as one process: the payment webhook endpoint, the outbox worker, and room for more workers.
+
+`loanledger oracle run` builds an `OracleService` from the settings and runs it: uvicorn serves the
+webhook endpoint and `/healthz` in the main thread, each background worker (the outbox worker; the
+risk monitor plugs in the same way, see `BackgroundTask`) runs in its own thread until SIGTERM or
+SIGINT, after which the server stops taking requests, every worker finishes its round, and the store
+is closed. A worker never dies of one failed round: it logs and backs off.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.orm import sessionmaker
+
+from ledger.errors import LoanLedgerError
+from oracle.intake import payment_webhooks
+from oracle.outbox import Outbox, OutboxWorker
+from oracle.payments.signatures import HmacScheme, RsaScheme, Scheme
+from oracle.payments.webhook import DEFAULT_WINDOW, WebhookVerifier
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8600
+PROVIDERS_ENV = "LOANLEDGER_WEBHOOK_PROVIDERS"
+BUREAU_KEY_ENV = "LOANLEDGER_BUREAU_API_KEY"
+STANDIN_PROVIDER = "mockpay"  # the name the rail stand-in (`loanledger rail`) signs as
+
+
+class ProviderConfigError(LoanLedgerError):
+    """A webhook provider entry that cannot be used."""
+
+
+def rail_key_path(home: Path) -> Path:
+    """Where the rail stand-in keeps its RSA key; the oracle trusts its public half by default."""
+    return home / "keys" / "rail.pem"
+
+
+def bureau_api_key(home: Path, env: Mapping[str, str]) -> str:
+    """The bureau's bearer key: LOANLEDGER_BUREAU_API_KEY, else one made once in <home>/keys/bureau-api-key.
+
+    The stand-in and the oracle on one machine read the same file, so the development stack needs no setup.
+    """
+    if env.get(BUREAU_KEY_ENV):
+        return env[BUREAU_KEY_ENV]
+    path = home / "keys" / "bureau-api-key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
+def parse_providers(entries: list[str], env: Mapping[str, str]) -> dict[str, Scheme]:
+    """Providers from `NAME=rsa:PEM_FILE` or `NAME=hmac:ENV_VAR` entries.
+
+    An RSA entry reads a PEM file (public key, or the rail stand-in's private key of which only the public
+    half is kept). An HMAC secret is read from the named environment variable, so it never appears in a
+    command line or a process listing.
+    """
+    providers: dict[str, Scheme] = {}
+    for entry in entries:
+        name, _, spec = entry.partition("=")
+        kind, _, value = spec.partition(":")
+        name = name.strip()
+        if not name or not value or kind not in ("rsa", "hmac"):
+            raise ProviderConfigError(f"provider {entry!r} is not NAME=rsa:PEM_FILE or NAME=hmac:ENV_VAR")
+        if kind == "rsa":
+            path = Path(value).expanduser()
+            if not path.is_file():
+                raise ProviderConfigError(f"provider {name}: no key file at {path}")
+            try:
+                loaded = RsaScheme.from_pem(path.read_bytes())
+            except ValueError as exc:
+                raise ProviderConfigError(f"provider {name}: {path} is not an RSA key: {exc}") from None
+            providers[name] = RsaScheme(public_key=loaded.public_key)  # verifying needs nothing more
+        else:
+            secret = env.get(value)
+            if not secret:
+                raise ProviderConfigError(f"provider {name}: the environment variable {value} is not set")
+            providers[name] = HmacScheme(secret.encode())
+    return providers
+
+
+def default_provider_entries(home: Path, env: Mapping[str, str]) -> list[str]:
+    """From LOANLEDGER_WEBHOOK_PROVIDERS (comma-separated), else the rail stand-in's key when it exists."""
+    configured = env.get(PROVIDERS_ENV, "")
+    if configured.strip():
+        return [e.strip() for e in configured.split(",") if e.strip()]
+    key = rail_key_path(home)
+    return [f"{STANDIN_PROVIDER}=rsa:{key}"] if key.exists() else []
+
+
+def every(interval: float, round_: Callable[[], object], what: str) -> Callable[[threading.Event], None]:
+    """A BackgroundTask body running `round_` every `interval` seconds; a failed round is logged, not fatal."""
+    def run(stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                round_()
+            except Exception:  # noqa: BLE001 - node or store down for a moment: the next round retries
+                log.exception("%s round failed; retrying in %.1fs", what, interval)
+            stop.wait(interval)
+    return run
+
+
+@dataclass
+class BackgroundTask:
+    """A worker the service runs in a thread: `run(stop)` returns soon after `stop` is set.
+
+    The outbox worker is one; the risk monitor (oracle/risk.py) is added the same way.
+    """
+
+    name: str
+    run: Callable[[threading.Event], None]
+
+
+@dataclass
+class OracleService:
+    sessions: sessionmaker
+    verifier: WebhookVerifier | None
+    worker: OutboxWorker | None
+    tasks: list[BackgroundTask] = field(default_factory=list)
+    started_at: float = field(default_factory=time.time)
+
+    def __post_init__(self) -> None:
+        self.stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        if self.worker is not None:
+            self.tasks.insert(0, BackgroundTask("outbox", self.worker.run))
+
+    @property
+    def outbox(self) -> Outbox:
+        return Outbox(self.sessions)
+
+    def add_task(self, task: BackgroundTask) -> None:
+        if self._threads:
+            raise RuntimeError("add background tasks before the service starts")
+        self.tasks.append(task)
+
+    # ------------------------------------------------------------------ the HTTP side
+
+    def create_app(self) -> FastAPI:
+        app = FastAPI(title="LoanLedger oracle", description="Payment webhooks in; confirmations pushed on-chain.")
+        if self.verifier is not None:
+            app.include_router(payment_webhooks(self.verifier, self.outbox))
+
+        @app.get("/healthz")
+        def healthz() -> JSONResponse:
+            alive = {t.name: any(th.name == f"oracle-{t.name}" and th.is_alive() for th in self._threads)
+                     for t in self.tasks}
+            try:
+                with self.sessions() as session:
+                    session.execute(text("SELECT 1"))
+                counts, store = self.outbox.counts(), "ok"
+            except Exception as exc:  # noqa: BLE001 - reported, not raised: this is the health check
+                counts, store = {}, f"{type(exc).__name__}"
+            healthy = store == "ok" and all(alive.values())
+            worker = self.worker
+            return JSONResponse(status_code=200 if healthy else 503, content={
+                "status": "ok" if healthy else "degraded", "store": store, "tasks": alive, "outbox": counts,
+                "node_failures": worker.failures if worker is not None else None,
+                "webhooks": sorted(self.verifier.providers) if self.verifier is not None else [],
+                "uptime": round(time.time() - self.started_at, 1)})
+
+        return app
+
+    # ------------------------------------------------------------------ the process
+
+    def start_tasks(self) -> None:
+        for task in self.tasks:
+            thread = threading.Thread(target=self._guarded, args=(task,), name=f"oracle-{task.name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop_tasks(self, timeout: float = 60.0) -> None:
+        self.stop.set()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                log.error("%s did not stop within %.0fs", thread.name, timeout)
+
+    def _guarded(self, task: BackgroundTask) -> None:
+        # A task that raises out of run() is restarted after a pause: the process keeps its other duties.
+        while not self.stop.is_set():
+            try:
+                task.run(self.stop)
+                return
+            except Exception:
+                log.exception("%s stopped unexpectedly; restarting in 5s", task.name)
+                self.stop.wait(5.0)
+
+    def serve(self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, http: bool = True,
+              log_level: str = "info", stop_timeout: float = 60.0) -> None:
+        """Runs until SIGTERM or SIGINT; returns once everything stopped."""
+        # Ours first: uvicorn restores these when it returns and re-raises the signal it caught into them.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop.set())
+        self.start_tasks()
+        try:
+            if http:
+                server = uvicorn.Server(uvicorn.Config(self.create_app(), host=host, port=port,
+                                                       log_level=log_level, lifespan="off"))
+                server.run()
+            else:
+                self.stop.wait()
+        finally:
+            self.stop_tasks(stop_timeout)
+            self.sessions.kw["bind"].dispose()
+        log.info("oracle stopped")
+
+
+def build_verifier(providers: Mapping[str, Scheme], window: int = DEFAULT_WINDOW) -> WebhookVerifier | None:
+    return WebhookVerifier(providers, window=window) if providers else None

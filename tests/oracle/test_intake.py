@@ -1,0 +1,181 @@
+"""The webhook endpoint over HTTP: verified, stored, and only then acknowledged; anything else refused by code."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine
+from sqlalchemy.orm import sessionmaker
+
+from ledger.store import open_store
+from oracle.intake import WEBHOOK_PATH, payment_webhooks
+from oracle.outbox import Outbox
+from oracle.payments.signatures import HEADER_SIGNATURE, HmacScheme, RsaScheme, signature_headers
+from oracle.payments.webhook import WebhookVerifier, payment_ref
+
+RAIL = RsaScheme.generate()
+
+
+def event(event_id: str = "evt_1", **data) -> dict:
+    payment = {"direction": "collection", "loan_id": 7, "reference": "COL-0001", "amount": 41_588,
+               "currency": "CNY", "paid_at": int(time.time()) - 5}
+    payment.update(data)
+    return {"id": event_id, "type": "payment.succeeded", "created_at": payment["paid_at"], "data": payment}
+
+
+def signed(payload: dict, scheme=RAIL, provider: str = "mockpay", timestamp: int | None = None,
+           nonce: str = "n-1") -> tuple[dict, bytes]:
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    headers = signature_headers(provider, scheme, body, timestamp=int(time.time()) if timestamp is None else timestamp,
+                                nonce=nonce)
+    return {**headers, "Content-Type": "application/json"}, body
+
+
+def verifier() -> WebhookVerifier:
+    return WebhookVerifier({"mockpay": RsaScheme.from_pem(RAIL.public_pem()), "hmacpay": HmacScheme(b"s3cret")})
+
+
+@pytest.fixture
+def outbox(tmp_path):
+    sessions = open_store(f"sqlite:///{tmp_path / 'oracle.db'}")
+    yield Outbox(sessions)
+    sessions.kw["bind"].dispose()
+
+
+@pytest.fixture
+def http(outbox):
+    app = FastAPI()
+    app.include_router(payment_webhooks(verifier(), outbox))
+    with TestClient(app) as client:
+        yield client
+
+
+def post(http, headers_and_body):
+    headers, body = headers_and_body
+    return http.post(WEBHOOK_PATH, content=body, headers=headers)
+
+
+def test_a_signed_webhook_is_stored_then_acknowledged(http, outbox):
+    response = post(http, signed(event()))
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "accepted"
+    (item,) = outbox.items()
+    assert response.json() == {"status": "accepted", "id": item.id, "payment_ref": item.payment_ref}
+    assert (item.kind, item.loan_id, item.reference, item.amount, item.currency, item.status) == (
+        "repayment", 7, "COL-0001", 41_588, "CNY", "pending")
+    assert item.payment_ref == "0x" + payment_ref("mockpay", "COL-0001").hex()
+    assert (item.provider, item.event_id) == ("mockpay", "evt_1")
+
+
+def test_hmac_providers_are_accepted_too(http, outbox):
+    response = post(http, signed(event(direction="payout", amount=120_000), scheme=HmacScheme(b"s3cret"),
+                                 provider="hmacpay"))
+    assert response.status_code == 200, response.text
+    assert [(i.provider, i.kind) for i in outbox.items()] == [("hmacpay", "disbursement")]
+
+
+def test_a_replay_is_a_duplicate_and_stores_nothing_twice(http, outbox):
+    payload = event()
+    first = post(http, signed(payload, nonce="n-1"))
+    # The rail's retry: the same event, signed afresh (new timestamp and nonce).
+    again = post(http, signed(payload, nonce="n-2"))
+    # A captured request sent again byte for byte.
+    headers, body = signed(payload, nonce="n-3")
+    replayed = [post(http, (headers, body)) for _ in range(2)]
+    assert first.json()["status"] == "accepted"
+    for response in (again, *replayed):
+        assert response.status_code == 200
+        assert response.json() == {**first.json(), "status": "duplicate"}
+    assert len(outbox.items()) == 1
+
+
+def test_the_same_reference_under_a_new_event_id_is_a_duplicate(http, outbox):
+    post(http, signed(event("evt_1")))
+    response = post(http, signed(event("evt_2")))  # a rail that re-issues the event id
+    assert (response.status_code, response.json()["status"]) == (200, "duplicate")
+    assert len(outbox.items()) == 1
+
+
+def test_a_replay_with_other_facts_is_a_conflict_and_the_first_is_kept(http, outbox):
+    post(http, signed(event(amount=41_588)))
+    response = post(http, signed(event(amount=99_999)))
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "conflicting_replay"
+    assert [i.amount for i in outbox.items()] == [41_588]
+
+
+def _forged_signature():
+    headers, body = signed(event())
+    return {**headers, HEADER_SIGNATURE: RsaScheme.generate().sign(b"something else")}, body
+
+
+def _tampered_body():
+    headers, body = signed(event())
+    return headers, body.replace(b"41588", b"91588")
+
+
+@pytest.mark.parametrize(("make", "status", "code"), [
+    (_forged_signature, 401, "bad_signature"),
+    (_tampered_body, 401, "bad_signature"),
+    (lambda: signed(event(), scheme=RsaScheme.generate()), 401, "bad_signature"),  # someone else's key
+    (lambda: signed(event(), scheme=HmacScheme(b"guess"), provider="hmacpay"), 401, "bad_signature"),
+    (lambda: signed(event(), provider="evilpay"), 401, "unknown_provider"),
+    (lambda: signed(event(), timestamp=int(time.time()) - 3600), 401, "outside_time_window"),
+    (lambda: signed(event(), timestamp=int(time.time()) + 3600), 401, "outside_time_window"),
+    (lambda: signed({**event(), "data": {**event()["data"], "amount": -5}}), 400, "malformed_webhook"),
+    (lambda: signed({**event(), "data": {**event()["data"], "amount": "100"}}), 400, "malformed_webhook"),
+    (lambda: signed({**event(), "extra": 1}), 400, "malformed_webhook"),
+    (lambda: signed({**event(), "type": "payment.failed"}), 400, "malformed_webhook"),
+    (lambda: ({k: v for k, v in signed(event())[0].items() if k != "X-Rail-Nonce"}, signed(event())[1]), 400,
+     "malformed_webhook"),
+])
+def test_refused_webhooks_get_a_stable_code_and_store_nothing(http, outbox, make, status, code):
+    response = post(http, make())
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["code"] == code
+    assert response.json()["error"]["message"]
+    assert outbox.items() == []
+
+
+def test_a_body_that_is_not_json_is_refused(http, outbox):
+    headers, _ = signed(event())
+    body = b"{not json"
+    headers = {**headers, **signature_headers("mockpay", RAIL, body, timestamp=int(time.time()), nonce="n-9")}
+    response = post(http, (headers, body))
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "malformed_webhook")
+    assert outbox.items() == []
+
+
+def test_store_down_is_503_so_the_rail_retries(tmp_path):
+    # A database that cannot be opened: the verification passes, the write cannot happen.
+    broken = Outbox(sessionmaker(create_engine(f"sqlite:///{tmp_path / 'missing' / 'dir' / 'oracle.db'}")))
+    app = FastAPI()
+    app.include_router(payment_webhooks(verifier(), broken))
+    with TestClient(app) as client:
+        response = post(client, signed(event()))
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "store_unavailable"
+
+
+def test_over_a_real_socket_with_the_rail_stand_in(serve_app, outbox):
+    """The rail's own delivery loop against the endpoint served by uvicorn: acknowledged once, stored once."""
+    from oracle.payments.rail import PaymentRail
+
+    app = FastAPI()
+    app.include_router(payment_webhooks(verifier(), outbox))
+
+    @app.get("/healthz")
+    def healthz() -> dict:
+        return {}
+
+    with serve_app(app) as url:
+        rail = PaymentRail("mockpay", RAIL, webhook_url=f"{url}{WEBHOOK_PATH}")
+        payment = rail.pay("payout", 3, 120_000, deliver=False)
+        assert rail.deliver_until_acknowledged(payment, give_up_after=5)
+        assert rail.deliver_once(payment)  # redelivered: acknowledged again, as a duplicate
+    (item,) = outbox.items()
+    assert (item.kind, item.loan_id, item.amount, item.reference) == ("disbursement", 3, 120_000, payment.reference)

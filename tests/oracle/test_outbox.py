@@ -1,0 +1,303 @@
+"""The outbox worker against the real loan book: batches credited exactly, duplicates and refusals per item,
+a node that goes away, and a worker that dies between the send and the mark."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from web3.logs import DISCARD
+
+from ledger.chain import ChainClient
+from ledger.store import open_store
+from ledger.store.projection import LoanStatus
+from oracle.outbox import Outbox, OutboxWorker
+from oracle.payments.webhook import Confirmation, payment_ref
+
+PROVIDER = "mockpay"
+
+
+class Clock:
+    """The outbox's clock (back-off deadlines), moved by hand; the chain keeps its own time."""
+
+    def __init__(self, now: float = 1_800_000_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def outbox(tmp_path, clock):
+    sessions = open_store(f"sqlite:///{tmp_path / 'oracle.db'}")
+    yield Outbox(sessions, clock=clock)
+    sessions.kw["bind"].dispose()
+
+
+@pytest.fixture
+def client(w3, keys, stack) -> ChainClient:
+    return ChainClient(w3, keys["oracle"], stack.errors)
+
+
+@pytest.fixture
+def worker(outbox, client, stack) -> OutboxWorker:
+    return OutboxWorker(outbox, client, stack.book, batch_size=50, interval=0.05, max_backoff=0.4)
+
+
+def confirmation(kind: str, loan_id: int, reference: str, amount: int, paid_at: int,
+                 currency: str = "CNY") -> Confirmation:
+    return Confirmation(kind=kind, loan_id=loan_id, reference=reference, payment_ref=payment_ref(PROVIDER, reference),
+                        amount=amount, currency=currency, paid_at=paid_at, provider=PROVIDER,
+                        event_id=f"evt-{reference}")
+
+
+def approved_loans(driver, keys, names=("alice", "bob")) -> list[int]:
+    loans = []
+    for report_id, name in enumerate(names, start=1):
+        driver.register(keys[name])
+        driver.score(keys[name], report_id=report_id)
+        loan_id = driver.request(keys[name])
+        driver.approve(loan_id)
+        loans.append(loan_id)
+    return loans
+
+
+def first_installment(stack, loan_id: int) -> int:
+    due_at, principal, interest = stack.book.functions.schedule(loan_id).call()[0]
+    return principal + interest
+
+
+def paid(stack, loan_id: int) -> int:
+    """Everything the book applied to a loan: principal, interest, late fees and penalty."""
+    progress = stack.book.functions.progressOf(loan_id).call()
+    return sum(progress[2:6])
+
+
+def status(stack, loan_id: int) -> LoanStatus:
+    return LoanStatus(stack.book.functions.loanOf(loan_id).call()[2])
+
+
+def rows(outbox) -> dict[str, tuple]:
+    return {i.reference: (i.status, i.outcome) for i in outbox.items()}
+
+
+def events(w3, stack, name: str, tx_hash: str) -> list:
+    receipt = w3.eth.get_transaction_receipt(tx_hash)
+    return list(getattr(stack.book.events, name)().process_receipt(receipt, errors=DISCARD))
+
+
+# ------------------------------------------------------------------ crediting
+
+
+def test_disbursements_then_repayments_are_credited_in_one_batch_each(w3, stack, driver, keys, outbox, worker,
+                                                                       loan_terms):
+    alice_loan, bob_loan = approved_loans(driver, keys)
+    now = driver.now
+    installment = 41_588  # the first of three annuity installments of 120,000 at 24% (30-day periods)
+    outbox.put(confirmation("disbursement", alice_loan, "PAY-1", 120_000, now))
+    outbox.put(confirmation("disbursement", bob_loan, "PAY-2", 120_000, now))
+    # Repayments stored before... and in the same round as their disbursements: disbursements go first.
+    outbox.put(confirmation("repayment", alice_loan, "COL-1", installment, now))
+    outbox.put(confirmation("repayment", alice_loan, "COL-2", 10_000, now))
+    outbox.put(confirmation("repayment", bob_loan, "COL-3", 5_000, now))
+
+    report = worker.drain_once()
+
+    assert (report.claimed, report.credited, report.batches, report.node_error) == (5, 5, 2, None)
+    assert first_installment(stack, alice_loan) == installment
+    assert status(stack, alice_loan) == status(stack, bob_loan) == LoanStatus.ACTIVE
+    assert paid(stack, alice_loan) == installment + 10_000
+    assert paid(stack, bob_loan) == 5_000
+    progress = stack.book.functions.progressOf(alice_loan).call()
+    assert progress[0] == 1  # the first installment is paid in full, the 10,000 goes ahead on the second
+    assert stack.book.functions.outstandingPrincipal(keys["alice"].address).call() == 120_000 - progress[2]
+    items = outbox.items()
+    assert {(i.status, i.outcome) for i in items} == {("done", "credited")}
+    disbursement_tx = {i.tx_hash for i in items if i.kind == "disbursement"}
+    repayment_tx = {i.tx_hash for i in items if i.kind == "repayment"}
+    assert len(disbursement_tx) == len(repayment_tx) == 1 and disbursement_tx != repayment_tx
+    assert len(events(w3, stack, "LoanDisbursed", disbursement_tx.pop())) == 2
+    applied = events(w3, stack, "RepaymentApplied", repayment_tx.pop())
+    assert sorted(e["args"]["amount"] for e in applied) == [5_000, 10_000, installment]
+    for reference in ("PAY-1", "PAY-2", "COL-1", "COL-2", "COL-3"):
+        assert stack.book.functions.isPaymentReferenceUsed(payment_ref(PROVIDER, reference)).call()
+    assert worker.drain_once().claimed == 0  # nothing is sent twice
+
+
+def test_large_batches_are_split_and_every_item_credited(stack, driver, keys, outbox, client):
+    (loan_id,) = approved_loans(driver, keys, names=("carol",))
+    now = driver.now
+    outbox.put(confirmation("disbursement", loan_id, "PAY-9", 120_000, now))
+    for n in range(122):
+        outbox.put(confirmation("repayment", loan_id, f"COL-{n}", 100 + n, now))
+    worker = OutboxWorker(outbox, client, stack.book, batch_size=50)
+    credited = 0
+    while (report := worker.drain_once()).claimed:
+        # Full batches too: the gas estimate covers every item (one short of gas would be skipped, not fail).
+        assert report.rejected == report.retried == 0 and report.node_error is None
+        credited += report.credited
+    assert credited == 123
+    assert paid(stack, loan_id) == sum(100 + n for n in range(122))
+    # Rounds of 50 claimed items: the payout and 49 repayments (two transactions), then 50, then 23.
+    per_tx: dict[str, int] = {}
+    for item in outbox.items():
+        per_tx[item.tx_hash] = per_tx.get(item.tx_hash, 0) + 1
+    assert sorted(per_tx.values()) == [1, 23, 49, 50]
+
+
+def test_a_reference_already_credited_is_reported_and_the_rest_of_the_batch_goes_through(stack, driver, keys,
+                                                                                          outbox, worker):
+    loan_id = driver.active_loan(keys["alice"])
+    now = driver.now
+    # Credited earlier by another path (an earlier oracle, an operator): the book has the reference.
+    driver.repay(loan_id, 7_000, payment_ref(PROVIDER, "COL-A"))
+    outbox.put(confirmation("repayment", loan_id, "COL-A", 7_000, now))
+    outbox.put(confirmation("repayment", loan_id, "COL-B", 3_000, now))
+    outbox.put(confirmation("repayment", loan_id, "COL-C", 2_000, now))
+
+    report = worker.drain_once()
+
+    assert (report.credited, report.already_credited, report.rejected, report.batches) == (2, 1, 0, 1)
+    assert rows(outbox) == {"COL-A": ("done", "already_credited"), "COL-B": ("done", "credited"),
+                            "COL-C": ("done", "credited")}
+    assert paid(stack, loan_id) == 7_000 + 3_000 + 2_000  # COL-A once, not twice
+
+
+def test_a_refused_item_is_rejected_by_name_and_the_rest_is_credited(stack, driver, keys, outbox, worker):
+    loan_id = driver.active_loan(keys["alice"])
+    now = driver.now
+    payoff = driver.payoff(loan_id)
+    outbox.put(confirmation("repayment", loan_id, "COL-1", 4_000, now))
+    outbox.put(confirmation("repayment", loan_id, "COL-BIG", payoff * 2, now))  # more than everything owed
+    outbox.put(confirmation("repayment", loan_id, "COL-USD", 1_000, now, currency="USD"))  # not the loan's money
+    outbox.put(confirmation("repayment", loan_id, "COL-2", 6_000, now))
+
+    report = worker.drain_once()
+
+    assert (report.credited, report.rejected) == (2, 2)
+    assert rows(outbox) == {"COL-1": ("done", "credited"), "COL-BIG": ("rejected", "LoanBookOverpayment"),
+                            "COL-USD": ("rejected", "CurrencyMismatch"), "COL-2": ("done", "credited")}
+    big = next(i for i in outbox.items() if i.reference == "COL-BIG")
+    assert big.last_error.startswith("LoanBookOverpayment(") and str(payoff * 2) in big.last_error
+    assert paid(stack, loan_id) == 10_000
+    for reference in ("COL-BIG", "COL-USD"):  # refused, so still free: an operator can credit it correctly
+        assert not stack.book.functions.isPaymentReferenceUsed(payment_ref(PROVIDER, reference)).call()
+    assert worker.drain_once().claimed == 0  # rejected rows are not retried
+
+
+def test_a_repayment_ahead_of_its_disbursement_waits_with_back_off(stack, driver, keys, outbox, client, clock):
+    worker = OutboxWorker(outbox, client, stack.book)  # items back off 2, 4, 8 ... seconds of the outbox's clock
+    (loan_id,) = approved_loans(driver, keys, names=("dave",))
+    now = driver.now
+    outbox.put(confirmation("repayment", loan_id, "COL-1", 5_000, now))
+
+    first = worker.drain_once()
+    assert (first.retried, first.credited, first.rejected) == (1, 0, 0)
+    (item,) = outbox.items()
+    assert (item.status, item.attempts, item.next_attempt_at) == ("pending", 1, int(clock.now) + 2)
+    assert item.last_error.startswith("LoanBookInvalidStatus(")
+    assert worker.drain_once().claimed == 0  # not due yet
+
+    outbox.put(confirmation("disbursement", loan_id, "PAY-1", 120_000, now))
+    clock.now += 2
+    report = worker.drain_once()
+    assert (report.claimed, report.credited) == (2, 2)
+    assert paid(stack, loan_id) == 5_000
+
+
+def test_the_closing_repayment_sent_again_is_already_credited_not_rejected(stack, driver, keys, outbox, worker):
+    loan_id = driver.active_loan(keys["alice"])
+    payoff = driver.payoff(loan_id)
+    driver.repay(loan_id, payoff, payment_ref(PROVIDER, "COL-LAST"))
+    assert status(stack, loan_id) == LoanStatus.REPAID
+    # The book answers a second try with InvalidStatus (the loan is closed), not DuplicatePayment.
+    outbox.put(confirmation("repayment", loan_id, "COL-LAST", payoff, driver.now))
+    report = worker.drain_once()
+    assert (report.already_credited, report.rejected, report.retried) == (1, 0, 0)
+    assert rows(outbox) == {"COL-LAST": ("done", "already_credited")}
+
+
+# ------------------------------------------------------------------ the node goes away
+
+
+def test_node_down_items_wait_with_back_off_then_drain(w3, stack, driver, keys, outbox, node_proxy):
+    loan_id = driver.active_loan(keys["alice"])
+    now = driver.now
+    for n in range(3):
+        outbox.put(confirmation("repayment", loan_id, f"COL-{n}", 1_000, now))
+    node_proxy.down()
+    client = ChainClient(w3.__class__(w3.provider.__class__(node_proxy.url, request_kwargs={"timeout": 2})),
+                         keys["oracle"], stack.errors)
+    worker = OutboxWorker(outbox, client, stack.book, interval=0.05, max_backoff=0.4)
+
+    report = worker.drain_once()
+    assert report.node_error is not None and "NodeUnavailable" in report.node_error
+    assert (report.credited, report.rejected, report.retried) == (0, 0, 0)
+    assert {(i.status, i.attempts) for i in outbox.items()} == {("pending", 0)}  # the node's failure, not theirs
+    assert all("NodeUnavailable" in i.last_error for i in outbox.items())
+
+    stop, reports = threading.Event(), []
+    thread = threading.Thread(target=worker.run, args=(stop, reports.append), daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 5
+        while worker.failures < 3:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert worker.next_delay() == 0.4  # 0.05 doubled per failed round, capped
+        assert paid(stack, loan_id) == 0
+        node_proxy.up()
+        deadline = time.monotonic() + 10
+        while outbox.counts() != {"done": 3}:
+            assert time.monotonic() < deadline, outbox.counts()
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        thread.join(10)
+    assert not thread.is_alive()
+    assert worker.failures == 0 and worker.next_delay() == 0.05
+    assert paid(stack, loan_id) == 3_000
+    assert {(i.status, i.outcome) for i in outbox.items()} == {("done", "credited")}
+
+
+# ------------------------------------------------------------------ a worker that dies mid-round
+
+
+class Died(Exception):
+    pass
+
+
+def die_at(point: str):
+    def fault(reached: str) -> None:
+        if reached == point:
+            raise Died(point)
+    return fault
+
+
+@pytest.mark.parametrize("point", ["before_send", "after_send"])
+def test_a_worker_that_died_mid_batch_is_recovered_by_the_next(stack, driver, keys, outbox, client, point):
+    loan_id = driver.active_loan(keys["alice"])
+    now = driver.now
+    for n in range(4):
+        outbox.put(confirmation("repayment", loan_id, f"COL-{n}", 2_500, now))
+    dying = OutboxWorker(outbox, client, stack.book, fault=die_at(point))
+    with pytest.raises(Died):
+        dying.drain_once()
+    assert outbox.counts() == {"sending": 4}  # claimed, never marked
+    assert paid(stack, loan_id) == (10_000 if point == "after_send" else 0)
+
+    successor = OutboxWorker(outbox, client, stack.book)
+    assert successor.recover() == 4
+    expected = "already_credited" if point == "after_send" else None
+    assert {(i.status, i.outcome) for i in outbox.items()} == (
+        {("done", "already_credited")} if point == "after_send" else {("pending", None)})
+    successor.drain_once()
+    assert {i.status for i in outbox.items()} == {"done"}
+    assert {i.outcome for i in outbox.items()} == {expected or "credited"}
+    assert paid(stack, loan_id) == 10_000  # once
