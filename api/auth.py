@@ -6,6 +6,7 @@ a role revoked on-chain stops working within seconds, not when the token expires
 Roles: `admin` and `operator` (and `pauser`) from the contracts' AccessControl; `auditor` from the
 list the admin manages (plus the `auditors` setting); `borrower` for an address the registry holds
 (eligible or not: a revoked borrower still sees their own loans); `applicant` for anyone else signed in.
+An auditor is neither borrower nor applicant: auditors read everything and change nothing.
 """
 
 from __future__ import annotations
@@ -122,7 +123,8 @@ class RoleResolver:
         if self._is_auditor(address):
             roles.add("auditor")
         registered = record[2] != 0  # registeredAt
-        roles.add("borrower" if registered else "applicant")
+        if "auditor" not in roles:  # auditors change nothing: not even their own KYC or a loan application
+            roles.add("borrower" if registered else "applicant")
         return frozenset(roles)
 
     def _is_auditor(self, address: str) -> bool:

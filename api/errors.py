@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from web3.exceptions import ContractCustomError
 
 from ledger.chain import NodeUnavailable, ReceiptTimeout, SignerNotConfigured, TransactionFailed
 from ledger.errors import ContractRevert
@@ -60,6 +61,8 @@ def _json(status: int, code: str, message: str, headers: dict | None = None) -> 
 
 
 def install(app: FastAPI) -> None:
+    _document(app)
+
     @app.exception_handler(ApiError)
     async def _api(_: Request, exc: ApiError):
         return _json(exc.status, exc.code, exc.message)
@@ -84,6 +87,16 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ContractRevert)
     async def _revert(_: Request, exc: ContractRevert):
         return _json(_REVERT_STATUS.get(exc.name, 409), revert_code(exc.name), str(exc))
+
+    @app.exception_handler(ContractCustomError)
+    async def _view_revert(request: Request, exc: ContractCustomError):
+        # A view called through web3 directly (not ChainClient.call) reverts undecoded, e.g. `loanOf`
+        # of an unknown loan: decode it against our contracts' errors, as a transaction's would be.
+        decoded = request.app.state.context.bindings.errors.from_exception(exc)
+        if decoded is None:
+            log.error("unknown custom error on %s %s: %r", request.method, request.url.path, exc)
+            return _json(500, "internal", "an unexpected error; it was logged with the request id")
+        return await _revert(request, decoded)
 
     @app.exception_handler(NodeUnavailable)
     async def _node(_: Request, exc: NodeUnavailable):
@@ -125,3 +138,35 @@ def install(app: FastAPI) -> None:
 async def _node_down(_: Request, exc: Exception):
     return _json(503, "node_unavailable", f"the Ethereum node is not answering ({type(exc).__name__}); retry later",
                  {"retry-after": "5"})
+
+
+_ERROR_REF = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}
+
+
+def _document(app: FastAPI) -> None:
+    """The OpenAPI schema states the errors every operation can give, in the format they really have.
+
+    FastAPI documents a failed validation as its own `HTTPValidationError`, which the handlers here
+    replace by `ErrorResponse`; and a body that is not readable text, or a POST without its
+    Idempotency-Key, is a 400 that no route lists. Patched once into the generated schema, so the
+    routes keep listing only what is particular to them.
+    """
+    generate = app.openapi
+
+    def openapi() -> dict:
+        schema = generate()  # cached by FastAPI: the patch below is idempotent
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                headers = {p["name"].lower() for p in operation.get("parameters", []) if p.get("in") == "header"}
+                if operation.get("requestBody") or "idempotency-key" in headers:
+                    responses.setdefault("400", {"description": "the body is not readable, or the Idempotency-Key "
+                                                                "header is missing or too long", **_ERROR_REF})
+                if operation.get("requestBody") or operation.get("parameters"):
+                    described = responses.get("422", {}).get("description") or "the request is not valid"
+                    responses["422"] = {"description": described, **_ERROR_REF}
+        for name in ("HTTPValidationError", "ValidationError"):
+            schema.get("components", {}).get("schemas", {}).pop(name, None)
+        return schema
+
+    app.openapi = openapi

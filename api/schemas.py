@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from enum import Enum
+from typing import Annotated
 
+from fastapi import Path
 from pydantic import BaseModel, Field
 
 from ledger.typed_data import Amortization, LoanTerms
@@ -12,6 +14,9 @@ DAY = 86_400
 HEX_SIGNATURE = r"^0x[0-9a-fA-F]{130}$"
 ADDRESS = r"^0x[0-9a-fA-F]{40}$"
 UINT96 = 2**96 - 1
+# A loan id in a path: the loan book counts from 1, and the store keeps ids as BIGINT (a larger or
+# negative one would fail in the ABI encoder or the database driver: a 500, not the client's 422).
+LoanIdPath = Annotated[int, Path(ge=1, le=2**63 - 1, description="the loan book's loan id")]
 
 
 class AmortizationName(str, Enum):

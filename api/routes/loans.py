@@ -10,6 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Header, Request
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
+from web3.exceptions import ContractPanicError
 from web3.logs import DISCARD
 
 from api import idempotency
@@ -17,8 +18,8 @@ from api.auth import Principal, require
 from api.errors import ApiError, ErrorResponse
 from api.observability import current_request_id
 from api.policy import apply_policy
-from api.schemas import (AmountDueOut, ApplyIn, ApplyOut, CancelIn, InstallmentOut, LoanList, LoanOut, QuoteOut,
-                         RepaymentInstructions, RequestParams, TermsIn, TxOut)
+from api.schemas import (AmountDueOut, ApplyIn, ApplyOut, CancelIn, InstallmentOut, LoanIdPath, LoanList, LoanOut,
+                         QuoteOut, RepaymentInstructions, RequestParams, TermsIn, TxOut)
 from api.views import READ_ALL, loan_out, visible_loan
 from ledger import typed_data
 from ledger.store.models.chain import Loan
@@ -37,7 +38,11 @@ def _ctx(request: Request):
              summary="The repayment schedule for these terms, computed by the loan book itself")
 def quote(terms: TermsIn, request: Request, _: Principal = Depends(require(*BORROWERS, *READ_ALL))) -> QuoteOut:
     context = _ctx(request)
-    rows = context.bindings.book.functions.quote(terms.to_terms().as_tuple()).call()
+    try:
+        rows = context.bindings.book.functions.quote(terms.to_terms().as_tuple()).call()
+    except ContractPanicError:  # e.g. a rate and term whose interest overflows the book's arithmetic
+        raise ApiError(422, "terms_out_of_range", "the loan book cannot compute a schedule for these terms "
+                                                  "(the rate, term or amount is too large)") from None
     items = [InstallmentOut(number=i, due_at=due, principal=p, interest=r) for i, (due, p, r) in enumerate(rows, 1)]
     return QuoteOut(installments=items, total_principal=sum(i.principal for i in items),
                     total_interest=sum(i.interest for i in items))
@@ -91,7 +96,7 @@ def apply(body: ApplyIn, request: Request, idempotency_key: str | None = Header(
 
 @router.post("/loans/{loan_id}/cancel", response_model=TxOut, responses=ERRORS,
              summary="Cancel before disbursement with the borrower's signature (Idempotency-Key required)")
-def cancel(loan_id: int, body: CancelIn, request: Request, idempotency_key: str | None = Header(None),
+def cancel(loan_id: LoanIdPath, body: CancelIn, request: Request, idempotency_key: str | None = Header(None),
            who: Principal = Depends(require("borrower"))):
     context = _ctx(request)
 
@@ -121,14 +126,14 @@ def my_loans(request: Request, who: Principal = Depends(require(*BORROWERS, *REA
 
 
 @router.get("/loans/{loan_id}", response_model=LoanOut, responses=ERRORS, summary="One loan with its schedule")
-def one_loan(loan_id: int, request: Request, who: Principal = Depends(require(*BORROWERS, *READ_ALL))) -> LoanOut:
+def one_loan(loan_id: LoanIdPath, request: Request, who: Principal = Depends(require(*BORROWERS, *READ_ALL))) -> LoanOut:
     with _ctx(request).sessions() as session:
         return loan_out(visible_loan(session, who, loan_id))
 
 
 @router.get("/loans/{loan_id}/due", response_model=AmountDueOut, responses=ERRORS,
             summary="What is owed now: principal, interest, late fee, penalty, and the payoff")
-def due(loan_id: int, request: Request, who: Principal = Depends(require(*BORROWERS, *READ_ALL))) -> AmountDueOut:
+def due(loan_id: LoanIdPath, request: Request, who: Principal = Depends(require(*BORROWERS, *READ_ALL))) -> AmountDueOut:
     context = _ctx(request)
     with context.sessions() as session:
         row = visible_loan(session, who, loan_id)
@@ -144,7 +149,7 @@ def due(loan_id: int, request: Request, who: Principal = Depends(require(*BORROW
 
 @router.get("/loans/{loan_id}/repayment-instructions", response_model=RepaymentInstructions, responses=ERRORS,
             summary="How to repay over the payment rail")
-def repayment_instructions(loan_id: int, request: Request,
+def repayment_instructions(loan_id: LoanIdPath, request: Request,
                            who: Principal = Depends(require(*BORROWERS))) -> RepaymentInstructions:
     amounts = due(loan_id, request, who)
     rail = _ctx(request).settings.rail_url

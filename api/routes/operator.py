@@ -16,7 +16,7 @@ from api.errors import ApiError, ErrorResponse
 from api.observability import current_request_id
 from api.policy import approve_or_reject, auto_approve_enabled, reason_bytes, request_payout, set_auto_approve
 from api.routes.kyc import register_borrower
-from api.schemas import ADDRESS, TxOut
+from api.schemas import ADDRESS, LoanIdPath, TxOut
 from ledger.store.models.api import Auditor
 
 router = APIRouter(prefix="/v1/operator", tags=["operator"])
@@ -121,7 +121,7 @@ def revoke(address: str, body: ReasonIn, request: Request, who: Principal = Depe
 
 @router.post("/loans/{loan_id}/approve", response_model=Decision, responses=ERRORS,
              summary="Approve (or, if the loan book refuses for score/limit/eligibility, reject with that reason)")
-def approve(loan_id: int, request: Request, idempotency_key: str | None = Header(None),
+def approve(loan_id: LoanIdPath, request: Request, idempotency_key: str | None = Header(None),
             who: Principal = Depends(require("operator"))):
     context = _ctx(request)
 
@@ -135,7 +135,7 @@ def approve(loan_id: int, request: Request, idempotency_key: str | None = Header
 
 
 @router.post("/loans/{loan_id}/reject", response_model=TxOut, responses=ERRORS, summary="Reject an application")
-def reject(loan_id: int, body: ReasonIn, request: Request, idempotency_key: str | None = Header(None),
+def reject(loan_id: LoanIdPath, body: ReasonIn, request: Request, idempotency_key: str | None = Header(None),
            who: Principal = Depends(require("operator"))):
     context = _ctx(request)
 
@@ -151,7 +151,7 @@ def reject(loan_id: int, body: ReasonIn, request: Request, idempotency_key: str 
 
 @router.post("/loans/{loan_id}/disburse", response_model=PayoutOut, responses=ERRORS,
              summary="Order the payout of an approved loan over the payment rail")
-def disburse(loan_id: int, request: Request, idempotency_key: str | None = Header(None),
+def disburse(loan_id: LoanIdPath, request: Request, idempotency_key: str | None = Header(None),
              who: Principal = Depends(require("operator"))):
     context = _ctx(request)
 
@@ -168,7 +168,7 @@ def disburse(loan_id: int, request: Request, idempotency_key: str | None = Heade
 
 @router.post("/loans/{loan_id}/write-off", response_model=TxOut, responses=ERRORS,
              summary="Write off a defaulted loan")
-def write_off(loan_id: int, request: Request, idempotency_key: str | None = Header(None),
+def write_off(loan_id: LoanIdPath, request: Request, idempotency_key: str | None = Header(None),
               who: Principal = Depends(require("operator"))):
     context = _ctx(request)
 
@@ -183,7 +183,7 @@ def write_off(loan_id: int, request: Request, idempotency_key: str | None = Head
 
 @router.post("/loans/{loan_id}/declare-default", response_model=TxOut, responses=ERRORS,
              summary="Declare a loan in default once it is past its threshold")
-def declare_default(loan_id: int, request: Request, who: Principal = Depends(require("operator"))) -> TxOut:
+def declare_default(loan_id: LoanIdPath, request: Request, who: Principal = Depends(require("operator"))) -> TxOut:
     context = _ctx(request)
     receipt = context.signer("operator").transact(context.bindings.book.functions.declareDefault(loan_id))
     return _logged(request, who, "loan.declare_default", {"loan_id": loan_id}, receipt)
