@@ -46,6 +46,7 @@ class Settings:
     auto_approve: bool = False               # initial automatic approval policy (operators switch it at run time)
     rail_url: str = "http://127.0.0.1:8700"  # the payment rail (stand-in: `loanledger rail`)
     oracle_url: str = "http://127.0.0.1:8600"  # the oracle service (`loanledger oracle run`)
+    bureau_url: str = "http://127.0.0.1:8800"  # the credit bureau (stand-in: `loanledger bureau`)
 
     @property
     def database_url(self) -> str:
@@ -53,7 +54,12 @@ class Settings:
 
     @property
     def manifest_path(self) -> Path:
-        return Path(self.manifest) if self.manifest else ROOT / "deployments" / f"{self.network}.json"
+        if self.manifest:
+            return Path(self.manifest)
+        # The local chain lives in the data directory, so its manifest does too; real networks' are committed.
+        if self.network == "local":
+            return self.home / "deployments" / "local.json"
+        return ROOT / "deployments" / f"{self.network}.json"
 
     @property
     def kek_path(self) -> Path:

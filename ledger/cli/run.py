@@ -1,0 +1,33 @@
+"""`loanledger run`: the whole stack on the persisted state, until Ctrl-C."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+from ledger.cli._common import fail
+from ledger.config import load_settings
+from ledger.errors import LoanLedgerError
+from ledger.supervisor import local_stack
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("run")
+    def run(keep_node: bool = typer.Option(False, "--keep-node", help="Leave the local node running on exit.")) -> None:
+        """Start node, contracts, rail and bureau stand-ins, indexer, oracle and API; Ctrl-C stops them all."""
+        console = Console()
+        settings = load_settings()
+        stack = None
+        try:
+            stack = local_stack(settings, say=lambda line: console.print(f"[green]•[/green] {line}"))
+            stack.start_services()
+            base = f"http://{settings.api_host}:{settings.api_port}"
+            console.print(f"\n[bold]LoanLedger is up.[/bold] API docs: {base}/docs   dashboard: {base}/dashboard\n"
+                          f"logs: {stack.logs}   Ctrl-C stops everything.")
+            stack.wait()
+        except LoanLedgerError as exc:
+            if stack is not None:
+                stack.stop(stop_node=not keep_node)
+            raise fail(str(exc)) from None
+        console.print("stopping...")
+        stack.stop(stop_node=not keep_node)

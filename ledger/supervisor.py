@@ -1,0 +1,187 @@
+"""The whole stack on one machine: the local node, the deployment, and every service as a real process.
+
+`loanledger run` (and `make run`, and the demo) use it: start in dependency order, wait for each to
+answer, keep them up, and on Ctrl-C (or any one dying) stop every process it started, newest first.
+Logs go to <home>/logs/<service>.log. On the embedded local anvil the service keys default to the
+development accounts (the same mnemonic as the node); anywhere else they must be configured.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from ledger.config import Settings
+from ledger.errors import LoanLedgerError
+from ledger.manifest import ROOT
+from ledger.node import LocalNode, dev_account
+
+DEV_CHAIN_ID = 31337
+# Which development account plays which service key on the local node (the deploy script's role holders).
+DEV_SIGNERS = {"ADMIN": 0, "OPERATOR": 1, "ORACLE": 2, "PAUSER": 3, "SCORE_SIGNER": 4, "RELAYER": 5}
+ORACLE_PORT, RAIL_PORT, BUREAU_PORT = 8600, 8700, 8800
+
+
+class StackError(LoanLedgerError):
+    """A service did not start, or died."""
+
+
+@dataclass
+class Service:
+    name: str
+    command: list[str]
+    health_url: str | None = None      # polled until it answers 2xx; None: alive is enough
+    process: subprocess.Popen | None = None
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    say: Callable[[str], None] = print
+    services: list[Service] = field(default_factory=list)
+    node: LocalNode | None = None
+    node_started: bool = False
+
+    @property
+    def logs(self) -> Path:
+        return self.settings.home / "logs"
+
+    def service_env(self) -> dict[str, str]:
+        env = {**self.env, "LOANLEDGER_HOME": str(self.settings.home), "PYTHONUNBUFFERED": "1",
+               "SOLCX_BINARY_PATH": self.env.get("SOLCX_BINARY_PATH", str(ROOT / ".venv" / "solcx")),
+               "PATH": f"{ROOT / 'node_modules' / '.bin'}{os.pathsep}{self.env.get('PATH', '')}"}
+        return env
+
+    # -------------------------------------------------------------------------------------------- start
+
+    def start_node(self) -> None:
+        if self.settings.node_url != f"http://127.0.0.1:{self.settings.node_port}":
+            self.say(f"node: external, {self.settings.node_url}")
+            return
+        self.node = LocalNode.from_settings(self.settings)
+        status, self.node_started = self.node.start()
+        self.say(f"node: anvil {'started' if self.node_started else 'already running'} at {status.url} "
+                 f"(block {status.block}, state in {status.state_file})")
+
+    def dev_keys(self, chain_id: int) -> None:
+        """On the development chain, service keys not configured default to the development accounts."""
+        if chain_id != DEV_CHAIN_ID:
+            return
+        for name, index in DEV_SIGNERS.items():
+            self.env.setdefault(f"LOANLEDGER_{name}_KEY", dev_account(index).key.hex())
+
+    def deploy(self) -> None:
+        loanledger = str(Path(sys.executable).with_name("loanledger"))
+        self.logs.mkdir(parents=True, exist_ok=True)
+        with (self.logs / "deploy.log").open("ab") as log:
+            result = subprocess.run([loanledger, "deploy"], cwd=ROOT, env=self.service_env(), stdout=log,
+                                    stderr=subprocess.STDOUT)
+        if result.returncode != 0:
+            raise StackError(f"deploy failed (exit {result.returncode}); see {self.logs / 'deploy.log'}")
+        self.say(f"contracts: deployed ({self.settings.manifest_path})")
+
+    def ensure_vault_keys(self) -> None:
+        """The PII vault's key file, created (0600) on first start unless the keys come from the environment."""
+        from ledger.vault import KEK_ENV, KeyFile
+        key_file = KeyFile(self.settings.kek_path)
+        if not self.env.get(KEK_ENV) and not key_file.exists():
+            key_file.create()
+            self.say(f"vault: new key-encryption key in {self.settings.kek_path} (back it up: without it the "
+                     f"KYC records cannot be read)")
+
+    def add(self, name: str, args: list[str], health_url: str | None = None) -> None:
+        loanledger = str(Path(sys.executable).with_name("loanledger"))
+        self.services.append(Service(name, [loanledger, *args], health_url))
+
+    def start_services(self, timeout: float = 60.0) -> None:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        for service in self.services:
+            log = (self.logs / f"{service.name}.log").open("ab")
+            service.process = subprocess.Popen(service.command, cwd=ROOT, env=self.service_env(), stdout=log,
+                                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                               start_new_session=True)
+            self._wait_ready(service, timeout)
+            self.say(f"{service.name}: up" + (f" ({service.health_url.rsplit('/', 1)[0]})" if service.health_url else ""))
+
+    def _wait_ready(self, service: Service, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if service.process.poll() is not None:
+                raise StackError(f"{service.name} exited with {service.process.returncode}; "
+                                 f"see {self.logs / (service.name + '.log')}")
+            if service.health_url is None:
+                time.sleep(0.5)
+                return
+            try:
+                if httpx.get(service.health_url, timeout=1).status_code < 500:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise StackError(f"{service.name} did not answer {service.health_url} within {timeout:.0f}s; "
+                         f"see {self.logs / (service.name + '.log')}")
+
+    # -------------------------------------------------------------------------------------------- run, stop
+
+    def wait(self) -> None:
+        """Until Ctrl-C / SIGTERM, or until a service dies (then says which)."""
+        stop = {"now": False}
+        previous = signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+        try:
+            while not stop["now"]:
+                for service in self.services:
+                    if service.process.poll() is not None:
+                        raise StackError(f"{service.name} exited with {service.process.returncode}; "
+                                         f"see {self.logs / (service.name + '.log')}")
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    def stop(self, stop_node: bool = True) -> None:
+        for service in reversed(self.services):
+            if service.process is None or service.process.poll() is not None:
+                continue
+            service.process.send_signal(signal.SIGTERM)
+        for service in reversed(self.services):
+            if service.process is None:
+                continue
+            try:
+                service.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                service.process.kill()
+                service.process.wait()
+            self.say(f"{service.name}: stopped")
+        if stop_node and self.node is not None and self.node_started:
+            self.node.stop()
+            self.say("node: stopped (state saved)")
+
+
+def local_stack(settings: Settings, say: Callable[[str], None] = print, env: dict[str, str] | None = None) -> Stack:
+    """The standard stack: node, deployment, rail and bureau stand-ins, indexer, oracle, API."""
+    stack = Stack(settings, env=dict(os.environ if env is None else env), say=say)
+    stack.start_node()
+    from ledger.chain import connect
+    stack.dev_keys(connect(settings).eth.chain_id)
+    stack.deploy()
+    stack.ensure_vault_keys()
+    oracle_url = f"http://127.0.0.1:{ORACLE_PORT}"
+    stack.env.setdefault("LOANLEDGER_RAIL_URL", f"http://127.0.0.1:{RAIL_PORT}")
+    stack.env.setdefault("LOANLEDGER_BUREAU_URL", f"http://127.0.0.1:{BUREAU_PORT}")
+    stack.add("rail", ["rail", "--port", str(RAIL_PORT), "--webhook-url", f"{oracle_url}/v1/webhooks/payments"],
+              f"http://127.0.0.1:{RAIL_PORT}/healthz")
+    stack.add("bureau", ["bureau", "--port", str(BUREAU_PORT)], f"http://127.0.0.1:{BUREAU_PORT}/healthz")
+    stack.add("indexer", ["index", "--follow", "--poll-interval", "0.5"])
+    stack.add("oracle", ["oracle", "run", "--port", str(ORACLE_PORT)], f"{oracle_url}/healthz")
+    stack.add("api", ["api"], f"http://{settings.api_host}:{settings.api_port}/healthz")
+    return stack
