@@ -150,3 +150,14 @@ class RepaymentInstructions(BaseModel):
     payoff_now: int
     currency: str
     note: str
+
+
+class CreditOut(BaseModel):
+    address: str
+    score: int | None = Field(description="None until the oracle has scored this borrower")
+    credit_limit: int
+    model_version: int | None
+    updated_at: int | None
+    fresh: bool = Field(description="whether the loan book may approve on this score now")
+    outstanding_principal: int
+    available: int = Field(description="credit limit minus outstanding principal (never negative)")

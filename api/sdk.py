@@ -131,6 +131,9 @@ class LoanLedgerClient:
         return self._request("POST", f"/v1/loans/{loan_id}/cancel", idempotency_key=idempotency_key or self.new_key(),
                              json_body={"deadline": params["deadline"], "signature": "0x" + signature.hex()})
 
+    def credit(self) -> dict:
+        return self._request("GET", "/v1/credit")
+
     def loans(self) -> list[dict]:
         return self._request("GET", "/v1/loans")["loans"]
 

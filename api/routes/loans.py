@@ -18,7 +18,7 @@ from api.auth import Principal, require
 from api.errors import ApiError, ErrorResponse
 from api.observability import current_request_id
 from api.policy import apply_policy
-from api.schemas import (AmountDueOut, ApplyIn, ApplyOut, CancelIn, InstallmentOut, LoanIdPath, LoanList, LoanOut,
+from api.schemas import (AmountDueOut, CreditOut, ApplyIn, ApplyOut, CancelIn, InstallmentOut, LoanIdPath, LoanList, LoanOut,
                          QuoteOut, RepaymentInstructions, RequestParams, TermsIn, TxOut)
 from api.views import READ_ALL, loan_out, visible_loan
 from ledger import typed_data
@@ -160,3 +160,16 @@ def repayment_instructions(loan_id: LoanIdPath, request: Request,
         note="Pay any amount up to the payoff; it is credited on-chain once the rail confirms it. "
              "Fees and penalty are paid first, then interest, then principal, oldest installment first.")
 
+
+
+@router.get("/credit", response_model=CreditOut, responses=ERRORS,
+            summary="My credit score and limit as the credit oracle holds them, and what is available")
+def credit(request: Request, who: Principal = Depends(require(*BORROWERS))) -> CreditOut:
+    b = _ctx(request).bindings
+    score, limit, updated_at, version, _ = b.oracle.functions.scoreOf(who.address).call()
+    outstanding = b.book.functions.outstandingPrincipal(who.address).call()
+    scored = updated_at != 0
+    return CreditOut(address=who.address, score=score if scored else None, credit_limit=limit,
+                     model_version=version if scored else None, updated_at=updated_at or None,
+                     fresh=scored and b.oracle.functions.isFresh(who.address).call(),
+                     outstanding_principal=outstanding, available=max(limit - outstanding, 0))

@@ -34,3 +34,17 @@ def test_another_borrowers_loan_is_not_found(api, keys, driver, client_for, kyc,
     with pytest.raises(ApiError) as caught:
         bob.loan(loan_id)
     assert (caught.value.status, caught.value.code) == (404, "not_found")
+
+
+def test_credit_shows_the_oracles_score_limit_and_what_is_available(api, keys, driver, client_for, kyc, terms):
+    alice = client_for(keys["alice"])
+    kyc(alice, 14)
+    alice.login()
+    before = alice.credit()
+    assert (before["score"], before["credit_limit"], before["fresh"]) == (None, 0, False)
+    driver.score(keys["alice"], score=690, limit=500_000)
+    loan_id = alice.apply(terms)["loan_id"]
+    driver.approve(loan_id)
+    after = alice.credit()
+    assert (after["score"], after["credit_limit"], after["fresh"]) == (690, 500_000, True)
+    assert (after["outstanding_principal"], after["available"]) == (terms["principal"], 500_000 - terms["principal"])
