@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import importlib
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from api import errors, observability
+from api.anchoring import Anchorer
 from api.auth import RoleResolver
 from api.context import Context
 from api.otp import OtpService
@@ -35,8 +37,17 @@ def create_app(context: Context | None = None, settings: Settings | None = None,
                sms: SmsSender | None = None) -> FastAPI:
     settings = settings or (context.settings if context else load_settings())
     context = context or Context.from_settings(settings)
-    app = FastAPI(title="LoanLedger API", version="1", description=DESCRIPTION,
+    anchorer = Anchorer(context, settings.anchor_interval)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        anchorer.start()
+        yield
+        anchorer.close()
+
+    app = FastAPI(title="LoanLedger API", version="1", description=DESCRIPTION, lifespan=lifespan,
                   openapi_tags=[{"name": n} for n in ("auth", "kyc", "loans", "operator", "audit", "system")])
+    app.state.anchorer = anchorer
     app.state.context = context
     app.state.roles = RoleResolver(context)
     app.state.limiter = RateLimiter(settings.rate_limit_storage)

@@ -47,6 +47,7 @@ class Settings:
     rail_url: str = "http://127.0.0.1:8700"  # the payment rail (stand-in: `loanledger rail`)
     oracle_url: str = "http://127.0.0.1:8600"  # the oracle service (`loanledger oracle run`)
     bureau_url: str = "http://127.0.0.1:8800"  # the credit bureau (stand-in: `loanledger bureau`)
+    anchor_interval: float = 60.0            # seconds between action-log anchors the API writes; 0: never
 
     @property
     def database_url(self) -> str:

@@ -36,7 +36,7 @@ def api(w3, stack, keys, tmp_path):
     path = manifests.save(stack.manifest, tmp_path / "manifest.json")
     settings = Settings(home=tmp_path, node_url=w3.provider.endpoint_uri, manifest=str(path),
                         db_url=f"sqlite:///{tmp_path / 'api.db'}", api_domain="testserver", index_wait=10,
-                        rail_url="http://127.0.0.1:9")
+                        rail_url="http://127.0.0.1:9", anchor_interval=0)
     env = {"LOANLEDGER_RELAYER_KEY": Account.create().key.hex(),
            "LOANLEDGER_OPERATOR_KEY": keys["operator"].key.hex(),
            "LOANLEDGER_ADMIN_KEY": keys["admin"].key.hex(),

@@ -48,3 +48,13 @@ def test_credit_shows_the_oracles_score_limit_and_what_is_available(api, keys, d
     after = alice.credit()
     assert (after["score"], after["credit_limit"], after["fresh"]) == (690, 500_000, True)
     assert (after["outstanding_principal"], after["available"]) == (terms["principal"], 500_000 - terms["principal"])
+
+
+def test_the_api_anchors_its_action_log_on_chain(api, keys, client_for, kyc, stack):
+    app, context = api
+    kyc(client_for(keys["carol"]), 15)
+    anchored = app.state.anchorer.anchor_once()
+    assert anchored is not None and anchored.seq == context.action_log.head().seq
+    assert stack.anchor.functions.anchorCount().call() == 1
+    assert app.state.anchorer.anchor_once() is None  # nothing new: no transaction
+    assert stack.anchor.functions.anchorCount().call() == 1
