@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 export SOLCX_BINARY_PATH := $(CURDIR)/$(VENV)/solcx
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: setup test gas bench lint-contracts clean
+.PHONY: setup test demo run gas bench lint-contracts clean
 
 setup: $(VENV)/.installed node_modules/.installed $(SOLCX_BINARY_PATH)/solc-v0.8.37
 
@@ -26,6 +26,15 @@ $(SOLCX_BINARY_PATH)/solc-v0.8.37: toolchain/solc-bridge.js $(VENV)/.installed
 test: setup
 	$(PY) -m pytest -q tests
 
+# The whole stack as real processes on a fresh ledger, a lending scenario over HTTP, a summary
+# (printed, and written to var/demo-summary.json). Exit 0 only when every auditor check passes.
+demo: setup
+	$(PY) scripts/demo.py
+
+# The stack on the persisted state in var/, until Ctrl-C.
+run: setup
+	$(VENV)/bin/loanledger run
+
 # Gas per operation on a fresh anvil: a table, and bench/results/gas.json.
 gas: setup
 	$(PY) bench/gas.py
@@ -34,6 +43,7 @@ gas: setup
 bench: setup
 	$(PY) bench/ledger.py
 	$(PY) bench/oracle.py
+	$(PY) bench/api.py
 
 # Slither over the contracts, compiled from the same standard-JSON input as everywhere else (the
 # solc-js bridge honours it; Slither's own solc invocation would drop via-IR). Fails on medium or high;

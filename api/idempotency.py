@@ -16,7 +16,7 @@ from typing import Any
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from sqlalchemy import delete, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from api.errors import ApiError
 from ledger.store.models.api import IdempotencyRecord
@@ -66,14 +66,26 @@ def run_once(context, principal: str, key: str | None, route: str, body: Any,
     return JSONResponse(status_code=status, content=content)
 
 
+def _persist(context, statement) -> None:
+    """Runs one write, retried while the database is briefly busy: the action already happened, so
+    losing its answer (or leaving the key claimed forever) is the worse outcome."""
+    for attempt in range(5):
+        try:
+            with context.sessions.begin() as session:
+                session.execute(statement)
+            return
+        except OperationalError:
+            if attempt == 4:
+                raise
+            time.sleep(0.2 * 2 ** attempt)
+
+
 def _store(context, principal: str, key: str, status: int, content: Any) -> None:
-    with context.sessions.begin() as session:
-        session.execute(update(IdempotencyRecord).where(IdempotencyRecord.principal == principal,
-                                                        IdempotencyRecord.key == key)
-                        .values(status_code=status, response=json.dumps(content)))
+    _persist(context, update(IdempotencyRecord).where(IdempotencyRecord.principal == principal,
+                                                      IdempotencyRecord.key == key)
+             .values(status_code=status, response=json.dumps(content)))
 
 
 def _release(context, principal: str, key: str) -> None:
-    with context.sessions.begin() as session:
-        session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.principal == principal,
-                                                        IdempotencyRecord.key == key))
+    _persist(context, delete(IdempotencyRecord).where(IdempotencyRecord.principal == principal,
+                                                      IdempotencyRecord.key == key))

@@ -15,8 +15,8 @@ from limits.strategies import MovingWindowRateLimiter
 from api.errors import ApiError
 
 RULES = {
-    "auth_nonce": parse("30/minute"),
-    "auth_login": parse("30/minute"),
+    "auth_nonce": parse("120/minute"),   # per client address: a shared NAT is many phones
+    "auth_login": parse("120/minute"),
     "otp_send_phone": parse("6/10 minutes"),     # codes to one phone number (a KYC submission sends two)
     "otp_send_address": parse("8/10 minutes"),   # codes asked by one wallet
     "otp_verify": parse("10/10 minutes"),        # guesses by one wallet, over all its codes

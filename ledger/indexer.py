@@ -219,10 +219,21 @@ class Indexer:
         if hex32(self.w3.eth.get_block(to_block)["hash"]) != hex32(last["hash"]):
             raise _ChainMoved
 
+        decoded_logs = [self.decoder.decode(raw)
+                        for raw in sorted(raw_logs, key=lambda r: (r["blockNumber"], r["logIndex"]))]
+        # Every chain read happens before the first write: on SQLite a write transaction locks out the
+        # API's writes, so it must not wait on the node. A loan's schedule is read as of its newest event.
+        newest = {d.args["loanId"]: d.block_number for d in decoded_logs
+                  if d.contract == "LoanBook" and d.args.get("loanId") is not None}
+        schedules = {(loan_id, block): self.schedule_at(loan_id, block) for loan_id, block in newest.items()}
+
+        def schedule_of(loan_id: int, block_number: int) -> list[dict[str, int]]:
+            cached = schedules.get((loan_id, block_number))
+            return cached if cached is not None else self.schedule_at(loan_id, block_number)
+
         loans: set[int] = set()
         borrowers: set[str] = set()
-        for raw in sorted(raw_logs, key=lambda r: (r["blockNumber"], r["logIndex"])):
-            decoded = self.decoder.decode(raw)
+        for decoded in decoded_logs:
             event = ChainEvent(contract=decoded.contract, address=decoded.address, name=decoded.name,
                                args=decoded.args, block_number=decoded.block_number, block_hash=decoded.block_hash,
                                block_time=blocks[decoded.block_number]["timestamp"], tx_hash=decoded.tx_hash,
@@ -236,15 +247,16 @@ class Indexer:
         for number, block in blocks.items():
             session.merge(SeenBlock(number=number, hash=hex32(block["hash"]), time=block["timestamp"]))
         session.flush()
-        self._rebuild(session, loans, borrowers, last["timestamp"])
+        self._rebuild(session, loans, borrowers, last["timestamp"], schedule_of)
         cursor.block_number, cursor.block_hash, cursor.block_time = to_block, hex32(last["hash"]), last["timestamp"]
         log.info("indexed blocks %d-%d: %d events", from_block, to_block, len(raw_logs))
         return len(raw_logs)
 
-    def _rebuild(self, session: Session, loans: set[int], borrowers: set[str], as_of: int) -> None:
+    def _rebuild(self, session: Session, loans: set[int], borrowers: set[str], as_of: int,
+                 schedule_of: Callable[[int, int], list[dict[str, int]]] | None = None) -> None:
         session.flush()
         for loan_id in sorted(loans):
-            projection.rebuild_loan(session, loan_id, self.schedule_at, as_of)
+            projection.rebuild_loan(session, loan_id, schedule_of or self.schedule_at, as_of)
         for address in sorted(borrowers):
             projection.rebuild_borrower(session, address)
         projection.refresh_delinquency(session, as_of)

@@ -123,11 +123,20 @@ def world(api, keys, driver, client_for, kyc, terms) -> World:
                  other_borrower_token=bob.token)
 
 
-def fill(path: str, world: World) -> str:
-    """Plausible path values: the borrower's real loan, the borrower's address (not an auditor's: DELETE
-    /v1/operator/auditors/{address} must not remove the identity the matrix signs in as)."""
+def fill(path: str, world: World, openapi: dict | None = None, method: str = "get") -> str:
+    """Plausible path values: the borrower's real loan; the borrower's address (not an auditor's: DELETE
+    /v1/operator/auditors/{address} must not remove an identity the matrix signs in as); for any other
+    parameter, the first value its schema allows (e.g. /v1/audit/verify/{check}), else 1."""
     values = {"loan_id": str(world.loan_id), "address": world.borrower, "borrower": world.borrower}
-    return re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: values.get(m.group(1), "1"), path)
+    declared = {}
+    for param in ((openapi or {}).get("paths", {}).get(path, {}).get(method.lower(), {}).get("parameters", [])):
+        schema = param.get("schema", {})
+        if "$ref" in schema:  # an Enum parameter is a named schema
+            schema = openapi["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+        enum = schema.get("enum") or [None]
+        if param.get("in") == "path" and enum[0] is not None:
+            declared[param["name"]] = str(enum[0])
+    return re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: values.get(m.group(1)) or declared.get(m.group(1), "1"), path)
 
 
 def call(http, endpoint: Endpoint, path: str, token: str | None, **kwargs):
@@ -149,8 +158,9 @@ def test_the_route_list_is_complete(api):
 def test_every_route_admits_exactly_its_roles(api, http, world):
     failures = []
     checked = 0
+    openapi = api[0].openapi()
     for endpoint in endpoints(api[0]):
-        path = fill(endpoint.path, world)
+        path = fill(endpoint.path, world, openapi, endpoint.method)
         for role in (ANONYMOUS, *ROLES):
             response = call(http, endpoint, path, world.tokens[role])
             checked += 1
