@@ -57,11 +57,5 @@ def create_app(context: Context | None = None, settings: Settings | None = None,
     errors.install(app)
     observability.install(app, app.state.metrics)
     for name in ROUTERS:
-        try:
-            module = importlib.import_module(f"api.routes.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"api.routes.{name}":
-                raise
-            continue  # a router still being built
-        app.include_router(module.router)
+        app.include_router(importlib.import_module(f"api.routes.{name}").router)
     return app

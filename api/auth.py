@@ -72,10 +72,16 @@ def login(context, message: str, signature: str) -> tuple[str, int, str]:
         ).values(used_by=address)).rowcount
     if spent != 1:
         raise ApiError(401, "invalid_nonce", "the nonce is unknown, expired or already used: ask for a new one")
-    expires_at = now + context.settings.token_minutes * 60
-    token = jwt.encode({"sub": address, "iat": now, "exp": expires_at, "jti": secrets.token_hex(8)},
-                       context.jwt_secret, algorithm="HS256")
+    token, expires_at = issue_token(context, address)
     return token, expires_at, address
+
+
+def issue_token(context, address: str, **extra_claims) -> tuple[str, int]:
+    """A signed token for `address` (roles are not in it: they are read from the chain per request)."""
+    now = int(time.time())
+    expires_at = now + context.settings.token_minutes * 60
+    claims = {"sub": address, "iat": now, "exp": expires_at, "jti": secrets.token_hex(8), **extra_claims}
+    return jwt.encode(claims, context.jwt_secret, algorithm="HS256"), expires_at
 
 
 def siwe_message(domain: str, uri: str, address: str, chain_id: int, nonce: str) -> str:

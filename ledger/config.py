@@ -48,6 +48,7 @@ class Settings:
     oracle_url: str = "http://127.0.0.1:8600"  # the oracle service (`loanledger oracle run`)
     bureau_url: str = "http://127.0.0.1:8800"  # the credit bureau (stand-in: `loanledger bureau`)
     anchor_interval: float = 60.0            # seconds between action-log anchors the API writes; 0: never
+    dev_login: bool = False                  # POST /v1/auth/dev-login (dashboard, loopback clients only): never in production
 
     @property
     def database_url(self) -> str:

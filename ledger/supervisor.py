@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -27,7 +28,6 @@ from ledger.node import LocalNode, dev_account
 DEV_CHAIN_ID = 31337
 # Which development account plays which service key on the local node (the deploy script's role holders).
 DEV_SIGNERS = {"ADMIN": 0, "OPERATOR": 1, "ORACLE": 2, "PAUSER": 3, "SCORE_SIGNER": 4, "RELAYER": 5}
-ORACLE_PORT, RAIL_PORT, BUREAU_PORT = 8600, 8700, 8800
 
 
 class StackError(LoanLedgerError):
@@ -78,6 +78,8 @@ class Stack:
             return
         for name, index in DEV_SIGNERS.items():
             self.env.setdefault(f"LOANLEDGER_{name}_KEY", dev_account(index).key.hex())
+        # The dashboard's development login (loopback clients only) on the development chain.
+        self.env.setdefault("LOANLEDGER_DEV_LOGIN", "1")
 
     def deploy(self) -> None:
         loanledger = str(Path(sys.executable).with_name("loanledger"))
@@ -175,13 +177,14 @@ def local_stack(settings: Settings, say: Callable[[str], None] = print, env: dic
     stack.dev_keys(connect(settings).eth.chain_id)
     stack.deploy()
     stack.ensure_vault_keys()
-    oracle_url = f"http://127.0.0.1:{ORACLE_PORT}"
-    stack.env.setdefault("LOANLEDGER_RAIL_URL", f"http://127.0.0.1:{RAIL_PORT}")
-    stack.env.setdefault("LOANLEDGER_BUREAU_URL", f"http://127.0.0.1:{BUREAU_PORT}")
-    stack.add("rail", ["rail", "--port", str(RAIL_PORT), "--webhook-url", f"{oracle_url}/v1/webhooks/payments"],
-              f"http://127.0.0.1:{RAIL_PORT}/healthz")
-    stack.add("bureau", ["bureau", "--port", str(BUREAU_PORT)], f"http://127.0.0.1:{BUREAU_PORT}/healthz")
+    # The stand-ins and the oracle listen where the settings say the others find them.
+    oracle_port, rail_port, bureau_port = (urlsplit(url).port for url in
+                                           (settings.oracle_url, settings.rail_url, settings.bureau_url))
+    oracle_url = f"http://127.0.0.1:{oracle_port}"
+    stack.add("rail", ["rail", "--port", str(rail_port), "--webhook-url", f"{oracle_url}/v1/webhooks/payments"],
+              f"http://127.0.0.1:{rail_port}/healthz")
+    stack.add("bureau", ["bureau", "--port", str(bureau_port)], f"http://127.0.0.1:{bureau_port}/healthz")
     stack.add("indexer", ["index", "--follow", "--poll-interval", "0.5"])
-    stack.add("oracle", ["oracle", "run", "--port", str(ORACLE_PORT)], f"{oracle_url}/healthz")
+    stack.add("oracle", ["oracle", "run", "--port", str(oracle_port)], f"{oracle_url}/healthz")
     stack.add("api", ["api"], f"http://{settings.api_host}:{settings.api_port}/healthz")
     return stack

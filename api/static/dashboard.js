@@ -1,0 +1,493 @@
+// The LoanLedger dashboard: signs in (browser wallet via SIWE, or the localhost development login), then
+// reads the /v1/audit/* routes and draws the portfolio, the loans, a loan's timeline and a borrower's
+// pseudonymous page. Vanilla JS, no build step, nothing fetched from anywhere but this API. Every value
+// from the API is put into the page as text (never as HTML): event arguments are data, not markup.
+"use strict";
+
+(() => {
+  const READ_ALL = ["auditor", "operator", "admin"]; // api/views.py READ_ALL: who may read the audit routes
+  const RUNNING = ["Active", "Defaulted"];          // api/reports.py RUNNING: statuses whose principal is owed
+  const TOKEN_KEY = "loanledger.dashboard.session";
+  const PAGE_LIMIT = 500;                            // the audit routes' largest page
+  const $ = (selector) => document.querySelector(selector);
+
+  // ------------------------------------------------------------------------------------------ keccak-256
+  // EIP-55 checksums need Keccak-256, which Web Crypto lacks; SIWE messages must carry a checksummed
+  // address and wallets answer in lower case. A plain Keccak-f[1600] over BigInt lanes: one hash per sign-in.
+
+  const MASK64 = (1n << 64n) - 1n;
+  const rotl64 = (x, n) => (n % 64 === 0 ? x : ((x << BigInt(n)) | (x >> BigInt(64 - n))) & MASK64);
+  const ROUND_CONSTANTS = (() => {
+    // FIPS 202 rc(t): an LFSR over x^8 + x^6 + x^5 + x^4 + 1, seven bits per round.
+    const constants = [];
+    let r = 1;
+    for (let round = 0; round < 24; round++) {
+      let c = 0n;
+      for (let j = 0; j < 7; j++) {
+        if (r & 1) c ^= 1n << BigInt((1 << j) - 1);
+        r = r & 0x80 ? ((r << 1) ^ 0x171) : r << 1;
+      }
+      constants.push(c);
+    }
+    return constants;
+  })();
+
+  function keccakF(A) { // A: 25 lanes, index x + 5y
+    for (let round = 0; round < 24; round++) {
+      const C = [0, 1, 2, 3, 4].map((x) => A[x] ^ A[x + 5] ^ A[x + 10] ^ A[x + 15] ^ A[x + 20]);
+      for (let x = 0; x < 5; x++) {
+        const D = C[(x + 4) % 5] ^ rotl64(C[(x + 1) % 5], 1);
+        for (let y = 0; y < 25; y += 5) A[x + y] ^= D;
+      }
+      let x = 1, y = 0, current = A[1]; // rho and pi together, walking the 24 lanes other than (0, 0)
+      for (let t = 0; t < 24; t++) {
+        [x, y] = [y, (2 * x + 3 * y) % 5];
+        const next = A[x + 5 * y];
+        A[x + 5 * y] = rotl64(current, ((t + 1) * (t + 2) / 2) % 64);
+        current = next;
+      }
+      for (let y = 0; y < 25; y += 5) {
+        const T = A.slice(y, y + 5);
+        for (let x = 0; x < 5; x++) A[x + y] = T[x] ^ (~T[(x + 1) % 5] & MASK64 & T[(x + 2) % 5]);
+      }
+      A[0] ^= ROUND_CONSTANTS[round];
+    }
+  }
+
+  function keccak256(bytes) {
+    const rate = 136;
+    const padded = new Uint8Array(Math.floor(bytes.length / rate) * rate + rate);
+    padded.set(bytes);
+    padded[bytes.length] ^= 0x01;        // Keccak's padding (Ethereum's), not SHA-3's 0x06
+    padded[padded.length - 1] ^= 0x80;
+    const A = new Array(25).fill(0n);
+    for (let offset = 0; offset < padded.length; offset += rate) {
+      for (let i = 0; i < rate / 8; i++) {
+        let lane = 0n;
+        for (let b = 7; b >= 0; b--) lane = (lane << 8n) | BigInt(padded[offset + i * 8 + b]); // little-endian
+        A[i] ^= lane;
+      }
+      keccakF(A);
+    }
+    const out = new Uint8Array(32);
+    for (let i = 0; i < 4; i++) {
+      let lane = A[i];
+      for (let b = 0; b < 8; b++) { out[i * 8 + b] = Number(lane & 0xffn); lane >>= 8n; }
+    }
+    return out;
+  }
+
+  const toHex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  const utf8 = (text) => new TextEncoder().encode(text);
+
+  function checksumAddress(address) {
+    if (!/^0x[0-9a-fA-F]{40}$/.test(address)) throw new Error(`not an address: ${address}`);
+    const lower = address.slice(2).toLowerCase();
+    const hash = toHex(keccak256(utf8(lower)));
+    let out = "0x";
+    for (let i = 0; i < 40; i++) out += parseInt(hash[i], 16) >= 8 ? lower[i].toUpperCase() : lower[i];
+    return out;
+  }
+
+  // ------------------------------------------------------------------------------------------ SIWE
+
+  // Exactly api/auth.py `siwe_message` (siwe's prepare_message): issued now to the second, valid five minutes.
+  function siweMessage(domain, uri, address, chainId, nonce, now = new Date()) {
+    const issued = new Date(Math.floor(now.getTime() / 1000) * 1000);
+    const expires = new Date(issued.getTime() + 5 * 60 * 1000);
+    const iso = (d) => d.toISOString().replace(/\.\d{3}Z$/, "Z");
+    return `${domain} wants you to sign in with your Ethereum account:\n${address}\n\n` +
+      "Sign in to LoanLedger.\n\n" +
+      `URI: ${uri}\nVersion: 1\nChain ID: ${chainId}\nNonce: ${nonce}\n` +
+      `Issued At: ${iso(issued)}\nExpiration Time: ${iso(expires)}`;
+  }
+
+  // ------------------------------------------------------------------------------------------ DOM
+
+  function append(el, children) {
+    for (const child of children.flat()) {
+      if (child === null || child === undefined || child === false) continue;
+      el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return el;
+  }
+
+  function h(tag, attrs = {}, ...children) {
+    const el = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs)) {
+      if (value === null || value === undefined) continue;
+      if (key === "class") el.className = value;
+      else if (key === "onclick") el.addEventListener("click", value);
+      else el.setAttribute(key, value);
+    }
+    return append(el, children);
+  }
+
+  function s(tag, attrs = {}, ...children) {
+    const el = document.createElementNS("http://www.w3.org/2000/svg", tag);
+    for (const [key, value] of Object.entries(attrs)) el.setAttribute(key, value);
+    return append(el, children);
+  }
+
+  function fill(tbody, rows, emptyText, columns) {
+    const empty = h("tr", { class: "empty" }, h("td", { colspan: columns }, emptyText));
+    tbody.replaceChildren(...(rows.length ? rows : [empty]));
+  }
+
+  function facts(dl, pairs) {
+    dl.replaceChildren(...pairs.flatMap(([label, value]) => [h("dt", {}, label), h("dd", {}, value)]));
+  }
+
+  function notice(message) {
+    const el = $("#notice");
+    el.textContent = message;
+    el.hidden = !message;
+  }
+
+  function show(view) {
+    for (const section of document.querySelectorAll("main > section")) section.hidden = section.id !== view;
+    document.body.dataset.view = view.replace(/^view-/, "");
+  }
+
+  // ------------------------------------------------------------------------------------------ formatting
+
+  function fractionDigits(currency) {
+    try {
+      return new Intl.NumberFormat("en", { style: "currency", currency }).resolvedOptions().maximumFractionDigits;
+    } catch {
+      return 2;
+    }
+  }
+
+  // Amounts are integers in minor units: placed with string arithmetic, never through a float.
+  function money(minor, currency) {
+    if (minor === null || minor === undefined) return "—";
+    const digits = currency ? fractionDigits(currency) : 2;
+    const negative = minor < 0;
+    const text = String(Math.abs(minor)).padStart(digits + 1, "0");
+    const whole = text.slice(0, text.length - digits).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+    const amount = digits ? `${whole}.${text.slice(text.length - digits)}` : whole;
+    return `${negative ? "-" : ""}${amount}${currency ? ` ${currency}` : ""}`;
+  }
+
+  const when = (t) => (t ? new Date(t * 1000).toISOString().slice(0, 19).replace("T", " ") : "—");
+  const loansCount = (n) => `${n} loan${n === 1 ? "" : "s"}`;
+  const percent = (ratio) => `${(ratio * 100).toFixed(2)}%`;
+  const outstanding = (loan) =>
+    RUNNING.includes(loan.status) ? loan.principal - loan.principal_repaid - loan.principal_written_off : 0;
+  const state = (status) => h("span", { class: `state state-${status}` }, status);
+  const borrowerLink = (address) => h("a", { href: `#/borrowers/${address}`, class: "mono" }, address);
+
+  // ------------------------------------------------------------------------------------------ API
+
+  let session = null; // {token, address, roles, expires_at}
+
+  class ApiFailure extends Error {
+    constructor(status, code, message) { super(message); this.status = status; this.code = code; }
+  }
+
+  async function api(path, { method = "GET", body } = {}) {
+    const headers = { accept: "application/json" };
+    if (session) headers.authorization = `Bearer ${session.token}`;
+    if (body !== undefined) headers["content-type"] = "application/json";
+    const payloadText = body === undefined ? undefined : JSON.stringify(body);
+    const response = await fetch(path, { method, headers, body: payloadText });
+    let payload = null;
+    try { payload = await response.json(); } catch { /* an empty or non-JSON body: the status says enough */ }
+    if (!response.ok) {
+      const error = (payload && payload.error) || {};
+      throw new ApiFailure(response.status, error.code || "http_error", error.message || `HTTP ${response.status}`);
+    }
+    return payload;
+  }
+
+  async function allPages(path, key, params = {}) {
+    const rows = [];
+    let cursor = null;
+    do {
+      const query = new URLSearchParams({ ...params, limit: PAGE_LIMIT });
+      if (cursor) query.set("cursor", cursor);
+      const page = await api(`${path}?${query}`);
+      rows.push(...page[key]);
+      cursor = page.next_cursor;
+    } while (cursor);
+    return rows;
+  }
+
+  // ------------------------------------------------------------------------------------------ sign-in
+
+  function signedIn(token) {
+    session = { token: token.token, address: token.address, roles: token.roles, expires_at: token.expires_at };
+    sessionStorage.setItem(TOKEN_KEY, JSON.stringify(session));
+    notice("");
+    route();
+  }
+
+  function signOut(message = "") {
+    session = null;
+    sessionStorage.removeItem(TOKEN_KEY);
+    notice(message);
+    route();
+  }
+
+  async function walletLogin() {
+    const wallet = window.ethereum;
+    if (!wallet) return notice("No browser wallet (window.ethereum) in this browser.");
+    try {
+      const [account] = await wallet.request({ method: "eth_requestAccounts" });
+      const address = checksumAddress(account);
+      const nonce = await api("/v1/auth/nonce", { method: "POST" });
+      const message = siweMessage(nonce.domain, nonce.uri, address, nonce.chain_id, nonce.nonce);
+      // personal_sign takes the message hex-encoded; the wallet adds EIP-191's prefix, as siwe verifies.
+      const signature = await wallet.request({ method: "personal_sign",
+        params: [`0x${toHex(utf8(message))}`, account] });
+      signedIn(await api("/v1/auth/login", { method: "POST", body: { message, signature } }));
+    } catch (error) {
+      notice(`Wallet sign-in failed: ${error.message || error}`);
+    }
+  }
+
+  async function devLogin(event) {
+    event.preventDefault();
+    try {
+      signedIn(await api("/v1/auth/dev-login", { method: "POST", body: { address: $("#dev-address").value.trim() } }));
+    } catch (error) {
+      notice(error.status === 404
+        ? "The development login is off (LOANLEDGER_DEV_LOGIN) or you are not on this machine."
+        : `Development login failed: ${error.message}`);
+    }
+  }
+
+  function renderSignIn() {
+    show("signin");
+    $("#who").hidden = true;
+    const hasWallet = Boolean(window.ethereum);
+    $("#wallet-login").disabled = !hasWallet;
+    $("#wallet-hint").textContent = hasWallet
+      ? "Your wallet signs a Sign-In with Ethereum message (no transaction, no gas)."
+      : "No browser wallet found (window.ethereum): install one, or use the development login below.";
+    // Only a hint: the server refuses the development login to anyone but a loopback client anyway.
+    $("#dev-card").hidden = !/^(localhost|127\.\d+\.\d+\.\d+|\[::1\])$/.test(location.hostname);
+  }
+
+  // ------------------------------------------------------------------------------------------ views
+
+  let generation = 0; // a view rendered after the user has moved on is dropped
+
+  async function renderPortfolio(gen) {
+    const [report, loans] = await Promise.all([
+      api("/v1/audit/report/portfolio").catch((error) => ({ error })),
+      allPages("/v1/audit/loans", "loans"),
+    ]);
+    if (gen !== generation) return;
+    show("view-portfolio");
+    const stats = $("#stats");
+    if (report.error) {
+      stats.replaceChildren(h("p", { class: "muted" }, `Portfolio report unavailable: ${report.error.message}`));
+      $("#as-of").textContent = "";
+      $("#by-status tbody").replaceChildren();
+      $("#buckets-chart").replaceChildren();
+    } else {
+      const currency = report.currency;
+      const par = (days) => report.portfolio_at_risk.find((p) => p.days === days);
+      const stat = (id, label, value, note) =>
+        h("div", { class: "stat", id }, h("div", { class: "label" }, label), h("div", { class: "value" }, value),
+          note ? h("div", { class: "muted" }, note) : null);
+      stats.replaceChildren(
+        stat("stat-loans", "Loans", report.loans),
+        stat("stat-outstanding", "Outstanding principal", money(report.outstanding_principal, currency),
+          "Active + Defaulted"),
+        stat("stat-par30", "PAR30", percent(par(30).ratio),
+          `${loansCount(par(30).count)}, ${money(par(30).outstanding, currency)}`),
+        stat("stat-par90", "PAR90", percent(par(90).ratio),
+          `${loansCount(par(90).count)}, ${money(par(90).outstanding, currency)}`),
+      );
+      $("#as-of").textContent = `As of chain time ${when(report.as_of)} UTC; index at block ${report.indexed_block}.`;
+      fill($("#by-status tbody"), report.by_status.filter((t) => t.count > 0).map((t) =>
+        h("tr", { "data-status": t.status, "data-count": t.count },
+          h("td", {}, state(t.status)), h("td", { class: "num" }, t.count),
+          h("td", { class: "num" }, money(t.outstanding, currency)))), "No loans yet.", 3);
+      drawBuckets($("#buckets-chart"), report.delinquency, currency);
+    }
+    fill($("#loans-table tbody"), loans.map((loan) =>
+      h("tr", { "data-loan-id": loan.id, "data-status": loan.status,
+        onclick: () => { location.hash = `#/loans/${loan.id}`; } },
+        h("td", { class: "num" }, h("a", { href: `#/loans/${loan.id}` }, `#${loan.id}`)),
+        h("td", {}, borrowerLink(loan.borrower)),
+        h("td", {}, state(loan.status)),
+        h("td", { class: "num" }, money(loan.principal, loan.currency)),
+        h("td", { class: "num" }, money(outstanding(loan), loan.currency)),
+        h("td", { class: "num" }, loan.days_past_due),
+        h("td", {}, when(loan.next_due_at)))), "No loans yet.", 7);
+  }
+
+  // A bar per delinquency bucket (loan count), coloured by severity; the amount is in each bar's tooltip.
+  function drawBuckets(container, buckets, currency) {
+    const width = 460, height = 200, top = 22, bottom = 34, left = 10;
+    const band = (width - left * 2) / buckets.length;
+    const most = Math.max(1, ...buckets.map((b) => b.count));
+    const chart = s("svg", { viewBox: `0 0 ${width} ${height}`, width: "100%", role: "img",
+      "aria-label": "Running loans by days past due" });
+    chart.append(s("line", { class: "axis", x1: left, x2: width - left, y1: height - bottom, y2: height - bottom }));
+    buckets.forEach((bucket, i) => {
+      const barHeight = Math.round(((height - top - bottom) * bucket.count) / most);
+      const x = left + i * band + band * 0.2;
+      const severity = bucket.min_days === 0 ? "" : bucket.min_days < 30 ? " late" : " severe";
+      chart.append(
+        s("rect", { class: `bar${severity}`, "data-bucket": bucket.name, "data-count": bucket.count, x,
+          y: height - bottom - barHeight, width: band * 0.6, height: barHeight },
+          s("title", {}, `${bucket.name} days: ${loansCount(bucket.count)}, ${money(bucket.outstanding, currency)}`)),
+        s("text", { x: x + band * 0.3, y: height - bottom - barHeight - 6, "text-anchor": "middle" }, bucket.count),
+        s("text", { x: x + band * 0.3, y: height - bottom + 16, "text-anchor": "middle" },
+          bucket.name === "current" ? "current" : `${bucket.name} d`));
+    });
+    container.replaceChildren(chart);
+  }
+
+  async function renderLoan(gen, id) {
+    const loan = await api(`/v1/audit/loans/${id}`);
+    if (gen !== generation) return;
+    show("view-loan");
+    $("#loan-title").replaceChildren(`Loan #${loan.id} `, state(loan.status));
+    document.body.dataset.loanId = loan.id;
+    const c = loan.currency;
+    facts($("#loan-facts"), [
+      ["Borrower", borrowerLink(loan.borrower)],
+      ["Principal", money(loan.principal, c)],
+      ["Terms", `${(loan.annual_rate_bps / 100).toFixed(2)}% a year, ${loan.amortization}, ` +
+        `${loan.installments} × ${Math.round(loan.interval / 86400)} days`],
+      ["Requested", when(loan.requested_at)],
+      ["Disbursed", when(loan.disbursed_at)],
+      ["Closed", when(loan.closed_at)],
+      ["Installments paid", `${loan.paid_installments} of ${loan.installments}`],
+      ["Next due", when(loan.next_due_at)],
+      ["Days past due", loan.days_past_due],
+      ["Repaid", `${money(loan.principal_repaid, c)} principal, ${money(loan.interest_paid, c)} interest, ` +
+        `${money(loan.late_fee_paid, c)} late fees, ${money(loan.penalty_paid, c)} penalty`],
+      ["Outstanding", money(outstanding(loan), c)],
+      ["Written off", money(loan.principal_written_off, c)],
+    ]);
+    fill($("#timeline tbody"), loan.events.map((event) =>
+      h("tr", { "data-event": event.name },
+        h("td", { class: "event-name" }, event.name),
+        h("td", { class: "num" }, event.block_number),
+        h("td", {}, when(event.block_time)),
+        h("td", { class: "hash" }, event.tx_hash),
+        h("td", { class: "args" }, JSON.stringify(event.args, null, 1)))), "No events indexed.", 5);
+    fill($("#loan-payments tbody"), loan.payments.map((p) =>
+      h("tr", { "data-kind": p.kind },
+        h("td", {}, p.kind), h("td", { class: "num" }, money(p.amount, c)),
+        h("td", { class: "num" }, money(p.principal, c)), h("td", { class: "num" }, money(p.interest, c)),
+        h("td", { class: "num" }, money(p.late_fee, c)), h("td", { class: "num" }, money(p.penalty, c)),
+        h("td", {}, when(p.paid_at)), h("td", { class: "hash" }, p.tx_hash))), "No payments.", 8);
+
+    // The check recomputes the loan from its events and compares with the node: slower, so drawn after.
+    const badge = $("#loan-verify");
+    badge.className = "badge";
+    badge.textContent = "checking…";
+    delete badge.dataset.ok;
+    $("#loan-verify-details").replaceChildren();
+    let result;
+    try {
+      result = await api(`/v1/audit/verify/state?loan_id=${id}`);
+    } catch (error) {
+      result = { ok: false, checked: 0, details: [`the check could not run: ${error.message}`] };
+    }
+    if (gen !== generation) return;
+    badge.className = `badge ${result.ok ? "ok" : "bad"}`;
+    badge.textContent = result.ok ? "pass: matches the chain" : "FAIL";
+    badge.dataset.ok = result.ok;
+    $("#loan-verify-details").replaceChildren(...result.details.map((line) => h("li", {}, line)));
+  }
+
+  async function renderBorrower(gen, address) {
+    const [borrower, loans] = await Promise.all([
+      api(`/v1/audit/borrowers/${address}`),
+      allPages("/v1/audit/loans", "loans", { borrower: address }),
+    ]);
+    if (gen !== generation) return;
+    show("view-borrower");
+    const currency = loans.length ? loans[0].currency : null; // limits are in the book's minor units
+    $("#borrower-title").textContent = `Borrower ${borrower.address}`;
+    facts($("#borrower-facts"), [
+      ["Address", h("span", { class: "mono" }, borrower.address)],
+      ["Identity commitment",
+        h("span", { class: "mono", id: "borrower-commitment" }, borrower.identity_commitment || "—")],
+      ["Registered", borrower.registered ? `yes, since ${when(borrower.registered_at)}` : "no"],
+      ["KYC expires", when(borrower.kyc_expires_at)],
+      ["Revoked", borrower.revoked ? `yes: ${borrower.revoked_reason || "no reason given"}` : "no"],
+      ["Score", borrower.score === null ? "—"
+        : `${borrower.score} (model ${borrower.model_version}, ${when(borrower.score_updated_at)})`],
+      ["Credit limit", borrower.credit_limit === null ? "—" : money(borrower.credit_limit, currency)],
+    ]);
+    fill($("#score-history tbody"), borrower.score_history.map((score) =>
+      h("tr", {}, h("td", { class: "num" }, score.score),
+        h("td", { class: "num" }, money(score.credit_limit, currency)),
+        h("td", { class: "num" }, score.model_version), h("td", { class: "num" }, score.report_id),
+        h("td", { class: "num" }, score.block_number), h("td", {}, when(score.block_time)),
+        h("td", { class: "hash" }, score.tx_hash))), "No scores.", 7);
+    fill($("#borrower-loans tbody"), loans.map((loan) =>
+      h("tr", { "data-loan-id": loan.id, "data-status": loan.status },
+        h("td", { class: "num" }, h("a", { href: `#/loans/${loan.id}` }, `#${loan.id}`)),
+        h("td", {}, state(loan.status)), h("td", { class: "num" }, money(loan.principal, loan.currency)),
+        h("td", { class: "num" }, money(outstanding(loan), loan.currency)),
+        h("td", { class: "num" }, loan.days_past_due))), "No loans.", 5);
+  }
+
+  async function route() {
+    const gen = ++generation;
+    document.body.dataset.state = "loading";
+    if (!session) {
+      renderSignIn();
+      document.body.dataset.state = "ready";
+      return;
+    }
+    $("#who").hidden = false;
+    $("#who-address").textContent = session.address;
+    $("#who-roles").textContent = session.roles.join(", ");
+    if (!session.roles.some((role) => READ_ALL.includes(role))) {
+      show("view-forbidden");
+      $("#forbidden-text").textContent = `${session.address} holds the roles ${session.roles.join(", ") || "none"}; ` +
+        `the dashboard needs one of ${READ_ALL.join(", ")}.`;
+      document.body.dataset.state = "ready";
+      return;
+    }
+    const hash = location.hash || "#/";
+    let match;
+    try {
+      if ((match = hash.match(/^#\/loans\/(\d+)$/))) await renderLoan(gen, Number(match[1]));
+      else if ((match = hash.match(/^#\/borrowers\/(0x[0-9a-fA-F]{40})$/))) await renderBorrower(gen, match[1]);
+      else await renderPortfolio(gen);
+    } catch (error) {
+      if (gen !== generation) return;
+      if (error.status === 401) return signOut(`Signed out: ${error.message}`);
+      notice(error.message);
+    }
+    if (gen === generation) document.body.dataset.state = "ready";
+  }
+
+  async function start() {
+    $("#wallet-login").addEventListener("click", walletLogin);
+    $("#dev-form").addEventListener("submit", devLogin);
+    $("#sign-out").addEventListener("click", () => signOut());
+    window.addEventListener("hashchange", route);
+    const saved = sessionStorage.getItem(TOKEN_KEY);
+    if (saved) {
+      session = JSON.parse(saved);
+      try { // roles may have changed on-chain since the page was last open
+        const me = await api("/v1/auth/me");
+        session.roles = me.roles;
+      } catch {
+        session = null;
+        sessionStorage.removeItem(TOKEN_KEY);
+      }
+    }
+    route();
+  }
+
+  // For the browser test and the curious: the pieces that must agree with the server bit for bit.
+  window.LoanLedgerDashboard = {
+    checksumAddress, keccak256Hex: (text) => toHex(keccak256(utf8(text))), siweMessage, money,
+  };
+  document.addEventListener("DOMContentLoaded", start);
+})();

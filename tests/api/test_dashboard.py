@@ -1,0 +1,373 @@
+"""The dashboard in a real headless Chromium (Debian's /usr/bin/chromium, driven by Playwright; nothing
+downloads a browser) against the API served by uvicorn on a real port, with loans driven on-chain and
+indexed by the real indexer. And the development login's refusals, over HTTP.
+
+Without /usr/bin/chromium the browser tests skip, saying so; CI installs it and sets
+LOANLEDGER_REQUIRE_BROWSER, so there a missing browser fails instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from fastapi.testclient import TestClient
+from web3 import Web3
+
+from api.auth import siwe_message
+from api.sdk import LoanLedgerClient
+from ledger.indexer import EventDecoder
+from ledger.manifest import ROOT
+
+CHROMIUM = Path("/usr/bin/chromium")
+DAY = 86_400
+PRINCIPAL = 120_000  # the driver's product: three 30-day annuity installments
+SCREENSHOTS = ROOT / "var"
+TIMEOUT_MS = 15_000
+
+
+def send(w3, fn, sender: str):
+    receipt = w3.eth.wait_for_transaction_receipt(fn.transact({"from": sender}))
+    assert receipt.status == 1
+    return receipt
+
+
+# ---------------------------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture
+def dev_api(api):
+    """The API with the development login on (the route reads the context's settings on every request)."""
+    app, context = api
+    context.settings = replace(context.settings, dev_login=True)
+    return app, context
+
+
+def local_client(app, host: str = "127.0.0.1", base_url: str = "http://127.0.0.1:8000") -> TestClient:
+    """A TestClient whose requests come from `host` (the ASGI scope's client) and name `base_url`'s Host."""
+    return TestClient(app, base_url=base_url, client=(host, 50_000))
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """A headless Debian Chromium; skips (fails under LOANLEDGER_REQUIRE_BROWSER) when there is none."""
+    required = bool(os.environ.get("LOANLEDGER_REQUIRE_BROWSER"))
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        if required:
+            pytest.fail("LOANLEDGER_REQUIRE_BROWSER is set but playwright is not installed (pip install -e .[test])")
+        pytest.skip("playwright is not installed (pip install -e .[test])")
+    if not CHROMIUM.exists():
+        if required:
+            pytest.fail(f"LOANLEDGER_REQUIRE_BROWSER is set but {CHROMIUM} is missing (apt-get install chromium)")
+        pytest.skip(f"no browser at {CHROMIUM}: apt-get install chromium (Debian's) to run the dashboard tests")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        yield browser
+        browser.close()
+
+
+class Tab:
+    """A fresh browser context and page that records console errors, page errors and every URL requested."""
+
+    def __init__(self, browser, base_url: str):
+        self.base_url = base_url
+        self.context = browser.new_context(viewport={"width": 1280, "height": 900})
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(TIMEOUT_MS)
+        self.errors: list[str] = []
+        self.requests: list[str] = []
+        self.page.on("console", lambda m: self.errors.append(f"console: {m.text}") if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
+        self.page.on("request", lambda r: self.requests.append(r.url))
+
+    def open(self, path: str = "/dashboard") -> None:
+        response = self.page.goto(self.base_url + path)
+        assert response.status == 200
+        self.wait_ready("signin")
+
+    def wait_ready(self, view: str) -> None:
+        self.page.wait_for_selector(f"body[data-view='{view}'][data-state='ready']")
+
+    def dev_login(self, address: str) -> None:
+        self.page.fill("#dev-address", address)
+        self.page.click("#dev-form button[type=submit]")
+
+    def assert_clean(self) -> None:
+        assert self.errors == []
+        foreign = [url for url in self.requests if not url.startswith(self.base_url + "/") and url != "data:,"]
+        assert foreign == [], "the page fetched something from outside the API"
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def tab(chromium, served):
+    opened = Tab(chromium, served)
+    yield opened
+    opened.close()
+
+
+def _loan(driver, account, report_id: int, ref: bytes) -> int:
+    driver.register(account)
+    driver.score(account, report_id=report_id)
+    loan_id = driver.request(account)
+    driver.approve(loan_id)
+    driver.disburse(loan_id, PRINCIPAL, ref)
+    return loan_id
+
+
+@pytest.fixture
+def book(dev_api, w3, stack, keys, driver) -> dict[str, int]:
+    """Loans in six states, as of chain time T = t0 + 121 days:
+
+    - Repaid:     alice, paid off at once
+    - Active:     bob, installment 1 paid at t0 + 30 d, installment 2 (due t0 + 60 d) unpaid: 61 days past due
+    - Defaulted:  carol, nothing paid, declared in default at T (121 days past due)
+    - WrittenOff: dave, nothing paid, defaulted and written off at T
+    - Requested, Approved: never disbursed
+    """
+    _, context = dev_api
+    operator = keys["operator"].address
+    ids = {"Repaid": _loan(driver, keys["alice"], 1, b"payout-repaid")}
+    driver.repay(ids["Repaid"], driver.payoff(ids["Repaid"]), b"payoff-repaid")
+    ids["Active"] = _loan(driver, keys["bob"], 2, b"payout-active")
+    ids["Defaulted"] = _loan(driver, keys["carol"], 3, b"payout-defaulted")
+    ids["WrittenOff"] = _loan(driver, keys["dave"], 4, b"payout-written-off")
+    driver.advance(30 * DAY)
+    due = stack.book.functions.amountDue(ids["Active"], driver.now).call()
+    driver.repay(ids["Active"], sum(due[:4]), b"active-installment-1")
+    driver.advance(91 * DAY)
+    send(w3, stack.book.functions.declareDefault(ids["Defaulted"]), operator)
+    send(w3, stack.book.functions.declareDefault(ids["WrittenOff"]), operator)
+    send(w3, stack.book.functions.writeOff(ids["WrittenOff"]), operator)
+    waiting = [Account.create(), Account.create()]
+    for n, account in enumerate(waiting):
+        driver.register(account)
+        driver.score(account, report_id=5 + n)
+    ids["Requested"] = driver.request(waiting[0])
+    ids["Approved"] = driver.request(waiting[1])
+    driver.approve(ids["Approved"])
+    assert context.wait_indexed(w3.eth.block_number)
+    return ids
+
+
+@pytest.fixture
+def auditor(served, keys) -> LoanLedgerClient:
+    """A fresh key the admin admitted through the API (over the real port); it holds no other role."""
+    account = Account.create()
+    admin = LoanLedgerClient(served, keys["admin"])
+    admin.login()
+    admin.add_auditor(account.address)
+    client = LoanLedgerClient(served, account)
+    client.login()
+    assert client.me()["roles"] == ["auditor"]
+    return client
+
+
+def _chain_events(w3, stack, loan_id: int) -> list[tuple[str, int, str]]:
+    """(name, block, tx hash) of every LoanBook event of the loan, read from the node, in chain order."""
+    decoder = EventDecoder(w3, stack.manifest)
+    raw = w3.eth.get_logs({"fromBlock": stack.manifest.start_block, "toBlock": w3.eth.block_number,
+                           "address": decoder.addresses})
+    logs = [decoder.decode(log) for log in raw]
+    return [(log.name, log.block_number, log.tx_hash) for log in logs
+            if log.contract == "LoanBook" and log.args.get("loanId") == loan_id]
+
+
+def _table(page, selector: str, *attributes: str) -> list[tuple[str, ...]]:
+    return [tuple(row.get_attribute(a) for a in attributes) for row in page.query_selector_all(selector)]
+
+
+# ---------------------------------------------------------------------------------------------- the page in Chromium
+
+
+def test_an_auditor_reads_the_book_and_a_loan_timeline(dev_api, w3, stack, book, auditor, tab):
+    page = tab.page
+    tab.open()
+    assert page.is_visible("#dev-card")
+    tab.dev_login(auditor.account.address)
+    tab.wait_ready("portfolio")
+    assert page.text_content("#who-address") == auditor.account.address
+    assert page.text_content("#who-roles") == "auditor"
+
+    # Every loan once, in its state (the chain's, through the index).
+    rows = _table(page, "#loans-table tbody tr", "data-loan-id", "data-status")
+    assert sorted((int(i), s) for i, s in rows) == sorted((i, s) for s, i in book.items())
+    # Loans by state, and the report's figures as the API computes them.
+    report = auditor.audit("report/portfolio")
+    assert _table(page, "#by-status tbody tr", "data-status", "data-count") == \
+           [(t["status"], str(t["count"])) for t in report["by_status"] if t["count"]]
+    assert {s for s, _ in _table(page, "#by-status tbody tr", "data-status", "data-count")} == set(book)
+    assert page.text_content("#stat-loans .value") == str(len(book))
+    par30 = next(p for p in report["portfolio_at_risk"] if p["days"] == 30)
+    assert par30["count"] == 2  # bob (61 days) and carol (121 days)
+    assert page.text_content("#stat-par30 .value") == f"{par30['ratio'] * 100:.2f}%"
+    assert page.text_content("#stat-outstanding .value") == \
+           f"{report['outstanding_principal'] // 100:,}.{report['outstanding_principal'] % 100:02d} CNY"
+    # The delinquency chart: one bar per bucket, heights from the counts.
+    bars = _table(page, "#buckets-chart svg rect.bar", "data-bucket", "data-count")
+    assert bars == [(b["name"], str(b["count"])) for b in report["delinquency"]]
+    assert dict(bars)["60-89"] == "1" and dict(bars)["90+"] == "1"
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
+
+    # A click opens the late loan's timeline: every event of the loan, as on the node.
+    loan_id = book["Active"]
+    page.click(f"#loans-table tbody tr[data-loan-id='{loan_id}'] td:nth-child(3)")  # the row, not its link
+    tab.wait_ready("loan")
+    assert page.text_content("#loan-title") == f"Loan #{loan_id} Active"
+    expected = _chain_events(w3, stack, loan_id)
+    assert [name for name, _, _ in expected][:3] == ["LoanRequested", "LoanApproved", "LoanDisbursed"]
+    timeline = page.query_selector_all("#timeline tbody tr")
+    shown = [(row.query_selector("td.event-name").text_content(),
+              int(row.query_selector("td:nth-child(2)").text_content()),
+              row.query_selector("td.hash").text_content()) for row in timeline]
+    assert shown == expected
+    # Arguments as decoded by the indexer; time as the block's.
+    detail = auditor.audit(f"loans/{loan_id}")
+    first = page.query_selector("#timeline tbody tr")
+    assert json.loads(first.query_selector("td.args").text_content()) == detail["events"][0]["args"]
+    assert first.query_selector("td:nth-child(3)").text_content().startswith(
+        datetime.fromtimestamp(detail["events"][0]["block_time"], UTC).strftime("%Y-%m-%d %H:%M:%S"))
+    assert _table(page, "#loan-payments tbody tr", "data-kind") == [("disbursement",), ("repayment",)]
+    # Its verification: the state recomputed from events matches the node.
+    page.wait_for_selector("#loan-verify[data-ok]")
+    assert page.get_attribute("#loan-verify", "data-ok") == "true"
+    page.screenshot(path=str(SCREENSHOTS / "dashboard-loan.png"), full_page=True)
+
+    # The borrower's page: pseudonymous, with the score history and the loans.
+    page.click("#loan-facts a")
+    tab.wait_ready("borrower")
+    borrower = auditor.audit(f"borrowers/{Web3.to_checksum_address(stack.book.functions.loanOf(loan_id).call()[1])}")
+    assert page.text_content("#borrower-commitment") == borrower["identity_commitment"]
+    assert len(page.query_selector_all("#score-history tbody tr")) == len(borrower["score_history"]) == 1
+    assert _table(page, "#borrower-loans tbody tr", "data-loan-id") == [(str(loan_id),)]
+    tab.assert_clean()
+
+
+def test_a_wallet_signs_in_with_the_message_the_server_builds(dev_api, served, auditor, tab):
+    """A stand-in for window.ethereum that signs in Python: the page checksums the wallet's lower-case
+    address (EIP-55 needs Keccak-256, written in the page), builds the SIWE message, and the real
+    /v1/auth/login accepts it."""
+    _, context = dev_api
+    account = auditor.account
+    signed: list[str] = []
+
+    def personal_sign(data: str, address: str) -> str:
+        assert address == account.address.lower()
+        message = bytes.fromhex(data.removeprefix("0x")).decode()
+        signed.append(message)
+        return account.sign_message(encode_defunct(text=message)).signature.to_0x_hex()
+
+    tab.page.expose_function("testWalletSign", personal_sign)
+    tab.page.add_init_script("""window.ethereum = {request: async ({method, params}) => {
+        if (method === "eth_requestAccounts") return [%s];
+        if (method === "personal_sign") return await window.testWalletSign(params[0], params[1]);
+        throw new Error("unsupported " + method);
+    }};""" % json.dumps(account.address.lower()))
+    tab.open()
+    tab.page.click("#wallet-login")
+    tab.wait_ready("portfolio")
+    assert tab.page.text_content("#who-address") == account.address
+    assert tab.page.text_content("#who-roles") == "auditor"
+
+    [message] = signed
+    times = dict(re.findall(r"^(Issued At|Expiration Time): (\S+)$", message, re.M))
+    nonce = re.search(r"^Nonce: (\S+)$", message, re.M).group(1)
+    domain = context.settings.siwe_domain
+    expected = siwe_message(domain, f"http://{domain}", account.address, context.w3.eth.chain_id, nonce)
+    expected = re.sub(r"^(Issued At|Expiration Time): \S+$", lambda m: f"{m.group(1)}: {times[m.group(1)]}",
+                      expected, flags=re.M)
+    assert message == expected
+    # The page's EIP-55 against web3's, on addresses whose hashes differ everywhere.
+    for address in [Account.create().address for _ in range(5)]:
+        assert tab.page.evaluate("a => LoanLedgerDashboard.checksumAddress(a)", address.lower()) == address
+    tab.assert_clean()
+
+
+def test_a_borrower_signed_in_is_told_there_is_no_audit_access(dev_api, keys, driver, tab):
+    driver.register(keys["alice"])
+    tab.open()
+    tab.dev_login(keys["alice"].address)
+    tab.wait_ready("forbidden")
+    assert "borrower" in tab.page.text_content("#forbidden-text")
+    assert not [url for url in tab.requests if "/v1/audit/" in url]
+    tab.assert_clean()
+
+
+# ---------------------------------------------------------------------------------------------- over HTTP
+
+
+def test_the_page_and_its_files_are_served_with_a_same_origin_policy(api):
+    http = local_client(api[0])
+    page = http.get("/dashboard")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    policy = page.headers["content-security-policy"]
+    assert "connect-src 'self'" in policy and "script-src 'self'" in policy and "http" not in policy
+    # Everything the page loads is on this origin.
+    linked = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert linked and all(url.startswith(("/", "#", "data:")) for url in linked)
+    for url in linked:
+        if url.startswith("/"):
+            assert http.get(url).status_code == 200, url
+    assert http.get("/dashboard/static/dashboard.js").headers["content-type"].startswith("text/javascript")
+    for name in ("nothing.js", "..%2Fdashboard.py", "dashboard.html%00.js"):
+        response = http.get(f"/dashboard/static/{name}")
+        assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+
+
+def test_dev_login_is_off_unless_enabled(api, keys):
+    app, context = api
+    assert context.settings.dev_login is False
+    response = local_client(app).post("/v1/auth/dev-login", json={"address": keys["admin"].address})
+    assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+    # Not in the API's schema either.
+    assert "/v1/auth/dev-login" not in app.openapi()["paths"]
+
+
+@pytest.mark.parametrize(("client", "base_url"), [
+    ("203.0.113.7", "http://127.0.0.1:8000"),      # a remote client
+    ("10.0.0.5", "http://localhost:8000"),
+    ("testclient", "http://127.0.0.1:8000"),       # not an address at all
+    ("127.0.0.1", "http://evil.example:8000"),     # a page that rebinds its DNS name to 127.0.0.1
+    ("127.0.0.1", "http://10.0.0.5:8000"),
+])
+def test_dev_login_refuses_anything_but_loopback(dev_api, keys, client, base_url):
+    http = local_client(dev_api[0], client, base_url)
+    for body in ({"address": keys["admin"].address}, {"address": "not an address"}, {}):
+        response = http.post("/v1/auth/dev-login", json=body)
+        assert response.status_code == 404, (body, response.text)  # refused before the body is even read
+
+
+@pytest.mark.parametrize("client", ["127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1"])
+def test_dev_login_gives_the_chain_roles_only(dev_api, keys, driver, client):
+    app, context = dev_api
+    http = local_client(app, client, "http://localhost:8000")
+    driver.register(keys["alice"])
+
+    def login(address: str) -> dict:
+        response = http.post("/v1/auth/dev-login", json={"address": address})
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    borrower = login(keys["alice"].address.lower())
+    assert borrower["address"] == keys["alice"].address and borrower["roles"] == ["borrower"]
+    headers = {"authorization": f"Bearer {borrower['token']}"}
+    assert http.get("/v1/auth/me", headers=headers).json()["roles"] == ["borrower"]
+    denied = http.get("/v1/audit/loans", headers=headers)
+    assert denied.status_code == 403 and denied.json()["error"]["code"] == "forbidden"
+
+    assert login(Account.create().address)["roles"] == ["applicant"]
+    assert "operator" in login(keys["operator"].address)["roles"]
+    bad = http.post("/v1/auth/dev-login", json={"address": "0x1234"})
+    assert bad.status_code == 422
