@@ -11,6 +11,7 @@ import json
 import os
 from pathlib import Path
 
+import httpx
 import typer
 from eth_account import Account
 from rich.console import Console
@@ -200,6 +201,30 @@ def register(app: typer.Typer) -> None:
             table.add_row(str(loan["id"]), loan["status"], f"{loan['principal']:,}", f"{loan['principal_repaid']:,}",
                           str(loan["next_due_at"] or "-"), str(loan["days_past_due"]))
         console.print(table)
+
+    @app.command("credit")
+    def credit(wallet: str = WALLET, api: str = API, as_json: bool = JSON) -> None:
+        """Your credit score and limit, as the credit oracle holds them."""
+        _print(_call(_client(wallet, api).credit), as_json)
+
+    @app.command("pay")
+    def pay(loan_id: int = typer.Argument(..., min=1), amount: int = typer.Option(None, "--amount", min=1,
+                                                                               help="Default: what is due now."),
+            wallet: str = WALLET, api: str = API) -> None:
+        """Pay over the payment rail, as your payment app would (the rail's webhook gets it credited)."""
+        instructions = _call(_client(wallet, api).repayment_instructions, loan_id)
+        body = {**instructions["body"], **({"amount": amount} if amount else {})}
+        if not body["amount"]:
+            raise _fail("nothing is due now; pass --amount to pay ahead (at most the payoff, "
+                        f"{instructions['payoff_now']:,})")
+        try:
+            response = httpx.post(f"{instructions['rail_url']}/v1/collections", json=body, timeout=30)
+        except httpx.HTTPError as exc:
+            raise _fail(f"the payment rail at {instructions['rail_url']} does not answer: {exc}") from None
+        if response.status_code >= 300:
+            raise _fail(f"the payment rail refused: {response.status_code} {response.text[:200]}")
+        console.print(f"paid {body['amount']:,} {body['currency']} (rail reference {response.json()['reference']}); "
+                      "it shows in `loanledger loans` once confirmed on-chain")
 
     @app.command("due")
     def due(loan_id: int = typer.Argument(..., min=1), wallet: str = WALLET, api: str = API,

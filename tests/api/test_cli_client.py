@@ -51,6 +51,12 @@ def test_a_borrower_from_new_wallet_to_a_loan_on_the_command_line(run, api, tmp_
     assert [(loan["id"], loan["status"], loan["principal"]) for loan in loans] == [(1, "Requested", 100_000)]
     code, out = run("due", "1", "--json")
     assert code == 0 and json.loads(out)["payoff"] == 0  # nothing owed before payout
+    code, out = run("credit", "--json")
+    assert code == 0 and json.loads(out)["outstanding_principal"] == 0  # requested, not yet approved
+    code, out = run("pay", "1")
+    assert code == 1 and "nothing is due now" in out
+    code, out = run("pay", "1", "--amount", "5000")
+    assert code == 1 and "does not answer" in out  # this test's rail URL points nowhere
 
 
 def test_wrong_passphrase_bad_code_and_no_api_are_one_line_errors(run, tmp_path, api):
