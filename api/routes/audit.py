@@ -454,10 +454,22 @@ def portfolio_report(request: Request, _: Auditor,
     context = _ctx(request)
     as_of = context.chain_time()
     indexed = context.indexed_block()
+    # The report is a function of the read model (which changes only when the indexer's cursor moves)
+    # and of chain time: the last one is reused until either moves.
+    key = (indexed, as_of, currency)
+    if not hasattr(request.app.state, "last_portfolio"):
+        request.app.state.last_portfolio = {}
+    last: dict[tuple, PortfolioOut] = request.app.state.last_portfolio
+    cached = last.get(key)
+    if cached is not None:
+        return cached
     with context.sessions() as session:
         code = report_currency(session, currency)
         figures = load_figures(session, code)
-    return portfolio(figures, as_of, indexed_block=indexed, currency=code)
+    report = portfolio(figures, as_of, indexed_block=indexed, currency=code)
+    last.clear()
+    last[key] = report
+    return report
 
 
 def _artifacts(context) -> dict[str, dict]:

@@ -183,10 +183,17 @@ def write_off(loan_id: LoanIdPath, request: Request, idempotency_key: str | None
 
 @router.post("/loans/{loan_id}/declare-default", response_model=TxOut, responses=ERRORS,
              summary="Declare a loan in default once it is past its threshold")
-def declare_default(loan_id: LoanIdPath, request: Request, who: Principal = Depends(require("operator"))) -> TxOut:
+def declare_default(loan_id: LoanIdPath, request: Request, idempotency_key: str | None = Header(None),
+                    who: Principal = Depends(require("operator"))):
     context = _ctx(request)
-    receipt = context.signer("operator").transact(context.bindings.book.functions.declareDefault(loan_id))
-    return _logged(request, who, "loan.declare_default", {"loan_id": loan_id}, receipt)
+
+    def action():
+        receipt = context.signer("operator").transact(context.bindings.book.functions.declareDefault(loan_id))
+        context.wait_indexed(receipt["blockNumber"])
+        return 200, _logged(request, who, "loan.declare_default", {"loan_id": loan_id}, receipt)
+
+    return idempotency.run_once(context, who.address, idempotency_key,
+                                f"POST /v1/operator/loans/{loan_id}/declare-default", {}, action)
 
 
 @router.get("/policy", response_model=PolicyOut, responses=ERRORS, summary="The automatic approval policy")

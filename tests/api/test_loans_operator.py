@@ -189,3 +189,19 @@ def test_health_readiness_metrics_and_request_ids(api, http, borrower):
     metrics = http.get("/metrics").text
     assert 'loanledger_http_requests_total{method="GET",route="/v1/loans",status="200"}' in metrics
     assert Web3.is_address(borrower.account.address)
+
+
+def test_default_declared_then_written_off_through_the_api(api, operator, borrower, driver, stack, terms):
+    loan_id = borrower.apply(terms)["loan_id"]
+    driver.approve(loan_id)
+    driver.disburse(loan_id, terms["principal"], b"payout-default")
+    early = _error(operator._request, "POST", f"/v1/operator/loans/{loan_id}/declare-default",
+                   idempotency_key="default-early")
+    assert (early.status, early.code) == (409, "loan_book_not_in_default")
+    driver.advance(121 * DAY)  # 91 days past the first due date
+    first = operator._request("POST", f"/v1/operator/loans/{loan_id}/declare-default", idempotency_key="d-1")
+    again = operator._request("POST", f"/v1/operator/loans/{loan_id}/declare-default", idempotency_key="d-1")
+    assert first == again and stack.book.functions.loanOf(loan_id).call()[2] == 7  # Defaulted, once
+    operator.write_off(loan_id)
+    assert stack.book.functions.loanOf(loan_id).call()[2] == 8  # WrittenOff
+    assert borrower.loan(loan_id)["status"] == "WrittenOff"
