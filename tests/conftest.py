@@ -141,13 +141,18 @@ class LoanDriver:
         send(self.w3, self.stack.book.functions.confirmRepayment(loan_id, ref.ljust(32, b"\0"), amount, self.now),
              self.keys["oracle"].address)
 
+    def send(self, fn, sender: LocalAccount):
+        """Any contract call from one of the test accounts; fails the test if it reverts."""
+        return send(self.w3, fn, sender.address)
+
     def payoff(self, loan_id: int) -> int:
         return self.stack.book.functions.payoffAmount(loan_id, self.now).call()
 
-    def active_loan(self, borrower: LocalAccount, terms: LoanTerms = TERMS, ref: bytes = b"payout-1") -> int:
-        """Registered, scored, requested, approved and disbursed."""
+    def active_loan(self, borrower: LocalAccount, terms: LoanTerms = TERMS, ref: bytes = b"payout-1",
+                    report_id: int = 1) -> int:
+        """Registered, scored (each score report in a test needs a new `report_id`), requested, approved, disbursed."""
         self.register(borrower)
-        self.score(borrower)
+        self.score(borrower, report_id=report_id)
         loan_id = self.request(borrower, terms)
         self.approve(loan_id)
         self.disburse(loan_id, terms.principal, ref)

@@ -26,54 +26,92 @@ CONTRACT_ROLES = {"operator": "OPERATOR_ROLE", "oracle": "ORACLE_ROLE", "pauser"
                   "admin": "DEFAULT_ADMIN_ROLE", "score_signer": "SCORE_SIGNER_ROLE"}
 
 
+# Anvil's well-known accounts, as in the other examples.
+_BOB = "0x976EA74026E726554dB657fA54763abd0C3a0aa9"
+_SIGNER = "0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65"
+_NEW_SIGNER = "0x14dC79964da2C08b23698B3D3cc7Ca32193d9955"
+_AUDITOR = "0x23618e81E3f5cdF7f54C3d65f7FBc0aBf5B21E8f"
+
+
 class ReasonIn(BaseModel):
     reason: str = Field(min_length=1, max_length=32, description="at most 32 bytes; stored on-chain")
+
+    model_config = {"json_schema_extra": {"examples": [{"reason": "income_unverified"}]}}
 
 
 class Decision(BaseModel):
     loan_id: int
-    decision: str
+    decision: str = Field(description="approved, or rejected:<reason> (stale_score, over_limit, not_eligible)")
     block_number: int
+
+    model_config = {"json_schema_extra": {"examples": [
+        {"loan_id": 1, "decision": "approved", "block_number": 117},
+        {"loan_id": 2, "decision": "rejected:over_limit", "block_number": 121}]}}
 
 
 class PolicyIn(BaseModel):
-    auto_approve: bool
+    auto_approve: bool = Field(description="approve each application as it arrives, if the loan book allows")
+
+    model_config = {"json_schema_extra": {"examples": [{"auto_approve": True}]}}
 
 
 class PolicyOut(BaseModel):
     auto_approve: bool
+
+    model_config = {"json_schema_extra": {"examples": [{"auto_approve": True}]}}
 
 
 class RoleIn(BaseModel):
     role: str = Field(pattern="^(operator|oracle|pauser|admin|score_signer)$")
     account: str = Field(pattern=ADDRESS)
     contracts: list[str] = Field(default_factory=lambda: ["BorrowerRegistry", "CreditOracle", "LoanBook",
-                                                          "ActionLogAnchor"])
+                                                          "ActionLogAnchor"],
+                                 description="where to grant or revoke; a contract without that role is skipped")
+
+    model_config = {"json_schema_extra": {"examples": [{
+        "role": "operator", "account": _BOB,
+        "contracts": ["BorrowerRegistry", "CreditOracle", "LoanBook", "ActionLogAnchor"]}]}}
 
 
 class RoleChange(BaseModel):
     role: str
     account: str
-    transactions: list[TxOut]
+    transactions: list[TxOut] = Field(description="one per contract changed (none if it already was so)")
+
+    model_config = {"json_schema_extra": {"examples": [{
+        "role": "operator", "account": _BOB,
+        "transactions": [{"tx_hash": "0x47bb006c91539ecb9ba52283ff2cf92af350004d720305f9f6a019b073a950b7",
+                          "block_number": 130},
+                         {"tx_hash": "0xe65d30637b95eb7d242982822f73fa9a9fb557f9f89feb65f9c9c4e04bf31725",
+                          "block_number": 131}]}]}}
 
 
 class SignerRotationIn(BaseModel):
-    old: str = Field(pattern=ADDRESS)
-    new: str = Field(pattern=ADDRESS)
+    old: str = Field(pattern=ADDRESS, description="the score signer to retire")
+    new: str = Field(pattern=ADDRESS, description="the score signer to admit")
+
+    model_config = {"json_schema_extra": {"examples": [{"old": _SIGNER, "new": _NEW_SIGNER}]}}
 
 
 class AuditorIn(BaseModel):
     address: str = Field(pattern=ADDRESS)
 
+    model_config = {"json_schema_extra": {"examples": [{"address": _AUDITOR}]}}
+
 
 class AuditorList(BaseModel):
     auditors: list[str]
+
+    model_config = {"json_schema_extra": {"examples": [{"auditors": [_AUDITOR]}]}}
 
 
 class PayoutOut(BaseModel):
     loan_id: int
     ordered: bool
-    rail_reference: str | None = None
+    rail_reference: str | None = Field(None, description="the payment rail's reference for the payout order")
+
+    model_config = {"json_schema_extra": {"examples": [{
+        "loan_id": 1, "ordered": True, "rail_reference": "PAY-00000001-3f9a2c"}]}}
 
 
 def _ctx(request: Request):
@@ -137,16 +175,8 @@ def approve(loan_id: LoanIdPath, request: Request, idempotency_key: str | None =
 @router.post("/loans/{loan_id}/reject", response_model=TxOut, responses=ERRORS, summary="Reject an application")
 def reject(loan_id: LoanIdPath, body: ReasonIn, request: Request, idempotency_key: str | None = Header(None),
            who: Principal = Depends(require("operator"))):
-    context = _ctx(request)
-
-    def action():
-        receipt = context.signer("operator").transact(
-            context.bindings.book.functions.reject(loan_id, reason_bytes(body.reason)))
-        context.wait_indexed(receipt["blockNumber"])
-        return 200, _logged(request, who, "loan.reject", {"loan_id": loan_id, "reason": body.reason}, receipt)
-
-    return idempotency.run_once(context, who.address, idempotency_key, f"POST /v1/operator/loans/{loan_id}/reject",
-                                body.model_dump(), action)
+    function = _ctx(request).bindings.book.functions.reject(loan_id, reason_bytes(body.reason))
+    return _loan_transaction(request, who, idempotency_key, loan_id, "reject", function, body.model_dump())
 
 
 @router.post("/loans/{loan_id}/disburse", response_model=PayoutOut, responses=ERRORS,
@@ -170,30 +200,30 @@ def disburse(loan_id: LoanIdPath, request: Request, idempotency_key: str | None 
              summary="Write off a defaulted loan")
 def write_off(loan_id: LoanIdPath, request: Request, idempotency_key: str | None = Header(None),
               who: Principal = Depends(require("operator"))):
-    context = _ctx(request)
-
-    def action():
-        receipt = context.signer("operator").transact(context.bindings.book.functions.writeOff(loan_id))
-        context.wait_indexed(receipt["blockNumber"])
-        return 200, _logged(request, who, "loan.write_off", {"loan_id": loan_id}, receipt)
-
-    return idempotency.run_once(context, who.address, idempotency_key,
-                                f"POST /v1/operator/loans/{loan_id}/write-off", {}, action)
+    function = _ctx(request).bindings.book.functions.writeOff(loan_id)
+    return _loan_transaction(request, who, idempotency_key, loan_id, "write-off", function, {})
 
 
 @router.post("/loans/{loan_id}/declare-default", response_model=TxOut, responses=ERRORS,
              summary="Declare a loan in default once it is past its threshold")
 def declare_default(loan_id: LoanIdPath, request: Request, idempotency_key: str | None = Header(None),
                     who: Principal = Depends(require("operator"))):
+    function = _ctx(request).bindings.book.functions.declareDefault(loan_id)
+    return _loan_transaction(request, who, idempotency_key, loan_id, "declare-default", function, {})
+
+
+def _loan_transaction(request: Request, who: Principal, key: str | None, loan_id: int, verb: str, function,
+                      body: dict):
+    """Sends `function` as the operator service account once per Idempotency-Key, logs and returns it."""
     context = _ctx(request)
 
     def action():
-        receipt = context.signer("operator").transact(context.bindings.book.functions.declareDefault(loan_id))
+        receipt = context.signer("operator").transact(function)
         context.wait_indexed(receipt["blockNumber"])
-        return 200, _logged(request, who, "loan.declare_default", {"loan_id": loan_id}, receipt)
+        details = {"loan_id": loan_id, **body}
+        return 200, _logged(request, who, f"loan.{verb.replace('-', '_')}", details, receipt)
 
-    return idempotency.run_once(context, who.address, idempotency_key,
-                                f"POST /v1/operator/loans/{loan_id}/declare-default", {}, action)
+    return idempotency.run_once(context, who.address, key, f"POST /v1/operator/loans/{loan_id}/{verb}", body, action)
 
 
 @router.get("/policy", response_model=PolicyOut, responses=ERRORS, summary="The automatic approval policy")

@@ -30,14 +30,6 @@ def send(w3, fn, sender: str):
     return receipt
 
 
-def _loan(driver, account, report_id: int, ref: bytes) -> int:
-    """Registered, scored (each score report needs a new id), requested, approved, disbursed."""
-    driver.register(account)
-    driver.score(account, report_id=report_id)
-    loan_id = driver.request(account)
-    driver.approve(loan_id)
-    driver.disburse(loan_id, PRINCIPAL, ref)
-    return loan_id
 
 
 @pytest.fixture
@@ -55,21 +47,21 @@ def book(api, w3, stack, keys, driver):
     _, context = api
     operator = keys["operator"].address
     ids = {}
-    ids["repaid"] = _loan(driver, keys["alice"], 1, b"payout-repaid")
+    ids["repaid"] = driver.active_loan(keys["alice"], ref=b"payout-repaid", report_id=1)
     driver.repay(ids["repaid"], driver.payoff(ids["repaid"]), b"payoff-repaid")
-    ids["late"] = _loan(driver, keys["bob"], 2, b"payout-late")
-    ids["defaulted"] = _loan(driver, keys["carol"], 3, b"payout-defaulted")
-    ids["written_off"] = _loan(driver, keys["dave"], 4, b"payout-written-off")
+    ids["late"] = driver.active_loan(keys["bob"], ref=b"payout-late", report_id=2)
+    ids["defaulted"] = driver.active_loan(keys["carol"], ref=b"payout-defaulted", report_id=3)
+    ids["written_off"] = driver.active_loan(keys["dave"], ref=b"payout-written-off", report_id=4)
     driver.advance(30 * DAY)
     due = stack.book.functions.amountDue(ids["late"], driver.now).call()
     driver.repay(ids["late"], sum(due[:4]), b"late-installment-1")
     driver.advance(60 * DAY)
-    ids["recent"] = _loan(driver, keys["eve"], 5, b"payout-recent")
+    ids["recent"] = driver.active_loan(keys["eve"], ref=b"payout-recent", report_id=5)
     driver.advance(31 * DAY)
     send(w3, stack.book.functions.declareDefault(ids["defaulted"]), operator)
     send(w3, stack.book.functions.declareDefault(ids["written_off"]), operator)
     send(w3, stack.book.functions.writeOff(ids["written_off"]), operator)
-    ids["current"] = _loan(driver, Account.create(), 6, b"payout-current")
+    ids["current"] = driver.active_loan(Account.create(), ref=b"payout-current", report_id=6)
     waiting = [Account.create() for _ in range(3)]
     for account in waiting:
         driver.register(account)

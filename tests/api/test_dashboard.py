@@ -117,13 +117,6 @@ def tab(chromium, served):
     opened.close()
 
 
-def _loan(driver, account, report_id: int, ref: bytes) -> int:
-    driver.register(account)
-    driver.score(account, report_id=report_id)
-    loan_id = driver.request(account)
-    driver.approve(loan_id)
-    driver.disburse(loan_id, PRINCIPAL, ref)
-    return loan_id
 
 
 @pytest.fixture
@@ -138,11 +131,11 @@ def book(dev_api, w3, stack, keys, driver) -> dict[str, int]:
     """
     _, context = dev_api
     operator = keys["operator"].address
-    ids = {"Repaid": _loan(driver, keys["alice"], 1, b"payout-repaid")}
+    ids = {"Repaid": driver.active_loan(keys["alice"], ref=b"payout-repaid", report_id=1)}
     driver.repay(ids["Repaid"], driver.payoff(ids["Repaid"]), b"payoff-repaid")
-    ids["Active"] = _loan(driver, keys["bob"], 2, b"payout-active")
-    ids["Defaulted"] = _loan(driver, keys["carol"], 3, b"payout-defaulted")
-    ids["WrittenOff"] = _loan(driver, keys["dave"], 4, b"payout-written-off")
+    ids["Active"] = driver.active_loan(keys["bob"], ref=b"payout-active", report_id=2)
+    ids["Defaulted"] = driver.active_loan(keys["carol"], ref=b"payout-defaulted", report_id=3)
+    ids["WrittenOff"] = driver.active_loan(keys["dave"], ref=b"payout-written-off", report_id=4)
     driver.advance(30 * DAY)
     due = stack.book.functions.amountDue(ids["Active"], driver.now).call()
     driver.repay(ids["Active"], sum(due[:4]), b"active-installment-1")
