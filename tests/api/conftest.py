@@ -86,27 +86,7 @@ def kyc(api):
 
 
 @pytest.fixture
-def served(api):
+def served(api, serve_app):
     """The API on a real port of 127.0.0.1 (uvicorn in a thread); yields its base URL."""
-    import socket
-    import time
-
-    import httpx
-    import uvicorn
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(api[0], host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            httpx.get(f"{url}/healthz", timeout=0.5)
-            break
-        except httpx.HTTPError:
-            time.sleep(0.02)
-    yield url
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_app(api[0]) as url:
+        yield url
