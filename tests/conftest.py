@@ -156,11 +156,16 @@ class LoanDriver:
     def active_loan(self, borrower: LocalAccount, terms: LoanTerms = TERMS, ref: bytes = b"payout-1",
                     report_id: int = 1) -> int:
         """Registered, scored (each score report in a test needs a new `report_id`), requested, approved, disbursed."""
+        loan_id = self.approved_loan(borrower, terms, report_id)
+        self.disburse(loan_id, terms.principal, ref)
+        return loan_id
+
+    def approved_loan(self, borrower: LocalAccount, terms: LoanTerms = TERMS, report_id: int = 1) -> int:
+        """Registered, scored, requested and approved: waiting for its payout."""
         self.register(borrower)
         self.score(borrower, report_id=report_id)
         loan_id = self.request(borrower, terms)
         self.approve(loan_id)
-        self.disburse(loan_id, terms.principal, ref)
         return loan_id
 
 

@@ -58,14 +58,8 @@ def confirmation(kind: str, loan_id: int, reference: str, amount: int, paid_at: 
 
 
 def approved_loans(driver, keys, names=("alice", "bob")) -> list[int]:
-    loans = []
-    for report_id, name in enumerate(names, start=1):
-        driver.register(keys[name])
-        driver.score(keys[name], report_id=report_id)
-        loan_id = driver.request(keys[name])
-        driver.approve(loan_id)
-        loans.append(loan_id)
-    return loans
+    return [driver.approved_loan(keys[name], report_id=report_id)
+            for report_id, name in enumerate(names, start=1)]
 
 
 def first_installment(stack, loan_id: int) -> int:

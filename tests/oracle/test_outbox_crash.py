@@ -60,14 +60,8 @@ def start_worker(env: dict[str, str], log: Path, *args: str, fault: str | None =
 
 
 def approved_loans(driver, keys) -> list[int]:
-    loans = []
-    for report_id, name in enumerate(BORROWERS, start=1):
-        driver.register(keys[name])
-        driver.score(keys[name], report_id=report_id)
-        loan_id = driver.request(keys[name])
-        driver.approve(loan_id)
-        loans.append(loan_id)
-    return loans
+    return [driver.approved_loan(keys[name], report_id=report_id)
+            for report_id, name in enumerate(BORROWERS, start=1)]
 
 
 def wait_until(condition, timeout: float, what: str) -> None:
