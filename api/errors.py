@@ -6,6 +6,7 @@ A contract's custom error keeps its name as the code's root (snake case), so a c
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 
@@ -13,7 +14,7 @@ import requests
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from web3.exceptions import ContractCustomError
@@ -26,12 +27,21 @@ log = logging.getLogger("loanledger.api")
 
 
 class ErrorBody(BaseModel):
-    code: str
-    message: str
+    code: str = Field(description="stable, snake case: act on it (a contract's custom error keeps its name)")
+    message: str = Field(description="for people: may change between versions")
+
+    model_config = {"json_schema_extra": {"examples": [{"code": "not_found", "message": "loan 7 not found"}]}}
 
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
+
+    model_config = {"json_schema_extra": {"examples": [
+        {"error": {"code": "not_found", "message": "loan 7 not found"}},
+        {"error": {"code": "invalid_request", "message": "terms.principal: Input should be greater than 0"}},
+        {"error": {"code": "loan_book_credit_limit_exceeded",
+                   "message": "LoanBookCreditLimitExceeded(borrower='0x9965507D1a55bcC2695C58ba16FB37d819B0A4dc', "
+                              "exposureAfter=200779, creditLimit=150000)"}}]}}
 
 
 class ApiError(Exception):
@@ -167,6 +177,27 @@ def _document(app: FastAPI) -> None:
                     responses["422"] = {"description": described, **_ERROR_REF}
         for name in ("HTTPValidationError", "ValidationError"):
             schema.get("components", {}).get("schemas", {}).pop(name, None)
+        _restore_example_nulls(schema)
         return schema
 
     app.openapi = openapi
+
+
+def _models(base: type[BaseModel] = BaseModel):
+    for model in base.__subclasses__():
+        yield model
+        yield from _models(model)
+
+
+def _restore_example_nulls(schema: dict) -> None:
+    """Puts back the nulls FastAPI drops from schema examples (fastapi#5559: its final encoding excludes None
+    everywhere), without which an example of a required nullable field (`closed_at` of an active loan) would
+    not match its own schema. The examples are the API models' own, matched by component name."""
+    components = schema.get("components", {}).get("schemas", {})
+    for model in _models():
+        examples = model.model_config.get("json_schema_extra")
+        if not model.__module__.startswith("api.") or not isinstance(examples, dict) or "examples" not in examples:
+            continue
+        component = components.get(model.__name__)
+        if component is not None and component.get("title") == model.__name__:
+            component["examples"] = json.loads(json.dumps(examples["examples"]))

@@ -26,6 +26,25 @@ BUCKETS = (("current", 0, 0), ("1-29", 1, 29), ("30-59", 30, 59), ("60-89", 60, 
 STATUSES = tuple(s.solidity_name for s in LoanStatus if s is not LoanStatus.NONE)
 RATIO_PLACES = Decimal("0.000001")
 
+# The examples: three loans of 120,000 at 24%, 3 monthly annuity installments. Loan 1 has paid its first
+# installment (80,779 outstanding, current); loan 2 has paid nothing and is 35 days past due; loan 3 is repaid.
+_EXAMPLE_AT_RISK = [{"days": 1, "count": 1, "outstanding": 120_000, "ratio": 0.597672},
+                    {"days": 30, "count": 1, "outstanding": 120_000, "ratio": 0.597672},
+                    {"days": 90, "count": 0, "outstanding": 0, "ratio": 0.0}]
+_EXAMPLE_BUCKETS = [{"name": "current", "min_days": 0, "max_days": 0, "count": 1, "outstanding": 80_779},
+                    {"name": "1-29", "min_days": 1, "max_days": 29, "count": 0, "outstanding": 0},
+                    {"name": "30-59", "min_days": 30, "max_days": 59, "count": 1, "outstanding": 120_000},
+                    {"name": "60-89", "min_days": 60, "max_days": 89, "count": 0, "outstanding": 0},
+                    {"name": "90+", "min_days": 90, "max_days": None, "count": 0, "outstanding": 0}]
+_NOTHING = {"count": 0, "principal": 0, "principal_repaid": 0, "interest_paid": 0, "late_fee_paid": 0,
+            "penalty_paid": 0, "principal_written_off": 0, "outstanding": 0}
+_EXAMPLE_TOTALS = {
+    "Active": {**_NOTHING, "count": 2, "principal": 240_000, "principal_repaid": 39_221, "interest_paid": 2_367,
+               "outstanding": 200_779},
+    "Repaid": {**_NOTHING, "count": 1, "principal": 120_000, "principal_repaid": 120_000, "interest_paid": 4_764},
+}
+_EXAMPLE_BY_STATUS = [{"status": status, **_EXAMPLE_TOTALS.get(status, _NOTHING)} for status in STATUSES]
+
 
 class AtRisk(BaseModel):
     days: int = Field(description="loans at least this many days past due")
@@ -33,13 +52,17 @@ class AtRisk(BaseModel):
     outstanding: int = Field(description="their outstanding principal, minor units")
     ratio: float = Field(description="outstanding / total outstanding, 6 decimals (0 when nothing is outstanding)")
 
+    model_config = {"json_schema_extra": {"examples": [_EXAMPLE_AT_RISK[1]]}}
+
 
 class Bucket(BaseModel):
     name: str
-    min_days: int
-    max_days: int | None
+    min_days: int = Field(description="days past due, inclusive")
+    max_days: int | None = Field(description="days past due, inclusive; null for the open-ended last bucket")
     count: int
-    outstanding: int
+    outstanding: int = Field(description="outstanding principal of the loans in the bucket, minor units")
+
+    model_config = {"json_schema_extra": {"examples": [_EXAMPLE_BUCKETS[2]]}}
 
 
 class StatusTotals(BaseModel):
@@ -53,6 +76,8 @@ class StatusTotals(BaseModel):
     principal_written_off: int
     outstanding: int
 
+    model_config = {"json_schema_extra": {"examples": [_EXAMPLE_BY_STATUS[STATUSES.index("Active")]]}}
+
 
 class PortfolioOut(BaseModel):
     as_of: int = Field(description="chain time (unix seconds) days past due are computed at")
@@ -65,19 +90,8 @@ class PortfolioOut(BaseModel):
     by_status: list[StatusTotals]
 
     model_config = {"json_schema_extra": {"examples": [{
-        "as_of": 1767225600, "indexed_block": 1234, "currency": "CNY", "loans": 3, "outstanding_principal": 200_000,
-        "portfolio_at_risk": [{"days": 1, "count": 1, "outstanding": 80_000, "ratio": 0.4},
-                              {"days": 30, "count": 1, "outstanding": 80_000, "ratio": 0.4},
-                              {"days": 90, "count": 0, "outstanding": 0, "ratio": 0.0}],
-        "delinquency": [{"name": "current", "min_days": 0, "max_days": 0, "count": 1, "outstanding": 120_000},
-                        {"name": "1-29", "min_days": 1, "max_days": 29, "count": 0, "outstanding": 0},
-                        {"name": "30-59", "min_days": 30, "max_days": 59, "count": 1, "outstanding": 80_000},
-                        {"name": "60-89", "min_days": 60, "max_days": 89, "count": 0, "outstanding": 0},
-                        {"name": "90+", "min_days": 90, "max_days": None, "count": 0, "outstanding": 0}],
-        "by_status": [{"status": "Active", "count": 2, "principal": 240_000, "principal_repaid": 40_000,
-                       "interest_paid": 2_400, "late_fee_paid": 0, "penalty_paid": 0, "principal_written_off": 0,
-                       "outstanding": 200_000}],
-    }]}}
+        "as_of": 1_770_681_600, "indexed_block": 152, "currency": "CNY", "loans": 3, "outstanding_principal": 200_779,
+        "portfolio_at_risk": _EXAMPLE_AT_RISK, "delinquency": _EXAMPLE_BUCKETS, "by_status": _EXAMPLE_BY_STATUS}]}}
 
 
 @dataclass(slots=True)

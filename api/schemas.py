@@ -18,6 +18,27 @@ UINT96 = 2**96 - 1
 # negative one would fail in the ABI encoder or the database driver: a 500, not the client's 422).
 LoanIdPath = Annotated[int, Path(ge=1, le=2**63 - 1, description="the loan book's loan id")]
 
+# The examples in /docs tell one story: loan 1 of 120,000 fen (CNY minor units) at 24% a year, three monthly
+# annuity installments, requested on the local anvil chain (31337) and disbursed 2026-01-01 00:00 UTC; the
+# schedule is the loan book's own `quote` of those terms. Addresses are anvil's well-known accounts.
+EXAMPLE_BORROWER = "0x9965507D1a55bcC2695C58ba16FB37d819B0A4dc"
+EXAMPLE_LOAN_BOOK = "0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0"
+EXAMPLE_TX = "0x7cb07dcdbae4a95514d1f3ae85fc422608f777dce1df2aeb428d8d4b87ce7958"
+EXAMPLE_DISBURSED_AT = 1_767_225_600
+EXAMPLE_SCHEDULE = [
+    {"number": 1, "due_at": 1_769_817_600, "principal": 39_221, "interest": 2_367},
+    {"number": 2, "due_at": 1_772_409_600, "principal": 39_995, "interest": 1_593},
+    {"number": 3, "due_at": 1_775_001_600, "principal": 40_784, "interest": 804},
+]
+EXAMPLE_LOAN = {
+    "id": 1, "borrower": EXAMPLE_BORROWER, "status": "Active", "principal": 120_000, "currency": "CNY",
+    "annual_rate_bps": 2400, "amortization": "Annuity", "installments": 3, "interval": 30 * DAY,
+    "grace_period": 3 * DAY, "late_fee_bps": 500, "penalty_rate_bps": 1800, "default_after": 90 * DAY,
+    "requested_at": 1_767_225_000, "disbursed_at": EXAMPLE_DISBURSED_AT, "closed_at": None, "paid_installments": 1,
+    "principal_repaid": 39_221, "interest_paid": 2_367, "late_fee_paid": 0, "penalty_paid": 0,
+    "principal_written_off": 0, "next_due_at": 1_772_409_600, "days_past_due": 0, "schedule": EXAMPLE_SCHEDULE,
+}
+
 
 class AmortizationName(str, Enum):
     annuity = "annuity"
@@ -53,16 +74,22 @@ class TermsIn(BaseModel):
 
 
 class InstallmentOut(BaseModel):
-    number: int
+    number: int = Field(description="1 for the first installment")
     due_at: int = Field(description="unix seconds; seconds after disbursement in a quote")
-    principal: int
-    interest: int
+    principal: int = Field(description="minor units")
+    interest: int = Field(description="minor units")
+
+    model_config = {"json_schema_extra": {"examples": [EXAMPLE_SCHEDULE[0]]}}
 
 
 class QuoteOut(BaseModel):
     installments: list[InstallmentOut]
     total_principal: int
     total_interest: int
+
+    model_config = {"json_schema_extra": {"examples": [{
+        "installments": [{**row, "due_at": row["due_at"] - EXAMPLE_DISBURSED_AT} for row in EXAMPLE_SCHEDULE],
+        "total_principal": 120_000, "total_interest": 4_764}]}}
 
 
 class RequestParams(BaseModel):
@@ -71,28 +98,49 @@ class RequestParams(BaseModel):
     nonce: int = Field(description="the borrower's next EIP-712 nonce on the loan book")
     deadline: int = Field(description="a suggested signature deadline (chain time + 1 hour)")
 
+    model_config = {"json_schema_extra": {"examples": [{
+        "chain_id": 31337, "loan_book": EXAMPLE_LOAN_BOOK, "nonce": 0, "deadline": 1_767_228_600}]}}
+
 
 class ApplyIn(BaseModel):
     terms: TermsIn
-    deadline: int = Field(gt=0, lt=2**64)
+    deadline: int = Field(gt=0, lt=2**64, description="unix seconds the signature is valid until (as signed)")
     signature: str = Field(pattern=HEX_SIGNATURE, description="EIP-712 LoanRequest signature by the borrower")
+
+    # Signed by anvil's account 5 for TermsIn's example, nonce 0 and this deadline on chain 31337.
+    model_config = {"json_schema_extra": {"examples": [{
+        "terms": TermsIn.model_config["json_schema_extra"]["examples"][0], "deadline": 1_767_228_600,
+        "signature": ("0xef82096e1f63b6a753170c09fc809795e5a1a97604205232b1cd730080f6493f"
+                      "13bb866ce397055ea4618e7d567288339029af21ebd44483e174622c3add9b631c")}]}}
 
 
 class CancelIn(BaseModel):
-    deadline: int = Field(gt=0, lt=2**64)
+    deadline: int = Field(gt=0, lt=2**64, description="unix seconds the signature is valid until (as signed)")
     signature: str = Field(pattern=HEX_SIGNATURE, description="EIP-712 CancelLoan signature by the borrower")
+
+    # Signed by anvil's account 5 for loan 1, nonce 1 and this deadline on chain 31337.
+    model_config = {"json_schema_extra": {"examples": [{
+        "deadline": 1_767_228_600,
+        "signature": ("0xcca0fddd22ac6c6e7ec23ba3d26ec22ce051dc648bcd3bfd94e359823c0756dc"
+                      "3fc00f47acf84ff76b93181ccb90c18d0ff753a5ae9d2c17be840fee301cda771c")}]}}
 
 
 class TxOut(BaseModel):
-    tx_hash: str
+    tx_hash: str = Field(description="0x + 64 hex digits")
     block_number: int
+
+    model_config = {"json_schema_extra": {"examples": [{"tx_hash": EXAMPLE_TX, "block_number": 118}]}}
 
 
 class ApplyOut(BaseModel):
     loan_id: int
-    status: str
-    tx_hash: str
+    status: str = Field(description="Requested, Approved or Rejected: the loan's status after the automatic policy")
+    tx_hash: str = Field(description="the relayed LoanRequested transaction")
     decision: str | None = Field(None, description="what the automatic policy did: approved, rejected:<reason>")
+
+    model_config = {"json_schema_extra": {"examples": [
+        {"loan_id": 1, "status": "Approved", "tx_hash": EXAMPLE_TX, "decision": "approved"},
+        {"loan_id": 2, "status": "Requested", "tx_hash": EXAMPLE_TX, "decision": None}]}}
 
 
 class AmountDueOut(BaseModel):
@@ -107,23 +155,28 @@ class AmountDueOut(BaseModel):
     payoff: int = Field(description="everything owed if paid now (prepayment: interest accrued to date only)")
     currency: str
 
+    # On the first due date, nothing paid yet: installment 1 is due; paying off now costs 120,000 + 2,367.
+    model_config = {"json_schema_extra": {"examples": [{
+        "loan_id": 1, "as_of": 1_769_817_600, "principal": 39_221, "interest": 2_367, "late_fee": 0, "penalty": 0,
+        "total": 41_588, "oldest_due_at": 1_769_817_600, "payoff": 122_367, "currency": "CNY"}]}}
+
 
 class LoanOut(BaseModel):
     id: int
     borrower: str
-    status: str
+    status: str = Field(description="Requested, Approved, Rejected, Cancelled, Active, Repaid, Defaulted or WrittenOff")
     principal: int
     currency: str
     annual_rate_bps: int
-    amortization: str
+    amortization: str = Field(description="Annuity, EqualPrincipal or Bullet")
     installments: int
-    interval: int
-    grace_period: int
+    interval: int = Field(description="seconds between installments")
+    grace_period: int = Field(description="seconds after a due date before a late fee is charged")
     late_fee_bps: int
     penalty_rate_bps: int
-    default_after: int
+    default_after: int = Field(description="seconds past due after which the loan may be declared in default")
     requested_at: int
-    disbursed_at: int
+    disbursed_at: int = Field(description="unix seconds; 0 until disbursed")
     closed_at: int | None
     paid_installments: int
     principal_repaid: int
@@ -135,10 +188,14 @@ class LoanOut(BaseModel):
     days_past_due: int
     schedule: list[InstallmentOut] = []
 
+    model_config = {"json_schema_extra": {"examples": [EXAMPLE_LOAN]}}
+
 
 class LoanList(BaseModel):
     loans: list[LoanOut]
-    next_cursor: str | None = None
+    next_cursor: str | None = Field(None, description="audit list: pass as ?cursor= for the next page; null on the last")
+
+    model_config = {"json_schema_extra": {"examples": [{"loans": [EXAMPLE_LOAN], "next_cursor": None}]}}
 
 
 class RepaymentInstructions(BaseModel):
@@ -151,6 +208,13 @@ class RepaymentInstructions(BaseModel):
     currency: str
     note: str
 
+    model_config = {"json_schema_extra": {"examples": [{
+        "loan_id": 1, "rail_url": "http://127.0.0.1:8700", "method": "POST http://127.0.0.1:8700/v1/collections",
+        "body": {"loan_id": 1, "amount": 41_588, "currency": "CNY"}, "amount_due_now": 41_588, "payoff_now": 122_367,
+        "currency": "CNY",
+        "note": "Pay any amount up to the payoff; it is credited on-chain once the rail confirms it. "
+                "Fees and penalty are paid first, then interest, then principal, oldest installment first."}]}}
+
 
 class CreditOut(BaseModel):
     address: str
@@ -161,3 +225,7 @@ class CreditOut(BaseModel):
     fresh: bool = Field(description="whether the loan book may approve on this score now")
     outstanding_principal: int
     available: int = Field(description="credit limit minus outstanding principal (never negative)")
+
+    model_config = {"json_schema_extra": {"examples": [{
+        "address": EXAMPLE_BORROWER, "score": 700, "credit_limit": 1_000_000, "model_version": 1,
+        "updated_at": 1_767_139_200, "fresh": True, "outstanding_principal": 80_779, "available": 919_221}]}}

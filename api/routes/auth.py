@@ -14,34 +14,53 @@ router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
 
 class NonceOut(BaseModel):
-    nonce: str
+    nonce: str = Field(description="single use; put it in the message's `Nonce:` line")
     domain: str = Field(description="the SIWE `domain` the message must name")
     uri: str
-    chain_id: int
-    expires_at: int
+    chain_id: int = Field(description="the chain the message must name (`Chain ID:`)")
+    expires_at: int = Field(description="unix seconds; sign in before then")
+
+    model_config = {"json_schema_extra": {"examples": [{
+        "nonce": "5f2b8c0e9a3d4b7c8e1f2a3b4c5d6e7f", "domain": "127.0.0.1:8000", "uri": "http://127.0.0.1:8000",
+        "chain_id": 31337, "expires_at": 1767225900}]}}
 
 
 class LoginIn(BaseModel):
     message: str = Field(description="the EIP-4361 message, as signed", min_length=1, max_length=4000)
     signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$", description="65-byte personal_sign signature")
 
+    # Signed (personal_sign) by anvil's account 5 over this very message; its nonce is NonceOut's example.
     model_config = {"json_schema_extra": {"examples": [{
-        "message": "127.0.0.1:8000 wants you to sign in with your Ethereum account:\n0x...\n\nSign in to LoanLedger."
-                   "\n\nURI: http://127.0.0.1:8000\nVersion: 1\nChain ID: 31337\nNonce: 5f2b...\nIssued At: ...",
-        "signature": "0x" + "ab" * 65}]}}
+        "message": "127.0.0.1:8000 wants you to sign in with your Ethereum account:\n"
+                   "0x9965507D1a55bcC2695C58ba16FB37d819B0A4dc\n\nSign in to LoanLedger.\n\n"
+                   "URI: http://127.0.0.1:8000\nVersion: 1\nChain ID: 31337\nNonce: 5f2b8c0e9a3d4b7c8e1f2a3b4c5d6e7f\n"
+                   "Issued At: 2026-01-01T00:00:00Z\nExpiration Time: 2026-01-01T00:05:00Z",
+        "signature": ("0x480b5bebdb994ecf69b77d476c7b10b2fa67a0eab145ebe776747dc77ec26963"
+                      "01a8486b309180f689190640e26a5fa673bd08c6d6268487b75b5a84896dd3411c")}]}}
 
 
 class TokenOut(BaseModel):
-    token: str
+    token: str = Field(description="send as `Authorization: Bearer <token>`")
     token_type: str = "bearer"
-    expires_at: int
+    expires_at: int = Field(description="unix seconds; sign in again after")
     address: str
-    roles: list[str]
+    roles: list[str] = Field(description="admin, operator, pauser, auditor, borrower or applicant (read from the "
+                                         "chain on every request: this list is informative)")
+
+    model_config = {"json_schema_extra": {"examples": [{
+        "token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIweDk5NjU1MDdEMWE1NWJjQzI2OTVDNThiYTE2RkIzN2Q4"
+                 "MTlCMEE0ZGMiLCJpYXQiOjE3NjcyMjU2MDAsImV4cCI6MTc2NzIyNjUwMCwianRpIjoiOWMxZTVhN2IzZDJmNGU2MCJ9."
+                 "SkxS_IixcbLJhfIx2s8TcwzjxFcJ5cByAPOrUGP2FZ8",
+        "token_type": "bearer", "expires_at": 1767226500, "address": "0x9965507D1a55bcC2695C58ba16FB37d819B0A4dc",
+        "roles": ["borrower"]}]}}
 
 
 class Me(BaseModel):
     address: str
     roles: list[str]
+
+    model_config = {"json_schema_extra": {"examples": [{
+        "address": "0x9965507D1a55bcC2695C58ba16FB37d819B0A4dc", "roles": ["borrower"]}]}}
 
 
 @router.post("/nonce", response_model=NonceOut, summary="A single-use nonce to sign in with",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 from web3 import Web3
 
@@ -12,12 +12,19 @@ router = APIRouter(tags=["system"])
 
 
 class Health(BaseModel):
-    status: str
+    status: str = Field(description="always `ok`: the process answers")
+
+    model_config = {"json_schema_extra": {"examples": [{"status": "ok"}]}}
 
 
 class Readiness(BaseModel):
     ready: bool
-    checks: dict[str, str]
+    checks: dict[str, str] = Field(description="store, node and deployment: `ok...` or what is wrong")
+
+    model_config = {"json_schema_extra": {"examples": [
+        {"ready": True, "checks": {"store": "ok", "node": "ok (block 118)", "deployment": "ok"}},
+        {"ready": False, "checks": {"store": "ok", "node": "unavailable: ConnectionError",
+                                    "deployment": "unknown: the node is down"}}]}}
 
 
 @router.get("/healthz", response_model=Health, summary="The process is up")
