@@ -142,9 +142,13 @@ def register(app: typer.Typer) -> None:
         import uvicorn
 
         from api.app import create_app
+        from ledger.errors import LoanLedgerError
         settings = load_settings()
-        uvicorn.run(create_app(settings=settings), host=host or settings.api_host, port=port or settings.api_port,
-                    log_level="info")
+        try:
+            app_ = create_app(settings=settings)
+        except LoanLedgerError as exc:  # e.g. no vault key file yet: one line, not a traceback
+            raise _fail(str(exc)) from None
+        uvicorn.run(app_, host=host or settings.api_host, port=port or settings.api_port, log_level="info")
 
     @app.command("login")
     def login(wallet: str = WALLET, api: str = API) -> None:

@@ -72,3 +72,9 @@ def test_wrong_passphrase_bad_code_and_no_api_are_one_line_errors(run, tmp_path,
     env["LOANLEDGER_WALLET_PASSPHRASE"] = "pass phrase"
     result = runner.invoke(app, ["loans"], env=env)
     assert result.exit_code == 1 and "does not answer" in result.output
+
+
+def test_serving_without_vault_keys_is_one_clear_line(tmp_path):
+    result = CliRunner().invoke(app, ["api", "--port", "9"], env={"LOANLEDGER_HOME": str(tmp_path)})
+    assert result.exit_code == 1
+    assert "loanledger keys init" in result.output and "Traceback" not in result.output
