@@ -10,7 +10,6 @@ import pytest
 from web3.logs import DISCARD
 
 from ledger.chain import ChainClient
-from ledger.store import open_store
 from ledger.store.projection import LoanStatus
 from oracle.outbox import Outbox, OutboxWorker
 from oracle.payments.webhook import Confirmation, payment_ref
@@ -34,10 +33,9 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def outbox(tmp_path, clock):
-    sessions = open_store(f"sqlite:///{tmp_path / 'oracle.db'}")
-    yield Outbox(sessions, clock=clock)
-    sessions.kw["bind"].dispose()
+def outbox(sessions, clock):
+    """The outbox on SQLite and on PostgreSQL (the `sessions` fixture is parametrised over both)."""
+    return Outbox(sessions, clock=clock)
 
 
 @pytest.fixture
