@@ -205,3 +205,18 @@ def test_default_declared_then_written_off_through_the_api(api, operator, borrow
     operator.write_off(loan_id)
     assert stack.book.functions.loanOf(loan_id).call()[2] == 8  # WrittenOff
     assert borrower.loan(loan_id)["status"] == "WrittenOff"
+
+
+def test_a_store_that_is_down_is_503_never_a_stack_trace(api, http, borrower):
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import sessionmaker
+
+    _, context = api
+    token = borrower.token
+    context.sessions = sessionmaker(create_engine("postgresql+psycopg://nobody@127.0.0.1:9/none",
+                                                  connect_args={"connect_timeout": 2}))
+    answer = http.get("/v1/loans", headers={"authorization": f"Bearer {token}"})
+    assert answer.status_code == 503
+    assert answer.json()["error"]["code"] == "store_unavailable" and "Traceback" not in answer.text
+    ready = http.get("/readyz")
+    assert ready.status_code == 503 and ready.json()["checks"]["store"].startswith("unavailable")
