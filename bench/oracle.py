@@ -16,59 +16,32 @@ from pathlib import Path
 
 from eth_utils import keccak
 from rich.console import Console
-from web3.logs import DISCARD
 from rich.table import Table
+from web3.logs import DISCARD
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ledger import typed_data  # noqa: E402
+from bench.book import FIRST_BORROWER, active_book  # noqa: E402
 from ledger.chain import ChainClient  # noqa: E402
 from ledger.deploy import deploy_stack  # noqa: E402
 from ledger.node import EphemeralNode, dev_account  # noqa: E402
-from ledger.typed_data import Amortization, LoanTerms  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "oracle.json"
-DAY = 86_400
-TERMS = LoanTerms(1_200_000, b"CNY", 2400, Amortization.ANNUITY, 12, 30 * DAY, 3 * DAY, 500, 1800, 90 * DAY)
 LOANS = 40
 PER_MODE = 400          # confirmations pushed each way
 AMOUNT = 1_000          # minor units per confirmation: far below a loan's payoff, so none closes a loan
 
 
-def _setup(w3, stack, operator: ChainClient, oracle: ChainClient, signer) -> list[int]:
-    borrowers = [dev_account(10 + i) for i in range(LOANS)]
-    now = w3.eth.get_block("latest").timestamp
-    operator.transact_many([stack.registry.functions.registerBorrower(b.address, keccak(text=b.address), now + 365 * DAY)
-                            for b in borrowers])
-    updates = [(b.address, 700, 10 * TERMS.principal) for b in borrowers]
-    report = typed_data.score_report(chain_id=w3.eth.chain_id, oracle=stack.oracle.address, report_id=1,
-                                     model_version=1, updates=updates)
-    oracle.transact(stack.oracle.functions.pushScores(1, 1, updates, [typed_data.sign(signer.key, report)]))
-    requests = []
-    for i, borrower in enumerate(borrowers):
-        message = typed_data.loan_request(chain_id=w3.eth.chain_id, book=stack.book.address, borrower=borrower.address,
-                                          terms=TERMS, nonce=0, deadline=now + DAY)
-        requests.append(stack.book.functions.requestLoan(TERMS.as_tuple(), borrower.address, now + DAY,
-                                                         typed_data.sign(borrower.key, message)))
-    operator.transact_many(requests)
-    loan_ids = list(range(1, LOANS + 1))
-    operator.transact_many([stack.book.functions.approve(i) for i in loan_ids])
-    paid_at = w3.eth.get_block("latest").timestamp
-    oracle.transact(stack.book.functions.confirmDisbursements(
-        [(i, keccak(text=f"payout-{i}"), TERMS.principal, paid_at) for i in loan_ids]))
-    return loan_ids
-
-
 def main() -> dict:
-    with EphemeralNode(accounts=10 + LOANS) as node:
+    with EphemeralNode(accounts=FIRST_BORROWER + LOANS) as node:
         w3 = node.w3
         admin, op_key, oracle_key, pauser, signer = (dev_account(i) for i in range(5))
         stack = deploy_stack(w3, admin.address, operator=op_key.address, oracle=oracle_key.address,
                              pauser=pauser.address, score_signer=signer.address)
         operator = ChainClient(w3, op_key, stack.errors, poll_interval=0.005)
         oracle = ChainClient(w3, oracle_key, stack.errors, poll_interval=0.005)
-        loan_ids = _setup(w3, stack, operator, oracle, signer)
+        loan_ids = active_book(w3, stack, operator, oracle, signer, LOANS)
         counter = iter(range(10**9))
 
         def confirmation():

@@ -14,20 +14,27 @@ import os
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from eth_account import Account
+from eth_utils.toolz import compose
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted, Web3RPCError
 from web3.middleware import ExtraDataToPOAMiddleware
+from web3._utils.method_formatters import PYTHONIC_RESULT_FORMATTERS
+from web3._utils.rpc_abi import RPC
+from web3.datastructures import AttributeDict
 from web3.types import TxReceipt
 
 from ledger.config import Settings
 from ledger.errors import ContractRevert, ErrorDecoder, LoanLedgerError
+
+_RECEIPT_FORMATTER = compose(AttributeDict.recursive, PYTHONIC_RESULT_FORMATTERS[RPC.eth_getTransactionReceipt])
 
 
 class NodeUnavailable(LoanLedgerError):
@@ -195,36 +202,61 @@ class ChainClient:
         Every call is estimated first (in one batch too, each against the current state), so one that
         would revert raises before anything is sent.
         """
+        return self.wait_many(self.submit_many(functions, gas=gas), timeout=timeout, functions=functions)
+
+    def submit_many(self, functions: Sequence[ContractFunction], *, gas: int | Sequence[int] | None = None,
+                    batch_size: int = 100) -> list[str]:
+        """transact_many without the wait: returns the hashes, so several batches can be in flight at once.
+
+        Sent in JSON-RPC batches of `batch_size`; while one batch is with the node the next is signed
+        (the node works in its own process, so the two overlap).
+        """
         if gas is None:
             txs = [self._prepare(f, 0, 0) for f in functions]
-            for tx, estimate in zip(txs, self._estimate_batch(txs)):
-                tx["gas"] = int(estimate * self.gas_margin)
+            for start in range(0, len(txs), batch_size):
+                chunk = txs[start:start + batch_size]
+                for tx, estimate in zip(chunk, self._estimate_batch(chunk)):
+                    tx["gas"] = int(estimate * self.gas_margin)
         else:
             gases = list(gas) if isinstance(gas, Sequence) else [gas] * len(functions)
             txs = [self._prepare(f, g, 0) for f, g in zip(functions, gases)]
-        with self._lock:
+        hashes: list[str] = []
+        with self._lock, ThreadPoolExecutor(1, thread_name_prefix="chain-send") as sender:
             first = self._next_nonce()
-            raws = [self.account.sign_transaction({**tx, "nonce": first + i}).raw_transaction
-                    for i, tx in enumerate(txs)]
-            # web3's batch_requests refuses eth_sendRawTransaction, so the provider's batch call is used.
+            in_flight = None
             try:
-                answers = self.w3.provider.make_batch_request(
-                    [("eth_sendRawTransaction", ["0x" + bytes(raw).hex()]) for raw in raws])
+                for start in range(0, len(txs), batch_size):
+                    raws = ["0x" + bytes(self.account.sign_transaction(
+                        {**tx, "nonce": first + start + i}).raw_transaction).hex()
+                        for i, tx in enumerate(txs[start:start + batch_size])]
+                    if in_flight is not None:
+                        hashes += in_flight.result()
+                    in_flight = sender.submit(self._send_raw_batch, raws)
+                if in_flight is not None:
+                    hashes += in_flight.result()
             except Exception as exc:
-                self._nonce = None
-                raise self._translate(exc) from exc
-            if isinstance(answers, dict):  # the whole batch refused
-                self._nonce = None
-                raise TransactionFailed("(batch)", str(answers.get("error", answers)))
-            answers = sorted(answers, key=lambda a: a["id"])
-            refused = [a for a in answers if "error" in a]
-            if refused:
                 # Later nonces would wait forever behind a refused one; the node's count is the truth again.
                 self._nonce = None
-                raise TransactionFailed("(batch)", f"{len(refused)} of {len(raws)} refused by the node, first: "
-                                                   f"{refused[0]['error']}")
-            self._nonce = first + len(raws)
-        return self.wait_many([a["result"] for a in answers], timeout=timeout, functions=functions)
+                if hashes and isinstance(exc, TransactionFailed):
+                    raise TransactionFailed("(batch)", f"{exc}; the first {len(hashes)} were accepted") from exc
+                raise
+            self._nonce = first + len(txs)
+        return hashes
+
+    def _send_raw_batch(self, raws: list[str]) -> list[str]:
+        # web3's batch_requests refuses eth_sendRawTransaction, so the provider's batch call is used.
+        try:
+            answers = self.w3.provider.make_batch_request([("eth_sendRawTransaction", [raw]) for raw in raws])
+        except Exception as exc:
+            raise self._translate(exc) from exc
+        if isinstance(answers, dict):  # the whole batch refused
+            raise TransactionFailed("(batch)", str(answers.get("error", answers)))
+        answers = sorted(answers, key=lambda a: a["id"])
+        refused = [a for a in answers if "error" in a]
+        if refused:
+            raise TransactionFailed("(batch)", f"{len(refused)} of {len(raws)} refused by the node, first: "
+                                               f"{refused[0]['error']}")
+        return [a["result"] for a in answers]
 
     def wait(self, tx_hash: str, *, timeout: float | None = None,
              function: ContractFunction | None = None) -> TxReceipt:
@@ -244,24 +276,24 @@ class ChainClient:
         """Receipts for `hashes`, polled in JSON-RPC batches."""
         timeout = self.receipt_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
+        found: dict[str, dict] = {}
         pending = list(hashes)
         while pending:
-            # Raw batch first: a pending transaction answers null here, where web3's batch would raise.
+            # Raw batch: a pending transaction answers null here, where web3's batch would raise.
             answers = self._rpc(lambda: self.w3.provider.make_batch_request(
                 [("eth_getTransactionReceipt", [h]) for h in pending]))
             if isinstance(answers, dict):
                 raise TransactionFailed("(batch)", str(answers.get("error", answers)))
             answers = sorted(answers, key=lambda a: a["id"])
-            pending = [h for h, a in zip(pending, answers) if a.get("result") is None]
+            found.update((h, a["result"]) for h, a in zip(pending, answers) if a.get("result") is not None)
+            pending = [h for h in pending if h not in found]
             if pending:
                 if time.monotonic() > deadline:
                     self.reset_nonce()
                     raise ReceiptTimeout(pending[0], timeout)
                 time.sleep(self.poll_interval)
-        with self.w3.batch_requests() as batch:  # all mined now: fetch them formatted
-            for h in hashes:
-                batch.add(self.w3.eth.get_transaction_receipt(h))
-            receipts = self._rpc(batch.execute)
+        # Formatted as web3 formats a receipt it fetched itself (AttributeDict, HexBytes), without asking again.
+        receipts = [_RECEIPT_FORMATTER(found[h]) for h in hashes]
         fns = list(functions) if functions is not None else [None] * len(hashes)
         return [self._checked(r, f) for r, f in zip(receipts, fns)]
 
@@ -285,7 +317,9 @@ class ChainClient:
                 gas = int(function.estimate_gas({"from": self.address, "value": value}) * self.gas_margin)
             except Exception as exc:
                 raise self._translate(exc) from exc
-        return function.build_transaction({**tx, "gas": gas, "nonce": 0})
+        # The transaction is assembled here rather than by build_transaction: it is fully specified
+        # already, and web3's validation and formatting of it cost more than signing it.
+        return {**tx, "to": function.address, "data": function._encode_transaction_data(), "gas": gas, "nonce": 0}
 
     def _estimate_batch(self, txs: list[dict[str, Any]]) -> list[int]:
         calls = [{"from": tx["from"], "to": tx["to"], "data": tx["data"], "value": hex(tx["value"])} for tx in txs]

@@ -153,3 +153,15 @@ def test_another_sender_on_the_same_account_is_caught_up_with(w3, stack, client,
     stack.registry.functions.registerBorrower(_borrower(7001), COMMITMENT, expiry).transact({"from": client.address})
     assert client.transact(_register(stack, 7002, expiry))["status"] == 1
     assert all(stack.registry.functions.isEligible(_borrower(i)).call() for i in (7000, 7001, 7002))
+
+
+def test_submit_many_pipelines_batches_and_every_one_lands_in_nonce_order(w3, stack, client):
+    expiry = _expiry(w3)
+    start_nonce = w3.eth.get_transaction_count(client.address)
+    hashes = client.submit_many([_register(stack, 8000 + i, expiry) for i in range(250)], gas=120_000,
+                                batch_size=60)
+    receipts = client.wait_many(hashes)
+    assert len(receipts) == 250 and all(r["status"] == 1 for r in receipts)
+    assert [w3.eth.get_transaction(h)["nonce"] for h in hashes] == list(range(start_nonce, start_nonce + 250))
+    events = stack.registry.events.BorrowerRegistered().process_receipt(receipts[-1])
+    assert events[0]["args"]["borrower"] == _borrower(8249)  # formatted receipts decode like web3's own
