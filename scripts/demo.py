@@ -230,6 +230,44 @@ class Scenario:
         return {name: bool(result.get("ok")) for name, result in checks.items()}
 
 
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def dashboard_check(base: str, auditor_address: str, loans: int, loan_id: int) -> dict:
+    """The auditor's dashboard in headless Chromium (Debian's; nothing is downloaded): every loan listed,
+    a click opens a loan's timeline and its verification; screenshots beside the summary."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return {"checked": False, "reason": "playwright is not installed (pip install -e .[test])"}
+    if not CHROMIUM.exists():
+        return {"checked": False, "reason": f"no browser at {CHROMIUM} (apt-get install chromium)"}
+    shots = SUMMARY.parent
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(20_000)
+            page.goto(f"{base}/dashboard")
+            page.wait_for_selector("body[data-view='signin'][data-state='ready']")
+            page.fill("#dev-address", auditor_address)
+            page.click("#dev-form button[type=submit]")
+            page.wait_for_selector("body[data-view='portfolio'][data-state='ready']")
+            shown = len(page.query_selector_all("#loans-table tbody tr"))
+            page.screenshot(path=str(shots / "demo-dashboard.png"), full_page=True)
+            page.click(f"#loans-table tbody tr[data-loan-id='{loan_id}'] td:nth-child(3)")
+            page.wait_for_selector("body[data-view='loan'][data-state='ready']")
+            events = len(page.query_selector_all("#timeline tbody tr"))
+            page.wait_for_selector("#loan-verify[data-ok]")
+            verified = page.get_attribute("#loan-verify", "data-ok") == "true"
+            page.screenshot(path=str(shots / "demo-dashboard-loan.png"), full_page=True)
+        finally:
+            browser.close()
+    return {"checked": True, "loans_shown": shown, "loans": loans, "timeline_events": events,
+            "loan_verified": verified, "ok": shown == loans and events > 0 and verified,
+            "screenshots": [str(shots / "demo-dashboard.png"), str(shots / "demo-dashboard-loan.png")]}
+
+
 def gas_used(node_url: str, from_block: int) -> int:
     client = httpx.Client(timeout=30)
     head = int(client.post(node_url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []})
@@ -261,6 +299,7 @@ def main() -> int:
         ("days 57 and 87: the remaining installments", 1),
         ("day 127: a default declared by the risk monitor, written off", 1),
         ("the auditor: portfolio report and verification", 1),
+        ("the auditor's dashboard in headless Chromium", 1),
     ]
     stack = None
     outcome: dict = {}
@@ -298,7 +337,22 @@ def main() -> int:
             phase(10)
             audit = scenario.audit()
             done(10)
+            phase(11)
+            dashboard = dashboard_check(scenario.base, scenario.auditor_account.address,
+                                        sum(row["count"] for row in scenario.report["by_status"]),
+                                        scenario.loans[scenario.defaulter])
+            done(11)
             outcome = summarize(scenario, audit, gas_used(settings.node_url, start_block), time.monotonic() - started)
+            outcome["dashboard"] = dashboard
+            if dashboard["checked"] and not dashboard["ok"]:
+                outcome["ok"] = False
+                progress.console.print(f"[red]the dashboard did not show the book[/red]: {dashboard}")
+            elif dashboard["checked"]:
+                progress.console.print(f"dashboard: {dashboard['loans_shown']} loans shown, a timeline of "
+                                       f"{dashboard['timeline_events']} events, verified; screenshots "
+                                       f"{', '.join(dashboard['screenshots'])}")
+            else:
+                progress.console.print(f"[yellow]dashboard not checked[/yellow]: {dashboard['reason']}")
         except Exception as exc:
             progress.console.print(f"[red]demo failed:[/red] {type(exc).__name__}: {exc}")
             if stack is not None:

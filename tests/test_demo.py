@@ -44,6 +44,11 @@ def test_the_demo_tells_its_story_and_every_audit_check_passes(tmp_path):
     assert outcome["decisions"]["rejected:over_limit"] == 1 and outcome["decisions"]["rejected:stale_score"] == 1
     assert outcome["late_charges"]["late_fee"] > 0 and outcome["late_charges"]["penalty"] > 0
     assert outcome["amounts"]["principal_written_off"] > 0 and outcome["gas_used"] > 0
+    # The dashboard showed the demo's book (CI installs Debian's Chromium and requires the browser).
+    dashboard = outcome["dashboard"]
+    if dashboard["checked"] or os.environ.get("LOANLEDGER_REQUIRE_BROWSER"):
+        assert dashboard["ok"] and dashboard["loans_shown"] == sum(by_state.values()), dashboard
+        assert all(Path(shot).stat().st_size > 0 for shot in dashboard["screenshots"])
     # Nothing was left running: the ports are free again.
     for port in (node, api, oracle, rail, bureau):
         with socket.socket() as probe:
