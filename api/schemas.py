@@ -46,8 +46,7 @@ class AmortizationName(str, Enum):
     bullet = "bullet"
 
     def as_contract(self) -> Amortization:
-        return {"annuity": Amortization.ANNUITY, "equal_principal": Amortization.EQUAL_PRINCIPAL,
-                "bullet": Amortization.BULLET}[self.value]
+        return Amortization[self.name.upper()]
 
 
 class TermsIn(BaseModel):

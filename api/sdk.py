@@ -14,10 +14,9 @@ from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
 from api.auth import siwe_message
+from api.schemas import TermsIn
 from ledger import typed_data
-from ledger.typed_data import Amortization, LoanTerms
-
-DAY = 86_400
+from ledger.typed_data import LoanTerms
 
 
 class ApiError(Exception):
@@ -33,13 +32,8 @@ def load_wallet(path: Path, passphrase: str) -> LocalAccount:
 
 
 def terms_from(body: dict) -> LoanTerms:
-    """The contract's LoanTerms for an API terms body (same defaults as the API)."""
-    amortization = {"annuity": Amortization.ANNUITY, "equal_principal": Amortization.EQUAL_PRINCIPAL,
-                    "bullet": Amortization.BULLET}[body.get("amortization", "annuity")]
-    return LoanTerms(body["principal"], body.get("currency", "CNY").encode(), body["annual_rate_bps"],
-                     int(amortization), body["installments"], body["interval_days"] * DAY,
-                     body.get("grace_days", 3) * DAY, body.get("late_fee_bps", 500),
-                     body.get("penalty_rate_bps", 1800), body.get("default_after_days", 90) * DAY)
+    """The contract's LoanTerms for an API terms body: the API's own reading of it, defaults included."""
+    return TermsIn(**body).to_terms()
 
 
 class LoanLedgerClient:

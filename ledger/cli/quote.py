@@ -31,8 +31,7 @@ class AmortizationName(str, Enum):
     bullet = "bullet"
 
     def as_contract(self) -> Amortization:
-        return {"annuity": Amortization.ANNUITY, "equal-principal": Amortization.EQUAL_PRINCIPAL,
-                "bullet": Amortization.BULLET}[self.value]
+        return Amortization[self.name.upper()]
 
 
 def _currency(code: str) -> bytes:
