@@ -16,25 +16,16 @@ from functools import cached_property
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 from web3 import Web3
-from web3.middleware import ExtraDataToPOAMiddleware
 
 from api.errors import ApiError
 from ledger import manifest as manifests
 from ledger.action_log import ActionLog
-from ledger.chain import ChainClient, load_account
+from ledger.chain import ChainClient, load_account, web3_for
 from ledger.config import Settings
 from ledger.contracts import Bindings, bind
 from ledger.store import open_store
 from ledger.store.models.chain import IndexerCursor
 from ledger.vault import Vault, load_keyring
-
-
-def _web3(settings: Settings) -> Web3:
-    w3 = Web3(Web3.HTTPProvider(settings.node_url, request_kwargs={"timeout": settings.tx_timeout}))
-    if settings.poa:
-        w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
-    w3.provider.cache_allowed_requests = True
-    return w3
 
 
 def load_jwt_secret(settings: Settings) -> bytes:
@@ -69,7 +60,7 @@ class Context:
     def from_settings(cls, settings: Settings) -> Context:
         sessions = open_store(settings.database_url)
         return cls(settings=settings, sessions=sessions, vault=Vault(sessions, load_keyring(settings.kek_path)),
-                   w3=_web3(settings), jwt_secret=load_jwt_secret(settings))
+                   w3=web3_for(settings), jwt_secret=load_jwt_secret(settings))
 
     @property
     def bindings(self) -> Bindings:

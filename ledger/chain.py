@@ -61,14 +61,24 @@ class SignerNotConfigured(LoanLedgerError):
     """No key for a named signer in the environment or the keystore directory."""
 
 
-def connect(settings: Settings | str, *, poa: bool | None = None, timeout: float = 10.0) -> Web3:
-    """A Web3 connected to the configured node; raises NodeUnavailable with the URL when it does not answer."""
+def web3_for(settings: Settings | str, *, poa: bool | None = None, timeout: float | None = None) -> Web3:
+    """A Web3 for the configured node, without asking it anything (services start while it is down)."""
     url = settings if isinstance(settings, str) else settings.node_url
     poa = (False if isinstance(settings, str) else settings.poa) if poa is None else poa
+    if timeout is None:
+        timeout = 10.0 if isinstance(settings, str) else settings.tx_timeout
     w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout}))
     if poa:
         # QBFT/IBFT (Besu, GoQuorum) put validator data in extraData, longer than mainnet's 32 bytes.
         w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
+    w3.provider.cache_allowed_requests = True  # eth_chainId is asked before every estimate; it never changes
+    return w3
+
+
+def connect(settings: Settings | str, *, poa: bool | None = None, timeout: float = 10.0) -> Web3:
+    """A Web3 connected to the configured node; raises NodeUnavailable with the URL when it does not answer."""
+    w3 = web3_for(settings, poa=poa, timeout=timeout)
+    url = w3.provider.endpoint_uri
     if not w3.is_connected():
         raise NodeUnavailable(f"no Ethereum node answers at {url} (start one with `loanledger node start`, "
                               f"or set LOANLEDGER_NODE_URL)")

@@ -117,12 +117,12 @@ def run_command(
 def _monitor_tasks(settings, sessions, risk: bool, scores: bool, reminder_days: int, notify_webhook: str | None,
                    interval: float, oracle=None):
     """The risk monitor (declares defaults as the oracle) and the score refresher (signs as the score signer)."""
-    from ledger.chain import ChainClient, SignerNotConfigured, load_account
+    from ledger.chain import ChainClient, SignerNotConfigured, load_account, web3_for
     from ledger.cli._common import fail, manifest
     from ledger.contracts import bind
     from oracle.service import BackgroundTask, bureau_api_key, every
 
-    w3 = oracle.w3 if oracle is not None else _web3(settings)
+    w3 = oracle.w3 if oracle is not None else web3_for(settings)
     bindings = bind(w3, manifest(settings))
     try:
         if oracle is None:
@@ -153,22 +153,9 @@ def _monitor_tasks(settings, sessions, risk: bool, scores: bool, reminder_days: 
     return tasks
 
 
-def _web3(settings):
-    from web3 import Web3
-    from web3.middleware import ExtraDataToPOAMiddleware
-
-    w3 = Web3(Web3.HTTPProvider(settings.node_url, request_kwargs={"timeout": settings.tx_timeout}))
-    if settings.poa:
-        w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
-    return w3
-
-
 def _outbox_worker(settings, sessions, account, batch_size: int, interval: float, max_backoff: float, fault):
     """The worker, signing as the oracle; the node may be down at start (the worker waits for it)."""
-    from web3 import Web3
-    from web3.middleware import ExtraDataToPOAMiddleware
-
-    from ledger.chain import ChainClient, NodeUnavailable, connect
+    from ledger.chain import ChainClient, NodeUnavailable, connect, web3_for
     from ledger.cli._common import deployment, fail, manifest
     from ledger.contracts import bind
     from oracle.outbox import Outbox, OutboxWorker
@@ -177,10 +164,7 @@ def _outbox_worker(settings, sessions, account, batch_size: int, interval: float
         connect(settings, timeout=settings.tx_timeout)
     except NodeUnavailable as exc:
         logging.getLogger("oracle").warning("%s; the outbox worker will wait for it", exc)
-        w3 = Web3(Web3.HTTPProvider(settings.node_url, request_kwargs={"timeout": settings.tx_timeout}))
-        if settings.poa:
-            w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
-        bindings = bind(w3, manifest(settings))
+        bindings = bind(web3_for(settings), manifest(settings))
     else:
         bindings = deployment(settings)  # checks the node holds the manifest's contracts
         book = bindings.book
