@@ -65,38 +65,48 @@ class RiskMonitor:
         with self.sessions() as session:
             loans = list(session.scalars(select(Loan).where(Loan.status.in_(("Active", "Defaulted")))
                                          .options(selectinload(Loan.schedule)).order_by(Loan.id)))
+            # What was sent (or tried) already: such a notice needs no chain read and no insert attempt.
+            recorded = {tuple(key) for key in session.execute(
+                select(Notification.loan_id, Notification.installment, Notification.kind))}
         for loan in loans:
             try:
-                self._check(loan, now, report)
+                self._check(loan, now, report, recorded)
             except ContractRevert as exc:  # the chain moved on since the index (repaid meanwhile): next round
                 log.info("loan %d: %s; skipped this round", loan.id, exc)
         return report
 
     # ------------------------------------------------------------------ one loan
 
-    def _check(self, loan: Loan, now: int, report: RiskReport) -> None:
+    def _check(self, loan: Loan, now: int, report: RiskReport, recorded: set[tuple[int, int, str]]) -> None:
         if loan.status == "Defaulted":
-            self._notify(Notice("default_notice", loan.id, 0, loan.borrower, loan.next_due_at or 0, 0,
-                                loan.currency, {}), now, report)
+            if (loan.id, 0, "default_notice") not in recorded:
+                self._notify(Notice("default_notice", loan.id, 0, loan.borrower, loan.next_due_at or 0, 0,
+                                    loan.currency, {}), now, report)
             return
         schedule = sorted(loan.schedule, key=lambda row: row.number)
         number = loan.paid_installments + 1
         if number > len(schedule):
             return
-        row = schedule[number - 1]
+        row = schedule[number - 1]  # the oldest installment not fully paid: its due date is the loan book's
         if row.due_at - self.reminder_days * DAY <= now < row.due_at:
-            self._notify(Notice("reminder", loan.id, number, loan.borrower, row.due_at, row.principal + row.interest,
-                                loan.currency, {"principal": row.principal, "interest": row.interest}), now, report)
+            if (loan.id, number, "reminder") not in recorded:
+                self._notify(Notice("reminder", loan.id, number, loan.borrower, row.due_at,
+                                    row.principal + row.interest, loan.currency,
+                                    {"principal": row.principal, "interest": row.interest}), now, report)
             return
         if now <= row.due_at + loan.grace_period:
             return
-        principal, interest, late_fee, penalty, oldest_due = self.book.functions.amountDue(loan.id, now).call()
-        if oldest_due and now > oldest_due + loan.default_after and self.client is not None:
+        if now > row.due_at + loan.default_after and self.client is not None:
+            if (loan.id, 0, "default_notice") in recorded:
+                return  # declared already; the index has not caught up yet
             self._declare_default(loan, report)
-            self._notify(Notice("default_notice", loan.id, 0, loan.borrower, oldest_due,
-                                principal + interest + late_fee + penalty, loan.currency,
-                                {"oldest_due_at": oldest_due}), now, report)
+            owed = sum(self.book.functions.amountDue(loan.id, now).call()[:4])
+            self._notify(Notice("default_notice", loan.id, 0, loan.borrower, row.due_at, owed, loan.currency,
+                                {"oldest_due_at": row.due_at}), now, report)
             return
+        if (loan.id, number, "overdue_warning") in recorded:
+            return
+        principal, interest, late_fee, penalty, _ = self.book.functions.amountDue(loan.id, now).call()
         self._notify(Notice("overdue_warning", loan.id, number, loan.borrower, row.due_at,
                             principal + interest + late_fee + penalty, loan.currency,
                             {"principal": principal, "interest": interest, "late_fee": late_fee, "penalty": penalty,
