@@ -25,6 +25,7 @@ from ledger.errors import LoanLedgerError
 from ledger.manifest import ROOT
 from ledger.node import LocalNode, dev_account
 
+LOANLEDGER = str(Path(sys.executable).with_name("loanledger"))  # the CLI of this environment
 DEV_CHAIN_ID = 31337
 # Which development account plays which service key on the local node (the deploy script's role holders).
 DEV_SIGNERS = {"ADMIN": 0, "OPERATOR": 1, "ORACLE": 2, "PAUSER": 3, "SCORE_SIGNER": 4, "RELAYER": 5}
@@ -82,10 +83,9 @@ class Stack:
         self.env.setdefault("LOANLEDGER_DEV_LOGIN", "1")
 
     def deploy(self) -> None:
-        loanledger = str(Path(sys.executable).with_name("loanledger"))
         self.logs.mkdir(parents=True, exist_ok=True)
         with (self.logs / "deploy.log").open("ab") as log:
-            result = subprocess.run([loanledger, "deploy"], cwd=ROOT, env=self.service_env(), stdout=log,
+            result = subprocess.run([LOANLEDGER, "deploy"], cwd=ROOT, env=self.service_env(), stdout=log,
                                     stderr=subprocess.STDOUT)
         if result.returncode != 0:
             raise StackError(f"deploy failed (exit {result.returncode}); see {self.logs / 'deploy.log'}")
@@ -101,8 +101,7 @@ class Stack:
                      f"KYC records cannot be read)")
 
     def add(self, name: str, args: list[str], health_url: str | None = None) -> None:
-        loanledger = str(Path(sys.executable).with_name("loanledger"))
-        self.services.append(Service(name, [loanledger, *args], health_url))
+        self.services.append(Service(name, [LOANLEDGER, *args], health_url))
 
     def start_services(self, timeout: float = 60.0) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)

@@ -60,6 +60,10 @@ class ScoreRefresher:
 
     def due(self) -> list[str]:
         """Registered, unrevoked borrowers whose score is missing, behind their loans, or (optionally) old."""
+        return list(self._due())
+
+    def _due(self) -> dict[str, int]:
+        """The borrowers due, each with the block of their newest loan event (-1: no loans)."""
         now = self.chain_time()
         with self.sessions() as session:
             last_score_block = dict(session.execute(
@@ -68,18 +72,15 @@ class ScoreRefresher:
                 select(Loan.borrower, func.max(Loan.last_event_block)).group_by(Loan.borrower)).all())
             rows = session.scalars(select(Borrower).where(Borrower.registered.is_(True), Borrower.revoked.is_(False))
                                    .order_by(Borrower.address)).all()
-        due = []
+        due = {}
         for row in rows:
             scored = last_score_block.get(row.address)
             loan_block = last_loan_block.get(row.address, -1)
             if row.address in self._pushed_for and self._pushed_for[row.address] >= loan_block:
                 continue
-            if scored is None or row.score_updated_at is None:
-                due.append(row.address)
-            elif loan_block > scored:
-                due.append(row.address)
-            elif self.refresh_after is not None and now - row.score_updated_at > self.refresh_after:
-                due.append(row.address)
+            if (scored is None or row.score_updated_at is None or loan_block > scored
+                    or (self.refresh_after is not None and now - row.score_updated_at > self.refresh_after)):
+                due[row.address] = loan_block
         return due
 
     def update_for(self, address: str) -> ScoreUpdate:
@@ -93,10 +94,8 @@ class ScoreRefresher:
     def run_once(self) -> RefreshReport:
         report = RefreshReport()
         updates = []
-        with self.sessions() as session:
-            loan_blocks = dict(session.execute(
-                select(Loan.borrower, func.max(Loan.last_event_block)).group_by(Loan.borrower)).all())
-        for address in self.due():
+        loan_blocks = self._due()
+        for address in loan_blocks:
             report.considered += 1
             try:
                 updates.append(self.update_for(address))
@@ -108,5 +107,5 @@ class ScoreRefresher:
                 report.pushed += pushed.count
                 report.reports.append(pushed.report_id)
             for update in updates:
-                self._pushed_for[update.borrower] = loan_blocks.get(update.borrower, -1)
+                self._pushed_for[update.borrower] = loan_blocks[update.borrower]
         return report

@@ -33,7 +33,7 @@ from ledger.chain import save_keystore  # noqa: E402
 from ledger.config import load_settings  # noqa: E402
 from ledger.node import LocalNode, dev_account  # noqa: E402
 from ledger.samples import sample_identity  # noqa: E402
-from ledger.supervisor import local_stack  # noqa: E402
+from ledger.supervisor import LOANLEDGER, local_stack  # noqa: E402
 
 DAY = 86_400
 BORROWERS = 20
@@ -106,9 +106,11 @@ class Scenario:
         return self.borrowers[index].loan(self.loans[index])
 
     def wait_paid(self, indexes: list[int], installments: int, what: str) -> None:
+        def paid(loan: dict) -> bool:
+            return loan["paid_installments"] >= installments or loan["status"] == "Repaid"
+
         def done():
-            return all(self.loan(i)["paid_installments"] >= installments or self.loan(i)["status"] == "Repaid"
-                       for i in indexes)
+            return all(paid(self.loan(i)) for i in indexes)
         wait_for(what, done, timeout=120)
 
     def installment_amount(self, index: int, number: int) -> int:
@@ -217,7 +219,7 @@ class Scenario:
         auditor.login()
         # The API anchors its log every few seconds here; the operator anchors now too, so the check
         # covers everything done above.
-        subprocess.run([str(Path(sys.executable).with_name("loanledger")), "log", "anchor"], env=self.env,
+        subprocess.run([LOANLEDGER, "log", "anchor"], env=self.env,
                        capture_output=True, check=True)
         self.report = auditor.portfolio()
         checks = {

@@ -48,6 +48,52 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.fixture
+def free_ports():
+    """`free_ports(n)`: n distinct free ports of 127.0.0.1 (held open together while picked, so distinct)."""
+    def _pick(n: int) -> list[int]:
+        sockets = [socket.socket() for _ in range(n)]
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        ports = [s.getsockname()[1] for s in sockets]
+        for s in sockets:
+            s.close()
+        return ports
+    return _pick
+
+
+@dataclass
+class StackPorts:
+    """Where a whole stack (node, API, oracle, rail, bureau) listens, and the environment that says so."""
+
+    node: int
+    api: int
+    oracle: int
+    rail: int
+    bureau: int
+
+    @property
+    def env(self) -> dict[str, str]:
+        local = "http://127.0.0.1:"
+        return {"LOANLEDGER_NODE_PORT": str(self.node), "LOANLEDGER_NODE_URL": f"{local}{self.node}",
+                "LOANLEDGER_API_PORT": str(self.api), "LOANLEDGER_ORACLE_URL": f"{local}{self.oracle}",
+                "LOANLEDGER_RAIL_URL": f"{local}{self.rail}", "LOANLEDGER_BUREAU_URL": f"{local}{self.bureau}"}
+
+    def still_answering(self) -> list[int]:
+        """The ports something still listens on (none, once the stack has stopped)."""
+        busy = []
+        for port in (self.node, self.api, self.oracle, self.rail, self.bureau):
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    busy.append(port)
+        return busy
+
+
+@pytest.fixture
+def stack_ports(free_ports) -> StackPorts:
+    return StackPorts(*free_ports(5))
+
+
 @pytest.fixture(scope="session")
 def w3():
     port = _free_port()

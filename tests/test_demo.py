@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,23 +15,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
-def test_the_demo_tells_its_story_and_every_audit_check_passes(tmp_path):
-    node, api, oracle, rail, bureau = _free_ports(5)
+def test_the_demo_tells_its_story_and_every_audit_check_passes(tmp_path, stack_ports):
     summary = tmp_path / "summary.json"
     env = {**os.environ, "LOANLEDGER_DEMO_HOME": str(tmp_path / "demo"), "LOANLEDGER_DEMO_SUMMARY": str(summary),
-           "LOANLEDGER_NODE_PORT": str(node), "LOANLEDGER_NODE_URL": f"http://127.0.0.1:{node}",
-           "LOANLEDGER_API_PORT": str(api), "LOANLEDGER_ORACLE_URL": f"http://127.0.0.1:{oracle}",
-           "LOANLEDGER_RAIL_URL": f"http://127.0.0.1:{rail}", "LOANLEDGER_BUREAU_URL": f"http://127.0.0.1:{bureau}"}
+           **stack_ports.env}
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "demo.py")], env=env, capture_output=True,
                             text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -50,6 +36,4 @@ def test_the_demo_tells_its_story_and_every_audit_check_passes(tmp_path):
         assert dashboard["ok"] and dashboard["loans_shown"] == sum(by_state.values()), dashboard
         assert all(Path(shot).stat().st_size > 0 for shot in dashboard["screenshots"])
     # Nothing was left running: the ports are free again.
-    for port in (node, api, oracle, rail, bureau):
-        with socket.socket() as probe:
-            assert probe.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still answers"
+    assert stack_ports.still_answering() == []

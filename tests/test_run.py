@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,16 +14,6 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 LOANLEDGER = str(Path(sys.executable).with_name("loanledger"))
-
-
-def _free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def _start(env: dict[str, str], log: Path) -> subprocess.Popen:
@@ -46,29 +35,23 @@ def _wait_ready(url: str, process: subprocess.Popen, log: Path, timeout: float =
     raise AssertionError(f"not ready in {timeout}s: {log.read_text()[-3000:]}")
 
 
-def test_run_serves_until_ctrl_c_then_stops_everything_and_keeps_the_ledger(tmp_path):
-    node, api, oracle, rail, bureau = ports = _free_ports(5)
-    env = {**os.environ, "LOANLEDGER_HOME": str(tmp_path / "home"), "LOANLEDGER_NODE_PORT": str(node),
-           "LOANLEDGER_NODE_URL": f"http://127.0.0.1:{node}", "LOANLEDGER_API_PORT": str(api),
-           "LOANLEDGER_ORACLE_URL": f"http://127.0.0.1:{oracle}", "LOANLEDGER_RAIL_URL": f"http://127.0.0.1:{rail}",
-           "LOANLEDGER_BUREAU_URL": f"http://127.0.0.1:{bureau}"}
+def test_run_serves_until_ctrl_c_then_stops_everything_and_keeps_the_ledger(tmp_path, stack_ports):
+    env = {**os.environ, "LOANLEDGER_HOME": str(tmp_path / "home"), **stack_ports.env}
     log = tmp_path / "run.log"
-    url = f"http://127.0.0.1:{api}"
+    url = f"http://127.0.0.1:{stack_ports.api}"
     process = _start(env, log)
     try:
         ready = _wait_ready(url, process, log)
         assert ready["checks"]["deployment"] == "ok"
         assert httpx.get(f"{url}/docs").status_code == 200
-        assert httpx.get(f"http://127.0.0.1:{oracle}/healthz").status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{stack_ports.oracle}/healthz").status_code == 200
         printed = log.read_text()
         assert f"{url}/docs" in printed and f"{url}/dashboard" in printed
         first_block = int(ready["checks"]["node"].split("block ")[1].rstrip(")"))
     finally:
         process.send_signal(signal.SIGINT)  # what Ctrl-C sends
         assert process.wait(timeout=60) == 0, log.read_text()[-3000:]
-    for port in ports:
-        with socket.socket() as probe:
-            assert probe.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still answers after Ctrl-C"
+    assert stack_ports.still_answering() == [], "still answering after Ctrl-C"
 
     # Started again: the same ledger (nothing redeployed), the chain where it was.
     process = _start(env, log)
