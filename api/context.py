@@ -7,7 +7,6 @@ The node may be down when the API starts, or the contracts not yet deployed: the
 from __future__ import annotations
 
 import os
-import secrets
 import threading
 import time
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from ledger.action_log import ActionLog
 from ledger.chain import ChainClient, load_account, web3_for
 from ledger.config import Settings
 from ledger.contracts import Bindings, bind
+from ledger.secret_file import read_or_create
 from ledger.store import open_store
 from ledger.store.models.chain import IndexerCursor
 from ledger.vault import Vault, load_keyring
@@ -30,18 +30,7 @@ from ledger.vault import Vault, load_keyring
 
 def load_jwt_secret(settings: Settings) -> bytes:
     """LOANLEDGER_JWT_SECRET, else the secret file, created (0600) on first start."""
-    if os.environ.get("LOANLEDGER_JWT_SECRET"):
-        return os.environ["LOANLEDGER_JWT_SECRET"].encode()
-    path = settings.jwt_secret_path
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another API process created it first
-            return path.read_bytes().strip()
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(secrets.token_hex(32).encode())
-    return path.read_bytes().strip()
+    return (os.environ.get("LOANLEDGER_JWT_SECRET") or read_or_create(settings.jwt_secret_path)).encode()
 
 
 @dataclass

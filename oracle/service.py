@@ -10,8 +10,6 @@ is closed. A worker never dies of one failed round: it logs and backs off.
 from __future__ import annotations
 
 import logging
-import os
-import secrets
 import signal
 import threading
 import time
@@ -26,6 +24,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import sessionmaker
 
 from ledger.errors import LoanLedgerError
+from ledger.secret_file import read_or_create
 from oracle.intake import payment_webhooks
 from oracle.outbox import Outbox, OutboxWorker
 from oracle.payments.signatures import HmacScheme, RsaScheme, Scheme
@@ -53,15 +52,7 @@ def bureau_api_key(home: Path, env: Mapping[str, str]) -> str:
 
     The stand-in and the oracle on one machine read the same file, so the development stack needs no setup.
     """
-    if env.get(BUREAU_KEY_ENV):
-        return env[BUREAU_KEY_ENV]
-    path = home / "keys" / "bureau-api-key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_urlsafe(32))
-    return path.read_text().strip()
+    return env.get(BUREAU_KEY_ENV) or read_or_create(home / "keys" / "bureau-api-key")
 
 
 def parse_providers(entries: list[str], env: Mapping[str, str]) -> dict[str, Scheme]:

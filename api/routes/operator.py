@@ -8,7 +8,6 @@ import time
 from fastapi import APIRouter, Depends, Header, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import delete, select
-from web3 import Web3
 
 from api import idempotency
 from api.auth import Principal, require
@@ -17,6 +16,7 @@ from api.observability import current_request_id
 from api.policy import approve_or_reject, auto_approve_enabled, reason_bytes, request_payout, set_auto_approve
 from api.routes.kyc import register_borrower
 from api.schemas import ADDRESS, LoanIdPath, TxOut
+from api.views import checksum_address
 from ledger.store.models.api import Auditor
 
 router = APIRouter(prefix="/v1/operator", tags=["operator"])
@@ -129,17 +129,10 @@ def _logged(request: Request, who: Principal, action: str, details: dict, receip
     return out
 
 
-def _address(value: str) -> str:
-    try:
-        return Web3.to_checksum_address(value)
-    except ValueError:
-        raise ApiError(422, "invalid_address", f"{value!r} is not an address") from None
-
-
 @router.post("/borrowers/{address}/register", response_model=TxOut, responses=ERRORS,
              summary="Register a KYC-verified borrower on-chain (when automatic registration is off)")
 def register(address: str, request: Request, who: Principal = Depends(require("operator"))) -> TxOut:
-    address = _address(address)
+    address = checksum_address(address)
     tx_hash = register_borrower(_ctx(request), address, who.address, current_request_id())
     request.app.state.roles.forget(address)
     receipt = _ctx(request).w3.eth.get_transaction_receipt(tx_hash)
@@ -149,7 +142,7 @@ def register(address: str, request: Request, who: Principal = Depends(require("o
 @router.post("/borrowers/{address}/revoke", response_model=TxOut, responses=ERRORS,
              summary="Revoke a borrower: no new applications; existing loans run on")
 def revoke(address: str, body: ReasonIn, request: Request, who: Principal = Depends(require("operator"))) -> TxOut:
-    address = _address(address)
+    address = checksum_address(address)
     context = _ctx(request)
     receipt = context.signer("operator").transact(
         context.bindings.registry.functions.revokeBorrower(address, reason_bytes(body.reason)))
@@ -267,7 +260,7 @@ def unpause(request: Request, who: Principal = Depends(require("operator", "paus
 def _role_change(request: Request, who: Principal, body: RoleIn, grant: bool) -> RoleChange:
     context = _ctx(request)
     admin = context.signer("admin")
-    account = _address(body.account)
+    account = checksum_address(body.account)
     out = []
     for name in body.contracts:
         try:
@@ -316,7 +309,7 @@ def auditors(request: Request, _: Principal = Depends(require("admin", "operator
 @router.post("/auditors", response_model=AuditorList, responses=ERRORS, summary="Admit an auditor (admin)")
 def add_auditor(body: AuditorIn, request: Request, who: Principal = Depends(require("admin"))) -> AuditorList:
     context = _ctx(request)
-    address = _address(body.address)
+    address = checksum_address(body.address)
     with context.sessions.begin() as session:
         session.merge(Auditor(address=address, added_by=who.address, added_at=int(time.time())))
     context.action_log.append(who.address, "auditor.add", current_request_id(), {"auditor": address})
@@ -327,7 +320,7 @@ def add_auditor(body: AuditorIn, request: Request, who: Principal = Depends(requ
 @router.delete("/auditors/{address}", response_model=AuditorList, responses=ERRORS, summary="Remove an auditor")
 def remove_auditor(address: str, request: Request, who: Principal = Depends(require("admin"))) -> AuditorList:
     context = _ctx(request)
-    address = _address(address)
+    address = checksum_address(address)
     with context.sessions.begin() as session:
         session.execute(delete(Auditor).where(Auditor.address == address))
     context.action_log.append(who.address, "auditor.remove", current_request_id(), {"auditor": address})
