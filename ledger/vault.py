@@ -384,6 +384,10 @@ class Vault:
         """The bytes32 to register on-chain (BorrowerRegistry.registerBorrower)."""
         return self.opening(borrower).commitment
 
+    def has_record(self, borrower: str) -> bool:
+        """Whether `borrower` has a record, without opening it."""
+        return self._find(KycVaultRecord.borrower, _address(borrower)) is not None
+
     def find_by_phone(self, phone: str) -> str | None:
         """The borrower whose record has this phone, found without decrypting anything."""
         return self._find(KycVaultRecord.phone_index, self._blind("phone", normalize_phone(phone)))

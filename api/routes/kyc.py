@@ -90,14 +90,6 @@ def _masked(record: KycRecord) -> MaskedOut:
     return MaskedOut(name=m.name, id_number=m.id_number, phone=m.phone, bank_card=m.bank_card)
 
 
-def _has_record(context, address: str) -> bool:
-    try:
-        context.vault.commitment(address)
-        return True
-    except RecordNotFound:
-        return False
-
-
 def _refuse_taken(context, address: str, record: KycRecord, fields=("id_number", "phone")) -> None:
     finders = {"id_number": context.vault.find_by_id_number, "phone": context.vault.find_by_phone}
     for field in fields:
@@ -130,7 +122,7 @@ def status(request: Request, who: Principal = Depends(require("applicant", "borr
 def submit(body: KycIn, request: Request, who: Principal = Depends(require("applicant", "borrower"))) -> KycStatus:
     context = _ctx(request)
     record = KycRecord.from_input(body.name, body.id_number, body.phone, body.bank_card)  # 422 per field
-    if _has_record(context, who.address):
+    if context.vault.has_record(who.address):
         raise ApiError(409, "already_verified", "this wallet is verified; to change the phone use POST /v1/kyc/phone")
     _refuse_taken(context, who.address, record)
     now = int(time.time())

@@ -358,3 +358,9 @@ def test_keys_cli_init_rotate_status(tmp_path):
     with make_engine(settings.database_url).connect() as connection:
         assert connection.execute(select(func.count()).select_from(VaultKey)).scalar() == 1
         assert connection.execute(text("SELECT DISTINCT kek_version FROM kyc_records")).scalars().all() == [3]
+
+
+def test_has_record_answers_without_opening(vault):
+    assert not vault.has_record(ALICE)
+    vault.put(ALICE, person(1))
+    assert vault.has_record(ALICE) and vault.has_record(ALICE.lower()) and not vault.has_record(BOB)
