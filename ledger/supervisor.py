@@ -64,6 +64,16 @@ class Stack:
 
     # -------------------------------------------------------------------------------------------- start
 
+    def start(self, timeout: float = 60.0) -> None:
+        """Node, deployment, vault keys, then every service. Stop with `stop()` even if this was interrupted:
+        it stops whatever had started."""
+        from ledger.chain import connect
+        self.start_node()
+        self.dev_keys(connect(self.settings).eth.chain_id)
+        self.deploy()
+        self.ensure_vault_keys()
+        self.start_services(timeout)
+
     def start_node(self) -> None:
         if self.settings.node_url != f"http://127.0.0.1:{self.settings.node_port}":
             self.say(f"node: external, {self.settings.node_url}")
@@ -169,13 +179,8 @@ class Stack:
 
 
 def local_stack(settings: Settings, say: Callable[[str], None] = print, env: dict[str, str] | None = None) -> Stack:
-    """The standard stack: node, deployment, rail and bureau stand-ins, indexer, oracle, API."""
+    """The standard stack: node, deployment, rail and bureau stand-ins, indexer, oracle, API (`start()` starts it)."""
     stack = Stack(settings, env=dict(os.environ if env is None else env), say=say)
-    stack.start_node()
-    from ledger.chain import connect
-    stack.dev_keys(connect(settings).eth.chain_id)
-    stack.deploy()
-    stack.ensure_vault_keys()
     # The stand-ins and the oracle listen where the settings say the others find them.
     oracle_port, rail_port, bureau_port = (urlsplit(url).port for url in
                                            (settings.oracle_url, settings.rail_url, settings.bureau_url))

@@ -320,7 +320,7 @@ def main() -> int:
             phase(0)
             env = {**os.environ, "LOANLEDGER_ANCHOR_INTERVAL": "5"}
             stack = local_stack(settings, say=lambda line: progress.console.print(f"  [dim]{line}[/dim]"), env=env)
-            stack.start_services()
+            stack.start()
             start_block = 1
             done(0)
             scenario = Scenario(settings, progress, stack.service_env())

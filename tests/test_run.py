@@ -62,3 +62,21 @@ def test_run_serves_until_ctrl_c_then_stops_everything_and_keeps_the_ledger(tmp_
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=60) == 0
+
+
+def test_ctrl_c_while_starting_stops_what_had_started(tmp_path, stack_ports):
+    env = {**os.environ, "LOANLEDGER_HOME": str(tmp_path / "home"), **stack_ports.env}
+    log = tmp_path / "run.log"
+    process = _start(env, log)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # the node answers: the deployment is next
+        assert process.poll() is None, log.read_text()[-3000:]
+        try:
+            httpx.post(stack_ports.env["LOANLEDGER_NODE_URL"], json={"jsonrpc": "2.0", "id": 1,
+                                                                    "method": "eth_chainId", "params": []}, timeout=1)
+            break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 0, log.read_text()[-3000:]
+    assert stack_ports.still_answering() == [], "something it started still runs"

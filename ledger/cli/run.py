@@ -17,17 +17,17 @@ def register(app: typer.Typer) -> None:
         """Start node, contracts, rail and bureau stand-ins, indexer, oracle and API; Ctrl-C stops them all."""
         console = Console()
         settings = load_settings()
-        stack = None
+        stack = local_stack(settings, say=lambda line: console.print(f"[green]•[/green] {line}"))
         try:
-            stack = local_stack(settings, say=lambda line: console.print(f"[green]•[/green] {line}"))
-            stack.start_services()
+            stack.start()
             base = f"http://{settings.api_host}:{settings.api_port}"
             console.print(f"\n[bold]LoanLedger is up.[/bold] API docs: {base}/docs   dashboard: {base}/dashboard\n"
                           f"logs: {stack.logs}   Ctrl-C stops everything.")
             stack.wait()
         except LoanLedgerError as exc:
-            if stack is not None:
-                stack.stop(stop_node=not keep_node)
+            stack.stop(stop_node=not keep_node)
             raise fail(str(exc)) from None
+        except KeyboardInterrupt:  # Ctrl-C while starting: stop what had started
+            pass
         console.print("stopping...")
         stack.stop(stop_node=not keep_node)
