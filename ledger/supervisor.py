@@ -79,7 +79,9 @@ class Stack:
             self.say(f"node: external, {self.settings.node_url}")
             return
         self.node = LocalNode.from_settings(self.settings)
-        status, self.node_started = self.node.start()
+        # Decided before starting it, so that Ctrl-C in the middle of the start still stops it.
+        self.node_started = not self.node.status().running
+        status, _ = self.node.start()
         self.say(f"node: anvil {'started' if self.node_started else 'already running'} at {status.url} "
                  f"(block {status.block}, state in {status.state_file})")
 
