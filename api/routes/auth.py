@@ -13,16 +13,40 @@ from api.ratelimit import limit
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
 
+# The example borrower (anvil's account 5) signing in on the local stack: the message NonceOut's example
+# serves is the one LoginIn's example signs.
+EXAMPLE_ADDRESS = "0x9965507D1a55bcC2695C58ba16FB37d819B0A4dc"
+EXAMPLE_NONCE = "5f2b8c0e9a3d4b7c8e1f2a3b4c5d6e7f"
+EXAMPLE_MESSAGE = ("127.0.0.1:8000 wants you to sign in with your Ethereum account:\n"
+                   f"{EXAMPLE_ADDRESS}\n\nSign in to LoanLedger.\n\n"
+                   f"URI: http://127.0.0.1:8000\nVersion: 1\nChain ID: 31337\nNonce: {EXAMPLE_NONCE}\n"
+                   "Issued At: 2026-01-01T00:00:00Z\nExpiration Time: 2026-01-01T00:05:00Z")
+
+
+class NonceIn(BaseModel):
+    address: str | None = Field(None, pattern=r"^0x[0-9a-fA-F]{40}$",
+                                description="the address that will sign (any case): the answer then carries "
+                                            "the exact message to sign")
+
+    model_config = {"frozen": True, "json_schema_extra": {"examples": [{"address": EXAMPLE_ADDRESS.lower()}]}}
+
+
+NO_ADDRESS = NonceIn()  # no body at all, as the SDK asks
+
+
 class NonceOut(BaseModel):
     nonce: str = Field(description="single use; put it in the message's `Nonce:` line")
     domain: str = Field(description="the SIWE `domain` the message must name")
     uri: str
     chain_id: int = Field(description="the chain the message must name (`Chain ID:`)")
     expires_at: int = Field(description="unix seconds; sign in before then")
+    message: str | None = Field(None, description="when the request named an address: the EIP-4361 message to sign "
+                                                  "as it is (personal_sign), then send to POST /v1/auth/login; it "
+                                                  "expires five minutes after it was issued")
 
     model_config = {"json_schema_extra": {"examples": [{
-        "nonce": "5f2b8c0e9a3d4b7c8e1f2a3b4c5d6e7f", "domain": "127.0.0.1:8000", "uri": "http://127.0.0.1:8000",
-        "chain_id": 31337, "expires_at": 1767225900}]}}
+        "nonce": EXAMPLE_NONCE, "domain": "127.0.0.1:8000", "uri": "http://127.0.0.1:8000",
+        "chain_id": 31337, "expires_at": 1767225900, "message": EXAMPLE_MESSAGE}]}}
 
 
 class LoginIn(BaseModel):
@@ -31,10 +55,7 @@ class LoginIn(BaseModel):
 
     # Signed (personal_sign) by anvil's account 5 over this very message; its nonce is NonceOut's example.
     model_config = {"json_schema_extra": {"examples": [{
-        "message": "127.0.0.1:8000 wants you to sign in with your Ethereum account:\n"
-                   "0x9965507D1a55bcC2695C58ba16FB37d819B0A4dc\n\nSign in to LoanLedger.\n\n"
-                   "URI: http://127.0.0.1:8000\nVersion: 1\nChain ID: 31337\nNonce: 5f2b8c0e9a3d4b7c8e1f2a3b4c5d6e7f\n"
-                   "Issued At: 2026-01-01T00:00:00Z\nExpiration Time: 2026-01-01T00:05:00Z",
+        "message": EXAMPLE_MESSAGE,
         "signature": ("0x480b5bebdb994ecf69b77d476c7b10b2fa67a0eab145ebe776747dc77ec26963"
                       "01a8486b309180f689190640e26a5fa673bd08c6d6268487b75b5a84896dd3411c")}]}}
 
@@ -65,13 +86,17 @@ class Me(BaseModel):
 
 @router.post("/nonce", response_model=NonceOut, summary="A single-use nonce to sign in with",
              responses={429: {"model": ErrorResponse}})
-def nonce(request: Request) -> NonceOut:
+def nonce(request: Request, body: NonceIn = NO_ADDRESS) -> NonceOut:
+    """Name the address that will sign and the answer carries the EIP-4361 message itself, ready to sign as it
+    is: the client builds nothing (the dashboard does so). Without an address: the fields to build it from."""
     limit(request, "auth_nonce", request.client.host if request.client else "?")
     context = request.app.state.context
     row = auth.issue_nonce(context)
     domain = context.settings.siwe_domain
-    return NonceOut(nonce=row.nonce, domain=domain, uri=f"http://{domain}", chain_id=context.w3.eth.chain_id,
-                    expires_at=row.expires_at)
+    uri, chain_id = f"http://{domain}", context.w3.eth.chain_id
+    message = auth.siwe_message(domain, uri, body.address, chain_id, row.nonce) if body.address else None
+    return NonceOut(nonce=row.nonce, domain=domain, uri=uri, chain_id=chain_id, expires_at=row.expires_at,
+                    message=message)
 
 
 @router.post("/login", response_model=TokenOut, summary="Exchange a signed SIWE message for a token",

@@ -1,9 +1,13 @@
 """The dashboard: one static page for auditors and operators, and its development sign-in.
 
 `GET /dashboard` serves api/static/dashboard.html; its script and style sheet come from
-`/dashboard/static/<name>` (a fixed list: nothing else under api/ can be read through it). The page
-calls the same /v1/audit/* routes as any client, with a token from Sign-In with Ethereum, so what it
-shows is exactly what the token's roles allow. Its Content-Security-Policy admits scripts, styles and
+`/dashboard/static/<name>` (a fixed list: nothing else under api/ can be read through it), and so does
+the one library the script imports: `ethers` from npm (pinned in package.json, installed by `make
+setup`), its single-file ES module build served from node_modules as it ships, no build step. Its name
+carries the installed version, so browsers may keep it a year and still fetch a new one on upgrade.
+The page signs the Sign-In with Ethereum message the nonce route writes (`api.auth.siwe_message`), and
+calls the same /v1/audit/* routes as any client with the token, so what it shows is exactly what the
+token's roles allow. Its Content-Security-Policy admits scripts, styles and
 fetches from this origin only: the page loads nothing from the internet, and runs no inline script.
 
 `POST /v1/auth/dev-login` issues a token for any address without a signature, for demos and the
@@ -18,11 +22,14 @@ for any token, so a dev-login as a borrower sees a borrower's data only.
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 from importlib import resources
+from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Request
+from fastapi import Path as PathParam
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
@@ -30,6 +37,7 @@ from api.auth import issue_token
 from api.errors import not_found
 from api.routes.auth import TokenOut
 from api.views import checksum_address
+from ledger.manifest import ROOT
 
 log = logging.getLogger("loanledger.api")
 router = APIRouter()
@@ -44,10 +52,22 @@ SECURITY_HEADERS = {
     "cache-control": "no-cache",  # a new version of the page is picked up at once
 }
 LOOPBACK_NAMES = {"localhost"}
+ETHERS = ROOT / "node_modules" / "ethers"
+LIBRARY_CACHE = "public, max-age=31536000, immutable"  # the name changes with the version
 
 
 def _static(name: str) -> bytes:
     return resources.files("api").joinpath("static", name).read_bytes()
+
+
+def _libraries() -> dict[str, Path]:
+    """{served name: file} for the installed ethers; empty when node_modules lacks it: the server still starts,
+    the page's script fails to load (its import answers 404) until `make setup` installs it."""
+    try:
+        version = json.loads((ETHERS / "package.json").read_text())["version"]
+    except (OSError, ValueError, KeyError):
+        return {}
+    return {f"ethers-{version}.min.js": ETHERS / "dist" / "ethers.min.js"}
 
 
 @router.get("/dashboard", include_in_schema=False)
@@ -56,10 +76,14 @@ def page() -> Response:
 
 
 @router.get("/dashboard/static/{name}", include_in_schema=False)
-def asset(name: Annotated[str, Path(max_length=64)]) -> Response:
-    if name not in ASSETS:
+def asset(name: Annotated[str, PathParam(max_length=64)]) -> Response:
+    if name in ASSETS:
+        return Response(_static(name), media_type=ASSETS[name], headers=SECURITY_HEADERS)
+    library = _libraries().get(name)
+    if library is None or not library.is_file():
         raise not_found(f"dashboard file {name!r}")
-    return Response(_static(name), media_type=ASSETS[name], headers=SECURITY_HEADERS)
+    return Response(library.read_bytes(), media_type=ASSETS["dashboard.js"],
+                    headers={**SECURITY_HEADERS, "cache-control": LIBRARY_CACHE})
 
 
 # ---------------------------------------------------------------------------------------------- dev login

@@ -1,8 +1,8 @@
 // The LoanLedger dashboard: signs in (browser wallet via SIWE, or the localhost development login), then
 // reads the /v1/audit/* routes and draws the portfolio, the loans, a loan's timeline and a borrower's
-// pseudonymous page. Vanilla JS, no build step, nothing fetched from anywhere but this API. Every value
+// pseudonymous page. An ES module, no build step, nothing fetched from anywhere but this API. Every value
 // from the API is put into the page as text (never as HTML): event arguments are data, not markup.
-"use strict";
+import { getAddress, hexlify, toUtf8Bytes } from "./ethers-6.17.0.min.js"; // npm ethers, pinned in package.json
 
 (() => {
   const READ_ALL = ["auditor", "operator", "admin"]; // api/views.py READ_ALL: who may read the audit routes
@@ -10,97 +10,6 @@
   const TOKEN_KEY = "loanledger.dashboard.session";
   const PAGE_LIMIT = 500;                            // the audit routes' largest page
   const $ = (selector) => document.querySelector(selector);
-
-  // ------------------------------------------------------------------------------------------ keccak-256
-  // EIP-55 checksums need Keccak-256, which Web Crypto lacks; SIWE messages must carry a checksummed
-  // address and wallets answer in lower case. A plain Keccak-f[1600] over BigInt lanes: one hash per sign-in.
-
-  const MASK64 = (1n << 64n) - 1n;
-  const rotl64 = (x, n) => (n % 64 === 0 ? x : ((x << BigInt(n)) | (x >> BigInt(64 - n))) & MASK64);
-  const ROUND_CONSTANTS = (() => {
-    // FIPS 202 rc(t): an LFSR over x^8 + x^6 + x^5 + x^4 + 1, seven bits per round.
-    const constants = [];
-    let r = 1;
-    for (let round = 0; round < 24; round++) {
-      let c = 0n;
-      for (let j = 0; j < 7; j++) {
-        if (r & 1) c ^= 1n << BigInt((1 << j) - 1);
-        r = r & 0x80 ? ((r << 1) ^ 0x171) : r << 1;
-      }
-      constants.push(c);
-    }
-    return constants;
-  })();
-
-  function keccakF(A) { // A: 25 lanes, index x + 5y
-    for (let round = 0; round < 24; round++) {
-      const C = [0, 1, 2, 3, 4].map((x) => A[x] ^ A[x + 5] ^ A[x + 10] ^ A[x + 15] ^ A[x + 20]);
-      for (let x = 0; x < 5; x++) {
-        const D = C[(x + 4) % 5] ^ rotl64(C[(x + 1) % 5], 1);
-        for (let y = 0; y < 25; y += 5) A[x + y] ^= D;
-      }
-      let x = 1, y = 0, current = A[1]; // rho and pi together, walking the 24 lanes other than (0, 0)
-      for (let t = 0; t < 24; t++) {
-        [x, y] = [y, (2 * x + 3 * y) % 5];
-        const next = A[x + 5 * y];
-        A[x + 5 * y] = rotl64(current, ((t + 1) * (t + 2) / 2) % 64);
-        current = next;
-      }
-      for (let y = 0; y < 25; y += 5) {
-        const T = A.slice(y, y + 5);
-        for (let x = 0; x < 5; x++) A[x + y] = T[x] ^ (~T[(x + 1) % 5] & MASK64 & T[(x + 2) % 5]);
-      }
-      A[0] ^= ROUND_CONSTANTS[round];
-    }
-  }
-
-  function keccak256(bytes) {
-    const rate = 136;
-    const padded = new Uint8Array(Math.floor(bytes.length / rate) * rate + rate);
-    padded.set(bytes);
-    padded[bytes.length] ^= 0x01;        // Keccak's padding (Ethereum's), not SHA-3's 0x06
-    padded[padded.length - 1] ^= 0x80;
-    const A = new Array(25).fill(0n);
-    for (let offset = 0; offset < padded.length; offset += rate) {
-      for (let i = 0; i < rate / 8; i++) {
-        let lane = 0n;
-        for (let b = 7; b >= 0; b--) lane = (lane << 8n) | BigInt(padded[offset + i * 8 + b]); // little-endian
-        A[i] ^= lane;
-      }
-      keccakF(A);
-    }
-    const out = new Uint8Array(32);
-    for (let i = 0; i < 4; i++) {
-      let lane = A[i];
-      for (let b = 0; b < 8; b++) { out[i * 8 + b] = Number(lane & 0xffn); lane >>= 8n; }
-    }
-    return out;
-  }
-
-  const toHex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-  const utf8 = (text) => new TextEncoder().encode(text);
-
-  function checksumAddress(address) {
-    if (!/^0x[0-9a-fA-F]{40}$/.test(address)) throw new Error(`not an address: ${address}`);
-    const lower = address.slice(2).toLowerCase();
-    const hash = toHex(keccak256(utf8(lower)));
-    let out = "0x";
-    for (let i = 0; i < 40; i++) out += parseInt(hash[i], 16) >= 8 ? lower[i].toUpperCase() : lower[i];
-    return out;
-  }
-
-  // ------------------------------------------------------------------------------------------ SIWE
-
-  // Exactly api/auth.py `siwe_message` (siwe's prepare_message): issued now to the second, valid five minutes.
-  function siweMessage(domain, uri, address, chainId, nonce, now = new Date()) {
-    const issued = new Date(Math.floor(now.getTime() / 1000) * 1000);
-    const expires = new Date(issued.getTime() + 5 * 60 * 1000);
-    const iso = (d) => d.toISOString().replace(/\.\d{3}Z$/, "Z");
-    return `${domain} wants you to sign in with your Ethereum account:\n${address}\n\n` +
-      "Sign in to LoanLedger.\n\n" +
-      `URI: ${uri}\nVersion: 1\nChain ID: ${chainId}\nNonce: ${nonce}\n` +
-      `Issued At: ${iso(issued)}\nExpiration Time: ${iso(expires)}`;
-  }
 
   // ------------------------------------------------------------------------------------------ DOM
 
@@ -230,17 +139,18 @@
     route();
   }
 
+  // The server writes the Sign-In with Ethereum message (api/auth.py `siwe_message`, what its login verifies);
+  // the wallet signs it as it is. Nothing here builds or hashes it.
   async function walletLogin() {
     const wallet = window.ethereum;
     if (!wallet) return notice("No browser wallet (window.ethereum) in this browser.");
     try {
       const [account] = await wallet.request({ method: "eth_requestAccounts" });
-      const address = checksumAddress(account);
-      const nonce = await api("/v1/auth/nonce", { method: "POST" });
-      const message = siweMessage(nonce.domain, nonce.uri, address, nonce.chain_id, nonce.nonce);
+      const address = getAddress(account); // EIP-55; wallets answer in lower case, and a typo throws here
+      const { message } = await api("/v1/auth/nonce", { method: "POST", body: { address } });
       // personal_sign takes the message hex-encoded; the wallet adds EIP-191's prefix, as siwe verifies.
       const signature = await wallet.request({ method: "personal_sign",
-        params: [`0x${toHex(utf8(message))}`, account] });
+        params: [hexlify(toUtf8Bytes(message)), account] });
       signedIn(await api("/v1/auth/login", { method: "POST", body: { message, signature } }));
     } catch (error) {
       notice(`Wallet sign-in failed: ${error.message || error}`);
@@ -485,9 +395,7 @@
     route();
   }
 
-  // For the browser test and the curious: the pieces that must agree with the server bit for bit.
-  window.LoanLedgerDashboard = {
-    checksumAddress, keccak256Hex: (text) => toHex(keccak256(utf8(text))), siweMessage, money,
-  };
+  // For the browser test and the curious: the pieces that must agree with the server.
+  window.LoanLedgerDashboard = { checksumAddress: getAddress, money };
   document.addEventListener("DOMContentLoaded", start);
 })();

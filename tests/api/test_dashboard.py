@@ -250,8 +250,8 @@ def test_an_auditor_reads_the_book_and_a_loan_timeline(dev_api, w3, stack, book,
 
 def test_a_wallet_signs_in_with_the_message_the_server_builds(dev_api, served, auditor, tab):
     """A stand-in for window.ethereum that signs in Python: the page checksums the wallet's lower-case
-    address (EIP-55 needs Keccak-256, written in the page), builds the SIWE message, and the real
-    /v1/auth/login accepts it."""
+    address (EIP-55, with ethers' getAddress), asks the server for the SIWE message, the wallet signs it,
+    and the real /v1/auth/login accepts it."""
     _, context = dev_api
     account = auditor.account
     signed: list[str] = []
@@ -288,6 +288,43 @@ def test_a_wallet_signs_in_with_the_message_the_server_builds(dev_api, served, a
     tab.assert_clean()
 
 
+def test_a_wallet_backed_by_a_key_signs_the_served_message_with_the_library(dev_api, served, auditor, tab):
+    """An EIP-1193 provider in the page holding the auditor's key signs with the library the page itself
+    loads (ethers' Wallet, from the bundle the API serves): the message it signs is the one the nonce route
+    served, byte for byte, and the login that verifies it lets the auditor in."""
+    account = auditor.account
+    tab.page.add_init_script("""(() => {
+        const key = %s, address = %s, signed = window.signedMessages = [];
+        window.ethereum = {request: async ({method, params}) => {
+            if (method === "eth_requestAccounts") return [address];
+            if (method !== "personal_sign") throw new Error("unsupported " + method);
+            const ethers = await import(%s);
+            if (params[1] !== address) throw new Error("asked to sign for " + params[1]);
+            signed.push(ethers.toUtf8String(params[0]));
+            return await new ethers.Wallet(key).signMessage(ethers.getBytes(params[0]));
+        }};
+    })();""" % (json.dumps(account.key.to_0x_hex()), json.dumps(account.address.lower()),
+                json.dumps(f"/dashboard/static/{_library_name()}")))
+    tab.open()
+    with tab.page.expect_response("**/v1/auth/nonce") as nonce, tab.page.expect_request("**/v1/auth/login") as login:
+        tab.page.click("#wallet-login")
+    tab.wait_ready("portfolio")
+    assert tab.page.text_content("#who-address") == account.address
+    assert tab.page.text_content("#who-roles") == "auditor"
+
+    asked = nonce.value.request.post_data_json
+    assert asked == {"address": account.address}
+    served_message = nonce.value.json()["message"]
+    assert f"\n{account.address}\n" in served_message
+    assert tab.page.evaluate("window.signedMessages") == [served_message]
+    sent = login.value.post_data_json
+    assert sent["message"] == served_message
+    assert Account.recover_message(encode_defunct(text=served_message), signature=sent["signature"]) \
+        == account.address
+    assert login.value.response().status == 200
+    tab.assert_clean()
+
+
 def test_a_borrower_signed_in_is_told_there_is_no_audit_access(dev_api, keys, driver, tab):
     driver.register(keys["alice"])
     tab.open()
@@ -317,6 +354,56 @@ def test_the_page_and_its_files_are_served_with_a_same_origin_policy(api):
     for name in ("nothing.js", "..%2Fdashboard.py", "dashboard.html%00.js"):
         response = http.get(f"/dashboard/static/{name}")
         assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+
+
+def _library_name() -> str:
+    """The name dashboard.js imports ethers under: the version package.json pins."""
+    pinned = json.loads((ROOT / "package.json").read_text())["dependencies"]["ethers"]
+    return f"ethers-{pinned}.min.js"
+
+
+def test_the_signing_library_is_served_from_node_modules_as_the_script_imports_it(api):
+    http = local_client(api[0])
+    name = _library_name()
+    script = http.get("/dashboard/static/dashboard.js").text
+    assert f'from "./{name}"' in script
+    library = http.get(f"/dashboard/static/{name}")
+    assert library.status_code == 200 and library.headers["content-type"].startswith("text/javascript")
+    assert library.content == (ROOT / "node_modules/ethers/dist/ethers.min.js").read_bytes()
+    assert library.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert library.headers["content-security-policy"].startswith("default-src 'none'")
+    # Only the installed version, under that name: an old one, or any other file of the package, is not served.
+    for other in ("ethers-6.0.0.min.js", "ethers.min.js", "ethers.js", "package.json"):
+        assert http.get(f"/dashboard/static/{other}").status_code == 404, other
+    # No hand-written crypto left in the page's own script.
+    assert "keccak" not in script.lower() and "wants you to sign in" not in script
+
+
+def test_the_nonce_route_serves_the_message_the_login_verifies(api, keys):
+    http = local_client(api[0])
+    alice = keys["alice"]
+    answer = http.post("/v1/auth/nonce", json={"address": alice.address.lower()})
+    assert answer.status_code == 200
+    nonce = answer.json()
+    message = nonce["message"]
+    # What api.auth.siwe_message writes for this address and nonce (the SDK's way), issued when it was served.
+    times = dict(re.findall(r"^(Issued At|Expiration Time): (\S+)$", message, re.M))
+    expected = siwe_message(nonce["domain"], nonce["uri"], alice.address, nonce["chain_id"], nonce["nonce"])
+    expected = re.sub(r"^(Issued At|Expiration Time): \S+$", lambda m: f"{m.group(1)}: {times[m.group(1)]}",
+                      expected, flags=re.M)
+    assert message == expected
+    assert f"\n{alice.address}\n" in message  # checksummed, whatever case was sent
+    issued, expires = (datetime.strptime(times[k], "%Y-%m-%dT%H:%M:%SZ") for k in ("Issued At", "Expiration Time"))
+    assert (expires - issued).total_seconds() == 300
+    signature = alice.sign_message(encode_defunct(text=message)).signature.to_0x_hex()
+    login = http.post("/v1/auth/login", json={"message": message, "signature": signature})
+    assert login.status_code == 200 and login.json()["address"] == alice.address
+    # Without an address (the SDK and CLI): the same fields as before, no message.
+    bare = http.post("/v1/auth/nonce").json()
+    assert set(bare) == {"nonce", "domain", "uri", "chain_id", "expires_at", "message"} and bare["message"] is None
+    assert bare["nonce"] != nonce["nonce"]
+    bad = http.post("/v1/auth/nonce", json={"address": "0x1234"})
+    assert bad.status_code == 422
 
 
 def test_dev_login_is_off_unless_enabled(api, keys):
