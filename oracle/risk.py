@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload, sessionmaker
 from web3.contract import Contract
 
+from ledger.book import RUNNING_NAMES, LoanStatus
 from ledger.chain import ChainClient
 from ledger.errors import ContractRevert
 from ledger.store.models.chain import Loan
@@ -63,7 +64,7 @@ class RiskMonitor:
         report = RiskReport(as_of=now)
         self._retry_failed(now, report)
         with self.sessions() as session:
-            loans = list(session.scalars(select(Loan).where(Loan.status.in_(("Active", "Defaulted")))
+            loans = list(session.scalars(select(Loan).where(Loan.status.in_(RUNNING_NAMES))
                                          .options(selectinload(Loan.schedule)).order_by(Loan.id)))
             # What was sent (or tried) already: such a notice needs no chain read and no insert attempt.
             recorded = {tuple(key) for key in session.execute(
@@ -78,7 +79,7 @@ class RiskMonitor:
     # ------------------------------------------------------------------ one loan
 
     def _check(self, loan: Loan, now: int, report: RiskReport, recorded: set[tuple[int, int, str]]) -> None:
-        if loan.status == "Defaulted":
+        if loan.status == LoanStatus.DEFAULTED.solidity_name:
             if (loan.id, 0, "default_notice") not in recorded:
                 self._notify(Notice("default_notice", loan.id, 0, loan.borrower, loan.next_due_at or 0, 0,
                                     loan.currency, {}), now, report)

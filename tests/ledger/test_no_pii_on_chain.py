@@ -15,7 +15,7 @@ from stdnum.iso7064 import mod_11_2
 from ledger import verify
 from ledger.identity import KycRecord, identity_commitment
 from ledger.store import open_store
-from ledger.store.projection import LoanStatus
+from ledger.book import LoanStatus
 from ledger.vault import Keyring, Vault
 
 DAY = 86_400

@@ -10,7 +10,7 @@ import pytest
 from web3.logs import DISCARD
 
 from ledger.chain import ChainClient
-from ledger.store.projection import LoanStatus
+from ledger.book import LoanStatus
 from oracle.outbox import Outbox, OutboxWorker
 from oracle.payments.webhook import Confirmation, payment_ref
 
