@@ -43,9 +43,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from web3.contract import Contract
 
 from ledger.chain import ChainClient
+from ledger.encoding import to_0x_hex
 from ledger.errors import ContractRevert, LoanLedgerError
 from ledger.identity import InvalidIdentity, normalize_bank_card, normalize_id_number, normalize_phone
-from ledger.encoding import to_0x_hex
 from ledger.store.models.action_log import ActionLogAnchorRecord, ActionLogEntry
 
 log = logging.getLogger(__name__)

@@ -32,8 +32,8 @@ from sqlalchemy import Engine, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ledger.errors import LoanLedgerError
 from ledger.encoding import to_0x_hex
+from ledger.errors import LoanLedgerError
 from ledger.identity import (
     InvalidIdentity,
     KycRecord,

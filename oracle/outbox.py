@@ -29,8 +29,9 @@ from sqlalchemy.orm import sessionmaker
 from web3.contract import Contract
 from web3.logs import DISCARD
 
-from ledger.chain import ChainClient
 from ledger.book import read_loan
+from ledger.chain import ChainClient
+from ledger.encoding import to_0x_hex
 from ledger.errors import ContractRevert
 from ledger.store.models.outbox import OutboxItem
 from oracle.payments.webhook import Confirmation

@@ -12,10 +12,10 @@ from rich.table import Table
 from web3.contract import Contract
 from web3.exceptions import ContractCustomError
 
+from ledger.book import RUNNING, LoanStatus, read_loan, read_progress, snake_case, solidity_name
 from ledger.cli._common import deployment, fail
 from ledger.config import load_settings
 from ledger.errors import ContractRevert, ErrorDecoder
-from ledger.book import RUNNING, LoanStatus, read_loan, read_progress, snake_case, solidity_name
 from ledger.typed_data import Amortization
 
 DAY = 86_400

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from ledger.book import LoanStatus
 from ledger.indexer import Indexer
 from ledger.store.codec import to_json
 from ledger.store.models.chain import Borrower, ChainEvent, IndexerCursor, Loan, Payment, ScoreRecord
-from ledger.book import LoanStatus
 
 DAY = 86_400
 
