@@ -267,6 +267,7 @@ def test_portfolio_equals_the_hand_computed_figures(api, w3, stack, book, audito
 
     assert report["as_of"] == w3.eth.get_block("latest")["timestamp"]
     assert report["currency"] == "CNY" and report["loans"] == 9
+    assert report["running_statuses"] == ["Active", "Defaulted"]  # what the dashboard counts as outstanding
     assert report["outstanding_principal"] == late + 3 * full  # late, defaulted, recent, current = 440,779
     total = late + 3 * full
     assert report["portfolio_at_risk"] == [
