@@ -21,6 +21,9 @@ from web3.types import BlockIdentifier
 from ledger.typed_data import LoanTerms
 
 
+DAY = 86_400  # seconds: the contracts' `1 days`, in which terms and delinquency are counted
+
+
 class LoanStatus(IntEnum):
     """ILoanBook.LoanStatus, in declaration order (tests check it against the contract's source)."""
 

@@ -15,12 +15,11 @@ from web3.contract import Contract
 from web3.types import TxReceipt
 
 from ledger.artifacts import SOLC_VERSION, compile_contracts, source_hash
+from ledger.book import DAY
 from ledger.contracts import Bindings
 from ledger.encoding import to_0x_hex
 from ledger.errors import LoanLedgerError
 from ledger.manifest import CONTRACT_NAMES, DeployedContract, Manifest
-
-DAY = 86_400
 
 
 @dataclass(frozen=True)

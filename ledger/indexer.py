@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from eth_utils.abi import event_abi_to_log_topic
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
-from eth_utils.abi import event_abi_to_log_topic
 from web3 import Web3
 from web3.exceptions import BlockNotFound
 

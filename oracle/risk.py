@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload, sessionmaker
 from web3.contract import Contract
 
-from ledger.book import RUNNING_NAMES, LoanStatus
+from ledger.book import DAY, RUNNING_NAMES, LoanStatus
 from ledger.chain import ChainClient
 from ledger.errors import ContractRevert
 from ledger.store.models.chain import Loan
@@ -29,7 +29,6 @@ from oracle.notify import DeliveryFailed, Notice, NotificationSender
 
 log = logging.getLogger(__name__)
 
-DAY = 86_400
 STALE_SENDING = 300  # seconds after which a `sending` row is taken to belong to a dead monitor
 
 

@@ -12,13 +12,11 @@ from rich.table import Table
 from web3.contract import Contract
 from web3.exceptions import ContractCustomError
 
-from ledger.book import RUNNING, LoanStatus, read_loan, read_progress, snake_case, solidity_name
+from ledger.book import DAY, RUNNING, LoanStatus, read_loan, read_progress, snake_case, solidity_name
 from ledger.cli._common import deployment, fail
 from ledger.config import load_settings
 from ledger.errors import ContractRevert, ErrorDecoder
 from ledger.typed_data import Amortization
-
-DAY = 86_400
 
 
 def _installment_state(number: int, due_at: int, paid: int, status: LoanStatus, now: int, grace: int) -> str:

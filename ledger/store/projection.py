@@ -14,11 +14,9 @@ from typing import Any, Protocol
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from ledger.book import RUNNING, RUNNING_NAMES, SCHEDULE_EVENTS, LoanStatus, solidity_name
+from ledger.book import DAY, RUNNING, RUNNING_NAMES, SCHEDULE_EVENTS, LoanStatus, solidity_name
 from ledger.store.models.chain import Borrower, ChainEvent, Loan, Payment, ScheduleRow, ScoreRecord
 from ledger.typed_data import Amortization
-
-DAY = 86_400
 
 
 class EventLike(Protocol):
