@@ -95,6 +95,21 @@ class LoanProgress:
     penalty_unpaid: int
 
 
+@dataclass(frozen=True)
+class AmountDue:
+    """`ILoanBook.amountDue(loanId, asOf)`: what is owed at a time, split as it would be allocated."""
+
+    principal: int
+    interest: int
+    late_fee: int
+    penalty: int
+    oldest_due_at: int  # 0 when no installment is unpaid
+
+    @property
+    def total(self) -> int:
+        return self.principal + self.interest + self.late_fee + self.penalty
+
+
 def _by_name(values: Sequence[Any], params: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """A call result keyed by the ABI's (snake-cased) names; a count mismatch means a stale ABI."""
     return {snake_case(p["name"]): v for p, v in zip(params, values, strict=True)}
@@ -116,6 +131,11 @@ def loan_progress(book: Contract, result: Sequence[Any]) -> LoanProgress:
     return LoanProgress(**_by_name(result, _outputs(book, "progressOf")[0]["components"]))
 
 
+def amount_due(book: Contract, result: Sequence[Any]) -> AmountDue:
+    """`book.functions.amountDue(id, asOf).call()`'s struct as an AmountDue, matched by the ABI's component names."""
+    return AmountDue(**_by_name(result, _outputs(book, "amountDue")[0]["components"]))
+
+
 Caller = Callable[[ContractFunction], Any]
 
 
@@ -135,3 +155,8 @@ def read_progress(book: Contract, loan_id: int, *, block: BlockIdentifier = "lat
     """The loan's running totals as the book holds them."""
     return loan_progress(book, (call or _plain_call(block))(book.functions.progressOf(loan_id)))
 
+
+def read_amount_due(book: Contract, loan_id: int, as_of: int, *, block: BlockIdentifier = "latest",
+                    call: Caller | None = None) -> AmountDue:
+    """What the loan owes at `as_of` (unix time, not before its last accrual)."""
+    return amount_due(book, (call or _plain_call(block))(book.functions.amountDue(loan_id, as_of)))

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload, sessionmaker
 from web3.contract import Contract
 
-from ledger.book import DAY, RUNNING_NAMES, LoanStatus
+from ledger.book import DAY, RUNNING_NAMES, LoanStatus, read_amount_due
 from ledger.chain import ChainClient
 from ledger.errors import ContractRevert
 from ledger.store.models.chain import Loan
@@ -100,17 +100,16 @@ class RiskMonitor:
             if (loan.id, 0, "default_notice") in recorded:
                 return  # declared already; the index has not caught up yet
             self._declare_default(loan, report)
-            owed = sum(self.book.functions.amountDue(loan.id, now).call()[:4])
+            owed = read_amount_due(self.book, loan.id, now).total
             self._notify(Notice("default_notice", loan.id, 0, loan.borrower, row.due_at, owed, loan.currency,
                                 {"oldest_due_at": row.due_at}), now, report)
             return
         if (loan.id, number, "overdue_warning") in recorded:
             return
-        principal, interest, late_fee, penalty, _ = self.book.functions.amountDue(loan.id, now).call()
-        self._notify(Notice("overdue_warning", loan.id, number, loan.borrower, row.due_at,
-                            principal + interest + late_fee + penalty, loan.currency,
-                            {"principal": principal, "interest": interest, "late_fee": late_fee, "penalty": penalty,
-                             "days_past_due": (now - row.due_at) // DAY}), now, report)
+        due = read_amount_due(self.book, loan.id, now)
+        self._notify(Notice("overdue_warning", loan.id, number, loan.borrower, row.due_at, due.total, loan.currency,
+                            {"principal": due.principal, "interest": due.interest, "late_fee": due.late_fee,
+                             "penalty": due.penalty, "days_past_due": (now - row.due_at) // DAY}), now, report)
 
     def _declare_default(self, loan: Loan, report: RiskReport) -> None:
         try:

@@ -12,7 +12,7 @@ from rich.table import Table
 from web3.contract import Contract
 from web3.exceptions import ContractCustomError
 
-from ledger.book import DAY, RUNNING, LoanStatus, read_loan, read_progress, snake_case, solidity_name
+from ledger.book import DAY, RUNNING, LoanStatus, read_amount_due, read_loan, read_progress, solidity_name
 from ledger.cli._common import deployment, fail
 from ledger.config import load_settings
 from ledger.errors import ContractRevert, ErrorDecoder
@@ -29,12 +29,6 @@ def _installment_state(number: int, due_at: int, paid: int, status: LoanStatus, 
     return "due" if due_at <= now else "upcoming"
 
 
-def _struct(book: Contract, function: str, values: tuple) -> dict:
-    """A returned struct by its field names from the ABI, in snake_case (`lateFeePaid` -> `late_fee_paid`)."""
-    fields = book.get_function_by_name(function).abi["outputs"][0]["components"]
-    return {snake_case(f["name"]): v for f, v in zip(fields, values, strict=True)}
-
-
 def loan_report(book: Contract, errors: ErrorDecoder, loan_id: int, now: int) -> dict:
     """Everything the book's views say about a loan at `now`; raises ContractRevert for an unknown id."""
     try:
@@ -43,8 +37,8 @@ def loan_report(book: Contract, errors: ErrorDecoder, loan_id: int, now: int) ->
         raise errors.from_exception(exc) or exc from None
     terms, status = loan.terms, loan.status
     progress = asdict(read_progress(book, loan_id))
-    due = _struct(book, "amountDue", book.functions.amountDue(loan_id, now).call())
-    due["total"] = due["principal"] + due["interest"] + due["late_fee"] + due["penalty"]
+    owed = read_amount_due(book, loan_id, now)
+    due = {**asdict(owed), "total": owed.total}
     schedule = [{"number": k, "due_at": due_at, "principal": principal, "interest": interest,
                  "state": _installment_state(k, due_at, progress["paid_installments"], status, now, terms.gracePeriod)}
                 for k, (due_at, principal, interest) in enumerate(book.functions.schedule(loan_id).call(), start=1)]

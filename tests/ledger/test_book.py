@@ -12,9 +12,11 @@ from ledger.artifacts import ROOT, SOLC_VERSION, compile_contracts, standard_inp
 from ledger.book import (
     RUNNING,
     RUNNING_NAMES,
+    AmountDue,
     LoanOnChain,
     LoanProgress,
     LoanStatus,
+    read_amount_due,
     read_loan,
     read_progress,
     snake_case,
@@ -80,6 +82,9 @@ def test_the_typed_views_follow_the_abis_output_names(loan_book_abi):
     (progress,) = _function(loan_book_abi, "progressOf")["outputs"]
     assert progress["internalType"] == "struct ILoanBook.LoanProgress"
     assert [f.name for f in fields(LoanProgress)] == [snake_case(c["name"]) for c in progress["components"]]
+    (due,) = _function(loan_book_abi, "amountDue")["outputs"]
+    assert due["internalType"] == "struct ILoanBook.AmountDue"
+    assert [f.name for f in fields(AmountDue)] == [snake_case(c["name"]) for c in due["components"]]
 
 
 def test_running_is_active_and_defaulted():
@@ -97,6 +102,9 @@ def test_read_loan_and_progress_on_a_real_loan(w3, stack, keys, driver, loan_ter
     progress = read_progress(stack.book, loan_id)
     assert progress.principal_repaid + progress.interest_paid == 10_000 and progress.paid_installments == 0
     assert progress.principal_repaid == stack.book.functions.progressOf(loan_id).call()[2]
+    due = read_amount_due(stack.book, loan_id, driver.now + 31 * DAY)  # the first installment, less what was paid
+    assert due.total == sum(stack.book.functions.amountDue(loan_id, driver.now + 31 * DAY).call()[:4]) > 0
+    assert due.oldest_due_at == stack.book.functions.schedule(loan_id).call()[0][0]
     requested = driver.request(keys["alice"])
     assert read_loan(stack.book, requested).status is LoanStatus.REQUESTED and not read_loan(stack.book, requested).running
 
