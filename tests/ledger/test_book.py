@@ -1,4 +1,4 @@
-"""ledger/book.py against the contract it mirrors: the status enum, the typed views, and due dates from schedule rows."""
+"""ledger/book.py against the contract it mirrors: the status enum, the typed views, due dates from schedule rows."""
 
 from __future__ import annotations
 
@@ -106,7 +106,8 @@ def test_read_loan_and_progress_on_a_real_loan(w3, stack, keys, driver, loan_ter
     assert due.total == sum(stack.book.functions.amountDue(loan_id, driver.now + 31 * DAY).call()[:4]) > 0
     assert due.oldest_due_at == stack.book.functions.schedule(loan_id).call()[0][0]
     requested = driver.request(keys["alice"])
-    assert read_loan(stack.book, requested).status is LoanStatus.REQUESTED and not read_loan(stack.book, requested).running
+    waiting = read_loan(stack.book, requested)
+    assert waiting.status is LoanStatus.REQUESTED and not waiting.running
 
 
 def _loan(status: str, paid: int, due_dates: list[int]) -> Loan:
