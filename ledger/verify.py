@@ -220,7 +220,7 @@ def _check_borrower(views: _Views, row: Borrower, result: VerificationResult) ->
     result.checked += 1
     record = views("BorrowerRegistry", "borrowerOf", row.address)
     score = views("CreditOracle", "scoreOf", row.address)
-    zero = "0x" + "00" * 32
+    zero = to_0x_hex(bytes(32))
     _compare(result, f"borrower {row.address}", {
         "identityCommitment": row.identity_commitment or zero, "kycExpiresAt": row.kyc_expires_at or 0,
         "registeredAt": row.registered_at or 0, "revoked": row.revoked,
