@@ -1,8 +1,8 @@
 """The loan book's vocabulary, mirrored once from contracts/interfaces/ILoanBook.sol.
 
 The states of a loan, which of them still owe principal, which events change a loan's schedule,
-and typed views of `loanOf` / `progressOf` built by the ABI's output names (tests/ledger/test_book.py
-checks all of it against the compiled contract). Everything else names states through here: no
+and typed views of `loanOf` / `progressOf` / `amountDue` built by the ABI's output names
+(tests/ledger/test_book.py checks all of it against the compiled contract). Everything else names states through here: no
 status numbers, no spelled-out lists of status names.
 """
 
@@ -19,7 +19,6 @@ from web3.contract.contract import ContractFunction
 from web3.types import BlockIdentifier
 
 from ledger.typed_data import LoanTerms
-
 
 DAY = 86_400  # seconds: the contracts' `1 days`, in which terms and delinquency are counted
 
