@@ -14,6 +14,8 @@ import httpx
 from sqlalchemy import select
 
 from api.errors import ApiError
+from ledger.book import LoanStatus, read_loan
+from ledger.encoding import to_0x_hex
 from ledger.errors import ContractRevert
 from ledger.store.models.api import ApiSetting
 
@@ -57,7 +59,7 @@ def approve_or_reject(context, loan_id: int, actor: str, request_id: str) -> tup
         decision = f"rejected:{reason}"
     context.action_log.append(actor, "loan.approve" if decision == "approved" else "loan.reject", request_id,
                               {"loan_id": loan_id, "decision": decision,
-                               "tx": "0x" + bytes(receipt["transactionHash"]).hex()})
+                               "tx": to_0x_hex(receipt["transactionHash"])})
     if decision == "approved":
         request_payout(context, loan_id, actor, request_id)
     return decision, receipt["blockNumber"]
@@ -75,8 +77,9 @@ def apply_policy(context, loan_id: int, request_id: str) -> tuple[str | None, in
 
 def request_payout(context, loan_id: int, actor: str, request_id: str) -> dict | None:
     """Orders the payout of an approved loan on the rail; its webhook to the oracle confirms it on-chain."""
-    principal, currency, status = _terms(context, loan_id)
-    if status != 2:  # Approved
+    loan = read_loan(context.bindings.book, loan_id)
+    principal, currency = loan.terms.principal, loan.currency
+    if loan.status is not LoanStatus.APPROVED:
         raise ApiError(409, "not_approved", f"loan {loan_id} is not approved (nothing to pay out)")
     order = {"loan_id": loan_id, "amount": principal, "currency": currency, "paid_at": context.chain_time()}
     try:
@@ -90,9 +93,3 @@ def request_payout(context, loan_id: int, actor: str, request_id: str) -> dict |
     context.action_log.append(actor, "loan.payout", request_id,
                               {"loan_id": loan_id, "rail_reference": payment.get("reference"), "amount": principal})
     return payment
-
-
-def _terms(context, loan_id: int) -> tuple[int, str, int]:
-    loan = context.bindings.book.functions.loanOf(loan_id).call()
-    terms, status = loan[0], loan[2]
-    return terms[0], bytes(terms[1]).decode(), status

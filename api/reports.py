@@ -1,7 +1,8 @@
 """The portfolio report: outstanding principal, portfolio-at-risk, delinquency buckets and totals by status.
 
 One query reads every loan's figures (no chain call per loan); days past due are recomputed at the
-chain time the caller passes, with the read model's own definition (`update_delinquency`), because the
+chain time the caller passes from the read model's next due date (the oldest unpaid installment's due
+date in the loan's schedule rows), with the read model's own definition (`days_past_due`), because the
 stored `days_past_due` is as of the last indexed block and ages with the clock, not with events.
 Money is summed in Python: MinorUnits is text on SQLite, so SQL's SUM would not be exact there.
 """
@@ -16,10 +17,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.errors import ApiError
+from ledger.book import RUNNING_NAMES, LoanStatus
 from ledger.store.models.chain import Loan
-from ledger.store.projection import LoanStatus, update_delinquency
+from ledger.store.projection import days_past_due
 
-RUNNING = ("Active", "Defaulted")  # the statuses whose principal is still owed
 PAR_DAYS = (1, 30, 90)
 # (name, first day, last day or None for open-ended): Fineract-style delinquency ranges.
 BUCKETS = (("current", 0, 0), ("1-29", 1, 29), ("30-59", 30, 59), ("60-89", 60, 89), ("90+", 90, None))
@@ -88,16 +89,19 @@ class PortfolioOut(BaseModel):
     portfolio_at_risk: list[AtRisk]
     delinquency: list[Bucket] = Field(description="running loans (Active, Defaulted) by days past due")
     by_status: list[StatusTotals]
+    running_statuses: list[str] = Field(
+        description="the statuses whose principal is still owed: the loans counted in outstanding_principal, "
+                    "portfolio_at_risk and delinquency (clients take the set from here rather than spell it out)")
 
     model_config = {"json_schema_extra": {"examples": [{
         "as_of": 1_770_681_600, "indexed_block": 152, "currency": "CNY", "loans": 3, "outstanding_principal": 200_779,
-        "portfolio_at_risk": _EXAMPLE_AT_RISK, "delinquency": _EXAMPLE_BUCKETS, "by_status": _EXAMPLE_BY_STATUS}]}}
+        "portfolio_at_risk": _EXAMPLE_AT_RISK, "delinquency": _EXAMPLE_BUCKETS, "by_status": _EXAMPLE_BY_STATUS,
+        "running_statuses": list(RUNNING_NAMES)}]}}
 
 
 @dataclass(slots=True)
 class LoanFigures:
-    """What the report needs of one loan. It has the attributes `update_delinquency` reads and sets, so the
-    read model's definition of days past due is applied to it as is (the indexer's row is not touched)."""
+    """What the report needs of one loan; `next_due_at` is the read model's (from the loan's schedule rows)."""
 
     status: str
     principal: int
@@ -106,24 +110,18 @@ class LoanFigures:
     late_fee_paid: int
     penalty_paid: int
     principal_written_off: int
-    paid_installments: int
-    installments: int
-    disbursed_at: int
-    interval: int
     next_due_at: int | None = None
     days_past_due: int = 0
-    as_of: int = 0
 
     @property
     def outstanding(self) -> int:
-        if self.status not in RUNNING:
+        if self.status not in RUNNING_NAMES:
             return 0
         return self.principal - self.principal_repaid - self.principal_written_off
 
 
 _COLUMNS = (Loan.status, Loan.principal, Loan.principal_repaid, Loan.interest_paid, Loan.late_fee_paid,
-            Loan.penalty_paid, Loan.principal_written_off, Loan.paid_installments, Loan.installments,
-            Loan.disbursed_at, Loan.interval)
+            Loan.penalty_paid, Loan.principal_written_off, Loan.next_due_at)
 
 
 def report_currency(session: Session, wanted: str | None) -> str | None:
@@ -142,7 +140,7 @@ def load_figures(session: Session, currency: str | None) -> list[LoanFigures]:
     query = select(*_COLUMNS)
     if currency is not None:
         query = query.where(Loan.currency == currency)
-    return [LoanFigures(*(row[i] or 0 for i in range(len(_COLUMNS)))) for row in session.execute(query)]
+    return [LoanFigures(*(value or 0 for value in row[:-1]), next_due_at=row[-1]) for row in session.execute(query)]
 
 
 def _ratio(part: int, whole: int) -> float:
@@ -169,9 +167,9 @@ def portfolio(loans: list[LoanFigures], as_of: int, *, indexed_block: int, curre
         t.penalty_paid += loan.penalty_paid
         t.principal_written_off += loan.principal_written_off
         t.outstanding += owed
-        if loan.status not in RUNNING:
+        if loan.status not in RUNNING_NAMES:
             continue
-        update_delinquency(loan, as_of)  # type: ignore[arg-type]  # duck-typed: see LoanFigures
+        loan.days_past_due = days_past_due(loan.next_due_at, as_of)
         outstanding_total += owed
         dpd = loan.days_past_due
         for bucket in buckets:
@@ -187,4 +185,4 @@ def portfolio(loans: list[LoanFigures], as_of: int, *, indexed_block: int, curre
         par.ratio = _ratio(par.outstanding, outstanding_total)
     return PortfolioOut(as_of=as_of, indexed_block=indexed_block, currency=currency, loans=len(loans),
                         outstanding_principal=outstanding_total, portfolio_at_risk=at_risk, delinquency=buckets,
-                        by_status=list(totals.values()))
+                        by_status=list(totals.values()), running_statuses=list(RUNNING_NAMES))

@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ledger import typed_data  # noqa: E402
+from ledger.book import LoanStatus, read_loan  # noqa: E402
 from ledger.deploy import deploy_stack  # noqa: E402
 from ledger.node import EphemeralNode, dev_account  # noqa: E402
 from ledger.typed_data import Amortization, LoanTerms  # noqa: E402
@@ -83,7 +84,7 @@ def main() -> dict[str, int]:
         payoff = stack.book.functions.payoffAmount(loan_b, now()).call()
         results["repay_full"] = gas(stack.book.functions.confirmRepayment(loan_b, keccak(text="repay-b"), payoff, now()),
                                     oracle.address)
-        assert stack.book.functions.loanOf(loan_b).call()[2] == 6  # Repaid
+        assert read_loan(stack.book, loan_b).status is LoanStatus.REPAID
 
     table = Table(title="Gas used per operation (solc 0.8.37, via-IR, 200 runs; 12-installment annuity)")
     table.add_column("operation")

@@ -43,9 +43,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from web3.contract import Contract
 
 from ledger.chain import ChainClient
+from ledger.encoding import to_0x_hex
 from ledger.errors import ContractRevert, LoanLedgerError
 from ledger.identity import InvalidIdentity, normalize_bank_card, normalize_id_number, normalize_phone
-from ledger.store.codec import hex32
 from ledger.store.models.action_log import ActionLogAnchorRecord, ActionLogEntry
 
 log = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ def _looks_like_pii(value: str) -> bool:
 def entry_hash(seq: int, at: int, actor: str, action: str, request_id: str, details: str, prev_hash: str) -> str:
     """The entry's hash as 0x-hex (see the module docstring); `details` is the stored canonical JSON."""
     prev = bytes.fromhex(prev_hash.removeprefix("0x"))
-    return hex32(keccak(encode(
+    return to_0x_hex(keccak(encode(
         ["bytes32", "uint64", "uint64", "bytes32", "bytes32", "bytes32", "bytes32", "bytes32"],
         [HASH_DOMAIN, seq, at, keccak(actor.encode()), keccak(action.encode()), keccak(request_id.encode()),
          keccak(details.encode()), prev])))
@@ -229,7 +229,7 @@ class ActionLog:
                 return None
             raise
         block = client.w3.eth.get_block(receipt["blockNumber"])
-        anchored = Anchored(head.seq, head.hash, hex32(receipt["transactionHash"]), receipt["blockNumber"],
+        anchored = Anchored(head.seq, head.hash, to_0x_hex(receipt["transactionHash"]), receipt["blockNumber"],
                             block["timestamp"])
         with self.sessions.begin() as session:
             session.add(ActionLogAnchorRecord(seq=anchored.seq, head=anchored.head, tx_hash=anchored.tx_hash,

@@ -32,6 +32,7 @@ from web3.datastructures import AttributeDict
 from web3.types import TxReceipt
 
 from ledger.config import Settings
+from ledger.encoding import to_0x_hex
 from ledger.errors import ContractRevert, ErrorDecoder, LoanLedgerError
 
 _RECEIPT_FORMATTER = compose(AttributeDict.recursive, PYTHONIC_RESULT_FORMATTERS[RPC.eth_getTransactionReceipt])
@@ -203,7 +204,7 @@ class ChainClient:
                         continue
                     raise self._translate(exc) from exc
             self._nonce = nonce + 1
-        return "0x" + bytes(tx_hash).hex()
+        return to_0x_hex(tx_hash)
 
     def transact_many(self, functions: Sequence[ContractFunction], *, gas: int | Sequence[int] | None = None,
                       timeout: float | None = None) -> list[TxReceipt]:
@@ -236,9 +237,8 @@ class ChainClient:
             in_flight = None
             try:
                 for start in range(0, len(txs), batch_size):
-                    raws = ["0x" + bytes(self.account.sign_transaction(
-                        {**tx, "nonce": first + start + i}).raw_transaction).hex()
-                        for i, tx in enumerate(txs[start:start + batch_size])]
+                    raws = [to_0x_hex(self.account.sign_transaction({**tx, "nonce": first + start + i}).raw_transaction)
+                            for i, tx in enumerate(txs[start:start + batch_size])]
                     if in_flight is not None:
                         hashes += in_flight.result()
                     in_flight = sender.submit(self._send_raw_batch, raws)
@@ -373,7 +373,7 @@ class ChainClient:
     def _checked(self, receipt: TxReceipt, function: ContractFunction | None) -> TxReceipt:
         if receipt["status"] == 1:
             return receipt
-        tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
+        tx_hash = to_0x_hex(receipt["transactionHash"])
         # The receipt has no revert data: replay the call at the block before to name the error.
         if function is not None:
             tx = self.w3.eth.get_transaction(tx_hash)

@@ -15,11 +15,11 @@ from web3.contract import Contract
 from web3.types import TxReceipt
 
 from ledger.artifacts import SOLC_VERSION, compile_contracts, source_hash
+from ledger.book import DAY
 from ledger.contracts import Bindings
+from ledger.encoding import to_0x_hex
 from ledger.errors import LoanLedgerError
 from ledger.manifest import CONTRACT_NAMES, DeployedContract, Manifest
-
-DAY = 86_400
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ class DeploymentFailed(LoanLedgerError):
 def _mined(w3: Web3, tx_hash: HexBytes, what: str) -> TxReceipt:
     receipt = w3.eth.wait_for_transaction_receipt(tx_hash)
     if receipt.status != 1:
-        raise DeploymentFailed(f"{what} reverted (tx {receipt.transactionHash.hex()})")
+        raise DeploymentFailed(f"{what} reverted (tx {to_0x_hex(receipt.transactionHash)})")
     return receipt
 
 
@@ -89,7 +89,7 @@ def _deploy(w3: Web3, name: str, artifact: dict, sender: str, *args) -> tuple[Co
     factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
     receipt = _mined(w3, factory.constructor(*args).transact({"from": sender}), f"deploying {name}")
     deployed = DeployedContract(address=receipt.contractAddress, block=receipt.blockNumber,
-                                tx="0x" + receipt.transactionHash.hex().removeprefix("0x"))
+                                tx=to_0x_hex(receipt.transactionHash))
     return w3.eth.contract(address=receipt.contractAddress, abi=artifact["abi"]), deployed
 
 

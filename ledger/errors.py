@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from eth_abi import decode
-from eth_utils import keccak, to_checksum_address
+from eth_utils import to_checksum_address
+from eth_utils.abi import function_abi_to_4byte_selector, get_abi_input_types
+
+from ledger.encoding import to_0x_hex
 
 
 class LoanLedgerError(Exception):
@@ -32,21 +35,21 @@ class ErrorDecoder:
         self._errors: dict[str, dict] = {}
         for abi in abis:
             for item in abi:
-                if item["type"] == "error":
-                    signature = f"{item['name']}({','.join(_canonical(i) for i in item['inputs'])})"
-                    self._errors["0x" + keccak(text=signature)[:4].hex()] = item
+                if item["type"] == "error":  # an error's selector is formed as a function's
+                    self._errors[to_0x_hex(function_abi_to_4byte_selector(item))] = item
 
     def decode(self, revert_data: str | bytes) -> ContractRevert | None:
         """The named error for raw revert data, or None when the selector is not ours."""
         data = revert_data if isinstance(revert_data, bytes) else bytes.fromhex(revert_data.removeprefix("0x"))
-        item = self._errors.get("0x" + data[:4].hex())
+        selector = to_0x_hex(data[:4])
+        item = self._errors.get(selector)
         if item is None:
             return None
-        values = decode([_canonical(i) for i in item["inputs"]], data[4:])
+        values = decode(get_abi_input_types(item), data[4:])
         # Addresses checksummed, as web3 returns them everywhere else.
         arguments = {i["name"]: to_checksum_address(v) if i["type"] == "address" else v
                      for i, v in zip(item["inputs"], values)}
-        return ContractRevert(item["name"], arguments, "0x" + data[:4].hex())
+        return ContractRevert(item["name"], arguments, selector)
 
     def from_exception(self, exc: Exception) -> ContractRevert | None:
         """Decode web3's ContractCustomError (or anything carrying revert data in `.data`)."""
@@ -54,9 +57,3 @@ class ErrorDecoder:
         if isinstance(data, (str, bytes)) and len(data) >= 10:
             return self.decode(data)
         return None
-
-
-def _canonical(param: dict) -> str:
-    if param["type"].startswith("tuple"):
-        return "(" + ",".join(_canonical(c) for c in param["components"]) + ")" + param["type"][5:]
-    return param["type"]

@@ -16,16 +16,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from eth_utils.abi import event_abi_to_log_topic
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
 from web3.exceptions import BlockNotFound
 
 from ledger.artifacts import compile_contracts
+from ledger.book import SCHEDULE_EVENTS
+from ledger.encoding import to_0x_hex
 from ledger.manifest import Manifest
 from ledger.store import projection
-from ledger.store.codec import args_to_json, hex32, to_json
-from ledger.store.models.chain import ChainEvent, IndexerCursor, SeenBlock
+from ledger.store.codec import args_to_json, to_json
+from ledger.store.models.chain import ChainEvent, IndexerCursor, Loan, SeenBlock
 
 log = logging.getLogger(__name__)
 
@@ -68,29 +71,21 @@ class EventDecoder:
             for abi in artifacts[name]["abi"]:
                 if abi["type"] != "event":
                     continue
-                signature = f"{abi['name']}({','.join(_canonical(i) for i in abi['inputs'])})"
-                topic = hex32(Web3.keccak(text=signature))
+                topic = to_0x_hex(event_abi_to_log_topic(abi))
                 self._events[(address.lower(), topic)] = (name, abi, contract.events[abi["name"]]())
 
     def decode(self, raw) -> DecodedLog:
         address = Web3.to_checksum_address(raw["address"])
-        found = self._events.get((address.lower(), hex32(raw["topics"][0]))) if raw["topics"] else None
+        found = self._events.get((address.lower(), to_0x_hex(raw["topics"][0]))) if raw["topics"] else None
         if found is None:
-            raise IndexerError(f"log {hex32(raw['transactionHash'])}:{raw['logIndex']} from {address} matches no "
+            raise IndexerError(f"log {to_0x_hex(raw['transactionHash'])}:{raw['logIndex']} from {address} matches no "
                                "event in the artifacts: are the manifest and the compiled sources from the same build?")
         contract, abi, event = found
         decoded = event.process_log(raw)
         return DecodedLog(contract=contract, address=address, name=abi["name"],
                           args=args_to_json(decoded["args"], abi["inputs"]), block_number=raw["blockNumber"],
-                          block_hash=hex32(raw["blockHash"]), tx_hash=hex32(raw["transactionHash"]),
+                          block_hash=to_0x_hex(raw["blockHash"]), tx_hash=to_0x_hex(raw["transactionHash"]),
                           log_index=raw["logIndex"])
-
-
-def _canonical(param: dict) -> str:
-    kind = param["type"]
-    if kind.startswith("tuple"):
-        return "(" + ",".join(_canonical(c) for c in param["components"]) + ")" + kind[len("tuple"):]
-    return kind
 
 
 @dataclass
@@ -173,7 +168,7 @@ class Indexer:
 
     def _hash_on_chain(self, number: int) -> str | None:
         try:
-            return hex32(self.w3.eth.get_block(number)["hash"])
+            return to_0x_hex(self.w3.eth.get_block(number)["hash"])
         except BlockNotFound:
             return None
 
@@ -213,19 +208,18 @@ class Indexer:
             number = raw["blockNumber"]
             if number not in blocks:
                 blocks[number] = self.w3.eth.get_block(number)
-            if hex32(raw["blockHash"]) != hex32(blocks[number]["hash"]):
+            if to_0x_hex(raw["blockHash"]) != to_0x_hex(blocks[number]["hash"]):
                 raise _ChainMoved
         # A reorg after the first read of `to_block` changes its hash: read the range again.
-        if hex32(self.w3.eth.get_block(to_block)["hash"]) != hex32(last["hash"]):
+        if to_0x_hex(self.w3.eth.get_block(to_block)["hash"]) != to_0x_hex(last["hash"]):
             raise _ChainMoved
 
         decoded_logs = [self.decoder.decode(raw)
                         for raw in sorted(raw_logs, key=lambda r: (r["blockNumber"], r["logIndex"]))]
         # Every chain read happens before the first write: on SQLite a write transaction locks out the
-        # API's writes, so it must not wait on the node. A loan's schedule is read as of its newest event.
-        newest = {d.args["loanId"]: d.block_number for d in decoded_logs
-                  if d.contract == "LoanBook" and d.args.get("loanId") is not None}
-        schedules = {(loan_id, block): self.schedule_at(loan_id, block) for loan_id, block in newest.items()}
+        # API's writes, so it must not wait on the node.
+        changed = self._schedules_changed(session, decoded_logs)
+        schedules = {(loan_id, block): self.schedule_at(loan_id, block) for loan_id, block in changed.items()}
 
         def schedule_of(loan_id: int, block_number: int) -> list[dict[str, int]]:
             cached = schedules.get((loan_id, block_number))
@@ -245,18 +239,35 @@ class Indexer:
             elif event.borrower is not None:
                 borrowers.add(event.borrower)
         for number, block in blocks.items():
-            session.merge(SeenBlock(number=number, hash=hex32(block["hash"]), time=block["timestamp"]))
+            session.merge(SeenBlock(number=number, hash=to_0x_hex(block["hash"]), time=block["timestamp"]))
         session.flush()
-        self._rebuild(session, loans, borrowers, last["timestamp"], schedule_of)
-        cursor.block_number, cursor.block_hash, cursor.block_time = to_block, hex32(last["hash"]), last["timestamp"]
+        self._rebuild(session, loans, borrowers, last["timestamp"], schedule_of, set(changed))
+        cursor.block_number, cursor.block_hash, cursor.block_time = to_block, to_0x_hex(last["hash"]), last["timestamp"]
         log.info("indexed blocks %d-%d: %d events", from_block, to_block, len(raw_logs))
         return len(raw_logs)
 
+    @staticmethod
+    def _schedules_changed(session: Session, decoded_logs: list[DecodedLog]) -> dict[int, int]:
+        """{loan id: block of its newest schedule-changing event} for the loans the store or the range knows.
+
+        Repayments, charges and status changes leave the schedule as it is, so they cost no `schedule()`
+        call; a batch item naming an unknown loan (PaymentSkipped with no LoanRequested) costs none either:
+        `schedule()` would revert for it.
+        """
+        book = [d for d in decoded_logs if d.contract == "LoanBook" and d.args.get("loanId") is not None]
+        requested = {d.args["loanId"] for d in book if d.name == "LoanRequested"}
+        newest = {d.args["loanId"]: d.block_number for d in book if d.name in SCHEDULE_EVENTS}
+        return {loan_id: block for loan_id, block in newest.items()
+                if loan_id in requested or session.get(Loan, loan_id) is not None}
+
     def _rebuild(self, session: Session, loans: set[int], borrowers: set[str], as_of: int,
-                 schedule_of: Callable[[int, int], list[dict[str, int]]] | None = None) -> None:
+                 schedule_of: Callable[[int, int], list[dict[str, int]]] | None = None,
+                 schedules_changed: set[int] | None = None) -> None:
+        """Rebuild the given loans and borrowers; `schedules_changed` None (a reorg) re-reads every loan's schedule."""
         session.flush()
         for loan_id in sorted(loans):
-            projection.rebuild_loan(session, loan_id, schedule_of or self.schedule_at, as_of)
+            projection.rebuild_loan(session, loan_id, schedule_of or self.schedule_at, as_of,
+                                    schedule_changed=schedules_changed is None or loan_id in schedules_changed)
         for address in sorted(borrowers):
             projection.rebuild_borrower(session, address)
         projection.refresh_delinquency(session, as_of)

@@ -32,6 +32,7 @@ from sqlalchemy import Engine, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from ledger.encoding import to_0x_hex
 from ledger.errors import LoanLedgerError
 from ledger.identity import (
     InvalidIdentity,
@@ -283,7 +284,7 @@ class Vault:
         record_id, dek, salt, now = str(uuid.uuid4()), AESGCM.generate_key(256), new_salt(), int(time.time())
         sealed = {f"{name}_sealed": _seal(dek, getattr(record, name).encode(), _field_aad(record_id, borrower, name))
                   for name in _FIELDS}
-        row = KycVaultRecord(id=record_id, borrower=borrower, commitment="0x" + identity_commitment(record, salt).hex(),
+        row = KycVaultRecord(id=record_id, borrower=borrower, commitment=to_0x_hex(identity_commitment(record, salt)),
                              kek_version=self.keyring.current, wrapped_dek=self._wrap(dek, record_id),
                              salt_sealed=_seal(dek, salt, _field_aad(record_id, borrower, "salt")),
                              phone_index=phone_index, id_number_index=id_index, created_at=now, updated_at=now,
@@ -375,7 +376,7 @@ class Vault:
         salt = _open(dek, row.salt_sealed, _field_aad(row.id, borrower, "salt"), f"the salt of record {row.id}")
         record = KycRecord(**values)
         commitment = identity_commitment(record, salt)
-        if "0x" + commitment.hex() != row.commitment:
+        if to_0x_hex(commitment) != row.commitment:
             raise VaultIntegrityError(f"record {row.id}: the stored commitment {row.commitment} is not the "
                                       f"commitment of the sealed record")
         return IdentityOpening(borrower, record, salt, commitment)

@@ -21,9 +21,11 @@ from web3.exceptions import ContractLogicError
 
 from ledger.action_log import GENESIS, entry_hash
 from ledger.artifacts import compile_contracts
+from ledger.book import solidity_name
+from ledger.encoding import to_0x_hex
 from ledger.indexer import EventDecoder
 from ledger.manifest import Manifest
-from ledger.store.codec import hex32, to_json
+from ledger.store.codec import to_json
 from ledger.store.models.action_log import ActionLogEntry
 from ledger.store.models.chain import Borrower, ChainEvent, IndexerCursor, Loan
 from ledger.store.projection import (
@@ -32,7 +34,6 @@ from ledger.store.projection import (
     currency_code,
     fold_loan,
     loan_events,
-    solidity_name,
 )
 from ledger.typed_data import Amortization, LoanTerms
 
@@ -90,7 +91,7 @@ def index_vs_chain(w3: Web3, manifest: Manifest, session: Session, *, batch_size
     cursor = _cursor(session, result)
     if cursor is None:
         return result
-    if hex32(w3.eth.get_block(cursor.block_number)["hash"]) != cursor.block_hash:
+    if to_0x_hex(w3.eth.get_block(cursor.block_number)["hash"]) != cursor.block_hash:
         result.fail(f"cursor block {cursor.block_number} has another hash on the node (a reorg not yet indexed)")
     decoder = EventDecoder(w3, manifest, artifacts or compile_contracts())
     times: dict[int, int] = {}
@@ -219,7 +220,7 @@ def _check_borrower(views: _Views, row: Borrower, result: VerificationResult) ->
     result.checked += 1
     record = views("BorrowerRegistry", "borrowerOf", row.address)
     score = views("CreditOracle", "scoreOf", row.address)
-    zero = "0x" + "00" * 32
+    zero = to_0x_hex(bytes(32))
     _compare(result, f"borrower {row.address}", {
         "identityCommitment": row.identity_commitment or zero, "kycExpiresAt": row.kyc_expires_at or 0,
         "registeredAt": row.registered_at or 0, "revoked": row.revoked,
@@ -253,7 +254,7 @@ def identity(w3: Web3, manifest: Manifest, borrower: str, commitment: Commitment
         result.fail(f"not an address: {borrower!r}")
         return result
     value = commitment() if callable(commitment) else commitment
-    ours = hex32(value)
+    ours = to_0x_hex(value)
     if len(ours) != 66:
         result.fail(f"a commitment is 32 bytes, got {len(ours) // 2 - 1}")
         return result
@@ -336,6 +337,6 @@ def _check_anchors(session: Session, anchor: Contract, block: int | str, result:
         if row is None:
             result.fail_at(entries, f"seq {entries}: anchor #{sequence} (at {anchored_at}) covers {entries} entries "
                                     f"but the log has no seq {entries} (entries removed)")
-        elif row.hash != hex32(head):
+        elif row.hash != to_0x_hex(head):
             result.fail_at(entries, f"seq {entries}: hash {row.hash} differs from anchor #{sequence}'s head "
-                                    f"{hex32(head)} (the log up to seq {entries} was rewritten)")
+                                    f"{to_0x_hex(head)} (the log up to seq {entries} was rewritten)")

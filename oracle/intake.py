@@ -15,6 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
+from ledger.encoding import to_0x_hex
 from oracle.outbox import Outbox
 from oracle.payments.webhook import Confirmation, WebhookRejected, WebhookVerifier
 
@@ -29,7 +30,7 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
 
 def _facts(c) -> tuple:
     """What a replay must repeat exactly; event id, timestamp and nonce may differ between deliveries."""
-    ref = c.payment_ref if isinstance(c.payment_ref, str) else "0x" + c.payment_ref.hex()
+    ref = to_0x_hex(c.payment_ref)
     return c.kind, c.loan_id, ref, c.amount, c.currency, c.paid_at
 
 

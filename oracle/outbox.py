@@ -29,7 +29,9 @@ from sqlalchemy.orm import sessionmaker
 from web3.contract import Contract
 from web3.logs import DISCARD
 
+from ledger.book import read_loan
 from ledger.chain import ChainClient
+from ledger.encoding import to_0x_hex
 from ledger.errors import ContractRevert
 from ledger.store.models.outbox import OutboxItem
 from oracle.payments.webhook import Confirmation
@@ -72,7 +74,7 @@ class Outbox:
     def put(self, confirmation: Confirmation) -> tuple[OutboxItem, bool]:
         """Stores a confirmation; returns (the row, True) or, for a retry or replay, (the first row, False)."""
         now = int(self.clock())
-        ref = "0x" + confirmation.payment_ref.hex()
+        ref = to_0x_hex(confirmation.payment_ref)
         item = OutboxItem(provider=confirmation.provider, event_id=confirmation.event_id, kind=confirmation.kind,
                           loan_id=confirmation.loan_id, reference=confirmation.reference, payment_ref=ref,
                           amount=confirmation.amount, currency=confirmation.currency, paid_at=confirmation.paid_at,
@@ -266,15 +268,15 @@ class OutboxWorker:
     def _loan_currency(self, loan_id: int) -> str | None:
         if loan_id not in self._currencies:
             try:
-                terms = self.client.call(self.book.functions.loanOf(loan_id))[0]
+                loan = read_loan(self.book, loan_id, call=self.client.call)
             except ContractRevert:
                 return None  # unknown loan: left to the batch, which reports LoanBookUnknownLoan
-            self._currencies[loan_id] = bytes(terms[1]).decode("ascii", errors="replace")
+            self._currencies[loan_id] = loan.currency
         return self._currencies[loan_id]
 
     def _outcomes(self, items: list[OutboxItem], receipt, settlements: dict[int, _Settlement]) -> None:
         skipped = {
-            "0x" + bytes(event["args"]["paymentRef"]).hex(): bytes(event["args"]["reason"])
+            to_0x_hex(event["args"]["paymentRef"]): bytes(event["args"]["reason"])
             for event in self.book.events.PaymentSkipped().process_receipt(receipt, errors=DISCARD)
         }
         for item in items:
@@ -283,7 +285,7 @@ class OutboxWorker:
                 settlements[item.id] = _Settlement("done", "credited")
                 continue
             decoded = self.client.errors.decode(reason) if reason else None
-            name = decoded.name if decoded else ("OutOfGas" if not reason else f"UnknownRevert(0x{reason.hex()})")
+            name = decoded.name if decoded else ("OutOfGas" if not reason else f"UnknownRevert({to_0x_hex(reason)})")
             # The book checks a loan's status before the reference, so a re-sent item for a loan it closed or
             # paid out comes back as InvalidStatus: the reference, not the error, says whether it is credited.
             if name == _DUPLICATE or self._reference_used(item.payment_ref):
@@ -352,7 +354,7 @@ class _Mined(_Settlement):
 
 
 def _with_receipt(s: _Settlement, receipt) -> _Mined:
-    return _Mined(s.status, s.outcome, s.error, s.delay, tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
+    return _Mined(s.status, s.outcome, s.error, s.delay, tx_hash=to_0x_hex(receipt["transactionHash"]),
                   block_number=receipt["blockNumber"])
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
+from ledger.book import LoanStatus
 from ledger.store.models.chain import Borrower, Loan, ScoreRecord
 from oracle.bureau.source import BureauError, CreditBureau
 from oracle.scores import ScorePusher, ScoreUpdate
@@ -27,6 +28,8 @@ from oracle.scoring.scorecard import Scorecard
 log = logging.getLogger(__name__)
 
 DEFAULT_MONTHLY_INCOME = 800_000  # minor units: 8,000 CNY
+# A loan that ever went into default, whether still owed or written off, as the read model names them.
+_DEFAULTED = (LoanStatus.DEFAULTED.solidity_name, LoanStatus.WRITTEN_OFF.solidity_name)
 
 
 @dataclass
@@ -43,7 +46,7 @@ def history_of(loans: list[Loan]) -> RepaymentHistory:
     An installment counts as late when its loan was ever charged a late fee (the fee is charged once
     per overdue installment, so fee > 0 means at least one late installment); the others paid count on time.
     """
-    defaulted = any(loan.status in ("Defaulted", "WrittenOff") for loan in loans)
+    defaulted = any(loan.status in _DEFAULTED for loan in loans)
     late = sum(1 for loan in loans if loan.late_fee_paid + loan.late_fee_unpaid > 0)
     on_time = sum(loan.paid_installments for loan in loans) - late
     return RepaymentHistory(on_time=max(on_time, 0), late=late, defaulted=defaulted)

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload, sessionmaker
 from web3.contract import Contract
 
+from ledger.book import DAY, RUNNING_NAMES, LoanStatus, read_amount_due
 from ledger.chain import ChainClient
 from ledger.errors import ContractRevert
 from ledger.store.models.chain import Loan
@@ -28,7 +29,6 @@ from oracle.notify import DeliveryFailed, Notice, NotificationSender
 
 log = logging.getLogger(__name__)
 
-DAY = 86_400
 STALE_SENDING = 300  # seconds after which a `sending` row is taken to belong to a dead monitor
 
 
@@ -63,7 +63,7 @@ class RiskMonitor:
         report = RiskReport(as_of=now)
         self._retry_failed(now, report)
         with self.sessions() as session:
-            loans = list(session.scalars(select(Loan).where(Loan.status.in_(("Active", "Defaulted")))
+            loans = list(session.scalars(select(Loan).where(Loan.status.in_(RUNNING_NAMES))
                                          .options(selectinload(Loan.schedule)).order_by(Loan.id)))
             # What was sent (or tried) already: such a notice needs no chain read and no insert attempt.
             recorded = {tuple(key) for key in session.execute(
@@ -78,7 +78,7 @@ class RiskMonitor:
     # ------------------------------------------------------------------ one loan
 
     def _check(self, loan: Loan, now: int, report: RiskReport, recorded: set[tuple[int, int, str]]) -> None:
-        if loan.status == "Defaulted":
+        if loan.status == LoanStatus.DEFAULTED.solidity_name:
             if (loan.id, 0, "default_notice") not in recorded:
                 self._notify(Notice("default_notice", loan.id, 0, loan.borrower, loan.next_due_at or 0, 0,
                                     loan.currency, {}), now, report)
@@ -100,17 +100,16 @@ class RiskMonitor:
             if (loan.id, 0, "default_notice") in recorded:
                 return  # declared already; the index has not caught up yet
             self._declare_default(loan, report)
-            owed = sum(self.book.functions.amountDue(loan.id, now).call()[:4])
+            owed = read_amount_due(self.book, loan.id, now).total
             self._notify(Notice("default_notice", loan.id, 0, loan.borrower, row.due_at, owed, loan.currency,
                                 {"oldest_due_at": row.due_at}), now, report)
             return
         if (loan.id, number, "overdue_warning") in recorded:
             return
-        principal, interest, late_fee, penalty, _ = self.book.functions.amountDue(loan.id, now).call()
-        self._notify(Notice("overdue_warning", loan.id, number, loan.borrower, row.due_at,
-                            principal + interest + late_fee + penalty, loan.currency,
-                            {"principal": principal, "interest": interest, "late_fee": late_fee, "penalty": penalty,
-                             "days_past_due": (now - row.due_at) // DAY}), now, report)
+        due = read_amount_due(self.book, loan.id, now)
+        self._notify(Notice("overdue_warning", loan.id, number, loan.borrower, row.due_at, due.total, loan.currency,
+                            {"principal": due.principal, "interest": due.interest, "late_fee": due.late_fee,
+                             "penalty": due.penalty, "days_past_due": (now - row.due_at) // DAY}), now, report)
 
     def _declare_default(self, loan: Loan, report: RiskReport) -> None:
         try:

@@ -15,6 +15,7 @@ from eth_account.signers.local import LocalAccount
 from web3.contract import Contract
 
 from ledger import typed_data
+from ledger.encoding import to_0x_hex
 from ledger.errors import ContractRevert
 
 MAX_SCORE = 2**16 - 1
@@ -75,6 +76,6 @@ class ScorePusher:
                     continue  # another pusher took this id first
                 raise
             return PushedReport(report_id=report_id, count=len(entries),
-                                tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
+                                tx_hash=to_0x_hex(receipt["transactionHash"]),
                                 block_number=receipt["blockNumber"], gas_used=receipt["gasUsed"])
         raise AssertionError("unreachable")

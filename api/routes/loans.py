@@ -22,6 +22,7 @@ from api.schemas import (AmountDueOut, CreditOut, ApplyIn, ApplyOut, CancelIn, I
                          QuoteOut, RepaymentInstructions, RequestParams, TermsIn, TxOut)
 from api.views import READ_ALL, loan_out, visible_loan
 from ledger import typed_data
+from ledger.book import LoanStatus, read_loan
 from ledger.store.models.chain import Loan
 
 router = APIRouter(prefix="/v1", tags=["loans"])
@@ -140,7 +141,7 @@ def due(loan_id: LoanIdPath, request: Request, who: Principal = Depends(require(
     now = context.chain_time()
     book = context.bindings.book.functions
     principal, interest, late_fee, penalty, oldest = book.amountDue(loan_id, now).call()
-    active = book.loanOf(loan_id).call()[2] == 5  # the chain's status: the index may be a block behind
+    active = read_loan(context.bindings.book, loan_id).status is LoanStatus.ACTIVE  # the index may be a block behind
     payoff = book.payoffAmount(loan_id, now).call() if active else 0
     return AmountDueOut(loan_id=loan_id, as_of=now, principal=principal, interest=interest, late_fee=late_fee,
                         penalty=penalty, total=principal + interest + late_fee + penalty, oldest_due_at=oldest or None,

@@ -6,7 +6,7 @@ import { getAddress, hexlify, toUtf8Bytes } from "./ethers-6.17.0.min.js"; // np
 
 (() => {
   const READ_ALL = ["auditor", "operator", "admin"]; // api/views.py READ_ALL: who may read the audit routes
-  const RUNNING = ["Active", "Defaulted"];          // api/reports.py RUNNING: statuses whose principal is owed
+  let RUNNING = [];                                  // statuses whose principal is owed: the report's running_statuses
   const TOKEN_KEY = "loanledger.dashboard.session";
   const PAGE_LIMIT = 500;                            // the audit routes' largest page
   const $ = (selector) => document.querySelector(selector);
@@ -365,6 +365,7 @@ import { getAddress, hexlify, toUtf8Bytes } from "./ethers-6.17.0.min.js"; // np
     const hash = location.hash || "#/";
     let match;
     try {
+      if (!RUNNING.length) RUNNING = (await api("/v1/audit/report/portfolio").catch(() => ({}))).running_statuses || [];
       if ((match = hash.match(/^#\/loans\/(\d+)$/))) await renderLoan(gen, Number(match[1]));
       else if ((match = hash.match(/^#\/borrowers\/(0x[0-9a-fA-F]{40})$/))) await renderBorrower(gen, match[1]);
       else await renderPortfolio(gen);

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import re
+from dataclasses import asdict
 from datetime import UTC, datetime
 
 import typer
@@ -12,42 +12,33 @@ from rich.table import Table
 from web3.contract import Contract
 from web3.exceptions import ContractCustomError
 
+from ledger.book import DAY, RUNNING, LoanStatus, read_amount_due, read_loan, read_progress, solidity_name
 from ledger.cli._common import deployment, fail
 from ledger.config import load_settings
 from ledger.errors import ContractRevert, ErrorDecoder
-from ledger.store.projection import LoanStatus, solidity_name
-from ledger.typed_data import Amortization, LoanTerms
-
-DAY = 86_400
-_RUNNING = (LoanStatus.ACTIVE, LoanStatus.DEFAULTED)  # the statuses in which anything is owed
+from ledger.typed_data import Amortization
 
 
 def _installment_state(number: int, due_at: int, paid: int, status: LoanStatus, now: int, grace: int) -> str:
     if number <= paid:
         return "paid"
-    if status not in _RUNNING:
+    if status not in RUNNING:
         return "not owed" if status != LoanStatus.WRITTEN_OFF else "written off"
     if due_at + grace < now:
         return "overdue"
     return "due" if due_at <= now else "upcoming"
 
 
-def _struct(book: Contract, function: str, values: tuple) -> dict:
-    """A returned struct by its field names from the ABI, in snake_case (`lateFeePaid` -> `late_fee_paid`)."""
-    fields = book.get_function_by_name(function).abi["outputs"][0]["components"]
-    return {re.sub(r"(?<!^)(?=[A-Z])", "_", f["name"]).lower(): v for f, v in zip(fields, values, strict=True)}
-
-
 def loan_report(book: Contract, errors: ErrorDecoder, loan_id: int, now: int) -> dict:
     """Everything the book's views say about a loan at `now`; raises ContractRevert for an unknown id."""
     try:
-        raw_terms, borrower, raw_status, disbursed_at = book.functions.loanOf(loan_id).call()
+        loan = read_loan(book, loan_id)
     except ContractCustomError as exc:
         raise errors.from_exception(exc) or exc from None
-    terms, status = LoanTerms(*raw_terms), LoanStatus(raw_status)
-    progress = _struct(book, "progressOf", book.functions.progressOf(loan_id).call())
-    due = _struct(book, "amountDue", book.functions.amountDue(loan_id, now).call())
-    due["total"] = due["principal"] + due["interest"] + due["late_fee"] + due["penalty"]
+    terms, status = loan.terms, loan.status
+    progress = asdict(read_progress(book, loan_id))
+    owed = read_amount_due(book, loan_id, now)
+    due = {**asdict(owed), "total": owed.total}
     schedule = [{"number": k, "due_at": due_at, "principal": principal, "interest": interest,
                  "state": _installment_state(k, due_at, progress["paid_installments"], status, now, terms.gracePeriod)}
                 for k, (due_at, principal, interest) in enumerate(book.functions.schedule(loan_id).call(), start=1)]
@@ -55,8 +46,8 @@ def loan_report(book: Contract, errors: ErrorDecoder, loan_id: int, now: int) ->
     return {
         "id": loan_id,
         "status": status.solidity_name,
-        "borrower": borrower,
-        "disbursed_at": disbursed_at or None,
+        "borrower": loan.borrower,
+        "disbursed_at": loan.disbursed_at or None,
         "as_of": now,
         "terms": {
             "principal": terms.principal, "currency": terms.currency.rstrip(b"\0").decode(errors="replace"),
@@ -68,7 +59,7 @@ def loan_report(book: Contract, errors: ErrorDecoder, loan_id: int, now: int) ->
         "amounts": {
             "principal": terms.principal,
             **{k: v for k, v in progress.items() if k != "accrued_at"},
-            "outstanding_principal": remaining if status in _RUNNING else 0,
+            "outstanding_principal": remaining if status in RUNNING else 0,
             "written_off_principal": remaining if status == LoanStatus.WRITTEN_OFF else 0,
             "payoff": book.functions.payoffAmount(loan_id, now).call(),
             "due": due,

@@ -14,11 +14,11 @@ from rich.console import Console
 from rich.table import Table
 from web3.exceptions import ContractLogicError, ContractPanicError, Web3RPCError
 
+from ledger.book import DAY
 from ledger.cli._common import deployment, err, fail
 from ledger.config import load_settings
 from ledger.typed_data import Amortization, LoanTerms
 
-DAY = 86_400
 # Terms a schedule does not depend on, set to values the LoanBook accepts at application.
 LATE_FEE_BPS = 500
 PENALTY_RATE_BPS = 1_800

@@ -12,6 +12,8 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 
+from ledger.encoding import to_0x_hex
+
 
 def to_json(value: Any, param: dict) -> Any:
     """`value` as decoded by web3 for the ABI parameter `param`, as a JSON-able value."""
@@ -27,7 +29,7 @@ def to_json(value: Any, param: dict) -> Any:
     if kind == "address":
         return to_checksum_address(value)
     if kind.startswith("bytes"):
-        return "0x" + bytes(value).hex()
+        return to_0x_hex(value)
     if kind == "bool":
         return bool(value)
     if kind.startswith(("uint", "int")):
@@ -39,9 +41,3 @@ def args_to_json(args: dict, inputs: list[dict]) -> dict[str, Any]:
     """Decoded event arguments (web3's AttributeDict) as a JSON object, in ABI order."""
     return {p["name"]: to_json(args[p["name"]], p) for p in inputs}
 
-
-def hex32(value: bytes | str) -> str:
-    """A hash as lower-case 0x-hex, whatever web3 handed over (HexBytes, bytes or str)."""
-    if isinstance(value, str):
-        return "0x" + value.lower().removeprefix("0x")
-    return "0x" + bytes(value).hex()

@@ -9,39 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from enum import IntEnum
 from typing import Any, Protocol
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from ledger.book import DAY, RUNNING, RUNNING_NAMES, SCHEDULE_EVENTS, LoanStatus, solidity_name
 from ledger.store.models.chain import Borrower, ChainEvent, Loan, Payment, ScheduleRow, ScoreRecord
 from ledger.typed_data import Amortization
-
-DAY = 86_400
-
-
-class LoanStatus(IntEnum):
-    """ILoanBook.LoanStatus, in declaration order (tests check it against the contract)."""
-
-    NONE = 0
-    REQUESTED = 1
-    APPROVED = 2
-    REJECTED = 3
-    CANCELLED = 4
-    ACTIVE = 5
-    REPAID = 6
-    DEFAULTED = 7
-    WRITTEN_OFF = 8
-
-    @property
-    def solidity_name(self) -> str:
-        return solidity_name(self)
-
-
-def solidity_name(member: IntEnum) -> str:
-    """`WRITTEN_OFF` -> `WrittenOff`: how the read model and the API name enum members."""
-    return "".join(part.capitalize() for part in member.name.split("_"))
 
 
 class EventLike(Protocol):
@@ -90,6 +65,7 @@ class LoanState:
     penalty_unpaid: int = 0
     principal_written_off: int = 0
     last_event_block: int = 0
+    schedule_block: int = 0  # the block of the newest event that can have changed the loan's schedule
     payments: list[PaymentState] = field(default_factory=list)
 
     def progress(self) -> dict[str, int]:
@@ -99,26 +75,17 @@ class LoanState:
                 "lateFeePaid": self.late_fee_paid, "penaltyPaid": self.penalty_paid,
                 "lateFeeUnpaid": self.late_fee_unpaid, "penaltyUnpaid": self.penalty_unpaid}
 
-    def next_due_at(self) -> int | None:
-        """Due date of the oldest unpaid installment, as the contract computes it for default."""
-        if self.status not in (LoanStatus.ACTIVE, LoanStatus.DEFAULTED):
-            return None
-        if self.paid_installments >= self.terms["installments"]:
-            return None
-        return self.disbursed_at + (self.paid_installments + 1) * self.terms["interval"]
-
 
 class LoanEventError(ValueError):
     """A loan's events do not form a possible history (e.g. a repayment before any request)."""
 
 
-_RUNNING = (LoanStatus.ACTIVE, LoanStatus.DEFAULTED)
 # The contract's state machine: the statuses each event may follow. A history that breaks it
 # (an event missing or added) is refused rather than folded into a plausible-looking state.
 _ALLOWED_FROM = {
     "LoanApproved": (LoanStatus.REQUESTED,), "LoanRejected": (LoanStatus.REQUESTED,),
     "LoanCancelled": (LoanStatus.REQUESTED, LoanStatus.APPROVED), "LoanDisbursed": (LoanStatus.APPROVED,),
-    "LateChargesAccrued": _RUNNING, "RepaymentApplied": _RUNNING, "LoanRepaid": _RUNNING,
+    "LateChargesAccrued": RUNNING, "RepaymentApplied": RUNNING, "LoanRepaid": RUNNING,
     "LoanDefaulted": (LoanStatus.ACTIVE,), "LoanWrittenOff": (LoanStatus.DEFAULTED,),
 }
 
@@ -177,10 +144,12 @@ def fold_loan(events: Iterable[EventLike]) -> LoanState | None:
             state.status, state.closed_at = LoanStatus.WRITTEN_OFF, ev.block_time
             state.principal_written_off = a["principalWrittenOff"]
         state.last_event_block = ev.block_number
+        if ev.name in SCHEDULE_EVENTS:
+            state.schedule_block = ev.block_number
     return state
 
 
-# Block number -> the contract's schedule(loanId) at that block, as JSON rows {dueAt, principal, interest}.
+# (loan id, block number) -> the contract's schedule(loanId) at that block, as JSON rows {dueAt, principal, interest}.
 ScheduleSource = Callable[[int, int], Sequence[dict[str, int]]]
 
 _LOAN_FIELDS = ("borrower", "request_nonce", "requested_at", "disbursed_at", "accrued_at", "closed_at",
@@ -202,11 +171,16 @@ def currency_code(raw: str) -> str:
     return bytes.fromhex(raw.removeprefix("0x")).decode("ascii", errors="replace").rstrip("\x00")
 
 
-def rebuild_loan(session: Session, loan_id: int, schedule_of: ScheduleSource, as_of: int) -> Loan | None:
-    """Make the loan's read-model rows equal to what its stored events say (deleting them if none)."""
+def rebuild_loan(session: Session, loan_id: int, schedule_of: ScheduleSource, as_of: int, *,
+                 schedule_changed: bool) -> Loan | None:
+    """Make the loan's read-model rows equal to what its stored events say (deleting them if none).
+
+    The schedule rows are the contract's own: re-read through `schedule_of` when `schedule_changed` (the
+    caller saw one of SCHEDULE_EVENTS, or a reorg) or when the loan has none yet; kept otherwise.
+    """
     state = fold_loan(loan_events(session, loan_id))
     row = session.get(Loan, loan_id)
-    if state is None:
+    if state is None:  # no events, or only batch items that named an unknown loan
         if row is not None:
             session.delete(row)
         return None
@@ -220,19 +194,14 @@ def rebuild_loan(session: Session, loan_id: int, schedule_of: ScheduleSource, as
     row.currency = currency_code(state.terms["currency"])
     row.amortization = solidity_name(Amortization(state.terms["amortization"]))
     row.status = state.status.solidity_name
-    _sync_schedule(row, state, schedule_of)
+    if schedule_changed or not row.schedule:
+        _replace_schedule(row, schedule_of(state.id, state.schedule_block))
     _sync_payments(row, state)
     update_delinquency(row, as_of)
     return row
 
 
-def _sync_schedule(row: Loan, state: LoanState, schedule_of: ScheduleSource) -> None:
-    # dueAt = start + k * interval, start being 0 before disbursement: a first row that does not
-    # match the loan's start means the rows are missing or predate the disbursement.
-    expected_first = state.disbursed_at + state.terms["interval"]
-    if row.schedule and row.schedule[0].due_at == expected_first and len(row.schedule) == state.terms["installments"]:
-        return
-    rows = schedule_of(state.id, state.last_event_block)
+def _replace_schedule(row: Loan, rows: Sequence[dict[str, int]]) -> None:
     # Same primary keys as the rows they replace: SQLAlchemy turns delete + insert into an update.
     row.schedule.clear()
     row.schedule.extend(ScheduleRow(number=k + 1, due_at=r["dueAt"], principal=r["principal"], interest=r["interest"])
@@ -254,20 +223,30 @@ def _sync_payments(row: Loan, state: LoanState) -> None:
             setattr(target, name, getattr(p, name))
 
 
+def next_due_at(row: Loan) -> int | None:
+    """Due date of the oldest unpaid installment, from the loan's schedule rows; None unless running."""
+    if row.status not in RUNNING_NAMES or row.paid_installments >= len(row.schedule):
+        return None
+    return row.schedule[row.paid_installments].due_at
+
+
+def days_past_due(next_due: int | None, as_of: int) -> int:
+    """Whole days from the oldest unpaid due date to `as_of`; 0 when nothing is due yet."""
+    return (as_of - next_due) // DAY if next_due is not None and as_of > next_due else 0
+
+
 def update_delinquency(row: Loan, as_of: int) -> None:
     """Next due date and whole days past it, as of `as_of` (the last indexed block's time)."""
-    next_due = None
-    if row.status in ("Active", "Defaulted") and row.paid_installments < row.installments:
-        next_due = row.disbursed_at + (row.paid_installments + 1) * row.interval
-    row.next_due_at = next_due
-    row.days_past_due = (as_of - next_due) // DAY if next_due is not None and as_of > next_due else 0
+    row.next_due_at = next_due_at(row)
+    row.days_past_due = days_past_due(row.next_due_at, as_of)
     row.as_of = as_of
 
 
 def refresh_delinquency(session: Session, as_of: int) -> None:
-    """Time moves without events: re-age every running loan."""
-    for row in session.scalars(select(Loan).where(Loan.status.in_(("Active", "Defaulted")))):
-        update_delinquency(row, as_of)
+    """Time moves without events: re-age every running loan (its next due date moves only with events)."""
+    for row in session.scalars(select(Loan).where(Loan.status.in_(RUNNING_NAMES))):
+        row.days_past_due = days_past_due(row.next_due_at, as_of)
+        row.as_of = as_of
 
 
 _BORROWER_EVENTS = ("BorrowerRegistered", "BorrowerUpdated", "BorrowerRevoked", "ScoreUpdated")

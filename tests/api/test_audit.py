@@ -267,6 +267,7 @@ def test_portfolio_equals_the_hand_computed_figures(api, w3, stack, book, audito
 
     assert report["as_of"] == w3.eth.get_block("latest")["timestamp"]
     assert report["currency"] == "CNY" and report["loans"] == 9
+    assert report["running_statuses"] == ["Active", "Defaulted"]  # what the dashboard counts as outstanding
     assert report["outstanding_principal"] == late + 3 * full  # late, defaulted, recent, current = 440,779
     total = late + 3 * full
     assert report["portfolio_at_risk"] == [
@@ -292,9 +293,10 @@ def test_portfolio_equals_the_hand_computed_figures(api, w3, stack, book, audito
 def test_days_past_due_age_with_the_clock_not_the_index():
     """The report re-ages loans at the time it is given (the read model's figure is as of its last block)."""
     disbursed = 1_700_000_000
-    loans = [LoanFigures("Active", 100_000, 0, 0, 0, 0, 0, 0, 3, disbursed, 30 * DAY, days_past_due=0),
-             LoanFigures("Active", 50_000, 20_000, 0, 0, 0, 0, 1, 3, disbursed, 30 * DAY, days_past_due=0),
-             LoanFigures("Repaid", 70_000, 70_000, 0, 0, 0, 0, 3, 3, disbursed, 30 * DAY)]
+    # The next due dates as the read model holds them: installment 1 unpaid, installment 2 unpaid, none.
+    loans = [LoanFigures("Active", 100_000, 0, 0, 0, 0, 0, disbursed + 30 * DAY, days_past_due=0),
+             LoanFigures("Active", 50_000, 20_000, 0, 0, 0, 0, disbursed + 60 * DAY, days_past_due=0),
+             LoanFigures("Repaid", 70_000, 70_000, 0, 0, 0, 0, None)]
     at = disbursed + 30 * DAY + 45 * DAY + 10  # 45 days past installment 1, 15 past installment 2
     report = portfolio(loans, at, indexed_block=1, currency="CNY")
     assert [(b.name, b.count, b.outstanding) for b in report.delinquency] == [

@@ -207,6 +207,13 @@ def test_an_auditor_reads_the_book_and_a_loan_timeline(dev_api, w3, stack, book,
     assert page.text_content("#stat-par30 .value") == f"{par30['ratio'] * 100:.2f}%"
     assert page.text_content("#stat-outstanding .value") == \
            f"{report['outstanding_principal'] // 100:,}.{report['outstanding_principal'] % 100:02d} CNY"
+    # Each loan's outstanding principal counts only the states the report names as running.
+    cny = lambda minor: f"{minor // 100:,}.{minor % 100:02d} CNY"  # noqa: E731
+    owed = {loan["id"]: loan["principal"] - loan["principal_repaid"] - loan["principal_written_off"]
+            if loan["status"] in report["running_statuses"] else 0 for loan in auditor.audit("loans", limit=500)["loans"]}
+    assert {int(row.get_attribute("data-loan-id")): row.query_selector("td:nth-child(5)").text_content()
+            for row in page.query_selector_all("#loans-table tbody tr")} == {i: cny(v) for i, v in owed.items()}
+    assert any(owed.values())
     # The delinquency chart: one bar per bucket, heights from the counts.
     bars = _table(page, "#buckets-chart svg rect.bar", "data-bucket", "data-count")
     assert bars == [(b["name"], str(b["count"])) for b in report["delinquency"]]

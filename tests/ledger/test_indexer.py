@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from ledger.book import LoanStatus
 from ledger.indexer import Indexer
 from ledger.store.codec import to_json
 from ledger.store.models.chain import Borrower, ChainEvent, IndexerCursor, Loan, Payment, ScoreRecord
-from ledger.store.projection import LoanStatus
 
 DAY = 86_400
 
@@ -178,3 +178,88 @@ def test_follow_picks_up_new_blocks_until_stopped(w3, stack, keys, driver, sessi
         assert session.get(Loan, 1).status == "Requested"
     assert rounds[0].events > 0  # deployment and registration
     assert sum(r.events for r in rounds[1:]) == 1  # then LoanRequested, read once
+
+
+def _count_schedule_reads(indexer: Indexer) -> list[tuple[int, int]]:
+    """Every `schedule()` read the indexer makes from now on, as (loan id, block)."""
+    calls: list[tuple[int, int]] = []
+    read = indexer.schedule_at
+
+    def counted(loan_id: int, block_number: int) -> list[dict[str, int]]:
+        calls.append((loan_id, block_number))
+        return read(loan_id, block_number)
+
+    indexer.schedule_at = counted  # type: ignore[method-assign]
+    return calls
+
+
+def test_a_batch_item_for_an_unknown_loan_does_not_stop_the_indexer(w3, stack, keys, driver, sessions):
+    """The oracle's batch names loan 999, which was never requested: the book answers PaymentSkipped(999),
+    `schedule(999)` would revert, and the indexer must go on past it to what comes next."""
+    alice = keys["alice"]
+    loan_id = driver.active_loan(alice)
+    indexer = Indexer(w3, stack.manifest, sessions)
+    indexer.run_once()
+    ghost_ref = b"ghost-repayment".ljust(32, b"\0")
+    receipt = driver.send(stack.book.functions.confirmRepayments([(999, ghost_ref, 5_000, driver.now)]), keys["oracle"])
+    assert [e["args"]["loanId"] for e in stack.book.events.PaymentSkipped().process_receipt(receipt)] == [999]
+    driver.repay(loan_id, 10_000, b"after-the-ghost")
+
+    report = indexer.run_once()  # used to raise: schedule(999) reverted, and follow() retried it forever
+
+    assert report.to_block == w3.eth.block_number and report.events == 2
+    with sessions() as session:
+        assert session.get(IndexerCursor, "default").block_number == w3.eth.block_number
+        skipped = session.scalars(select(ChainEvent).where(ChainEvent.name == "PaymentSkipped")).one()
+        assert skipped.loan_id == 999 and session.get(Loan, 999) is None
+        row = _assert_read_model_matches_chain(session, stack, loan_id)
+        assert [p.reference for p in row.payments][-1] == "0x" + b"after-the-ghost".ljust(32, b"\0").hex()
+
+
+def test_follow_keeps_advancing_past_an_unknown_loan(w3, stack, keys, driver, sessions):
+    import threading
+
+    driver.send(stack.book.functions.confirmRepayments([(999, b"\x01" * 32, 5_000, driver.now)]), keys["oracle"])
+    indexer = Indexer(w3, stack.manifest, sessions)
+    stop, rounds = threading.Event(), []
+
+    def on_report(report):
+        rounds.append(report)
+        if len(rounds) == 1:
+            driver.register(keys["bob"])  # an ordinary event after the skipped item
+        with sessions() as session:
+            if session.get(Borrower, keys["bob"].address) is not None or len(rounds) >= 50:
+                stop.set()
+
+    deadline = threading.Timer(30, stop.set)  # a round that fails never reports: bound the wait anyway
+    deadline.start()
+    try:
+        indexer.follow(0.01, stop=stop, on_report=on_report)
+    finally:
+        deadline.cancel()
+    assert rounds, "no indexing round succeeded"
+    with sessions() as session:
+        assert session.get(Borrower, keys["bob"].address).registered
+        assert session.get(IndexerCursor, "default").block_number == w3.eth.block_number
+
+
+def test_schedules_are_read_only_when_they_can_have_changed(w3, stack, keys, driver, sessions):
+    alice = keys["alice"]
+    indexer = Indexer(w3, stack.manifest, sessions)
+    calls = _count_schedule_reads(indexer)
+    loan_id = driver.active_loan(alice)
+    indexer.run_once()
+    # Requested and disbursed in one range: one read, as of the disbursement (the absolute schedule).
+    with sessions() as session:
+        disbursed_block = session.scalars(select(ChainEvent.block_number).where(
+            ChainEvent.name == "LoanDisbursed", ChainEvent.loan_id == loan_id)).one()
+    assert calls == [(loan_id, disbursed_block)]
+
+    calls.clear()
+    driver.repay(loan_id, 10_000, b"repay-1")
+    driver.repay(loan_id, 20_000, b"repay-2")
+    assert indexer.run_once().events == 2
+    assert calls == []  # repayments leave the schedule as it is
+    with sessions() as session:
+        row = _assert_read_model_matches_chain(session, stack, loan_id)
+        assert row.next_due_at == row.schedule[row.paid_installments].due_at

@@ -13,9 +13,9 @@ from stdnum import luhn
 from stdnum.iso7064 import mod_11_2
 
 from ledger import verify
+from ledger.book import LoanStatus
 from ledger.identity import KycRecord, identity_commitment
 from ledger.store import open_store
-from ledger.store.projection import LoanStatus
 from ledger.vault import Keyring, Vault
 
 DAY = 86_400

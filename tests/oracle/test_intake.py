@@ -179,3 +179,37 @@ def test_over_a_real_socket_with_the_rail_stand_in(serve_app, outbox):
         assert rail.deliver_once(payment)  # redelivered: acknowledged again, as a duplicate
     (item,) = outbox.items()
     assert (item.kind, item.loan_id, item.amount, item.reference) == ("disbursement", 3, 120_000, payment.reference)
+
+
+def test_a_webhook_for_an_unknown_loan_does_not_stop_the_read_model(http, outbox, w3, stack, keys, driver):
+    """Signed by the rail, naming loan 999 that was never requested: the outbox passes it on, the book skips it
+    (PaymentSkipped), and the indexer still indexes the ordinary repayment that follows."""
+    from ledger.chain import ChainClient
+    from ledger.indexer import Indexer
+    from ledger.store.models.chain import Loan
+    from oracle.outbox import OutboxWorker
+
+    loan_id = driver.active_loan(keys["alice"])
+    worker = OutboxWorker(outbox, ChainClient(w3, keys["oracle"], stack.errors), stack.book, interval=0.05)
+    indexer = Indexer(w3, stack.manifest, outbox.sessions)
+    indexer.run_once()
+
+    assert post(http, signed(event("evt_ghost", loan_id=999, reference="COL-GHOST", amount=5_000,
+                                   paid_at=driver.now))).status_code == 200
+    assert worker.drain_once().claimed == 1
+    (ghost,) = outbox.items()
+    assert (ghost.status, ghost.outcome) == ("rejected", "LoanBookUnknownLoan")
+    assert post(http, signed(event("evt_real", loan_id=loan_id, reference="COL-0002", amount=10_000,
+                                   paid_at=driver.now), nonce="n-2")).status_code == 200
+    assert worker.drain_once().credited == 1
+
+    report = indexer.run_once()
+
+    assert report.to_block == w3.eth.block_number and report.events == 2  # PaymentSkipped, RepaymentApplied
+    with outbox.sessions() as session:
+        assert session.get(Loan, 999) is None
+        row = session.get(Loan, loan_id)
+        repayment = row.payments[-1]
+        assert (repayment.kind, repayment.amount, repayment.reference) == (
+            "repayment", 10_000, "0x" + payment_ref("mockpay", "COL-0002").hex())
+        assert row.principal_repaid + row.interest_paid == 10_000

@@ -15,9 +15,9 @@ import pytest
 from typer.testing import CliRunner
 
 from ledger import manifest as manifests
+from ledger.book import LoanStatus
 from ledger.cli import app
 from ledger.node import free_port
-from ledger.store.projection import LoanStatus
 from oracle.payments.webhook import payment_ref
 
 LOANLEDGER = str(Path(sys.executable).with_name("loanledger"))

@@ -9,8 +9,8 @@ import time
 import pytest
 from web3.logs import DISCARD
 
+from ledger.book import LoanStatus
 from ledger.chain import ChainClient
-from ledger.store.projection import LoanStatus
 from oracle.outbox import Outbox, OutboxWorker
 from oracle.payments.webhook import Confirmation, payment_ref
 
