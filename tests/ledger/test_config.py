@@ -71,7 +71,8 @@ def test_values_are_coerced_to_the_fields_types(tmp_path):
                               "LOANLEDGER_AUTO_APPROVE": "On", "LOANLEDGER_API_PORT": "8001",
                               "LOANLEDGER_INDEX_WAIT": "2.5"})
     assert isinstance(settings.home, Path) and settings.home == tmp_path
-    assert (settings.poa, settings.auto_register, settings.dev_login, settings.auto_approve) == (True, False, True, True)
+    flags = (settings.poa, settings.auto_register, settings.dev_login, settings.auto_approve)
+    assert flags == (True, False, True, True)
     assert (settings.api_port, settings.index_wait, settings.tx_timeout) == (8001, 2.5, 5.0)
     assert isinstance(settings.tx_timeout, float)
     for falsy in ("0", "false", "off", "no"):
