@@ -159,7 +159,7 @@ class Settings(BaseSettings):
     wallet_dir: str = ""                     # default <home>/wallets
     wallet_passphrase: SecretStr | None = None  # unlocks the wallet without a prompt (scripts)
 
-    _environ: Mapping[str, str] = PrivateAttr(default_factory=dict)
+    _environ: dict[str, str] = PrivateAttr(default_factory=dict)
 
     @classmethod
     def settings_customise_sources(
@@ -177,12 +177,12 @@ class Settings(BaseSettings):
         return init_settings, _Environment(settings_cls, environ), _ConfigFile(settings_cls, path)
 
     def model_post_init(self, context: Any, /) -> None:
-        self._environ = MappingProxyType(dict(_environ()))
+        self._environ = dict(_environ())  # a copy: later changes to os.environ do not leak in
 
     @property
     def environ(self) -> Mapping[str, str]:
         """The environment these settings were read from (read-only), for variables whose names are configured."""
-        return self._environ
+        return MappingProxyType(self._environ)
 
     def signer_secrets(self, name: str) -> SignerSecrets:
         return SignerSecrets.from_environ(name, self._environ)
