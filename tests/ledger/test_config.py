@@ -146,3 +146,37 @@ def test_the_vault_keys_come_from_the_kek_setting_before_the_key_file(tmp_path):
     settings = load_settings({"LOANLEDGER_HOME": str(tmp_path), "LOANLEDGER_KEK": f"3:{key}"})
     keyring = keyring_from_settings(settings)
     assert (keyring.versions, keyring.source) == ([3], "env")
+
+
+def test_the_api_sign_in_key_from_settings_else_from_a_file_made_once(tmp_path):
+    from api.context import load_jwt_secret
+
+    configured = load_settings({"LOANLEDGER_HOME": str(tmp_path), "LOANLEDGER_JWT_SECRET": "j" * 32})
+    assert load_jwt_secret(configured) == b"j" * 32
+    assert not (tmp_path / "keys").exists()  # nothing written when the settings hold the secret
+    unset = load_settings({"LOANLEDGER_HOME": str(tmp_path)})
+    made = load_jwt_secret(unset)
+    assert (tmp_path / "keys" / "jwt.secret").read_text().encode() == made and len(made) >= 32
+    assert load_jwt_secret(unset) == made  # the same one next time
+
+
+def test_the_bureau_key_from_settings_else_from_a_file_made_once(tmp_path):
+    from oracle.service import bureau_api_key
+
+    configured = load_settings({"LOANLEDGER_HOME": str(tmp_path), "LOANLEDGER_BUREAU_API_KEY": "bureau-key"})
+    assert bureau_api_key(configured) == "bureau-key"
+    assert not (tmp_path / "keys").exists()
+    unset = load_settings({"LOANLEDGER_HOME": str(tmp_path)})
+    made = bureau_api_key(unset)
+    assert (tmp_path / "keys" / "bureau-api-key").read_text() == made
+    assert bureau_api_key(unset) == made
+
+
+def test_the_outbox_fault_hook_is_a_setting(tmp_path):
+    from oracle.outbox import FAULT_ENV, fault_injection
+
+    settings = load_settings({"LOANLEDGER_HOME": str(tmp_path), FAULT_ENV: "after_send:2"})
+    assert settings.outbox_fault == "after_send:2" and callable(fault_injection(settings.outbox_fault))
+    assert fault_injection(load_settings({"LOANLEDGER_HOME": str(tmp_path)}).outbox_fault) is None
+    with pytest.raises(ValueError, match=FAULT_ENV):
+        fault_injection("later")
