@@ -34,8 +34,8 @@ def _clear_errors() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-def _from_env(settings: Settings) -> bool:
-    return settings.kek is not None  # LOANLEDGER_KEK
+def _keys_in_settings(settings: Settings) -> bool:
+    return settings.kek is not None  # LOANLEDGER_KEK (or `kek` in the config file) instead of the key file
 
 
 def register(app: typer.Typer) -> None:
@@ -47,7 +47,7 @@ def register(app: typer.Typer) -> None:
         """Create the key file (mode 600) with a first KEK if there is none, and the vault's tables."""
         settings, console = load_settings(), Console()
         with _clear_errors():
-            if _from_env(settings):
+            if _keys_in_settings(settings):
                 keyring = keyring_from_settings(settings)
                 console.print(f"KEKs come from {KEK_ENV} (versions {keyring.versions}); no key file written")
             elif KeyFile(settings.kek_path).exists():
@@ -74,7 +74,7 @@ def register(app: typer.Typer) -> None:
         """
         settings = load_settings()
         with _clear_errors():
-            if _from_env(settings):
+            if _keys_in_settings(settings):
                 if retire_unused:
                     raise typer.BadParameter(f"remove old versions from {KEK_ENV} yourself",
                                              param_hint="--retire-unused")
