@@ -119,6 +119,9 @@ class SignerSecrets(BaseModel):
 
 
 class Settings(BaseSettings):
+    """Every setting, frozen. `Settings(...)` reads the process environment and the config file like any
+    pydantic-settings class, its keyword arguments winning; processes call `load_settings()`."""
+
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_ignore_empty=True, extra="forbid", frozen=True)
 
     home: Path = ROOT / "var"                # data directory: chain state, SQLite, keys, logs
