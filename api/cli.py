@@ -35,17 +35,17 @@ JSON = typer.Option(False, "--json", help="Print JSON.")
 
 
 def _wallet_dir() -> Path:
-    return Path(os.environ.get("LOANLEDGER_WALLET_DIR") or load_settings().home / "wallets")
+    return load_settings().wallet_path
 
 
 def _passphrase(confirm: bool = False) -> str:
-    return os.environ.get("LOANLEDGER_WALLET_PASSPHRASE") or typer.prompt(
+    configured = load_settings().wallet_passphrase
+    return configured.get_secret_value() if configured else typer.prompt(
         "Wallet passphrase", hide_input=True, confirmation_prompt=confirm)
 
 
 def _base_url(api: str | None) -> str:
-    settings = load_settings()
-    return api or os.environ.get("LOANLEDGER_API_URL") or f"http://{settings.api_host}:{settings.api_port}"
+    return api or load_settings().api_base_url
 
 
 def _fail(message: str) -> typer.Exit:

@@ -6,7 +6,6 @@ The node may be down when the API starts, or the contracts not yet deployed: the
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,12 +24,13 @@ from ledger.contracts import Bindings, bind
 from ledger.secret_file import read_or_create
 from ledger.store import open_store
 from ledger.store.models.chain import IndexerCursor
-from ledger.vault import Vault, load_keyring
+from ledger.vault import Vault, keyring_from_settings
 
 
 def load_jwt_secret(settings: Settings) -> bytes:
-    """LOANLEDGER_JWT_SECRET, else the secret file, created (0600) on first start."""
-    return (os.environ.get("LOANLEDGER_JWT_SECRET") or read_or_create(settings.jwt_secret_path)).encode()
+    """The `jwt_secret` setting (LOANLEDGER_JWT_SECRET), else the secret file, created (0600) on first start."""
+    secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else read_or_create(settings.jwt_secret_path)
+    return secret.encode()
 
 
 @dataclass
@@ -40,7 +40,7 @@ class Context:
     vault: Vault
     w3: Web3
     jwt_secret: bytes
-    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    env: dict[str, str] | None = None  # signers' keys: from the settings' environment unless given (tests)
     _bindings: Bindings | None = None
     _clients: dict[str, ChainClient] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -48,7 +48,7 @@ class Context:
     @classmethod
     def from_settings(cls, settings: Settings) -> Context:
         sessions = open_store(settings.database_url)
-        return cls(settings=settings, sessions=sessions, vault=Vault(sessions, load_keyring(settings.kek_path)),
+        return cls(settings=settings, sessions=sessions, vault=Vault(sessions, keyring_from_settings(settings)),
                    w3=web3_for(settings), jwt_secret=load_jwt_secret(settings))
 
     @property

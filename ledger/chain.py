@@ -13,7 +13,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +31,7 @@ from web3._utils.rpc_abi import RPC
 from web3.datastructures import AttributeDict
 from web3.types import TxReceipt
 
-from ledger.config import Settings
+from ledger.config import Settings, SignerSecrets
 from ledger.encoding import to_0x_hex
 from ledger.errors import ContractRevert, ErrorDecoder, LoanLedgerError
 
@@ -88,28 +88,27 @@ def connect(settings: Settings | str, *, poa: bool | None = None, timeout: float
 
 # ---------------------------------------------------------------------------------------------- signers
 
-def load_account(settings: Settings, name: str, env: dict[str, str] | None = None) -> LocalAccount:
+def load_account(settings: Settings, name: str, env: Mapping[str, str] | None = None) -> LocalAccount:
     """The signer called `name` (operator, oracle, relayer, ...).
 
     Development: `LOANLEDGER_<NAME>_KEY` holds a hex private key. Production: an encrypted Web3 Secret
     Storage file `<keystore dir>/<name>.json`, unlocked with `LOANLEDGER_<NAME>_PASSPHRASE` (or the shared
     `LOANLEDGER_KEYSTORE_PASSPHRASE`), or a passphrase file named by `LOANLEDGER_<NAME>_PASSPHRASE_FILE`.
+    These come from the environment the settings were read from, or from `env` when given (tests).
     """
-    env = dict(os.environ if env is None else env)
-    upper = name.upper()
-    key = env.get(f"LOANLEDGER_{upper}_KEY")
-    if key:
-        return Account.from_key(key)
+    secrets = settings.signer_secrets(name) if env is None else SignerSecrets.from_environ(name, env)
+    if secrets.key:
+        return Account.from_key(secrets.key.get_secret_value())
     path = settings.keystore_path / f"{name}.json"
     if not path.exists():
-        raise SignerNotConfigured(f"no signer '{name}': set LOANLEDGER_{upper}_KEY (development) or create "
+        raise SignerNotConfigured(f"no signer '{name}': set {secrets.variable('KEY')} (development) or create "
                                   f"{path} (an encrypted keystore)")
-    passphrase = env.get(f"LOANLEDGER_{upper}_PASSPHRASE") or env.get("LOANLEDGER_KEYSTORE_PASSPHRASE")
-    if passphrase is None and env.get(f"LOANLEDGER_{upper}_PASSPHRASE_FILE"):
-        passphrase = Path(env[f"LOANLEDGER_{upper}_PASSPHRASE_FILE"]).read_text().rstrip("\n")
+    passphrase = secrets.passphrase.get_secret_value() if secrets.passphrase else None
+    if passphrase is None and secrets.passphrase_file:
+        passphrase = secrets.passphrase_file.read_text().rstrip("\n")
     if passphrase is None:
-        raise SignerNotConfigured(f"{path} is encrypted: set LOANLEDGER_{upper}_PASSPHRASE or "
-                                  f"LOANLEDGER_{upper}_PASSPHRASE_FILE")
+        raise SignerNotConfigured(f"{path} is encrypted: set {secrets.variable('PASSPHRASE')} or "
+                                  f"{secrets.variable('PASSPHRASE_FILE')}")
     try:
         return Account.from_key(Account.decrypt(json.loads(path.read_text()), passphrase))
     except ValueError as exc:

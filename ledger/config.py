@@ -4,24 +4,126 @@ The defaults are the single-machine stack `make demo` runs: a local anvil on 127
 lives in the data directory, SQLite in the data directory, keys in the data directory. Pointing at an
 external node or PostgreSQL is a configuration change only (LOANLEDGER_NODE_URL, LOANLEDGER_DB_URL).
 
-Config file: $LOANLEDGER_CONFIG, else <data dir>/loanledger.toml; keys are the lower-case names of
-the fields below (e.g. `node_url = "http://10.0.0.5:8545"`).
+Sources, highest first (pydantic-settings):
+- keyword arguments, when `Settings(...)` is built directly (tests);
+- the environment: `LOANLEDGER_<FIELD>` (upper-case field name); an empty variable counts as unset;
+- the config file: $LOANLEDGER_CONFIG, else <home>/loanledger.toml, where <home> is LOANLEDGER_HOME or
+  its default; keys are the lower-case field names (e.g. `node_url = "http://10.0.0.5:8545"`), and a key
+  that names no setting is refused;
+- the defaults below.
+
+`load_settings()` reads the process environment; `load_settings(env)` reads `env` instead of it, never
+both (the supervisor and the tests build settings for a child process that way). Secrets are `SecretStr`
+(repr and logs show asterisks). Secrets whose variable name is not fixed (a signer's
+`LOANLEDGER_<NAME>_KEY`, an HMAC provider's variable) are read from the same environment the settings
+were loaded from: `Settings.signer_secrets(name)` and `Settings.environ`.
 """
 
 from __future__ import annotations
 
 import os
-import tomllib
-from dataclasses import dataclass, fields
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, PrivateAttr, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+    TomlConfigSettingsSource,
+)
+from pydantic_settings.sources.utils import parse_env_vars
 
 from ledger.manifest import ROOT
 
-_ENV_PREFIX = "LOANLEDGER_"
+ENV_PREFIX = "LOANLEDGER_"
+CONFIG_ENV = f"{ENV_PREFIX}CONFIG"  # the config file's path; an environment variable only
+CONFIG_FILE_NAME = "loanledger.toml"
+
+# The environment a `load_settings(env)` call reads instead of os.environ, for the duration of that call:
+# pydantic-settings builds its sources in a classmethod, which has no other way to receive it.
+_explicit_environ: ContextVar[Mapping[str, str] | None] = ContextVar("loanledger_environ", default=None)
 
 
-@dataclass(frozen=True)
-class Settings:
+def _environ() -> Mapping[str, str]:
+    explicit = _explicit_environ.get()
+    return dict(os.environ) if explicit is None else explicit
+
+
+class _Environment(EnvSettingsSource):
+    """`LOANLEDGER_*` variables from a given mapping (os.environ or an explicit env), never both."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]):
+        self._mapping = environ  # read by _load_env_vars, which the parent's __init__ calls
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(self._mapping, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+
+
+class _ConfigFile(TomlConfigSettingsSource):
+    """The TOML config file (absent: no values); a key that names no setting is an error naming the file."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path):
+        super().__init__(settings_cls, toml_file=path)
+        unknown = set(self.toml_data) - set(settings_cls.model_fields)
+        if unknown:
+            raise SettingsError(f"unknown setting(s) in {path}: {', '.join(sorted(unknown))}")
+
+
+def config_file(environ: Mapping[str, str], home: Path | str | None = None) -> Path:
+    """$LOANLEDGER_CONFIG, else <home>/loanledger.toml (home: given, else LOANLEDGER_HOME, else the default)."""
+    if environ.get(CONFIG_ENV):
+        return Path(environ[CONFIG_ENV])
+    if home is None:
+        home = environ.get(f"{ENV_PREFIX}HOME") or Settings.model_fields["home"].default
+    return Path(home) / CONFIG_FILE_NAME
+
+
+class SignerSecrets(BaseModel):
+    """What unlocks the signer called NAME, from the environment only (never the config file).
+
+    `LOANLEDGER_<NAME>_KEY`: a hex private key (development). Otherwise the keystore <keystore dir>/<name>.json
+    is unlocked with `LOANLEDGER_<NAME>_PASSPHRASE`, else the shared `LOANLEDGER_KEYSTORE_PASSPHRASE`, else
+    the file named by `LOANLEDGER_<NAME>_PASSPHRASE_FILE`.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    key: SecretStr | None = None
+    passphrase: SecretStr | None = None
+    passphrase_file: Path | None = None
+
+    @classmethod
+    def from_environ(cls, name: str, environ: Mapping[str, str]) -> SignerSecrets:
+        prefix = f"{ENV_PREFIX}{name.upper()}_"
+
+        def value(variable: str) -> str | None:
+            return environ.get(variable) or None  # empty means unset, as for every setting
+
+        return cls(name=name, key=value(f"{prefix}KEY"),
+                   passphrase=value(f"{prefix}PASSPHRASE") or value(f"{ENV_PREFIX}KEYSTORE_PASSPHRASE"),
+                   passphrase_file=value(f"{prefix}PASSPHRASE_FILE"))
+
+    def variable(self, suffix: str) -> str:
+        """The environment variable of this signer's `suffix` (KEY, PASSPHRASE, PASSPHRASE_FILE), for messages."""
+        return f"{ENV_PREFIX}{self.name.upper()}_{suffix}"
+
+
+class Settings(BaseSettings):
+    """Every setting, frozen. `Settings(...)` reads the process environment and the config file like any
+    pydantic-settings class, its keyword arguments winning; processes call `load_settings()`."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_ignore_empty=True, extra="forbid", frozen=True)
+
     home: Path = ROOT / "var"                # data directory: chain state, SQLite, keys, logs
     network: str = "local"                   # names the deployment manifest deployments/<network>.json
     node_url: str = "http://127.0.0.1:8545"
@@ -30,6 +132,7 @@ class Settings:
     db_url: str = ""                         # default: sqlite:///<home>/loanledger.db
     manifest: str = ""                       # default: deployments/<network>.json
     kek_file: str = ""                       # key-encryption keys of the PII vault; default <home>/keys/kek.json
+    kek: SecretStr | None = None             # the KEKs themselves instead of the file: base64, or "1:<b64>,2:<b64>"
     keystore_dir: str = ""                   # encrypted signer keystores; default <home>/keystore
     tx_timeout: float = 30.0                 # seconds to wait for a receipt
     # The API (api/):
@@ -37,6 +140,7 @@ class Settings:
     api_port: int = 8000
     api_domain: str = ""                     # the host:port clients sign in to (SIWE domain); default host:port
     jwt_secret_file: str = ""                # default <home>/keys/jwt.secret (created on first start)
+    jwt_secret: SecretStr | None = None      # the sign-in token key itself instead of the file
     token_minutes: int = 15                  # lifetime of a sign-in token
     auditors: str = ""                       # comma-separated addresses admitted as auditors besides the store's list
     auto_register: bool = True               # register a borrower on-chain as soon as KYC is verified
@@ -49,6 +153,42 @@ class Settings:
     bureau_url: str = "http://127.0.0.1:8800"  # the credit bureau (stand-in: `loanledger bureau`)
     anchor_interval: float = 60.0            # seconds between action-log anchors the API writes; 0: never
     dev_login: bool = False                  # POST /v1/auth/dev-login (dashboard, loopback clients only): never in production
+    # The oracle (oracle/):
+    bureau_api_key: SecretStr | None = None  # the bureau's bearer key; default: one made once in <home>/keys/
+    notify_secret: SecretStr | None = None   # HMAC key of the notices `oracle run --notify-webhook` posts
+    outbox_fault: str = ""                   # tests only: "before_send"|"after_send"[:N] exits the worker there
+    # The client commands (`loanledger wallet|login|kyc|apply|...`, on the user's machine):
+    api_url: str = ""                        # the API they talk to; default http://<api_host>:<api_port>
+    wallet_dir: str = ""                     # default <home>/wallets
+    wallet_passphrase: SecretStr | None = None  # unlocks the wallet without a prompt (scripts)
+
+    _environ: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        environ = _environ()
+        # The file lives in the data directory, so its path depends on `home` from the sources above it.
+        given = init_settings.init_kwargs if isinstance(init_settings, InitSettingsSource) else {}
+        path = config_file(environ, given.get("home"))
+        return init_settings, _Environment(settings_cls, environ), _ConfigFile(settings_cls, path)
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._environ = dict(_environ())  # a copy: later changes to os.environ do not leak in
+
+    @property
+    def environ(self) -> Mapping[str, str]:
+        """The environment these settings were read from (read-only), for variables whose names are configured."""
+        return MappingProxyType(self._environ)
+
+    def signer_secrets(self, name: str) -> SignerSecrets:
+        return SignerSecrets.from_environ(name, self._environ)
 
     @property
     def database_url(self) -> str:
@@ -83,28 +223,25 @@ class Settings:
     def keystore_path(self) -> Path:
         return Path(self.keystore_dir) if self.keystore_dir else self.home / "keystore"
 
+    @property
+    def api_base_url(self) -> str:
+        return self.api_url or f"http://{self.api_host}:{self.api_port}"
 
-def _coerce(kind: type | str, value):
-    kind = {"Path": Path, "str": str, "int": int, "float": float, "bool": bool}.get(kind, kind) if isinstance(kind, str) else kind
-    if kind is bool and isinstance(value, str):
-        return value.strip().lower() in {"1", "true", "yes", "on"}
-    return kind(value)
+    @property
+    def wallet_path(self) -> Path:
+        return Path(self.wallet_dir) if self.wallet_dir else self.home / "wallets"
 
 
-def load_settings(env: dict[str, str] | None = None) -> Settings:
-    """Settings from `env` (default os.environ) over the config file over the defaults."""
-    env = dict(os.environ if env is None else env)
-    home = Path(env.get(f"{_ENV_PREFIX}HOME", Settings.home))
-    config_file = Path(env.get(f"{_ENV_PREFIX}CONFIG", home / "loanledger.toml"))
-    values: dict = {"home": home}
-    if config_file.exists():
-        values.update(tomllib.loads(config_file.read_text()))
-    for f in fields(Settings):
-        key = _ENV_PREFIX + f.name.upper()
-        if key in env:
-            values[f.name] = env[key]
-    known = {f.name: f.type for f in fields(Settings)}
-    unknown = set(values) - set(known)
-    if unknown:
-        raise ValueError(f"unknown setting(s) in {config_file}: {', '.join(sorted(unknown))}")
-    return Settings(**{k: _coerce(known[k], v) for k, v in values.items()})
+@contextmanager
+def _reading(env: Mapping[str, str] | None) -> Iterator[None]:
+    token = _explicit_environ.set(None if env is None else dict(env))
+    try:
+        yield
+    finally:
+        _explicit_environ.reset(token)
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from `env` (default os.environ; an explicit env replaces it) over the config file over the defaults."""
+    with _reading(env):
+        return Settings()

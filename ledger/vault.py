@@ -32,6 +32,7 @@ from sqlalchemy import Engine, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from ledger.config import Settings
 from ledger.encoding import to_0x_hex
 from ledger.errors import LoanLedgerError
 from ledger.identity import (
@@ -214,12 +215,18 @@ def keyring_from_env(value: str) -> Keyring:
     return Keyring(keys, max(keys), "env")
 
 
-def load_keyring(kek_path: Path, env: Mapping[str, str] | None = None) -> Keyring:
-    """The KEKs from LOANLEDGER_KEK when set, else from the key file at `kek_path`."""
-    env = os.environ if env is None else env
+def load_keyring(kek_path: Path, env: Mapping[str, str]) -> Keyring:
+    """The KEKs from LOANLEDGER_KEK in `env` when set, else from the key file at `kek_path`."""
     if env.get(KEK_ENV):
         return keyring_from_env(env[KEK_ENV])
     return KeyFile(kek_path).load()
+
+
+def keyring_from_settings(settings: Settings) -> Keyring:
+    """The KEKs the settings name: `kek` (LOANLEDGER_KEK) when set, else the key file at `kek_path`."""
+    if settings.kek:
+        return keyring_from_env(settings.kek.get_secret_value())
+    return KeyFile(settings.kek_path).load()
 
 
 # ------------------------------------------------------------------------------------------ sealing

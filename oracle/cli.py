@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 import typer
@@ -67,7 +66,7 @@ def run_command(
     """Run the oracle: payment webhooks, the outbox worker, the risk monitor and score refreshes, until SIGTERM."""
     from ledger.cli._common import fail
     from ledger.config import load_settings
-    from oracle.outbox import fault_from_env
+    from oracle.outbox import fault_injection
     from oracle.service import (
         OracleService,
         ProviderConfigError,
@@ -79,7 +78,8 @@ def run_command(
     _logging(log_level)
     settings = load_settings()
     try:
-        providers = parse_providers(provider or default_provider_entries(settings.home, os.environ), os.environ)
+        providers = parse_providers(provider or default_provider_entries(settings.home, settings.environ),
+                                    settings.environ)
     except ProviderConfigError as exc:
         raise fail(str(exc)) from None
     if webhooks and not providers:
@@ -89,7 +89,7 @@ def run_command(
     if not (webhooks or worker):
         raise fail("nothing to run: --no-webhooks and --no-worker together")
     try:
-        fault = fault_from_env()
+        fault = fault_injection(settings.outbox_fault)
     except ValueError as exc:
         raise fail(str(exc)) from None
 
@@ -136,8 +136,8 @@ def _monitor_tasks(settings, sessions, risk: bool, scores: bool, reminder_days: 
     if risk:
         from oracle.notify import LogSender, WebhookSender
         from oracle.risk import RiskMonitor
-        sender = (WebhookSender(notify_webhook, os.environ.get("LOANLEDGER_NOTIFY_SECRET", "").encode())
-                  if notify_webhook else LogSender())
+        secret = settings.notify_secret.get_secret_value().encode() if settings.notify_secret else b""
+        sender = WebhookSender(notify_webhook, secret) if notify_webhook else LogSender()
         monitor = RiskMonitor(sessions, bindings.book, sender, client=oracle, reminder_days=reminder_days)
         tasks.append(BackgroundTask("risk", every(interval, monitor.run_once, "risk monitor")))
     if scores:
@@ -147,7 +147,7 @@ def _monitor_tasks(settings, sessions, risk: bool, scores: bool, reminder_days: 
         from oracle.scoring.scorecard import load_scorecard
         scorecard = load_scorecard()
         pusher = ScorePusher(bindings.oracle, oracle.transact, [signer], scorecard.version)
-        bureau = HttpBureau(settings.bureau_url, bureau_api_key(settings.home, os.environ))
+        bureau = HttpBureau(settings.bureau_url, bureau_api_key(settings))
         refresher = ScoreRefresher(sessions, bureau, scorecard, pusher, chain_time=chain_time)
         tasks.append(BackgroundTask("scores", every(interval, refresher.run_once, "score refresher")))
     return tasks
@@ -218,7 +218,7 @@ def bureau_command(
     from oracle.service import bureau_api_key
 
     _logging(log_level)
-    api_key = bureau_api_key(load_settings().home, os.environ)
+    api_key = bureau_api_key(load_settings())
     try:
         bureau = LocalBureau()
     except BureauError as exc:

@@ -48,7 +48,7 @@ _DUPLICATE = "LoanBookDuplicatePayment"
 _UINT40, _UINT96 = 2**40, 2**96
 
 # Fault injection for the crash-safety test: the worker process exits on the spot at a named point.
-FAULT_ENV = "LOANLEDGER_OUTBOX_FAULT"  # "before_send" or "after_send", optionally ":N" for the Nth time
+FAULT_ENV = "LOANLEDGER_OUTBOX_FAULT"  # the variable of the `outbox_fault` setting (tests only): see fault_injection
 FAULT_POINTS = ("before_send", "after_send")
 Fault = Callable[[str], None]
 
@@ -358,12 +358,13 @@ def _with_receipt(s: _Settlement, receipt) -> _Mined:
                   block_number=receipt["blockNumber"])
 
 
-def fault_from_env(env: Mapping[str, str] | None = None) -> Fault | None:
-    """`LOANLEDGER_OUTBOX_FAULT=after_send[:N]`: exit the process (no cleanup) the Nth time that point is reached.
+def fault_injection(spec: str) -> Fault | None:
+    """The `outbox_fault` setting, `after_send[:N]` (LOANLEDGER_OUTBOX_FAULT): exit the process (no cleanup)
+    the Nth time that point is reached; empty: no fault.
 
-    Only for the crash-safety tests: it makes "killed between the send and the mark" happen on purpose.
+    Only for the crash-safety tests: it makes "killed between the send and the mark" happen on purpose. It is
+    a setting, not a private variable, so that it is documented and validated with the others.
     """
-    spec = (os.environ if env is None else env).get(FAULT_ENV, "")
     if not spec:
         return None
     point, _, nth = spec.partition(":")

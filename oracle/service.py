@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.orm import sessionmaker
 
+from ledger.config import Settings
 from ledger.errors import LoanLedgerError
 from ledger.secret_file import read_or_create
 from oracle.intake import payment_webhooks
@@ -34,7 +35,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8600
 PROVIDERS_ENV = "LOANLEDGER_WEBHOOK_PROVIDERS"
-BUREAU_KEY_ENV = "LOANLEDGER_BUREAU_API_KEY"
 STANDIN_PROVIDER = "mockpay"  # the name the rail stand-in (`loanledger rail`) signs as
 
 
@@ -47,12 +47,15 @@ def rail_key_path(home: Path) -> Path:
     return home / "keys" / "rail.pem"
 
 
-def bureau_api_key(home: Path, env: Mapping[str, str]) -> str:
-    """The bureau's bearer key: LOANLEDGER_BUREAU_API_KEY, else one made once in <home>/keys/bureau-api-key.
+def bureau_api_key(settings: Settings) -> str:
+    """The bureau's bearer key: the `bureau_api_key` setting (LOANLEDGER_BUREAU_API_KEY), else one made once
+    in <home>/keys/bureau-api-key.
 
     The stand-in and the oracle on one machine read the same file, so the development stack needs no setup.
     """
-    return env.get(BUREAU_KEY_ENV) or read_or_create(home / "keys" / "bureau-api-key")
+    if settings.bureau_api_key:
+        return settings.bureau_api_key.get_secret_value()
+    return read_or_create(settings.home / "keys" / "bureau-api-key")
 
 
 def parse_providers(entries: list[str], env: Mapping[str, str]) -> dict[str, Scheme]:

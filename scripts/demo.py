@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 from eth_account import Account
 from eth_utils import keccak
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -44,7 +45,19 @@ TERMS = {"currency": "CNY", "annual_rate_bps": 2400, "amortization": "annuity", 
 # Borrowers with a part in the story, by index; the late payer, the defaulter and the prepayer are the
 # first three whose applications the policy approves (the bureau's records decide who that is).
 OVER_LIMIT, STALE = 18, 19
-SUMMARY = Path(os.environ.get("LOANLEDGER_DEMO_SUMMARY", ROOT / "var" / "demo-summary.json"))
+
+
+class DemoSettings(BaseSettings):
+    """Where the demo puts its ledger and its summary: LOANLEDGER_DEMO_HOME, LOANLEDGER_DEMO_SUMMARY (tests)."""
+
+    model_config = SettingsConfigDict(env_prefix="LOANLEDGER_DEMO_", env_ignore_empty=True, frozen=True)
+
+    home: Path = ROOT / "var" / "demo"
+    summary: Path = ROOT / "var" / "demo-summary.json"
+
+
+DEMO = DemoSettings()
+SUMMARY = DEMO.summary
 
 console = Console()
 
@@ -284,8 +297,7 @@ def gas_used(node_url: str, from_block: int) -> int:
 
 def main() -> int:
     started = time.monotonic()
-    settings = load_settings({**os.environ, "LOANLEDGER_HOME": os.environ.get("LOANLEDGER_DEMO_HOME",
-                                                                            str(ROOT / "var" / "demo"))})
+    settings = load_settings({**os.environ, "LOANLEDGER_HOME": str(DEMO.home)})  # the demo's own data directory
     console.print(f"[bold]LoanLedger demo[/bold]: a fresh ledger in {settings.home} (the previous demo's is removed)")
     LocalNode.from_settings(settings).stop()
     shutil.rmtree(settings.home, ignore_errors=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -42,7 +41,7 @@ def register(app: typer.Typer) -> None:
         script, e.g. --account ALIAS --operator 0x.. --oracle 0x.. --pauser 0x.. --score-signer 0x.. on a real network."""
         settings = load_settings()
         if network:
-            settings = replace(settings, network=network)
+            settings = settings.model_copy(update={"network": network})
         node(settings)  # a clear error now rather than from inside Ape
         command = ape_deploy_command(settings.node_url, settings.manifest_path, settings.network, redeploy=redeploy,
                                      extra=ctx.args)

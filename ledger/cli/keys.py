@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -14,7 +13,7 @@ from ledger.config import Settings, load_settings
 from ledger.store import open_store
 from ledger.store.base import Base
 from ledger.store.models.pii import PII_TABLES
-from ledger.vault import KEK_ENV, KeyFile, Keyring, Vault, VaultError, load_keyring
+from ledger.vault import KEK_ENV, KeyFile, Keyring, Vault, VaultError, keyring_from_settings
 
 JSON_OPTION = typer.Option(False, "--json", help="Print the result as JSON.")
 
@@ -35,8 +34,8 @@ def _clear_errors() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-def _from_env() -> bool:
-    return bool(os.environ.get(KEK_ENV))
+def _keys_in_settings(settings: Settings) -> bool:
+    return settings.kek is not None  # LOANLEDGER_KEK (or `kek` in the config file) instead of the key file
 
 
 def register(app: typer.Typer) -> None:
@@ -48,8 +47,8 @@ def register(app: typer.Typer) -> None:
         """Create the key file (mode 600) with a first KEK if there is none, and the vault's tables."""
         settings, console = load_settings(), Console()
         with _clear_errors():
-            if _from_env():
-                keyring = load_keyring(settings.kek_path)
+            if _keys_in_settings(settings):
+                keyring = keyring_from_settings(settings)
                 console.print(f"KEKs come from {KEK_ENV} (versions {keyring.versions}); no key file written")
             elif KeyFile(settings.kek_path).exists():
                 keyring = KeyFile(settings.kek_path).load()
@@ -75,11 +74,11 @@ def register(app: typer.Typer) -> None:
         """
         settings = load_settings()
         with _clear_errors():
-            if _from_env():
+            if _keys_in_settings(settings):
                 if retire_unused:
                     raise typer.BadParameter(f"remove old versions from {KEK_ENV} yourself",
                                              param_hint="--retire-unused")
-                keyring = load_keyring(settings.kek_path)
+                keyring = keyring_from_settings(settings)
             else:
                 keyring = KeyFile(settings.kek_path).add_version()  # on disk before any DEK is wrapped with it
             vault = open_vault(settings, keyring)
@@ -105,7 +104,7 @@ def register(app: typer.Typer) -> None:
         """KEK versions held, which ones wrap data, and which could be retired; exit 1 if one is missing."""
         settings = load_settings()
         with _clear_errors():
-            keyring = load_keyring(settings.kek_path)
+            keyring = keyring_from_settings(settings)
             in_use = open_vault(settings, keyring).kek_versions_in_use()
         missing = sorted(set(in_use) - set(keyring.versions))
         retirable = [v for v in keyring.versions if v != keyring.current and v not in in_use]

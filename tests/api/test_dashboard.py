@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -46,7 +45,7 @@ def send(w3, fn, sender: str):
 def dev_api(api):
     """The API with the development login on (the route reads the context's settings on every request)."""
     app, context = api
-    context.settings = replace(context.settings, dev_login=True)
+    context.settings = context.settings.model_copy(update={"dev_login": True})
     return app, context
 
 
