@@ -10,9 +10,10 @@ the fields below (e.g. `node_url = "http://10.0.0.5:8545"`).
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from ledger.manifest import ROOT
@@ -45,6 +46,10 @@ class Settings:
     index_wait: float = 10.0                 # seconds a write waits for the indexer to reach its block
     auto_approve: bool = False               # initial automatic approval policy (operators switch it at run time)
     rail_url: str = "http://127.0.0.1:8700"  # the payment rail (stand-in: `loanledger rail`)
+    # Payment providers by name: TOML tables [payment_providers.<name>] {kind, url, key_file, secret_env, ...},
+    # or LOANLEDGER_PAYMENT_PROVIDERS as JSON; none: the stand-in at rail_url (oracle/payments/config.py).
+    payment_providers: dict = field(default_factory=dict)
+    payout_provider: str = ""                # which of them orders payouts; default the first with a url
     oracle_url: str = "http://127.0.0.1:8600"  # the oracle service (`loanledger oracle run`)
     bureau_url: str = "http://127.0.0.1:8800"  # the credit bureau (stand-in: `loanledger bureau`)
     anchor_interval: float = 60.0            # seconds between action-log anchors the API writes; 0: never
@@ -86,6 +91,8 @@ class Settings:
 
 def _coerce(kind: type | str, value):
     kind = {"Path": Path, "str": str, "int": int, "float": float, "bool": bool}.get(kind, kind) if isinstance(kind, str) else kind
+    if kind == "dict":  # a table: TOML gives a dict, the environment JSON
+        return value if isinstance(value, dict) else json.loads(value)
     if kind is bool and isinstance(value, str):
         return value.strip().lower() in {"1", "true", "yes", "on"}
     return kind(value)

@@ -179,3 +179,40 @@ def test_over_a_real_socket_with_the_rail_stand_in(serve_app, outbox):
         assert rail.deliver_once(payment)  # redelivered: acknowledged again, as a duplicate
     (item,) = outbox.items()
     assert (item.kind, item.loan_id, item.amount, item.reference) == ("disbursement", 3, 120_000, payment.reference)
+
+
+def test_a_second_provider_is_accepted_side_by_side_on_its_own_path(outbox):
+    """tradepay signs Standard Webhooks over a trade payload; the stand-in keeps its endpoint and layout."""
+    from oracle.payments.providers import HmacJsonProvider
+    from oracle.payments.providers.hmac_json import sign
+
+    providers = {**verifier().providers, "tradepay": HmacJsonProvider("tradepay", b"tradepay-secret")}
+    app = FastAPI()
+    app.include_router(payment_webhooks(WebhookVerifier(providers), outbox))
+    now = int(time.time())
+    trade = {"event": "transfer.succeeded", "payment": {
+        "trade_no": "2026113022001400001", "total_amount": "1200.00", "currency": "CNY",
+        "paid_at": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(now - 5)), "metadata": {"loan_id": "3"}}}
+    body = json.dumps(trade).encode()
+    headers = {"webhook-id": "msg_1", "webhook-timestamp": str(now),
+               "webhook-signature": sign(b"tradepay-secret", "msg_1", now, body)}
+    with TestClient(app) as client:
+        theirs = client.post("/v1/webhooks/tradepay", content=body, headers=headers)
+        ours = post(client, signed(event()))
+        ours_by_path = client.post("/v1/webhooks/mockpay", content=signed(event("evt_2", reference="COL-2"))[1],
+                                   headers=signed(event("evt_2", reference="COL-2"))[0])
+        again = client.post("/v1/webhooks/tradepay", content=body, headers=headers)
+        refused = [client.post("/v1/webhooks/tradepay", content=body.replace(b"1200.00", b"9200.00"), headers=headers),
+                   client.post("/v1/webhooks/mockpay", content=body, headers=headers),   # another provider's layout
+                   post(client, (headers, body)),                                      # on the stand-in's endpoint
+                   client.post("/v1/webhooks/evilpay", content=body, headers=headers)]
+    assert [r.status_code for r in (theirs, ours, ours_by_path)] == [200, 200, 200], theirs.text
+    assert again.json()["status"] == "duplicate"
+    assert [(r.status_code, r.json()["error"]["code"]) for r in refused] == [
+        (401, "bad_signature"), (400, "malformed_webhook"), (400, "malformed_webhook"), (401, "unknown_provider")]
+    stored = {i.provider: i for i in outbox.items()}
+    assert sorted((i.provider, i.reference) for i in outbox.items()) == [
+        ("mockpay", "COL-0001"), ("mockpay", "COL-2"), ("tradepay", "2026113022001400001")]
+    tradepay = stored["tradepay"]
+    assert (tradepay.kind, tradepay.loan_id, tradepay.amount, tradepay.event_id) == ("disbursement", 3, 120_000, "msg_1")
+    assert tradepay.payment_ref == "0x" + payment_ref("tradepay", "2026113022001400001").hex()
