@@ -23,7 +23,6 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.orm import sessionmaker
 
-from ledger.errors import LoanLedgerError
 from ledger.secret_file import read_or_create
 from oracle.intake import payment_webhooks
 from oracle.outbox import Outbox, OutboxWorker

@@ -29,6 +29,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ledger.config import Settings
 from ledger.errors import LoanLedgerError
 from oracle.payments.inbound import first_error
 from oracle.payments.provider import PaymentProvider, ProviderApi
@@ -63,9 +64,9 @@ def rail_key_path(home: Path) -> Path:
     return home / "keys" / "rail.pem"
 
 
-def provider_settings(settings) -> dict[str, ProviderSettings]:
+def provider_settings(settings: Settings) -> dict[str, ProviderSettings]:
     """The configured providers by name; the rail stand-in at `rail_url` when none is."""
-    configured = getattr(settings, "payment_providers", None) or {}
+    configured = settings.payment_providers
     if not configured:
         return {STANDIN_PROVIDER: ProviderSettings(kind="standin", url=settings.rail_url)}
     entries = {}
@@ -99,23 +100,24 @@ def build_provider(name: str, entry: ProviderSettings, home: Path, env: Mapping[
     return StandinProvider(name, scheme, api)
 
 
-def load_providers(settings, env: Mapping[str, str], *, webhooks: bool) -> dict[str, PaymentProvider]:
+def load_providers(settings: Settings, env: Mapping[str, str], *, webhooks: bool) -> dict[str, PaymentProvider]:
     """Every configured provider; with `webhooks`, only those that can verify a webhook."""
     providers = {name: build_provider(name, entry, settings.home, env, webhooks=webhooks)
                  for name, entry in provider_settings(settings).items()}
     return {n: p for n, p in providers.items() if p.verifies_webhooks} if webhooks else providers
 
 
-def payout_provider(settings, env: Mapping[str, str]) -> PaymentProvider:
+def payout_provider(settings: Settings, env: Mapping[str, str]) -> PaymentProvider:
     """The provider that orders payouts: `payout_provider`, else the first configured with a URL."""
     entries = provider_settings(settings)
-    name = getattr(settings, "payout_provider", "") or next((n for n, e in entries.items() if e.url), "")
+    name = settings.payout_provider or next((n for n, e in entries.items() if e.url), "")
     if name not in entries:
         raise ProviderConfigError(f"no payment provider named {name!r} can order payouts: configure one with a url")
     return build_provider(name, entries[name], settings.home, env, webhooks=False)
 
 
-def webhook_providers(settings, env: Mapping[str, str], entries: list[str] | None = None) -> dict[str, PaymentProvider]:
+def webhook_providers(settings: Settings, env: Mapping[str, str],
+                      entries: list[str] | None = None) -> dict[str, PaymentProvider]:
     """The providers whose webhooks the oracle accepts.
 
     `NAME=rsa:PEM_FILE` / `NAME=hmac:ENV_VAR` entries (the oracle's --provider, or LOANLEDGER_WEBHOOK_PROVIDERS
@@ -124,7 +126,7 @@ def webhook_providers(settings, env: Mapping[str, str], entries: list[str] | Non
     if entries:
         return parse_provider_entries(entries, env)
     legacy = env.get(LEGACY_PROVIDERS_ENV, "")
-    if not getattr(settings, "payment_providers", None) and legacy.strip():
+    if not settings.payment_providers and legacy.strip():
         return parse_provider_entries([e.strip() for e in legacy.split(",") if e.strip()], env)
     return load_providers(settings, env, webhooks=True)
 

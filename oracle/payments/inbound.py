@@ -116,8 +116,13 @@ def check_amount(confirmation: Confirmation) -> None:
         raise MalformedWebhook("loan_id and paid_at must be positive")
 
 
-# Minor units per major unit, for providers that send amounts as decimal strings (ISO 4217 exponents).
+# For providers that send amounts as decimal strings: ISO 4217 minor-unit exponents (2 unless listed).
 _ZERO_DECIMAL_CURRENCIES = frozenset({"JPY", "KRW", "VND", "CLP", "ISK", "UGX", "XAF", "XOF"})
+
+
+def currency_exponent(currency: str) -> int:
+    """Decimal places of the currency's minor unit: 2 for CNY (fen), 0 for JPY."""
+    return 0 if currency in _ZERO_DECIMAL_CURRENCIES else 2
 
 
 def minor_units(amount: str, currency: str, field: str) -> int:
@@ -131,7 +136,7 @@ def minor_units(amount: str, currency: str, field: str) -> int:
     with localcontext() as exact:
         exact.prec = 80  # more digits than any accepted amount has: scaling never rounds
         try:
-            scaled = Decimal(amount).scaleb(0 if currency in _ZERO_DECIMAL_CURRENCIES else 2)
+            scaled = Decimal(amount).scaleb(currency_exponent(currency))
         except InvalidOperation as exc:
             raise MalformedWebhook(f"{field}: {amount!r} is not a decimal amount") from exc
     if scaled != scaled.to_integral_value():

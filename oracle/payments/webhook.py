@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 
-from oracle.payments.inbound import (  # noqa: F401 - the names webhook handlers and tests import from here
+from oracle.payments.inbound import (
     DEFAULT_WINDOW,
     MAX_AMOUNT,
     MAX_BODY,
@@ -27,6 +27,10 @@ from oracle.payments.inbound import (  # noqa: F401 - the names webhook handlers
 from oracle.payments.provider import PaymentProvider
 from oracle.payments.providers.standin import StandinProvider
 from oracle.payments.signatures import HEADER_PROVIDER, Scheme
+
+# What a webhook becomes and how it is refused, importable from here as before the providers were split out.
+__all__ = ["DEFAULT_WINDOW", "MAX_AMOUNT", "MAX_BODY", "BadSignature", "Confirmation", "MalformedWebhook",
+           "OutsideTimeWindow", "UnknownProvider", "WebhookRejected", "WebhookVerifier", "payment_ref"]
 
 
 class WebhookVerifier:

@@ -31,6 +31,7 @@ from oracle.payments.inbound import (
     Confirmation,
     Headers,
     MalformedWebhook,
+    currency_exponent,
     first_error,
     minor_units,
     payment_ref,
@@ -139,10 +140,11 @@ class HmacJsonProvider(PaymentProvider):
 
 def major_units(amount: int, currency: str) -> str:
     """The decimal string this layout uses for amounts: 120_000 CNY -> "1200.00" (exact, no float)."""
-    zero_decimal = minor_units("1", currency, "currency") == 1
-    if zero_decimal:
+    places = currency_exponent(currency)
+    if places == 0:
         return str(amount)
-    return f"{amount // 100}.{amount % 100:02d}"
+    whole, fraction = divmod(amount, 10**places)
+    return f"{whole}.{fraction:0{places}d}"
 
 
 def _trade_body(order: PaymentOrder, idempotency_key: str) -> dict:
