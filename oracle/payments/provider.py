@@ -126,8 +126,8 @@ class ProviderApi:
 
     def __init__(self, provider: str, url: str | None, *, api_key: str | None = None, timeout: float = 10.0,
                  http: httpx.Client | None = None):
-        self.provider, self.url, self.api_key = provider, (url or "").rstrip("/"), api_key
-        self.http = http or httpx.Client(timeout=timeout)
+        self.provider, self.url, self.api_key, self.timeout = provider, (url or "").rstrip("/"), api_key, timeout
+        self.http = http  # a shared client (tests give a mock transport); else one per order, closed after it
 
     def post(self, path: str, body: Mapping[str, Any], idempotency_key: str) -> tuple[dict, bool]:
         """(the provider's JSON answer, whether it replayed an earlier order with this key)."""
@@ -136,11 +136,15 @@ class ProviderApi:
         headers = {"Idempotency-Key": idempotency_key}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
+        client = self.http or httpx.Client(timeout=self.timeout)
         try:
-            response = self.http.post(f"{self.url}{path}", content=json.dumps(body), headers={
+            response = client.post(f"{self.url}{path}", content=json.dumps(body), headers={
                 **headers, "Content-Type": "application/json"})
         except httpx.HTTPError as exc:
             raise RailUnavailable(f"{self.provider} at {self.url} did not answer: {type(exc).__name__}: {exc}") from exc
+        finally:
+            if self.http is None:
+                client.close()
         if response.status_code >= 500:
             raise RailUnavailable(f"{self.provider} answered HTTP {response.status_code}: {response.text[:200]}")
         if response.status_code >= 400:
