@@ -184,8 +184,8 @@ def rail_command(
     import uvicorn
 
     from ledger.config import load_settings
-    from oracle.payments.rail import PaymentRail, create_app, load_or_create_key
     from oracle.payments.config import rail_key_path
+    from oracle.payments.rail import PaymentRail, create_app, load_or_create_key
 
     _logging(log_level)
     path = key or rail_key_path(load_settings().home)

@@ -10,15 +10,21 @@ import json
 
 import pytest
 from eth_account import Account
+from eth_utils import keccak
 from sqlalchemy import select, update
 from web3 import Web3
 
 from api.reports import LoanFigures, portfolio
 from api.sdk import ApiError
+from ledger.chain import ChainClient
 from ledger.indexer import EventDecoder
 from ledger.samples import sample_identity
 from ledger.store.models.action_log import ActionLogEntry
 from ledger.store.models.chain import ChainEvent
+from oracle.outbox import Outbox, OutboxWorker
+from oracle.payments.rail import PaymentRail
+from oracle.payments.signatures import RsaScheme
+from oracle.payments.webhook import WebhookVerifier
 
 DAY = 86_400
 PRINCIPAL = 120_000  # the driver's product (tests/conftest.py TERMS): 24% a year, three 30-day annuity installments
@@ -173,14 +179,6 @@ def test_pages_cover_every_row_exactly_once(api, w3, stack, book, auditor):
 
 def test_a_payment_through_the_rail_shows_the_rails_reference_beside_its_on_chain_hash(api, w3, stack, keys, driver,
                                                                                        auditor):
-    from eth_utils import keccak
-
-    from ledger.chain import ChainClient
-    from oracle.outbox import Outbox, OutboxWorker
-    from oracle.payments.rail import PaymentRail
-    from oracle.payments.signatures import RsaScheme
-    from oracle.payments.webhook import WebhookVerifier
-
     _, context = api
     loan_id = driver.approved_loan(keys["alice"])
     # The stand-in pays out and signs its webhook; the oracle verifies it, stores it, and credits it on-chain.

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from web3 import Web3
 
 from api.sdk import ApiError, terms_from
 from ledger import typed_data
+from oracle.payments.rail import PaymentRail, create_app
+from oracle.payments.signatures import RsaScheme
 
 DAY = 86_400
 
@@ -136,11 +140,6 @@ def test_payout_with_the_rail_down_is_503_and_the_key_can_be_retried(api, operat
 
 def test_a_payout_is_ordered_once_from_the_configured_provider_however_often_it_is_asked(
         api, operator, borrower, terms, serve_app):
-    from dataclasses import replace
-
-    from oracle.payments.rail import PaymentRail, create_app
-    from oracle.payments.signatures import RsaScheme
-
     _, context = api
     rail = PaymentRail("mockpay", RsaScheme.generate())  # no webhook URL: the payout stays with the rail
     with serve_app(create_app(rail)) as url:

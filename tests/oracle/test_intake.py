@@ -14,6 +14,8 @@ from sqlalchemy.orm import sessionmaker
 from ledger.store import open_store
 from oracle.intake import WEBHOOK_PATH, payment_webhooks
 from oracle.outbox import Outbox
+from oracle.payments.providers import HmacJsonProvider
+from oracle.payments.providers.hmac_json import sign
 from oracle.payments.signatures import HEADER_SIGNATURE, HmacScheme, RsaScheme, signature_headers
 from oracle.payments.webhook import WebhookVerifier, payment_ref
 
@@ -183,9 +185,6 @@ def test_over_a_real_socket_with_the_rail_stand_in(serve_app, outbox):
 
 def test_a_second_provider_is_accepted_side_by_side_on_its_own_path(outbox):
     """tradepay signs Standard Webhooks over a trade payload; the stand-in keeps its endpoint and layout."""
-    from oracle.payments.providers import HmacJsonProvider
-    from oracle.payments.providers.hmac_json import sign
-
     providers = {**verifier().providers, "tradepay": HmacJsonProvider("tradepay", b"tradepay-secret")}
     app = FastAPI()
     app.include_router(payment_webhooks(WebhookVerifier(providers), outbox))
@@ -214,5 +213,6 @@ def test_a_second_provider_is_accepted_side_by_side_on_its_own_path(outbox):
     assert sorted((i.provider, i.reference) for i in outbox.items()) == [
         ("mockpay", "COL-0001"), ("mockpay", "COL-2"), ("tradepay", "2026113022001400001")]
     tradepay = stored["tradepay"]
-    assert (tradepay.kind, tradepay.loan_id, tradepay.amount, tradepay.event_id) == ("disbursement", 3, 120_000, "msg_1")
+    assert (tradepay.kind, tradepay.loan_id, tradepay.amount, tradepay.event_id) == (
+        "disbursement", 3, 120_000, "msg_1")
     assert tradepay.payment_ref == "0x" + payment_ref("tradepay", "2026113022001400001").hex()
