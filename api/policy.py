@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import time
 
-import httpx
 from sqlalchemy import select
 
 from api.errors import ApiError
@@ -18,6 +17,8 @@ from ledger.book import LoanStatus, read_loan
 from ledger.encoding import to_0x_hex
 from ledger.errors import ContractRevert
 from ledger.store.models.api import ApiSetting
+from oracle.payments.config import ProviderConfigError, payout_provider
+from oracle.payments.provider import PaymentOrder, ProviderError
 
 log = logging.getLogger(__name__)
 
@@ -76,20 +77,24 @@ def apply_policy(context, loan_id: int, request_id: str) -> tuple[str | None, in
 
 
 def request_payout(context, loan_id: int, actor: str, request_id: str) -> dict | None:
-    """Orders the payout of an approved loan on the rail; its webhook to the oracle confirms it on-chain."""
+    """Orders the payout of an approved loan from the payout provider; its webhook to the oracle confirms it.
+
+    The order's idempotency key names the loan, so a retried order (a lost answer, a second operator)
+    gets the first payment back from the provider instead of paying out twice.
+    """
     loan = read_loan(context.bindings.book, loan_id)
     principal, currency = loan.terms.principal, loan.currency
     if loan.status is not LoanStatus.APPROVED:
         raise ApiError(409, "not_approved", f"loan {loan_id} is not approved (nothing to pay out)")
-    order = {"loan_id": loan_id, "amount": principal, "currency": currency, "paid_at": context.chain_time()}
+    order = PaymentOrder(loan_id=loan_id, amount=principal, currency=currency, paid_at=context.chain_time())
+    key = f"payout:{context.w3.eth.chain_id}:{context.bindings.book.address}:{loan_id}"
     try:
-        response = httpx.post(f"{context.settings.rail_url}/v1/payouts", json=order, timeout=10)
-        response.raise_for_status()
-    except httpx.HTTPError as exc:
+        payment = payout_provider(context.settings, context.env or context.settings.environ).order_payout(order, key)
+    except (ProviderError, ProviderConfigError) as exc:
         log.warning("payout of loan %d not ordered: %s", loan_id, exc)
         context.action_log.append(actor, "loan.payout_failed", request_id, {"loan_id": loan_id, "error": str(exc)[:200]})
         return None
-    payment = response.json()
     context.action_log.append(actor, "loan.payout", request_id,
-                              {"loan_id": loan_id, "rail_reference": payment.get("reference"), "amount": principal})
-    return payment
+                              {"loan_id": loan_id, "provider": payment.provider,
+                               "rail_reference": payment.rail_reference, "amount": principal})
+    return {**payment.details, "provider": payment.provider, "reference": payment.rail_reference}

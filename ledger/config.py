@@ -149,6 +149,10 @@ class Settings(BaseSettings):
     index_wait: float = 10.0                 # seconds a write waits for the indexer to reach its block
     auto_approve: bool = False               # initial automatic approval policy (operators switch it at run time)
     rail_url: str = "http://127.0.0.1:8700"  # the payment rail (stand-in: `loanledger rail`)
+    # Payment providers by name: TOML tables [payment_providers.<name>] {kind, url, key_file, secret_env, ...},
+    # or LOANLEDGER_PAYMENT_PROVIDERS as JSON; none: the stand-in at rail_url (oracle/payments/config.py).
+    payment_providers: dict[str, dict[str, Any]] = {}
+    payout_provider: str = ""                # which of them orders payouts; default the first with a url
     oracle_url: str = "http://127.0.0.1:8600"  # the oracle service (`loanledger oracle run`)
     bureau_url: str = "http://127.0.0.1:8800"  # the credit bureau (stand-in: `loanledger bureau`)
     anchor_interval: float = 60.0            # seconds between action-log anchors the API writes; 0: never

@@ -211,8 +211,8 @@ def _row_view(row: Loan) -> dict[str, Any]:
                      "lateFeeUnpaid": row.late_fee_unpaid, "penaltyUnpaid": row.penalty_unpaid},
         "principal_written_off": row.principal_written_off,
         "schedule": [{"dueAt": r.due_at, "principal": r.principal, "interest": r.interest} for r in row.schedule],
-        "payments": sorted((p.reference, p.kind, p.amount, p.principal, p.interest, p.late_fee, p.penalty, p.tx_hash)
-                           for p in row.payments),
+        "payments": sorted((p.payment_ref, p.kind, p.amount, p.principal, p.interest, p.late_fee, p.penalty,
+                            p.tx_hash) for p in row.payments),
     }
 
 

@@ -46,8 +46,8 @@ def run_command(
     host: str = typer.Option("127.0.0.1", "--host", help="Address the webhook endpoint listens on."),
     port: int = typer.Option(8600, "--port", help="Port of the webhook endpoint and /healthz."),
     provider: list[str] = typer.Option(
-        [], "--provider", help="A payment provider whose webhooks are accepted: NAME=rsa:PEM_FILE or "
-        "NAME=hmac:ENV_VAR (repeatable). Default: LOANLEDGER_WEBHOOK_PROVIDERS, else the rail stand-in's key."),
+        [], "--provider", help="A stand-in-layout provider whose webhooks are accepted: NAME=rsa:PEM_FILE or "
+        "NAME=hmac:ENV_VAR (repeatable). Default: the `payment_providers` setting, else the rail stand-in's key."),
     window: int = typer.Option(300, "--window", min=1, help="Seconds a webhook's timestamp may be off our clock."),
     webhooks: bool = typer.Option(True, "--webhooks/--no-webhooks", help="Serve the webhook endpoint."),
     worker: bool = typer.Option(True, "--worker/--no-worker", help="Run the outbox worker."),
@@ -67,24 +67,18 @@ def run_command(
     from ledger.cli._common import fail
     from ledger.config import load_settings
     from oracle.outbox import fault_injection
-    from oracle.service import (
-        OracleService,
-        ProviderConfigError,
-        build_verifier,
-        default_provider_entries,
-        parse_providers,
-    )
+    from oracle.payments.config import ProviderConfigError, webhook_providers
+    from oracle.service import OracleService, build_verifier
 
     _logging(log_level)
     settings = load_settings()
     try:
-        providers = parse_providers(provider or default_provider_entries(settings.home, settings.environ),
-                                    settings.environ)
+        providers = webhook_providers(settings, settings.environ, provider) if webhooks else {}
     except ProviderConfigError as exc:
         raise fail(str(exc)) from None
     if webhooks and not providers:
-        raise fail("no payment provider is configured: pass --provider NAME=rsa:PEM_FILE, set "
-                   "LOANLEDGER_WEBHOOK_PROVIDERS, or start the rail stand-in (`loanledger rail`) once "
+        raise fail("no payment provider is configured: set `payment_providers` (see oracle/payments/config.py), "
+                   "pass --provider NAME=rsa:PEM_FILE, or start the rail stand-in (`loanledger rail`) once "
                    "to create its key")
     if not (webhooks or worker):
         raise fail("nothing to run: --no-webhooks and --no-worker together")
@@ -189,8 +183,8 @@ def rail_command(
     import uvicorn
 
     from ledger.config import load_settings
+    from oracle.payments.config import rail_key_path
     from oracle.payments.rail import PaymentRail, create_app, load_or_create_key
-    from oracle.service import rail_key_path
 
     _logging(log_level)
     path = key or rail_key_path(load_settings().home)

@@ -1,4 +1,7 @@
-"""The oracle's webhook endpoint: verify, store in the outbox, and only then acknowledge.
+"""The oracle's webhook endpoints: verify, store in the outbox, and only then acknowledge.
+
+Each provider posts to `/v1/webhooks/{provider}`; the rail stand-in's layout names its provider in a
+header, so `/v1/webhooks/payments` takes any of those (the URL the stand-in has always been given).
 
 A provider retries until it gets a 2xx, so the answer is chosen carefully: 200 once the confirmation
 is stored (or was stored before: a retry or a replay gets the first row back and changes nothing), a
@@ -22,6 +25,7 @@ from oracle.payments.webhook import Confirmation, WebhookRejected, WebhookVerifi
 log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/v1/webhooks/payments"
+PROVIDER_WEBHOOK_PATH = "/v1/webhooks/{provider}"
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
@@ -37,9 +41,10 @@ def _facts(c) -> tuple:
 def payment_webhooks(verifier: WebhookVerifier, outbox: Outbox) -> APIRouter:
     router = APIRouter(tags=["webhooks"])
 
-    def verify_and_store(headers, body: bytes) -> JSONResponse:
+    def verify_and_store(provider: str | None, headers, body: bytes) -> JSONResponse:
         try:
-            confirmation: Confirmation = verifier.verify(headers, body)
+            confirmation: Confirmation = (verifier.verify(headers, body) if provider is None
+                                          else verifier.verify_from(provider, headers, body))
         except WebhookRejected as exc:
             log.warning("webhook refused (%s): %s", exc.code, exc.message)
             return _error(exc.status, exc.code, exc.message)
@@ -59,10 +64,15 @@ def payment_webhooks(verifier: WebhookVerifier, outbox: Outbox) -> APIRouter:
         return JSONResponse({"status": "accepted" if created else "duplicate", "id": item.id,
                              "payment_ref": item.payment_ref})
 
-    @router.post(WEBHOOK_PATH, summary="A payment rail's signed payment notification")
+    @router.post(WEBHOOK_PATH, summary="A signed payment notification in the rail stand-in's layout")
     async def receive(request: Request) -> JSONResponse:
         body = await request.body()
         # Signature checks and the database write block: off the event loop.
-        return await run_in_threadpool(verify_and_store, dict(request.headers), body)
+        return await run_in_threadpool(verify_and_store, None, dict(request.headers), body)
+
+    @router.post(PROVIDER_WEBHOOK_PATH, summary="A payment provider's signed payment notification, in its layout")
+    async def receive_from(provider: str, request: Request) -> JSONResponse:
+        body = await request.body()
+        return await run_in_threadpool(verify_and_store, provider, dict(request.headers), body)
 
     return router

@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
@@ -24,27 +23,15 @@ from sqlalchemy import text
 from sqlalchemy.orm import sessionmaker
 
 from ledger.config import Settings
-from ledger.errors import LoanLedgerError
 from ledger.secret_file import read_or_create
 from oracle.intake import payment_webhooks
 from oracle.outbox import Outbox, OutboxWorker
-from oracle.payments.signatures import HmacScheme, RsaScheme, Scheme
+from oracle.payments.provider import PaymentProvider
 from oracle.payments.webhook import DEFAULT_WINDOW, WebhookVerifier
 
 log = logging.getLogger(__name__)
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8600
-PROVIDERS_ENV = "LOANLEDGER_WEBHOOK_PROVIDERS"
-STANDIN_PROVIDER = "mockpay"  # the name the rail stand-in (`loanledger rail`) signs as
-
-
-class ProviderConfigError(LoanLedgerError):
-    """A webhook provider entry that cannot be used."""
-
-
-def rail_key_path(home: Path) -> Path:
-    """Where the rail stand-in keeps its RSA key; the oracle trusts its public half by default."""
-    return home / "keys" / "rail.pem"
 
 
 def bureau_api_key(settings: Settings) -> str:
@@ -56,46 +43,6 @@ def bureau_api_key(settings: Settings) -> str:
     if settings.bureau_api_key:
         return settings.bureau_api_key.get_secret_value()
     return read_or_create(settings.home / "keys" / "bureau-api-key")
-
-
-def parse_providers(entries: list[str], env: Mapping[str, str]) -> dict[str, Scheme]:
-    """Providers from `NAME=rsa:PEM_FILE` or `NAME=hmac:ENV_VAR` entries.
-
-    An RSA entry reads a PEM file (public key, or the rail stand-in's private key of which only the public
-    half is kept). An HMAC secret is read from the named environment variable, so it never appears in a
-    command line or a process listing.
-    """
-    providers: dict[str, Scheme] = {}
-    for entry in entries:
-        name, _, spec = entry.partition("=")
-        kind, _, value = spec.partition(":")
-        name = name.strip()
-        if not name or not value or kind not in ("rsa", "hmac"):
-            raise ProviderConfigError(f"provider {entry!r} is not NAME=rsa:PEM_FILE or NAME=hmac:ENV_VAR")
-        if kind == "rsa":
-            path = Path(value).expanduser()
-            if not path.is_file():
-                raise ProviderConfigError(f"provider {name}: no key file at {path}")
-            try:
-                loaded = RsaScheme.from_pem(path.read_bytes())
-            except ValueError as exc:
-                raise ProviderConfigError(f"provider {name}: {path} is not an RSA key: {exc}") from None
-            providers[name] = RsaScheme(public_key=loaded.public_key)  # verifying needs nothing more
-        else:
-            secret = env.get(value)
-            if not secret:
-                raise ProviderConfigError(f"provider {name}: the environment variable {value} is not set")
-            providers[name] = HmacScheme(secret.encode())
-    return providers
-
-
-def default_provider_entries(home: Path, env: Mapping[str, str]) -> list[str]:
-    """From LOANLEDGER_WEBHOOK_PROVIDERS (comma-separated), else the rail stand-in's key when it exists."""
-    configured = env.get(PROVIDERS_ENV, "")
-    if configured.strip():
-        return [e.strip() for e in configured.split(",") if e.strip()]
-    key = rail_key_path(home)
-    return [f"{STANDIN_PROVIDER}=rsa:{key}"] if key.exists() else []
 
 
 def every(interval: float, round_: Callable[[], object], what: str) -> Callable[[threading.Event], None]:
@@ -217,5 +164,5 @@ class OracleService:
         log.info("oracle stopped")
 
 
-def build_verifier(providers: Mapping[str, Scheme], window: int = DEFAULT_WINDOW) -> WebhookVerifier | None:
+def build_verifier(providers: Mapping[str, PaymentProvider], window: int = DEFAULT_WINDOW) -> WebhookVerifier | None:
     return WebhookVerifier(providers, window=window) if providers else None

@@ -51,16 +51,18 @@ _REPAYMENT_TX = "0x74fbbb3eb7c5f1739180ad00882878b8e5dcb3fde4fd0cf8d0c601f090714
 _ORACLE = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
 _EXAMPLE_EVENT = {
     "id": 9, "contract": "LoanBook", "address": EXAMPLE_LOAN_BOOK, "name": "RepaymentApplied",
-    "args": {"loanId": 1, "paymentRef": "0xceabd89e4db26443885dc5389713c6f5115cef9c47779dcb26ab965b687e2f28",
+    "args": {"loanId": 1, "paymentRef": "0xc7b0a2673ad673a431c557e43e2ec61731d82a300024eb1da1fed1a7fbba7c9b",
              "amount": 41_588, "principal": 39_221, "interest": 2_367, "lateFee": 0, "penalty": 0,
              "paidAt": 1_769_817_600, "paidInstallments": 1, "actor": _ORACLE},
     "block_number": 140, "block_hash": "0x5e5d6a4656578ad54442961513502097eba8c9bc0e30f8b9205bf20c090fc240",
     "block_time": 1_769_817_612, "tx_hash": _REPAYMENT_TX, "log_index": 1, "loan_id": 1, "borrower": EXAMPLE_BORROWER}
-_EXAMPLE_PAYMENTS = [
-    {"reference": "0x38f78745b82e6b53762316d8a03d9d7dce0e3dcbb2ee692f46bbb5364734dce2", "kind": "disbursement",
+_EXAMPLE_PAYMENTS = [  # payment_ref = keccak256("<provider>:<rail_reference>")
+    {"payment_ref": "0x9ab55d85b6154fd742cc3a87800671df2d54090e664635a7ed18e41e0b309ca9", "provider": "mockpay",
+     "rail_reference": "PAY-00000001-3f9a2c", "kind": "disbursement",
      "loan_id": 1, "amount": 120_000, "principal": 0, "interest": 0, "late_fee": 0, "penalty": 0,
      "paid_at": 1_767_225_600, "tx_hash": EXAMPLE_TX, "block_number": 118, "log_index": 0},
-    {"reference": _EXAMPLE_EVENT["args"]["paymentRef"], "kind": "repayment", "loan_id": 1, "amount": 41_588,
+    {"payment_ref": _EXAMPLE_EVENT["args"]["paymentRef"], "provider": "mockpay",
+     "rail_reference": "COL-00000002-9b04e1", "kind": "repayment", "loan_id": 1, "amount": 41_588,
      "principal": 39_221, "interest": 2_367, "late_fee": 0, "penalty": 0, "paid_at": 1_769_817_600,
      "tx_hash": _REPAYMENT_TX, "block_number": 140, "log_index": 1}]
 _EXAMPLE_SCORE = {"score": 700, "credit_limit": 1_000_000, "model_version": 1, "report_id": 1,
@@ -93,7 +95,12 @@ class EventPage(BaseModel):
 
 
 class PaymentOut(BaseModel):
-    reference: str = Field(description="the rail's payment reference (bytes32), credited once ever")
+    payment_ref: str = Field(description="the on-chain payment reference (bytes32, `paymentRef` in the events), "
+                                         "credited once ever: keccak256 of \"<provider>:<rail_reference>\"")
+    provider: str | None = Field(description="the payment provider that moved the money; null when the payment "
+                                             "was not confirmed through this oracle")
+    rail_reference: str | None = Field(description="the provider's own reference, as its statement shows it "
+                                                   "(for reconciliation); null when the provider is")
     kind: str = Field(description="disbursement | repayment")
     loan_id: int
     amount: int
@@ -289,7 +296,8 @@ def event_out(row: ChainEvent) -> EventOut:
 
 
 def payment_out(row: Payment) -> PaymentOut:
-    return PaymentOut(reference=row.reference, kind=row.kind, loan_id=row.loan_id, amount=row.amount,
+    return PaymentOut(payment_ref=row.payment_ref, provider=row.provider, rail_reference=row.rail_reference,
+                      kind=row.kind, loan_id=row.loan_id, amount=row.amount,
                       principal=row.principal, interest=row.interest, late_fee=row.late_fee, penalty=row.penalty,
                       paid_at=row.paid_at, tx_hash=row.tx_hash, block_number=row.block_number,
                       log_index=row.log_index)

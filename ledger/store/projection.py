@@ -209,14 +209,14 @@ def _replace_schedule(row: Loan, rows: Sequence[dict[str, int]]) -> None:
 
 
 def _sync_payments(row: Loan, state: LoanState) -> None:
-    existing = {p.reference: p for p in row.payments}
+    existing = {p.payment_ref: p for p in row.payments}
     wanted = {p.reference: p for p in state.payments}
     for ref in set(existing) - set(wanted):
         row.payments.remove(existing[ref])
     for ref, p in wanted.items():
         target = existing.get(ref)
         if target is None:
-            target = Payment(reference=ref)
+            target = Payment(payment_ref=ref)
             row.payments.append(target)
         for name in ("kind", "amount", "principal", "interest", "late_fee", "penalty", "paid_at", "tx_hash",
                      "block_number", "log_index"):

@@ -1,1 +1,1 @@
-"""Payment rails: signed webhooks in, normalised confirmations out (and a rail stand-in for development)."""
+"""Payment providers: one adapter per provider (oracle.payments.provider), signed webhooks in, orders out."""

@@ -4,6 +4,11 @@ It behaves like a mobile-payment provider towards the oracle: every payment gets
 reference, and a `payment.succeeded` webhook signed with the rail's RSA key is delivered to the
 configured URL and retried with back-off until it is acknowledged with a 2xx. Payments are kept in
 memory (it is a development tool); its key is kept on disk so the oracle can trust it across restarts.
+
+Orders honour an `Idempotency-Key` header as payment providers do: the same key again answers with the
+first order's payment (200, `Idempotent-Replayed: true`) and moves no money; the same key with another
+order is refused (422). Refunds are recorded against a payment but not yet notified by webhook: the loan
+book has no refund confirmation yet.
 """
 
 from __future__ import annotations
@@ -17,10 +22,10 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import httpx
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, Header, HTTPException, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
@@ -49,6 +54,20 @@ class RailPayment:
 
 
 @dataclass
+class RailRefund:
+    reference: str
+    payment_reference: str
+    loan_id: int
+    amount: int
+    currency: str
+    refunded_at: int
+
+
+class IdempotencyConflict(Exception):
+    """An idempotency key reused for a different order."""
+
+
+@dataclass
 class PaymentRail:
     provider: str
     scheme: RsaScheme
@@ -56,11 +75,45 @@ class PaymentRail:
     clock: Callable[[], float] = time.time
     max_backoff: float = 30.0
     payments: dict[str, RailPayment] = field(default_factory=dict)
+    refunds: dict[str, RailRefund] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._serial = itertools.count(1)
         self._lock = threading.Lock()
+        self._orders_lock = threading.Lock()  # held across a whole order, so a concurrent retry waits for it
+        self._orders: dict[str, tuple[tuple, RailPayment | RailRefund]] = {}
         self._http = httpx.Client(timeout=5.0)
+
+    def once(self, key: str | None, order: tuple, make: Callable[[], RailPayment | RailRefund],
+             ) -> tuple[RailPayment | RailRefund, bool]:
+        """(the result of `make()`, False), or for a key seen before (its first result, True)."""
+        if key is None:
+            return make(), False
+        with self._orders_lock:
+            seen = self._orders.get(key)
+            if seen is not None:
+                if seen[0] != order:
+                    raise IdempotencyConflict(f"Idempotency-Key {key!r} was used for a different order")
+                return seen[1], True
+            made = make()
+            self._orders[key] = (order, made)
+            return made, False
+
+    def refund(self, payment_reference: str, amount: int, currency: str) -> RailRefund:
+        """Returns money against a payment (recorded only: see the module's note)."""
+        with self._lock:
+            payment = self.payments.get(payment_reference)
+            if payment is None:
+                raise KeyError(payment_reference)
+            refunded = sum(r.amount for r in self.refunds.values() if r.payment_reference == payment_reference)
+            if currency != payment.currency or amount > payment.amount - refunded:
+                left = payment.amount - refunded
+                raise ValueError(f"{payment_reference} has {left} {payment.currency} left to refund")
+            refund = RailRefund(reference=f"REF-{next(self._serial):08d}-{secrets.token_hex(3)}",
+                                payment_reference=payment_reference, loan_id=payment.loan_id, amount=amount,
+                                currency=currency, refunded_at=int(self.clock()))
+            self.refunds[refund.reference] = refund
+        return refund
 
     def pay(self, direction: Literal["payout", "collection"], loan_id: int, amount: int, currency: str = "CNY",
             *, paid_at: int | None = None, deliver: bool = True) -> RailPayment:
@@ -129,20 +182,57 @@ class PaymentOrder(BaseModel):
     paid_at: int | None = Field(default=None, ge=1, description="Defaults to now; demos set it to chain time.")
 
 
+class RefundOrder(BaseModel):
+    loan_id: int = Field(ge=1)
+    payment_reference: str = Field(min_length=1, max_length=64)
+    amount: int = Field(ge=1, lt=2**96)
+    currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$")
+
+
+IdempotencyKey = Annotated[str | None, Header(max_length=255, description="same key, same order: same payment")]
+
+
 def create_app(rail: PaymentRail) -> FastAPI:
     app = FastAPI(title="LoanLedger payment-rail stand-in",
                   description="Pays out and collects; notifies by RSA-SHA256-signed webhook.")
 
-    def _pay(direction: Literal["payout", "collection"], order: PaymentOrder) -> dict:
-        return asdict(rail.pay(direction, order.loan_id, order.amount, order.currency, paid_at=order.paid_at))
+    def _pay(direction: Literal["payout", "collection"], order: PaymentOrder, key: str | None,
+             response: Response) -> dict:
+        # paid_at is left out of what must match: a retry is sent later, with a later time, for the same money.
+        facts = (direction, order.loan_id, order.amount, order.currency)
+        try:
+            payment, replayed = rail.once(key, facts, lambda: rail.pay(direction, order.loan_id, order.amount,
+                                                                       order.currency, paid_at=order.paid_at))
+        except IdempotencyConflict as exc:
+            raise HTTPException(status_code=422, detail=str(exc)) from None
+        if replayed:
+            response.status_code, response.headers["Idempotent-Replayed"] = 200, "true"
+        return asdict(payment)
 
     @app.post("/v1/payouts", status_code=201)
-    def payout(order: PaymentOrder) -> dict:
-        return _pay("payout", order)
+    def payout(order: PaymentOrder, response: Response, idempotency_key: IdempotencyKey = None) -> dict:
+        return _pay("payout", order, idempotency_key, response)
 
     @app.post("/v1/collections", status_code=201)
-    def collection(order: PaymentOrder) -> dict:
-        return _pay("collection", order)
+    def collection(order: PaymentOrder, response: Response, idempotency_key: IdempotencyKey = None) -> dict:
+        return _pay("collection", order, idempotency_key, response)
+
+    @app.post("/v1/refunds", status_code=201)
+    def refund(order: RefundOrder, response: Response, idempotency_key: IdempotencyKey = None) -> dict:
+        """Records a refund against a payment; no webhook yet (the loan book cannot confirm refunds)."""
+        facts = ("refund", order.payment_reference, order.amount, order.currency)
+        try:
+            made, replayed = rail.once(idempotency_key, facts,
+                                       lambda: rail.refund(order.payment_reference, order.amount, order.currency))
+        except IdempotencyConflict as exc:
+            raise HTTPException(status_code=422, detail=str(exc)) from None
+        except KeyError:
+            raise HTTPException(status_code=404, detail=f"no payment {order.payment_reference}") from None
+        except ValueError as exc:
+            raise HTTPException(status_code=422, detail=str(exc)) from None
+        if replayed:
+            response.status_code, response.headers["Idempotent-Replayed"] = 200, "true"
+        return asdict(made)
 
     @app.get("/v1/payments/{reference}")
     def payment(reference: str) -> dict:

@@ -10,15 +10,21 @@ import json
 
 import pytest
 from eth_account import Account
+from eth_utils import keccak
 from sqlalchemy import select, update
 from web3 import Web3
 
 from api.reports import LoanFigures, portfolio
 from api.sdk import ApiError
+from ledger.chain import ChainClient
 from ledger.indexer import EventDecoder
 from ledger.samples import sample_identity
 from ledger.store.models.action_log import ActionLogEntry
 from ledger.store.models.chain import ChainEvent
+from oracle.outbox import Outbox, OutboxWorker
+from oracle.payments.rail import PaymentRail
+from oracle.payments.signatures import RsaScheme
+from oracle.payments.webhook import WebhookVerifier
 
 DAY = 86_400
 PRINCIPAL = 120_000  # the driver's product (tests/conftest.py TERMS): 24% a year, three 30-day annuity installments
@@ -165,10 +171,36 @@ def test_pages_cover_every_row_exactly_once(api, w3, stack, book, auditor):
     assert payments == whole
     # 6 disbursements, the payoff of `repaid` and installment 1 of `late`
     assert sorted(p["kind"] for p in payments) == ["disbursement"] * 6 + ["repayment"] * 2
-    assert len({p["reference"] for p in payments}) == 8
+    assert len({p["payment_ref"] for p in payments}) == 8
 
     borrowers = _all(auditor, "borrowers", "borrowers", limit=4)
     assert len(borrowers) == 9 and len({b["address"] for b in borrowers}) == 9
+
+
+def test_a_payment_through_the_rail_shows_the_rails_reference_beside_its_on_chain_hash(api, w3, stack, keys, driver,
+                                                                                       auditor):
+    _, context = api
+    loan_id = driver.approved_loan(keys["alice"])
+    # The stand-in pays out and signs its webhook; the oracle verifies it, stores it, and credits it on-chain.
+    rail = PaymentRail("mockpay", RsaScheme.generate())
+    payout = rail.pay("payout", loan_id, PRINCIPAL, paid_at=driver.now, deliver=False)
+    outbox = Outbox(context.sessions)
+    outbox.put(WebhookVerifier({"mockpay": rail.scheme}).verify(*rail.signed_webhook(payout)))
+    worker = OutboxWorker(outbox, ChainClient(w3, keys["oracle"], stack.errors), stack.book)
+    assert worker.drain_once().credited == 1
+    driver.repay(loan_id, 5_000, b"credited-by-someone-else")  # not through this oracle: no rail reference here
+    assert context.wait_indexed(w3.eth.block_number)
+
+    paid_out, repaid = auditor.audit("payments", loan=loan_id)["payments"]
+    assert (paid_out["kind"], paid_out["provider"], paid_out["rail_reference"]) == (
+        "disbursement", "mockpay", payout.reference)
+    assert paid_out["payment_ref"] == "0x" + keccak(f"mockpay:{payout.reference}".encode()).hex()
+    assert stack.book.functions.isPaymentReferenceUsed(bytes.fromhex(paid_out["payment_ref"][2:])).call()
+    assert (repaid["provider"], repaid["rail_reference"]) == (None, None)
+    assert repaid["payment_ref"] == "0x" + b"credited-by-someone-else".ljust(32, b"\0").hex()
+    assert auditor.audit(f"loans/{loan_id}")["payments"] == [paid_out, repaid]
+    exported = _download(auditor, "/v1/audit/export/payments.json").json()
+    assert [p for p in exported if p["loan_id"] == loan_id] == [paid_out, repaid]
 
 
 def test_filters(api, w3, stack, keys, book, auditor):

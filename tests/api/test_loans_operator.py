@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from web3 import Web3
 
 from api.sdk import ApiError, terms_from
 from ledger import typed_data
+from oracle.payments.rail import PaymentRail, create_app
+from oracle.payments.signatures import RsaScheme
 
 DAY = 86_400
 
@@ -132,6 +136,22 @@ def test_payout_with_the_rail_down_is_503_and_the_key_can_be_retried(api, operat
     for _ in range(2):  # a 503 frees the key: the retry runs again (and fails again: the rail is still down)
         error = _error(operator._request, "POST", f"/v1/operator/loans/{loan_id}/disburse", idempotency_key=key)
         assert (error.status, error.code) == (503, "rail_unavailable")
+
+
+def test_a_payout_is_ordered_once_from_the_configured_provider_however_often_it_is_asked(
+        api, operator, borrower, terms, serve_app):
+    _, context = api
+    rail = PaymentRail("mockpay", RsaScheme.generate())  # no webhook URL: the payout stays with the rail
+    with serve_app(create_app(rail)) as url:
+        context.settings = replace(context.settings, rail_url=url)  # the stand-in is the default provider
+        loan_id = borrower.apply(terms)["loan_id"]
+        operator.approve(loan_id)  # approving orders the payout
+        first = operator._request("POST", f"/v1/operator/loans/{loan_id}/disburse", idempotency_key="d-1")
+        again = operator._request("POST", f"/v1/operator/loans/{loan_id}/disburse", idempotency_key="d-2")
+    (payment,) = rail.payments.values()  # three orders, one payout: the order's key names the loan
+    assert (payment.direction, payment.loan_id, payment.amount, payment.currency) == (
+        "payout", loan_id, terms["principal"], "CNY")
+    assert first == again == {"loan_id": loan_id, "ordered": True, "rail_reference": payment.reference}
 
 
 def test_pause_stops_applications_with_a_clear_error(api, client_for, keys, borrower, stack, terms):

@@ -145,7 +145,7 @@ def test_reorg_replaces_stale_rows_and_rebuilds_the_read_model(w3, stack, keys, 
     report = indexer.run_once()
     assert report.reorgs and report.reorgs[0] <= fork_point
     with sessions() as session:
-        refs = {p.reference for p in session.scalars(select(Payment))}
+        refs = {p.payment_ref for p in session.scalars(select(Payment))}
         assert "0x" + b"stale-repayment".ljust(32, b"\0").hex() not in refs
         assert "0x" + b"canonical-repayment".ljust(32, b"\0").hex() in refs
         assert session.get(Borrower, bob.address) is None

@@ -38,7 +38,7 @@ def test_loan_with_schedule_and_payments_round_trips_uint96_amounts(sessions):
         loan = _loan(principal_repaid=UINT96_MAX - 1)
         loan.schedule = [ScheduleRow(number=1, due_at=100, principal=2**70, interest=3),
                          ScheduleRow(number=2, due_at=200, principal=UINT96_MAX - 2**70, interest=0)]
-        loan.payments = [Payment(reference=ref, kind="disbursement", amount=UINT96_MAX, paid_at=99,
+        loan.payments = [Payment(payment_ref=ref, kind="disbursement", amount=UINT96_MAX, paid_at=99,
                                  tx_hash="0x" + "02" * 32, block_number=7, log_index=0)]
         session.add(loan)
     with sessions() as session:

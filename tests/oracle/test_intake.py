@@ -14,6 +14,8 @@ from sqlalchemy.orm import sessionmaker
 from ledger.store import open_store
 from oracle.intake import WEBHOOK_PATH, payment_webhooks
 from oracle.outbox import Outbox
+from oracle.payments.providers import HmacJsonProvider
+from oracle.payments.providers.hmac_json import sign
 from oracle.payments.signatures import HEADER_SIGNATURE, HmacScheme, RsaScheme, signature_headers
 from oracle.payments.webhook import WebhookVerifier, payment_ref
 
@@ -210,6 +212,41 @@ def test_a_webhook_for_an_unknown_loan_does_not_stop_the_read_model(http, outbox
         assert session.get(Loan, 999) is None
         row = session.get(Loan, loan_id)
         repayment = row.payments[-1]
-        assert (repayment.kind, repayment.amount, repayment.reference) == (
+        assert (repayment.kind, repayment.amount, repayment.payment_ref) == (
             "repayment", 10_000, "0x" + payment_ref("mockpay", "COL-0002").hex())
         assert row.principal_repaid + row.interest_paid == 10_000
+
+
+def test_a_second_provider_is_accepted_side_by_side_on_its_own_path(outbox):
+    """tradepay signs Standard Webhooks over a trade payload; the stand-in keeps its endpoint and layout."""
+    providers = {**verifier().providers, "tradepay": HmacJsonProvider("tradepay", b"tradepay-secret")}
+    app = FastAPI()
+    app.include_router(payment_webhooks(WebhookVerifier(providers), outbox))
+    now = int(time.time())
+    trade = {"event": "transfer.succeeded", "payment": {
+        "trade_no": "2026113022001400001", "total_amount": "1200.00", "currency": "CNY",
+        "paid_at": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(now - 5)), "metadata": {"loan_id": "3"}}}
+    body = json.dumps(trade).encode()
+    headers = {"webhook-id": "msg_1", "webhook-timestamp": str(now),
+               "webhook-signature": sign(b"tradepay-secret", "msg_1", now, body)}
+    with TestClient(app) as client:
+        theirs = client.post("/v1/webhooks/tradepay", content=body, headers=headers)
+        ours = post(client, signed(event()))
+        ours_by_path = client.post("/v1/webhooks/mockpay", content=signed(event("evt_2", reference="COL-2"))[1],
+                                   headers=signed(event("evt_2", reference="COL-2"))[0])
+        again = client.post("/v1/webhooks/tradepay", content=body, headers=headers)
+        refused = [client.post("/v1/webhooks/tradepay", content=body.replace(b"1200.00", b"9200.00"), headers=headers),
+                   client.post("/v1/webhooks/mockpay", content=body, headers=headers),   # another provider's layout
+                   post(client, (headers, body)),                                      # on the stand-in's endpoint
+                   client.post("/v1/webhooks/evilpay", content=body, headers=headers)]
+    assert [r.status_code for r in (theirs, ours, ours_by_path)] == [200, 200, 200], theirs.text
+    assert again.json()["status"] == "duplicate"
+    assert [(r.status_code, r.json()["error"]["code"]) for r in refused] == [
+        (401, "bad_signature"), (400, "malformed_webhook"), (400, "malformed_webhook"), (401, "unknown_provider")]
+    stored = {i.provider: i for i in outbox.items()}
+    assert sorted((i.provider, i.reference) for i in outbox.items()) == [
+        ("mockpay", "COL-0001"), ("mockpay", "COL-2"), ("tradepay", "2026113022001400001")]
+    tradepay = stored["tradepay"]
+    assert (tradepay.kind, tradepay.loan_id, tradepay.amount, tradepay.event_id) == (
+        "disbursement", 3, 120_000, "msg_1")
+    assert tradepay.payment_ref == "0x" + payment_ref("tradepay", "2026113022001400001").hex()

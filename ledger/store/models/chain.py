@@ -6,13 +6,16 @@ and can be deleted and rebuilt from the events at any time, which is what a reor
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ledger.store.base import Base
 from ledger.store.types import MinorUnits
+
+if TYPE_CHECKING:
+    from ledger.store.models.outbox import OutboxItem
 
 Hex32 = String(66)   # 0x + 32 bytes
 Address = String(42)
@@ -127,12 +130,17 @@ class ScheduleRow(Base):
 
 
 class Payment(Base):
-    """A payment confirmed on-chain: a disbursement, or a repayment with its allocation."""
+    """A payment confirmed on-chain: a disbursement, or a repayment with its allocation.
+
+    The chain knows a payment by `payment_ref`, the bytes32 keccak256("<provider>:<rail reference>"); the
+    rail's own reference, which its statement shows, is kept off-chain by the oracle's outbox beside that
+    hash and joined here (`provider`, `rail_reference`: None for a payment confirmed by someone else).
+    """
 
     __tablename__ = "payments"
     __table_args__ = (Index("ix_payments_loan_id", "loan_id"),)
 
-    reference: Mapped[str] = mapped_column(Hex32, primary_key=True)  # credited once, ever (the contract's guard)
+    payment_ref: Mapped[str] = mapped_column(Hex32, primary_key=True)  # on-chain, credited once ever (0x-hex)
     kind: Mapped[str] = mapped_column(String(16))  # "disbursement" | "repayment"
     loan_id: Mapped[int] = mapped_column(ForeignKey("loans.id", ondelete="CASCADE"))
     amount: Mapped[int] = mapped_column(MinorUnits)
@@ -146,6 +154,18 @@ class Payment(Base):
     log_index: Mapped[int] = mapped_column(Integer)
 
     loan: Mapped[Loan] = relationship(back_populates="payments")
+    # Read-only, loaded in the same query: the outbox row that confirmed this hash, if the oracle did.
+    confirmation: Mapped[OutboxItem | None] = relationship(
+        primaryjoin="foreign(Payment.payment_ref) == remote(OutboxItem.payment_ref)", viewonly=True,
+        lazy="joined", uselist=False)
+
+    @property
+    def provider(self) -> str | None:
+        return self.confirmation.provider if self.confirmation is not None else None
+
+    @property
+    def rail_reference(self) -> str | None:
+        return self.confirmation.reference if self.confirmation is not None else None
 
 
 class Borrower(Base):

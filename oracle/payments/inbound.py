@@ -1,0 +1,151 @@
+"""What every provider's webhook becomes, the ways it is refused, and the checks all providers share.
+
+A webhook becomes a `Confirmation` {kind, loan, rail reference, amount, paid_at} only when every check
+passes; each failure is a `WebhookRejected` with a stable code the endpoint returns, and nothing is stored.
+The checks that do not depend on the provider (body size, time window, amount bounds) live here once;
+a provider adapter (oracle.payments.provider) brings its headers, signature scheme and payload layout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation, localcontext
+from typing import Literal
+
+from eth_utils import keccak
+from pydantic import ValidationError
+
+from ledger.errors import LoanLedgerError
+
+DEFAULT_WINDOW = 300  # seconds either side of our clock, as the big providers document
+MAX_BODY = 64 * 1024
+MAX_AMOUNT = 2**96 - 1  # the contracts' uint96
+
+
+class WebhookRejected(LoanLedgerError):
+    """A webhook that is not accepted; `code` is stable, the message says what was wrong."""
+
+    code = "webhook_rejected"
+    status = 400
+
+    def __init__(self, message: str):
+        self.message = message
+        super().__init__(message)
+
+
+class UnknownProvider(WebhookRejected):
+    code = "unknown_provider"
+    status = 401
+
+
+class BadSignature(WebhookRejected):
+    code = "bad_signature"
+    status = 401
+
+
+class OutsideTimeWindow(WebhookRejected):
+    code = "outside_time_window"
+    status = 401
+
+
+class MalformedWebhook(WebhookRejected):
+    code = "malformed_webhook"
+    status = 400
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """A payment the rail says happened, in the shape the loan book confirms."""
+
+    kind: Literal["disbursement", "repayment"]
+    loan_id: int
+    reference: str  # the rail's own reference: what the provider's statement shows
+    payment_ref: bytes  # bytes32 credited once on-chain: keccak256("<provider>:<reference>")
+    amount: int  # minor units
+    currency: str
+    paid_at: int  # unix seconds
+    provider: str
+    event_id: str
+
+
+def payment_ref(provider: str, reference: str) -> bytes:
+    """The on-chain reference: scoped by provider so two rails' references never collide."""
+    return keccak(f"{provider}:{reference}".encode())
+
+
+class Headers:
+    """Case-insensitive header lookup; a missing header is a malformed webhook naming it."""
+
+    def __init__(self, headers: Mapping[str, str]):
+        self._lower = {k.lower(): v for k, v in headers.items()}
+
+    def get(self, name: str) -> str | None:
+        return self._lower.get(name.lower()) or None
+
+    def require(self, name: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise MalformedWebhook(f"the {name} header is missing")
+        return value
+
+
+def check_body_size(body: bytes) -> None:
+    if len(body) > MAX_BODY:
+        raise MalformedWebhook(f"the body is larger than {MAX_BODY} bytes")
+
+
+def unix_seconds(value: str, header: str) -> int:
+    if not value.isdigit():
+        raise MalformedWebhook(f"{header} must be unix seconds")
+    return int(value)
+
+
+def check_time_window(signed_at: int, now: float, window: int) -> None:
+    """Run after the signature verifies, so unsigned probes learn nothing about our clock."""
+    skew = abs(now - signed_at)
+    if skew > window:
+        raise OutsideTimeWindow(f"the webhook is {int(skew)}s away from our clock (window {window}s)")
+
+
+def check_amount(confirmation: Confirmation) -> None:
+    """What the loan book can take, whatever the provider's layout let through."""
+    if not 1 <= confirmation.amount <= MAX_AMOUNT:
+        raise MalformedWebhook(f"amount: {confirmation.amount} is not between 1 and {MAX_AMOUNT} minor units")
+    if confirmation.loan_id < 1 or confirmation.paid_at < 1:
+        raise MalformedWebhook("loan_id and paid_at must be positive")
+
+
+# For providers that send amounts as decimal strings: ISO 4217 minor-unit exponents (2 unless listed).
+_ZERO_DECIMAL_CURRENCIES = frozenset({"JPY", "KRW", "VND", "CLP", "ISK", "UGX", "XAF", "XOF"})
+
+
+def currency_exponent(currency: str) -> int:
+    """Decimal places of the currency's minor unit: 2 for CNY (fen), 0 for JPY."""
+    return 0 if currency in _ZERO_DECIMAL_CURRENCIES else 2
+
+
+def minor_units(amount: str, currency: str, field: str) -> int:
+    """An exact decimal string in major units ("412.88" CNY) as minor units (41_288); never via a float.
+
+    Refuses what would need rounding (a third decimal for CNY, any decimal for JPY): money is not rounded
+    on the way in.
+    """
+    if not 0 < len(amount) <= 40 or not all(c.isdigit() or c == "." for c in amount) or amount.count(".") > 1:
+        raise MalformedWebhook(f"{field}: {amount!r} is not a decimal amount")
+    with localcontext() as exact:
+        exact.prec = 80  # more digits than any accepted amount has: scaling never rounds
+        try:
+            scaled = Decimal(amount).scaleb(currency_exponent(currency))
+        except InvalidOperation as exc:
+            raise MalformedWebhook(f"{field}: {amount!r} is not a decimal amount") from exc
+    if scaled != scaled.to_integral_value():
+        raise MalformedWebhook(f"{field}: {amount} {currency} has a fraction of a minor unit")
+    return int(scaled)
+
+
+def first_error(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+    return str(exc)

@@ -1,0 +1,122 @@
+"""Provider kind "standin": the layout of the rail stand-in (`loanledger rail`), signed as WeChat Pay v3 signs.
+
+Headers `X-Rail-Provider`, `X-Rail-Timestamp`, `X-Rail-Nonce`, `X-Rail-Signature-Type` and
+`X-Rail-Signature` over "<timestamp>\\n<nonce>\\n<body>\\n" (oracle.payments.signatures), RSA-SHA256 or
+HMAC-SHA256; the body is a `payment.succeeded` event with integer minor units. Orders go to the stand-in's
+`/v1/payouts`, `/v1/collections` and `/v1/refunds`, each honouring an `Idempotency-Key` header.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from oracle.payments.inbound import (
+    MAX_AMOUNT,
+    BadSignature,
+    Confirmation,
+    Headers,
+    MalformedWebhook,
+    UnknownProvider,
+    first_error,
+    payment_ref,
+    unix_seconds,
+)
+from oracle.payments.provider import OrderedPayment, PaymentOrder, PaymentProvider, ProviderApi, RefundOrder
+from oracle.payments.signatures import (
+    HEADER_NONCE,
+    HEADER_PROVIDER,
+    HEADER_SCHEME,
+    HEADER_SIGNATURE,
+    HEADER_TIMESTAMP,
+    Scheme,
+    SignatureMismatch,
+    signed_message,
+)
+
+
+class PaymentData(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    direction: Literal["payout", "collection"]
+    loan_id: int = Field(ge=1)
+    reference: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-.:]+$")
+    amount: int = Field(ge=1, le=MAX_AMOUNT)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    paid_at: int = Field(ge=1)
+
+
+class PaymentEvent(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    id: str = Field(min_length=1, max_length=64)
+    type: Literal["payment.succeeded"]
+    created_at: int = Field(ge=1)
+    data: PaymentData
+
+
+class StandinProvider(PaymentProvider):
+    kind: ClassVar[str] = "standin"
+
+    def __init__(self, name: str, scheme: Scheme | None, api: ProviderApi | None = None):
+        self.name, self.scheme = name, scheme
+        self.api = api or ProviderApi(name, None)
+
+    @property
+    def verifies_webhooks(self) -> bool:
+        return self.scheme is not None
+
+    # ------------------------------------------------------------------ inbound
+
+    def authenticate(self, headers: Headers, body: bytes) -> int:
+        named = headers.require(HEADER_PROVIDER)
+        if named != self.name:
+            raise UnknownProvider(f"the webhook is from {named!r}, not from {self.name!r}")
+        if self.scheme is None:
+            raise UnknownProvider(f"no key is configured to verify {self.name}'s webhooks")
+        if headers.require(HEADER_SCHEME) != self.scheme.name:
+            raise BadSignature(f"{self.name} signs with {self.scheme.name}, not {headers.require(HEADER_SCHEME)}")
+        timestamp, nonce = headers.require(HEADER_TIMESTAMP), headers.require(HEADER_NONCE)
+        signed_at = unix_seconds(timestamp, HEADER_TIMESTAMP)
+        try:
+            self.scheme.verify(signed_message(timestamp, nonce, body), headers.require(HEADER_SIGNATURE))
+        except SignatureMismatch as exc:
+            raise BadSignature(f"the signature is not {self.name}'s: {exc}") from exc
+        return signed_at
+
+    def read_payment(self, headers: Headers, body: bytes) -> Confirmation:
+        try:
+            event = PaymentEvent.model_validate(json.loads(body))
+        except (ValueError, ValidationError) as exc:
+            raise MalformedWebhook(f"the payload is not a payment event: {first_error(exc)}") from exc
+        data = event.data
+        return Confirmation(
+            kind="disbursement" if data.direction == "payout" else "repayment", loan_id=data.loan_id,
+            reference=data.reference, payment_ref=payment_ref(self.name, data.reference), amount=data.amount,
+            currency=data.currency, paid_at=data.paid_at, provider=self.name, event_id=event.id)
+
+    # ------------------------------------------------------------------ outbound
+
+    def order_payout(self, order: PaymentOrder, idempotency_key: str) -> OrderedPayment:
+        return self._order("/v1/payouts", _order_body(order), idempotency_key)
+
+    def order_collection(self, order: PaymentOrder, idempotency_key: str) -> OrderedPayment:
+        return self._order("/v1/collections", _order_body(order), idempotency_key)
+
+    def order_refund(self, order: RefundOrder, idempotency_key: str) -> OrderedPayment:
+        body = {"loan_id": order.loan_id, "payment_reference": order.rail_reference, "amount": order.amount,
+                "currency": order.currency}
+        return self._order("/v1/refunds", body, idempotency_key)
+
+    def _order(self, path: str, body: dict, idempotency_key: str) -> OrderedPayment:
+        answer, replayed = self.api.post(path, body, idempotency_key)
+        return OrderedPayment(self.name, str(answer["reference"]), replayed, answer)
+
+
+def _order_body(order: PaymentOrder) -> dict:
+    body: dict = {"loan_id": order.loan_id, "amount": order.amount, "currency": order.currency}
+    if order.paid_at is not None:
+        body["paid_at"] = order.paid_at
+    return body
