@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 
 import pytest
 from web3 import Web3
@@ -143,7 +142,7 @@ def test_a_payout_is_ordered_once_from_the_configured_provider_however_often_it_
     _, context = api
     rail = PaymentRail("mockpay", RsaScheme.generate())  # no webhook URL: the payout stays with the rail
     with serve_app(create_app(rail)) as url:
-        context.settings = replace(context.settings, rail_url=url)  # the stand-in is the default provider
+        context.settings = context.settings.model_copy(update={"rail_url": url})  # the stand-in is the default provider
         loan_id = borrower.apply(terms)["loan_id"]
         operator.approve(loan_id)  # approving orders the payout
         first = operator._request("POST", f"/v1/operator/loans/{loan_id}/disburse", idempotency_key="d-1")
