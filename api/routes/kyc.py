@@ -9,22 +9,21 @@ from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from sqlalchemy import delete
 
-from api.auth import Principal, require
-from api.errors import ApiError, ErrorResponse
+from api.deps import BorrowerOrApplicant, ContextDep, OtpDep, RolesDep
+from api.errors import ApiError, error_responses
 from api.observability import current_request_id
+from api.services.borrowers import register_borrower
 from ledger.identity import KycRecord, normalize_phone
 from ledger.store.models.api import KycApplication
 from ledger.vault import DuplicateIdentity, RecordNotFound
 
 router = APIRouter(prefix="/v1/kyc", tags=["kyc"])
-ERRORS = {401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}, 409: {"model": ErrorResponse},
-          422: {"model": ErrorResponse}, 429: {"model": ErrorResponse}, 503: {"model": ErrorResponse}}
+ERRORS = error_responses(401, 403, 409, 422, 429, 503)
 APPLICATION_TTL = 1800
-KYC_VALIDITY = 365 * 86_400
 
 
 class KycIn(BaseModel):
@@ -81,10 +80,6 @@ class KycStatus(BaseModel):
          "tx_hash": "0xd96bf58be99e09ed5b140f5428df074c19c2d4d25ae3c28ae9767e8994b2f848"}]}}
 
 
-def _ctx(request: Request):
-    return request.app.state.context
-
-
 def _masked(record: KycRecord) -> MaskedOut:
     m = record.masked()
     return MaskedOut(name=m.name, id_number=m.id_number, phone=m.phone, bank_card=m.bank_card)
@@ -99,8 +94,7 @@ def _refuse_taken(context, address: str, record: KycRecord, fields=("id_number",
 
 
 @router.get("", response_model=KycStatus, responses=ERRORS, summary="My verification status and masked record")
-def status(request: Request, who: Principal = Depends(require("applicant", "borrower"))) -> KycStatus:
-    context = _ctx(request)
+def status(context: ContextDep, who: BorrowerOrApplicant) -> KycStatus:
     try:
         opening = context.vault.opening(who.address)
     except RecordNotFound:
@@ -119,8 +113,7 @@ def status(request: Request, who: Principal = Depends(require("applicant", "borr
 
 @router.post("", response_model=KycStatus, status_code=202, responses=ERRORS,
              summary="Submit name, ID number, phone and bank card; codes go to the phone")
-def submit(body: KycIn, request: Request, who: Principal = Depends(require("applicant", "borrower"))) -> KycStatus:
-    context = _ctx(request)
+def submit(body: KycIn, context: ContextDep, otp: OtpDep, who: BorrowerOrApplicant) -> KycStatus:
     record = KycRecord.from_input(body.name, body.id_number, body.phone, body.bank_card)  # 422 per field
     if context.vault.has_record(who.address):
         raise ApiError(409, "already_verified", "this wallet is verified; to change the phone use POST /v1/kyc/phone")
@@ -130,7 +123,6 @@ def submit(body: KycIn, request: Request, who: Principal = Depends(require("appl
         session.merge(KycApplication(address=who.address, purpose="initial",
                                      sealed=context.vault.seal_pending(who.address, record), phone_verified=False,
                                      card_verified=False, created_at=now, expires_at=now + APPLICATION_TTL))
-    otp = request.app.state.otp
     expires = otp.send(who.address, "phone", record.phone)
     otp.send(who.address, "card", record.phone)  # the bank texts the card-binding code to the same phone
     context.action_log.append(who.address, "kyc.submit", current_request_id(), {})
@@ -139,15 +131,13 @@ def submit(body: KycIn, request: Request, who: Principal = Depends(require("appl
 
 @router.post("/verify", response_model=KycStatus, responses=ERRORS,
              summary="Confirm both codes: the record is sealed in the vault and the borrower registered on-chain")
-def verify(body: CodesIn, request: Request, who: Principal = Depends(require("applicant", "borrower"))) -> KycStatus:
-    context = _ctx(request)
+def verify(body: CodesIn, context: ContextDep, otp: OtpDep, roles: RolesDep, who: BorrowerOrApplicant) -> KycStatus:
     with context.sessions() as session:
         pending = session.get(KycApplication, who.address)
     if pending is None or pending.purpose != "initial":
         raise ApiError(409, "no_pending_kyc", "nothing to verify: submit POST /v1/kyc first")
     if pending.expires_at < time.time():
         raise ApiError(422, "kyc_expired", "the application expired: submit it again")
-    otp = request.app.state.otp
     if not pending.phone_verified:
         otp.verify(who.address, "phone", body.phone_code)
         _mark(context, who.address, phone_verified=True)
@@ -166,23 +156,9 @@ def verify(body: CodesIn, request: Request, who: Principal = Depends(require("ap
     tx_hash = None
     if context.settings.auto_register:
         tx_hash = register_borrower(context, who.address, "kyc", current_request_id())
-        request.app.state.roles.forget(who.address)
+        roles.forget(who.address)
     return KycStatus(status="registered" if tx_hash else "verified", record=_masked(record),
                      commitment="0x" + commitment.hex(), tx_hash=tx_hash)
-
-
-def register_borrower(context, address: str, actor: str, request_id: str) -> str:
-    """Registers a verified borrower with the vault's commitment; returns the transaction hash."""
-    try:
-        commitment = context.vault.commitment(address)
-    except RecordNotFound:
-        raise ApiError(409, "not_verified", f"{address} has no verified KYC record") from None
-    expiry = context.chain_time() + KYC_VALIDITY
-    receipt = context.signer("operator").transact(
-        context.bindings.registry.functions.registerBorrower(address, commitment, expiry))
-    tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
-    context.action_log.append(actor, "borrower.register", request_id, {"borrower": address, "tx": tx_hash})
-    return tx_hash
 
 
 def _mark(context, address: str, **flags) -> None:
@@ -194,8 +170,7 @@ def _mark(context, address: str, **flags) -> None:
 
 @router.post("/phone", response_model=KycStatus, status_code=202, responses=ERRORS,
              summary="Change the phone number (new SIM): a code goes to the new number")
-def change_phone(body: PhoneIn, request: Request, who: Principal = Depends(require("borrower", "applicant"))):
-    context = _ctx(request)
+def change_phone(body: PhoneIn, context: ContextDep, otp: OtpDep, who: BorrowerOrApplicant):
     phone = normalize_phone(body.phone)
     try:
         current = context.vault.get(who.address)
@@ -208,19 +183,18 @@ def change_phone(body: PhoneIn, request: Request, who: Principal = Depends(requi
         session.merge(KycApplication(address=who.address, purpose="phone_change",
                                      sealed=context.vault.seal_pending(who.address, changed), phone_verified=False,
                                      card_verified=True, created_at=now, expires_at=now + APPLICATION_TTL))
-    expires = request.app.state.otp.send(who.address, "phone_change", phone)
+    expires = otp.send(who.address, "phone_change", phone)
     context.action_log.append(who.address, "kyc.phone_change_requested", current_request_id(), {})
     return KycStatus(status="pending", record=_masked(changed), codes_expire_at=expires)
 
 
 @router.post("/phone/verify", response_model=KycStatus, responses=ERRORS, summary="Confirm the new phone number")
-def verify_phone(body: CodeIn, request: Request, who: Principal = Depends(require("borrower", "applicant"))):
-    context = _ctx(request)
+def verify_phone(body: CodeIn, context: ContextDep, otp: OtpDep, who: BorrowerOrApplicant):
     with context.sessions() as session:
         pending = session.get(KycApplication, who.address)
     if pending is None or pending.purpose != "phone_change":
         raise ApiError(409, "no_pending_change", "nothing to verify: POST /v1/kyc/phone first")
-    request.app.state.otp.verify(who.address, "phone_change", body.code)
+    otp.verify(who.address, "phone_change", body.code)
     changed = context.vault.open_pending(who.address, pending.sealed)
     try:
         context.vault.update_phone(who.address, changed.phone)

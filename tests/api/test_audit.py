@@ -13,7 +13,7 @@ from eth_account import Account
 from sqlalchemy import select, update
 from web3 import Web3
 
-from api.reports import LoanFigures, portfolio
+from api.services.reports import LoanFigures, portfolio
 from api.sdk import ApiError
 from ledger.indexer import EventDecoder
 from ledger.samples import sample_identity
