@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from web3 import Web3
 
 from api.services.reports import LoanFigures, portfolio
-from api.sdk import ApiError
+from api.client import ApiError
 from ledger.indexer import EventDecoder
 from ledger.samples import sample_identity
 from ledger.store.models.action_log import ActionLogEntry
