@@ -11,22 +11,21 @@ from fastapi import APIRouter, Header
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from web3.exceptions import ContractPanicError
-from web3.logs import DISCARD
 
 from api import idempotency
 from api.auth import Principal
-from api.deps import BorrowerOrApplicant, Borrower, ContextDep, LoanReader, MetricsDep
+from api.deps import Borrower, BorrowerOrApplicant, ContextDep, LoanReader, MetricsDep
 from api.errors import ApiError, error_responses
 from api.observability import current_request_id
-from api.services.decisions import apply_policy
-from api.schemas import (AmountDueOut, CreditOut, ApplyIn, ApplyOut, CancelIn, InstallmentOut, LoanIdPath, LoanList, LoanOut,
-                         QuoteOut, RepaymentInstructions, RequestParams, TermsIn, TxOut)
+from api.schemas import (AmountDueOut, ApplyIn, ApplyOut, CancelIn, CreditOut, InstallmentOut, LoanIdPath, LoanList,
+                         LoanOut, QuoteOut, RepaymentInstructions, RequestParams, TermsIn, TxOut)
+from api.services import applications
 from api.views import visible_loan
-from ledger import typed_data
 from ledger.store.models.chain import Loan
 
 router = APIRouter(prefix="/v1", tags=["loans"])
 ERRORS = error_responses(401, 403, 404, 409, 422, 503)
+
 
 @router.post("/quote", response_model=QuoteOut, responses=ERRORS,
              summary="The repayment schedule for these terms, computed by the loan book itself")
@@ -55,32 +54,12 @@ def apply(body: ApplyIn, context: ContextDep, metrics: MetricsDep, who: Borrower
           idempotency_key: str | None = Header(None)):
 
     def action():
-        book = context.bindings.book
-        terms = body.terms.to_terms()
-        nonce = book.functions.nonces(who.address).call()
-        message = typed_data.loan_request(chain_id=context.w3.eth.chain_id, book=book.address, borrower=who.address,
-                                          terms=terms, nonce=nonce, deadline=body.deadline)
-        signature = bytes.fromhex(body.signature[2:])
-        try:
-            signer = typed_data.recover(message, signature)
-        except Exception:  # noqa: BLE001 - a malformed signature recovers to nothing
-            signer = None
-        if signer is None or signer.lower() != who.address.lower():
-            raise ApiError(422, "invalid_signature", "the signature is not the signed-in borrower's over these terms, "
-                                                     f"nonce {nonce} and deadline {body.deadline}")
-        receipt = context.signer("relayer").transact(
-            book.functions.requestLoan(terms.as_tuple(), who.address, body.deadline, signature))
+        application = applications.apply(context, who.address, body.terms.to_terms(), body.deadline,
+                                         bytes.fromhex(body.signature[2:]), current_request_id())
         metrics.transactions.labels("request_loan").inc()
-        event = book.events.LoanRequested().process_receipt(receipt, errors=DISCARD)[0]
-        loan_id = event["args"]["loanId"]
-        tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
-        context.action_log.append(who.address, "loan.request", current_request_id(),
-                                  {"loan_id": loan_id, "tx": tx_hash, "principal": terms.principal})
-        decision, block = apply_policy(context, loan_id, request_id=current_request_id())
-        context.wait_indexed(max(receipt["blockNumber"], block or 0))
-        status = {"approved": "Approved"}.get(decision or "", "Rejected" if (decision or "").startswith("rejected")
-                                              else "Requested")
-        return 201, ApplyOut(loan_id=loan_id, status=status, tx_hash=tx_hash, decision=decision)
+        context.wait_indexed(application.block_number)
+        return 201, ApplyOut(loan_id=application.loan_id, status=application.status, tx_hash=application.tx_hash,
+                             decision=application.decision)
 
     return idempotency.run_once(context, who.address, idempotency_key, "POST /v1/loans", body.model_dump(), action)
 
@@ -93,14 +72,11 @@ def cancel(loan_id: LoanIdPath, body: CancelIn, context: ContextDep, metrics: Me
     def action():
         with context.sessions() as session:
             visible_loan(session, Principal(who.address, frozenset()), loan_id)  # own loans only, else 404
-        book = context.bindings.book
-        receipt = context.signer("relayer").transact(
-            book.functions.cancelWithSignature(loan_id, body.deadline, bytes.fromhex(body.signature[2:])))
+        sent = applications.cancel(context, who.address, loan_id, body.deadline, bytes.fromhex(body.signature[2:]),
+                                   current_request_id())
         metrics.transactions.labels("cancel_loan").inc()
-        tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
-        context.action_log.append(who.address, "loan.cancel", current_request_id(), {"loan_id": loan_id, "tx": tx_hash})
-        context.wait_indexed(receipt["blockNumber"])
-        return 200, TxOut(tx_hash=tx_hash, block_number=receipt["blockNumber"])
+        context.wait_indexed(sent.block_number)
+        return 200, TxOut.model_validate(sent)
 
     return idempotency.run_once(context, who.address, idempotency_key, f"POST /v1/loans/{loan_id}/cancel",
                                 body.model_dump(), action)
