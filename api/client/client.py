@@ -20,8 +20,8 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 from siwe import SiweMessage
 
-from api.client.models import (ApplyIn, AuditorIn, CancelIn, CodeIn, CodesIn, KycIn, LoginIn, NonceOut, PhoneIn,
-                               PolicyIn, ReasonIn, RequestParams, TermsIn, TokenOut)
+from api.client.models import (ApplyIn, AuditorIn, CancelIn, CodeIn, CodesIn, KycIn, LoginIn, NonceIn, NonceOut,
+                               PhoneIn, PolicyIn, ReasonIn, RequestParams, TermsIn, TokenOut)
 from ledger import typed_data
 from ledger.typed_data import LoanTerms
 
@@ -46,7 +46,8 @@ def terms_from(body: dict) -> LoanTerms:
 def sign_in_message(nonce: NonceOut, address: str) -> str:
     """The EIP-4361 message to sign for `nonce`, as the server's `api.auth.siwe_message` builds it.
 
-    Built here until POST /v1/auth/nonce returns the message itself (issue 13); then sign that instead.
+    Only for a server whose POST /v1/auth/nonce does not return the message yet (issue 13 makes it do so):
+    `login` signs the server's own message when there is one. Remove once every server returns it.
     """
     issued = datetime.now(UTC)
     return SiweMessage(domain=nonce.domain, address=to_checksum_address(address), uri=nonce.uri, version="1",
@@ -93,8 +94,9 @@ class LoanLedgerClient:
     def login(self) -> dict:
         if self.account is None:
             raise ValueError("a wallet is needed to sign in")
-        nonce = NonceOut.model_validate(self._request("POST", "/v1/auth/nonce"))
-        message = sign_in_message(nonce, self.account.address)
+        asked = NonceIn(address=self.account.address)
+        nonce = NonceOut.model_validate(self._request("POST", "/v1/auth/nonce", json_body=asked.model_dump()))
+        message = nonce.message or sign_in_message(nonce, self.account.address)
         signature = self.account.sign_message(encode_defunct(text=message)).signature
         body = LoginIn(message=message, signature="0x" + bytes(signature).hex())
         answer = self._request("POST", "/v1/auth/login", json_body=body.model_dump())

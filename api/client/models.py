@@ -55,6 +55,10 @@ class CancelIn(BaseModel):
     signature: str
 
 
+class NonceIn(BaseModel):
+    address: str | None = None  # the signer: the answer then carries the message to sign
+
+
 class LoginIn(BaseModel):
     message: str
     signature: str
@@ -101,6 +105,7 @@ class NonceOut(BaseModel):
     uri: str
     chain_id: int
     expires_at: int
+    message: str | None = None  # the EIP-4361 message to sign, when the request named the address
 
 
 class TokenOut(BaseModel):
@@ -117,6 +122,6 @@ class RequestParams(BaseModel):
     deadline: int
 
 
-REQUESTS: tuple[type[BaseModel], ...] = (TermsIn, ApplyIn, CancelIn, LoginIn, KycIn, CodesIn, CodeIn, PhoneIn,
+REQUESTS: tuple[type[BaseModel], ...] = (TermsIn, ApplyIn, CancelIn, NonceIn, LoginIn, KycIn, CodesIn, CodeIn, PhoneIn,
                                          ReasonIn, PolicyIn, AuditorIn)
 RESPONSES: tuple[type[BaseModel], ...] = (NonceOut, TokenOut, RequestParams)
