@@ -62,7 +62,7 @@ Admin = Annotated[Principal, Depends(require("admin"))]
 Staff = Annotated[Principal, Depends(require("admin", "operator"))]
 PolicyReader = Annotated[Principal, Depends(require("operator", "admin", "auditor"))]
 Pauser = Annotated[Principal, Depends(require("operator", "pauser"))]
-Borrower = Annotated[Principal, Depends(require("borrower"))]  # registered on-chain
+RegisteredBorrower = Annotated[Principal, Depends(require("borrower"))]  # in the registry
 BorrowerOrApplicant = Annotated[Principal, Depends(require(*BORROWERS))]  # signed in, KYC'd or not
 # Borrowers see their own loans, the read-all roles every loan (api.views.visible_loan decides which).
 LoanReader = Annotated[Principal, Depends(require(*BORROWERS, *READ_ALL))]

@@ -14,7 +14,7 @@ from web3.exceptions import ContractPanicError
 
 from api import idempotency
 from api.auth import Principal
-from api.deps import Borrower, BorrowerOrApplicant, ContextDep, LoanReader, MetricsDep
+from api.deps import BorrowerOrApplicant, ContextDep, LoanReader, MetricsDep, RegisteredBorrower
 from api.errors import ApiError, error_responses
 from api.observability import current_request_id
 from api.schemas import (AmountDueOut, ApplyIn, ApplyOut, CancelIn, CreditOut, InstallmentOut, LoanIdPath, LoanList,
@@ -50,7 +50,7 @@ def request_params(context: ContextDep, who: BorrowerOrApplicant) -> RequestPara
 
 @router.post("/loans", response_model=ApplyOut, status_code=201, responses=ERRORS,
              summary="Apply: relay the borrower's signed loan request (Idempotency-Key required)")
-def apply(body: ApplyIn, context: ContextDep, metrics: MetricsDep, who: Borrower,
+def apply(body: ApplyIn, context: ContextDep, metrics: MetricsDep, who: RegisteredBorrower,
           idempotency_key: str | None = Header(None)):
 
     def action():
@@ -66,8 +66,8 @@ def apply(body: ApplyIn, context: ContextDep, metrics: MetricsDep, who: Borrower
 
 @router.post("/loans/{loan_id}/cancel", response_model=TxOut, responses=ERRORS,
              summary="Cancel before disbursement with the borrower's signature (Idempotency-Key required)")
-def cancel(loan_id: LoanIdPath, body: CancelIn, context: ContextDep, metrics: MetricsDep, who: Borrower,
-           idempotency_key: str | None = Header(None)):
+def cancel(loan_id: LoanIdPath, body: CancelIn, context: ContextDep, metrics: MetricsDep,
+           who: RegisteredBorrower, idempotency_key: str | None = Header(None)):
 
     def action():
         with context.sessions() as session:
