@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
-from api.sdk import ApiError, LoanLedgerClient, load_wallet
+from api.client import ApiError, LoanLedgerClient, load_wallet
 from ledger.chain import save_keystore
 from ledger.config import load_settings
 

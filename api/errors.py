@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from typing import Any
 
 import requests
 from fastapi import FastAPI, Request
@@ -42,6 +43,11 @@ class ErrorResponse(BaseModel):
         {"error": {"code": "loan_book_credit_limit_exceeded",
                    "message": "LoanBookCreditLimitExceeded(borrower='0x9965507D1a55bcC2695C58ba16FB37d819B0A4dc', "
                               "exposureAfter=200779, creditLimit=150000)"}}]}}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """A route's `responses=` for the errors it can give: each status documented with the one error body."""
+    return {status: {"model": ErrorResponse} for status in statuses}
 
 
 class ApiError(Exception):

@@ -40,7 +40,7 @@ from sqlalchemy import insert
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from api.sdk import LoanLedgerClient, terms_from  # noqa: E402
+from api.client import LoanLedgerClient, terms_from  # noqa: E402
 from ledger import manifest as manifests  # noqa: E402
 from ledger import typed_data  # noqa: E402
 from ledger.chain import ChainClient  # noqa: E402

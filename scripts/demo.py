@@ -28,7 +28,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from api.sdk import LoanLedgerClient  # noqa: E402
+from api.client import LoanLedgerClient  # noqa: E402
 from api.sms import DevOutbox  # noqa: E402
 from ledger.chain import save_keystore  # noqa: E402
 from ledger.config import load_settings  # noqa: E402

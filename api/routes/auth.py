@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from api import auth
-from api.auth import Principal
-from api.errors import ErrorResponse
+from api.deps import ContextDep, CurrentPrincipal, RolesDep
+from api.errors import ErrorResponse, error_responses  # ErrorResponse: the nonce route (another package)
 from api.ratelimit import limit
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
@@ -100,17 +100,15 @@ def nonce(request: Request, body: NonceIn = NO_ADDRESS) -> NonceOut:
 
 
 @router.post("/login", response_model=TokenOut, summary="Exchange a signed SIWE message for a token",
-             responses={400: {"model": ErrorResponse}, 401: {"model": ErrorResponse}, 429: {"model": ErrorResponse}})
-def login(body: LoginIn, request: Request) -> TokenOut:
+             responses=error_responses(400, 401, 429))
+def login(body: LoginIn, request: Request, context: ContextDep, roles: RolesDep) -> TokenOut:
     limit(request, "auth_login", request.client.host if request.client else "?")
-    context = request.app.state.context
     token, expires_at, address = auth.login(context, body.message, body.signature)
-    request.app.state.roles.forget(address)
-    roles = request.app.state.roles.roles(address)
-    return TokenOut(token=token, expires_at=expires_at, address=address, roles=sorted(roles))
+    roles.forget(address)
+    return TokenOut(token=token, expires_at=expires_at, address=address, roles=sorted(roles.roles(address)))
 
 
 @router.get("/me", response_model=Me, summary="Who the token belongs to and the roles the chain gives them",
-            responses={401: {"model": ErrorResponse}})
-def me(who: Principal = Depends(auth.principal)) -> Me:
+            responses=error_responses(401))
+def me(who: CurrentPrincipal) -> Me:
     return Me(address=who.address, roles=sorted(who.roles))

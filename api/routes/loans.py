@@ -7,38 +7,30 @@ owed now from the contract's own views at chain time.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Header
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from web3.exceptions import ContractPanicError
-from web3.logs import DISCARD
 
 from api import idempotency
-from api.auth import Principal, require
-from api.errors import ApiError, ErrorResponse
+from api.auth import Principal
+from api.deps import BorrowerOrApplicant, ContextDep, LoanReader, MetricsDep, RegisteredBorrower
+from api.errors import ApiError, error_responses
 from api.observability import current_request_id
-from api.policy import apply_policy
-from api.schemas import (AmountDueOut, CreditOut, ApplyIn, ApplyOut, CancelIn, InstallmentOut, LoanIdPath, LoanList, LoanOut,
-                         QuoteOut, RepaymentInstructions, RequestParams, TermsIn, TxOut)
-from api.views import READ_ALL, loan_out, visible_loan
-from ledger import typed_data
+from api.schemas import (AmountDueOut, ApplyIn, ApplyOut, CancelIn, CreditOut, InstallmentOut, LoanIdPath, LoanList,
+                         LoanOut, QuoteOut, RepaymentInstructions, RequestParams, TermsIn, TxOut)
+from api.services import applications
+from api.views import visible_loan
 from ledger.book import LoanStatus, read_loan
 from ledger.store.models.chain import Loan
 
 router = APIRouter(prefix="/v1", tags=["loans"])
-ERRORS = {401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}, 404: {"model": ErrorResponse},
-          409: {"model": ErrorResponse}, 422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}}
-BORROWERS = ("borrower", "applicant")
-
-
-def _ctx(request: Request):
-    return request.app.state.context
+ERRORS = error_responses(401, 403, 404, 409, 422, 503)
 
 
 @router.post("/quote", response_model=QuoteOut, responses=ERRORS,
              summary="The repayment schedule for these terms, computed by the loan book itself")
-def quote(terms: TermsIn, request: Request, _: Principal = Depends(require(*BORROWERS, *READ_ALL))) -> QuoteOut:
-    context = _ctx(request)
+def quote(terms: TermsIn, context: ContextDep, _: LoanReader) -> QuoteOut:
     try:
         rows = context.bindings.book.functions.quote(terms.to_terms().as_tuple()).call()
     except ContractPanicError:  # e.g. a rate and term whose interest overflows the book's arithmetic
@@ -51,8 +43,7 @@ def quote(terms: TermsIn, request: Request, _: Principal = Depends(require(*BORR
 
 @router.get("/loans/request-params", response_model=RequestParams, responses=ERRORS,
             summary="What a borrower needs to sign a loan request or a cancellation")
-def request_params(request: Request, who: Principal = Depends(require(*BORROWERS))) -> RequestParams:
-    context = _ctx(request)
+def request_params(context: ContextDep, who: BorrowerOrApplicant) -> RequestParams:
     book = context.bindings.book
     return RequestParams(chain_id=context.w3.eth.chain_id, loan_book=book.address,
                          nonce=book.functions.nonces(who.address).call(), deadline=context.chain_time() + 3600)
@@ -60,58 +51,33 @@ def request_params(request: Request, who: Principal = Depends(require(*BORROWERS
 
 @router.post("/loans", response_model=ApplyOut, status_code=201, responses=ERRORS,
              summary="Apply: relay the borrower's signed loan request (Idempotency-Key required)")
-def apply(body: ApplyIn, request: Request, idempotency_key: str | None = Header(None),
-          who: Principal = Depends(require("borrower"))):
-    context = _ctx(request)
+def apply(body: ApplyIn, context: ContextDep, metrics: MetricsDep, who: RegisteredBorrower,
+          idempotency_key: str | None = Header(None)):
 
     def action():
-        book = context.bindings.book
-        terms = body.terms.to_terms()
-        nonce = book.functions.nonces(who.address).call()
-        message = typed_data.loan_request(chain_id=context.w3.eth.chain_id, book=book.address, borrower=who.address,
-                                          terms=terms, nonce=nonce, deadline=body.deadline)
-        signature = bytes.fromhex(body.signature[2:])
-        try:
-            signer = typed_data.recover(message, signature)
-        except Exception:  # noqa: BLE001 - a malformed signature recovers to nothing
-            signer = None
-        if signer is None or signer.lower() != who.address.lower():
-            raise ApiError(422, "invalid_signature", "the signature is not the signed-in borrower's over these terms, "
-                                                     f"nonce {nonce} and deadline {body.deadline}")
-        receipt = context.signer("relayer").transact(
-            book.functions.requestLoan(terms.as_tuple(), who.address, body.deadline, signature))
-        request.app.state.metrics.transactions.labels("request_loan").inc()
-        event = book.events.LoanRequested().process_receipt(receipt, errors=DISCARD)[0]
-        loan_id = event["args"]["loanId"]
-        tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
-        context.action_log.append(who.address, "loan.request", current_request_id(),
-                                  {"loan_id": loan_id, "tx": tx_hash, "principal": terms.principal})
-        decision, block = apply_policy(context, loan_id, request_id=current_request_id())
-        context.wait_indexed(max(receipt["blockNumber"], block or 0))
-        status = {"approved": "Approved"}.get(decision or "", "Rejected" if (decision or "").startswith("rejected")
-                                              else "Requested")
-        return 201, ApplyOut(loan_id=loan_id, status=status, tx_hash=tx_hash, decision=decision)
+        application = applications.apply(context, who.address, body.terms.to_terms(), body.deadline,
+                                         bytes.fromhex(body.signature[2:]), current_request_id())
+        metrics.transactions.labels("request_loan").inc()
+        context.wait_indexed(application.block_number)
+        return 201, ApplyOut(loan_id=application.loan_id, status=application.status, tx_hash=application.tx_hash,
+                             decision=application.decision)
 
     return idempotency.run_once(context, who.address, idempotency_key, "POST /v1/loans", body.model_dump(), action)
 
 
 @router.post("/loans/{loan_id}/cancel", response_model=TxOut, responses=ERRORS,
              summary="Cancel before disbursement with the borrower's signature (Idempotency-Key required)")
-def cancel(loan_id: LoanIdPath, body: CancelIn, request: Request, idempotency_key: str | None = Header(None),
-           who: Principal = Depends(require("borrower"))):
-    context = _ctx(request)
+def cancel(loan_id: LoanIdPath, body: CancelIn, context: ContextDep, metrics: MetricsDep,
+           who: RegisteredBorrower, idempotency_key: str | None = Header(None)):
 
     def action():
         with context.sessions() as session:
             visible_loan(session, Principal(who.address, frozenset()), loan_id)  # own loans only, else 404
-        book = context.bindings.book
-        receipt = context.signer("relayer").transact(
-            book.functions.cancelWithSignature(loan_id, body.deadline, bytes.fromhex(body.signature[2:])))
-        request.app.state.metrics.transactions.labels("cancel_loan").inc()
-        tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
-        context.action_log.append(who.address, "loan.cancel", current_request_id(), {"loan_id": loan_id, "tx": tx_hash})
-        context.wait_indexed(receipt["blockNumber"])
-        return 200, TxOut(tx_hash=tx_hash, block_number=receipt["blockNumber"])
+        sent = applications.cancel(context, who.address, loan_id, body.deadline, bytes.fromhex(body.signature[2:]),
+                                   current_request_id())
+        metrics.transactions.labels("cancel_loan").inc()
+        context.wait_indexed(sent.block_number)
+        return 200, TxOut.model_validate(sent)
 
     return idempotency.run_once(context, who.address, idempotency_key, f"POST /v1/loans/{loan_id}/cancel",
                                 body.model_dump(), action)
@@ -119,23 +85,22 @@ def cancel(loan_id: LoanIdPath, body: CancelIn, request: Request, idempotency_ke
 
 @router.get("/loans", response_model=LoanList, responses=ERRORS,
             summary="The signed-in borrower's loans (auditors and operators: use /v1/audit/loans)")
-def my_loans(request: Request, who: Principal = Depends(require(*BORROWERS, *READ_ALL))) -> LoanList:
-    with _ctx(request).sessions() as session:
+def my_loans(context: ContextDep, who: LoanReader) -> LoanList:
+    with context.sessions() as session:
         rows = session.scalars(select(Loan).where(Loan.borrower == who.address).order_by(Loan.id)
                                .options(selectinload(Loan.schedule))).all()
-        return LoanList(loans=[loan_out(r) for r in rows])
+        return LoanList(loans=[LoanOut.model_validate(r) for r in rows])
 
 
 @router.get("/loans/{loan_id}", response_model=LoanOut, responses=ERRORS, summary="One loan with its schedule")
-def one_loan(loan_id: LoanIdPath, request: Request, who: Principal = Depends(require(*BORROWERS, *READ_ALL))) -> LoanOut:
-    with _ctx(request).sessions() as session:
-        return loan_out(visible_loan(session, who, loan_id))
+def one_loan(loan_id: LoanIdPath, context: ContextDep, who: LoanReader) -> LoanOut:
+    with context.sessions() as session:
+        return LoanOut.model_validate(visible_loan(session, who, loan_id))
 
 
 @router.get("/loans/{loan_id}/due", response_model=AmountDueOut, responses=ERRORS,
             summary="What is owed now: principal, interest, late fee, penalty, and the payoff")
-def due(loan_id: LoanIdPath, request: Request, who: Principal = Depends(require(*BORROWERS, *READ_ALL))) -> AmountDueOut:
-    context = _ctx(request)
+def due(loan_id: LoanIdPath, context: ContextDep, who: LoanReader) -> AmountDueOut:
     with context.sessions() as session:
         row = visible_loan(session, who, loan_id)
     now = context.chain_time()
@@ -150,10 +115,10 @@ def due(loan_id: LoanIdPath, request: Request, who: Principal = Depends(require(
 
 @router.get("/loans/{loan_id}/repayment-instructions", response_model=RepaymentInstructions, responses=ERRORS,
             summary="How to repay over the payment rail")
-def repayment_instructions(loan_id: LoanIdPath, request: Request,
-                           who: Principal = Depends(require(*BORROWERS))) -> RepaymentInstructions:
-    amounts = due(loan_id, request, who)
-    rail = _ctx(request).settings.rail_url
+def repayment_instructions(loan_id: LoanIdPath, context: ContextDep,
+                           who: BorrowerOrApplicant) -> RepaymentInstructions:
+    amounts = due(loan_id, context, who)
+    rail = context.settings.rail_url
     return RepaymentInstructions(
         loan_id=loan_id, rail_url=rail, method=f"POST {rail}/v1/collections",
         body={"loan_id": loan_id, "amount": amounts.total or amounts.payoff, "currency": amounts.currency},
@@ -165,8 +130,8 @@ def repayment_instructions(loan_id: LoanIdPath, request: Request,
 
 @router.get("/credit", response_model=CreditOut, responses=ERRORS,
             summary="My credit score and limit as the credit oracle holds them, and what is available")
-def credit(request: Request, who: Principal = Depends(require(*BORROWERS))) -> CreditOut:
-    b = _ctx(request).bindings
+def credit(context: ContextDep, who: BorrowerOrApplicant) -> CreditOut:
+    b = context.bindings
     score, limit, updated_at, version, _ = b.oracle.functions.scoreOf(who.address).call()
     outstanding = b.book.functions.outstandingPrincipal(who.address).call()
     scored = updated_at != 0

@@ -12,7 +12,7 @@ from web3 import Web3
 
 from api.app import create_app
 from api.context import Context
-from api.sdk import LoanLedgerClient
+from api.client import LoanLedgerClient
 from ledger import manifest as manifests
 from ledger.config import Settings
 from ledger.indexer import Indexer

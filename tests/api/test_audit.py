@@ -14,8 +14,8 @@ from eth_utils import keccak
 from sqlalchemy import select, update
 from web3 import Web3
 
-from api.reports import LoanFigures, portfolio
-from api.sdk import ApiError
+from api.services.reports import LoanFigures, portfolio
+from api.client import ApiError
 from ledger.chain import ChainClient
 from ledger.indexer import EventDecoder
 from ledger.samples import sample_identity

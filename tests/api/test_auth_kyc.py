@@ -11,7 +11,7 @@ from eth_account.messages import encode_defunct
 from sqlalchemy import func, select
 
 from api.auth import siwe_message
-from api.sdk import ApiError, LoanLedgerClient
+from api.client import ApiError, LoanLedgerClient
 from ledger.samples import sample_identity
 from ledger.store.models.api import KycApplication
 from ledger.store.models.pii import KycVaultRecord

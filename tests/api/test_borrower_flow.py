@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.sdk import ApiError
+from api.client import ApiError
 
 
 def test_sign_in_kyc_apply_and_see_the_loan(api, keys, driver, client_for, kyc, terms):

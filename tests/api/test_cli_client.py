@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from api.sdk import load_wallet
+from api.client import load_wallet
 from ledger.cli import app
 from ledger.samples import sample_identity
 

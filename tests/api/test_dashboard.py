@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from web3 import Web3
 
 from api.auth import siwe_message
-from api.sdk import LoanLedgerClient
+from api.client import LoanLedgerClient
 from ledger.indexer import EventDecoder
 from ledger.manifest import ROOT
 

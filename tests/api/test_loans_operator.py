@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from web3 import Web3
 
-from api.sdk import ApiError, terms_from
+from api.client import ApiError, terms_from
 from ledger import typed_data
 from oracle.payments.rail import PaymentRail, create_app
 from oracle.payments.signatures import RsaScheme

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from api.errors import ApiError
 from ledger.book import LoanStatus, read_loan
 from ledger.encoding import to_0x_hex
+from api.services.transactions import Sent, record
 from ledger.errors import ContractRevert
 from ledger.store.models.api import ApiSetting
 from oracle.payments.config import ProviderConfigError, payout_provider
@@ -98,3 +99,30 @@ def request_payout(context, loan_id: int, actor: str, request_id: str) -> dict |
                               {"loan_id": loan_id, "provider": payment.provider,
                                "rail_reference": payment.rail_reference, "amount": principal})
     return {**payment.details, "provider": payment.provider, "reference": payment.rail_reference}
+
+
+# Operator decisions on one loan, sent by the operator service account; the action log names who asked.
+
+
+def reject(context, loan_id: int, reason: str, actor: str, request_id: str) -> Sent:
+    function = context.bindings.book.functions.reject(loan_id, reason_bytes(reason))
+    return record(context, actor, "loan.reject", request_id, {"loan_id": loan_id, "reason": reason},
+                  context.signer("operator").transact(function))
+
+
+def write_off(context, loan_id: int, actor: str, request_id: str) -> Sent:
+    """Writes off a defaulted loan."""
+    return record(context, actor, "loan.write_off", request_id, {"loan_id": loan_id},
+                  context.signer("operator").transact(context.bindings.book.functions.writeOff(loan_id)))
+
+
+def declare_default(context, loan_id: int, actor: str, request_id: str) -> Sent:
+    """Declares a loan in default once it is past its threshold (the loan book checks)."""
+    return record(context, actor, "loan.declare_default", request_id, {"loan_id": loan_id},
+                  context.signer("operator").transact(context.bindings.book.functions.declareDefault(loan_id)))
+
+
+def switch_auto_approve(context, enabled: bool, actor: str, request_id: str) -> None:
+    """Switches the automatic approval policy and records who did."""
+    set_auto_approve(context, enabled, actor)
+    context.action_log.append(actor, "policy.auto_approve", request_id, {"enabled": enabled})

@@ -6,7 +6,7 @@ from enum import Enum
 from typing import Annotated
 
 from fastapi import Path
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ledger.typed_data import Amortization, LoanTerms
 
@@ -78,7 +78,8 @@ class InstallmentOut(BaseModel):
     principal: int = Field(description="minor units")
     interest: int = Field(description="minor units")
 
-    model_config = {"json_schema_extra": {"examples": [EXAMPLE_SCHEDULE[0]]}}
+    # from_attributes: read from a read-model row (ledger.store.models.chain.ScheduleRow) by field name.
+    model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [EXAMPLE_SCHEDULE[0]]})
 
 
 class QuoteOut(BaseModel):
@@ -128,7 +129,8 @@ class TxOut(BaseModel):
     tx_hash: str = Field(description="0x + 64 hex digits")
     block_number: int
 
-    model_config = {"json_schema_extra": {"examples": [{"tx_hash": EXAMPLE_TX, "block_number": 118}]}}
+    model_config = {"from_attributes": True,
+                    "json_schema_extra": {"examples": [{"tx_hash": EXAMPLE_TX, "block_number": 118}]}}
 
 
 class ApplyOut(BaseModel):
@@ -187,7 +189,13 @@ class LoanOut(BaseModel):
     days_past_due: int
     schedule: list[InstallmentOut] = []
 
-    model_config = {"json_schema_extra": {"examples": [EXAMPLE_LOAN]}}
+    # `LoanOut.model_validate(row)` reads a read-model Loan (its schedule already ordered by number).
+    model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [EXAMPLE_LOAN]})
+
+    @field_validator("disbursed_at", mode="before")
+    @classmethod
+    def _zero_until_disbursed(cls, value: int | None) -> int:
+        return value or 0
 
 
 class LoanList(BaseModel):

@@ -1,0 +1,127 @@
+"""The bodies the client sends and the answers it reads, mirrored from the API's OpenAPI document.
+
+Each model has the name of the schema it mirrors (`TermsIn` is `#/components/schemas/TermsIn`), and
+tests/api/test_client.py checks them against `create_app().openapi()`: a request body must have the
+server's fields, types and defaults (the client signs the terms the server will read, defaults included),
+an answer's fields must exist on the server with the same types. Defined here rather than imported so a
+borrower's client does not carry the server (FastAPI, SQLAlchemy, the store) along.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from pydantic import BaseModel
+
+from ledger.typed_data import Amortization, LoanTerms
+
+DAY = 86_400
+
+
+class AmortizationName(str, Enum):
+    annuity = "annuity"
+    equal_principal = "equal_principal"
+    bullet = "bullet"
+
+
+class TermsIn(BaseModel):
+    principal: int
+    currency: str = "CNY"
+    annual_rate_bps: int
+    amortization: AmortizationName = AmortizationName.annuity
+    installments: int
+    interval_days: int
+    grace_days: int = 3
+    late_fee_bps: int = 500
+    penalty_rate_bps: int = 1_800
+    default_after_days: int = 90
+
+    def to_terms(self) -> LoanTerms:
+        """The contract's LoanTerms for these terms, as the API reads them (what the borrower signs)."""
+        return LoanTerms(self.principal, self.currency.encode(), self.annual_rate_bps,
+                         int(Amortization[self.amortization.name.upper()]), self.installments,
+                         self.interval_days * DAY,
+                         self.grace_days * DAY, self.late_fee_bps, self.penalty_rate_bps, self.default_after_days * DAY)
+
+
+class ApplyIn(BaseModel):
+    terms: TermsIn
+    deadline: int
+    signature: str
+
+
+class CancelIn(BaseModel):
+    deadline: int
+    signature: str
+
+
+class NonceIn(BaseModel):
+    address: str | None = None  # the signer: the answer then carries the message to sign
+
+
+class LoginIn(BaseModel):
+    message: str
+    signature: str
+
+
+class KycIn(BaseModel):
+    name: str
+    id_number: str
+    phone: str
+    bank_card: str
+
+
+class CodesIn(BaseModel):
+    phone_code: str
+    card_code: str
+
+
+class CodeIn(BaseModel):
+    code: str
+
+
+class PhoneIn(BaseModel):
+    phone: str
+
+
+class ReasonIn(BaseModel):
+    reason: str
+
+
+class PolicyIn(BaseModel):
+    auto_approve: bool
+
+
+class AuditorIn(BaseModel):
+    address: str
+
+
+# Answers the client reads fields of (the others it hands back as parsed JSON).
+
+
+class NonceOut(BaseModel):
+    nonce: str
+    domain: str
+    uri: str
+    chain_id: int
+    expires_at: int
+    message: str | None = None  # the EIP-4361 message to sign, when the request named the address
+
+
+class TokenOut(BaseModel):
+    token: str
+    expires_at: int
+    address: str
+    roles: list[str]
+
+
+class RequestParams(BaseModel):
+    chain_id: int
+    loan_book: str
+    nonce: int
+    deadline: int
+
+
+REQUESTS: tuple[type[BaseModel], ...] = (TermsIn, ApplyIn, CancelIn, NonceIn, LoginIn, KycIn, CodesIn, CodeIn, PhoneIn,
+                                         ReasonIn, PolicyIn, AuditorIn)
+RESPONSES: tuple[type[BaseModel], ...] = (NonceOut, TokenOut, RequestParams)

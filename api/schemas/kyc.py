@@ -1,0 +1,59 @@
+"""Real-name verification's request and response bodies, with the examples /docs shows (records masked)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class KycIn(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    id_number: str = Field(min_length=1, max_length=32, description="18-digit resident identity number")
+    phone: str = Field(min_length=1, max_length=32, description="mainland mobile number")
+    bank_card: str = Field(min_length=1, max_length=32, description="debit card number (Luhn-checked)")
+
+    model_config = {"json_schema_extra": {"examples": [{
+        "name": "张三", "id_number": "11010519491231002X", "phone": "13800138000", "bank_card": "6222020200112233446"}]}}
+
+
+class CodesIn(BaseModel):
+    phone_code: str = Field(pattern=r"^\d{6}$", description="the code texted to confirm the phone number")
+    card_code: str = Field(pattern=r"^\d{6}$", description="the bank's code confirming the card binding")
+
+    model_config = {"json_schema_extra": {"examples": [{"phone_code": "482913", "card_code": "175046"}]}}
+
+
+class CodeIn(BaseModel):
+    code: str = Field(pattern=r"^\d{6}$", description="the code texted to the new number")
+
+    model_config = {"json_schema_extra": {"examples": [{"code": "630281"}]}}
+
+
+class PhoneIn(BaseModel):
+    phone: str = Field(min_length=1, max_length=32, description="the new mainland mobile number")
+
+    model_config = {"json_schema_extra": {"examples": [{"phone": "13912345678"}]}}
+
+
+class MaskedOut(BaseModel):
+    name: str
+    id_number: str
+    phone: str
+    bank_card: str
+
+    model_config = {"from_attributes": True, "json_schema_extra": {"examples": [{
+        "name": "张*", "id_number": "110***********002X", "phone": "138****8000", "bank_card": "****3446"}]}}
+
+
+class KycStatus(BaseModel):
+    status: str = Field(description="none | pending | verified | registered")
+    record: MaskedOut | None = Field(None, description="the record as its owner may see it: masked")
+    commitment: str | None = Field(None, description="the salted hash of the record registered on-chain")
+    codes_expire_at: int | None = Field(None, description="pending: unix seconds the codes are valid until")
+    tx_hash: str | None = Field(None, description="the registration transaction, when this call registered")
+
+    model_config = {"json_schema_extra": {"examples": [
+        {"status": "pending", "record": MaskedOut.model_config["json_schema_extra"]["examples"][0],
+         "codes_expire_at": 1767227400},
+        {"status": "registered", "record": MaskedOut.model_config["json_schema_extra"]["examples"][0],
+         "commitment": "0x38f78745b82e6b53762316d8a03d9d7dce0e3dcbb2ee692f46bbb5364734dce2",
+         "tx_hash": "0xd96bf58be99e09ed5b140f5428df074c19c2d4d25ae3c28ae9767e8994b2f848"}]}}

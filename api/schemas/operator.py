@@ -1,0 +1,94 @@
+"""The operator's and admin's request and response bodies, with the examples /docs shows."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from api.schemas import ADDRESS, TxOut
+from api.services.roles import ALL_CONTRACTS
+
+# Anvil's well-known accounts, as in the other examples.
+_BOB = "0x976EA74026E726554dB657fA54763abd0C3a0aa9"
+_SIGNER = "0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65"
+_NEW_SIGNER = "0x14dC79964da2C08b23698B3D3cc7Ca32193d9955"
+_AUDITOR = "0x23618e81E3f5cdF7f54C3d65f7FBc0aBf5B21E8f"
+
+
+class ReasonIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=32, description="at most 32 bytes; stored on-chain")
+
+    model_config = {"json_schema_extra": {"examples": [{"reason": "income_unverified"}]}}
+
+
+class Decision(BaseModel):
+    loan_id: int
+    decision: str = Field(description="approved, or rejected:<reason> (stale_score, over_limit, not_eligible)")
+    block_number: int
+
+    model_config = {"json_schema_extra": {"examples": [
+        {"loan_id": 1, "decision": "approved", "block_number": 117},
+        {"loan_id": 2, "decision": "rejected:over_limit", "block_number": 121}]}}
+
+
+class PolicyIn(BaseModel):
+    auto_approve: bool = Field(description="approve each application as it arrives, if the loan book allows")
+
+    model_config = {"json_schema_extra": {"examples": [{"auto_approve": True}]}}
+
+
+class PolicyOut(BaseModel):
+    auto_approve: bool
+
+    model_config = {"json_schema_extra": {"examples": [{"auto_approve": True}]}}
+
+
+class RoleIn(BaseModel):
+    role: str = Field(pattern="^(operator|oracle|pauser|admin|score_signer)$")
+    account: str = Field(pattern=ADDRESS)
+    contracts: list[str] = Field(default_factory=lambda: list(ALL_CONTRACTS),
+                                 description="where to grant or revoke; a contract without that role is skipped")
+
+    model_config = {"json_schema_extra": {"examples": [{
+        "role": "operator", "account": _BOB,
+        "contracts": ["BorrowerRegistry", "CreditOracle", "LoanBook", "ActionLogAnchor"]}]}}
+
+
+class RoleChange(BaseModel):
+    role: str
+    account: str
+    transactions: list[TxOut] = Field(description="one per contract changed (none if it already was so)")
+
+    model_config = {"json_schema_extra": {"examples": [{
+        "role": "operator", "account": _BOB,
+        "transactions": [{"tx_hash": "0x47bb006c91539ecb9ba52283ff2cf92af350004d720305f9f6a019b073a950b7",
+                          "block_number": 130},
+                         {"tx_hash": "0xe65d30637b95eb7d242982822f73fa9a9fb557f9f89feb65f9c9c4e04bf31725",
+                          "block_number": 131}]}]}}
+
+
+class SignerRotationIn(BaseModel):
+    old: str = Field(pattern=ADDRESS, description="the score signer to retire")
+    new: str = Field(pattern=ADDRESS, description="the score signer to admit")
+
+    model_config = {"json_schema_extra": {"examples": [{"old": _SIGNER, "new": _NEW_SIGNER}]}}
+
+
+class AuditorIn(BaseModel):
+    address: str = Field(pattern=ADDRESS)
+
+    model_config = {"json_schema_extra": {"examples": [{"address": _AUDITOR}]}}
+
+
+class AuditorList(BaseModel):
+    auditors: list[str]
+
+    model_config = {"json_schema_extra": {"examples": [{"auditors": [_AUDITOR]}]}}
+
+
+class PayoutOut(BaseModel):
+    loan_id: int
+    ordered: bool
+    rail_reference: str | None = Field(None, description="the payment rail's reference for the payout order")
+
+    model_config = {"json_schema_extra": {"examples": [{
+        "loan_id": 1, "ordered": True, "rail_reference": "PAY-00000001-3f9a2c"}]}}

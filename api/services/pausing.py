@@ -1,0 +1,19 @@
+"""Pause and unpause every contract with the pauser service account."""
+
+from __future__ import annotations
+
+from api.services.transactions import Sent, record
+
+
+def set_paused(context, pause: bool, actor: str, request_id: str) -> list[Sent]:
+    """Pauses (or unpauses) each contract that is not so already; one transaction per contract changed."""
+    pauser = context.signer("pauser")
+    b = context.bindings
+    out = []
+    for contract in (b.registry, b.oracle, b.book, b.anchor):
+        if contract.functions.paused().call() == pause:
+            continue
+        fn = contract.functions.pause() if pause else contract.functions.unpause()
+        out.append(record(context, actor, "system.pause" if pause else "system.unpause", request_id,
+                          {"contract": contract.address}, pauser.transact(fn)))
+    return out

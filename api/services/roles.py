@@ -1,0 +1,59 @@
+"""Who may do what: the contracts' roles (granted and revoked by the admin service account), the score
+signer's rotation, and the auditors the admin admits (kept in the store: auditing is off-chain reading).
+
+The role cache of the API (`api.auth.RoleResolver`) is the caller's to refresh for the accounts returned.
+"""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import delete, select
+
+from api.errors import ApiError
+from api.services.transactions import Sent, record
+from ledger.store.models.api import Auditor
+
+CONTRACT_ROLES = {"operator": "OPERATOR_ROLE", "oracle": "ORACLE_ROLE", "pauser": "PAUSER_ROLE",
+                  "admin": "DEFAULT_ADMIN_ROLE", "score_signer": "SCORE_SIGNER_ROLE"}
+ALL_CONTRACTS = ("BorrowerRegistry", "CreditOracle", "LoanBook", "ActionLogAnchor")
+
+
+def change_role(context, role: str, account: str, contracts: list[str], grant: bool, actor: str,
+                request_id: str) -> list[Sent]:
+    """Grants (or revokes) `role` to `account` on each of `contracts` that has the role and differs."""
+    admin = context.signer("admin")
+    out = []
+    for name in contracts:
+        try:
+            contract = context.bindings.by_name(name)
+        except KeyError:
+            raise ApiError(422, "unknown_contract", f"no contract {name!r}") from None
+        role_name = CONTRACT_ROLES[role]
+        if not any(f.get("name") == role_name for f in contract.abi):
+            continue  # e.g. SCORE_SIGNER_ROLE exists on the credit oracle only
+        role_id = contract.functions[role_name]().call()
+        if contract.functions.hasRole(role_id, account).call() == grant:
+            continue
+        change = contract.functions.grantRole if grant else contract.functions.revokeRole
+        receipt = admin.transact(change(role_id, account))
+        out.append(record(context, actor, "role.grant" if grant else "role.revoke", request_id,
+                          {"role": role, "account": account, "contract": name}, receipt))
+    return out
+
+
+def auditors(context) -> list[str]:
+    with context.sessions() as session:
+        return list(session.scalars(select(Auditor.address).order_by(Auditor.address)))
+
+
+def add_auditor(context, address: str, actor: str, request_id: str) -> None:
+    with context.sessions.begin() as session:
+        session.merge(Auditor(address=address, added_by=actor, added_at=int(time.time())))
+    context.action_log.append(actor, "auditor.add", request_id, {"auditor": address})
+
+
+def remove_auditor(context, address: str, actor: str, request_id: str) -> None:
+    with context.sessions.begin() as session:
+        session.execute(delete(Auditor).where(Auditor.address == address))
+    context.action_log.append(actor, "auditor.remove", request_id, {"auditor": address})
