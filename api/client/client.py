@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +16,6 @@ import httpx
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
-from siwe import SiweMessage
 
 from api.client.models import (ApplyIn, AuditorIn, CancelIn, CodeIn, CodesIn, KycIn, LoginIn, NonceIn, NonceOut,
                                PhoneIn, PolicyIn, ReasonIn, RequestParams, TermsIn, TokenOut)
@@ -41,20 +38,6 @@ def load_wallet(path: Path, passphrase: str) -> LocalAccount:
 def terms_from(body: dict) -> LoanTerms:
     """The contract's LoanTerms for an API terms body: the API's own reading of it, defaults included."""
     return TermsIn(**body).to_terms()
-
-
-def sign_in_message(nonce: NonceOut, address: str) -> str:
-    """The EIP-4361 message to sign for `nonce`, as the server's `api.auth.siwe_message` builds it.
-
-    Only for a server whose POST /v1/auth/nonce does not return the message yet (issue 13 makes it do so):
-    `login` signs the server's own message when there is one. Remove once every server returns it.
-    """
-    issued = datetime.now(UTC)
-    return SiweMessage(domain=nonce.domain, address=to_checksum_address(address), uri=nonce.uri, version="1",
-                       chain_id=nonce.chain_id, nonce=nonce.nonce, statement="Sign in to LoanLedger.",
-                       issued_at=issued.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                       expiration_time=(issued + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                       ).prepare_message()
 
 
 class LoanLedgerClient:
@@ -96,7 +79,9 @@ class LoanLedgerClient:
             raise ValueError("a wallet is needed to sign in")
         asked = NonceIn(address=self.account.address)
         nonce = NonceOut.model_validate(self._request("POST", "/v1/auth/nonce", json_body=asked.model_dump()))
-        message = nonce.message or sign_in_message(nonce, self.account.address)
+        message = nonce.message
+        if message is None:  # the server builds the message (once, for every client); an older server does not
+            raise ApiError(502, "no_sign_in_message", "the API did not return a message to sign: upgrade the server")
         signature = self.account.sign_message(encode_defunct(text=message)).signature
         body = LoginIn(message=message, signature="0x" + bytes(signature).hex())
         answer = self._request("POST", "/v1/auth/login", json_body=body.model_dump())
