@@ -11,6 +11,7 @@ An auditor is neither borrower nor applicant: auditors read everything and chang
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ ROLE_CACHE_SECONDS = 5.0
 ALL_ROLES = ("admin", "operator", "pauser", "auditor", "borrower", "applicant")
 STAFF = ("admin", "operator")
 
+_SIWE_OPENING = re.compile(r"\S{1,255} wants you to sign in with your Ethereum account:\n0x[0-9a-fA-F]{40}\n")
 _bearer = HTTPBearer(auto_error=False, description="The token from POST /v1/auth/login")
 
 
@@ -53,6 +55,11 @@ def issue_nonce(context) -> AuthNonce:
 
 def login(context, message: str, signature: str) -> tuple[str, int, str]:
     """Checks a signed SIWE message and spends its nonce; returns (token, expires_at, address)."""
+    # siwe's grammar parser takes seconds on a few kilobytes of junk: anything that does not even open like
+    # an EIP-4361 message is refused before it is parsed, so unsigned requests cannot tie up a worker.
+    if not _SIWE_OPENING.match(message):
+        raise ApiError(400, "invalid_siwe_message", "not an EIP-4361 message: it must open with "
+                                                    "'<domain> wants you to sign in with your Ethereum account:'")
     try:
         parsed = SiweMessage.from_message(message=message)
     except Exception as exc:  # noqa: BLE001 - the library raises several parse errors

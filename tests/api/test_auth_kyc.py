@@ -45,6 +45,10 @@ def test_a_forged_signature_a_replayed_nonce_and_a_foreign_domain_are_refused(ht
     assert http.post("/v1/auth/login", json=other_chain).json()["error"]["code"] == "wrong_chain"
     garbage = http.post("/v1/auth/login", json={"message": "hello", "signature": "0x" + "00" * 65})
     assert garbage.json()["error"]["code"] == "invalid_siwe_message"
+    # The longest body the route takes, not shaped like a SIWE message: refused before siwe's slow parser runs.
+    junk = http.post("/v1/auth/login", json={"message": "0" * 4000, "signature": "0x" + "00" * 65})
+    assert (junk.status_code, junk.json()["error"]["code"]) == (400, "invalid_siwe_message")
+    assert "must open with" in junk.json()["error"]["message"]
 
 
 def test_tokens_expire_and_cannot_be_forged(api, http, keys):
