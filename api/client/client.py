@@ -17,9 +17,25 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
-from api.client.models import (ApplyIn, AuditorIn, CancelIn, CodeIn, CodesIn, KycIn, LoginIn, NonceIn, NonceOut,
-                               PhoneIn, PolicyIn, ReasonIn, RequestParams, TermsIn, TokenOut)
+from api.client.models import (
+    ApplyIn,
+    AuditorIn,
+    CancelIn,
+    CodeIn,
+    CodesIn,
+    KycIn,
+    LoginIn,
+    NonceIn,
+    NonceOut,
+    PhoneIn,
+    PolicyIn,
+    ReasonIn,
+    RequestParams,
+    TermsIn,
+    TokenOut,
+)
 from ledger import typed_data
+from ledger.encoding import to_0x_hex
 from ledger.typed_data import LoanTerms
 
 
@@ -83,7 +99,7 @@ class LoanLedgerClient:
         if message is None:  # the server builds the message (once, for every client); an older server does not
             raise ApiError(502, "no_sign_in_message", "the API did not return a message to sign: upgrade the server")
         signature = self.account.sign_message(encode_defunct(text=message)).signature
-        body = LoginIn(message=message, signature="0x" + bytes(signature).hex())
+        body = LoginIn(message=message, signature=to_0x_hex(signature))
         answer = self._request("POST", "/v1/auth/login", json_body=body.model_dump())
         self.token = TokenOut.model_validate(answer).token
         return answer
@@ -122,7 +138,7 @@ class LoanLedgerClient:
                                           borrower=self.account.address, terms=terms_from(terms),
                                           nonce=params.nonce, deadline=params.deadline)
         signature = typed_data.sign(self.account.key, message)
-        body = ApplyIn(terms=TermsIn(**terms), deadline=params.deadline, signature="0x" + signature.hex())
+        body = ApplyIn(terms=TermsIn(**terms), deadline=params.deadline, signature=to_0x_hex(signature))
         return self._request("POST", "/v1/loans", idempotency_key=idempotency_key or self.new_key(),
                              json_body=body.model_dump(mode="json"))
 
@@ -131,7 +147,7 @@ class LoanLedgerClient:
         message = typed_data.cancel_loan(chain_id=params.chain_id, book=params.loan_book, loan_id=loan_id,
                                          nonce=params.nonce, deadline=params.deadline)
         signature = typed_data.sign(self.account.key, message)
-        body = CancelIn(deadline=params.deadline, signature="0x" + signature.hex())
+        body = CancelIn(deadline=params.deadline, signature=to_0x_hex(signature))
         return self._request("POST", f"/v1/loans/{loan_id}/cancel", idempotency_key=idempotency_key or self.new_key(),
                              json_body=body.model_dump())
 

@@ -10,14 +10,27 @@ from api.deps import Admin, ContextDep, MetricsDep, Operator, Pauser, PolicyRead
 from api.errors import ApiError, error_responses
 from api.observability import Metrics, current_request_id
 from api.schemas import LoanIdPath, TxOut
-from api.schemas.operator import (AuditorIn, AuditorList, Decision, PayoutOut, PolicyIn, PolicyOut, ReasonIn,
-                                  RoleChange, RoleIn, SignerRotationIn)
+from api.schemas.operator import (
+    AuditorIn,
+    AuditorList,
+    Decision,
+    PayoutOut,
+    PolicyIn,
+    PolicyOut,
+    ReasonIn,
+    RoleChange,
+    RoleIn,
+    SignerRotationIn,
+)
 from api.services import decisions, pausing
 from api.services.borrowers import register_borrower, revoke_borrower
-from api.services.roles import add_auditor as admit_auditor, auditors as admitted_auditors
-from api.services.roles import change_role, remove_auditor as dismiss_auditor
+from api.services.roles import add_auditor as admit_auditor
+from api.services.roles import auditors as admitted_auditors
+from api.services.roles import change_role
+from api.services.roles import remove_auditor as dismiss_auditor
 from api.services.transactions import Sent
 from api.views import checksum_address
+from ledger.encoding import to_0x_hex
 
 router = APIRouter(prefix="/v1/operator", tags=["operator"])
 ERRORS = error_responses(401, 403, 404, 409, 422, 503)
@@ -35,7 +48,7 @@ def register(address: str, context: ContextDep, roles: RolesDep, who: Operator) 
     tx_hash = register_borrower(context, address, who.address, current_request_id())
     roles.forget(address)
     receipt = context.w3.eth.get_transaction_receipt(tx_hash)
-    return TxOut(tx_hash="0x" + bytes(receipt["transactionHash"]).hex(), block_number=receipt["blockNumber"])
+    return TxOut(tx_hash=to_0x_hex(receipt["transactionHash"]), block_number=receipt["blockNumber"])
 
 
 @router.post("/borrowers/{address}/revoke", response_model=TxOut, responses=ERRORS,

@@ -12,6 +12,7 @@ from api.errors import ApiError
 from api.services.decisions import apply_policy
 from api.services.transactions import Sent, record
 from ledger import typed_data
+from ledger.encoding import to_0x_hex
 from ledger.typed_data import LoanTerms
 
 
@@ -47,7 +48,7 @@ def apply(context, borrower: str, terms: LoanTerms, deadline: int, signature: by
         book.functions.requestLoan(terms.as_tuple(), borrower, deadline, signature))
     event = book.events.LoanRequested().process_receipt(receipt, errors=DISCARD)[0]
     loan_id = event["args"]["loanId"]
-    tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
+    tx_hash = to_0x_hex(receipt["transactionHash"])
     context.action_log.append(borrower, "loan.request", request_id,
                               {"loan_id": loan_id, "tx": tx_hash, "principal": terms.principal})
     decision, block = apply_policy(context, loan_id, request_id=request_id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from api.errors import ApiError
 from api.services.decisions import reason_bytes
 from api.services.transactions import Sent, record
+from ledger.encoding import to_0x_hex
 from ledger.vault import RecordNotFound
 
 KYC_VALIDITY = 365 * 86_400
@@ -22,7 +23,7 @@ def register_borrower(context, address: str, actor: str, request_id: str) -> str
     expiry = context.chain_time() + KYC_VALIDITY
     receipt = context.signer("operator").transact(
         context.bindings.registry.functions.registerBorrower(address, commitment, expiry))
-    tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
+    tx_hash = to_0x_hex(receipt["transactionHash"])
     context.action_log.append(actor, "borrower.register", request_id, {"borrower": address, "tx": tx_hash})
     return tx_hash
 

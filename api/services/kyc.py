@@ -16,6 +16,7 @@ from sqlalchemy import delete
 from api.errors import ApiError
 from api.otp import OtpService
 from api.services.borrowers import register_borrower
+from ledger.encoding import to_0x_hex
 from ledger.identity import KycRecord, normalize_phone
 from ledger.store.models.api import KycApplication
 from ledger.vault import DuplicateIdentity, RecordNotFound
@@ -40,7 +41,7 @@ def standing(context, address: str) -> Standing:
     except RecordNotFound:
         opening = None
     if opening is not None:
-        return Standing("verified", opening.record, "0x" + opening.commitment.hex())
+        return Standing("verified", opening.record, to_0x_hex(opening.commitment))
     with context.sessions() as session:
         pending = session.get(KycApplication, address)
     if pending is not None and pending.purpose == "initial" and pending.expires_at >= time.time():
@@ -81,7 +82,7 @@ def confirm(context, otp: OtpService, address: str, phone_code: str, card_code: 
     except DuplicateIdentity as exc:
         raise ApiError(409, f"duplicate_{exc.field}", str(exc)) from None
     _forget_application(context, address)
-    commitment = "0x" + context.vault.commitment(address).hex()
+    commitment = to_0x_hex(context.vault.commitment(address))
     context.action_log.append(address, "kyc.verify", request_id, {"commitment": commitment})
     tx_hash = None
     if context.settings.auto_register:
@@ -117,7 +118,7 @@ def confirm_phone_change(context, otp: OtpService, address: str, code: str, requ
         raise ApiError(409, f"duplicate_{exc.field}", str(exc)) from None
     _forget_application(context, address)
     context.action_log.append(address, "kyc.phone_changed", request_id, {})
-    return Standing("verified", context.vault.get(address), "0x" + context.vault.commitment(address).hex())
+    return Standing("verified", context.vault.get(address), to_0x_hex(context.vault.commitment(address)))
 
 
 def _refuse_taken(context, address: str, record: KycRecord, fields=("id_number", "phone")) -> None:

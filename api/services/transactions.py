@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ledger.encoding import to_0x_hex
+
 
 @dataclass(frozen=True)
 class Sent:
@@ -16,6 +18,6 @@ class Sent:
 
 def record(context, actor: str, action: str, request_id: str, details: dict, receipt) -> Sent:
     """Appends `action` to the action log (with the transaction's hash) and returns the transaction."""
-    sent = Sent(action, "0x" + bytes(receipt["transactionHash"]).hex(), receipt["blockNumber"])
+    sent = Sent(action, to_0x_hex(receipt["transactionHash"]), receipt["blockNumber"])
     context.action_log.append(actor, action, request_id, {**details, "tx": sent.tx_hash})
     return sent

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from api.errors import ApiError, not_found
 from ledger import verify as checks
+from ledger.encoding import to_0x_hex
 from ledger.identity import identity_commitment
 from ledger.store.models.chain import Loan
 from ledger.vault import RecordNotFound, VaultIntegrityError
@@ -59,7 +60,7 @@ def identity(context, borrower: str) -> tuple[checks.VerificationResult, str | N
         result = checks.VerificationResult("identity", checked=1)
         result.fail(f"{borrower}: the vault's record does not authenticate (altered or under another key)")
         return result, None
-    commitment = "0x" + opening.commitment.hex()
+    commitment = to_0x_hex(opening.commitment)
     # Recomputed from the opened record and salt, not read from the vault's stored column.
     result = checks.identity(context.w3, context.bindings.manifest, borrower,
                              lambda: identity_commitment(opening.record, opening.salt),
