@@ -213,7 +213,7 @@ def test_a_batch_item_for_an_unknown_loan_does_not_stop_the_indexer(w3, stack, k
         skipped = session.scalars(select(ChainEvent).where(ChainEvent.name == "PaymentSkipped")).one()
         assert skipped.loan_id == 999 and session.get(Loan, 999) is None
         row = _assert_read_model_matches_chain(session, stack, loan_id)
-        assert [p.reference for p in row.payments][-1] == "0x" + b"after-the-ghost".ljust(32, b"\0").hex()
+        assert [p.payment_ref for p in row.payments][-1] == "0x" + b"after-the-ghost".ljust(32, b"\0").hex()
 
 
 def test_follow_keeps_advancing_past_an_unknown_loan(w3, stack, keys, driver, sessions):
