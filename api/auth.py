@@ -12,12 +12,14 @@ An auditor is neither borrower nor applicant: auditors read everything and chang
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import jwt
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from siwe import SiweMessage
 from sqlalchemy import select, update
@@ -97,14 +99,31 @@ class RoleResolver:
     def __init__(self, context):
         self.context = context
         self._cache: dict[str, tuple[float, frozenset[str]]] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
 
     def roles(self, address: str) -> frozenset[str]:
+        cached = self.cached(address)
+        if cached is not None:
+            return cached
+        # One resolution per address at a time: requests arriving together when the entry expires wait
+        # for it (and take its answer) instead of each reading the chain.
+        with self._locks_lock:
+            lock = self._locks.setdefault(address, threading.Lock())
+        with lock:
+            cached = self.cached(address)
+            if cached is not None:
+                return cached
+            roles = self._resolve(address)
+            self._cache[address] = (time.monotonic(), roles)
+            return roles
+
+    def cached(self, address: str) -> frozenset[str] | None:
+        """The roles if resolved less than ROLE_CACHE_SECONDS ago, without blocking; else None."""
         cached = self._cache.get(address)
         if cached and time.monotonic() - cached[0] < ROLE_CACHE_SECONDS:
             return cached[1]
-        roles = self._resolve(address)
-        self._cache[address] = (time.monotonic(), roles)
-        return roles
+        return None
 
     def forget(self, address: str | None = None) -> None:
         self._cache.clear() if address is None else self._cache.pop(address, None)
@@ -141,22 +160,45 @@ class RoleResolver:
             return session.get(Auditor, address) is not None
 
 
+# Tokens already verified: (secret, token) -> (address, exp). A token's signature, `iat` and `nbf` checks
+# cannot turn false later, so only its expiry is checked again: what PyJWT would answer, without
+# re-verifying the HMAC and re-parsing the claims on every request.
+_verified: dict[tuple[bytes, str], tuple[str, int]] = {}
+_VERIFIED_MAX = 10_000
+
+
 def decode_token(context, token: str) -> str:
+    known = _verified.get((context.jwt_secret, token))
+    if known is not None:
+        address, expires_at = known
+        if expires_at <= time.time():  # PyJWT's rule (no leeway): expired at `exp` itself
+            raise ApiError(401, "token_expired", "the sign-in token expired: sign in again")
+        return address
     try:
         claims = jwt.decode(token, context.jwt_secret, algorithms=["HS256"], options={"require": ["sub", "exp"]})
     except jwt.ExpiredSignatureError:
         raise ApiError(401, "token_expired", "the sign-in token expired: sign in again") from None
     except jwt.PyJWTError:
         raise ApiError(401, "invalid_token", "the sign-in token is not valid") from None
+    if len(_verified) >= _VERIFIED_MAX:
+        _verified.clear()
+    _verified[(context.jwt_secret, token)] = (claims["sub"], int(claims["exp"]))
     return claims["sub"]
 
 
-def principal(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Principal:
+async def principal(request: Request,
+                    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Principal:
+    # async: a principal whose roles are cached costs no hop to the thread pool; resolving them (chain
+    # and store reads) still runs there.
     if credentials is None:
         raise ApiError(401, "unauthenticated", "sign in first: POST /v1/auth/nonce, then /v1/auth/login")
     context = request.app.state.context
     address = decode_token(context, credentials.credentials)
-    return Principal(address, request.app.state.roles.roles(address))
+    resolver = request.app.state.roles
+    roles = resolver.cached(address)
+    if roles is None:
+        roles = await run_in_threadpool(resolver.roles, address)
+    return Principal(address, roles)
 
 
 def require(*roles: str):
@@ -165,7 +207,7 @@ def require(*roles: str):
     if unknown:
         raise ValueError(f"unknown roles {unknown}")
 
-    def _check(who: Principal = Depends(principal)) -> Principal:
+    async def _check(who: Principal = Depends(principal)) -> Principal:
         if not who.has(*roles):
             raise ApiError(403, "forbidden", f"this needs one of the roles: {', '.join(roles)}")
         return who

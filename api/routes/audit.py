@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from api.auth import Principal, require
 from api.errors import ApiError, ErrorResponse, not_found
+from api.read_cache import cached_read
 from api.reports import STATUSES, PortfolioOut, load_figures, portfolio, report_currency
 from api.schemas import EXAMPLE_BORROWER, EXAMPLE_LOAN, EXAMPLE_LOAN_BOOK, EXAMPLE_TX, LoanIdPath, LoanList, LoanOut
 from api.views import READ_ALL, checksum_address, loan_out, visible_loan
@@ -401,6 +402,7 @@ LOAN_LIST_EXAMPLE = {200: {"content": {"application/json": {"example": {"loans":
 
 @router.get("/loans", response_model=LoanList, responses={**ERRORS, **LOAN_LIST_EXAMPLE},
             summary="Every loan, by id, with its schedule (filter by status and borrower)")
+@cached_read()
 def loans(request: Request, _: Auditor, status: Annotated[str | None, Query(description="e.g. Active")] = None,
           borrower: BorrowerAddress = None, cursor: Cursor = None, limit: Limit = 100) -> LoanList:
     query = loans_query(status, borrower).options(selectinload(Loan.schedule))
@@ -412,6 +414,7 @@ def loans(request: Request, _: Auditor, status: Annotated[str | None, Query(desc
 
 @router.get("/loans/{loan_id}", response_model=AuditLoanOut, responses=ERRORS,
             summary="One loan with its schedule, payments and every event (block, tx, log index, time)")
+@cached_read()
 def loan(loan_id: LoanIdPath, request: Request, who: Auditor) -> AuditLoanOut:
     with _ctx(request).sessions() as session:
         row = visible_loan(session, who, loan_id)
@@ -474,6 +477,7 @@ def payments(request: Request, _: Auditor, loan: LoanId = None, kind: PaymentKin
 
 @router.get("/report/portfolio", response_model=PortfolioOut, responses=ERRORS,
             summary="Outstanding principal, portfolio-at-risk (1/30/90 days), delinquency buckets, totals by status")
+@cached_read(at_chain_head=True)
 def portfolio_report(request: Request, _: Auditor,
                      currency: Annotated[str | None, Query(pattern=r"^[A-Z]{3}$",
                                                            description="needed only if loans use several")] = None,

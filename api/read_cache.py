@@ -1,0 +1,246 @@
+"""Auditor read bodies kept as JSON bytes while the read model (and, where it matters, the chain) stands still.
+
+The read model changes only when the indexer commits, and the indexer commits its cursor with every
+change (ledger.indexer). So a body is reused while the cursor (number and hash of the last indexed
+block, for every indexer) is the same, and the portfolio report's while the chain's head is the same
+too (days past due age with chain time). Both are read again for every request: never a stale answer,
+whichever process the indexer runs in and however many API processes there are, since each keeps its
+own bodies and checks them against the shared store. On SQLite the cursor read is one indexed query on
+a connection of its own (WAL: a reader never waits for the indexer); elsewhere, and for the chain's
+head, concurrent requests share one read that began after each of them arrived, so a read is never
+older than the request it answers.
+
+Authorisation is unchanged: the route's dependencies (the role check) run for every request before
+the cache is asked. Only bodies that depend on nothing but the parameters may be cached: not on who
+asks (auditor routes show everything to every reader) nor on the clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import sqlite3
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.datastructures import DefaultPlaceholder
+from fastapi.responses import Response
+from fastapi.routing import serialize_response
+from sqlalchemy import select
+from sqlalchemy.orm import sessionmaker
+from web3 import HTTPProvider
+
+from api.auth import Principal
+from ledger.store.models.chain import IndexerCursor
+
+MAX_BODIES = 2_048
+
+
+class SharedRead:
+    """`read()` (a coroutine function) shared by concurrent callers, each given a read that began after it
+    asked: one runs at a time, and the callers that arrive meanwhile wait for the next one. Reads start at
+    least `spacing` seconds apart, so under load one read serves a batch of requests and costs each of
+    them a fraction of itself (it costs them waiting, not staleness)."""
+
+    def __init__(self, read: Callable[[], Awaitable[Any]], spacing: float = 0.0):
+        self._read, self.spacing = read, spacing
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._running: asyncio.Future | None = None
+        self._next: asyncio.Future | None = None
+        self._started = 0.0
+
+    async def __call__(self) -> Any:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # a new event loop (tests start several): the old futures are dead
+            self._loop, self._running, self._next = loop, None, None
+        if self._running is None:
+            self._running = loop.create_future()
+            loop.create_task(self._run(self._running))
+            return await asyncio.shield(self._running)
+        if self._next is None:
+            self._next = loop.create_future()
+        return await asyncio.shield(self._next)
+
+    async def _run(self, future: asyncio.Future) -> None:
+        try:
+            wait = self._started + self.spacing - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._started = time.monotonic()
+            future.set_result(await self._read())
+        except Exception as exc:  # noqa: BLE001 - handed to every caller waiting for this read
+            future.set_exception(exc)
+        finally:
+            self._running, self._next = self._next, None
+            if self._running is not None:
+                asyncio.get_running_loop().create_task(self._run(self._running))
+
+
+class IndexVersion:
+    """Where every indexer's cursor stands: ((name, block number, block hash), ...)."""
+
+    _QUERY = "SELECT name, block_number, block_hash FROM indexer_cursor ORDER BY name"
+
+    def __init__(self, sessions: sessionmaker):
+        self.sessions = sessions
+        engine = sessions.kw["bind"]
+        database = engine.url.database
+        self._sqlite_path = database if (engine.dialect.name == "sqlite" and database
+                                         and database != ":memory:" and not engine.url.query) else None
+        self._connection: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+        self._shared = SharedRead(lambda: run_in_threadpool(self._read_store))
+
+    async def current(self) -> tuple:
+        if self._sqlite_path is not None:
+            return self._read_sqlite()
+        return await self._shared()
+
+    def _read_sqlite(self) -> tuple:
+        # Microseconds: one row per indexer, in the event loop (a thread would cost more than the query).
+        # Autocommit, so no read transaction stays open between calls.
+        with self._lock:
+            if self._connection is None:
+                self._connection = sqlite3.connect(self._sqlite_path, timeout=5, isolation_level=None,
+                                                   check_same_thread=False)
+            return tuple(self._connection.execute(self._QUERY).fetchall())
+
+    def _read_store(self) -> tuple:
+        with self.sessions() as session:
+            rows = session.execute(select(IndexerCursor.name, IndexerCursor.block_number, IndexerCursor.block_hash)
+                                   .order_by(IndexerCursor.name))
+            return tuple(tuple(row) for row in rows)
+
+
+class ChainHead:
+    """The latest block's (hash, time): what the portfolio report's days past due are computed at.
+
+    Read with one raw JSON-RPC call in the event loop through aiohttp (web3's own asynchronous HTTP
+    client): about 0.2 ms of CPU, where web3's `get_block` costs 2 ms and, in the thread pool, holds the
+    GIL against the event loop. A node behind another provider, or a call that fails, goes through web3
+    in the thread pool, so errors are web3's as before (a node that is down is a 503)."""
+
+    SPACING = 0.003
+    _BODY = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_getBlockByNumber",
+                        "params": ["latest", False]}).encode()
+
+    def __init__(self, context):
+        self.context = context
+        provider = context.w3.provider
+        self._url = provider.endpoint_uri if type(provider) is HTTPProvider else None
+        self._session: aiohttp.ClientSession | None = None
+        self._session_loop: asyncio.AbstractEventLoop | None = None
+        self.read = SharedRead(self._read, spacing=self.SPACING)
+
+    async def _read(self) -> tuple[str, int]:
+        if self._url is not None:
+            try:
+                return await self._read_raw()
+            except (aiohttp.ClientError, TimeoutError, KeyError, TypeError, ValueError):
+                pass  # web3 below answers or raises what the routes always raised
+        return await run_in_threadpool(self._read_web3)
+
+    async def _read_raw(self) -> tuple[str, int]:
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._session_loop is not loop:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.context.settings.tx_timeout))
+            self._session_loop = loop
+        async with self._session.post(self._url, data=self._BODY,
+                                      headers={"content-type": "application/json"}) as response:
+            response.raise_for_status()
+            block = (await response.json(content_type=None))["result"]
+        return block["hash"].removeprefix("0x").lower(), int(block["timestamp"], 16)
+
+    def _read_web3(self) -> tuple[str, int]:
+        block = self.context.w3.eth.get_block("latest")
+        return bytes(block["hash"]).hex(), block["timestamp"]
+
+    async def close(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+
+
+class ReadCache:
+    """Response bodies by (route, parameters, read-model version[, chain head]), for one API process."""
+
+    def __init__(self, context, max_bodies: int = MAX_BODIES):
+        self.index = IndexVersion(context.sessions)
+        self.head = ChainHead(context)
+        self.max_bodies = max_bodies
+        self._bodies: OrderedDict[tuple, bytes] = OrderedDict()
+        self._version: tuple | None = None
+
+    async def version(self, at_chain_head: bool) -> tuple:
+        index = await self.index.current()
+        if index != self._version:  # the read model moved: nothing kept can be asked for again
+            self._bodies.clear()
+            self._version = index
+        return (index, await self.head.read()) if at_chain_head else (index,)
+
+    def get(self, key: tuple) -> bytes | None:
+        body = self._bodies.get(key)
+        if body is not None:
+            self._bodies.move_to_end(key)
+        return body
+
+    def put(self, key: tuple, body: bytes) -> None:
+        self._bodies[key] = body
+        if len(self._bodies) > self.max_bodies:
+            self._bodies.popitem(last=False)
+
+    def clear(self) -> None:
+        self._bodies.clear()
+
+    async def close(self) -> None:
+        await self.head.close()
+
+
+def cached_read(*, at_chain_head: bool = False):
+    """Decorates a (sync) auditor route so that a body already made for the same parameters and the same
+    read-model version (and chain head, with `at_chain_head`) is sent as stored bytes; otherwise the route
+    runs in the thread pool as before and its answer is serialised exactly as FastAPI would, then kept.
+    The route must take `request: Request`, and its body must not depend on who asks (see the module)."""
+
+    def decorate(handler: Callable[..., Any]):
+        @functools.wraps(handler)  # FastAPI reads the parameters through __wrapped__
+        async def route(**kwargs: Any) -> Any:
+            request = next(v for v in kwargs.values() if isinstance(v, Request))
+            cache: ReadCache = request.app.state.read_cache
+            version = await cache.version(at_chain_head)
+            key = (handler.__module__, handler.__qualname__, version,
+                   tuple(sorted((k, v) for k, v in kwargs.items() if not isinstance(v, Request | Principal))))
+            body = cache.get(key)
+            if body is None:
+                answer = await run_in_threadpool(handler, **kwargs)
+                body = await _serialized(request, answer)
+                if body is None:
+                    return answer  # not the plain JSON case: FastAPI answers as usual, nothing kept
+                # Kept only if nothing moved while it was made: then the body is exactly the version's.
+                if await cache.version(at_chain_head) == version:
+                    cache.put(key, body)
+            return Response(content=body, media_type="application/json")
+
+        return route
+
+    return decorate
+
+
+async def _serialized(request: Request, answer: Any) -> bytes | None:
+    """The bytes FastAPI sends for `answer` on this route (its response model, dumped by pydantic)."""
+    route = request.scope.get("route")
+    field = getattr(route, "response_field", None)
+    if (isinstance(answer, Response) or field is None or not isinstance(route.response_class, DefaultPlaceholder)
+            or route.status_code not in (None, 200)):
+        return None
+    return await serialize_response(
+        field=field, response_content=answer, include=route.response_model_include,
+        exclude=route.response_model_exclude, by_alias=route.response_model_by_alias,
+        exclude_unset=route.response_model_exclude_unset, exclude_defaults=route.response_model_exclude_defaults,
+        exclude_none=route.response_model_exclude_none, is_coroutine=True, dump_json=True)
