@@ -17,7 +17,7 @@ from api.read_cache import ReadCache
 from api.sms import DevOutbox, SmsSender
 from ledger.config import Settings, load_settings
 
-ROUTERS = ("system", "auth", "kyc", "loans", "operator", "audit", "dashboard")
+ROUTERS = ("system", "audit", "auth", "kyc", "loans", "operator", "dashboard")
 
 DESCRIPTION = """
 LoanLedger exposes a permissioned lending ledger to three kinds of users.

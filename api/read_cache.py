@@ -8,7 +8,8 @@ whichever process the indexer runs in and however many API processes there are, 
 own bodies and checks them against the shared store. On SQLite the cursor read is one indexed query on
 a connection of its own (WAL: a reader never waits for the indexer); elsewhere, and for the chain's
 head, concurrent requests share one read that began after each of them arrived, so a read is never
-older than the request it answers.
+older than the request it answers. A change written into the read model other than by the indexer (by
+hand, in the database) is not noticed until the cursor moves: the read model is the indexer's alone.
 
 Authorisation is unchanged: the route's dependencies (the role check) run for every request before
 the cache is asked. Only bodies that depend on nothing but the parameters may be cached: not on who
@@ -176,6 +177,8 @@ class ReadCache:
         self.max_bodies = max_bodies
         self._bodies: OrderedDict[tuple, bytes] = OrderedDict()
         self._version: tuple | None = None
+        self.making: dict[tuple, asyncio.Future] = {}  # bodies being made, so concurrent misses make one
+        self.hits = self.misses = 0
 
     async def version(self, at_chain_head: bool) -> tuple:
         index = await self.index.current()
@@ -186,7 +189,10 @@ class ReadCache:
 
     def get(self, key: tuple) -> bytes | None:
         body = self._bodies.get(key)
-        if body is not None:
+        if body is None:
+            self.misses += 1
+        else:
+            self.hits += 1
             self._bodies.move_to_end(key)
         return body
 
@@ -217,14 +223,25 @@ def cached_read(*, at_chain_head: bool = False):
             key = (handler.__module__, handler.__qualname__, version,
                    tuple(sorted((k, v) for k, v in kwargs.items() if not isinstance(v, Request | Principal))))
             body = cache.get(key)
+            if body is None and key in cache.making:
+                # The same body for the same version is being made: wait for it. It began before this
+                # request perhaps, but read the store while the cursor stood where it stands now.
+                body = await asyncio.shield(cache.making[key])
             if body is None:
-                answer = await run_in_threadpool(handler, **kwargs)
-                body = await _serialized(request, answer)
-                if body is None:
-                    return answer  # not the plain JSON case: FastAPI answers as usual, nothing kept
-                # Kept only if nothing moved while it was made: then the body is exactly the version's.
-                if await cache.version(at_chain_head) == version:
-                    cache.put(key, body)
+                making = cache.making[key] = asyncio.get_running_loop().create_future()
+                try:
+                    answer = await run_in_threadpool(handler, **kwargs)
+                    body = await _serialized(request, answer)
+                    if body is None:
+                        return answer  # not the plain JSON case: FastAPI answers as usual, nothing kept
+                    if await cache.version(at_chain_head) == version:
+                        cache.put(key, body)  # nothing moved while it was made: it is exactly the version's
+                finally:
+                    # Waiters take the body; on an error (a 404 too) or another kind of answer they run the
+                    # route themselves, so each gets its own answer as without the cache.
+                    if cache.making.get(key) is making:
+                        del cache.making[key]
+                    making.set_result(body)
             return Response(content=body, media_type="application/json")
 
         return route

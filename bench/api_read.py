@@ -20,15 +20,14 @@ checked against the store, so workers need nothing shared beyond the store.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
+import random
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -36,6 +35,7 @@ from types import SimpleNamespace
 import httpx
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import insert
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -47,25 +47,21 @@ from ledger.chain import ChainClient  # noqa: E402
 from ledger.deploy import deploy_stack  # noqa: E402
 from ledger.node import EphemeralNode, dev_account, free_port  # noqa: E402
 from ledger.store import open_store  # noqa: E402
+from ledger.store.models.chain import Loan  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "api_read.json"
 CONNECTIONS = 16
 WARM_UP_S = 1
 DURATION_S = 4
 CHAIN_LOANS = 20
+SEEDED_LOANS = 10_000
+SEED_FIRST_ID = 1_000_001       # far above the chain's own ids, which the indexer writes
+DAY = 86_400
 ROUTES = ("/healthz", "/v1/auth/me", "/v1/audit/loans/1", "/v1/audit/loans?limit=20", "/v1/audit/report/portfolio")
 TARGETS = {"/healthz": 0.8, "/v1/audit/loans/1": 0.3, "/v1/audit/loans?limit=20": 0.3,
            "/v1/audit/report/portfolio": 0.3}
 JWT_SECRET = "bench-secret-of-at-least-32-bytes!"
 CONFIG_ENV = "LOANLEDGER_BENCH_READ_CONFIG"
-
-
-def _bench_api():
-    """bench/api.py as a module (its store seeding is shared; `bench` is not a package and `api` is taken)."""
-    spec = importlib.util.spec_from_file_location("bench_api", ROOT / "bench" / "api.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 # -- the processes ------------------------------------------------------------------------------------
@@ -211,6 +207,37 @@ def measure_api(binary: str, api: Server, token: str) -> dict[str, dict]:
 
 # -- the run ------------------------------------------------------------------------------------------
 
+def seed_loans(sessions, now: int) -> dict[str, int]:
+    """10,000 loans of every status in the read model, ages spread so that every delinquency bucket fills."""
+    rng = random.Random(5)
+    statuses = ["Active"] * 70 + ["Repaid"] * 12 + ["Defaulted"] * 6 + ["WrittenOff"] * 4 + ["Requested"] * 4 \
+        + ["Approved"] * 2 + ["Rejected"] + ["Cancelled"]
+    rows, counts = [], {}
+    for i in range(SEEDED_LOANS):
+        status = rng.choice(statuses)
+        counts[status] = counts.get(status, 0) + 1
+        principal = rng.randrange(10_000, 500_000)
+        installments = rng.choice((3, 6, 12))
+        disbursed = now - rng.randrange(0, 400) * DAY if status not in ("Requested", "Approved", "Rejected",
+                                                                        "Cancelled") else 0
+        paid = rng.randrange(0, installments + 1) if status == "Active" else (installments if status == "Repaid" else 0)
+        repaid = principal * paid // installments
+        rows.append({
+            "id": SEED_FIRST_ID + i, "borrower": "0x" + rng.randbytes(20).hex(), "status": status,
+            "principal": principal, "currency": "CNY", "annual_rate_bps": 2400, "amortization": "Annuity",
+            "installments": installments, "interval": 30 * DAY, "grace_period": 3 * DAY, "late_fee_bps": 500,
+            "penalty_rate_bps": 1800, "default_after": 90 * DAY, "request_nonce": 0,
+            "requested_at": (disbursed or now) - DAY, "disbursed_at": disbursed, "accrued_at": disbursed,
+            "closed_at": now if status in ("Repaid", "WrittenOff", "Rejected", "Cancelled") else None,
+            "paid_installments": paid, "principal_repaid": repaid, "interest_paid": repaid // 20,
+            "principal_written_off": principal - repaid if status == "WrittenOff" else 0,
+            "next_due_at": None, "days_past_due": 0, "as_of": now, "last_event_block": 0})
+    with sessions.begin() as session:
+        session.execute(insert(Loan), rows)
+    return counts
+
+
+
 def build_ledger(tmp: Path, node) -> dict:
     w3 = node.w3
     admin, operator, oracle, pauser, signer = (dev_account(i) for i in range(5))
@@ -220,7 +247,7 @@ def build_ledger(tmp: Path, node) -> dict:
                 ChainClient(w3, oracle, stack.errors, poll_interval=0.005), signer, CHAIN_LOANS)
     manifest = manifests.save(stack.manifest, tmp / "manifest.json")
     db_url = f"sqlite:///{tmp}/api.db"
-    _bench_api().seed_loans(open_store(db_url), w3.eth.get_block("latest").timestamp)
+    seed_loans(open_store(db_url), w3.eth.get_block("latest").timestamp)
     return {"home": str(tmp), "node_url": node.url, "manifest": str(manifest), "db_url": db_url,
             "auditor": dev_account(5).address}
 
