@@ -11,6 +11,7 @@ An auditor is neither borrower nor applicant: auditors read everything and chang
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import threading
 import time
@@ -30,6 +31,7 @@ from ledger.store.models.api import AuthNonce, Auditor
 
 NONCE_SECONDS = 300
 ROLE_CACHE_SECONDS = 5.0
+ROLE_REFRESH_AHEAD_SECONDS = 4.0  # a busy address is resolved again in the background after this
 ALL_ROLES = ("admin", "operator", "pauser", "auditor", "borrower", "applicant")
 STAFF = ("admin", "operator")
 
@@ -101,6 +103,9 @@ class RoleResolver:
         self._cache: dict[str, tuple[float, frozenset[str]]] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
+        self._generation = 0  # moved by forget(): a resolution begun before it is not kept
+        self._refreshing: set[str] = set()
+        self._refreshes: set = set()  # the background refresh tasks (referenced until done)
 
     def roles(self, address: str) -> frozenset[str]:
         cached = self.cached(address)
@@ -114,9 +119,7 @@ class RoleResolver:
             cached = self.cached(address)
             if cached is not None:
                 return cached
-            roles = self._resolve(address)
-            self._cache[address] = (time.monotonic(), roles)
-            return roles
+            return self._resolve_and_keep(address)
 
     def cached(self, address: str) -> frozenset[str] | None:
         """The roles if resolved less than ROLE_CACHE_SECONDS ago, without blocking; else None."""
@@ -125,8 +128,37 @@ class RoleResolver:
             return cached[1]
         return None
 
+    def refresh_ahead(self, address: str) -> None:
+        """Resolves `address` again in the thread pool when its entry nears expiry, so requests keep using
+        the entry (still within ROLE_CACHE_SECONDS) instead of all waiting for the chain when it expires."""
+        cached = self._cache.get(address)
+        if (cached is None or time.monotonic() - cached[0] < ROLE_REFRESH_AHEAD_SECONDS
+                or address in self._refreshing):
+            return
+        self._refreshing.add(address)
+
+        def refresh() -> None:
+            try:
+                self._resolve_and_keep(address)
+            except Exception:  # noqa: BLE001 - the entry then expires and the next request resolves (or fails)
+                pass
+            finally:
+                self._refreshing.discard(address)
+
+        task = asyncio.get_running_loop().create_task(run_in_threadpool(refresh))
+        self._refreshes.add(task)
+        task.add_done_callback(self._refreshes.discard)
+
     def forget(self, address: str | None = None) -> None:
+        self._generation += 1
         self._cache.clear() if address is None else self._cache.pop(address, None)
+
+    def _resolve_and_keep(self, address: str) -> frozenset[str]:
+        generation = self._generation
+        roles = self._resolve(address)
+        if generation == self._generation:
+            self._cache[address] = (time.monotonic(), roles)
+        return roles
 
     def _resolve(self, address: str) -> frozenset[str]:
         b = self.context.bindings
@@ -198,6 +230,8 @@ async def principal(request: Request,
     roles = resolver.cached(address)
     if roles is None:
         roles = await run_in_threadpool(resolver.roles, address)
+    else:
+        resolver.refresh_ahead(address)
     return Principal(address, roles)
 
 

@@ -46,42 +46,41 @@ MAX_BODIES = 2_048
 
 class SharedRead:
     """`read()` (a coroutine function) shared by concurrent callers, each given a read that began after it
-    asked: one runs at a time, and the callers that arrive meanwhile wait for the next one. Reads start at
-    least `spacing` seconds apart, so under load one read serves a batch of requests and costs each of
-    them a fraction of itself (it costs them waiting, not staleness)."""
+    asked: callers join the next read to begin, and one runs at a time. Reads begin at least `spacing`
+    seconds apart, so under load one read serves a batch of requests and costs each a fraction of
+    itself (it costs them a little waiting, never staleness)."""
 
     def __init__(self, read: Callable[[], Awaitable[Any]], spacing: float = 0.0):
         self._read, self.spacing = read, spacing
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._running: asyncio.Future | None = None
-        self._next: asyncio.Future | None = None
+        self._next: asyncio.Future | None = None  # the read not yet begun, which callers join
+        self._runner: asyncio.Task | None = None
         self._started = 0.0
 
     async def __call__(self) -> Any:
         loop = asyncio.get_running_loop()
         if loop is not self._loop:  # a new event loop (tests start several): the old futures are dead
-            self._loop, self._running, self._next = loop, None, None
-        if self._running is None:
-            self._running = loop.create_future()
-            loop.create_task(self._run(self._running))
-            return await asyncio.shield(self._running)
+            self._loop, self._next, self._runner = loop, None, None
         if self._next is None:
             self._next = loop.create_future()
+        if self._runner is None:
+            self._runner = loop.create_task(self._run())
         return await asyncio.shield(self._next)
 
-    async def _run(self, future: asyncio.Future) -> None:
+    async def _run(self) -> None:
         try:
-            wait = self._started + self.spacing - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            self._started = time.monotonic()
-            future.set_result(await self._read())
-        except Exception as exc:  # noqa: BLE001 - handed to every caller waiting for this read
-            future.set_exception(exc)
+            while self._next is not None:
+                wait = self._started + self.spacing - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                future, self._next = self._next, None  # who asks from now on waits for the read after
+                self._started = time.monotonic()
+                try:
+                    future.set_result(await self._read())
+                except Exception as exc:  # noqa: BLE001 - handed to every caller waiting for this read
+                    future.set_exception(exc)
         finally:
-            self._running, self._next = self._next, None
-            if self._running is not None:
-                asyncio.get_running_loop().create_task(self._run(self._running))
+            self._runner = None
 
 
 class IndexVersion:
@@ -128,7 +127,7 @@ class ChainHead:
     GIL against the event loop. A node behind another provider, or a call that fails, goes through web3
     in the thread pool, so errors are web3's as before (a node that is down is a 503)."""
 
-    SPACING = 0.003
+    SPACING = 0.002
     _BODY = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_getBlockByNumber",
                         "params": ["latest", False]}).encode()
 

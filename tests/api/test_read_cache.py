@@ -149,3 +149,29 @@ def test_roles_expiring_together_are_resolved_once(monkeypatch):
     for thread in threads:
         thread.join(5)
     assert calls == ["0xabc"] and answers == [frozenset({"auditor"})] * 8
+
+
+def test_roles_near_expiry_are_refreshed_in_the_background_and_forget_wins(monkeypatch):
+    resolver = auth.RoleResolver(context=None)
+    answers = iter([frozenset({"auditor"}), frozenset({"operator"}), frozenset({"admin"})])
+    monkeypatch.setattr(resolver, "_resolve", lambda address: next(answers))
+    assert resolver.roles("0xabc") == {"auditor"}
+
+    async def refresh_after(seconds: float) -> None:
+        at, roles = resolver._cache["0xabc"]
+        resolver._cache["0xabc"] = (at - seconds, roles)
+        resolver.refresh_ahead("0xabc")
+        await asyncio.gather(*resolver._refreshes)
+
+    asyncio.run(refresh_after(1.0))  # young: not refreshed
+    assert resolver.cached("0xabc") == {"auditor"}
+    asyncio.run(refresh_after(auth.ROLE_REFRESH_AHEAD_SECONDS))  # near expiry, still served, refreshed
+    assert resolver.cached("0xabc") == {"operator"}
+
+    # A resolution that began before forget() (a role just changed) is not kept.
+    def resolve_across_forget(address):
+        resolver.forget(address)
+        return frozenset({"stale"})
+
+    monkeypatch.setattr(resolver, "_resolve", resolve_across_forget)
+    assert resolver.roles("0xabc") == {"stale"} and resolver.cached("0xabc") is None
