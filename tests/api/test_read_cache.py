@@ -174,4 +174,5 @@ def test_roles_near_expiry_are_refreshed_in_the_background_and_forget_wins(monke
         return frozenset({"stale"})
 
     monkeypatch.setattr(resolver, "_resolve", resolve_across_forget)
+    resolver.forget("0xabc")
     assert resolver.roles("0xabc") == {"stale"} and resolver.cached("0xabc") is None
