@@ -37,8 +37,18 @@ class Metrics:
         self.latency = Histogram("loanledger_http_request_seconds", "HTTP request latency by route",
                                  ["method", "route"], registry=self.registry,
                                  buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
+        self._children: dict[tuple[str, str, str], tuple] = {}
         self.transactions = Counter("loanledger_relayed_transactions_total", "Transactions the API sent, by action",
                                     ["action"], registry=self.registry)
+
+    def observe(self, method: str, route: str, status: str, seconds: float) -> None:
+        """One request: its count and latency, by the labelled series kept per (method, route, status)."""
+        children = self._children.get((method, route, status))
+        if children is None:  # labels() validates and locks each time: done once per series
+            children = self._children[(method, route, status)] = (
+                self.requests.labels(method, route, status), self.latency.labels(method, route))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def exposition(self) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
@@ -50,9 +60,12 @@ def route_template(scope: Scope) -> str:
     Read after routing from the route the router chose (`scope["route"]`) instead of matching every
     route again; a route chosen only for its path (a 405) counts as unmatched, as a full match is needed."""
     route = scope.get("route")
-    if route is None or route.matches(scope)[0] is not Match.FULL:
+    if route is None:
         return "unmatched"
-    return getattr(route, "path", scope["path"])
+    methods = getattr(route, "methods", None)
+    if methods is not None:  # the router matched the path; a full match needs the method too
+        return route.path if scope["method"] in methods else "unmatched"
+    return getattr(route, "path", scope["path"]) if route.matches(scope)[0] is Match.FULL else "unmatched"
 
 
 class ObservabilityMiddleware:
@@ -77,8 +90,12 @@ class ObservabilityMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = MutableHeaders(scope=message)
-                headers["x-request-id"] = request_id  # replaces one the app set, as the old middleware did
+                headers = list(message.get("headers", ()))
+                if any(key == b"x-request-id" for key, _ in headers):  # replaced, as the old middleware did
+                    MutableHeaders(scope=message)["x-request-id"] = request_id
+                else:
+                    headers.append((b"x-request-id", request_id.encode("latin-1")))
+                    message["headers"] = headers
             await send(message)
 
         try:
@@ -87,8 +104,7 @@ class ObservabilityMiddleware:
             elapsed = time.perf_counter() - started
             route = route_template(scope)
             method = scope["method"]
-            self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.latency.labels(method, route).observe(elapsed)
+            self.metrics.observe(method, route, str(status), elapsed)
             if log.isEnabledFor(logging.INFO):  # the JSON is built only when someone reads it
                 log.info(json.dumps({"request_id": request_id, "method": method, "route": route,
                                      "status": status, "ms": round(elapsed * 1000, 2)}))
