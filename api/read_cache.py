@@ -42,6 +42,7 @@ from api.auth import Principal
 from ledger.store.models.chain import IndexerCursor
 
 MAX_BODIES = 2_048
+_NOT_PARAMETERS = (Request, Principal)  # what a route is given besides its parameters
 
 
 class SharedRead:
@@ -127,7 +128,7 @@ class ChainHead:
     GIL against the event loop. A node behind another provider, or a call that fails, goes through web3
     in the thread pool, so errors are web3's as before (a node that is down is a 503)."""
 
-    SPACING = 0.002
+    SPACING = 0.005
     _BODY = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_getBlockByNumber",
                         "params": ["latest", False]}).encode()
 
@@ -220,7 +221,7 @@ def cached_read(*, at_chain_head: bool = False):
             cache: ReadCache = request.app.state.read_cache
             version = await cache.version(at_chain_head)
             key = (handler.__module__, handler.__qualname__, version,
-                   tuple(sorted((k, v) for k, v in kwargs.items() if not isinstance(v, Request | Principal))))
+                   tuple(sorted((k, v) for k, v in kwargs.items() if not isinstance(v, _NOT_PARAMETERS))))
             body = cache.get(key)
             if body is None and key in cache.making:
                 # The same body for the same version is being made: wait for it. It began before this

@@ -3,8 +3,8 @@
 Measured side by side in one run with wrk (Debian's `wrk`, installed when missing): 16 connections, one
 wrk thread (two cores are shared by wrk and the servers), a warm-up then a few seconds per route,
 `--latency` for the percentiles. Hello world is a one-route FastAPI app in its own uvicorn process; the
-LoanLedger API runs as `loanledger api` does (uvicorn, one worker, access log off) on a ledger like the
-demo's and bench/api.py's: a fresh anvil with the contracts, 20 loans made on-chain (registered, scored,
+LoanLedger API is `create_app()` as `loanledger api` builds it, in another; both served the same way (one
+worker, access log off, warnings only). The ledger is like the demo's: a fresh anvil with the contracts, 20 loans made on-chain (registered, scored,
 requested, approved, paid out), and 10,000 loans written straight into the store's `loans` table for the
 portfolio report (through the chain they would take minutes and measure the chain). The indexer follows
 the chain in its own process, as in the stack, so each API process sees the store another process writes.
@@ -14,8 +14,9 @@ that slows down during the run does not flatter the ratios. The same routes are 
 uvicorn workers (`--workers 2`, sharing the store; hello world gets two workers too), written under
 "workers_2". With several workers, rate limits need a shared `rate_limit_storage` (redis://...): the
 default memory:// is per process, so each worker would grant the whole allowance (the routes measured
-here are not rate limited). Every other cache in the API (roles, tokens, read bodies) is per process and
-checked against the store, so workers need nothing shared beyond the store.
+here are not rate limited). The API's other caches are per process and need nothing shared: roles (read
+from the chain, kept a few seconds, as before), verified tokens (their expiry checked on every use) and
+read bodies (checked against the store's indexer cursor on every request).
 """
 
 from __future__ import annotations
