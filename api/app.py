@@ -13,7 +13,7 @@ from api.auth import RoleResolver
 from api.context import Context
 from api.otp import OtpService
 from api.ratelimit import RateLimiter
-from api.read_cache import ReadCache
+from api.read_cache import CachedReadMiddleware, ReadCache
 from api.sms import DevOutbox, SmsSender
 from ledger.config import Settings, load_settings
 
@@ -59,6 +59,8 @@ def create_app(context: Context | None = None, settings: Settings | None = None,
     app.state.metrics = observability.Metrics()
     app.state.read_cache = read_cache
     errors.install(app)
+    # Added before the observability middleware, so it runs inside it: cached reads are observed too.
+    app.add_middleware(CachedReadMiddleware, cache=read_cache, context=context, roles=app.state.roles)
     observability.install(app, app.state.metrics)
     for name in ROUTERS:
         app.include_router(importlib.import_module(f"api.routes.{name}").router)

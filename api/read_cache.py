@@ -26,6 +26,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -34,11 +35,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.datastructures import DefaultPlaceholder
 from fastapi.responses import Response
 from fastapi.routing import serialize_response
+from fastapi.security.utils import get_authorization_scheme_param
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 from web3 import HTTPProvider
 
-from api.auth import Principal
+from api.auth import Principal, decode_token
+from api.errors import ApiError
 from ledger.store.models.chain import IndexerCursor
 
 MAX_BODIES = 2_048
@@ -179,6 +182,8 @@ class ReadCache:
         self._version: tuple | None = None
         self.making: dict[tuple, asyncio.Future] = {}  # bodies being made, so concurrent misses make one
         self.hits = self.misses = 0
+        # (path, query string) -> how a request for it was answered by the route (see `answer_known`).
+        self._known: dict[tuple[str, bytes], _Known] = {}
 
     async def version(self, at_chain_head: bool) -> tuple:
         index = await self.index.current()
@@ -204,6 +209,31 @@ class ReadCache:
     def clear(self) -> None:
         self._bodies.clear()
 
+    def remember(self, scope: dict, known: _Known) -> None:
+        if len(self._known) >= self.max_bodies:
+            self._known.clear()
+        self._known[(scope["path"], scope["query_string"])] = known
+
+    async def answer_known(self, scope: dict, context, roles) -> tuple[Any, bytes] | None:
+        """(route, body) for a GET the route has already answered for these exact path and query, when the
+        caller passes the route's role check and the body for the current version is kept; else None,
+        and FastAPI handles the request as usual (errors included). Skips routing and parameter parsing,
+        which cost a cached answer more than everything else: the parameters are what the route parsed
+        from the same text, and the role check is the route's own (`auth.require`), made the same way."""
+        known = self._known.get((scope["path"], scope["query_string"]))
+        if known is None:
+            return None
+        who = _bearer_principal(scope, context, roles)
+        if who is None or not who.has(*known.roles):
+            return None
+        version = await self.version(known.at_chain_head)
+        body = self._bodies.get((*known.key[:2], version, known.key[2]))
+        if body is None:
+            return None
+        self.hits += 1
+        self._bodies.move_to_end((*known.key[:2], version, known.key[2]))
+        return known.route, body
+
     async def close(self) -> None:
         await self.head.close()
 
@@ -220,8 +250,8 @@ def cached_read(*, at_chain_head: bool = False):
             request = next(v for v in kwargs.values() if isinstance(v, Request))
             cache: ReadCache = request.app.state.read_cache
             version = await cache.version(at_chain_head)
-            key = (handler.__module__, handler.__qualname__, version,
-                   tuple(sorted((k, v) for k, v in kwargs.items() if not isinstance(v, _NOT_PARAMETERS))))
+            parameters = tuple(sorted((k, v) for k, v in kwargs.items() if not isinstance(v, _NOT_PARAMETERS)))
+            key = (handler.__module__, handler.__qualname__, version, parameters)
             body = cache.get(key)
             if body is None and key in cache.making:
                 # The same body for the same version is being made: wait for it. It began before this
@@ -242,6 +272,9 @@ def cached_read(*, at_chain_head: bool = False):
                     if cache.making.get(key) is making:
                         del cache.making[key]
                     making.set_result(body)
+            known = _known_for(request, (handler.__module__, handler.__qualname__, parameters), at_chain_head)
+            if known is not None:
+                cache.remember(request.scope, known)
             return Response(content=body, media_type="application/json")
 
         return route
@@ -261,3 +294,61 @@ async def _serialized(request: Request, answer: Any) -> bytes | None:
         exclude=route.response_model_exclude, by_alias=route.response_model_by_alias,
         exclude_unset=route.response_model_exclude_unset, exclude_defaults=route.response_model_exclude_defaults,
         exclude_none=route.response_model_exclude_none, is_coroutine=True, dump_json=True)
+
+
+@dataclass(frozen=True)
+class _Known:
+    route: Any
+    key: tuple  # (module, route name, parameters)
+    roles: tuple[str, ...]
+    at_chain_head: bool
+
+
+def _known_for(request: Request, key: tuple, at_chain_head: bool) -> _Known | None:
+    """What answering this path and query again without FastAPI needs, if the route allows it: a GET whose
+    only dependency is the role check `auth.require(...)` (nothing else could be skipped by mistake)."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if request.method != "GET" or dependant is None or getattr(route, "dependencies", None):
+        return None
+    checks = [d.call for d in dependant.dependencies]
+    if len(checks) != 1 or not hasattr(checks[0], "roles"):
+        return None
+    return _Known(route, key, checks[0].roles, at_chain_head)
+
+
+def _bearer_principal(scope: dict, context, roles) -> Principal | None:
+    """The caller as `auth.principal` sees it (HTTPBearer's parsing, the same token check, roles already
+    resolved); None whenever that would not be a plain success, so FastAPI answers instead."""
+    authorization = next((v for k, v in scope["headers"] if k == b"authorization"), None)
+    if authorization is None:
+        return None
+    scheme, credentials = get_authorization_scheme_param(authorization.decode("latin-1"))
+    if scheme.lower() != "bearer" or not credentials:
+        return None
+    try:
+        address = decode_token(context, credentials)
+    except ApiError:
+        return None
+    held = roles.cached(address)
+    if held is None:
+        return None
+    roles.refresh_ahead(address)
+    return Principal(address, held)
+
+
+class CachedReadMiddleware:
+    """Answers a GET that `cached_read` routes have answered before, from `ReadCache.answer_known`, inside
+    the observability middleware (request id, metrics by route, log line as for any request)."""
+
+    def __init__(self, app, cache: ReadCache, context, roles):
+        self.app, self.cache, self.context, self.roles = app, cache, context, roles
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            known = await self.cache.answer_known(scope, self.context, self.roles)
+            if known is not None:
+                scope["route"] = known[0]  # the template the metrics are labelled with
+                await Response(content=known[1], media_type="application/json")(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

@@ -176,3 +176,20 @@ def test_roles_near_expiry_are_refreshed_in_the_background_and_forget_wins(monke
     monkeypatch.setattr(resolver, "_resolve", resolve_across_forget)
     resolver.forget("0xabc")
     assert resolver.roles("0xabc") == {"stale"} and resolver.cached("0xabc") is None
+
+
+def test_a_known_answer_still_needs_the_role(api, http, auditor, keys, client_for):
+    headers = {"authorization": f"Bearer {auditor.token}"}
+    cache = api[0].state.read_cache
+    body = http.get("/v1/audit/loans?limit=3", headers=headers).json()
+    hits = cache.hits
+    assert http.get("/v1/audit/loans?limit=3", headers=headers).json() == body and cache.hits == hits + 1
+    operator = client_for(keys["operator"])  # staff may read: the same answer
+    assert http.get("/v1/audit/loans?limit=3", headers={"authorization": f"Bearer {operator.token}"}).json() == body
+    applicant = client_for(Account.create())
+    for given, status, code in (({"authorization": f"Bearer {applicant.token}"}, 403, "forbidden"),
+                                ({}, 401, "unauthenticated"),
+                                ({"authorization": "Basic " + auditor.token}, 401, "unauthenticated"),
+                                ({"authorization": "Bearer " + auditor.token[:-3] + "abc"}, 401, "invalid_token")):
+        answer = http.get("/v1/audit/loans?limit=3", headers=given)
+        assert (answer.status_code, answer.json()["error"]["code"]) == (status, code), given
