@@ -12,8 +12,13 @@ older than the request it answers. A change written into the read model other th
 hand, in the database) is not noticed until the cursor moves: the read model is the indexer's alone.
 
 Authorisation is unchanged: the route's dependencies (the role check) run for every request before
-the cache is asked. Only bodies that depend on nothing but the parameters may be cached: not on who
-asks (auditor routes show everything to every reader) nor on the clock.
+the cache is asked. A path and query string the route has already answered are answered again before
+FastAPI routes them (`CachedReadMiddleware`: routing and parameter parsing cost a cached answer more than
+anything else), after the same role check made the same way (the roles of the route's `auth.require`,
+the token through `auth.decode_token`, the roles `auth.principal` holds); anything else, a route with any
+other dependency, a caller whose roles must be read again, an error, goes through FastAPI as before.
+Only bodies that depend on nothing but the parameters may be cached: not on who asks (auditor routes
+show everything to every reader) nor on the clock.
 """
 
 from __future__ import annotations
@@ -183,7 +188,7 @@ class ReadCache:
         self.making: dict[tuple, asyncio.Future] = {}  # bodies being made, so concurrent misses make one
         self.hits = self.misses = 0
         # (path, query string) -> how a request for it was answered by the route (see `answer_known`).
-        self._known: dict[tuple[str, bytes], _Known] = {}
+        self.known: dict[tuple[str, bytes], _Known] = {}
 
     async def version(self, at_chain_head: bool) -> tuple:
         index = await self.index.current()
@@ -210,9 +215,9 @@ class ReadCache:
         self._bodies.clear()
 
     def remember(self, scope: dict, known: _Known) -> None:
-        if len(self._known) >= self.max_bodies:
-            self._known.clear()
-        self._known[(scope["path"], scope["query_string"])] = known
+        if len(self.known) >= self.max_bodies:
+            self.known.clear()
+        self.known[(scope["path"], scope["query_string"])] = known
 
     async def answer_known(self, scope: dict, context, roles) -> tuple[Any, bytes] | None:
         """(route, body) for a GET the route has already answered for these exact path and query, when the
@@ -220,7 +225,7 @@ class ReadCache:
         and FastAPI handles the request as usual (errors included). Skips routing and parameter parsing,
         which cost a cached answer more than everything else: the parameters are what the route parsed
         from the same text, and the role check is the route's own (`auth.require`), made the same way."""
-        known = self._known.get((scope["path"], scope["query_string"]))
+        known = self.known.get((scope["path"], scope["query_string"]))
         if known is None:
             return None
         who = _bearer_principal(scope, context, roles)
@@ -345,7 +350,8 @@ class CachedReadMiddleware:
         self.app, self.cache, self.context, self.roles = app, cache, context, roles
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http" and scope["method"] == "GET":
+        if (scope["type"] == "http" and scope["method"] == "GET"
+                and (scope["path"], scope["query_string"]) in self.cache.known):  # no coroutine for the rest
             known = await self.cache.answer_known(scope, self.context, self.roles)
             if known is not None:
                 scope["route"] = known[0]  # the template the metrics are labelled with
