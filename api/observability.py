@@ -91,8 +91,10 @@ class ObservabilityMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = list(message.get("headers", ()))
-                if any(key == b"x-request-id" for key, _ in headers):  # replaced, as the old middleware did
-                    MutableHeaders(scope=message)["x-request-id"] = request_id
+                for key, _ in headers:
+                    if key == b"x-request-id":  # replaced, as the old middleware did
+                        MutableHeaders(scope=message)["x-request-id"] = request_id
+                        break
                 else:
                     headers.append((b"x-request-id", request_id.encode("latin-1")))
                     message["headers"] = headers
