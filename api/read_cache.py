@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import json
 import sqlite3
 import threading
@@ -250,6 +251,9 @@ def cached_read(*, at_chain_head: bool = False):
     The route must take `request: Request`, and its body must not depend on who asks (see the module)."""
 
     def decorate(handler: Callable[..., Any]):
+        if "request" not in inspect.signature(handler).parameters:
+            raise TypeError(f"{handler.__qualname__}: a cached_read route takes `request: Request`")
+
         @functools.wraps(handler)  # FastAPI reads the parameters through __wrapped__
         async def route(**kwargs: Any) -> Any:
             request = next(v for v in kwargs.values() if isinstance(v, Request))

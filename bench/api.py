@@ -233,7 +233,8 @@ def main() -> dict:
                                  "to_raw_node_ratio": round(applications["per_s"] / raw, 3) if raw else None},
     }
     raw_text = f"{raw:,}" if raw else "n/a (run bench/ledger.py)"
-    table = Table(title=f"API writes on loopback, {CLIENTS} concurrent clients (one uvicorn process, indexer beside it)")
+    table = Table(title=f"API writes on loopback, {CLIENTS} concurrent clients (one uvicorn process, "
+                        "indexer beside it)")
     for column in ("measure", "requests", "per second", "p50 ms", "p99 ms", "raw node tx/s"):
         table.add_column(column, justify="left" if column == "measure" else "right")
     for label, row in (("applications relayed", applications),):

@@ -4,9 +4,9 @@ Measured side by side in one run with wrk (Debian's `wrk`, installed when missin
 wrk thread (two cores are shared by wrk and the servers), a warm-up then a few seconds per route,
 `--latency` for the percentiles. Hello world is a one-route FastAPI app in its own uvicorn process; the
 LoanLedger API is `create_app()` as `loanledger api` builds it, in another; both served the same way (one
-worker, access log off, warnings only). The ledger is like the demo's: a fresh anvil with the contracts, 20 loans made on-chain (registered, scored,
-requested, approved, paid out), and 10,000 loans written straight into the store's `loans` table for the
-portfolio report (through the chain they would take minutes and measure the chain). The indexer follows
+worker, access log off, warnings only). The ledger is like the demo's: a fresh anvil with the contracts,
+20 loans made on-chain (registered, scored, requested, approved, paid out), and 10,000 loans written
+straight into the store's `loans` table for the portfolio report (through the chain they would take minutes and measure the chain). The indexer follows
 the chain in its own process, as in the stack, so each API process sees the store another process writes.
 
 Hello world is measured before and after the API routes; its figure is the mean of the two, so a machine
