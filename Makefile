@@ -44,6 +44,7 @@ bench: setup
 	$(PY) bench/ledger.py
 	$(PY) bench/oracle.py
 	$(PY) bench/api.py
+	$(PY) bench/api_read.py
 
 # Slither over the contracts, compiled from the same standard-JSON input as everywhere else (the
 # solc-js bridge honours it; Slither's own solc invocation would drop via-IR). Fails on medium or high;

@@ -13,10 +13,11 @@ from api.auth import RoleResolver
 from api.context import Context
 from api.otp import OtpService
 from api.ratelimit import RateLimiter
+from api.read_cache import CachedReadMiddleware, ReadCache
 from api.sms import DevOutbox, SmsSender
 from ledger.config import Settings, load_settings
 
-ROUTERS = ("system", "auth", "kyc", "loans", "operator", "audit", "dashboard")
+ROUTERS = ("system", "audit", "auth", "kyc", "loans", "operator", "dashboard")
 
 DESCRIPTION = """
 LoanLedger exposes a permissioned lending ledger to three kinds of users.
@@ -38,12 +39,14 @@ def create_app(context: Context | None = None, settings: Settings | None = None,
     settings = settings or (context.settings if context else load_settings())
     context = context or Context.from_settings(settings)
     anchorer = Anchorer(context, settings.anchor_interval)
+    read_cache = ReadCache(context)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         anchorer.start()
         yield
         anchorer.close()
+        await read_cache.close()
 
     app = FastAPI(title="LoanLedger API", version="1", description=DESCRIPTION, lifespan=lifespan,
                   openapi_tags=[{"name": n} for n in ("auth", "kyc", "loans", "operator", "audit", "system")])
@@ -54,7 +57,10 @@ def create_app(context: Context | None = None, settings: Settings | None = None,
     app.state.sms = sms or DevOutbox(settings.sms_outbox_path)
     app.state.otp = OtpService(context.sessions, app.state.sms, app.state.limiter, context.jwt_secret)
     app.state.metrics = observability.Metrics()
+    app.state.read_cache = read_cache
     errors.install(app)
+    # Added before the observability middleware, so it runs inside it: cached reads are observed too.
+    app.add_middleware(CachedReadMiddleware, cache=read_cache, context=context, roles=app.state.roles)
     observability.install(app, app.state.metrics)
     for name in ROUTERS:
         app.include_router(importlib.import_module(f"api.routes.{name}").router)

@@ -11,17 +11,20 @@ An auditor is neither borrower nor applicant: auditors read everything and chang
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import jwt
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from siwe import SiweMessage
-from sqlalchemy import select, update
+from sqlalchemy import update
 from web3 import Web3
 
 from api.errors import ApiError
@@ -29,6 +32,7 @@ from ledger.store.models.api import AuthNonce, Auditor
 
 NONCE_SECONDS = 300
 ROLE_CACHE_SECONDS = 5.0
+ROLE_REFRESH_AHEAD_SECONDS = 4.0  # a busy address is resolved again in the background after this
 ALL_ROLES = ("admin", "operator", "pauser", "auditor", "borrower", "applicant")
 STAFF = ("admin", "operator")
 
@@ -104,17 +108,64 @@ class RoleResolver:
     def __init__(self, context):
         self.context = context
         self._cache: dict[str, tuple[float, frozenset[str]]] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
+        self._generation = 0  # moved by forget(): a resolution begun before it is not kept
+        self._refreshing: set[str] = set()
+        self._refreshes: set = set()  # the background refresh tasks (referenced until done)
 
     def roles(self, address: str) -> frozenset[str]:
+        cached = self.cached(address)
+        if cached is not None:
+            return cached
+        # One resolution per address at a time: requests arriving together when the entry expires wait
+        # for it (and take its answer) instead of each reading the chain.
+        with self._locks_lock:
+            lock = self._locks.setdefault(address, threading.Lock())
+        with lock:
+            cached = self.cached(address)
+            if cached is not None:
+                return cached
+            return self._resolve_and_keep(address)
+
+    def cached(self, address: str) -> frozenset[str] | None:
+        """The roles if resolved less than ROLE_CACHE_SECONDS ago, without blocking; else None."""
         cached = self._cache.get(address)
         if cached and time.monotonic() - cached[0] < ROLE_CACHE_SECONDS:
             return cached[1]
-        roles = self._resolve(address)
-        self._cache[address] = (time.monotonic(), roles)
-        return roles
+        return None
+
+    def refresh_ahead(self, address: str) -> None:
+        """Resolves `address` again in the thread pool when its entry nears expiry, so requests keep using
+        the entry (still within ROLE_CACHE_SECONDS) instead of all waiting for the chain when it expires."""
+        cached = self._cache.get(address)
+        if (cached is None or time.monotonic() - cached[0] < ROLE_REFRESH_AHEAD_SECONDS
+                or address in self._refreshing):
+            return
+        self._refreshing.add(address)
+
+        def refresh() -> None:
+            try:
+                self._resolve_and_keep(address)
+            except Exception:  # noqa: BLE001 - the entry then expires and the next request resolves (or fails)
+                pass
+            finally:
+                self._refreshing.discard(address)
+
+        task = asyncio.get_running_loop().create_task(run_in_threadpool(refresh))
+        self._refreshes.add(task)
+        task.add_done_callback(self._refreshes.discard)
 
     def forget(self, address: str | None = None) -> None:
+        self._generation += 1
         self._cache.clear() if address is None else self._cache.pop(address, None)
+
+    def _resolve_and_keep(self, address: str) -> frozenset[str]:
+        generation = self._generation
+        roles = self._resolve(address)
+        if generation == self._generation:
+            self._cache[address] = (time.monotonic(), roles)
+        return roles
 
     def _resolve(self, address: str) -> frozenset[str]:
         b = self.context.bindings
@@ -148,22 +199,47 @@ class RoleResolver:
             return session.get(Auditor, address) is not None
 
 
+# Tokens already verified: (secret, token) -> (address, exp). A token's signature, `iat` and `nbf` checks
+# cannot turn false later, so only its expiry is checked again: what PyJWT would answer, without
+# re-verifying the HMAC and re-parsing the claims on every request.
+_verified: dict[tuple[bytes, str], tuple[str, int]] = {}
+_VERIFIED_MAX = 10_000
+
+
 def decode_token(context, token: str) -> str:
+    known = _verified.get((context.jwt_secret, token))
+    if known is not None:
+        address, expires_at = known
+        if expires_at <= time.time():  # PyJWT's rule (no leeway): expired at `exp` itself
+            raise ApiError(401, "token_expired", "the sign-in token expired: sign in again")
+        return address
     try:
         claims = jwt.decode(token, context.jwt_secret, algorithms=["HS256"], options={"require": ["sub", "exp"]})
     except jwt.ExpiredSignatureError:
         raise ApiError(401, "token_expired", "the sign-in token expired: sign in again") from None
     except jwt.PyJWTError:
         raise ApiError(401, "invalid_token", "the sign-in token is not valid") from None
+    if len(_verified) >= _VERIFIED_MAX:
+        _verified.clear()
+    _verified[(context.jwt_secret, token)] = (claims["sub"], int(claims["exp"]))
     return claims["sub"]
 
 
-def principal(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Principal:
+async def principal(request: Request,
+                    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Principal:
+    # async: a principal whose roles are cached costs no hop to the thread pool; resolving them (chain
+    # and store reads) still runs there.
     if credentials is None:
         raise ApiError(401, "unauthenticated", "sign in first: POST /v1/auth/nonce, then /v1/auth/login")
     context = request.app.state.context
     address = decode_token(context, credentials.credentials)
-    return Principal(address, request.app.state.roles.roles(address))
+    resolver = request.app.state.roles
+    roles = resolver.cached(address)
+    if roles is None:
+        roles = await run_in_threadpool(resolver.roles, address)
+    else:
+        resolver.refresh_ahead(address)
+    return Principal(address, roles)
 
 
 def require(*roles: str):
@@ -172,7 +248,10 @@ def require(*roles: str):
     if unknown:
         raise ValueError(f"unknown roles {unknown}")
 
-    def _check(who: Principal = Depends(principal)) -> Principal:
+    async def _check(request: Request,
+                     credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Principal:
+        # principal() called, not depended on: one level fewer for FastAPI to solve on every request
+        who = await principal(request, credentials)
         if not who.has(*roles):
             raise ApiError(403, "forbidden", f"this needs one of the roles: {', '.join(roles)}")
         return who

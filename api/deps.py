@@ -16,7 +16,6 @@ from api.auth import Principal, RoleResolver, principal, require
 from api.context import Context
 from api.observability import Metrics
 from api.otp import OtpService
-from api.services.reports import PortfolioReports
 
 READ_ALL = ("auditor", "operator", "admin")  # read every loan and borrower; auditors change nothing
 BORROWERS = ("borrower", "applicant")  # signed-in wallets that act on their own behalf
@@ -24,6 +23,9 @@ BORROWERS = ("borrower", "applicant")  # signed-in wallets that act on their own
 
 def get_context(request: Request) -> Context:
     return request.app.state.context
+
+
+get_context.pure = True  # no check and no side effect: a cached read answered before routing may skip it
 
 
 def get_roles(request: Request) -> RoleResolver:
@@ -38,19 +40,11 @@ def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
-def get_portfolio_reports(request: Request) -> PortfolioReports:
-    """The process's portfolio report cache, made on first use."""
-    state = request.app.state
-    if not hasattr(state, "portfolio_reports"):
-        state.portfolio_reports = PortfolioReports()
-    return state.portfolio_reports
-
 
 ContextDep = Annotated[Context, Depends(get_context)]
 RolesDep = Annotated[RoleResolver, Depends(get_roles)]
 OtpDep = Annotated[OtpService, Depends(get_otp)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
-PortfolioReportsDep = Annotated[PortfolioReports, Depends(get_portfolio_reports)]
 
 # Any signed-in wallet, whatever its roles.
 CurrentPrincipal = Annotated[Principal, Depends(principal)]

@@ -13,10 +13,12 @@ import re
 import time
 import uuid
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.datastructures import MutableHeaders
 from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 log = logging.getLogger("loanledger.api.requests")
@@ -35,40 +37,88 @@ class Metrics:
         self.latency = Histogram("loanledger_http_request_seconds", "HTTP request latency by route",
                                  ["method", "route"], registry=self.registry,
                                  buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
+        self._children: dict[tuple[str, str, str], tuple] = {}
         self.transactions = Counter("loanledger_relayed_transactions_total", "Transactions the API sent, by action",
                                     ["action"], registry=self.registry)
+
+    def observe(self, method: str, route: str, status: str, seconds: float) -> None:
+        """One request: its count and latency, by the labelled series kept per (method, route, status)."""
+        children = self._children.get((method, route, status))
+        if children is None:  # labels() validates and locks each time: done once per series
+            children = self._children[(method, route, status)] = (
+                self.requests.labels(method, route, status), self.latency.labels(method, route))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def exposition(self) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-def _route_template(app: FastAPI, request: Request) -> str:
-    # The template (/v1/loans/{loan_id}), not the path: one time series per route, not per loan.
-    for route in app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match == Match.FULL:
-            return getattr(route, "path", request.url.path)
-    return "unmatched"
+def route_template(scope: Scope) -> str:
+    """The template (/v1/loans/{loan_id}), not the path: one time series per route, not per loan.
+
+    Read after routing from the route the router chose (`scope["route"]`) instead of matching every
+    route again; a route chosen only for its path (a 405) counts as unmatched, as a full match is needed."""
+    route = scope.get("route")
+    if route is None:
+        return "unmatched"
+    methods = getattr(route, "methods", None)
+    if methods is not None:  # the router matched the path; a full match needs the method too
+        return route.path if scope["method"] in methods else "unmatched"
+    return getattr(route, "path", scope["path"]) if route.matches(scope)[0] is Match.FULL else "unmatched"
 
 
-def install(app: FastAPI, metrics: Metrics) -> None:
-    @app.middleware("http")
-    async def _observe(request: Request, call_next):
-        given = request.headers.get("x-request-id", "")
+class ObservabilityMiddleware:
+    """Request id, metrics and the log line, as a pure ASGI middleware: Starlette's `@app.middleware("http")`
+    (BaseHTTPMiddleware) runs the app in another task and wraps the response in a stream, which cost more
+    than a small route itself."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics):
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = _header(scope, b"x-request-id")
         request_id = given if _SANE_ID.match(given) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", ()))
+                for key, _ in headers:
+                    if key == b"x-request-id":  # replaced, as the old middleware did
+                        MutableHeaders(scope=message)["x-request-id"] = request_id
+                        break
+                else:
+                    headers.append((b"x-request-id", request_id.encode("latin-1")))
+                    message["headers"] = headers
+            await send(message)
+
         try:
-            response = await call_next(request)
-            status = response.status_code
-            response.headers["x-request-id"] = request_id
-            return response
+            await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
-            route = _route_template(app, request)
-            metrics.requests.labels(request.method, route, str(status)).inc()
-            metrics.latency.labels(request.method, route).observe(elapsed)
-            log.info(json.dumps({"request_id": request_id, "method": request.method, "route": route,
-                                 "status": status, "ms": round(elapsed * 1000, 2)}))
+            route = route_template(scope)
+            method = scope["method"]
+            self.metrics.observe(method, route, str(status), elapsed)
+            if log.isEnabledFor(logging.INFO):  # the JSON is built only when someone reads it
+                log.info(json.dumps({"request_id": request_id, "method": method, "route": route,
+                                     "status": status, "ms": round(elapsed * 1000, 2)}))
             request_id_var.reset(token)
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return ""
+
+
+def install(app: FastAPI, metrics: Metrics) -> None:
+    app.add_middleware(ObservabilityMiddleware, metrics=metrics)

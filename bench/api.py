@@ -1,25 +1,21 @@
-"""API throughput on loopback: `make bench` prints it and writes bench/results/api.json.
+"""API write throughput on loopback: `make bench` prints it and writes bench/results/api.json.
 
 A fresh anvil with the contracts deployed; the API under uvicorn in its own process (as `loanledger api
 serve` runs it) on 127.0.0.1 with the indexer following the chain in that process; 16 concurrent
-clients (threads, one keep-alive httpx connection each) in this process. Three measures:
+clients (threads, one keep-alive httpx connection each) in this process, which is fair for writes: each
+one waits for the chain for seconds, so the clients' own cost does not show. Reads are measured by
+bench/api_read.py with wrk, against bare FastAPI (a Python load generator on two cores measures itself).
 
-- (a) an auditor reading one real loan: GET /v1/audit/loans/{id} (the read model, with its schedule).
-- (b) the portfolio report (GET /v1/audit/report/portfolio) over 10,000 loans. Those loans are seeded
-  straight into the store's `loans` table (the report's only input), not made on-chain: 10,000 loans
-  through the chain would take minutes and measure the chain, not the report.
-- (c) applications relayed end to end: POST /v1/loans with a real EIP-712 signature by each of 16
-  registered and scored borrowers (one per client, signed in with SIWE); the API checks the signature,
-  relays `requestLoan` from its relayer key, waits for the receipt and for the indexer to store the block.
-
-Each is printed beside the node's own figure from bench/results/ledger.json (`raw_tx_per_s`: pre-signed
-transactions sent back to back), the ceiling for (c).
+Applications relayed end to end: POST /v1/loans with a real EIP-712 signature by each of 16 registered
+and scored borrowers (one per client, signed in with SIWE); the API checks the signature, relays
+`requestLoan` from its relayer key, waits for the receipt and for the indexer to store the block.
+Printed beside the node's own figure from bench/results/ledger.json (`raw_tx_per_s`: pre-signed
+transactions sent back to back), its ceiling.
 """
 
 from __future__ import annotations
 
 import json
-import random
 import statistics
 import subprocess
 import sys
@@ -35,7 +31,6 @@ from eth_account import Account
 from eth_utils import keccak
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import insert
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -47,16 +42,11 @@ from ledger.chain import ChainClient  # noqa: E402
 from ledger.deploy import deploy_stack  # noqa: E402
 from ledger.node import EphemeralNode, dev_account, free_port  # noqa: E402
 from ledger.store import open_store  # noqa: E402
-from ledger.store.models.chain import Loan  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "api.json"
 LEDGER_RESULTS = ROOT / "bench" / "results" / "ledger.json"
 CLIENTS = 16
-READS_PER_CLIENT = 100          # (a): 1,600 requests
-REPORTS_PER_CLIENT = 4          # (b): 64 reports of 10,000 loans
-APPLICATIONS_PER_CLIENT = 15    # (c): 240 applications
-SEEDED_LOANS = 10_000
-SEED_FIRST_ID = 1_000_001       # far above the chain's own ids, which the indexer writes
+APPLICATIONS_PER_CLIENT = 15    # 240 applications
 DAY = 86_400
 TERMS = {"principal": 120_000, "currency": "CNY", "annual_rate_bps": 2400, "amortization": "annuity",
          "installments": 3, "interval_days": 30}
@@ -100,36 +90,6 @@ def register_and_score(w3, stack, borrowers: list) -> None:
     report = typed_data.score_report(chain_id=w3.eth.chain_id, oracle=stack.oracle.address, report_id=1,
                                      model_version=1, updates=updates)
     oracle.transact(stack.oracle.functions.pushScores(1, 1, updates, [typed_data.sign(dev_account(4).key, report)]))
-
-
-def seed_loans(sessions, now: int) -> dict[str, int]:
-    """10,000 loans of every status in the read model, ages spread so that every delinquency bucket fills."""
-    rng = random.Random(5)
-    statuses = ["Active"] * 70 + ["Repaid"] * 12 + ["Defaulted"] * 6 + ["WrittenOff"] * 4 + ["Requested"] * 4 \
-        + ["Approved"] * 2 + ["Rejected"] + ["Cancelled"]
-    rows, counts = [], {}
-    for i in range(SEEDED_LOANS):
-        status = rng.choice(statuses)
-        counts[status] = counts.get(status, 0) + 1
-        principal = rng.randrange(10_000, 500_000)
-        installments = rng.choice((3, 6, 12))
-        disbursed = now - rng.randrange(0, 400) * DAY if status not in ("Requested", "Approved", "Rejected",
-                                                                        "Cancelled") else 0
-        paid = rng.randrange(0, installments + 1) if status == "Active" else (installments if status == "Repaid" else 0)
-        repaid = principal * paid // installments
-        rows.append({
-            "id": SEED_FIRST_ID + i, "borrower": "0x" + rng.randbytes(20).hex(), "status": status,
-            "principal": principal, "currency": "CNY", "annual_rate_bps": 2400, "amortization": "Annuity",
-            "installments": installments, "interval": 30 * DAY, "grace_period": 3 * DAY, "late_fee_bps": 500,
-            "penalty_rate_bps": 1800, "default_after": 90 * DAY, "request_nonce": 0,
-            "requested_at": (disbursed or now) - DAY, "disbursed_at": disbursed, "accrued_at": disbursed,
-            "closed_at": now if status in ("Repaid", "WrittenOff", "Rejected", "Cancelled") else None,
-            "paid_installments": paid, "principal_repaid": repaid, "interest_paid": repaid // 20,
-            "principal_written_off": principal - repaid if status == "WrittenOff" else 0,
-            "next_due_at": None, "days_past_due": 0, "as_of": now, "last_event_block": 0})
-    with sessions.begin() as session:
-        session.execute(insert(Loan), rows)
-    return counts
 
 
 def wait_ready(url: str, process: subprocess.Popen, log: Path) -> None:
@@ -225,18 +185,16 @@ def main() -> dict:
         stack = deploy_stack(w3, admin.address, operator=operator.address, oracle=oracle.address,
                              pauser=pauser.address, score_signer=signer.address)
         borrowers = [dev_account(10 + i) for i in range(CLIENTS)]
-        auditor = dev_account(5)
         register_and_score(w3, stack, borrowers)
 
         manifest = manifests.save(stack.manifest, Path(tmp) / "manifest.json")
         db_url = f"sqlite:///{tmp}/api.db"
-        sessions = open_store(db_url)  # migrated here, before the server opens it
-        counts = seed_loans(sessions, w3.eth.get_block("latest").timestamp)
+        open_store(db_url)  # migrated here, before the server opens it
 
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         config = {"home": tmp, "node_url": node.url, "manifest": str(manifest), "db_url": db_url, "port": port,
-                  "auditor": auditor.address, "relayer_key": Account.create().key.hex()}
+                  "auditor": "", "relayer_key": Account.create().key.hex()}
         log = Path(tmp) / "api.log"
         with log.open("w") as out:
             server = subprocess.Popen([sys.executable, __file__, "serve", json.dumps(config)], stdout=out,
@@ -247,25 +205,11 @@ def main() -> dict:
             sdk = {b.address: LoanLedgerClient(url, b) for b in borrowers}
             for client in sdk.values():
                 client.login()
-            audit = LoanLedgerClient(url, auditor)
-            assert "auditor" in audit.login()["roles"]
-            # Warm-up: one application per borrower through the SDK (nonce 0), which also makes the loan (a) reads.
-            loan_id = min(client.apply(TERMS)["loan_id"] for client in sdk.values())
-            paths = httpx.get(f"{url}/openapi.json").json()["paths"]
-            read_path = "/v1/audit/loans/{loan_id}" if "/v1/audit/loans/{loan_id}" in paths else "/v1/loans/{loan_id}"
-            read_path = read_path.replace("{loan_id}", str(loan_id))
-            auditor_headers = {"authorization": f"Bearer {audit.token}"}
-            assert httpx.get(url + read_path, headers=auditor_headers).json()["id"] == loan_id
+            # Warm-up: one application per borrower through the SDK (nonce 0).
+            for client in sdk.values():
+                client.apply(TERMS)
 
             print(f"set up in {time.perf_counter() - setup_began:.0f} s; measuring", flush=True)
-            reads = measure(url, READS_PER_CLIENT, lambda http, c, k: http.get(read_path, headers=auditor_headers))
-
-            report = httpx.get(f"{url}/v1/audit/report/portfolio", headers=auditor_headers, timeout=60).json()
-            reported = report["loans"]
-            assert reported >= SEEDED_LOANS, report
-            reports = measure(url, REPORTS_PER_CLIENT,
-                              lambda http, c, k: http.get("/v1/audit/report/portfolio", headers=auditor_headers))
-
             deadline = w3.eth.get_block("latest").timestamp + DAY
             bodies = signed_applications(w3, stack.book.address, borrowers, APPLICATIONS_PER_CLIENT, deadline)
             tokens = [{"authorization": f"Bearer {sdk[b.address].token}"} for b in borrowers]
@@ -285,32 +229,26 @@ def main() -> dict:
     results = {
         "clients": CLIENTS,
         "raw_node_tx_per_s": raw,
-        "auditor_loan_read": {"path": read_path.rsplit("/", 1)[0] + "/{id}", **reads},
-        "portfolio_report": {"loans": SEEDED_LOANS, "loans_reported": reported, "seeded_in_store": True,
-                             "seeded_statuses": counts, **reports},
         "applications_relayed": {"borrowers": CLIENTS, **applications,
                                  "to_raw_node_ratio": round(applications["per_s"] / raw, 3) if raw else None},
     }
     raw_text = f"{raw:,}" if raw else "n/a (run bench/ledger.py)"
-    table = Table(title=f"API on loopback, {CLIENTS} concurrent clients (one uvicorn process, indexer beside it)")
+    table = Table(title=f"API writes on loopback, {CLIENTS} concurrent clients (one uvicorn process, "
+                        "indexer beside it)")
     for column in ("measure", "requests", "per second", "p50 ms", "p99 ms", "raw node tx/s"):
         table.add_column(column, justify="left" if column == "measure" else "right")
-    for label, row in (("(a) auditor reads one loan", reads),
-                       (f"(b) portfolio, {SEEDED_LOANS:,} loans*", reports),
-                       ("(c) applications relayed", applications)):
+    for label, row in (("applications relayed", applications),):
         table.add_row(label, f"{row['requests']:,}", f"{row['per_s']:,}", f"{row['p50_ms']:,}", f"{row['p99_ms']:,}",
                       raw_text)
     Console().print(table)
-    for label, row in (("(a)", reads), ("(b)", reports), ("(c)", applications)):
+    for row in (applications,):
         if row["retried"] or row["failed"]:
-            print(f"{label} {row['succeeded']} of {row['requests']} succeeded; {row['retried']} retries (503 or "
+            print(f"{row['succeeded']} of {row['requests']} succeeded; {row['retried']} retries (503 or "
                   f"idempotency_in_progress); still failing: {row['failed'] or 'none'}")
-    print(f"(c) loans made on-chain by the timed applications: {applications['loans_made_on_chain']}")
-    print(f"(a) GET {results['auditor_loan_read']['path']}; (c) POST /v1/loans, answered once mined and indexed.")
-    print(f"*(b) the report's input is {SEEDED_LOANS:,} loans written straight into the store's loans table "
-          f"({reported:,} reported, with the chain's own {reported - SEEDED_LOANS}).")
+    print(f"loans made on-chain by the timed applications: {applications['loans_made_on_chain']}")
+    print("POST /v1/loans, answered once mined and indexed. Reads: bench/api_read.py.")
     if raw:
-        print(f"(c) applications / raw node: {results['applications_relayed']['to_raw_node_ratio']}")
+        print(f"applications / raw node: {results['applications_relayed']['to_raw_node_ratio']}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(f"written to {RESULTS.relative_to(ROOT)}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -18,14 +18,15 @@ from sqlalchemy.orm import selectinload
 from api import exports
 from api.audit_queries import (BORROWER_ORDER, EVENT_ORDER, LOAN_ORDER, PAYMENT_ORDER, borrower_bodies,
                                events_query, loan_history, loans_query, payments_query)
-from api.deps import Auditor, ContextDep, PortfolioReportsDep
+from api.deps import Auditor, ContextDep
 from api.errors import error_responses, not_found
+from api.read_cache import cached_read
 from api.paging import MAX_KEY, decode_cursor, next_cursor, page
 from api.schemas import LoanIdPath, LoanList, LoanOut
 from api.schemas.audit import (AuditLoanOut, BorrowerOut, BorrowerPage, Check, EventOut, EventPage, PaymentKind,
                                PaymentOut, PaymentPage, VerificationOut)
 from api.services import verification
-from api.services.reports import PortfolioOut
+from api.services.reports import PortfolioOut, current_portfolio
 from api.views import checksum_address, visible_loan
 from ledger.store.models.chain import Borrower, Loan
 
@@ -49,7 +50,8 @@ LOAN_LIST_EXAMPLE = {200: {"content": {"application/json": {"example": {"loans":
 
 @router.get("/loans", response_model=LoanList, responses={**ERRORS, **LOAN_LIST_EXAMPLE},
             summary="Every loan, by id, with its schedule (filter by status and borrower)")
-def loans(context: ContextDep, _: Auditor, status: Annotated[str | None, Query(description="e.g. Active")] = None,
+@cached_read()
+def loans(request: Request, context: ContextDep, _: Auditor, status: Annotated[str | None, Query(description="e.g. Active")] = None,
           borrower: BorrowerAddress = None, cursor: Cursor = None, limit: Limit = 100) -> LoanList:
     query = loans_query(status, borrower).options(selectinload(Loan.schedule))
     after = decode_cursor(cursor, LOAN_ORDER.types)
@@ -60,7 +62,8 @@ def loans(context: ContextDep, _: Auditor, status: Annotated[str | None, Query(d
 
 @router.get("/loans/{loan_id}", response_model=AuditLoanOut, responses=ERRORS,
             summary="One loan with its schedule, payments and every event (block, tx, log index, time)")
-def loan(loan_id: LoanIdPath, context: ContextDep, who: Auditor) -> AuditLoanOut:
+@cached_read()
+def loan(loan_id: LoanIdPath, request: Request, context: ContextDep, who: Auditor) -> AuditLoanOut:
     with context.sessions() as session:
         return loan_history(session, visible_loan(session, who, loan_id))
 
@@ -117,11 +120,12 @@ def payments(context: ContextDep, _: Auditor, loan: LoanId = None, kind: Payment
 
 @router.get("/report/portfolio", response_model=PortfolioOut, responses=ERRORS,
             summary="Outstanding principal, portfolio-at-risk (1/30/90 days), delinquency buckets, totals by status")
-def portfolio_report(context: ContextDep, reports: PortfolioReportsDep, _: Auditor,
+@cached_read(at_chain_head=True)
+def portfolio_report(request: Request, context: ContextDep, _: Auditor,
                      currency: Annotated[str | None, Query(pattern=r"^[A-Z]{3}$",
                                                            description="needed only if loans use several")] = None,
                      ) -> PortfolioOut:
-    return reports.report(context, currency)
+    return current_portfolio(context, currency)
 
 
 @router.get("/verify/{check}", response_model=VerificationOut, responses=ERRORS,

@@ -188,26 +188,15 @@ def portfolio(loans: list[LoanFigures], as_of: int, *, indexed_block: int, curre
                         by_status=list(totals.values()), running_statuses=list(RUNNING_NAMES))
 
 
-class PortfolioReports:
-    """The portfolio report as of now, reused while it cannot have changed.
+def current_portfolio(context, currency: str | None) -> PortfolioOut:
+    """The portfolio as of the chain's time over the read model as indexed now.
 
-    The report is a function of the read model (which changes only when the indexer's cursor moves) and
-    of chain time: the last one is reused until either moves, so it never serves stale money figures.
+    The route that serves it keeps the answer until the indexer's cursor or the chain's head moves
+    (api/read_cache.py), so a report is computed once per change, never served stale.
     """
-
-    def __init__(self) -> None:
-        self._last: dict[tuple, PortfolioOut] = {}
-
-    def report(self, context, currency: str | None) -> PortfolioOut:
-        as_of = context.chain_time()
-        indexed = context.indexed_block()
-        key = (indexed, as_of, currency)
-        cached = self._last.get(key)
-        if cached is not None:
-            return cached
-        with context.sessions() as session:
-            code = report_currency(session, currency)
-            figures = load_figures(session, code)
-        report = portfolio(figures, as_of, indexed_block=indexed, currency=code)
-        self._last = {key: report}
-        return report
+    as_of = context.chain_time()
+    indexed = context.indexed_block()
+    with context.sessions() as session:
+        code = report_currency(session, currency)
+        figures = load_figures(session, code)
+    return portfolio(figures, as_of, indexed_block=indexed, currency=code)
