@@ -87,8 +87,8 @@ def disburse(loan_id: LoanIdPath, context: ContextDep, who: Operator, idempotenc
     def action():
         payment = decisions.request_payout(context, loan_id, who.address, current_request_id())
         if payment is None:
-            raise ApiError(503, "rail_unavailable", f"the payment rail at {context.settings.rail_url} did not take "
-                                                    "the order; retry with the same Idempotency-Key")
+            raise ApiError(503, "rail_unavailable", "the payout provider did not take the order; retry with the same "
+                                                    "Idempotency-Key (the provider pays one order key once)")
         return 200, PayoutOut(loan_id=loan_id, ordered=True, rail_reference=payment.get("reference"))
 
     return idempotency.run_once(context, who.address, idempotency_key,
