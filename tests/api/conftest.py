@@ -24,6 +24,20 @@ TERMS = {"principal": 120_000, "currency": "CNY", "annual_rate_bps": 2400, "amor
          "installments": 3, "interval_days": 30}
 
 
+@pytest.fixture(scope="module")
+def offline_app(tmp_path_factory):
+    """The API as built for a node that is not there (nothing in it reaches the chain): for its OpenAPI
+    document and its request validation."""
+    home = tmp_path_factory.mktemp("offline")
+    settings = Settings(home=home, node_url="http://127.0.0.1:9", db_url=f"sqlite:///{home / 'api.db'}",
+                        anchor_interval=0)
+    sessions = open_store(settings.database_url)
+    context = Context(settings=settings, sessions=sessions, vault=Vault(sessions, Keyring.generate()),
+                      w3=Web3(Web3.HTTPProvider(settings.node_url)), jwt_secret=b"offline-test-secret-of-32-bytes!",
+                      env={})
+    return create_app(context)
+
+
 @pytest.fixture
 def terms() -> dict:
     """The product most API tests apply for, as an API terms body."""

@@ -15,17 +15,11 @@ import httpx
 import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct
-from web3 import Web3
 
-from api.app import create_app
 from api.auth import siwe_message
 from api.client import ApiError, LoanLedgerClient, terms_from
 from api.client.models import REQUESTS, RESPONSES
-from api.context import Context
 from api.schemas import TermsIn as ServerTermsIn
-from ledger.config import Settings
-from ledger.store import open_store
-from ledger.vault import Keyring, Vault
 
 SERVER_MODULES = ("fastapi", "starlette", "sqlalchemy", "api.app", "api.auth", "api.schemas", "api.context",
                   "api.deps", "api.routes", "api.services", "ledger.store")
@@ -33,15 +27,8 @@ ADDRESS = "0x9965507D1a55bcC2695C58ba16FB37d819B0A4dc"
 
 
 @pytest.fixture(scope="module")
-def components(tmp_path_factory) -> dict:
-    home = tmp_path_factory.mktemp("client")
-    settings = Settings(home=home, node_url="http://127.0.0.1:9", db_url=f"sqlite:///{home / 'api.db'}",
-                        anchor_interval=0)
-    sessions = open_store(settings.database_url)
-    context = Context(settings=settings, sessions=sessions, vault=Vault(sessions, Keyring.generate()),
-                      w3=Web3(Web3.HTTPProvider(settings.node_url)), jwt_secret=b"client-test-secret-of-32-bytes!!",
-                      env={})
-    return create_app(context).openapi()["components"]["schemas"]
+def components(offline_app) -> dict:
+    return offline_app.openapi()["components"]["schemas"]
 
 
 def _resolve(schema: dict, defs: dict) -> dict:

@@ -14,31 +14,18 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
-from web3 import Web3
 
-from api.app import create_app
-from api.context import Context
 from api.routes.auth import LoginIn
 from api.schemas import EXAMPLE_BORROWER, EXAMPLE_LOAN_BOOK, ApplyIn, CancelIn
 from ledger import typed_data
-from ledger.config import Settings
-from ledger.store import open_store
-from ledger.vault import Keyring, Vault
 
 REF = "#/components/schemas/"
 JSON = "application/json"
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    home = tmp_path_factory.mktemp("docs")
-    settings = Settings(home=home, node_url="http://127.0.0.1:9", db_url=f"sqlite:///{home / 'api.db'}",
-                        anchor_interval=0)
-    sessions = open_store(settings.database_url)
-    context = Context(settings=settings, sessions=sessions, vault=Vault(sessions, Keyring.generate()),
-                      w3=Web3(Web3.HTTPProvider(settings.node_url)), jwt_secret=b"docs-test-secret-of-32-bytes!!!!",
-                      env={})
-    return create_app(context)
+def app(offline_app):
+    return offline_app
 
 
 @pytest.fixture(scope="module")

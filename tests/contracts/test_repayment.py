@@ -127,7 +127,7 @@ def test_late_fee_is_charged_once_when_grace_ends_and_penalty_runs_from_there(dr
 
 def test_a_partial_payment_fills_the_oldest_installment_first(driver, stack, loan, loan_terms):
     loan_id, _, schedule = loan
-    (due1, p1, i1), (_, p2, i2) = schedule[0], schedule[1]
+    (due1, p1, i1), (_, _, i2) = schedule[0], schedule[1]
     # All of the first installment and part of the second, paid on the first due date (no charges yet).
     args, _ = repay_at(driver, loan_id, p1 + i1 + i2 + 7, "partial", due1)
     assert (args.interest, args.principal, args.paidInstallments) == (i1 + i2, p1 + 7, 1)
