@@ -192,16 +192,18 @@ def _close(context, order: Order, status: LoanStatus) -> Order:
 
 
 def _catch_up(context) -> None:
-    """Open orders whose loan the read model shows disbursed become `settled`; closed unpaid, `cancelled`."""
+    """Open orders whose loan the read model shows disbursed become `settled`; orders never handed to the
+    provider whose loan closed unpaid become `cancelled` (a `sent` one may have been taken: `order_payout`
+    asks the provider before cancelling it)."""
     now = int(time.time())
     with context.sessions.begin() as session:
-        rows = session.execute(select(PayoutOrder.loan_id, PayoutOrder.state, PayoutOrder.rail_reference, Loan.status)
+        rows = session.execute(select(PayoutOrder.loan_id, PayoutOrder.state, Loan.status)
                                .join(Loan, Loan.id == PayoutOrder.loan_id)
                                .where(PayoutOrder.state.in_((ORDERED, SENT)))).all()
-        for loan_id, state, reference, status in rows:
+        for loan_id, state, status in rows:
             if status in DISBURSED:
                 values = {"state": SETTLED, "settled_at": now}
-            elif status in CLOSED_UNPAID and (state == ORDERED or reference is None):
+            elif status in CLOSED_UNPAID and state == ORDERED:  # never handed over (a `sent` one is asked first)
                 values = {"state": CANCELLED, "cancelled_at": now}
             else:
                 continue

@@ -4,6 +4,7 @@ never gets a second order for the loan (issue 14, defects 1 and 2)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from api.client import ApiError
 from ledger.node import free_port
@@ -191,3 +194,66 @@ def test_a_loan_without_an_order_that_is_not_approved_is_409_and_records_nothing
     assert _status(lambda: _disburse(operator, loan_id, "d-1")) == (409, "not_approved")
     assert _orders(operator, loan_id) == []
     assert rail.payouts(loan_id) == []
+
+
+def test_a_loan_cancelled_while_its_order_was_unanswered_is_cancelled_once_the_rail_says_it_never_took_it(
+        api, operator, borrower, terms, rail):
+    loan_id = borrower.apply(terms)["loan_id"]
+    rail.process.send_signal(signal.SIGSTOP)
+    operator.approve(loan_id)
+    rail.stop()  # the order dies with the rail
+    borrower.cancel(loan_id)
+    (order,) = _orders(operator, loan_id)
+    assert order["state"] == "sent"  # it may have been taken: not cancelled until the rail says
+    rail.start()
+    assert _disburse(operator, loan_id, "d-1") == {"loan_id": loan_id, "ordered": False, "state": "cancelled",
+                                                   "rail_reference": None}
+    (order,) = _orders(operator, loan_id)
+    assert (order["state"], order["attempts"]) == ("cancelled", 1) and order["cancelled_at"]
+    assert rail.payouts(loan_id) == []
+
+
+@pytest.fixture
+def tradepay(api, serve_app):
+    """A provider in the hmac_json layout (no order lookup): its first answer comes too late (the order
+    was taken), and while `refuse` is set it refuses every order (422)."""
+    _, context = api
+    seen: list[tuple[str, dict]] = []
+    behaviour = {"slow": 1, "refuse": False}
+    app = FastAPI()
+
+    @app.post("/v1/transfers")
+    async def transfers(request: Request):
+        seen.append((request.headers["idempotency-key"], await request.json()))
+        if behaviour["refuse"]:
+            return JSONResponse({"error": "account closed"}, status_code=422)
+        if behaviour["slow"]:
+            behaviour["slow"] -= 1
+            await asyncio.sleep(TIMEOUT * 2)  # taken, but answered after the caller gave up
+        return JSONResponse({"trade_no": "T-0001", "status": "PROCESSING"},
+                            headers={"Idempotent-Replayed": "true"} if len(seen) > 1 else {})
+
+    with serve_app(app) as url:
+        context.settings = context.settings.model_copy(update={"payment_providers": {
+            "tradepay": {"kind": "hmac_json", "url": url, "timeout": TIMEOUT}}})
+        yield seen, behaviour
+
+
+def test_a_provider_without_lookup_is_re_sent_the_same_key_and_a_refusal_fails_the_order(
+        api, operator, borrower, terms, tradepay):
+    seen, behaviour = tradepay
+    loan_id = borrower.apply(terms)["loan_id"]
+    operator.approve(loan_id)  # the answer comes too late: the order stays sent
+    (order,) = _orders(operator, loan_id)
+    assert (order["provider"], order["state"], order["rail_reference"]) == ("tradepay", "sent", None)
+    answer = _disburse(operator, loan_id, "d-1")  # no lookup: re-sent with the key the provider honours
+    assert answer == {"loan_id": loan_id, "ordered": True, "state": "sent", "rail_reference": "T-0001"}
+    assert [key for key, _ in seen] == [order["idempotency_key"]] * 2
+
+    refused = borrower.apply(terms)["loan_id"]
+    behaviour["refuse"] = True
+    operator.approve(refused)
+    (order,) = _orders(operator, refused)
+    assert (order["state"], order["rail_reference"]) == ("failed", None) and "account closed" in order["last_error"]
+    assert _disburse(operator, refused, "d-2")["state"] == "failed"  # answered, not sent again
+    assert len(seen) == 3
