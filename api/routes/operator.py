@@ -3,10 +3,12 @@ which signed-in operator asked, and the chain's roles decide who may ask."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Header
+from typing import Literal
+
+from fastapi import APIRouter, Header, Query
 
 from api import idempotency
-from api.deps import Admin, ContextDep, MetricsDep, Operator, Pauser, PolicyReader, RolesDep, Staff
+from api.deps import Admin, Auditor, ContextDep, MetricsDep, Operator, Pauser, PolicyReader, RolesDep, Staff
 from api.errors import ApiError, error_responses
 from api.observability import Metrics, current_request_id
 from api.schemas import LoanIdPath, TxOut
@@ -14,6 +16,8 @@ from api.schemas.operator import (
     AuditorIn,
     AuditorList,
     Decision,
+    PayoutOrderList,
+    PayoutOrderOut,
     PayoutOut,
     PolicyIn,
     PolicyOut,
@@ -22,7 +26,7 @@ from api.schemas.operator import (
     RoleIn,
     SignerRotationIn,
 )
-from api.services import decisions, pausing
+from api.services import decisions, pausing, payouts
 from api.services.borrowers import register_borrower, revoke_borrower
 from api.services.roles import add_auditor as admit_auditor
 from api.services.roles import auditors as admitted_auditors
@@ -82,17 +86,26 @@ def reject(loan_id: LoanIdPath, body: ReasonIn, context: ContextDep, metrics: Me
 
 
 @router.post("/loans/{loan_id}/disburse", response_model=PayoutOut, responses=ERRORS,
-             summary="Order the payout of an approved loan over the payment rail")
+             summary="Order the payout of an approved loan over the payment rail (once: asking again answers "
+                     "the loan's order)")
 def disburse(loan_id: LoanIdPath, context: ContextDep, who: Operator, idempotency_key: str | None = Header(None)):
     def action():
-        payment = decisions.request_payout(context, loan_id, who.address, current_request_id())
-        if payment is None:
-            raise ApiError(503, "rail_unavailable", "the payout provider did not take the order; retry with the same "
-                                                    "Idempotency-Key (the provider pays one order key once)")
-        return 200, PayoutOut(loan_id=loan_id, ordered=True, rail_reference=payment.get("reference"))
+        order = payouts.order_payout(context, loan_id, who.address, current_request_id())
+        return 200, PayoutOut(loan_id=loan_id, ordered=order.state not in (payouts.FAILED, payouts.CANCELLED),
+                              state=order.state, rail_reference=order.rail_reference)
 
     return idempotency.run_once(context, who.address, idempotency_key,
                                 f"POST /v1/operator/loans/{loan_id}/disburse", {}, action)
+
+
+@router.get("/payouts", response_model=PayoutOrderList, responses=ERRORS,
+            summary="Payout orders, newest first (operators, admins and auditors)")
+def list_payouts(context: ContextDep, _: Auditor,
+                 state: Literal["ordered", "sent", "settled", "failed", "cancelled"] | None = None,
+                 loan_id: int | None = Query(None, ge=1, le=2**63 - 1),
+                 limit: int = Query(100, ge=1, le=1000)) -> PayoutOrderList:
+    orders = payouts.list_orders(context, state=state, loan_id=loan_id, limit=limit)
+    return PayoutOrderList(orders=[PayoutOrderOut.model_validate(o) for o in orders])
 
 
 @router.post("/loans/{loan_id}/write-off", response_model=TxOut, responses=ERRORS,

@@ -85,10 +85,50 @@ class AuditorList(BaseModel):
     model_config = {"json_schema_extra": {"examples": [{"auditors": [_AUDITOR]}]}}
 
 
+_PAYOUT_KEY = "payout:31337:0x5FbDB2315678afecb367f032d93F642f64180aa3:1"
+PAYOUT_STATES = "ordered | sent | settled | failed | cancelled"
+
+
 class PayoutOut(BaseModel):
+    """The loan's payout order as `/disburse` answers it: asking again answers the same order."""
+
     loan_id: int
-    ordered: bool
-    rail_reference: str | None = Field(None, description="the payment rail's reference for the payout order")
+    ordered: bool = Field(description="the order stands (not failed or cancelled)")
+    state: str = Field(description=PAYOUT_STATES)
+    rail_reference: str | None = Field(None, description="the payment rail's reference for the payout, once known")
 
     model_config = {"json_schema_extra": {"examples": [{
-        "loan_id": 1, "ordered": True, "rail_reference": "PAY-00000001-3f9a2c"}]}}
+        "loan_id": 1, "ordered": True, "state": "sent", "rail_reference": "PAY-00000001-3f9a2c"}]}}
+
+
+class PayoutOrderOut(BaseModel):
+    """A payout order: one per loan, recorded before the provider was asked."""
+
+    loan_id: int
+    provider: str = Field(description="the payment provider it was ordered from")
+    idempotency_key: str = Field(description="the key the provider executes once (it names the loan)")
+    amount: int = Field(description="minor units of currency")
+    currency: str
+    state: str = Field(description=PAYOUT_STATES + "; sent without rail_reference: outcome not yet known")
+    rail_reference: str | None = Field(None, description="the provider's reference for the payment, once known")
+    attempts: int = Field(description="times it was handed to the provider (same key each time)")
+    last_error: str | None = None
+    ordered_at: int = Field(description="unix seconds")
+    sent_at: int | None = None
+    settled_at: int | None = Field(None, description="when the disbursement was seen on-chain")
+    failed_at: int | None = None
+    cancelled_at: int | None = None
+    updated_at: int
+
+    model_config = {"from_attributes": True, "json_schema_extra": {"examples": [{
+        "loan_id": 1, "provider": "mockpay", "idempotency_key": _PAYOUT_KEY, "amount": 120_000, "currency": "CNY",
+        "state": "settled", "rail_reference": "PAY-00000001-3f9a2c", "attempts": 1, "last_error": None,
+        "ordered_at": 1_767_225_600, "sent_at": 1_767_225_600, "settled_at": 1_767_225_604, "failed_at": None,
+        "cancelled_at": None, "updated_at": 1_767_225_604}]}}
+
+
+class PayoutOrderList(BaseModel):
+    orders: list[PayoutOrderOut] = Field(description="newest first")
+
+    model_config = {"json_schema_extra": {"examples": [{"orders": [PayoutOrderOut.model_config[
+        "json_schema_extra"]["examples"][0]]}]}}

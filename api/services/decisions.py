@@ -1,4 +1,4 @@
-"""Approval and payout: the automatic approval policy, and the payout order sent to the payment rail.
+"""Approval and payout: the automatic approval policy; approving orders the payout (api.services.payouts).
 
 The policy is the loan book's own check: it tries `approve`, and a refusal for a stale score, a
 credit limit or an ineligible borrower becomes a `reject` with that reason, on-chain, so the borrower
@@ -13,13 +13,11 @@ import time
 from sqlalchemy import select
 
 from api.errors import ApiError
-from ledger.book import LoanStatus, read_loan
-from ledger.encoding import to_0x_hex
+from api.services import payouts
 from api.services.transactions import Sent, record
+from ledger.encoding import to_0x_hex
 from ledger.errors import ContractRevert
 from ledger.store.models.api import ApiSetting
-from oracle.payments.config import ProviderConfigError, payout_provider
-from oracle.payments.provider import PaymentOrder, ProviderError
 
 log = logging.getLogger(__name__)
 
@@ -77,28 +75,14 @@ def apply_policy(context, loan_id: int, request_id: str) -> tuple[str | None, in
         return None, None
 
 
-def request_payout(context, loan_id: int, actor: str, request_id: str) -> dict | None:
-    """Orders the payout of an approved loan from the payout provider; its webhook to the oracle confirms it.
-
-    The order's idempotency key names the loan, so a retried order (a lost answer, a second operator)
-    gets the first payment back from the provider instead of paying out twice.
-    """
-    loan = read_loan(context.bindings.book, loan_id)
-    principal, currency = loan.terms.principal, loan.currency
-    if loan.status is not LoanStatus.APPROVED:
-        raise ApiError(409, "not_approved", f"loan {loan_id} is not approved (nothing to pay out)")
-    order = PaymentOrder(loan_id=loan_id, amount=principal, currency=currency, paid_at=context.chain_time())
-    key = f"payout:{context.w3.eth.chain_id}:{context.bindings.book.address}:{loan_id}"
+def request_payout(context, loan_id: int, actor: str, request_id: str) -> payouts.Order | None:
+    """Orders the payout of an approved loan (api.services.payouts: one recorded order per loan, sent once);
+    None when the provider did not answer (the order stays recorded, and a retry reconciles it first)."""
     try:
-        payment = payout_provider(context.settings, context.env or context.settings.environ).order_payout(order, key)
-    except (ProviderError, ProviderConfigError) as exc:
-        log.warning("payout of loan %d not ordered: %s", loan_id, exc)
-        context.action_log.append(actor, "loan.payout_failed", request_id, {"loan_id": loan_id, "error": str(exc)[:200]})
+        return payouts.order_payout(context, loan_id, actor, request_id)
+    except payouts.PayoutUnavailable as exc:
+        log.warning("payout of loan %d not confirmed by the provider: %s", loan_id, exc.message)
         return None
-    context.action_log.append(actor, "loan.payout", request_id,
-                              {"loan_id": loan_id, "provider": payment.provider,
-                               "rail_reference": payment.rail_reference, "amount": principal})
-    return {**payment.details, "provider": payment.provider, "reference": payment.rail_reference}
 
 
 # Operator decisions on one loan, sent by the operator service account; the action log names who asked.

@@ -37,6 +37,10 @@ class RailUnavailable(ProviderError):
     """The provider did not answer, or answered 5xx: retrying with the same idempotency key is safe."""
 
 
+class LookupUnsupported(ProviderError):
+    """The provider's API cannot look an order up by key: re-sending with the same key is the safe path."""
+
+
 class OrderRefused(ProviderError):
     """The provider answered 4xx: the order itself is wrong; retrying will not help."""
 
@@ -120,6 +124,14 @@ class PaymentProvider(ABC):
     def order_refund(self, order: RefundOrder, idempotency_key: str) -> OrderedPayment:
         """Returns money against an earlier payment."""
 
+    @abstractmethod
+    def find_order(self, idempotency_key: str) -> OrderedPayment | None:
+        """What became of the order sent with this key: its payment, or None if the provider never took it.
+
+        Asked before re-sending an order whose answer was lost (a timeout is not "not ordered").
+        `RailUnavailable` if the provider does not answer; `LookupUnsupported` if its API has no lookup.
+        """
+
 
 class ProviderApi:
     """A provider's HTTP API: JSON orders carrying an `Idempotency-Key` header, errors sorted by who must act."""
@@ -131,27 +143,37 @@ class ProviderApi:
 
     def post(self, path: str, body: Mapping[str, Any], idempotency_key: str) -> tuple[dict, bool]:
         """(the provider's JSON answer, whether it replayed an earlier order with this key)."""
+        response = self._send("POST", path, content=json.dumps(body),
+                              headers={"Idempotency-Key": idempotency_key, "Content-Type": "application/json"})
+        return self._answer(response), response.headers.get("Idempotent-Replayed", "").lower() == "true"
+
+    def get(self, path: str) -> dict | None:
+        """The provider's JSON answer to a lookup, or None when it answers 404 (it has no such thing)."""
+        response = self._send("GET", path)
+        return None if response.status_code == 404 else self._answer(response)
+
+    def _send(self, method: str, path: str, **kwargs) -> httpx.Response:
         if not self.url:
             raise ProviderError(f"no URL is configured for payment provider {self.provider}")
-        headers = {"Idempotency-Key": idempotency_key}
+        headers = dict(kwargs.pop("headers", {}))
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
         client = self.http or httpx.Client(timeout=self.timeout)
         try:
-            response = client.post(f"{self.url}{path}", content=json.dumps(body), headers={
-                **headers, "Content-Type": "application/json"})
+            return client.request(method, f"{self.url}{path}", headers=headers, **kwargs)
         except httpx.HTTPError as exc:
             raise RailUnavailable(f"{self.provider} at {self.url} did not answer: {type(exc).__name__}: {exc}") from exc
         finally:
             if self.http is None:
                 client.close()
+
+    def _answer(self, response: httpx.Response) -> dict:
         if response.status_code >= 500:
             raise RailUnavailable(f"{self.provider} answered HTTP {response.status_code}: {response.text[:200]}")
         if response.status_code >= 400:
             raise OrderRefused(f"{self.provider} refused the order (HTTP {response.status_code}): "
                                f"{response.text[:200]}", response.status_code)
         try:
-            answer = response.json()
+            return response.json()
         except ValueError as exc:
             raise RailUnavailable(f"{self.provider} answered with something that is not JSON") from exc
-        return answer, response.headers.get("Idempotent-Replayed", "").lower() == "true"

@@ -7,7 +7,8 @@ memory (it is a development tool); its key is kept on disk so the oracle can tru
 
 Orders honour an `Idempotency-Key` header as payment providers do: the same key again answers with the
 first order's payment (200, `Idempotent-Replayed: true`) and moves no money; the same key with another
-order is refused (422). Refunds are recorded against a payment but not yet notified by webhook: the loan
+order is refused (422); `GET /v1/orders/{key}` answers what an order key made (404: never taken), so a
+caller whose answer was lost can ask before re-sending. Refunds are recorded against a payment but not yet notified by webhook: the loan
 book has no refund confirmation yet.
 """
 
@@ -98,6 +99,12 @@ class PaymentRail:
             made = make()
             self._orders[key] = (order, made)
             return made, False
+
+    def find_order(self, key: str) -> RailPayment | RailRefund | None:
+        """The payment or refund an order with this key made, if the rail took one (providers' order query)."""
+        with self._orders_lock:  # an order in progress is answered once it is made, never as "not taken"
+            seen = self._orders.get(key)
+        return None if seen is None else seen[1]
 
     def refund(self, payment_reference: str, amount: int, currency: str) -> RailRefund:
         """Returns money against a payment (recorded only: see the module's note)."""
@@ -233,6 +240,20 @@ def create_app(rail: PaymentRail) -> FastAPI:
         if replayed:
             response.status_code, response.headers["Idempotent-Replayed"] = 200, "true"
         return asdict(made)
+
+    @app.get("/v1/orders/{idempotency_key:path}")
+    def order(idempotency_key: str) -> dict:
+        """The payment (or refund) the order sent with this Idempotency-Key made; 404: no such order was taken."""
+        found = rail.find_order(idempotency_key)
+        if found is None:
+            raise HTTPException(status_code=404, detail=f"no order with key {idempotency_key}")
+        return asdict(found)
+
+    @app.get("/v1/payments")
+    def payments(loan_id: int | None = None, direction: Literal["payout", "collection"] | None = None) -> list[dict]:
+        """Every payment the rail made, optionally for one loan and direction (as a provider's statement)."""
+        return [asdict(p) for p in list(rail.payments.values())
+                if (loan_id is None or p.loan_id == loan_id) and (direction is None or p.direction == direction)]
 
     @app.get("/v1/payments/{reference}")
     def payment(reference: str) -> dict:

@@ -150,7 +150,8 @@ def test_a_payout_is_ordered_once_from_the_configured_provider_however_often_it_
     (payment,) = rail.payments.values()  # three orders, one payout: the order's key names the loan
     assert (payment.direction, payment.loan_id, payment.amount, payment.currency) == (
         "payout", loan_id, terms["principal"], "CNY")
-    assert first == again == {"loan_id": loan_id, "ordered": True, "rail_reference": payment.reference}
+    assert first == again == {"loan_id": loan_id, "ordered": True, "state": "sent",
+                              "rail_reference": payment.reference}
 
 
 def test_pause_stops_applications_with_a_clear_error(api, client_for, keys, borrower, stack, terms):

@@ -25,7 +25,14 @@ from oracle.payments.inbound import (
     UnknownProvider,
     minor_units,
 )
-from oracle.payments.provider import OrderRefused, PaymentOrder, ProviderApi, RailUnavailable, RefundOrder
+from oracle.payments.provider import (
+    LookupUnsupported,
+    OrderRefused,
+    PaymentOrder,
+    ProviderApi,
+    RailUnavailable,
+    RefundOrder,
+)
 from oracle.payments.providers import HmacJsonProvider, StandinProvider
 from oracle.payments.providers.hmac_json import secret_bytes, sign
 from oracle.payments.rail import PaymentRail, create_app
@@ -205,6 +212,30 @@ def test_a_rail_that_does_not_answer_is_unavailable():
     provider = StandinProvider("mockpay", None, ProviderApi("mockpay", "http://127.0.0.1:9", timeout=2))
     with pytest.raises(RailUnavailable):
         provider.order_payout(PaymentOrder(1, 1, "CNY"), "k")
+    with pytest.raises(RailUnavailable):
+        provider.find_order("k")
+
+
+def test_the_stand_in_answers_what_an_order_key_made_and_that_an_unknown_key_made_nothing(serve_app):
+    rail = PaymentRail("mockpay", RAIL)
+    key = "payout:31337:0x5FbDB2315678afecb367f032d93F642f64180aa3:3"  # colons and a hex address, as sent
+    with serve_app(create_app(rail)) as url:
+        provider = StandinProvider("mockpay", None, ProviderApi("mockpay", url))
+        assert provider.find_order(key) is None  # never taken: re-sending is safe
+        paid = provider.order_payout(PaymentOrder(3, 120_000, "CNY", paid_at=NOW), key)
+        found = provider.find_order(key)
+        listed = httpx.get(f"{url}/v1/payments", params={"loan_id": 3, "direction": "payout"}).json()
+    assert (found.provider, found.rail_reference, found.replayed) == ("mockpay", paid.rail_reference, True)
+    assert found.details["amount"] == 120_000
+    assert [p["reference"] for p in listed] == [paid.rail_reference]
+    assert len(rail.payments) == 1  # asking moved no money
+
+
+def test_a_provider_without_an_order_lookup_says_so_and_the_same_key_is_the_safe_retry():
+    api = ProviderApi("tradepay", "https://api.tradepay.test",
+                      http=httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(500))))
+    with pytest.raises(LookupUnsupported):
+        HmacJsonProvider("tradepay", None, api).find_order("payout:7")
 
 
 # ------------------------------------------------------------------ settings

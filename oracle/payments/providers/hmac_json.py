@@ -37,7 +37,14 @@ from oracle.payments.inbound import (
     payment_ref,
     unix_seconds,
 )
-from oracle.payments.provider import OrderedPayment, PaymentOrder, PaymentProvider, ProviderApi, RefundOrder
+from oracle.payments.provider import (
+    LookupUnsupported,
+    OrderedPayment,
+    PaymentOrder,
+    PaymentProvider,
+    ProviderApi,
+    RefundOrder,
+)
 
 HEADER_ID = "webhook-id"
 HEADER_TIMESTAMP = "webhook-timestamp"
@@ -132,6 +139,11 @@ class HmacJsonProvider(PaymentProvider):
                 "currency": order.currency, "out_request_no": idempotency_key,
                 "metadata": {"loan_id": str(order.loan_id)}}
         return self._order("/v1/refunds", body, idempotency_key)
+
+    def find_order(self, idempotency_key: str) -> OrderedPayment | None:
+        # This layout has no lookup by merchant order number; it honours `out_trade_no`, so re-sending the
+        # order with the same key answers the first payment instead of paying again.
+        raise LookupUnsupported(f"{self.name}'s API cannot look an order up by its key; re-send with the same key")
 
     def _order(self, path: str, body: dict, idempotency_key: str) -> OrderedPayment:
         answer, replayed = self.api.post(path, body, idempotency_key)

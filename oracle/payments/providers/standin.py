@@ -3,13 +3,15 @@
 Headers `X-Rail-Provider`, `X-Rail-Timestamp`, `X-Rail-Nonce`, `X-Rail-Signature-Type` and
 `X-Rail-Signature` over "<timestamp>\\n<nonce>\\n<body>\\n" (oracle.payments.signatures), RSA-SHA256 or
 HMAC-SHA256; the body is a `payment.succeeded` event with integer minor units. Orders go to the stand-in's
-`/v1/payouts`, `/v1/collections` and `/v1/refunds`, each honouring an `Idempotency-Key` header.
+`/v1/payouts`, `/v1/collections` and `/v1/refunds`, each honouring an `Idempotency-Key` header; an order's
+outcome is looked up by that key at `/v1/orders/{key}`.
 """
 
 from __future__ import annotations
 
 import json
 from typing import ClassVar, Literal
+from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -109,6 +111,10 @@ class StandinProvider(PaymentProvider):
         body = {"loan_id": order.loan_id, "payment_reference": order.rail_reference, "amount": order.amount,
                 "currency": order.currency}
         return self._order("/v1/refunds", body, idempotency_key)
+
+    def find_order(self, idempotency_key: str) -> OrderedPayment | None:
+        answer = self.api.get(f"/v1/orders/{quote(idempotency_key, safe='')}")
+        return None if answer is None else OrderedPayment(self.name, str(answer["reference"]), True, answer)
 
     def _order(self, path: str, body: dict, idempotency_key: str) -> OrderedPayment:
         answer, replayed = self.api.post(path, body, idempotency_key)
