@@ -149,8 +149,16 @@ def fold_loan(events: Iterable[EventLike]) -> LoanState | None:
     return state
 
 
-# (loan id, block number) -> the contract's schedule(loanId) at that block, as JSON rows {dueAt, principal, interest}.
-ScheduleSource = Callable[[int, int], Sequence[dict[str, int]]]
+# A loan's state -> its schedule as the contract's schedule(loanId) gives it for that state, as JSON rows
+# {dueAt, principal, interest}. Computed from the terms and the disbursement time the events carry (see
+# `schedule_from_quote`), never read at a historical block: a pruned node has no state there.
+ScheduleSource = Callable[["LoanState"], Sequence[dict[str, int]]]
+
+
+def schedule_from_quote(quote: Sequence[dict[str, int]], disbursed_at: int) -> list[dict[str, int]]:
+    """The contract's `schedule(loanId)` from its pure `quote(terms)`: the relative due dates, shifted by the
+    disbursement time (0 until disbursed, as the contract does)."""
+    return [{**row, "dueAt": row["dueAt"] + disbursed_at} for row in quote]
 
 _LOAN_FIELDS = ("borrower", "request_nonce", "requested_at", "disbursed_at", "accrued_at", "closed_at",
                 "paid_installments", "principal_repaid", "interest_paid", "late_fee_paid", "penalty_paid",
@@ -175,7 +183,7 @@ def rebuild_loan(session: Session, loan_id: int, schedule_of: ScheduleSource, as
                  schedule_changed: bool) -> Loan | None:
     """Make the loan's read-model rows equal to what its stored events say (deleting them if none).
 
-    The schedule rows are the contract's own: re-read through `schedule_of` when `schedule_changed` (the
+    The schedule rows are the contract's own: recomputed through `schedule_of` when `schedule_changed` (the
     caller saw one of SCHEDULE_EVENTS, or a reorg) or when the loan has none yet; kept otherwise.
     """
     state = fold_loan(loan_events(session, loan_id))
@@ -195,7 +203,7 @@ def rebuild_loan(session: Session, loan_id: int, schedule_of: ScheduleSource, as
     row.amortization = solidity_name(Amortization(state.terms["amortization"]))
     row.status = state.status.solidity_name
     if schedule_changed or not row.schedule:
-        _replace_schedule(row, schedule_of(state.id, state.schedule_block))
+        _replace_schedule(row, schedule_of(state))
     _sync_payments(row, state)
     update_delinquency(row, as_of)
     return row

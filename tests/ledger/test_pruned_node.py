@@ -1,0 +1,104 @@
+"""The indexer and verification on a node that keeps no historical state (issue 14, defect 3).
+
+A pruned node, or anvil restarted from its state file, has every block and log but answers
+`BlockOutOfRangeError` for a call at any block before its head. An indexer that is behind must
+still catch up there, and verification must answer (a pass or a clear failure line), never raise.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+from conftest import ANVIL_MNEMONIC, LoanDriver, _anvil_binary, _free_port
+from sqlalchemy import select
+from web3 import Web3
+from web3.exceptions import Web3RPCError
+
+from ledger import verify
+from ledger.book import LoanStatus
+from ledger.deploy import deploy_stack
+from ledger.indexer import Indexer
+from ledger.store.codec import to_json
+from ledger.store.models.chain import IndexerCursor, Loan
+
+DAY = 86_400
+
+
+@pytest.fixture
+def pruned_w3():
+    """A dedicated anvil started with --prune-history: blocks and logs, no state but the head's."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [_anvil_binary(), "--port", str(port), "--host", "127.0.0.1", "--silent", "--gas-price", "0",
+         "--base-fee", "0", "--mnemonic", ANVIL_MNEMONIC, "--accounts", "10", "--prune-history"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    w3 = Web3(Web3.HTTPProvider(f"http://127.0.0.1:{port}"))
+    try:
+        for _ in range(200):
+            if w3.is_connected():
+                break
+            time.sleep(0.05)
+        else:
+            raise RuntimeError("anvil did not start")
+        yield w3
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _assert_matches_chain(session, stack, loan_id: int) -> Loan:
+    book = stack.book
+    abi = {f["name"]: f for f in book.abi if f.get("type") == "function"}
+    _, borrower, status, disbursed_at = book.functions.loanOf(loan_id).call()
+    schedule = to_json(book.functions.schedule(loan_id).call(), abi["schedule"]["outputs"][0])
+    progress = to_json(book.functions.progressOf(loan_id).call(), abi["progressOf"]["outputs"][0])
+    row = session.get(Loan, loan_id)
+    assert (row.borrower, row.status, row.disbursed_at, row.paid_installments, row.principal_repaid) == (
+        borrower, LoanStatus(status).solidity_name, disbursed_at, progress["paidInstallments"],
+        progress["principalRepaid"])
+    assert [{"dueAt": r.due_at, "principal": r.principal, "interest": r.interest} for r in row.schedule] == schedule
+    return row
+
+
+def test_an_indexer_behind_a_node_without_history_catches_up_and_verifies(pruned_w3, keys, sessions):
+    w3 = pruned_w3
+    stack = deploy_stack(w3, keys["admin"].address, operator=keys["operator"].address,
+                         oracle=keys["oracle"].address, pauser=keys["pauser"].address,
+                         score_signer=keys["signer"].address)
+    driver = LoanDriver(w3, stack, keys)
+    repaid = driver.active_loan(keys["alice"])
+    first = stack.book.functions.schedule(repaid).call()[0]
+    driver.repay(repaid, first[1] + first[2], b"repay-1")
+    waiting = driver.approved_loan(keys["bob"], report_id=2)  # requested and approved, disbursed only later
+    with pytest.raises(Web3RPCError, match="BlockOutOfRange"):  # the node really keeps no history
+        stack.book.functions.loanCount().call(block_identifier=w3.eth.block_number - 3)
+
+    indexer = Indexer(w3, stack.manifest, sessions, batch_size=5)  # behind: many ranges, all in the past
+    report = indexer.run_once()  # used to raise BlockOutOfRangeError (schedule() at each event's block) forever
+    assert report.to_block == w3.eth.block_number
+    with sessions() as session:
+        assert _assert_matches_chain(session, stack, repaid).status == "Active"
+        assert _assert_matches_chain(session, stack, waiting).status == "Approved"
+        result = verify.recomputed_state(w3, stack.manifest, session)
+        assert result.ok, result.details
+        assert result.checked >= 4  # two loans, two borrowers
+        assert verify.index_vs_chain(w3, stack.manifest, session).ok
+
+    # The second loan is disbursed and the chain moves on; the index follows from the stored request.
+    driver.advance(2 * DAY)
+    driver.disburse(waiting, 120_000, b"payout-2")
+    indexer.run_once()
+    with sessions() as session:
+        row = _assert_matches_chain(session, stack, waiting)
+        assert row.status == "Active" and row.schedule[0].due_at == row.disbursed_at + 30 * DAY
+
+    # Chain ahead of the index: the views cannot be read at the cursor block; a failure line, not an exception.
+    driver.repay(repaid, 1_000, b"repay-2")
+    with sessions() as session:
+        cursor = session.scalars(select(IndexerCursor)).one()
+        behind = verify.recomputed_state(w3, stack.manifest, session)
+    assert not behind.ok
+    assert any(f"no state at block {cursor.block_number}" in line and "verify again" in line
+               for line in behind.details), behind.details
