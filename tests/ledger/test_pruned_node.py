@@ -7,17 +7,21 @@ still catch up there, and verification must answer (a pass or a clear failure li
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 
 import pytest
 from conftest import ANVIL_MNEMONIC, LoanDriver, _anvil_binary, _free_port
 from sqlalchemy import select
+from typer.testing import CliRunner
 from web3 import Web3
 from web3.exceptions import Web3RPCError
 
+from ledger import manifest as manifests
 from ledger import verify
 from ledger.book import LoanStatus
+from ledger.cli import app
 from ledger.deploy import deploy_stack
 from ledger.indexer import Indexer
 from ledger.store.codec import to_json
@@ -62,12 +66,16 @@ def _assert_matches_chain(session, stack, loan_id: int) -> Loan:
     return row
 
 
-def test_an_indexer_behind_a_node_without_history_catches_up_and_verifies(pruned_w3, keys, sessions):
+def test_an_indexer_behind_a_node_without_history_catches_up_and_verifies(pruned_w3, keys, sessions, db_url,
+                                                                          tmp_path):
     w3 = pruned_w3
     stack = deploy_stack(w3, keys["admin"].address, operator=keys["operator"].address,
                          oracle=keys["oracle"].address, pauser=keys["pauser"].address,
                          score_signer=keys["signer"].address)
     driver = LoanDriver(w3, stack, keys)
+    env = {"LOANLEDGER_HOME": str(tmp_path / "home"), "LOANLEDGER_NODE_URL": w3.provider.endpoint_uri,
+           "LOANLEDGER_MANIFEST": str(manifests.save(stack.manifest, tmp_path / "local.json")),
+           "LOANLEDGER_DB_URL": db_url}
     repaid = driver.active_loan(keys["alice"])
     first = stack.book.functions.schedule(repaid).call()[0]
     driver.repay(repaid, first[1] + first[2], b"repay-1")
@@ -85,6 +93,8 @@ def test_an_indexer_behind_a_node_without_history_catches_up_and_verifies(pruned
         assert result.ok, result.details
         assert result.checked >= 4  # two loans, two borrowers
         assert verify.index_vs_chain(w3, stack.manifest, session).ok
+    cli = CliRunner().invoke(app, ["verify", "state", "--json"], env=env)
+    assert cli.exit_code == 0 and json.loads(cli.stdout)["ok"], cli.output
 
     # The second loan is disbursed and the chain moves on; the index follows from the stored request.
     driver.advance(2 * DAY)
@@ -100,5 +110,8 @@ def test_an_indexer_behind_a_node_without_history_catches_up_and_verifies(pruned
         cursor = session.scalars(select(IndexerCursor)).one()
         behind = verify.recomputed_state(w3, stack.manifest, session)
     assert not behind.ok
+    cli = CliRunner().invoke(app, ["verify", "state", "--json"], env=env)
+    assert cli.exit_code == 1, cli.output  # a failure line, not a traceback
+    assert any("no state at block" in line for line in json.loads(cli.stdout)["details"]), cli.output
     assert any(f"no state at block {cursor.block_number}" in line and "verify again" in line
                for line in behind.details), behind.details
