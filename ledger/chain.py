@@ -81,8 +81,11 @@ def web3_for(settings: Settings | str, *, poa: bool | None = None, timeout: floa
     return w3
 
 
-def connect(settings: Settings | str, *, poa: bool | None = None, timeout: float = 10.0) -> Web3:
-    """A Web3 connected to the configured node; raises NodeUnavailable with the URL when it does not answer."""
+def connect(settings: Settings | str, *, poa: bool | None = None, timeout: float | None = None) -> Web3:
+    """A Web3 connected to the configured node; raises NodeUnavailable with the URL when it does not answer.
+
+    Each call is bounded by `timeout`, default as `web3_for`'s (the `node_timeout` setting).
+    """
     w3 = web3_for(settings, poa=poa, timeout=timeout)
     url = w3.provider.endpoint_uri
     if not w3.is_connected():
