@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from ledger.book import DAY, RUNNING, RUNNING_NAMES, SCHEDULE_EVENTS, LoanStatus, solidity_name
+from ledger.book import DAY, RUNNING, RUNNING_NAMES, LoanStatus, solidity_name
 from ledger.store.models.chain import Borrower, ChainEvent, Loan, Payment, ScheduleRow, ScoreRecord
 from ledger.typed_data import Amortization
 
@@ -65,7 +65,6 @@ class LoanState:
     penalty_unpaid: int = 0
     principal_written_off: int = 0
     last_event_block: int = 0
-    schedule_block: int = 0  # the block of the newest event that can have changed the loan's schedule
     payments: list[PaymentState] = field(default_factory=list)
 
     def progress(self) -> dict[str, int]:
@@ -144,8 +143,6 @@ def fold_loan(events: Iterable[EventLike]) -> LoanState | None:
             state.status, state.closed_at = LoanStatus.WRITTEN_OFF, ev.block_time
             state.principal_written_off = a["principalWrittenOff"]
         state.last_event_block = ev.block_number
-        if ev.name in SCHEDULE_EVENTS:
-            state.schedule_block = ev.block_number
     return state
 
 
@@ -184,7 +181,7 @@ def rebuild_loan(session: Session, loan_id: int, schedule_of: ScheduleSource, as
     """Make the loan's read-model rows equal to what its stored events say (deleting them if none).
 
     The schedule rows are the contract's own: recomputed through `schedule_of` when `schedule_changed` (the
-    caller saw one of SCHEDULE_EVENTS, or a reorg) or when the loan has none yet; kept otherwise.
+    caller saw one of ledger.book.SCHEDULE_EVENTS, or a reorg) or when the loan has none yet; kept otherwise.
     """
     state = fold_loan(loan_events(session, loan_id))
     row = session.get(Loan, loan_id)
