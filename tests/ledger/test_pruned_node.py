@@ -13,19 +13,26 @@ import time
 
 import pytest
 from conftest import ANVIL_MNEMONIC, LoanDriver, _anvil_binary, _free_port
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 from typer.testing import CliRunner
 from web3 import Web3
 from web3.exceptions import Web3RPCError
 
+from api.app import create_app
+from api.client import LoanLedgerClient
+from api.context import Context
 from ledger import manifest as manifests
 from ledger import verify
 from ledger.book import LoanStatus
+from ledger.chain import web3_for
 from ledger.cli import app
+from ledger.config import Settings
 from ledger.deploy import deploy_stack
 from ledger.indexer import Indexer
 from ledger.store.codec import to_json
 from ledger.store.models.chain import IndexerCursor, Loan
+from ledger.vault import Keyring, Vault
 
 DAY = 86_400
 
@@ -50,6 +57,20 @@ def pruned_w3():
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def _audit_verify_state(w3, keys, manifest_path, sessions, tmp_path) -> dict:
+    """GET /v1/audit/verify/state as an auditor, through the API on this node (it used to answer 500)."""
+    settings = Settings(home=tmp_path / "api", node_url=w3.provider.endpoint_uri, manifest=str(manifest_path),
+                        api_domain="testserver", anchor_interval=0, auditors=keys["carol"].address)
+    context = Context(settings=settings, sessions=sessions, vault=Vault(sessions, Keyring.generate()),
+                      w3=web3_for(settings), jwt_secret=b"test-secret-of-thirty-two-bytes!", env={})
+    with TestClient(create_app(context)) as http:
+        auditor = LoanLedgerClient("http://testserver", keys["carol"], http=http)
+        auditor.login()
+        answer = http.get("/v1/audit/verify/state", headers={"authorization": f"Bearer {auditor.token}"})
+    assert answer.status_code == 200, answer.text
+    return answer.json()
 
 
 def _assert_matches_chain(session, stack, loan_id: int) -> Loan:
@@ -95,6 +116,7 @@ def test_an_indexer_behind_a_node_without_history_catches_up_and_verifies(pruned
         assert verify.index_vs_chain(w3, stack.manifest, session).ok
     cli = CliRunner().invoke(app, ["verify", "state", "--json"], env=env)
     assert cli.exit_code == 0 and json.loads(cli.stdout)["ok"], cli.output
+    assert _audit_verify_state(w3, keys, env["LOANLEDGER_MANIFEST"], sessions, tmp_path)["ok"]
 
     # The second loan is disbursed and the chain moves on; the index follows from the stored request.
     driver.advance(2 * DAY)
@@ -113,5 +135,7 @@ def test_an_indexer_behind_a_node_without_history_catches_up_and_verifies(pruned
     cli = CliRunner().invoke(app, ["verify", "state", "--json"], env=env)
     assert cli.exit_code == 1, cli.output  # a failure line, not a traceback
     assert any("no state at block" in line for line in json.loads(cli.stdout)["details"]), cli.output
+    audit = _audit_verify_state(w3, keys, env["LOANLEDGER_MANIFEST"], sessions, tmp_path)
+    assert not audit["ok"] and any("no state at block" in line for line in audit["details"]), audit
     assert any(f"no state at block {cursor.block_number}" in line and "verify again" in line
                for line in behind.details), behind.details
