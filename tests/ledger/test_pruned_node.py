@@ -3,11 +3,14 @@
 A pruned node, or anvil restarted from its state file, has every block and log but answers
 `BlockOutOfRangeError` for a call at any block before its head. An indexer that is behind must
 still catch up there, and verification must answer (a pass or a clear failure line), never raise.
+Both kinds of node are real anvils here: one started with --prune-history, one stopped with SIGINT
+(dumping its --state file) and started again from it.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import time
 
@@ -37,26 +40,39 @@ from ledger.vault import Keyring, Vault
 DAY = 86_400
 
 
-@pytest.fixture
-def pruned_w3():
-    """A dedicated anvil started with --prune-history: blocks and logs, no state but the head's."""
-    port = _free_port()
+def _start_anvil(port: int, *extra: str) -> subprocess.Popen:
     proc = subprocess.Popen(
         [_anvil_binary(), "--port", str(port), "--host", "127.0.0.1", "--silent", "--gas-price", "0",
-         "--base-fee", "0", "--mnemonic", ANVIL_MNEMONIC, "--accounts", "10", "--prune-history"],
+         "--base-fee", "0", "--mnemonic", ANVIL_MNEMONIC, "--accounts", "10", *extra],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     w3 = Web3(Web3.HTTPProvider(f"http://127.0.0.1:{port}"))
+    for _ in range(200):
+        if w3.is_connected():
+            return proc
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("anvil did not start")
+
+
+@pytest.fixture(params=["pruned", "restarted"])
+def historyless(request, tmp_path):
+    """(w3, settle): a dedicated anvil; `settle()` makes it lose its history (a restart from --state), or is a
+    no-op for one started with --prune-history (it never had any)."""
+    port = _free_port()
+    extra = ["--prune-history"] if request.param == "pruned" else ["--state", str(tmp_path / "state.json")]
+    node = {"proc": _start_anvil(port, *extra)}
+
+    def settle() -> None:
+        if request.param == "restarted":
+            node["proc"].send_signal(signal.SIGINT)  # anvil dumps its state on SIGINT
+            node["proc"].wait(timeout=30)
+            node["proc"] = _start_anvil(port, *extra)
+
     try:
-        for _ in range(200):
-            if w3.is_connected():
-                break
-            time.sleep(0.05)
-        else:
-            raise RuntimeError("anvil did not start")
-        yield w3
+        yield Web3(Web3.HTTPProvider(f"http://127.0.0.1:{port}")), settle
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        node["proc"].terminate()
+        node["proc"].wait(timeout=10)
 
 
 def _audit_verify_state(w3, keys, manifest_path, sessions, tmp_path) -> dict:
@@ -87,9 +103,9 @@ def _assert_matches_chain(session, stack, loan_id: int) -> Loan:
     return row
 
 
-def test_an_indexer_behind_a_node_without_history_catches_up_and_verifies(pruned_w3, keys, sessions, db_url,
+def test_an_indexer_behind_a_node_without_history_catches_up_and_verifies(historyless, keys, sessions, db_url,
                                                                           tmp_path):
-    w3 = pruned_w3
+    w3, settle = historyless
     stack = deploy_stack(w3, keys["admin"].address, operator=keys["operator"].address,
                          oracle=keys["oracle"].address, pauser=keys["pauser"].address,
                          score_signer=keys["signer"].address)
@@ -101,6 +117,7 @@ def test_an_indexer_behind_a_node_without_history_catches_up_and_verifies(pruned
     first = stack.book.functions.schedule(repaid).call()[0]
     driver.repay(repaid, first[1] + first[2], b"repay-1")
     waiting = driver.approved_loan(keys["bob"], report_id=2)  # requested and approved, disbursed only later
+    settle()
     with pytest.raises(Web3RPCError, match="BlockOutOfRange"):  # the node really keeps no history
         stack.book.functions.loanCount().call(block_identifier=w3.eth.block_number - 3)
 
@@ -128,6 +145,7 @@ def test_an_indexer_behind_a_node_without_history_catches_up_and_verifies(pruned
 
     # Chain ahead of the index: the views cannot be read at the cursor block; a failure line, not an exception.
     driver.repay(repaid, 1_000, b"repay-2")
+    settle()  # a restarted node has state from its restart on: restart it again
     with sessions() as session:
         cursor = session.scalars(select(IndexerCursor)).one()
         behind = verify.recomputed_state(w3, stack.manifest, session)
