@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import jwt
+import requests
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -28,6 +29,7 @@ from sqlalchemy import update
 from web3 import Web3
 
 from api.errors import ApiError
+from ledger.chain import NodeUnavailable
 from ledger.store.models.api import AuthNonce, Auditor
 
 NONCE_SECONDS = 300
@@ -113,6 +115,10 @@ class RoleResolver:
         self._generation = 0  # moved by forget(): a resolution begun before it is not kept
         self._refreshing: set[str] = set()
         self._refreshes: set = set()  # the background refresh tasks (referenced until done)
+        # address -> (when, error name) of its last resolution the node did not answer: requests that queued
+        # behind it take that answer instead of each waiting out the node's timeout in turn (a hung node:
+        # 503 for all of them, fast).
+        self._failures: dict[str, tuple[float, str]] = {}
 
     def roles(self, address: str) -> frozenset[str]:
         cached = self.cached(address)
@@ -122,11 +128,21 @@ class RoleResolver:
         # for it (and take its answer) instead of each reading the chain.
         with self._locks_lock:
             lock = self._locks.setdefault(address, threading.Lock())
+        asked = time.monotonic()
         with lock:
             cached = self.cached(address)
             if cached is not None:
                 return cached
-            return self._resolve_and_keep(address)
+            failure = self._failures.get(address)
+            if failure is not None and failure[0] >= asked:
+                raise NodeUnavailable(f"the node did not answer ({failure[1]}) while this request waited for "
+                                      "the caller's roles; retry later")
+            try:
+                return self._resolve_and_keep(address)
+            except Exception as exc:
+                if _node_error(exc):
+                    self._failures[address] = (time.monotonic(), type(exc).__name__)
+                raise
 
     def cached(self, address: str) -> frozenset[str] | None:
         """The roles if resolved less than ROLE_CACHE_SECONDS ago, without blocking; else None."""
@@ -165,6 +181,7 @@ class RoleResolver:
         roles = self._resolve(address)
         if generation == self._generation:
             self._cache[address] = (time.monotonic(), roles)
+        self._failures.pop(address, None)
         return roles
 
     def _resolve(self, address: str) -> frozenset[str]:
@@ -240,6 +257,11 @@ async def principal(request: Request,
     else:
         resolver.refresh_ahead(address)
     return Principal(address, roles)
+
+
+def _node_error(exc: Exception) -> bool:
+    """The node did not answer (as api/errors.py maps to 503 node_unavailable), not a refusal or a bug."""
+    return isinstance(exc, NodeUnavailable | ConnectionError | TimeoutError | requests.exceptions.RequestException)
 
 
 def require(*roles: str):

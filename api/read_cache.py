@@ -161,7 +161,7 @@ class ChainHead:
     async def _read_raw(self) -> tuple[str, int]:
         loop = asyncio.get_running_loop()
         if self._session is None or self._session.closed or self._session_loop is not loop:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.context.settings.tx_timeout))
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.context.settings.node_timeout))
             self._session_loop = loop
         async with self._session.post(self._url, data=self._BODY,
                                       headers={"content-type": "application/json"}) as response:

@@ -63,11 +63,16 @@ class SignerNotConfigured(LoanLedgerError):
 
 
 def web3_for(settings: Settings | str, *, poa: bool | None = None, timeout: float | None = None) -> Web3:
-    """A Web3 for the configured node, without asking it anything (services start while it is down)."""
+    """A Web3 for the configured node, without asking it anything (services start while it is down).
+
+    `timeout` bounds each call to the node (default the `node_timeout` setting): a node that hangs, rather
+    than refusing connections, then costs a caller seconds, not the receipt wait (`tx_timeout`, which
+    polls with calls of this length).
+    """
     url = settings if isinstance(settings, str) else settings.node_url
     poa = (False if isinstance(settings, str) else settings.poa) if poa is None else poa
     if timeout is None:
-        timeout = 10.0 if isinstance(settings, str) else settings.tx_timeout
+        timeout = 10.0 if isinstance(settings, str) else settings.node_timeout
     w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout}))
     if poa:
         # QBFT/IBFT (Besu, GoQuorum) put validator data in extraData, longer than mainnet's 32 bytes.
@@ -76,8 +81,11 @@ def web3_for(settings: Settings | str, *, poa: bool | None = None, timeout: floa
     return w3
 
 
-def connect(settings: Settings | str, *, poa: bool | None = None, timeout: float = 10.0) -> Web3:
-    """A Web3 connected to the configured node; raises NodeUnavailable with the URL when it does not answer."""
+def connect(settings: Settings | str, *, poa: bool | None = None, timeout: float | None = None) -> Web3:
+    """A Web3 connected to the configured node; raises NodeUnavailable with the URL when it does not answer.
+
+    Each call is bounded by `timeout`, default as `web3_for`'s (the `node_timeout` setting).
+    """
     w3 = web3_for(settings, poa=poa, timeout=timeout)
     url = w3.provider.endpoint_uri
     if not w3.is_connected():

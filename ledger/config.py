@@ -135,6 +135,8 @@ class Settings(BaseSettings):
     kek: SecretStr | None = None             # the KEKs themselves instead of the file: base64, or "1:<b64>,2:<b64>"
     keystore_dir: str = ""                   # encrypted signer keystores; default <home>/keystore
     tx_timeout: float = 30.0                 # seconds to wait for a receipt
+    node_timeout: float = 3.0                # seconds one call to the node may take (a hung node: 503 fast)
+    index_max_lag: int = 20                  # blocks the indexer may be behind the node's head while /readyz says ready
     # The API (api/):
     api_host: str = "127.0.0.1"
     api_port: int = 8000

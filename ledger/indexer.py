@@ -6,10 +6,16 @@ store at a range boundary and a restart resumes from the cursor. Before each ran
 hash of the cursor block is compared with the node's; on a mismatch (a reorg) the indexer walks
 back over the blocks it saw to the last one the node still has, deletes everything above it,
 rebuilds the affected loans and borrowers from the remaining events, and indexes forward again.
+
+Nothing is read at a historical block: a node without history (a pruned node, anvil restarted from its
+state file) has blocks and logs but no state before its head. Everything comes from the events, and
+the one view needed, a loan's schedule, is the contract's pure `quote(terms)` (read at the latest block)
+shifted by the disbursement time its event carries.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -28,7 +34,9 @@ from ledger.encoding import to_0x_hex
 from ledger.manifest import Manifest
 from ledger.store import projection
 from ledger.store.codec import args_to_json, to_json
-from ledger.store.models.chain import ChainEvent, IndexerCursor, Loan, SeenBlock
+from ledger.store.models.chain import ChainEvent, IndexerCursor, SeenBlock
+from ledger.store.projection import LoanState, schedule_from_quote
+from ledger.typed_data import LoanTerms
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +120,9 @@ class Indexer:
         self.decoder = EventDecoder(w3, manifest, artifacts)
         self.book = w3.eth.contract(address=Web3.to_checksum_address(manifest.address("LoanBook")),
                                     abi=artifacts["LoanBook"]["abi"])
-        self._schedule_abi = next(f for f in artifacts["LoanBook"]["abi"]
-                                  if f.get("type") == "function" and f["name"] == "schedule")["outputs"][0]
+        self._quote_abi = next(f for f in artifacts["LoanBook"]["abi"]
+                               if f.get("type") == "function" and f["name"] == "quote")["outputs"][0]
+        self._quotes: dict[str, list[dict[str, int]]] = {}  # terms (JSON) -> quote(terms): a pure function's answers
         self.chain_id = w3.eth.chain_id
 
     # ------------------------------------------------------------------ public
@@ -217,13 +226,10 @@ class Indexer:
         decoded_logs = [self.decoder.decode(raw)
                         for raw in sorted(raw_logs, key=lambda r: (r["blockNumber"], r["logIndex"]))]
         # Every chain read happens before the first write: on SQLite a write transaction locks out the
-        # API's writes, so it must not wait on the node.
+        # API's writes, so it must not wait on the node. The quotes read here are what `schedule_of` uses.
         changed = self._schedules_changed(session, decoded_logs)
-        schedules = {(loan_id, block): self.schedule_at(loan_id, block) for loan_id, block in changed.items()}
-
-        def schedule_of(loan_id: int, block_number: int) -> list[dict[str, int]]:
-            cached = schedules.get((loan_id, block_number))
-            return cached if cached is not None else self.schedule_at(loan_id, block_number)
+        for terms in changed.values():
+            self._quote(terms)
 
         loans: set[int] = set()
         borrowers: set[str] = set()
@@ -241,38 +247,61 @@ class Indexer:
         for number, block in blocks.items():
             session.merge(SeenBlock(number=number, hash=to_0x_hex(block["hash"]), time=block["timestamp"]))
         session.flush()
-        self._rebuild(session, loans, borrowers, last["timestamp"], schedule_of, set(changed))
+        self._rebuild(session, loans, borrowers, last["timestamp"], set(changed))
         cursor.block_number, cursor.block_hash, cursor.block_time = to_block, to_0x_hex(last["hash"]), last["timestamp"]
         log.info("indexed blocks %d-%d: %d events", from_block, to_block, len(raw_logs))
         return len(raw_logs)
 
     @staticmethod
-    def _schedules_changed(session: Session, decoded_logs: list[DecodedLog]) -> dict[int, int]:
-        """{loan id: block of its newest schedule-changing event} for the loans the store or the range knows.
+    def _schedules_changed(session: Session, decoded_logs: list[DecodedLog]) -> dict[int, dict]:
+        """{loan id: its terms (JSON)} for the loans whose schedule a range's event can have changed.
 
-        Repayments, charges and status changes leave the schedule as it is, so they cost no `schedule()`
-        call; a batch item naming an unknown loan (PaymentSkipped with no LoanRequested) costs none either:
-        `schedule()` would revert for it.
+        Repayments, charges and status changes leave the schedule as it is, so they cost nothing; a
+        disbursement of a loan requested in an earlier range counts (its schedule becomes absolute), its
+        terms taken from the stored request; a batch item naming an unknown loan (PaymentSkipped with no
+        LoanRequested) has no terms and costs nothing either.
         """
         book = [d for d in decoded_logs if d.contract == "LoanBook" and d.args.get("loanId") is not None]
-        requested = {d.args["loanId"] for d in book if d.name == "LoanRequested"}
-        newest = {d.args["loanId"]: d.block_number for d in book if d.name in SCHEDULE_EVENTS}
-        return {loan_id: block for loan_id, block in newest.items()
-                if loan_id in requested or session.get(Loan, loan_id) is not None}
+        terms = {d.args["loanId"]: d.args["terms"] for d in book if d.name == "LoanRequested"}
+        changed: dict[int, dict] = {}
+        for loan_id in {d.args["loanId"] for d in book if d.name in SCHEDULE_EVENTS}:
+            if loan_id not in terms:
+                stored = session.scalars(select(ChainEvent.args).where(
+                    ChainEvent.contract == "LoanBook", ChainEvent.name == "LoanRequested",
+                    ChainEvent.loan_id == loan_id)).first()
+                if stored is None:
+                    continue
+                terms[loan_id] = stored["terms"]
+            changed[loan_id] = terms[loan_id]
+        return changed
 
     def _rebuild(self, session: Session, loans: set[int], borrowers: set[str], as_of: int,
-                 schedule_of: Callable[[int, int], list[dict[str, int]]] | None = None,
                  schedules_changed: set[int] | None = None) -> None:
-        """Rebuild the given loans and borrowers; `schedules_changed` None (a reorg) re-reads every loan's schedule."""
+        """Rebuild the given loans and borrowers; `schedules_changed` None (a reorg) recomputes every loan's schedule."""
         session.flush()
         for loan_id in sorted(loans):
-            projection.rebuild_loan(session, loan_id, schedule_of or self.schedule_at, as_of,
+            projection.rebuild_loan(session, loan_id, self.schedule_of, as_of,
                                     schedule_changed=schedules_changed is None or loan_id in schedules_changed)
         for address in sorted(borrowers):
             projection.rebuild_borrower(session, address)
         projection.refresh_delinquency(session, as_of)
 
-    def schedule_at(self, loan_id: int, block_number: int) -> list[dict[str, int]]:
-        """ILoanBook.schedule(loanId) as the contract returned it at `block_number`."""
-        rows = self.book.functions.schedule(loan_id).call(block_identifier=block_number)
-        return to_json(rows, self._schedule_abi)
+    def schedule_of(self, state: LoanState) -> list[dict[str, int]]:
+        """ILoanBook.schedule(loanId) as the contract gives it for `state`: its terms' quote, shifted to the
+        disbursement (0 before it), as the contract computes it."""
+        return schedule_from_quote(self._quote(state.terms), state.disbursed_at)
+
+    def _quote(self, terms: dict) -> list[dict[str, int]]:
+        key = json.dumps(terms, sort_keys=True)
+        rows = self._quotes.get(key)
+        if rows is None:
+            if len(self._quotes) >= 4_096:  # bounded: a long run sees many products, each costs one read again
+                self._quotes.clear()
+            rows = self._quotes[key] = self.quote(terms)
+        return rows
+
+    def quote(self, terms: dict) -> list[dict[str, int]]:
+        """ILoanBook.quote(terms), the relative schedule: a pure function, read at the latest block."""
+        fields = {**terms, "currency": bytes.fromhex(terms["currency"].removeprefix("0x"))}
+        rows = self.book.functions.quote(LoanTerms(**fields).as_tuple()).call(block_identifier="latest")
+        return to_json(rows, self._quote_abi)

@@ -4,7 +4,9 @@ hash chain against itself and its on-chain anchors.
 
 Each check returns a `VerificationResult` (ok flag, what was checked, one line per discrepancy)
 and never changes anything. Contract views are read at the indexer's cursor block, so a chain
-that moved on since the last indexing round does not show up as a discrepancy.
+that moved on since the last indexing round does not show up as a discrepancy; a node that keeps no
+state there (a pruned node, anvil restarted from its state file) gives a failure line saying so, not
+an exception.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
 from web3.contract import Contract
-from web3.exceptions import ContractLogicError
+from web3.exceptions import ContractLogicError, Web3RPCError
 
 from ledger.action_log import GENESIS, entry_hash
 from ledger.artifacts import compile_contracts
@@ -55,6 +57,14 @@ class VerificationResult:
         return asdict(self)
 
 
+class StateUnavailable(Exception):
+    """The node keeps no state at the block the views are read at (history pruned or not restored)."""
+
+    def __init__(self, block: int | str, message: str):
+        super().__init__(f"the node keeps no state at block {block} ({message})")
+        self.block = block
+
+
 class _Views:
     """The three contracts' view functions at one block, results in the codec's JSON form."""
 
@@ -67,7 +77,10 @@ class _Views:
     def __call__(self, contract: str, function: str, *args) -> Any:
         bound = self._contracts[contract]
         abi = next(f for f in self._abis[contract] if f.get("type") == "function" and f["name"] == function)
-        result = bound.functions[function](*args).call(block_identifier=self.block)
+        try:
+            result = bound.functions[function](*args).call(block_identifier=self.block)
+        except Web3RPCError as exc:  # not a revert (ContractLogicError): the node could not run the call there
+            raise StateUnavailable(self.block, getattr(exc, "message", None) or str(exc)) from exc
         outputs = abi["outputs"]
         if len(outputs) == 1:
             return to_json(result, outputs[0])
@@ -137,19 +150,24 @@ def recomputed_state(w3: Web3, manifest: Manifest, session: Session, loan_id: in
     if cursor is None:
         return result
     views = _Views(w3, manifest, artifacts or compile_contracts(), cursor.block_number)
-    if loan_id is not None:
-        loan_ids = [loan_id]
-    else:
-        count = views("LoanBook", "loanCount")
-        known: set[int] = set(session.scalars(select(ChainEvent.loan_id).where(ChainEvent.loan_id.is_not(None),
-            ChainEvent.contract == "LoanBook", ChainEvent.name == "LoanRequested")))
-        known |= set(session.scalars(select(Loan.id)))
-        loan_ids = sorted(known | set(range(1, count + 1)))
-    for lid in loan_ids:
-        _check_loan(session, views, lid, result)
-    if loan_id is None:
-        for row in session.scalars(select(Borrower).order_by(Borrower.address)):
-            _check_borrower(views, row, result)
+    try:
+        if loan_id is not None:
+            loan_ids = [loan_id]
+        else:
+            count = views("LoanBook", "loanCount")
+            known: set[int] = set(session.scalars(select(ChainEvent.loan_id).where(
+                ChainEvent.loan_id.is_not(None), ChainEvent.contract == "LoanBook",
+                ChainEvent.name == "LoanRequested")))
+            known |= set(session.scalars(select(Loan.id)))
+            loan_ids = sorted(known | set(range(1, count + 1)))
+        for lid in loan_ids:
+            _check_loan(session, views, lid, result)
+        if loan_id is None:
+            for row in session.scalars(select(Borrower).order_by(Borrower.address)):
+                _check_borrower(views, row, result)
+    except StateUnavailable as exc:
+        result.fail(f"cannot compare with the contract: {exc}; the index is at block {cursor.block_number}: "
+                    "let the indexer reach the node's head, then verify again")
     return result
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import text
 from web3 import Web3
 
 router = APIRouter(tags=["system"])
@@ -19,36 +21,58 @@ class Health(BaseModel):
 
 class Readiness(BaseModel):
     ready: bool
-    checks: dict[str, str] = Field(description="store, node and deployment: `ok...` or what is wrong")
+    checks: dict[str, str] = Field(description="store, node, deployment and indexer: `ok...` or what is wrong")
 
     model_config = {"json_schema_extra": {"examples": [
-        {"ready": True, "checks": {"store": "ok", "node": "ok (block 118)", "deployment": "ok"}},
-        {"ready": False, "checks": {"store": "ok", "node": "unavailable: ConnectionError",
-                                    "deployment": "unknown: the node is down"}}]}}
+        {"ready": True, "checks": {"store": "ok", "node": "ok (block 118)", "deployment": "ok",
+                                   "indexer": "ok (block 118)"}},
+        {"ready": False, "checks": {"store": "ok", "node": "unavailable: ReadTimeout",
+                                    "deployment": "unknown: the node is down", "indexer": "unknown: the node is down"}},
+        {"ready": False, "checks": {"store": "ok", "node": "ok (block 940)", "deployment": "ok",
+                                    "indexer": "behind: block 610 of 940 (330 blocks, at most 20 tolerated)"}}]}}
 
 
 @router.get("/healthz", response_model=Health, summary="The process is up")
-async def healthz() -> Health:  # async: nothing to wait for, so no hop to the thread pool
+async def healthz() -> Health:  # async and chain-free: answers while the node hangs and the thread pool is busy
     return Health(status="ok")
 
 
-@router.get("/readyz", response_model=Readiness, summary="Node, store and deployment reachable",
+# Readiness probes run on threads of their own, not the shared pool routes wait on a hung node in.
+_PROBES = ThreadPoolExecutor(max_workers=4, thread_name_prefix="readyz")
+
+
+@router.get("/readyz", response_model=Readiness, summary="Node, store, deployment reachable; the index caught up",
             responses={503: {"model": Readiness, "description": "something is missing; `checks` says what"}})
-def readyz(request: Request):
+async def readyz(request: Request):
     context = request.app.state.context
-    checks: dict[str, str] = {}
+    # Each call is bounded by its own timeout (the node's `node_timeout`); the deadline bounds the whole
+    # answer anyway, whatever hangs.
+    deadline = 3 * context.settings.node_timeout + 2
     try:
-        with context.sessions() as session:
-            session.execute(text("SELECT 1"))
+        checks = await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(_PROBES, _checks, context),
+                                        deadline)
+    except TimeoutError:
+        checks = {"store": "unknown", "node": f"unavailable: no answer within {deadline:.0f}s",
+                  "deployment": "unknown: the node is down", "indexer": "unknown: the node is down"}
+    ready = all(v.startswith("ok") for v in checks.values())
+    return JSONResponse(status_code=200 if ready else 503, content={"ready": ready, "checks": checks})
+
+
+def _checks(context) -> dict[str, str]:
+    checks: dict[str, str] = {}
+    indexed: int | None = None
+    try:
+        indexed = context.indexed_block()
         checks["store"] = "ok"
     except Exception as exc:  # noqa: BLE001 - any failure means not ready; say which
         checks["store"] = f"unavailable: {type(exc).__name__}"
+    head: int | None = None
     try:
-        block = context.w3.eth.block_number
-        checks["node"] = f"ok (block {block})"
+        head = context.w3.eth.block_number
+        checks["node"] = f"ok (block {head})"
     except Exception as exc:  # noqa: BLE001
         checks["node"] = f"unavailable: {type(exc).__name__}"
-    if checks["node"].startswith("ok"):
+    if head is not None:
         try:
             book = context.bindings.book
             checks["deployment"] = "ok" if context.w3.eth.get_code(Web3.to_checksum_address(book.address)) else \
@@ -57,8 +81,23 @@ def readyz(request: Request):
             checks["deployment"] = f"unavailable: {getattr(exc, 'message', type(exc).__name__)}"
     else:
         checks["deployment"] = "unknown: the node is down"
-    ready = all(v.startswith("ok") for v in checks.values())
-    return JSONResponse(status_code=200 if ready else 503, content={"ready": ready, "checks": checks})
+    checks["indexer"] = _indexer_check(indexed, head, context.settings.index_max_lag)
+    return checks
+
+
+def _indexer_check(indexed: int | None, head: int | None, max_lag: int) -> str:
+    """A lagging or stuck indexer (the head moves on, the cursor does not) serves stale reads and makes writes
+    wait for it: not ready once it is more than `max_lag` blocks behind."""
+    if head is None:
+        return "unknown: the node is down"
+    if indexed is None:
+        return "unknown: the store is down"
+    if indexed < 0:
+        return "not started: nothing indexed yet (is `loanledger index --follow` running?)"
+    lag = head - indexed
+    if lag > max_lag:
+        return f"behind: block {indexed} of {head} ({lag} blocks, at most {max_lag} tolerated)"
+    return f"ok (block {indexed})"
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response,

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from ledger.book import DAY, RUNNING, RUNNING_NAMES, SCHEDULE_EVENTS, LoanStatus, solidity_name
+from ledger.book import DAY, RUNNING, RUNNING_NAMES, LoanStatus, solidity_name
 from ledger.store.models.chain import Borrower, ChainEvent, Loan, Payment, ScheduleRow, ScoreRecord
 from ledger.typed_data import Amortization
 
@@ -65,7 +65,6 @@ class LoanState:
     penalty_unpaid: int = 0
     principal_written_off: int = 0
     last_event_block: int = 0
-    schedule_block: int = 0  # the block of the newest event that can have changed the loan's schedule
     payments: list[PaymentState] = field(default_factory=list)
 
     def progress(self) -> dict[str, int]:
@@ -144,13 +143,19 @@ def fold_loan(events: Iterable[EventLike]) -> LoanState | None:
             state.status, state.closed_at = LoanStatus.WRITTEN_OFF, ev.block_time
             state.principal_written_off = a["principalWrittenOff"]
         state.last_event_block = ev.block_number
-        if ev.name in SCHEDULE_EVENTS:
-            state.schedule_block = ev.block_number
     return state
 
 
-# (loan id, block number) -> the contract's schedule(loanId) at that block, as JSON rows {dueAt, principal, interest}.
-ScheduleSource = Callable[[int, int], Sequence[dict[str, int]]]
+# A loan's state -> its schedule as the contract's schedule(loanId) gives it for that state, as JSON rows
+# {dueAt, principal, interest}. Computed from the terms and the disbursement time the events carry (see
+# `schedule_from_quote`), never read at a historical block: a pruned node has no state there.
+ScheduleSource = Callable[["LoanState"], Sequence[dict[str, int]]]
+
+
+def schedule_from_quote(quote: Sequence[dict[str, int]], disbursed_at: int) -> list[dict[str, int]]:
+    """The contract's `schedule(loanId)` from its pure `quote(terms)`: the relative due dates, shifted by the
+    disbursement time (0 until disbursed, as the contract does)."""
+    return [{**row, "dueAt": row["dueAt"] + disbursed_at} for row in quote]
 
 _LOAN_FIELDS = ("borrower", "request_nonce", "requested_at", "disbursed_at", "accrued_at", "closed_at",
                 "paid_installments", "principal_repaid", "interest_paid", "late_fee_paid", "penalty_paid",
@@ -175,8 +180,8 @@ def rebuild_loan(session: Session, loan_id: int, schedule_of: ScheduleSource, as
                  schedule_changed: bool) -> Loan | None:
     """Make the loan's read-model rows equal to what its stored events say (deleting them if none).
 
-    The schedule rows are the contract's own: re-read through `schedule_of` when `schedule_changed` (the
-    caller saw one of SCHEDULE_EVENTS, or a reorg) or when the loan has none yet; kept otherwise.
+    The schedule rows are the contract's own: recomputed through `schedule_of` when `schedule_changed` (the
+    caller saw one of ledger.book.SCHEDULE_EVENTS, or a reorg) or when the loan has none yet; kept otherwise.
     """
     state = fold_loan(loan_events(session, loan_id))
     row = session.get(Loan, loan_id)
@@ -195,7 +200,7 @@ def rebuild_loan(session: Session, loan_id: int, schedule_of: ScheduleSource, as
     row.amortization = solidity_name(Amortization(state.terms["amortization"]))
     row.status = state.status.solidity_name
     if schedule_changed or not row.schedule:
-        _replace_schedule(row, schedule_of(state.id, state.schedule_block))
+        _replace_schedule(row, schedule_of(state))
     _sync_payments(row, state)
     update_delinquency(row, as_of)
     return row

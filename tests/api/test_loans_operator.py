@@ -203,7 +203,7 @@ def test_an_unknown_loan_is_404(api, borrower, client_for, keys):
 def test_health_readiness_metrics_and_request_ids(api, http, borrower):
     assert http.get("/healthz").json() == {"status": "ok"}
     ready = http.get("/readyz").json()
-    assert ready["ready"] and set(ready["checks"]) == {"store", "node", "deployment"}
+    assert ready["ready"] and set(ready["checks"]) == {"store", "node", "deployment", "indexer"}
     answer = http.get("/v1/loans", headers={"authorization": f"Bearer {borrower.token}", "x-request-id": "req-42"})
     assert answer.headers["x-request-id"] == "req-42"
     metrics = http.get("/metrics").text

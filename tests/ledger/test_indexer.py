@@ -180,16 +180,16 @@ def test_follow_picks_up_new_blocks_until_stopped(w3, stack, keys, driver, sessi
     assert sum(r.events for r in rounds[1:]) == 1  # then LoanRequested, read once
 
 
-def _count_schedule_reads(indexer: Indexer) -> list[tuple[int, int]]:
-    """Every `schedule()` read the indexer makes from now on, as (loan id, block)."""
-    calls: list[tuple[int, int]] = []
-    read = indexer.schedule_at
+def _count_schedule_reads(indexer: Indexer) -> list[int]:
+    """Every `quote()` read the indexer makes from now on (a schedule is the terms' quote), as principals."""
+    calls: list[int] = []
+    read = indexer.quote
 
-    def counted(loan_id: int, block_number: int) -> list[dict[str, int]]:
-        calls.append((loan_id, block_number))
-        return read(loan_id, block_number)
+    def counted(terms: dict) -> list[dict[str, int]]:
+        calls.append(terms["principal"])
+        return read(terms)
 
-    indexer.schedule_at = counted  # type: ignore[method-assign]
+    indexer.quote = counted  # type: ignore[method-assign]
     return calls
 
 
@@ -243,17 +243,16 @@ def test_follow_keeps_advancing_past_an_unknown_loan(w3, stack, keys, driver, se
         assert session.get(IndexerCursor, "default").block_number == w3.eth.block_number
 
 
-def test_schedules_are_read_only_when_they_can_have_changed(w3, stack, keys, driver, sessions):
+def test_schedules_are_read_only_when_they_can_have_changed(w3, stack, keys, driver, sessions, loan_terms):
     alice = keys["alice"]
     indexer = Indexer(w3, stack.manifest, sessions)
     calls = _count_schedule_reads(indexer)
     loan_id = driver.active_loan(alice)
     indexer.run_once()
-    # Requested and disbursed in one range: one read, as of the disbursement (the absolute schedule).
+    # Requested and disbursed in one range: one read of the terms' quote, shifted to the disbursement.
+    assert calls == [loan_terms.principal]
     with sessions() as session:
-        disbursed_block = session.scalars(select(ChainEvent.block_number).where(
-            ChainEvent.name == "LoanDisbursed", ChainEvent.loan_id == loan_id)).one()
-    assert calls == [(loan_id, disbursed_block)]
+        _assert_read_model_matches_chain(session, stack, loan_id)
 
     calls.clear()
     driver.repay(loan_id, 10_000, b"repay-1")
@@ -263,3 +262,18 @@ def test_schedules_are_read_only_when_they_can_have_changed(w3, stack, keys, dri
     with sessions() as session:
         row = _assert_read_model_matches_chain(session, stack, loan_id)
         assert row.next_due_at == row.schedule[row.paid_installments].due_at
+
+
+def test_a_loan_disbursed_in_a_later_range_gets_its_absolute_schedule(w3, stack, keys, driver, sessions):
+    indexer = Indexer(w3, stack.manifest, sessions)
+    loan_id = driver.approved_loan(keys["alice"])
+    indexer.run_once()
+    with sessions() as session:
+        row = _assert_read_model_matches_chain(session, stack, loan_id)
+        assert row.status == "Approved" and row.schedule[0].due_at == 30 * DAY  # relative until disbursed
+    driver.advance(5 * DAY)
+    driver.disburse(loan_id, 120_000, b"payout-later")
+    indexer.run_once()
+    with sessions() as session:
+        row = _assert_read_model_matches_chain(session, stack, loan_id)
+        assert row.status == "Active" and row.schedule[0].due_at == row.disbursed_at + 30 * DAY
