@@ -9,13 +9,12 @@ rebuilds the affected loans and borrowers from the remaining events, and indexes
 
 Nothing is read at a historical block: a node without history (a pruned node, anvil restarted from its
 state file) has blocks and logs but no state before its head. Everything comes from the events, and
-the one view needed, a loan's schedule, is the contract's pure `quote(terms)` (read at the latest block)
-shifted by the disbursement time its event carries.
+the one view needed, a loan's schedule, is read at the latest block: the contract's `schedule(loanId)` once
+the loan is paid out, its pure `quote(terms)` before.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable
@@ -35,7 +34,7 @@ from ledger.manifest import Manifest
 from ledger.store import projection
 from ledger.store.codec import args_to_json, to_json
 from ledger.store.models.chain import ChainEvent, IndexerCursor, SeenBlock
-from ledger.store.projection import LoanState, schedule_from_quote
+from ledger.store.projection import LoanState
 from ledger.typed_data import LoanTerms
 
 log = logging.getLogger(__name__)
@@ -120,9 +119,10 @@ class Indexer:
         self.decoder = EventDecoder(w3, manifest, artifacts)
         self.book = w3.eth.contract(address=Web3.to_checksum_address(manifest.address("LoanBook")),
                                     abi=artifacts["LoanBook"]["abi"])
-        self._quote_abi = next(f for f in artifacts["LoanBook"]["abi"]
-                               if f.get("type") == "function" and f["name"] == "quote")["outputs"][0]
-        self._quotes: dict[str, list[dict[str, int]]] = {}  # terms (JSON) -> quote(terms): a pure function's answers
+        # schedule(loanId) and quote(terms) both answer Installment[]: one decoding for both.
+        self._schedule_abi = next(f for f in artifacts["LoanBook"]["abi"]
+                                  if f.get("type") == "function" and f["name"] == "schedule")["outputs"][0]
+        self._prefetched: dict[tuple[int, bool], list[dict[str, int]]] = {}  # one range's reads
         self.chain_id = w3.eth.chain_id
 
     # ------------------------------------------------------------------ public
@@ -226,11 +226,10 @@ class Indexer:
         decoded_logs = [self.decoder.decode(raw)
                         for raw in sorted(raw_logs, key=lambda r: (r["blockNumber"], r["logIndex"]))]
         # Every chain read happens before the first write: on SQLite a write transaction locks out the
-        # API's writes, so it must not wait on the node. The quotes read here are what `schedule_of` uses.
+        # API's writes, so it must not wait on the node. The schedules read here are what `schedule_of` uses.
         changed = self._schedules_changed(session, decoded_logs)
-        for terms in changed.values():
-            self._quote(terms)
-
+        self._prefetched = {(loan_id, disbursed): self.read_schedule(loan_id, terms, disbursed)
+                            for loan_id, (terms, disbursed) in changed.items()}
         loans: set[int] = set()
         borrowers: set[str] = set()
         for decoded in decoded_logs:
@@ -247,14 +246,18 @@ class Indexer:
         for number, block in blocks.items():
             session.merge(SeenBlock(number=number, hash=to_0x_hex(block["hash"]), time=block["timestamp"]))
         session.flush()
-        self._rebuild(session, loans, borrowers, last["timestamp"], set(changed))
+        try:
+            self._rebuild(session, loans, borrowers, last["timestamp"], set(changed))
+        finally:
+            self._prefetched = {}
         cursor.block_number, cursor.block_hash, cursor.block_time = to_block, to_0x_hex(last["hash"]), last["timestamp"]
         log.info("indexed blocks %d-%d: %d events", from_block, to_block, len(raw_logs))
         return len(raw_logs)
 
     @staticmethod
-    def _schedules_changed(session: Session, decoded_logs: list[DecodedLog]) -> dict[int, dict]:
-        """{loan id: its terms (JSON)} for the loans whose schedule a range's event can have changed.
+    def _schedules_changed(session: Session, decoded_logs: list[DecodedLog]) -> dict[int, tuple[dict, bool]]:
+        """{loan id: (its terms (JSON), paid out in the range)} for the loans whose schedule a range's event
+        can have changed.
 
         Repayments, charges and status changes leave the schedule as it is, so they cost nothing; a
         disbursement of a loan requested in an earlier range counts (its schedule becomes absolute), its
@@ -263,7 +266,8 @@ class Indexer:
         """
         book = [d for d in decoded_logs if d.contract == "LoanBook" and d.args.get("loanId") is not None]
         terms = {d.args["loanId"]: d.args["terms"] for d in book if d.name == "LoanRequested"}
-        changed: dict[int, dict] = {}
+        disbursed = {d.args["loanId"] for d in book if d.name == "LoanDisbursed"}
+        changed: dict[int, tuple[dict, bool]] = {}
         for loan_id in {d.args["loanId"] for d in book if d.name in SCHEDULE_EVENTS}:
             if loan_id not in terms:
                 stored = session.scalars(select(ChainEvent.args).where(
@@ -272,7 +276,7 @@ class Indexer:
                 if stored is None:
                     continue
                 terms[loan_id] = stored["terms"]
-            changed[loan_id] = terms[loan_id]
+            changed[loan_id] = (terms[loan_id], loan_id in disbursed)
         return changed
 
     def _rebuild(self, session: Session, loans: set[int], borrowers: set[str], as_of: int,
@@ -287,21 +291,18 @@ class Indexer:
         projection.refresh_delinquency(session, as_of)
 
     def schedule_of(self, state: LoanState) -> list[dict[str, int]]:
-        """ILoanBook.schedule(loanId) as the contract gives it for `state`: its terms' quote, shifted to the
-        disbursement (0 before it), as the contract computes it."""
-        return schedule_from_quote(self._quote(state.terms), state.disbursed_at)
+        """The loan's schedule as the contract gives it for `state` (read by `read_schedule`, once a range)."""
+        disbursed = state.disbursed_at != 0
+        rows = self._prefetched.get((state.id, disbursed))
+        return rows if rows is not None else self.read_schedule(state.id, state.terms, disbursed)
 
-    def _quote(self, terms: dict) -> list[dict[str, int]]:
-        key = json.dumps(terms, sort_keys=True)
-        rows = self._quotes.get(key)
-        if rows is None:
-            if len(self._quotes) >= 4_096:  # bounded: a long run sees many products, each costs one read again
-                self._quotes.clear()
-            rows = self._quotes[key] = self.quote(terms)
-        return rows
-
-    def quote(self, terms: dict) -> list[dict[str, int]]:
-        """ILoanBook.quote(terms), the relative schedule: a pure function, read at the latest block."""
-        fields = {**terms, "currency": bytes.fromhex(terms["currency"].removeprefix("0x"))}
-        rows = self.book.functions.quote(LoanTerms(**fields).as_tuple()).call(block_identifier="latest")
-        return to_json(rows, self._quote_abi)
+    def read_schedule(self, loan_id: int, terms: dict, disbursed: bool) -> list[dict[str, int]]:
+        """The contract's own rows, never read at a past block (a pruned node has no state there): once paid
+        out, `schedule(loanId)` at the latest block (it changes only with the events that re-read it);
+        before, the terms' `quote`, which is what `schedule` answers until the disbursement fixes the dates."""
+        if disbursed:
+            rows = self.book.functions.schedule(loan_id).call(block_identifier="latest")
+        else:
+            fields = {**terms, "currency": bytes.fromhex(terms["currency"].removeprefix("0x"))}
+            rows = self.book.functions.quote(LoanTerms(**fields).as_tuple()).call(block_identifier="latest")
+        return to_json(rows, self._schedule_abi)

@@ -147,15 +147,9 @@ def fold_loan(events: Iterable[EventLike]) -> LoanState | None:
 
 
 # A loan's state -> its schedule as the contract's schedule(loanId) gives it for that state, as JSON rows
-# {dueAt, principal, interest}. Computed from the terms and the disbursement time the events carry (see
-# `schedule_from_quote`), never read at a historical block: a pruned node has no state there.
+# {dueAt, principal, interest}; never read at a historical block (a pruned node has no state there).
 ScheduleSource = Callable[["LoanState"], Sequence[dict[str, int]]]
 
-
-def schedule_from_quote(quote: Sequence[dict[str, int]], disbursed_at: int) -> list[dict[str, int]]:
-    """The contract's `schedule(loanId)` from its pure `quote(terms)`: the relative due dates, shifted by the
-    disbursement time (0 until disbursed, as the contract does)."""
-    return [{**row, "dueAt": row["dueAt"] + disbursed_at} for row in quote]
 
 _LOAN_FIELDS = ("borrower", "request_nonce", "requested_at", "disbursed_at", "accrued_at", "closed_at",
                 "paid_installments", "principal_repaid", "interest_paid", "late_fee_paid", "penalty_paid",

@@ -181,15 +181,15 @@ def test_follow_picks_up_new_blocks_until_stopped(w3, stack, keys, driver, sessi
 
 
 def _count_schedule_reads(indexer: Indexer) -> list[int]:
-    """Every `quote()` read the indexer makes from now on (a schedule is the terms' quote), as principals."""
+    """Every schedule read (`schedule` or `quote`) the indexer makes from now on, as the loans' principals."""
     calls: list[int] = []
-    read = indexer.quote
+    read = indexer.read_schedule
 
-    def counted(terms: dict) -> list[dict[str, int]]:
+    def counted(loan_id: int, terms: dict, disbursed: bool) -> list[dict[str, int]]:
         calls.append(terms["principal"])
-        return read(terms)
+        return read(loan_id, terms, disbursed)
 
-    indexer.quote = counted  # type: ignore[method-assign]
+    indexer.read_schedule = counted  # type: ignore[method-assign]
     return calls
 
 
