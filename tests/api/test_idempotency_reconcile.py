@@ -1,23 +1,34 @@
 """Issue 14, defect 6: an application whose API process died mid-request is answered from the chain on retry.
 
-The crash is reproduced in the store and on the chain as it leaves them: a claim owned by a process that no
-longer exists, holding the hash of the transaction it signed (mined, or never sent). The retry with the same
-Idempotency-Key must answer the loan that transaction made, or run again, and never make a second loan.
+In-process, the crash is reproduced in the store and on the chain as it leaves them: a claim owned by a
+process that no longer exists, holding the hash of the transaction it signed (mined, or never sent). Then
+against real processes: the API is killed between relaying an application and storing its answer (the
+`api_fault` hook exits on the spot, as SIGKILL would), and a new API process answers the retry. The retry
+with the same Idempotency-Key must answer the loan that transaction made, or run again, and never make a
+second loan.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
+import httpx
 import pytest
+from eth_account import Account
 from fastapi.encoders import jsonable_encoder
 
-from api.client import ApiError
+from api.client import ApiError, LoanLedgerClient
 from api.schemas import ApplyIn, TermsIn
 from ledger import typed_data
 from ledger.encoding import to_0x_hex
+from ledger.node import free_port
 from ledger.store.models.api import IdempotencyRecord
 from ledger.typed_data import LoanTerms
 
@@ -117,3 +128,70 @@ def test_the_same_signed_request_under_a_new_key_names_the_first_loan(api, stack
     assert (refused.value.status, refused.value.code) == (409, "loan_request_replayed")
     assert f"loan {first['loan_id']}" in refused.value.message
     assert loans_of(stack, borrower) == 1
+
+
+# ------------------------------------------------------------------ against real processes
+
+LOANLEDGER = str(Path(sys.executable).with_name("loanledger"))
+
+
+def spawn(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
+    with log.open("ab") as out:
+        process = subprocess.Popen([LOANLEDGER, "api", "--port", str(port)], env=env, stdout=out,
+                                   stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process.poll() is None, log.read_text()[-3000:]
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    raise AssertionError(f"the API did not start: {log.read_text()[-3000:]}")
+
+
+def test_an_api_killed_after_relaying_an_application_answers_the_loan_on_retry(api, w3, stack, keys, driver,
+                                                                                 client_for, kyc, terms, tmp_path):
+    kyc(client_for(keys["alice"]), 1)  # registered on-chain by the in-process API
+    driver.score(keys["alice"])
+    borrower = keys["alice"].address
+    body = signed_body(api, keys["alice"], terms)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    # Its own store and data directory; the chain, the manifest (saved by the `api` fixture) and the keys shared.
+    env = {**os.environ, "LOANLEDGER_HOME": str(tmp_path / "served"),
+           "LOANLEDGER_NODE_URL": w3.provider.endpoint_uri, "LOANLEDGER_MANIFEST": str(tmp_path / "manifest.json"),
+           "LOANLEDGER_DB_URL": f"sqlite:///{tmp_path / 'served.db'}",
+           "LOANLEDGER_KEK": base64.b64encode(os.urandom(32)).decode(), "LOANLEDGER_INDEX_WAIT": "0.5",
+           "LOANLEDGER_ANCHOR_INTERVAL": "0", "LOANLEDGER_RELAYER_KEY": Account.create().key.hex(),
+           "LOANLEDGER_OPERATOR_KEY": keys["operator"].key.hex(), "LOANLEDGER_ADMIN_KEY": keys["admin"].key.hex(),
+           "LOANLEDGER_PAUSER_KEY": keys["pauser"].key.hex(),
+           "LOANLEDGER_JWT_SECRET": "crash-test-secret-of-32-bytes!!!"}
+    log = tmp_path / "api.log"
+    processes = []
+    try:
+        dying = spawn({**env, "LOANLEDGER_API_FAULT": "after_send"}, port, log)
+        processes.append(dying)
+        client = LoanLedgerClient(url, keys["alice"])
+        client.login()
+        with pytest.raises(httpx.HTTPError):  # the process dies with the request open
+            client._request("POST", "/v1/loans", idempotency_key="crash-1", json_body=body)
+        assert dying.wait(timeout=30) == 70, log.read_text()[-3000:]
+        assert loans_of(stack, borrower) == 1  # mined before the crash; no answer was stored
+
+        processes.append(spawn(env, port, log))
+        retry = client._request("POST", "/v1/loans", idempotency_key="crash-1", json_body=body, raw=True)
+        assert retry.status_code == 201, retry.text
+        (made,) = stack.book.events.LoanRequested().get_logs(from_block=0, argument_filters={"borrower": borrower})
+        assert retry.json()["loan_id"] == made["args"]["loanId"]
+        assert retry.json()["tx_hash"] == "0x" + made["transactionHash"].hex().removeprefix("0x")
+        assert loans_of(stack, borrower) == 1
+        again = client._request("POST", "/v1/loans", idempotency_key="crash-1", json_body=body, raw=True)
+        assert (again.status_code, again.json()) == (201, retry.json())
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=30)
