@@ -358,3 +358,30 @@ def test_a_stranded_item_that_cannot_be_looked_up_does_not_stop_recovery(stack, 
     report = worker.drain_once()
     assert rows(outbox)["COL-1"] == ("done", "credited"), (report, outbox.items()[1].last_error)
     assert paid(stack, loan_id) == 1_000
+
+
+def test_a_lookup_that_raises_for_one_item_sets_it_aside_but_a_node_failure_holds_the_batch(
+        stack, driver, keys, outbox, worker, monkeypatch):
+    import oracle.outbox as module
+    from ledger.chain import NodeUnavailable
+    good, odd = driver.active_loan(keys["alice"]), driver.active_loan(keys["bob"], ref=b"payout-2", report_id=2)
+    outbox.put(confirmation("repayment", odd, "COL-ODD", 1_000, driver.now))
+    outbox.put(confirmation("repayment", good, "COL-1", 1_500, driver.now))
+    real = module.read_loan
+    failure: list[Exception] = [NodeUnavailable("the node at x did not answer")]
+
+    def read_loan(book, loan_id, **kw):
+        if loan_id == odd:
+            raise failure[0]
+        return real(book, loan_id, **kw)
+
+    monkeypatch.setattr(module, "read_loan", read_loan)
+    held = worker.drain_once()  # the node is away: nobody's fault, everything waits
+    assert held.node_error is not None and held.set_aside == 0
+    assert {i.status for i in outbox.items()} == {"pending"} and paid(stack, good) == 0
+
+    failure[0] = ValueError("cannot decode loan")  # raises for this item whatever the node does
+    report = worker.drain_once()
+    assert (report.node_error, report.set_aside, report.credited) == (None, 1, 1)
+    assert rows(outbox) == {"COL-ODD": (SET_ASIDE, "ValueError"), "COL-1": ("done", "credited")}
+    assert paid(stack, good) == 1_500
