@@ -206,10 +206,11 @@ class OutboxWorker:
         claimed, unreadable = self._claim()
         report.claimed = len(claimed) + len(unreadable)
         self._set_aside_rows(unreadable, report)
-        # Disbursements first: a repayment in the same round may be for a loan paid out in it. An item of
-        # neither kind is set aside by the screening of the first batch.
-        batches = [[item for item in claimed if item.kind == kind or (kind == KINDS[0] and item.kind not in KINDS)]
-                   for kind in KINDS]
+        odd = [item for item in claimed if item.kind not in KINDS]  # no batch form would ever take them
+        self._settle({item.id: _set_aside(ItemUnusable(f"kind {item.kind!r} is neither of {', '.join(KINDS)}"))
+                      for item in odd}, odd, report)
+        # Disbursements first: a repayment in the same round may be for a loan paid out in it.
+        batches = [[item for item in claimed if item.kind == kind] for kind in KINDS]
         for batch in batches:
             if report.node_error is not None:
                 self._release(batch, report.node_error)  # the node failed earlier in this round
