@@ -78,17 +78,24 @@ def apply(body: ApplyIn, context: ContextDep, metrics: MetricsDep, who: Register
 def cancel(loan_id: LoanIdPath, body: CancelIn, context: ContextDep, metrics: MetricsDep,
            who: RegisteredBorrower, idempotency_key: str | None = Header(None)):
 
-    def action():
-        with context.sessions() as session:
-            visible_loan(session, Principal(who.address, frozenset()), loan_id)  # own loans only, else 404
-        sent = applications.cancel(context, who.address, loan_id, body.deadline, bytes.fromhex(body.signature[2:]),
-                                   current_request_id())
-        metrics.transactions.labels("cancel_loan").inc()
+    def answer(sent):
         context.wait_indexed(sent.block_number)
         return 200, TxOut.model_validate(sent)
 
-    return idempotency.run_once(context, who.address, idempotency_key, f"POST /v1/loans/{loan_id}/cancel",
-                                body.model_dump(), action)
+    def action(claim: idempotency.Claim):
+        with context.sessions() as session:
+            visible_loan(session, Principal(who.address, frozenset()), loan_id)  # own loans only, else 404
+        sent = applications.cancel(context, who.address, loan_id, body.deadline, bytes.fromhex(body.signature[2:]),
+                                   current_request_id(), claim.record_tx)
+        metrics.transactions.labels("cancel_loan").inc()
+        return answer(sent)
+
+    def reconcile(tx_hash: str):  # a retry of a cancellation whose process died: what did its transaction do?
+        outcome = applications.reconcile_cancel(context, who.address, loan_id, tx_hash, current_request_id())
+        return answer(outcome) if isinstance(outcome, applications.Sent) else outcome
+
+    return idempotency.run_once_reconciled(context, who.address, idempotency_key, f"POST /v1/loans/{loan_id}/cancel",
+                                           body.model_dump(), action, reconcile)
 
 
 @router.get("/loans", response_model=LoanList, responses=ERRORS,

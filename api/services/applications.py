@@ -68,17 +68,9 @@ def apply(context, borrower: str, terms: LoanTerms, deadline: int, signature: by
 def reconcile(context, borrower: str, tx_hash: str, request_id: str) -> Application | str | None:
     """What a crashed application's recorded transaction did: the Application (the policy finished if the
     loan is still Requested), IN_FLIGHT while the node holds it unmined, None if it was never mined."""
-    w3 = context.w3
-    try:
-        receipt = w3.eth.get_transaction_receipt(tx_hash)
-    except TransactionNotFound:
-        receipt = None
-    if receipt is None:
-        try:
-            w3.eth.get_transaction(tx_hash)
-        except TransactionNotFound:
-            return None  # never sent, or dropped: nobody else holds its signed bytes
-        return IN_FLIGHT
+    receipt = _mined(context, tx_hash)
+    if receipt is None or receipt is IN_FLIGHT:
+        return receipt
     if receipt["status"] != 1 or not context.bindings.book.events.LoanRequested().process_receipt(
             receipt, errors=DISCARD):
         return None  # reverted: no loan was made
@@ -136,8 +128,32 @@ def _fault(context, point: str) -> None:
         os._exit(70)
 
 
-def cancel(context, borrower: str, loan_id: int, deadline: int, signature: bytes, request_id: str) -> Sent:
+def cancel(context, borrower: str, loan_id: int, deadline: int, signature: bytes, request_id: str,
+           record_tx: Callable[[str], None] | None = None) -> Sent:
     """Relays the borrower's signed cancellation (the loan book checks it is theirs and not yet disbursed)."""
     receipt = context.signer("relayer").transact(
-        context.bindings.book.functions.cancelWithSignature(loan_id, deadline, signature))
+        context.bindings.book.functions.cancelWithSignature(loan_id, deadline, signature), before_send=record_tx)
     return record(context, borrower, "loan.cancel", request_id, {"loan_id": loan_id}, receipt)
+
+
+def reconcile_cancel(context, borrower: str, loan_id: int, tx_hash: str, request_id: str) -> Sent | str | None:
+    """What a crashed cancellation's recorded transaction did: the Sent once mined, IN_FLIGHT, or None."""
+    receipt = _mined(context, tx_hash)
+    if receipt is None or receipt is IN_FLIGHT:
+        return receipt
+    if receipt["status"] != 1:
+        return None  # reverted: nothing was cancelled, the request may run again
+    return record(context, borrower, "loan.cancel", request_id, {"loan_id": loan_id, "reconciled": True}, receipt)
+
+
+def _mined(context, tx_hash: str):
+    """The transaction's receipt; IN_FLIGHT while the node holds it unmined; None if the node never saw it."""
+    try:
+        return context.w3.eth.get_transaction_receipt(tx_hash)
+    except TransactionNotFound:
+        pass
+    try:
+        context.w3.eth.get_transaction(tx_hash)
+    except TransactionNotFound:
+        return None  # never sent, or dropped: nobody else holds its signed bytes
+    return IN_FLIGHT

@@ -25,7 +25,7 @@ from eth_account import Account
 from fastapi.encoders import jsonable_encoder
 
 from api.client import ApiError, LoanLedgerClient
-from api.schemas import ApplyIn, TermsIn
+from api.schemas import ApplyIn, CancelIn, TermsIn
 from ledger import typed_data
 from ledger.encoding import to_0x_hex
 from ledger.node import free_port
@@ -45,14 +45,15 @@ def signed_body(api, account, terms: dict) -> dict:
     return {"terms": terms, "deadline": deadline, "signature": to_0x_hex(typed_data.sign(account.key, message))}
 
 
-def crashed_claim(api, borrower: str, key: str, body: dict, tx_hash: str | None, owner: str | None = None) -> None:
+def crashed_claim(api, borrower: str, key: str, body: dict, tx_hash: str | None, owner: str | None = None,
+                  route: str = "POST /v1/loans", schema=ApplyIn) -> None:
     """The row a request leaves when its process is killed after recording its transaction."""
     from api import idempotency
     _, context = api
-    digest = hashlib.sha256(json.dumps(jsonable_encoder(ApplyIn.model_validate(body).model_dump()),
+    digest = hashlib.sha256(json.dumps(jsonable_encoder(schema.model_validate(body).model_dump()),
                                        sort_keys=True).encode()).hexdigest()
     with context.sessions.begin() as session:
-        session.add(IdempotencyRecord(principal=borrower, key=key, route="POST /v1/loans", request_hash=digest,
+        session.add(IdempotencyRecord(principal=borrower, key=key, route=route, request_hash=digest,
                                       status_code=None, response=None, created_at=int(time.time()),
                                       owner=owner or DEAD_OWNER.format(host=idempotency._HOST), tx_hash=tx_hash))
 
@@ -128,6 +129,28 @@ def test_the_same_signed_request_under_a_new_key_names_the_first_loan(api, stack
     assert (refused.value.status, refused.value.code) == (409, "loan_request_replayed")
     assert f"loan {first['loan_id']}" in refused.value.message
     assert loans_of(stack, borrower) == 1
+
+
+def test_a_retry_after_a_crash_once_the_cancellation_was_mined_answers_it(api, stack, keys, alice, terms):
+    _, context = api
+    borrower = keys["alice"].address
+    loan_id = alice._request("POST", "/v1/loans", idempotency_key="apply-1",
+                             json_body=signed_body(api, keys["alice"], terms))["loan_id"]
+    book = context.bindings.book
+    deadline = context.chain_time() + 3600
+    message = typed_data.cancel_loan(chain_id=context.w3.eth.chain_id, book=book.address, loan_id=loan_id,
+                                     nonce=book.functions.nonces(borrower).call(), deadline=deadline)
+    body = {"deadline": deadline, "signature": to_0x_hex(typed_data.sign(keys["alice"].key, message))}
+    receipt = context.signer("relayer").transact(book.functions.cancelWithSignature(
+        loan_id, deadline, bytes.fromhex(body["signature"][2:])))
+    route = f"POST /v1/loans/{loan_id}/cancel"
+    crashed_claim(api, borrower, "cancel-1", body, to_0x_hex(receipt["transactionHash"]), route=route,
+                  schema=CancelIn)
+
+    answer = alice._request("POST", f"/v1/loans/{loan_id}/cancel", idempotency_key="cancel-1", json_body=body)
+
+    assert answer["tx_hash"] == to_0x_hex(receipt["transactionHash"])
+    assert stack.book.functions.loanOf(loan_id).call()[2] == 4  # Cancelled, once
 
 
 # ------------------------------------------------------------------ against real processes
