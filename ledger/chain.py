@@ -13,7 +13,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,17 +190,26 @@ class ChainClient:
     # -- public ----------------------------------------------------------------------------------
 
     def transact(self, function: ContractFunction, *, gas: int | None = None, value: int = 0,
-                 timeout: float | None = None) -> TxReceipt:
+                 timeout: float | None = None, before_send: Callable[[str], None] | None = None) -> TxReceipt:
         """Sends `function` and waits for its receipt; raises ContractRevert, ReceiptTimeout, NodeUnavailable."""
-        return self.wait(self.submit(function, gas=gas, value=value), timeout=timeout, function=function)
+        return self.wait(self.submit(function, gas=gas, value=value, before_send=before_send), timeout=timeout,
+                         function=function)
 
-    def submit(self, function: ContractFunction, *, gas: int | None = None, value: int = 0) -> str:
-        """Signs and submits without waiting; returns the transaction hash."""
+    def submit(self, function: ContractFunction, *, gas: int | None = None, value: int = 0,
+               before_send: Callable[[str], None] | None = None) -> str:
+        """Signs and submits without waiting; returns the transaction hash.
+
+        `before_send(tx_hash)` runs once the transaction is signed and before the node sees it (again for a
+        re-signed retry), so a caller can record the hash durably first: after a crash it can then ask the
+        node whether that transaction was mined. If it raises, nothing is sent.
+        """
         tx = self._prepare(function, gas, value)
         with self._lock:
             for attempt in (1, 2):
                 nonce = self._next_nonce()
                 signed = self.account.sign_transaction({**tx, "nonce": nonce})
+                if before_send is not None:
+                    before_send(to_0x_hex(signed.hash))
                 try:
                     tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
                     break

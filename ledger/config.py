@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, SecretStr
 from pydantic_settings import (
@@ -159,6 +159,7 @@ class Settings(BaseSettings):
     bureau_url: str = "http://127.0.0.1:8800"  # the credit bureau (stand-in: `loanledger bureau`)
     anchor_interval: float = 60.0            # seconds between action-log anchors the API writes; 0: never
     dev_login: bool = False                  # POST /v1/auth/dev-login (dashboard, loopback clients only): never in production
+    api_fault: Literal["", "after_send"] = ""  # tests only: exit the API once an application is mined, unanswered
     # The oracle (oracle/):
     bureau_api_key: SecretStr | None = None  # the bureau's bearer key; default: one made once in <home>/keys/
     notify_secret: SecretStr | None = None   # HMAC key of the notices `oracle run --notify-webhook` posts

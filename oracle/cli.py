@@ -1,4 +1,4 @@
-"""The oracle's commands: `loanledger oracle train|run`, and the development stand-ins `rail` and `bureau`."""
+"""The oracle's commands: `loanledger oracle train|run|outbox`, and the development stand-ins `rail` and `bureau`."""
 
 from __future__ import annotations
 
@@ -106,6 +106,38 @@ def run_command(
         "oracle: webhooks %s, outbox worker %s, store %s", f"on http://{host}:{port}" if webhooks else "off",
         "on" if worker else "off", settings.database_url.split("@")[-1])
     service.serve(host, port, http=webhooks, log_level=log_level)
+
+
+@oracle_app.command("outbox")
+def outbox_command(
+    status: str = typer.Option(None, "--status", help="Only items in this status: pending, sending, done, rejected, "
+                               "set_aside (never sendable as stored: an operator must act)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per item."),
+) -> None:
+    """List the outbox's payment confirmations with their status and, for refused or set-aside ones, why."""
+    from ledger.config import load_settings
+    from ledger.store import open_store
+    from oracle.outbox import Outbox
+
+    sessions = open_store(load_settings().database_url)
+    try:
+        items = Outbox(sessions).items(status)
+    finally:
+        sessions.kw["bind"].dispose()
+    columns = ("id", "status", "outcome", "kind", "provider", "reference", "loan_id", "amount", "currency",
+               "attempts", "last_error")
+    if as_json:
+        for item in items:
+            # Ids and amounts as strings: they may be past what a JSON reader's doubles hold exactly.
+            typer.echo(json.dumps({c: str(v) if c in ("loan_id", "amount") else v
+                                   for c in columns for v in [getattr(item, c)]}))
+        return
+    table = Table(title=f"outbox: {len(items)} item(s)" + (f" {status}" if status else ""))
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for item in items:
+        table.add_row(*("" if getattr(item, c) is None else str(getattr(item, c)) for c in columns))
+    Console().print(table)
 
 
 def _monitor_tasks(settings, sessions, risk: bool, scores: bool, reminder_days: int, notify_webhook: str | None,

@@ -7,10 +7,14 @@ loan book credits a reference once, ever, and its batch forms skip a failing ite
 instead of failing the batch, so re-sending an item that did reach the chain is harmless: it comes
 back refused, the worker sees its reference is used, and settles it as `already_credited`.
 
-Two kinds of failure are told apart. The node not answering (or the whole batch refused, e.g. the book
+Three kinds of failure are told apart. The node not answering (or the whole batch refused, e.g. the book
 is paused) is the worker's problem: the items go back to `pending` untouched and the worker backs off
 as a whole. One item refused by the contract is that item's: it is settled `rejected` with the error
-name, or, for refusals that may pass with time, retried with its own back-off.
+name, or, for refusals that may pass with time, retried with its own back-off. One item the worker
+cannot even prepare (a row it cannot read, an id or reference the contract cannot encode, a lookup that
+raises for it and not because the node is away) can never succeed: it is `set_aside` alone with the
+reason, shown to operators (`loanledger oracle outbox`, the oracle's /healthz and /metrics) and never
+retried automatically, so it cannot hold back the items queued after it.
 """
 
 from __future__ import annotations
@@ -24,13 +28,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 from web3.contract import Contract
+from web3.exceptions import BadFunctionCallOutput, TimeExhausted
 from web3.logs import DISCARD
 
 from ledger.book import read_loan
-from ledger.chain import ChainClient
+from ledger.chain import ChainClient, NodeUnavailable, ReceiptTimeout
 from ledger.encoding import to_0x_hex
 from ledger.errors import ContractRevert
 from ledger.store.models.outbox import OutboxItem
@@ -45,7 +50,13 @@ RETRYABLE = frozenset({"LoanBookInvalidStatus", "LoanBookInvalidPaymentTime", "O
 MAX_ITEM_ATTEMPTS = 8
 ITEM_MAX_BACKOFF = 300.0  # seconds; 2, 4, 8 ... so an item is given about eight minutes in all
 _DUPLICATE = "LoanBookDuplicatePayment"
-_UINT40, _UINT96 = 2**40, 2**96
+_UINT40, _UINT96, _UINT256 = 2**40, 2**96, 2**256
+KINDS = ("disbursement", "repayment")  # in the order a round pushes them
+SET_ASIDE = "set_aside"  # an item that can never succeed: kept, shown, never retried automatically
+# The node (or the database) being away, not the item being wrong: the whole round backs off.
+# BadFunctionCallOutput is an empty answer where the book should be (a node that lost its state).
+_TRANSIENT = (NodeUnavailable, ReceiptTimeout, TimeExhausted, BadFunctionCallOutput, SQLAlchemyError,
+              ConnectionError, TimeoutError, OSError)
 
 # Fault injection for the crash-safety test: the worker process exits on the spot at a named point.
 FAULT_ENV = "LOANLEDGER_OUTBOX_FAULT"  # the variable of the `outbox_fault` setting (tests only): see fault_injection
@@ -60,6 +71,7 @@ class DrainReport:
     already_credited: int = 0
     rejected: int = 0
     retried: int = 0
+    set_aside: int = 0
     batches: int = 0
     node_error: str | None = None  # set when the round stopped because the node (or the whole batch) failed
     errors: list[str] = field(default_factory=list)
@@ -100,9 +112,36 @@ class Outbox:
             rows = session.execute(select(OutboxItem.status, func.count()).group_by(OutboxItem.status)).all()
         return {status: count for status, count in rows}
 
-    def items(self) -> list[OutboxItem]:
+    def items(self, status: str | None = None) -> list[OutboxItem]:
+        query = select(OutboxItem).order_by(OutboxItem.id)
+        if status is not None:
+            query = query.where(OutboxItem.status == status)
         with self.sessions() as session:
-            return list(session.scalars(select(OutboxItem).order_by(OutboxItem.id)))
+            return list(session.scalars(query))
+
+
+class ItemUnusable(Exception):
+    """This one item can never be sent as stored: it is set aside, the others go on."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """The node or the store is away (retry the round later), as opposed to something wrong with one item."""
+    return isinstance(exc, _TRANSIENT) or type(exc).__module__.startswith(("requests", "urllib3"))
+
+
+def batch_item(item: OutboxItem) -> tuple[int, bytes, int, int]:
+    """The item as an ILoanBook.PaymentConfirmation; ItemUnusable when the contract cannot take it as it is."""
+    if item.kind not in KINDS:
+        raise ItemUnusable(f"kind {item.kind!r} is neither of {', '.join(KINDS)}")
+    if not 1 <= item.loan_id < _UINT256:
+        raise ItemUnusable(f"loan id {item.loan_id} is not a uint256 of at least 1")
+    try:
+        ref = bytes.fromhex(item.payment_ref.removeprefix("0x"))
+    except (ValueError, AttributeError, TypeError):
+        ref = b""
+    if len(ref) != 32:
+        raise ItemUnusable(f"payment reference {item.payment_ref!r} is not 32 bytes of hex")
+    return item.loan_id, ref, item.amount, item.paid_at
 
 
 @dataclass(frozen=True)
@@ -143,7 +182,13 @@ class OutboxWorker:
         for item in stranded:
             # Not used: the batch never reached the chain, or it did and skipped the item, or it is still in
             # the mempool (then the re-sent item is refused and settled as already credited).
-            used = self._reference_used(item.payment_ref)
+            try:
+                used = self._reference_used(batch_item(item)[1])
+            except Exception as exc:
+                if is_transient(exc):
+                    raise  # the node is away: recovery is tried again next round
+                settlements[item.id] = _set_aside(exc)
+                continue
             settlements[item.id] = _Settlement("done", "already_credited") if used else _Settlement("pending", None)
         self._settle(settlements, stranded)
         if stranded:
@@ -158,10 +203,14 @@ class OutboxWorker:
         report = DrainReport()
         if not self.recovered:
             self.recover()
-        claimed = self._claim()
-        report.claimed = len(claimed)
+        claimed, unreadable = self._claim()
+        report.claimed = len(claimed) + len(unreadable)
+        self._set_aside_rows(unreadable, report)
+        odd = [item for item in claimed if item.kind not in KINDS]  # no batch form would ever take them
+        self._settle({item.id: _set_aside(ItemUnusable(f"kind {item.kind!r} is neither of {', '.join(KINDS)}"))
+                      for item in odd}, odd, report)
         # Disbursements first: a repayment in the same round may be for a loan paid out in it.
-        batches = [[item for item in claimed if item.kind == kind] for kind in ("disbursement", "repayment")]
+        batches = [[item for item in claimed if item.kind == kind] for kind in KINDS]
         for batch in batches:
             if report.node_error is not None:
                 self._release(batch, report.node_error)  # the node failed earlier in this round
@@ -201,17 +250,54 @@ class OutboxWorker:
 
     # ------------------------------------------------------------------ internals
 
-    def _claim(self) -> list[OutboxItem]:
+    def _claim(self) -> tuple[list[OutboxItem], dict[int, str]]:
+        """Claims due items; returns them, and the ids of claimed rows that cannot be read, with the reason.
+
+        Ids are claimed first and the rows read after, so one row the model cannot load (a value an older
+        version wrote) is set aside alone instead of failing every round's query.
+        """
         now = int(self.clock())
         with self.outbox.sessions.begin() as session:
-            query = (select(OutboxItem).where(OutboxItem.status == "pending", OutboxItem.next_attempt_at <= now)
+            query = (select(OutboxItem.id).where(OutboxItem.status == "pending", OutboxItem.next_attempt_at <= now)
                      .order_by(OutboxItem.id).limit(self.batch_size))
             if session.get_bind().dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)  # several workers never claim the same row
-            items = list(session.scalars(query))
-            for item in items:
-                item.status, item.updated_at = "sending", now
-        return items
+            ids = list(session.scalars(query))
+            if ids:
+                session.execute(update(OutboxItem).where(OutboxItem.id.in_(ids))
+                                .values(status="sending", updated_at=now))
+        if not ids:
+            return [], {}
+        with self.outbox.sessions() as session:
+            try:
+                return list(session.scalars(select(OutboxItem).where(OutboxItem.id.in_(ids))
+                                            .order_by(OutboxItem.id))), {}
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                session.rollback()
+        items, unreadable = [], {}
+        for id_ in ids:  # one row spoils the query: read them one by one to find it
+            with self.outbox.sessions() as session:
+                try:
+                    items.append(session.scalars(select(OutboxItem).where(OutboxItem.id == id_)).one())
+                except Exception as exc:
+                    if is_transient(exc):
+                        raise
+                    unreadable[id_] = f"the stored row cannot be read: {type(exc).__name__}: {exc}"
+        return items, unreadable
+
+    def _set_aside_rows(self, unreadable: Mapping[int, str], report: DrainReport) -> None:
+        if not unreadable:
+            return
+        now = int(self.clock())
+        with self.outbox.sessions.begin() as session:
+            for id_, reason in unreadable.items():
+                session.execute(update(OutboxItem).where(OutboxItem.id == id_).values(
+                    status=SET_ASIDE, outcome="UnreadableRow", last_error=reason, updated_at=now))
+        for id_, reason in unreadable.items():
+            report.set_aside += 1
+            log.error("outbox item %d set aside: %s; an operator must look at it", id_, reason)
 
     def _push(self, items: list[OutboxItem], report: DrainReport) -> None:
         if not items:
@@ -219,7 +305,7 @@ class OutboxWorker:
         settlements: dict[int, _Settlement] = {}
         try:
             sendable = self._screen(items, settlements)
-        except Exception as exc:  # noqa: BLE001 - the node did not answer the loan lookups
+        except Exception as exc:  # noqa: BLE001 - only transient errors leave _screen: the node did not answer
             self._node_failed(items, exc, report)
             return
         if sendable:
@@ -229,8 +315,7 @@ class OutboxWorker:
             report.batches += 1
             self.fault("before_send")
             try:
-                receipt = self.client.transact(function(
-                    [(i.loan_id, bytes.fromhex(i.payment_ref[2:]), i.amount, i.paid_at) for i in sendable]))
+                receipt = self.client.transact(function([batch_item(i) for i in sendable]))
             except Exception as exc:  # noqa: BLE001 - node down, timeout, paused: the items wait for the next round
                 settled = [i for i in items if i.id in settlements]
                 self._settle(settlements, settled, report)
@@ -251,11 +336,22 @@ class OutboxWorker:
         """Refuses what the contract cannot be asked or would credit in the wrong money; returns the rest."""
         sendable = []
         for item in items:
+            try:
+                batch_item(item)
+            except ItemUnusable as exc:
+                settlements[item.id] = _set_aside(exc)
+                continue
             if not (0 < item.paid_at < _UINT40 and 0 < item.amount < _UINT96):
                 settlements[item.id] = _Settlement("rejected", "InvalidConfirmation",
                                                    f"paid_at {item.paid_at} or amount {item.amount} out of range")
                 continue
-            currency = self._loan_currency(item.loan_id)
+            try:
+                currency = self._loan_currency(item.loan_id)
+            except Exception as exc:
+                if is_transient(exc):
+                    raise  # the node is away: the whole batch waits
+                settlements[item.id] = _set_aside(exc)  # raises for this item, round after round: never sendable
+                continue
             # The book takes amounts in the loan's currency and has no other check: a payment in another
             # currency would be credited at face value. Unknown loans go on, and the book names the error.
             if currency is not None and currency != item.currency:
@@ -284,7 +380,10 @@ class OutboxWorker:
             if reason is None:
                 settlements[item.id] = _Settlement("done", "credited")
                 continue
-            decoded = self.client.errors.decode(reason) if reason else None
+            try:
+                decoded = self.client.errors.decode(reason) if reason else None
+            except Exception:  # noqa: BLE001 - our selector with arguments that do not decode: name it raw
+                decoded = None
             name = decoded.name if decoded else ("OutOfGas" if not reason else f"UnknownRevert({to_0x_hex(reason)})")
             # The book checks a loan's status before the reference, so a re-sent item for a loan it closed or
             # paid out comes back as InvalidStatus: the reference, not the error, says whether it is credited.
@@ -298,8 +397,9 @@ class OutboxWorker:
         for item in items:
             settlements[item.id] = _with_receipt(settlements[item.id], receipt)
 
-    def _reference_used(self, payment_ref: str) -> bool:
-        return bool(self.client.call(self.book.functions.isPaymentReferenceUsed(bytes.fromhex(payment_ref[2:]))))
+    def _reference_used(self, payment_ref: str | bytes) -> bool:
+        ref = payment_ref if isinstance(payment_ref, bytes) else bytes.fromhex(payment_ref[2:])
+        return bool(self.client.call(self.book.functions.isPaymentReferenceUsed(ref)))
 
     def _node_failed(self, items: list[OutboxItem], exc: Exception, report: DrainReport) -> None:
         error = str(exc) if isinstance(exc, ContractRevert) else f"{type(exc).__name__}: {exc}"
@@ -339,6 +439,10 @@ class OutboxWorker:
                     report.rejected += 1
                     log.error("confirmation %s (%s of loan %s) refused: %s; the money needs an operator",
                               item.reference, item.kind, item.loan_id, s.error)
+                elif s.status == SET_ASIDE:
+                    report.set_aside += 1
+                    log.error("outbox item %d (%s, reference %s) set aside: %s; an operator must look at it",
+                              item.id, item.kind, item.reference, s.error)
                 elif s.status == "pending":
                     report.retried += 1
                 elif s.outcome == "credited":
@@ -351,6 +455,11 @@ class OutboxWorker:
 class _Mined(_Settlement):
     tx_hash: str = ""
     block_number: int = 0
+
+
+def _set_aside(exc: BaseException) -> _Settlement:
+    outcome = "ItemUnusable" if isinstance(exc, ItemUnusable) else type(exc).__name__
+    return _Settlement(SET_ASIDE, outcome[:64], f"{type(exc).__name__}: {exc}"[:2000])
 
 
 def _with_receipt(s: _Settlement, receipt) -> _Mined:

@@ -1,8 +1,8 @@
 """The oracle as one process: the payment webhook endpoint, the outbox worker, and room for more workers.
 
 `loanledger oracle run` builds an `OracleService` from the settings and runs it: uvicorn serves the
-webhook endpoint and `/healthz` in the main thread, each background worker (the outbox worker; the
-risk monitor plugs in the same way, see `BackgroundTask`) runs in its own thread until SIGTERM or
+webhook endpoint, `/healthz` and `/metrics` (Prometheus) in the main thread, each background worker
+(the outbox worker; the risk monitor plugs in the same way, see `BackgroundTask`) runs in its own thread until SIGTERM or
 SIGINT, after which the server stops taking requests, every worker finishes its round, and the store
 is closed. A worker never dies of one failed round: it logs and backs off.
 """
@@ -18,14 +18,16 @@ from dataclasses import dataclass, field
 
 import uvicorn
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import text
 from sqlalchemy.orm import sessionmaker
 
 from ledger.config import Settings
 from ledger.secret_file import read_or_create
 from oracle.intake import payment_webhooks
-from oracle.outbox import Outbox, OutboxWorker
+from oracle.outbox import SET_ASIDE, Outbox, OutboxWorker
 from oracle.payments.provider import PaymentProvider
 from oracle.payments.webhook import DEFAULT_WINDOW, WebhookVerifier
 
@@ -112,9 +114,19 @@ class OracleService:
             worker = self.worker
             return JSONResponse(status_code=200 if healthy else 503, content={
                 "status": "ok" if healthy else "degraded", "store": store, "tasks": alive, "outbox": counts,
+                # Items no retry will send: the process is healthy (a restart would not help), an operator must act
+                # (`loanledger oracle outbox --status set_aside`).
+                "attention": {"set_aside": counts.get(SET_ASIDE, 0), "rejected": counts.get("rejected", 0)},
                 "node_failures": worker.failures if worker is not None else None,
                 "webhooks": sorted(self.verifier.providers) if self.verifier is not None else [],
                 "uptime": round(time.time() - self.started_at, 1)})
+
+        registry = CollectorRegistry(auto_describe=True)
+        registry.register(_OutboxCollector(self))
+
+        @app.get("/metrics", response_class=Response)
+        def metrics() -> Response:
+            return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
         return app
 
@@ -162,6 +174,32 @@ class OracleService:
             self.stop_tasks(stop_timeout)
             self.sessions.kw["bind"].dispose()
         log.info("oracle stopped")
+
+
+class _OutboxCollector:
+    """The outbox's items by status, read at scrape time; set-aside items also as their own gauge to alert on."""
+
+    def __init__(self, service: OracleService):
+        self.service = service
+
+    def collect(self):
+        try:
+            counts = self.service.outbox.counts()
+        except Exception:  # the store is down: /healthz says so; a scrape still answers
+            log.warning("metrics: the outbox could not be counted", exc_info=True)
+            return
+        by_status = GaugeMetricFamily("loanledger_oracle_outbox_items", "Outbox items by status", labels=["status"])
+        for status, count in sorted(counts.items()):
+            by_status.add_metric([status], count)
+        yield by_status
+        yield GaugeMetricFamily("loanledger_oracle_outbox_set_aside",
+                                "Outbox items set aside as never sendable: an operator must act",
+                                value=counts.get(SET_ASIDE, 0))
+        worker = self.service.worker
+        if worker is not None:
+            yield GaugeMetricFamily("loanledger_oracle_outbox_node_failures",
+                                    "Consecutive outbox rounds the node (or the whole batch) failed",
+                                    value=worker.failures)
 
 
 def build_verifier(providers: Mapping[str, PaymentProvider], window: int = DEFAULT_WINDOW) -> WebhookVerifier | None:

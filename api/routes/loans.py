@@ -54,15 +54,23 @@ def request_params(context: ContextDep, who: BorrowerOrApplicant) -> RequestPara
 def apply(body: ApplyIn, context: ContextDep, metrics: MetricsDep, who: RegisteredBorrower,
           idempotency_key: str | None = Header(None)):
 
-    def action():
-        application = applications.apply(context, who.address, body.terms.to_terms(), body.deadline,
-                                         bytes.fromhex(body.signature[2:]), current_request_id())
-        metrics.transactions.labels("request_loan").inc()
+    def answer(application: applications.Application):
         context.wait_indexed(application.block_number)
         return 201, ApplyOut(loan_id=application.loan_id, status=application.status, tx_hash=application.tx_hash,
                              decision=application.decision)
 
-    return idempotency.run_once(context, who.address, idempotency_key, "POST /v1/loans", body.model_dump(), action)
+    def action(claim: idempotency.Claim):
+        application = applications.apply(context, who.address, body.terms.to_terms(), body.deadline,
+                                         bytes.fromhex(body.signature[2:]), current_request_id(), claim.record_tx)
+        metrics.transactions.labels("request_loan").inc()
+        return answer(application)
+
+    def reconcile(tx_hash: str):  # a retry of an application whose process died: what did its transaction do?
+        outcome = applications.reconcile(context, who.address, tx_hash, current_request_id())
+        return answer(outcome) if isinstance(outcome, applications.Application) else outcome
+
+    return idempotency.run_once_reconciled(context, who.address, idempotency_key, "POST /v1/loans", body.model_dump(),
+                                           action, reconcile)
 
 
 @router.post("/loans/{loan_id}/cancel", response_model=TxOut, responses=ERRORS,
@@ -70,17 +78,24 @@ def apply(body: ApplyIn, context: ContextDep, metrics: MetricsDep, who: Register
 def cancel(loan_id: LoanIdPath, body: CancelIn, context: ContextDep, metrics: MetricsDep,
            who: RegisteredBorrower, idempotency_key: str | None = Header(None)):
 
-    def action():
-        with context.sessions() as session:
-            visible_loan(session, Principal(who.address, frozenset()), loan_id)  # own loans only, else 404
-        sent = applications.cancel(context, who.address, loan_id, body.deadline, bytes.fromhex(body.signature[2:]),
-                                   current_request_id())
-        metrics.transactions.labels("cancel_loan").inc()
+    def answer(sent):
         context.wait_indexed(sent.block_number)
         return 200, TxOut.model_validate(sent)
 
-    return idempotency.run_once(context, who.address, idempotency_key, f"POST /v1/loans/{loan_id}/cancel",
-                                body.model_dump(), action)
+    def action(claim: idempotency.Claim):
+        with context.sessions() as session:
+            visible_loan(session, Principal(who.address, frozenset()), loan_id)  # own loans only, else 404
+        sent = applications.cancel(context, who.address, loan_id, body.deadline, bytes.fromhex(body.signature[2:]),
+                                   current_request_id(), claim.record_tx)
+        metrics.transactions.labels("cancel_loan").inc()
+        return answer(sent)
+
+    def reconcile(tx_hash: str):  # a retry of a cancellation whose process died: what did its transaction do?
+        outcome = applications.reconcile_cancel(context, who.address, loan_id, tx_hash, current_request_id())
+        return answer(outcome) if isinstance(outcome, applications.Sent) else outcome
+
+    return idempotency.run_once_reconciled(context, who.address, idempotency_key, f"POST /v1/loans/{loan_id}/cancel",
+                                           body.model_dump(), action, reconcile)
 
 
 @router.get("/loans", response_model=LoanList, responses=ERRORS,

@@ -1,19 +1,37 @@
 """A borrower's loan application: relay the borrower's signed request (then the automatic policy), or their
 signed cancellation. The API never signs for a borrower: it checks the EIP-712 signature first, so a bad
-one costs no gas, and the loan book checks it again."""
+one costs no gas, and the loan book checks it again.
+
+The relayed transaction's hash is handed to the caller before it is sent (`record_tx`), and `reconcile`
+answers from it after a crash: the loan it made, or nothing if it was never mined. A signed request is
+good for one loan, ever: the loan book spends its nonce, and one relayed before is answered 409 with the
+loan it made rather than refused as a bad signature.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from sqlalchemy import select
+from web3.exceptions import TransactionNotFound
 from web3.logs import DISCARD
 
 from api.errors import ApiError
+from api.idempotency import IN_FLIGHT
 from api.services.decisions import apply_policy
 from api.services.transactions import Sent, record
 from ledger import typed_data
+from ledger.book import LoanStatus, read_loan
 from ledger.encoding import to_0x_hex
+from ledger.store.models.chain import Loan
 from ledger.typed_data import LoanTerms
+
+log = logging.getLogger(__name__)
+
+REPLAY_LOOKBACK = 32  # earlier nonces a replayed signature is checked against
 
 
 @dataclass(frozen=True)
@@ -31,32 +49,111 @@ class Application:
         return "Rejected" if (self.decision or "").startswith("rejected") else "Requested"
 
 
-def apply(context, borrower: str, terms: LoanTerms, deadline: int, signature: bytes, request_id: str) -> Application:
-    """Relays `borrower`'s signed request for `terms`; 422 `invalid_signature` if they did not sign it."""
+def apply(context, borrower: str, terms: LoanTerms, deadline: int, signature: bytes, request_id: str,
+          record_tx: Callable[[str], None] | None = None) -> Application:
+    """Relays `borrower`'s signed request for `terms`; 422 `invalid_signature` if they did not sign it, 409
+    `loan_request_replayed` if they did but it was relayed before. `record_tx(hash)` runs before sending."""
     book = context.bindings.book
     nonce = book.functions.nonces(borrower).call()
+    if not _signed_by(context, borrower, terms, nonce, deadline, signature):
+        _refuse_replay(context, borrower, terms, nonce, deadline, signature)
+        raise ApiError(422, "invalid_signature", "the signature is not the signed-in borrower's over these terms, "
+                                                 f"nonce {nonce} and deadline {deadline}")
+    receipt = context.signer("relayer").transact(
+        book.functions.requestLoan(terms.as_tuple(), borrower, deadline, signature), before_send=record_tx)
+    _fault(context, "after_send")
+    return _requested(context, borrower, receipt, request_id, {"principal": terms.principal})
+
+
+def reconcile(context, borrower: str, tx_hash: str, request_id: str) -> Application | str | None:
+    """What a crashed application's recorded transaction did: the Application (the policy finished if the
+    loan is still Requested), IN_FLIGHT while the node holds it unmined, None if it was never mined."""
+    receipt = _mined(context, tx_hash)
+    if receipt is None or receipt is IN_FLIGHT:
+        return receipt
+    if receipt["status"] != 1 or not context.bindings.book.events.LoanRequested().process_receipt(
+            receipt, errors=DISCARD):
+        return None  # reverted: no loan was made
+    log.warning("application %s was interrupted after its transaction was sent; answering from the chain",
+                tx_hash)
+    return _requested(context, borrower, receipt, request_id, {"reconciled": True})
+
+
+def _requested(context, borrower: str, receipt, request_id: str, details: dict) -> Application:
+    """The loan a mined requestLoan made, logged, with the automatic policy applied if it is still Requested."""
+    book = context.bindings.book
+    event = book.events.LoanRequested().process_receipt(receipt, errors=DISCARD)[0]
+    loan_id = event["args"]["loanId"]
+    tx_hash = to_0x_hex(receipt["transactionHash"])
+    context.action_log.append(borrower, "loan.request", request_id, {"loan_id": loan_id, "tx": tx_hash, **details})
+    status = read_loan(book, loan_id).status
+    if status is LoanStatus.REQUESTED:
+        decision, block = apply_policy(context, loan_id, request_id=request_id)
+    else:  # decided already (a reconciled application whose first run got that far)
+        decision, block = ("rejected" if status is LoanStatus.REJECTED
+                           else None if status is LoanStatus.CANCELLED else "approved"), None
+    return Application(loan_id, tx_hash, decision, max(receipt["blockNumber"], block or 0))
+
+
+def _signed_by(context, borrower: str, terms: LoanTerms, nonce: int, deadline: int, signature: bytes) -> bool:
+    book = context.bindings.book
     message = typed_data.loan_request(chain_id=context.w3.eth.chain_id, book=book.address, borrower=borrower,
                                       terms=terms, nonce=nonce, deadline=deadline)
     try:
         signer = typed_data.recover(message, signature)
     except Exception:  # noqa: BLE001 - a malformed signature recovers to nothing
-        signer = None
-    if signer is None or signer.lower() != borrower.lower():
-        raise ApiError(422, "invalid_signature", "the signature is not the signed-in borrower's over these terms, "
-                                                 f"nonce {nonce} and deadline {deadline}")
-    receipt = context.signer("relayer").transact(
-        book.functions.requestLoan(terms.as_tuple(), borrower, deadline, signature))
-    event = book.events.LoanRequested().process_receipt(receipt, errors=DISCARD)[0]
-    loan_id = event["args"]["loanId"]
-    tx_hash = to_0x_hex(receipt["transactionHash"])
-    context.action_log.append(borrower, "loan.request", request_id,
-                              {"loan_id": loan_id, "tx": tx_hash, "principal": terms.principal})
-    decision, block = apply_policy(context, loan_id, request_id=request_id)
-    return Application(loan_id, tx_hash, decision, max(receipt["blockNumber"], block or 0))
+        return False
+    return signer.lower() == borrower.lower()
 
 
-def cancel(context, borrower: str, loan_id: int, deadline: int, signature: bytes, request_id: str) -> Sent:
+def _refuse_replay(context, borrower: str, terms: LoanTerms, nonce: int, deadline: int, signature: bytes) -> None:
+    """409 when the borrower signed these terms with a nonce the book already spent (the same signed request
+    relayed again, e.g. under a new Idempotency-Key): it names the loan that nonce made, if one did."""
+    for spent in range(nonce - 1, max(-1, nonce - 1 - REPLAY_LOOKBACK), -1):
+        if _signed_by(context, borrower, terms, spent, deadline, signature):
+            with context.sessions() as session:
+                loan_id = session.scalar(select(Loan.id).where(Loan.borrower == borrower,
+                                                               Loan.request_nonce == spent))
+            made = f": it made loan {loan_id}" if loan_id is not None else ""
+            raise ApiError(409, "loan_request_replayed",
+                           f"this signed request (nonce {spent}) was relayed before{made}; a signed request makes "
+                           f"one loan. Retry with its first Idempotency-Key for the answer, or sign a new request")
+
+
+def _fault(context, point: str) -> None:
+    """The `api_fault` setting (LOANLEDGER_API_FAULT, tests only): exit on the spot (no cleanup) at `point`,
+    so the crash tests can stop the API between sending an application and storing its answer."""
+    if context.settings.api_fault == point:  # the setting's type allows only the points that exist
+        log.warning("fault injection: exiting at %s", point)
+        os._exit(70)
+
+
+def cancel(context, borrower: str, loan_id: int, deadline: int, signature: bytes, request_id: str,
+           record_tx: Callable[[str], None] | None = None) -> Sent:
     """Relays the borrower's signed cancellation (the loan book checks it is theirs and not yet disbursed)."""
     receipt = context.signer("relayer").transact(
-        context.bindings.book.functions.cancelWithSignature(loan_id, deadline, signature))
+        context.bindings.book.functions.cancelWithSignature(loan_id, deadline, signature), before_send=record_tx)
     return record(context, borrower, "loan.cancel", request_id, {"loan_id": loan_id}, receipt)
+
+
+def reconcile_cancel(context, borrower: str, loan_id: int, tx_hash: str, request_id: str) -> Sent | str | None:
+    """What a crashed cancellation's recorded transaction did: the Sent once mined, IN_FLIGHT, or None."""
+    receipt = _mined(context, tx_hash)
+    if receipt is None or receipt is IN_FLIGHT:
+        return receipt
+    if receipt["status"] != 1:
+        return None  # reverted: nothing was cancelled, the request may run again
+    return record(context, borrower, "loan.cancel", request_id, {"loan_id": loan_id, "reconciled": True}, receipt)
+
+
+def _mined(context, tx_hash: str):
+    """The transaction's receipt; IN_FLIGHT while the node holds it unmined; None if the node never saw it."""
+    try:
+        return context.w3.eth.get_transaction_receipt(tx_hash)
+    except TransactionNotFound:
+        pass
+    try:
+        context.w3.eth.get_transaction(tx_hash)
+    except TransactionNotFound:
+        return None  # never sent, or dropped: nobody else holds its signed bytes
+    return IN_FLIGHT

@@ -2,12 +2,14 @@
 
 A webhook becomes a `Confirmation` {kind, loan, rail reference, amount, paid_at} only when every check
 passes; each failure is a `WebhookRejected` with a stable code the endpoint returns, and nothing is stored.
-The checks that do not depend on the provider (body size, time window, amount bounds) live here once;
+The checks that do not depend on the provider (body size, time window, and the bounds of every identifier
+and amount: `check_confirmation`) live here once;
 a provider adapter (oracle.payments.provider) brings its headers, signature scheme and payload layout.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation, localcontext
@@ -21,6 +23,12 @@ from ledger.errors import LoanLedgerError
 DEFAULT_WINDOW = 300  # seconds either side of our clock, as the big providers document
 MAX_BODY = 64 * 1024
 MAX_AMOUNT = 2**96 - 1  # the contracts' uint96
+MAX_LOAN_ID = 2**256 - 1  # ILoanBook's loan ids are uint256
+MAX_PAID_AT = 2**40 - 1  # the contracts' uint40 times
+MAX_ID = 64  # characters of a rail reference or event id: what the outbox's columns hold
+KINDS = ("disbursement", "repayment")
+_REFERENCE = re.compile(r"[A-Za-z0-9_\-.:]{1,64}")
+_CURRENCY = re.compile(r"[A-Z]{3}")
 
 
 class WebhookRejected(LoanLedgerError):
@@ -108,12 +116,32 @@ def check_time_window(signed_at: int, now: float, window: int) -> None:
         raise OutsideTimeWindow(f"the webhook is {int(skew)}s away from our clock (window {window}s)")
 
 
-def check_amount(confirmation: Confirmation) -> None:
-    """What the loan book can take, whatever the provider's layout let through."""
-    if not 1 <= confirmation.amount <= MAX_AMOUNT:
-        raise MalformedWebhook(f"amount: {confirmation.amount} is not between 1 and {MAX_AMOUNT} minor units")
-    if confirmation.loan_id < 1 or confirmation.paid_at < 1:
-        raise MalformedWebhook("loan_id and paid_at must be positive")
+def check_confirmation(c: Confirmation) -> None:
+    """What the loan book and the outbox can take, whatever the provider's layout let through.
+
+    Run before anything is stored: a value the contract cannot encode (a loan id past uint256) would
+    otherwise sit in the outbox as an item that can never be sent.
+    """
+    if c.kind not in KINDS:
+        raise MalformedWebhook(f"kind: {c.kind!r} is neither of {', '.join(KINDS)}")
+    if not _is_int(c.loan_id) or not 1 <= c.loan_id <= MAX_LOAN_ID:
+        raise MalformedWebhook(f"loan_id: {c.loan_id} is not a loan id (1 to 2**256 - 1)")
+    if not _is_int(c.amount) or not 1 <= c.amount <= MAX_AMOUNT:
+        raise MalformedWebhook(f"amount: {c.amount} is not between 1 and {MAX_AMOUNT} minor units")
+    if not _is_int(c.paid_at) or not 1 <= c.paid_at <= MAX_PAID_AT:
+        raise MalformedWebhook(f"paid_at: {c.paid_at} is not unix seconds the loan book can hold")
+    if not isinstance(c.currency, str) or not _CURRENCY.fullmatch(c.currency):
+        raise MalformedWebhook(f"currency: {c.currency!r} is not three capital letters (ISO 4217)")
+    if not isinstance(c.reference, str) or not _REFERENCE.fullmatch(c.reference):
+        raise MalformedWebhook(f"reference: {c.reference!r} is not 1 to {MAX_ID} letters, digits or _-.:")
+    if not isinstance(c.event_id, str) or not 1 <= len(c.event_id) <= MAX_ID:
+        raise MalformedWebhook(f"event id: must be 1 to {MAX_ID} characters")
+    if not isinstance(c.payment_ref, bytes) or len(c.payment_ref) != 32:
+        raise MalformedWebhook("payment_ref: not 32 bytes")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 # For providers that send amounts as decimal strings: ISO 4217 minor-unit exponents (2 unless listed).

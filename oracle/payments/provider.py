@@ -1,7 +1,7 @@
 """The rail seam: one `PaymentProvider` adapter holds everything one payment provider needs.
 
 Inbound, a provider has its own header names, signature scheme and key, and payload layout; the checks
-every provider shares (body size, time window, amount bounds) run here, once, around the provider's
+every provider shares (body size, time window, bounds of identifiers and amounts) run here, once, around the provider's
 own two steps (`authenticate`, then `read_payment`). Outbound, it orders payouts, collections and
 refunds over the provider's HTTP API with an idempotency key the provider honours, so a retried order
 never moves money twice. Adapters live in oracle.payments.providers, one module per provider kind, and
@@ -23,8 +23,8 @@ from oracle.payments.inbound import (
     DEFAULT_WINDOW,
     Confirmation,
     Headers,
-    check_amount,
     check_body_size,
+    check_confirmation,
     check_time_window,
 )
 
@@ -94,7 +94,7 @@ class PaymentProvider(ABC):
         signed_at = self.authenticate(Headers(headers), body)
         check_time_window(signed_at, now, window)
         confirmation = self.read_payment(Headers(headers), body)
-        check_amount(confirmation)
+        check_confirmation(confirmation)
         return confirmation
 
     @property

@@ -180,3 +180,11 @@ def test_the_outbox_fault_hook_is_a_setting(tmp_path):
     assert fault_injection(load_settings({"LOANLEDGER_HOME": str(tmp_path)}).outbox_fault) is None
     with pytest.raises(ValueError, match=FAULT_ENV):
         fault_injection("later")
+
+
+def test_the_api_fault_hook_is_a_setting_with_its_points_only(tmp_path):
+    faulty = load_settings({"LOANLEDGER_HOME": str(tmp_path), "LOANLEDGER_API_FAULT": "after_send"})
+    assert faulty.api_fault == "after_send"
+    assert load_settings({"LOANLEDGER_HOME": str(tmp_path)}).api_fault == ""
+    with pytest.raises(ValueError):
+        load_settings({"LOANLEDGER_HOME": str(tmp_path), "LOANLEDGER_API_FAULT": "later"})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 
 import pytest
 from fastapi import FastAPI
@@ -14,6 +15,7 @@ from sqlalchemy.orm import sessionmaker
 from ledger.store import open_store
 from oracle.intake import WEBHOOK_PATH, payment_webhooks
 from oracle.outbox import Outbox
+from oracle.payments.inbound import Confirmation, MalformedWebhook, check_confirmation
 from oracle.payments.providers import HmacJsonProvider
 from oracle.payments.providers.hmac_json import sign
 from oracle.payments.signatures import HEADER_SIGNATURE, HmacScheme, RsaScheme, signature_headers
@@ -131,6 +133,16 @@ def _tampered_body():
     (lambda: signed({**event(), "data": {**event()["data"], "amount": -5}}), 400, "malformed_webhook"),
     (lambda: signed({**event(), "data": {**event()["data"], "amount": "100"}}), 400, "malformed_webhook"),
     (lambda: signed({**event(), "extra": 1}), 400, "malformed_webhook"),
+    # Identifiers out of the contract's range are refused before anything is stored (issue 14, defect 4).
+    (lambda: signed(event(loan_id=2**256)), 400, "malformed_webhook"),
+    (lambda: signed(event(loan_id=2**256 + 7)), 400, "malformed_webhook"),
+    (lambda: signed(event(loan_id=0)), 400, "malformed_webhook"),
+    (lambda: signed(event(loan_id=-1)), 400, "malformed_webhook"),
+    (lambda: signed(event(paid_at=2**40)), 400, "malformed_webhook"),
+    (lambda: signed(event(amount=2**96)), 400, "malformed_webhook"),
+    (lambda: signed(event(currency="cny")), 400, "malformed_webhook"),
+    (lambda: signed(event(reference="COL 1; DROP")), 400, "malformed_webhook"),
+    (lambda: signed(event(reference="R" * 65)), 400, "malformed_webhook"),
     (lambda: signed({**event(), "type": "payment.failed"}), 400, "malformed_webhook"),
     (lambda: ({k: v for k, v in signed(event())[0].items() if k != "X-Rail-Nonce"}, signed(event())[1]), 400,
      "malformed_webhook"),
@@ -250,3 +262,22 @@ def test_a_second_provider_is_accepted_side_by_side_on_its_own_path(outbox):
     assert (tradepay.kind, tradepay.loan_id, tradepay.amount, tradepay.event_id) == (
         "disbursement", 3, 120_000, "msg_1")
     assert tradepay.payment_ref == "0x" + payment_ref("tradepay", "2026113022001400001").hex()
+
+
+def test_the_largest_loan_id_the_contract_takes_is_accepted(http, outbox):
+    response = post(http, signed(event(loan_id=2**256 - 1)))
+    assert response.status_code == 200, response.text
+    assert [i.loan_id for i in outbox.items()] == [2**256 - 1]
+
+
+@pytest.mark.parametrize("field_value", [("loan_id", 2**256), ("loan_id", 0), ("loan_id", True), ("amount", 0),
+                                         ("paid_at", 2**40), ("currency", "CN"), ("currency", "cny"),
+                                         ("reference", ""), ("reference", "a b"), ("event_id", "e" * 65),
+                                         ("kind", "refund"), ("payment_ref", b"short")])
+def test_the_shared_checks_refuse_every_identifier_out_of_bounds_whatever_the_provider(field_value):
+    good = Confirmation(kind="repayment", loan_id=7, reference="COL-1", payment_ref=payment_ref("p", "COL-1"),
+                        amount=100, currency="CNY", paid_at=1_700_000_000, provider="p", event_id="evt-1")
+    check_confirmation(good)
+    field, value = field_value
+    with pytest.raises(MalformedWebhook, match=field.split("_")[0]):
+        check_confirmation(replace(good, **{field: value}))

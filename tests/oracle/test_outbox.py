@@ -11,7 +11,8 @@ from web3.logs import DISCARD
 
 from ledger.book import LoanStatus
 from ledger.chain import ChainClient
-from oracle.outbox import Outbox, OutboxWorker
+from ledger.store.models.outbox import OutboxItem
+from oracle.outbox import SET_ASIDE, Outbox, OutboxWorker
 from oracle.payments.webhook import Confirmation, payment_ref
 
 PROVIDER = "mockpay"
@@ -293,3 +294,94 @@ def test_a_worker_that_died_mid_batch_is_recovered_by_the_next(stack, driver, ke
     assert {i.status for i in outbox.items()} == {"done"}
     assert {i.outcome for i in outbox.items()} == {expected or "credited"}
     assert paid(stack, loan_id) == 10_000  # once
+
+
+# ------------------------------------------------------------------ an item that can never succeed
+
+
+def stored_as_is(outbox, driver, **fields) -> int:
+    """A row written straight into the table, as an older version (or a bug) could have left it."""
+    now = int(outbox.clock())
+    values = {"provider": PROVIDER, "event_id": f"evt-{fields['reference']}", "kind": "repayment",
+              "amount": 1_000, "currency": "CNY", "paid_at": driver.now, "received_at": now, "status": "pending",
+              "attempts": 0, "next_attempt_at": 0, "updated_at": now}
+    values.update(fields)
+    values.setdefault("payment_ref", "0x" + payment_ref(PROVIDER, values["reference"]).hex())
+    with outbox.sessions.begin() as session:
+        item = OutboxItem(**values)
+        session.add(item)
+        session.flush()
+        return item.id
+
+
+def test_an_item_whose_preparation_raises_is_set_aside_and_the_repayment_after_it_is_credited(
+        stack, driver, keys, outbox, worker):
+    loan_id = driver.active_loan(keys["alice"])
+    poison = stored_as_is(outbox, driver, loan_id=2**256, reference="COL-POISON")  # the currency lookup cannot encode it
+    outbox.put(confirmation("repayment", loan_id, "COL-1", 3_000, driver.now))
+
+    report = worker.drain_once()
+
+    assert report.node_error is None and worker.failures == 0
+    assert (report.credited, report.set_aside) == (1, 1)
+    assert paid(stack, loan_id) == 3_000
+    assert rows(outbox)["COL-1"] == ("done", "credited")
+    bad = next(i for i in outbox.items() if i.id == poison)
+    assert bad.status == SET_ASIDE and str(2**256) in bad.last_error
+    assert [i.id for i in outbox.items(SET_ASIDE)] == [poison]
+    assert worker.drain_once().claimed == 0  # never retried automatically
+
+
+def test_items_the_contract_cannot_take_as_stored_are_set_aside_each_alone(stack, driver, keys, outbox, worker):
+    loan_id = driver.active_loan(keys["alice"])
+    stored_as_is(outbox, driver, loan_id=loan_id, reference="COL-BADREF", payment_ref="0x1234")
+    stored_as_is(outbox, driver, loan_id=loan_id, reference="COL-KIND", kind="refund")
+    stored_as_is(outbox, driver, loan_id=0, reference="COL-ZERO")
+    outbox.put(confirmation("repayment", loan_id, "COL-1", 2_000, driver.now))
+
+    report = worker.drain_once()
+
+    assert (report.credited, report.set_aside, report.node_error) == (1, 3, None)
+    assert rows(outbox) == {"COL-BADREF": (SET_ASIDE, "ItemUnusable"), "COL-KIND": (SET_ASIDE, "ItemUnusable"),
+                            "COL-ZERO": (SET_ASIDE, "ItemUnusable"), "COL-1": ("done", "credited")}
+    assert paid(stack, loan_id) == 2_000
+
+
+def test_a_stranded_item_that_cannot_be_looked_up_does_not_stop_recovery(stack, driver, keys, outbox, worker):
+    loan_id = driver.active_loan(keys["alice"])
+    stored_as_is(outbox, driver, loan_id=loan_id, reference="COL-BADREF", payment_ref="0xzz", status="sending")
+    stored_as_is(outbox, driver, loan_id=loan_id, reference="COL-1", status="sending")
+
+    assert worker.recover() == 2
+
+    assert rows(outbox) == {"COL-BADREF": (SET_ASIDE, "ItemUnusable"), "COL-1": ("pending", None)}
+    report = worker.drain_once()
+    assert rows(outbox)["COL-1"] == ("done", "credited"), (report, outbox.items()[1].last_error)
+    assert paid(stack, loan_id) == 1_000
+
+
+def test_a_lookup_that_raises_for_one_item_sets_it_aside_but_a_node_failure_holds_the_batch(
+        stack, driver, keys, outbox, worker, monkeypatch):
+    import oracle.outbox as module
+    from ledger.chain import NodeUnavailable
+    good, odd = driver.active_loan(keys["alice"]), driver.active_loan(keys["bob"], ref=b"payout-2", report_id=2)
+    outbox.put(confirmation("repayment", odd, "COL-ODD", 1_000, driver.now))
+    outbox.put(confirmation("repayment", good, "COL-1", 1_500, driver.now))
+    real = module.read_loan
+    failure: list[Exception] = [NodeUnavailable("the node at x did not answer")]
+
+    def read_loan(book, loan_id, **kw):
+        if loan_id == odd:
+            raise failure[0]
+        return real(book, loan_id, **kw)
+
+    monkeypatch.setattr(module, "read_loan", read_loan)
+    held = worker.drain_once()  # the node is away: nobody's fault, everything waits
+    assert held.node_error is not None and held.set_aside == 0
+    assert {i.status for i in outbox.items()} == {"pending"} and paid(stack, good) == 0
+
+    failure[0] = ValueError("cannot decode loan")  # raises for this item whatever the node does
+    report = worker.drain_once()
+    assert (report.node_error, report.set_aside, report.credited) == (None, 1, 1)
+    assert rows(outbox) == {"COL-ODD": (SET_ASIDE, "ValueError"), "COL-1": ("done", "credited")}
+    assert paid(stack, good) == 1_500

@@ -24,7 +24,11 @@ class AuthNonce(Base):
 
 
 class IdempotencyRecord(Base):
-    """The first answer to a POST with an Idempotency-Key, replayed for every retry with the same key."""
+    """The first answer to a POST with an Idempotency-Key, replayed for every retry with the same key.
+
+    While the first request runs, `owner` says which process holds the claim and `tx_hash` the transaction
+    it signed (written before the node sees it), so a retry after a crash can ask the chain what happened.
+    """
 
     __tablename__ = "idempotency_keys"
 
@@ -35,6 +39,8 @@ class IdempotencyRecord(Base):
     status_code: Mapped[int | None] = mapped_column(Integer)     # None while the first request is running
     response: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[int] = mapped_column(BigInteger)
+    owner: Mapped[str | None] = mapped_column(String(160))      # "<host>|<pid>|<process start>|<claim>"
+    tx_hash: Mapped[str | None] = mapped_column(String(66))     # the relayed transaction, once signed
 
 
 class Auditor(Base):

@@ -1,0 +1,65 @@
+"""Set-aside outbox items are shown: in the oracle's /healthz and /metrics, and listed by `loanledger oracle outbox`."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from ledger.cli import app
+from ledger.store import open_store
+from ledger.store.models.outbox import OutboxItem
+from oracle.service import OracleService
+
+
+@pytest.fixture
+def db_url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'oracle.db'}"
+
+
+@pytest.fixture
+def sessions(db_url):
+    factory = open_store(db_url)
+    yield factory
+    factory.kw["bind"].dispose()
+
+
+def add(sessions, reference: str, status: str, loan_id: int = 7, error: str | None = None) -> None:
+    with sessions.begin() as session:
+        session.add(OutboxItem(provider="mockpay", event_id=f"evt-{reference}", kind="repayment", loan_id=loan_id,
+                               reference=reference, payment_ref="0x" + reference.encode().hex().ljust(64, "0"),
+                               amount=1_000, currency="CNY", paid_at=1_700_000_000, received_at=1_700_000_000,
+                               status=status, attempts=0, next_attempt_at=0, updated_at=1_700_000_000,
+                               outcome="ItemUnusable" if status == "set_aside" else None, last_error=error))
+
+
+def test_healthz_and_metrics_count_set_aside_items(sessions):
+    add(sessions, "COL-1", "done")
+    add(sessions, "COL-BAD", "set_aside", loan_id=2**256, error="ItemUnusable: loan id out of range")
+    with TestClient(OracleService(sessions, None, None).create_app()) as http:
+        health = http.get("/healthz")
+        metrics = http.get("/metrics")
+    assert health.status_code == 200
+    assert health.json()["attention"] == {"set_aside": 1, "rejected": 0}
+    assert health.json()["outbox"] == {"done": 1, "set_aside": 1}
+    assert metrics.status_code == 200
+    assert "loanledger_oracle_outbox_set_aside 1.0" in metrics.text
+    assert 'loanledger_oracle_outbox_items{status="done"} 1.0' in metrics.text
+
+
+def test_the_cli_lists_set_aside_items_with_their_reason(sessions, db_url):
+    add(sessions, "COL-1", "done")
+    add(sessions, "COL-BAD", "set_aside", loan_id=2**256, error="ItemUnusable: loan id out of range")
+    result = CliRunner().invoke(app, ["oracle", "outbox", "--status", "set_aside", "--json"],
+                                env={**os.environ, "LOANLEDGER_DB_URL": db_url})
+    assert result.exit_code == 0, result.output
+    (line,) = result.output.strip().splitlines()
+    item = json.loads(line)
+    assert (item["reference"], item["status"], item["loan_id"]) == ("COL-BAD", "set_aside", str(2**256))
+    assert "out of range" in item["last_error"]
+    table = CliRunner().invoke(app, ["oracle", "outbox"],
+                               env={**os.environ, "LOANLEDGER_DB_URL": db_url, "COLUMNS": "300"})
+    assert table.exit_code == 0 and "COL-BAD" in table.output and "COL-1" in table.output
