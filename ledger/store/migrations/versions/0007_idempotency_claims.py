@@ -1,7 +1,7 @@
 """idempotency_keys: the claim's owner and the transaction it signed, so a crashed claim can be reconciled
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-11-30 07:00:00.000000
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0007'
-down_revision: str | None = '0005'  # 0006 (payout orders) is written beside this one: renumbered at merge
+down_revision: str | None = '0006'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
