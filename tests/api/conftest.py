@@ -104,3 +104,18 @@ def served(api, serve_app):
     """The API on a real port of 127.0.0.1 (uvicorn in a thread); yields its base URL."""
     with serve_app(api[0]) as url:
         yield url
+
+
+@pytest.fixture
+def borrower(client_for, kyc, keys, driver):
+    """Alice: verified, registered and scored (limit 1,000,000)."""
+    client = client_for(keys["alice"])
+    kyc(client, 11)
+    client.login()
+    driver.score(keys["alice"])
+    return client
+
+
+@pytest.fixture
+def operator(client_for, keys):
+    return client_for(keys["operator"])

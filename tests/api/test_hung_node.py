@@ -9,9 +9,7 @@ it also says not ready while the indexer lags behind the node's head.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -29,35 +27,25 @@ from api.context import Context
 from ledger import manifest as manifests
 from ledger.chain import web3_for
 from ledger.config import Settings
+from ledger.node import anvil_binary, free_port
 from ledger.deploy import deploy_stack
 from ledger.indexer import Indexer
 from ledger.store import open_store
 from ledger.vault import Keyring, Vault
 
-ROOT = Path(__file__).resolve().parents[2]
 ANVIL_MNEMONIC = "test test test test test test test test test test test junk"  # as tests/conftest.py
 
 # A correctness bound for a loaded 2-core machine, against the 30 s the old HTTP timeout allowed.
 FAST = 15.0
 
 
-def _anvil_binary() -> str:
-    native = ROOT / "node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
-    return str(native) if native.exists() else (shutil.which("anvil") or "anvil")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 @pytest.fixture
 def own_node():
     """A dedicated anvil (the session's shared node must never be stopped): (process, url)."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
-        [_anvil_binary(), "--port", str(port), "--host", "127.0.0.1", "--silent", "--gas-price", "0",
+        [anvil_binary(), "--port", str(port), "--host", "127.0.0.1", "--silent", "--gas-price", "0",
          "--base-fee", "0", "--mnemonic", ANVIL_MNEMONIC, "--accounts", "10"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"

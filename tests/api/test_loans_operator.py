@@ -20,21 +20,6 @@ def _error(call, *args, **kwargs) -> ApiError:
     return caught.value
 
 
-@pytest.fixture
-def borrower(client_for, kyc, keys, driver):
-    """Alice: verified, registered and scored (limit 1,000,000)."""
-    client = client_for(keys["alice"])
-    kyc(client, 11)
-    client.login()
-    driver.score(keys["alice"])
-    return client
-
-
-@pytest.fixture
-def operator(client_for, keys):
-    return client_for(keys["operator"])
-
-
 def test_a_signature_over_other_terms_is_refused_before_any_gas(api, http, borrower, stack, terms):
     params = borrower._request("GET", "/v1/loans/request-params")
     signed = typed_data.loan_request(chain_id=params["chain_id"], book=params["loan_book"],

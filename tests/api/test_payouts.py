@@ -25,20 +25,6 @@ LOANLEDGER = str(Path(sys.executable).with_name("loanledger"))
 TIMEOUT = 1.0  # the provider's timeout in these tests: a stalled rail answers 503 fast
 
 
-@pytest.fixture
-def borrower(client_for, kyc, keys, driver):
-    client = client_for(keys["alice"])
-    kyc(client, 11)
-    client.login()
-    driver.score(keys["alice"])
-    return client
-
-
-@pytest.fixture
-def operator(client_for, keys):
-    return client_for(keys["operator"])
-
-
 class Rail:
     """`loanledger rail` as a process on a free port (webhooks off: the payout stays with the rail)."""
 
