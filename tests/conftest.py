@@ -232,6 +232,12 @@ def driver(w3, stack, keys) -> LoanDriver:
 
 
 @pytest.fixture
+def driver_for(keys):
+    """`driver_for(w3, stack)`: a LoanDriver on a test's own node (the session's keys)."""
+    return lambda w3, stack: LoanDriver(w3, stack, keys)
+
+
+@pytest.fixture
 def revert_name(stack):
     """`revert_name(fn, sender)`: the custom error `fn` reverts with when called from `sender` (fails if it doesn't)."""
     from web3.exceptions import ContractCustomError

@@ -15,7 +15,6 @@ import subprocess
 import time
 
 import pytest
-from conftest import ANVIL_MNEMONIC, LoanDriver, _anvil_binary, _free_port
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from typer.testing import CliRunner
@@ -33,6 +32,7 @@ from ledger.cli import app
 from ledger.config import Settings
 from ledger.deploy import deploy_stack
 from ledger.indexer import Indexer
+from ledger.node import anvil_command, free_port
 from ledger.store.codec import to_json
 from ledger.store.models.chain import IndexerCursor, Loan
 from ledger.vault import Keyring, Vault
@@ -41,10 +41,8 @@ DAY = 86_400
 
 
 def _start_anvil(port: int, *extra: str) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [_anvil_binary(), "--port", str(port), "--host", "127.0.0.1", "--silent", "--gas-price", "0",
-         "--base-fee", "0", "--mnemonic", ANVIL_MNEMONIC, "--accounts", "10", *extra],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(anvil_command(port, accounts=10, extra=extra),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     w3 = Web3(Web3.HTTPProvider(f"http://127.0.0.1:{port}"))
     for _ in range(200):
         if w3.is_connected():
@@ -58,7 +56,7 @@ def _start_anvil(port: int, *extra: str) -> subprocess.Popen:
 def historyless(request, tmp_path):
     """(w3, settle): a dedicated anvil; `settle()` makes it lose its history (a restart from --state), or is a
     no-op for one started with --prune-history (it never had any)."""
-    port = _free_port()
+    port = free_port()
     extra = ["--prune-history"] if request.param == "pruned" else ["--state", str(tmp_path / "state.json")]
     node = {"proc": _start_anvil(port, *extra)}
 
@@ -104,12 +102,12 @@ def _assert_matches_chain(session, stack, loan_id: int) -> Loan:
 
 
 def test_an_indexer_behind_a_node_without_history_catches_up_and_verifies(historyless, keys, sessions, db_url,
-                                                                          tmp_path):
+                                                                          tmp_path, driver_for):
     w3, settle = historyless
     stack = deploy_stack(w3, keys["admin"].address, operator=keys["operator"].address,
                          oracle=keys["oracle"].address, pauser=keys["pauser"].address,
                          score_signer=keys["signer"].address)
-    driver = LoanDriver(w3, stack, keys)
+    driver = driver_for(w3, stack)
     env = {"LOANLEDGER_HOME": str(tmp_path / "home"), "LOANLEDGER_NODE_URL": w3.provider.endpoint_uri,
            "LOANLEDGER_MANIFEST": str(manifests.save(stack.manifest, tmp_path / "local.json")),
            "LOANLEDGER_DB_URL": db_url}
