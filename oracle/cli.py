@@ -62,6 +62,10 @@ def run_command(
     scores: bool = typer.Option(True, "--scores/--no-scores", help="Score new borrowers and refresh after loan events."),
     monitor_interval: float = typer.Option(2.0, "--monitor-interval", min=0.1,
                                            help="Seconds between risk and scoring rounds."),
+    reconcile: bool = typer.Option(True, "--reconcile/--no-reconcile",
+                                   help="Reconcile the providers' statements of the previous UTC day."),
+    reconcile_interval: float = typer.Option(3600.0, "--reconcile-interval", min=0.1,
+                                             help="Seconds between reconciliation runs (each re-reads yesterday)."),
 ) -> None:
     """Run the oracle: payment webhooks, the outbox worker, the risk monitor and score refreshes, until SIGTERM."""
     from ledger.cli._common import fail
@@ -97,6 +101,8 @@ def run_command(
     outbox_worker = (_outbox_worker(settings, sessions, account, batch_size, interval, max_backoff, fault)
                      if worker else None)
     service = OracleService(sessions, build_verifier(providers, window) if webhooks else None, outbox_worker)
+    if reconcile:
+        _add_reconciliation(service, settings, sessions, reconcile_interval)
     if risk or scores:
         shared = outbox_worker.client if outbox_worker else None  # one nonce manager per key per process
         for task in _monitor_tasks(settings, sessions, risk, scores, reminder_days, notify_webhook, monitor_interval,
@@ -138,6 +144,22 @@ def outbox_command(
     for item in items:
         table.add_row(*("" if getattr(item, c) is None else str(getattr(item, c)) for c in columns))
     Console().print(table)
+
+
+def _add_reconciliation(service, settings, sessions, interval: float) -> None:
+    """The scheduled reconciliation run and its gauge (`loanledger_oracle_reconciliation_unmatched`)."""
+    from ledger.cli._common import fail
+    from oracle.payments.config import ProviderConfigError, load_providers
+    from oracle.payments.reconcile import ScheduledReconciliation
+    from oracle.service import BackgroundTask, every
+
+    try:
+        providers = load_providers(settings, settings.environ, webhooks=False)
+    except ProviderConfigError as exc:
+        raise fail(str(exc)) from None
+    service.reconciliation = ScheduledReconciliation(providers, sessions)
+    service.add_task(BackgroundTask("reconciliation", every(interval, service.reconciliation.run_once,
+                                                            "reconciliation")))
 
 
 def _monitor_tasks(settings, sessions, risk: bool, scores: bool, reminder_days: int, notify_webhook: str | None,

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -31,7 +33,14 @@ from ledger.encoding import to_0x_hex
 from ledger.store.models.chain import Payment
 from ledger.store.models.outbox import OutboxItem
 from oracle.payments.inbound import payment_ref
-from oracle.payments.provider import StatementEntry
+from oracle.payments.provider import (
+    PaymentProvider,
+    ProviderError,
+    StatementEntry,
+    StatementUnsupported,
+)
+
+log = logging.getLogger(__name__)
 
 MATCHED, AMOUNT_DIFFERS, RAIL_ONLY, CHAIN_ONLY = "matched", "amount_differs", "rail_only", "chain_only"
 CATEGORIES = (MATCHED, AMOUNT_DIFFERS, RAIL_ONLY, CHAIN_ONLY)
@@ -133,3 +142,43 @@ def reconcile(provider: str, day: date, statement: Iterable[StatementEntry],
                 CHAIN_ONLY, provider=paid.provider, reference=paid.rail_reference, payment_ref=paid.payment_ref,
                 kind=paid.kind, loan_id=paid.loan_id, ledger_amount=paid.amount, paid_at=paid.paid_at))
     return result
+
+
+class ScheduledReconciliation:
+    """The oracle's daily run: the previous UTC day of every provider that publishes statements.
+
+    Each round reconciles yesterday again, so an item that settles late (an outbox item that waited for the
+    node) leaves the count; `unmatched` is what the last complete run found, per provider, for the gauge
+    `loanledger_oracle_reconciliation_unmatched`. A provider that does not answer keeps its last figures and is
+    asked again next round; one whose adapter reads no statements is skipped.
+    """
+
+    def __init__(self, providers: Mapping[str, PaymentProvider], sessions: sessionmaker,
+                 clock: Callable[[], float] = time.time):
+        self.providers, self.sessions, self.clock = dict(providers), sessions, clock
+        self.results: dict[str, Reconciliation] = {}
+        self._unsupported: set[str] = set()
+
+    @property
+    def unmatched(self) -> dict[str, int]:
+        return {name: result.unmatched for name, result in self.results.items()}
+
+    def run_once(self) -> dict[str, Reconciliation]:
+        day = datetime.fromtimestamp(self.clock(), UTC).date() - timedelta(days=1)
+        for name, provider in self.providers.items():
+            if name in self._unsupported:
+                continue
+            try:
+                statement = provider.statement(day)
+            except StatementUnsupported as exc:
+                log.info("reconciliation: %s; skipped", exc)
+                self._unsupported.add(name)
+                continue
+            except ProviderError as exc:
+                log.warning("reconciliation: %s's statement for %s: %s; asking again next round", name, day, exc)
+                continue
+            result = reconcile(name, day, statement, self.sessions)
+            self.results[name] = result
+            (log.info if result.balanced else log.warning)(
+                "reconciliation %s %s: %s", name, day, ", ".join(f"{c} {n}" for c, n in result.counts.items()))
+        return self.results

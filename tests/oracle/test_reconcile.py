@@ -192,3 +192,32 @@ def test_a_refund_the_ledger_has_not_recorded_is_rail_only_and_an_empty_day_bala
 def test_an_adapter_without_a_statement_api_says_so():
     with pytest.raises(StatementUnsupported):
         HmacJsonProvider("tradepay", None).statement(date(2025, 11, 30))
+
+
+def test_the_scheduled_run_reconciles_yesterday_and_exports_the_unmatched_gauge(serve_app, sessions):
+    from fastapi.testclient import TestClient
+
+    from oracle.payments.rail import create_app
+    from oracle.payments.reconcile import ScheduledReconciliation
+    from oracle.service import OracleService
+
+    yesterday, today = 1_764_500_000, 1_764_500_000 + 86_400  # 2025-11-30 and 2025-12-01, UTC
+    rail = PaymentRail(PROVIDER, RsaScheme.generate(), clock=lambda: yesterday)
+    with serve_app(create_app(rail)) as url:
+        for amount in (100, 200):  # collected on the rail; the ledger never heard of them
+            rail.pay("collection", 1, amount, deliver=False)
+        rail.pay("collection", 1, 300, paid_at=today, deliver=False)  # today's: not in yesterday's statement
+        providers = {PROVIDER: StandinProvider(PROVIDER, None, ProviderApi(PROVIDER, url)),
+                     "tradepay": HmacJsonProvider("tradepay", None)}  # publishes no statement: skipped
+        scheduled = ScheduledReconciliation(providers, sessions, clock=lambda: today + 3600)
+        service = OracleService(sessions, None, None, reconciliation=scheduled)
+        metrics = TestClient(service.create_app()).get("/metrics").text
+        assert "loanledger_oracle_reconciliation_unmatched{" not in metrics  # no run yet: no figure, not a 0
+        results = scheduled.run_once()
+        assert list(results) == [PROVIDER] and results[PROVIDER].day == date(2025, 11, 30)
+        assert results[PROVIDER].counts["rail_only"] == 2
+        metrics = TestClient(service.create_app()).get("/metrics").text
+        assert 'loanledger_oracle_reconciliation_unmatched{provider="mockpay"} 2.0' in metrics
+    # The rail is gone: the run keeps the last figures and says so in the log, rather than reporting 0.
+    scheduled.run_once()
+    assert scheduled.unmatched == {PROVIDER: 2}
