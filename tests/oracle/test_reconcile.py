@@ -221,3 +221,17 @@ def test_the_scheduled_run_reconciles_yesterday_and_exports_the_unmatched_gauge(
     # The rail is gone: the run keeps the last figures and says so in the log, rather than reporting 0.
     scheduled.run_once()
     assert scheduled.unmatched == {PROVIDER: 2}
+
+
+def test_the_cli_says_when_the_provider_does_not_answer_and_refuses_a_bad_date(tmp_path):
+    env = {**os.environ, "LOANLEDGER_HOME": str(tmp_path), "LOANLEDGER_DB_URL": f"sqlite:///{tmp_path / 's.db'}",
+           "LOANLEDGER_RAIL_URL": f"http://127.0.0.1:{free_port()}"}
+    down = subprocess.run([LOANLEDGER, "rail", "reconcile", "--date", "2026-11-29"], env=env, check=False,
+                          capture_output=True, text=True, timeout=120)
+    assert down.returncode == 2 and "did not answer" in " ".join(down.stderr.split()), down.stderr
+    bad = subprocess.run([LOANLEDGER, "rail", "reconcile", "--date", "29/11/2026"], env=env, check=False,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "is not a date" in " ".join(bad.stderr.split())
+    unknown = subprocess.run([LOANLEDGER, "rail", "reconcile", "--date", "2026-11-29", "--provider", "nope"],
+                             env=env, check=False, capture_output=True, text=True, timeout=120)
+    assert unknown.returncode == 1 and "no payment provider named 'nope'" in " ".join(unknown.stderr.split())
