@@ -148,15 +148,15 @@ def outbox_command(
 
 def _add_reconciliation(service, settings, sessions, interval: float) -> None:
     """The scheduled reconciliation run and its gauge (`loanledger_oracle_reconciliation_unmatched`)."""
-    from ledger.cli._common import fail
     from oracle.payments.config import ProviderConfigError, load_providers
     from oracle.payments.reconcile import ScheduledReconciliation
     from oracle.service import BackgroundTask, every
 
     try:
         providers = load_providers(settings, settings.environ, webhooks=False)
-    except ProviderConfigError as exc:
-        raise fail(str(exc)) from None
+    except ProviderConfigError as exc:  # the oracle's other duties do not wait for a provider's API key
+        logging.getLogger("oracle").warning("reconciliation is off: %s", exc)
+        return
     service.reconciliation = ScheduledReconciliation(providers, sessions)
     service.add_task(BackgroundTask("reconciliation", every(interval, service.reconciliation.run_once,
                                                             "reconciliation")))
