@@ -62,6 +62,10 @@ def run_command(
     scores: bool = typer.Option(True, "--scores/--no-scores", help="Score new borrowers and refresh after loan events."),
     monitor_interval: float = typer.Option(2.0, "--monitor-interval", min=0.1,
                                            help="Seconds between risk and scoring rounds."),
+    reconcile: bool = typer.Option(True, "--reconcile/--no-reconcile",
+                                   help="Reconcile the providers' statements of the previous UTC day."),
+    reconcile_interval: float = typer.Option(3600.0, "--reconcile-interval", min=0.1,
+                                             help="Seconds between reconciliation runs (each re-reads yesterday)."),
 ) -> None:
     """Run the oracle: payment webhooks, the outbox worker, the risk monitor and score refreshes, until SIGTERM."""
     from ledger.cli._common import fail
@@ -97,6 +101,8 @@ def run_command(
     outbox_worker = (_outbox_worker(settings, sessions, account, batch_size, interval, max_backoff, fault)
                      if worker else None)
     service = OracleService(sessions, build_verifier(providers, window) if webhooks else None, outbox_worker)
+    if reconcile:
+        _add_reconciliation(service, settings, sessions, reconcile_interval)
     if risk or scores:
         shared = outbox_worker.client if outbox_worker else None  # one nonce manager per key per process
         for task in _monitor_tasks(settings, sessions, risk, scores, reminder_days, notify_webhook, monitor_interval,
@@ -138,6 +144,22 @@ def outbox_command(
     for item in items:
         table.add_row(*("" if getattr(item, c) is None else str(getattr(item, c)) for c in columns))
     Console().print(table)
+
+
+def _add_reconciliation(service, settings, sessions, interval: float) -> None:
+    """The scheduled reconciliation run and its gauge (`loanledger_oracle_reconciliation_unmatched`)."""
+    from oracle.payments.config import ProviderConfigError, load_providers
+    from oracle.payments.reconcile import ScheduledReconciliation
+    from oracle.service import BackgroundTask, every
+
+    try:
+        providers = load_providers(settings, settings.environ, webhooks=False)
+    except ProviderConfigError as exc:  # the oracle's other duties do not wait for a provider's API key
+        logging.getLogger("oracle").warning("reconciliation is off: %s", exc)
+        return
+    service.reconciliation = ScheduledReconciliation(providers, sessions)
+    service.add_task(BackgroundTask("reconciliation", every(interval, service.reconciliation.run_once,
+                                                            "reconciliation")))
 
 
 def _monitor_tasks(settings, sessions, risk: bool, scores: bool, reminder_days: int, notify_webhook: str | None,
@@ -202,7 +224,13 @@ def _outbox_worker(settings, sessions, account, batch_size: int, interval: float
                         max_backoff=max_backoff, fault=fault)
 
 
+rail_app = typer.Typer(help="The payment-rail stand-in, and reconciliation against any configured provider.",
+                       invoke_without_command=True, no_args_is_help=False)
+
+
+@rail_app.callback()
 def rail_command(
+    ctx: typer.Context,
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8700, "--port"),
     provider: str = typer.Option("mockpay", "--provider", help="The provider name the webhooks are signed as."),
@@ -211,7 +239,12 @@ def rail_command(
     key: Path = typer.Option(None, "--key", help="The rail's RSA key (default <home>/keys/rail.pem, created once)."),
     log_level: str = typer.Option("info", "--log-level"),
 ) -> None:
-    """Run the payment-rail stand-in: pays out and collects, notifies by RSA-SHA256-signed webhook."""
+    """Run the payment-rail stand-in: pays out and collects, notifies by RSA-SHA256-signed webhook.
+
+    `loanledger rail reconcile --date D` instead reconciles a provider's statement against the ledger.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
     import uvicorn
 
     from ledger.config import load_settings
@@ -224,6 +257,83 @@ def rail_command(
     logging.getLogger("oracle").info("rail stand-in %s on http://%s:%d, key %s, webhooks to %s", provider, host,
                                      port, path, webhook_url)
     uvicorn.run(create_app(rail), host=host, port=port, log_level=log_level)
+
+
+@rail_app.command("reconcile")
+def reconcile_command(
+    day: str = typer.Option(..., "--date", help="The UTC day of the statement, YYYY-MM-DD."),
+    provider: str = typer.Option(None, "--provider", help="Only this configured provider (default: every one "
+                                 "whose adapter reads statements)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON report per provider."),
+    as_csv: bool = typer.Option(False, "--csv", help="Every row as CSV (one header; the provider is a column)."),
+) -> None:
+    """Match a provider's settlement statement for a day against the ledger; exit 1 unless everything matched.
+
+    Categories: matched, amount_differs, rail_only (with the outbox's status and reason when the oracle
+    received it), chain_only. Reads the store the indexer fills: run it after the indexer has caught up.
+    """
+    from datetime import date
+
+    from ledger.cli._common import fail
+    from ledger.config import load_settings
+    from ledger.store import open_store
+    from oracle.payments.config import ProviderConfigError, load_providers
+    from oracle.payments.provider import ProviderError, StatementUnsupported
+    from oracle.payments.reconcile import CSV_COLUMNS, reconcile
+
+    try:
+        when = date.fromisoformat(day)
+    except ValueError:
+        raise typer.BadParameter(f"{day!r} is not a date (YYYY-MM-DD)", param_hint="--date") from None
+    if as_json and as_csv:
+        raise typer.BadParameter("--json and --csv together", param_hint="--json")
+    settings = load_settings()
+    try:
+        providers = load_providers(settings, settings.environ, webhooks=False)
+    except ProviderConfigError as exc:
+        raise fail(str(exc)) from None
+    if provider is not None:
+        if provider not in providers:
+            raise fail(f"no payment provider named {provider!r} is configured (configured: {', '.join(providers)})")
+        providers = {provider: providers[provider]}
+    sessions = open_store(settings.database_url)
+    reports = []
+    try:
+        for name, adapter in providers.items():
+            try:
+                statement = adapter.statement(when)
+            except StatementUnsupported as exc:
+                if len(providers) == 1:
+                    raise fail(str(exc)) from None
+                logging.getLogger("oracle").warning("%s; skipped", exc)
+                continue
+            except ProviderError as exc:
+                raise fail(f"{name}'s statement for {when}: {exc}", code=2) from None
+            reports.append(reconcile(name, when, statement, sessions))
+    finally:
+        sessions.kw["bind"].dispose()
+    if as_json:
+        for report in reports:
+            typer.echo(json.dumps(report.as_json()))
+    elif as_csv:
+        typer.echo(",".join(CSV_COLUMNS))
+        for report in reports:
+            typer.echo(report.as_csv().split("\n", 1)[1], nl=False)
+    else:
+        for report in reports:
+            counts = report.counts
+            table = Table(title=f"{report.provider} {when}: " + ", ".join(f"{c} {n}" for c, n in counts.items()))
+            for column in ("category", "reference", "direction", "kind", "loan_id", "rail_amount", "ledger_amount",
+                           "outbox_status", "outbox_reason"):
+                table.add_column(column, overflow="fold")
+            for row in report.rows:
+                if row.category != "matched":
+                    table.add_row(*("" if v is None else str(v) for v in (
+                        row.category, row.reference or row.payment_ref, row.direction, row.kind, row.loan_id,
+                        row.rail_amount, row.ledger_amount, row.outbox_status, row.outbox_reason)))
+            Console().print(table)
+    if not all(report.balanced for report in reports):
+        raise typer.Exit(1)
 
 
 def bureau_command(
@@ -254,5 +364,5 @@ def bureau_command(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(oracle_app, name="oracle")
-    app.command("rail")(rail_command)
+    app.add_typer(rail_app, name="rail")
     app.command("bureau")(bureau_command)

@@ -29,6 +29,7 @@ from ledger.secret_file import read_or_create
 from oracle.intake import payment_webhooks
 from oracle.outbox import SET_ASIDE, Outbox, OutboxWorker
 from oracle.payments.provider import PaymentProvider
+from oracle.payments.reconcile import ScheduledReconciliation
 from oracle.payments.webhook import DEFAULT_WINDOW, WebhookVerifier
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ class OracleService:
     verifier: WebhookVerifier | None
     worker: OutboxWorker | None
     tasks: list[BackgroundTask] = field(default_factory=list)
+    reconciliation: ScheduledReconciliation | None = None  # its figures are exported at /metrics
     started_at: float = field(default_factory=time.time)
 
     def __post_init__(self) -> None:
@@ -123,6 +125,8 @@ class OracleService:
 
         registry = CollectorRegistry(auto_describe=True)
         registry.register(_OutboxCollector(self))
+        if self.reconciliation is not None:
+            registry.register(_ReconciliationCollector(self.reconciliation))
 
         @app.get("/metrics", response_class=Response)
         def metrics() -> Response:
@@ -200,6 +204,21 @@ class _OutboxCollector:
             yield GaugeMetricFamily("loanledger_oracle_outbox_node_failures",
                                     "Consecutive outbox rounds the node (or the whole batch) failed",
                                     value=worker.failures)
+
+
+class _ReconciliationCollector:
+    """Statement lines and on-chain payments the last reconciliation run could not match, per provider."""
+
+    def __init__(self, reconciliation: ScheduledReconciliation):
+        self.reconciliation = reconciliation
+
+    def collect(self):
+        unmatched = GaugeMetricFamily("loanledger_oracle_reconciliation_unmatched",
+                                      "Items of the previous UTC day's statement reconciliation that did not match "
+                                      "(rail only, chain only, amount differs)", labels=["provider"])
+        for provider, count in sorted(self.reconciliation.unmatched.items()):
+            unmatched.add_metric([provider], count)
+        yield unmatched
 
 
 def build_verifier(providers: Mapping[str, PaymentProvider], window: int = DEFAULT_WINDOW) -> WebhookVerifier | None:

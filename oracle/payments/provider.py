@@ -14,7 +14,8 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from datetime import date
+from typing import Any, ClassVar, Literal
 
 import httpx
 
@@ -79,6 +80,22 @@ class OrderedPayment:
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class StatementEntry:
+    """One line of a provider's daily settlement statement: money it moved, by its own reference."""
+
+    reference: str
+    direction: Literal["payout", "collection", "refund"]
+    loan_id: int
+    amount: int  # minor units
+    currency: str
+    paid_at: int  # unix seconds
+
+
+class StatementUnsupported(LookupUnsupported):
+    """The provider's API publishes no statement this adapter can read: reconcile from its files by hand."""
+
+
 class PaymentProvider(ABC):
     """A payment provider: webhooks in (`parse_webhook`), orders out (`order_payout` and friends)."""
 
@@ -131,6 +148,13 @@ class PaymentProvider(ABC):
         Asked before re-sending an order whose answer was lost (a timeout is not "not ordered").
         `RailUnavailable` if the provider does not answer; `LookupUnsupported` if its API has no lookup.
         """
+
+    def statement(self, day: date) -> list[StatementEntry]:
+        """The provider's settlement statement for one UTC day: every payment and refund it executed.
+
+        `RailUnavailable` if the provider does not answer; `StatementUnsupported` if this adapter cannot read one.
+        """
+        raise StatementUnsupported(f"{self.name}: this adapter ({self.kind}) cannot read the provider's statements")
 
 
 class ProviderApi:

@@ -10,6 +10,9 @@ first order's payment (200, `Idempotent-Replayed: true`) and moves no money; the
 order is refused (422); `GET /v1/orders/{key}` answers what an order key made (404: never taken), so a
 caller whose answer was lost can ask before re-sending. Refunds are recorded against a payment but not yet notified by webhook: the loan
 book has no refund confirmation yet.
+
+`GET /v1/statements/{YYYY-MM-DD}` is the day's settlement statement (every payout, collection and refund
+executed that UTC day), as providers publish daily statement files for reconciliation (oracle.payments.reconcile).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -105,6 +109,20 @@ class PaymentRail:
         with self._orders_lock:  # an order in progress is answered once it is made, never as "not taken"
             seen = self._orders.get(key)
         return None if seen is None else seen[1]
+
+    def statement(self, day: date) -> list[dict]:
+        """Every payment and refund executed on this UTC day, in the order made: what a provider's daily file lists."""
+        start = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
+        end = start + int(timedelta(days=1).total_seconds())
+        with self._lock:
+            made = [(p.paid_at, {"reference": p.reference, "direction": p.direction, "loan_id": p.loan_id,
+                                 "amount": p.amount, "currency": p.currency, "paid_at": p.paid_at})
+                    for p in self.payments.values()]
+            made += [(r.refunded_at, {"reference": r.reference, "direction": "refund", "loan_id": r.loan_id,
+                                      "amount": r.amount, "currency": r.currency, "paid_at": r.refunded_at,
+                                      "payment_reference": r.payment_reference})
+                     for r in self.refunds.values()]
+        return [entry for at, entry in made if start <= at < end]
 
     def refund(self, payment_reference: str, amount: int, currency: str) -> RailRefund:
         """Returns money against a payment (recorded only: see the module's note)."""
@@ -254,6 +272,12 @@ def create_app(rail: PaymentRail) -> FastAPI:
         """Every payment the rail made, optionally for one loan and direction (as a provider's statement)."""
         return [asdict(p) for p in list(rail.payments.values())
                 if (loan_id is None or p.loan_id == loan_id) and (direction is None or p.direction == direction)]
+
+    @app.get("/v1/statements/{day}")
+    def statement(day: date) -> dict:
+        """The settlement statement of one UTC day (YYYY-MM-DD): every payment and refund executed that day."""
+        entries = rail.statement(day)
+        return {"provider": rail.provider, "date": day.isoformat(), "count": len(entries), "entries": entries}
 
     @app.get("/v1/payments/{reference}")
     def payment(reference: str) -> dict:

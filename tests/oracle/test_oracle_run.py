@@ -73,7 +73,7 @@ def test_oracle_run_credits_the_rails_webhooks_and_stops_cleanly(w3, stack, driv
         assert health.status_code == 200, health.text
         body = health.json()
         assert (body["status"], body["store"], body["tasks"], body["webhooks"]) == (
-            "ok", "ok", {"outbox": True, "risk": True, "scores": True}, ["mockpay"])
+            "ok", "ok", {"outbox": True, "reconciliation": True, "risk": True, "scores": True}, ["mockpay"])
 
         payout = httpx.post(f"{rail_url}/v1/payouts", json={"loan_id": loan_id, "amount": 120_000,
                                                              "paid_at": driver.now}).json()

@@ -4,12 +4,13 @@ Headers `X-Rail-Provider`, `X-Rail-Timestamp`, `X-Rail-Nonce`, `X-Rail-Signature
 `X-Rail-Signature` over "<timestamp>\\n<nonce>\\n<body>\\n" (oracle.payments.signatures), RSA-SHA256 or
 HMAC-SHA256; the body is a `payment.succeeded` event with integer minor units. Orders go to the stand-in's
 `/v1/payouts`, `/v1/collections` and `/v1/refunds`, each honouring an `Idempotency-Key` header; an order's
-outcome is looked up by that key at `/v1/orders/{key}`.
+outcome is looked up by that key at `/v1/orders/{key}`; a day's settlement statement is `/v1/statements/{date}`.
 """
 
 from __future__ import annotations
 
 import json
+from datetime import date
 from typing import ClassVar, Literal
 from urllib.parse import quote
 
@@ -26,7 +27,15 @@ from oracle.payments.inbound import (
     payment_ref,
     unix_seconds,
 )
-from oracle.payments.provider import OrderedPayment, PaymentOrder, PaymentProvider, ProviderApi, RefundOrder
+from oracle.payments.provider import (
+    OrderedPayment,
+    PaymentOrder,
+    PaymentProvider,
+    ProviderApi,
+    RailUnavailable,
+    RefundOrder,
+    StatementEntry,
+)
 from oracle.payments.signatures import (
     HEADER_NONCE,
     HEADER_PROVIDER,
@@ -115,6 +124,17 @@ class StandinProvider(PaymentProvider):
     def find_order(self, idempotency_key: str) -> OrderedPayment | None:
         answer = self.api.get(f"/v1/orders/{quote(idempotency_key, safe='')}")
         return None if answer is None else OrderedPayment(self.name, str(answer["reference"]), True, answer)
+
+    def statement(self, day: date) -> list[StatementEntry]:
+        answer = self.api.get(f"/v1/statements/{day.isoformat()}")
+        if answer is None:
+            raise RailUnavailable(f"{self.name} has no statement endpoint (HTTP 404)")
+        try:
+            return [StatementEntry(reference=str(e["reference"]), direction=e["direction"], loan_id=int(e["loan_id"]),
+                                   amount=int(e["amount"]), currency=str(e["currency"]), paid_at=int(e["paid_at"]))
+                    for e in answer["entries"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RailUnavailable(f"{self.name}'s statement is not in the expected layout: {exc!r}") from exc
 
     def _order(self, path: str, body: dict, idempotency_key: str) -> OrderedPayment:
         answer, replayed = self.api.post(path, body, idempotency_key)

@@ -1,0 +1,184 @@
+"""Reconciliation: a provider's settlement statement for one UTC day against the ledger.
+
+Each statement line is found on the ledger by the hash the chain knows it by, payment_ref =
+keccak256("<provider>:<rail reference>") (oracle.payments.inbound.payment_ref), in the read model's confirmed
+payments. A line lands in one category:
+
+- matched: on-chain with the same amount;
+- amount_differs: on-chain with another amount;
+- rail_only: on the rail, not on-chain; with the outbox's status and reason when the oracle received it
+  (rejected or set aside: received but not applied), none when its webhook never arrived;
+- chain_only: a payment confirmed on-chain, dated that day, whose reference no line of the statement carries
+  (a confirmation the rail never made: credited by hand, by another provider's key, or forged).
+
+So for every statement, lines = matched + amount_differs + rail_only. Chain-only payments are those of this
+provider (by the outbox row that confirmed them) and those no outbox row explains; a payment the oracle
+confirmed for another provider belongs to that provider's report.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import sessionmaker
+
+from ledger.encoding import to_0x_hex
+from ledger.store.models.chain import Payment
+from ledger.store.models.outbox import OutboxItem
+from oracle.payments.inbound import payment_ref
+from oracle.payments.provider import (
+    PaymentProvider,
+    ProviderError,
+    StatementEntry,
+    StatementUnsupported,
+)
+
+log = logging.getLogger(__name__)
+
+MATCHED, AMOUNT_DIFFERS, RAIL_ONLY, CHAIN_ONLY = "matched", "amount_differs", "rail_only", "chain_only"
+CATEGORIES = (MATCHED, AMOUNT_DIFFERS, RAIL_ONLY, CHAIN_ONLY)
+CSV_COLUMNS = ("category", "provider", "reference", "payment_ref", "direction", "kind", "loan_id", "rail_amount",
+               "ledger_amount", "currency", "paid_at", "outbox_status", "outbox_reason")
+
+
+@dataclass(frozen=True)
+class ReconciliationRow:
+    category: str
+    provider: str | None
+    reference: str | None  # the rail's reference (None for a chain-only payment no outbox row explains)
+    payment_ref: str  # 0x-hex, as on-chain
+    direction: str | None = None  # the rail's: payout | collection | refund
+    kind: str | None = None  # the ledger's: disbursement | repayment
+    loan_id: int | None = None
+    rail_amount: int | None = None
+    ledger_amount: int | None = None
+    currency: str | None = None
+    paid_at: int | None = None
+    outbox_status: str | None = None  # rail-only lines the oracle received: why they are not on-chain
+    outbox_reason: str | None = None
+
+
+@dataclass
+class Reconciliation:
+    provider: str
+    day: date
+    rows: list[ReconciliationRow] = field(default_factory=list)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(CATEGORIES, 0)
+        for row in self.rows:
+            counts[row.category] += 1
+        return counts
+
+    @property
+    def unmatched(self) -> int:
+        return len(self.rows) - self.counts[MATCHED]
+
+    @property
+    def balanced(self) -> bool:
+        return self.unmatched == 0
+
+    def as_json(self) -> dict:
+        # Ids and amounts as strings: they may be past what a JSON reader's doubles hold exactly.
+        rows = [{k: str(v) if k in ("loan_id", "rail_amount", "ledger_amount") and v is not None else v
+                 for k, v in asdict(row).items()} for row in self.rows]
+        return {"provider": self.provider, "date": self.day.isoformat(), "counts": self.counts,
+                "statement_lines": sum(1 for row in self.rows if row.category != CHAIN_ONLY),
+                "unmatched": self.unmatched, "balanced": self.balanced, "rows": rows}
+
+    def as_csv(self) -> str:
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for row in self.rows:
+            writer.writerow({k: "" if v is None else v for k, v in asdict(row).items()})
+        return out.getvalue()
+
+
+def day_bounds(day: date) -> tuple[int, int]:
+    """[start, end) of a UTC day in unix seconds."""
+    start = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
+    return start, start + int(timedelta(days=1).total_seconds())
+
+
+def reconcile(provider: str, day: date, statement: Iterable[StatementEntry],
+              sessions: sessionmaker) -> Reconciliation:
+    """Sorts each statement line, and each on-chain payment of the day, into its category (see the module)."""
+    lines = {to_0x_hex(payment_ref(provider, entry.reference)): entry for entry in statement}
+    start, end = day_bounds(day)
+    with sessions() as session:
+        on_chain = {p.payment_ref: p for p in session.scalars(
+            select(Payment).where(Payment.payment_ref.in_(list(lines)))).unique()} if lines else {}
+        received = {o.payment_ref: o for o in session.scalars(
+            select(OutboxItem).where(OutboxItem.payment_ref.in_(list(lines))))} if lines else {}
+        of_the_day = list(session.scalars(
+            select(Payment).where(Payment.paid_at >= start, Payment.paid_at < end)).unique())
+        result = Reconciliation(provider, day)
+        for ref, entry in lines.items():
+            paid = on_chain.get(ref)
+            base = {"provider": provider, "reference": entry.reference, "payment_ref": ref,
+                    "direction": entry.direction, "loan_id": entry.loan_id, "rail_amount": entry.amount,
+                    "currency": entry.currency, "paid_at": entry.paid_at}
+            if paid is None:
+                seen = received.get(ref)
+                result.rows.append(ReconciliationRow(
+                    RAIL_ONLY, **base, outbox_status=seen.status if seen else None,
+                    outbox_reason=(seen.last_error or seen.outcome) if seen else None))
+            else:
+                category = MATCHED if paid.amount == entry.amount else AMOUNT_DIFFERS
+                result.rows.append(ReconciliationRow(category, **base, kind=paid.kind, ledger_amount=paid.amount))
+        for paid in of_the_day:
+            if paid.payment_ref in lines or paid.provider not in (None, provider):
+                continue
+            result.rows.append(ReconciliationRow(
+                CHAIN_ONLY, provider=paid.provider, reference=paid.rail_reference, payment_ref=paid.payment_ref,
+                kind=paid.kind, loan_id=paid.loan_id, ledger_amount=paid.amount, paid_at=paid.paid_at))
+    return result
+
+
+class ScheduledReconciliation:
+    """The oracle's daily run: the previous UTC day of every provider that publishes statements.
+
+    Each round reconciles yesterday again, so an item that settles late (an outbox item that waited for the
+    node) leaves the count; `unmatched` is what the last complete run found, per provider, for the gauge
+    `loanledger_oracle_reconciliation_unmatched`. A provider that does not answer keeps its last figures and is
+    asked again next round; one whose adapter reads no statements is skipped.
+    """
+
+    def __init__(self, providers: Mapping[str, PaymentProvider], sessions: sessionmaker,
+                 clock: Callable[[], float] = time.time):
+        self.providers, self.sessions, self.clock = dict(providers), sessions, clock
+        self.results: dict[str, Reconciliation] = {}
+        self._unsupported: set[str] = set()
+
+    @property
+    def unmatched(self) -> dict[str, int]:
+        return {name: result.unmatched for name, result in self.results.items()}
+
+    def run_once(self) -> dict[str, Reconciliation]:
+        day = datetime.fromtimestamp(self.clock(), UTC).date() - timedelta(days=1)
+        for name, provider in self.providers.items():
+            if name in self._unsupported:
+                continue
+            try:
+                statement = provider.statement(day)
+            except StatementUnsupported as exc:
+                log.info("reconciliation: %s; skipped", exc)
+                self._unsupported.add(name)
+                continue
+            except ProviderError as exc:
+                log.warning("reconciliation: %s's statement for %s: %s; asking again next round", name, day, exc)
+                continue
+            result = reconcile(name, day, statement, self.sessions)
+            self.results[name] = result
+            (log.info if result.balanced else log.warning)(
+                "reconciliation %s %s: %s", name, day, ", ".join(f"{c} {n}" for c, n in result.counts.items()))
+        return self.results
