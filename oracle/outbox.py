@@ -39,6 +39,7 @@ from ledger.chain import ChainClient, NodeUnavailable, ReceiptTimeout
 from ledger.encoding import to_0x_hex
 from ledger.errors import ContractRevert
 from ledger.store.models.outbox import OutboxItem
+from ledger.store.models.suspense import SuspenseItem
 from oracle.payments.webhook import Confirmation
 
 log = logging.getLogger(__name__)
@@ -432,6 +433,8 @@ class OutboxWorker:
                 if s.delay is not None:
                     values.update(attempts=item.attempts + 1, next_attempt_at=now + math.ceil(s.delay))
                 session.execute(update(OutboxItem).where(OutboxItem.id == item.id).values(**values))
+                if s.status == "rejected":
+                    _hold_in_suspense(session, item, s.outcome, now)
         if report is not None:
             for item in items:
                 s = settlements[item.id]
@@ -449,6 +452,19 @@ class OutboxWorker:
                     report.credited += 1
                 else:
                     report.already_credited += 1
+
+
+def _hold_in_suspense(session, item: OutboxItem, outcome: str | None, now: int) -> None:
+    """A refused repayment is money received and not credited: it becomes a suspense item (once per outbox
+    item) in the transaction that settles it, so nothing refused is without a record. A refused
+    disbursement is money paid out, not received: the payout orders answer for it."""
+    if item.kind != "repayment" or session.scalar(
+            select(SuspenseItem.id).where(SuspenseItem.outbox_item_id == item.id)) is not None:
+        return
+    session.add(SuspenseItem(outbox_item_id=item.id, provider=item.provider, reference=item.reference,
+                             payment_ref=item.payment_ref, loan_id=item.loan_id, amount=item.amount,
+                             currency=item.currency, reason=(outcome or "Refused")[:64], received_at=item.received_at,
+                             state="open", created_at=now, updated_at=now))
 
 
 @dataclass(frozen=True)
