@@ -79,11 +79,11 @@ def drain_until_settled(outbox: Outbox, worker: OutboxWorker) -> None:
 
 
 def suspense_items(client, **params) -> list[dict]:
-    return client._request("GET", "/v1/operator/suspense", params=params)["items"]
+    return client.suspense(**params)
 
 
 def refund(operator, item_id: int, key: str) -> dict:
-    return operator._request("POST", f"/v1/operator/suspense/{item_id}/refund", idempotency_key=key)
+    return operator.refund_suspense(item_id, idempotency_key=key)
 
 
 def refunds_on_rail(rail: Rail, reference: str) -> list[dict]:
