@@ -310,6 +310,13 @@ def op_refund(item_id: int = typer.Argument(..., min=1), wallet: str = WALLET, a
     console.print(_call(_client(wallet, api).refund_suspense, item_id))
 
 
+@operator_app.command("apply")
+def op_apply(item_id: int = typer.Argument(..., min=1), loan_id: int = typer.Option(..., "--loan", min=1),
+             wallet: str = WALLET, api: str = API) -> None:
+    """Apply an open suspense item to the loan it was meant for (the same rail reference, re-queued)."""
+    console.print(_call(_client(wallet, api).apply_suspense, item_id, loan_id))
+
+
 @operator_app.command("register")
 def op_register(address: str, wallet: str = WALLET, api: str = API) -> None:
     """Register a KYC-verified borrower on-chain."""

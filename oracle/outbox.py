@@ -458,8 +458,13 @@ def _hold_in_suspense(session, item: OutboxItem, outcome: str | None, now: int) 
     """A refused repayment is money received and not credited: it becomes a suspense item (once per outbox
     item) in the transaction that settles it, so nothing refused is without a record. A refused
     disbursement is money paid out, not received: the payout orders answer for it."""
-    if item.kind != "repayment" or session.scalar(
-            select(SuspenseItem.id).where(SuspenseItem.outbox_item_id == item.id)) is not None:
+    if item.kind != "repayment":
+        return
+    held = session.scalar(select(SuspenseItem).where(SuspenseItem.outbox_item_id == item.id))
+    if held is not None:
+        if held.state == "applied":  # an operator re-queued it for another loan, and the book refused that too
+            held.state, held.reason, held.resolved_by, held.resolved_at = "open", (outcome or "Refused")[:64], None, None
+            held.updated_at = now
         return
     session.add(SuspenseItem(outbox_item_id=item.id, provider=item.provider, reference=item.reference,
                              payment_ref=item.payment_ref, loan_id=item.loan_id, amount=item.amount,

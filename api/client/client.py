@@ -186,6 +186,10 @@ class LoanLedgerClient:
         return self._request("POST", f"/v1/operator/suspense/{item_id}/refund",
                              idempotency_key=idempotency_key or self.new_key())
 
+    def apply_suspense(self, item_id: int, loan_id: int, idempotency_key: str | None = None) -> dict:
+        return self._request("POST", f"/v1/operator/suspense/{item_id}/apply", json_body={"loan_id": loan_id},
+                             idempotency_key=idempotency_key or self.new_key())
+
     def write_off(self, loan_id: int) -> dict:
         return self._request("POST", f"/v1/operator/loans/{loan_id}/write-off", idempotency_key=self.new_key())
 

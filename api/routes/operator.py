@@ -23,6 +23,7 @@ from api.errors import ApiError, error_responses
 from api.observability import Metrics, current_request_id
 from api.schemas import LoanIdPath, TxOut
 from api.schemas.operator import (
+    ApplyToLoanIn,
     AuditorIn,
     AuditorList,
     Decision,
@@ -140,6 +141,18 @@ def refund_suspense(item_id: Annotated[int, Path(ge=1, le=2**63 - 1)], context: 
 
     return idempotency.run_once(context, who.address, idempotency_key,
                                 f"POST /v1/operator/suspense/{item_id}/refund", {}, action)
+
+
+@router.post("/suspense/{item_id}/apply", response_model=SuspenseItemOut, responses=ERRORS,
+             summary="Apply an open suspense item to the loan it was meant for (same rail reference, re-queued)")
+def apply_suspense(item_id: Annotated[int, Path(ge=1, le=2**63 - 1)], body: ApplyToLoanIn, context: ContextDep,
+                   who: Operator, idempotency_key: str | None = Header(None)):
+    def action():
+        item = suspense.apply(context, item_id, body.loan_id, who.address, current_request_id())
+        return 200, SuspenseItemOut.model_validate(item)
+
+    return idempotency.run_once(context, who.address, idempotency_key,
+                                f"POST /v1/operator/suspense/{item_id}/apply", body.model_dump(), action)
 
 
 @router.post("/loans/{loan_id}/write-off", response_model=TxOut, responses=ERRORS,

@@ -196,3 +196,9 @@ class SuspenseList(BaseModel):
 
     model_config = {"json_schema_extra": {"examples": [{"items": [SuspenseItemOut.model_config[
         "json_schema_extra"]["examples"][0]]}]}}
+
+
+class ApplyToLoanIn(BaseModel):
+    loan_id: int = Field(ge=1, le=2**63 - 1, description="the loan the payment was meant for")
+
+    model_config = {"json_schema_extra": {"examples": [{"loan_id": 12}]}}

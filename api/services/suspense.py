@@ -18,6 +18,8 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from api.errors import ApiError
+from ledger.book import read_loan
+from ledger.store.models.outbox import OutboxItem
 from ledger.store.models.suspense import RefundOrder, SuspenseItem
 from oracle.payments.config import build_provider, provider_settings
 from oracle.payments.provider import (
@@ -117,7 +119,7 @@ def refund(context, item_id: int, actor: str, request_id: str) -> Item:
     item = find(context, item_id)
     if item is None:
         raise ApiError(404, "not_found", f"no suspense item {item_id}")
-    if item.state == APPLIED:
+    if item.state == APPLIED:  # raced with apply, or applied before
         raise ApiError(409, "already_applied", f"suspense item {item_id} was applied to a loan: nothing to refund")
     order = item.refund or _record(context, item, actor, request_id)
     if order.state in (REFUNDED, FAILED):
@@ -128,6 +130,44 @@ def refund(context, item_id: int, actor: str, request_id: str) -> Item:
     if order.refund_reference is not None:
         return _refunded(context, item, order, actor, request_id)
     return _send(context, provider, item, order, actor, request_id)
+
+
+def apply(context, item_id: int, loan_id: int, actor: str, request_id: str) -> Item:
+    """Re-queues the refused confirmation for the loan the operator names, with the same rail reference.
+
+    The book never credited the refused item's reference, so the same reference is accepted for another
+    loan. The outbox keeps one row per reference, so the refused row itself goes back to `pending` with the
+    named loan (the item keeps the loan id the rail sent, and the action log both); if the book refuses it
+    again the outbox reopens the item with the new reason.
+    """
+    item = find(context, item_id)
+    if item is None:
+        raise ApiError(404, "not_found", f"no suspense item {item_id}")
+    if item.state != OPEN:
+        raise ApiError(409, "not_open", f"suspense item {item_id} is {item.state}: only an open item can be applied")
+    loan = read_loan(context.bindings.book, loan_id)  # an unknown loan: the API's 404 loan_book_unknown_loan
+    if loan.currency != item.currency:
+        raise ApiError(409, "currency_mismatch", f"loan {loan_id} is in {loan.currency}; the payment is in "
+                                                 f"{item.currency}")
+    if not loan.running:
+        raise ApiError(409, "not_running", f"loan {loan_id} is {loan.status.solidity_name}: it takes no repayments")
+    now = int(time.time())
+    with context.sessions.begin() as session:
+        outbox_item_id = session.scalar(select(SuspenseItem.outbox_item_id).where(SuspenseItem.id == item_id))
+        taken = session.execute(update(SuspenseItem).where(SuspenseItem.id == item_id, SuspenseItem.state == OPEN)
+                                .values(state=APPLIED, resolved_by=actor, resolved_at=now, updated_at=now)).rowcount
+        if not taken:  # a concurrent refund or apply got there first
+            raise ApiError(409, "not_open", f"suspense item {item_id} was resolved meanwhile")
+        requeued = session.execute(update(OutboxItem).where(OutboxItem.id == outbox_item_id,
+                                                            OutboxItem.status == "rejected")
+                                   .values(loan_id=loan_id, status="pending", attempts=0, next_attempt_at=0,
+                                           outcome=None, last_error=None, updated_at=now)).rowcount
+        if not requeued:
+            raise ApiError(409, "not_rejected", f"the confirmation of suspense item {item_id} is no longer rejected")
+    context.action_log.append(actor, "suspense.applied", request_id,
+                              {"suspense_item_id": item_id, "reference": item.reference, "from_loan_id": item.loan_id,
+                               "to_loan_id": loan_id, "amount": item.amount, "currency": item.currency})
+    return find(context, item_id)
 
 
 # ---------------------------------------------------------------------------- steps

@@ -169,3 +169,34 @@ def test_refused_payments_are_held_in_suspense_and_refunded_exactly_once(
     with api[1].sessions() as session:
         logged = list(session.scalars(select(ActionLogEntry.action)))
     assert logged.count("suspense.refunded") == 2 and logged.count("suspense.refund_ordered") == 2
+
+
+def test_a_payment_for_an_unknown_loan_is_applied_to_the_right_loan_with_its_rail_reference(
+        api, rail, outbox, worker, operator, driver, keys, stack):
+    loan_id = driver.active_loan(keys["alice"], ref=b"payout-apply", report_id=1)
+    reference = collect(rail, outbox, driver, 999_999, 9_000)  # the payer mistyped the loan id
+    drain_until_settled(outbox, worker)
+    (item,) = suspense_items(operator)
+    assert (item["reference"], item["loan_id"], item["amount"], item["state"], item["reason"]) == \
+        (reference, 999_999, 9_000, "open", "LoanBookUnknownLoan")
+
+    with pytest.raises(ApiError) as wrong:
+        operator.apply_suspense(item["id"], 888_888)
+    assert (wrong.value.status, wrong.value.code) == (404, "loan_book_unknown_loan")
+    applied = operator.apply_suspense(item["id"], loan_id, idempotency_key="a-1")
+    assert (applied["state"], applied["loan_id"]) == ("applied", 999_999)  # the item keeps what the rail sent
+    assert operator.apply_suspense(item["id"], loan_id, idempotency_key="a-1") == applied  # replayed
+    with pytest.raises(ApiError) as again:
+        operator.apply_suspense(item["id"], loan_id, idempotency_key="a-2")
+    assert (again.value.status, again.value.code) == (409, "not_open")
+    with pytest.raises(ApiError) as refund_too:
+        refund(operator, item["id"], "r-after-apply")
+    assert (refund_too.value.status, refund_too.value.code) == (409, "already_applied")
+
+    drain_until_settled(outbox, worker)
+    ((status, outcome, credited_loan),) = {(i.status, i.outcome, i.loan_id) for i in outbox.items()}
+    assert (status, outcome, credited_loan) == ("done", "credited", loan_id)
+    assert stack.book.functions.isPaymentReferenceUsed(payment_ref(PROVIDER, reference)).call()
+    assert sum(stack.book.functions.progressOf(loan_id).call()[2:6]) == 9_000
+    assert suspense_items(operator, state="open") == [] and refunds_on_rail(rail, reference) == []
+    assert received_on_rail(rail, {reference}) == 9_000  # = applied on-chain; nothing in suspense or refunded

@@ -3,9 +3,10 @@
 A row is written in the same transaction in which the outbox settles a repayment `rejected` (unknown loan,
 wrong currency, a repaid or written-off loan, an overpayment), one per outbox item, so a refused payment is
 never without a record. An operator resolves it: `refunded` (a refund order over the rail, exactly once,
-see `RefundOrder`) or, later, `applied` to the right loan.
+see `RefundOrder`) or `applied` to the right loan (the refused confirmation re-queued for it).
 
-States: open -> refunding (a refund order is recorded; its outcome may not be known yet) -> refunded.
+States: open -> refunding (a refund order is recorded; its outcome may not be known yet) -> refunded;
+open -> applied (-> open again if the book refuses it for that loan too).
 """
 
 from __future__ import annotations
