@@ -10,7 +10,9 @@ back refused, the worker sees its reference is used, and settles it as `already_
 Three kinds of failure are told apart. The node not answering (or the whole batch refused, e.g. the book
 is paused) is the worker's problem: the items go back to `pending` untouched and the worker backs off
 as a whole. One item refused by the contract is that item's: it is settled `rejected` with the error
-name, or, for refusals that may pass with time, retried with its own back-off. One item the worker
+name (a refused repayment is money received and not credited: the same transaction records it as a
+suspense item for an operator to refund or apply, see ledger/store/models/suspense.py), or, for refusals
+that may pass with time, retried with its own back-off. One item the worker
 cannot even prepare (a row it cannot read, an id or reference the contract cannot encode, a lookup that
 raises for it and not because the node is away) can never succeed: it is `set_aside` alone with the
 reason, shown to operators (`loanledger oracle outbox`, the oracle's /healthz and /metrics) and never

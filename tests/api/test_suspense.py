@@ -200,3 +200,20 @@ def test_a_payment_for_an_unknown_loan_is_applied_to_the_right_loan_with_its_rai
     assert sum(stack.book.functions.progressOf(loan_id).call()[2:6]) == 9_000
     assert suspense_items(operator, state="open") == [] and refunds_on_rail(rail, reference) == []
     assert received_on_rail(rail, {reference}) == 9_000  # = applied on-chain; nothing in suspense or refunded
+
+
+def test_an_applied_item_the_book_refuses_for_that_loan_too_is_reopened_once(
+        api, rail, outbox, worker, operator, driver, keys):
+    loan_id = driver.active_loan(keys["alice"], ref=b"payout-reopen", report_id=1)
+    too_much = driver.payoff(loan_id) + 1_000
+    reference = collect(rail, outbox, driver, 999_998, too_much)
+    drain_until_settled(outbox, worker)
+    (item,) = suspense_items(operator)
+    operator.apply_suspense(item["id"], loan_id)
+    drain_until_settled(outbox, worker)
+    (reopened,) = suspense_items(operator)  # the same item, not a second one
+    assert (reopened["id"], reopened["state"], reopened["reason"], reopened["resolved_by"]) == \
+        (item["id"], "open", "LoanBookOverpayment", None)
+    assert refund(operator, item["id"], "r-reopened")["state"] == "refunded"
+    (on_rail,) = refunds_on_rail(rail, reference)
+    assert on_rail["amount"] == too_much == received_on_rail(rail, {reference})
