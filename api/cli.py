@@ -285,6 +285,38 @@ def op_write_off(loan_id: int = typer.Argument(..., min=1), wallet: str = WALLET
     console.print(_call(_client(wallet, api).write_off, loan_id))
 
 
+@operator_app.command("suspense")
+def op_suspense(state: str = typer.Option(None, "--state", help="open, refunding, refunded or applied"),
+                wallet: str = WALLET, api: str = API, as_json: bool = JSON) -> None:
+    """Received payments the loan book refused (suspense items), newest first, with their refunds."""
+    items = _call(_client(wallet, api).suspense, state)
+    if as_json:
+        _print(items, True)
+        return
+    table = Table(title=f"suspense: {len(items)} item(s)" + (f" {state}" if state else ""))
+    columns = ("id", "state", "reason", "provider", "reference", "loan_id", "amount", "currency", "refund")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for item in items:
+        refund = item["refund"]
+        item = {**item, "refund": "" if refund is None else f"{refund['state']} {refund['refund_reference'] or ''}"}
+        table.add_row(*("" if item[c] is None else str(item[c]) for c in columns))
+    console.print(table)
+
+
+@operator_app.command("refund")
+def op_refund(item_id: int = typer.Argument(..., min=1), wallet: str = WALLET, api: str = API) -> None:
+    """Refund a suspense item over the payment rail (once: asking again answers the same refund)."""
+    console.print(_call(_client(wallet, api).refund_suspense, item_id))
+
+
+@operator_app.command("apply")
+def op_apply(item_id: int = typer.Argument(..., min=1), loan_id: int = typer.Option(..., "--loan", min=1),
+             wallet: str = WALLET, api: str = API) -> None:
+    """Apply an open suspense item to the loan it was meant for (the same rail reference, re-queued)."""
+    console.print(_call(_client(wallet, api).apply_suspense, item_id, loan_id))
+
+
 @operator_app.command("register")
 def op_register(address: str, wallet: str = WALLET, api: str = API) -> None:
     """Register a KYC-verified borrower on-chain."""

@@ -10,7 +10,9 @@ back refused, the worker sees its reference is used, and settles it as `already_
 Three kinds of failure are told apart. The node not answering (or the whole batch refused, e.g. the book
 is paused) is the worker's problem: the items go back to `pending` untouched and the worker backs off
 as a whole. One item refused by the contract is that item's: it is settled `rejected` with the error
-name, or, for refusals that may pass with time, retried with its own back-off. One item the worker
+name (a refused repayment is money received and not credited: the same transaction records it as a
+suspense item for an operator to refund or apply, see ledger/store/models/suspense.py), or, for refusals
+that may pass with time, retried with its own back-off. One item the worker
 cannot even prepare (a row it cannot read, an id or reference the contract cannot encode, a lookup that
 raises for it and not because the node is away) can never succeed: it is `set_aside` alone with the
 reason, shown to operators (`loanledger oracle outbox`, the oracle's /healthz and /metrics) and never
@@ -39,6 +41,7 @@ from ledger.chain import ChainClient, NodeUnavailable, ReceiptTimeout
 from ledger.encoding import to_0x_hex
 from ledger.errors import ContractRevert
 from ledger.store.models.outbox import OutboxItem
+from ledger.store.models.suspense import SuspenseItem
 from oracle.payments.webhook import Confirmation
 
 log = logging.getLogger(__name__)
@@ -432,6 +435,8 @@ class OutboxWorker:
                 if s.delay is not None:
                     values.update(attempts=item.attempts + 1, next_attempt_at=now + math.ceil(s.delay))
                 session.execute(update(OutboxItem).where(OutboxItem.id == item.id).values(**values))
+                if s.status == "rejected":
+                    _hold_in_suspense(session, item, s.outcome, now)
         if report is not None:
             for item in items:
                 s = settlements[item.id]
@@ -449,6 +454,24 @@ class OutboxWorker:
                     report.credited += 1
                 else:
                     report.already_credited += 1
+
+
+def _hold_in_suspense(session, item: OutboxItem, outcome: str | None, now: int) -> None:
+    """A refused repayment is money received and not credited: it becomes a suspense item (once per outbox
+    item) in the transaction that settles it, so nothing refused is without a record. A refused
+    disbursement is money paid out, not received: the payout orders answer for it."""
+    if item.kind != "repayment":
+        return
+    held = session.scalar(select(SuspenseItem).where(SuspenseItem.outbox_item_id == item.id))
+    if held is not None:
+        if held.state == "applied":  # an operator re-queued it for another loan, and the book refused that too
+            held.state, held.reason, held.resolved_by, held.resolved_at = "open", (outcome or "Refused")[:64], None, None
+            held.updated_at = now
+        return
+    session.add(SuspenseItem(outbox_item_id=item.id, provider=item.provider, reference=item.reference,
+                             payment_ref=item.payment_ref, loan_id=item.loan_id, amount=item.amount,
+                             currency=item.currency, reason=(outcome or "Refused")[:64], received_at=item.received_at,
+                             state="open", created_at=now, updated_at=now))
 
 
 @dataclass(frozen=True)

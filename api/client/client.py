@@ -178,6 +178,18 @@ class LoanLedgerClient:
     def disburse(self, loan_id: int) -> dict:
         return self._request("POST", f"/v1/operator/loans/{loan_id}/disburse", idempotency_key=self.new_key())
 
+    def suspense(self, state: str | None = None) -> list[dict]:
+        params = {} if state is None else {"state": state}
+        return self._request("GET", "/v1/operator/suspense", params=params)["items"]
+
+    def refund_suspense(self, item_id: int, idempotency_key: str | None = None) -> dict:
+        return self._request("POST", f"/v1/operator/suspense/{item_id}/refund",
+                             idempotency_key=idempotency_key or self.new_key())
+
+    def apply_suspense(self, item_id: int, loan_id: int, idempotency_key: str | None = None) -> dict:
+        return self._request("POST", f"/v1/operator/suspense/{item_id}/apply", json_body={"loan_id": loan_id},
+                             idempotency_key=idempotency_key or self.new_key())
+
     def write_off(self, loan_id: int) -> dict:
         return self._request("POST", f"/v1/operator/loans/{loan_id}/write-off", idempotency_key=self.new_key())
 

@@ -3,16 +3,27 @@ which signed-in operator asked, and the chain's roles decide who may ask."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Path, Query
 
 from api import idempotency
-from api.deps import Admin, Auditor, ContextDep, MetricsDep, Operator, Pauser, PolicyReader, RolesDep, Staff
+from api.deps import (
+    Admin,
+    Auditor,
+    ContextDep,
+    MetricsDep,
+    Operator,
+    Pauser,
+    PolicyReader,
+    RolesDep,
+    Staff,
+)
 from api.errors import ApiError, error_responses
 from api.observability import Metrics, current_request_id
 from api.schemas import LoanIdPath, TxOut
 from api.schemas.operator import (
+    ApplyToLoanIn,
     AuditorIn,
     AuditorList,
     Decision,
@@ -25,8 +36,10 @@ from api.schemas.operator import (
     RoleChange,
     RoleIn,
     SignerRotationIn,
+    SuspenseItemOut,
+    SuspenseList,
 )
-from api.services import decisions, pausing, payouts
+from api.services import decisions, pausing, payouts, suspense
 from api.services.borrowers import register_borrower, revoke_borrower
 from api.services.roles import add_auditor as admit_auditor
 from api.services.roles import auditors as admitted_auditors
@@ -106,6 +119,40 @@ def list_payouts(context: ContextDep, _: Auditor,
                  limit: int = Query(100, ge=1, le=1000)) -> PayoutOrderList:
     orders = payouts.list_orders(context, state=state, loan_id=loan_id, limit=limit)
     return PayoutOrderList(orders=[PayoutOrderOut.model_validate(o) for o in orders])
+
+
+@router.get("/suspense", response_model=SuspenseList, responses=ERRORS,
+            summary="Received payments the loan book refused, newest first (operators, admins and auditors)")
+def list_suspense(context: ContextDep, _: Auditor,
+                  state: Literal["open", "refunding", "refunded", "applied"] | None = None,
+                  loan_id: int | None = Query(None, ge=1, le=2**256 - 1),
+                  limit: int = Query(100, ge=1, le=1000)) -> SuspenseList:
+    items = suspense.list_items(context, state=state, loan_id=loan_id, limit=limit)
+    return SuspenseList(items=[SuspenseItemOut.model_validate(i) for i in items])
+
+
+@router.post("/suspense/{item_id}/refund", response_model=SuspenseItemOut, responses=ERRORS,
+             summary="Refund a suspense item over the rail (once: asking again answers the same refund)")
+def refund_suspense(item_id: Annotated[int, Path(ge=1, le=2**63 - 1)], context: ContextDep, who: Operator,
+                    idempotency_key: str | None = Header(None)):
+    def action():
+        item = suspense.refund(context, item_id, who.address, current_request_id())
+        return 200, SuspenseItemOut.model_validate(item)
+
+    return idempotency.run_once(context, who.address, idempotency_key,
+                                f"POST /v1/operator/suspense/{item_id}/refund", {}, action)
+
+
+@router.post("/suspense/{item_id}/apply", response_model=SuspenseItemOut, responses=ERRORS,
+             summary="Apply an open suspense item to the loan it was meant for (same rail reference, re-queued)")
+def apply_suspense(item_id: Annotated[int, Path(ge=1, le=2**63 - 1)], body: ApplyToLoanIn, context: ContextDep,
+                   who: Operator, idempotency_key: str | None = Header(None)):
+    def action():
+        item = suspense.apply(context, item_id, body.loan_id, who.address, current_request_id())
+        return 200, SuspenseItemOut.model_validate(item)
+
+    return idempotency.run_once(context, who.address, idempotency_key,
+                                f"POST /v1/operator/suspense/{item_id}/apply", body.model_dump(), action)
 
 
 @router.post("/loans/{loan_id}/write-off", response_model=TxOut, responses=ERRORS,

@@ -132,3 +132,73 @@ class PayoutOrderList(BaseModel):
 
     model_config = {"json_schema_extra": {"examples": [{"orders": [PayoutOrderOut.model_config[
         "json_schema_extra"]["examples"][0]]}]}}
+
+
+SUSPENSE_STATES = "open | refunding | refunded | applied"
+_REFUND_EXAMPLE = {
+    "id": 1, "provider": "mockpay", "idempotency_key": "refund:mockpay:COL-00000007-a41b9e",
+    "payment_reference": "COL-00000007-a41b9e", "amount": 24_394, "currency": "CNY", "state": "refunded",
+    "refund_reference": "REF-00000009-0c7d21", "attempts": 1, "last_error": None,
+    "ordered_by": "0x90F79bf6EB2c4f870365E785982E1f101E93b906", "ordered_at": 1_767_225_700,
+    "sent_at": 1_767_225_700, "refunded_at": 1_767_225_701, "failed_at": None}
+
+
+class RefundOrderOut(BaseModel):
+    """A refund of a suspense item: recorded before the provider was asked, executed by it once."""
+
+    id: int
+    provider: str
+    idempotency_key: str = Field(description="the key the provider executes once (it names the received payment)")
+    payment_reference: str = Field(description="the rail's reference of the payment refunded")
+    amount: int = Field(description="minor units of currency")
+    currency: str
+    state: str = Field(description="ordered | sent | refunded | failed; sent: outcome not yet known")
+    refund_reference: str | None = Field(None, description="the rail's reference of the refund, once known")
+    attempts: int
+    last_error: str | None = None
+    ordered_by: str
+    ordered_at: int = Field(description="unix seconds")
+    sent_at: int | None = None
+    refunded_at: int | None = None
+    failed_at: int | None = None
+
+    model_config = {"from_attributes": True, "json_schema_extra": {"examples": [_REFUND_EXAMPLE]}}
+
+
+class SuspenseItemOut(BaseModel):
+    """Money the rail delivered that the loan book refused, held until an operator resolves it."""
+
+    id: int
+    provider: str
+    reference: str = Field(description="the rail's own reference of the payment received")
+    payment_ref: str = Field(description="keccak(provider:reference), the reference sent on-chain")
+    loan_id: int = Field(description="the loan id as the rail named it (it may name no loan)")
+    amount: int = Field(description="minor units of currency")
+    currency: str
+    reason: str = Field(description="why the loan book refused it: LoanBookOverpayment, CurrencyMismatch, "
+                                    "LoanBookUnknownLoan, LoanBookInvalidStatus...")
+    received_at: int = Field(description="unix seconds the oracle received it")
+    state: str = Field(description=SUSPENSE_STATES)
+    resolved_by: str | None = None
+    resolved_at: int | None = None
+    refund: RefundOrderOut | None = None
+
+    model_config = {"from_attributes": True, "json_schema_extra": {"examples": [{
+        "id": 1, "provider": "mockpay", "reference": "COL-00000007-a41b9e",
+        "payment_ref": "0x8f2c1d7a0b3e45f69a1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6", "loan_id": 1,
+        "amount": 24_394, "currency": "CNY", "reason": "LoanBookOverpayment", "received_at": 1_767_225_600,
+        "state": "refunded", "resolved_by": "0x90F79bf6EB2c4f870365E785982E1f101E93b906",
+        "resolved_at": 1_767_225_701, "refund": _REFUND_EXAMPLE}]}}
+
+
+class SuspenseList(BaseModel):
+    items: list[SuspenseItemOut] = Field(description="newest first")
+
+    model_config = {"json_schema_extra": {"examples": [{"items": [SuspenseItemOut.model_config[
+        "json_schema_extra"]["examples"][0]]}]}}
+
+
+class ApplyToLoanIn(BaseModel):
+    loan_id: int = Field(ge=1, le=2**63 - 1, description="the loan the payment was meant for")
+
+    model_config = {"json_schema_extra": {"examples": [{"loan_id": 12}]}}

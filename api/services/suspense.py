@@ -1,0 +1,274 @@
+"""Suspense items and their refunds: money the rail delivered that the loan book refused, until resolved.
+
+The outbox records a suspense item when it settles a repayment `rejected` (oracle/outbox.py); here
+operators and auditors read them, and an operator refunds one. A refund follows the payout-order pattern
+(api/services/payouts.py): the order is recorded (`refund_orders`, unique per suspense item) before the
+provider is called, with an idempotency key naming the received payment, so the provider executes it at
+most once; an order whose answer was lost stays `sent`, and asking again looks the key up at the provider
+before anything is re-sent. The item is `refunded` once the provider has answered with its reference.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from api.errors import ApiError
+from ledger.book import read_loan
+from ledger.store.models.outbox import OutboxItem
+from ledger.store.models.suspense import RefundOrder, SuspenseItem
+from oracle.payments.config import build_provider, provider_settings
+from oracle.payments.provider import (
+    LookupUnsupported,
+    OrderRefused,
+    PaymentProvider,
+    ProviderError,
+)
+from oracle.payments.provider import RefundOrder as RefundRequest
+
+log = logging.getLogger(__name__)
+
+OPEN, REFUNDING, REFUNDED, APPLIED = "open", "refunding", "refunded", "applied"
+ORDERED, SENT, FAILED = "ordered", "sent", "failed"  # refund order states besides `refunded`
+
+
+class RefundUnavailable(ApiError):
+    """The provider did not answer: the refund order stays as it is (`sent` if it may have been taken)."""
+
+    def __init__(self, item_id: int, state: str, error: str):
+        super().__init__(503, "rail_unavailable",
+                         f"the payment provider did not answer for suspense item {item_id} (refund {state}): "
+                         f"{error[:160]}; retry: the refund is recorded, and the provider is asked what became "
+                         "of it before anything is re-sent")
+
+
+@dataclass(frozen=True)
+class Refund:
+    id: int
+    provider: str
+    idempotency_key: str
+    payment_reference: str
+    amount: int
+    currency: str
+    state: str
+    refund_reference: str | None
+    attempts: int
+    last_error: str | None
+    ordered_by: str
+    ordered_at: int
+    sent_at: int | None
+    refunded_at: int | None
+    failed_at: int | None
+
+    @classmethod
+    def of(cls, row: RefundOrder) -> Refund:
+        return cls(**{name: getattr(row, name) for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class Item:
+    id: int
+    provider: str
+    reference: str
+    payment_ref: str
+    loan_id: int
+    amount: int
+    currency: str
+    reason: str
+    received_at: int
+    state: str
+    resolved_by: str | None
+    resolved_at: int | None
+    refund: Refund | None
+
+
+def refund_key(item: Item) -> str:
+    """The provider-side idempotency key: one refund per received payment (the provider scopes its references)."""
+    return f"refund:{item.provider}:{item.reference}"
+
+
+def list_items(context, *, state: str | None = None, loan_id: int | None = None, limit: int = 100) -> list[Item]:
+    """Suspense items, newest first, each with its refund order if it has one."""
+    query = select(SuspenseItem).order_by(SuspenseItem.id.desc()).limit(limit)
+    if state is not None:
+        query = query.where(SuspenseItem.state == state)
+    if loan_id is not None:
+        query = query.where(SuspenseItem.loan_id == loan_id)
+    with context.sessions() as session:
+        rows = list(session.scalars(query))
+        refunds = {r.suspense_item_id: Refund.of(r) for r in session.scalars(
+            select(RefundOrder).where(RefundOrder.suspense_item_id.in_([row.id for row in rows])))}
+        return [_item(row, refunds.get(row.id)) for row in rows]
+
+
+def find(context, item_id: int) -> Item | None:
+    with context.sessions() as session:
+        row = session.get(SuspenseItem, item_id)
+        if row is None:
+            return None
+        refund = session.scalar(select(RefundOrder).where(RefundOrder.suspense_item_id == item_id))
+        return _item(row, None if refund is None else Refund.of(refund))
+
+
+def refund(context, item_id: int, actor: str, request_id: str) -> Item:
+    """Refunds a suspense item over the rail, once; asking again answers (and completes) the same refund."""
+    item = find(context, item_id)
+    if item is None:
+        raise ApiError(404, "not_found", f"no suspense item {item_id}")
+    if item.state == APPLIED:  # raced with apply, or applied before
+        raise ApiError(409, "already_applied", f"suspense item {item_id} was applied to a loan: nothing to refund")
+    order = item.refund or _record(context, item, actor, request_id)
+    if order.state in (REFUNDED, FAILED):
+        return find(context, item_id)
+    provider = _provider(context, item)
+    if order.state == SENT and order.refund_reference is None:
+        order = _reconcile(context, provider, item, order)
+    if order.refund_reference is not None:
+        return _refunded(context, item, order, actor, request_id)
+    return _send(context, provider, item, order, actor, request_id)
+
+
+def apply(context, item_id: int, loan_id: int, actor: str, request_id: str) -> Item:
+    """Re-queues the refused confirmation for the loan the operator names, with the same rail reference.
+
+    The book never credited the refused item's reference, so the same reference is accepted for another
+    loan. The outbox keeps one row per reference, so the refused row itself goes back to `pending` with the
+    named loan (the item keeps the loan id the rail sent, and the action log both); if the book refuses it
+    again the outbox reopens the item with the new reason.
+    """
+    item = find(context, item_id)
+    if item is None:
+        raise ApiError(404, "not_found", f"no suspense item {item_id}")
+    if item.state != OPEN:
+        raise ApiError(409, "not_open", f"suspense item {item_id} is {item.state}: only an open item can be applied")
+    loan = read_loan(context.bindings.book, loan_id)  # an unknown loan: the API's 404 loan_book_unknown_loan
+    if loan.currency != item.currency:
+        raise ApiError(409, "currency_mismatch", f"loan {loan_id} is in {loan.currency}; the payment is in "
+                                                 f"{item.currency}")
+    if not loan.running:
+        raise ApiError(409, "not_running", f"loan {loan_id} is {loan.status.solidity_name}: it takes no repayments")
+    now = int(time.time())
+    with context.sessions.begin() as session:
+        outbox_item_id = session.scalar(select(SuspenseItem.outbox_item_id).where(SuspenseItem.id == item_id))
+        taken = session.execute(update(SuspenseItem).where(SuspenseItem.id == item_id, SuspenseItem.state == OPEN)
+                                .values(state=APPLIED, resolved_by=actor, resolved_at=now, updated_at=now)).rowcount
+        if not taken:  # a concurrent refund or apply got there first
+            raise ApiError(409, "not_open", f"suspense item {item_id} was resolved meanwhile")
+        requeued = session.execute(update(OutboxItem).where(OutboxItem.id == outbox_item_id,
+                                                            OutboxItem.status == "rejected")
+                                   .values(loan_id=loan_id, status="pending", attempts=0, next_attempt_at=0,
+                                           outcome=None, last_error=None, updated_at=now)).rowcount
+        if not requeued:
+            raise ApiError(409, "not_rejected", f"the confirmation of suspense item {item_id} is no longer rejected")
+    context.action_log.append(actor, "suspense.applied", request_id,
+                              {"suspense_item_id": item_id, "reference": item.reference, "from_loan_id": item.loan_id,
+                               "to_loan_id": loan_id, "amount": item.amount, "currency": item.currency})
+    return find(context, item_id)
+
+
+# ---------------------------------------------------------------------------- steps
+
+
+def _record(context, item: Item, actor: str, request_id: str) -> Refund:
+    """Writes the refund order (state `ordered`) and marks the item `refunding`; a concurrent caller's row wins."""
+    now = int(time.time())
+    try:
+        with context.sessions.begin() as session:
+            row = RefundOrder(suspense_item_id=item.id, provider=item.provider, idempotency_key=refund_key(item),
+                              payment_reference=item.reference, loan_id=item.loan_id, amount=item.amount,
+                              currency=item.currency, state=ORDERED, attempts=0, ordered_by=actor, ordered_at=now,
+                              updated_at=now)
+            session.add(row)
+            session.flush()
+            session.execute(update(SuspenseItem).where(SuspenseItem.id == item.id)
+                            .values(state=REFUNDING, refund_order_id=row.id, updated_at=now))
+    except IntegrityError:
+        return find(context, item.id).refund  # another request recorded it first: answer that order
+    context.action_log.append(actor, "suspense.refund_ordered", request_id,
+                              {"suspense_item_id": item.id, "reference": item.reference, "amount": item.amount,
+                               "currency": item.currency, "reason": item.reason})
+    return find(context, item.id).refund
+
+
+def _reconcile(context, provider: PaymentProvider, item: Item, order: Refund) -> Refund:
+    """Asks the provider what became of a sent refund; records its reference if it took it."""
+    try:
+        found = provider.find_order(order.idempotency_key)
+    except LookupUnsupported:
+        return order  # re-sending with the same key is the safe way to ask: the provider honours it
+    except ProviderError as exc:
+        _update(context, order.id, last_error=str(exc)[:500])
+        raise RefundUnavailable(item.id, order.state, str(exc)) from None
+    if found is None:
+        return order
+    return _update(context, order.id, refund_reference=found.rail_reference)
+
+
+def _send(context, provider: PaymentProvider, item: Item, order: Refund, actor: str, request_id: str) -> Item:
+    """Marks the order `sent` (persisted first: from here on its outcome is the provider's) and sends it."""
+    _update(context, order.id, state=SENT, sent_at=int(time.time()), attempts=order.attempts + 1)
+    request = RefundRequest(loan_id=item.loan_id, rail_reference=item.reference, amount=item.amount,
+                            currency=item.currency)
+    try:
+        payment = provider.order_refund(request, order.idempotency_key)
+    except OrderRefused as exc:
+        log.warning("refund of suspense item %d refused by %s: %s", item.id, provider.name, exc)
+        _update(context, order.id, state=FAILED, failed_at=int(time.time()), last_error=str(exc)[:500])
+        _set_item(context, item.id, state=OPEN)  # still money owed back: it stays open for the operator
+        context.action_log.append(actor, "suspense.refund_failed", request_id,
+                                  {"suspense_item_id": item.id, "error": str(exc)[:200]})
+        return find(context, item.id)
+    except ProviderError as exc:  # timeout, 5xx, dropped connection: it may have been taken
+        log.warning("refund of suspense item %d unanswered by %s: %s", item.id, provider.name, exc)
+        _update(context, order.id, last_error=str(exc)[:500])
+        raise RefundUnavailable(item.id, SENT, str(exc)) from None
+    order = _update(context, order.id, refund_reference=payment.rail_reference)
+    return _refunded(context, item, order, actor, request_id)
+
+
+def _refunded(context, item: Item, order: Refund, actor: str, request_id: str) -> Item:
+    now = int(time.time())
+    with context.sessions.begin() as session:  # conditional: of two concurrent answers, one logs the refund
+        done = session.execute(update(RefundOrder).where(RefundOrder.id == order.id, RefundOrder.state != REFUNDED)
+                               .values(state=REFUNDED, refunded_at=now, last_error=None, updated_at=now)).rowcount
+        session.execute(update(SuspenseItem).where(SuspenseItem.id == item.id, SuspenseItem.state != REFUNDED)
+                        .values(state=REFUNDED, resolved_by=actor, resolved_at=now, updated_at=now))
+    if not done:
+        return find(context, item.id)
+    context.action_log.append(actor, "suspense.refunded", request_id,
+                              {"suspense_item_id": item.id, "reference": item.reference,
+                               "refund_reference": order.refund_reference, "amount": item.amount,
+                               "currency": item.currency})
+    return find(context, item.id)
+
+
+def _update(context, order_id: int, **values) -> Refund:
+    with context.sessions.begin() as session:
+        session.execute(update(RefundOrder).where(RefundOrder.id == order_id)
+                        .values(**values, updated_at=int(time.time())))
+    with context.sessions() as session:
+        return Refund.of(session.get(RefundOrder, order_id))
+
+
+def _set_item(context, item_id: int, **values) -> None:
+    with context.sessions.begin() as session:
+        session.execute(update(SuspenseItem).where(SuspenseItem.id == item_id)
+                        .values(**values, updated_at=int(time.time())))
+
+
+def _item(row: SuspenseItem, refund: Refund | None) -> Item:
+    fields = {name: getattr(row, name) for name in Item.__dataclass_fields__ if name != "refund"}
+    return Item(**fields, refund=refund)
+
+
+def _provider(context, item: Item) -> PaymentProvider:
+    """The provider that delivered the payment: the money goes back the way it came."""
+    entries = provider_settings(context.settings)
+    if item.provider not in entries:
+        raise RefundUnavailable(item.id, "not sent", f"payment provider {item.provider} is not configured")
+    return build_provider(item.provider, entries[item.provider], context.settings.home,
+                          context.env or context.settings.environ, webhooks=False)

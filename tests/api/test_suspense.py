@@ -1,0 +1,219 @@
+"""Suspense and refunds (issue 14, "every receipt has a home"): money the rail delivered that the loan book
+refused becomes an open suspense item with the rail's reference, and an operator refunds it over a real
+rail process exactly once, whether the refund is asked twice at once or retried after a timeout."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from sqlalchemy import select
+from test_payouts import (  # the rail process fixture's class: same directory
+    TIMEOUT,
+    Rail,
+)
+
+from api.client import ApiError
+from ledger.chain import ChainClient
+from ledger.store.models.action_log import ActionLogEntry
+from oracle.outbox import Outbox, OutboxWorker
+from oracle.payments.webhook import Confirmation, payment_ref
+
+PROVIDER = "mockpay"
+
+
+class Clock:
+    """The outbox's clock, moved by hand so retryable refusals run out of attempts without waiting."""
+
+    def __init__(self, now: float = 1_800_000_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def rail(api, tmp_path):
+    _, context = api
+    started = Rail(tmp_path / "rail-home", tmp_path / "rail.log").start()
+    context.settings = context.settings.model_copy(update={"payment_providers": {
+        PROVIDER: {"kind": "standin", "url": started.url, "timeout": TIMEOUT}}})
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def outbox(api) -> Outbox:
+    return Outbox(api[1].sessions, clock=Clock())
+
+
+@pytest.fixture
+def worker(outbox, w3, keys, stack) -> OutboxWorker:
+    return OutboxWorker(outbox, ChainClient(w3, keys["oracle"], stack.errors), stack.book)
+
+
+def collect(rail: Rail, outbox: Outbox, driver, loan_id: int, amount: int, currency: str = "CNY") -> str:
+    """Money collected on the rail and its confirmation stored, as the oracle's webhook intake does."""
+    answer = httpx.post(f"{rail.url}/v1/collections", json={"loan_id": loan_id, "amount": amount,
+                                                          "currency": currency}, timeout=10)
+    answer.raise_for_status()
+    reference = answer.json()["reference"]
+    outbox.put(Confirmation(kind="repayment", loan_id=loan_id, reference=reference,
+                            payment_ref=payment_ref(PROVIDER, reference), amount=amount, currency=currency,
+                            paid_at=driver.now, provider=PROVIDER, event_id=f"evt-{reference}"))
+    return reference
+
+
+def drain_until_settled(outbox: Outbox, worker: OutboxWorker) -> None:
+    """Rounds until nothing is pending: a retryable refusal (a repaid loan) uses up its attempts first."""
+    for _ in range(12):
+        worker.drain_once()
+        if not outbox.items("pending"):
+            return
+        outbox.clock.now += 400  # past the longest item back-off
+    raise AssertionError(f"items still pending: {[(i.reference, i.last_error) for i in outbox.items('pending')]}")
+
+
+def suspense_items(client, **params) -> list[dict]:
+    return client.suspense(**params)
+
+
+def refund(operator, item_id: int, key: str) -> dict:
+    return operator.refund_suspense(item_id, idempotency_key=key)
+
+
+def refunds_on_rail(rail: Rail, reference: str) -> list[dict]:
+    day = datetime.now(UTC).date().isoformat()
+    answer = httpx.get(f"{rail.url}/v1/statements/{day}", timeout=10)
+    answer.raise_for_status()
+    return [e for e in answer.json()["entries"] if e["direction"] == "refund"
+            and e["payment_reference"] == reference]
+
+
+def received_on_rail(rail: Rail, references: set[str]) -> int:
+    answer = httpx.get(f"{rail.url}/v1/payments", params={"direction": "collection"}, timeout=10)
+    return sum(p["amount"] for p in answer.json() if p["reference"] in references)
+
+
+def test_refused_payments_are_held_in_suspense_and_refunded_exactly_once(
+        api, rail, outbox, worker, operator, driver, keys):
+    over_loan = driver.active_loan(keys["alice"], ref=b"payout-over", report_id=1)
+    repaid_loan = driver.active_loan(keys["bob"], ref=b"payout-repaid", report_id=2)
+    overpaid = driver.payoff(over_loan) + 5_000
+    payoff = driver.payoff(repaid_loan)
+    over_ref = collect(rail, outbox, driver, over_loan, overpaid)
+    payoff_ref = collect(rail, outbox, driver, repaid_loan, payoff)
+    drain_until_settled(outbox, worker)  # the payoff is credited: the loan is repaid
+    late_ref = collect(rail, outbox, driver, repaid_loan, 7_000)  # a payment for a loan already repaid
+    drain_until_settled(outbox, worker)
+
+    outcomes = {i.reference: (i.status, i.outcome) for i in outbox.items()}
+    assert outcomes == {over_ref: ("rejected", "LoanBookOverpayment"), payoff_ref: ("done", "credited"),
+                        late_ref: ("rejected", "LoanBookInvalidStatus")}
+    items = {i["reference"]: i for i in suspense_items(operator)}
+    assert set(items) == {over_ref, late_ref}
+    assert (items[over_ref]["state"], items[over_ref]["amount"], items[over_ref]["loan_id"],
+            items[over_ref]["reason"]) == ("open", overpaid, over_loan, "LoanBookOverpayment")
+    assert (items[late_ref]["state"], items[late_ref]["amount"], items[late_ref]["reason"]) == \
+        ("open", 7_000, "LoanBookInvalidStatus")
+    assert items[over_ref]["payment_ref"] == "0x" + payment_ref(PROVIDER, over_ref).hex()
+    references = {over_ref, payoff_ref, late_ref}
+    applied = sum(i.amount for i in outbox.items("done") if i.reference in references)
+    open_suspense = sum(i["amount"] for i in suspense_items(operator, state="open"))
+    assert received_on_rail(rail, references) == applied + open_suspense == payoff + overpaid + 7_000
+
+    # Refund the overpayment twice at once (two keys, as two operators would): one refund on the rail.
+    answers: list = []
+    threads = [threading.Thread(target=lambda k=k: answers.append(refund(operator, items[over_ref]["id"], k)))
+               for k in ("r-1", "r-2")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert [a["state"] for a in answers] == ["refunded", "refunded"]
+    (on_rail,) = refunds_on_rail(rail, over_ref)
+    assert on_rail["amount"] == overpaid
+    assert {a["refund"]["refund_reference"] for a in answers} == {on_rail["reference"]}
+    assert refund(operator, items[over_ref]["id"], "r-3")["refund"]["attempts"] in (1, 2)  # answered, not re-sent
+    assert len(refunds_on_rail(rail, over_ref)) == 1
+
+    # A refund whose answer is lost stays `sent`; the retry asks the rail instead of refunding again.
+    rail.process.send_signal(signal.SIGSTOP)
+    try:
+        with pytest.raises(ApiError) as lost:
+            refund(operator, items[late_ref]["id"], "r-late")
+        assert (lost.value.status, lost.value.code) == (503, "rail_unavailable")
+        (item,) = [i for i in suspense_items(operator) if i["reference"] == late_ref]
+        assert (item["state"], item["refund"]["state"], item["refund"]["refund_reference"]) == \
+            ("refunding", "sent", None)
+    finally:
+        rail.process.send_signal(signal.SIGCONT)
+    deadline = time.monotonic() + 20
+    while not refunds_on_rail(rail, late_ref):
+        assert time.monotonic() < deadline, "the rail never executed the refund it had taken"
+        time.sleep(0.05)
+    answer = refund(operator, items[late_ref]["id"], "r-late")
+    (on_rail,) = refunds_on_rail(rail, late_ref)
+    assert (answer["state"], answer["refund"]["refund_reference"], answer["refund"]["attempts"]) == \
+        ("refunded", on_rail["reference"], 1)
+    assert len(refunds_on_rail(rail, late_ref)) == 1
+
+    # Every yuan of the test's references: received = applied + open suspense + refunded.
+    refunded = sum(e["amount"] for ref in (over_ref, late_ref) for e in refunds_on_rail(rail, ref))
+    assert suspense_items(operator, state="open") == []
+    assert received_on_rail(rail, references) == applied + 0 + refunded
+    with api[1].sessions() as session:
+        logged = list(session.scalars(select(ActionLogEntry.action)))
+    assert logged.count("suspense.refunded") == 2 and logged.count("suspense.refund_ordered") == 2
+
+
+def test_a_payment_for_an_unknown_loan_is_applied_to_the_right_loan_with_its_rail_reference(
+        api, rail, outbox, worker, operator, driver, keys, stack):
+    loan_id = driver.active_loan(keys["alice"], ref=b"payout-apply", report_id=1)
+    reference = collect(rail, outbox, driver, 999_999, 9_000)  # the payer mistyped the loan id
+    drain_until_settled(outbox, worker)
+    (item,) = suspense_items(operator)
+    assert (item["reference"], item["loan_id"], item["amount"], item["state"], item["reason"]) == \
+        (reference, 999_999, 9_000, "open", "LoanBookUnknownLoan")
+
+    with pytest.raises(ApiError) as wrong:
+        operator.apply_suspense(item["id"], 888_888)
+    assert (wrong.value.status, wrong.value.code) == (404, "loan_book_unknown_loan")
+    applied = operator.apply_suspense(item["id"], loan_id, idempotency_key="a-1")
+    assert (applied["state"], applied["loan_id"]) == ("applied", 999_999)  # the item keeps what the rail sent
+    assert operator.apply_suspense(item["id"], loan_id, idempotency_key="a-1") == applied  # replayed
+    with pytest.raises(ApiError) as again:
+        operator.apply_suspense(item["id"], loan_id, idempotency_key="a-2")
+    assert (again.value.status, again.value.code) == (409, "not_open")
+    with pytest.raises(ApiError) as refund_too:
+        refund(operator, item["id"], "r-after-apply")
+    assert (refund_too.value.status, refund_too.value.code) == (409, "already_applied")
+
+    drain_until_settled(outbox, worker)
+    ((status, outcome, credited_loan),) = {(i.status, i.outcome, i.loan_id) for i in outbox.items()}
+    assert (status, outcome, credited_loan) == ("done", "credited", loan_id)
+    assert stack.book.functions.isPaymentReferenceUsed(payment_ref(PROVIDER, reference)).call()
+    assert sum(stack.book.functions.progressOf(loan_id).call()[2:6]) == 9_000
+    assert suspense_items(operator, state="open") == [] and refunds_on_rail(rail, reference) == []
+    assert received_on_rail(rail, {reference}) == 9_000  # = applied on-chain; nothing in suspense or refunded
+
+
+def test_an_applied_item_the_book_refuses_for_that_loan_too_is_reopened_once(
+        api, rail, outbox, worker, operator, driver, keys):
+    loan_id = driver.active_loan(keys["alice"], ref=b"payout-reopen", report_id=1)
+    too_much = driver.payoff(loan_id) + 1_000
+    reference = collect(rail, outbox, driver, 999_998, too_much)
+    drain_until_settled(outbox, worker)
+    (item,) = suspense_items(operator)
+    operator.apply_suspense(item["id"], loan_id)
+    drain_until_settled(outbox, worker)
+    (reopened,) = suspense_items(operator)  # the same item, not a second one
+    assert (reopened["id"], reopened["state"], reopened["reason"], reopened["resolved_by"]) == \
+        (item["id"], "open", "LoanBookOverpayment", None)
+    assert refund(operator, item["id"], "r-reopened")["state"] == "refunded"
+    (on_rail,) = refunds_on_rail(rail, reference)
+    assert on_rail["amount"] == too_much == received_on_rail(rail, {reference})
