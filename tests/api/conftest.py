@@ -3,8 +3,15 @@ with a real indexer following the chain in a thread and a fresh SQLite store per
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
+from pathlib import Path
 
+import httpx
 import pytest
 from eth_account import Account
 from fastapi.testclient import TestClient
@@ -16,6 +23,7 @@ from api.client import LoanLedgerClient
 from ledger import manifest as manifests
 from ledger.config import Settings
 from ledger.indexer import Indexer
+from ledger.node import free_port
 from ledger.samples import sample_identity
 from ledger.store import open_store
 from ledger.vault import Keyring, Vault
@@ -119,3 +127,53 @@ def borrower(client_for, kyc, keys, driver):
 @pytest.fixture
 def operator(client_for, keys):
     return client_for(keys["operator"])
+
+
+RAIL_TIMEOUT = 1.0  # the provider's timeout in the rail suites: a stalled rail answers 503 fast
+LOANLEDGER = str(Path(sys.executable).with_name("loanledger"))
+
+
+class Rail:
+    """`loanledger rail` as a process on a free port (webhooks off: the payout stays with the rail)."""
+
+    def __init__(self, home: Path, log: Path):
+        self.home, self.log, self.port = home, log, free_port()
+        self.url, self.process = f"http://127.0.0.1:{self.port}", None
+
+    def start(self) -> Rail:
+        env = {**os.environ, "LOANLEDGER_HOME": str(self.home)}
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen([LOANLEDGER, "rail", "--port", str(self.port), "--webhook-url", "",
+                                             "--log-level", "warning"], env=env, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while True:
+            assert self.process.poll() is None, self.log.read_text()[-2000:]
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, self.log.read_text()[-2000:]
+            time.sleep(0.05)
+
+    def payouts(self, loan_id: int) -> list[dict]:
+        answer = httpx.get(f"{self.url}/v1/payments", params={"loan_id": loan_id, "direction": "payout"}, timeout=10)
+        answer.raise_for_status()
+        return answer.json()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)  # a stopped process cannot act on SIGTERM
+            self.process.kill()
+            self.process.wait(timeout=15)
+
+
+@pytest.fixture
+def rail(api, tmp_path):
+    """A running rail, configured as the API's payout provider with a short timeout."""
+    _, context = api
+    started = Rail(tmp_path / "rail-home", tmp_path / "rail.log").start()
+    context.settings = context.settings.model_copy(update={"payment_providers": {
+        "mockpay": {"kind": "standin", "url": started.url, "timeout": RAIL_TIMEOUT}}})
+    yield started
+    started.stop()

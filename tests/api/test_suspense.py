@@ -12,10 +12,6 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 from sqlalchemy import select
-from test_payouts import (  # the rail process fixture's class: same directory
-    TIMEOUT,
-    Rail,
-)
 
 from api.client import ApiError
 from ledger.chain import ChainClient
@@ -36,15 +32,6 @@ class Clock:
         return self.now
 
 
-@pytest.fixture
-def rail(api, tmp_path):
-    _, context = api
-    started = Rail(tmp_path / "rail-home", tmp_path / "rail.log").start()
-    context.settings = context.settings.model_copy(update={"payment_providers": {
-        PROVIDER: {"kind": "standin", "url": started.url, "timeout": TIMEOUT}}})
-    yield started
-    started.stop()
-
 
 @pytest.fixture
 def outbox(api) -> Outbox:
@@ -56,7 +43,7 @@ def worker(outbox, w3, keys, stack) -> OutboxWorker:
     return OutboxWorker(outbox, ChainClient(w3, keys["oracle"], stack.errors), stack.book)
 
 
-def collect(rail: Rail, outbox: Outbox, driver, loan_id: int, amount: int, currency: str = "CNY") -> str:
+def collect(rail, outbox: Outbox, driver, loan_id: int, amount: int, currency: str = "CNY") -> str:
     """Money collected on the rail and its confirmation stored, as the oracle's webhook intake does."""
     answer = httpx.post(f"{rail.url}/v1/collections", json={"loan_id": loan_id, "amount": amount,
                                                           "currency": currency}, timeout=10)
@@ -86,7 +73,7 @@ def refund(operator, item_id: int, key: str) -> dict:
     return operator.refund_suspense(item_id, idempotency_key=key)
 
 
-def refunds_on_rail(rail: Rail, reference: str) -> list[dict]:
+def refunds_on_rail(rail, reference: str) -> list[dict]:
     day = datetime.now(UTC).date().isoformat()
     answer = httpx.get(f"{rail.url}/v1/statements/{day}", timeout=10)
     answer.raise_for_status()
@@ -94,7 +81,7 @@ def refunds_on_rail(rail: Rail, reference: str) -> list[dict]:
             and e["payment_reference"] == reference]
 
 
-def received_on_rail(rail: Rail, references: set[str]) -> int:
+def received_on_rail(rail, references: set[str]) -> int:
     answer = httpx.get(f"{rail.url}/v1/payments", params={"direction": "collection"}, timeout=10)
     return sum(p["amount"] for p in answer.json() if p["reference"] in references)
 
