@@ -45,6 +45,8 @@ TERMS = {"currency": "CNY", "annual_rate_bps": 2400, "amortization": "annuity", 
 # Borrowers with a part in the story, by index; the late payer, the defaulter and the prepayer are the
 # first three whose applications the policy approves (the bureau's records decide who that is).
 OVER_LIMIT, STALE = 18, 19
+OVERPAID_BY = 5_000  # 50 CNY more than the payoff: the book refuses the whole payment, the operator refunds it
+MISTYPED_OFFSET = 1_000  # a loan id past every loan the demo made: no such loan
 
 
 class DemoSettings(BaseSettings):
@@ -109,11 +111,22 @@ class Scenario:
         client.login()
         return client
 
-    def pay(self, index: int, amount: int) -> None:
-        """The borrower pays over the rail; its signed webhook reaches the oracle, which confirms on-chain."""
-        response = self.rail.post("/v1/collections", json={"loan_id": self.loans[index], "amount": amount,
+    def pay(self, index: int, amount: int, loan_id: int | None = None) -> str:
+        """The borrower pays over the rail; its signed webhook reaches the oracle, which confirms on-chain.
+
+        `loan_id` is what the borrower typed (their own loan unless given); answers the rail's reference."""
+        loan_id = self.loans[index] if loan_id is None else loan_id
+        response = self.rail.post("/v1/collections", json={"loan_id": loan_id, "amount": amount,
                                                            "currency": "CNY", "paid_at": self.chain_time()})
         response.raise_for_status()
+        return response.json()["reference"]
+
+    def suspense_item(self, reference: str, state: str) -> dict:
+        """Waits until the operator's suspense list shows the payment with this rail reference in `state`."""
+        def found():
+            return next((item for item in self.operator.suspense()
+                         if item["reference"] == reference and item["state"] == state), None)
+        return wait_for(f"suspense item {reference} {state}", found, timeout=120)
 
     def loan(self, index: int) -> dict:
         return self.borrowers[index].loan(self.loans[index])
@@ -210,13 +223,50 @@ class Scenario:
         self.pay(self.late, due["total"])
         self.wait_paid([self.late], 1, "the late installment")
 
-    def remaining_installments(self) -> None:
-        for number, day in ((2, 17), (3, 30)):  # days 57 and 87
-            self.advance(day)
-            payers = self.on_time + [self.late]
-            for i in payers:
-                self.pay(i, self.installment_amount(i, number))
-            self.wait_paid(payers, number, f"installment {number}")
+    def second_installments_and_suspense(self) -> None:
+        """Day 57: the second installments; one borrower overpays first (refused by the book, held in
+        suspense, refunded by the operator) and one types a loan id that does not exist (held in suspense,
+        applied by the operator to the loan it was meant for)."""
+        self.advance(17)
+        payers = self.on_time + [self.late]
+        self.overpayer, self.mistyper = self.late, self.on_time[0]
+        payoff = self.borrowers[self.overpayer].due(self.loans[self.overpayer])["payoff"]
+        over_ref = self.pay(self.overpayer, payoff + OVERPAID_BY)  # more than the loan owes: refused, not kept
+        mistyped_loan = max(self.loans.values()) + MISTYPED_OFFSET
+        mistyped_ref = self.pay(self.mistyper, self.installment_amount(self.mistyper, 2), loan_id=mistyped_loan)
+        for i in payers:
+            if i != self.mistyper:
+                self.pay(i, self.installment_amount(i, 2))
+        over = self.suspense_item(over_ref, "open")
+        if over["amount"] != payoff + OVERPAID_BY or over["loan_id"] != self.loans[self.overpayer]:
+            raise DemoFailed(f"the overpayment's suspense item is not what was paid: {over}")
+        self.operator.refund_suspense(over["id"])
+        refunded = self.suspense_item(over_ref, "refunded")
+        mistyped = self.suspense_item(mistyped_ref, "open")
+        self.operator.apply_suspense(mistyped["id"], self.loans[self.mistyper])
+        applied = self.suspense_item(mistyped_ref, "applied")
+        self.wait_paid(payers, 2, "installment 2 (the mistyped one applied to its loan)")
+        self.suspense = {
+            **self.suspense_counts(),
+            "refund_amount": refunded["refund"]["amount"] if refunded.get("refund") else refunded["amount"],
+            "overpayment": {"loan_id": over["loan_id"], "payoff": payoff, "paid": over["amount"],
+                            "reason": over["reason"]},
+            "mistyped": {"sent_to": mistyped["loan_id"], "applied_to": self.loans[self.mistyper],
+                         "amount": applied["amount"], "reason": mistyped["reason"]},
+        }
+
+    def suspense_counts(self) -> dict:
+        """Counted from the operator's whole list, not from the story: any other refused receipt shows too."""
+        states = [item["state"] for item in self.operator.suspense()]
+        return {"opened": len(states), "refunded": states.count("refunded"), "applied": states.count("applied"),
+                "left_open": sum(state in ("open", "refunding") for state in states)}
+
+    def last_installments(self) -> None:
+        self.advance(30)  # day 87
+        payers = self.on_time + [self.late]
+        for i in payers:
+            self.pay(i, self.installment_amount(i, 3))
+        self.wait_paid(payers, 3, "installment 3")
         wait_for("every paying loan repaid", lambda: all(self.loan(i)["status"] == "Repaid" for i in self.on_time + [self.late]),
                  timeout=120)
 
@@ -235,6 +285,7 @@ class Scenario:
         subprocess.run([LOANLEDGER, "log", "anchor"], env=self.env,
                        capture_output=True, check=True)
         self.report = auditor.portfolio()
+        self.suspense.update(self.suspense_counts())  # the end of the story: nothing refused later left open
         checks = {
             "index_vs_chain": auditor.verify("index"),
             "recomputed_state": auditor.verify("state"),
@@ -310,7 +361,8 @@ def main() -> int:
         ("day 27: first installments by webhook, batched on-chain; one prepays", 1),
         ("day 31: an application on a stale score", 1),
         ("day 40: a late installment, with late fee and penalty", 1),
-        ("days 57 and 87: the remaining installments", 1),
+        ("day 57: second installments; an overpayment refunded, a mistyped loan id applied", 1),
+        ("day 87: the last installments", 1),
         ("day 127: a default declared by the risk monitor, written off", 1),
         ("the auditor: portfolio report and verification", 1),
         ("the auditor's dashboard in headless Chromium", 1),
@@ -343,19 +395,19 @@ def main() -> int:
             scenario.scores(phase(3))
             scenario.apply(phase(4))
             for n, step in ((5, scenario.first_installments), (6, scenario.stale_application),
-                            (7, scenario.late_payment), (8, scenario.remaining_installments),
-                            (9, scenario.default_and_write_off)):
+                            (7, scenario.late_payment), (8, scenario.second_installments_and_suspense),
+                            (9, scenario.last_installments), (10, scenario.default_and_write_off)):
                 phase(n)
                 step()
                 done(n)
-            phase(10)
-            audit = scenario.audit()
-            done(10)
             phase(11)
+            audit = scenario.audit()
+            done(11)
+            phase(12)
             dashboard = dashboard_check(scenario.base, scenario.auditor_account.address,
                                         sum(row["count"] for row in scenario.report["by_status"]),
                                         scenario.loans[scenario.defaulter])
-            done(11)
+            done(12)
             outcome = summarize(scenario, audit, gas_used(settings.node_url, start_block), time.monotonic() - started)
             outcome["dashboard"] = dashboard
             if dashboard["checked"] and not dashboard["ok"]:
@@ -389,7 +441,8 @@ def summarize(scenario: Scenario, audit: dict, gas: int, seconds: float) -> dict
     expected = {"Repaid": len(scenario.on_time) + 2, "WrittenOff": 1, "Rejected": rejected}
     story_ok = (all(by_state.get(state, 0) == count for state, count in expected.items())
                 and scenario.decisions[OVER_LIMIT] == "rejected:over_limit"
-                and scenario.decisions[STALE] == "rejected:stale_score")
+                and scenario.decisions[STALE] == "rejected:stale_score"
+                and scenario.suspense["left_open"] == 0)
     decisions = {d: list(scenario.decisions.values()).count(d) for d in set(scenario.decisions.values())}
     totals = {key: sum(row[key] for row in by_status.values())
               for key in ("principal", "principal_repaid", "interest_paid", "late_fee_paid", "penalty_paid",
@@ -404,6 +457,10 @@ def summarize(scenario: Scenario, audit: dict, gas: int, seconds: float) -> dict
         table.add_row(f"{label} (fen)", f"{value:,}")
     table.add_row("late fee + penalty charged to the late borrower (fen)",
                   f"{scenario.late_charges['late_fee']:,} + {scenario.late_charges['penalty']:,}")
+    suspense = scenario.suspense
+    table.add_row("suspense: opened / refunded / applied / left open",
+                  f"{suspense['opened']} / {suspense['refunded']} / {suspense['applied']} / {suspense['left_open']}")
+    table.add_row("overpayment refunded (fen)", f"{suspense['refund_amount']:,}")
     table.add_row("decisions", ", ".join(f"{k}: {v}" for k, v in sorted(decisions.items())))
     table.add_row("offered no credit (score too low)", str(len(scenario.declined)))
     table.add_row("gas used (all transactions)", f"{gas:,}")
@@ -415,6 +472,7 @@ def summarize(scenario: Scenario, audit: dict, gas: int, seconds: float) -> dict
         console.print(f"[red]the loans did not end as the story says[/red]: expected {expected}, got {by_state}")
     return {"ok": story_ok and all(audit.values()), "loans_by_state": by_state, "audit": audit,
             "decisions": decisions, "declined_by_score": len(scenario.declined), "amounts": totals, "late_charges": scenario.late_charges,
+            "suspense": scenario.suspense,
             "portfolio": report, "gas_used": gas, "seconds": round(seconds, 1)}
 
 
