@@ -231,6 +231,21 @@ def driver(w3, stack, keys) -> LoanDriver:
     return LoanDriver(w3, stack, keys)
 
 
+class ManualClock:
+    """A service's clock (e.g. the outbox's back-off deadlines), moved by hand; the chain keeps its own time."""
+
+    def __init__(self, now: float = 1_800_000_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
 @pytest.fixture
 def driver_for(keys):
     """`driver_for(w3, stack)`: a LoanDriver on a test's own node (the session's keys)."""

@@ -22,20 +22,10 @@ from oracle.payments.webhook import Confirmation, payment_ref
 PROVIDER = "mockpay"
 
 
-class Clock:
-    """The outbox's clock, moved by hand so retryable refusals run out of attempts without waiting."""
-
-    def __init__(self, now: float = 1_800_000_000.0):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 
 @pytest.fixture
-def outbox(api) -> Outbox:
-    return Outbox(api[1].sessions, clock=Clock())
+def outbox(api, clock) -> Outbox:
+    return Outbox(api[1].sessions, clock=clock)
 
 
 @pytest.fixture

@@ -18,21 +18,6 @@ from oracle.payments.webhook import Confirmation, payment_ref
 PROVIDER = "mockpay"
 
 
-class Clock:
-    """The outbox's clock (back-off deadlines), moved by hand; the chain keeps its own time."""
-
-    def __init__(self, now: float = 1_800_000_000.0):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
 @pytest.fixture
 def outbox(sessions, clock):
     """The outbox on SQLite and on PostgreSQL (the `sessions` fixture is parametrised over both)."""
