@@ -18,8 +18,14 @@ import {LoanLedgerRoles} from "./LoanLedgerRoles.sol";
  * Allocation of a repayment (Fineract's standard order): penalty interest, then late fees, then
  * installments oldest first, each one's interest before its principal. Paying more than is due
  * settles the next installments as scheduled; paying exactly the payoff amount closes the loan
- * with only the current period's interest accrued to date; paying more than that is refused.
- * Charges accrue at each confirmation, on the amounts unpaid since the previous one.
+ * with only the current period's interest accrued to date; paying more than that closes it too, and
+ * the rest is held as the borrower's credit (the loan is Overpaid) until the rail refunds it. A payment
+ * on a written-off loan is a recovery. Charges accrue at each confirmation, on the amounts unpaid since
+ * the previous one.
+ *
+ * Every received payment leaves an entry: its reference maps to a hash of where the money went, so a
+ * reversal (a chargeback, a bounced payout) can name the parts it undoes and have them checked here
+ * without the book storing them (a repayment writes one slot, as a used-reference flag would).
  */
 contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
     using SafeCast for uint256;
@@ -37,6 +43,12 @@ contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
     );
     bytes32 private constant _CANCEL_LOAN_TYPEHASH =
         keccak256("CancelLoan(uint256 loanId,uint256 nonce,uint256 deadline)");
+
+    // Entry kinds, hashed into each entry so that a payout and a repayment can never be taken for each other.
+    uint8 private constant _DISBURSEMENT = 1;
+    uint8 private constant _REPAYMENT = 2;
+    bytes32 private constant _REVERSED = bytes32(uint256(1)); // an entry undone by a reversal: used, never again
+    bytes32 private constant _FINAL = bytes32(uint256(2)); // a reference that cannot be reversed (refunds, reversals)
 
     /// @dev Packed so that a repayment without charges reads five slots and rewrites one of the record
     /// (slot 3) besides the annuity balance, and never turns a zero slot non-zero (20,000 gas each):
@@ -62,6 +74,8 @@ contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
         uint128 lateFeePaid; // slot 5
         uint128 penaltyPaid;
         uint256 balanceRay; // slot 6: exact scheduled annuity balance after paidInstallments
+        uint96 creditBalance; // slot 7, written only by overpayments, refunds and recoveries
+        uint96 recovered;
     }
 
     struct Position {
@@ -79,7 +93,7 @@ contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
     uint16 public maxAnnualRateBps;
     uint256 private _loanCount;
     mapping(uint256 loanId => LoanRecord) private _loans;
-    mapping(bytes32 paymentRef => bool) private _usedReferences;
+    mapping(bytes32 paymentRef => bytes32 entry) private _entries;
     mapping(address borrower => uint256) private _exposure;
 
     /**
@@ -229,6 +243,103 @@ contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
         _repay(item.loanId, item.paymentRef, item.amount, item.paidAt);
     }
 
+    /// @inheritdoc ILoanBook
+    function confirmCreditRefund(uint256 loanId, bytes32 refundRef, uint96 amount, uint40 refundedAt)
+        external
+        onlyRole(ORACLE_ROLE)
+        whenNotPaused
+    {
+        LoanRecord storage loan = _loanIn(loanId, LoanStatus.Overpaid);
+        _checkUnused(refundRef);
+        if (amount == 0) revert LoanBookZeroAmount();
+        _checkTime(refundedAt);
+        uint96 balance = loan.creditBalance;
+        if (amount > balance) revert LoanBookCreditExceeded(loanId, amount, balance);
+        balance -= amount;
+        loan.creditBalance = balance;
+        _entries[refundRef] = _FINAL;
+        emit CreditRefunded(loanId, refundRef, amount, balance, refundedAt, msg.sender);
+        if (balance == 0) {
+            loan.status = LoanStatus.Repaid;
+            emit LoanRepaid(loanId, loan.borrower, loan.principalRepaid, loan.interestPaid);
+        }
+    }
+
+    /// @inheritdoc ILoanBook
+    function reverseRepayment(
+        uint256 loanId,
+        bytes32 paymentRef,
+        bytes32 reversalRef,
+        Allocation calldata paid,
+        uint40 reversedAt
+    ) external onlyRole(ORACLE_ROLE) whenNotPaused {
+        LoanRecord storage loan = _loan(loanId);
+        if (_entries[paymentRef] != keccak256(abi.encode(_REPAYMENT, loanId, paid))) revert LoanBookUnknownEntry(paymentRef);
+        _checkUnused(reversalRef);
+        _checkTime(reversedAt);
+        _entries[paymentRef] = _REVERSED;
+        _entries[reversalRef] = _FINAL;
+        LoanStatus status = loan.status;
+        if (paid.recovery != 0) {
+            loan.recovered -= paid.recovery; // the entry proves it was added: it cannot underflow
+        } else {
+            // Money already written off would come back into the exposure twice: an operator's case.
+            if (status == LoanStatus.WrittenOff) revert LoanBookInvalidStatus(loanId, status);
+            uint96 balance = loan.creditBalance;
+            if (paid.credit > balance) revert LoanBookCreditExceeded(loanId, paid.credit, balance);
+            // Credit is what the last payment left over; undoing an earlier one must not leave it beside a debt.
+            if (paid.credit == 0 && balance != 0) revert LoanBookCreditHeld(loanId, balance);
+            loan.creditBalance = balance - paid.credit;
+            _restore(loan, paid);
+            if (status == LoanStatus.Repaid || status == LoanStatus.Overpaid) {
+                status = LoanStatus.Active;
+                loan.status = status;
+            }
+        }
+        uint96 amount = paid.principal + paid.interest + paid.lateFee + paid.penalty + paid.credit + paid.recovery;
+        emit RepaymentReversed(
+            loanId,
+            paymentRef,
+            reversalRef,
+            amount,
+            paid,
+            loan.principalRepaid,
+            loan.interestPaid,
+            loan.paidInstallments,
+            status,
+            reversedAt,
+            msg.sender
+        );
+    }
+
+    /// @inheritdoc ILoanBook
+    function reverseDisbursement(uint256 loanId, bytes32 paymentRef, bytes32 reversalRef, uint40 reversedAt)
+        external
+        onlyRole(ORACLE_ROLE)
+        whenNotPaused
+    {
+        LoanRecord storage loan = _loanIn(loanId, LoanStatus.Active);
+        uint96 amount = loan.terms.principal;
+        if (_entries[paymentRef] != keccak256(abi.encode(_DISBURSEMENT, loanId, amount))) {
+            revert LoanBookUnknownEntry(paymentRef);
+        }
+        if (loan.principalRepaid != 0 || loan.interestPaid != 0 || loan.currentInterestPaid != 0 || loan.lateFeePaid != 0
+                || loan.penaltyPaid != 0) revert LoanBookDisbursementInUse(loanId);
+        _checkUnused(reversalRef);
+        _checkTime(reversedAt);
+        _entries[paymentRef] = _REVERSED;
+        _entries[reversalRef] = _FINAL;
+        // Back to the state approval left: the exposure still counts the approved principal.
+        loan.status = LoanStatus.Approved;
+        loan.disbursedAt = 0;
+        loan.accruedAt = 0;
+        loan.balanceRay = 0;
+        loan.paidInstallments = 0;
+        loan.lateFeeUnpaid = 0;
+        loan.penaltyUnpaid = 0;
+        emit DisbursementReversed(loanId, paymentRef, reversalRef, amount, reversedAt, msg.sender);
+    }
+
     // ------------------------------------------------------------------ default
 
     /// @inheritdoc ILoanBook
@@ -288,6 +399,7 @@ contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
     /// @inheritdoc ILoanBook
     function payoffAmount(uint256 loanId, uint40 asOf) external view returns (uint96) {
         LoanRecord storage loan = _loan(loanId);
+        if (loan.status == LoanStatus.WrittenOff) return _stillOwed(loan, asOf).toUint96();
         if (loan.status != LoanStatus.Active && loan.status != LoanStatus.Defaulted) return 0;
         Position memory pos = _position(loan, _planOf(loan), asOf > loan.accruedAt ? asOf : loan.accruedAt);
         return _payoff(loan, pos).toUint96();
@@ -319,13 +431,15 @@ contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
             lateFeePaid: uint96(loan.lateFeePaid),
             penaltyPaid: uint96(loan.penaltyPaid),
             lateFeeUnpaid: loan.lateFeeUnpaid,
-            penaltyUnpaid: loan.penaltyUnpaid
+            penaltyUnpaid: loan.penaltyUnpaid,
+            creditBalance: loan.creditBalance,
+            recovered: loan.recovered
         });
     }
 
     /// @inheritdoc ILoanBook
     function isPaymentReferenceUsed(bytes32 paymentRef) external view returns (bool) {
-        return _usedReferences[paymentRef];
+        return _entries[paymentRef] != bytes32(0);
     }
 
     /// @inheritdoc ILoanBook
@@ -343,11 +457,11 @@ contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
 
     function _disburse(uint256 loanId, bytes32 paymentRef, uint96 amount, uint40 paidAt) private {
         LoanRecord storage loan = _loanIn(loanId, LoanStatus.Approved);
-        _useReference(paymentRef);
+        _checkUnused(paymentRef);
         uint96 principal = loan.terms.principal;
         if (amount != principal) revert LoanBookDisbursementMismatch(amount, principal);
-        // slither-disable-next-line timestamp -- rejects confirmations dated in the future
-        if (paidAt == 0 || paidAt > block.timestamp) revert LoanBookInvalidPaymentTime(paidAt);
+        _checkTime(paidAt);
+        _entries[paymentRef] = keccak256(abi.encode(_DISBURSEMENT, loanId, amount));
         loan.status = LoanStatus.Active;
         loan.disbursedAt = paidAt;
         loan.accruedAt = paidAt;
@@ -358,8 +472,12 @@ contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
     function _repay(uint256 loanId, bytes32 paymentRef, uint96 amount, uint40 paidAt) private {
         LoanRecord storage loan = _loan(loanId);
         LoanStatus status = loan.status;
+        if (status == LoanStatus.WrittenOff) {
+            _recover(loanId, loan, paymentRef, amount, paidAt);
+            return;
+        }
         if (status != LoanStatus.Active && status != LoanStatus.Defaulted) revert LoanBookInvalidStatus(loanId, status);
-        _useReference(paymentRef);
+        _checkUnused(paymentRef);
         if (amount == 0) revert LoanBookZeroAmount();
         // slither-disable-next-line timestamp -- rejects confirmations dated in the future
         if (paidAt > block.timestamp || paidAt < loan.disbursedAt) revert LoanBookInvalidPaymentTime(paidAt);
@@ -373,9 +491,9 @@ contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
         uint256 payoff = _payoff(loan, pos);
         _accrueCharges(loanId, loan, pos, asOf);
 
-        if (amount > payoff) revert LoanBookOverpayment(amount, payoff.toUint96());
-
-        uint256 left = amount;
+        // Beyond the payoff: the loan closes, and the rest is the borrower's until refunded.
+        uint256 credit = amount > payoff ? amount - payoff : 0;
+        uint256 left = amount - credit;
         uint256 penaltyPart = _min(left, loan.penaltyUnpaid);
         left -= penaltyPart;
         uint256 lateFeePart = _min(left, loan.lateFeeUnpaid);
@@ -390,13 +508,13 @@ contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
 
         uint256 principalPart;
         uint256 interestPart;
-        if (amount == payoff) {
+        if (amount >= payoff) {
             principalPart = loan.terms.principal - loan.principalRepaid;
             interestPart = left - principalPart;
             loan.paidInstallments = loan.terms.installments;
             loan.currentInterestPaid = 0;
             loan.balanceRay = 0;
-            loan.status = LoanStatus.Repaid;
+            loan.status = credit == 0 ? LoanStatus.Repaid : LoanStatus.Overpaid;
         } else {
             (principalPart, interestPart) = _settleInstallments(loan, plan, left);
         }
@@ -404,10 +522,13 @@ contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
         loan.interestPaid += interestPart.toUint64();
         _exposure[loan.borrower] -= principalPart;
 
+        _entries[paymentRef] =
+            keccak256(abi.encode(_REPAYMENT, loanId, principalPart, interestPart, lateFeePart, penaltyPart, credit, 0));
+
         emit RepaymentApplied(
             loanId,
             paymentRef,
-            amount,
+            (amount - credit).toUint96(),
             principalPart.toUint96(),
             interestPart.toUint96(),
             lateFeePart.toUint96(),
@@ -416,9 +537,73 @@ contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
             loan.paidInstallments,
             msg.sender
         );
-        if (loan.status == LoanStatus.Repaid) {
+        if (credit != 0) {
+            loan.creditBalance = credit.toUint96(); // a running loan holds no credit: this is all of it
+            emit OverpaymentHeld(loanId, paymentRef, credit.toUint96(), credit.toUint96());
+        } else if (loan.status == LoanStatus.Repaid) {
             emit LoanRepaid(loanId, loan.borrower, loan.principalRepaid, loan.interestPaid);
         }
+    }
+
+    /// @dev A payment on a written-off loan: recorded beside the schedule, up to what is still owed.
+    function _recover(uint256 loanId, LoanRecord storage loan, bytes32 paymentRef, uint96 amount, uint40 paidAt) private {
+        _checkUnused(paymentRef);
+        if (amount == 0) revert LoanBookZeroAmount();
+        _checkTime(paidAt);
+        uint256 owed = _stillOwed(loan, paidAt);
+        if (amount > owed) revert LoanBookOverpayment(amount, owed.toUint96());
+        uint96 recovered = loan.recovered + amount;
+        loan.recovered = recovered;
+        _entries[paymentRef] = keccak256(abi.encode(_REPAYMENT, loanId, 0, 0, 0, 0, 0, amount));
+        emit RecoveryApplied(loanId, paymentRef, amount, recovered, paidAt, msg.sender);
+    }
+
+    /// @dev What a written-off borrower still owes at `asOf`: the payoff the schedule gives, less recoveries.
+    function _stillOwed(LoanRecord storage loan, uint40 asOf) private view returns (uint256) {
+        Position memory pos = _position(loan, _planOf(loan), asOf > loan.accruedAt ? asOf : loan.accruedAt);
+        uint256 payoff = _payoff(loan, pos);
+        return payoff > loan.recovered ? payoff - loan.recovered : 0;
+    }
+
+    /**
+     * @dev Undoes a repayment's allocation: its charges are unpaid again, and the money left paid towards
+     * the schedule is re-allocated from the first installment, oldest first, interest before principal (as
+     * if those payments had been one), which re-ages the loan. An early payoff's unaccrued interest is due
+     * again: the payoff it rewarded did not happen.
+     */
+    function _restore(LoanRecord storage loan, Allocation calldata paid) private {
+        loan.lateFeeUnpaid = SafeCast.toUint64(uint256(loan.lateFeeUnpaid) + paid.lateFee);
+        loan.penaltyUnpaid = SafeCast.toUint64(uint256(loan.penaltyUnpaid) + paid.penalty);
+        loan.lateFeePaid -= paid.lateFee;
+        loan.penaltyPaid -= paid.penalty;
+        uint256 left = uint256(loan.principalRepaid) + loan.interestPaid - paid.principal - paid.interest;
+        LoanMath.Plan memory plan = _planOf(loan);
+        LoanMath.Cursor memory cursor = LoanMath.start(plan);
+        uint256 paidInstallments;
+        uint256 balanceRay = cursor.balanceRay;
+        uint256 principal;
+        uint256 interest;
+        uint256 currentInterest;
+        while (left > 0 && cursor.paid < plan.installments) {
+            (uint256 p, uint256 i) = LoanMath.next(plan, cursor);
+            if (left < p + i) {
+                currentInterest = _min(left, i);
+                principal += left - currentInterest;
+                interest += currentInterest;
+                break;
+            }
+            left -= p + i;
+            principal += p;
+            interest += i;
+            paidInstallments = cursor.paid;
+            balanceRay = cursor.balanceRay;
+        }
+        _exposure[loan.borrower] += loan.principalRepaid - principal;
+        loan.principalRepaid = principal.toUint64();
+        loan.interestPaid = interest.toUint64();
+        loan.paidInstallments = uint16(paidInstallments);
+        loan.balanceRay = balanceRay;
+        loan.currentInterestPaid = currentInterest.toUint64();
     }
 
     /// @dev Pays installments oldest first, interest then principal, advancing the cursor past full ones.
@@ -561,10 +746,15 @@ contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
         emit LoanCancelled(loanId, loan.borrower, msg.sender);
     }
 
-    function _useReference(bytes32 paymentRef) private {
+    /// @dev The caller writes the reference's entry once the payment is known to apply.
+    function _checkUnused(bytes32 paymentRef) private view {
         if (paymentRef == bytes32(0)) revert LoanBookEmptyPaymentRef();
-        if (_usedReferences[paymentRef]) revert LoanBookDuplicatePayment(paymentRef);
-        _usedReferences[paymentRef] = true;
+        if (_entries[paymentRef] != bytes32(0)) revert LoanBookDuplicatePayment(paymentRef);
+    }
+
+    function _checkTime(uint40 paidAt) private view {
+        // slither-disable-next-line timestamp -- rejects confirmations dated in the future
+        if (paidAt == 0 || paidAt > block.timestamp) revert LoanBookInvalidPaymentTime(paidAt);
     }
 
     function _checkTerms(LoanTerms calldata terms) private view {

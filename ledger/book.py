@@ -35,6 +35,7 @@ class LoanStatus(IntEnum):
     REPAID = 6
     DEFAULTED = 7
     WRITTEN_OFF = 8
+    OVERPAID = 9  # closed with the borrower's credit held until it is refunded
 
     @property
     def solidity_name(self) -> str:
@@ -52,8 +53,9 @@ RUNNING: tuple[LoanStatus, ...] = (LoanStatus.ACTIVE, LoanStatus.DEFAULTED)
 RUNNING_NAMES: tuple[str, ...] = tuple(status.solidity_name for status in RUNNING)
 
 # LoanBook events after which `schedule(loanId)` can return something else: the request fixes the
-# relative schedule, the disbursement makes it absolute. A future reschedule event joins this set.
-SCHEDULE_EVENTS: frozenset[str] = frozenset({"LoanRequested", "LoanDisbursed"})
+# relative schedule, the disbursement makes it absolute, a bounced payout relative again. A future
+# reschedule event joins this set.
+SCHEDULE_EVENTS: frozenset[str] = frozenset({"LoanRequested", "LoanDisbursed", "DisbursementReversed"})
 
 
 def snake_case(name: str) -> str:
@@ -92,6 +94,8 @@ class LoanProgress:
     penalty_paid: int
     late_fee_unpaid: int
     penalty_unpaid: int
+    credit_balance: int  # Overpaid: held for the borrower until refunded
+    recovered: int  # WrittenOff: recoveries received since
 
 
 @dataclass(frozen=True)

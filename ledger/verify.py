@@ -36,6 +36,7 @@ from ledger.store.projection import (
     currency_code,
     fold_loan,
     loan_events,
+    progress_json,
 )
 from ledger.typed_data import Amortization, LoanTerms
 
@@ -214,8 +215,8 @@ def _state_view(state: LoanState, schedule: list[dict]) -> dict[str, Any]:
         "amortization": solidity_name(Amortization(state.terms["amortization"])),
         "disbursed_at": state.disbursed_at, "progress": state.progress(),
         "principal_written_off": state.principal_written_off, "schedule": schedule,
-        "payments": sorted((p.reference, p.kind, p.amount, p.principal, p.interest, p.late_fee, p.penalty, p.tx_hash)
-                           for p in state.payments),
+        "payments": sorted((p.reference, p.kind, p.amount, p.principal, p.interest, p.late_fee, p.penalty, p.credit,
+                            p.recovery, p.reverses, p.tx_hash) for p in state.payments),
     }
 
 
@@ -223,14 +224,11 @@ def _row_view(row: Loan) -> dict[str, Any]:
     return {
         "borrower": row.borrower, "status": row.status, "principal": row.principal, "currency": row.currency,
         "amortization": row.amortization, "disbursed_at": row.disbursed_at,
-        "progress": {"paidInstallments": row.paid_installments, "accruedAt": row.accrued_at,
-                     "principalRepaid": row.principal_repaid, "interestPaid": row.interest_paid,
-                     "lateFeePaid": row.late_fee_paid, "penaltyPaid": row.penalty_paid,
-                     "lateFeeUnpaid": row.late_fee_unpaid, "penaltyUnpaid": row.penalty_unpaid},
+        "progress": progress_json(row),
         "principal_written_off": row.principal_written_off,
         "schedule": [{"dueAt": r.due_at, "principal": r.principal, "interest": r.interest} for r in row.schedule],
-        "payments": sorted((p.payment_ref, p.kind, p.amount, p.principal, p.interest, p.late_fee, p.penalty,
-                            p.tx_hash) for p in row.payments),
+        "payments": sorted((p.payment_ref, p.kind, p.amount, p.principal, p.interest, p.late_fee, p.penalty, p.credit,
+                            p.recovery, p.reverses, p.tx_hash) for p in row.payments),
     }
 
 

@@ -38,7 +38,7 @@ _EXAMPLE_BUCKETS = [{"name": "current", "min_days": 0, "max_days": 0, "count": 1
                     {"name": "60-89", "min_days": 60, "max_days": 89, "count": 0, "outstanding": 0},
                     {"name": "90+", "min_days": 90, "max_days": None, "count": 0, "outstanding": 0}]
 _NOTHING = {"count": 0, "principal": 0, "principal_repaid": 0, "interest_paid": 0, "late_fee_paid": 0,
-            "penalty_paid": 0, "principal_written_off": 0, "outstanding": 0}
+            "penalty_paid": 0, "principal_written_off": 0, "outstanding": 0, "credit_balance": 0, "recovered": 0}
 _EXAMPLE_TOTALS = {
     "Active": {**_NOTHING, "count": 2, "principal": 240_000, "principal_repaid": 39_221, "interest_paid": 2_367,
                "outstanding": 200_779},
@@ -76,6 +76,8 @@ class StatusTotals(BaseModel):
     penalty_paid: int
     principal_written_off: int
     outstanding: int
+    credit_balance: int = Field(description="Overpaid: money held for borrowers until it is refunded")
+    recovered: int = Field(description="WrittenOff: money recovered after the write-off")
 
     model_config = {"json_schema_extra": {"examples": [_EXAMPLE_BY_STATUS[STATUSES.index("Active")]]}}
 
@@ -86,6 +88,8 @@ class PortfolioOut(BaseModel):
     currency: str | None = Field(description="the currency every amount is in; null when there are no loans")
     loans: int
     outstanding_principal: int = Field(description="Active + Defaulted: principal - repaid - written off")
+    credit_held: int = Field(description="Overpaid loans' credit balances: owed back to borrowers, not lent")
+    recovered: int = Field(description="recoveries on written-off loans")
     portfolio_at_risk: list[AtRisk]
     delinquency: list[Bucket] = Field(description="running loans (Active, Defaulted) by days past due")
     by_status: list[StatusTotals]
@@ -95,7 +99,7 @@ class PortfolioOut(BaseModel):
 
     model_config = {"json_schema_extra": {"examples": [{
         "as_of": 1_770_681_600, "indexed_block": 152, "currency": "CNY", "loans": 3, "outstanding_principal": 200_779,
-        "portfolio_at_risk": _EXAMPLE_AT_RISK, "delinquency": _EXAMPLE_BUCKETS, "by_status": _EXAMPLE_BY_STATUS,
+        "credit_held": 0, "recovered": 0, "portfolio_at_risk": _EXAMPLE_AT_RISK, "delinquency": _EXAMPLE_BUCKETS, "by_status": _EXAMPLE_BY_STATUS,
         "running_statuses": list(RUNNING_NAMES)}]}}
 
 
@@ -112,6 +116,8 @@ class LoanFigures:
     principal_written_off: int
     next_due_at: int | None = None
     days_past_due: int = 0
+    credit_balance: int = 0
+    recovered: int = 0
 
     @property
     def outstanding(self) -> int:
@@ -121,7 +127,7 @@ class LoanFigures:
 
 
 _COLUMNS = (Loan.status, Loan.principal, Loan.principal_repaid, Loan.interest_paid, Loan.late_fee_paid,
-            Loan.penalty_paid, Loan.principal_written_off, Loan.next_due_at)
+            Loan.penalty_paid, Loan.principal_written_off, Loan.next_due_at, Loan.credit_balance, Loan.recovered)
 
 
 def report_currency(session: Session, wanted: str | None) -> str | None:
@@ -140,7 +146,8 @@ def load_figures(session: Session, currency: str | None) -> list[LoanFigures]:
     query = select(*_COLUMNS)
     if currency is not None:
         query = query.where(Loan.currency == currency)
-    return [LoanFigures(*(value or 0 for value in row[:-1]), next_due_at=row[-1]) for row in session.execute(query)]
+    return [LoanFigures(*(value or 0 for value in row[:-3]), next_due_at=row[-3], credit_balance=row[-2] or 0,
+                        recovered=row[-1] or 0) for row in session.execute(query)]
 
 
 def _ratio(part: int, whole: int) -> float:
@@ -152,7 +159,8 @@ def _ratio(part: int, whole: int) -> float:
 def portfolio(loans: list[LoanFigures], as_of: int, *, indexed_block: int, currency: str | None) -> PortfolioOut:
     """The report over `loans`, with days past due as of `as_of` (chain time)."""
     totals = {s: StatusTotals(status=s, count=0, principal=0, principal_repaid=0, interest_paid=0, late_fee_paid=0,
-                              penalty_paid=0, principal_written_off=0, outstanding=0) for s in STATUSES}
+                              penalty_paid=0, principal_written_off=0, outstanding=0, credit_balance=0, recovered=0)
+              for s in STATUSES}
     buckets = [Bucket(name=n, min_days=lo, max_days=hi, count=0, outstanding=0) for n, lo, hi in BUCKETS]
     at_risk = [AtRisk(days=d, count=0, outstanding=0, ratio=0.0) for d in PAR_DAYS]
     outstanding_total = 0
@@ -167,6 +175,8 @@ def portfolio(loans: list[LoanFigures], as_of: int, *, indexed_block: int, curre
         t.penalty_paid += loan.penalty_paid
         t.principal_written_off += loan.principal_written_off
         t.outstanding += owed
+        t.credit_balance += loan.credit_balance
+        t.recovered += loan.recovered
         if loan.status not in RUNNING_NAMES:
             continue
         loan.days_past_due = days_past_due(loan.next_due_at, as_of)
@@ -184,7 +194,9 @@ def portfolio(loans: list[LoanFigures], as_of: int, *, indexed_block: int, curre
     for par in at_risk:
         par.ratio = _ratio(par.outstanding, outstanding_total)
     return PortfolioOut(as_of=as_of, indexed_block=indexed_block, currency=currency, loans=len(loans),
-                        outstanding_principal=outstanding_total, portfolio_at_risk=at_risk, delinquency=buckets,
+                        outstanding_principal=outstanding_total,
+                        credit_held=sum(loan.credit_balance for loan in loans),
+                        recovered=sum(loan.recovered for loan in loans), portfolio_at_risk=at_risk, delinquency=buckets,
                         by_status=list(totals.values()), running_statuses=list(RUNNING_NAMES))
 
 

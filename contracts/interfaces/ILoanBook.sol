@@ -23,7 +23,8 @@ interface ILoanBook {
         Active,
         Repaid,
         Defaulted,
-        WrittenOff
+        WrittenOff,
+        Overpaid // closed with money left over: the borrower's credit balance, until it is refunded
     }
 
     /// @notice The terms a borrower signs. Amounts in minor units of `currency` (ISO 4217 code).
@@ -66,9 +67,21 @@ interface ILoanBook {
         uint96 penaltyPaid;
         uint96 lateFeeUnpaid;
         uint96 penaltyUnpaid;
+        uint96 creditBalance; // Overpaid: money held for the borrower until refunded
+        uint96 recovered; // WrittenOff: recoveries received since
     }
 
     /// @notice A payment confirmed by the oracle. `reference` identifies it on its payment rail.
+    /// @notice Where one received payment went: the parts a reversal must restore, exactly.
+    struct Allocation {
+        uint96 principal;
+        uint96 interest;
+        uint96 lateFee;
+        uint96 penalty;
+        uint96 credit; // beyond the payoff: held as the borrower's credit balance
+        uint96 recovery; // on a written-off loan: recovered, outside the schedule
+    }
+
     struct PaymentConfirmation {
         uint256 loanId;
         bytes32 paymentRef;
@@ -118,6 +131,36 @@ interface ILoanBook {
         address actor
     );
     /// @notice Everything owed was paid; remaining future interest is not owed.
+    /// @notice The part of a repayment beyond the payoff, held as the borrower's credit (the loan is Overpaid).
+    event OverpaymentHeld(uint256 indexed loanId, bytes32 indexed paymentRef, uint96 credit, uint96 creditBalance);
+    /// @notice Credit paid back to the borrower over the rail; at zero the loan is Repaid.
+    event CreditRefunded(
+        uint256 indexed loanId, bytes32 indexed refundRef, uint96 amount, uint96 creditBalance, uint40 refundedAt, address actor
+    );
+    /// @notice A payment on a written-off loan: recovered money, outside the schedule.
+    event RecoveryApplied(
+        uint256 indexed loanId, bytes32 indexed paymentRef, uint96 amount, uint96 recovered, uint40 paidAt, address actor
+    );
+    /// @notice A compensating entry: a confirmed repayment the rail took back (a chargeback, a bounced debit).
+    /// `reversed` is the payment's allocation; its charges are unpaid again and the principal and interest
+    /// still paid are re-allocated oldest first, giving the totals and installments after it.
+    event RepaymentReversed(
+        uint256 indexed loanId,
+        bytes32 indexed paymentRef,
+        bytes32 indexed reversalRef,
+        uint96 amount,
+        Allocation reversed,
+        uint96 principalRepaid,
+        uint96 interestPaid,
+        uint16 paidInstallments,
+        LoanStatus status,
+        uint40 reversedAt,
+        address actor
+    );
+    /// @notice A payout that bounced before it reached the borrower: the loan is Approved again.
+    event DisbursementReversed(
+        uint256 indexed loanId, bytes32 indexed paymentRef, bytes32 indexed reversalRef, uint96 amount, uint40 reversedAt, address actor
+    );
     event LoanRepaid(uint256 indexed loanId, address indexed borrower, uint96 principalRepaid, uint96 interestPaid);
     /// @notice The loan was declared in default.
     event LoanDefaulted(uint256 indexed loanId, address indexed borrower, uint40 oldestDueAt, uint40 declaredAt, address indexed actor);
@@ -156,7 +199,7 @@ interface ILoanBook {
     error LoanBookDisbursementMismatch(uint96 amount, uint96 principal);
     /// @dev The payment time is in the future or before disbursement.
     error LoanBookInvalidPaymentTime(uint40 paidAt);
-    /// @dev The repayment is zero or exceeds everything owed; nothing is kept silently.
+    /// @dev A recovery beyond what the written-off borrower still owes; nothing is kept silently.
     error LoanBookOverpayment(uint96 amount, uint96 payoff);
     /// @dev A payment of zero.
     error LoanBookZeroAmount();
@@ -166,6 +209,14 @@ interface ILoanBook {
     error LoanBookNotBorrower(uint256 loanId, address caller);
     /// @dev The caller may not declare default (needs the operator or oracle role).
     error LoanBookUnauthorizedDefault(address caller);
+    /// @dev No such entry: the reference was never credited, was reversed already, or the parts differ.
+    error LoanBookUnknownEntry(bytes32 paymentRef);
+    /// @dev The credit to refund or reverse exceeds the loan's credit balance.
+    error LoanBookCreditExceeded(uint256 loanId, uint96 amount, uint96 creditBalance);
+    /// @dev The loan holds credit: refund it before reversing an earlier repayment.
+    error LoanBookCreditHeld(uint256 loanId, uint96 creditBalance);
+    /// @dev The payout has been repaid from already: a bounce can no longer undo it.
+    error LoanBookDisbursementInUse(uint256 loanId);
     /// @dev The batch entry point was called from outside.
     error LoanBookOnlySelf();
 
@@ -221,7 +272,8 @@ interface ILoanBook {
      * @notice Confirms a repayment received over a payment rail and applies it.
      * @param loanId the loan
      * @param paymentRef the rail's payment reference (hashed); credited once, ever
-     * @param amount minor units; more than the payoff amount is refused
+     * @param amount minor units; beyond the payoff amount, held as credit (the loan closes Overpaid); on a
+     * written-off loan, a recovery of at most what is still owed
      * @param paidAt when the borrower paid; charges accrue up to this time
      */
     function confirmRepayment(uint256 loanId, bytes32 paymentRef, uint96 amount, uint40 paidAt) external;
@@ -239,6 +291,37 @@ interface ILoanBook {
      * @return applied per item, true when it was applied
      */
     function confirmRepayments(PaymentConfirmation[] calldata items) external returns (bool[] memory applied);
+
+    /**
+     * @notice Pays back (part of) an Overpaid loan's credit balance; at zero the loan is Repaid.
+     * @param loanId the loan
+     * @param refundRef the rail's reference of the refund (hashed); used once, ever
+     * @param amount minor units, at most the credit balance
+     * @param refundedAt when the rail paid the refund
+     */
+    function confirmCreditRefund(uint256 loanId, bytes32 refundRef, uint96 amount, uint40 refundedAt) external;
+
+    /**
+     * @notice Records a compensating entry for a repayment the rail reversed: restores its charges, and
+     * its principal and interest re-allocated oldest first; a closed loan is open again.
+     * @param loanId the loan
+     * @param paymentRef the reversed payment's reference
+     * @param reversalRef the rail's reference of the reversal (hashed); used once, ever
+     * @param paid the reversed payment's allocation, as its events reported it (checked against the book)
+     * @param reversedAt when the rail reversed it
+     */
+    function reverseRepayment(uint256 loanId, bytes32 paymentRef, bytes32 reversalRef, Allocation calldata paid, uint40 reversedAt)
+        external;
+
+    /**
+     * @notice A payout that bounced before it reached the borrower: the loan is Approved again, to be paid
+     * out anew or cancelled. Refused once anything was repaid.
+     * @param loanId the loan
+     * @param paymentRef the payout's reference
+     * @param reversalRef the rail's reference of the bounce (hashed); used once, ever
+     * @param reversedAt when the rail reported it
+     */
+    function reverseDisbursement(uint256 loanId, bytes32 paymentRef, bytes32 reversalRef, uint40 reversedAt) external;
 
     /**
      * @notice Declares an active loan in default once its oldest unpaid installment is past the threshold.
@@ -279,7 +362,8 @@ interface ILoanBook {
 
     /**
      * @notice The amount that closes the loan at `asOf`: charges, due installments, all remaining
-     * principal, and interest of the current period accrued to `asOf` only.
+     * principal, and interest of the current period accrued to `asOf` only. On a written-off loan, what
+     * the borrower still owes (the same sum less recoveries); zero on any other.
      * @param loanId the loan
      * @param asOf unix time
      */

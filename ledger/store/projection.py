@@ -41,6 +41,9 @@ class PaymentState:
     interest: int = 0
     late_fee: int = 0
     penalty: int = 0
+    credit: int = 0
+    recovery: int = 0
+    reverses: str | None = None
 
 
 @dataclass
@@ -64,15 +67,28 @@ class LoanState:
     late_fee_unpaid: int = 0
     penalty_unpaid: int = 0
     principal_written_off: int = 0
+    credit_balance: int = 0
+    recovered: int = 0
     last_event_block: int = 0
     payments: list[PaymentState] = field(default_factory=list)
 
     def progress(self) -> dict[str, int]:
-        """As ILoanBook.progressOf returns it (LoanProgress, JSON form)."""
-        return {"paidInstallments": self.paid_installments, "accruedAt": self.accrued_at,
-                "principalRepaid": self.principal_repaid, "interestPaid": self.interest_paid,
-                "lateFeePaid": self.late_fee_paid, "penaltyPaid": self.penalty_paid,
-                "lateFeeUnpaid": self.late_fee_unpaid, "penaltyUnpaid": self.penalty_unpaid}
+        return progress_json(self)
+
+
+# ILoanBook.LoanProgress's fields, by the read model's (and LoanState's) attribute names.
+_PROGRESS_FIELDS = ("paid_installments", "accrued_at", "principal_repaid", "interest_paid", "late_fee_paid",
+                    "penalty_paid", "late_fee_unpaid", "penalty_unpaid", "credit_balance", "recovered")
+
+
+def progress_json(loan: Any) -> dict[str, int]:
+    """A LoanState's or read-model Loan's totals as ILoanBook.progressOf returns them (LoanProgress, JSON form)."""
+    return {_camel(name): getattr(loan, name) for name in _PROGRESS_FIELDS}
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
 
 
 class LoanEventError(ValueError):
@@ -81,11 +97,15 @@ class LoanEventError(ValueError):
 
 # The contract's state machine: the statuses each event may follow. A history that breaks it
 # (an event missing or added) is refused rather than folded into a plausible-looking state.
+_CLOSED_BY_PAYMENT = (LoanStatus.REPAID, LoanStatus.OVERPAID)
 _ALLOWED_FROM = {
     "LoanApproved": (LoanStatus.REQUESTED,), "LoanRejected": (LoanStatus.REQUESTED,),
     "LoanCancelled": (LoanStatus.REQUESTED, LoanStatus.APPROVED), "LoanDisbursed": (LoanStatus.APPROVED,),
-    "LateChargesAccrued": RUNNING, "RepaymentApplied": RUNNING, "LoanRepaid": RUNNING,
+    "LateChargesAccrued": RUNNING, "RepaymentApplied": RUNNING, "OverpaymentHeld": RUNNING,
+    "LoanRepaid": (*RUNNING, LoanStatus.OVERPAID), "CreditRefunded": (LoanStatus.OVERPAID,),
     "LoanDefaulted": (LoanStatus.ACTIVE,), "LoanWrittenOff": (LoanStatus.DEFAULTED,),
+    "RecoveryApplied": (LoanStatus.WRITTEN_OFF,), "DisbursementReversed": (LoanStatus.ACTIVE,),
+    "RepaymentReversed": (*RUNNING, *_CLOSED_BY_PAYMENT, LoanStatus.WRITTEN_OFF),
 }
 
 
@@ -135,6 +155,29 @@ def fold_loan(events: Iterable[EventLike]) -> LoanState | None:
             state.payments.append(PaymentState(a["paymentRef"], "repayment", a["amount"], a["paidAt"], ev.tx_hash,
                                                ev.block_number, ev.log_index, a["principal"], a["interest"],
                                                a["lateFee"], a["penalty"]))
+        elif ev.name == "OverpaymentHeld":
+            # Closed by the repayment just before it; the rest is the borrower's until refunded.
+            state.status, state.closed_at = LoanStatus.OVERPAID, ev.block_time
+            state.credit_balance = a["creditBalance"]
+            state.payments[-1].credit = a["credit"]
+        elif ev.name == "CreditRefunded":
+            state.credit_balance = a["creditBalance"]
+            state.payments.append(PaymentState(a["refundRef"], "credit_refund", a["amount"], a["refundedAt"],
+                                               ev.tx_hash, ev.block_number, ev.log_index, credit=a["amount"]))
+        elif ev.name == "RecoveryApplied":
+            state.recovered = a["recovered"]
+            state.payments.append(PaymentState(a["paymentRef"], "recovery", a["amount"], a["paidAt"], ev.tx_hash,
+                                               ev.block_number, ev.log_index, recovery=a["amount"]))
+        elif ev.name == "RepaymentReversed":
+            _reverse_repayment(state, ev)
+        elif ev.name == "DisbursementReversed":
+            # Back to what approval left: the payout bounced before it reached the borrower.
+            state.status = LoanStatus.APPROVED
+            state.disbursed_at = state.accrued_at = state.paid_installments = 0
+            state.late_fee_unpaid = state.penalty_unpaid = 0
+            state.payments.append(PaymentState(a["reversalRef"], "payout_reversal", a["amount"], a["reversedAt"],
+                                               ev.tx_hash, ev.block_number, ev.log_index,
+                                               reverses=a["paymentRef"]))
         elif ev.name == "LoanRepaid":
             state.status, state.closed_at = LoanStatus.REPAID, ev.block_time
         elif ev.name == "LoanDefaulted":
@@ -146,6 +189,29 @@ def fold_loan(events: Iterable[EventLike]) -> LoanState | None:
     return state
 
 
+def _reverse_repayment(state: LoanState, ev: EventLike) -> None:
+    """A compensating entry: charges unpaid again; the principal and interest totals and the installments
+    paid are the book's own re-allocation (carried by the event: the schedule maths stay in the contract)."""
+    a, parts = ev.args, ev.args["reversed"]
+    if parts["recovery"]:
+        state.recovered -= parts["recovery"]
+    else:
+        state.late_fee_paid -= parts["lateFee"]
+        state.penalty_paid -= parts["penalty"]
+        state.late_fee_unpaid += parts["lateFee"]
+        state.penalty_unpaid += parts["penalty"]
+        state.credit_balance -= parts["credit"]
+        state.principal_repaid, state.interest_paid = a["principalRepaid"], a["interestPaid"]
+        state.paid_installments = a["paidInstallments"]
+        if state.status in _CLOSED_BY_PAYMENT:
+            state.closed_at = None
+        state.status = LoanStatus(a["status"])
+    state.payments.append(PaymentState(
+        a["reversalRef"], "reversal", a["amount"], a["reversedAt"], ev.tx_hash, ev.block_number, ev.log_index,
+        parts["principal"], parts["interest"], parts["lateFee"], parts["penalty"], parts["credit"], parts["recovery"],
+        reverses=a["paymentRef"]))
+
+
 # A loan's state -> its schedule as the contract's schedule(loanId) gives it for that state, as JSON rows
 # {dueAt, principal, interest}; never read at a historical block (a pruned node has no state there).
 ScheduleSource = Callable[["LoanState"], Sequence[dict[str, int]]]
@@ -153,7 +219,8 @@ ScheduleSource = Callable[["LoanState"], Sequence[dict[str, int]]]
 
 _LOAN_FIELDS = ("borrower", "request_nonce", "requested_at", "disbursed_at", "accrued_at", "closed_at",
                 "paid_installments", "principal_repaid", "interest_paid", "late_fee_paid", "penalty_paid",
-                "late_fee_unpaid", "penalty_unpaid", "principal_written_off", "last_event_block")
+                "late_fee_unpaid", "penalty_unpaid", "principal_written_off", "credit_balance", "recovered",
+                "last_event_block")
 _TERM_FIELDS = {"principal": "principal", "annual_rate_bps": "annualRateBps", "installments": "installments",
                 "interval": "interval", "grace_period": "gracePeriod", "late_fee_bps": "lateFeeBps",
                 "penalty_rate_bps": "penaltyRateBps", "default_after": "defaultAfter"}
@@ -217,8 +284,8 @@ def _sync_payments(row: Loan, state: LoanState) -> None:
         if target is None:
             target = Payment(payment_ref=ref)
             row.payments.append(target)
-        for name in ("kind", "amount", "principal", "interest", "late_fee", "penalty", "paid_at", "tx_hash",
-                     "block_number", "log_index"):
+        for name in ("kind", "amount", "principal", "interest", "late_fee", "penalty", "credit", "recovery",
+                     "reverses", "paid_at", "tx_hash", "block_number", "log_index"):
             setattr(target, name, getattr(p, name))
 
 

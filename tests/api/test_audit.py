@@ -312,7 +312,8 @@ def test_portfolio_equals_the_hand_computed_figures(api, w3, stack, book, audito
     by_status = {s["status"]: s for s in report["by_status"]}
     assert {s: v["count"] for s, v in by_status.items()} == {
         "Requested": 1, "Approved": 1, "Rejected": 1, "Cancelled": 0, "Active": 3, "Repaid": 1, "Defaulted": 1,
-        "WrittenOff": 1}
+        "WrittenOff": 1, "Overpaid": 0}
+    assert (report["credit_held"], report["recovered"]) == (0, 0)
     assert by_status["Repaid"]["principal_repaid"] == full and by_status["Repaid"]["outstanding"] == 0
     assert by_status["WrittenOff"]["principal_written_off"] == full and by_status["WrittenOff"]["outstanding"] == 0
     assert by_status["Defaulted"]["outstanding"] == full

@@ -78,45 +78,45 @@ def received_on_rail(rail, references: set[str]) -> int:
 
 def test_refused_payments_are_held_in_suspense_and_refunded_exactly_once(
         api, rail, outbox, worker, operator, driver, keys):
-    over_loan = driver.active_loan(keys["alice"], ref=b"payout-over", report_id=1)
+    usd_loan = driver.active_loan(keys["alice"], ref=b"payout-usd", report_id=1)
     repaid_loan = driver.active_loan(keys["bob"], ref=b"payout-repaid", report_id=2)
-    overpaid = driver.payoff(over_loan) + 5_000
+    foreign = 5_000
     payoff = driver.payoff(repaid_loan)
-    over_ref = collect(rail, outbox, driver, over_loan, overpaid)
+    usd_ref = collect(rail, outbox, driver, usd_loan, foreign, currency="USD")  # not the loan's currency
     payoff_ref = collect(rail, outbox, driver, repaid_loan, payoff)
     drain_until_settled(outbox, worker)  # the payoff is credited: the loan is repaid
     late_ref = collect(rail, outbox, driver, repaid_loan, 7_000)  # a payment for a loan already repaid
     drain_until_settled(outbox, worker)
 
     outcomes = {i.reference: (i.status, i.outcome) for i in outbox.items()}
-    assert outcomes == {over_ref: ("rejected", "LoanBookOverpayment"), payoff_ref: ("done", "credited"),
+    assert outcomes == {usd_ref: ("rejected", "CurrencyMismatch"), payoff_ref: ("done", "credited"),
                         late_ref: ("rejected", "LoanBookInvalidStatus")}
     items = {i["reference"]: i for i in suspense_items(operator)}
-    assert set(items) == {over_ref, late_ref}
-    assert (items[over_ref]["state"], items[over_ref]["amount"], items[over_ref]["loan_id"],
-            items[over_ref]["reason"]) == ("open", overpaid, over_loan, "LoanBookOverpayment")
+    assert set(items) == {usd_ref, late_ref}
+    assert (items[usd_ref]["state"], items[usd_ref]["amount"], items[usd_ref]["loan_id"],
+            items[usd_ref]["reason"]) == ("open", foreign, usd_loan, "CurrencyMismatch")
     assert (items[late_ref]["state"], items[late_ref]["amount"], items[late_ref]["reason"]) == \
         ("open", 7_000, "LoanBookInvalidStatus")
-    assert items[over_ref]["payment_ref"] == "0x" + payment_ref(PROVIDER, over_ref).hex()
-    references = {over_ref, payoff_ref, late_ref}
+    assert items[usd_ref]["payment_ref"] == "0x" + payment_ref(PROVIDER, usd_ref).hex()
+    references = {usd_ref, payoff_ref, late_ref}
     applied = sum(i.amount for i in outbox.items("done") if i.reference in references)
     open_suspense = sum(i["amount"] for i in suspense_items(operator, state="open"))
-    assert received_on_rail(rail, references) == applied + open_suspense == payoff + overpaid + 7_000
+    assert received_on_rail(rail, references) == applied + open_suspense == payoff + foreign + 7_000
 
-    # Refund the overpayment twice at once (two keys, as two operators would): one refund on the rail.
+    # Refund the foreign payment twice at once (two keys, as two operators would): one refund on the rail.
     answers: list = []
-    threads = [threading.Thread(target=lambda k=k: answers.append(refund(operator, items[over_ref]["id"], k)))
+    threads = [threading.Thread(target=lambda k=k: answers.append(refund(operator, items[usd_ref]["id"], k)))
                for k in ("r-1", "r-2")]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
     assert [a["state"] for a in answers] == ["refunded", "refunded"]
-    (on_rail,) = refunds_on_rail(rail, over_ref)
-    assert on_rail["amount"] == overpaid
+    (on_rail,) = refunds_on_rail(rail, usd_ref)
+    assert on_rail["amount"] == foreign
     assert {a["refund"]["refund_reference"] for a in answers} == {on_rail["reference"]}
-    assert refund(operator, items[over_ref]["id"], "r-3")["refund"]["attempts"] in (1, 2)  # answered, not re-sent
-    assert len(refunds_on_rail(rail, over_ref)) == 1
+    assert refund(operator, items[usd_ref]["id"], "r-3")["refund"]["attempts"] in (1, 2)  # answered, not re-sent
+    assert len(refunds_on_rail(rail, usd_ref)) == 1
 
     # A refund whose answer is lost stays `sent`; the retry asks the rail instead of refunding again.
     rail.process.send_signal(signal.SIGSTOP)
@@ -140,7 +140,7 @@ def test_refused_payments_are_held_in_suspense_and_refunded_exactly_once(
     assert len(refunds_on_rail(rail, late_ref)) == 1
 
     # Every yuan of the test's references: received = applied + open suspense + refunded.
-    refunded = sum(e["amount"] for ref in (over_ref, late_ref) for e in refunds_on_rail(rail, ref))
+    refunded = sum(e["amount"] for ref in (usd_ref, late_ref) for e in refunds_on_rail(rail, ref))
     assert suspense_items(operator, state="open") == []
     assert received_on_rail(rail, references) == applied + 0 + refunded
     with api[1].sessions() as session:
@@ -181,16 +181,16 @@ def test_a_payment_for_an_unknown_loan_is_applied_to_the_right_loan_with_its_rai
 
 def test_an_applied_item_the_book_refuses_for_that_loan_too_is_reopened_once(
         api, rail, outbox, worker, operator, driver, keys):
-    loan_id = driver.active_loan(keys["alice"], ref=b"payout-reopen", report_id=1)
-    too_much = driver.payoff(loan_id) + 1_000
-    reference = collect(rail, outbox, driver, 999_998, too_much)
+    reference = collect(rail, outbox, driver, 999_998, 4_000)
     drain_until_settled(outbox, worker)
     (item,) = suspense_items(operator)
+    driver.advance(60)
+    loan_id = driver.active_loan(keys["alice"], ref=b"payout-reopen", report_id=1)  # paid out after the payment
     operator.apply_suspense(item["id"], loan_id)
     drain_until_settled(outbox, worker)
     (reopened,) = suspense_items(operator)  # the same item, not a second one
     assert (reopened["id"], reopened["state"], reopened["reason"], reopened["resolved_by"]) == \
-        (item["id"], "open", "LoanBookOverpayment", None)
+        (item["id"], "open", "LoanBookInvalidPaymentTime", None)
     assert refund(operator, item["id"], "r-reopened")["state"] == "refunded"
     (on_rail,) = refunds_on_rail(rail, reference)
-    assert on_rail["amount"] == too_much == received_on_rail(rail, {reference})
+    assert on_rail["amount"] == 4_000 == received_on_rail(rail, {reference})

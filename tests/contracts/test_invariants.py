@@ -2,16 +2,19 @@
 
 Every operation is tried as a call first: one the contract refuses is recorded by its error name and not
 sent, so the machine explores both sides of every rule. After each step, from the chain:
-- a loan's repaid principal never exceeds its principal, and reaching it is what closes the loan (Repaid);
-- no payment reference is credited twice (across all disbursement and repayment events);
+- a loan's repaid principal never exceeds its principal; a closed loan (Repaid, Overpaid) has repaid it all,
+  and a loan holds credit exactly when it is Overpaid, recoveries only when written off;
+- no reference is used twice (across disbursements, repayments, recoveries, refunds and reversals);
 - each borrower's outstanding principal equals the sum of (principal - repaid principal) over their
   approved, active and defaulted loans;
 - a loan's status only ever moves along the lifecycle;
 - every repayment is split whole (principal + interest + late fee + penalty = amount), and each loan's
-  running totals equal the sums of its events' splits: money is neither lost nor created.
-After the run, the operations must have reached every terminal state and both refusals the book
-exists to make (an over-payment, a reused reference): otherwise the invariants were checked on
-too little to mean anything.
+  running totals equal the sums of its events less what reversals took back (principal and interest
+  together, since a reversal re-allocates them), its credit the overpayments less refunds and reversals,
+  its recoveries the same: money is neither lost nor created.
+After the run, the operations must have reached every terminal state, the reversals and refunds, and the
+refusals the book exists to make (a recovery beyond the debt, a reused reference): otherwise the
+invariants were checked on too little to mean anything.
 """
 
 from __future__ import annotations
@@ -31,13 +34,16 @@ from ledger.errors import ErrorDecoder
 from ledger.typed_data import Amortization
 
 DAY = 86_400
-NONE, REQUESTED, APPROVED, REJECTED, CANCELLED, ACTIVE, REPAID, DEFAULTED, WRITTEN_OFF = range(9)
+NONE, REQUESTED, APPROVED, REJECTED, CANCELLED, ACTIVE, REPAID, DEFAULTED, WRITTEN_OFF, OVERPAID = range(10)
 LIFECYCLE = {
     REQUESTED: {APPROVED, REJECTED, CANCELLED},
     APPROVED: {ACTIVE, CANCELLED},
-    ACTIVE: {REPAID, DEFAULTED},
-    DEFAULTED: {REPAID, WRITTEN_OFF},  # a defaulted loan paid off in full is repaid after all
+    ACTIVE: {REPAID, OVERPAID, DEFAULTED, APPROVED},  # back to approved: the payout bounced
+    DEFAULTED: {REPAID, OVERPAID, WRITTEN_OFF},  # a defaulted loan paid off in full is repaid after all
+    OVERPAID: {REPAID, ACTIVE},  # the credit refunded; or the overpaying repayment reversed
+    REPAID: {ACTIVE},  # a repayment reversed
 }
+ZERO_ALLOCATION = (0, 0, 0, 0, 0, 0)
 EXPOSED = {APPROVED, ACTIVE, DEFAULTED}
 BORROWERS = ("alice", "bob", "carol")
 # Steps of time that matter to a 30-day, 3-day-grace, 90-days-to-default product: none, inside grace,
@@ -66,23 +72,35 @@ def test_loan_book_invariants_hold_over_random_operation_sequences(w3, stack, ke
             self.loans: dict[int, int] = {}  # loan id -> last seen status
             self.refs = 0
             self.used_refs: list[bytes] = []
+            self.entries: dict[bytes, tuple[int, tuple[int, ...]]] = {}  # repayment ref -> (loan, allocation)
+            self.payouts: dict[int, bytes] = {}  # loan id -> its payout's reference
             self.views_at: tuple[int, dict] | None = None
 
         def teardown(self):
             w3.provider.make_request("evm_revert", [self.snapshot])
 
         # -- helpers
-        def attempt(self, fn, sender: str) -> bool:
-            """Sends `fn` if a call says it would succeed; records the refusal otherwise."""
+        def attempt(self, fn, sender: str):
+            """Sends `fn` if a call says it would succeed (its receipt); records the refusal otherwise (None)."""
             try:
                 fn.call({"from": sender})
             except ContractCustomError as exc:
                 refused[decoder.from_exception(exc).name] += 1
-                return False
-            receipt = w3.eth.wait_for_transaction_receipt(fn.transact({"from": sender}))
+                return None
+            receipt = w3.eth.wait_for_transaction_receipt(fn.transact({"from": sender, "gas": 3_000_000}))
             assert receipt.status == 1
             applied[fn.fn_name] += 1
-            return True
+            return receipt
+
+        def record_entry(self, receipt) -> None:
+            """Where a repayment went, as its events report it: what a reversal must name."""
+            for log in book.events.RepaymentApplied().process_receipt(receipt, errors=DISCARD):
+                a = log.args
+                held = book.events.OverpaymentHeld().process_receipt(receipt, errors=DISCARD)
+                credit = held[0].args.credit if held else 0
+                self.entries[a.paymentRef] = (a.loanId, (a.principal, a.interest, a.lateFee, a.penalty, credit, 0))
+            for log in book.events.RecoveryApplied().process_receipt(receipt, errors=DISCARD):
+                self.entries[log.args.paymentRef] = (log.args.loanId, (0, 0, 0, 0, 0, log.args.amount))
 
         def request_loan(self, who: str, terms) -> int | None:
             """A signed application relayed; None when refused (e.g. the borrower's KYC has expired)."""
@@ -156,6 +174,7 @@ def test_loan_book_invariants_hold_over_random_operation_sequences(w3, stack, ke
                 ref = self.new_ref()
                 if self.attempt(book.functions.confirmDisbursement(loan_id, ref, principal, driver.now), oracle):
                     self.used_refs.append(ref)
+                    self.payouts[loan_id] = ref
 
         @holding(REQUESTED)
         @rule(data=st.data())
@@ -184,6 +203,7 @@ def test_loan_book_invariants_hold_over_random_operation_sequences(w3, stack, ke
                 ref = self.new_ref()
                 if self.attempt(book.functions.confirmDisbursement(loan_id, ref, principal, driver.now), oracle):
                     self.used_refs.append(ref)
+                    self.payouts[loan_id] = ref
 
         def confirm_repayment(self, data, how: str) -> None:
             if (loan_id := self.loan(data, ACTIVE, DEFAULTED)) is not None:
@@ -196,8 +216,57 @@ def test_loan_book_invariants_hold_over_random_operation_sequences(w3, stack, ke
                 else:
                     amount = payoff
                 ref = self.new_ref()
-                if self.attempt(book.functions.confirmRepayment(loan_id, ref, amount, driver.now), oracle):
+                if receipt := self.attempt(book.functions.confirmRepayment(loan_id, ref, amount, driver.now), oracle):
                     self.used_refs.append(ref)
+                    self.record_entry(receipt)
+
+        @holding(WRITTEN_OFF)
+        @rule(data=st.data(), beyond=st.booleans())
+        def recover(self, data, beyond):
+            """A payment on a written-off loan: a recovery up to what is still owed; beyond it, refused."""
+            if (loan_id := self.loan(data, WRITTEN_OFF)) is not None:
+                owed = book.functions.payoffAmount(loan_id, driver.now).call()
+                amount = owed + 1 if beyond else data.draw(st.integers(1, max(1, owed)), label="recovered")
+                ref = self.new_ref()
+                if receipt := self.attempt(book.functions.confirmRepayment(loan_id, ref, amount, driver.now), oracle):
+                    self.used_refs.append(ref)
+                    self.record_entry(receipt)
+
+        @holding(OVERPAID)
+        @rule(data=st.data())
+        def refund_credit(self, data):
+            if (loan_id := self.loan(data, OVERPAID)) is not None:
+                balance = book.functions.progressOf(loan_id).call()[8]
+                amount = data.draw(st.integers(1, max(1, balance + 1)), label="refund")  # one more: refused
+                ref = self.new_ref()
+                if self.attempt(book.functions.confirmCreditRefund(loan_id, ref, amount, driver.now), oracle):
+                    self.used_refs.append(ref)
+
+        @precondition(lambda self: self.entries)
+        @rule(data=st.data(), forged=st.booleans())
+        def reverse_a_repayment(self, data, forged):
+            """The rail takes a confirmed repayment back; a forged allocation (one unit off) is refused."""
+            ref = data.draw(st.sampled_from(sorted(self.entries)), label="reversed")
+            loan_id, parts = self.entries[ref]
+            if forged:
+                parts = (parts[0] + 1,) + parts[1:]
+            reversal = self.new_ref()
+            fn = book.functions.reverseRepayment(loan_id, ref, reversal, parts, driver.now)
+            if self.attempt(fn, oracle):
+                assert not forged
+                self.used_refs.append(reversal)
+                del self.entries[ref]
+
+        @holding(ACTIVE)
+        @rule(data=st.data())
+        def reverse_a_payout(self, data):
+            """A payout bounces: only while nothing was repaid from it."""
+            if (loan_id := self.loan(data, ACTIVE)) is not None and loan_id in self.payouts:
+                reversal = self.new_ref()
+                fn = book.functions.reverseDisbursement(loan_id, self.payouts[loan_id], reversal, driver.now)
+                if self.attempt(fn, oracle):
+                    self.used_refs.append(reversal)
+                    del self.payouts[loan_id]
 
         @holding(ACTIVE, DEFAULTED)
         @rule(data=st.data(), over=st.booleans())
@@ -260,8 +329,15 @@ def test_loan_book_invariants_hold_over_random_operation_sequences(w3, stack, ke
             exposure: Counter[str] = Counter()
             for loan_id, ((terms, borrower, status, _), progress) in views["loans"].items():
                 assert progress[2] <= terms[0]  # principalRepaid <= principal
-                # A loan closes exactly when its principal is repaid: none stays open owing nothing.
-                assert (progress[2] == terms[0]) == (status == REPAID), f"loan {loan_id}: {status}, {progress}"
+                # A closed loan repaid all its principal and owes no charges; an open one with all its principal
+                # repaid still owes charges (a reversed charges-only payment), or it would have closed.
+                if status in (REPAID, OVERPAID):
+                    assert progress[2] == terms[0] and progress[6:8] == (0, 0), f"loan {loan_id}: {progress}"
+                elif status in (ACTIVE, DEFAULTED) and progress[2] == terms[0]:
+                    assert progress[6] + progress[7] > 0, f"loan {loan_id}: {status}, {progress}"
+                # progress[8:10]: creditBalance, recovered
+                assert (progress[8] > 0) == (status == OVERPAID), f"loan {loan_id}: {status}, {progress}"
+                assert progress[9] == 0 or status == WRITTEN_OFF, f"loan {loan_id}: {status}, {progress}"
                 if status in EXPOSED:
                     exposure[borrower] += terms[0] - progress[2]
             for address, outstanding in views["exposure"].items():
@@ -272,22 +348,43 @@ def test_loan_book_invariants_hold_over_random_operation_sequences(w3, stack, ke
             if w3.eth.block_number < self.start_block:
                 return
             refs: Counter[bytes] = Counter()
-            for log in book.events.LoanDisbursed().get_logs(from_block=self.start_block):
-                refs[log.args.paymentRef] += 1
             totals: dict[int, Counter[str]] = {}
-            for log in book.events.RepaymentApplied().get_logs(from_block=self.start_block):
+
+            def add(loan_id: int, **parts: int) -> None:
+                totals.setdefault(loan_id, Counter()).update(parts)
+
+            def logs(event):
+                return event().get_logs(from_block=self.start_block)
+
+            for log in logs(book.events.LoanDisbursed):
+                refs[log.args.paymentRef] += 1
+            for log in logs(book.events.RepaymentApplied):
                 refs[log.args.paymentRef] += 1
                 a = log.args
                 assert a.principal + a.interest + a.lateFee + a.penalty == a.amount
-                loan_totals = totals.setdefault(a.loanId, Counter())
-                for part in ("principal", "interest", "lateFee", "penalty"):
-                    loan_totals[part] += getattr(a, part)
+                add(a.loanId, scheduled=a.principal + a.interest, lateFee=a.lateFee, penalty=a.penalty)
+            for log in logs(book.events.OverpaymentHeld):
+                add(log.args.loanId, credit=log.args.credit)  # its reference is its RepaymentApplied's
+            for log in logs(book.events.RecoveryApplied):
+                refs[log.args.paymentRef] += 1
+                add(log.args.loanId, recovered=log.args.amount)
+            for log in logs(book.events.CreditRefunded):
+                refs[log.args.refundRef] += 1
+                add(log.args.loanId, credit=-log.args.amount)
+            for log in logs(book.events.RepaymentReversed):
+                refs[log.args.reversalRef] += 1
+                p = log.args.reversed
+                assert sum(p.values()) == log.args.amount
+                add(log.args.loanId, scheduled=-(p["principal"] + p["interest"]), lateFee=-p["lateFee"],
+                    penalty=-p["penalty"], credit=-p["credit"], recovered=-p["recovery"])
+            for log in logs(book.events.DisbursementReversed):
+                refs[log.args.reversalRef] += 1
             assert not [ref for ref, n in refs.items() if n > 1]
             for loan_id, (_, progress) in self.views()["loans"].items():
-                expected = totals.get(loan_id, Counter())
-                # progress: principalRepaid, interestPaid, lateFeePaid, penaltyPaid
-                assert progress[2:6] == (expected["principal"], expected["interest"], expected["lateFee"],
-                                         expected["penalty"]), f"loan {loan_id}"
+                t = totals.get(loan_id, Counter())
+                # progress: principalRepaid + interestPaid, lateFeePaid, penaltyPaid, creditBalance, recovered
+                assert (progress[2] + progress[3], progress[4], progress[5], progress[8], progress[9]) == (
+                    t["scheduled"], t["lateFee"], t["penalty"], t["credit"], t["recovered"]), f"loan {loan_id}"
 
     run_state_machine_as_test(LoanBookMachine, settings=settings(
         max_examples=16, stateful_step_count=20, deadline=None, derandomize=True, phases=[Phase.generate],
@@ -295,5 +392,8 @@ def test_loan_book_invariants_hold_over_random_operation_sequences(w3, stack, ke
 
     print(f"statuses reached {sorted(reached)}; refusals {dict(refused)}; applied {dict(applied)}")
     # The runs must have gone everywhere the invariants speak about.
-    assert {REPAID, DEFAULTED, WRITTEN_OFF, CANCELLED, REJECTED} <= reached, f"reached only {sorted(reached)}"
-    assert refused["LoanBookOverpayment"] and refused["LoanBookDuplicatePayment"], dict(refused)
+    assert {REPAID, OVERPAID, DEFAULTED, WRITTEN_OFF, CANCELLED, REJECTED} <= reached, f"reached only {sorted(reached)}"
+    for name in ("reverseRepayment", "reverseDisbursement", "confirmCreditRefund"):
+        assert applied[name], dict(applied)
+    for name in ("LoanBookOverpayment", "LoanBookDuplicatePayment", "LoanBookUnknownEntry", "LoanBookCreditExceeded"):
+        assert refused[name], dict(refused)

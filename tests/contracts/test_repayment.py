@@ -17,7 +17,7 @@ from ledger.typed_data import Amortization, LoanTerms
 
 DAY = 86_400
 YEAR = 365 * DAY
-ACTIVE, REPAID, DEFAULTED, WRITTEN_OFF = 5, 6, 7, 8
+ACTIVE, REPAID, DEFAULTED, WRITTEN_OFF, OVERPAID = 5, 6, 7, 8, 9
 
 
 def half_up(numerator: int, denominator: int) -> int:
@@ -136,17 +136,16 @@ def test_a_partial_payment_fills_the_oldest_installment_first(driver, stack, loa
     assert stack.book.functions.outstandingPrincipal(driver.keys["alice"].address).call() == loan_terms.principal - p1 - 7
 
 
-def test_an_overpayment_is_refused_and_changes_nothing(driver, stack, loan, revert_name):
+def test_a_zero_repayment_is_refused_and_changes_nothing(driver, stack, loan, revert_name):
     loan_id, disbursed_at, _ = loan
     book = stack.book
     at = disbursed_at + 10 * DAY
-    payoff = book.functions.payoffAmount(loan_id, at).call()
     before = book.functions.progressOf(loan_id).call()
     mine_block_at(driver.w3, at)
-    over = book.functions.confirmRepayment(loan_id, ref("over"), payoff + 1, at)
-    assert revert_name(over, driver.keys["oracle"].address) == "LoanBookOverpayment"
+    zero = book.functions.confirmRepayment(loan_id, ref("zero"), 0, at)
+    assert revert_name(zero, driver.keys["oracle"].address) == "LoanBookZeroAmount"
     assert book.functions.progressOf(loan_id).call() == before
-    assert not book.functions.isPaymentReferenceUsed(ref("over")).call()
+    assert not book.functions.isPaymentReferenceUsed(ref("zero")).call()
 
 
 def test_prepayment_pays_interest_accrued_to_date_only_and_closes_the_loan(driver, stack, loan, loan_terms):
@@ -254,8 +253,8 @@ def test_a_reference_is_credited_once_ever_and_a_batch_skips_only_its_duplicate(
     assert book.functions.progressOf(loan_id).call()[3] + book.functions.progressOf(loan_id).call()[2] == 600
 
 
-def test_paying_the_payoff_after_late_charges_closes_the_loan_and_a_unit_more_is_refused(driver, stack, keys, loan,
-                                                                                           loan_terms, revert_name):
+def test_paying_the_payoff_after_late_charges_closes_the_loan_and_a_unit_more_is_held_as_credit(
+        driver, stack, keys, loan, loan_terms):
     loan_id, _, schedule = loan
     book, oracle = stack.book, keys["oracle"].address
     # Past the last due date's grace: every installment is overdue, each with its late fee and penalty.
@@ -267,11 +266,13 @@ def test_paying_the_payoff_after_late_charges_closes_the_loan_and_a_unit_more_is
     payoff = book.functions.payoffAmount(loan_id, at).call()
     assert payoff == sum(owed) + fees + penalties
 
-    # One unit more than owed is refused, as a confirmation mined at `at` would see it (then back in time).
+    # One unit more than owed closes the loan too, the unit held as credit (then back in time).
     snapshot = driver.w3.provider.make_request("evm_snapshot", [])["result"]
-    mine_block_at(driver.w3, at)
-    over = book.functions.confirmRepayment(loan_id, ref("over"), payoff + 1, at)
-    assert revert_name(over, oracle) == "LoanBookOverpayment"
+    args, receipt = repay_at(driver, loan_id, payoff + 1, "over", at)
+    (held,) = book.events.OverpaymentHeld().process_receipt(receipt, errors=DISCARD)
+    assert (args.amount, held.args.credit, held.args.creditBalance) == (payoff, 1, 1)
+    assert status(stack, loan_id) == OVERPAID
+    assert not book.events.LoanRepaid().process_receipt(receipt, errors=DISCARD)  # not closed until refunded
     driver.w3.provider.make_request("evm_revert", [snapshot])
 
     args, receipt = repay_at(driver, loan_id, payoff, "payoff-late", at)
@@ -347,7 +348,7 @@ def test_a_limit_may_be_used_exactly_but_not_exceeded_by_one_unit(driver, stack,
     assert book.functions.outstandingPrincipal(alice.address).call() == 60_001
 
 
-def test_a_batch_skips_an_overpaid_or_duplicate_item_and_applies_the_rest(driver, stack, keys, loan, loan_terms):
+def test_a_batch_skips_a_refused_or_duplicate_item_and_applies_the_rest(driver, stack, keys, loan, loan_terms):
     loan_id, disbursed_at, _ = loan
     book, oracle = stack.book, keys["oracle"].address
     bob = keys["bob"]
@@ -368,19 +369,17 @@ def test_a_batch_skips_an_overpaid_or_duplicate_item_and_applies_the_rest(driver
     assert (disbursed.args.loanId, disbursed.args.paymentRef) == (second, ref("payout-bob"))
     assert status(stack, second) == ACTIVE
 
-    # Repayments: an over-payment on alice's loan is skipped (its reference stays unused); bob's applies.
+    # Repayments: one dated before alice's payout is skipped (its reference stays unused); bob's applies.
     mine_at(driver.w3, now + 1)
-    payoff = book.functions.payoffAmount(loan_id, now).call()
-    items = [(loan_id, ref("too-much"), payoff + 1, now), (second, ref("bob-1"), 1_000, now)]
+    items = [(loan_id, ref("too-early"), 1_000, disbursed_at - 1), (second, ref("bob-1"), 1_000, now)]
     receipt = driver.w3.eth.wait_for_transaction_receipt(
         book.functions.confirmRepayments(items).transact({"from": oracle, "gas": 2_000_000}))
     (skipped,) = book.events.PaymentSkipped().process_receipt(receipt, errors=DISCARD)
     reason = ErrorDecoder([book.abi]).decode(skipped.args.reason)
-    assert (reason.name, skipped.args.loanId) == ("LoanBookOverpayment", loan_id)
-    assert reason.arguments["payoff"] == payoff
+    assert (reason.name, skipped.args.loanId) == ("LoanBookInvalidPaymentTime", loan_id)
     (applied,) = book.events.RepaymentApplied().process_receipt(receipt, errors=DISCARD)
     assert (applied.args.loanId, applied.args.amount) == (second, 1_000)
-    assert not book.functions.isPaymentReferenceUsed(ref("too-much")).call()
+    assert not book.functions.isPaymentReferenceUsed(ref("too-early")).call()
     assert book.functions.progressOf(loan_id).call()[2:4] == (0, 0)
 
 

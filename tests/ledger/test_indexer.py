@@ -8,6 +8,7 @@ from ledger.book import LoanStatus
 from ledger.indexer import Indexer
 from ledger.store.codec import to_json
 from ledger.store.models.chain import Borrower, ChainEvent, IndexerCursor, Loan, Payment, ScoreRecord
+from ledger.store.projection import progress_json
 
 DAY = 86_400
 
@@ -28,10 +29,7 @@ def _assert_read_model_matches_chain(session, stack, loan_id: int) -> Loan:
     row = session.get(Loan, loan_id)
     assert (row.borrower, row.status, row.disbursed_at, row.principal) == (
         loan["borrower"], loan["status"], loan["disbursed_at"], loan["principal"])
-    assert {"paidInstallments": row.paid_installments, "accruedAt": row.accrued_at,
-            "principalRepaid": row.principal_repaid, "interestPaid": row.interest_paid,
-            "lateFeePaid": row.late_fee_paid, "penaltyPaid": row.penalty_paid, "lateFeeUnpaid": row.late_fee_unpaid,
-            "penaltyUnpaid": row.penalty_unpaid} == progress
+    assert progress_json(row) == progress
     assert [{"dueAt": r.due_at, "principal": r.principal, "interest": r.interest} for r in row.schedule] == schedule
     return row
 

@@ -9,7 +9,7 @@ import time
 import pytest
 from web3.logs import DISCARD
 
-from ledger.book import LoanStatus
+from ledger.book import LoanStatus, read_loan, read_progress
 from ledger.chain import ChainClient
 from ledger.store.models.outbox import OutboxItem
 from oracle.outbox import SET_ASIDE, Outbox, OutboxWorker
@@ -152,20 +152,23 @@ def test_a_refused_item_is_rejected_by_name_and_the_rest_is_credited(stack, driv
     now = driver.now
     payoff = driver.payoff(loan_id)
     outbox.put(confirmation("repayment", loan_id, "COL-1", 4_000, now))
-    outbox.put(confirmation("repayment", loan_id, "COL-BIG", payoff * 2, now))  # more than everything owed
     outbox.put(confirmation("repayment", loan_id, "COL-USD", 1_000, now, currency="USD"))  # not the loan's money
     outbox.put(confirmation("repayment", loan_id, "COL-2", 6_000, now))
+    outbox.put(confirmation("repayment", loan_id, "COL-BIG", payoff * 2, now))  # more than everything owed
 
     report = worker.drain_once()
 
-    assert (report.credited, report.rejected) == (2, 2)
-    assert rows(outbox) == {"COL-1": ("done", "credited"), "COL-BIG": ("rejected", "LoanBookOverpayment"),
-                            "COL-USD": ("rejected", "CurrencyMismatch"), "COL-2": ("done", "credited")}
-    big = next(i for i in outbox.items() if i.reference == "COL-BIG")
-    assert big.last_error.startswith("LoanBookOverpayment(") and str(payoff * 2) in big.last_error
-    assert paid(stack, loan_id) == 10_000
-    for reference in ("COL-BIG", "COL-USD"):  # refused, so still free: an operator can credit it correctly
-        assert not stack.book.functions.isPaymentReferenceUsed(payment_ref(PROVIDER, reference)).call()
+    assert (report.credited, report.rejected) == (3, 1)
+    assert rows(outbox) == {"COL-1": ("done", "credited"), "COL-USD": ("rejected", "CurrencyMismatch"),
+                            "COL-2": ("done", "credited"), "COL-BIG": ("done", "credited")}
+    # The overpayment closed the loan; what it paid beyond the payoff is the borrower's credit, on the book.
+    progress = read_progress(stack.book, loan_id)
+    assert read_loan(stack.book, loan_id).status is LoanStatus.OVERPAID
+    # Every unit received is applied or held: nothing refused, nothing kept without a record.
+    assert progress.credit_balance > 0
+    assert paid(stack, loan_id) + progress.credit_balance == 4_000 + 6_000 + payoff * 2
+    # Refused, so still free: an operator can credit it correctly.
+    assert not stack.book.functions.isPaymentReferenceUsed(payment_ref(PROVIDER, "COL-USD")).call()
     assert worker.drain_once().claimed == 0  # rejected rows are not retried
 
 

@@ -103,6 +103,8 @@ class Loan(Base):
     late_fee_unpaid: Mapped[int] = mapped_column(MinorUnits, default=0)
     penalty_unpaid: Mapped[int] = mapped_column(MinorUnits, default=0)
     principal_written_off: Mapped[int] = mapped_column(MinorUnits, default=0)
+    credit_balance: Mapped[int] = mapped_column(MinorUnits, default=0)  # Overpaid: held until refunded
+    recovered: Mapped[int] = mapped_column(MinorUnits, default=0)  # WrittenOff: recoveries since
     # Delinquency as of `as_of` (the time of the last indexed block).
     next_due_at: Mapped[int | None] = mapped_column(BigInteger)
     days_past_due: Mapped[int] = mapped_column(Integer, default=0)
@@ -130,7 +132,11 @@ class ScheduleRow(Base):
 
 
 class Payment(Base):
-    """A payment confirmed on-chain: a disbursement, or a repayment with its allocation.
+    """A money movement recorded on-chain, by the reference the book used once for it (`kind`):
+    a `disbursement`; a `repayment` with its allocation (and `credit`: the part beyond the payoff); a
+    `recovery` on a written-off loan; a `credit_refund`; a `reversal` of a repayment (its parts are the
+    reversed payment's, `reverses` names it) or a `payout_reversal` (a bounced payout). Amounts are positive;
+    the kind says which way the money went.
 
     The chain knows a payment by `payment_ref`, the bytes32 keccak256("<provider>:<rail reference>"); the
     rail's own reference, which its statement shows, is kept off-chain by the oracle's outbox beside that
@@ -141,13 +147,16 @@ class Payment(Base):
     __table_args__ = (Index("ix_payments_loan_id", "loan_id"),)
 
     payment_ref: Mapped[str] = mapped_column(Hex32, primary_key=True)  # on-chain, credited once ever (0x-hex)
-    kind: Mapped[str] = mapped_column(String(16))  # "disbursement" | "repayment"
+    kind: Mapped[str] = mapped_column(String(16))
     loan_id: Mapped[int] = mapped_column(ForeignKey("loans.id", ondelete="CASCADE"))
     amount: Mapped[int] = mapped_column(MinorUnits)
     principal: Mapped[int] = mapped_column(MinorUnits, default=0)
     interest: Mapped[int] = mapped_column(MinorUnits, default=0)
     late_fee: Mapped[int] = mapped_column(MinorUnits, default=0)
     penalty: Mapped[int] = mapped_column(MinorUnits, default=0)
+    credit: Mapped[int] = mapped_column(MinorUnits, default=0)
+    recovery: Mapped[int] = mapped_column(MinorUnits, default=0)
+    reverses: Mapped[str | None] = mapped_column(Hex32)  # reversals: the payment they undo
     paid_at: Mapped[int] = mapped_column(BigInteger)
     tx_hash: Mapped[str] = mapped_column(Hex32)
     block_number: Mapped[int] = mapped_column(BigInteger)
