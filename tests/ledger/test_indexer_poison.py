@@ -6,6 +6,7 @@ projector bug or an event from a newer contract would: everything else about the
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -159,3 +160,26 @@ def test_every_round_stamps_the_heartbeat_even_on_a_quiet_chain(w3, stack, sessi
     with sessions() as session:
         cursor = session.get(IndexerCursor, "default")
         assert (cursor.block_number, cursor.polled_at) == (block, int(clock.now))
+
+
+def test_loanledger_indexer_poison_lists_what_was_set_aside(w3, stack, keys, driver, tmp_path,
+                                                            refuses_the_poison_repayment):
+    from typer.testing import CliRunner
+
+    from ledger.cli import app
+    from ledger.store import open_store
+
+    env = {"LOANLEDGER_HOME": str(tmp_path / "home"), "LOANLEDGER_DB_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+    store = open_store(env["LOANLEDGER_DB_URL"])
+    runner = CliRunner()
+    assert "no poison events" in runner.invoke(app, ["indexer", "poison"], env=env).output
+    loan_id = driver.active_loan(keys["alice"])
+    driver.repay(loan_id, 10_000, POISON)
+    Indexer(w3, stack.manifest, store).run_once()
+
+    listed = runner.invoke(app, ["indexer", "poison", "--json"], env=env)
+    assert listed.exit_code == 0, listed.output
+    [row] = [json.loads(line) for line in listed.output.splitlines()]
+    assert (row["name"], row["loan_id"], row["error_type"]) == ("RepaymentApplied", loan_id, "ValueError")
+    table = " ".join(runner.invoke(app, ["indexer", "poison"], env=env).output.split())
+    assert "1 poison event set aside" in table and "RepaymentApplied" in table
