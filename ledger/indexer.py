@@ -167,14 +167,18 @@ class Indexer:
             try:
                 with self.sessions.begin() as session:
                     cursor = self._cursor(session)
-                    self._beat(cursor)
+                    # The heartbeat is stamped last in each transaction: a write before the range's chain reads
+                    # would hold SQLite's write lock while the node answers.
                     if self._rewind_if_forked(session, cursor, report):
+                        self._beat(cursor)
                         continue
                     if cursor.block_number >= head:
+                        self._beat(cursor)
                         report.to_block = cursor.block_number
                         return report
                     to_block = min(head, cursor.block_number + self.batch_size)
                     report.events += self._index_range(session, cursor, to_block, report)
+                    self._beat(cursor)
                     report.ranges += 1
             except _ChainMoved:
                 log.info("the chain changed while a range was read; reading it again")
@@ -331,24 +335,29 @@ class Indexer:
             def rebuild_loan(skip: EventKeys, loan_id: int = loan_id, changed: bool = changed) -> None:
                 projection.rebuild_loan(session, loan_id, self.schedule_of, as_of, schedule_changed=changed, skip=skip)
 
-            self._project_apart(session, rebuild_loan, projection.loan_events(session, loan_id), skip, report)
+            self._project_apart(session, rebuild_loan, lambda loan_id=loan_id: projection.loan_events(session, loan_id),
+                                skip, report)
         for address in sorted(borrowers):
             def rebuild_borrower(skip: EventKeys, address: str = address) -> None:
                 projection.rebuild_borrower(session, address, skip=skip)
 
-            self._project_apart(session, rebuild_borrower, projection.borrower_events(session, address), skip, report)
+            self._project_apart(session, rebuild_borrower,
+                                lambda address=address: projection.borrower_events(session, address), skip, report)
         projection.refresh_delinquency(session, as_of)
 
-    def _project_apart(self, session: Session, rebuild: Callable[[EventKeys], object], events: Sequence[ChainEvent],
-                       skip: set[tuple[str, int]], report: IndexReport) -> None:
+    def _project_apart(self, session: Session, rebuild: Callable[[EventKeys], object],
+                       events_of: Callable[[], Sequence[ChainEvent]], skip: set[tuple[str, int]],
+                       report: IndexReport) -> None:
         """`rebuild(skip)` inside a SAVEPOINT; when it raises for an event's sake, the savepoint's writes are
         rolled back, the culprit event is set aside (added to `skip`) and the rebuild tried again without it.
 
-        The culprit is the first event (chain order) whose projection, with the events before it, raises. At most
-        one try per event: with every event set aside the rebuild only deletes rows, and if even that fails the
-        round fails as before.
+        The culprit is the first event (chain order) whose projection, with the events before it, raises; each
+        is new, so there are at most as many tries as events: when no event is left to blame (the failure does
+        not come from one), the error goes up and the round fails as before. (Only this rare path reads the
+        events twice, and its search may read a schedule from the node inside the write transaction.)
         """
-        for _ in range(len(events) + 1):
+        events: Sequence[ChainEvent] | None = None
+        while True:
             try:
                 with session.begin_nested():
                     rebuild(skip)
@@ -357,12 +366,12 @@ class Indexer:
             except Exception as exc:
                 if stops_the_round(exc):
                     raise
+                events = events if events is not None else events_of()
                 culprit = _first_failing(session, rebuild, projection.without(events, skip), skip)
                 if culprit is None:
                     raise
                 self._set_aside(session, culprit, exc, report)
                 skip.add((culprit.tx_hash, culprit.log_index))
-        raise IndexerError("a projection kept failing after every event of its loan or borrower was set aside")
 
     def _set_aside(self, session: Session, event: ChainEvent, exc: Exception, report: IndexReport) -> None:
         """Record `event` as a poison event (once: a row already there keeps its first sighting) and alert."""

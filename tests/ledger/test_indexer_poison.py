@@ -183,3 +183,28 @@ def test_loanledger_indexer_poison_lists_what_was_set_aside(w3, stack, keys, dri
     assert (row["name"], row["loan_id"], row["error_type"]) == ("RepaymentApplied", loan_id, "ValueError")
     table = " ".join(runner.invoke(app, ["indexer", "poison"], env=env).output.split())
     assert "1 poison event set aside" in table and "RepaymentApplied" in table
+
+
+def test_a_borrower_event_that_cannot_be_projected_is_set_aside_too(w3, stack, keys, driver, sessions, monkeypatch):
+    from ledger.store.models.chain import Borrower
+
+    rebuild = projection.rebuild_borrower
+
+    def rebuild_refusing_score_650(session, address, *, skip=()):
+        if any(e.name == "ScoreUpdated" and e.args["score"] == 650
+               for e in projection.without(projection.borrower_events(session, address), skip)):
+            raise KeyError("creditLimit")
+        return rebuild(session, address, skip=skip)
+
+    monkeypatch.setattr(projection, "rebuild_borrower", rebuild_refusing_score_650)
+    bob, carol = keys["bob"], keys["carol"]
+    driver.register(bob)
+    driver.score(bob, score=650, report_id=1)
+    driver.register(carol)
+    driver.score(carol, score=700, report_id=2)
+    assert Indexer(w3, stack.manifest, sessions).run_once().poisoned == 1
+    with sessions() as session:
+        [poison] = _poison(session)
+        assert (poison.name, poison.borrower, poison.error_type) == ("ScoreUpdated", bob.address, "KeyError")
+        assert session.get(Borrower, bob.address).registered and session.get(Borrower, bob.address).score is None
+        assert session.get(Borrower, carol.address).score == 700
