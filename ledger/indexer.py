@@ -280,7 +280,7 @@ class Indexer:
             event = ChainEvent(contract=decoded.contract, address=decoded.address, name=decoded.name,
                                args=decoded.args, block_number=decoded.block_number, block_hash=decoded.block_hash,
                                block_time=blocks[decoded.block_number]["timestamp"], tx_hash=decoded.tx_hash,
-                               log_index=decoded.log_index, loan_id=decoded.args.get("loanId"),
+                               log_index=decoded.log_index, loan_id=loan_column(decoded.args.get("loanId")),
                                borrower=decoded.args.get("borrower"))
             session.add(event)
             if event.contract == "LoanBook" and event.loan_id is not None:
@@ -406,6 +406,13 @@ class Indexer:
             rows = self.book.functions.quote(LoanTerms(**fields).as_tuple()).call(block_identifier="latest")
         return to_json(rows, self._schedule_abi)
 
+
+
+def loan_column(loan_id: int | None) -> int | None:
+    """The id as the `loan_id` column can hold it (signed 64 bits). A batch item naming a larger id (a
+    PaymentSkipped: the book never made such a loan) keeps it in `args` and is filed under no loan, like any
+    unknown loan; storing it would fail the whole range, every round, and stop the indexer there."""
+    return loan_id if loan_id is not None and 0 <= loan_id < 2**63 else None
 
 
 def _first_failing(session: Session, rebuild: Callable[[EventKeys], object], taken: list[ChainEvent],

@@ -208,3 +208,25 @@ def test_a_borrower_event_that_cannot_be_projected_is_set_aside_too(w3, stack, k
         assert (poison.name, poison.borrower, poison.error_type) == ("ScoreUpdated", bob.address, "KeyError")
         assert session.get(Borrower, bob.address).registered and session.get(Borrower, bob.address).score is None
         assert session.get(Borrower, carol.address).score == 700
+
+
+def test_a_skipped_batch_item_naming_loan_2_256_minus_1_does_not_stop_the_indexer(w3, stack, keys, driver, sessions):
+    """A real event: the book answers PaymentSkipped for a loan id no column holds. Storing it used to fail the
+    range (SQLite: OverflowError, PostgreSQL: bigint out of range) every round, so nothing after it was indexed."""
+    from ledger.store.models.chain import ChainEvent
+    from ledger.verify import index_vs_chain
+
+    loan_id = driver.active_loan(keys["alice"])
+    huge = 2**256 - 1
+    driver.send(stack.book.functions.confirmRepayments([(huge, b"\x02" * 32, 5_000, driver.now)]), keys["oracle"])
+    driver.repay(loan_id, 10_000, b"after-the-huge-id")
+
+    report = Indexer(w3, stack.manifest, sessions).run_once()
+
+    assert report.to_block == w3.eth.block_number and report.poisoned == 0
+    with sessions() as session:
+        skipped = session.scalars(select(ChainEvent).where(ChainEvent.name == "PaymentSkipped")).one()
+        assert skipped.args["loanId"] == huge and skipped.loan_id is None  # kept whole, filed under no loan
+        assert _refs(session, loan_id)[-1] == _ref(b"after-the-huge-id")
+        # and the audit of the index against the node agrees with how it was filed
+        assert index_vs_chain(w3, stack.manifest, session).ok
