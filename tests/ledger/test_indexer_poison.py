@@ -166,16 +166,18 @@ def test_loanledger_indexer_poison_lists_what_was_set_aside(w3, stack, keys, dri
                                                             refuses_the_poison_repayment):
     from typer.testing import CliRunner
 
+    from ledger import manifest as manifests
     from ledger.cli import app
-    from ledger.store import open_store
 
-    env = {"LOANLEDGER_HOME": str(tmp_path / "home"), "LOANLEDGER_DB_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
-    store = open_store(env["LOANLEDGER_DB_URL"])
+    env = {"LOANLEDGER_HOME": str(tmp_path / "home"), "LOANLEDGER_DB_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+           "LOANLEDGER_NODE_URL": w3.provider.endpoint_uri,
+           "LOANLEDGER_MANIFEST": str(manifests.save(stack.manifest, tmp_path / "local.json"))}
     runner = CliRunner()
     assert "no poison events" in runner.invoke(app, ["indexer", "poison"], env=env).output
     loan_id = driver.active_loan(keys["alice"])
     driver.repay(loan_id, 10_000, POISON)
-    Indexer(w3, stack.manifest, store).run_once()
+    indexed = runner.invoke(app, ["index"], env=env)
+    assert indexed.exit_code == 0 and "1 poison event(s) set aside" in indexed.output, indexed.output
 
     listed = runner.invoke(app, ["indexer", "poison", "--json"], env=env)
     assert listed.exit_code == 0, listed.output
