@@ -367,10 +367,11 @@ class Indexer:
                 if stops_the_round(exc):
                     raise
                 events = events if events is not None else events_of()
-                culprit = _first_failing(session, rebuild, projection.without(events, skip), skip)
-                if culprit is None:
+                found = _first_failing(session, rebuild, projection.without(events, skip), skip)
+                if found is None:
                     raise
-                self._set_aside(session, culprit, exc, report)
+                culprit, error = found
+                self._set_aside(session, culprit, error, report)
                 skip.add((culprit.tx_hash, culprit.log_index))
 
     def _set_aside(self, session: Session, event: ChainEvent, exc: Exception, report: IndexReport) -> None:
@@ -407,7 +408,6 @@ class Indexer:
         return to_json(rows, self._schedule_abi)
 
 
-
 def loan_column(loan_id: int | None) -> int | None:
     """The id as the `loan_id` column can hold it (signed 64 bits). A batch item naming a larger id (a
     PaymentSkipped: the book never made such a loan) keeps it in `args` and is filed under no loan, like any
@@ -416,9 +416,9 @@ def loan_column(loan_id: int | None) -> int | None:
 
 
 def _first_failing(session: Session, rebuild: Callable[[EventKeys], object], taken: list[ChainEvent],
-                   skip: set[tuple[str, int]]) -> ChainEvent | None:
-    """The first of `taken` whose projection with the events before it raises (each try rolled back); None when
-    none does, or when the failure does not come back."""
+                   skip: set[tuple[str, int]]) -> tuple[ChainEvent, Exception] | None:
+    """The first of `taken` whose projection with the events before it raises, and its error (each try rolled
+    back); None when none does, or when the failure does not come back."""
     for k in range(1, len(taken) + 1):
         later = {(e.tx_hash, e.log_index) for e in taken[k:]}
         attempt = session.begin_nested()
@@ -429,6 +429,6 @@ def _first_failing(session: Session, rebuild: Callable[[EventKeys], object], tak
             attempt.rollback()
             if stops_the_round(exc):
                 raise
-            return taken[k - 1]
+            return taken[k - 1], exc
         attempt.rollback()
     return None
