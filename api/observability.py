@@ -15,10 +15,12 @@ import uuid
 
 from fastapi import FastAPI
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.datastructures import MutableHeaders
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ledger.indexer_status import IndexerStatus
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 log = logging.getLogger("loanledger.api.requests")
@@ -40,6 +42,17 @@ class Metrics:
         self._children: dict[tuple[str, str, str], tuple] = {}
         self.transactions = Counter("loanledger_relayed_transactions_total", "Transactions the API sent, by action",
                                     ["action"], registry=self.registry)
+        # The indexer's figures, read from the store at each scrape (the indexer is a process of its own).
+        self.poison_events = Gauge("loanledger_indexer_poison_events",
+                                   "Events the indexer set aside because their projection raised (alert above 0)",
+                                   registry=self.registry)
+        self.last_poll = Gauge("loanledger_indexer_last_poll_timestamp_seconds",
+                               "When an indexer last finished a round (its heartbeat), unix seconds; 0: never",
+                               registry=self.registry)
+
+    def indexer_status(self, status: IndexerStatus) -> None:
+        self.poison_events.set(status.poison_events)
+        self.last_poll.set(status.polled_at or 0)
 
     def observe(self, method: str, route: str, status: str, seconds: float) -> None:
         """One request: its count and latency, by the labelled series kept per (method, route, status)."""

@@ -137,6 +137,7 @@ class Settings(BaseSettings):
     tx_timeout: float = 30.0                 # seconds to wait for a receipt
     node_timeout: float = 3.0                # seconds one call to the node may take (a hung node: 503 fast)
     index_max_lag: int = 20                  # blocks the indexer may be behind the node's head while /readyz says ready
+    index_max_silence: float = 60.0          # seconds since the indexer's last round (its heartbeat) while /readyz says ready
     # The API (api/):
     api_host: str = "127.0.0.1"
     api_port: int = 8000

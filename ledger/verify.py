@@ -25,7 +25,7 @@ from ledger.action_log import GENESIS, entry_hash
 from ledger.artifacts import compile_contracts
 from ledger.book import solidity_name
 from ledger.encoding import to_0x_hex
-from ledger.indexer import EventDecoder
+from ledger.indexer import EventDecoder, loan_column
 from ledger.manifest import Manifest
 from ledger.store.codec import to_json
 from ledger.store.models.action_log import ActionLogEntry
@@ -124,7 +124,7 @@ def index_vs_chain(w3: Web3, manifest: Manifest, session: Session, *, batch_size
             event, log = stored[key], on_chain[key]
             expected = {"contract": log.contract, "address": log.address, "name": log.name, "args": log.args,
                         "block_number": log.block_number, "block_hash": log.block_hash,
-                        "loan_id": log.args.get("loanId"), "borrower": log.args.get("borrower")}
+                        "loan_id": loan_column(log.args.get("loanId")), "borrower": log.args.get("borrower")}
             for name in _EVENT_FIELDS:
                 if getattr(event, name) != expected[name]:
                     result.fail(f"event #{event.id} ({key[0]}:{key[1]}) {name}: stored {getattr(event, name)!r}, "

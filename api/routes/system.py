@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from web3 import Web3
+
+from ledger.indexer_status import IndexerStatus, read_status
 
 router = APIRouter(tags=["system"])
 
@@ -29,7 +32,12 @@ class Readiness(BaseModel):
         {"ready": False, "checks": {"store": "ok", "node": "unavailable: ReadTimeout",
                                     "deployment": "unknown: the node is down", "indexer": "unknown: the node is down"}},
         {"ready": False, "checks": {"store": "ok", "node": "ok (block 940)", "deployment": "ok",
-                                    "indexer": "behind: block 610 of 940 (330 blocks, at most 20 tolerated)"}}]}}
+                                    "indexer": "behind: block 610 of 940 (330 blocks, at most 20 tolerated)"}},
+        {"ready": False, "checks": {"store": "ok", "node": "ok (block 118)", "deployment": "ok",
+                                    "indexer": "stuck: last poll 300 s ago (at most 60 tolerated)"}},
+        {"ready": True, "checks": {"store": "ok", "node": "ok (block 118)", "deployment": "ok",
+                                   "indexer": "ok (block 118; 1 poison event set aside: see "
+                                              "`loanledger indexer poison`)"}}]}}
 
 
 @router.get("/healthz", response_model=Health, summary="The process is up")
@@ -60,9 +68,9 @@ async def readyz(request: Request):
 
 def _checks(context) -> dict[str, str]:
     checks: dict[str, str] = {}
-    indexed: int | None = None
+    indexer: IndexerStatus | None = None
     try:
-        indexed = context.indexed_block()
+        indexer = read_status(context.sessions)
         checks["store"] = "ok"
     except Exception as exc:  # noqa: BLE001 - any failure means not ready; say which
         checks["store"] = f"unavailable: {type(exc).__name__}"
@@ -81,26 +89,49 @@ def _checks(context) -> dict[str, str]:
             checks["deployment"] = f"unavailable: {getattr(exc, 'message', type(exc).__name__)}"
     else:
         checks["deployment"] = "unknown: the node is down"
-    checks["indexer"] = _indexer_check(indexed, head, context.settings.index_max_lag)
+    checks["indexer"] = _indexer_check(indexer, head, time.time(), max_lag=context.settings.index_max_lag,
+                                       max_silence=context.settings.index_max_silence)
     return checks
 
 
-def _indexer_check(indexed: int | None, head: int | None, max_lag: int) -> str:
-    """A lagging or stuck indexer (the head moves on, the cursor does not) serves stale reads and makes writes
-    wait for it: not ready once it is more than `max_lag` blocks behind."""
+def _indexer_check(status: IndexerStatus | None, head: int | None, now: float, *, max_lag: int,
+                   max_silence: float) -> str:
+    """A lagging or stuck indexer serves stale reads and makes writes wait for it: not ready once it is more than
+    `max_lag` blocks behind, or when no indexer finished a round (its heartbeat) for `max_silence` seconds; on a
+    quiet chain the lag stays 0 even when the indexer died, the silence does not.
+
+    Poison events (set aside because their projection raised) keep it ready: the API answers everything else
+    correctly, and an orchestrator pulling every replica out of rotation over one unreadable event would turn it
+    back into the full stop setting it aside avoids. They are shown here, logged at ERROR when set aside, and
+    counted in /metrics (`loanledger_indexer_poison_events`) to alert on.
+    """
     if head is None:
         return "unknown: the node is down"
-    if indexed is None:
+    if status is None:
         return "unknown: the store is down"
-    if indexed < 0:
+    if status.block_number < 0:
         return "not started: nothing indexed yet (is `loanledger index --follow` running?)"
-    lag = head - indexed
+    silence = status.silence(now)
+    if silence is None:
+        return "stuck: no indexer round recorded (is `loanledger index --follow` running?)"
+    if silence > max_silence:
+        return f"stuck: last poll {silence:.0f} s ago (at most {max_silence:.0f} tolerated)"
+    lag = head - status.block_number
     if lag > max_lag:
-        return f"behind: block {indexed} of {head} ({lag} blocks, at most {max_lag} tolerated)"
-    return f"ok (block {indexed})"
+        return f"behind: block {status.block_number} of {head} ({lag} blocks, at most {max_lag} tolerated)"
+    if status.poison_events:
+        plural = "s" if status.poison_events != 1 else ""
+        return (f"ok (block {status.block_number}; {status.poison_events} poison event{plural} set aside: "
+                "see `loanledger indexer poison`)")
+    return f"ok (block {status.block_number})"
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response,
             responses={200: {"content": {"text/plain": {}}}})
 def metrics(request: Request) -> Response:
-    return request.app.state.metrics.exposition()
+    metrics = request.app.state.metrics
+    try:  # the indexer's figures live in the store; a store that is down keeps the last ones (and /readyz says so)
+        metrics.indexer_status(read_status(request.app.state.context.sessions))
+    except Exception:  # noqa: BLE001, S110 - the request metrics still answer without the store
+        pass
+    return metrics.exposition()

@@ -42,6 +42,8 @@ def register(app: typer.Typer) -> None:
                               f"{report.events} events")
             elif not follow:
                 console.print(f"up to date at block {report.to_block}")
+            if report.poisoned and not as_json:  # also logged at ERROR, with each event
+                console.print(f"[red]{report.poisoned} poison event(s) set aside[/]: `loanledger indexer poison`")
 
         if not follow:
             show(indexer.run_once())

@@ -7,7 +7,7 @@ verification recomputes a loan with, independently of the read-model rows.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -237,14 +237,23 @@ def currency_code(raw: str) -> str:
     return bytes.fromhex(raw.removeprefix("0x")).decode("ascii", errors="replace").rstrip("\x00")
 
 
+# Events the indexer set aside (poison events), by (tx hash, log index): the read model leaves them out.
+EventKeys = Collection[tuple[str, int]]
+
+
+def without(events: Iterable[ChainEvent], skip: EventKeys) -> list[ChainEvent]:
+    return [e for e in events if (e.tx_hash, e.log_index) not in skip] if skip else list(events)
+
+
 def rebuild_loan(session: Session, loan_id: int, schedule_of: ScheduleSource, as_of: int, *,
-                 schedule_changed: bool) -> Loan | None:
-    """Make the loan's read-model rows equal to what its stored events say (deleting them if none).
+                 schedule_changed: bool, skip: EventKeys = ()) -> Loan | None:
+    """Make the loan's read-model rows equal to what its stored events say (deleting them if none), leaving out
+    the events in `skip`.
 
     The schedule rows are the contract's own: recomputed through `schedule_of` when `schedule_changed` (the
     caller saw one of ledger.book.SCHEDULE_EVENTS, or a reorg) or when the loan has none yet; kept otherwise.
     """
-    state = fold_loan(loan_events(session, loan_id))
+    state = fold_loan(without(loan_events(session, loan_id), skip))
     row = session.get(Loan, loan_id)
     if state is None:  # no events, or only batch items that named an unknown loan
         if row is not None:
@@ -318,11 +327,15 @@ def refresh_delinquency(session: Session, as_of: int) -> None:
 _BORROWER_EVENTS = ("BorrowerRegistered", "BorrowerUpdated", "BorrowerRevoked", "ScoreUpdated")
 
 
-def rebuild_borrower(session: Session, address: str) -> Borrower | None:
-    """Make the borrower's row and score history equal to what its stored events say."""
-    events = session.scalars(
+def borrower_events(session: Session, address: str) -> list[ChainEvent]:
+    return list(session.scalars(
         select(ChainEvent).where(ChainEvent.borrower == address, ChainEvent.name.in_(_BORROWER_EVENTS))
-        .order_by(ChainEvent.block_number, ChainEvent.log_index)).all()
+        .order_by(ChainEvent.block_number, ChainEvent.log_index)))
+
+
+def rebuild_borrower(session: Session, address: str, *, skip: EventKeys = ()) -> Borrower | None:
+    """Make the borrower's row and score history equal to what its stored events say, leaving out `skip`."""
+    events = without(borrower_events(session, address), skip)
     session.execute(delete(ScoreRecord).where(ScoreRecord.borrower == address))
     row = session.get(Borrower, address)
     if not events:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ledger.store.base import Base
@@ -67,6 +67,35 @@ class IndexerCursor(Base):
     block_number: Mapped[int] = mapped_column(BigInteger)
     block_hash: Mapped[str | None] = mapped_column(Hex32)
     block_time: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The indexer's heartbeat (unix seconds, its own clock): when it last finished a round. On a quiet chain the
+    # block lag stays 0 even if the indexer died, so /readyz also judges the silence since this.
+    polled_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class PoisonEvent(Base):
+    """A stored event the read model could not take: its projection raised, so it was set aside and the rest
+    of its range projected without it (an alert, never a stall).
+
+    The event itself stays in `events`; this row says why the read model leaves it out. Keyed like the event
+    (tx hash, log index): projecting its loan again, a later range or a reorg, never counts it twice.
+    """
+
+    __tablename__ = "indexer_poison_events"
+    __table_args__ = (UniqueConstraint("tx_hash", "log_index", name="uq_indexer_poison_events_tx_hash_log_index"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    contract: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(Address)
+    name: Mapped[str] = mapped_column(String(64))
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    tx_hash: Mapped[str] = mapped_column(Hex32)
+    log_index: Mapped[int] = mapped_column(Integer)
+    loan_id: Mapped[int | None] = mapped_column(BigInteger)
+    borrower: Mapped[str | None] = mapped_column(Address)
+    error_type: Mapped[str] = mapped_column(String(128))
+    error: Mapped[str] = mapped_column(Text)
+    first_seen: Mapped[int] = mapped_column(BigInteger)  # unix seconds, the indexer's clock
 
 
 class Loan(Base):
