@@ -62,12 +62,18 @@ class PaymentOrder:
 
 @dataclass(frozen=True)
 class RefundOrder:
-    """Money to return against an earlier payment, named by the rail's reference of that payment."""
+    """Money to return against an earlier payment, named by the rail's reference of that payment.
+
+    `purpose` says what the money was on the ledger, and the provider echoes it in its refund webhook (as
+    providers echo a merchant's metadata): a `credit` refund pays back an Overpaid loan's credit balance and
+    is confirmed on-chain; a `suspense` refund returns money the book never took, and stays off the book.
+    """
 
     loan_id: int
     rail_reference: str
     amount: int  # minor units
     currency: str
+    purpose: Literal["credit", "suspense"] = "suspense"
 
 
 @dataclass(frozen=True)
