@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.schemas import EXAMPLE_BORROWER, EXAMPLE_LOAN, EXAMPLE_LOAN_BOOK, EXAMPLE_TX, LoanOut
+from ledger import book
 
 
 # Loan 1 of the schemas' examples: paid out in block 118, its first installment repaid on time in block 140.
@@ -69,7 +70,10 @@ class PaymentOut(BaseModel):
                                              "was not confirmed through this oracle")
     rail_reference: str | None = Field(description="the provider's own reference, as its statement shows it "
                                                    "(for reconciliation); null when the provider is")
-    kind: str = Field(description="disbursement | repayment")
+    kind: str = Field(description=" | ".join(book.PaymentKind))
+    credit: int = Field(0, description="repayment: the part beyond the payoff, held as the borrower's credit")
+    recovery: int = Field(0, description="recovery: the amount recovered on a written-off loan")
+    reverses: str | None = Field(None, description="reversal, payout_reversal: the payment_ref it undoes")
     loan_id: int
     amount: int
     principal: int
@@ -175,6 +179,4 @@ class Check(str, Enum):
     log = "log"
 
 
-class PaymentKind(str, Enum):
-    disbursement = "disbursement"
-    repayment = "repayment"
+PaymentKind = book.PaymentKind  # the query parameter takes the read model's own names
