@@ -21,7 +21,7 @@ from api.errors import ApiError
 from api.services.provider_orders import Attempt, ProviderMissing, call, look_up, provider_named
 from ledger.book import LoanStatus, read_loan, read_progress
 from ledger.encoding import to_0x_hex
-from ledger.store.models.chain import Payment
+from ledger.store.models.chain import Loan, Payment
 from ledger.store.models.credit_refunds import CreditRefundOrder
 from oracle.payments.inbound import payment_ref
 from oracle.payments.provider import PaymentProvider, RefundOrder
@@ -29,6 +29,7 @@ from oracle.payments.provider import PaymentProvider, RefundOrder
 log = logging.getLogger(__name__)
 
 ORDERED, SENT, SETTLED, FAILED = "ordered", "sent", "settled", "failed"
+POLICY = "policy"  # the actor the automatic policy's orders are logged under
 FINAL = frozenset({SETTLED, FAILED})
 
 
@@ -91,6 +92,23 @@ def order_credit_refund(context, loan_id: int, actor: str, request_id: str) -> C
         if found.reference is not None:
             return _taken(context, order, found.reference, actor, request_id)
     return _send(context, provider, order, actor, request_id)
+
+
+def refund_all_credit(context, request_id: str) -> list[CreditRefund]:
+    """The automatic policy's round: every Overpaid loan the read model shows without an open refund order
+    gets one (as the operator's action would); a loan the provider cannot take now is tried next round."""
+    with context.sessions() as session:
+        overpaid = list(session.scalars(select(Loan.id).where(Loan.status == LoanStatus.OVERPAID.solidity_name,
+                                                              Loan.credit_balance > 0)))
+    ordered = []
+    for loan_id in overpaid:
+        if _open_order(context, loan_id) is not None:
+            continue
+        try:
+            ordered.append(order_credit_refund(context, loan_id, POLICY, request_id))
+        except ApiError as exc:  # not indexed yet, the rail away, the credit already gone: next round
+            log.warning("automatic credit refund of loan %d not ordered: %s", loan_id, exc.message)
+    return ordered
 
 
 def list_orders(context, *, loan_id: int | None = None, state: str | None = None,

@@ -81,9 +81,14 @@ def test_the_credit_is_refunded_once_however_concurrently_it_is_asked(api, rail,
     assert (order["amount"], order["payment_reference"], order["provider"]) == (credit, reference, PROVIDER)
     assert order["state"] == "sent" and order["refund_reference"]
     assert {a["refund_reference"] for a in answers} == {order["refund_reference"]}
-    (on_rail,) = refunds_on_rail(rail, reference)
+    on_rails = refunds_on_rail(rail, reference)
+    assert len(on_rails) == 1, (on_rails, answers)
+    (on_rail,) = on_rails
     assert (on_rail["amount"], on_rail["reference"]) == (credit, order["refund_reference"])
-    assert operator.refund_credit(loan_id)["attempts"] == 1  # answered from the order, not re-sent
+    # Concurrent asks may each hand the same key over (the rail executes it once); a later ask is answered from
+    # the order and sends nothing.
+    attempts = order["attempts"]
+    assert 1 <= attempts <= 3 and operator.refund_credit(loan_id)["attempts"] == attempts
     assert len(refunds_on_rail(rail, reference)) == 1
 
 
@@ -111,3 +116,13 @@ def test_a_loan_without_credit_has_nothing_to_refund(api, rail, operator, driver
     assert _status(lambda: operator.refund_credit(loan_id)) == (409, "no_credit")
     assert _status(lambda: operator.refund_credit(99_999)) == (404, "loan_book_unknown_loan")
     assert operator.credit_refunds(loan_id) == []
+
+
+def test_the_automatic_policy_refunds_every_overpaid_loan_once(api, rail, operator, overpaid_loan):
+    app, _ = api
+    loan_id, reference, credit = overpaid_loan
+    (ordered,) = app.state.credit_refunder.run_once()
+    assert (ordered.loan_id, ordered.amount, ordered.ordered_by) == (loan_id, credit, "policy")
+    assert app.state.credit_refunder.run_once() == []  # an open order: nothing more to do
+    assert len(refunds_on_rail(rail, reference)) == 1
+    assert operator.refund_credit(loan_id)["id"] == ordered.id  # the operator's ask answers the policy's order
