@@ -83,6 +83,9 @@ def payment_webhooks(verifier: WebhookVerifier, outbox: Outbox) -> APIRouter:
         """An authentic payment refused on its content: held in suspense, once; answered 200 so the rail stops."""
         c = refused.confirmation
         try:
+            first = suspense.held(outbox.sessions, c.provider, c.reference)
+            if first is not None:  # held before (maybe applied since, with an outbox row of its own)
+                return held_answer(first, c, "duplicate")
             seen = suspense.received(outbox.sessions, to_0x_hex(c.payment_ref))
             if seen is not None:  # accepted before under this reference: this delivery is not that payment
                 if _facts(seen) == _facts(c):
