@@ -295,3 +295,42 @@ def test_an_exact_redelivery_after_an_outbox_item_was_applied_to_another_loan_is
     for other in ({"loan_id": loan_id, "amount": 4_000}, {"loan_id": 999_997, "amount": 4_001}):
         response = webhook(intake, "COL-TYPO", other["loan_id"], other["amount"], driver.now, nonce="n-3")
         assert (response.status_code, response.json()["error"]["code"]) == (409, "conflicting_replay"), other
+
+
+def test_the_reconciliation_route_shows_held_payments_as_rail_only_with_their_suspense_item(
+        api, rail, outbox, worker, operator, intake, driver, keys, client_for, borrower):
+    loan_id = driver.active_loan(keys["bob"], ref=b"payout-recon", report_id=2)
+    credited = collect(rail, outbox, driver, loan_id, 1_000)
+    drain_until_settled(outbox, worker)
+    (done,) = outbox.items("done")
+    assert api[1].wait_indexed(done.block_number)
+    answer = httpx.post(f"{rail.url}/v1/collections", json={"loan_id": 2**256, "amount": 2_500}, timeout=10)
+    held_ref = answer.json()["reference"]
+    assert webhook(intake, held_ref, 2**256, 2_500, driver.now).json()["status"] == "held_in_suspense"
+
+    day = datetime.now(UTC).date().isoformat()  # the rail dates its payments by its own clock
+    report = operator.audit("reconciliation", date=day)
+    assert (report["date"], report["skipped"]) == (day, {})
+    (mockpay,) = report["reports"]
+    rows = {row["reference"]: row for row in mockpay["rows"]}
+    assert (rows[credited]["category"], rows[credited]["rail_amount"], rows[credited]["ledger_amount"]) == \
+        ("matched", 1_000, 1_000)
+    held_row = rows[held_ref]
+    (item,) = suspense_items(operator)
+    assert (held_row["category"], held_row["outbox_status"], held_row["suspense_item_id"],
+            held_row["suspense_state"], held_row["loan_id"]) == ("rail_only", None, item["id"], "open", 2**256)
+    assert mockpay["statement_lines"] == 2 and mockpay["counts"]["rail_only"] == 1 and not mockpay["balanced"]
+
+    with pytest.raises(ApiError) as denied:
+        borrower.audit("reconciliation", date=day)
+    assert denied.value.status == 403
+    with pytest.raises(ApiError) as unknown:
+        operator.audit("reconciliation", date=day, provider="nopay")
+    assert (unknown.value.status, unknown.value.code) == (404, "not_found")
+    rail.process.send_signal(signal.SIGSTOP)
+    try:
+        with pytest.raises(ApiError) as down:
+            operator.audit("reconciliation", date=day)
+        assert (down.value.status, down.value.code) == (503, "rail_unavailable")
+    finally:
+        rail.process.send_signal(signal.SIGCONT)
