@@ -321,6 +321,15 @@ def test_the_reconciliation_route_shows_held_payments_as_rail_only_with_their_su
             held_row["suspense_state"], held_row["loan_id"]) == ("rail_only", None, item["id"], "open", 2**256)
     assert mockpay["statement_lines"] == 2 and mockpay["counts"]["rail_only"] == 1 and not mockpay["balanced"]
 
+    # The held payment goes back the way it came, once; every yuan of the day's collections has its home.
+    refunded = refund(operator, item["id"], "r-held")
+    assert (refunded["state"], refunded["refund"]["state"]) == ("refunded", "refunded")
+    (back,) = refunds_on_rail(rail, held_ref)
+    assert back["amount"] == 2_500
+    assert received_on_rail(rail, {credited, held_ref}) == 1_000 + 0 + back["amount"]  # applied + open + refunded
+    rows = {row["reference"]: row for row in operator.audit("reconciliation", date=day)["reports"][0]["rows"]}
+    assert rows[held_ref]["suspense_state"] == "refunded" and rows[back["reference"]]["direction"] == "refund"
+
     with pytest.raises(ApiError) as denied:
         borrower.audit("reconciliation", date=day)
     assert denied.value.status == 403
