@@ -8,12 +8,12 @@ oracle's scheduled run keeps only its figures, for its gauge), against the store
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 from api.errors import ApiError
 from oracle.payments.config import ProviderConfigError, load_providers
 from oracle.payments.provider import ProviderError
-from oracle.payments.reconcile import Reconciliation, reconcile_day
+from oracle.payments.reconcile import CSV_COLUMNS, Reconciliation, reconcile_day
 
 
 class StatementUnavailable(ApiError):
@@ -26,6 +26,16 @@ class Reports:
     day: date
     reports: list[Reconciliation]
     skipped: dict[str, str]  # provider: why (its adapter reads no statements)
+
+
+def yesterday() -> date:
+    """The day the oracle's scheduled run reconciles: the previous UTC day."""
+    return datetime.now(UTC).date() - timedelta(days=1)
+
+
+def as_csv(found: Reports) -> str:
+    """Every report's rows under one header (the provider is a column), as `loanledger rail reconcile --csv`."""
+    return ",".join(CSV_COLUMNS) + "\n" + "".join(r.as_csv().split("\n", 1)[1] for r in found.reports)
 
 
 def reconcile(context, day: date, provider: str | None = None) -> Reports:

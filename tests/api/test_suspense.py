@@ -298,7 +298,7 @@ def test_an_exact_redelivery_after_an_outbox_item_was_applied_to_another_loan_is
 
 
 def test_the_reconciliation_route_shows_held_payments_as_rail_only_with_their_suspense_item(
-        api, rail, outbox, worker, operator, intake, driver, keys, client_for, borrower):
+        api, rail, outbox, worker, operator, intake, driver, keys, http, borrower):
     loan_id = driver.active_loan(keys["bob"], ref=b"payout-recon", report_id=2)
     credited = collect(rail, outbox, driver, loan_id, 1_000)
     drain_until_settled(outbox, worker)
@@ -320,6 +320,15 @@ def test_the_reconciliation_route_shows_held_payments_as_rail_only_with_their_su
     assert (held_row["category"], held_row["outbox_status"], held_row["suspense_item_id"],
             held_row["suspense_state"], held_row["loan_id"]) == ("rail_only", None, item["id"], "open", 2**256)
     assert mockpay["statement_lines"] == 2 and mockpay["counts"]["rail_only"] == 1 and not mockpay["balanced"]
+
+    csv = http.get("/v1/audit/reconciliation.csv", params={"date": day},
+                   headers={"authorization": f"Bearer {operator.token}"})
+    assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
+    lines = csv.text.splitlines()
+    assert lines[0].startswith("category,provider,reference,") and lines[0].endswith(",suspense_item_id,suspense_state")
+    assert len(lines) == 1 + len(mockpay["rows"])
+    assert any(line.startswith(f"rail_only,mockpay,{held_ref},") and line.endswith(f",{item['id']},open")
+               for line in lines)
 
     # The held payment goes back the way it came, once; every yuan of the day's collections has its home.
     refunded = refund(operator, item["id"], "r-held")
