@@ -66,7 +66,7 @@ def hold_refused_webhook(sessions: sessionmaker, refused: RefusedPayment, now: i
                         currency=_stored_currency(c.currency), reason=refused.reason[:64],
                         detail=refused.message[:2000],
                         event_id=c.event_id if isinstance(c.event_id, str) and 1 <= len(c.event_id) <= MAX_ID
-                        else None,
+                        and c.event_id.isprintable() else None,
                         paid_at=_stored_paid_at(c.paid_at), received_at=now, state=OPEN, created_at=now,
                         updated_at=now)
     try:

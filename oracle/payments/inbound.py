@@ -147,9 +147,9 @@ def check_confirmation(c: Confirmation) -> None:
 
 def is_recordable(c: Confirmation) -> bool:
     """Money received we can hold and refund: a repayment, a positive amount the store holds, and a reference
-    (any 1 to 64 characters: the provider's own, the one a refund must name)."""
+    (any 1 to 64 printable characters: the provider's own, the one a refund must name)."""
     return (c.kind == "repayment" and _is_int(c.amount) and 1 <= c.amount <= MAX_STORED
-            and isinstance(c.reference, str) and 1 <= len(c.reference) <= MAX_ID
+            and isinstance(c.reference, str) and 1 <= len(c.reference) <= MAX_ID and c.reference.isprintable()
             and isinstance(c.payment_ref, bytes) and len(c.payment_ref) == 32)
 
 

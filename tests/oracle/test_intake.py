@@ -355,7 +355,8 @@ def test_the_shared_checks_refuse_every_identifier_out_of_bounds_whatever_the_pr
 @pytest.mark.parametrize(("field_value", "recorded"), [
     (("loan_id", 2**256), True), (("currency", "cny"), True), (("paid_at", 0), True), (("amount", 2**96), True),
     (("reference", "a b"), True), (("event_id", ""), True),
-    (("amount", 0), False), (("reference", ""), False), (("kind", "disbursement"), False),
+    (("amount", 0), False), (("reference", ""), False), (("reference", "COL\x00-1"), False),
+    (("kind", "disbursement"), False),
 ])
 def test_a_refusal_names_the_money_when_there_is_money_to_record(field_value, recorded):
     """A repayment with a positive amount and a reference to refund it by is a RefusedPayment carrying it."""
@@ -368,3 +369,21 @@ def test_a_refusal_names_the_money_when_there_is_money_to_record(field_value, re
     assert isinstance(refused.value, RefusedPayment) is recorded
     if recorded:
         assert refused.value.confirmation == bad and refused.value.reason
+
+
+def test_holding_and_redelivering_a_refused_payment_on_sqlite_and_postgresql(sessions):
+    """The suspense path on both stores (`sessions` is parametrised over them): one item per reference, a
+    redelivery is a duplicate, and other facts under that reference a conflict."""
+    store = Outbox(sessions)
+    app = FastAPI()
+    app.include_router(payment_webhooks(verifier(), store))
+    with TestClient(app) as client:
+        first = post(client, signed(event(loan_id=2**256)))
+        again = post(client, signed(event(loan_id=2**256), nonce="n-2"))
+        other = post(client, signed(event(loan_id=2**256, amount=5), nonce="n-3"))
+    assert (first.status_code, first.json()["status"]) == (200, "held_in_suspense")
+    assert (again.status_code, again.json()["status"]) == (200, "duplicate")
+    assert (other.status_code, other.json()["error"]["code"]) == (409, "conflicting_replay")
+    (item,) = held(store)
+    assert (item.loan_id, item.outbox_item_id, item.amount) == (2**256, None, 41_588)
+    assert store.items() == []
