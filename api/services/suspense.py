@@ -2,11 +2,12 @@
 
 The outbox records a suspense item when it settles a repayment `rejected` or `set_aside` (oracle/outbox.py),
 and the webhook intake when it refuses the content of an authentic repayment (oracle/suspense.py; no outbox
-row then); here operators and auditors read them, and an operator refunds or applies one. A refund follows the payout-order pattern
-(api/services/payouts.py): the order is recorded (`refund_orders`, unique per suspense item) before the
-provider is called, with an idempotency key naming the received payment, so the provider executes it at
-most once; an order whose answer was lost stays `sent`, and asking again looks the key up at the provider
-before anything is re-sent. The item is `refunded` once the provider has answered with its reference.
+row then); here operators and auditors read them, and an operator refunds or applies one.
+
+A refund follows the payout-order pattern (api/services/payouts.py): the order is recorded (`refund_orders`,
+unique per suspense item) before the provider is called, with an idempotency key naming the received
+payment, so the provider executes it at most once; an order whose answer was lost stays `sent`, and asking
+again looks the key up at the provider before anything is re-sent. The item is `refunded` once the provider has answered with its reference.
 """
 
 from __future__ import annotations
