@@ -233,27 +233,28 @@ def test_a_webhook_refused_on_its_content_is_held_applied_to_its_loan_and_redeli
     gives it its outbox row; the rail's redelivery of the original is a duplicate, one naming the loan it was
     applied to a conflict."""
     loan_id = driver.active_loan(keys["alice"], ref=b"payout-held", report_id=1)
-    first = webhook(intake, "COL-HELD", 2**256, 6_000, driver.now)
+    paid_at = driver.now  # the rail's payment time: each redelivery repeats it
+    first = webhook(intake, "COL-HELD", 2**256, 6_000, paid_at)
     assert (first.status_code, first.json()["status"], first.json()["reason"]) == \
         (200, "held_in_suspense", "LoanIdOutOfRange")
     assert outbox.items() == []
     (item,) = suspense_items(operator)
     assert (item["id"], item["reference"], item["loan_id"], item["amount"], item["state"], item["outbox_item_id"],
-            item["paid_at"]) == (first.json()["suspense_item_id"], "COL-HELD", 2**256, 6_000, "open", None, driver.now)
+            item["paid_at"]) == (first.json()["suspense_item_id"], "COL-HELD", 2**256, 6_000, "open", None, paid_at)
     assert item["detail"].startswith("loan_id: ")
 
     applied = operator.apply_suspense(item["id"], loan_id, idempotency_key="held-1")
     assert (applied["state"], applied["loan_id"]) == ("applied", 2**256)
     (queued,) = outbox.items()
     assert (queued.id, queued.loan_id, queued.reference, queued.amount, queued.status, queued.paid_at) == \
-        (applied["outbox_item_id"], loan_id, "COL-HELD", 6_000, "pending", driver.now)
+        (applied["outbox_item_id"], loan_id, "COL-HELD", 6_000, "pending", paid_at)
     drain_until_settled(outbox, worker)
     assert [(i.status, i.outcome) for i in outbox.items()] == [("done", "credited")]
     assert sum(stack.book.functions.progressOf(loan_id).call()[2:6]) == 6_000
 
-    again = webhook(intake, "COL-HELD", 2**256, 6_000, driver.now, nonce="n-2")
+    again = webhook(intake, "COL-HELD", 2**256, 6_000, paid_at, nonce="n-2")
     assert (again.status_code, again.json()["status"], again.json()["state"]) == (200, "duplicate", "applied")
-    redirected = webhook(intake, "COL-HELD", loan_id, 6_000, driver.now, nonce="n-3")
+    redirected = webhook(intake, "COL-HELD", loan_id, 6_000, paid_at, nonce="n-3")
     assert (redirected.status_code, redirected.json()["error"]["code"]) == (409, "conflicting_replay")
     assert len(outbox.items()) == 1 and len(suspense_items(operator)) == 1
     assert sum(stack.book.functions.progressOf(loan_id).call()[2:6]) == 6_000  # credited once
@@ -283,17 +284,18 @@ def test_an_exact_redelivery_after_an_outbox_item_was_applied_to_another_loan_is
     """The outbox row now names the loan the operator chose; the rail's redelivery names the one it sent, which
     the suspense item keeps: a duplicate, not a conflict (the rail would otherwise redeliver for an hour)."""
     loan_id = driver.active_loan(keys["alice"], ref=b"payout-redeliver", report_id=1)
-    assert webhook(intake, "COL-TYPO", 999_997, 4_000, driver.now).json()["status"] == "accepted"
+    paid_at = driver.now
+    assert webhook(intake, "COL-TYPO", 999_997, 4_000, paid_at).json()["status"] == "accepted"
     drain_until_settled(outbox, worker)
     (item,) = suspense_items(operator)
     assert item["reason"] == "LoanBookUnknownLoan"
     operator.apply_suspense(item["id"], loan_id)
     drain_until_settled(outbox, worker)
 
-    again = webhook(intake, "COL-TYPO", 999_997, 4_000, driver.now, nonce="n-2")
+    again = webhook(intake, "COL-TYPO", 999_997, 4_000, paid_at, nonce="n-2")
     assert (again.status_code, again.json()["status"]) == (200, "duplicate")
     for other in ({"loan_id": loan_id, "amount": 4_000}, {"loan_id": 999_997, "amount": 4_001}):
-        response = webhook(intake, "COL-TYPO", other["loan_id"], other["amount"], driver.now, nonce="n-3")
+        response = webhook(intake, "COL-TYPO", other["loan_id"], other["amount"], paid_at, nonce="n-3")
         assert (response.status_code, response.json()["error"]["code"]) == (409, "conflicting_replay"), other
 
 
