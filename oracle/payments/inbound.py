@@ -26,7 +26,10 @@ MAX_AMOUNT = 2**96 - 1  # the contracts' uint96
 MAX_LOAN_ID = 2**256 - 1  # ILoanBook's loan ids are uint256
 MAX_PAID_AT = 2**40 - 1  # the contracts' uint40 times
 MAX_ID = 64  # characters of a rail reference or event id: what the outbox's columns hold
-KINDS = ("disbursement", "repayment")
+KINDS = ("disbursement", "repayment", "credit_refund", "suspense_refund", "reversal", "payout_reversal")
+# Kinds that name an earlier payment of the same provider (`Confirmation.reverses`): refunds pay back against
+# one, reversals take one back.
+REFERRING_KINDS = frozenset({"credit_refund", "suspense_refund", "reversal", "payout_reversal"})
 _REFERENCE = re.compile(r"[A-Za-z0-9_\-.:]{1,64}")
 _CURRENCY = re.compile(r"[A-Z]{3}")
 
@@ -66,7 +69,7 @@ class MalformedWebhook(WebhookRejected):
 class Confirmation:
     """A payment the rail says happened, in the shape the loan book confirms."""
 
-    kind: Literal["disbursement", "repayment"]
+    kind: Literal["disbursement", "repayment", "credit_refund", "suspense_refund", "reversal", "payout_reversal"]
     loan_id: int
     reference: str  # the rail's own reference: what the provider's statement shows
     payment_ref: bytes  # bytes32 credited once on-chain: keccak256("<provider>:<reference>")
@@ -75,6 +78,9 @@ class Confirmation:
     paid_at: int  # unix seconds
     provider: str
     event_id: str
+    # The rail reference of the earlier payment this one refunds or takes back (None for a disbursement or a
+    # repayment); on-chain that payment is payment_ref(provider, reverses).
+    reverses: str | None = None
 
 
 def payment_ref(provider: str, reference: str) -> bytes:
@@ -123,7 +129,7 @@ def check_confirmation(c: Confirmation) -> None:
     otherwise sit in the outbox as an item that can never be sent.
     """
     if c.kind not in KINDS:
-        raise MalformedWebhook(f"kind: {c.kind!r} is neither of {', '.join(KINDS)}")
+        raise MalformedWebhook(f"kind: {c.kind!r} is not one of {', '.join(KINDS)}")
     if not _is_int(c.loan_id) or not 1 <= c.loan_id <= MAX_LOAN_ID:
         raise MalformedWebhook(f"loan_id: {c.loan_id} is not a loan id (1 to 2**256 - 1)")
     if not _is_int(c.amount) or not 1 <= c.amount <= MAX_AMOUNT:
@@ -138,6 +144,19 @@ def check_confirmation(c: Confirmation) -> None:
         raise MalformedWebhook(f"event id: must be 1 to {MAX_ID} characters")
     if not isinstance(c.payment_ref, bytes) or len(c.payment_ref) != 32:
         raise MalformedWebhook("payment_ref: not 32 bytes")
+    _check_reverses(c)
+
+
+def _check_reverses(c: Confirmation) -> None:
+    """A refund or reversal names the payment it returns (a reference like any other, not its own); others none."""
+    if c.kind not in REFERRING_KINDS:
+        if c.reverses is not None:
+            raise MalformedWebhook(f"reverses: a {c.kind} names no earlier payment")
+        return
+    if not isinstance(c.reverses, str) or not _REFERENCE.fullmatch(c.reverses):
+        raise MalformedWebhook(f"reverses: {c.reverses!r} is not 1 to {MAX_ID} letters, digits or _-.:")
+    if c.reverses == c.reference:
+        raise MalformedWebhook(f"reverses: a {c.kind} has its own reference, not the one of the payment it returns")
 
 
 def _is_int(value: object) -> bool:
