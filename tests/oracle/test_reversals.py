@@ -56,7 +56,7 @@ class RailAndOracle:
 def flow(serve_app, tmp_path, w3, stack, keys, driver):
     sessions = open_store(f"sqlite:///{tmp_path / 'oracle.db'}")
     outbox = Outbox(sessions)
-    chain_time = lambda: driver.now  # noqa: E731 - the rail dates payments, and signs, on the chain's clock
+    chain_time = lambda: driver.now
     verifier = WebhookVerifier({PROVIDER: RsaScheme.from_pem(KEY.public_pem())}, clock=chain_time)
     intake = FastAPI()
     intake.include_router(payment_webhooks(verifier, outbox))
