@@ -6,6 +6,7 @@ a credit refund closes the credit; a suspense refund stays off the book."""
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -13,11 +14,15 @@ from fastapi import FastAPI
 
 from ledger.book import LoanStatus, read_loan
 from ledger.chain import ChainClient
+from ledger.indexer import Indexer
 from ledger.store import open_store
 from oracle.intake import WEBHOOK_PATH, payment_webhooks
 from oracle.outbox import Outbox, OutboxWorker
 from oracle.payments.inbound import Confirmation, payment_ref
+from oracle.payments.provider import ProviderApi
+from oracle.payments.providers import StandinProvider
 from oracle.payments.rail import PaymentRail, create_app
+from oracle.payments.reconcile import reconcile
 from oracle.payments.signatures import RsaScheme
 from oracle.payments.webhook import WebhookVerifier
 
@@ -75,7 +80,7 @@ def progress(stack, loan_id: int) -> dict:
     return dict(zip(names, stack.book.functions.progressOf(loan_id).call(), strict=True))
 
 
-def test_a_chargeback_reopens_what_its_repayment_paid_exactly_once(flow, driver, stack, keys):
+def test_a_chargeback_reopens_what_its_repayment_paid_exactly_once(flow, driver, stack, keys, w3):
     loan_id = driver.active_loan(keys["alice"], ref=b"payout-chargeback", report_id=1)
     before = progress(stack, loan_id)
     repaid = flow.collect(loan_id, 45_000)
@@ -103,6 +108,15 @@ def test_a_chargeback_reopens_what_its_repayment_paid_exactly_once(flow, driver,
     assert len(reversed_events) == 1
     assert reversed_events[0]["args"]["reversalRef"] == payment_ref(PROVIDER, reversal["reference"])
     assert progress(stack, loan_id) == after
+
+    # Reconciliation: the collection is matched by its repayment, the reversal by the reversal on-chain.
+    Indexer(w3, stack.manifest, flow.outbox.sessions).run_once()
+    day = datetime.fromtimestamp(driver.now, UTC).date()
+    statement = StandinProvider(PROVIDER, None, ProviderApi(PROVIDER, flow.url)).statement(day)
+    rows = {row.reference: row for row in reconcile(PROVIDER, day, statement, flow.outbox.sessions).rows}
+    assert (rows[repaid].category, rows[repaid].kind) == ("matched", "repayment")
+    assert (rows[reversal["reference"]].category, rows[reversal["reference"]].kind,
+            rows[reversal["reference"]].direction) == ("matched", "reversal", "reversal")
 
 
 def test_a_reversed_overpayment_takes_its_credit_away(flow, driver, stack, keys):
