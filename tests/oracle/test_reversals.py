@@ -185,3 +185,20 @@ def test_a_reversal_of_a_payment_never_credited_waits_then_is_rejected_and_shown
     (item,) = flow.outbox.items()
     assert (report.rejected, item.status, item.outcome) == (1, "rejected", "ReversedPaymentNotOnChain")
     assert flow.outbox.counts() == {"rejected": 1}
+
+
+def test_a_return_the_book_refuses_is_rejected_and_shown_never_held_in_suspense(flow, driver, stack, keys):
+    from ledger.store.models.suspense import SuspenseItem
+
+    loan_id = driver.approved_loan(keys["alice"], report_id=1)
+    principal = read_loan(stack.book, loan_id).terms.principal
+    payout = flow.post("/v1/payouts", loan_id=loan_id, amount=principal, paid_at=driver.now)["reference"]
+    repaid = flow.collect(loan_id, 10_000)
+    assert flow.settled(payout, repaid) == {payout: ("done", "credited"), repaid: ("done", "credited")}
+
+    returned = flow.post(f"/v1/payments/{payout}/return")  # the bank sends the payout back after a repayment
+    assert flow.settled(returned["reference"]) == {returned["reference"]: ("rejected", "LoanBookDisbursementInUse")}
+    assert read_loan(stack.book, loan_id).status is LoanStatus.ACTIVE  # the book shows it as it was
+    assert flow.outbox.counts() == {"done": 2, "rejected": 1}  # /healthz's attention counts it
+    with flow.outbox.sessions() as session:  # money out is not a received payment to refund
+        assert session.query(SuspenseItem).count() == 0
