@@ -202,3 +202,21 @@ def test_a_return_the_book_refuses_is_rejected_and_shown_never_held_in_suspense(
     assert flow.outbox.counts() == {"done": 2, "rejected": 1}  # /healthz's attention counts it
     with flow.outbox.sessions() as session:  # money out is not a received payment to refund
         assert session.query(SuspenseItem).count() == 0
+
+
+def test_a_reversed_recovery_takes_the_recovered_money_back(flow, driver, stack, keys, w3):
+    def send(fn) -> None:
+        assert w3.eth.wait_for_transaction_receipt(fn.transact({"from": keys["operator"].address})).status == 1
+
+    loan_id = driver.active_loan(keys["bob"], ref=b"payout-written-off", report_id=1)
+    driver.advance(121 * 86_400)
+    send(stack.book.functions.declareDefault(loan_id))
+    send(stack.book.functions.writeOff(loan_id))
+    recovered = flow.collect(loan_id, 5_000)
+    assert flow.settled(recovered) == {recovered: ("done", "credited")}
+    assert progress(stack, loan_id)["recovered"] == 5_000
+
+    reversal = flow.post(f"/v1/payments/{recovered}/reverse")
+    assert flow.settled(reversal["reference"]) == {reversal["reference"]: ("done", "credited")}
+    assert progress(stack, loan_id)["recovered"] == 0
+    assert read_loan(stack.book, loan_id).status is LoanStatus.WRITTEN_OFF
