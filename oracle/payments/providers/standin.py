@@ -75,14 +75,16 @@ class PaymentEvent(BaseModel):
 
 
 class RefundData(BaseModel):
+    """Types only, as PaymentData: the bounds are the shared check_confirmation's."""
+
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    reference: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-.:]+$")
-    payment_reference: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-.:]+$")
-    loan_id: int = Field(ge=1)
-    amount: int = Field(ge=1, le=MAX_AMOUNT)
-    currency: str = Field(pattern=r"^[A-Z]{3}$")
-    refunded_at: int = Field(ge=1)
+    reference: str
+    payment_reference: str
+    loan_id: int
+    amount: int
+    currency: str
+    refunded_at: int
     purpose: Literal["credit", "suspense"]
 
 
@@ -96,14 +98,16 @@ class RefundEvent(BaseModel):
 
 
 class ReversalData(BaseModel):
+    """Types only, as PaymentData: the bounds are the shared check_confirmation's."""
+
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    reference: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-.:]+$")
-    payment_reference: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-.:]+$")
-    loan_id: int = Field(ge=1)
-    amount: int = Field(ge=1, le=MAX_AMOUNT)
-    currency: str = Field(pattern=r"^[A-Z]{3}$")
-    reversed_at: int = Field(ge=1)
+    reference: str
+    payment_reference: str
+    loan_id: int
+    amount: int
+    currency: str
+    reversed_at: int
 
 
 class ReversalEvent(BaseModel):
