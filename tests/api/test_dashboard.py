@@ -546,3 +546,41 @@ def test_dev_login_gives_the_chain_roles_only(dev_api, keys, driver, client):
     assert "operator" in login(keys["operator"].address)["roles"]
     bad = http.post("/v1/auth/dev-login", json={"address": "0x1234"})
     assert bad.status_code == 422
+
+
+def test_the_money_page_shows_credit_held_and_its_refund(dev_api, w3, stack, keys, driver, rail, served, auditor,
+                                                         clock, tab):
+    """Issue 14: an overpaid loan's credit (on-chain) shows on the money page, with the command to refund it
+    until an operator has, then its refund order."""
+    _, context = dev_api
+    outbox = Outbox(context.sessions, clock=clock)
+    worker = OutboxWorker(outbox, ChainClient(w3, keys["oracle"], stack.errors), stack.book)
+    loan_id = driver.active_loan(keys["alice"], ref=b"payout-credit-page", report_id=1)
+    _collect(rail, outbox, driver, loan_id, driver.payoff(loan_id) + 3_000)
+    assert worker.drain_once().credited == 1
+    assert context.wait_indexed(w3.eth.block_number)
+    credit = stack.book.functions.progressOf(loan_id).call()[8]
+    assert credit > 0
+
+    page = tab.page
+    tab.open()
+    tab.dev_login(auditor.account.address)
+    tab.wait_ready("portfolio")
+    page.click("#nav-money")
+    tab.wait_ready("money")
+    row = page.query_selector(f"#credit-table tbody tr[data-loan-id='{loan_id}']")
+    assert row.get_attribute("data-order-state") == "none"
+    assert row.query_selector("td.amount").text_content() == _yuan(credit)
+    assert row.query_selector("td.resolve").text_content() == f"loanledger operator refund-credit {loan_id}"
+    assert page.text_content("#stat-credit-loans .value") == "1"
+    assert page.text_content("#stat-credit-held .value") == _yuan(credit)
+
+    operator = LoanLedgerClient(served, keys["operator"])
+    operator.login()
+    order = operator.refund_credit(loan_id)
+    page.reload()
+    tab.wait_ready("money")
+    row = page.query_selector(f"#credit-table tbody tr[data-loan-id='{loan_id}']")
+    assert row.get_attribute("data-order-state") == order["state"] == "sent"
+    assert row.query_selector("td.resolve").text_content() == "—"
+    tab.assert_clean()
