@@ -159,7 +159,14 @@ def test_node_down_for_a_while_then_back_the_backlog_drains(w3, stack, driver, k
     log = tmp_path / "worker.log"
     worker = start_worker({**oracle_env, "LOANLEDGER_NODE_URL": node_proxy.url}, log)
     try:
-        time.sleep(3.0)  # started with the node away, and stays up through failed rounds
+        # Started with the node away, it stays up through failed rounds: wait for its first (a loaded machine
+        # may take seconds to start the process), then a little longer.
+        deadline = time.monotonic() + 60
+        while not [i for i in outbox.items() if i.last_error]:
+            assert worker.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "the worker never tried a round"
+            time.sleep(0.1)
+        time.sleep(1.0)
         assert worker.poll() is None, log.read_text()
         assert outbox.counts() == {"pending": 30}
         tried = [i.last_error for i in outbox.items() if i.last_error]  # the first batch, claimed and released
