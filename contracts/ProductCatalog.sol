@@ -20,8 +20,11 @@ import {LoanLedgerRoles} from "./LoanLedgerRoles.sol";
 contract ProductCatalog is IProductCatalog, LoanLedgerRoles {
     /// @notice The most installment counts a product may allow: creation checks the cost at every one of them.
     uint256 public constant MAX_INSTALLMENT_CHOICES = 36;
+    /// @notice The longest schedule a product may offer (ten years of monthly installments; the book allows 720).
+    /// Creation walks every allowed schedule at both principal extremes, about 2,200 gas an installment: with 36
+    /// counts up to 120 that is at most about 16M gas, inside a block.
+    uint256 public constant MAX_PRODUCT_INSTALLMENTS = 120;
     // The book's own bounds (LoanBook._checkTerms), so a product never yields terms the book refuses.
-    uint256 private constant _MAX_INSTALLMENTS = 720;
     uint256 private constant _MAX_PRINCIPAL = 1e15;
     uint256 private constant _MIN_INTERVAL = 1 hours;
     uint256 private constant _MAX_INTERVAL = 366 days;
@@ -168,7 +171,7 @@ contract ProductCatalog is IProductCatalog, LoanLedgerRoles {
             revert ProductCatalogInvalidProduct("principal");
         }
         if (
-            p.minInstallments == 0 || p.minInstallments > p.maxInstallments || p.maxInstallments > _MAX_INSTALLMENTS
+            p.minInstallments == 0 || p.minInstallments > p.maxInstallments || p.maxInstallments > MAX_PRODUCT_INSTALLMENTS
                 || p.maxInstallments - p.minInstallments >= MAX_INSTALLMENT_CHOICES
         ) revert ProductCatalogInvalidProduct("installments");
         if (p.frequency != Frequency.FixedInterval) revert ProductCatalogUnsupportedFrequency(p.frequency);

@@ -31,7 +31,7 @@ interface IProductCatalog {
         uint96 minPrincipal;
         uint96 maxPrincipal;
         uint16 minInstallments;
-        uint16 maxInstallments; // at most MAX_INSTALLMENT_CHOICES counts from minInstallments
+        uint16 maxInstallments; // at most MAX_PRODUCT_INSTALLMENTS, and MAX_INSTALLMENT_CHOICES counts from the min
         Frequency frequency;
         uint32 interval; // seconds between installments (FixedInterval)
         uint16 annualRateBps; // nominal, as in LoanTerms

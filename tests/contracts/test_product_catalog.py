@@ -14,7 +14,14 @@ from web3.exceptions import ContractCustomError
 
 from ledger.artifacts import compile_contracts
 from ledger.errors import ContractRevert, ErrorDecoder
-from ledger.products import EarlyRepayment, Frequency, Product, read_product, read_status, read_terms
+from ledger.products import (
+    EarlyRepayment,
+    Frequency,
+    Product,
+    read_product,
+    read_status,
+    read_terms,
+)
 from ledger.typed_data import Amortization, LoanTerms
 
 DAY = 86_400
@@ -211,6 +218,7 @@ def test_the_terms_of_an_application_follow_the_product(catalog, keys, publish, 
     ({"min_principal": 0}, "ProductCatalogInvalidProduct", "principal"),
     ({"min_principal": 60_000_000}, "ProductCatalogInvalidProduct", "principal"),
     ({"min_installments": 1, "max_installments": 37}, "ProductCatalogInvalidProduct", "installments"),
+    ({"min_installments": 100, "max_installments": 121}, "ProductCatalogInvalidProduct", "installments"),
     ({"interval": 60}, "ProductCatalogInvalidProduct", "interval"),
     ({"default_after": 0}, "ProductCatalogInvalidProduct", "defaultAfter"),
     ({"auto_approve": False}, "ProductCatalogInvalidProduct", "autoApproveMaxPrincipal"),
@@ -224,9 +232,13 @@ def test_an_invalid_product_is_refused_naming_what_is_wrong(catalog, keys, rever
         assert refused.arguments["field"].rstrip(b"\0").decode() == field
 
 
-def test_thirty_six_installment_counts_are_allowed(catalog, keys, publish):
+def test_thirty_six_installment_counts_are_allowed_up_to_a_hundred_and_twenty(catalog, keys, publish):
     product_id = publish(replace(BASE, min_installments=1, max_installments=36, annual_rate_bps=2_000))
     assert read_terms(catalog, product_id, 1, PRINCIPAL, 36).terms.installments == 36
+    # The heaviest product to check still fits in a block: 36 counts up to 120, each at both principal extremes.
+    longest = replace(BASE, min_installments=85, max_installments=120, service_fee_bps=10)
+    gas = catalog.functions.createProduct(longest.as_tuple(catalog)).estimate_gas({"from": keys["operator"].address})
+    assert gas < 20_000_000
 
 
 # ---- the all-in cost cap ------------------------------------------------------------------------------------

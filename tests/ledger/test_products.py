@@ -9,7 +9,13 @@ import pytest
 
 from ledger.artifacts import CONTRACTS, compile_contracts
 from ledger.book import snake_case, solidity_name
-from ledger.products import EarlyRepayment, Frequency, Product, ProductStatus, ProductTerms
+from ledger.products import (
+    EarlyRepayment,
+    Frequency,
+    Product,
+    ProductStatus,
+    ProductTerms,
+)
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +31,7 @@ def _function(abi: list[dict], name: str) -> dict:
 def _enum_members(name: str) -> list[str]:
     """An enum's members in declaration order, read from the interface's source (comments stripped)."""
     source = (CONTRACTS / "interfaces" / "IProductCatalog.sol").read_text()
-    body = re.search(rf"enum {name} \{{(.*?)\}}", source, re.S).group(1)
+    body = re.search(rf"enum {name} \{{(.*?)\}}", source, re.DOTALL).group(1)
     return [m for m in (re.sub(r"//.*", "", line).strip().rstrip(",") for line in body.splitlines()) if m]
 
 
