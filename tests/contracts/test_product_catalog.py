@@ -299,14 +299,32 @@ def test_the_cap_refuses_a_product_just_over_it_and_agrees_with_numpys_irr(w3, s
         assert edge == CAP_BPS
 
 
-def test_check_cost_reports_the_present_value_and_the_net_paid_out(catalog):
-    terms = LoanTerms(PRINCIPAL, b"CNY", 1_800, Amortization.ANNUITY, 3, 30 * DAY, 3 * DAY, 500, 1_200, 90 * DAY)
+@pytest.mark.parametrize("amortization", list(Amortization))
+def test_check_cost_reports_the_present_value_and_the_net_paid_out(stack, catalog, amortization):
+    terms = LoanTerms(PRINCIPAL, b"CNY", 1_800, amortization, 3, 30 * DAY, 3 * DAY, 500, 1_200, 90 * DAY)
     ok, present_value, net = catalog.functions.checkCost(terms.as_tuple(), 50).call()
+    # The same present value computed here, in floating point, on the book's schedule at the cap's period rate.
+    cap_rate = CAP_BPS / 10_000 * terms.interval / YEAR
+    schedule = stack.book.functions.quote(terms.as_tuple()).call()
+    expected = sum((p + i) / (1 + cap_rate) ** k for k, (_, p, i) in enumerate(schedule, start=1))
+    assert abs(present_value - expected) <= 1
     assert (ok, net) == (True, PRINCIPAL - 60_000)
     # Discounted at 24 % the 18 % installments are worth about 1 % less than the principal (0.5 % a month for two
     # months on average): within the cap after a 0.5 % fee; after a 1.5 % one (about 27 % a year) not.
     assert PRINCIPAL * 0.985 < present_value < net
     assert catalog.functions.checkCost(terms.as_tuple(), 150).call() == [False, present_value, PRINCIPAL - 180_000]
+
+
+def test_lowered_late_charge_ceilings_refuse_applications_to_products_above_them(w3, catalog, keys, publish, reverted):
+    product_id = publish(BASE)  # 18 % + 12 % penalty, 5 % late fee
+    transact(w3, catalog.functions.setLateChargeCeilings(2_900, 500), keys["admin"].address)
+    assert reverted(catalog.functions.termsFor(product_id, 1, PRINCIPAL, 3), keys["eve"].address).name == \
+        "ProductCatalogPenaltyAboveCeiling"
+    transact(w3, catalog.functions.setLateChargeCeilings(3_000, 400), keys["admin"].address)
+    assert reverted(catalog.functions.termsFor(product_id, 1, PRINCIPAL, 3), keys["eve"].address).name == \
+        "ProductCatalogLateFeeAboveCeiling"
+    transact(w3, catalog.functions.setLateChargeCeilings(3_000, 500), keys["admin"].address)
+    assert read_terms(catalog, product_id, 1, PRINCIPAL, 3).terms.penaltyRateBps == 1_200
 
 
 def test_the_worst_installment_count_decides_a_product(catalog, keys, reverted, stack):
