@@ -33,6 +33,14 @@ class EarlyRepayment(IntEnum):
     REDUCE_INSTALLMENT_AMOUNT = 1
 
 
+def product_name(text: str) -> bytes:
+    """A display name as the contract's bytes32: UTF-8, zero-padded; longer than 32 bytes is refused."""
+    encoded = text.encode("utf-8")
+    if not encoded or len(encoded) > 32:
+        raise ValueError(f"a product name is 1 to 32 bytes of UTF-8, not {len(encoded)}: {text!r}")
+    return encoded.ljust(32, b"\0")
+
+
 @dataclass(frozen=True)
 class Product:
     """`IProductCatalog.Product`: one version of a product, field for field as the struct (snake-cased)."""

@@ -18,6 +18,7 @@ from ledger.products import (
     EarlyRepayment,
     Frequency,
     Product,
+    product_name,
     read_product,
     read_status,
     read_terms,
@@ -32,7 +33,7 @@ CAP_BPS = 2_400
 PRINCIPAL = 12_000_000
 
 BASE = Product(
-    name=b"3-month".ljust(32, b"\0"), currency=b"CNY", min_principal=1_000_000, max_principal=50_000_000,
+    name=product_name("3-month"), currency=b"CNY", min_principal=1_000_000, max_principal=50_000_000,
     min_installments=3, max_installments=3, frequency=Frequency.FIXED_INTERVAL, interval=30 * DAY,
     annual_rate_bps=1_800, amortization=Amortization.ANNUITY, grace_period=3 * DAY, late_fee_bps=500,
     penalty_rate_bps=1_200, default_after=90 * DAY, service_fee_bps=0, early_repayment=EarlyRepayment.REDUCE_INSTALLMENTS,

@@ -15,6 +15,7 @@ from ledger.products import (
     Product,
     ProductStatus,
     ProductTerms,
+    product_name,
 )
 
 
@@ -48,3 +49,10 @@ def test_the_typed_views_follow_the_abis_names(abi):
     status = _function(abi, "statusOf")["outputs"][0]["components"]
     assert [f.name for f in fields(ProductStatus)] == [snake_case(c["name"]) for c in status]
     assert [f.name for f in fields(ProductTerms)] == [snake_case(o["name"]) for o in _function(abi, "termsFor")["outputs"]]
+
+
+def test_a_product_name_is_utf8_in_32_bytes():
+    assert product_name("12 个月") == "12 个月".encode().ljust(32, b"\0")
+    for bad in ("", "x" * 33, "借" * 11):  # 11 CJK characters are 33 bytes
+        with pytest.raises(ValueError):
+            product_name(bad)
