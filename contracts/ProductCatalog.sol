@@ -106,7 +106,7 @@ contract ProductCatalog is IProductCatalog, LoanLedgerRoles {
     function termsFor(uint256 productId, uint32 version, uint96 principal, uint16 installments)
         external
         view
-        returns (ILoanBook.LoanTerms memory terms, uint96 serviceFee, bool autoApprovable)
+        returns (ILoanBook.LoanTerms memory terms, uint96 serviceFee, bool autoApprovable, EarlyRepayment earlyRepayment)
     {
         ProductStatus memory status = _status[productId];
         if (status.latestVersion == 0 || version == 0 || version > status.latestVersion) {
@@ -127,6 +127,7 @@ contract ProductCatalog is IProductCatalog, LoanLedgerRoles {
         _requireWithinCap(terms, p.serviceFeeBps);
         serviceFee = _serviceFee(principal, p.serviceFeeBps);
         autoApprovable = p.autoApprove && principal <= p.autoApproveMaxPrincipal;
+        earlyRepayment = p.earlyRepayment;
     }
 
     /// @inheritdoc IProductCatalog

@@ -97,11 +97,13 @@ class ProductStatus:
 
 @dataclass(frozen=True)
 class ProductTerms:
-    """`IProductCatalog.termsFor(...)`: the loan's terms, the up-front fee and whether the policy may approve it."""
+    """`IProductCatalog.termsFor(...)`: the loan's terms, the up-front fee, whether the policy may approve it and
+    the early-repayment method the loan takes from its product."""
 
     terms: LoanTerms
     service_fee: int
     auto_approvable: bool
+    early_repayment: EarlyRepayment
 
     @property
     def net_paid_out(self) -> int:
@@ -141,4 +143,5 @@ def read_terms(catalog: Contract, product_id: int, version: int, principal: int,
     result = catalog.functions.termsFor(product_id, version, principal, installments).call(block_identifier=block)
     values = _by_name(result, _outputs(catalog, "termsFor"))
     return ProductTerms(terms=LoanTerms(*values["terms"]), service_fee=values["service_fee"],
-                        auto_approvable=values["auto_approvable"])
+                        auto_approvable=values["auto_approvable"],
+                        early_repayment=EarlyRepayment(values["early_repayment"]))

@@ -141,11 +141,12 @@ interface IProductCatalog {
      * @return terms the loan's terms (the product's currency and prices, this principal and count)
      * @return serviceFee the up-front fee, deducted from the payout (rounded down)
      * @return autoApprovable whether the automatic policy may approve it
+     * @return earlyRepayment what an amount beyond what is due does (for the book to copy onto the loan)
      */
     function termsFor(uint256 productId, uint32 version, uint96 principal, uint16 installments)
         external
         view
-        returns (ILoanBook.LoanTerms memory terms, uint96 serviceFee, bool autoApprovable);
+        returns (ILoanBook.LoanTerms memory terms, uint96 serviceFee, bool autoApprovable, EarlyRepayment earlyRepayment);
 
     /**
      * @notice Whether terms with an up-front fee stay within the cost cap: the scheduled installments

@@ -194,8 +194,10 @@ def test_a_retired_product_takes_no_applications_and_no_changes(w3, catalog, key
 
 
 def test_the_terms_of_an_application_follow_the_product(catalog, keys, publish, reverted):
-    product_id = publish(replace(BASE, service_fee_bps=50, min_installments=3, max_installments=6))
+    product_id = publish(replace(BASE, service_fee_bps=50, min_installments=3, max_installments=6,
+                                 early_repayment=EarlyRepayment.REDUCE_INSTALLMENT_AMOUNT))
     offer = read_terms(catalog, product_id, 1, 1_234_567, 4)
+    assert offer.early_repayment == EarlyRepayment.REDUCE_INSTALLMENT_AMOUNT
     assert offer.terms == LoanTerms(1_234_567, b"CNY", 1_800, Amortization.ANNUITY, 4, 30 * DAY, 3 * DAY, 500, 1_200,
                                     90 * DAY)
     assert offer.service_fee == 6_172  # 0.5 % of 1,234,567 rounded down
