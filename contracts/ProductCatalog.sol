@@ -1,0 +1,265 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+import {ILoanBook} from "./interfaces/ILoanBook.sol";
+import {IProductCatalog} from "./interfaces/IProductCatalog.sol";
+import {LoanMath} from "./libraries/LoanMath.sol";
+import {LoanLedgerRoles} from "./LoanLedgerRoles.sol";
+
+/**
+ * @title Product catalogue
+ * @notice Operators publish, version and retire loan products; the admin sets the all-in cost cap and the
+ * late-charge ceilings. A contract of its own: the loan book (at its size limit) consults it at application.
+ *
+ * The cost check needs no root finding. The net present value of the borrower's cash flows,
+ * -net + sum(installment_k / (1 + r)^k), falls as r rises, and is zero at the IRR; so the IRR is at most the
+ * cap's period rate exactly when the installments discounted at that rate are worth at most the net amount
+ * paid out. The cap is nominal like the loan rate: its period rate is capBps * interval / 365 days.
+ */
+contract ProductCatalog is IProductCatalog, LoanLedgerRoles {
+    /// @notice The most installment counts a product may allow: creation checks the cost at every one of them.
+    uint256 public constant MAX_INSTALLMENT_CHOICES = 36;
+    /// @notice The longest schedule a product may offer (ten years of monthly installments; the book allows 720).
+    /// Creation walks every allowed schedule at both principal extremes, about 2,200 gas an installment: with 36
+    /// counts up to 120 that is at most about 16M gas, inside a block.
+    uint256 public constant MAX_PRODUCT_INSTALLMENTS = 120;
+    // The book's own bounds (LoanBook._checkTerms), so a product never yields terms the book refuses.
+    uint256 private constant _MAX_PRINCIPAL = 1e15;
+    uint256 private constant _MIN_INTERVAL = 1 hours;
+    uint256 private constant _MAX_INTERVAL = 366 days;
+
+    /// @notice 24 % a year all-in, as China's 2025 rules for internet lending set.
+    uint16 public constant DEFAULT_COST_CAP_BPS = 2_400;
+    /// @notice Loan rate plus penalty rate: 36 % a year, i.e. penalty interest at most 50 % above a loan priced at
+    /// the default cap (the PBoC's rule for overdue loans: the contract rate plus 30 % to 50 % of it).
+    uint16 public constant DEFAULT_MAX_RATE_PLUS_PENALTY_BPS = 3_600;
+    /// @notice A one-off late fee of at most 5 % of the unpaid installment, the Uniform Consumer Credit Code's
+    /// (sec. 2.502) ceiling on delinquency charges.
+    uint16 public constant DEFAULT_MAX_LATE_FEE_BPS = 500;
+
+    mapping(uint256 productId => mapping(uint32 version => Product)) private _products;
+    mapping(uint256 productId => ProductStatus) private _status;
+    uint256 private _productCount;
+
+    /// @inheritdoc IProductCatalog
+    uint16 public costCapBps;
+    /// @inheritdoc IProductCatalog
+    uint16 public maxRatePlusPenaltyBps;
+    /// @inheritdoc IProductCatalog
+    uint16 public maxLateFeeBps;
+
+    /// @param admin receives DEFAULT_ADMIN_ROLE; the ceilings start at their defaults
+    constructor(address admin) LoanLedgerRoles(admin) {
+        costCapBps = DEFAULT_COST_CAP_BPS;
+        maxRatePlusPenaltyBps = DEFAULT_MAX_RATE_PLUS_PENALTY_BPS;
+        maxLateFeeBps = DEFAULT_MAX_LATE_FEE_BPS;
+    }
+
+    /// @inheritdoc IProductCatalog
+    function createProduct(Product calldata p) external onlyRole(OPERATOR_ROLE) whenNotPaused returns (uint256 productId) {
+        _checkProduct(p);
+        productId = ++_productCount;
+        _products[productId][1] = p;
+        _status[productId] = ProductStatus({latestVersion: 1, retired: false});
+        emit ProductCreated(productId, 1, p, msg.sender);
+    }
+
+    /// @inheritdoc IProductCatalog
+    function changeProduct(uint256 productId, Product calldata p)
+        external
+        onlyRole(OPERATOR_ROLE)
+        whenNotPaused
+        returns (uint32 version)
+    {
+        ProductStatus storage status = _liveStatus(productId);
+        _checkProduct(p);
+        version = status.latestVersion + 1;
+        status.latestVersion = version;
+        _products[productId][version] = p;
+        emit ProductChanged(productId, version, p, msg.sender);
+    }
+
+    /// @inheritdoc IProductCatalog
+    function retireProduct(uint256 productId) external onlyRole(OPERATOR_ROLE) whenNotPaused {
+        ProductStatus storage status = _liveStatus(productId);
+        status.retired = true;
+        emit ProductRetired(productId, status.latestVersion, msg.sender);
+    }
+
+    /// @inheritdoc IProductCatalog
+    function setCostCap(uint16 capBps) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (capBps == 0 || capBps > LoanMath.BPS) revert ProductCatalogInvalidSetting();
+        emit CostCapChanged(costCapBps, capBps, msg.sender);
+        costCapBps = capBps;
+    }
+
+    /// @inheritdoc IProductCatalog
+    function setLateChargeCeilings(uint16 maxRatePlusPenalty, uint16 maxLateFee) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (maxRatePlusPenalty == 0 || maxLateFee > LoanMath.BPS) revert ProductCatalogInvalidSetting();
+        emit LateChargeCeilingsChanged(maxRatePlusPenaltyBps, maxRatePlusPenalty, maxLateFeeBps, maxLateFee, msg.sender);
+        maxRatePlusPenaltyBps = maxRatePlusPenalty;
+        maxLateFeeBps = maxLateFee;
+    }
+
+    /// @inheritdoc IProductCatalog
+    function termsFor(uint256 productId, uint32 version, uint96 principal, uint16 installments)
+        external
+        view
+        returns (ILoanBook.LoanTerms memory terms, uint96 serviceFee, bool autoApprovable, EarlyRepayment earlyRepayment)
+    {
+        ProductStatus memory status = _status[productId];
+        if (status.latestVersion == 0 || version == 0 || version > status.latestVersion) {
+            revert ProductCatalogUnknownProduct(productId, version);
+        }
+        if (status.retired) revert ProductCatalogRetired(productId);
+        if (version != status.latestVersion) revert ProductCatalogVersionChanged(productId, version, status.latestVersion);
+        Product memory p = _products[productId][version];
+        if (principal < p.minPrincipal || principal > p.maxPrincipal) {
+            revert ProductCatalogPrincipalOutOfRange(principal, p.minPrincipal, p.maxPrincipal);
+        }
+        if (installments < p.minInstallments || installments > p.maxInstallments) {
+            revert ProductCatalogInstallmentsOutOfRange(installments, p.minInstallments, p.maxInstallments);
+        }
+        // The ceilings may have been lowered since the product was published: the application meets today's.
+        _checkLateCharges(p);
+        terms = _terms(p, principal, installments);
+        _requireWithinCap(terms, p.serviceFeeBps);
+        serviceFee = _serviceFee(principal, p.serviceFeeBps);
+        autoApprovable = p.autoApprove && principal <= p.autoApproveMaxPrincipal;
+        earlyRepayment = p.earlyRepayment;
+    }
+
+    /// @inheritdoc IProductCatalog
+    function checkCost(ILoanBook.LoanTerms calldata terms, uint16 serviceFeeBps)
+        external
+        view
+        returns (bool ok, uint256 presentValue, uint256 netPaidOut)
+    {
+        return _cost(terms, serviceFeeBps);
+    }
+
+    /// @inheritdoc IProductCatalog
+    function product(uint256 productId, uint32 version) external view returns (Product memory) {
+        if (version == 0 || version > _status[productId].latestVersion) {
+            revert ProductCatalogUnknownProduct(productId, version);
+        }
+        return _products[productId][version];
+    }
+
+    /// @inheritdoc IProductCatalog
+    function statusOf(uint256 productId) external view returns (ProductStatus memory) {
+        return _status[productId];
+    }
+
+    /// @inheritdoc IProductCatalog
+    function productCount() external view returns (uint256) {
+        return _productCount;
+    }
+
+    /// @notice The status of a product that exists and is not retired.
+    function _liveStatus(uint256 productId) private view returns (ProductStatus storage status) {
+        status = _status[productId];
+        if (status.latestVersion == 0) revert ProductCatalogUnknownProduct(productId, 0);
+        if (status.retired) revert ProductCatalogRetired(productId);
+    }
+
+    /// @notice A product's fields, its late charges and its cost at every allowed (principal, installments).
+    function _checkProduct(Product memory p) private view {
+        if (p.name == bytes32(0)) revert ProductCatalogInvalidProduct("name");
+        if (p.currency == bytes3(0)) revert ProductCatalogInvalidProduct("currency");
+        if (p.minPrincipal == 0 || p.minPrincipal > p.maxPrincipal || p.maxPrincipal > _MAX_PRINCIPAL) {
+            revert ProductCatalogInvalidProduct("principal");
+        }
+        if (
+            p.minInstallments == 0 || p.minInstallments > p.maxInstallments || p.maxInstallments > MAX_PRODUCT_INSTALLMENTS
+                || p.maxInstallments - p.minInstallments >= MAX_INSTALLMENT_CHOICES
+        ) revert ProductCatalogInvalidProduct("installments");
+        if (p.frequency != Frequency.FixedInterval) revert ProductCatalogUnsupportedFrequency(p.frequency);
+        if (p.interval < _MIN_INTERVAL || p.interval > _MAX_INTERVAL) revert ProductCatalogInvalidProduct("interval");
+        if (p.defaultAfter == 0) revert ProductCatalogInvalidProduct("defaultAfter");
+        if (p.serviceFeeBps >= LoanMath.BPS) revert ProductCatalogInvalidProduct("serviceFeeBps");
+        if (p.autoApprove ? p.autoApproveMaxPrincipal < p.minPrincipal : p.autoApproveMaxPrincipal != 0) {
+            revert ProductCatalogInvalidProduct("autoApproveMaxPrincipal");
+        }
+        _checkLateCharges(p);
+        // The worst case over the range. The fee is proportional to principal and so is every installment, so
+        // the cost does not depend on principal but through rounding, which weighs most at the smallest and
+        // least at the largest principal: both extremes are checked. The number of installments changes the
+        // cost (a fee spread over fewer periods costs more a year): every allowed count is checked.
+        for (uint256 n = p.minInstallments; n <= p.maxInstallments; ++n) {
+            _requireWithinCap(_terms(p, p.minPrincipal, uint16(n)), p.serviceFeeBps);
+            if (p.maxPrincipal != p.minPrincipal) {
+                _requireWithinCap(_terms(p, p.maxPrincipal, uint16(n)), p.serviceFeeBps);
+            }
+        }
+    }
+
+    function _checkLateCharges(Product memory p) private view {
+        uint16 ceiling = maxRatePlusPenaltyBps;
+        if (uint256(p.annualRateBps) + p.penaltyRateBps > ceiling) {
+            revert ProductCatalogPenaltyAboveCeiling(p.annualRateBps, p.penaltyRateBps, ceiling);
+        }
+        if (p.lateFeeBps > maxLateFeeBps) revert ProductCatalogLateFeeAboveCeiling(p.lateFeeBps, maxLateFeeBps);
+    }
+
+    function _terms(Product memory p, uint96 principal, uint16 installments)
+        private
+        pure
+        returns (ILoanBook.LoanTerms memory)
+    {
+        return ILoanBook.LoanTerms({
+            principal: principal,
+            currency: p.currency,
+            annualRateBps: p.annualRateBps,
+            amortization: p.amortization,
+            installments: installments,
+            interval: p.interval,
+            gracePeriod: p.gracePeriod,
+            lateFeeBps: p.lateFeeBps,
+            penaltyRateBps: p.penaltyRateBps,
+            defaultAfter: p.defaultAfter
+        });
+    }
+
+    function _requireWithinCap(ILoanBook.LoanTerms memory terms, uint16 serviceFeeBps) private view {
+        (bool ok, uint256 presentValue, uint256 netPaidOut) = _cost(terms, serviceFeeBps);
+        if (!ok) {
+            revert ProductCatalogCostAboveCap(terms.principal, terms.installments, presentValue, netPaidOut, costCapBps);
+        }
+    }
+
+    /// @notice The fee is rounded down: the borrower is never charged the rounding, and the cost check sees no
+    /// more paid out than the book will pay.
+    function _serviceFee(uint96 principal, uint16 serviceFeeBps) private pure returns (uint96) {
+        return uint96((uint256(principal) * serviceFeeBps) / LoanMath.BPS);
+    }
+
+    /**
+     * @notice The installments (LoanMath's schedule, exactly as the book computes it) discounted at the cap's
+     * period rate, against the net amount paid out.
+     * @dev RAY fixed point. Each discount factor is rounded up, so the present value is never understated. The
+     * schedule rounds each installment half-up to the minor unit, so a loan priced exactly at the cap can owe up
+     * to half a unit per installment more than the exact schedule: that much is allowed, no more.
+     */
+    function _cost(ILoanBook.LoanTerms memory terms, uint16 serviceFeeBps)
+        private
+        view
+        returns (bool ok, uint256 presentValue, uint256 netPaidOut)
+    {
+        uint256 capRateRay = Math.mulDiv(uint256(costCapBps) * terms.interval, LoanMath.RAY, LoanMath.BPS * LoanMath.YEAR);
+        uint256 onePlusCap = LoanMath.RAY + capRateRay;
+        LoanMath.Plan memory plan = LoanMath.plan(terms);
+        LoanMath.Cursor memory cursor = LoanMath.start(plan);
+        uint256 discountRay = LoanMath.RAY;
+        uint256 presentValueRay;
+        for (uint256 k = 0; k < plan.installments; ++k) {
+            (uint256 principalPart, uint256 interestPart) = LoanMath.next(plan, cursor);
+            discountRay = Math.mulDiv(discountRay, LoanMath.RAY, onePlusCap, Math.Rounding.Ceil);
+            presentValueRay += (principalPart + interestPart) * discountRay;
+        }
+        netPaidOut = terms.principal - _serviceFee(terms.principal, serviceFeeBps);
+        presentValue = Math.ceilDiv(presentValueRay, LoanMath.RAY);
+        ok = presentValueRay <= netPaidOut * LoanMath.RAY + plan.installments * (LoanMath.RAY / 2);
+    }
+}
