@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 ORDERED, SENT, SETTLED, FAILED, CANCELLED = "ordered", "sent", "settled", "failed", "cancelled"
 FINAL = frozenset({SETTLED, FAILED, CANCELLED})
-DISBURSED = frozenset({"Active", "Repaid", "Defaulted", "WrittenOff"})  # read-model statuses after a payout
+DISBURSED = frozenset({"Active", "Repaid", "Defaulted", "WrittenOff", "Overpaid"})  # read-model statuses after a payout
 CLOSED_UNPAID = frozenset({"Cancelled", "Rejected"})
 
 
