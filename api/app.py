@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import uuid
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -13,8 +14,10 @@ from api.anchoring import Anchorer
 from api.auth import RoleResolver
 from api.context import Context
 from api.otp import OtpService
+from api.periodic import Periodic
 from api.ratelimit import RateLimiter
 from api.read_cache import CachedReadMiddleware, ReadCache
+from api.services import credit_refunds
 from api.sms import DevOutbox, SmsSender
 from ledger.config import Settings, load_settings
 
@@ -40,11 +43,15 @@ def create_app(context: Context | None = None, settings: Settings | None = None,
     settings = settings or (context.settings if context else load_settings())
     context = context or Context.from_settings(settings)
     anchorer = Anchorer(context, settings.anchor_interval)
+    # The automatic policy pays Overpaid loans' credit back (as an operator's `credit-refund` would).
+    credit_refunder = Periodic("credit-refund-policy", settings.credit_refund_interval,
+                               lambda: credit_refunds.refund_all_credit(context, f"policy-{uuid.uuid4().hex}"))
     read_cache = ReadCache(context)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         anchorer.start()
+        credit_refunder.start()
         # Everything imported and built so far lives as long as the process: kept out of the collector's
         # generations, so a full collection walks only what requests allocate (web3, SQLAlchemy and
         # pydantic leave a large heap whose every walk stalled all requests in flight).
@@ -52,11 +59,13 @@ def create_app(context: Context | None = None, settings: Settings | None = None,
         gc.freeze()
         yield
         anchorer.close()
+        credit_refunder.close()
         await read_cache.close()
 
     app = FastAPI(title="LoanLedger API", version="1", description=DESCRIPTION, lifespan=lifespan,
                   openapi_tags=[{"name": n} for n in ("auth", "kyc", "loans", "operator", "audit", "system")])
     app.state.anchorer = anchorer
+    app.state.credit_refunder = credit_refunder
     app.state.context = context
     app.state.roles = RoleResolver(context)
     app.state.limiter = RateLimiter(settings.rate_limit_storage)

@@ -317,6 +317,12 @@ def op_apply(item_id: int = typer.Argument(..., min=1), loan_id: int = typer.Opt
     console.print(_call(_client(wallet, api).apply_suspense, item_id, loan_id))
 
 
+@operator_app.command("refund-credit")
+def op_refund_credit(loan_id: int = typer.Argument(..., min=1), wallet: str = WALLET, api: str = API) -> None:
+    """Pay an Overpaid loan's credit back to its borrower over the rail (once: asking again answers the same)."""
+    console.print(_call(_client(wallet, api).refund_credit, loan_id))
+
+
 @operator_app.command("register")
 def op_register(address: str, wallet: str = WALLET, api: str = API) -> None:
     """Register a KYC-verified borrower on-chain."""

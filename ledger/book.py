@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from typing import Any
 
 from web3.contract import Contract
@@ -40,6 +40,17 @@ class LoanStatus(IntEnum):
     @property
     def solidity_name(self) -> str:
         return solidity_name(self)
+
+
+class PaymentKind(StrEnum):
+    """The money movements the book records, as the read model's `payments.kind` names them (one event each)."""
+
+    DISBURSEMENT = "disbursement"  # LoanDisbursed: the payout
+    REPAYMENT = "repayment"  # RepaymentApplied (+ OverpaymentHeld: the part held as credit)
+    RECOVERY = "recovery"  # RecoveryApplied: paid on a written-off loan
+    CREDIT_REFUND = "credit_refund"  # CreditRefunded: credit paid back to the borrower
+    REVERSAL = "reversal"  # RepaymentReversed: a repayment the rail took back
+    PAYOUT_REVERSAL = "payout_reversal"  # DisbursementReversed: a payout that bounced
 
 
 def solidity_name(member: IntEnum) -> str:

@@ -159,6 +159,7 @@ class Settings(BaseSettings):
     oracle_url: str = "http://127.0.0.1:8600"  # the oracle service (`loanledger oracle run`)
     bureau_url: str = "http://127.0.0.1:8800"  # the credit bureau (stand-in: `loanledger bureau`)
     anchor_interval: float = 60.0            # seconds between action-log anchors the API writes; 0: never
+    credit_refund_interval: float = 0.0      # seconds between the automatic policy's credit refund rounds; 0: operators refund
     dev_login: bool = False                  # POST /v1/auth/dev-login (dashboard, loopback clients only): never in production
     api_fault: Literal["", "after_send"] = ""  # tests only: exit the API once an application is mined, unanswered
     # The oracle (oracle/):

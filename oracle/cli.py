@@ -278,8 +278,8 @@ def reconcile_command(
     from ledger.config import load_settings
     from ledger.store import open_store
     from oracle.payments.config import ProviderConfigError, load_providers
-    from oracle.payments.provider import ProviderError, StatementUnsupported
-    from oracle.payments.reconcile import CSV_COLUMNS, reconcile
+    from oracle.payments.provider import ProviderError
+    from oracle.payments.reconcile import CSV_COLUMNS, reconcile_day
 
     try:
         when = date.fromisoformat(day)
@@ -297,21 +297,16 @@ def reconcile_command(
             raise fail(f"no payment provider named {provider!r} is configured (configured: {', '.join(providers)})")
         providers = {provider: providers[provider]}
     sessions = open_store(settings.database_url)
-    reports = []
     try:
-        for name, adapter in providers.items():
-            try:
-                statement = adapter.statement(when)
-            except StatementUnsupported as exc:
-                if len(providers) == 1:
-                    raise fail(str(exc)) from None
-                logging.getLogger("oracle").warning("%s; skipped", exc)
-                continue
-            except ProviderError as exc:
-                raise fail(f"{name}'s statement for {when}: {exc}", code=2) from None
-            reports.append(reconcile(name, when, statement, sessions))
+        reports, skipped = reconcile_day(providers, when, sessions)
+    except ProviderError as exc:
+        raise fail(str(exc), code=2) from None
     finally:
         sessions.kw["bind"].dispose()
+    if skipped and len(providers) == 1:
+        raise fail(next(iter(skipped.values())))
+    for why in skipped.values():
+        logging.getLogger("oracle").warning("%s; skipped", why)
     if as_json:
         for report in reports:
             typer.echo(json.dumps(report.as_json()))

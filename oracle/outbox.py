@@ -16,7 +16,9 @@ that may pass with time, retried with its own back-off. One item the worker
 cannot even prepare (a row it cannot read, an id or reference the contract cannot encode, a lookup that
 raises for it and not because the node is away) can never succeed: it is `set_aside` alone with the
 reason, shown to operators (`loanledger oracle outbox`, the oracle's /healthz and /metrics) and never
-retried automatically, so it cannot hold back the items queued after it.
+retried automatically, so it cannot hold back the items queued after it. A repayment set aside is money
+received too: it becomes a suspense item in the same transaction, like a rejected one (a row the worker
+cannot read at all cannot be described: it stays an outbox item set aside, for an operator).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from ledger.encoding import to_0x_hex
 from ledger.errors import ContractRevert
 from ledger.store.models.outbox import OutboxItem
 from ledger.store.models.suspense import SuspenseItem
+from oracle import suspense
 from oracle.payments.webhook import Confirmation
 
 log = logging.getLogger(__name__)
@@ -435,8 +438,8 @@ class OutboxWorker:
                 if s.delay is not None:
                     values.update(attempts=item.attempts + 1, next_attempt_at=now + math.ceil(s.delay))
                 session.execute(update(OutboxItem).where(OutboxItem.id == item.id).values(**values))
-                if s.status == "rejected":
-                    _hold_in_suspense(session, item, s.outcome, now)
+                if s.status in ("rejected", SET_ASIDE):
+                    _hold_in_suspense(session, item, s.outcome, s.error, now)
         if report is not None:
             for item in items:
                 s = settlements[item.id]
@@ -456,22 +459,21 @@ class OutboxWorker:
                     report.already_credited += 1
 
 
-def _hold_in_suspense(session, item: OutboxItem, outcome: str | None, now: int) -> None:
-    """A refused repayment is money received and not credited: it becomes a suspense item (once per outbox
-    item) in the transaction that settles it, so nothing refused is without a record. A refused
-    disbursement is money paid out, not received: the payout orders answer for it."""
+def _hold_in_suspense(session, item: OutboxItem, outcome: str | None, error: str | None, now: int) -> None:
+    """A repayment refused or set aside is money received and not credited: it becomes a suspense item (one
+    per received payment) in the transaction that settles it, so nothing refused is without a record. A
+    refused disbursement is money paid out, not received: the payout orders answer for it."""
     if item.kind != "repayment":
         return
-    held = session.scalar(select(SuspenseItem).where(SuspenseItem.outbox_item_id == item.id))
+    held = session.scalar(select(SuspenseItem).where(
+        (SuspenseItem.outbox_item_id == item.id)
+        | ((SuspenseItem.provider == item.provider) & (SuspenseItem.reference == item.reference))))
     if held is not None:
         if held.state == "applied":  # an operator re-queued it for another loan, and the book refused that too
             held.state, held.reason, held.resolved_by, held.resolved_at = "open", (outcome or "Refused")[:64], None, None
-            held.updated_at = now
+            held.detail, held.updated_at = None if error is None else error[:2000], now
         return
-    session.add(SuspenseItem(outbox_item_id=item.id, provider=item.provider, reference=item.reference,
-                             payment_ref=item.payment_ref, loan_id=item.loan_id, amount=item.amount,
-                             currency=item.currency, reason=(outcome or "Refused")[:64], received_at=item.received_at,
-                             state="open", created_at=now, updated_at=now))
+    session.add(suspense.outbox_item(item, outcome or "Refused", error, now))
 
 
 @dataclass(frozen=True)

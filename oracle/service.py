@@ -26,6 +26,7 @@ from sqlalchemy.orm import sessionmaker
 
 from ledger.config import Settings
 from ledger.secret_file import read_or_create
+from oracle import suspense
 from oracle.intake import payment_webhooks
 from oracle.outbox import SET_ASIDE, Outbox, OutboxWorker
 from oracle.payments.provider import PaymentProvider
@@ -125,6 +126,7 @@ class OracleService:
 
         registry = CollectorRegistry(auto_describe=True)
         registry.register(_OutboxCollector(self))
+        registry.register(_SuspenseCollector(self.sessions))
         if self.reconciliation is not None:
             registry.register(_ReconciliationCollector(self.reconciliation))
 
@@ -204,6 +206,29 @@ class _OutboxCollector:
             yield GaugeMetricFamily("loanledger_oracle_outbox_node_failures",
                                     "Consecutive outbox rounds the node (or the whole batch) failed",
                                     value=worker.failures)
+
+
+class _SuspenseCollector:
+    """Suspense items by state, read at scrape time, and those an operator still has to resolve as their own gauge."""
+
+    def __init__(self, sessions: sessionmaker):
+        self.sessions = sessions
+
+    def collect(self):
+        try:
+            counts = suspense.counts(self.sessions)
+        except Exception:  # the store is down: /healthz says so; a scrape still answers
+            log.warning("metrics: the suspense items could not be counted", exc_info=True)
+            return
+        by_state = GaugeMetricFamily("loanledger_oracle_suspense_items",
+                                     "Received payments held in suspense, by state", labels=["state"])
+        for state, count in sorted(counts.items()):
+            by_state.add_metric([state], count)
+        yield by_state
+        yield GaugeMetricFamily("loanledger_oracle_suspense_open",
+                                "Received payments held in suspense that an operator has not resolved "
+                                "(open, or a refund not yet confirmed)",
+                                value=counts.get("open", 0) + counts.get("refunding", 0))
 
 
 class _ReconciliationCollector:

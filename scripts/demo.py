@@ -45,7 +45,8 @@ TERMS = {"currency": "CNY", "annual_rate_bps": 2400, "amortization": "annuity", 
 # Borrowers with a part in the story, by index; the late payer, the defaulter and the prepayer are the
 # first three whose applications the policy approves (the bureau's records decide who that is).
 OVER_LIMIT, STALE = 18, 19
-OVERPAID_BY = 5_000  # 50 CNY more than the payoff: the book refuses the whole payment, the operator refunds it
+OVERPAID_BY = 5_000  # 50 CNY more than the payoff: the loan closes, the rest is the borrower's credit until refunded
+WRONG_CURRENCY = ("USD", 1_000)  # a payment in money the loan is not in: held in suspense, refunded
 MISTYPED_OFFSET = 1_000  # a loan id past every loan the demo made: no such loan
 
 
@@ -111,13 +112,13 @@ class Scenario:
         client.login()
         return client
 
-    def pay(self, index: int, amount: int, loan_id: int | None = None) -> str:
+    def pay(self, index: int, amount: int, loan_id: int | None = None, currency: str = "CNY") -> str:
         """The borrower pays over the rail; its signed webhook reaches the oracle, which confirms on-chain.
 
         `loan_id` is what the borrower typed (their own loan unless given); answers the rail's reference."""
         loan_id = self.loans[index] if loan_id is None else loan_id
         response = self.rail.post("/v1/collections", json={"loan_id": loan_id, "amount": amount,
-                                                           "currency": "CNY", "paid_at": self.chain_time()})
+                                                           "currency": currency, "paid_at": self.chain_time()})
         response.raise_for_status()
         return response.json()["reference"]
 
@@ -224,33 +225,47 @@ class Scenario:
         self.wait_paid([self.late], 1, "the late installment")
 
     def second_installments_and_suspense(self) -> None:
-        """Day 57: the second installments; one borrower overpays first (refused by the book, held in
-        suspense, refunded by the operator) and one types a loan id that does not exist (held in suspense,
-        applied by the operator to the loan it was meant for)."""
+        """Day 57: the second installments. One borrower pays more than the payoff (the book closes the loan
+        Overpaid and holds the rest as their credit; the operator refunds it over the rail, and the refund's
+        confirmation closes the loan Repaid); one pays in the wrong currency (held in suspense, refunded);
+        one types a loan id that does not exist (held in suspense, applied to the loan it was meant for)."""
         self.advance(17)
-        payers = self.on_time + [self.late]
-        self.overpayer, self.mistyper = self.late, self.on_time[0]
-        payoff = self.borrowers[self.overpayer].due(self.loans[self.overpayer])["payoff"]
-        over_ref = self.pay(self.overpayer, payoff + OVERPAID_BY)  # more than the loan owes: refused, not kept
+        self.overpayer, self.mistyper, self.foreign_payer = self.late, self.on_time[0], self.on_time[-1]
+        payers = [i for i in self.on_time + [self.late] if i != self.overpayer]
+        over_loan = self.loans[self.overpayer]
+        payoff = self.borrowers[self.overpayer].due(over_loan)["payoff"]
+        self.pay(self.overpayer, payoff + OVERPAID_BY)  # more than the loan owes: closed, the rest held as credit
         mistyped_loan = max(self.loans.values()) + MISTYPED_OFFSET
         mistyped_ref = self.pay(self.mistyper, self.installment_amount(self.mistyper, 2), loan_id=mistyped_loan)
+        currency, amount = WRONG_CURRENCY
+        foreign_ref = self.pay(self.foreign_payer, amount, currency=currency)
         for i in payers:
             if i != self.mistyper:
                 self.pay(i, self.installment_amount(i, 2))
-        over = self.suspense_item(over_ref, "open")
-        if over["amount"] != payoff + OVERPAID_BY or over["loan_id"] != self.loans[self.overpayer]:
-            raise DemoFailed(f"the overpayment's suspense item is not what was paid: {over}")
-        self.operator.refund_suspense(over["id"])
-        refunded = self.suspense_item(over_ref, "refunded")
+        overpaid = wait_for("the overpaid loan closed with credit", lambda: (
+            loan := self.operator.loan(over_loan))["status"] == "Overpaid" and loan["credit_balance"] > 0 and loan,
+            timeout=120)
+        credit = overpaid["credit_balance"]
+        self.operator.refund_credit(over_loan)
+        repaid = wait_for("the credit refund confirmed on-chain", lambda: (
+            loan := self.operator.loan(over_loan))["status"] == "Repaid" and loan, timeout=120)
+        (refund,) = wait_for("the credit refund order settled", lambda: [
+            o for o in self.operator.credit_refunds(over_loan) if o["state"] == "settled"], timeout=60)
+        foreign = self.suspense_item(foreign_ref, "open")
+        self.operator.refund_suspense(foreign["id"])
+        refunded = self.suspense_item(foreign_ref, "refunded")
         mistyped = self.suspense_item(mistyped_ref, "open")
         self.operator.apply_suspense(mistyped["id"], self.loans[self.mistyper])
         applied = self.suspense_item(mistyped_ref, "applied")
         self.wait_paid(payers, 2, "installment 2 (the mistyped one applied to its loan)")
+        self.credit = {"loan_id": over_loan, "payoff": payoff, "paid": payoff + OVERPAID_BY, "credit": credit,
+                       "refunded": refund["amount"], "refund_reference": refund["refund_reference"],
+                       "status_after": repaid["status"]}
         self.suspense = {
             **self.suspense_counts(),
             "refund_amount": refunded["refund"]["amount"] if refunded.get("refund") else refunded["amount"],
-            "overpayment": {"loan_id": over["loan_id"], "payoff": payoff, "paid": over["amount"],
-                            "reason": over["reason"]},
+            "wrong_currency": {"loan_id": foreign["loan_id"], "amount": foreign["amount"],
+                               "currency": foreign["currency"], "reason": foreign["reason"]},
             "mistyped": {"sent_to": mistyped["loan_id"], "applied_to": self.loans[self.mistyper],
                          "amount": applied["amount"], "reason": mistyped["reason"]},
         }
@@ -263,7 +278,7 @@ class Scenario:
 
     def last_installments(self) -> None:
         self.advance(30)  # day 87
-        payers = self.on_time + [self.late]
+        payers = [i for i in self.on_time + [self.late] if i != self.overpayer]  # the overpayer closed early
         for i in payers:
             self.pay(i, self.installment_amount(i, 3))
         self.wait_paid(payers, 3, "installment 3")
@@ -361,7 +376,8 @@ def main() -> int:
         ("day 27: first installments by webhook, batched on-chain; one prepays", 1),
         ("day 31: an application on a stale score", 1),
         ("day 40: a late installment, with late fee and penalty", 1),
-        ("day 57: second installments; an overpayment refunded, a mistyped loan id applied", 1),
+        ("day 57: second installments; an overpaid loan's credit refunded, a wrong-currency payment refunded "
+         "from suspense, a mistyped loan id applied", 1),
         ("day 87: the last installments", 1),
         ("day 127: a default declared by the risk monitor, written off", 1),
         ("the auditor: portfolio report and verification", 1),
@@ -460,7 +476,9 @@ def summarize(scenario: Scenario, audit: dict, gas: int, seconds: float) -> dict
     suspense = scenario.suspense
     table.add_row("suspense: opened / refunded / applied / left open",
                   f"{suspense['opened']} / {suspense['refunded']} / {suspense['applied']} / {suspense['left_open']}")
-    table.add_row("overpayment refunded (fen)", f"{suspense['refund_amount']:,}")
+    table.add_row("wrong-currency payment refunded (minor units)", f"{suspense['refund_amount']:,}")
+    credit = scenario.credit
+    table.add_row("overpayment: credit held / refunded (fen)", f"{credit['credit']:,} / {credit['refunded']:,}")
     table.add_row("decisions", ", ".join(f"{k}: {v}" for k, v in sorted(decisions.items())))
     table.add_row("offered no credit (score too low)", str(len(scenario.declined)))
     table.add_row("gas used (all transactions)", f"{gas:,}")
@@ -472,7 +490,7 @@ def summarize(scenario: Scenario, audit: dict, gas: int, seconds: float) -> dict
         console.print(f"[red]the loans did not end as the story says[/red]: expected {expected}, got {by_state}")
     return {"ok": story_ok and all(audit.values()), "loans_by_state": by_state, "audit": audit,
             "decisions": decisions, "declined_by_score": len(scenario.declined), "amounts": totals, "late_charges": scenario.late_charges,
-            "suspense": scenario.suspense,
+            "suspense": scenario.suspense, "credit": scenario.credit,
             "portfolio": report, "gas_used": gas, "seconds": round(seconds, 1)}
 
 

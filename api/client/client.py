@@ -190,6 +190,15 @@ class LoanLedgerClient:
         return self._request("POST", f"/v1/operator/suspense/{item_id}/apply", json_body={"loan_id": loan_id},
                              idempotency_key=idempotency_key or self.new_key())
 
+    def refund_credit(self, loan_id: int, idempotency_key: str | None = None) -> dict:
+        """Pays an Overpaid loan's credit back over the rail (once; asking again answers the same refund)."""
+        return self._request("POST", f"/v1/operator/loans/{loan_id}/credit-refund",
+                             idempotency_key=idempotency_key or self.new_key())
+
+    def credit_refunds(self, loan_id: int | None = None) -> list[dict]:
+        params = {} if loan_id is None else {"loan_id": loan_id}
+        return self._request("GET", "/v1/operator/credit-refunds", params=params)["orders"]
+
     def write_off(self, loan_id: int) -> dict:
         return self._request("POST", f"/v1/operator/loans/{loan_id}/write-off", idempotency_key=self.new_key())
 

@@ -8,10 +8,11 @@ the PII vault leaves: the identity check returns pass/fail and the commitment on
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
@@ -24,8 +25,9 @@ from api.read_cache import cached_read
 from api.paging import MAX_KEY, decode_cursor, next_cursor, page
 from api.schemas import LoanIdPath, LoanList, LoanOut
 from api.schemas.audit import (AuditLoanOut, BorrowerOut, BorrowerPage, Check, EventOut, EventPage, PaymentKind,
-                               PaymentOut, PaymentPage, VerificationOut)
-from api.services import verification
+                               PaymentOut, PaymentPage, ReconciliationOut, ReconciliationReportOut,
+                               ReconciliationRowOut, VerificationOut)
+from api.services import reconciliation, verification
 from api.services.reports import PortfolioOut, current_portfolio
 from api.views import checksum_address, visible_loan
 from ledger.store.models.chain import Borrower, Loan
@@ -157,3 +159,31 @@ def export(dataset: exports.Dataset, fmt: exports.ExportFormat, context: Context
         return StreamingResponse(exports.csv_text(spec.columns, rows), media_type="text/csv; charset=utf-8",
                                  headers=headers)
     return StreamingResponse(exports.json_array(rows), media_type="application/json", headers=headers)
+
+
+Day = Annotated[date | None, Query(alias="date", description="YYYY-MM-DD (UTC); default: yesterday, as the "
+                                                               "oracle's scheduled run")]
+Provider = Annotated[str | None, Query(max_length=32, description="only this payment provider")]
+
+
+@router.get("/reconciliation", response_model=ReconciliationOut, responses=ERRORS,
+            summary="The payment providers' settlement statements for a UTC day against the ledger (as "
+                    "`loanledger rail reconcile`): matched, amount differs, on the rail only, on-chain only")
+def reconcile(context: ContextDep, _: Auditor, day: Day = None, provider: Provider = None) -> ReconciliationOut:
+    day = day or reconciliation.yesterday()
+    found = reconciliation.reconcile(context, day, provider)
+    return ReconciliationOut(date=day.isoformat(), skipped=found.skipped, reports=[ReconciliationReportOut(
+        provider=r.provider, date=r.day.isoformat(), counts=r.counts, unmatched=r.unmatched, balanced=r.balanced,
+        statement_lines=sum(1 for row in r.rows if row.category != "chain_only"),
+        rows=[ReconciliationRowOut.model_validate(row) for row in r.rows]) for r in found.reports])
+
+
+@router.get("/reconciliation.csv", response_class=Response,
+            responses={**ERRORS, 200: {"description": "one row per statement line or chain-only payment",
+                                       "content": {"text/csv": {"example": "category,provider,reference,...\n"}}}},
+            summary="The same reconciliation as CSV (one header; the provider is a column)")
+def reconcile_csv(context: ContextDep, _: Auditor, day: Day = None, provider: Provider = None) -> Response:
+    day = day or reconciliation.yesterday()
+    found = reconciliation.reconcile(context, day, provider)
+    return Response(reconciliation.as_csv(found), media_type="text/csv; charset=utf-8",
+                    headers={"content-disposition": f'attachment; filename="reconciliation-{day.isoformat()}.csv"'})

@@ -6,8 +6,9 @@ the one library the script imports: `ethers` from npm (pinned in package.json, i
 setup`), its single-file ES module build served from node_modules as it ships, no build step. Its name
 carries the installed version, so browsers may keep it a year and still fetch a new one on upgrade.
 The page signs the Sign-In with Ethereum message the nonce route writes (`api.auth.siwe_message`), and
-calls the same /v1/audit/* routes as any client with the token, so what it shows is exactly what the
-token's roles allow. Its Content-Security-Policy admits scripts, styles and
+calls the same /v1/audit/* routes (and the suspense list, /v1/operator/suspense) as any client with the
+token, so what it shows is exactly what the token's roles allow; it changes nothing (its suspense page
+shows the CLI command that resolves each open item). Its Content-Security-Policy admits scripts, styles and
 fetches from this origin only: the page loads nothing from the internet, and runs no inline script.
 
 `POST /v1/auth/dev-login` issues a token for any address without a signature, for demos and the

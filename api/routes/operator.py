@@ -39,7 +39,8 @@ from api.schemas.operator import (
     SuspenseItemOut,
     SuspenseList,
 )
-from api.services import decisions, pausing, payouts, suspense
+from api.schemas.credit_refunds import CreditRefundList, CreditRefundOut
+from api.services import credit_refunds, decisions, pausing, payouts, suspense
 from api.services.borrowers import register_borrower, revoke_borrower
 from api.services.roles import add_auditor as admit_auditor
 from api.services.roles import auditors as admitted_auditors
@@ -251,3 +252,24 @@ def remove_auditor(address: str, context: ContextDep, roles: RolesDep, who: Admi
     dismiss_auditor(context, address, who.address, current_request_id())
     roles.forget(address)
     return AuditorList(auditors=admitted_auditors(context))
+
+
+@router.post("/loans/{loan_id}/credit-refund", response_model=CreditRefundOut, responses=ERRORS,
+             summary="Pay an Overpaid loan's credit back over the rail (once: asking again answers the same refund)")
+def refund_credit(loan_id: LoanIdPath, context: ContextDep, who: Operator, idempotency_key: str | None = Header(None)):
+    def action():
+        order = credit_refunds.order_credit_refund(context, loan_id, who.address, current_request_id())
+        return 200, CreditRefundOut.model_validate(order)
+
+    return idempotency.run_once(context, who.address, idempotency_key,
+                                f"POST /v1/operator/loans/{loan_id}/credit-refund", {}, action)
+
+
+@router.get("/credit-refunds", response_model=CreditRefundList, responses=ERRORS,
+            summary="Credit refund orders, newest first (operators, admins and auditors)")
+def list_credit_refunds(context: ContextDep, _: Auditor,
+                        state: Literal["ordered", "sent", "settled", "failed"] | None = None,
+                        loan_id: int | None = Query(None, ge=1, le=2**63 - 1),
+                        limit: int = Query(100, ge=1, le=1000)) -> CreditRefundList:
+    orders = credit_refunds.list_orders(context, loan_id=loan_id, state=state, limit=limit)
+    return CreditRefundList(orders=[CreditRefundOut.model_validate(o) for o in orders])

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ledger.book import LoanStatus
 from ledger.typed_data import Amortization, LoanTerms
 
 DAY = 86_400
@@ -36,7 +37,7 @@ EXAMPLE_LOAN = {
     "grace_period": 3 * DAY, "late_fee_bps": 500, "penalty_rate_bps": 1800, "default_after": 90 * DAY,
     "requested_at": 1_767_225_000, "disbursed_at": EXAMPLE_DISBURSED_AT, "closed_at": None, "paid_installments": 1,
     "principal_repaid": 39_221, "interest_paid": 2_367, "late_fee_paid": 0, "penalty_paid": 0,
-    "principal_written_off": 0, "next_due_at": 1_772_409_600, "days_past_due": 0, "schedule": EXAMPLE_SCHEDULE,
+    "principal_written_off": 0, "credit_balance": 0, "recovered": 0, "next_due_at": 1_772_409_600, "days_past_due": 0, "schedule": EXAMPLE_SCHEDULE,
 }
 
 
@@ -165,7 +166,7 @@ class AmountDueOut(BaseModel):
 class LoanOut(BaseModel):
     id: int
     borrower: str
-    status: str = Field(description="Requested, Approved, Rejected, Cancelled, Active, Repaid, Defaulted or WrittenOff")
+    status: str = Field(description=", ".join(s.solidity_name for s in LoanStatus if s is not LoanStatus.NONE))
     principal: int
     currency: str
     annual_rate_bps: int
@@ -185,6 +186,8 @@ class LoanOut(BaseModel):
     late_fee_paid: int
     penalty_paid: int
     principal_written_off: int
+    credit_balance: int = Field(description="Overpaid: paid beyond the payoff, held for the borrower until refunded")
+    recovered: int = Field(description="WrittenOff: recovered since the write-off")
     next_due_at: int | None
     days_past_due: int
     schedule: list[InstallmentOut] = []

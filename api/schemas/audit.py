@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.schemas import EXAMPLE_BORROWER, EXAMPLE_LOAN, EXAMPLE_LOAN_BOOK, EXAMPLE_TX, LoanOut
+from ledger import book
 
 
 # Loan 1 of the schemas' examples: paid out in block 118, its first installment repaid on time in block 140.
@@ -69,7 +70,10 @@ class PaymentOut(BaseModel):
                                              "was not confirmed through this oracle")
     rail_reference: str | None = Field(description="the provider's own reference, as its statement shows it "
                                                    "(for reconciliation); null when the provider is")
-    kind: str = Field(description="disbursement | repayment")
+    kind: str = Field(description=" | ".join(book.PaymentKind))
+    credit: int = Field(0, description="repayment: the part beyond the payoff, held as the borrower's credit")
+    recovery: int = Field(0, description="recovery: the amount recovered on a written-off loan")
+    reverses: str | None = Field(None, description="reversal, payout_reversal: the payment_ref it undoes")
     loan_id: int
     amount: int
     principal: int
@@ -175,6 +179,63 @@ class Check(str, Enum):
     log = "log"
 
 
-class PaymentKind(str, Enum):
-    disbursement = "disbursement"
-    repayment = "repayment"
+PaymentKind = book.PaymentKind  # the query parameter takes the read model's own names
+
+
+_RECONCILIATION_ROW = {
+    "category": "rail_only", "provider": "mockpay", "reference": "COL-00000007-a41b9e",
+    "payment_ref": "0x8f2c1d7a0b3e45f69a1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6", "direction": "collection",
+    "kind": None, "loan_id": 1, "rail_amount": 24_394, "ledger_amount": None, "currency": "CNY",
+    "paid_at": 1_767_225_600, "outbox_status": "rejected", "outbox_reason": "LoanBookOverpayment",
+    "suspense_item_id": 1, "suspense_state": "open"}
+_RECONCILIATION_REPORT = {"provider": "mockpay", "date": "2026-11-29", "statement_lines": 2, "unmatched": 1,
+                          "balanced": False,
+                          "counts": {"matched": 1, "amount_differs": 0, "rail_only": 1, "chain_only": 0},
+                          "rows": [_RECONCILIATION_ROW]}
+
+
+class ReconciliationRowOut(BaseModel):
+    """One statement line, or one on-chain payment no line explains (oracle.payments.reconcile)."""
+
+    category: str = Field(description="matched | amount_differs | rail_only (on the rail, not on-chain) | "
+                                      "chain_only (on-chain, not on the rail)")
+    provider: str | None = None
+    reference: str | None = Field(None, description="the rail's reference; null for a chain-only payment no "
+                                                    "outbox row explains")
+    payment_ref: str = Field(description="keccak256(\"<provider>:<reference>\"), as on-chain")
+    direction: str | None = Field(None, description="the rail's: payout | collection | refund")
+    kind: str | None = Field(None, description="the ledger's: disbursement | repayment")
+    loan_id: int | None = None
+    rail_amount: int | None = Field(None, description="minor units, as the statement says")
+    ledger_amount: int | None = Field(None, description="minor units, as confirmed on-chain")
+    currency: str | None = None
+    paid_at: int | None = Field(None, description="unix seconds")
+    outbox_status: str | None = Field(None, description="rail-only lines the oracle received: why they are not "
+                                                        "on-chain (rejected, set_aside, pending...)")
+    outbox_reason: str | None = None
+    suspense_item_id: int | None = Field(None, description="the payment held in suspense, if it is or was")
+    suspense_state: str | None = None
+
+    model_config = {"from_attributes": True, "json_schema_extra": {"examples": [_RECONCILIATION_ROW]}}
+
+
+class ReconciliationReportOut(BaseModel):
+    provider: str
+    date: str = Field(description="the UTC day of the statement, YYYY-MM-DD")
+    counts: dict[str, int] = Field(description="rows per category")
+    statement_lines: int = Field(description="lines of the provider's statement (= matched + amount_differs + "
+                                             "rail_only)")
+    unmatched: int
+    balanced: bool = Field(description="every line matched and no chain-only payment")
+    rows: list[ReconciliationRowOut]
+
+    model_config = {"json_schema_extra": {"examples": [_RECONCILIATION_REPORT]}}
+
+
+class ReconciliationOut(BaseModel):
+    date: str = Field(description="the UTC day reconciled, YYYY-MM-DD")
+    reports: list[ReconciliationReportOut] = Field(description="one per provider that publishes statements")
+    skipped: dict[str, str] = Field(description="providers whose adapter reads no statements, and why")
+
+    model_config = {"json_schema_extra": {"examples": [{"date": "2026-11-29", "skipped": {},
+                                                        "reports": [_RECONCILIATION_REPORT]}]}}

@@ -175,8 +175,15 @@ class SuspenseItemOut(BaseModel):
     loan_id: int = Field(description="the loan id as the rail named it (it may name no loan)")
     amount: int = Field(description="minor units of currency")
     currency: str
-    reason: str = Field(description="why the loan book refused it: LoanBookOverpayment, CurrencyMismatch, "
-                                    "LoanBookUnknownLoan, LoanBookInvalidStatus...")
+    reason: str = Field(description="why it could not be applied: the loan book's refusal (LoanBookOverpayment, "
+                                    "CurrencyMismatch, LoanBookUnknownLoan, LoanBookInvalidStatus...), the outbox's "
+                                    "(ItemUnusable: it could never be sent) or the webhook intake's "
+                                    "(LoanIdOutOfRange, UnknownCurrency, AmountOutOfRange...)")
+    detail: str | None = Field(None, description="the refusal in words, with the values the rail sent")
+    paid_at: int | None = Field(None, description="unix seconds the rail says it was paid, when the book can "
+                                                  "hold that time")
+    outbox_item_id: int | None = Field(None, description="its confirmation in the oracle's outbox; null for a "
+                                                         "webhook the intake refused, until it is applied")
     received_at: int = Field(description="unix seconds the oracle received it")
     state: str = Field(description=SUSPENSE_STATES)
     resolved_by: str | None = None

@@ -1,11 +1,13 @@
-"""Suspense items and their refunds: money the rail delivered that the loan book refused, until resolved.
+"""Suspense items and their refunds: money the rail delivered that the ledger could not apply, until resolved.
 
-The outbox records a suspense item when it settles a repayment `rejected` (oracle/outbox.py); here
-operators and auditors read them, and an operator refunds one. A refund follows the payout-order pattern
-(api/services/payouts.py): the order is recorded (`refund_orders`, unique per suspense item) before the
-provider is called, with an idempotency key naming the received payment, so the provider executes it at
-most once; an order whose answer was lost stays `sent`, and asking again looks the key up at the provider
-before anything is re-sent. The item is `refunded` once the provider has answered with its reference.
+The outbox records a suspense item when it settles a repayment `rejected` or `set_aside` (oracle/outbox.py),
+and the webhook intake when it refuses the content of an authentic repayment (oracle/suspense.py; no outbox
+row then); here operators and auditors read them, and an operator refunds or applies one.
+
+A refund follows the payout-order pattern (api/services/payouts.py): the order is recorded (`refund_orders`,
+unique per suspense item) before the provider is called, with an idempotency key naming the received
+payment, so the provider executes it at most once; an order whose answer was lost stays `sent`, and asking
+again looks the key up at the provider before anything is re-sent. The item is `refunded` once the provider has answered with its reference.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ log = logging.getLogger(__name__)
 
 OPEN, REFUNDING, REFUNDED, APPLIED = "open", "refunding", "refunded", "applied"
 ORDERED, SENT, FAILED = "ordered", "sent", "failed"  # refund order states besides `refunded`
+REQUEUEABLE = ("rejected", "set_aside")  # outbox states of a payment received and not credited
+_UINT96 = 2**96
 
 
 class RefundUnavailable(ApiError):
@@ -79,6 +83,9 @@ class Item:
     amount: int
     currency: str
     reason: str
+    detail: str | None
+    paid_at: int | None
+    outbox_item_id: int | None
     received_at: int
     state: str
     resolved_by: str | None
@@ -133,12 +140,13 @@ def refund(context, item_id: int, actor: str, request_id: str) -> Item:
 
 
 def apply(context, item_id: int, loan_id: int, actor: str, request_id: str) -> Item:
-    """Re-queues the refused confirmation for the loan the operator names, with the same rail reference.
+    """Queues the received payment as a repayment of the loan the operator names, with the same rail reference.
 
-    The book never credited the refused item's reference, so the same reference is accepted for another
-    loan. The outbox keeps one row per reference, so the refused row itself goes back to `pending` with the
-    named loan (the item keeps the loan id the rail sent, and the action log both); if the book refuses it
-    again the outbox reopens the item with the new reason.
+    The book never credited the item's reference, so the same reference is accepted for another loan. The
+    outbox keeps one row per reference: a refused or set-aside row goes back to `pending` with the named loan;
+    an item the intake held has no row yet, and gets one (pending, for the named loan). The item keeps the loan
+    id the rail sent, and the action log both; if the book refuses it again the outbox reopens the item with
+    the new reason.
     """
     item = find(context, item_id)
     if item is None:
@@ -151,23 +159,45 @@ def apply(context, item_id: int, loan_id: int, actor: str, request_id: str) -> I
                                                  f"{item.currency}")
     if not loan.running:
         raise ApiError(409, "not_running", f"loan {loan_id} is {loan.status.solidity_name}: it takes no repayments")
+    if not 0 < item.amount < _UINT96:
+        raise ApiError(409, "amount_out_of_range", f"suspense item {item_id} is {item.amount} minor units: more "
+                                                   "than the loan book can credit at once; refund it")
     now = int(time.time())
-    with context.sessions.begin() as session:
-        outbox_item_id = session.scalar(select(SuspenseItem.outbox_item_id).where(SuspenseItem.id == item_id))
-        taken = session.execute(update(SuspenseItem).where(SuspenseItem.id == item_id, SuspenseItem.state == OPEN)
-                                .values(state=APPLIED, resolved_by=actor, resolved_at=now, updated_at=now)).rowcount
-        if not taken:  # a concurrent refund or apply got there first
-            raise ApiError(409, "not_open", f"suspense item {item_id} was resolved meanwhile")
-        requeued = session.execute(update(OutboxItem).where(OutboxItem.id == outbox_item_id,
-                                                            OutboxItem.status == "rejected")
-                                   .values(loan_id=loan_id, status="pending", attempts=0, next_attempt_at=0,
-                                           outcome=None, last_error=None, updated_at=now)).rowcount
-        if not requeued:
-            raise ApiError(409, "not_rejected", f"the confirmation of suspense item {item_id} is no longer rejected")
+    try:
+        with context.sessions.begin() as session:
+            taken = session.execute(update(SuspenseItem).where(SuspenseItem.id == item_id, SuspenseItem.state == OPEN)
+                                    .values(state=APPLIED, resolved_by=actor, resolved_at=now, updated_at=now)).rowcount
+            if not taken:  # a concurrent refund or apply got there first
+                raise ApiError(409, "not_open", f"suspense item {item_id} was resolved meanwhile")
+            if item.outbox_item_id is None:
+                _queue(session, item, loan_id, now)
+            else:
+                requeued = session.execute(update(OutboxItem).where(OutboxItem.id == item.outbox_item_id,
+                                                                    OutboxItem.status.in_(REQUEUEABLE))
+                                           .values(loan_id=loan_id, status="pending", attempts=0, next_attempt_at=0,
+                                                   outcome=None, last_error=None, updated_at=now)).rowcount
+                if not requeued:
+                    raise ApiError(409, "not_rejected",
+                                   f"the confirmation of suspense item {item_id} is no longer rejected or set aside")
+    except IntegrityError:  # the outbox holds this reference or event id already: never queue it twice
+        raise ApiError(409, "already_queued", f"the outbox already holds a confirmation for reference "
+                                              f"{item.reference}; look at it before applying") from None
     context.action_log.append(actor, "suspense.applied", request_id,
                               {"suspense_item_id": item_id, "reference": item.reference, "from_loan_id": item.loan_id,
                                "to_loan_id": loan_id, "amount": item.amount, "currency": item.currency})
     return find(context, item_id)
+
+
+def _queue(session, item: Item, loan_id: int, now: int) -> None:
+    """The outbox row of an item the intake held: the repayment as the rail sent it, for the named loan.
+    Its event id names the item (the webhook's own was refused with it, or never usable)."""
+    row = OutboxItem(provider=item.provider, event_id=f"suspense:{item.id}", kind="repayment", loan_id=loan_id,
+                     reference=item.reference, payment_ref=item.payment_ref, amount=item.amount,
+                     currency=item.currency, paid_at=item.paid_at or item.received_at, received_at=item.received_at,
+                     status="pending", attempts=0, next_attempt_at=0, updated_at=now)
+    session.add(row)
+    session.flush()
+    session.execute(update(SuspenseItem).where(SuspenseItem.id == item.id).values(outbox_item_id=row.id))
 
 
 # ---------------------------------------------------------------------------- steps

@@ -1,6 +1,7 @@
 // The LoanLedger dashboard: signs in (browser wallet via SIWE, or the localhost development login), then
-// reads the /v1/audit/* routes and draws the portfolio, the loans, a loan's timeline and a borrower's
-// pseudonymous page. An ES module, no build step, nothing fetched from anywhere but this API. Every value
+// reads the /v1/audit/* routes and draws the portfolio, the loans, a loan's timeline, a borrower's
+// pseudonymous page, and the suspense items with the day's reconciliation (/v1/operator/suspense,
+// /v1/audit/reconciliation: read-only, with the CLI command that resolves each open item). An ES module, no build step, nothing fetched from anywhere but this API. Every value
 // from the API is put into the page as text (never as HTML): event arguments are data, not markup.
 import { getAddress, hexlify, toUtf8Bytes } from "./ethers-6.17.0.min.js"; // npm ethers, pinned in package.json
 
@@ -171,6 +172,7 @@ import { getAddress, hexlify, toUtf8Bytes } from "./ethers-6.17.0.min.js"; // np
   function renderSignIn() {
     show("signin");
     $("#who").hidden = true;
+    $("#nav").hidden = true;
     const hasWallet = Boolean(window.ethereum);
     $("#wallet-login").disabled = !hasWallet;
     $("#wallet-hint").textContent = hasWallet
@@ -344,6 +346,113 @@ import { getAddress, hexlify, toUtf8Bytes } from "./ethers-6.17.0.min.js"; // np
         h("td", { class: "num" }, loan.days_past_due))), "No loans.", 5);
   }
 
+  // ------------------------------------------------------------------------------------------ suspense & reconciliation
+
+  const SUSPENSE_LIMIT = 1000; // the suspense list's largest page (newest first)
+  const CATEGORY_ORDER = ["rail_only", "chain_only", "amount_differs", "matched"]; // what needs a look first
+
+  function yesterdayUtc() {
+    return new Date(Date.now() - 86400 * 1000).toISOString().slice(0, 10);
+  }
+
+  // Loan ids are uint256 and JSON numbers are doubles: one past 2**53 is shown as not a usable id.
+  const loanId = (id) => (id === null || id === undefined ? "—"
+    : Number.isSafeInteger(id) && id > 0 ? `#${id}` : `not a loan id (${id})`);
+
+  function resolveCommand(item) {
+    if (item.state === "open") {
+      return [h("code", {}, `loanledger operator refund ${item.id}`), " or ",
+        h("code", {}, `loanledger operator apply ${item.id} --loan LOAN`)];
+    }
+    if (item.state === "refunding") return h("code", {}, `loanledger operator refund ${item.id}`); // asks the rail again
+    return "—";
+  }
+
+  function refundText(refund) {
+    if (!refund) return "—";
+    return `${refund.state}${refund.refund_reference ? ` ${refund.refund_reference}` : ""}`;
+  }
+
+  async function renderMoney(gen, day) {
+    const [items, recon] = await Promise.all([
+      api(`/v1/operator/suspense?limit=${SUSPENSE_LIMIT}`).then((page) => page.items),
+      api(`/v1/audit/reconciliation?date=${day}`).catch((error) => ({ error })),
+    ]);
+    if (gen !== generation) return;
+    show("view-money");
+    const open = items.filter((item) => item.state === "open" || item.state === "refunding");
+    const owed = {}; // open amounts per currency, in minor units
+    for (const item of open) owed[item.currency] = (owed[item.currency] || 0) + item.amount;
+    const stat = (id, label, value, note) =>
+      h("div", { class: "stat", id }, h("div", { class: "label" }, label), h("div", { class: "value" }, value),
+        note ? h("div", { class: "muted" }, note) : null);
+    $("#suspense-stats").replaceChildren(
+      stat("stat-suspense-open", "Open suspense items", open.length, "open or refunding"),
+      stat("stat-suspense-amount", "Held, not yet resolved",
+        Object.keys(owed).length ? Object.entries(owed).map(([c, minor]) => money(minor, c)).join(", ") : "—"),
+      stat("stat-suspense-resolved", "Resolved", items.length - open.length, "refunded or applied"),
+    );
+    fill($("#suspense-table tbody"), items.map((item) =>
+      h("tr", { "data-item-id": item.id, "data-state": item.state, "data-reference": item.reference },
+        h("td", { class: "num" }, item.id),
+        h("td", {}, state(item.state)),
+        h("td", { class: "reason", title: item.detail || "" }, item.reason),
+        h("td", { class: "num amount" }, money(item.amount, item.currency)),
+        h("td", { class: "mono" }, item.reference),
+        h("td", { class: "num" }, loanId(item.loan_id)),
+        h("td", {}, when(item.received_at)),
+        h("td", { class: "refund" }, refundText(item.refund)),
+        h("td", { class: "resolve" }, resolveCommand(item)))), "Nothing in suspense.", 9);
+
+    $("#recon-date").value = day;
+    const status = $("#recon-status");
+    if (recon.error) {
+      status.textContent = `Reconciliation for ${day} unavailable: ${recon.error.message}`;
+      status.dataset.ok = "false";
+      $("#recon-stats").replaceChildren();
+      fill($("#recon-table tbody"), [], "No report.", 8);
+      return;
+    }
+    const reports = recon.reports;
+    const counts = Object.fromEntries(CATEGORY_ORDER.map((c) => [c, 0]));
+    for (const report of reports) for (const [c, n] of Object.entries(report.counts)) counts[c] += n;
+    const balanced = reports.every((report) => report.balanced);
+    status.textContent = `${day}: ${reports.map((r) => `${r.provider} ${r.statement_lines} statement line(s)`)
+      .join(", ") || "no provider publishes statements"}; ${balanced ? "balanced" : "NOT balanced"}.` +
+      Object.entries(recon.skipped).map(([name, why]) => ` Skipped ${name}: ${why}.`).join("");
+    status.dataset.ok = String(balanced);
+    $("#recon-stats").replaceChildren(
+      stat("stat-recon-matched", "Matched", counts.matched),
+      stat("stat-recon-rail_only", "On the rail, not on-chain", counts.rail_only),
+      stat("stat-recon-chain_only", "On-chain, not on the rail", counts.chain_only),
+      stat("stat-recon-amount_differs", "Amount differs", counts.amount_differs),
+    );
+    const rows = reports.flatMap((report) => report.rows)
+      .sort((a, b) => CATEGORY_ORDER.indexOf(a.category) - CATEGORY_ORDER.indexOf(b.category));
+    const why = (row) => [row.outbox_status ? `outbox: ${row.outbox_status}${row.outbox_reason ? ` (${row.outbox_reason})` : ""}` : null,
+      row.suspense_item_id ? `suspense item ${row.suspense_item_id}: ${row.suspense_state}` : null,
+      row.category === "rail_only" && row.direction === "refund"
+        ? "a refund: the loan book has no refund confirmation yet (see the suspense item it settles)" : null,
+      row.category === "rail_only" && row.direction !== "refund" && !row.outbox_status && !row.suspense_item_id
+        ? "no webhook received" : null]
+      .filter(Boolean).join("; ") || "—";
+    fill($("#recon-table tbody"), rows.map((row) =>
+      h("tr", { "data-category": row.category, "data-reference": row.reference || row.payment_ref },
+        h("td", { class: `cat cat-${row.category}` }, row.category),
+        h("td", {}, row.provider || "—"),
+        h("td", { class: "mono ref" }, row.reference || row.payment_ref),
+        h("td", {}, [row.direction, row.kind].filter(Boolean).join(" / ") || "—"),
+        h("td", { class: "num" }, loanId(row.loan_id)),
+        h("td", { class: "num" }, money(row.rail_amount, row.currency)),
+        h("td", { class: "num" }, money(row.ledger_amount, row.currency)),
+        h("td", { class: "why" }, why(row)))), "The rail moved nothing that day and the chain credited nothing.", 8);
+  }
+
+  function reconcileDay(event) {
+    event.preventDefault();
+    location.hash = `#/money?date=${$("#recon-date").value}`;
+  }
+
   async function route() {
     const gen = ++generation;
     document.body.dataset.state = "loading";
@@ -353,6 +462,7 @@ import { getAddress, hexlify, toUtf8Bytes } from "./ethers-6.17.0.min.js"; // np
       return;
     }
     $("#who").hidden = false;
+    $("#nav").hidden = !session.roles.some((role) => READ_ALL.includes(role));
     $("#who-address").textContent = session.address;
     $("#who-roles").textContent = session.roles.join(", ");
     if (!session.roles.some((role) => READ_ALL.includes(role))) {
@@ -368,6 +478,9 @@ import { getAddress, hexlify, toUtf8Bytes } from "./ethers-6.17.0.min.js"; // np
       if (!RUNNING.length) RUNNING = (await api("/v1/audit/report/portfolio").catch(() => ({}))).running_statuses || [];
       if ((match = hash.match(/^#\/loans\/(\d+)$/))) await renderLoan(gen, Number(match[1]));
       else if ((match = hash.match(/^#\/borrowers\/(0x[0-9a-fA-F]{40})$/))) await renderBorrower(gen, match[1]);
+      else if ((match = hash.match(/^#\/money(?:\?date=(\d{4}-\d{2}-\d{2}))?$/))) {
+        await renderMoney(gen, match[1] || yesterdayUtc());
+      }
       else await renderPortfolio(gen);
     } catch (error) {
       if (gen !== generation) return;
@@ -380,6 +493,7 @@ import { getAddress, hexlify, toUtf8Bytes } from "./ethers-6.17.0.min.js"; // np
   async function start() {
     $("#wallet-login").addEventListener("click", walletLogin);
     $("#dev-form").addEventListener("submit", devLogin);
+    $("#recon-form").addEventListener("submit", reconcileDay);
     $("#sign-out").addEventListener("click", () => signOut());
     window.addEventListener("hashchange", route);
     const saved = sessionStorage.getItem(TOKEN_KEY);

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from ledger.book import DAY, RUNNING, RUNNING_NAMES, LoanStatus, solidity_name
+from ledger.book import DAY, RUNNING, RUNNING_NAMES, LoanStatus, PaymentKind, solidity_name
 from ledger.store.models.chain import Borrower, ChainEvent, Loan, Payment, ScheduleRow, ScoreRecord
 from ledger.typed_data import Amortization
 
@@ -136,7 +136,7 @@ def fold_loan(events: Iterable[EventLike]) -> LoanState | None:
         elif ev.name == "LoanDisbursed":
             state.status = LoanStatus.ACTIVE
             state.disbursed_at = state.accrued_at = a["paidAt"]
-            state.payments.append(PaymentState(a["paymentRef"], "disbursement", a["amount"], a["paidAt"],
+            state.payments.append(PaymentState(a["paymentRef"], PaymentKind.DISBURSEMENT, a["amount"], a["paidAt"],
                                                ev.tx_hash, ev.block_number, ev.log_index))
         elif ev.name == "LateChargesAccrued":
             state.late_fee_unpaid += a["lateFee"]
@@ -152,7 +152,7 @@ def fold_loan(events: Iterable[EventLike]) -> LoanState | None:
             state.paid_installments = a["paidInstallments"]
             # The contract accrues to max(paidAt, accruedAt): a late-arriving confirmation never moves time back.
             state.accrued_at = max(state.accrued_at, a["paidAt"])
-            state.payments.append(PaymentState(a["paymentRef"], "repayment", a["amount"], a["paidAt"], ev.tx_hash,
+            state.payments.append(PaymentState(a["paymentRef"], PaymentKind.REPAYMENT, a["amount"], a["paidAt"], ev.tx_hash,
                                                ev.block_number, ev.log_index, a["principal"], a["interest"],
                                                a["lateFee"], a["penalty"]))
         elif ev.name == "OverpaymentHeld":
@@ -162,11 +162,11 @@ def fold_loan(events: Iterable[EventLike]) -> LoanState | None:
             state.payments[-1].credit = a["credit"]
         elif ev.name == "CreditRefunded":
             state.credit_balance = a["creditBalance"]
-            state.payments.append(PaymentState(a["refundRef"], "credit_refund", a["amount"], a["refundedAt"],
+            state.payments.append(PaymentState(a["refundRef"], PaymentKind.CREDIT_REFUND, a["amount"], a["refundedAt"],
                                                ev.tx_hash, ev.block_number, ev.log_index, credit=a["amount"]))
         elif ev.name == "RecoveryApplied":
             state.recovered = a["recovered"]
-            state.payments.append(PaymentState(a["paymentRef"], "recovery", a["amount"], a["paidAt"], ev.tx_hash,
+            state.payments.append(PaymentState(a["paymentRef"], PaymentKind.RECOVERY, a["amount"], a["paidAt"], ev.tx_hash,
                                                ev.block_number, ev.log_index, recovery=a["amount"]))
         elif ev.name == "RepaymentReversed":
             _reverse_repayment(state, ev)
@@ -175,7 +175,7 @@ def fold_loan(events: Iterable[EventLike]) -> LoanState | None:
             state.status = LoanStatus.APPROVED
             state.disbursed_at = state.accrued_at = state.paid_installments = 0
             state.late_fee_unpaid = state.penalty_unpaid = 0
-            state.payments.append(PaymentState(a["reversalRef"], "payout_reversal", a["amount"], a["reversedAt"],
+            state.payments.append(PaymentState(a["reversalRef"], PaymentKind.PAYOUT_REVERSAL, a["amount"], a["reversedAt"],
                                                ev.tx_hash, ev.block_number, ev.log_index,
                                                reverses=a["paymentRef"]))
         elif ev.name == "LoanRepaid":
@@ -207,7 +207,7 @@ def _reverse_repayment(state: LoanState, ev: EventLike) -> None:
             state.closed_at = None
         state.status = LoanStatus(a["status"])
     state.payments.append(PaymentState(
-        a["reversalRef"], "reversal", a["amount"], a["reversedAt"], ev.tx_hash, ev.block_number, ev.log_index,
+        a["reversalRef"], PaymentKind.REVERSAL, a["amount"], a["reversedAt"], ev.tx_hash, ev.block_number, ev.log_index,
         parts["principal"], parts["interest"], parts["lateFee"], parts["penalty"], parts["credit"], parts["recovery"],
         reverses=a["paymentRef"]))
 

@@ -1,7 +1,10 @@
 """What every provider's webhook becomes, the ways it is refused, and the checks all providers share.
 
 A webhook becomes a `Confirmation` {kind, loan, rail reference, amount, paid_at} only when every check
-passes; each failure is a `WebhookRejected` with a stable code the endpoint returns, and nothing is stored.
+passes; each failure is a `WebhookRejected` with a stable code the endpoint returns, and nothing is stored,
+with one exception: an authentic repayment whose content the loan book could never take (a loan id past
+uint256, an unknown currency...) is still money the rail says it moved. Its refusal, `RefusedPayment`,
+carries the confirmation, and the intake holds it in suspense (oracle/suspense.py) instead of dropping it.
 The checks that do not depend on the provider (body size, time window, and the bounds of every identifier
 and amount: `check_confirmation`) live here once;
 a provider adapter (oracle.payments.provider) brings its headers, signature scheme and payload layout.
@@ -26,6 +29,7 @@ MAX_AMOUNT = 2**96 - 1  # the contracts' uint96
 MAX_LOAN_ID = 2**256 - 1  # ILoanBook's loan ids are uint256
 MAX_PAID_AT = 2**40 - 1  # the contracts' uint40 times
 MAX_ID = 64  # characters of a rail reference or event id: what the outbox's columns hold
+MAX_STORED = 10**78 - 1  # the largest amount or id the store's MinorUnits columns hold
 KINDS = ("disbursement", "repayment")
 _REFERENCE = re.compile(r"[A-Za-z0-9_\-.:]{1,64}")
 _CURRENCY = re.compile(r"[A-Z]{3}")
@@ -60,6 +64,15 @@ class OutsideTimeWindow(WebhookRejected):
 class MalformedWebhook(WebhookRejected):
     code = "malformed_webhook"
     status = 400
+
+
+class RefusedPayment(MalformedWebhook):
+    """An authentic repayment the loan book can never take as it is, but that names money we can record:
+    a reference to refund it by and a positive amount. `reason` is a stable name for the suspense item."""
+
+    def __init__(self, message: str, reason: str, confirmation: Confirmation):
+        super().__init__(message)
+        self.reason, self.confirmation = reason, confirmation
 
 
 @dataclass(frozen=True)
@@ -120,24 +133,45 @@ def check_confirmation(c: Confirmation) -> None:
     """What the loan book and the outbox can take, whatever the provider's layout let through.
 
     Run before anything is stored: a value the contract cannot encode (a loan id past uint256) would
-    otherwise sit in the outbox as an item that can never be sent.
+    otherwise sit in the outbox as an item that can never be sent. The refusal is a `RefusedPayment` when the
+    webhook still names money received that we can record (see `is_recordable`), else a `MalformedWebhook`.
     """
+    problem = _first_problem(c)
+    if problem is None:
+        return
+    reason, message = problem
+    if is_recordable(c):
+        raise RefusedPayment(message, reason, c)
+    raise MalformedWebhook(message)
+
+
+def is_recordable(c: Confirmation) -> bool:
+    """Money received we can hold and refund: a repayment, a positive amount the store holds, and a reference
+    (any 1 to 64 printable characters: the provider's own, the one a refund must name)."""
+    return (c.kind == "repayment" and _is_int(c.amount) and 1 <= c.amount <= MAX_STORED
+            and isinstance(c.reference, str) and 1 <= len(c.reference) <= MAX_ID and c.reference.isprintable()
+            and isinstance(c.payment_ref, bytes) and len(c.payment_ref) == 32)
+
+
+def _first_problem(c: Confirmation) -> tuple[str, str] | None:
+    """(a stable reason, the message) of the first check `c` fails, or None."""
     if c.kind not in KINDS:
-        raise MalformedWebhook(f"kind: {c.kind!r} is neither of {', '.join(KINDS)}")
+        return "UnknownKind", f"kind: {c.kind!r} is neither of {', '.join(KINDS)}"
     if not _is_int(c.loan_id) or not 1 <= c.loan_id <= MAX_LOAN_ID:
-        raise MalformedWebhook(f"loan_id: {c.loan_id} is not a loan id (1 to 2**256 - 1)")
+        return "LoanIdOutOfRange", f"loan_id: {c.loan_id} is not a loan id (1 to 2**256 - 1)"
     if not _is_int(c.amount) or not 1 <= c.amount <= MAX_AMOUNT:
-        raise MalformedWebhook(f"amount: {c.amount} is not between 1 and {MAX_AMOUNT} minor units")
+        return "AmountOutOfRange", f"amount: {c.amount} is not between 1 and {MAX_AMOUNT} minor units"
     if not _is_int(c.paid_at) or not 1 <= c.paid_at <= MAX_PAID_AT:
-        raise MalformedWebhook(f"paid_at: {c.paid_at} is not unix seconds the loan book can hold")
+        return "PaidAtOutOfRange", f"paid_at: {c.paid_at} is not unix seconds the loan book can hold"
     if not isinstance(c.currency, str) or not _CURRENCY.fullmatch(c.currency):
-        raise MalformedWebhook(f"currency: {c.currency!r} is not three capital letters (ISO 4217)")
+        return "UnknownCurrency", f"currency: {c.currency!r} is not three capital letters (ISO 4217)"
     if not isinstance(c.reference, str) or not _REFERENCE.fullmatch(c.reference):
-        raise MalformedWebhook(f"reference: {c.reference!r} is not 1 to {MAX_ID} letters, digits or _-.:")
+        return "MalformedReference", f"reference: {c.reference!r} is not 1 to {MAX_ID} letters, digits or _-.:"
     if not isinstance(c.event_id, str) or not 1 <= len(c.event_id) <= MAX_ID:
-        raise MalformedWebhook(f"event id: must be 1 to {MAX_ID} characters")
+        return "MalformedEventId", f"event id: must be 1 to {MAX_ID} characters"
     if not isinstance(c.payment_ref, bytes) or len(c.payment_ref) != 32:
-        raise MalformedWebhook("payment_ref: not 32 bytes")
+        return "MalformedPaymentRef", "payment_ref: not 32 bytes"
+    return None
 
 
 def _is_int(value: object) -> bool:

@@ -11,6 +11,9 @@ payments. A line lands in one category:
 - chain_only: a payment confirmed on-chain, dated that day, whose reference no line of the statement carries
   (a confirmation the rail never made: credited by hand, by another provider's key, or forged).
 
+Every row also names the suspense item of its reference, if there is one (a payment received and not
+applied: refused on-chain, set aside, or refused by the intake, which leaves no outbox row), with its state.
+
 So for every statement, lines = matched + amount_differs + rail_only. Chain-only payments are those of this
 provider (by the outbox row that confirmed them) and those no outbox row explains; a payment the oracle
 confirmed for another provider belongs to that provider's report.
@@ -32,6 +35,7 @@ from sqlalchemy.orm import sessionmaker
 from ledger.encoding import to_0x_hex
 from ledger.store.models.chain import Payment
 from ledger.store.models.outbox import OutboxItem
+from ledger.store.models.suspense import SuspenseItem
 from oracle.payments.inbound import payment_ref
 from oracle.payments.provider import (
     PaymentProvider,
@@ -45,7 +49,8 @@ log = logging.getLogger(__name__)
 MATCHED, AMOUNT_DIFFERS, RAIL_ONLY, CHAIN_ONLY = "matched", "amount_differs", "rail_only", "chain_only"
 CATEGORIES = (MATCHED, AMOUNT_DIFFERS, RAIL_ONLY, CHAIN_ONLY)
 CSV_COLUMNS = ("category", "provider", "reference", "payment_ref", "direction", "kind", "loan_id", "rail_amount",
-               "ledger_amount", "currency", "paid_at", "outbox_status", "outbox_reason")
+               "ledger_amount", "currency", "paid_at", "outbox_status", "outbox_reason", "suspense_item_id",
+               "suspense_state")
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,8 @@ class ReconciliationRow:
     paid_at: int | None = None
     outbox_status: str | None = None  # rail-only lines the oracle received: why they are not on-chain
     outbox_reason: str | None = None
+    suspense_item_id: int | None = None  # the payment held in suspense (refunded, applied or still open)
+    suspense_state: str | None = None
 
 
 @dataclass
@@ -125,14 +132,19 @@ def reconcile(provider: str, day: date, statement: Iterable[StatementEntry],
             select(Payment).where(Payment.payment_ref.in_(list(lines)))).unique()} if lines else {}
         received = {o.payment_ref: o for o in session.scalars(
             select(OutboxItem).where(OutboxItem.payment_ref.in_(list(lines))))} if lines else {}
+        held = {i.payment_ref: i for i in session.scalars(
+            select(SuspenseItem).where(SuspenseItem.payment_ref.in_(list(lines))))} if lines else {}
         of_the_day = list(session.scalars(
             select(Payment).where(Payment.paid_at >= start, Payment.paid_at < end)).unique())
         result = Reconciliation(provider, day)
         for ref, entry in lines.items():
             paid = on_chain.get(ref)
+            suspended = held.get(ref)
             base = {"provider": provider, "reference": entry.reference, "payment_ref": ref,
                     "direction": entry.direction, "loan_id": entry.loan_id, "rail_amount": entry.amount,
-                    "currency": entry.currency, "paid_at": entry.paid_at}
+                    "currency": entry.currency, "paid_at": entry.paid_at,
+                    "suspense_item_id": suspended.id if suspended else None,
+                    "suspense_state": suspended.state if suspended else None}
             if paid is None:
                 seen = received.get(ref)
                 result.rows.append(ReconciliationRow(
@@ -149,6 +161,30 @@ def reconcile(provider: str, day: date, statement: Iterable[StatementEntry],
                 CHAIN_ONLY, provider=paid.provider, reference=paid.rail_reference, payment_ref=paid.payment_ref,
                 kind=paid.kind, loan_id=paid.loan_id, ledger_amount=received_amount(paid), paid_at=paid.paid_at))
     return result
+
+
+class StatementUnavailable(ProviderError):
+    """A provider did not hand over its statement for the day (not answering, or in a layout we cannot read)."""
+
+
+def reconcile_day(providers: Mapping[str, PaymentProvider], day: date,
+                  sessions: sessionmaker) -> tuple[list[Reconciliation], dict[str, str]]:
+    """Each provider's statement for `day` against the ledger: (the reports, {provider skipped: why}).
+
+    What `loanledger rail reconcile` and the API's reconciliation route both run. A provider whose adapter reads
+    no statements is skipped; one that does not answer raises `StatementUnavailable` naming it.
+    """
+    reports, skipped = [], {}
+    for name, provider in providers.items():
+        try:
+            statement = provider.statement(day)
+        except StatementUnsupported as exc:
+            skipped[name] = str(exc)
+            continue
+        except ProviderError as exc:
+            raise StatementUnavailable(f"{name}'s statement for {day}: {exc}") from exc
+        reports.append(reconcile(name, day, statement, sessions))
+    return reports, skipped
 
 
 class ScheduledReconciliation:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import os
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct
@@ -22,8 +23,11 @@ from web3 import Web3
 
 from api.auth import siwe_message
 from api.client import LoanLedgerClient
+from ledger.chain import ChainClient
 from ledger.indexer import EventDecoder
 from ledger.manifest import ROOT
+from oracle.outbox import Outbox, OutboxWorker
+from oracle.payments.webhook import Confirmation, payment_ref
 
 CHROMIUM = Path("/usr/bin/chromium")
 DAY = 86_400
@@ -338,6 +342,90 @@ def test_a_borrower_signed_in_is_told_there_is_no_audit_access(dev_api, keys, dr
     tab.wait_ready("forbidden")
     assert "borrower" in tab.page.text_content("#forbidden-text")
     assert not [url for url in tab.requests if "/v1/audit/" in url]
+    tab.assert_clean()
+
+
+PROVIDER = "mockpay"  # the `rail` fixture's provider
+
+
+def _collect(rail, outbox: Outbox, driver, loan_id: int, amount: int) -> str:
+    """Collected on the rail, and its confirmation stored as the oracle's webhook intake stores it."""
+    answer = httpx.post(f"{rail.url}/v1/collections", json={"loan_id": loan_id, "amount": amount}, timeout=10)
+    answer.raise_for_status()
+    reference = answer.json()["reference"]
+    outbox.put(Confirmation(kind="repayment", loan_id=loan_id, reference=reference,
+                            payment_ref=payment_ref(PROVIDER, reference), amount=amount, currency="CNY",
+                            paid_at=driver.now, provider=PROVIDER, event_id=f"evt-{reference}"))
+    return reference
+
+
+def _yuan(minor: int) -> str:
+    return f"{minor // 100:,}.{minor % 100:02d} CNY"
+
+
+def test_an_auditor_reads_the_suspense_items_and_the_days_reconciliation(
+        dev_api, w3, stack, keys, driver, rail, served, auditor, clock, tab):
+    """Issue 14: the dashboard's suspense and reconciliation page shows what the API says (items, amounts in
+    yuan from minor units, refund states, the day's categories) and, being read-only, the command that
+    resolves each open item."""
+    _, context = dev_api
+    outbox = Outbox(context.sessions, clock=clock)
+    worker = OutboxWorker(outbox, ChainClient(w3, keys["oracle"], stack.errors), stack.book)
+    loan_id = driver.active_loan(keys["alice"], ref=b"payout-dashboard", report_id=1)
+    overpaid = driver.payoff(loan_id) + 5_000
+    over_ref = _collect(rail, outbox, driver, loan_id, overpaid)  # refused on-chain: LoanBookOverpayment
+    paid_ref = _collect(rail, outbox, driver, loan_id, 1_000)  # credited
+    typo_ref = _collect(rail, outbox, driver, 999_999, 2_345)  # no such loan: refunded below
+    report = worker.drain_once()
+    assert (report.credited, report.rejected) == (1, 2)
+    assert context.wait_indexed(w3.eth.block_number)
+    operator = LoanLedgerClient(served, keys["operator"])  # over the real port, as the page
+    operator.login()
+    items = {i["reference"]: i for i in operator.suspense()}
+    assert operator.refund_suspense(items[typo_ref]["id"])["state"] == "refunded"
+    items = {i["reference"]: i for i in operator.suspense()}
+    day = datetime.now(UTC).date().isoformat()  # the rail dates payments by its own clock
+    expected = auditor.audit("reconciliation", date=day)
+
+    page = tab.page
+    tab.open()
+    tab.dev_login(auditor.account.address)
+    tab.wait_ready("portfolio")
+    page.click("#nav-money")
+    tab.wait_ready("money")
+    assert page.input_value("#recon-date") == (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    page.fill("#recon-date", day)
+    page.click("#recon-form button[type=submit]")
+    page.wait_for_function("d => document.querySelector('#recon-status').textContent.startsWith(d + ':')", arg=day)
+    tab.wait_ready("money")
+
+    # Suspense: every item in its state, the amount in yuan, the refund, and the command for the open one.
+    assert sorted(_table(page, "#suspense-table tbody tr", "data-reference", "data-state")) == \
+        sorted([(over_ref, "open"), (typo_ref, "refunded")])
+    over_row = page.query_selector(f"#suspense-table tbody tr[data-reference='{over_ref}']")
+    assert over_row.query_selector("td.amount").text_content() == _yuan(overpaid)
+    assert over_row.query_selector("td.reason").text_content() == "LoanBookOverpayment"
+    assert f"loanledger operator refund {items[over_ref]['id']}" in over_row.query_selector("td.resolve").text_content()
+    typo_row = page.query_selector(f"#suspense-table tbody tr[data-reference='{typo_ref}']")
+    assert typo_row.query_selector("td.refund").text_content() == \
+        f"refunded {items[typo_ref]['refund']['refund_reference']}"
+    assert typo_row.query_selector("td.resolve").text_content() == "—"
+    assert page.text_content("#stat-suspense-open .value") == "1"
+    assert page.text_content("#stat-suspense-amount .value") == _yuan(overpaid)
+
+    # Reconciliation: the API's rows and counts for the day, the held payment explained by its suspense item.
+    (mockpay,) = expected["reports"]
+    assert sorted(_table(page, "#recon-table tbody tr", "data-reference", "data-category")) == \
+        sorted((row["reference"] or row["payment_ref"], row["category"]) for row in mockpay["rows"])
+    for category, count in mockpay["counts"].items():
+        assert page.text_content(f"#stat-recon-{category} .value") == str(count)
+    categories = dict(_table(page, "#recon-table tbody tr", "data-reference", "data-category"))
+    assert (categories[paid_ref], categories[over_ref], categories[typo_ref]) == ("matched", "rail_only", "rail_only")
+    over_line = page.query_selector(f"#recon-table tbody tr[data-reference='{over_ref}']")
+    assert f"suspense item {items[over_ref]['id']}: open" in over_line.query_selector("td.why").text_content()
+    assert page.get_attribute("#recon-status", "data-ok") == "false"
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "dashboard-suspense.png"), full_page=True)
     tab.assert_clean()
 
 

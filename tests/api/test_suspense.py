@@ -4,6 +4,7 @@ rail process exactly once, whether the refund is asked twice at once or retried 
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 import time
@@ -11,13 +12,18 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from api.client import ApiError
 from ledger.chain import ChainClient
 from ledger.store.models.action_log import ActionLogEntry
+from ledger.store.models.outbox import OutboxItem
+from oracle.intake import WEBHOOK_PATH, payment_webhooks
 from oracle.outbox import Outbox, OutboxWorker
-from oracle.payments.webhook import Confirmation, payment_ref
+from oracle.payments.signatures import HmacScheme, signature_headers
+from oracle.payments.webhook import Confirmation, WebhookVerifier, payment_ref
 
 PROVIDER = "mockpay"
 
@@ -194,3 +200,157 @@ def test_an_applied_item_the_book_refuses_for_that_loan_too_is_reopened_once(
     assert refund(operator, item["id"], "r-reopened")["state"] == "refunded"
     (on_rail,) = refunds_on_rail(rail, reference)
     assert on_rail["amount"] == 4_000 == received_on_rail(rail, {reference})
+
+
+# ---------------------------------------------------------------------------- receipts that never reach the chain
+
+
+WEBHOOK_KEY = HmacScheme(b"suspense-test-webhook-key")
+
+
+@pytest.fixture
+def intake(outbox) -> TestClient:
+    """The oracle's webhook endpoint on the API's store (one store, as `loanledger run` has it)."""
+    app = FastAPI()
+    app.include_router(payment_webhooks(WebhookVerifier({PROVIDER: WEBHOOK_KEY}), outbox))
+    with TestClient(app) as client:
+        yield client
+
+
+def webhook(intake: TestClient, reference: str, loan_id: int, amount: int, paid_at: int, nonce: str = "n-1"):
+    event = {"id": f"evt-{reference}", "type": "payment.succeeded", "created_at": paid_at,
+             "data": {"direction": "collection", "loan_id": loan_id, "reference": reference, "amount": amount,
+                      "currency": "CNY", "paid_at": paid_at}}
+    body = json.dumps(event, separators=(",", ":")).encode()
+    headers = signature_headers(PROVIDER, WEBHOOK_KEY, body, timestamp=int(time.time()), nonce=nonce)
+    return intake.post(WEBHOOK_PATH, content=body, headers={**headers, "Content-Type": "application/json"})
+
+
+def test_a_webhook_refused_on_its_content_is_held_applied_to_its_loan_and_redeliveries_change_nothing(
+        api, outbox, worker, operator, intake, driver, keys, stack):
+    """Issue 14, defect 4 and "every receipt has a home": a signed repayment to loan 2**256 is held (nothing in
+    the outbox, so nothing holds back the others); the operator applies it to the loan it was meant for, which
+    gives it its outbox row; the rail's redelivery of the original is a duplicate, one naming the loan it was
+    applied to a conflict."""
+    loan_id = driver.active_loan(keys["alice"], ref=b"payout-held", report_id=1)
+    paid_at = driver.now  # the rail's payment time: each redelivery repeats it
+    first = webhook(intake, "COL-HELD", 2**256, 6_000, paid_at)
+    assert (first.status_code, first.json()["status"], first.json()["reason"]) == \
+        (200, "held_in_suspense", "LoanIdOutOfRange")
+    assert outbox.items() == []
+    (item,) = suspense_items(operator)
+    assert (item["id"], item["reference"], item["loan_id"], item["amount"], item["state"], item["outbox_item_id"],
+            item["paid_at"]) == (first.json()["suspense_item_id"], "COL-HELD", 2**256, 6_000, "open", None, paid_at)
+    assert item["detail"].startswith("loan_id: ")
+
+    applied = operator.apply_suspense(item["id"], loan_id, idempotency_key="held-1")
+    assert (applied["state"], applied["loan_id"]) == ("applied", 2**256)
+    (queued,) = outbox.items()
+    assert (queued.id, queued.loan_id, queued.reference, queued.amount, queued.status, queued.paid_at) == \
+        (applied["outbox_item_id"], loan_id, "COL-HELD", 6_000, "pending", paid_at)
+    drain_until_settled(outbox, worker)
+    assert [(i.status, i.outcome) for i in outbox.items()] == [("done", "credited")]
+    assert sum(stack.book.functions.progressOf(loan_id).call()[2:6]) == 6_000
+
+    again = webhook(intake, "COL-HELD", 2**256, 6_000, paid_at, nonce="n-2")
+    assert (again.status_code, again.json()["status"], again.json()["state"]) == (200, "duplicate", "applied")
+    redirected = webhook(intake, "COL-HELD", loan_id, 6_000, paid_at, nonce="n-3")
+    assert (redirected.status_code, redirected.json()["error"]["code"]) == (409, "conflicting_replay")
+    assert len(outbox.items()) == 1 and len(suspense_items(operator)) == 1
+    assert sum(stack.book.functions.progressOf(loan_id).call()[2:6]) == 6_000  # credited once
+
+
+def test_a_repayment_set_aside_by_the_outbox_is_held_and_applied_to_the_right_loan(
+        api, outbox, worker, operator, driver, keys, stack):
+    loan_id = driver.active_loan(keys["alice"], ref=b"payout-aside", report_id=1)
+    with outbox.sessions.begin() as session:  # as a version before the intake's bounds could have stored it
+        session.add(OutboxItem(provider=PROVIDER, event_id="evt-aside", kind="repayment", loan_id=2**256,
+                               reference="COL-ASIDE", payment_ref="0x" + payment_ref(PROVIDER, "COL-ASIDE").hex(),
+                               amount=5_000, currency="CNY", paid_at=driver.now, received_at=1, status="pending",
+                               attempts=0, next_attempt_at=0, updated_at=1))
+    assert worker.drain_once().set_aside == 1
+    (item,) = suspense_items(operator)
+    assert (item["reference"], item["reason"], item["state"], item["loan_id"]) == \
+        ("COL-ASIDE", "ItemUnusable", "open", 2**256)
+
+    operator.apply_suspense(item["id"], loan_id)
+    drain_until_settled(outbox, worker)
+    assert [(i.status, i.outcome, i.loan_id) for i in outbox.items()] == [("done", "credited", loan_id)]
+    assert sum(stack.book.functions.progressOf(loan_id).call()[2:6]) == 5_000
+
+
+def test_an_exact_redelivery_after_an_outbox_item_was_applied_to_another_loan_is_a_duplicate(
+        api, outbox, worker, operator, intake, driver, keys):
+    """The outbox row now names the loan the operator chose; the rail's redelivery names the one it sent, which
+    the suspense item keeps: a duplicate, not a conflict (the rail would otherwise redeliver for an hour)."""
+    loan_id = driver.active_loan(keys["alice"], ref=b"payout-redeliver", report_id=1)
+    paid_at = driver.now
+    assert webhook(intake, "COL-TYPO", 999_997, 4_000, paid_at).json()["status"] == "accepted"
+    drain_until_settled(outbox, worker)
+    (item,) = suspense_items(operator)
+    assert item["reason"] == "LoanBookUnknownLoan"
+    operator.apply_suspense(item["id"], loan_id)
+    drain_until_settled(outbox, worker)
+
+    again = webhook(intake, "COL-TYPO", 999_997, 4_000, paid_at, nonce="n-2")
+    assert (again.status_code, again.json()["status"]) == (200, "duplicate")
+    for other in ({"loan_id": loan_id, "amount": 4_000}, {"loan_id": 999_997, "amount": 4_001}):
+        response = webhook(intake, "COL-TYPO", other["loan_id"], other["amount"], paid_at, nonce="n-3")
+        assert (response.status_code, response.json()["error"]["code"]) == (409, "conflicting_replay"), other
+
+
+def test_the_reconciliation_route_shows_held_payments_as_rail_only_with_their_suspense_item(
+        api, rail, outbox, worker, operator, intake, driver, keys, http, borrower):
+    loan_id = driver.active_loan(keys["bob"], ref=b"payout-recon", report_id=2)
+    credited = collect(rail, outbox, driver, loan_id, 1_000)
+    drain_until_settled(outbox, worker)
+    (done,) = outbox.items("done")
+    assert api[1].wait_indexed(done.block_number)
+    answer = httpx.post(f"{rail.url}/v1/collections", json={"loan_id": 2**256, "amount": 2_500}, timeout=10)
+    held_ref = answer.json()["reference"]
+    assert webhook(intake, held_ref, 2**256, 2_500, driver.now).json()["status"] == "held_in_suspense"
+
+    day = datetime.now(UTC).date().isoformat()  # the rail dates its payments by its own clock
+    report = operator.audit("reconciliation", date=day)
+    assert (report["date"], report["skipped"]) == (day, {})
+    (mockpay,) = report["reports"]
+    rows = {row["reference"]: row for row in mockpay["rows"]}
+    assert (rows[credited]["category"], rows[credited]["rail_amount"], rows[credited]["ledger_amount"]) == \
+        ("matched", 1_000, 1_000)
+    held_row = rows[held_ref]
+    (item,) = suspense_items(operator)
+    assert (held_row["category"], held_row["outbox_status"], held_row["suspense_item_id"],
+            held_row["suspense_state"], held_row["loan_id"]) == ("rail_only", None, item["id"], "open", 2**256)
+    assert mockpay["statement_lines"] == 2 and mockpay["counts"]["rail_only"] == 1 and not mockpay["balanced"]
+
+    csv = http.get("/v1/audit/reconciliation.csv", params={"date": day},
+                   headers={"authorization": f"Bearer {operator.token}"})
+    assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
+    lines = csv.text.splitlines()
+    assert lines[0].startswith("category,provider,reference,") and lines[0].endswith(",suspense_item_id,suspense_state")
+    assert len(lines) == 1 + len(mockpay["rows"])
+    assert any(line.startswith(f"rail_only,mockpay,{held_ref},") and line.endswith(f",{item['id']},open")
+               for line in lines)
+
+    # The held payment goes back the way it came, once; every yuan of the day's collections has its home.
+    refunded = refund(operator, item["id"], "r-held")
+    assert (refunded["state"], refunded["refund"]["state"]) == ("refunded", "refunded")
+    (back,) = refunds_on_rail(rail, held_ref)
+    assert back["amount"] == 2_500
+    assert received_on_rail(rail, {credited, held_ref}) == 1_000 + 0 + back["amount"]  # applied + open + refunded
+    rows = {row["reference"]: row for row in operator.audit("reconciliation", date=day)["reports"][0]["rows"]}
+    assert rows[held_ref]["suspense_state"] == "refunded" and rows[back["reference"]]["direction"] == "refund"
+
+    with pytest.raises(ApiError) as denied:
+        borrower.audit("reconciliation", date=day)
+    assert denied.value.status == 403
+    with pytest.raises(ApiError) as unknown:
+        operator.audit("reconciliation", date=day, provider="nopay")
+    assert (unknown.value.status, unknown.value.code) == (404, "not_found")
+    rail.process.send_signal(signal.SIGSTOP)
+    try:
+        with pytest.raises(ApiError) as down:
+            operator.audit("reconciliation", date=day)
+        assert (down.value.status, down.value.code) == (503, "rail_unavailable")
+    finally:
+        rail.process.send_signal(signal.SIGCONT)

@@ -173,7 +173,7 @@ def test_a_bounced_payout_returns_the_loan_to_approved_and_it_can_be_paid_out_an
     receipt = send_at(driver, book.functions.reverseDisbursement(loan_id, payout, ref("bounce"), at), at)
     (bounced,) = book.events.DisbursementReversed().process_receipt(receipt, errors=DISCARD)
     assert bounced.args.amount == loan_terms.principal
-    status, progress = state(book, loan_id)
+    status, _ = state(book, loan_id)
     assert (status, book.functions.loanOf(loan_id).call()[3]) == (LoanStatus.APPROVED, 0)
     assert book.functions.outstandingPrincipal(keys["alice"].address).call() == loan_terms.principal  # still approved
     # Paid out again under a new reference; the bounced one stays used.

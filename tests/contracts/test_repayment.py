@@ -256,7 +256,7 @@ def test_a_reference_is_credited_once_ever_and_a_batch_skips_only_its_duplicate(
 def test_paying_the_payoff_after_late_charges_closes_the_loan_and_a_unit_more_is_held_as_credit(
         driver, stack, keys, loan, loan_terms):
     loan_id, _, schedule = loan
-    book, oracle = stack.book, keys["oracle"].address
+    book = stack.book
     # Past the last due date's grace: every installment is overdue, each with its late fee and penalty.
     at = schedule[-1][0] + loan_terms.gracePeriod + 7 * DAY
     owed = [p + i for _, p, i in schedule]

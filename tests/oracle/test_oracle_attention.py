@@ -1,4 +1,5 @@
-"""Set-aside outbox items are shown: in the oracle's /healthz and /metrics, and listed by `loanledger oracle outbox`."""
+"""Set-aside outbox items are shown: in the oracle's /healthz and /metrics, and listed by `loanledger oracle outbox`;
+suspense items are counted in /metrics."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typer.testing import CliRunner
 from ledger.cli import app
 from ledger.store import open_store
 from ledger.store.models.outbox import OutboxItem
+from ledger.store.models.suspense import SuspenseItem
 from oracle.service import OracleService
 
 
@@ -63,3 +65,20 @@ def test_the_cli_lists_set_aside_items_with_their_reason(sessions, db_url):
     table = CliRunner().invoke(app, ["oracle", "outbox"],
                                env={**os.environ, "LOANLEDGER_DB_URL": db_url, "COLUMNS": "300"})
     assert table.exit_code == 0 and "COL-BAD" in table.output and "COL-1" in table.output
+
+
+def test_metrics_count_suspense_items_and_those_still_to_resolve(sessions):
+    with TestClient(OracleService(sessions, None, None).create_app()) as http:
+        empty = http.get("/metrics").text
+    assert "loanledger_oracle_suspense_open 0.0" in empty
+    with sessions.begin() as session:
+        for n, state in enumerate(("open", "open", "refunding", "refunded", "applied"), start=1):
+            session.add(SuspenseItem(outbox_item_id=None, provider="mockpay", reference=f"COL-{n}",
+                                     payment_ref="0x" + f"{n:064x}", loan_id=7, amount=1_000, currency="CNY",
+                                     reason="LoanIdOutOfRange", received_at=1, state=state, created_at=1,
+                                     updated_at=1))
+    with TestClient(OracleService(sessions, None, None).create_app()) as http:
+        metrics = http.get("/metrics").text
+    assert "loanledger_oracle_suspense_open 3.0" in metrics
+    assert 'loanledger_oracle_suspense_items{state="open"} 2.0' in metrics
+    assert 'loanledger_oracle_suspense_items{state="refunded"} 1.0' in metrics

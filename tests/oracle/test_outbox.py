@@ -7,11 +7,13 @@ import threading
 import time
 
 import pytest
+from sqlalchemy import select, update
 from web3.logs import DISCARD
 
 from ledger.book import LoanStatus, read_loan, read_progress
 from ledger.chain import ChainClient
 from ledger.store.models.outbox import OutboxItem
+from ledger.store.models.suspense import SuspenseItem
 from oracle.outbox import SET_ASIDE, Outbox, OutboxWorker
 from oracle.payments.webhook import Confirmation, payment_ref
 
@@ -333,6 +335,35 @@ def test_items_the_contract_cannot_take_as_stored_are_set_aside_each_alone(stack
     assert rows(outbox) == {"COL-BADREF": (SET_ASIDE, "ItemUnusable"), "COL-KIND": (SET_ASIDE, "ItemUnusable"),
                             "COL-ZERO": (SET_ASIDE, "ItemUnusable"), "COL-1": ("done", "credited")}
     assert paid(stack, loan_id) == 2_000
+
+
+def held_in_suspense(outbox) -> dict[str, tuple]:
+    with outbox.sessions() as session:
+        return {i.reference: (i.outbox_item_id, i.loan_id, i.amount, i.reason, i.state)
+                for i in session.scalars(select(SuspenseItem))}
+
+
+def test_a_repayment_set_aside_is_money_received_and_held_in_suspense_once(stack, driver, keys, outbox, worker):
+    """Issue 14: an item that can never be sent is still money the rail delivered; it gets a suspense item in
+    the transaction that sets it aside, and setting it aside again (a re-queued item) makes no second one."""
+    loan_id = driver.active_loan(keys["alice"])
+    poison = stored_as_is(outbox, driver, loan_id=2**256, reference="COL-POISON", amount=4_200)
+    bad_ref = stored_as_is(outbox, driver, loan_id=loan_id, reference="COL-BADREF", payment_ref="0x1234")
+    stored_as_is(outbox, driver, loan_id=loan_id, reference="COL-KIND", kind="refund")  # not money received
+    stored_as_is(outbox, driver, loan_id=2**256, reference="PAY-POISON", kind="disbursement")  # money paid out
+
+    assert worker.drain_once().set_aside == 4
+
+    assert held_in_suspense(outbox) == {"COL-POISON": (poison, 2**256, 4_200, "ItemUnusable", "open"),
+                                        "COL-BADREF": (bad_ref, loan_id, 1_000, "ItemUnusable", "open")}
+    with outbox.sessions() as session:
+        detail = session.scalar(select(SuspenseItem.detail).where(SuspenseItem.reference == "COL-POISON"))
+    assert str(2**256) in detail
+    # Sent round again (an operator re-queued it by hand): set aside again, still one item.
+    with outbox.sessions.begin() as session:
+        session.execute(update(OutboxItem).where(OutboxItem.id == poison).values(status="pending"))
+    assert worker.drain_once().set_aside == 1
+    assert len(held_in_suspense(outbox)) == 2
 
 
 def test_a_stranded_item_that_cannot_be_looked_up_does_not_stop_recovery(stack, driver, keys, outbox, worker):

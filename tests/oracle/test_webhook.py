@@ -113,7 +113,8 @@ def test_a_webhook_outside_the_time_window_is_refused(verifier, timestamp):
 def test_malformed_payloads_are_refused_naming_the_field(verifier, change, field):
     with pytest.raises(MalformedWebhook) as refused:
         verifier.verify(*signed(event(**change)))
-    assert field in refused.value.message
+    # The layout's errors name the payload's path; bounds are the shared check's, which names the field.
+    assert field in refused.value.message or refused.value.message.startswith(field.removeprefix("data.") + ":")
 
 
 def test_missing_headers_and_non_json_bodies_are_refused(verifier):

@@ -1,8 +1,11 @@
-"""Suspense: money the rail delivered that the loan book refused, held until an operator resolves it.
+"""Suspense: money the rail delivered that the ledger could not apply, held until an operator resolves it.
 
-A row is written in the same transaction in which the outbox settles a repayment `rejected` (unknown loan,
-wrong currency, a repaid or written-off loan, an overpayment), one per outbox item, so a refused payment is
-never without a record. An operator resolves it: `refunded` (a refund order over the rail, exactly once,
+A row is written, one per received payment (the provider's own reference is unique), in the same
+transaction that decides the payment cannot be applied: the outbox settling a repayment `rejected` (unknown
+loan, wrong currency, a repaid or written-off loan, an overpayment) or `set_aside` (it can never be sent,
+e.g. a loan id past uint256), or the webhook intake refusing the content of an authentic payment webhook
+(oracle/suspense.py; then there is no outbox row: `outbox_item_id` is null until an operator applies it).
+So a payment the rail says it moved is never without a record. An operator resolves it: `refunded` (a refund order over the rail, exactly once,
 see `RefundOrder`) or `applied` to the right loan (the refused confirmation re-queued for it).
 
 States: open -> refunding (a refund order is recorded; its outcome may not be known yet) -> refunded;
@@ -23,19 +26,26 @@ _ID = BigInteger().with_variant(Integer, "sqlite")
 class SuspenseItem(Base):
     __tablename__ = "suspense_items"
     __table_args__ = (
-        UniqueConstraint("outbox_item_id", name="uq_suspense_items_outbox_item_id"),
+        UniqueConstraint("provider", "reference", name="uq_suspense_items_provider_reference"),
         Index("ix_suspense_items_state", "state"),
+        Index("ix_suspense_items_outbox_item_id", "outbox_item_id"),
     )
 
     id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
-    outbox_item_id: Mapped[int] = mapped_column(BigInteger)  # the refused confirmation (oracle_outbox.id)
+    # The refused confirmation (oracle_outbox.id); null for a webhook the intake refused, until applied.
+    outbox_item_id: Mapped[int | None] = mapped_column(BigInteger)
     provider: Mapped[str] = mapped_column(String(32))
     reference: Mapped[str] = mapped_column(String(64))  # the rail's own reference of the payment received
     payment_ref: Mapped[str] = mapped_column(String(66))  # keccak(provider:reference), as sent on-chain
-    loan_id: Mapped[int] = mapped_column(MinorUnits)  # as the rail named it (maybe no loan at all)
+    loan_id: Mapped[int] = mapped_column(MinorUnits)  # as the rail named it (maybe no loan at all; 0: none we can store)
     amount: Mapped[int] = mapped_column(MinorUnits)
-    currency: Mapped[str] = mapped_column(String(3))
-    reason: Mapped[str] = mapped_column(String(64))  # the outbox outcome: LoanBookOverpayment, CurrencyMismatch...
+    currency: Mapped[str] = mapped_column(String(3))  # XXX (ISO 4217's "no currency") when the rail's is not one
+    # The outbox outcome (LoanBookOverpayment, CurrencyMismatch, ItemUnusable...) or the intake's refusal
+    # (LoanIdOutOfRange, UnknownCurrency...).
+    reason: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str | None] = mapped_column(Text)  # the refusal in words, with the values the rail sent
+    event_id: Mapped[str | None] = mapped_column(String(64))  # the webhook's event id, when it had a usable one
+    paid_at: Mapped[int | None] = mapped_column(BigInteger)  # the rail's payment time, when the book can hold it
     received_at: Mapped[int] = mapped_column(BigInteger)
     state: Mapped[str] = mapped_column(String(16), default="open")  # open | refunding | refunded | applied
     resolved_by: Mapped[str | None] = mapped_column(String(42))
