@@ -638,9 +638,9 @@ def check_everything(sim: Sim, stack) -> list[str]:
                 mismatches.append(f"loan {loan_id} disbursed on-chain without its rail payout: {payouts}")
             if event["amount"] != sim.principal:
                 mismatches.append(f"loan {loan_id} disbursed {event['amount']}, not {sim.principal}")
-            if orders.get(loan_id, (None,))[0] != "settled":
-                mismatches.append(f"loan {loan_id} is {sim.status(loan_id).solidity_name} on-chain but its payout "
-                                  f"order is {orders.get(loan_id)}")
+            if payouts and orders.get(loan_id) != ("settled", payouts[0]["reference"]):
+                mismatches.append(f"loan {loan_id} is {sim.status(loan_id).solidity_name} on-chain, paid out as "
+                                  f"{payouts[0]['reference']}, but its payout order is {orders.get(loan_id)}")
         elif payouts:
             mismatches.append(f"loan {loan_id} paid out on the rail, never confirmed on-chain: {payouts}")
 
