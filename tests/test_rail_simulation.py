@@ -9,10 +9,13 @@ items, webhook redeliveries, and crashes: the oracle and the indexer SIGKILLed a
 SIGKILLed or SIGSTOPped with a payout in flight, the rail SIGSTOPped for a moment. The pipeline drains
 between steps.
 
-At the end, each side from its own source: the rail's statement reconciles with the ledger, no loan was
-paid out twice, and for every reference the rail reports, received = applied on-chain (RepaymentApplied)
-+ credit (OverpaymentHeld) + open suspense (the store) + refunded (the rail), to the minor unit; the read
-model verifies against the chain.
+At the end, each side from its own source: the rail's statement reconciles with the ledger (every line
+matched, or received and not applied with its home in the ledger: a suspense item, open or refunded; a
+mismatch is any other line, or a payment on-chain the statement lacks), no loan was paid out twice and each
+payout order names the payout the chain confirmed, every outbox item is settled, and for every reference
+the rail reports, received = applied on-chain (RepaymentApplied) + credit (OverpaymentHeld less
+CreditRefunded) + open suspense (the store) + refunded (the rail), to the minor unit, each reference's
+money where the simulation sent it; the read model verifies against the chain.
 
 LOANLEDGER_SIM_SEED picks the seed (printed), LOANLEDGER_SIM_STEPS the number of steps (small by default:
 it runs in `make test`), LOANLEDGER_SIM_LOANS the number of loans. Run with -s to see the figures.
@@ -753,7 +756,15 @@ def check_everything(sim: Sim, stack) -> list[str]:
                                   f"{row.outbox_reason})")
         assert report.counts[AMOUNT_DIFFERS] + report.counts[CHAIN_ONLY] + report.counts[RAIL_ONLY] + \
             report.counts[MATCHED] == len(report.rows)
+        for category, count in report.counts.items():
+            sim.checked[f"reconciled {category}"] += count
         sim.checked["statement lines"] += len(entries)
+
+    # Nothing the oracle received is left without a home: no item pending, sending or set aside.
+    with sim.sessions() as session:
+        stuck = list(session.execute(select(OutboxItem.reference, OutboxItem.status, OutboxItem.last_error).where(
+            OutboxItem.status.not_in(("done", "rejected")))))
+    mismatches += [f"outbox item {row} never settled" for row in stuck]
 
     # The read model against the chain.
     with sim.sessions() as session:
