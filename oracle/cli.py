@@ -221,7 +221,7 @@ def _outbox_worker(settings, sessions, account, batch_size: int, interval: float
                        f"{book.address}: grant it (`loanledger roles`) or configure the right key")
     client = ChainClient(bindings.book.w3, account, bindings.errors, receipt_timeout=settings.tx_timeout)
     return OutboxWorker(Outbox(sessions), client, bindings.book, batch_size=batch_size, interval=interval,
-                        max_backoff=max_backoff, fault=fault)
+                        max_backoff=max_backoff, fault=fault, from_block=bindings.manifest.start_block)
 
 
 rail_app = typer.Typer(help="The payment-rail stand-in, and reconciliation against any configured provider.",

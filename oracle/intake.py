@@ -48,7 +48,7 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
 def _facts(c) -> tuple:
     """What a replay must repeat exactly; event id, timestamp and nonce may differ between deliveries."""
     ref = to_0x_hex(c.payment_ref)
-    return c.kind, c.loan_id, ref, c.amount, c.currency, c.paid_at
+    return c.kind, c.loan_id, ref, c.amount, c.currency, c.paid_at, c.reverses
 
 
 def payment_webhooks(verifier: WebhookVerifier, outbox: Outbox) -> APIRouter:

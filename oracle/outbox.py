@@ -19,6 +19,15 @@ reason, shown to operators (`loanledger oracle outbox`, the oracle's /healthz an
 retried automatically, so it cannot hold back the items queued after it. A repayment set aside is money
 received too: it becomes a suspense item in the same transaction, like a rejected one (a row the worker
 cannot read at all cannot be described: it stays an outbox item set aside, for an operator).
+
+Money going back has no batch form on-chain: a credit refund (`confirmCreditRefund`), a reversal of a repayment
+(`reverseRepayment`, with the reversed payment's allocation read from the chain's own events) and a returned
+payout (`reverseDisbursement`) are sent one item per transaction, after a round's batches, and a refusal is
+that item's alone, mapped as a batch's skipped items are. A suspense refund is off the book (the suspense
+item it returns is the record): it is settled `done` with outcome `off_book` without a transaction, kept so a
+redelivery finds it. A reversal the book refuses is money the rail took back that the book does not show:
+it is settled `rejected`, counted in /healthz's attention and listed by `loanledger oracle outbox --status
+rejected`, and its statement line stays unmatched in the reconciliation (rail only, with the outbox's reason).
 """
 
 from __future__ import annotations
@@ -39,12 +48,13 @@ from web3.exceptions import BadFunctionCallOutput, TimeExhausted
 from web3.logs import DISCARD
 
 from ledger.book import read_loan
-from ledger.chain import ChainClient, NodeUnavailable, ReceiptTimeout
+from ledger.chain import ChainClient, NodeUnavailable, ReceiptTimeout, TransactionFailed
 from ledger.encoding import to_0x_hex
 from ledger.errors import ContractRevert
 from ledger.store.models.outbox import OutboxItem
 from ledger.store.models.suspense import SuspenseItem
 from oracle import suspense
+from oracle.payments.inbound import payment_ref as rail_payment_ref
 from oracle.payments.webhook import Confirmation
 
 log = logging.getLogger(__name__)
@@ -58,6 +68,11 @@ ITEM_MAX_BACKOFF = 300.0  # seconds; 2, 4, 8 ... so an item is given about eight
 _DUPLICATE = "LoanBookDuplicatePayment"
 _UINT40, _UINT96, _UINT256 = 2**40, 2**96, 2**256
 KINDS = ("disbursement", "repayment")  # in the order a round pushes them
+SINGLE_KINDS = ("credit_refund", "reversal", "payout_reversal")  # one per transaction, after the batches, in order
+OFF_BOOK_KINDS = ("suspense_refund",)  # acknowledged and kept, never sent: the suspense item is the record
+ALL_KINDS = (*KINDS, *SINGLE_KINDS, *OFF_BOOK_KINDS)
+OFF_BOOK = "off_book"
+_NOT_ON_CHAIN = "ReversedPaymentNotOnChain"  # a reversal whose payment the chain has not (yet) credited
 SET_ASIDE = "set_aside"  # an item that can never succeed: kept, shown, never retried automatically
 # The node (or the database) being away, not the item being wrong: the whole round backs off.
 # BadFunctionCallOutput is an empty answer where the book should be (a node that lost its state).
@@ -78,6 +93,7 @@ class DrainReport:
     rejected: int = 0
     retried: int = 0
     set_aside: int = 0
+    off_book: int = 0
     batches: int = 0
     node_error: str | None = None  # set when the round stopped because the node (or the whole batch) failed
     errors: list[str] = field(default_factory=list)
@@ -96,7 +112,7 @@ class Outbox:
         item = OutboxItem(provider=confirmation.provider, event_id=confirmation.event_id, kind=confirmation.kind,
                           loan_id=confirmation.loan_id, reference=confirmation.reference, payment_ref=ref,
                           amount=confirmation.amount, currency=confirmation.currency, paid_at=confirmation.paid_at,
-                          received_at=now, status="pending", attempts=0, next_attempt_at=0, updated_at=now)
+                          reverses=confirmation.reverses, received_at=now, status="pending", attempts=0, next_attempt_at=0, updated_at=now)
         try:
             with self.sessions.begin() as session:
                 session.add(item)
@@ -137,8 +153,8 @@ def is_transient(exc: BaseException) -> bool:
 
 def batch_item(item: OutboxItem) -> tuple[int, bytes, int, int]:
     """The item as an ILoanBook.PaymentConfirmation; ItemUnusable when the contract cannot take it as it is."""
-    if item.kind not in KINDS:
-        raise ItemUnusable(f"kind {item.kind!r} is neither of {', '.join(KINDS)}")
+    if item.kind not in ALL_KINDS:
+        raise ItemUnusable(f"kind {item.kind!r} is not one of {', '.join(ALL_KINDS)}")
     if not 1 <= item.loan_id < _UINT256:
         raise ItemUnusable(f"loan id {item.loan_id} is not a uint256 of at least 1")
     try:
@@ -162,7 +178,7 @@ class OutboxWorker:
     """Pushes pending confirmations with the loan book's batch forms, signed by the oracle's ChainClient."""
 
     def __init__(self, outbox: Outbox, client: ChainClient, book: Contract, *, batch_size: int = 50,
-                 interval: float = 1.0, max_backoff: float = 60.0, fault: Fault | None = None):
+                 interval: float = 1.0, max_backoff: float = 60.0, fault: Fault | None = None, from_block: int = 0):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.outbox, self.client = outbox, client
@@ -170,6 +186,7 @@ class OutboxWorker:
         self.book = client.w3.eth.contract(address=book.address, abi=book.abi)
         self.batch_size, self.interval, self.max_backoff = batch_size, interval, max_backoff
         self.fault = fault or (lambda _point: None)
+        self.from_block = from_block  # the book's deployment block: where a reversed payment's events are looked for
         self.recovered = False
         self._currencies: dict[int, str] = {}  # a loan's currency never changes: asked once per loan
         self.failures = 0  # consecutive rounds the node (or the whole batch) failed; drives the back-off
@@ -212,9 +229,11 @@ class OutboxWorker:
         claimed, unreadable = self._claim()
         report.claimed = len(claimed) + len(unreadable)
         self._set_aside_rows(unreadable, report)
-        odd = [item for item in claimed if item.kind not in KINDS]  # no batch form would ever take them
-        self._settle({item.id: _set_aside(ItemUnusable(f"kind {item.kind!r} is neither of {', '.join(KINDS)}"))
+        odd = [item for item in claimed if item.kind not in ALL_KINDS]  # no form on-chain would ever take them
+        self._settle({item.id: _set_aside(ItemUnusable(f"kind {item.kind!r} is not one of {', '.join(ALL_KINDS)}"))
                       for item in odd}, odd, report)
+        off_book = [item for item in claimed if item.kind in OFF_BOOK_KINDS]
+        self._settle({item.id: _Settlement("done", OFF_BOOK) for item in off_book}, off_book, report)
         # Disbursements first: a repayment in the same round may be for a loan paid out in it.
         batches = [[item for item in claimed if item.kind == kind] for kind in KINDS]
         for batch in batches:
@@ -222,6 +241,13 @@ class OutboxWorker:
                 self._release(batch, report.node_error)  # the node failed earlier in this round
             else:
                 self._push(batch, report)
+        # Then money going back, one transaction each: a refund or reversal may be of a payment credited above.
+        for kind in SINGLE_KINDS:
+            for item in (item for item in claimed if item.kind == kind):
+                if report.node_error is not None:
+                    self._release([item], report.node_error)
+                else:
+                    self._push_one(item, report)
         return report
 
     def next_delay(self) -> float:
@@ -338,6 +364,89 @@ class OutboxWorker:
                 return
         self._settle(settlements, items, report)
 
+    def _push_one(self, item: OutboxItem, report: DrainReport) -> None:
+        """Sends one credit refund or reversal in its own transaction; its refusal is its own (see the module)."""
+        settlements: dict[int, _Settlement] = {}
+        try:
+            call = self._single_call(item, settlements) if self._screen([item], settlements) else None
+        except Exception as exc:  # noqa: BLE001 - sorted here: the node's absence, or this item's own fault
+            if is_transient(exc):
+                self._node_failed([item], exc, report)  # the node did not answer: the item waits
+                return
+            call, settlements[item.id] = None, _set_aside(exc)  # raises for this item: never sendable as it is
+        if call is None:
+            self._settle(settlements, [item], report)
+            return
+        report.batches += 1
+        self.fault("before_send")
+        try:
+            receipt = self.client.transact(call)
+        except (ContractRevert, TransactionFailed) as exc:
+            name = exc.name if isinstance(exc, ContractRevert) else "TransactionFailed"
+            if isinstance(exc, ContractRevert) and not name.startswith("LoanBook"):
+                self._node_failed([item], exc, report)  # the book as a whole refuses (paused, role revoked)
+                return
+            try:
+                settlements[item.id] = self._refused(item, name, str(exc))
+            except Exception as lookup:  # noqa: BLE001 - the node went away while we asked about the reference
+                self._node_failed([item], lookup, report)
+                return
+            self._settle(settlements, [item], report)
+            return
+        except Exception as exc:  # noqa: BLE001 - node down, timeout: the item waits for the next round
+            self._node_failed([item], exc, report)
+            return
+        self.fault("after_send")
+        self._settle({item.id: _with_receipt(_Settlement("done", "credited"), receipt)}, [item], report)
+
+    def _single_call(self, item: OutboxItem, settlements: dict[int, _Settlement]):
+        """The book's function for a refund or reversal, or None with the item's settlement recorded."""
+        loan_id, ref, amount, paid_at = batch_item(item)
+        functions = self.book.functions
+        if item.kind == "credit_refund":
+            return functions.confirmCreditRefund(loan_id, ref, amount, paid_at)
+        if not item.reverses:
+            settlements[item.id] = _set_aside(ItemUnusable(f"a {item.kind} names no payment it reverses"))
+            return None
+        original = rail_payment_ref(item.provider, item.reverses)
+        if item.kind == "payout_reversal":
+            return functions.reverseDisbursement(loan_id, original, ref, paid_at)
+        paid = self._allocation(loan_id, original)
+        if paid is not None:
+            return functions.reverseRepayment(loan_id, original, ref, paid, paid_at)
+        # The reversed payment is not on-chain: still on its way (retry), or refused (then never: rejected).
+        if self._reference_used(item.payment_ref):
+            settlements[item.id] = _Settlement("done", "already_credited")
+        else:
+            settlements[item.id] = self._refused(item, _NOT_ON_CHAIN, f"{item.reverses} is not credited on-chain",
+                                                 check_reference=False, retryable=True)
+        return None
+
+    def _allocation(self, loan_id: int, original: bytes) -> tuple[int, int, int, int, int, int] | None:
+        """The reversed payment's ILoanBook.Allocation, from the chain's events for its reference (never the read
+        model, which may lag the oracle): RepaymentApplied (+ OverpaymentHeld's credit), or RecoveryApplied."""
+        events, found = self.book.events, {"loanId": loan_id, "paymentRef": original}
+        applied = events.RepaymentApplied.get_logs(from_block=self.from_block, argument_filters=found)
+        if applied:
+            a = applied[0]["args"]
+            held = events.OverpaymentHeld.get_logs(from_block=applied[0]["blockNumber"],
+                                                   to_block=applied[0]["blockNumber"], argument_filters=found)
+            credit = held[0]["args"]["credit"] if held else 0
+            return a["principal"], a["interest"], a["lateFee"], a["penalty"], credit, 0
+        recovered = events.RecoveryApplied.get_logs(from_block=self.from_block, argument_filters=found)
+        if recovered:
+            return 0, 0, 0, 0, 0, recovered[0]["args"]["amount"]
+        return None
+
+    def _refused(self, item: OutboxItem, name: str, error: str, *, check_reference: bool = True,
+                 retryable: bool = False) -> _Settlement:
+        """One item's refusal, mapped as a batch's skipped item is: its reference used => already credited."""
+        if name == _DUPLICATE or (check_reference and self._reference_used(item.payment_ref)):
+            return _Settlement("done", "already_credited")
+        if (retryable or name in RETRYABLE) and item.attempts + 1 < MAX_ITEM_ATTEMPTS:
+            return _Settlement("pending", None, error, min(2.0 ** (item.attempts + 1), ITEM_MAX_BACKOFF))
+        return _Settlement("rejected", name, error)
+
     def _screen(self, items: list[OutboxItem], settlements: dict[int, _Settlement]) -> list[OutboxItem]:
         """Refuses what the contract cannot be asked or would credit in the wrong money; returns the rest."""
         sendable = []
@@ -445,6 +554,7 @@ class OutboxWorker:
                 s = settlements[item.id]
                 if s.status == "rejected":
                     report.rejected += 1
+                    _log_taken_back(item, s)
                     log.error("confirmation %s (%s of loan %s) refused: %s; the money needs an operator",
                               item.reference, item.kind, item.loan_id, s.error)
                 elif s.status == SET_ASIDE:
@@ -453,6 +563,8 @@ class OutboxWorker:
                               item.id, item.kind, item.reference, s.error)
                 elif s.status == "pending":
                     report.retried += 1
+                elif s.outcome == OFF_BOOK:
+                    report.off_book += 1
                 elif s.outcome == "credited":
                     report.credited += 1
                 else:
@@ -474,6 +586,14 @@ def _hold_in_suspense(session, item: OutboxItem, outcome: str | None, error: str
             held.detail, held.updated_at = None if error is None else error[:2000], now
         return
     session.add(suspense.outbox_item(item, outcome or "Refused", error, now))
+
+
+def _log_taken_back(item: OutboxItem, s: _Settlement) -> None:
+    """A refused reversal is money the rail took back that the book does not show: say so, apart from the rest."""
+    if item.kind in ("reversal", "payout_reversal"):
+        log.error("the rail took back %s (%s of loan %s, %s %s) but the book refused to record it (%s): the ledger "
+                  "overstates what was received or paid out until an operator acts", item.reverses, item.kind,
+                  item.loan_id, item.amount, item.currency, s.outcome)
 
 
 @dataclass(frozen=True)

@@ -30,13 +30,16 @@ def test_the_demo_tells_its_story_and_every_audit_check_passes(tmp_path, stack_p
     assert outcome["decisions"]["rejected:over_limit"] == 1 and outcome["decisions"]["rejected:stale_score"] == 1
     assert outcome["late_charges"]["late_fee"] > 0 and outcome["late_charges"]["penalty"] > 0
     assert outcome["amounts"]["principal_written_off"] > 0 and outcome["gas_used"] > 0
-    # Every refused receipt has a home: the overpayment held in suspense and refunded in full, the payment
-    # to a mistyped loan id applied to the loan it was meant for, and nothing left open.
+    # Every receipt has a home: the overpayment closed its loan with the rest held as credit on-chain, refunded
+    # in full over the rail and confirmed (the loan Repaid); the wrong-currency payment held in suspense and
+    # refunded; the payment to a mistyped loan id applied to the loan it was meant for; nothing left open.
+    credit = outcome["credit"]
+    assert credit["paid"] - credit["payoff"] >= credit["credit"] > 0 and credit["refunded"] == credit["credit"]
+    assert credit["status_after"] == "Repaid" and credit["refund_reference"]
     suspense = outcome["suspense"]
     assert (suspense["opened"], suspense["refunded"], suspense["applied"], suspense["left_open"]) == (2, 1, 1, 0)
-    overpayment = suspense["overpayment"]
-    assert overpayment["paid"] > overpayment["payoff"] and suspense["refund_amount"] == overpayment["paid"]
-    assert "Overpayment" in overpayment["reason"]
+    wrong = suspense["wrong_currency"]
+    assert wrong["currency"] != "CNY" and suspense["refund_amount"] == wrong["amount"] > 0
     assert suspense["mistyped"]["sent_to"] != suspense["mistyped"]["applied_to"] and suspense["mistyped"]["amount"] > 0
     # The dashboard showed the demo's book (CI installs Debian's Chromium and requires the browser).
     dashboard = outcome["dashboard"]

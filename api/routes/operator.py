@@ -102,14 +102,18 @@ def reject(loan_id: LoanIdPath, body: ReasonIn, context: ContextDep, metrics: Me
 @router.post("/loans/{loan_id}/disburse", response_model=PayoutOut, responses=ERRORS,
              summary="Order the payout of an approved loan over the payment rail (once: asking again answers "
                      "the loan's order)")
-def disburse(loan_id: LoanIdPath, context: ContextDep, who: Operator, idempotency_key: str | None = Header(None)):
+def disburse(loan_id: LoanIdPath, context: ContextDep, who: Operator, idempotency_key: str | None = Header(None),
+             retry: bool = Query(False, description="Re-order a failed payout (a returned or refused one) as a new "
+                                 "order; without it a failed order is answered as it is")):
     def action():
-        order = payouts.order_payout(context, loan_id, who.address, current_request_id())
+        order = (payouts.retry_payout if retry else payouts.order_payout)(
+            context, loan_id, who.address, current_request_id())
         return 200, PayoutOut(loan_id=loan_id, ordered=order.state not in (payouts.FAILED, payouts.CANCELLED),
                               state=order.state, rail_reference=order.rail_reference)
 
     return idempotency.run_once(context, who.address, idempotency_key,
-                                f"POST /v1/operator/loans/{loan_id}/disburse", {}, action)
+                                f"POST /v1/operator/loans/{loan_id}/disburse", {"retry": True} if retry else {},
+                                action)
 
 
 @router.get("/payouts", response_model=PayoutOrderList, responses=ERRORS,

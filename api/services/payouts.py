@@ -9,6 +9,13 @@ reference) is reconciled: the provider is asked what became of that key, and the
 An order is `settled` once the read model shows the loan disbursed: the indexer writes that from the
 chain's LoanDisbursed, and orders are brought up to date with it whenever they are read or asked for
 again (the projection stays a pure fold of events, and the order's last word comes from the chain).
+
+A payout the receiving bank sends back (the rail's `payout.returned`, on-chain `DisbursementReversed`: the loan
+is Approved again) fails its order, with the reason. Asking for the payout again answers that failed order: the
+money came back for a reason (a closed account, a wrong name) that re-sending the same order would not cure.
+An operator either cancels the loan or re-orders explicitly (`retry_payout`, `/disburse?retry=true`): the
+order is recorded again with the next attempt number in its idempotency key (`...:retry1`), so the provider
+takes it as a new order, once.
 """
 
 from __future__ import annotations
@@ -22,9 +29,16 @@ from sqlalchemy.exc import IntegrityError
 
 from api.errors import ApiError
 from ledger.book import LoanStatus, read_loan
+from ledger.encoding import to_0x_hex
 from ledger.store.models.chain import Loan, Payment
 from ledger.store.models.payouts import PayoutOrder
-from oracle.payments.config import ProviderConfigError, build_provider, payout_provider, provider_settings
+from oracle.payments.config import (
+    ProviderConfigError,
+    build_provider,
+    payout_provider,
+    provider_settings,
+)
+from oracle.payments.inbound import payment_ref
 from oracle.payments.provider import (
     LookupUnsupported,
     OrderRefused,
@@ -96,6 +110,35 @@ def order_payout(context, loan_id: int, actor: str, request_id: str) -> Order:
     if status is not LoanStatus.APPROVED:  # paid out already (the webhook beat the read model), or closed
         return _close(context, order, status)
     return _send(context, provider, order, actor, request_id)
+
+
+def retry_payout(context, loan_id: int, actor: str, request_id: str) -> Order:
+    """Orders a failed payout again, as a new order (the next attempt number in its key); 409 unless the
+    loan's order failed and the loan is still Approved on-chain."""
+    order = find(context, loan_id)
+    if order is None or order.state != FAILED:
+        raise ApiError(409, "payout_not_failed", f"loan {loan_id} has no failed payout order to retry "
+                       f"(order: {order.state if order else 'none'})")
+    if read_loan(context.bindings.book, loan_id).status is not LoanStatus.APPROVED:
+        raise ApiError(409, "not_approved", f"loan {loan_id} is not approved (nothing to pay out)")
+    retry = _retry_number(order.idempotency_key) + 1
+    key = f"{payout_key(context, loan_id)}:retry{retry}"
+    now = int(time.time())
+    with context.sessions.begin() as session:  # one of two concurrent retries wins; the other answers its order
+        changed = session.execute(
+            update(PayoutOrder).where(PayoutOrder.loan_id == loan_id, PayoutOrder.state == FAILED,
+                                      PayoutOrder.idempotency_key == order.idempotency_key)
+            .values(state=ORDERED, idempotency_key=key, rail_reference=None, ordered_at=now, sent_at=None,
+                    settled_at=None, failed_at=None, updated_at=now)).rowcount
+    if changed:
+        context.action_log.append(actor, "payout.reordered", request_id,
+                                  {"loan_id": loan_id, "retry": retry, "previous_error": (order.last_error or "")[:200]})
+    return order_payout(context, loan_id, actor, request_id)
+
+
+def _retry_number(key: str) -> int:
+    last = key.rsplit(":", 1)[-1]
+    return int(last.removeprefix("retry")) if last.startswith("retry") and last[5:].isdigit() else 0
 
 
 def find(context, loan_id: int) -> Order | None:
@@ -212,6 +255,33 @@ def _catch_up(context) -> None:
                 continue
             session.execute(update(PayoutOrder).where(PayoutOrder.loan_id == loan_id,
                                                       PayoutOrder.state == state).values(**values, updated_at=now))
+    _fail_returned(context, now)
+
+
+def _fail_returned(context, now: int) -> None:
+    """Orders whose payout the chain shows returned (a `payout_reversal` of it) become `failed`, with the reason.
+
+    The reversal names the payout it returns; an order that never learnt its rail reference (its answer was
+    lost, the webhook came) is matched by its loan being Approved again after it settled.
+    """
+    with context.sessions.begin() as session:
+        rows = session.execute(
+            select(PayoutOrder.loan_id, PayoutOrder.state, PayoutOrder.provider, PayoutOrder.rail_reference,
+                   Loan.status, Payment.payment_ref, Payment.reverses, Payment.paid_at)
+            .join(Loan, Loan.id == PayoutOrder.loan_id)
+            .join(Payment, (Payment.loan_id == PayoutOrder.loan_id) & (Payment.kind == "payout_reversal"))
+            .where(PayoutOrder.state.in_((SENT, SETTLED)))).all()
+        for loan_id, state, provider, rail_reference, status, reversal_ref, reverses, returned_at in rows:
+            if rail_reference is not None:
+                if to_0x_hex(payment_ref(provider, rail_reference)) != reverses:
+                    continue  # the return of an earlier attempt's payout
+            elif not (state == SETTLED and status == "Approved"):
+                continue
+            reason = (f"the payout {rail_reference or ''} was returned by the receiving bank "
+                      f"(reversal {reversal_ref}, at {returned_at}); the loan is Approved again")
+            session.execute(update(PayoutOrder).where(PayoutOrder.loan_id == loan_id, PayoutOrder.state == state)
+                            .values(state=FAILED, failed_at=now, last_error=reason, updated_at=now))
+            log.warning("payout order of loan %d failed: %s", loan_id, reason)
 
 
 def _disbursed_by(session, loan_id: int, provider: str) -> str | None:

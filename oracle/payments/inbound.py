@@ -30,7 +30,10 @@ MAX_LOAN_ID = 2**256 - 1  # ILoanBook's loan ids are uint256
 MAX_PAID_AT = 2**40 - 1  # the contracts' uint40 times
 MAX_ID = 64  # characters of a rail reference or event id: what the outbox's columns hold
 MAX_STORED = 10**78 - 1  # the largest amount or id the store's MinorUnits columns hold
-KINDS = ("disbursement", "repayment")
+KINDS = ("disbursement", "repayment", "credit_refund", "suspense_refund", "reversal", "payout_reversal")
+# Kinds that name an earlier payment of the same provider (`Confirmation.reverses`): refunds pay back against
+# one, reversals take one back.
+REFERRING_KINDS = frozenset({"credit_refund", "suspense_refund", "reversal", "payout_reversal"})
 _REFERENCE = re.compile(r"[A-Za-z0-9_\-.:]{1,64}")
 _CURRENCY = re.compile(r"[A-Z]{3}")
 
@@ -79,7 +82,7 @@ class RefusedPayment(MalformedWebhook):
 class Confirmation:
     """A payment the rail says happened, in the shape the loan book confirms."""
 
-    kind: Literal["disbursement", "repayment"]
+    kind: Literal["disbursement", "repayment", "credit_refund", "suspense_refund", "reversal", "payout_reversal"]
     loan_id: int
     reference: str  # the rail's own reference: what the provider's statement shows
     payment_ref: bytes  # bytes32 credited once on-chain: keccak256("<provider>:<reference>")
@@ -88,6 +91,9 @@ class Confirmation:
     paid_at: int  # unix seconds
     provider: str
     event_id: str
+    # The rail reference of the earlier payment this one refunds or takes back (None for a disbursement or a
+    # repayment); on-chain that payment is payment_ref(provider, reverses).
+    reverses: str | None = None
 
 
 def payment_ref(provider: str, reference: str) -> bytes:
@@ -156,7 +162,7 @@ def is_recordable(c: Confirmation) -> bool:
 def _first_problem(c: Confirmation) -> tuple[str, str] | None:
     """(a stable reason, the message) of the first check `c` fails, or None."""
     if c.kind not in KINDS:
-        return "UnknownKind", f"kind: {c.kind!r} is neither of {', '.join(KINDS)}"
+        return "UnknownKind", f"kind: {c.kind!r} is not one of {', '.join(KINDS)}"
     if not _is_int(c.loan_id) or not 1 <= c.loan_id <= MAX_LOAN_ID:
         return "LoanIdOutOfRange", f"loan_id: {c.loan_id} is not a loan id (1 to 2**256 - 1)"
     if not _is_int(c.amount) or not 1 <= c.amount <= MAX_AMOUNT:
@@ -171,6 +177,19 @@ def _first_problem(c: Confirmation) -> tuple[str, str] | None:
         return "MalformedEventId", f"event id: must be 1 to {MAX_ID} characters"
     if not isinstance(c.payment_ref, bytes) or len(c.payment_ref) != 32:
         return "MalformedPaymentRef", "payment_ref: not 32 bytes"
+    return _reverses_problem(c)
+
+
+def _reverses_problem(c: Confirmation) -> tuple[str, str] | None:
+    """A refund or reversal names the payment it returns (a reference like any other, not its own); others none."""
+    if c.kind not in REFERRING_KINDS:
+        if c.reverses is not None:
+            return "MalformedReverses", f"reverses: a {c.kind} names no earlier payment"
+        return None
+    if not isinstance(c.reverses, str) or not _REFERENCE.fullmatch(c.reverses):
+        return "MalformedReverses", f"reverses: {c.reverses!r} is not 1 to {MAX_ID} letters, digits or _-.:"
+    if c.reverses == c.reference:
+        return "MalformedReverses", f"reverses: a {c.kind} has its own reference, not the one of the payment it returns"
     return None
 
 

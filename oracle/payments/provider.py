@@ -91,7 +91,7 @@ class StatementEntry:
     """One line of a provider's daily settlement statement: money it moved, by its own reference."""
 
     reference: str
-    direction: Literal["payout", "collection", "refund"]
+    direction: Literal["payout", "collection", "refund", "reversal", "return"]
     loan_id: int
     amount: int  # minor units
     currency: str

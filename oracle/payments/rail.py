@@ -8,11 +8,18 @@ memory (it is a development tool); its key is kept on disk so the oracle can tru
 Orders honour an `Idempotency-Key` header as payment providers do: the same key again answers with the
 first order's payment (200, `Idempotent-Replayed: true`) and moves no money; the same key with another
 order is refused (422); `GET /v1/orders/{key}` answers what an order key made (404: never taken), so a
-caller whose answer was lost can ask before re-sending. Refunds are recorded against a payment but not yet notified by webhook: the loan
-book has no refund confirmation yet.
+caller whose answer was lost can ask before re-sending. A refund is notified as `refund.succeeded`, echoing the
+order's `purpose` ("credit": it pays back a loan's credit balance and is confirmed on-chain; "suspense": it
+returns money the book never took).
 
-`GET /v1/statements/{YYYY-MM-DD}` is the day's settlement statement (every payout, collection and refund
-executed that UTC day), as providers publish daily statement files for reconciliation (oracle.payments.reconcile).
+What a real provider reports as events, the stand-in takes as test/admin orders: `POST
+/v1/payments/{reference}/reverse` (a chargeback or bounced debit of a collection: `payment.reversed`) and
+`POST /v1/payments/{reference}/return` (a payout the receiving bank sent back: `payout.returned`). Each makes a
+reversal with its own reference naming the original, once per original (asking again answers the same one).
+Every webhook is signed and delivered the same way, retried until acknowledged.
+
+`GET /v1/statements/{YYYY-MM-DD}` is the day's settlement statement (every payout, collection, refund,
+reversal and return executed that UTC day), as providers publish daily statement files for reconciliation (oracle.payments.reconcile).
 """
 
 from __future__ import annotations
@@ -66,6 +73,47 @@ class RailRefund:
     amount: int
     currency: str
     refunded_at: int
+    purpose: Literal["credit", "suspense"] = "suspense"
+    event_id: str = ""
+    delivered: bool = False
+    attempts: int = 0
+    last_error: str | None = None
+
+    def event(self) -> dict:
+        return {"id": self.event_id, "type": "refund.succeeded", "created_at": self.refunded_at,
+                "data": {"reference": self.reference, "payment_reference": self.payment_reference,
+                         "loan_id": self.loan_id, "amount": self.amount, "currency": self.currency,
+                         "refunded_at": self.refunded_at, "purpose": self.purpose}}
+
+
+REVERSAL_EVENTS = {"reversal": "payment.reversed", "return": "payout.returned"}
+
+
+@dataclass
+class RailReversal:
+    """A payment the rail took back: a collection charged back or bounced ("reversal"), a payout the receiving
+    bank returned ("return"). Its own reference; `payment_reference` names the original."""
+
+    reference: str
+    kind: Literal["reversal", "return"]
+    payment_reference: str
+    loan_id: int
+    amount: int
+    currency: str
+    reversed_at: int
+    event_id: str
+    delivered: bool = False
+    attempts: int = 0
+    last_error: str | None = None
+
+    def event(self) -> dict:
+        return {"id": self.event_id, "type": REVERSAL_EVENTS[self.kind], "created_at": self.reversed_at,
+                "data": {"reference": self.reference, "payment_reference": self.payment_reference,
+                         "loan_id": self.loan_id, "amount": self.amount, "currency": self.currency,
+                         "reversed_at": self.reversed_at}}
+
+
+Notified = RailPayment | RailRefund | RailReversal  # what the rail sends a webhook for
 
 
 class IdempotencyConflict(Exception):
@@ -81,6 +129,7 @@ class PaymentRail:
     max_backoff: float = 30.0
     payments: dict[str, RailPayment] = field(default_factory=dict)
     refunds: dict[str, RailRefund] = field(default_factory=dict)
+    reversals: dict[str, RailReversal] = field(default_factory=dict)  # by the original payment's reference
 
     def __post_init__(self) -> None:
         self._serial = itertools.count(1)
@@ -122,10 +171,15 @@ class PaymentRail:
                                       "amount": r.amount, "currency": r.currency, "paid_at": r.refunded_at,
                                       "payment_reference": r.payment_reference})
                      for r in self.refunds.values()]
+            made += [(r.reversed_at, {"reference": r.reference, "direction": r.kind, "loan_id": r.loan_id,
+                                      "amount": r.amount, "currency": r.currency, "paid_at": r.reversed_at,
+                                      "payment_reference": r.payment_reference})
+                     for r in self.reversals.values()]
         return [entry for at, entry in made if start <= at < end]
 
-    def refund(self, payment_reference: str, amount: int, currency: str) -> RailRefund:
-        """Returns money against a payment (recorded only: see the module's note)."""
+    def refund(self, payment_reference: str, amount: int, currency: str,
+               purpose: Literal["credit", "suspense"] = "suspense", *, deliver: bool = True) -> RailRefund:
+        """Returns money against a payment and notifies the oracle (`refund.succeeded`) in the background."""
         with self._lock:
             payment = self.payments.get(payment_reference)
             if payment is None:
@@ -136,9 +190,43 @@ class PaymentRail:
                 raise ValueError(f"{payment_reference} has {left} {payment.currency} left to refund")
             refund = RailRefund(reference=f"REF-{next(self._serial):08d}-{secrets.token_hex(3)}",
                                 payment_reference=payment_reference, loan_id=payment.loan_id, amount=amount,
-                                currency=currency, refunded_at=int(self.clock()))
+                                currency=currency, refunded_at=int(self.clock()), purpose=purpose,
+                                event_id=f"evt_{secrets.token_hex(8)}")
             self.refunds[refund.reference] = refund
+        self._notify(refund, deliver)
         return refund
+
+    def reverse(self, payment_reference: str, kind: Literal["reversal", "return"], *,
+                deliver: bool = True) -> tuple[RailReversal, bool]:
+        """Takes a payment back (once per payment); returns (the reversal, whether it was made before)."""
+        direction = "collection" if kind == "reversal" else "payout"
+        with self._lock:
+            payment = self.payments.get(payment_reference)
+            if payment is None:
+                raise KeyError(payment_reference)
+            if payment.direction != direction:
+                raise ValueError(f"{payment_reference} is a {payment.direction}: only a {direction} has a {kind}")
+            seen = self.reversals.get(payment_reference)
+            if seen is not None:
+                return seen, True
+            prefix = "REV" if kind == "reversal" else "RET"
+            reversal = RailReversal(reference=f"{prefix}-{next(self._serial):08d}-{secrets.token_hex(3)}", kind=kind,
+                                    payment_reference=payment_reference, loan_id=payment.loan_id,
+                                    amount=payment.amount, currency=payment.currency,
+                                    reversed_at=int(self.clock()), event_id=f"evt_{secrets.token_hex(8)}")
+            self.reversals[payment_reference] = reversal
+        self._notify(reversal, deliver)
+        return reversal, False
+
+    def notified(self, reference: str) -> Notified | None:
+        """The payment, refund or reversal with this (its own) reference."""
+        with self._lock:
+            found = self.payments.get(reference) or self.refunds.get(reference)
+            return found or next((r for r in self.reversals.values() if r.reference == reference), None)
+
+    def _notify(self, made: Notified, deliver: bool) -> None:
+        if deliver and self.webhook_url:
+            threading.Thread(target=self.deliver_until_acknowledged, args=(made,), daemon=True).start()
 
     def pay(self, direction: Literal["payout", "collection"], loan_id: int, amount: int, currency: str = "CNY",
             *, paid_at: int | None = None, deliver: bool = True) -> RailPayment:
@@ -151,17 +239,16 @@ class PaymentRail:
                                   paid_at=int(paid_at if paid_at is not None else self.clock()),
                                   event_id=f"evt_{secrets.token_hex(8)}")
             self.payments[payment.reference] = payment
-        if deliver and self.webhook_url:
-            threading.Thread(target=self.deliver_until_acknowledged, args=(payment,), daemon=True).start()
+        self._notify(payment, deliver)
         return payment
 
-    def signed_webhook(self, payment: RailPayment) -> tuple[dict[str, str], bytes]:
+    def signed_webhook(self, payment: Notified) -> tuple[dict[str, str], bytes]:
         body = json.dumps(payment.event(), separators=(",", ":")).encode()
         headers = signature_headers(self.provider, self.scheme, body, timestamp=int(self.clock()),
                                     nonce=secrets.token_hex(12))
         return {**headers, "Content-Type": "application/json"}, body
 
-    def deliver_once(self, payment: RailPayment) -> bool:
+    def deliver_once(self, payment: Notified) -> bool:
         """One delivery attempt; signed afresh, so a retry carries a new timestamp and nonce."""
         if not self.webhook_url:
             raise RuntimeError("no webhook URL is configured")
@@ -176,7 +263,7 @@ class PaymentRail:
         payment.last_error = None if payment.delivered else f"HTTP {response.status_code}: {response.text[:200]}"
         return payment.delivered
 
-    def deliver_until_acknowledged(self, payment: RailPayment, give_up_after: float = 3600.0) -> bool:
+    def deliver_until_acknowledged(self, payment: Notified, give_up_after: float = 3600.0) -> bool:
         delay, deadline = 0.2, time.monotonic() + give_up_after
         while not self.deliver_once(payment):
             if time.monotonic() > deadline:
@@ -212,6 +299,7 @@ class RefundOrder(BaseModel):
     payment_reference: str = Field(min_length=1, max_length=64)
     amount: int = Field(ge=1, lt=2**96)
     currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$")
+    purpose: Literal["credit", "suspense"] = "suspense"
 
 
 IdempotencyKey = Annotated[str | None, Header(max_length=255, description="same key, same order: same payment")]
@@ -244,11 +332,12 @@ def create_app(rail: PaymentRail) -> FastAPI:
 
     @app.post("/v1/refunds", status_code=201)
     def refund(order: RefundOrder, response: Response, idempotency_key: IdempotencyKey = None) -> dict:
-        """Records a refund against a payment; no webhook yet (the loan book cannot confirm refunds)."""
-        facts = ("refund", order.payment_reference, order.amount, order.currency)
+        """Returns money against a payment; `refund.succeeded` (echoing the purpose) follows by webhook."""
+        facts = ("refund", order.payment_reference, order.amount, order.currency, order.purpose)
         try:
             made, replayed = rail.once(idempotency_key, facts,
-                                       lambda: rail.refund(order.payment_reference, order.amount, order.currency))
+                                       lambda: rail.refund(order.payment_reference, order.amount, order.currency,
+                                                           order.purpose))
         except IdempotencyConflict as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from None
         except KeyError:
@@ -288,11 +377,32 @@ def create_app(rail: PaymentRail) -> FastAPI:
 
     @app.post("/v1/payments/{reference}/redeliver")
     def redeliver(reference: str) -> dict:
-        """Sends the webhook again (providers do this; the oracle must not credit twice)."""
-        found = rail.payments.get(reference)
+        """Sends the webhook of a payment, refund or reversal again (providers do; the oracle must not act twice)."""
+        found = rail.notified(reference)
         if found is None:
-            raise HTTPException(status_code=404, detail=f"no payment {reference}")
+            raise HTTPException(status_code=404, detail=f"no payment, refund or reversal {reference}")
         return {"acknowledged": rail.deliver_once(found), "attempts": found.attempts}
+
+    def _take_back(reference: str, kind: Literal["reversal", "return"], response: Response) -> dict:
+        try:
+            reversal, seen = rail.reverse(reference, kind)
+        except KeyError:
+            raise HTTPException(status_code=404, detail=f"no payment {reference}") from None
+        except ValueError as exc:
+            raise HTTPException(status_code=422, detail=str(exc)) from None
+        if seen:
+            response.status_code = 200
+        return asdict(reversal)
+
+    @app.post("/v1/payments/{reference}/reverse", status_code=201)
+    def reverse(reference: str, response: Response) -> dict:
+        """A chargeback or bounced debit of a collection (`payment.reversed`); once per payment."""
+        return _take_back(reference, "reversal", response)
+
+    @app.post("/v1/payments/{reference}/return", status_code=201)
+    def payout_return(reference: str, response: Response) -> dict:
+        """A payout returned by the receiving bank (`payout.returned`); once per payout."""
+        return _take_back(reference, "return", response)
 
     @app.get("/v1/public-key", response_class=PlainTextResponse)
     def public_key() -> str:

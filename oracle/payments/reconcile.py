@@ -14,6 +14,11 @@ payments. A line lands in one category:
 Every row also names the suspense item of its reference, if there is one (a payment received and not
 applied: refused on-chain, set aside, or refused by the intake, which leaves no outbox row), with its state.
 
+Money going back is a line of its own with its own reference: a refund, a reversal (a collection charged back) or
+a return (a payout sent back) is matched by the credit refund, reversal or payout reversal on-chain, while the
+payment it reverses stays matched by its own entry (nothing on-chain is deleted). A suspense refund never goes
+on-chain: its line is rail-only, its outbox row `done` with outcome `off_book`.
+
 So for every statement, lines = matched + amount_differs + rail_only. Chain-only payments are those of this
 provider (by the outbox row that confirmed them) and those no outbox row explains; a payment the oracle
 confirmed for another provider belongs to that provider's report.
@@ -59,8 +64,8 @@ class ReconciliationRow:
     provider: str | None
     reference: str | None  # the rail's reference (None for a chain-only payment no outbox row explains)
     payment_ref: str  # 0x-hex, as on-chain
-    direction: str | None = None  # the rail's: payout | collection | refund
-    kind: str | None = None  # the ledger's: disbursement | repayment
+    direction: str | None = None  # the rail's: payout | collection | refund | reversal | return
+    kind: str | None = None  # the ledger's: disbursement | repayment | recovery | credit_refund | reversal | ...
     loan_id: int | None = None
     rail_amount: int | None = None
     ledger_amount: int | None = None

@@ -190,3 +190,55 @@ def test_a_provider_without_lookup_is_re_sent_the_same_key_and_a_refusal_fails_t
     assert (order["state"], order["rail_reference"]) == ("failed", None) and "account closed" in order["last_error"]
     assert _disburse(operator, refused, "d-2")["state"] == "failed"  # answered, not sent again
     assert len(seen) == 3
+
+
+def test_a_returned_payout_fails_its_order_and_only_an_explicit_retry_orders_it_again(
+        api, operator, borrower, driver, terms, rail, stack, w3, keys):
+    import httpx
+
+    from ledger.chain import ChainClient
+    from oracle.outbox import Outbox, OutboxWorker
+    from oracle.payments.webhook import Confirmation, payment_ref
+
+    outbox = Outbox(api[1].sessions)
+    worker = OutboxWorker(outbox, ChainClient(w3, keys["oracle"], stack.errors), stack.book)
+
+    def confirm(kind: str, reference: str, reverses: str | None = None) -> None:
+        outbox.put(Confirmation(kind=kind, loan_id=loan_id, reference=reference, amount=terms["principal"],
+                                payment_ref=payment_ref("mockpay", reference), currency="CNY", paid_at=driver.now,
+                                provider="mockpay", event_id=f"evt-{reference}", reverses=reverses))
+        worker.drain_once()
+        assert [i.outcome for i in outbox.items() if i.reference == reference] == ["credited"]
+
+    def order_in(state: str) -> dict:
+        deadline = time.monotonic() + 20
+        while (order := _orders(operator, loan_id)[0])["state"] != state:
+            assert time.monotonic() < deadline, order
+            time.sleep(0.1)
+        return order
+
+    loan_id = borrower.apply(terms)["loan_id"]
+    operator.approve(loan_id)
+    (payout,) = rail.payouts(loan_id)
+    confirm("disbursement", payout["reference"])
+    first = order_in("settled")
+    returned = httpx.post(f"{rail.url}/v1/payments/{payout['reference']}/return", timeout=10).json()
+    assert (returned["kind"], returned["payment_reference"]) == ("return", payout["reference"])
+    confirm("payout_reversal", returned["reference"], reverses=payout["reference"])
+
+    failed = order_in("failed")
+    assert failed["failed_at"] and "returned by the receiving bank" in failed["last_error"]
+    assert _disburse(operator, loan_id, "d-again") == {"loan_id": loan_id, "ordered": False, "state": "failed",
+                                                       "rail_reference": payout["reference"]}
+    assert len(rail.payouts(loan_id)) == 1  # asking again answers the failed order: nothing re-sent
+
+    retried = operator._request("POST", f"/v1/operator/loans/{loan_id}/disburse", idempotency_key="d-retry",
+                                params={"retry": "true"})
+    second = rail.payouts(loan_id)
+    assert len(second) == 2 and retried["state"] == "sent" and retried["rail_reference"] == second[1]["reference"]
+    (order,) = _orders(operator, loan_id)
+    assert (order["state"], order["idempotency_key"]) == ("sent", f"{first['idempotency_key']}:retry1")
+    assert _status(lambda: operator._request("POST", f"/v1/operator/loans/{loan_id}/disburse",
+                                             idempotency_key="d-retry-2", params={"retry": "true"})) == (
+        409, "payout_not_failed")  # the order is not failed: a second retry re-orders nothing
+    assert len(rail.payouts(loan_id)) == 2

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -180,3 +181,28 @@ def test_node_down_for_a_while_then_back_the_backlog_drains(w3, stack, driver, k
         assert stop(worker) == 0, log.read_text()[-3000:]
     progress = stack.book.functions.progressOf(loan_id).call()
     assert sum(progress[2:6]) == sum(100 + n for n in range(40))
+
+
+def test_a_worker_killed_between_sending_a_reversal_and_marking_it_does_not_reverse_twice(
+        w3, stack, driver, keys, oracle_env, outbox, tmp_path):
+    loan_id = driver.active_loan(keys["alice"], ref=b"payout-crash-reversal")
+    now = driver.now
+    outbox.put(confirmation("repayment", loan_id, "COL-R", 45_000, now))
+    outbox.put(replace(confirmation("reversal", loan_id, "REV-R", 45_000, now), reverses="COL-R"))
+    log = tmp_path / "worker.log"
+    # The repayment's batch is the first send, the reversal's own transaction the second: exit right after it.
+    crashed = start_worker(oracle_env, log, fault="after_send:2")
+    assert crashed.wait(timeout=60) == 70, log.read_text()[-3000:]
+    assert {i.reference: i.status for i in outbox.items()} == {"COL-R": "done", "REV-R": "sending"}
+    reversed_events = stack.book.events.RepaymentReversed.get_logs(from_block=0, argument_filters={"loanId": loan_id})
+    assert len(reversed_events) == 1  # mined before the crash
+
+    worker = start_worker(oracle_env, log)
+    try:
+        wait_until(lambda: outbox.counts() == {"done": 2}, 30, "the reversal to be settled")
+    finally:
+        assert stop(worker) == 0, log.read_text()[-3000:]
+    assert {i.reference: i.outcome for i in outbox.items()} == {"COL-R": "credited", "REV-R": "already_credited"}
+    reversed_events = stack.book.events.RepaymentReversed.get_logs(from_block=0, argument_filters={"loanId": loan_id})
+    assert len(reversed_events) == 1
+    assert sum(stack.book.functions.progressOf(loan_id).call()[2:6]) == 0  # what it paid is owed again, once

@@ -25,13 +25,15 @@ class OutboxItem(Base):
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
     provider: Mapped[str] = mapped_column(String(32))
     event_id: Mapped[str] = mapped_column(String(64))
-    kind: Mapped[str] = mapped_column(String(16))  # "disbursement" | "repayment"
+    # disbursement | repayment | credit_refund | suspense_refund | reversal | payout_reversal
+    kind: Mapped[str] = mapped_column(String(16))
     loan_id: Mapped[int] = mapped_column(MinorUnits)
     reference: Mapped[str] = mapped_column(String(64))  # the rail's own reference
     payment_ref: Mapped[str] = mapped_column(String(66))  # 0x-hex bytes32 credited on-chain
     amount: Mapped[int] = mapped_column(MinorUnits)
     currency: Mapped[str] = mapped_column(String(3))
     paid_at: Mapped[int] = mapped_column(BigInteger)
+    reverses: Mapped[str | None] = mapped_column(String(64))  # a refund's or reversal's earlier payment (rail ref)
     received_at: Mapped[int] = mapped_column(BigInteger)
     # pending -> sending -> done (credited on-chain, by this push or an earlier one) | rejected (the contract
     # refused it: the money is with the lender but not credited, an operator must act).

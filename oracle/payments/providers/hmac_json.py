@@ -11,7 +11,10 @@ strings:
                  "currency": "CNY", "paid_at": "2026-11-30T13:00:00+08:00", "metadata": {"loan_id": "7"}}}
 
 A transfer (money out to the borrower) is a disbursement, a charge (money in) a repayment; `trade_no`, the
-provider's transaction number, is the rail reference that its statement shows. Amounts become integer
+provider's transaction number, is the rail reference that its statement shows. Money going back names the
+earlier trade in `original_trade_no` and has its own `trade_no`: `refund.succeeded` (a refund we ordered; the
+metadata echoes its `purpose`, "credit" for a loan's credit balance, else suspense money), `charge.reversed` (a
+chargeback or bounced debit of a charge) and `transfer.returned` (a transfer the receiving bank sent back). Amounts become integer
 minor units exactly (oracle.payments.inbound.minor_units) or the webhook is refused.
 """
 
@@ -80,12 +83,19 @@ class Trade(BaseModel):
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     paid_at: str = Field(max_length=40)
     metadata: Metadata
+    original_trade_no: str | None = Field(default=None, min_length=1, max_length=64,
+                                          pattern=r"^[A-Za-z0-9_\-.:]+$")  # what a refund or reversal returns
+
+
+# Events that return an earlier trade, and what they become (a refund by its metadata's purpose).
+_RETURNING = {"charge.reversed": "reversal", "transfer.returned": "payout_reversal"}
 
 
 class TradeEvent(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
 
-    event: Literal["transfer.succeeded", "charge.succeeded"]
+    event: Literal["transfer.succeeded", "charge.succeeded", "refund.succeeded", "charge.reversed",
+                   "transfer.returned"]
     payment: Trade
 
 
@@ -121,7 +131,7 @@ class HmacJsonProvider(PaymentProvider):
         trade = event.payment
         amount = minor_units(trade.total_amount, trade.currency, "payment.total_amount")
         return Confirmation(
-            kind="disbursement" if event.event == "transfer.succeeded" else "repayment",
+            kind=_kind(event), reverses=trade.original_trade_no,
             loan_id=int(trade.metadata.loan_id), reference=trade.trade_no,
             payment_ref=payment_ref(self.name, trade.trade_no), amount=amount, currency=trade.currency,
             paid_at=_unix_seconds(trade.paid_at), provider=self.name, event_id=headers.require(HEADER_ID))
@@ -137,7 +147,7 @@ class HmacJsonProvider(PaymentProvider):
     def order_refund(self, order: RefundOrder, idempotency_key: str) -> OrderedPayment:
         body = {"trade_no": order.rail_reference, "refund_amount": major_units(order.amount, order.currency),
                 "currency": order.currency, "out_request_no": idempotency_key,
-                "metadata": {"loan_id": str(order.loan_id)}}
+                "metadata": {"loan_id": str(order.loan_id), "purpose": order.purpose}}
         return self._order("/v1/refunds", body, idempotency_key)
 
     def find_order(self, idempotency_key: str) -> OrderedPayment | None:
@@ -162,6 +172,16 @@ def major_units(amount: int, currency: str) -> str:
 def _trade_body(order: PaymentOrder, idempotency_key: str) -> dict:
     return {"out_trade_no": idempotency_key, "total_amount": major_units(order.amount, order.currency),
             "currency": order.currency, "metadata": {"loan_id": str(order.loan_id)}}
+
+
+def _kind(event: TradeEvent) -> str:
+    """The confirmation kind; a refund's comes from the purpose the order put in its metadata."""
+    if event.event == "refund.succeeded":
+        purpose = (event.payment.metadata.model_extra or {}).get("purpose")
+        return "credit_refund" if purpose == "credit" else "suspense_refund"
+    if event.event in _RETURNING:
+        return _RETURNING[event.event]
+    return "disbursement" if event.event == "transfer.succeeded" else "repayment"
 
 
 def _unix_seconds(iso: str) -> int:

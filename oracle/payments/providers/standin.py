@@ -2,7 +2,11 @@
 
 Headers `X-Rail-Provider`, `X-Rail-Timestamp`, `X-Rail-Nonce`, `X-Rail-Signature-Type` and
 `X-Rail-Signature` over "<timestamp>\\n<nonce>\\n<body>\\n" (oracle.payments.signatures), RSA-SHA256 or
-HMAC-SHA256; the body is a `payment.succeeded` event with integer minor units. Orders go to the stand-in's
+HMAC-SHA256; the body is an event with integer minor units: `payment.succeeded` (a payout is a disbursement, a
+collection a repayment), `refund.succeeded` (its `purpose` says whether it pays back a loan's credit,
+`credit_refund`, or returns suspense money, `suspense_refund`), `payment.reversed` (a collection taken back:
+`reversal`) or `payout.returned` (a payout sent back: `payout_reversal`); the last three name the earlier
+payment by its `payment_reference`. Orders go to the stand-in's
 `/v1/payouts`, `/v1/collections` and `/v1/refunds`, each honouring an `Idempotency-Key` header; an order's
 outcome is looked up by that key at `/v1/orders/{key}`; a day's settlement statement is `/v1/statements/{date}`.
 """
@@ -70,6 +74,55 @@ class PaymentEvent(BaseModel):
     data: PaymentData
 
 
+class RefundData(BaseModel):
+    """Types only, as PaymentData: the bounds are the shared check_confirmation's."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    reference: str
+    payment_reference: str
+    loan_id: int
+    amount: int
+    currency: str
+    refunded_at: int
+    purpose: Literal["credit", "suspense"]
+
+
+class RefundEvent(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    id: str = Field(min_length=1, max_length=64)
+    type: Literal["refund.succeeded"]
+    created_at: int = Field(ge=1)
+    data: RefundData
+
+
+class ReversalData(BaseModel):
+    """Types only, as PaymentData: the bounds are the shared check_confirmation's."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    reference: str
+    payment_reference: str
+    loan_id: int
+    amount: int
+    currency: str
+    reversed_at: int
+
+
+class ReversalEvent(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    id: str = Field(min_length=1, max_length=64)
+    type: Literal["payment.reversed", "payout.returned"]
+    created_at: int = Field(ge=1)
+    data: ReversalData
+
+
+_EVENT_MODELS = {"payment.succeeded": PaymentEvent, "refund.succeeded": RefundEvent,
+                 "payment.reversed": ReversalEvent, "payout.returned": ReversalEvent}
+
+
 class StandinProvider(PaymentProvider):
     kind: ClassVar[str] = "standin"
 
@@ -101,14 +154,25 @@ class StandinProvider(PaymentProvider):
 
     def read_payment(self, headers: Headers, body: bytes) -> Confirmation:
         try:
-            event = PaymentEvent.model_validate(json.loads(body))
+            raw = json.loads(body)
+            model = _EVENT_MODELS.get(raw.get("type") if isinstance(raw, dict) else None, PaymentEvent)
+            event = model.model_validate(raw)
         except (ValueError, ValidationError) as exc:
             raise MalformedWebhook(f"the payload is not a payment event: {first_error(exc)}") from exc
         data = event.data
-        return Confirmation(
-            kind="disbursement" if data.direction == "payout" else "repayment", loan_id=data.loan_id,
-            reference=data.reference, payment_ref=payment_ref(self.name, data.reference), amount=data.amount,
-            currency=data.currency, paid_at=data.paid_at, provider=self.name, event_id=event.id)
+        common = {"loan_id": data.loan_id, "reference": data.reference, "amount": data.amount,
+                  "payment_ref": payment_ref(self.name, data.reference), "currency": data.currency,
+                  "provider": self.name, "event_id": event.id}
+        if isinstance(event, RefundEvent):
+            kind = "credit_refund" if event.data.purpose == "credit" else "suspense_refund"
+            return Confirmation(kind=kind, paid_at=event.data.refunded_at, reverses=event.data.payment_reference,
+                                **common)
+        if isinstance(event, ReversalEvent):
+            kind = "reversal" if event.type == "payment.reversed" else "payout_reversal"
+            return Confirmation(kind=kind, paid_at=event.data.reversed_at, reverses=event.data.payment_reference,
+                                **common)
+        return Confirmation(kind="disbursement" if data.direction == "payout" else "repayment",
+                            paid_at=data.paid_at, **common)
 
     # ------------------------------------------------------------------ outbound
 
@@ -120,7 +184,7 @@ class StandinProvider(PaymentProvider):
 
     def order_refund(self, order: RefundOrder, idempotency_key: str) -> OrderedPayment:
         body = {"loan_id": order.loan_id, "payment_reference": order.rail_reference, "amount": order.amount,
-                "currency": order.currency}
+                "currency": order.currency, "purpose": order.purpose}
         return self._order("/v1/refunds", body, idempotency_key)
 
     def find_order(self, idempotency_key: str) -> OrderedPayment | None:
