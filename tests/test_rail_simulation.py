@@ -32,7 +32,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -46,7 +46,7 @@ from sqlalchemy import func, select
 from api.client import ApiError, LoanLedgerClient
 from ledger import manifest as manifests
 from ledger import verify
-from ledger.book import LoanStatus, read_loan
+from ledger.book import LoanStatus, read_loan, read_progress
 from ledger.encoding import to_0x_hex
 from ledger.node import free_port
 from ledger.store import open_store
@@ -130,11 +130,13 @@ class Process:
 @dataclass
 class Home:
     """Where a payment's money must end: `applied` (to a loan; `credit`: the part held beyond the payoff),
-    `suspense` (refused on-chain for `reason`, still open) or `refunded` (out of suspense, back over the rail)."""
+    `suspense` (refused on-chain for `reason`, still open), `refunded` (out of suspense, back over the rail) or
+    `reversed` (taken back by the rail after it was applied: a chargeback)."""
 
     where: str
     reason: str | None = None
     credit: int | None = 0  # None: not known in advance (an item applied from suspense may overpay)
+    loan_id: int | None = None  # the loan the rail was told
 
 
 @dataclass
@@ -157,6 +159,7 @@ class Sim:
     # What each collection must become, as the simulation meant it: reference -> Home
     homes: dict[str, Home] = field(default_factory=dict)
     reserved: int = 0  # loans kept waiting for the payout crashes still planned (see `plan`)
+    returned: set[int] = field(default_factory=set)  # loans whose payout came back and was not re-ordered
     trace: list[str] = field(default_factory=list)
     _serial: int = 0
 
@@ -174,6 +177,18 @@ class Sim:
 
     def loans_in(self, *statuses: LoanStatus) -> list[int]:
         return [loan_id for loan_id in self.loans if self.status(loan_id) in statuses]
+
+    def waiting(self) -> list[int]:
+        """Loans waiting for a payout (a returned one is left to its failed order unless re-ordered)."""
+        return [loan_id for loan_id in self.loans_in(LoanStatus.REQUESTED, LoanStatus.APPROVED)
+                if loan_id not in self.returned]
+
+    def money_back(self) -> list[dict]:
+        """The rail's refunds, reversals and returns, from its statements of the days it has moved money."""
+        days = {datetime.fromtimestamp(p["paid_at"], UTC).date() for p in self.rail_payments()}
+        days.add(datetime.now(UTC).date())  # refunds and reversals are dated by the rail's own clock
+        return [e for day in sorted(days) for e in rail_statement(self, day)
+                if e["direction"] in ("refund", "reversal", "return")]
 
     def rail_payments(self, **params) -> list[dict]:
         answer = httpx.get(f"{self.rail_url}/v1/payments", params=params, timeout=10)
@@ -197,6 +212,7 @@ class Sim:
             "paid_at": self.chain_now() if paid_at is None else paid_at}, timeout=10)
         answer.raise_for_status()
         reference = answer.json()["reference"]
+        home.loan_id = loan_id
         self.homes[reference] = home
         return reference
 
@@ -251,16 +267,26 @@ class Sim:
         """Until every webhook is acknowledged, the outbox has nothing left to send and the indexer is at the
         head: what the rail did is then all on-chain and in the read model."""
         deadline = time.monotonic() + timeout
+        next_block = time.monotonic() + 1.0
         while True:
             undelivered = [p["reference"] for p in self.rail_payments() if not p["delivered"]]
+            back = {e["reference"] for e in self.money_back()}  # their webhooks: each settles an outbox row
             with self.sessions() as session:
                 waiting = session.scalar(select(func.count()).select_from(OutboxItem).where(
                     OutboxItem.status.in_(("pending", "sending"))))
+                undelivered += sorted(back - set(session.scalars(select(OutboxItem.reference).where(
+                    OutboxItem.reference.in_(back)))))
                 cursor = session.get(IndexerCursor, "default")
                 indexed = cursor.block_number if cursor is not None and cursor.block_hash else -1
             head = self.w3.eth.block_number
             if not undelivered and not waiting and indexed >= head:
                 return
+            if waiting and time.monotonic() > next_block:
+                # A refund or reversal is dated by the rail's clock and the book refuses a time past its latest
+                # block; a real chain keeps making blocks, the session's anvil only on a transaction.
+                self.w3.provider.make_request("evm_mine", [])
+                self.checked["empty blocks mined"] += 1
+                next_block = time.monotonic() + 1.0
             if time.monotonic() > deadline:
                 with self.sessions() as session:
                     stuck = [(i.reference, i.status, i.last_error) for i in session.scalars(
@@ -284,7 +310,7 @@ class Sim:
 
 def payout(sim: Sim) -> str:
     """An approval and concurrent /disburse asks for a loan without payout: the rail pays it out once."""
-    waiting = sim.loans_in(LoanStatus.REQUESTED, LoanStatus.APPROVED)
+    waiting = sim.waiting()
     if len(waiting) <= sim.reserved:  # left for a crash with a payout in flight
         return repay_partial(sim)
     loan_id = sim.pick(waiting)
@@ -426,6 +452,72 @@ def refund_credit(sim: Sim) -> str:
     return f"refund credit of loan {loan_id}: {answers[0]['amount']} ({answers[0]['refund_reference']})"
 
 
+def chargeback(sim: Sim) -> str:
+    """The rail takes back a repayment it had collected (a chargeback, a bounced debit): the book records a
+    compensating entry restoring what the payment had paid; a loan it had closed runs again."""
+    reference = sim.pick(chargeable(sim))
+    if reference is None:
+        return repay_partial(sim)
+    answer = httpx.post(f"{sim.rail_url}/v1/payments/{reference}/reverse", timeout=10)
+    answer.raise_for_status()
+    sim.homes[reference] = Home("reversed", loan_id=sim.homes[reference].loan_id)
+    sim.events["chargeback"] += 1
+    return f"chargeback {reference} of loan {sim.homes[reference].loan_id} ({answer.json()['reference']})"
+
+
+def chargeable(sim: Sim) -> list[str]:
+    """Applied collections the book takes back: on a loan holding no credit another payment left, and not an
+    overpayment whose credit was refunded since (the book refuses those by design: LoanBookCreditHeld,
+    LoanBookCreditExceeded). Not one an operator applied from suspense: see TODO(apply-then-chargeback)."""
+    found = []
+    for reference, home in sorted(sim.homes.items()):
+        if home.where != "applied" or home.credit is None:
+            continue
+        held = read_progress(sim.book, home.loan_id).credit_balance
+        if (held == home.credit) if home.credit else held == 0:
+            found.append(reference)
+    return found
+
+
+def bounce_payout(sim: Sim) -> str:
+    """The receiving bank returns a payout before anything was repaid: the loan is Approved again and its order
+    failed; the operator re-orders it (a new order, paid out once) or leaves it."""
+    loan_id = sim.pick([loan_id for loan_id in sim.loans_in(LoanStatus.ACTIVE) if untouched(sim, loan_id)])
+    if loan_id is None:
+        return payout(sim)
+    payouts = [p for p in sim.rail_payments(loan_id=loan_id, direction="payout")]
+    returned = {e["payment_reference"] for e in sim.money_back() if e["direction"] == "return"}
+    (paid,) = [p for p in payouts if p["reference"] not in returned]
+    answer = httpx.post(f"{sim.rail_url}/v1/payments/{paid['reference']}/return", timeout=10)
+    answer.raise_for_status()
+    sim.events["payout returned"] += 1
+    sim.drain()
+    if sim.status(loan_id) is not LoanStatus.APPROVED:
+        raise AssertionError(f"seed {SEED}: loan {loan_id} is {sim.status(loan_id).solidity_name} after its payout "
+                             f"{paid['reference']} was returned")
+    if sim.rng.random() < 0.5:
+        sim.returned.add(loan_id)
+        return f"payout {paid['reference']} of loan {loan_id} returned; left Approved"
+    key = f"sim-retry-{loan_id}-{sim.next_serial()}"
+
+    def retry() -> dict:
+        return sim.operator._request("POST", f"/v1/operator/loans/{loan_id}/disburse", params={"retry": "true"},
+                                     idempotency_key=key)
+
+    results = sim.concurrently([retry, lambda: sim.disburse(loan_id)])
+    assert (200, None) in results and set(results) <= {(200, None), (409, "payout_not_failed")}, results
+    sim.events["payout"] += 1
+    return f"payout {paid['reference']} of loan {loan_id} returned; re-ordered: {sorted(results)}"
+
+
+def untouched(sim: Sim, loan_id: int) -> bool:
+    """Nothing repaid on the loan (the book takes a payout back only then)."""
+    progress = read_progress(sim.book, loan_id)
+    return not (progress.principal_repaid or progress.interest_paid or progress.late_fee_paid
+                or progress.penalty_paid or progress.credit_balance) and not any(
+        home.loan_id == loan_id and home.where == "applied" for home in sim.homes.values())
+
+
 def crash_oracle(sim: Sim) -> str:
     """Payments arrive, and the oracle (intake and outbox worker) is SIGKILLed somewhere in their handling."""
     made = [repay_partial(sim) if sim.rng.random() < 0.6 else wrong_reference(sim)
@@ -449,7 +541,7 @@ def kill_api_mid_payout(sim: Sim) -> str:
     """The rail stalls, the API takes a payout order and is SIGKILLed while the rail holds it; the rail
     resumes, a new API process is asked again: it asks the rail before anything is re-sent."""
     sim.reserved = max(0, sim.reserved - 1)
-    loan_id = sim.pick(sim.loans_in(LoanStatus.REQUESTED, LoanStatus.APPROVED))
+    loan_id = sim.pick(sim.waiting())
     if loan_id is None:
         return stall_rail(sim)
     sim.rail.signal(signal.SIGSTOP)
@@ -481,7 +573,7 @@ def kill_api_mid_payout(sim: Sim) -> str:
 def stop_api_mid_payout(sim: Sim) -> str:
     """The API is SIGSTOPped for a moment while approval and /disburse asks are in flight."""
     sim.reserved = max(0, sim.reserved - 1)
-    loan_id = sim.pick(sim.loans_in(LoanStatus.REQUESTED, LoanStatus.APPROVED))
+    loan_id = sim.pick(sim.waiting())
     if loan_id is None:
         return stall_rail(sim)
     results: list[tuple[int, str | None]] = []
@@ -504,7 +596,7 @@ def stall_rail(sim: Sim) -> str:
     """The rail stops for a moment: a payout asked meanwhile is 503 (recorded, maybe taken), answered once
     the rail is back, and paid out once; webhooks in flight are delivered late."""
     sim.reserved = max(0, sim.reserved - 1)
-    loan_id = sim.pick(sim.loans_in(LoanStatus.REQUESTED, LoanStatus.APPROVED))
+    loan_id = sim.pick(sim.waiting())
     sim.rail.signal(signal.SIGSTOP)
     sim.crashes["rail SIGSTOP"] += 1
     try:
@@ -521,10 +613,6 @@ def stall_rail(sim: Sim) -> str:
 
 
 # (weight, action); a kind of weight 0 is left out of the plan.
-# TODO(i14-rail): chargebacks (POST /v1/payments/{ref}/reverse -> payment.reversed) and bounced payouts
-# (POST /v1/payments/{ref}/return) are one function and one line each here once the rail's events and the
-# outbox kinds that confirm them are on main; refund_credit gets its weight once the rail's refund.succeeded
-# (purpose credit) is confirmed on-chain (until then the rail refunds and the book still holds the credit).
 ACTIONS: list[tuple[int, Callable[[Sim], str]]] = [
     (5, payout),
     (6, repay_partial),
@@ -534,7 +622,9 @@ ACTIONS: list[tuple[int, Callable[[Sim], str]]] = [
     (2, wrong_currency),
     (3, redeliver),
     (2, refund_suspense),
-    (0, refund_credit),
+    (2, refund_credit),
+    (2, chargeback),
+    (1, bounce_payout),
     (1, apply_suspense),
     (2, crash_oracle),
     (1, crash_indexer),
@@ -631,7 +721,7 @@ def test_randomized_rail_simulation_every_yuan_accounted_for(w3, stack, keys, lo
         sim.drain()
     # Every loan still waiting is paid out, so the end state has payouts, repayments and suspense to check.
     sim.reserved = 0
-    for loan_id in sim.loans_in(LoanStatus.REQUESTED, LoanStatus.APPROVED):
+    for loan_id in sim.waiting():
         sim.trace.append(f"end payout loan {loan_id}: {payout(sim)}")
     for loan_id in loans:  # orders left unanswered by a crash are asked once more (answered, never re-sent)
         with sessions() as session:
@@ -656,82 +746,102 @@ def check_everything(sim: Sim, stack) -> list[str]:
     book = stack.book
     start = stack.manifest.start_block
 
-    # Nothing paid out twice: at most one payout per loan on the rail, and each disbursed loan's one payout
-    # is the one the chain confirmed, for the principal; its order is settled.
-    disbursed = {e["args"]["loanId"]: e["args"] for e in book.events.LoanDisbursed.get_logs(from_block=start)}
-    assert len(book.events.LoanDisbursed.get_logs(from_block=start)) == len(disbursed)
+    # Nothing paid out twice: per loan, at most one payout on the rail that was not returned (a returned one may
+    # be re-ordered: a new order); every payout confirmed on-chain once for the principal, every return
+    # reversed on-chain; the order names the standing payout, or failed if the money came back and stayed back.
+    back = sim.money_back()
+    returns = {e["payment_reference"] for e in back if e["direction"] == "return"}
+    disbursed, unpaid = defaultdict(set), defaultdict(set)
+    for e in book.events.LoanDisbursed.get_logs(from_block=start):
+        disbursed[e["args"]["loanId"]].add(to_0x_hex(e["args"]["paymentRef"]))
+        if e["args"]["amount"] != sim.principal:
+            mismatches.append(f"loan {e['args']['loanId']} disbursed {e['args']['amount']}, not {sim.principal}")
+    for e in book.events.DisbursementReversed.get_logs(from_block=start):
+        unpaid[e["args"]["loanId"]].add(to_0x_hex(e["args"]["paymentRef"]))
     with sim.sessions() as session:
         orders = {o.loan_id: (o.state, o.rail_reference) for o in session.scalars(select(PayoutOrder))}
     for loan_id in sim.loans:
-        payouts = sim.rail_payments(loan_id=loan_id, direction="payout")
-        if len(payouts) > 1:
-            mismatches.append(f"loan {loan_id} paid out {len(payouts)} times: {[p['reference'] for p in payouts]}")
-        if loan_id in disbursed:
-            event = disbursed[loan_id]
-            if len(payouts) != 1 or payment_ref(PROVIDER, payouts[0]["reference"]) != bytes(event["paymentRef"]):
-                mismatches.append(f"loan {loan_id} disbursed on-chain without its rail payout: {payouts}")
-            if event["amount"] != sim.principal:
-                mismatches.append(f"loan {loan_id} disbursed {event['amount']}, not {sim.principal}")
-            if payouts and orders.get(loan_id) != ("settled", payouts[0]["reference"]):
-                mismatches.append(f"loan {loan_id} is {sim.status(loan_id).solidity_name} on-chain, paid out as "
-                                  f"{payouts[0]['reference']}, but its payout order is {orders.get(loan_id)}")
-        elif payouts:
-            mismatches.append(f"loan {loan_id} paid out on the rail, never confirmed on-chain: {payouts}")
+        payouts = [p["reference"] for p in sim.rail_payments(loan_id=loan_id, direction="payout")]
+        standing = [p for p in payouts if p not in returns]
+        on_rail = {to_0x_hex(payment_ref(PROVIDER, p)) for p in payouts}
+        status = sim.status(loan_id).solidity_name
+        if len(standing) > 1:
+            mismatches.append(f"loan {loan_id} paid out {len(standing)} times: {payouts} (returned: {returns})")
+        if disbursed[loan_id] != on_rail:
+            mismatches.append(f"loan {loan_id}: payouts on the rail {payouts}, on-chain {disbursed[loan_id]}")
+        if unpaid[loan_id] != {to_0x_hex(payment_ref(PROVIDER, p)) for p in payouts if p in returns}:
+            mismatches.append(f"loan {loan_id}: returned on the rail {returns & set(payouts)}, on-chain "
+                              f"{unpaid[loan_id]}")
+        if standing and (orders.get(loan_id) != ("settled", standing[0]) or status in ("Requested", "Approved")):
+            mismatches.append(f"loan {loan_id} is {status}, paid out as {standing[0]}, but its payout order is "
+                              f"{orders.get(loan_id)}")
+        if payouts and not standing and (orders.get(loan_id, ("",))[0] != "failed" or status != "Approved"):
+            mismatches.append(f"loan {loan_id}'s payouts {payouts} all came back, yet it is {status} and its "
+                              f"order {orders.get(loan_id)}")
+    sim.checked["payouts returned"] = len(returns)
 
-    # The invariant, per reference the rail reports: received = applied + credit + open suspense + refunded,
-    # where credit is what the book still holds of the credit the payment left (held less refunded on-chain).
+    # The invariant, per reference the rail reports: received = on the book + open suspense + refunded + taken
+    # back. On the book is what the chain still holds of the payment: applied and held as credit, less what a
+    # reversal restored and what was refunded of its credit (each from the book's own events).
     received = {p["reference"]: p["amount"] for p in sim.rail_payments(direction="collection")}
-    applied, held, credit_refunded = Counter(), Counter(), Counter()
     by_ref = {to_0x_hex(payment_ref(PROVIDER, r)): r for r in received}
-
-    def reference_of(args) -> str:
-        return by_ref.get(to_0x_hex(args["paymentRef"]), to_0x_hex(args["paymentRef"]))
-
-    for e in book.events.RepaymentApplied.get_logs(from_block=start):
-        applied[reference_of(e["args"])] += e["args"]["amount"]
-    overpaid_by = {}  # a loan closes Overpaid once: its credit is that one payment's
-    for e in book.events.OverpaymentHeld.get_logs(from_block=start):
-        held[reference_of(e["args"])] += e["args"]["credit"]
-        overpaid_by[e["args"]["loanId"]] = reference_of(e["args"])
-    for e in book.events.CreditRefunded.get_logs(from_block=start):
-        credit_refunded[overpaid_by.get(e["args"]["loanId"], f"loan {e['args']['loanId']}")] += e["args"]["amount"]
-    credit = held - credit_refunded
+    applied, held, credit_refunded, restored = Counter(), Counter(), Counter(), Counter()
+    events = [e for kind in ("RepaymentApplied", "OverpaymentHeld", "CreditRefunded", "RepaymentReversed")
+              for e in getattr(book.events, kind).get_logs(from_block=start)]
+    overpaid_by = {}  # the payment whose credit a loan holds: a credit refund pays back that one's
+    for e in sorted(events, key=lambda e: (e["blockNumber"], e["logIndex"])):
+        a = e["args"]
+        if e["event"] == "CreditRefunded":
+            credit_refunded[overpaid_by.get(a["loanId"], f"loan {a['loanId']}")] += a["amount"]
+            continue
+        reference = by_ref.get(to_0x_hex(a["paymentRef"]), to_0x_hex(a["paymentRef"]))
+        if e["event"] == "RepaymentApplied":
+            applied[reference] += a["amount"]
+        elif e["event"] == "OverpaymentHeld":
+            held[reference] += a["credit"]
+            overpaid_by[a["loanId"]] = reference
+        else:
+            parts = a["reversed"]
+            restored[reference] += sum(parts[k] for k in ("principal", "interest", "lateFee", "penalty", "credit"))
+    on_book = Counter({r: applied[r] + held[r] - restored[r] - credit_refunded[r]
+                       for r in set(applied) | set(held) | set(restored) | set(credit_refunded)})
     with sim.sessions() as session:
         suspense = Counter()
         for item in session.scalars(select(SuspenseItem).where(SuspenseItem.state == "open")):
             suspense[item.reference] += item.amount
-    days = {datetime.fromtimestamp(p["paid_at"], UTC).date() for p in sim.rail_payments()}
-    days.add(datetime.now(UTC).date())  # refunds are dated by the rail's own clock
-    statement = [entry for day in sorted(days) for entry in rail_statement(sim, day)]
-    refunded = Counter()
-    for entry in statement:
-        if entry["direction"] == "refund":
-            refunded[entry["payment_reference"]] += entry["amount"]
-    for reference in sorted(set(received) | set(applied) | set(held) | set(suspense) | set(refunded)):
-        sides = (applied[reference], credit[reference], suspense[reference], refunded[reference])
+    refunded, taken_back = Counter(), Counter()
+    for entry in back:
+        (refunded if entry["direction"] == "refund" else taken_back)[entry["payment_reference"]] += entry["amount"]
+    for reference in sorted(set(received) | set(on_book) | set(suspense) | set(refunded) | set(taken_back)):
+        sides = (on_book[reference], suspense[reference], refunded[reference], taken_back[reference])
+        if reference in returns:
+            continue  # a payout's return: checked with the payouts above
         if received.get(reference, 0) != sum(sides):
-            mismatches.append(f"{reference}: received {received.get(reference, 0)} != applied {sides[0]} + credit "
-                              f"{sides[1]} + suspense {sides[2]} + refunded {sides[3]}")
+            mismatches.append(f"{reference}: received {received.get(reference, 0)} != on the book {sides[0]} + "
+                              f"suspense {sides[1]} + refunded {sides[2]} + taken back {sides[3]}")
     sim.checked["rail references"] = len(received)
 
-    # And each reference's money is where the simulation sent it: applied (with the credit it expected),
-    # in suspense for the reason it expected, or refunded.
+    # And each reference's money is where the simulation sent it: applied (with the credit it expected; back
+    # over the rail only as a credit refund the book confirmed), in suspense for the reason it expected,
+    # refunded, or taken back.
     with sim.sessions() as session:
         reasons = {i.reference: i.reason for i in session.scalars(select(SuspenseItem))}
     for reference in sorted(set(received) - set(sim.homes)):
         mismatches.append(f"{reference}: a collection the simulation never made")
     for reference, home in sorted(sim.homes.items()):
-        # Applied money comes back over the rail only as a credit refund the book confirmed.
-        got = (applied[reference] + held[reference], suspense[reference], refunded[reference])
-        meant = {"applied": (received.get(reference), 0, credit_refunded[reference]),
-                 "suspense": (0, received.get(reference), 0), "refunded": (0, 0, received.get(reference))}[home.where]
+        got = (on_book[reference], suspense[reference], refunded[reference], taken_back[reference])
+        whole, cr = received.get(reference), credit_refunded[reference]
+        meant = {"applied": (whole - cr, 0, cr, 0), "suspense": (0, whole, 0, 0), "refunded": (0, 0, whole, 0),
+                 "reversed": (0, 0, 0, whole)}[home.where]
         if got != meant:
-            mismatches.append(f"{reference} ({home}): applied+credit, suspense, refunded {got} != {meant}")
+            mismatches.append(f"{reference} ({home}): on the book, suspense, refunded, taken back {got} != {meant}")
         if home.where == "applied" and home.credit is not None and held[reference] != home.credit:
             mismatches.append(f"{reference}: credit held {held[reference]} != {home.credit} beyond the payoff")
-        if home.where != "applied" and reasons.get(reference) != home.reason:
+        if home.where in ("suspense", "refunded") and reasons.get(reference) != home.reason:
             mismatches.append(f"{reference}: in suspense for {reasons.get(reference)}, not {home.reason}")
     sim.checked["homes"] = len(sim.homes)
+    days = {datetime.fromtimestamp(p["paid_at"], UTC).date() for p in sim.rail_payments()}
+    days |= {datetime.fromtimestamp(e["paid_at"], UTC).date() for e in back}
 
     # The statement against the ledger (oracle.payments.reconcile): every line matched, or received and
     # not applied with its home in the ledger (a suspense item: open, refunded or applied).
