@@ -418,7 +418,7 @@ def apply_suspense(sim: Sim) -> str:
     (item_id, reference, amount, _), loan_id = sim.pick(pairs)
     answer = sim.operator.apply_suspense(item_id, loan_id)
     assert answer["state"] == "applied", answer
-    sim.homes[reference] = Home("applied", credit=None)
+    sim.homes[reference] = Home("applied", credit=None, loan_id=loan_id)
     sim.events["suspense applied"] += 1
     return f"apply suspense {reference} {amount} to loan {loan_id}"
 
@@ -466,15 +466,12 @@ def chargeback(sim: Sim) -> str:
 
 
 def chargeable(sim: Sim) -> list[str]:
-    """Applied collections the book takes back: on a loan holding no credit another payment left, and not an
-    overpayment whose credit was refunded since (the book refuses those by design: LoanBookCreditHeld,
-    LoanBookCreditExceeded). Not one an operator applied from suspense: see TODO(apply-then-chargeback)."""
+    """Applied collections the book takes back (an operator's apply from suspense included): on a loan holding no
+    credit another payment left, and not an overpayment whose credit was refunded since (the book refuses those
+    by design: LoanBookCreditHeld, LoanBookCreditExceeded)."""
     found = []
     for reference, home in sorted(sim.homes.items()):
-        if home.where != "applied" or home.credit is None:
-            continue
-        held = read_progress(sim.book, home.loan_id).credit_balance
-        if (held == home.credit) if home.credit else held == 0:
+        if home.where == "applied" and read_progress(sim.book, home.loan_id).credit_balance == (home.credit or 0):
             found.append(reference)
     return found
 
