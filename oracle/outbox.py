@@ -404,6 +404,8 @@ class OutboxWorker:
         loan_id, ref, amount, paid_at = batch_item(item)
         functions = self.book.functions
         if item.kind == "credit_refund":
+            if item.reverses:  # the credit is on the loan the book credited the overpayment to (see below)
+                loan_id = self._credited_to(rail_payment_ref(item.provider, item.reverses)) or loan_id
             return functions.confirmCreditRefund(loan_id, ref, amount, paid_at)
         if not item.reverses:
             settlements[item.id] = _set_aside(ItemUnusable(f"a {item.kind} names no payment it reverses"))
