@@ -444,10 +444,14 @@ def refund_credit(sim: Sim) -> str:
                sim.operator.refund_credit(loan_id)]
     assert answers[0]["refund_reference"] and answers[0]["refund_reference"] == answers[1]["refund_reference"], \
         answers
-    deadline = time.monotonic() + DRAIN_TIMEOUT
-    while sim.status(loan_id) is not LoanStatus.REPAID:
-        assert time.monotonic() < deadline, f"seed {SEED}: loan {loan_id}'s credit refund never confirmed on-chain"
-        time.sleep(0.1)
+    sim.drain()  # the refund's webhook confirmed on-chain
+    status = sim.status(loan_id)
+    if status is not LoanStatus.REPAID:
+        with sim.sessions() as session:
+            rows = [(i.reference, i.kind, i.status, i.outcome, i.last_error) for i in session.scalars(
+                select(OutboxItem).where(OutboxItem.reference == answers[0]["refund_reference"]))]
+        raise AssertionError(f"seed {SEED}: loan {loan_id} is {status.solidity_name} after its credit refund "
+                             f"{answers}; the oracle's record of it: {rows}\n{sim.trace[-8:]}")
     sim.events["credit refund"] += 1
     return f"refund credit of loan {loan_id}: {answers[0]['amount']} ({answers[0]['refund_reference']})"
 
