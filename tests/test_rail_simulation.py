@@ -5,9 +5,11 @@ intake and outbox worker), the indexer and the API, on one store, the way `loanl
 N loans; a seeded mix of payouts ordered through the API (approval racing concurrent /disburse asks),
 repayments collected on the rail (partial, exact payoff, overpayment closing the loan Overpaid with credit),
 payments to unknown loans and in the wrong currency (suspense), operators refunding or applying suspense
-items, webhook redeliveries, and crashes: the oracle and the indexer SIGKILLed and restarted, the API
-SIGKILLed or SIGSTOPped with a payout in flight, the rail SIGSTOPped for a moment. The pipeline drains
-between steps.
+items and refunding an Overpaid loan's credit, chargebacks of applied repayments, payouts returned by the
+receiving bank (left Approved, or re-ordered), webhook redeliveries, and crashes: the oracle and the indexer
+SIGKILLed and restarted, the API SIGKILLed or SIGSTOPped with a payout in flight, the rail SIGSTOPped for a
+moment. The pipeline drains between steps (mining an empty block now and then while the outbox waits: the
+rail dates refunds and reversals by its clock, and the session's anvil makes blocks only on transactions).
 
 At the end, each side from its own source: the rail's statement reconciles with the ledger (every line
 matched, or received and not applied with its home in the ledger: a suspense item, open or refunded; a
