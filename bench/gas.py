@@ -24,7 +24,9 @@ from ledger.typed_data import Amortization, LoanTerms  # noqa: E402
 
 DAY = 86_400
 TERMS = LoanTerms(120_000, b"CNY", 2400, Amortization.ANNUITY, 12, 30 * DAY, 3 * DAY, 500, 1800, 90 * DAY)
-TARGETS = {"repay_installment": 90_000, "repay_full": 90_000, "request_loan": 250_000, "push_score_batch50_per_item": 30_000}
+# A repayment's target rose from 90,000 to 91,000 when each payment reference began to record where its money went
+# (the entry a reversal must name exactly): about 1,150 gas, docs/contracts.md#gas.
+TARGETS = {"repay_installment": 91_000, "repay_full": 91_000, "request_loan": 250_000, "push_score_batch50_per_item": 30_000}
 EXTRA: tuple[str, ...] = ()
 RESULTS = ROOT / "bench" / "results" / "gas.json"
 

@@ -18,7 +18,13 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from api.errors import ApiError
-from api.services.provider_orders import Attempt, ProviderMissing, call, look_up, provider_named
+from api.services.provider_orders import (
+    Attempt,
+    ProviderMissing,
+    call,
+    look_up,
+    provider_named,
+)
 from ledger.book import LoanStatus, read_loan, read_progress
 from ledger.encoding import to_0x_hex
 from ledger.store.models.chain import Loan, Payment

@@ -28,24 +28,14 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from api.errors import ApiError
+from api.services.provider_orders import ProviderMissing, call, look_up, provider_named
 from ledger.book import LoanStatus, read_loan
 from ledger.encoding import to_0x_hex
 from ledger.store.models.chain import Loan, Payment
 from ledger.store.models.payouts import PayoutOrder
-from oracle.payments.config import (
-    ProviderConfigError,
-    build_provider,
-    payout_provider,
-    provider_settings,
-)
+from oracle.payments.config import ProviderConfigError, payout_provider
 from oracle.payments.inbound import payment_ref
-from oracle.payments.provider import (
-    LookupUnsupported,
-    OrderRefused,
-    PaymentOrder,
-    PaymentProvider,
-    ProviderError,
-)
+from oracle.payments.provider import PaymentOrder, PaymentProvider
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +159,7 @@ def _record(context, loan_id: int, actor: str, request_id: str) -> Order:
     if loan.status is not LoanStatus.APPROVED:
         raise ApiError(409, "not_approved", f"loan {loan_id} is not approved (nothing to pay out)")
     try:
-        provider = payout_provider(context.settings, _env(context))
+        provider = payout_provider(context.settings, context.env or context.settings.environ)
     except ProviderConfigError as exc:
         raise PayoutUnavailable(loan_id, "not ordered", str(exc)) from None
     now = int(time.time())
@@ -189,16 +179,13 @@ def _reconcile(context, provider: PaymentProvider, order: Order) -> Order:
     """Asks the provider what became of a sent order; records its reference if it took it."""
     if order.rail_reference is not None:
         return order
-    try:
-        found = provider.find_order(order.idempotency_key)
-    except LookupUnsupported:
-        return order  # re-sending with the same key is the safe way to ask: the provider honours it
-    except ProviderError as exc:
-        _update(context, order.loan_id, last_error=str(exc)[:500])
-        raise PayoutUnavailable(order.loan_id, order.state, str(exc)) from None
-    if found is None:
+    found = look_up(provider, order.idempotency_key)
+    if found.unanswered:
+        _update(context, order.loan_id, last_error=found.unanswered)
+        raise PayoutUnavailable(order.loan_id, order.state, found.unanswered)
+    if found.reference is None:
         return order
-    return _update(context, order.loan_id, rail_reference=found.rail_reference, last_error=None)
+    return _update(context, order.loan_id, rail_reference=found.reference, last_error=None)
 
 
 def _send(context, provider: PaymentProvider, order: Order, actor: str, request_id: str) -> Order:
@@ -207,23 +194,22 @@ def _send(context, provider: PaymentProvider, order: Order, actor: str, request_
     _update(context, order.loan_id, state=SENT, sent_at=now, attempts=order.attempts + 1)
     request = PaymentOrder(loan_id=order.loan_id, amount=order.amount, currency=order.currency,
                            paid_at=context.chain_time())
-    try:
-        payment = provider.order_payout(request, order.idempotency_key)
-    except OrderRefused as exc:
-        log.warning("payout of loan %d refused by %s: %s", order.loan_id, provider.name, exc)
+    attempt = call(lambda: provider.order_payout(request, order.idempotency_key))
+    if attempt.refused:
+        log.warning("payout of loan %d refused by %s: %s", order.loan_id, provider.name, attempt.refused)
         context.action_log.append(actor, "loan.payout_failed", request_id,
-                                  {"loan_id": order.loan_id, "error": str(exc)[:200]})
-        return _update(context, order.loan_id, state=FAILED, failed_at=int(time.time()), last_error=str(exc)[:500])
-    except ProviderError as exc:  # timeout, 5xx, dropped connection: it may have been taken
-        log.warning("payout of loan %d unanswered by %s: %s", order.loan_id, provider.name, exc)
+                                  {"loan_id": order.loan_id, "error": attempt.refused[:200]})
+        return _update(context, order.loan_id, state=FAILED, failed_at=int(time.time()), last_error=attempt.refused)
+    if attempt.unanswered:  # timeout, 5xx, dropped connection: it may have been taken
+        log.warning("payout of loan %d unanswered by %s: %s", order.loan_id, provider.name, attempt.unanswered)
         context.action_log.append(actor, "loan.payout_unanswered", request_id,
-                                  {"loan_id": order.loan_id, "error": str(exc)[:200]})
-        _update(context, order.loan_id, last_error=str(exc)[:500])
-        raise PayoutUnavailable(order.loan_id, SENT, str(exc)) from None
+                                  {"loan_id": order.loan_id, "error": attempt.unanswered[:200]})
+        _update(context, order.loan_id, last_error=attempt.unanswered)
+        raise PayoutUnavailable(order.loan_id, SENT, attempt.unanswered)
     context.action_log.append(actor, "loan.payout", request_id,
-                              {"loan_id": order.loan_id, "provider": payment.provider,
-                               "rail_reference": payment.rail_reference, "amount": order.amount})
-    return _update(context, order.loan_id, rail_reference=payment.rail_reference, last_error=None)
+                              {"loan_id": order.loan_id, "provider": provider.name,
+                               "rail_reference": attempt.reference, "amount": order.amount})
+    return _update(context, order.loan_id, rail_reference=attempt.reference, last_error=None)
 
 
 def _close(context, order: Order, status: LoanStatus) -> Order:
@@ -305,12 +291,7 @@ def find_raw(context, loan_id: int) -> Order:
 
 def _provider(context, order: Order) -> PaymentProvider:
     """The provider the order was recorded with (a later change of settings does not re-route it)."""
-    entries = provider_settings(context.settings)
-    if order.provider not in entries:
-        raise PayoutUnavailable(order.loan_id, order.state, f"payment provider {order.provider} is no longer configured")
-    return build_provider(order.provider, entries[order.provider], context.settings.home, _env(context),
-                          webhooks=False)
-
-
-def _env(context):
-    return context.env or context.settings.environ
+    try:
+        return provider_named(context, order.provider)
+    except ProviderMissing as exc:
+        raise PayoutUnavailable(order.loan_id, order.state, str(exc)) from None

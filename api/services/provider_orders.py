@@ -13,7 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from oracle.payments.config import build_provider, provider_settings
-from oracle.payments.provider import LookupUnsupported, OrderedPayment, OrderRefused, PaymentProvider, ProviderError
+from oracle.payments.provider import (
+    LookupUnsupported,
+    OrderedPayment,
+    OrderRefused,
+    PaymentProvider,
+    ProviderError,
+)
 
 
 class ProviderMissing(LookupError):

@@ -20,16 +20,11 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from api.errors import ApiError
+from api.services.provider_orders import ProviderMissing, call, look_up, provider_named
 from ledger.book import read_loan
 from ledger.store.models.outbox import OutboxItem
 from ledger.store.models.suspense import RefundOrder, SuspenseItem
-from oracle.payments.config import build_provider, provider_settings
-from oracle.payments.provider import (
-    LookupUnsupported,
-    OrderRefused,
-    PaymentProvider,
-    ProviderError,
-)
+from oracle.payments.provider import PaymentProvider
 from oracle.payments.provider import RefundOrder as RefundRequest
 
 log = logging.getLogger(__name__)
@@ -226,37 +221,33 @@ def _record(context, item: Item, actor: str, request_id: str) -> Refund:
 
 def _reconcile(context, provider: PaymentProvider, item: Item, order: Refund) -> Refund:
     """Asks the provider what became of a sent refund; records its reference if it took it."""
-    try:
-        found = provider.find_order(order.idempotency_key)
-    except LookupUnsupported:
-        return order  # re-sending with the same key is the safe way to ask: the provider honours it
-    except ProviderError as exc:
-        _update(context, order.id, last_error=str(exc)[:500])
-        raise RefundUnavailable(item.id, order.state, str(exc)) from None
-    if found is None:
+    found = look_up(provider, order.idempotency_key)
+    if found.unanswered:
+        _update(context, order.id, last_error=found.unanswered)
+        raise RefundUnavailable(item.id, order.state, found.unanswered)
+    if found.reference is None:
         return order
-    return _update(context, order.id, refund_reference=found.rail_reference)
+    return _update(context, order.id, refund_reference=found.reference)
 
 
 def _send(context, provider: PaymentProvider, item: Item, order: Refund, actor: str, request_id: str) -> Item:
     """Marks the order `sent` (persisted first: from here on its outcome is the provider's) and sends it."""
     _update(context, order.id, state=SENT, sent_at=int(time.time()), attempts=order.attempts + 1)
     request = RefundRequest(loan_id=item.loan_id, rail_reference=item.reference, amount=item.amount,
-                            currency=item.currency)
-    try:
-        payment = provider.order_refund(request, order.idempotency_key)
-    except OrderRefused as exc:
-        log.warning("refund of suspense item %d refused by %s: %s", item.id, provider.name, exc)
-        _update(context, order.id, state=FAILED, failed_at=int(time.time()), last_error=str(exc)[:500])
+                            currency=item.currency, purpose="suspense")
+    attempt = call(lambda: provider.order_refund(request, order.idempotency_key))
+    if attempt.refused:
+        log.warning("refund of suspense item %d refused by %s: %s", item.id, provider.name, attempt.refused)
+        _update(context, order.id, state=FAILED, failed_at=int(time.time()), last_error=attempt.refused)
         _set_item(context, item.id, state=OPEN)  # still money owed back: it stays open for the operator
         context.action_log.append(actor, "suspense.refund_failed", request_id,
-                                  {"suspense_item_id": item.id, "error": str(exc)[:200]})
+                                  {"suspense_item_id": item.id, "error": attempt.refused[:200]})
         return find(context, item.id)
-    except ProviderError as exc:  # timeout, 5xx, dropped connection: it may have been taken
-        log.warning("refund of suspense item %d unanswered by %s: %s", item.id, provider.name, exc)
-        _update(context, order.id, last_error=str(exc)[:500])
-        raise RefundUnavailable(item.id, SENT, str(exc)) from None
-    order = _update(context, order.id, refund_reference=payment.rail_reference)
+    if attempt.unanswered:  # timeout, 5xx, dropped connection: it may have been taken
+        log.warning("refund of suspense item %d unanswered by %s: %s", item.id, provider.name, attempt.unanswered)
+        _update(context, order.id, last_error=attempt.unanswered)
+        raise RefundUnavailable(item.id, SENT, attempt.unanswered)
+    order = _update(context, order.id, refund_reference=attempt.reference)
     return _refunded(context, item, order, actor, request_id)
 
 
@@ -297,8 +288,7 @@ def _item(row: SuspenseItem, refund: Refund | None) -> Item:
 
 def _provider(context, item: Item) -> PaymentProvider:
     """The provider that delivered the payment: the money goes back the way it came."""
-    entries = provider_settings(context.settings)
-    if item.provider not in entries:
-        raise RefundUnavailable(item.id, "not sent", f"payment provider {item.provider} is not configured")
-    return build_provider(item.provider, entries[item.provider], context.settings.home,
-                          context.env or context.settings.environ, webhooks=False)
+    try:
+        return provider_named(context, item.provider)
+    except ProviderMissing as exc:
+        raise RefundUnavailable(item.id, "not sent", str(exc)) from None

@@ -374,9 +374,11 @@ import { getAddress, hexlify, toUtf8Bytes } from "./ethers-6.17.0.min.js"; // np
   }
 
   async function renderMoney(gen, day) {
-    const [items, recon] = await Promise.all([
+    const [items, recon, overpaid, creditRefunds] = await Promise.all([
       api(`/v1/operator/suspense?limit=${SUSPENSE_LIMIT}`).then((page) => page.items),
       api(`/v1/audit/reconciliation?date=${day}`).catch((error) => ({ error })),
+      allPages("/v1/audit/loans", "loans", { status: "Overpaid" }),
+      api(`/v1/operator/credit-refunds?limit=${SUSPENSE_LIMIT}`).then((page) => page.orders),
     ]);
     if (gen !== generation) return;
     show("view-money");
@@ -403,6 +405,35 @@ import { getAddress, hexlify, toUtf8Bytes } from "./ethers-6.17.0.min.js"; // np
         h("td", {}, when(item.received_at)),
         h("td", { class: "refund" }, refundText(item.refund)),
         h("td", { class: "resolve" }, resolveCommand(item)))), "Nothing in suspense.", 9);
+
+    // Credit: every Overpaid loan (credit still held) and every refund order, newest first.
+    const orderOf = {};
+    for (const order of creditRefunds) if (!(order.loan_id in orderOf)) orderOf[order.loan_id] = order;
+    const held = {};
+    for (const loan of overpaid) held[loan.currency] = (held[loan.currency] || 0) + loan.credit_balance;
+    $("#credit-stats").replaceChildren(
+      stat("stat-credit-loans", "Overpaid loans", overpaid.length, "credit not yet paid back"),
+      stat("stat-credit-held", "Credit held",
+        Object.keys(held).length ? Object.entries(held).map(([c, minor]) => money(minor, c)).join(", ") : "—"),
+      stat("stat-credit-refunded", "Refunds settled", creditRefunds.filter((o) => o.state === "settled").length,
+        "confirmed on-chain"),
+    );
+    const creditRows = [
+      ...overpaid.map((loan) => ({ loan_id: loan.id, amount: loan.credit_balance, currency: loan.currency,
+        order: orderOf[loan.id] })),
+      ...creditRefunds.filter((o) => !overpaid.some((loan) => loan.id === o.loan_id))
+        .map((order) => ({ loan_id: order.loan_id, amount: order.amount, currency: order.currency, order })),
+    ];
+    fill($("#credit-table tbody"), creditRows.map((row) =>
+      h("tr", { "data-loan-id": row.loan_id, "data-order-state": row.order ? row.order.state : "none" },
+        h("td", { class: "num" }, loanId(row.loan_id)),
+        h("td", { class: "num amount" }, money(row.amount, row.currency)),
+        h("td", {}, row.order ? state(row.order.state) : "none yet"),
+        h("td", { class: "mono" }, row.order && row.order.refund_reference ? row.order.refund_reference : "—"),
+        h("td", { class: "mono" }, row.order ? row.order.ordered_by : "—"),
+        h("td", { class: "resolve" }, row.order && row.order.state !== "failed" ? "—"
+          : h("code", {}, `loanledger operator refund-credit ${row.loan_id}`)))),
+      "No credit held, none refunded.", 6);
 
     $("#recon-date").value = day;
     const status = $("#recon-status");
@@ -432,7 +463,7 @@ import { getAddress, hexlify, toUtf8Bytes } from "./ethers-6.17.0.min.js"; // np
     const why = (row) => [row.outbox_status ? `outbox: ${row.outbox_status}${row.outbox_reason ? ` (${row.outbox_reason})` : ""}` : null,
       row.suspense_item_id ? `suspense item ${row.suspense_item_id}: ${row.suspense_state}` : null,
       row.category === "rail_only" && row.direction === "refund"
-        ? "a refund: the loan book has no refund confirmation yet (see the suspense item it settles)" : null,
+        ? "a refund not confirmed yet (a credit refund on-chain, a suspense refund by its refund order)" : null,
       row.category === "rail_only" && row.direction !== "refund" && !row.outbox_status && !row.suspense_item_id
         ? "no webhook received" : null]
       .filter(Boolean).join("; ") || "—";

@@ -17,7 +17,8 @@ applied: refused on-chain, set aside, or refused by the intake, which leaves no 
 Money going back is a line of its own with its own reference: a refund, a reversal (a collection charged back) or
 a return (a payout sent back) is matched by the credit refund, reversal or payout reversal on-chain, while the
 payment it reverses stays matched by its own entry (nothing on-chain is deleted). A suspense refund never goes
-on-chain: its line is rail-only, its outbox row `done` with outcome `off_book`.
+on-chain: its line is matched by the suspense item's refund order (kind `suspense_refund`). A repayment that
+overpaid is matched by what the book applied plus what it held as credit.
 
 So for every statement, lines = matched + amount_differs + rail_only. Chain-only payments are those of this
 provider (by the outbox row that confirmed them) and those no outbox row explains; a payment the oracle
@@ -40,7 +41,7 @@ from sqlalchemy.orm import sessionmaker
 from ledger.encoding import to_0x_hex
 from ledger.store.models.chain import Payment
 from ledger.store.models.outbox import OutboxItem
-from ledger.store.models.suspense import SuspenseItem
+from ledger.store.models.suspense import RefundOrder, SuspenseItem
 from oracle.payments.inbound import payment_ref
 from oracle.payments.provider import (
     PaymentProvider,
@@ -139,6 +140,11 @@ def reconcile(provider: str, day: date, statement: Iterable[StatementEntry],
             select(OutboxItem).where(OutboxItem.payment_ref.in_(list(lines))))} if lines else {}
         held = {i.payment_ref: i for i in session.scalars(
             select(SuspenseItem).where(SuspenseItem.payment_ref.in_(list(lines))))} if lines else {}
+        # Suspense refunds never go on-chain: the refund order the operator placed is their ledger entry.
+        refunds = [entry.reference for entry in lines.values() if entry.direction == "refund"]
+        refunded = {r.refund_reference: r for r in session.scalars(
+            select(RefundOrder).where(RefundOrder.provider == provider, RefundOrder.refund_reference.in_(refunds)))
+        } if refunds else {}
         of_the_day = list(session.scalars(
             select(Payment).where(Payment.paid_at >= start, Payment.paid_at < end)).unique())
         result = Reconciliation(provider, day)
@@ -150,12 +156,18 @@ def reconcile(provider: str, day: date, statement: Iterable[StatementEntry],
                     "currency": entry.currency, "paid_at": entry.paid_at,
                     "suspense_item_id": suspended.id if suspended else None,
                     "suspense_state": suspended.state if suspended else None}
-            if paid is None:
+            off_book = refunded.get(entry.reference) if paid is None else None
+            if off_book is not None:
+                category = MATCHED if off_book.amount == entry.amount else AMOUNT_DIFFERS
+                result.rows.append(ReconciliationRow(category, **base, kind="suspense_refund",
+                                                     ledger_amount=off_book.amount))
+            elif paid is None:
                 seen = received.get(ref)
                 result.rows.append(ReconciliationRow(
                     RAIL_ONLY, **base, outbox_status=seen.status if seen else None,
                     outbox_reason=(seen.last_error or seen.outcome) if seen else None))
             else:
+                # What the rail delivered is what the book applied plus what it held as credit.
                 category = MATCHED if received_amount(paid) == entry.amount else AMOUNT_DIFFERS
                 result.rows.append(ReconciliationRow(category, **base, kind=paid.kind,
                                                      ledger_amount=received_amount(paid)))

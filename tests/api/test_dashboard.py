@@ -348,19 +348,20 @@ def test_a_borrower_signed_in_is_told_there_is_no_audit_access(dev_api, keys, dr
 PROVIDER = "mockpay"  # the `rail` fixture's provider
 
 
-def _collect(rail, outbox: Outbox, driver, loan_id: int, amount: int) -> str:
+def _collect(rail, outbox: Outbox, driver, loan_id: int, amount: int, currency: str = "CNY") -> str:
     """Collected on the rail, and its confirmation stored as the oracle's webhook intake stores it."""
-    answer = httpx.post(f"{rail.url}/v1/collections", json={"loan_id": loan_id, "amount": amount}, timeout=10)
+    answer = httpx.post(f"{rail.url}/v1/collections", json={"loan_id": loan_id, "amount": amount,
+                                                            "currency": currency}, timeout=10)
     answer.raise_for_status()
     reference = answer.json()["reference"]
     outbox.put(Confirmation(kind="repayment", loan_id=loan_id, reference=reference,
-                            payment_ref=payment_ref(PROVIDER, reference), amount=amount, currency="CNY",
+                            payment_ref=payment_ref(PROVIDER, reference), amount=amount, currency=currency,
                             paid_at=driver.now, provider=PROVIDER, event_id=f"evt-{reference}"))
     return reference
 
 
-def _yuan(minor: int) -> str:
-    return f"{minor // 100:,}.{minor % 100:02d} CNY"
+def _yuan(minor: int, currency: str = "CNY") -> str:
+    return f"{minor // 100:,}.{minor % 100:02d} {currency}"
 
 
 def test_an_auditor_reads_the_suspense_items_and_the_days_reconciliation(
@@ -372,8 +373,8 @@ def test_an_auditor_reads_the_suspense_items_and_the_days_reconciliation(
     outbox = Outbox(context.sessions, clock=clock)
     worker = OutboxWorker(outbox, ChainClient(w3, keys["oracle"], stack.errors), stack.book)
     loan_id = driver.active_loan(keys["alice"], ref=b"payout-dashboard", report_id=1)
-    overpaid = driver.payoff(loan_id) + 5_000
-    over_ref = _collect(rail, outbox, driver, loan_id, overpaid)  # refused on-chain: LoanBookOverpayment
+    overpaid = 5_000
+    over_ref = _collect(rail, outbox, driver, loan_id, overpaid, "USD")  # refused on-chain: not the loan's currency
     paid_ref = _collect(rail, outbox, driver, loan_id, 1_000)  # credited
     typo_ref = _collect(rail, outbox, driver, 999_999, 2_345)  # no such loan: refunded below
     report = worker.drain_once()
@@ -403,15 +404,15 @@ def test_an_auditor_reads_the_suspense_items_and_the_days_reconciliation(
     assert sorted(_table(page, "#suspense-table tbody tr", "data-reference", "data-state")) == \
         sorted([(over_ref, "open"), (typo_ref, "refunded")])
     over_row = page.query_selector(f"#suspense-table tbody tr[data-reference='{over_ref}']")
-    assert over_row.query_selector("td.amount").text_content() == _yuan(overpaid)
-    assert over_row.query_selector("td.reason").text_content() == "LoanBookOverpayment"
+    assert over_row.query_selector("td.amount").text_content() == _yuan(overpaid, "USD")
+    assert over_row.query_selector("td.reason").text_content() == "CurrencyMismatch"
     assert f"loanledger operator refund {items[over_ref]['id']}" in over_row.query_selector("td.resolve").text_content()
     typo_row = page.query_selector(f"#suspense-table tbody tr[data-reference='{typo_ref}']")
     assert typo_row.query_selector("td.refund").text_content() == \
         f"refunded {items[typo_ref]['refund']['refund_reference']}"
     assert typo_row.query_selector("td.resolve").text_content() == "—"
     assert page.text_content("#stat-suspense-open .value") == "1"
-    assert page.text_content("#stat-suspense-amount .value") == _yuan(overpaid)
+    assert page.text_content("#stat-suspense-amount .value") == _yuan(overpaid, "USD")
 
     # Reconciliation: the API's rows and counts for the day, the held payment explained by its suspense item.
     (mockpay,) = expected["reports"]
@@ -545,3 +546,41 @@ def test_dev_login_gives_the_chain_roles_only(dev_api, keys, driver, client):
     assert "operator" in login(keys["operator"].address)["roles"]
     bad = http.post("/v1/auth/dev-login", json={"address": "0x1234"})
     assert bad.status_code == 422
+
+
+def test_the_money_page_shows_credit_held_and_its_refund(dev_api, w3, stack, keys, driver, rail, served, auditor,
+                                                         clock, tab):
+    """Issue 14: an overpaid loan's credit (on-chain) shows on the money page, with the command to refund it
+    until an operator has, then its refund order."""
+    _, context = dev_api
+    outbox = Outbox(context.sessions, clock=clock)
+    worker = OutboxWorker(outbox, ChainClient(w3, keys["oracle"], stack.errors), stack.book)
+    loan_id = driver.active_loan(keys["alice"], ref=b"payout-credit-page", report_id=1)
+    _collect(rail, outbox, driver, loan_id, driver.payoff(loan_id) + 3_000)
+    assert worker.drain_once().credited == 1
+    assert context.wait_indexed(w3.eth.block_number)
+    credit = stack.book.functions.progressOf(loan_id).call()[8]
+    assert credit > 0
+
+    page = tab.page
+    tab.open()
+    tab.dev_login(auditor.account.address)
+    tab.wait_ready("portfolio")
+    page.click("#nav-money")
+    tab.wait_ready("money")
+    row = page.query_selector(f"#credit-table tbody tr[data-loan-id='{loan_id}']")
+    assert row.get_attribute("data-order-state") == "none"
+    assert row.query_selector("td.amount").text_content() == _yuan(credit)
+    assert row.query_selector("td.resolve").text_content() == f"loanledger operator refund-credit {loan_id}"
+    assert page.text_content("#stat-credit-loans .value") == "1"
+    assert page.text_content("#stat-credit-held .value") == _yuan(credit)
+
+    operator = LoanLedgerClient(served, keys["operator"])
+    operator.login()
+    order = operator.refund_credit(loan_id)
+    page.reload()
+    tab.wait_ready("money")
+    row = page.query_selector(f"#credit-table tbody tr[data-loan-id='{loan_id}']")
+    assert row.get_attribute("data-order-state") == order["state"] == "sent"
+    assert row.query_selector("td.resolve").text_content() == "—"
+    tab.assert_clean()

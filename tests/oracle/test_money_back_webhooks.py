@@ -80,7 +80,7 @@ def test_trade_layout_money_back_events(verifier, event, metadata, kind):
 
 
 @pytest.mark.parametrize(("event_type", "data", "words"), [
-    ("payment.reversed", {"reversed_at": NOW, "payment_reference": "has space"}, "payment_reference"),
+    ("payment.reversed", {"reversed_at": NOW, "payment_reference": "has space"}, "reverses"),  # the shared check
     ("payment.reversed", {"reversed_at": NOW, "payment_reference": None}, "payment_reference"),
     ("payment.reversed", {"reversed_at": NOW, "loan_id": 2**256}, "loan_id"),
     ("refund.succeeded", {"refunded_at": NOW, "purpose": "gift"}, "purpose"),

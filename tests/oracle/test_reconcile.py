@@ -235,3 +235,37 @@ def test_the_cli_says_when_the_provider_does_not_answer_and_refuses_a_bad_date(t
     unknown = subprocess.run([LOANLEDGER, "rail", "reconcile", "--date", "2026-11-29", "--provider", "nope"],
                              env=env, check=False, capture_output=True, text=True, timeout=120)
     assert unknown.returncode == 1 and "no payment provider named 'nope'" in " ".join(unknown.stderr.split())
+
+
+def test_an_overpayment_and_a_suspense_refund_reconcile_as_matched(w3, stack, keys, driver, sessions, rail):
+    import time as clock
+
+    from ledger.store.models.suspense import RefundOrder
+
+    loan_id = driver.active_loan(keys["alice"])
+    now = driver.now
+    day = _utc_day(now)
+    # Paid beyond the payoff: the book applies the payoff and holds the rest as credit; the line is the sum.
+    over = rail.order("/v1/collections", {"loan_id": loan_id, "amount": driver.payoff(loan_id) + 5_000,
+                                          "paid_at": now})
+    _received(sessions, "repayment", loan_id, over)
+    driver.repay(loan_id, over["amount"], _ref(over["reference"]))
+    # A payment held in suspense and refunded by an operator: the refund never goes on-chain; its order does.
+    held = rail.order("/v1/collections", {"loan_id": 999, "amount": 800, "paid_at": now})
+    refund = rail.order("/v1/refunds", {"loan_id": 999, "payment_reference": held["reference"], "amount": 800})
+    stamp = int(clock.time())
+    with sessions.begin() as session:
+        session.add(RefundOrder(suspense_item_id=1, provider=PROVIDER, idempotency_key=f"refund:{held['reference']}",
+                                payment_reference=held["reference"], loan_id=999, amount=800, currency="CNY",
+                                state="refunded", refund_reference=refund["reference"], attempts=1,
+                                ordered_by="0x" + "11" * 20, ordered_at=stamp, refunded_at=stamp, updated_at=stamp))
+    Indexer(w3, stack.manifest, sessions).run_once()
+
+    entries = StandinProvider(PROVIDER, None, ProviderApi(PROVIDER, rail.url)).statement(day)
+    rows = {row.reference: row for row in reconcile(PROVIDER, day, entries, sessions).rows}
+    overpaid = rows[over["reference"]]
+    assert (overpaid.category, overpaid.ledger_amount, overpaid.rail_amount) == ("matched", over["amount"],
+                                                                                 over["amount"])
+    back = rows[refund["reference"]]
+    assert (back.category, back.kind, back.ledger_amount) == ("matched", "suspense_refund", 800)
+    assert rows[held["reference"]].category == "rail_only"  # received and not applied: the suspense item's to explain
