@@ -67,7 +67,7 @@ from oracle.payments.reconcile import (
 )
 
 SEED = int(os.environ.get("LOANLEDGER_SIM_SEED", "20261130"))
-STEPS = int(os.environ.get("LOANLEDGER_SIM_STEPS", "22"))
+STEPS = int(os.environ.get("LOANLEDGER_SIM_STEPS", "20"))
 LOANS = int(os.environ.get("LOANLEDGER_SIM_LOANS", "6"))
 PROVIDER = "mockpay"
 RAIL_TIMEOUT = 1.0  # the API's provider timeout: a stalled rail is answered 503 fast
@@ -393,10 +393,13 @@ def redeliver(sim: Sim) -> str:
 
 
 def refund_suspense(sim: Sim) -> str:
-    """An operator refunds an open suspense item over the rail (asked twice: refunded once)."""
+    """An operator refunds an open suspense item over the rail (asked twice: refunded once); made first if there
+    is none."""
+    if not sim.operator.suspense(state="open"):
+        sim.trace.append(f"    {wrong_currency(sim)}")
+        sim.drain()
     item = sim.pick(sim.operator.suspense(state="open"))
-    if item is None:
-        return wrong_currency(sim)
+    assert item is not None, f"seed {SEED}: a wrong-currency payment left no open suspense item"
     key = f"sim-r-{item['id']}-{sim.next_serial()}"
     answers = [sim.operator.refund_suspense(item["id"], idempotency_key=key),
                sim.operator.refund_suspense(item["id"])]
@@ -438,10 +441,14 @@ def applicable_suspense(sim: Sim) -> list[tuple[tuple, int]]:
 
 def refund_credit(sim: Sim) -> str:
     """An operator refunds an Overpaid loan's credit over the rail (asked twice: refunded once); the rail's
-    refund webhook is confirmed on-chain (CreditRefunded) and the loan is Repaid."""
+    refund webhook is confirmed on-chain (CreditRefunded) and the loan is Repaid. An overpayment first if no loan
+    holds credit."""
+    if not sim.loans_in(LoanStatus.OVERPAID) and sim.loans_in(LoanStatus.ACTIVE):
+        sim.trace.append(f"    {overpay(sim)}")
+        sim.drain()
     loan_id = sim.pick(sim.loans_in(LoanStatus.OVERPAID))
     if loan_id is None:
-        return overpay(sim)
+        return wrong_currency(sim)
     answers = [sim.operator.refund_credit(loan_id, idempotency_key=f"sim-c-{loan_id}-{sim.next_serial()}"),
                sim.operator.refund_credit(loan_id)]
     assert answers[0]["refund_reference"] and answers[0]["refund_reference"] == answers[1]["refund_reference"], \
