@@ -492,9 +492,15 @@ def chargeable(sim: Sim) -> list[str]:
 def bounce_payout(sim: Sim) -> str:
     """The receiving bank returns a payout before anything was repaid: the loan is Approved again and its order
     failed; the operator re-orders it (a new order, paid out once) or leaves it."""
-    loan_id = sim.pick([loan_id for loan_id in sim.loans_in(LoanStatus.ACTIVE) if untouched(sim, loan_id)])
+    def returnable() -> list[int]:
+        return [loan_id for loan_id in sim.loans_in(LoanStatus.ACTIVE) if untouched(sim, loan_id)]
+
+    if not returnable() and len(sim.waiting()) > sim.reserved:  # pay one out first
+        sim.trace.append(f"    {payout(sim)}")
+        sim.drain()
+    loan_id = sim.pick(returnable())
     if loan_id is None:
-        return payout(sim)
+        return repay_partial(sim)
     payouts = [p for p in sim.rail_payments(loan_id=loan_id, direction="payout")]
     returned = {e["payment_reference"] for e in sim.money_back() if e["direction"] == "return"}
     (paid,) = [p for p in payouts if p["reference"] not in returned]
