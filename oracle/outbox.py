@@ -404,6 +404,8 @@ class OutboxWorker:
         loan_id, ref, amount, paid_at = batch_item(item)
         functions = self.book.functions
         if item.kind == "credit_refund":
+            if item.reverses:  # the credit is on the loan the book credited the overpayment to (see below)
+                loan_id = self._credited_to(rail_payment_ref(item.provider, item.reverses)) or loan_id
             return functions.confirmCreditRefund(loan_id, ref, amount, paid_at)
         if not item.reverses:
             settlements[item.id] = _set_aside(ItemUnusable(f"a {item.kind} names no payment it reverses"))
@@ -412,6 +414,10 @@ class OutboxWorker:
         if item.kind == "payout_reversal":
             return functions.reverseDisbursement(loan_id, original, ref, paid_at)
         paid = self._allocation(loan_id, original)
+        credited = None if paid is not None else self._credited_to(original)
+        if credited is not None and credited != loan_id:
+            # The rail names the loan its payer typed; an operator applied the payment from suspense to another.
+            loan_id, paid = credited, self._allocation(credited, original)
         if paid is not None:
             return functions.reverseRepayment(loan_id, original, ref, paid, paid_at)
         # The reversed payment is not on-chain: still on its way (retry), or refused (then never: rejected).
@@ -421,6 +427,13 @@ class OutboxWorker:
             settlements[item.id] = self._refused(item, _NOT_ON_CHAIN, f"{item.reverses} is not credited on-chain",
                                                  check_reference=False, retryable=True)
         return None
+
+    def _credited_to(self, original: bytes) -> int | None:
+        """The loan the book credited a payment reference to, from the chain's events (None: not credited)."""
+        events, found = self.book.events, {"paymentRef": original}
+        credited = (events.RepaymentApplied.get_logs(from_block=self.from_block, argument_filters=found)
+                    or events.RecoveryApplied.get_logs(from_block=self.from_block, argument_filters=found))
+        return credited[0]["args"]["loanId"] if credited else None
 
     def _allocation(self, loan_id: int, original: bytes) -> tuple[int, int, int, int, int, int] | None:
         """The reversed payment's ILoanBook.Allocation, from the chain's events for its reference (never the read

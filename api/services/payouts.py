@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 ORDERED, SENT, SETTLED, FAILED, CANCELLED = "ordered", "sent", "settled", "failed", "cancelled"
 FINAL = frozenset({SETTLED, FAILED, CANCELLED})
-DISBURSED = frozenset({"Active", "Repaid", "Defaulted", "WrittenOff"})  # read-model statuses after a payout
+DISBURSED = frozenset({"Active", "Repaid", "Defaulted", "WrittenOff", "Overpaid"})  # read-model statuses after a payout
 CLOSED_UNPAID = frozenset({"Cancelled", "Rejected"})
 
 
@@ -226,12 +226,15 @@ def _catch_up(context) -> None:
     asks the provider before cancelling it)."""
     now = int(time.time())
     with context.sessions.begin() as session:
-        rows = session.execute(select(PayoutOrder.loan_id, PayoutOrder.state, Loan.status)
+        rows = session.execute(select(PayoutOrder.loan_id, PayoutOrder.state, Loan.status, PayoutOrder.provider,
+                                      PayoutOrder.rail_reference)
                                .join(Loan, Loan.id == PayoutOrder.loan_id)
                                .where(PayoutOrder.state.in_((ORDERED, SENT)))).all()
-        for loan_id, state, status in rows:
+        for loan_id, state, status, provider, rail_reference in rows:
             if status in DISBURSED:
                 values = {"state": SETTLED, "settled_at": now}
+                if rail_reference is None:  # its answer was lost (a timeout, a crash): the confirmation names it
+                    values["rail_reference"] = _disbursed_by(session, loan_id, provider)
             elif status in CLOSED_UNPAID and state == ORDERED:  # never handed over (a `sent` one is asked first)
                 values = {"state": CANCELLED, "cancelled_at": now}
             else:
@@ -265,6 +268,13 @@ def _fail_returned(context, now: int) -> None:
             session.execute(update(PayoutOrder).where(PayoutOrder.loan_id == loan_id, PayoutOrder.state == state)
                             .values(state=FAILED, failed_at=now, last_error=reason, updated_at=now))
             log.warning("payout order of loan %d failed: %s", loan_id, reason)
+
+
+def _disbursed_by(session, loan_id: int, provider: str) -> str | None:
+    """The rail reference of the provider's payout the chain confirmed for the loan, if the oracle received it."""
+    paid = session.scalars(select(Payment).where(Payment.loan_id == loan_id, Payment.kind == "disbursement")
+                           .order_by(Payment.block_number.desc())).unique().first()
+    return paid.rail_reference if paid is not None and paid.provider == provider else None
 
 
 def _update(context, loan_id: int, **values) -> Order:

@@ -122,6 +122,12 @@ def day_bounds(day: date) -> tuple[int, int]:
     return start, start + int(timedelta(days=1).total_seconds())
 
 
+def received_amount(paid: Payment) -> int:
+    """What the rail moved for an on-chain payment: an overpaying repayment is applied in part (`amount`) and the
+    rest held as the borrower's credit (`credit`), one line of the statement for both."""
+    return paid.amount + (paid.credit if paid.kind == "repayment" else 0)
+
+
 def reconcile(provider: str, day: date, statement: Iterable[StatementEntry],
               sessions: sessionmaker) -> Reconciliation:
     """Sorts each statement line, and each on-chain payment of the day, into its category (see the module)."""
@@ -162,15 +168,15 @@ def reconcile(provider: str, day: date, statement: Iterable[StatementEntry],
                     outbox_reason=(seen.last_error or seen.outcome) if seen else None))
             else:
                 # What the rail delivered is what the book applied plus what it held as credit.
-                booked = paid.amount + paid.credit
-                category = MATCHED if booked == entry.amount else AMOUNT_DIFFERS
-                result.rows.append(ReconciliationRow(category, **base, kind=paid.kind, ledger_amount=booked))
+                category = MATCHED if received_amount(paid) == entry.amount else AMOUNT_DIFFERS
+                result.rows.append(ReconciliationRow(category, **base, kind=paid.kind,
+                                                     ledger_amount=received_amount(paid)))
         for paid in of_the_day:
             if paid.payment_ref in lines or paid.provider not in (None, provider):
                 continue
             result.rows.append(ReconciliationRow(
                 CHAIN_ONLY, provider=paid.provider, reference=paid.rail_reference, payment_ref=paid.payment_ref,
-                kind=paid.kind, loan_id=paid.loan_id, ledger_amount=paid.amount, paid_at=paid.paid_at))
+                kind=paid.kind, loan_id=paid.loan_id, ledger_amount=received_amount(paid), paid_at=paid.paid_at))
     return result
 
 
