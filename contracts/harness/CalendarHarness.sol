@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {ILoanBook} from "../interfaces/ILoanBook.sol";
+import {Calendar} from "../libraries/Calendar.sol";
+import {LoanMath} from "../libraries/LoanMath.sol";
+import {MonthlySchedule} from "../libraries/MonthlySchedule.sol";
+
+/**
+ * @title Calendar test harness
+ * @notice Exposes Calendar and MonthlySchedule as external functions for the tests, and measures their
+ * gas. Test-only: deployed by tests/contracts/test_calendar.py, never by ledger.deploy.
+ */
+contract CalendarHarness {
+    /// @notice Calendar.daysFromCivil.
+    function daysFromCivil(uint256 year, uint256 month, uint256 day) external pure returns (uint256) {
+        return Calendar.daysFromCivil(year, month, day);
+    }
+
+    /// @notice Calendar.civilFromDays.
+    function civilFromDays(uint256 daysSinceEpoch) external pure returns (uint256, uint256, uint256) {
+        return Calendar.civilFromDays(daysSinceEpoch);
+    }
+
+    /// @notice Calendar.daysInMonth.
+    function daysInMonth(uint256 year, uint256 month) external pure returns (uint256) {
+        return Calendar.daysInMonth(year, month);
+    }
+
+    /// @notice Calendar.addMonths.
+    function addMonths(uint256 timestamp, uint256 k) external pure returns (uint256) {
+        return Calendar.addMonths(timestamp, k);
+    }
+
+    /// @notice Calendar.addMonths for k = 1..n, each from `timestamp`.
+    function addMonthsSeries(uint256 timestamp, uint256 n) external pure returns (uint256[] memory dates) {
+        dates = new uint256[](n);
+        for (uint256 k = 1; k <= n; ++k) {
+            dates[k - 1] = Calendar.addMonths(timestamp, k);
+        }
+    }
+
+    /// @notice Calendar.daysBetween.
+    function daysBetween(uint256 start, uint256 end) external pure returns (uint256) {
+        return Calendar.daysBetween(start, end);
+    }
+
+    /// @notice Calendar.actual365Fixed.
+    function actual365Fixed(uint256 start, uint256 end) external pure returns (uint256, uint256) {
+        return Calendar.actual365Fixed(start, end);
+    }
+
+    /// @notice Calendar.thirtyE360.
+    function thirtyE360(uint256 start, uint256 end) external pure returns (uint256, uint256) {
+        return Calendar.thirtyE360(start, end);
+    }
+
+    /// @notice The whole monthly schedule of `terms` disbursed at `disbursedAt`, due dates absolute.
+    function schedule(ILoanBook.LoanTerms memory terms, MonthlySchedule.DayCount dayCount, uint256 disbursedAt)
+        external
+        pure
+        returns (ILoanBook.Installment[] memory items)
+    {
+        LoanMath.Plan memory p = MonthlySchedule.plan(terms);
+        LoanMath.Cursor memory c = LoanMath.start(p);
+        items = new ILoanBook.Installment[](p.installments);
+        for (uint256 k = 0; k < p.installments; ++k) {
+            (uint256 due, uint256 principalPart, uint256 interestPart) = MonthlySchedule.next(p, c, dayCount, disbursedAt);
+            items[k] = ILoanBook.Installment(uint40(due), uint96(principalPart), uint96(interestPart));
+        }
+    }
+
+    /// @notice Gas of one Calendar.addMonths, measured around the call.
+    function addMonthsGas(uint256 timestamp, uint256 k) external view returns (uint256 result, uint256 gasUsed) {
+        uint256 before = gasleft();
+        result = Calendar.addMonths(timestamp, k);
+        gasUsed = before - gasleft();
+    }
+
+    /**
+     * @notice Gas of computing installment `k` the way a repayment would: the cursor restored from the
+     * stored exact balance (walked here, unmeasured), then one MonthlySchedule.next.
+     */
+    function installmentGas(
+        ILoanBook.LoanTerms memory terms,
+        MonthlySchedule.DayCount dayCount,
+        uint256 disbursedAt,
+        uint256 k
+    ) external view returns (uint256 principalPart, uint256 interestPart, uint256 gasUsed) {
+        LoanMath.Plan memory p = MonthlySchedule.plan(terms);
+        LoanMath.Cursor memory c = LoanMath.start(p);
+        for (uint256 i = 1; i < k; ++i) {
+            MonthlySchedule.next(p, c, dayCount, disbursedAt);
+        }
+        LoanMath.Cursor memory restored = LoanMath.restore(p, c.paid, c.balanceRay);
+        uint256 before = gasleft();
+        (, principalPart, interestPart) = MonthlySchedule.next(p, restored, dayCount, disbursedAt);
+        gasUsed = before - gasleft();
+    }
+}

@@ -1,0 +1,130 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+import {ILoanBook} from "../interfaces/ILoanBook.sol";
+import {Calendar} from "./Calendar.sol";
+import {LoanMath} from "./LoanMath.sol";
+
+/**
+ * @title Monthly schedules
+ * @notice Installments due on the disbursement's day of the month, with interest by a day-count
+ * convention. Built on LoanMath's Plan and Cursor and its rounding: half-up to the minor unit,
+ * principal rounded on the cumulative amount so the parts sum exactly to the principal.
+ *
+ * Due dates: installment k is due at Calendar.addMonths(disbursedAt, k), the same day of the month
+ * and time of day k months after disbursement, or the month's last day when it is shorter.
+ *
+ * Day counts, as a period's share of the annual rate:
+ * - Thirty360: every monthly period is one month of 30 days in a 360-day year, 1/12 of the year,
+ *   whatever its real length (Apache Fineract's "30 days in month, 360 days in year": interest of a
+ *   regular monthly period is the same every month, FINERACT-2816). Note this is a whole-month count,
+ *   not Calendar.thirtyE360 of the due dates: with month-end clamping that would give 28 days for
+ *   31 January to 28 February and 32 for 28 February to 31 March. It is LoanMath exactly, with the
+ *   interval 365 days / 12 (2,628,000 s), which makes LoanMath's period rate annualRate / 12 with no
+ *   rounding: the rate is annualRateBps * interval / 365 days.
+ * - Actual365Fixed: a period's interest is its balance * annualRate * actual days / 365.
+ *
+ * The annuity under Actual365Fixed (periods of 28 to 31 days cannot all have one level payment that
+ * charges actual-day interest and repays exactly): the level payment A is the textbook payment at the
+ * period rate annualRate / 12, as under Thirty360. Each installment but the last is A, rounded once;
+ * its interest is charged on the exact scheduled balance for the period's actual days, and what A
+ * leaves after interest repays principal. The last installment (or an earlier one, should the exact
+ * balance be cleared sooner) absorbs the difference: it repays all remaining principal with interest
+ * for its own actual days, so it may be a little more or less than A. This is the fixed-EMI schedule of
+ * Apache Fineract's progressive loans with actual days in month, and Mambu's fixed installments on an
+ * Actual/365 fixed day count, whose last installment is likewise the one adjusted.
+ */
+library MonthlySchedule {
+    enum DayCount {
+        Thirty360, // each monthly period is 30/360 = 1/12 of a year
+        Actual365Fixed // each period's actual days / 365
+    }
+
+    /// @notice The interval that makes LoanMath's period rate exactly annualRate / 12 (30/360 month).
+    uint256 internal constant MONTH = LoanMath.YEAR / 12;
+
+    /// @notice The constants of a monthly product (`terms.interval` is ignored), with its level payment.
+    function plan(ILoanBook.LoanTerms memory terms) internal pure returns (LoanMath.Plan memory p) {
+        p = planWithPayment(terms, 0);
+        if (p.amortization == ILoanBook.Amortization.Annuity) {
+            p.paymentRay = LoanMath.annuityPaymentRay(p.principal, p.periodRateRay, p.installments);
+        }
+    }
+
+    /// @notice The constants of a monthly product whose annuity payment is already known.
+    function planWithPayment(ILoanBook.LoanTerms memory terms, uint256 paymentRay)
+        internal
+        pure
+        returns (LoanMath.Plan memory p)
+    {
+        p = LoanMath.planWithPayment(terms, paymentRay);
+        p.interval = MONTH;
+        // MONTH / YEAR is exactly 1/12, so this is annualRateBps * RAY / (10_000 * 12) with one floor.
+        p.periodRateRay = Math.mulDiv(uint256(terms.annualRateBps) * MONTH, LoanMath.RAY, LoanMath.BPS * LoanMath.YEAR);
+    }
+
+    /// @notice Due date of installment `k` (1-based) of a schedule disbursed at `disbursedAt`.
+    function dueAt(uint256 disbursedAt, uint256 k) internal pure returns (uint256) {
+        return Calendar.addMonths(disbursedAt, k);
+    }
+
+    /**
+     * @notice The next installment after `c`, and `c` moved past it.
+     * @return due due date of installment `c.paid + 1`
+     * @return principalPart its principal
+     * @return interestPart its interest
+     */
+    function next(LoanMath.Plan memory p, LoanMath.Cursor memory c, DayCount dayCount, uint256 disbursedAt)
+        internal
+        pure
+        returns (uint256 due, uint256 principalPart, uint256 interestPart)
+    {
+        due = Calendar.addMonths(disbursedAt, c.paid + 1);
+        if (dayCount == DayCount.Thirty360) {
+            (principalPart, interestPart) = LoanMath.next(p, c);
+        } else {
+            uint256 periodStart = c.paid == 0 ? disbursedAt : Calendar.addMonths(disbursedAt, c.paid);
+            // Both ends share the time of day, so this is whole days of seconds: actual days * 1 day.
+            (principalPart, interestPart) = _nextActual(p, c, due - periodStart);
+        }
+    }
+
+    /// @dev One installment under actual/365 fixed, the period being `length` seconds long.
+    function _nextActual(LoanMath.Plan memory p, LoanMath.Cursor memory c, uint256 length)
+        private
+        pure
+        returns (uint256 principalPart, uint256 interestPart)
+    {
+        uint256 k = c.paid + 1;
+        uint256 cumulative;
+        if (p.amortization == ILoanBook.Amortization.Annuity) {
+            uint256 rateRay = Math.mulDiv(p.annualRateBps * length, LoanMath.RAY, LoanMath.BPS * LoanMath.YEAR);
+            uint256 interestRay = Math.mulDiv(c.balanceRay, rateRay, LoanMath.RAY);
+            uint256 grown = c.balanceRay + interestRay;
+            if (k >= p.installments || grown <= p.paymentRay) {
+                // The closing installment: all remaining principal, interest for its own actual days.
+                c.balanceRay = 0;
+                cumulative = p.principal;
+                interestPart = LoanMath.divHalfUp(interestRay, LoanMath.RAY);
+            } else {
+                c.balanceRay = grown - p.paymentRay;
+                cumulative = LoanMath.scheduledPrincipal(p, k, c.balanceRay);
+                // A long period at a very high rate can cost more than A (the balance grows): no
+                // negative principal part, the unpaid interest stays in the exact balance.
+                if (cumulative < c.principalBefore) cumulative = c.principalBefore;
+                uint256 level = LoanMath.divHalfUp(p.paymentRay, LoanMath.RAY);
+                interestPart = level > cumulative - c.principalBefore ? level - (cumulative - c.principalBefore) : 0;
+            }
+        } else {
+            cumulative = LoanMath.scheduledPrincipal(p, k, 0);
+            uint256 balance = p.amortization == ILoanBook.Amortization.EqualPrincipal
+                ? p.principal - c.principalBefore
+                : p.principal;
+            interestPart = LoanMath.divHalfUp(balance * p.annualRateBps * length, LoanMath.BPS * LoanMath.YEAR);
+        }
+        principalPart = cumulative - c.principalBefore;
+        c.paid = k;
+        c.principalBefore = cumulative;
+    }
+}
