@@ -22,29 +22,42 @@ library Calendar {
     /// @notice A span whose end precedes its start.
     error CalendarEndBeforeStart(uint256 start, uint256 end);
 
-    /// @notice Days since 1970-01-01 of the date `year`-`month`-`day` (year >= 1970, month 1..12).
+    /**
+     * @notice Days since 1970-01-01 of the date `year`-`month`-`day`.
+     * @dev Expects month 1..12 and day 1..31 (not checked: callers pass dates they computed); a date
+     * before 1970 reverts on the last subtraction.
+     */
     function daysFromCivil(uint256 year, uint256 month, uint256 day) internal pure returns (uint256) {
         // The shifted year begins in March: January and February belong to the previous one.
         uint256 y = month <= 2 ? year - 1 : year;
         uint256 era = y / 400;
-        uint256 yearOfEra = y - era * 400; // [0, 399]
-        uint256 dayOfYear = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1; // [0, 365]
-        uint256 dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear; // [0, 146096]
+        uint256 dayOfEra;
+        // Unchecked: every term is bounded (comments give ranges) for a valid month and day, and the
+        // products cannot overflow for any year below 2^200.
+        unchecked {
+            uint256 yearOfEra = y - era * 400; // [0, 399]
+            uint256 dayOfYear = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1; // [0, 365]
+            dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear; // [0, 146096]
+        }
         return era * _DAYS_PER_ERA + dayOfEra - _EPOCH_SHIFT;
     }
 
     /// @notice The date (year, month 1..12, day 1..31) `daysSinceEpoch` days after 1970-01-01.
     function civilFromDays(uint256 daysSinceEpoch) internal pure returns (uint256 year, uint256 month, uint256 day) {
-        uint256 z = daysSinceEpoch + _EPOCH_SHIFT;
-        uint256 era = z / _DAYS_PER_ERA;
-        uint256 dayOfEra = z - era * _DAYS_PER_ERA; // [0, 146096]
-        // Leap days removed before dividing by 365: one every 4 years, none every 100, one every 400.
-        uint256 yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365; // [0, 399]
-        uint256 dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100); // [0, 365]
-        uint256 shiftedMonth = (5 * dayOfYear + 2) / 153; // [0, 11], 0 = March
-        day = dayOfYear - (153 * shiftedMonth + 2) / 5 + 1;
-        month = shiftedMonth < 10 ? shiftedMonth + 3 : shiftedMonth - 9;
-        year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0);
+        // Unchecked: each subtraction takes away at most what the previous line left (ranges in the
+        // comments), and nothing overflows for a day number below 2^200 (timestamps are below 2^40).
+        unchecked {
+            uint256 z = daysSinceEpoch + _EPOCH_SHIFT;
+            uint256 era = z / _DAYS_PER_ERA;
+            uint256 dayOfEra = z - era * _DAYS_PER_ERA; // [0, 146096]
+            // Leap days removed before dividing by 365: one every 4 years, none every 100, one every 400.
+            uint256 yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365; // [0, 399]
+            uint256 dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100); // [0, 365]
+            uint256 shiftedMonth = (5 * dayOfYear + 2) / 153; // [0, 11], 0 = March
+            day = dayOfYear - (153 * shiftedMonth + 2) / 5 + 1;
+            month = shiftedMonth < 10 ? shiftedMonth + 3 : shiftedMonth - 9;
+            year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0);
+        }
     }
 
     /// @notice Whether `year` has a 29 February.
@@ -68,11 +81,23 @@ library Calendar {
      */
     function addMonths(uint256 timestamp, uint256 k) internal pure returns (uint256) {
         (uint256 year, uint256 month, uint256 day) = civilFromDays(timestamp / DAY);
+        return addMonthsToDate(year, month, day, timestamp % DAY, k);
+    }
+
+    /**
+     * @notice addMonths from a date already split into (year, month, day) and seconds into the day: lets
+     * a caller that needs several dates from one start convert it once.
+     */
+    function addMonthsToDate(uint256 year, uint256 month, uint256 day, uint256 timeOfDay, uint256 k)
+        internal
+        pure
+        returns (uint256)
+    {
         uint256 monthIndex = year * 12 + (month - 1) + k; // months since year 0, January
         uint256 newYear = monthIndex / 12;
         uint256 newMonth = monthIndex % 12 + 1;
         uint256 lastDay = daysInMonth(newYear, newMonth);
-        return daysFromCivil(newYear, newMonth, day < lastDay ? day : lastDay) * DAY + timestamp % DAY;
+        return daysFromCivil(newYear, newMonth, day < lastDay ? day : lastDay) * DAY + timeOfDay;
     }
 
     /// @notice Calendar days from the UTC date of `start` to that of `end` (midnights crossed).

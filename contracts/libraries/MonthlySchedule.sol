@@ -80,11 +80,16 @@ library MonthlySchedule {
         pure
         returns (uint256 due, uint256 principalPart, uint256 interestPart)
     {
-        due = Calendar.addMonths(disbursedAt, c.paid + 1);
         if (dayCount == DayCount.Thirty360) {
+            due = Calendar.addMonths(disbursedAt, c.paid + 1);
             (principalPart, interestPart) = LoanMath.next(p, c);
         } else {
-            uint256 periodStart = c.paid == 0 ? disbursedAt : Calendar.addMonths(disbursedAt, c.paid);
+            // Both ends of the period from one conversion of the disbursement date.
+            (uint256 year, uint256 month, uint256 day) = Calendar.civilFromDays(disbursedAt / Calendar.DAY);
+            uint256 timeOfDay = disbursedAt % Calendar.DAY;
+            due = Calendar.addMonthsToDate(year, month, day, timeOfDay, c.paid + 1);
+            uint256 periodStart =
+                c.paid == 0 ? disbursedAt : Calendar.addMonthsToDate(year, month, day, timeOfDay, c.paid);
             // Both ends share the time of day, so this is whole days of seconds: actual days * 1 day.
             (principalPart, interestPart) = _nextActual(p, c, due - periodStart);
         }
