@@ -30,26 +30,28 @@ library Calendar {
     function daysFromCivil(uint256 year, uint256 month, uint256 day) internal pure returns (uint256) {
         // The shifted year begins in March: January and February belong to the previous one.
         uint256 y = month <= 2 ? year - 1 : year;
-        uint256 era = y / 400;
-        uint256 dayOfEra;
-        // Unchecked: every term is bounded (comments give ranges) for a valid month and day, and the
-        // products cannot overflow for any year below 2^200.
+        uint256 daysToShiftedYear;
+        // Unchecked: every term is bounded for a valid month and day, and the products cannot overflow for
+        // any year below 2^200. Hinnant's era * 146097 + yearOfEra * 365 + leap days, with the era folded
+        // in (146097 = 400 * 365 + 97): the same number, and no multiplication of a quotient.
         unchecked {
-            uint256 yearOfEra = y - era * 400; // [0, 399]
             uint256 dayOfYear = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1; // [0, 365]
-            dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear; // [0, 146096]
+            daysToShiftedYear = y * 365 + y / 4 - y / 100 + y / 400 + dayOfYear;
         }
-        return era * _DAYS_PER_ERA + dayOfEra - _EPOCH_SHIFT;
+        return daysToShiftedYear - _EPOCH_SHIFT;
     }
 
     /// @notice The date (year, month 1..12, day 1..31) `daysSinceEpoch` days after 1970-01-01.
     function civilFromDays(uint256 daysSinceEpoch) internal pure returns (uint256 year, uint256 month, uint256 day) {
         // Unchecked: each subtraction takes away at most what the previous line left (ranges in the
         // comments), and nothing overflows for a day number below 2^200 (timestamps are below 2^40).
+        // The divisions are floors by design (they pick the era, the year of the era and the month), so
+        // multiplying their quotients back loses nothing that should have been kept.
+        // slither-disable-start divide-before-multiply
         unchecked {
             uint256 z = daysSinceEpoch + _EPOCH_SHIFT;
             uint256 era = z / _DAYS_PER_ERA;
-            uint256 dayOfEra = z - era * _DAYS_PER_ERA; // [0, 146096]
+            uint256 dayOfEra = z % _DAYS_PER_ERA; // [0, 146096]
             // Leap days removed before dividing by 365: one every 4 years, none every 100, one every 400.
             uint256 yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365; // [0, 399]
             uint256 dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100); // [0, 365]
@@ -58,6 +60,7 @@ library Calendar {
             month = shiftedMonth < 10 ? shiftedMonth + 3 : shiftedMonth - 9;
             year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0);
         }
+        // slither-disable-end divide-before-multiply
     }
 
     /// @notice Whether `year` has a 29 February.

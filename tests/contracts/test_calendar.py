@@ -116,9 +116,13 @@ def test_days_between_matches_datetime(harness, a, b):
     assert harness.functions.actual365Fixed(start, end).call() == [expected, 365]
 
 
-def test_days_between_refuses_a_reversed_span(harness):
+def test_reversed_spans_and_dates_before_1970_are_refused(harness):
+    for day_count in (harness.functions.daysBetween, harness.functions.thirtyE360):
+        with pytest.raises(ContractLogicError):
+            day_count(ts(2024, 1, 2), ts(2024, 1, 1)).call()
+    assert harness.functions.daysFromCivil(1970, 1, 1).call() == 0
     with pytest.raises(ContractLogicError):
-        harness.functions.daysBetween(ts(2024, 1, 2), ts(2024, 1, 1)).call()
+        harness.functions.daysFromCivil(1969, 12, 31).call()
 
 
 # --- day counts, hand-computed ------------------------------------------------------------------------
@@ -265,6 +269,15 @@ def test_schedules_match_reference(harness, amortization, day_count):
                 assert abs(level.pop() + npf.pmt(apr_bps / 120_000, n, principal)) <= 1 + 1e-9 * principal, case
         else:
             assert got == want, case
+
+
+def test_annuity_actual_365_never_gives_negative_principal_when_a_period_costs_more_than_the_payment(harness):
+    # At 100 % a year over 60 months the level payment (8.40 % of principal a month) is less than the
+    # interest of a 31-day first period (8.49 %): the balance grows, the principal part is 0, not negative.
+    rows = schedule(harness, 1_000_000, 10_000, 60, ANNUITY, ACTUAL_365_FIXED, ts(2023, 1, 1))
+    assert rows[0][1] == 0 and rows[0][2] == rows[1][1] + rows[1][2]
+    assert all(p >= 0 and i >= 0 for _, p, i in rows)
+    assert sum(p for _, p, _ in rows) == 1_000_000
 
 
 def test_annuity_30_360_is_loan_math_at_a_twelfth_of_a_year(harness, stack):
