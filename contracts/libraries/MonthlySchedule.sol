@@ -64,9 +64,23 @@ library MonthlySchedule {
         p.periodRateRay = Math.mulDiv(uint256(terms.annualRateBps) * MONTH, LoanMath.RAY, LoanMath.BPS * LoanMath.YEAR);
     }
 
-    /// @notice Due date of installment `k` (1-based) of a schedule disbursed at `disbursedAt`.
-    function dueAt(uint256 disbursedAt, uint256 k) internal pure returns (uint256) {
-        return Calendar.addMonths(disbursedAt, k);
+    /// @notice The disbursement date, split into its civil date once: every due date is computed from it.
+    struct Anchor {
+        uint256 year;
+        uint256 month;
+        uint256 day;
+        uint256 timeOfDay; // seconds after midnight UTC
+    }
+
+    /// @notice The anchor of a schedule disbursed at `disbursedAt` (do it once per transaction).
+    function anchor(uint256 disbursedAt) internal pure returns (Anchor memory a) {
+        (a.year, a.month, a.day) = Calendar.civilFromDays(disbursedAt / Calendar.DAY);
+        a.timeOfDay = disbursedAt % Calendar.DAY;
+    }
+
+    /// @notice Due date of installment `k` (1-based; 0 gives the disbursement itself).
+    function dueAt(Anchor memory a, uint256 k) internal pure returns (uint256) {
+        return Calendar.addMonthsToDate(a.year, a.month, a.day, a.timeOfDay, k);
     }
 
     /**
@@ -75,23 +89,17 @@ library MonthlySchedule {
      * @return principalPart its principal
      * @return interestPart its interest
      */
-    function next(LoanMath.Plan memory p, LoanMath.Cursor memory c, DayCount dayCount, uint256 disbursedAt)
+    function next(LoanMath.Plan memory p, LoanMath.Cursor memory c, DayCount dayCount, Anchor memory a)
         internal
         pure
         returns (uint256 due, uint256 principalPart, uint256 interestPart)
     {
+        due = dueAt(a, c.paid + 1);
         if (dayCount == DayCount.Thirty360) {
-            due = Calendar.addMonths(disbursedAt, c.paid + 1);
             (principalPart, interestPart) = LoanMath.next(p, c);
         } else {
-            // Both ends of the period from one conversion of the disbursement date.
-            (uint256 year, uint256 month, uint256 day) = Calendar.civilFromDays(disbursedAt / Calendar.DAY);
-            uint256 timeOfDay = disbursedAt % Calendar.DAY;
-            due = Calendar.addMonthsToDate(year, month, day, timeOfDay, c.paid + 1);
-            uint256 periodStart =
-                c.paid == 0 ? disbursedAt : Calendar.addMonthsToDate(year, month, day, timeOfDay, c.paid);
             // Both ends share the time of day, so this is whole days of seconds: actual days * 1 day.
-            (principalPart, interestPart) = _nextActual(p, c, due - periodStart);
+            (principalPart, interestPart) = _nextActual(p, c, due - dueAt(a, c.paid));
         }
     }
 
