@@ -80,27 +80,33 @@ contract CalendarHarness {
 
     /**
      * @notice Gas of computing installment `k` the way a repayment would: the cursor restored from the
-     * stored exact balance (walked here, unmeasured), then one MonthlySchedule.next. The anchor is
-     * computed once per transaction and measured apart (`anchorGas`).
+     * stored exact balance (walked here, unmeasured), then MonthlySchedule.next. `firstGas` is the
+     * first installment of a transaction (a fresh anchor: both ends of the period converted), `nextGas`
+     * one further on in the same walk (the period's start remembered by the anchor). The anchor itself,
+     * once a transaction, is `anchorGas`.
      */
     function installmentGas(
         ILoanBook.LoanTerms memory terms,
         MonthlySchedule.DayCount dayCount,
         uint256 disbursedAt,
         uint256 k
-    ) external view returns (uint256 principalPart, uint256 interestPart, uint256 gasUsed, uint256 anchorGas) {
+    ) external view returns (uint256 principalPart, uint256 interestPart, uint256 firstGas, uint256 nextGas, uint256 anchorGas) {
         LoanMath.Plan memory p = MonthlySchedule.plan(terms);
         LoanMath.Cursor memory c = LoanMath.start(p);
+        MonthlySchedule.Anchor memory walked = MonthlySchedule.anchor(disbursedAt);
+        for (uint256 i = 1; i < k; ++i) {
+            MonthlySchedule.next(p, c, dayCount, walked);
+        }
+        LoanMath.Cursor memory restored = LoanMath.restore(p, c.paid, c.balanceRay);
         uint256 before = gasleft();
         MonthlySchedule.Anchor memory a = MonthlySchedule.anchor(disbursedAt);
         anchorGas = before - gasleft();
-        for (uint256 i = 1; i < k; ++i) {
-            MonthlySchedule.next(p, c, dayCount, a);
-        }
-        LoanMath.Cursor memory restored = LoanMath.restore(p, c.paid, c.balanceRay);
         before = gasleft();
         (, principalPart, interestPart) = MonthlySchedule.next(p, restored, dayCount, a);
-        gasUsed = before - gasleft();
+        firstGas = before - gasleft();
+        before = gasleft();
+        MonthlySchedule.next(p, restored, dayCount, a);
+        nextGas = before - gasleft();
     }
 
     /// @notice Gas of one LoanMath.next, for comparison: what an installment costs today.

@@ -97,8 +97,13 @@ library Calendar {
         returns (uint256)
     {
         uint256 monthIndex = year * 12 + (month - 1) + k; // months since year 0, January
-        uint256 newYear = monthIndex / 12;
-        uint256 newMonth = monthIndex % 12 + 1;
+        uint256 newYear;
+        uint256 newMonth;
+        // Unchecked: a quotient and a remainder plus one; neither can overflow.
+        unchecked {
+            newYear = monthIndex / 12;
+            newMonth = monthIndex % 12 + 1;
+        }
         uint256 lastDay = daysInMonth(newYear, newMonth);
         return daysFromCivil(newYear, newMonth, day < lastDay ? day : lastDay) * DAY + timeOfDay;
     }

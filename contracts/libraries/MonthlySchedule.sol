@@ -70,12 +70,17 @@ library MonthlySchedule {
         uint256 month;
         uint256 day;
         uint256 timeOfDay; // seconds after midnight UTC
+        // The last due date `next` computed, and its installment: the next period's start, so a walk
+        // through the schedule converts one date per installment, not two.
+        uint256 lastK;
+        uint256 lastDue;
     }
 
     /// @notice The anchor of a schedule disbursed at `disbursedAt` (do it once per transaction).
     function anchor(uint256 disbursedAt) internal pure returns (Anchor memory a) {
         (a.year, a.month, a.day) = Calendar.civilFromDays(disbursedAt / Calendar.DAY);
         a.timeOfDay = disbursedAt % Calendar.DAY;
+        a.lastDue = disbursedAt; // installment 0 is due at disbursement
     }
 
     /// @notice Due date of installment `k` (1-based; 0 gives the disbursement itself).
@@ -84,7 +89,7 @@ library MonthlySchedule {
     }
 
     /**
-     * @notice The next installment after `c`, and `c` moved past it.
+     * @notice The next installment after `c`, and `c` moved past it (and `a` remembers its due date).
      * @return due due date of installment `c.paid + 1`
      * @return principalPart its principal
      * @return interestPart its interest
@@ -98,9 +103,12 @@ library MonthlySchedule {
         if (dayCount == DayCount.Thirty360) {
             (principalPart, interestPart) = LoanMath.next(p, c);
         } else {
+            uint256 periodStart = a.lastK == c.paid ? a.lastDue : dueAt(a, c.paid);
             // Both ends share the time of day, so this is whole days of seconds: actual days * 1 day.
-            (principalPart, interestPart) = _nextActual(p, c, due - dueAt(a, c.paid));
+            (principalPart, interestPart) = _nextActual(p, c, due - periodStart);
         }
+        a.lastK = c.paid; // `c` has moved past the installment just computed
+        a.lastDue = due;
     }
 
     /// @dev One installment under actual/365 fixed, the period being `length` seconds long.
