@@ -71,6 +71,32 @@ contract CalendarHarness {
         }
     }
 
+    /**
+     * @notice Installment `restoreTo + 1`, computed after walking the anchor on to `walkTo`: the anchor's
+     * remembered due date must not leak into a cursor restored elsewhere.
+     */
+    function installmentAfterRestore(
+        ILoanBook.LoanTerms memory terms,
+        MonthlySchedule.DayCount dayCount,
+        uint256 disbursedAt,
+        uint256 walkTo,
+        uint256 restoreTo
+    ) external pure returns (uint256 due, uint256 principalPart, uint256 interestPart) {
+        LoanMath.Plan memory p = MonthlySchedule.plan(terms);
+        // The stored balance after `restoreTo` installments, from a walk with its own anchor.
+        LoanMath.Cursor memory stored = LoanMath.start(p);
+        MonthlySchedule.Anchor memory own = MonthlySchedule.anchor(disbursedAt);
+        for (uint256 i = 0; i < restoreTo; ++i) {
+            MonthlySchedule.next(p, stored, dayCount, own);
+        }
+        LoanMath.Cursor memory c = LoanMath.start(p);
+        MonthlySchedule.Anchor memory a = MonthlySchedule.anchor(disbursedAt);
+        for (uint256 i = 0; i < walkTo; ++i) {
+            MonthlySchedule.next(p, c, dayCount, a);
+        }
+        return MonthlySchedule.next(p, LoanMath.restore(p, restoreTo, stored.balanceRay), dayCount, a);
+    }
+
     /// @notice Gas of one Calendar.addMonths, measured around the call.
     function addMonthsGas(uint256 timestamp, uint256 k) external view returns (uint256 result, uint256 gasUsed) {
         uint256 before = gasleft();

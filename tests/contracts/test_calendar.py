@@ -280,6 +280,16 @@ def test_annuity_actual_365_never_gives_negative_principal_when_a_period_costs_m
     assert sum(p for _, p, _ in rows) == 1_000_000
 
 
+@pytest.mark.parametrize("amortization", [ANNUITY, EQUAL_PRINCIPAL, BULLET])
+def test_a_restored_cursor_gets_its_own_period_whatever_the_anchor_remembers(harness, amortization):
+    start = ts(2024, 1, 31, 10)
+    rows = schedule(harness, 1_234_567, 2400, 12, amortization, ACTUAL_365_FIXED, start)
+    for walk_to, restore_to in [(0, 0), (5, 5), (5, 2), (7, 0), (3, 6), (11, 11)]:
+        got = harness.functions.installmentAfterRestore(terms(1_234_567, 2400, 12, amortization), ACTUAL_365_FIXED,
+                                                        start, walk_to, restore_to).call()
+        assert tuple(got) == rows[restore_to], (walk_to, restore_to)
+
+
 def test_annuity_30_360_is_loan_math_at_a_twelfth_of_a_year(harness, stack):
     # With interval 365 days / 12 the existing quote is the same schedule, relative due dates aside.
     twelfth = 365 * DAY // 12
