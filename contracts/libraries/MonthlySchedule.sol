@@ -31,9 +31,12 @@ import {LoanMath} from "./LoanMath.sol";
  * its interest is charged on the exact scheduled balance for the period's actual days, and what A
  * leaves after interest repays principal. The last installment (or an earlier one, should the exact
  * balance be cleared sooner) absorbs the difference: it repays all remaining principal with interest
- * for its own actual days, so it may be a little more or less than A. This is the fixed-EMI schedule of
- * Apache Fineract's progressive loans with actual days in month, and Mambu's fixed installments on an
- * Actual/365 fixed day count, whose last installment is likewise the one adjusted.
+ * for its own actual days, so it may be a little more or less than A. References: Apache Fineract keeps
+ * a regular monthly period's interest the same under 30/360 and charges the actual days between due
+ * dates under actual day counts (FINERACT-2816, "Monthly Repayment Due Date Strategy"; FINERACT-2197 for
+ * its progressive, fixed-EMI schedules); Mambu's loan products put the principal and interest
+ * remainder into the last repayment (roundingRepaymentScheduleMethod
+ * ROUND_PRINCIPAL_AND_INTEREST_REMAINDER_INTO_LAST_REPAYMENT, docs.mambu.com, loan product schema).
  */
 library MonthlySchedule {
     enum DayCount {
