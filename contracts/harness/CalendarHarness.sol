@@ -108,14 +108,16 @@ contract CalendarHarness {
      * @notice Gas of computing installment `k` the way a repayment would: the cursor restored from the
      * stored exact balance (walked here, unmeasured), then MonthlySchedule.next. `firstGas` is the
      * first installment of a transaction (a fresh anchor: both ends of the period converted), `nextGas`
-     * one further on in the same walk (the period's start remembered by the anchor). The anchor itself,
-     * once a transaction, is `anchorGas`.
+     * one further on in the same walk (the period's start remembered by the anchor). With `seekFirst`,
+     * `firstGas` includes MonthlySchedule.seek before it. The anchor itself, once a transaction, is
+     * `anchorGas`.
      */
     function installmentGas(
         ILoanBook.LoanTerms memory terms,
         MonthlySchedule.DayCount dayCount,
         uint256 disbursedAt,
-        uint256 k
+        uint256 k,
+        bool seekFirst
     ) external view returns (uint256 principalPart, uint256 interestPart, uint256 firstGas, uint256 nextGas, uint256 anchorGas) {
         LoanMath.Plan memory p = MonthlySchedule.plan(terms);
         LoanMath.Cursor memory c = LoanMath.start(p);
@@ -128,6 +130,7 @@ contract CalendarHarness {
         MonthlySchedule.Anchor memory a = MonthlySchedule.anchor(disbursedAt);
         anchorGas = before - gasleft();
         before = gasleft();
+        if (seekFirst) MonthlySchedule.seek(a, restored.paid);
         (, principalPart, interestPart) = MonthlySchedule.next(p, restored, dayCount, a);
         firstGas = before - gasleft();
         before = gasleft();

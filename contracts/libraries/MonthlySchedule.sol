@@ -88,7 +88,19 @@ library MonthlySchedule {
 
     /// @notice Due date of installment `k` (1-based; 0 gives the disbursement itself).
     function dueAt(Anchor memory a, uint256 k) internal pure returns (uint256) {
+        if (k == a.lastK) return a.lastDue;
         return Calendar.addMonthsToDate(a.year, a.month, a.day, a.timeOfDay, k);
+    }
+
+    /**
+     * @notice Start of the period after `paid` installments (the due date of installment `paid`), which
+     * the anchor remembers: call it after restoring a cursor, and the walk's first `next` needs no
+     * second date conversion (a repayment's accrual needs this start anyway).
+     */
+    function seek(Anchor memory a, uint256 paid) internal pure returns (uint256 periodStart) {
+        periodStart = dueAt(a, paid);
+        a.lastK = paid;
+        a.lastDue = periodStart;
     }
 
     /**
@@ -106,7 +118,7 @@ library MonthlySchedule {
         if (dayCount == DayCount.Thirty360) {
             (principalPart, interestPart) = LoanMath.next(p, c);
         } else {
-            uint256 periodStart = a.lastK == c.paid ? a.lastDue : dueAt(a, c.paid);
+            uint256 periodStart = dueAt(a, c.paid);
             // Both ends share the time of day, so this is whole days of seconds: actual days * 1 day.
             (principalPart, interestPart) = _nextActual(p, c, due - periodStart);
         }

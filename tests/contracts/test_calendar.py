@@ -306,21 +306,27 @@ def test_annuity_30_360_is_loan_math_at_a_twelfth_of_a_year(harness, stack):
 def test_gas_of_add_months_and_one_installment(harness, record_property):
     add_gas = max(harness.functions.addMonthsGas(start, k).call()[1]
                   for start in (ts(2024, 1, 31, 10), ts(2199, 12, 31)) for k in (1, 12, 36))
-    first, further, anchor, today = {}, {}, 0, {}
+    first, further, with_seek, anchor, today = {}, {}, {}, 0, {}
     for amortization in (ANNUITY, EQUAL_PRINCIPAL, BULLET):
         today[amortization] = harness.functions.loanMathInstallmentGas(terms(120_000, 2400, 12, amortization), 6).call()
         for day_count in (THIRTY_360, ACTUAL_365_FIXED):
             call = harness.functions.installmentGas(terms(120_000, 2400, 12, amortization), day_count,
-                                                    ts(2024, 1, 31, 10), 6)
+                                                    ts(2024, 1, 31, 10), 6, False)
             _, _, first[(amortization, day_count)], further[(amortization, day_count)], anchor_gas = call.call()
             anchor = max(anchor, anchor_gas)
+            seek_call = harness.functions.installmentGas(terms(120_000, 2400, 12, amortization), day_count,
+                                                         ts(2024, 1, 31, 10), 6, True)
+            p, i, with_seek[(amortization, day_count)], _, _ = seek_call.call()
+            assert (p, i) == tuple(call.call()[:2])
     extra_first = {key: gas - today[key[0]] for key, gas in first.items()}
     extra_further = {key: gas - today[key[0]] for key, gas in further.items()}
     record_property("add_months_gas", add_gas)
-    record_property("installment_gas", {"first": first, "further": further, "loan_math_today": today})
+    record_property("installment_gas", {"first": first, "further": further, "seek_then_first": with_seek,
+                                        "loan_math_today": today})
     print(f"\naddMonths: {add_gas} gas; anchor (once a transaction): {anchor}; LoanMath.next today: {today};"
           f"\nfirst installment of a walk: {first} (extra {extra_first});"
-          f"\nfurther installments: {further} (extra {extra_further})")
+          f"\nfurther installments: {further} (extra {extra_further});"
+          f"\nseek (the period start a repayment needs for accrual) then the first installment: {with_seek}")
     # repay_installment_monthly must stay within 10 % (9,073 gas) of repay_installment (90,732), and a
     # repayment computes about three installments (position: the one due and the next; settlement: one).
     assert add_gas < 2_000 and anchor < 1_000
