@@ -72,6 +72,7 @@ SINGLE_KINDS = ("credit_refund", "reversal", "payout_reversal")  # one per trans
 OFF_BOOK_KINDS = ("suspense_refund",)  # acknowledged and kept, never sent: the suspense item is the record
 ALL_KINDS = (*KINDS, *SINGLE_KINDS, *OFF_BOOK_KINDS)
 OFF_BOOK = "off_book"
+TAKEN_FROM_SUSPENSE = "taken_from_suspense"  # a reversal of a payment held in suspense: the item is `reversed`
 _NOT_ON_CHAIN = "ReversedPaymentNotOnChain"  # a reversal whose payment the chain has not (yet) credited
 SET_ASIDE = "set_aside"  # an item that can never succeed: kept, shown, never retried automatically
 # The node (or the database) being away, not the item being wrong: the whole round backs off.
@@ -420,13 +421,37 @@ class OutboxWorker:
             loan_id, paid = credited, self._allocation(credited, original)
         if paid is not None:
             return functions.reverseRepayment(loan_id, original, ref, paid, paid_at)
-        # The reversed payment is not on-chain: still on its way (retry), or refused (then never: rejected).
+        # The reversed payment is not on-chain. Held in suspense, the rail took back money the book never had:
+        # the item's money is gone back the way it came. Otherwise it is still on its way (retry), or refused
+        # (then never: rejected).
+        taken_back = self._take_back_from_suspense(item)
+        if taken_back is not None:
+            settlements[item.id] = taken_back
+            return None
         if self._reference_used(item.payment_ref):
             settlements[item.id] = _Settlement("done", "already_credited")
         else:
             settlements[item.id] = self._refused(item, _NOT_ON_CHAIN, f"{item.reverses} is not credited on-chain",
                                                  check_reference=False, retryable=True)
         return None
+
+    def _take_back_from_suspense(self, item: OutboxItem) -> _Settlement | None:
+        """A chargeback of a payment held in suspense: the item is `reversed` (idempotent), and the reversal
+        needs no transaction. Refunded as well (or being refunded), the payer got it twice: an operator's."""
+        now = int(self.clock())
+        with self.outbox.sessions.begin() as session:
+            held = suspense.find(session, item.provider, item.reverses)
+            if held is None or held.state == suspense.APPLIED:
+                return None
+            if held.state in (suspense.OPEN, suspense.REVERSED):
+                held.state, held.resolved_by, held.resolved_at = suspense.REVERSED, suspense.RAIL, now
+                held.updated_at = now
+                return _Settlement("done", TAKEN_FROM_SUSPENSE)
+        log.error("reversal %s takes back %s, which suspense item %d already refunds (%s): the payer was paid "
+                  "twice; an operator must recover it from the provider", item.reference, item.reverses, held.id,
+                  held.state)
+        return _Settlement("rejected", "ReversedAndRefunded",
+                           f"{item.reverses} is held in suspense item {held.id}, {held.state}: refunded and reversed")
 
     def _credited_to(self, original: bytes) -> int | None:
         """The loan the book credited a payment reference to, from the chain's events (None: not credited)."""

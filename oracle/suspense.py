@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ledger.encoding import to_0x_hex
 from ledger.store.models.outbox import OutboxItem
-from ledger.store.models.suspense import SuspenseItem
+from ledger.store.models.suspense import SuspenseItem, SuspenseState
 from oracle.payments.inbound import (
     MAX_ID,
     MAX_PAID_AT,
@@ -30,7 +30,8 @@ from oracle.payments.inbound import (
     RefusedPayment,
 )
 
-OPEN = "open"
+OPEN, APPLIED, REVERSED = SuspenseState.OPEN, SuspenseState.APPLIED, SuspenseState.REVERSED
+RAIL = "rail"  # who resolved an item the rail took back itself (a chargeback of a payment held in suspense)
 NO_CURRENCY = "XXX"  # ISO 4217's code for "no currency": what an item shows when the rail's was not a code
 
 

@@ -22,6 +22,7 @@ from api.deps import (
 from api.errors import ApiError, error_responses
 from api.observability import Metrics, current_request_id
 from api.schemas import LoanIdPath, TxOut
+from api.schemas.credit_refunds import CreditRefundList, CreditRefundOut
 from api.schemas.operator import (
     ApplyToLoanIn,
     AuditorIn,
@@ -39,7 +40,6 @@ from api.schemas.operator import (
     SuspenseItemOut,
     SuspenseList,
 )
-from api.schemas.credit_refunds import CreditRefundList, CreditRefundOut
 from api.services import credit_refunds, decisions, pausing, payouts, suspense
 from api.services.borrowers import register_borrower, revoke_borrower
 from api.services.roles import add_auditor as admit_auditor
@@ -49,6 +49,7 @@ from api.services.roles import remove_auditor as dismiss_auditor
 from api.services.transactions import Sent
 from api.views import checksum_address
 from ledger.encoding import to_0x_hex
+from ledger.store.models.suspense import SuspenseState
 
 router = APIRouter(prefix="/v1/operator", tags=["operator"])
 ERRORS = error_responses(401, 403, 404, 409, 422, 503)
@@ -129,7 +130,7 @@ def list_payouts(context: ContextDep, _: Auditor,
 @router.get("/suspense", response_model=SuspenseList, responses=ERRORS,
             summary="Received payments the loan book refused, newest first (operators, admins and auditors)")
 def list_suspense(context: ContextDep, _: Auditor,
-                  state: Literal["open", "refunding", "refunded", "applied"] | None = None,
+                  state: SuspenseState | None = None,
                   loan_id: int | None = Query(None, ge=1, le=2**256 - 1),
                   limit: int = Query(100, ge=1, le=1000)) -> SuspenseList:
     items = suspense.list_items(context, state=state, loan_id=loan_id, limit=limit)

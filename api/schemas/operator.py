@@ -6,6 +6,7 @@ from pydantic import BaseModel, Field
 
 from api.schemas import ADDRESS, TxOut
 from api.services.roles import ALL_CONTRACTS
+from ledger.store.models.suspense import SuspenseState
 
 # Anvil's well-known accounts, as in the other examples.
 _BOB = "0x976EA74026E726554dB657fA54763abd0C3a0aa9"
@@ -134,7 +135,7 @@ class PayoutOrderList(BaseModel):
         "json_schema_extra"]["examples"][0]]}]}}
 
 
-SUSPENSE_STATES = "open | refunding | refunded | applied"
+SUSPENSE_STATES = " | ".join(SuspenseState)
 _REFUND_EXAMPLE = {
     "id": 1, "provider": "mockpay", "idempotency_key": "refund:mockpay:COL-00000007-a41b9e",
     "payment_reference": "COL-00000007-a41b9e", "amount": 24_394, "currency": "CNY", "state": "refunded",

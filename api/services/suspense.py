@@ -23,13 +23,14 @@ from api.errors import ApiError
 from api.services.provider_orders import ProviderMissing, call, look_up, provider_named
 from ledger.book import read_loan
 from ledger.store.models.outbox import OutboxItem
-from ledger.store.models.suspense import RefundOrder, SuspenseItem
+from ledger.store.models.suspense import RefundOrder, SuspenseItem, SuspenseState
 from oracle.payments.provider import PaymentProvider
 from oracle.payments.provider import RefundOrder as RefundRequest
 
 log = logging.getLogger(__name__)
 
-OPEN, REFUNDING, REFUNDED, APPLIED = "open", "refunding", "refunded", "applied"
+OPEN, REFUNDING, REFUNDED, APPLIED, REVERSED = (SuspenseState.OPEN, SuspenseState.REFUNDING, SuspenseState.REFUNDED,
+                                               SuspenseState.APPLIED, SuspenseState.REVERSED)
 ORDERED, SENT, FAILED = "ordered", "sent", "failed"  # refund order states besides `refunded`
 REQUEUEABLE = ("rejected", "set_aside")  # outbox states of a payment received and not credited
 _UINT96 = 2**96
@@ -123,6 +124,9 @@ def refund(context, item_id: int, actor: str, request_id: str) -> Item:
         raise ApiError(404, "not_found", f"no suspense item {item_id}")
     if item.state == APPLIED:  # raced with apply, or applied before
         raise ApiError(409, "already_applied", f"suspense item {item_id} was applied to a loan: nothing to refund")
+    if item.state == REVERSED:
+        raise ApiError(409, "reversed", f"suspense item {item_id} was taken back by the rail (a chargeback): nothing "
+                                        "to refund")
     order = item.refund or _record(context, item, actor, request_id)
     if order.state in (REFUNDED, FAILED):
         return find(context, item_id)

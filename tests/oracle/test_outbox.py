@@ -404,3 +404,36 @@ def test_a_lookup_that_raises_for_one_item_sets_it_aside_but_a_node_failure_hold
     assert (report.node_error, report.set_aside, report.credited) == (None, 1, 1)
     assert rows(outbox) == {"COL-ODD": (SET_ASIDE, "ValueError"), "COL-1": ("done", "credited")}
     assert paid(stack, good) == 1_500
+
+
+def test_a_chargeback_of_a_payment_held_in_suspense_closes_the_item_and_touches_no_loan(stack, outbox, worker,
+                                                                                       driver):
+    from dataclasses import replace
+
+    from sqlalchemy import update
+
+    from ledger.store.models.suspense import SuspenseItem
+    from oracle import suspense
+
+    now = driver.now
+    for reference in ("COL-LOST", "COL-LOST-2"):
+        outbox.put(confirmation("repayment", 9_999, reference, 2_000, now))  # no such loan: held in suspense
+    worker.drain_once()
+    with outbox.sessions.begin() as session:  # the second was refunded by an operator meanwhile
+        session.execute(update(SuspenseItem).where(SuspenseItem.reference == "COL-LOST-2").values(state="refunded"))
+    for reversal, original in (("REV-LOST", "COL-LOST"), ("REV-LOST-2", "COL-LOST-2")):
+        outbox.put(replace(confirmation("reversal", 9_999, reversal, 2_000, now), reverses=original))
+
+    report = worker.drain_once()
+
+    outcomes = rows(outbox)
+    # The rail took back money the book never had: the item's home is "gone back", with no transaction.
+    assert outcomes["REV-LOST"] == ("done", "taken_from_suspense")
+    # Refunded and charged back: the payer has it twice, which an operator must recover; shown, not hidden.
+    assert outcomes["REV-LOST-2"] == ("rejected", "ReversedAndRefunded") and report.rejected == 1
+    with outbox.sessions() as session:
+        taken = suspense.find(session, PROVIDER, "COL-LOST")
+        assert (taken.state, taken.resolved_by) == ("reversed", "rail")
+        assert suspense.find(session, PROVIDER, "COL-LOST-2").state == "refunded"
+    for reference in ("REV-LOST", "REV-LOST-2"):
+        assert not stack.book.functions.isPaymentReferenceUsed(payment_ref(PROVIDER, reference)).call()

@@ -8,11 +8,14 @@ e.g. a loan id past uint256), or the webhook intake refusing the content of an a
 So a payment the rail says it moved is never without a record. An operator resolves it: `refunded` (a refund order over the rail, exactly once,
 see `RefundOrder`) or `applied` to the right loan (the refused confirmation re-queued for it).
 
-States: open -> refunding (a refund order is recorded; its outcome may not be known yet) -> refunded;
-open -> applied (-> open again if the book refuses it for that loan too).
+States (`SuspenseState`): open -> refunding (a refund order is recorded; its outcome may not be known yet) ->
+refunded; open -> applied (-> open again if the book refuses it for that loan too); open -> reversed (the rail
+took the payment back itself: a chargeback of money the book never had).
 """
 
 from __future__ import annotations
+
+from enum import StrEnum
 
 from sqlalchemy import BigInteger, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -21,6 +24,14 @@ from ledger.store.base import Base
 from ledger.store.types import MinorUnits
 
 _ID = BigInteger().with_variant(Integer, "sqlite")
+
+
+class SuspenseState(StrEnum):
+    OPEN = "open"  # received, not credited, not resolved: owed back or to the right loan
+    REFUNDING = "refunding"  # a refund order is recorded; the provider's answer may not be known yet
+    REFUNDED = "refunded"  # the provider executed the refund
+    APPLIED = "applied"  # re-queued for the loan it was meant for
+    REVERSED = "reversed"  # the rail took it back (a chargeback): gone back the way it came
 
 
 class SuspenseItem(Base):
@@ -47,7 +58,7 @@ class SuspenseItem(Base):
     event_id: Mapped[str | None] = mapped_column(String(64))  # the webhook's event id, when it had a usable one
     paid_at: Mapped[int | None] = mapped_column(BigInteger)  # the rail's payment time, when the book can hold it
     received_at: Mapped[int] = mapped_column(BigInteger)
-    state: Mapped[str] = mapped_column(String(16), default="open")  # open | refunding | refunded | applied
+    state: Mapped[str] = mapped_column(String(16), default=SuspenseState.OPEN)
     resolved_by: Mapped[str | None] = mapped_column(String(42))
     resolved_at: Mapped[int | None] = mapped_column(BigInteger)
     refund_order_id: Mapped[int | None] = mapped_column(BigInteger)
