@@ -72,7 +72,6 @@ SINGLE_KINDS = ("credit_refund", "reversal", "payout_reversal")  # one per trans
 OFF_BOOK_KINDS = ("suspense_refund",)  # acknowledged and kept, never sent: the suspense item is the record
 ALL_KINDS = (*KINDS, *SINGLE_KINDS, *OFF_BOOK_KINDS)
 OFF_BOOK = "off_book"
-TAKEN_FROM_SUSPENSE = "taken_from_suspense"  # a reversal of a payment held in suspense: the item is `reversed`
 _NOT_ON_CHAIN = "ReversedPaymentNotOnChain"  # a reversal whose payment the chain has not (yet) credited
 SET_ASIDE = "set_aside"  # an item that can never succeed: kept, shown, never retried automatically
 # The node (or the database) being away, not the item being wrong: the whole round backs off.
@@ -369,7 +368,14 @@ class OutboxWorker:
         """Sends one credit refund or reversal in its own transaction; its refusal is its own (see the module)."""
         settlements: dict[int, _Settlement] = {}
         try:
-            call = self._single_call(item, settlements) if self._screen([item], settlements) else None
+            # A chargeback of money held in suspense needs neither its loan nor the chain (nor the loan's
+            # currency: a payment in the wrong money is held in suspense too), so it is settled first.
+            taken_back = self._take_back_from_suspense(item) if item.kind == "reversal" and item.reverses else None
+            if taken_back is not None:
+                settlements[item.id] = taken_back
+                call = None
+            else:
+                call = self._single_call(item, settlements) if self._screen([item], settlements) else None
         except Exception as exc:  # noqa: BLE001 - sorted here: the node's absence, or this item's own fault
             if is_transient(exc):
                 self._node_failed([item], exc, report)  # the node did not answer: the item waits
@@ -421,13 +427,8 @@ class OutboxWorker:
             loan_id, paid = credited, self._allocation(credited, original)
         if paid is not None:
             return functions.reverseRepayment(loan_id, original, ref, paid, paid_at)
-        # The reversed payment is not on-chain. Held in suspense, the rail took back money the book never had:
-        # the item's money is gone back the way it came. Otherwise it is still on its way (retry), or refused
-        # (then never: rejected).
-        taken_back = self._take_back_from_suspense(item)
-        if taken_back is not None:
-            settlements[item.id] = taken_back
-            return None
+        # The reversed payment is not on-chain (nor held in suspense: see _push_one): still on its way (retry),
+        # or refused (then never: rejected).
         if self._reference_used(item.payment_ref):
             settlements[item.id] = _Settlement("done", "already_credited")
         else:
@@ -446,7 +447,7 @@ class OutboxWorker:
             if held.state in (suspense.OPEN, suspense.REVERSED):
                 held.state, held.resolved_by, held.resolved_at = suspense.REVERSED, suspense.RAIL, now
                 held.updated_at = now
-                return _Settlement("done", TAKEN_FROM_SUSPENSE)
+                return _Settlement("done", suspense.TAKEN_FROM_SUSPENSE)
         log.error("reversal %s takes back %s, which suspense item %d already refunds (%s): the payer was paid "
                   "twice; an operator must recover it from the provider", item.reference, item.reverses, held.id,
                   held.state)

@@ -32,6 +32,7 @@ from oracle.payments.inbound import (
 
 OPEN, APPLIED, REVERSED = SuspenseState.OPEN, SuspenseState.APPLIED, SuspenseState.REVERSED
 RAIL = "rail"  # who resolved an item the rail took back itself (a chargeback of a payment held in suspense)
+TAKEN_FROM_SUSPENSE = "taken_from_suspense"  # the outcome of such a chargeback's outbox row (no transaction)
 NO_CURRENCY = "XXX"  # ISO 4217's code for "no currency": what an item shows when the rail's was not a code
 
 

@@ -133,7 +133,7 @@ class Process:
 class Home:
     """Where a payment's money must end: `applied` (to a loan; `credit`: the part held beyond the payoff),
     `suspense` (refused on-chain for `reason`, still open), `refunded` (out of suspense, back over the rail) or
-    `reversed` (taken back by the rail after it was applied: a chargeback)."""
+    `reversed` (taken back by the rail: a chargeback, of a payment applied or of one held in suspense)."""
 
     where: str
     reason: str | None = None
@@ -478,6 +478,21 @@ def chargeback(sim: Sim) -> str:
     return f"chargeback {reference} of loan {sim.homes[reference].loan_id} ({answer.json()['reference']})"
 
 
+def chargeback_suspense(sim: Sim) -> str:
+    """The rail takes back a payment the book never had (held in suspense, still open): the item is closed as
+    `reversed` and nothing happens on-chain; made first if there is none."""
+    if not sim.operator.suspense(state="open"):
+        sim.trace.append(f"    {wrong_reference(sim)}")
+        sim.drain()
+    item = sim.pick(sim.operator.suspense(state="open"))
+    assert item is not None, f"seed {SEED}: a wrong reference left no open suspense item"
+    answer = httpx.post(f"{sim.rail_url}/v1/payments/{item['reference']}/reverse", timeout=10)
+    answer.raise_for_status()
+    sim.homes[item["reference"]] = Home("reversed", loan_id=sim.homes[item["reference"]].loan_id)
+    sim.events["chargeback of suspense"] += 1
+    return f"chargeback {item['reference']} held in suspense ({answer.json()['reference']})"
+
+
 def chargeable(sim: Sim) -> list[str]:
     """Applied collections the book takes back (an operator's apply from suspense included): on a loan holding no
     credit another payment left, and not an overpayment whose credit was refunded since (the book refuses those
@@ -640,6 +655,7 @@ ACTIONS: list[tuple[int, Callable[[Sim], str]]] = [
     (2, refund_suspense),
     (2, refund_credit),
     (2, chargeback),
+    (1, chargeback_suspense),
     (1, bounce_payout),
     (1, apply_suspense),
     (2, crash_oracle),
@@ -774,8 +790,10 @@ def check_everything(sim: Sim, stack) -> list[str]:
             mismatches.append(f"loan {e['args']['loanId']} disbursed {e['args']['amount']}, not {sim.principal}")
     for e in book.events.DisbursementReversed.get_logs(from_block=start):
         unpaid[e["args"]["loanId"]].add(to_0x_hex(e["args"]["paymentRef"]))
-    with sim.sessions() as session:
-        orders = {o.loan_id: (o.state, o.rail_reference) for o in session.scalars(select(PayoutOrder))}
+    # Read through the API, as operators and auditors see them: an order settles when it is read after the
+    # index shows its disbursement (the table alone may still say `sent`).
+    orders = {o["loan_id"]: (o["state"], o["rail_reference"])
+              for o in sim.operator._request("GET", "/v1/operator/payouts", params={"limit": 1000})["orders"]}
     for loan_id in sim.loans:
         payouts = [p["reference"] for p in sim.rail_payments(loan_id=loan_id, direction="payout")]
         standing = [p for p in payouts if p not in returns]
@@ -860,7 +878,7 @@ def check_everything(sim: Sim, stack) -> list[str]:
     days |= {datetime.fromtimestamp(e["paid_at"], UTC).date() for e in back}
 
     # The statement against the ledger (oracle.payments.reconcile): every line matched, or received and
-    # not applied with its home in the ledger (a suspense item: open, refunded or applied).
+    # not applied with its home in the ledger (a suspense item: open, refunded, applied or taken back by the rail).
     with sim.sessions() as session:
         homes = {i.reference: i.state for i in session.scalars(select(SuspenseItem))}
     for day in sorted(days):
@@ -874,7 +892,7 @@ def check_everything(sim: Sim, stack) -> list[str]:
             if row.category == MATCHED:
                 continue
             explained = row.category == RAIL_ONLY and (
-                (row.direction == "collection" and homes.get(row.reference) in ("open", "refunded"))
+                (row.direction == "collection" and homes.get(row.reference) in ("open", "refunded", "reversed"))
                 or (row.direction == "refund" and homes.get(refunds.get(row.reference)) == "refunded"))
             if not explained:
                 mismatches.append(f"reconciliation {day}: {row.category} {row.direction} {row.reference} "

@@ -17,7 +17,8 @@ applied: refused on-chain, set aside, or refused by the intake, which leaves no 
 Money going back is a line of its own with its own reference: a refund, a reversal (a collection charged back) or
 a return (a payout sent back) is matched by the credit refund, reversal or payout reversal on-chain, while the
 payment it reverses stays matched by its own entry (nothing on-chain is deleted). A suspense refund never goes
-on-chain: its line is matched by the suspense item's refund order (kind `suspense_refund`). A repayment that
+on-chain: its line is matched by the suspense item's refund order (kind `suspense_refund`); a chargeback of a
+payment held in suspense by the oracle's record of it (kind `suspense_reversal`: the item is `reversed`). A repayment that
 overpaid is matched by what the book applied plus what it held as credit.
 
 So for every statement, lines = matched + amount_differs + rail_only. Chain-only payments are those of this
@@ -49,6 +50,7 @@ from oracle.payments.provider import (
     StatementEntry,
     StatementUnsupported,
 )
+from oracle.suspense import TAKEN_FROM_SUSPENSE
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +124,10 @@ def day_bounds(day: date) -> tuple[int, int]:
     return start, start + int(timedelta(days=1).total_seconds())
 
 
+def _taken_from_suspense(seen: OutboxItem | None) -> bool:
+    return seen is not None and seen.status == "done" and seen.outcome == TAKEN_FROM_SUSPENSE
+
+
 def received_amount(paid: Payment) -> int:
     """What the rail moved for an on-chain payment: an overpaying repayment is applied in part (`amount`) and the
     rest held as the borrower's credit (`credit`), one line of the statement for both."""
@@ -161,6 +167,12 @@ def reconcile(provider: str, day: date, statement: Iterable[StatementEntry],
                 category = MATCHED if off_book.amount == entry.amount else AMOUNT_DIFFERS
                 result.rows.append(ReconciliationRow(category, **base, kind="suspense_refund",
                                                      ledger_amount=off_book.amount))
+            elif paid is None and _taken_from_suspense(received.get(ref)):
+                # A chargeback of money held in suspense never goes on-chain: the oracle's row is its entry.
+                seen = received[ref]
+                category = MATCHED if seen.amount == entry.amount else AMOUNT_DIFFERS
+                result.rows.append(ReconciliationRow(category, **base, kind="suspense_reversal",
+                                                     ledger_amount=seen.amount))
             elif paid is None:
                 seen = received.get(ref)
                 result.rows.append(ReconciliationRow(
