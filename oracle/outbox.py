@@ -47,7 +47,7 @@ from web3.contract import Contract
 from web3.exceptions import BadFunctionCallOutput, TimeExhausted
 from web3.logs import DISCARD
 
-from ledger.book import read_loan
+from ledger.book import LoanStatus, read_loan
 from ledger.chain import ChainClient, NodeUnavailable, ReceiptTimeout, TransactionFailed
 from ledger.encoding import to_0x_hex
 from ledger.errors import ContractRevert
@@ -61,7 +61,8 @@ log = logging.getLogger(__name__)
 
 # Refusals that may pass with time: a repayment that overtook its loan's disbursement, a payment dated a
 # little ahead of the chain's clock, an item that ran out of gas inside its batch (empty revert data).
-# They are retried with back-off, MAX_ITEM_ATTEMPTS times, before they count as rejected.
+# They are retried with back-off, MAX_ITEM_ATTEMPTS times, before they count as rejected (a repayment's
+# status refusal only while its loan is not yet paid out: see _may_pass_with_time).
 RETRYABLE = frozenset({"LoanBookInvalidStatus", "LoanBookInvalidPaymentTime", "OutOfGas"})
 MAX_ITEM_ATTEMPTS = 8
 ITEM_MAX_BACKOFF = 300.0  # seconds; 2, 4, 8 ... so an item is given about eight minutes in all
@@ -543,7 +544,7 @@ class OutboxWorker:
             # paid out comes back as InvalidStatus: the reference, not the error, says whether it is credited.
             if name == _DUPLICATE or self._reference_used(item.payment_ref):
                 settlements[item.id] = _Settlement("done", "already_credited")
-            elif name in RETRYABLE and item.attempts + 1 < MAX_ITEM_ATTEMPTS:
+            elif _may_pass_with_time(name, decoded) and item.attempts + 1 < MAX_ITEM_ATTEMPTS:
                 delay = min(2.0 ** (item.attempts + 1), ITEM_MAX_BACKOFF)
                 settlements[item.id] = _Settlement("pending", None, str(decoded or name), delay)
             else:
@@ -639,6 +640,14 @@ def _log_taken_back(item: OutboxItem, s: _Settlement) -> None:
 class _Mined(_Settlement):
     tx_hash: str = ""
     block_number: int = 0
+
+
+def _may_pass_with_time(name: str, decoded: ContractRevert | None) -> bool:
+    """A refusal worth retrying: RETRYABLE, except a status refusal for a loan that will never take the payment
+    again (repaid, overpaid, cancelled, rejected): only one not yet paid out may still become Active."""
+    if name != "LoanBookInvalidStatus" or decoded is None or "status" not in decoded.arguments:
+        return name in RETRYABLE
+    return LoanStatus(decoded.arguments["status"]) in (LoanStatus.REQUESTED, LoanStatus.APPROVED)
 
 
 def _set_aside(exc: BaseException) -> _Settlement:

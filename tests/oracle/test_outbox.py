@@ -437,3 +437,22 @@ def test_a_chargeback_of_a_payment_held_in_suspense_closes_the_item_and_touches_
         assert suspense.find(session, PROVIDER, "COL-LOST-2").state == "refunded"
     for reference in ("REV-LOST", "REV-LOST-2"):
         assert not stack.book.functions.isPaymentReferenceUsed(payment_ref(PROVIDER, reference)).call()
+
+
+def test_a_repayment_to_a_loan_that_closed_is_held_in_suspense_at_once_not_retried(stack, driver, keys, outbox,
+                                                                                  worker):
+    from oracle import suspense
+
+    loan_id = driver.active_loan(keys["alice"])
+    driver.repay(loan_id, driver.payoff(loan_id), payment_ref(PROVIDER, "COL-CLOSE"))  # repaid: it never runs again
+    outbox.put(confirmation("repayment", loan_id, "COL-AFTER", 3_000, driver.now))
+
+    report = worker.drain_once()
+
+    # A status that can never take the payment (unlike Approved, which a payout turns Active) is not retried for
+    # eight minutes: the money is held at once, for an operator to refund or apply.
+    assert (report.rejected, report.retried) == (1, 0)
+    assert rows(outbox) == {"COL-AFTER": ("rejected", "LoanBookInvalidStatus")}
+    with outbox.sessions() as session:
+        held = suspense.find(session, PROVIDER, "COL-AFTER")
+        assert (held.state, held.amount, held.reason) == ("open", 3_000, "LoanBookInvalidStatus")
