@@ -410,6 +410,10 @@ class OutboxWorker:
     def _single_call(self, item: OutboxItem, settlements: dict[int, _Settlement]):
         """The book's function for a refund or reversal, or None with the item's settlement recorded."""
         loan_id, ref, amount, paid_at = batch_item(item)
+        # The rail dates money going back by its own clock, and the book refuses a time after its latest block: on a
+        # chain that makes blocks only on transactions the two part by seconds. The date is only recorded for a
+        # refund or a reversal (no interest runs on it), so it is never later than the chain's clock.
+        paid_at = min(paid_at, self.client.w3.eth.get_block("latest")["timestamp"])
         functions = self.book.functions
         if item.kind == "credit_refund":
             if item.reverses:  # the credit is on the loan the book credited the overpayment to (see below)
