@@ -154,6 +154,17 @@ class LoanLedgerClient:
     def credit(self) -> dict:
         return self._request("GET", "/v1/credit")
 
+    # -- products (public: no sign-in needed) --------------------------------------------------------
+
+    def products(self) -> list[dict]:
+        """The live loan products: the latest version of each that is not retired."""
+        return self._request("GET", "/v1/products")["products"]
+
+    def product(self, product_id: int, version: int | None = None) -> dict:
+        """One product: its latest version, or `version` (retired products included)."""
+        params = {"version": version} if version is not None else None
+        return self._request("GET", f"/v1/products/{product_id}", params=params)
+
     def loans(self) -> list[dict]:
         return self._request("GET", "/v1/loans")["loans"]
 
