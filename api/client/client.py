@@ -179,6 +179,20 @@ class LoanLedgerClient:
 
     # -- operators ---------------------------------------------------------------------------------
 
+    def create_product(self, product: dict, *, idempotency_key: str | None = None) -> dict:
+        """Publishes a product (the body of `POST /v1/operator/products`: every term)."""
+        return self._request("POST", "/v1/operator/products", json_body=product,
+                             idempotency_key=idempotency_key or self.new_key())
+
+    def change_product(self, product_id: int, product: dict, *, idempotency_key: str | None = None) -> dict:
+        """Publishes a product's new version."""
+        return self._request("POST", f"/v1/operator/products/{product_id}/versions", json_body=product,
+                             idempotency_key=idempotency_key or self.new_key())
+
+    def retire_product(self, product_id: int, *, idempotency_key: str | None = None) -> dict:
+        return self._request("POST", f"/v1/operator/products/{product_id}/retire",
+                             idempotency_key=idempotency_key or self.new_key())
+
     def approve(self, loan_id: int) -> dict:
         return self._request("POST", f"/v1/operator/loans/{loan_id}/approve", idempotency_key=self.new_key())
 

