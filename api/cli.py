@@ -1,5 +1,6 @@
 """`loanledger api` (serve the API) and the client commands borrowers, operators and auditors type:
-`wallet`, `login`, `kyc`, `products`, `apply`, `loans`, `due`, `operator ...`, `audit ...`.
+`wallet`, `login`, `kyc`, `products`, `apply`, `loans`, `due`, `operator ...` (`operator product create|change|retire`),
+`audit ...`.
 
 Client commands talk to the API over HTTP with the SDK; the wallet is an encrypted keystore on the
 user's machine (`<home>/wallets/<name>.json`), the sign-in token sits beside it, readable only by its owner.
@@ -27,6 +28,8 @@ wallet_app = typer.Typer(help="Your wallet: an encrypted key that signs your sig
                          no_args_is_help=True)
 kyc_app = typer.Typer(help="Real-name verification with one-time codes.", no_args_is_help=True)
 operator_app = typer.Typer(help="Operator actions (your wallet must hold the operator role).", no_args_is_help=True)
+product_app = typer.Typer(help="Publish, version and retire loan products.", no_args_is_help=True)
+operator_app.add_typer(product_app, name="product")
 audit_app = typer.Typer(help="Auditor reads, reports, verification and exports.", no_args_is_help=True)
 
 WALLET = typer.Option("default", "--wallet", "-w", help="Wallet name.")
@@ -315,6 +318,40 @@ def op_disburse(loan_id: int = typer.Argument(..., min=1), wallet: str = WALLET,
 @operator_app.command("write-off")
 def op_write_off(loan_id: int = typer.Argument(..., min=1), wallet: str = WALLET, api: str = API) -> None:
     console.print(_call(_client(wallet, api).write_off, loan_id))
+
+
+PRODUCT_FILE = typer.Option(..., "--file", exists=True, dir_okay=False,
+                            help="The product as JSON: every term, as `POST /v1/operator/products` takes it.")
+
+
+def _product_body(path: Path) -> dict:
+    try:
+        body = json.loads(path.read_text())
+    except ValueError as exc:
+        raise _fail(f"{path} is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise _fail(f"{path}: expected one JSON object with the product's terms")
+    return body
+
+
+@product_app.command("create")
+def op_product_create(file: Path = PRODUCT_FILE, wallet: str = WALLET, api: str = API, as_json: bool = JSON) -> None:
+    """Publish a product as version 1 (refused beyond the cost cap or the late-charge ceilings)."""
+    _print(_call(_client(wallet, api).create_product, _product_body(file)), as_json)
+
+
+@product_app.command("change")
+def op_product_change(product_id: int = typer.Argument(..., min=1), file: Path = PRODUCT_FILE, wallet: str = WALLET,
+                      api: str = API, as_json: bool = JSON) -> None:
+    """Publish a product's new version (loans already made keep theirs)."""
+    _print(_call(_client(wallet, api).change_product, product_id, _product_body(file)), as_json)
+
+
+@product_app.command("retire")
+def op_product_retire(product_id: int = typer.Argument(..., min=1), wallet: str = WALLET, api: str = API,
+                      as_json: bool = JSON) -> None:
+    """Retire a product: no version of it can be applied for any more."""
+    _print(_call(_client(wallet, api).retire_product, product_id), as_json)
 
 
 @operator_app.command("suspense")
