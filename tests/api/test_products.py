@@ -8,9 +8,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from sqlalchemy import func, select
 
 from api.client import ApiError, LoanLedgerClient
 from ledger.products import EarlyRepayment, Frequency, Product, product_name
+from ledger.store.models.chain import ChainEvent, PoisonEvent
 from ledger.typed_data import Amortization
 
 DAY = 86_400
@@ -154,6 +156,14 @@ def test_an_operator_publishes_changes_and_retires_a_product_through_the_api(api
     assert [e.data["tx"] for e in entries] == [created["tx_hash"], changed["tx_hash"], retired["tx_hash"]]
     assert entries[0].data["product"] == {"product_name": "3-month", **{k: v for k, v in BODY.items() if k != "name"}}
     assert stack.catalog.functions.statusOf(1).call() == (2, True)
+    # The indexer follows the catalogue too (the deployed stack includes it): its events are in the audit trail.
+    with context.sessions() as session:
+        indexed = session.execute(select(ChainEvent.name, ChainEvent.args).where(ChainEvent.contract == "ProductCatalog")
+                                  .order_by(ChainEvent.block_number, ChainEvent.log_index)).all()
+        assert session.scalar(select(func.count()).select_from(PoisonEvent)) == 0
+    products_indexed = [(name, args) for name, args in indexed if name.startswith("Product")]  # not the role grants
+    assert [name for name, _ in products_indexed] == ["ProductCreated", "ProductChanged", "ProductRetired"]
+    assert products_indexed[0][1]["productId"] == 1 and products_indexed[2][1]["latestVersion"] == 2
 
 
 def test_a_repeated_idempotency_key_publishes_once(api, operator, stack):
