@@ -21,7 +21,7 @@ from api.services import credit_refunds
 from api.sms import DevOutbox, SmsSender
 from ledger.config import Settings, load_settings
 
-ROUTERS = ("system", "audit", "auth", "kyc", "loans", "operator", "dashboard")
+ROUTERS = ("system", "audit", "auth", "kyc", "loans", "products", "operator", "dashboard")
 
 DESCRIPTION = """
 LoanLedger exposes a permissioned lending ledger to three kinds of users.

@@ -1,5 +1,6 @@
 """`loanledger api` (serve the API) and the client commands borrowers, operators and auditors type:
-`wallet`, `login`, `kyc`, `apply`, `loans`, `due`, `operator ...`, `audit ...`.
+`wallet`, `login`, `kyc`, `products`, `apply`, `loans`, `due`, `operator ...` (`operator product create|change|retire`),
+`audit ...`.
 
 Client commands talk to the API over HTTP with the SDK; the wallet is an encrypted keystore on the
 user's machine (`<home>/wallets/<name>.json`), the sign-in token sits beside it, readable only by its owner.
@@ -27,6 +28,8 @@ wallet_app = typer.Typer(help="Your wallet: an encrypted key that signs your sig
                          no_args_is_help=True)
 kyc_app = typer.Typer(help="Real-name verification with one-time codes.", no_args_is_help=True)
 operator_app = typer.Typer(help="Operator actions (your wallet must hold the operator role).", no_args_is_help=True)
+product_app = typer.Typer(help="Publish, version and retire loan products.", no_args_is_help=True)
+operator_app.add_typer(product_app, name="product")
 audit_app = typer.Typer(help="Auditor reads, reports, verification and exports.", no_args_is_help=True)
 
 WALLET = typer.Option("default", "--wallet", "-w", help="Wallet name.")
@@ -192,6 +195,22 @@ def register(app: typer.Typer) -> None:
         console.print(f"loan {answer['loan_id']}: {answer['status']}"
                       + (f" ({answer['decision']})" if answer.get("decision") else "") + f"  tx {answer['tx_hash']}")
 
+    @app.command("products")
+    def products(product_id: int = typer.Argument(None, min=1, help="One product (retired ones too)."),
+                 version: int = typer.Option(None, "--version", min=1, help="An older version of that product."),
+                 api: str = API, as_json: bool = JSON) -> None:
+        """The loan products on offer (no sign-in needed), or one product's every term."""
+        client = LoanLedgerClient(_base_url(api))
+        if product_id is None:
+            if version is not None:
+                raise _fail("--version needs a product id")
+            rows = _call(client.products)
+        else:
+            rows = [_call(client.product, product_id, version)]
+        if as_json:
+            return _print(rows if product_id is None else rows[0], True)
+        _product_lines(rows, "Loan products (minor units)" if product_id is None else f"Product {product_id}")
+
     @app.command("loans")
     def loans(wallet: str = WALLET, api: str = API, as_json: bool = JSON) -> None:
         """Your loans."""
@@ -235,6 +254,22 @@ def register(app: typer.Typer) -> None:
             as_json: bool = JSON) -> None:
         """What a loan owes now, and the payoff."""
         _print(_call(_client(wallet, api).due, loan_id), as_json)
+
+
+def _product_lines(rows: list[dict], title: str) -> None:
+    """One product a line (soft-wrapped: a terminal's width never splits a term), every term on it."""
+    console.print(f"[bold]{title}[/bold]" if rows else "no products on offer")
+    for p in rows:
+        every = "month" if p["frequency"] == "Monthly" else f"{p['interval'] / 86_400:g} days"
+        auto = f"up to {p['auto_approve_max_principal']:,}" if p["auto_approve"] else "no"
+        console.print(
+            f"{p['id']} v{p['version']} {p['name']}{' (retired)' if p['retired'] else ''}: {p['currency']} "
+            f"{p['min_principal']:,}-{p['max_principal']:,}, {p['min_installments']}-{p['max_installments']} "
+            f"installments every {every}, {p['annual_rate_bps'] / 100:g}% a year {p['amortization']}, "
+            f"service fee {p['service_fee_bps'] / 100:g}%, late fee {p['late_fee_bps'] / 100:g}%, "
+            f"penalty {p['penalty_rate_bps'] / 100:g}% a year, grace {p['grace_period'] / 86_400:g} days, "
+            f"default after {p['default_after'] / 86_400:g} days, early repayment {p['early_repayment']}, "
+            f"auto-approval {auto}", soft_wrap=True, highlight=False, markup=False)
 
 
 @kyc_app.command("submit")
@@ -283,6 +318,40 @@ def op_disburse(loan_id: int = typer.Argument(..., min=1), wallet: str = WALLET,
 @operator_app.command("write-off")
 def op_write_off(loan_id: int = typer.Argument(..., min=1), wallet: str = WALLET, api: str = API) -> None:
     console.print(_call(_client(wallet, api).write_off, loan_id))
+
+
+PRODUCT_FILE = typer.Option(..., "--file", exists=True, dir_okay=False,
+                            help="The product as JSON: every term, as `POST /v1/operator/products` takes it.")
+
+
+def _product_body(path: Path) -> dict:
+    try:
+        body = json.loads(path.read_text())
+    except ValueError as exc:
+        raise _fail(f"{path} is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise _fail(f"{path}: expected one JSON object with the product's terms")
+    return body
+
+
+@product_app.command("create")
+def op_product_create(file: Path = PRODUCT_FILE, wallet: str = WALLET, api: str = API, as_json: bool = JSON) -> None:
+    """Publish a product as version 1 (refused beyond the cost cap or the late-charge ceilings)."""
+    _print(_call(_client(wallet, api).create_product, _product_body(file)), as_json)
+
+
+@product_app.command("change")
+def op_product_change(product_id: int = typer.Argument(..., min=1), file: Path = PRODUCT_FILE, wallet: str = WALLET,
+                      api: str = API, as_json: bool = JSON) -> None:
+    """Publish a product's new version (loans already made keep theirs)."""
+    _print(_call(_client(wallet, api).change_product, product_id, _product_body(file)), as_json)
+
+
+@product_app.command("retire")
+def op_product_retire(product_id: int = typer.Argument(..., min=1), wallet: str = WALLET, api: str = API,
+                      as_json: bool = JSON) -> None:
+    """Retire a product: no version of it can be applied for any more."""
+    _print(_call(_client(wallet, api).retire_product, product_id), as_json)
 
 
 @operator_app.command("suspense")

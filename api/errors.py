@@ -65,6 +65,8 @@ _REVERT_STATUS = {
     "LoanBookUnknownLoan": 404, "LoanBookInvalidTerms": 422, "LoanBookRateAboveCap": 422,
     "LoanBookInvalidSignature": 422, "LoanBookExpiredRequest": 422, "LoanBookZeroAmount": 422,
     "LoanBookBorrowerNotEligible": 403, "AccessControlUnauthorizedAccount": 403, "EnforcedPause": 503,
+    "ProductCatalogUnknownProduct": 404, "ProductCatalogInvalidProduct": 422, "ProductCatalogUnsupportedFrequency": 422,
+    "ProductCatalogCostAboveCap": 422, "ProductCatalogPenaltyAboveCeiling": 422, "ProductCatalogLateFeeAboveCeiling": 422,
 }
 
 

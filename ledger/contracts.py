@@ -24,12 +24,18 @@ class Bindings:
     oracle: Contract
     book: Contract
     anchor: Contract
+    catalog: Contract  # ProductCatalog
     manifest: Manifest
 
     def by_name(self, name: str) -> Contract:
         """The binding for a manifest name, e.g. "LoanBook"."""
         return {"BorrowerRegistry": self.registry, "CreditOracle": self.oracle, "LoanBook": self.book,
-                "ActionLogAnchor": self.anchor}[name]
+                "ActionLogAnchor": self.anchor, "ProductCatalog": self.catalog}[name]
+
+    @property
+    def all(self) -> tuple[Contract, ...]:
+        """Every contract, in deployment (CONTRACT_NAMES) order."""
+        return tuple(self.by_name(name) for name in CONTRACT_NAMES)
 
     @cached_property
     def errors(self) -> ErrorDecoder:
@@ -48,4 +54,4 @@ def bind(w3: Web3, manifest: Manifest, artifacts: dict[str, dict] | None = None)
         return w3.eth.contract(address=Web3.to_checksum_address(manifest.address(name)), abi=artifacts[name]["abi"])
 
     return Bindings(registry=one("BorrowerRegistry"), oracle=one("CreditOracle"), book=one("LoanBook"),
-                    anchor=one("ActionLogAnchor"), manifest=manifest)
+                    anchor=one("ActionLogAnchor"), catalog=one("ProductCatalog"), manifest=manifest)

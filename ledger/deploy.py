@@ -46,6 +46,7 @@ def constructor_args(name: str, roles: RoleHolders, deployed: dict[str, str], se
     return {
         "BorrowerRegistry": lambda: (roles.admin,),
         "CreditOracle": lambda: (roles.admin, settings.max_score_age),
+        "ProductCatalog": lambda: (roles.admin,),
         "LoanBook": lambda: (roles.admin, deployed["BorrowerRegistry"], deployed["CreditOracle"],
                              settings.max_annual_rate_bps),
         "ActionLogAnchor": lambda: (roles.admin,),
@@ -112,4 +113,5 @@ def deploy_stack(w3: Web3, admin: str, *, operator: str, oracle: str, pauser: st
     first_block = deployed[CONTRACT_NAMES[0]].block
     manifest = build_manifest(network, w3.eth.chain_id, roles, deployed, w3.eth.get_block(first_block).timestamp)
     return Bindings(registry=contracts["BorrowerRegistry"], oracle=contracts["CreditOracle"],
-                    book=contracts["LoanBook"], anchor=contracts["ActionLogAnchor"], manifest=manifest)
+                    book=contracts["LoanBook"], anchor=contracts["ActionLogAnchor"], catalog=contracts["ProductCatalog"],
+                    manifest=manifest)

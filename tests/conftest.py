@@ -259,7 +259,7 @@ def revert_name(stack):
 
     from ledger.errors import ErrorDecoder
 
-    decoder = ErrorDecoder([stack.book.abi, stack.registry.abi, stack.oracle.abi, stack.anchor.abi])
+    decoder = ErrorDecoder([contract.abi for contract in stack.all])
 
     def _name(fn, sender: str) -> str:
         try:

@@ -154,6 +154,17 @@ class LoanLedgerClient:
     def credit(self) -> dict:
         return self._request("GET", "/v1/credit")
 
+    # -- products (public: no sign-in needed) --------------------------------------------------------
+
+    def products(self) -> list[dict]:
+        """The live loan products: the latest version of each that is not retired."""
+        return self._request("GET", "/v1/products")["products"]
+
+    def product(self, product_id: int, version: int | None = None) -> dict:
+        """One product: its latest version, or `version` (retired products included)."""
+        params = {"version": version} if version is not None else None
+        return self._request("GET", f"/v1/products/{product_id}", params=params)
+
     def loans(self) -> list[dict]:
         return self._request("GET", "/v1/loans")["loans"]
 
@@ -167,6 +178,20 @@ class LoanLedgerClient:
         return self._request("GET", f"/v1/loans/{loan_id}/repayment-instructions")
 
     # -- operators ---------------------------------------------------------------------------------
+
+    def create_product(self, product: dict, *, idempotency_key: str | None = None) -> dict:
+        """Publishes a product (the body of `POST /v1/operator/products`: every term)."""
+        return self._request("POST", "/v1/operator/products", json_body=product,
+                             idempotency_key=idempotency_key or self.new_key())
+
+    def change_product(self, product_id: int, product: dict, *, idempotency_key: str | None = None) -> dict:
+        """Publishes a product's new version."""
+        return self._request("POST", f"/v1/operator/products/{product_id}/versions", json_body=product,
+                             idempotency_key=idempotency_key or self.new_key())
+
+    def retire_product(self, product_id: int, *, idempotency_key: str | None = None) -> dict:
+        return self._request("POST", f"/v1/operator/products/{product_id}/retire",
+                             idempotency_key=idempotency_key or self.new_key())
 
     def approve(self, loan_id: int) -> dict:
         return self._request("POST", f"/v1/operator/loans/{loan_id}/approve", idempotency_key=self.new_key())

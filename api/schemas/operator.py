@@ -51,7 +51,7 @@ class RoleIn(BaseModel):
 
     model_config = {"json_schema_extra": {"examples": [{
         "role": "operator", "account": _BOB,
-        "contracts": ["BorrowerRegistry", "CreditOracle", "LoanBook", "ActionLogAnchor"]}]}}
+        "contracts": ["BorrowerRegistry", "CreditOracle", "ProductCatalog", "LoanBook", "ActionLogAnchor"]}]}}
 
 
 class RoleChange(BaseModel):

@@ -8,9 +8,8 @@ from api.services.transactions import Sent, record
 def set_paused(context, pause: bool, actor: str, request_id: str) -> list[Sent]:
     """Pauses (or unpauses) each contract that is not so already; one transaction per contract changed."""
     pauser = context.signer("pauser")
-    b = context.bindings
     out = []
-    for contract in (b.registry, b.oracle, b.book, b.anchor):
+    for contract in context.bindings.all:
         if contract.functions.paused().call() == pause:
             continue
         fn = contract.functions.pause() if pause else contract.functions.unpause()

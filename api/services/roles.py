@@ -12,11 +12,12 @@ from sqlalchemy import delete, select
 
 from api.errors import ApiError
 from api.services.transactions import Sent, record
+from ledger.manifest import CONTRACT_NAMES
 from ledger.store.models.api import Auditor
 
 CONTRACT_ROLES = {"operator": "OPERATOR_ROLE", "oracle": "ORACLE_ROLE", "pauser": "PAUSER_ROLE",
                   "admin": "DEFAULT_ADMIN_ROLE", "score_signer": "SCORE_SIGNER_ROLE"}
-ALL_CONTRACTS = ("BorrowerRegistry", "CreditOracle", "LoanBook", "ActionLogAnchor")
+ALL_CONTRACTS = CONTRACT_NAMES
 
 
 def change_role(context, role: str, account: str, contracts: list[str], grant: bool, actor: str,

@@ -9,7 +9,9 @@ from typer.testing import CliRunner
 
 from api.client import load_wallet
 from ledger.cli import app
+from ledger.products import EarlyRepayment, Frequency, Product, product_name
 from ledger.samples import sample_identity
+from ledger.typed_data import Amortization
 
 
 @pytest.fixture
@@ -78,3 +80,52 @@ def test_serving_without_vault_keys_is_one_clear_line(tmp_path):
     result = CliRunner().invoke(app, ["api", "--port", "9"], env={"LOANLEDGER_HOME": str(tmp_path)})
     assert result.exit_code == 1
     assert "loanledger keys init" in result.output and "Traceback" not in result.output
+
+
+def test_the_products_on_offer_need_no_wallet_and_show_every_term(run, stack, w3, keys):
+    product = Product(
+        name=product_name("3-month"), currency=b"CNY", min_principal=1_000_000, max_principal=50_000_000,
+        min_installments=3, max_installments=3, frequency=Frequency.FIXED_INTERVAL, interval=30 * 86_400,
+        annual_rate_bps=1_800, amortization=Amortization.ANNUITY, grace_period=3 * 86_400, late_fee_bps=500,
+        penalty_rate_bps=1_200, default_after=90 * 86_400, service_fee_bps=50,
+        early_repayment=EarlyRepayment.REDUCE_INSTALLMENTS, auto_approve=True, auto_approve_max_principal=5_000_000)
+    fn = stack.catalog.functions.createProduct(product.as_tuple(stack.catalog))
+    assert w3.eth.wait_for_transaction_receipt(fn.transact({"from": keys["operator"].address})).status == 1
+    code, out = run("products", "--json")
+    listed = json.loads(out)
+    assert code == 0 and [(p["id"], p["version"], p["name"], p["annual_rate_bps"], p["service_fee_bps"],
+                           p["auto_approve_max_principal"]) for p in listed] == [(1, 1, "3-month", 1_800, 50, 5_000_000)]
+    code, out = run("products")
+    assert code == 0 and "3-month" in out and "18% a year Annuity" in out and "service fee 0.5%" in out and "up to 5,000,000" in out
+    code, out = run("products", "1", "--version", "1", "--json")
+    assert code == 0 and json.loads(out) == listed[0]
+    code, out = run("products", "2")
+    assert code == 1 and "unknown_product" in out
+
+
+def test_an_operator_publishes_changes_and_retires_a_product_on_the_command_line(run, tmp_path, keys, stack):
+    key_file = tmp_path / "operator.key"
+    key_file.write_text(keys["operator"].key.hex())
+    assert run("wallet", "import", "--wallet", "op", "--key-file", str(key_file))[0] == 0
+    assert run("login", "--wallet", "op")[0] == 0
+    product = tmp_path / "product.json"
+    terms = {"name": "3-month", "currency": "CNY", "min_principal": 1_000_000, "max_principal": 50_000_000,
+             "min_installments": 3, "max_installments": 3, "interval": 30 * 86_400, "annual_rate_bps": 1_800,
+             "amortization": "Annuity", "grace_period": 3 * 86_400, "late_fee_bps": 500, "penalty_rate_bps": 1_200,
+             "default_after": 90 * 86_400}
+    product.write_text(json.dumps(terms))
+    code, out = run("operator", "product", "create", "--file", str(product), "--wallet", "op", "--json")
+    assert code == 0 and (json.loads(out)["product_id"], json.loads(out)["version"]) == (1, 1)
+    product.write_text(json.dumps({**terms, "annual_rate_bps": 1_500}))
+    code, out = run("operator", "product", "change", "1", "--file", str(product), "--wallet", "op", "--json")
+    assert code == 0 and json.loads(out)["version"] == 2
+    assert json.loads(run("products", "1", "--json")[1])["annual_rate_bps"] == 1_500
+    code, out = run("operator", "product", "retire", "1", "--wallet", "op", "--json")
+    assert code == 0 and json.loads(out)["action"] == "product.retire"
+    assert stack.catalog.functions.statusOf(1).call() == (2, True)
+    product.write_text(json.dumps({**terms, "late_fee_bps": 900}))
+    code, out = run("operator", "product", "create", "--file", str(product), "--wallet", "op")
+    assert code == 1 and "product_catalog_late_fee_above_ceiling" in out
+    product.write_text("[1, 2]")
+    code, out = run("operator", "product", "create", "--file", str(product), "--wallet", "op")
+    assert code == 1 and "expected one JSON object" in out

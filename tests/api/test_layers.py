@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 API = Path(__file__).resolve().parents[2] / "api"
-ROUTES = ("audit", "auth", "kyc", "loans", "operator")
+ROUTES = ("audit", "auth", "kyc", "loans", "operator", "products")
 SERVICES = sorted(p for p in (API / "services").glob("*.py"))
 
 

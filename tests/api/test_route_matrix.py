@@ -32,7 +32,9 @@ PUBLIC = {"/healthz", "/readyz", "/metrics", "/v1/auth/nonce", "/v1/auth/login",
           "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json",
           # The dashboard's page and files are public (its data is not); dev-login answers 404 unless it is
           # switched on and asked from the machine itself.
-          "/dashboard", "/dashboard/static/{name}", "/v1/auth/dev-login"}
+          "/dashboard", "/dashboard/static/{name}", "/v1/auth/dev-login",
+          # A borrower browses the loan products before signing in.
+          "/v1/products", "/v1/products/{product_id}"}
 # POSTs that change nothing, so an auditor may call them: a quote is the loan book's `quote` view.
 READ_ONLY_POSTS = {("POST", "/v1/quote")}
 ROLES = ("admin", "operator", "pauser", "auditor", "borrower", "applicant")

@@ -8,13 +8,23 @@ from __future__ import annotations
 
 import pytest
 from eth_account import Account
+from web3 import Web3
 
 from ledger import typed_data
 from ledger.artifacts import compile_contracts
+from ledger.products import EarlyRepayment, Frequency, Product, product_name
+from ledger.typed_data import Amortization
 
 DAY = 86_400
 ZERO32 = b"\0" * 32
 REF = b"r".ljust(32, b"\0")
+PRODUCT = Product(
+    name=product_name("3-month"), currency=b"CNY", min_principal=1_000_000, max_principal=50_000_000,
+    min_installments=3, max_installments=3, frequency=Frequency.FIXED_INTERVAL, interval=30 * DAY,
+    annual_rate_bps=1_800, amortization=Amortization.ANNUITY, grace_period=3 * DAY, late_fee_bps=500,
+    penalty_rate_bps=1_200, default_after=90 * DAY, service_fee_bps=0, early_repayment=EarlyRepayment.REDUCE_INSTALLMENTS,
+    auto_approve=True, auto_approve_max_principal=5_000_000,
+).as_tuple(Web3().eth.contract(abi=compile_contracts()["ProductCatalog"]["abi"]))
 
 # (contract, function) -> (the role holder allowed to call it, what a stranger gets)
 RULES = {
@@ -44,8 +54,13 @@ RULES = {
     ("book", "applyDisbursementItem"): (None, "LoanBookOnlySelf"),
     ("book", "applyRepaymentItem"): (None, "LoanBookOnlySelf"),
     ("anchor", "anchor"): ("operator", "AccessControlUnauthorizedAccount"),
+    ("catalog", "createProduct"): ("operator", "AccessControlUnauthorizedAccount"),
+    ("catalog", "changeProduct"): ("operator", "AccessControlUnauthorizedAccount"),
+    ("catalog", "retireProduct"): ("operator", "AccessControlUnauthorizedAccount"),
+    ("catalog", "setCostCap"): ("admin", "AccessControlUnauthorizedAccount"),
+    ("catalog", "setLateChargeCeilings"): ("admin", "AccessControlUnauthorizedAccount"),
 }
-for _contract in ("registry", "oracle", "book", "anchor"):
+for _contract in ("registry", "oracle", "book", "anchor", "catalog"):
     RULES[(_contract, "pause")] = ("pauser", "AccessControlUnauthorizedAccount")
     RULES[(_contract, "unpause")] = ("pauser", "AccessControlUnauthorizedAccount")
     RULES[(_contract, "grantRole")] = ("admin", "AccessControlUnauthorizedAccount")
@@ -55,8 +70,10 @@ for _contract in ("registry", "oracle", "book", "anchor"):
 # Still callable while paused: role administration, the pause switch itself, and settings an admin may
 # need to change during an incident. Everything else must stop.
 PAUSE_EXEMPT = {"grantRole", "revokeRole", "renounceRole", "pause", "unpause", "setMaxScoreAge",
-                "setSignerThreshold", "setMaxAnnualRate", "applyDisbursementItem", "applyRepaymentItem"}
-ARTIFACT = {"registry": "BorrowerRegistry", "oracle": "CreditOracle", "book": "LoanBook", "anchor": "ActionLogAnchor"}
+                "setSignerThreshold", "setMaxAnnualRate", "applyDisbursementItem", "applyRepaymentItem",
+                "setCostCap", "setLateChargeCeilings"}
+ARTIFACT = {"registry": "BorrowerRegistry", "oracle": "CreditOracle", "book": "LoanBook", "anchor": "ActionLogAnchor",
+            "catalog": "ProductCatalog"}
 
 
 def mutating_functions() -> set[tuple[str, str]]:
@@ -81,6 +98,8 @@ def arguments(contract: str, name: str, keys, loan_terms, loan_id: int) -> tuple
         "applyRepaymentItem": (item,), "anchor": (b"\x44" * 32, 1), "pause": (), "unpause": (),
         "grantRole": (ZERO32, keys["eve"].address), "revokeRole": (ZERO32, keys["admin"].address),
         "renounceRole": (ZERO32, keys["admin"].address),
+        "createProduct": (PRODUCT,), "changeProduct": (1, PRODUCT), "retireProduct": (1,), "setCostCap": (2_000,),
+        "setLateChargeCeilings": (3_000, 400),
     }
     return by_name[name]
 

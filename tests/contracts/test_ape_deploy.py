@@ -51,7 +51,7 @@ def test_deploy_writes_the_manifest_grants_roles_is_a_no_op_again_and_redeploys_
 
     bindings = bind(w3, manifest)
     operator, oracle, pauser, signer = (dev_account(i).address for i in range(1, 5))
-    for contract in (bindings.registry, bindings.oracle, bindings.book, bindings.anchor):
+    for contract in bindings.all:
         assert contract.functions.hasRole(contract.functions.OPERATOR_ROLE().call(), operator).call()
         assert contract.functions.hasRole(contract.functions.ORACLE_ROLE().call(), oracle).call()
         assert contract.functions.hasRole(contract.functions.PAUSER_ROLE().call(), pauser).call()

@@ -1,0 +1,118 @@
+"""The product catalogue as the API reads it (the live products, and any version of one, from the contract) and
+as operators change it (publish, new version, retire: each recorded in the action log).
+
+Reads go to the ProductCatalog itself (not the index): a product is few calls, and the contract is what an
+application is checked against. All reads of one answer are made at one block, so they agree.
+"""
+
+from __future__ import annotations
+
+from api.errors import ApiError
+from api.schemas.products import ProductIn, ProductOut, ProductTxOut
+from api.services.transactions import record
+from ledger.book import solidity_name
+from ledger.products import (
+    EarlyRepayment,
+    Frequency,
+    Product,
+    ProductStatus,
+    product_name,
+    read_product,
+    read_status,
+)
+from ledger.typed_data import Amortization
+
+
+def _out(product_id: int, version: int, status: ProductStatus, p: Product) -> ProductOut:
+    return ProductOut(
+        id=product_id, version=version, latest_version=status.latest_version, retired=status.retired,
+        name=p.display_name, currency=p.currency_code, min_principal=p.min_principal, max_principal=p.max_principal,
+        min_installments=p.min_installments, max_installments=p.max_installments,
+        frequency=solidity_name(p.frequency), interval=p.interval, annual_rate_bps=p.annual_rate_bps,
+        amortization=solidity_name(p.amortization), grace_period=p.grace_period, late_fee_bps=p.late_fee_bps,
+        penalty_rate_bps=p.penalty_rate_bps, default_after=p.default_after, service_fee_bps=p.service_fee_bps,
+        early_repayment=solidity_name(p.early_repayment), auto_approve=p.auto_approve,
+        auto_approve_max_principal=p.auto_approve_max_principal)
+
+
+def live_products(context) -> list[ProductOut]:
+    """The latest version of every product that is not retired, by id."""
+    catalog = context.bindings.catalog
+    block = context.w3.eth.block_number
+    out = []
+    for product_id in range(1, catalog.functions.productCount().call(block_identifier=block) + 1):
+        status = read_status(catalog, product_id, block=block)
+        if status.open_for_applications:
+            out.append(_out(product_id, status.latest_version, status,
+                            read_product(catalog, product_id, status.latest_version, block=block)))
+    return out
+
+
+def product(context, product_id: int, version: int | None = None) -> ProductOut:
+    """One version of a product (default: the latest), retired or not; 404 for an unknown product or version."""
+    catalog = context.bindings.catalog
+    block = context.w3.eth.block_number
+    status = read_status(catalog, product_id, block=block)
+    if not status.exists:
+        raise ApiError(404, "unknown_product", f"no product {product_id}")
+    version = version or status.latest_version
+    if version > status.latest_version:
+        raise ApiError(404, "unknown_product_version",
+                       f"product {product_id} has no version {version} (its latest is {status.latest_version})")
+    return _out(product_id, version, status, read_product(catalog, product_id, version, block=block))
+
+
+# ---- operator changes, sent with the API's operator key (a later issue moves to person-signed decisions) -----
+
+_BY_NAME = {"frequency": {solidity_name(m): m for m in Frequency},
+            "amortization": {solidity_name(m): m for m in Amortization},
+            "early_repayment": {solidity_name(m): m for m in EarlyRepayment}}
+
+
+def from_body(body: ProductIn) -> Product:
+    """The contract's product from the API's body: names to enums, the name and currency to their bytes."""
+    values = body.model_dump()
+    return Product(**{**values, "name": product_name(body.name), "currency": body.currency.encode("ascii"),
+                      **{field: names[values[field]] for field, names in _BY_NAME.items()}})
+
+
+def _sent(context, actor: str, action: str, request_id: str, details: dict, receipt, product_id: int,
+          version: int) -> ProductTxOut:
+    sent = record(context, actor, action, request_id, {**details, "product_id": product_id, "version": version},
+                  receipt)
+    return ProductTxOut(action=sent.action, product_id=product_id, version=version, tx_hash=sent.tx_hash,
+                        block_number=sent.block_number)
+
+
+def _logged(body: ProductIn) -> dict:
+    """The body as the action log holds it: the product's name under a key the log's personal-data screen
+    (which refuses a `name` key) lets through."""
+    values = body.model_dump()
+    return {"product_name": values.pop("name"), **values}
+
+
+def create(context, body: ProductIn, actor: str, request_id: str) -> ProductTxOut:
+    """Publishes a product as version 1; its id is the one the catalogue's ProductCreated event gives."""
+    catalog = context.bindings.catalog
+    receipt = context.signer("operator").transact(catalog.functions.createProduct(from_body(body).as_tuple(catalog)))
+    (event,) = catalog.events.ProductCreated().process_receipt(receipt)
+    return _sent(context, actor, "product.create", request_id, {"product": _logged(body)}, receipt,
+                 event.args.productId, event.args.version)
+
+
+def change(context, product_id: int, body: ProductIn, actor: str, request_id: str) -> ProductTxOut:
+    """Publishes a product's new version; loans already made keep theirs."""
+    catalog = context.bindings.catalog
+    function = catalog.functions.changeProduct(product_id, from_body(body).as_tuple(catalog))
+    receipt = context.signer("operator").transact(function)
+    (event,) = catalog.events.ProductChanged().process_receipt(receipt)
+    return _sent(context, actor, "product.change", request_id, {"product": _logged(body)}, receipt,
+                 product_id, event.args.version)
+
+
+def retire(context, product_id: int, actor: str, request_id: str) -> ProductTxOut:
+    """Retires a product: no version of it can be applied for any more; every version stays readable."""
+    catalog = context.bindings.catalog
+    receipt = context.signer("operator").transact(catalog.functions.retireProduct(product_id))
+    (event,) = catalog.events.ProductRetired().process_receipt(receipt)
+    return _sent(context, actor, "product.retire", request_id, {}, receipt, product_id, event.args.latestVersion)
