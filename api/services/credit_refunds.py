@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from api.errors import ApiError
 from api.services.provider_orders import (
     Attempt,
+    Detached,
     ProviderMissing,
     call,
     look_up,
@@ -50,7 +51,7 @@ class RefundUnavailable(ApiError):
 
 
 @dataclass(frozen=True)
-class CreditRefund:
+class CreditRefund(Detached):
     """A credit refund order as read (detached from its session)."""
 
     id: int
@@ -70,10 +71,6 @@ class CreditRefund:
     sent_at: int | None
     settled_at: int | None
     failed_at: int | None
-
-    @classmethod
-    def of(cls, row: CreditRefundOrder) -> CreditRefund:
-        return cls(**{name: getattr(row, name) for name in cls.__dataclass_fields__})
 
 
 def refund_key(provider: str, payment_reference: str) -> str:

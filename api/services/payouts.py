@@ -28,7 +28,13 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from api.errors import ApiError
-from api.services.provider_orders import ProviderMissing, call, look_up, provider_named
+from api.services.provider_orders import (
+    Detached,
+    ProviderMissing,
+    call,
+    look_up,
+    provider_named,
+)
 from ledger.book import LoanStatus, read_loan
 from ledger.encoding import to_0x_hex
 from ledger.store.models.chain import Loan, Payment
@@ -57,7 +63,7 @@ class PayoutUnavailable(ApiError):
 
 
 @dataclass(frozen=True)
-class Order:
+class Order(Detached):
     """A payout order as read (detached from its session)."""
 
     loan_id: int
@@ -75,10 +81,6 @@ class Order:
     failed_at: int | None
     cancelled_at: int | None
     updated_at: int
-
-    @classmethod
-    def of(cls, row: PayoutOrder) -> Order:
-        return cls(**{name: getattr(row, name) for name in cls.__dataclass_fields__})
 
 
 def payout_key(context, loan_id: int) -> str:

@@ -22,6 +22,14 @@ from oracle.payments.provider import (
 )
 
 
+class Detached:
+    """An order row's fields as a frozen dataclass (the subclass), read once and free of its session."""
+
+    @classmethod
+    def of(cls, row):
+        return cls(**{name: getattr(row, name) for name in cls.__dataclass_fields__})
+
+
 class ProviderMissing(LookupError):
     """The provider an order was recorded with is no longer configured."""
 

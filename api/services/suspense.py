@@ -20,7 +20,13 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from api.errors import ApiError
-from api.services.provider_orders import ProviderMissing, call, look_up, provider_named
+from api.services.provider_orders import (
+    Detached,
+    ProviderMissing,
+    call,
+    look_up,
+    provider_named,
+)
 from ledger.book import read_loan
 from ledger.store.models.outbox import OutboxItem
 from ledger.store.models.suspense import RefundOrder, SuspenseItem, SuspenseState
@@ -47,7 +53,7 @@ class RefundUnavailable(ApiError):
 
 
 @dataclass(frozen=True)
-class Refund:
+class Refund(Detached):
     id: int
     provider: str
     idempotency_key: str
@@ -63,10 +69,6 @@ class Refund:
     sent_at: int | None
     refunded_at: int | None
     failed_at: int | None
-
-    @classmethod
-    def of(cls, row: RefundOrder) -> Refund:
-        return cls(**{name: getattr(row, name) for name in cls.__dataclass_fields__})
 
 
 @dataclass(frozen=True)
