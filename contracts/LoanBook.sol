@@ -8,12 +8,15 @@ import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {IBorrowerRegistry} from "./interfaces/IBorrowerRegistry.sol";
 import {ICreditOracle} from "./interfaces/ICreditOracle.sol";
 import {ILoanBook} from "./interfaces/ILoanBook.sol";
+import {IProductCatalog} from "./interfaces/IProductCatalog.sol";
 import {LoanMath} from "./libraries/LoanMath.sol";
 import {LoanLedgerRoles} from "./LoanLedgerRoles.sol";
 
 /**
  * @title Loan book
- * @notice Holds every loan's terms, state and money movements, and enforces them.
+ * @notice Holds every loan's terms, state and money movements, and enforces them. The terms come from the
+ * product catalogue: a borrower signs for a product version, a principal and a number of installments, and
+ * the book copies the version's terms (so the lender sets the price, within the catalogue's cost cap).
  *
  * Allocation of a repayment (Fineract's standard order): penalty interest, then late fees, then
  * installments oldest first, each one's interest before its principal. Paying more than is due
@@ -30,16 +33,8 @@ import {LoanLedgerRoles} from "./LoanLedgerRoles.sol";
 contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
     using SafeCast for uint256;
 
-    uint256 private constant _MAX_INSTALLMENTS = 720;
-    uint256 private constant _MAX_PRINCIPAL = 1e15; // minor units: far beyond micro-lending, well inside the packed fields
-    uint256 private constant _MIN_INTERVAL = 1 hours;
-    uint256 private constant _MAX_INTERVAL = 366 days;
-
-    bytes32 private constant _LOAN_TERMS_TYPEHASH = keccak256(
-        "LoanTerms(uint96 principal,bytes3 currency,uint16 annualRateBps,uint8 amortization,uint16 installments,uint32 interval,uint32 gracePeriod,uint16 lateFeeBps,uint16 penaltyRateBps,uint32 defaultAfter)"
-    );
-    bytes32 private constant _LOAN_REQUEST_TYPEHASH = keccak256(
-        "LoanRequest(address borrower,LoanTerms terms,uint256 nonce,uint256 deadline)LoanTerms(uint96 principal,bytes3 currency,uint16 annualRateBps,uint8 amortization,uint16 installments,uint32 interval,uint32 gracePeriod,uint16 lateFeeBps,uint16 penaltyRateBps,uint32 defaultAfter)"
+    bytes32 private constant _LOAN_APPLICATION_TYPEHASH = keccak256(
+        "LoanApplication(address borrower,uint256 productId,uint32 productVersion,uint96 principal,uint16 installments,uint256 nonce,uint256 deadline)"
     );
     bytes32 private constant _CANCEL_LOAN_TYPEHASH =
         keccak256("CancelLoan(uint256 loanId,uint256 nonce,uint256 deadline)");
@@ -59,7 +54,7 @@ contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
     /// exact annuity payment (at most principal * (1 + rate) * 1e27) under 2^143. SafeCast reverts
     /// rather than wrap if anything ever outgrows its field.
     struct LoanRecord {
-        LoanTerms terms; // slots 0-1
+        LoanTerms terms; // slots 0-1: a repayment reads slot 0 only
         address borrower; // slot 2
         LoanStatus status;
         uint64 penaltyUnpaid;
@@ -89,47 +84,57 @@ contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
 
     IBorrowerRegistry public immutable registry;
     ICreditOracle public immutable creditOracle;
+    IProductCatalog public immutable catalog;
+    /// @notice The currency the credit oracle's limits are in: loans in any other have no limit to be checked
+    /// against, and are refused at application.
+    bytes3 public immutable creditLimitCurrency;
 
-    uint16 public maxAnnualRateBps;
     uint256 private _loanCount;
     mapping(uint256 loanId => LoanRecord) private _loans;
     mapping(bytes32 paymentRef => bytes32 entry) private _entries;
-    mapping(address borrower => uint256) private _exposure;
+    mapping(address borrower => mapping(bytes3 currency => uint256)) private _exposure;
 
     /**
      * @param admin receives DEFAULT_ADMIN_ROLE
      * @param registry_ the borrower registry consulted at application and approval
      * @param creditOracle_ the credit oracle consulted at approval
-     * @param maxAnnualRateBps_ the highest annual (and penalty) rate a loan may carry
+     * @param catalog_ the product catalogue the terms come from
+     * @param creditLimitCurrency_ the currency of the credit oracle's limits (ISO 4217)
      */
-    constructor(address admin, IBorrowerRegistry registry_, ICreditOracle creditOracle_, uint16 maxAnnualRateBps_)
-        LoanLedgerRoles(admin)
-        EIP712("LoanLedger LoanBook", "1")
-    {
+    constructor(
+        address admin,
+        IBorrowerRegistry registry_,
+        ICreditOracle creditOracle_,
+        IProductCatalog catalog_,
+        bytes3 creditLimitCurrency_
+    ) LoanLedgerRoles(admin) EIP712("LoanLedger LoanBook", "1") {
         registry = registry_;
         creditOracle = creditOracle_;
-        maxAnnualRateBps = maxAnnualRateBps_;
+        catalog = catalog_;
+        creditLimitCurrency = creditLimitCurrency_;
     }
 
     // ------------------------------------------------------------------ application
 
     /// @inheritdoc ILoanBook
-    function requestLoan(LoanTerms calldata terms, address borrower, uint256 deadline, bytes calldata signature)
+    function requestLoan(Application calldata application, address borrower, uint256 deadline, bytes calldata signature)
         external
         whenNotPaused
         returns (uint256 loanId)
     {
         // slither-disable-next-line timestamp -- a signature deadline, coarse by nature
         if (block.timestamp > deadline) revert LoanBookExpiredRequest(deadline, block.timestamp);
-        _checkTerms(terms);
         if (!registry.isEligible(borrower)) revert LoanBookBorrowerNotEligible(borrower);
+        (LoanTerms memory terms, bool autoApprovable) = catalog.termsFor(
+            application.productId, application.productVersion, application.principal, application.installments
+        );
+        if (terms.currency != creditLimitCurrency) revert LoanBookNoCreditLimit(terms.currency, creditLimitCurrency);
 
-        bytes32 termsHash = keccak256(abi.encode(_LOAN_TERMS_TYPEHASH, terms));
         uint256 nonce = _useNonce(borrower);
-        if (!_signedBy(borrower, keccak256(abi.encode(_LOAN_REQUEST_TYPEHASH, borrower, termsHash, nonce, deadline)), signature)) {
+        if (!_signedBy(borrower, _applicationHash(application, borrower, nonce, deadline), signature)) {
             // A first request has no previous nonce to be a replay of (and `nonce - 1` would underflow).
             if (nonce == 0) revert LoanBookInvalidSignature(borrower);
-            _revertReplayOrInvalid(borrower, nonce, keccak256(abi.encode(_LOAN_REQUEST_TYPEHASH, borrower, termsHash, nonce - 1, deadline)), signature);
+            _revertReplayOrInvalid(borrower, nonce, _applicationHash(application, borrower, nonce - 1, deadline), signature);
         }
 
         loanId = ++_loanCount;
@@ -138,7 +143,7 @@ contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
         loan.borrower = borrower;
         loan.status = LoanStatus.Requested;
         if (terms.amortization == Amortization.Annuity) loan.paymentRay = LoanMath.plan(terms).paymentRay.toUint152();
-        emit LoanRequested(loanId, borrower, terms, nonce, msg.sender);
+        emit LoanRequested(loanId, borrower, terms, autoApprovable, nonce, msg.sender);
     }
 
     /// @inheritdoc ILoanBook
@@ -149,11 +154,12 @@ contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
         ICreditOracle.CreditScore memory score = creditOracle.scoreOf(borrower);
         if (!creditOracle.isFresh(borrower)) revert LoanBookStaleScore(borrower, score.updatedAt);
         // Approved-but-undisbursed loans count too, so a limit cannot be exceeded by stacking approvals.
-        uint256 exposureAfter = _exposure[borrower] + loan.terms.principal;
+        bytes3 currency = loan.terms.currency;
+        uint256 exposureAfter = _exposure[borrower][currency] + loan.terms.principal;
         if (exposureAfter > score.creditLimit) {
             revert LoanBookCreditLimitExceeded(borrower, exposureAfter, score.creditLimit);
         }
-        _exposure[borrower] = exposureAfter;
+        _exposure[borrower][currency] = exposureAfter;
         loan.status = LoanStatus.Approved;
         emit LoanApproved(loanId, borrower, score.score, score.creditLimit, exposureAfter, msg.sender);
     }
@@ -319,7 +325,7 @@ contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
         whenNotPaused
     {
         LoanRecord storage loan = _loanIn(loanId, LoanStatus.Active);
-        uint96 amount = loan.terms.principal;
+        uint96 amount = loan.terms.principal - loan.terms.serviceFee;
         if (_entries[paymentRef] != keccak256(abi.encode(_DISBURSEMENT, loanId, amount))) {
             revert LoanBookUnknownEntry(paymentRef);
         }
@@ -360,15 +366,9 @@ contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
     function writeOff(uint256 loanId) external onlyRole(OPERATOR_ROLE) whenNotPaused {
         LoanRecord storage loan = _loanIn(loanId, LoanStatus.Defaulted);
         uint96 remaining = loan.terms.principal - loan.principalRepaid;
-        _exposure[loan.borrower] -= remaining;
+        _exposure[loan.borrower][loan.terms.currency] -= remaining;
         loan.status = LoanStatus.WrittenOff;
         emit LoanWrittenOff(loanId, loan.borrower, remaining, msg.sender);
-    }
-
-    /// @inheritdoc ILoanBook
-    function setMaxAnnualRate(uint16 cap) external onlyRole(DEFAULT_ADMIN_ROLE) {
-        emit MaxAnnualRateChanged(maxAnnualRateBps, cap, msg.sender);
-        maxAnnualRateBps = cap;
     }
 
     // ------------------------------------------------------------------ views
@@ -406,8 +406,8 @@ contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
     }
 
     /// @inheritdoc ILoanBook
-    function outstandingPrincipal(address borrower) external view returns (uint256) {
-        return _exposure[borrower];
+    function outstandingPrincipal(address borrower, bytes3 currency) external view returns (uint256) {
+        return _exposure[borrower][currency];
     }
 
     /// @inheritdoc ILoanBook
@@ -459,7 +459,8 @@ contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
         LoanRecord storage loan = _loanIn(loanId, LoanStatus.Approved);
         _checkUnused(paymentRef);
         uint96 principal = loan.terms.principal;
-        if (amount != principal) revert LoanBookDisbursementMismatch(amount, principal);
+        uint96 payout = principal - loan.terms.serviceFee;
+        if (amount != payout) revert LoanBookDisbursementMismatch(amount, payout);
         _checkTime(paidAt);
         _entries[paymentRef] = keccak256(abi.encode(_DISBURSEMENT, loanId, amount));
         loan.status = LoanStatus.Active;
@@ -520,7 +521,7 @@ contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
         }
         loan.principalRepaid += principalPart.toUint64();
         loan.interestPaid += interestPart.toUint64();
-        _exposure[loan.borrower] -= principalPart;
+        _exposure[loan.borrower][loan.terms.currency] -= principalPart;
 
         _entries[paymentRef] =
             keccak256(abi.encode(_REPAYMENT, loanId, principalPart, interestPart, lateFeePart, penaltyPart, credit, 0));
@@ -598,7 +599,7 @@ contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
             paidInstallments = cursor.paid;
             balanceRay = cursor.balanceRay;
         }
-        _exposure[loan.borrower] += loan.principalRepaid - principal;
+        _exposure[loan.borrower][loan.terms.currency] += loan.principalRepaid - principal;
         loan.principalRepaid = principal.toUint64();
         loan.interestPaid = interest.toUint64();
         loan.paidInstallments = uint16(paidInstallments);
@@ -705,8 +706,8 @@ contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
     }
 
     function _planOf(LoanRecord storage loan) private view returns (LoanMath.Plan memory) {
-        // Every term but `defaultAfter`, which alone fills the terms' second slot: the plan never needs
-        // it, and copying the whole struct would cost each payment a cold storage read (2,100 gas).
+        // The terms' first slot only: the plan needs nothing from the second, and copying the whole
+        // struct would cost each payment a cold storage read (2,100 gas).
         LoanTerms storage t = loan.terms;
         LoanTerms memory terms = LoanTerms({
             principal: t.principal,
@@ -718,7 +719,13 @@ contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
             gracePeriod: t.gracePeriod,
             lateFeeBps: t.lateFeeBps,
             penaltyRateBps: t.penaltyRateBps,
-            defaultAfter: 0
+            defaultAfter: 0,
+            serviceFee: 0,
+            productId: 0,
+            productVersion: 0,
+            frequency: Frequency.FixedInterval,
+            dayCount: DayCount.Actual365Fixed,
+            earlyRepayment: EarlyRepayment.ReduceInstallments
         });
         return LoanMath.planWithPayment(terms, loan.paymentRay);
     }
@@ -738,7 +745,7 @@ contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
     function _cancel(uint256 loanId, LoanRecord storage loan) private {
         LoanStatus status = loan.status;
         if (status == LoanStatus.Approved) {
-            _exposure[loan.borrower] -= loan.terms.principal;
+            _exposure[loan.borrower][loan.terms.currency] -= loan.terms.principal;
         } else if (status != LoanStatus.Requested) {
             revert LoanBookInvalidStatus(loanId, status);
         }
@@ -757,16 +764,23 @@ contract LoanBook is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
         if (paidAt == 0 || paidAt > block.timestamp) revert LoanBookInvalidPaymentTime(paidAt);
     }
 
-    function _checkTerms(LoanTerms calldata terms) private view {
-        if (terms.principal == 0 || terms.principal > _MAX_PRINCIPAL) revert LoanBookInvalidTerms("principal");
-        if (terms.currency == bytes3(0)) revert LoanBookInvalidTerms("currency");
-        if (terms.installments == 0 || terms.installments > _MAX_INSTALLMENTS) revert LoanBookInvalidTerms("installments");
-        if (terms.interval < _MIN_INTERVAL || terms.interval > _MAX_INTERVAL) revert LoanBookInvalidTerms("interval");
-        if (terms.lateFeeBps > LoanMath.BPS) revert LoanBookInvalidTerms("lateFeeBps");
-        if (terms.defaultAfter == 0) revert LoanBookInvalidTerms("defaultAfter");
-        uint16 cap = maxAnnualRateBps;
-        if (terms.annualRateBps > cap) revert LoanBookRateAboveCap(terms.annualRateBps, cap);
-        if (terms.penaltyRateBps > cap) revert LoanBookRateAboveCap(terms.penaltyRateBps, cap);
+    function _applicationHash(Application calldata application, address borrower, uint256 nonce, uint256 deadline)
+        private
+        pure
+        returns (bytes32)
+    {
+        return keccak256(
+            abi.encode(
+                _LOAN_APPLICATION_TYPEHASH,
+                borrower,
+                application.productId,
+                application.productVersion,
+                application.principal,
+                application.installments,
+                nonce,
+                deadline
+            )
+        );
     }
 
     function _signedBy(address signer, bytes32 structHash, bytes calldata signature) private view returns (bool) {

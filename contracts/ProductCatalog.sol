@@ -61,7 +61,7 @@ contract ProductCatalog is IProductCatalog, LoanLedgerRoles {
         _checkProduct(p);
         productId = ++_productCount;
         _products[productId][1] = p;
-        _status[productId] = ProductStatus({latestVersion: 1, retired: false});
+        _status[productId] = ProductStatus({latestVersion: 1, retired: false, checkedCapBps: costCapBps});
         emit ProductCreated(productId, 1, p, msg.sender);
     }
 
@@ -76,6 +76,7 @@ contract ProductCatalog is IProductCatalog, LoanLedgerRoles {
         _checkProduct(p);
         version = status.latestVersion + 1;
         status.latestVersion = version;
+        status.checkedCapBps = costCapBps;
         _products[productId][version] = p;
         emit ProductChanged(productId, version, p, msg.sender);
     }
@@ -106,7 +107,7 @@ contract ProductCatalog is IProductCatalog, LoanLedgerRoles {
     function termsFor(uint256 productId, uint32 version, uint96 principal, uint16 installments)
         external
         view
-        returns (ILoanBook.LoanTerms memory terms, uint96 serviceFee, bool autoApprovable, EarlyRepayment earlyRepayment)
+        returns (ILoanBook.LoanTerms memory terms, bool autoApprovable)
     {
         ProductStatus memory status = _status[productId];
         if (status.latestVersion == 0 || version == 0 || version > status.latestVersion) {
@@ -123,11 +124,9 @@ contract ProductCatalog is IProductCatalog, LoanLedgerRoles {
         }
         // The ceilings may have been lowered since the product was published: the application meets today's.
         _checkLateCharges(p);
-        terms = _terms(p, principal, installments);
-        _requireWithinCap(terms, p.serviceFeeBps);
-        serviceFee = _serviceFee(principal, p.serviceFeeBps);
+        terms = _terms(p, productId, version, principal, installments);
+        if (costCapBps < status.checkedCapBps) _requireWithinCap(terms, p.serviceFeeBps);
         autoApprovable = p.autoApprove && principal <= p.autoApproveMaxPrincipal;
-        earlyRepayment = p.earlyRepayment;
     }
 
     /// @inheritdoc IProductCatalog
@@ -175,7 +174,8 @@ contract ProductCatalog is IProductCatalog, LoanLedgerRoles {
             p.minInstallments == 0 || p.minInstallments > p.maxInstallments || p.maxInstallments > MAX_PRODUCT_INSTALLMENTS
                 || p.maxInstallments - p.minInstallments >= MAX_INSTALLMENT_CHOICES
         ) revert ProductCatalogInvalidProduct("installments");
-        if (p.frequency != Frequency.FixedInterval) revert ProductCatalogUnsupportedFrequency(p.frequency);
+        if (p.frequency != ILoanBook.Frequency.FixedInterval) revert ProductCatalogUnsupportedFrequency(p.frequency);
+        if (p.dayCount != ILoanBook.DayCount.Actual365Fixed) revert ProductCatalogInvalidProduct("dayCount");
         if (p.interval < _MIN_INTERVAL || p.interval > _MAX_INTERVAL) revert ProductCatalogInvalidProduct("interval");
         if (p.defaultAfter == 0) revert ProductCatalogInvalidProduct("defaultAfter");
         if (p.serviceFeeBps >= LoanMath.BPS) revert ProductCatalogInvalidProduct("serviceFeeBps");
@@ -188,9 +188,9 @@ contract ProductCatalog is IProductCatalog, LoanLedgerRoles {
         // least at the largest principal: both extremes are checked. The number of installments changes the
         // cost (a fee spread over fewer periods costs more a year): every allowed count is checked.
         for (uint256 n = p.minInstallments; n <= p.maxInstallments; ++n) {
-            _requireWithinCap(_terms(p, p.minPrincipal, uint16(n)), p.serviceFeeBps);
+            _requireWithinCap(_terms(p, 0, 0, p.minPrincipal, uint16(n)), p.serviceFeeBps);
             if (p.maxPrincipal != p.minPrincipal) {
-                _requireWithinCap(_terms(p, p.maxPrincipal, uint16(n)), p.serviceFeeBps);
+                _requireWithinCap(_terms(p, 0, 0, p.maxPrincipal, uint16(n)), p.serviceFeeBps);
             }
         }
     }
@@ -203,7 +203,7 @@ contract ProductCatalog is IProductCatalog, LoanLedgerRoles {
         if (p.lateFeeBps > maxLateFeeBps) revert ProductCatalogLateFeeAboveCeiling(p.lateFeeBps, maxLateFeeBps);
     }
 
-    function _terms(Product memory p, uint96 principal, uint16 installments)
+    function _terms(Product memory p, uint256 productId, uint32 version, uint96 principal, uint16 installments)
         private
         pure
         returns (ILoanBook.LoanTerms memory)
@@ -218,7 +218,13 @@ contract ProductCatalog is IProductCatalog, LoanLedgerRoles {
             gracePeriod: p.gracePeriod,
             lateFeeBps: p.lateFeeBps,
             penaltyRateBps: p.penaltyRateBps,
-            defaultAfter: p.defaultAfter
+            defaultAfter: p.defaultAfter,
+            serviceFee: _serviceFee(principal, p.serviceFeeBps),
+            productId: uint32(productId), // ids count up from 1: 2^32 products will never be published
+            productVersion: version,
+            frequency: p.frequency,
+            dayCount: p.dayCount,
+            earlyRepayment: p.earlyRepayment
         });
     }
 

@@ -38,7 +38,7 @@ class RoleHolders:
 @dataclass(frozen=True)
 class Settings:
     max_score_age: int = 30 * DAY
-    max_annual_rate_bps: int = 10_000
+    credit_limit_currency: str = "CNY"  # what the credit oracle's limits are in: loans are lent in it
 
 
 def constructor_args(name: str, roles: RoleHolders, deployed: dict[str, str], settings: Settings) -> tuple:
@@ -48,7 +48,7 @@ def constructor_args(name: str, roles: RoleHolders, deployed: dict[str, str], se
         "CreditOracle": lambda: (roles.admin, settings.max_score_age),
         "ProductCatalog": lambda: (roles.admin,),
         "LoanBook": lambda: (roles.admin, deployed["BorrowerRegistry"], deployed["CreditOracle"],
-                             settings.max_annual_rate_bps),
+                             deployed["ProductCatalog"], settings.credit_limit_currency.encode("ascii")),
         "ActionLogAnchor": lambda: (roles.admin,),
     }[name]()
 
@@ -95,12 +95,12 @@ def _deploy(w3: Web3, name: str, artifact: dict, sender: str, *args) -> tuple[Co
 
 
 def deploy_stack(w3: Web3, admin: str, *, operator: str, oracle: str, pauser: str, score_signer: str,
-                 max_score_age: int = 30 * DAY, max_annual_rate_bps: int = 10_000,
+                 max_score_age: int = 30 * DAY, credit_limit_currency: str = "CNY",
                  network: str = "local") -> Bindings:
     """Follow the plan from `admin` (an account the node has unlocked): deploy, grant roles, describe it."""
     artifacts = compile_contracts()
     roles = RoleHolders(admin, operator, oracle, pauser, score_signer)
-    settings = Settings(max_score_age, max_annual_rate_bps)
+    settings = Settings(max_score_age, credit_limit_currency)
     contracts: dict[str, Contract] = {}
     deployed: dict[str, DeployedContract] = {}
     for name in CONTRACT_NAMES:

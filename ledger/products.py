@@ -1,6 +1,6 @@
 """The product catalogue's vocabulary, mirrored once from contracts/interfaces/IProductCatalog.sol.
 
-The frequency and early-repayment enums, a typed view of one product version and of a product's status, built
+A typed view of one product version and of a product's status, built
 by the ABI's component names (tests/ledger/test_products.py checks them against the compiled contract), and the
 ABI tuple a product is published with.
 """
@@ -16,21 +16,9 @@ from web3.contract import Contract
 from web3.types import BlockIdentifier
 
 from ledger.book import snake_case
-from ledger.typed_data import Amortization, LoanTerms
+from ledger.typed_data import Amortization, DayCount, EarlyRepayment, Frequency, LoanTerms
 
-
-class Frequency(IntEnum):
-    """IProductCatalog.Frequency, in declaration order."""
-
-    FIXED_INTERVAL = 0
-    MONTHLY = 1  # reserved: the catalogue refuses it until monthly schedules land
-
-
-class EarlyRepayment(IntEnum):
-    """IProductCatalog.EarlyRepayment, in declaration order."""
-
-    REDUCE_INSTALLMENTS = 0
-    REDUCE_INSTALLMENT_AMOUNT = 1
+__all__ = ["DayCount", "EarlyRepayment", "Frequency", "Product", "ProductStatus", "ProductTerms"]
 
 
 def product_name(text: str) -> bytes:
@@ -52,6 +40,7 @@ class Product:
     min_installments: int
     max_installments: int
     frequency: Frequency
+    day_count: DayCount
     interval: int
     annual_rate_bps: int
     amortization: Amortization
@@ -81,10 +70,12 @@ class Product:
 
 @dataclass(frozen=True)
 class ProductStatus:
-    """`IProductCatalog.statusOf(productId)`: the latest version (0: no such product) and whether it is retired."""
+    """`IProductCatalog.statusOf(productId)`: the latest version (0: no such product), whether it is retired,
+    and the cost cap the latest version was checked under (applications are re-checked only below it)."""
 
     latest_version: int
     retired: bool
+    checked_cap_bps: int
 
     @property
     def exists(self) -> bool:
@@ -97,17 +88,23 @@ class ProductStatus:
 
 @dataclass(frozen=True)
 class ProductTerms:
-    """`IProductCatalog.termsFor(...)`: the loan's terms, the up-front fee, whether the policy may approve it and
-    the early-repayment method the loan takes from its product."""
+    """`IProductCatalog.termsFor(...)`: the loan's terms (with the product version, the up-front fee and the
+    methods the loan takes from it) and whether the automatic policy may approve it."""
 
     terms: LoanTerms
-    service_fee: int
     auto_approvable: bool
-    early_repayment: EarlyRepayment
+
+    @property
+    def service_fee(self) -> int:
+        return self.terms.serviceFee
+
+    @property
+    def early_repayment(self) -> EarlyRepayment:
+        return EarlyRepayment(self.terms.earlyRepayment)
 
     @property
     def net_paid_out(self) -> int:
-        return self.terms.principal - self.service_fee
+        return self.terms.principal - self.terms.serviceFee
 
 
 def _by_name(values: Sequence[Any], params: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -122,7 +119,7 @@ def _outputs(catalog: Contract, function: str) -> list[dict[str, Any]]:
 def product_view(catalog: Contract, result: Sequence[Any]) -> Product:
     """`catalog.functions.product(id, version).call()`'s struct as a Product, matched by the ABI's component names."""
     values = _by_name(result, _outputs(catalog, "product")[0]["components"])
-    return Product(**{**values, "frequency": Frequency(values["frequency"]),
+    return Product(**{**values, "frequency": Frequency(values["frequency"]), "day_count": DayCount(values["day_count"]),
                       "amortization": Amortization(values["amortization"]),
                       "early_repayment": EarlyRepayment(values["early_repayment"])})
 
@@ -142,6 +139,4 @@ def read_terms(catalog: Contract, product_id: int, version: int, principal: int,
     """The terms of an application for that product version; reverts as the book's application would."""
     result = catalog.functions.termsFor(product_id, version, principal, installments).call(block_identifier=block)
     values = _by_name(result, _outputs(catalog, "termsFor"))
-    return ProductTerms(terms=LoanTerms(*values["terms"]), service_fee=values["service_fee"],
-                        auto_approvable=values["auto_approvable"],
-                        early_repayment=EarlyRepayment(values["early_repayment"]))
+    return ProductTerms(terms=LoanTerms(*values["terms"]), auto_approvable=values["auto_approvable"])

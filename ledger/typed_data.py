@@ -6,7 +6,7 @@ tests sign with these and the contracts accept them, which is what keeps the two
 
 from __future__ import annotations
 
-from dataclasses import astuple, dataclass, fields
+from dataclasses import astuple, dataclass
 from enum import IntEnum
 
 from eth_account import Account
@@ -27,9 +27,25 @@ class Amortization(IntEnum):
     BULLET = 2
 
 
+class Frequency(IntEnum):
+    FIXED_INTERVAL = 0
+    MONTHLY = 1
+
+
+class DayCount(IntEnum):
+    THIRTY_360 = 0
+    ACTUAL_365_FIXED = 1
+
+
+class EarlyRepayment(IntEnum):
+    REDUCE_INSTALLMENTS = 0
+    REDUCE_INSTALLMENT_AMOUNT = 1
+
+
 @dataclass(frozen=True)
 class LoanTerms:
-    """The contract's LoanTerms struct, field for field and in order."""
+    """The contract's LoanTerms struct, field for field and in order: a loan's terms as copied from its product
+    version at application (the last six fields say which version, and what it charges and does besides)."""
 
     principal: int
     currency: bytes
@@ -41,39 +57,40 @@ class LoanTerms:
     lateFeeBps: int
     penaltyRateBps: int
     defaultAfter: int
+    serviceFee: int = 0
+    productId: int = 0
+    productVersion: int = 0
+    frequency: int = Frequency.FIXED_INTERVAL
+    dayCount: int = DayCount.ACTUAL_365_FIXED
+    earlyRepayment: int = EarlyRepayment.REDUCE_INSTALLMENTS
 
     def as_tuple(self) -> tuple:
         """The ABI tuple web3 expects for a `LoanTerms` argument."""
         return astuple(self)
 
 
-LOAN_TERMS_TYPE = [
-    {"name": "principal", "type": "uint96"}, {"name": "currency", "type": "bytes3"},
-    {"name": "annualRateBps", "type": "uint16"}, {"name": "amortization", "type": "uint8"},
-    {"name": "installments", "type": "uint16"}, {"name": "interval", "type": "uint32"},
-    {"name": "gracePeriod", "type": "uint32"}, {"name": "lateFeeBps", "type": "uint16"},
-    {"name": "penaltyRateBps", "type": "uint16"}, {"name": "defaultAfter", "type": "uint32"},
+LOAN_APPLICATION_TYPE = [
+    {"name": "borrower", "type": "address"}, {"name": "productId", "type": "uint256"},
+    {"name": "productVersion", "type": "uint32"}, {"name": "principal", "type": "uint96"},
+    {"name": "installments", "type": "uint16"}, {"name": "nonce", "type": "uint256"},
+    {"name": "deadline", "type": "uint256"},
 ]
-assert [f.name for f in fields(LoanTerms)] == [t["name"] for t in LOAN_TERMS_TYPE]
 
 
 def _domain(name_version: tuple[str, str], chain_id: int, contract: str) -> dict:
     return {"name": name_version[0], "version": name_version[1], "chainId": chain_id, "verifyingContract": contract}
 
 
-def loan_request(*, chain_id: int, book: str, borrower: str, terms: LoanTerms, nonce: int, deadline: int) -> dict:
-    """The full EIP-712 message a borrower signs to apply for a loan."""
+def loan_application(*, chain_id: int, book: str, borrower: str, product_id: int, product_version: int,
+                     principal: int, installments: int, nonce: int, deadline: int) -> dict:
+    """The full EIP-712 message a borrower signs to apply for a loan: this product version, principal and
+    number of installments (the loan book derives the terms from the version they consented to)."""
     return {
-        "types": {
-            "EIP712Domain": _DOMAIN_TYPE,
-            "LoanRequest": [{"name": "borrower", "type": "address"}, {"name": "terms", "type": "LoanTerms"},
-                            {"name": "nonce", "type": "uint256"}, {"name": "deadline", "type": "uint256"}],
-            "LoanTerms": LOAN_TERMS_TYPE,
-        },
-        "primaryType": "LoanRequest",
+        "types": {"EIP712Domain": _DOMAIN_TYPE, "LoanApplication": LOAN_APPLICATION_TYPE},
+        "primaryType": "LoanApplication",
         "domain": _domain(LOAN_BOOK_DOMAIN, chain_id, book),
-        "message": {"borrower": borrower, "terms": {f.name: getattr(terms, f.name) for f in fields(LoanTerms)},
-                    "nonce": nonce, "deadline": deadline},
+        "message": {"borrower": borrower, "productId": product_id, "productVersion": product_version,
+                    "principal": principal, "installments": installments, "nonce": nonce, "deadline": deadline},
     }
 
 

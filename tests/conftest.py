@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -27,6 +27,7 @@ from web3 import Web3
 from ledger import typed_data
 from ledger.deploy import deploy_stack
 from ledger.store import open_store
+from ledger.products import DayCount, EarlyRepayment, Frequency, Product, product_name
 from ledger.typed_data import Amortization, LoanTerms
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -156,6 +157,7 @@ class LoanDriver:
     w3: object
     stack: object
     keys: dict
+    _products: dict = field(default_factory=dict)  # terms -> (product id, version) published in this test
 
     @property
     def now(self) -> int:
@@ -177,14 +179,49 @@ class LoanDriver:
         send(self.w3, self.stack.oracle.functions.pushScores(report_id, 1, updates, [signature]),
              self.keys["oracle"].address)
 
-    def request(self, borrower: LocalAccount, terms: LoanTerms = TERMS) -> int:
+    def product(self, terms: LoanTerms = TERMS) -> tuple[int, int]:
+        """(id, version) of a product whose one offer is `terms`, published by the operator. The admin first opens
+        the catalogue's ceilings wide, so that any terms a test names can be published (tests of the ceilings
+        themselves publish their own products)."""
+        if terms in self._products:
+            return self._products[terms]
+        catalog = self.stack.catalog
+        admin, operator = self.keys["admin"].address, self.keys["operator"].address
+        send(self.w3, catalog.functions.setCostCap(10_000), admin)
+        send(self.w3, catalog.functions.setLateChargeCeilings(2**16 - 1, 10_000), admin)
+        product = Product(
+            name=product_name(f"test {len(self._products) + 1}"), currency=terms.currency,
+            min_principal=terms.principal, max_principal=terms.principal, min_installments=terms.installments,
+            max_installments=terms.installments, frequency=Frequency(terms.frequency), day_count=DayCount(terms.dayCount),
+            interval=terms.interval, annual_rate_bps=terms.annualRateBps, amortization=Amortization(terms.amortization),
+            grace_period=terms.gracePeriod, late_fee_bps=terms.lateFeeBps, penalty_rate_bps=terms.penaltyRateBps,
+            default_after=terms.defaultAfter, service_fee_bps=0, early_repayment=EarlyRepayment(terms.earlyRepayment),
+            auto_approve=False, auto_approve_max_principal=0)
+        send(self.w3, catalog.functions.createProduct(product.as_tuple(catalog)), operator)
+        self._products[terms] = (catalog.functions.productCount().call(), 1)
+        return self._products[terms]
+
+    def application(self, borrower: LocalAccount, product_id: int, version: int, principal: int, installments: int,
+                    *, nonce: int | None = None, deadline: int | None = None) -> tuple[tuple, int, bytes]:
+        """(application tuple, deadline, signature): `borrower`'s signed application, as the book takes it."""
         book = self.stack.book
-        nonce = book.functions.nonces(borrower.address).call()
-        deadline = self.now + DAY
-        message = typed_data.loan_request(chain_id=self.w3.eth.chain_id, book=book.address, borrower=borrower.address,
-                                          terms=terms, nonce=nonce, deadline=deadline)
-        send(self.w3, book.functions.requestLoan(terms.as_tuple(), borrower.address, deadline,
-                                                 typed_data.sign(borrower.key, message)), self.keys["eve"].address)
+        nonce = book.functions.nonces(borrower.address).call() if nonce is None else nonce
+        deadline = self.now + DAY if deadline is None else deadline
+        message = typed_data.loan_application(
+            chain_id=self.w3.eth.chain_id, book=book.address, borrower=borrower.address, product_id=product_id,
+            product_version=version, principal=principal, installments=installments, nonce=nonce, deadline=deadline)
+        return (product_id, version, principal, installments), deadline, typed_data.sign(borrower.key, message)
+
+    def request(self, borrower: LocalAccount, terms: LoanTerms = TERMS) -> int:
+        """A signed application for a product offering exactly `terms`, relayed by eve; the new loan's id."""
+        product_id, version = self.product(terms)
+        return self.apply(borrower, product_id, version, terms.principal, terms.installments)
+
+    def apply(self, borrower: LocalAccount, product_id: int, version: int, principal: int, installments: int) -> int:
+        book = self.stack.book
+        application, deadline, signature = self.application(borrower, product_id, version, principal, installments)
+        send(self.w3, book.functions.requestLoan(application, borrower.address, deadline, signature),
+             self.keys["eve"].address)
         return book.functions.loanCount().call()
 
     def approve(self, loan_id: int) -> None:

@@ -56,7 +56,7 @@ contract CalendarHarness {
     }
 
     /// @notice The whole monthly schedule of `terms` disbursed at `disbursedAt`, due dates absolute.
-    function schedule(ILoanBook.LoanTerms memory terms, MonthlySchedule.DayCount dayCount, uint256 disbursedAt)
+    function schedule(ILoanBook.LoanTerms memory terms, ILoanBook.DayCount dayCount, uint256 disbursedAt)
         external
         pure
         returns (ILoanBook.Installment[] memory items)
@@ -77,7 +77,7 @@ contract CalendarHarness {
      */
     function installmentAfterRestore(
         ILoanBook.LoanTerms memory terms,
-        MonthlySchedule.DayCount dayCount,
+        ILoanBook.DayCount dayCount,
         uint256 disbursedAt,
         uint256 walkTo,
         uint256 restoreTo
@@ -114,7 +114,7 @@ contract CalendarHarness {
      */
     function installmentGas(
         ILoanBook.LoanTerms memory terms,
-        MonthlySchedule.DayCount dayCount,
+        ILoanBook.DayCount dayCount,
         uint256 disbursedAt,
         uint256 k,
         bool seekFirst

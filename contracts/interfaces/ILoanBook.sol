@@ -3,9 +3,10 @@ pragma solidity ^0.8.24;
 
 /**
  * @title Loan book
- * @notice Loans from signed application to closure. Terms are fixed at application; the
- * schedule starts at disbursement; disbursements and repayments are confirmed by the oracle
- * with payment references that are credited once, ever.
+ * @notice Loans from signed application to closure. A borrower applies for a version of a product the
+ * lender publishes (the product catalogue); the loan's terms are copied from it at application, so a
+ * later change never touches them. The schedule starts at disbursement; disbursements and repayments
+ * are confirmed by the oracle with payment references that are credited once, ever.
  */
 interface ILoanBook {
     enum Amortization {
@@ -27,7 +28,35 @@ interface ILoanBook {
         Overpaid // closed with money left over: the borrower's credit balance, until it is refunded
     }
 
-    /// @notice The terms a borrower signs. Amounts in minor units of `currency` (ISO 4217 code).
+    /// @notice How due dates are spaced.
+    enum Frequency {
+        FixedInterval, // every `interval` seconds after disbursement
+        Monthly // reserved: the same day of the month (refused until the book schedules it)
+    }
+
+    /// @notice A period's share of the annual rate. Fixed intervals count actual seconds / 365 days.
+    enum DayCount {
+        Thirty360, // monthly: each period is 30/360 = 1/12 of a year
+        Actual365Fixed // actual days / 365 (fixed intervals: actual seconds / 365 days)
+    }
+
+    /// @notice What an amount paid beyond what is due does.
+    enum EarlyRepayment {
+        ReduceInstallments, // the excess pays principal and the schedule gets shorter
+        ReduceInstallmentAmount // the excess pays principal and the remaining installments get smaller
+    }
+
+    /// @notice What a borrower signs to apply: a product version, and a principal and a number of
+    /// installments within its bounds.
+    struct Application {
+        uint256 productId;
+        uint32 productVersion;
+        uint96 principal;
+        uint16 installments;
+    }
+
+    /// @notice A loan's terms, copied from its product version at application. Amounts in minor units of
+    /// `currency` (ISO 4217 code). The first slot holds what every repayment reads; the second the rest.
     struct LoanTerms {
         uint96 principal;
         bytes3 currency;
@@ -39,6 +68,12 @@ interface ILoanBook {
         uint16 lateFeeBps; // of the unpaid installment amount, charged once when grace ends
         uint16 penaltyRateBps; // annual, simple, on unpaid installment amounts from the end of grace
         uint32 defaultAfter; // seconds past the oldest unpaid due date after which default may be declared
+        uint96 serviceFee; // charged up front: the payout is principal - serviceFee
+        uint32 productId; // the product and version the terms were copied from
+        uint32 productVersion;
+        Frequency frequency;
+        DayCount dayCount;
+        EarlyRepayment earlyRepayment;
     }
 
     /// @notice One installment. `dueAt` is seconds after disbursement for quotes and undisbursed loans.
@@ -90,8 +125,9 @@ interface ILoanBook {
     }
 
     /// @notice A signed application was recorded.
+    /// `autoApprovable`: the product lets the automatic policy approve it (at this principal).
     event LoanRequested(
-        uint256 indexed loanId, address indexed borrower, LoanTerms terms, uint256 nonce, address relayer
+        uint256 indexed loanId, address indexed borrower, LoanTerms terms, bool autoApprovable, uint256 nonce, address relayer
     );
     /// @notice An operator approved a loan; `exposureAfter` includes this loan.
     event LoanApproved(
@@ -169,7 +205,6 @@ interface ILoanBook {
     /// @notice In a batch, an item was skipped; `reason` is the ABI-encoded custom error.
     event PaymentSkipped(uint256 indexed loanId, bytes32 indexed paymentRef, bytes reason);
     /// @notice The cap on the annual rate changed.
-    event MaxAnnualRateChanged(uint16 previousCap, uint16 newCap, address indexed actor);
 
     /// @dev The loan id is unknown.
     error LoanBookUnknownLoan(uint256 loanId);
@@ -183,10 +218,8 @@ interface ILoanBook {
     error LoanBookInvalidSignature(address borrower);
     /// @dev The signed request's deadline has passed.
     error LoanBookExpiredRequest(uint256 deadline, uint256 nowTimestamp);
-    /// @dev The terms are not valid; `field` names the offending term.
-    error LoanBookInvalidTerms(bytes32 field);
-    /// @dev The annual rate exceeds the configured cap.
-    error LoanBookRateAboveCap(uint16 annualRateBps, uint16 cap);
+    /// @dev The product's currency has no credit limit: the credit oracle's limits are in another.
+    error LoanBookNoCreditLimit(bytes3 currency, bytes3 limitCurrency);
     /// @dev The borrower's score is missing or older than the maximum age.
     error LoanBookStaleScore(address borrower, uint40 updatedAt);
     /// @dev Approval would take the borrower's exposure above the credit limit.
@@ -196,7 +229,7 @@ interface ILoanBook {
     /// @dev The payment reference is zero.
     error LoanBookEmptyPaymentRef();
     /// @dev The disbursed amount differs from the principal.
-    error LoanBookDisbursementMismatch(uint96 amount, uint96 principal);
+    error LoanBookDisbursementMismatch(uint96 amount, uint96 payout);
     /// @dev The payment time is in the future or before disbursement.
     error LoanBookInvalidPaymentTime(uint40 paidAt);
     /// @dev A recovery beyond what the written-off borrower still owes; nothing is kept silently.
@@ -221,14 +254,17 @@ interface ILoanBook {
     error LoanBookOnlySelf();
 
     /**
-     * @notice Records a loan application signed by the borrower (EIP-712 `LoanRequest`). Anyone may relay it.
-     * @param terms the terms the borrower signed
+     * @notice Records a loan application signed by the borrower (EIP-712 `LoanApplication`, over the
+     * borrower, the application's fields, a nonce and the deadline). Anyone may relay it. The terms are the
+     * product version's (the catalogue's `termsFor`, which refuses a retired or changed version, a principal
+     * or count out of bounds, and a cost above the cap).
+     * @param application the product version, principal and number of installments the borrower signed
      * @param borrower the borrower; must be eligible in the registry
      * @param deadline unix time after which the signature is void
      * @param signature the borrower's signature (ECDSA, or ERC-1271 for contract wallets)
      * @return loanId the new loan's id
      */
-    function requestLoan(LoanTerms calldata terms, address borrower, uint256 deadline, bytes calldata signature)
+    function requestLoan(Application calldata application, address borrower, uint256 deadline, bytes calldata signature)
         external
         returns (uint256 loanId);
 
@@ -263,7 +299,7 @@ interface ILoanBook {
      * @notice Confirms the payout of an approved loan; the schedule starts at `paidAt`.
      * @param loanId the loan
      * @param paymentRef the rail's payment reference (hashed); credited once, ever
-     * @param amount must equal the principal
+     * @param amount must equal the payout: the principal less the service fee
      * @param paidAt when the rail paid
      */
     function confirmDisbursement(uint256 loanId, bytes32 paymentRef, uint96 amount, uint40 paidAt) external;
@@ -336,12 +372,6 @@ interface ILoanBook {
     function writeOff(uint256 loanId) external;
 
     /**
-     * @notice Sets the highest annual rate a loan may carry.
-     * @param cap annual rate in bps
-     */
-    function setMaxAnnualRate(uint16 cap) external;
-
-    /**
      * @notice The schedule of a product, computed without any state. `dueAt` is seconds after disbursement.
      * @param terms the product
      */
@@ -370,10 +400,11 @@ interface ILoanBook {
     function payoffAmount(uint256 loanId, uint40 asOf) external view returns (uint96);
 
     /**
-     * @notice Principal of the borrower's approved and active loans not yet repaid or written off.
+     * @notice Principal of the borrower's approved and active loans in `currency` not yet repaid or written off.
      * @param borrower the borrower
+     * @param currency ISO 4217 code: exposure, like credit limits, is per currency
      */
-    function outstandingPrincipal(address borrower) external view returns (uint256);
+    function outstandingPrincipal(address borrower, bytes3 currency) external view returns (uint256);
 
     /// @notice A loan's terms, borrower, status and disbursement time.
     function loanOf(uint256 loanId)

@@ -12,18 +12,6 @@ import {ILoanBook} from "./ILoanBook.sol";
  * *net amount paid out -> scheduled installments*, service fee included.
  */
 interface IProductCatalog {
-    /// @notice How due dates are spaced. Only FixedInterval is supported yet; Monthly is reserved.
-    enum Frequency {
-        FixedInterval, // every `interval` seconds after disbursement
-        Monthly // reserved: same day of the month (refused until the calendar library lands)
-    }
-
-    /// @notice What an amount paid beyond what is due does (stored now; applied by the book later).
-    enum EarlyRepayment {
-        ReduceInstallments, // the excess pays principal and the schedule gets shorter
-        ReduceInstallmentAmount // the excess pays principal and the remaining installments get smaller
-    }
-
     /// @notice One version of a product. Amounts in minor units of `currency` (ISO 4217 code).
     struct Product {
         bytes32 name; // short display name, UTF-8, zero-padded
@@ -32,7 +20,8 @@ interface IProductCatalog {
         uint96 maxPrincipal;
         uint16 minInstallments;
         uint16 maxInstallments; // at most MAX_PRODUCT_INSTALLMENTS, and MAX_INSTALLMENT_CHOICES counts from the min
-        Frequency frequency;
+        ILoanBook.Frequency frequency; // only FixedInterval yet
+        ILoanBook.DayCount dayCount; // FixedInterval: Actual365Fixed (on seconds)
         uint32 interval; // seconds between installments (FixedInterval)
         uint16 annualRateBps; // nominal, as in LoanTerms
         ILoanBook.Amortization amortization;
@@ -41,7 +30,7 @@ interface IProductCatalog {
         uint16 penaltyRateBps;
         uint32 defaultAfter;
         uint16 serviceFeeBps; // of principal, charged up front: deducted from the payout
-        EarlyRepayment earlyRepayment;
+        ILoanBook.EarlyRepayment earlyRepayment;
         bool autoApprove; // the automatic policy may approve applications for it...
         uint96 autoApproveMaxPrincipal; // ...up to this principal
     }
@@ -50,6 +39,9 @@ interface IProductCatalog {
     struct ProductStatus {
         uint32 latestVersion; // 0: no such product
         bool retired;
+        // The cost cap the latest version was checked under at every allowed count and both principal
+        // extremes: an application needs no re-check (tens of thousands of gas) unless the cap is lower now.
+        uint16 checkedCapBps;
     }
 
     /// @notice A product was created as version 1.
@@ -58,7 +50,7 @@ interface IProductCatalog {
     event ProductChanged(uint256 indexed productId, uint32 version, Product product, address indexed actor);
     /// @notice A product was retired: no version of it can be applied for any more.
     event ProductRetired(uint256 indexed productId, uint32 latestVersion, address indexed actor);
-    /// @notice The all-in cost cap changed (annualised, bps). Existing products are re-checked per application.
+    /// @notice The all-in cost cap changed (annualised, bps). Applications are re-checked while it is below what a product was checked under.
     event CostCapChanged(uint16 previousCapBps, uint16 newCapBps, address indexed actor);
     /// @notice The late-charge ceilings changed.
     event LateChargeCeilingsChanged(
@@ -78,7 +70,7 @@ interface IProductCatalog {
     /// @dev A product field is invalid; `field` names it.
     error ProductCatalogInvalidProduct(bytes32 field);
     /// @dev The repayment frequency is not supported yet.
-    error ProductCatalogUnsupportedFrequency(Frequency frequency);
+    error ProductCatalogUnsupportedFrequency(ILoanBook.Frequency frequency);
     /// @dev The principal is outside the product's range.
     error ProductCatalogPrincipalOutOfRange(uint96 principal, uint96 minPrincipal, uint96 maxPrincipal);
     /// @dev The number of installments is outside the product's range.
@@ -138,15 +130,14 @@ interface IProductCatalog {
      * @param version the version the borrower signed for
      * @param principal minor units
      * @param installments the number of installments
-     * @return terms the loan's terms (the product's currency and prices, this principal and count)
-     * @return serviceFee the up-front fee, deducted from the payout (rounded down)
+     * @return terms the loan's terms: the product's currency, prices and methods, this principal and count, the
+     * up-front service fee (rounded down) and the product id and version
      * @return autoApprovable whether the automatic policy may approve it
-     * @return earlyRepayment what an amount beyond what is due does (for the book to copy onto the loan)
      */
     function termsFor(uint256 productId, uint32 version, uint96 principal, uint16 installments)
         external
         view
-        returns (ILoanBook.LoanTerms memory terms, uint96 serviceFee, bool autoApprovable, EarlyRepayment earlyRepayment);
+        returns (ILoanBook.LoanTerms memory terms, bool autoApprovable);
 
     /**
      * @notice Whether terms with an up-front fee stay within the cost cap: the scheduled installments

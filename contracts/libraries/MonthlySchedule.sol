@@ -39,11 +39,6 @@ import {LoanMath} from "./LoanMath.sol";
  * ROUND_PRINCIPAL_AND_INTEREST_REMAINDER_INTO_LAST_REPAYMENT, docs.mambu.com, loan product schema).
  */
 library MonthlySchedule {
-    enum DayCount {
-        Thirty360, // each monthly period is 30/360 = 1/12 of a year
-        Actual365Fixed // each period's actual days / 365
-    }
-
     /// @notice The interval that makes LoanMath's period rate exactly annualRate / 12 (30/360 month).
     uint256 internal constant MONTH = LoanMath.YEAR / 12;
 
@@ -109,13 +104,13 @@ library MonthlySchedule {
      * @return principalPart its principal
      * @return interestPart its interest
      */
-    function next(LoanMath.Plan memory p, LoanMath.Cursor memory c, DayCount dayCount, Anchor memory a)
+    function next(LoanMath.Plan memory p, LoanMath.Cursor memory c, ILoanBook.DayCount dayCount, Anchor memory a)
         internal
         pure
         returns (uint256 due, uint256 principalPart, uint256 interestPart)
     {
         due = dueAt(a, c.paid + 1);
-        if (dayCount == DayCount.Thirty360) {
+        if (dayCount == ILoanBook.DayCount.Thirty360) {
             (principalPart, interestPart) = LoanMath.next(p, c);
         } else {
             uint256 periodStart = dueAt(a, c.paid);

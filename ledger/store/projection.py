@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from ledger.book import DAY, RUNNING, RUNNING_NAMES, LoanStatus, PaymentKind, solidity_name
 from ledger.store.models.chain import Borrower, ChainEvent, Loan, Payment, ScheduleRow, ScoreRecord
-from ledger.typed_data import Amortization
+from ledger.typed_data import Amortization, DayCount, EarlyRepayment, Frequency
 
 
 class EventLike(Protocol):
@@ -53,6 +53,7 @@ class LoanState:
     id: int
     borrower: str
     terms: dict[str, Any]
+    auto_approvable: bool  # the product lets the automatic policy approve it
     request_nonce: int
     requested_at: int
     status: LoanStatus = LoanStatus.REQUESTED
@@ -122,7 +123,8 @@ def fold_loan(events: Iterable[EventLike]) -> LoanState | None:
             if state is not None:
                 raise LoanEventError(f"loan {state.id} requested twice")
             state = LoanState(id=a["loanId"], borrower=a["borrower"], terms=dict(a["terms"]),
-                              request_nonce=a["nonce"], requested_at=ev.block_time)
+                              auto_approvable=a["autoApprovable"], request_nonce=a["nonce"],
+                              requested_at=ev.block_time)
         elif state is None:
             if ev.name == "PaymentSkipped":
                 continue  # a batch item naming an unknown loan: nothing happened to any loan
@@ -223,7 +225,8 @@ _LOAN_FIELDS = ("borrower", "request_nonce", "requested_at", "disbursed_at", "ac
                 "last_event_block")
 _TERM_FIELDS = {"principal": "principal", "annual_rate_bps": "annualRateBps", "installments": "installments",
                 "interval": "interval", "grace_period": "gracePeriod", "late_fee_bps": "lateFeeBps",
-                "penalty_rate_bps": "penaltyRateBps", "default_after": "defaultAfter"}
+                "penalty_rate_bps": "penaltyRateBps", "default_after": "defaultAfter", "service_fee": "serviceFee",
+                "product_id": "productId", "product_version": "productVersion"}
 
 
 def loan_events(session: Session, loan_id: int) -> list[ChainEvent]:
@@ -268,6 +271,10 @@ def rebuild_loan(session: Session, loan_id: int, schedule_of: ScheduleSource, as
         setattr(row, column, state.terms[key])
     row.currency = currency_code(state.terms["currency"])
     row.amortization = solidity_name(Amortization(state.terms["amortization"]))
+    row.frequency = solidity_name(Frequency(state.terms["frequency"]))
+    row.day_count = solidity_name(DayCount(state.terms["dayCount"]))
+    row.early_repayment = solidity_name(EarlyRepayment(state.terms["earlyRepayment"]))
+    row.auto_approvable = state.auto_approvable
     row.status = state.status.solidity_name
     if schedule_changed or not row.schedule:
         _replace_schedule(row, schedule_of(state))

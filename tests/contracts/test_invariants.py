@@ -134,7 +134,7 @@ def test_loan_book_invariants_hold_over_random_operation_sequences(w3, stack, ke
             if self.views_at is None or self.views_at[0] != block:
                 loans = {loan_id: (book.functions.loanOf(loan_id).call(), book.functions.progressOf(loan_id).call())
                          for loan_id in self.loans}
-                exposure = {keys[name].address: book.functions.outstandingPrincipal(keys[name].address).call()
+                exposure = {keys[name].address: book.functions.outstandingPrincipal(keys[name].address, b"CNY").call()
                             for name in BORROWERS}
                 self.views_at = (block, {"loans": loans, "exposure": exposure})
             return self.views_at[1]

@@ -111,14 +111,14 @@ def test_a_loan_from_request_to_repaid_step_by_step(w3, stack, keys, driver, loa
     assert (requested.loanId, requested.borrower, requested.nonce, requested.relayer) == (
         loan_id, alice.address, 0, relayer)
     assert requested.terms["principal"] == 120_000
-    assert book.functions.outstandingPrincipal(alice.address).call() == 0
+    assert book.functions.outstandingPrincipal(alice.address, b"CNY").call() == 0
 
     receipt = _send(w3, book.functions.approve(loan_id), keys["operator"].address)
     approved = _one(book.events.LoanApproved, receipt)
     assert (approved.score, approved.creditLimit, approved.exposureAfter, approved.actor) == (
         712, 500_000, 120_000, keys["operator"].address)
     assert _status(stack, loan_id) == APPROVED
-    assert book.functions.outstandingPrincipal(alice.address).call() == 120_000
+    assert book.functions.outstandingPrincipal(alice.address, b"CNY").call() == 120_000
 
     paid_at = driver.now
     payout = b"payout-story".ljust(32, b"\0")
@@ -142,7 +142,7 @@ def test_a_loan_from_request_to_repaid_step_by_step(w3, stack, keys, driver, loa
         assert (applied.amount, applied.principal, applied.interest, applied.lateFee, applied.penalty) == (
             41_588, principal, interest, 0, 0)
         outstanding -= principal
-        assert book.functions.outstandingPrincipal(alice.address).call() == outstanding
+        assert book.functions.outstandingPrincipal(alice.address, b"CNY").call() == outstanding
         assert _status(stack, loan_id) == (REPAID if k == 3 else ACTIVE)
     repaid = _one(book.events.LoanRepaid, receipt)
     assert (repaid.principalRepaid, repaid.interestPaid) == (120_000, 2_367 + 1_593 + 804)
@@ -166,7 +166,7 @@ def test_a_rejected_loan_records_why_and_who_and_goes_no_further(w3, stack, keys
     ref = b"payout-rejected".ljust(32, b"\0")
     assert revert_name(book.functions.confirmDisbursement(loan_id, ref, loan_terms.principal, driver.now),
                        keys["oracle"].address) == "LoanBookInvalidStatus"
-    assert book.functions.outstandingPrincipal(alice.address).call() == 0
+    assert book.functions.outstandingPrincipal(alice.address, b"CNY").call() == 0
 
 
 def test_a_request_is_refused_when_expired_signed_by_another_or_the_borrower_is_not_eligible(

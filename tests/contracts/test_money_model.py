@@ -52,7 +52,7 @@ def test_an_overpayment_closes_the_loan_with_the_rest_held_as_credit_until_refun
         payoff, loan_terms.principal, 5_000, 5_000)
     status, progress = state(book, loan_id)
     assert (status, progress["credit_balance"]) == (LoanStatus.OVERPAID, 5_000)
-    assert book.functions.outstandingPrincipal(driver.keys["alice"].address).call() == 0
+    assert book.functions.outstandingPrincipal(driver.keys["alice"].address, b"CNY").call() == 0
     assert book.functions.payoffAmount(loan_id, at).call() == 0
     # An Overpaid loan takes no more repayments (the rail's money would be suspense, off the book).
     mine_block_at(driver.w3, at + 1)
@@ -82,7 +82,7 @@ def test_a_payment_on_a_written_off_loan_is_a_recovery_up_to_what_is_still_owed(
     driver.advance(schedule[0][0] - driver.now + loan_terms.defaultAfter + DAY)
     driver.w3.eth.wait_for_transaction_receipt(book.functions.declareDefault(loan_id).transact({"from": operator}))
     driver.w3.eth.wait_for_transaction_receipt(book.functions.writeOff(loan_id).transact({"from": operator}))
-    exposure = book.functions.outstandingPrincipal(keys["alice"].address).call()
+    exposure = book.functions.outstandingPrincipal(keys["alice"].address, b"CNY").call()
 
     at = driver.now + 10
     owed = book.functions.payoffAmount(loan_id, at).call()
@@ -93,7 +93,7 @@ def test_a_payment_on_a_written_off_loan_is_a_recovery_up_to_what_is_still_owed(
     assert not book.events.RepaymentApplied().process_receipt(receipt, errors=DISCARD)
     status, progress = state(book, loan_id)
     assert (status, progress["recovered"], progress["principal_repaid"]) == (LoanStatus.WRITTEN_OFF, 1_000, 0)
-    assert book.functions.outstandingPrincipal(keys["alice"].address).call() == exposure  # written off already
+    assert book.functions.outstandingPrincipal(keys["alice"].address, b"CNY").call() == exposure  # written off already
     left = book.functions.payoffAmount(loan_id, at).call()
     assert left == owed - 1_000
     mine_block_at(driver.w3, at + 1)
@@ -108,7 +108,7 @@ def test_a_reversed_installment_is_owed_again_and_the_loan_re_ages(driver, stack
     first, _ = repay_at(driver, loan_id, p1 + i1, "inst-1", due1)
     second, _ = repay_at(driver, loan_id, p2 + i2, "inst-2", due2)
     assert state(book, loan_id)[1]["paid_installments"] == 2
-    exposure = book.functions.outstandingPrincipal(keys["alice"].address).call()
+    exposure = book.functions.outstandingPrincipal(keys["alice"].address, b"CNY").call()
 
     # A forged allocation (the parts as the rail would like them) is refused: the book checks the entry.
     at = due2 + DAY
@@ -128,7 +128,7 @@ def test_a_reversed_installment_is_owed_again_and_the_loan_re_ages(driver, stack
     due = book.functions.amountDue(loan_id, at + 1).call()
     assert (due[0], due[1], due[4]) == (p2, i2, due2)
     # Principal outstanding is what the book says is unrepaid: the first installment is paid now, not the second.
-    assert book.functions.outstandingPrincipal(keys["alice"].address).call() == exposure + p2
+    assert book.functions.outstandingPrincipal(keys["alice"].address, b"CNY").call() == exposure + p2
     # The same reversal again, or the reversed payment reversed again, is refused.
     mine_block_at(driver.w3, at + 2)
     again = book.functions.reverseRepayment(loan_id, ref("inst-1"), ref("rev-2"), allocation(first), at + 2)
@@ -160,7 +160,7 @@ def test_reversing_the_payment_that_closed_a_loan_reopens_it_and_undoes_its_cred
     status, progress = state(book, loan_id)
     assert (status, progress["principal_repaid"], progress["interest_paid"], progress["credit_balance"]) == (
         LoanStatus.ACTIVE, 0, 0, 0)
-    assert book.functions.outstandingPrincipal(keys["alice"].address).call() == loan_terms.principal
+    assert book.functions.outstandingPrincipal(keys["alice"].address, b"CNY").call() == loan_terms.principal
     assert book.functions.payoffAmount(loan_id, at + 1).call() >= payoff
 
 
@@ -175,7 +175,7 @@ def test_a_bounced_payout_returns_the_loan_to_approved_and_it_can_be_paid_out_an
     assert bounced.args.amount == loan_terms.principal
     status, _ = state(book, loan_id)
     assert (status, book.functions.loanOf(loan_id).call()[3]) == (LoanStatus.APPROVED, 0)
-    assert book.functions.outstandingPrincipal(keys["alice"].address).call() == loan_terms.principal  # still approved
+    assert book.functions.outstandingPrincipal(keys["alice"].address, b"CNY").call() == loan_terms.principal  # still approved
     # Paid out again under a new reference; the bounced one stays used.
     driver.disburse(loan_id, loan_terms.principal, b"payout-2")
     assert state(book, loan_id)[0] is LoanStatus.ACTIVE

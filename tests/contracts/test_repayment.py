@@ -84,7 +84,7 @@ def test_installments_are_paid_interest_then_principal_and_the_last_closes_the_l
     (closed,) = book.events.LoanRepaid().process_receipt(receipt, errors=DISCARD)
     assert closed.args.principalRepaid == loan_terms.principal
     assert closed.args.interestPaid == sum(item[2] for item in schedule)
-    assert book.functions.outstandingPrincipal(keys["alice"].address).call() == 0
+    assert book.functions.outstandingPrincipal(keys["alice"].address, b"CNY").call() == 0
 
 
 def test_late_fee_is_charged_once_when_grace_ends_and_penalty_runs_from_there(driver, stack, loan, loan_terms):
@@ -133,7 +133,7 @@ def test_a_partial_payment_fills_the_oldest_installment_first(driver, stack, loa
     assert (args.interest, args.principal, args.paidInstallments) == (i1 + i2, p1 + 7, 1)
     due = stack.book.functions.amountDue(loan_id, due1).call()
     assert due[:2] == (0, 0)  # nothing due yet: the second installment falls due later
-    assert stack.book.functions.outstandingPrincipal(driver.keys["alice"].address).call() == loan_terms.principal - p1 - 7
+    assert stack.book.functions.outstandingPrincipal(driver.keys["alice"].address, b"CNY").call() == loan_terms.principal - p1 - 7
 
 
 def test_a_zero_repayment_is_refused_and_changes_nothing(driver, stack, loan, revert_name):
@@ -201,7 +201,7 @@ def test_default_only_past_the_threshold_then_write_off(driver, stack, keys, loa
     (written,) = book.events.LoanWrittenOff().process_receipt(receipt, errors=DISCARD)
     assert written.args.principalWrittenOff == loan_terms.principal - principal_repaid
     assert status(stack, loan_id) == WRITTEN_OFF
-    assert book.functions.outstandingPrincipal(keys["alice"].address).call() == 0
+    assert book.functions.outstandingPrincipal(keys["alice"].address, b"CNY").call() == 0
 
 
 def test_cancel_reject_and_the_credit_limit(driver, stack, keys, loan_terms, revert_name):
@@ -221,13 +221,13 @@ def test_cancel_reject_and_the_credit_limit(driver, stack, keys, loan_terms, rev
 
     first = driver.request(alice, loan_terms)
     driver.approve(first)
-    assert book.functions.outstandingPrincipal(alice.address).call() == loan_terms.principal
+    assert book.functions.outstandingPrincipal(alice.address, b"CNY").call() == loan_terms.principal
     second = driver.request(alice, replace(loan_terms, principal=30_001))
     assert revert_name(book.functions.approve(second), operator) == "LoanBookCreditLimitExceeded"
 
     # Cancelling an approved loan frees its exposure; once disbursed it can no longer be cancelled.
     driver.w3.eth.wait_for_transaction_receipt(book.functions.cancel(first).transact({"from": alice.address}))
-    assert book.functions.outstandingPrincipal(alice.address).call() == 0
+    assert book.functions.outstandingPrincipal(alice.address, b"CNY").call() == 0
     driver.approve(second)
     driver.disburse(second, 30_001, b"payout-2")
     assert status(stack, second) == ACTIVE
@@ -281,7 +281,7 @@ def test_paying_the_payoff_after_late_charges_closes_the_loan_and_a_unit_more_is
     assert status(stack, loan_id) == REPAID
     (closed,) = book.events.LoanRepaid().process_receipt(receipt, errors=DISCARD)
     assert closed.args.principalRepaid == loan_terms.principal
-    assert book.functions.outstandingPrincipal(keys["alice"].address).call() == 0
+    assert book.functions.outstandingPrincipal(keys["alice"].address, b"CNY").call() == 0
 
 
 def test_after_two_missed_installments_charges_go_first_then_the_oldest_installment(driver, stack, loan, loan_terms):
@@ -322,7 +322,7 @@ def test_default_may_be_declared_by_the_operator_or_the_oracle(driver, stack, ke
     assert status(stack, loan_id) == DEFAULTED
     assert revert_name(book.functions.declareDefault(loan_id), keys[actor].address) == "LoanBookInvalidStatus"
     # Still owed in full: default does not forgive, it only opens the way to a write-off.
-    assert book.functions.outstandingPrincipal(keys["alice"].address).call() == loan_terms.principal
+    assert book.functions.outstandingPrincipal(keys["alice"].address, b"CNY").call() == loan_terms.principal
 
 
 def test_a_limit_may_be_used_exactly_but_not_exceeded_by_one_unit(driver, stack, keys, loan_terms, revert_name):
@@ -335,17 +335,17 @@ def test_a_limit_may_be_used_exactly_but_not_exceeded_by_one_unit(driver, stack,
     exact = driver.request(alice, replace(loan_terms, principal=30_000))
     assert revert_name(book.functions.approve(over), operator) == "LoanBookCreditLimitExceeded"
     driver.approve(exact)
-    assert book.functions.outstandingPrincipal(alice.address).call() == 150_000
+    assert book.functions.outstandingPrincipal(alice.address, b"CNY").call() == 150_000
     # Repaid principal frees the limit again.
     driver.disburse(first, loan_terms.principal, b"payout-first")
     driver.repay(first, 1, b"one-unit")
-    assert book.functions.outstandingPrincipal(alice.address).call() == 150_000  # 1 unit went to interest
+    assert book.functions.outstandingPrincipal(alice.address, b"CNY").call() == 150_000  # 1 unit went to interest
     at = driver.now + 1
     repay_at(driver, first, book.functions.payoffAmount(first, at).call(), "payoff-first", at)
     assert status(stack, first) == REPAID
-    assert book.functions.outstandingPrincipal(alice.address).call() == 30_000
+    assert book.functions.outstandingPrincipal(alice.address, b"CNY").call() == 30_000
     driver.approve(over)
-    assert book.functions.outstandingPrincipal(alice.address).call() == 60_001
+    assert book.functions.outstandingPrincipal(alice.address, b"CNY").call() == 60_001
 
 
 def test_a_batch_skips_a_refused_or_duplicate_item_and_applies_the_rest(driver, stack, keys, loan, loan_terms):

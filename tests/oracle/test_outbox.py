@@ -96,7 +96,7 @@ def test_disbursements_then_repayments_are_credited_in_one_batch_each(w3, stack,
     assert paid(stack, bob_loan) == 5_000
     progress = stack.book.functions.progressOf(alice_loan).call()
     assert progress[0] == 1  # the first installment is paid in full, the 10,000 goes ahead on the second
-    assert stack.book.functions.outstandingPrincipal(keys["alice"].address).call() == 120_000 - progress[2]
+    assert stack.book.functions.outstandingPrincipal(keys["alice"].address, b"CNY").call() == 120_000 - progress[2]
     items = outbox.items()
     assert {(i.status, i.outcome) for i in items} == {("done", "credited")}
     disbursement_tx = {i.tx_hash for i in items if i.kind == "disbursement"}

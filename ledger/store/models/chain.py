@@ -102,7 +102,8 @@ class Loan(Base):
     """A loan as its events leave it; amounts in minor units of `currency`."""
 
     __tablename__ = "loans"
-    __table_args__ = (Index("ix_loans_borrower", "borrower"), Index("ix_loans_status", "status"))
+    __table_args__ = (Index("ix_loans_borrower", "borrower"), Index("ix_loans_status", "status"),
+                      Index("ix_loans_product", "product_id", "product_version"))
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     borrower: Mapped[str] = mapped_column(Address)
@@ -118,6 +119,14 @@ class Loan(Base):
     late_fee_bps: Mapped[int] = mapped_column(Integer)
     penalty_rate_bps: Mapped[int] = mapped_column(Integer)
     default_after: Mapped[int] = mapped_column(BigInteger)
+    service_fee: Mapped[int] = mapped_column(MinorUnits, default=0)  # deducted from the payout
+    frequency: Mapped[str] = mapped_column(String(16), default="FixedInterval")  # ILoanBook.Frequency name
+    day_count: Mapped[str] = mapped_column(String(16), default="Actual365Fixed")  # ILoanBook.DayCount name
+    early_repayment: Mapped[str] = mapped_column(String(32), default="ReduceInstallments")
+    # The product version the terms were copied from; 0 for loans made before products existed.
+    product_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    product_version: Mapped[int] = mapped_column(BigInteger, default=0)
+    auto_approvable: Mapped[bool] = mapped_column(Boolean, default=False)
     request_nonce: Mapped[int] = mapped_column(MinorUnits)
     requested_at: Mapped[int] = mapped_column(BigInteger)        # block time
     disbursed_at: Mapped[int] = mapped_column(BigInteger, default=0)
