@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import typer
 
+from ledger.artifacts import source_hash
 from ledger.cli._common import fail, node
 from ledger.config import load_settings
 from ledger.manifest import ROOT
@@ -29,6 +31,18 @@ def ape_environment() -> dict[str, str]:
     return env
 
 
+def forget_stale_ape_build(root: Path = ROOT) -> None:
+    """Ape's compiled-contracts cache (.build/) once deployed LoanBook compiled from older sources after the
+    sources changed (eth-ape 0.8.51): it is dropped whenever the sources are not the ones it was built from."""
+    stamp = root / ".build" / "loanledger-source-hash"
+    current = source_hash()
+    if stamp.exists() and stamp.read_text() == current:
+        return
+    shutil.rmtree(root / ".build", ignore_errors=True)
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(current)
+
+
 def register(app: typer.Typer) -> None:
     @app.command("deploy", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
     def deploy(
@@ -43,6 +57,7 @@ def register(app: typer.Typer) -> None:
         if network:
             settings = settings.model_copy(update={"network": network})
         node(settings)  # a clear error now rather than from inside Ape
+        forget_stale_ape_build()
         command = ape_deploy_command(settings.node_url, settings.manifest_path, settings.network, redeploy=redeploy,
                                      extra=ctx.args)
         result = subprocess.run(command, cwd=ROOT, env=ape_environment())

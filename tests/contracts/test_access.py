@@ -12,7 +12,7 @@ from web3 import Web3
 
 from ledger import typed_data
 from ledger.artifacts import compile_contracts
-from ledger.products import EarlyRepayment, Frequency, Product, product_name
+from ledger.products import DayCount, EarlyRepayment, Frequency, Product, product_name
 from ledger.typed_data import Amortization
 
 DAY = 86_400
@@ -20,7 +20,8 @@ ZERO32 = b"\0" * 32
 REF = b"r".ljust(32, b"\0")
 PRODUCT = Product(
     name=product_name("3-month"), currency=b"CNY", min_principal=1_000_000, max_principal=50_000_000,
-    min_installments=3, max_installments=3, frequency=Frequency.FIXED_INTERVAL, interval=30 * DAY,
+    min_installments=3, max_installments=3, frequency=Frequency.FIXED_INTERVAL, day_count=DayCount.ACTUAL_365_FIXED,
+    interval=30 * DAY,
     annual_rate_bps=1_800, amortization=Amortization.ANNUITY, grace_period=3 * DAY, late_fee_bps=500,
     penalty_rate_bps=1_200, default_after=90 * DAY, service_fee_bps=0, early_repayment=EarlyRepayment.REDUCE_INSTALLMENTS,
     auto_approve=True, auto_approve_max_principal=5_000_000,
@@ -44,7 +45,6 @@ RULES = {
     ("book", "confirmCreditRefund"): ("oracle", "AccessControlUnauthorizedAccount"),
     ("book", "reverseRepayment"): ("oracle", "AccessControlUnauthorizedAccount"),
     ("book", "reverseDisbursement"): ("oracle", "AccessControlUnauthorizedAccount"),
-    ("book", "setMaxAnnualRate"): ("admin", "AccessControlUnauthorizedAccount"),
     ("book", "declareDefault"): ("oracle", "LoanBookUnauthorizedDefault"),
     ("book", "cancel"): ("alice", "LoanBookNotBorrower"),
     # Anyone may relay these: the borrower's signature is the authority, so a stranger's is refused.
@@ -70,7 +70,7 @@ for _contract in ("registry", "oracle", "book", "anchor", "catalog"):
 # Still callable while paused: role administration, the pause switch itself, and settings an admin may
 # need to change during an incident. Everything else must stop.
 PAUSE_EXEMPT = {"grantRole", "revokeRole", "renounceRole", "pause", "unpause", "setMaxScoreAge",
-                "setSignerThreshold", "setMaxAnnualRate", "applyDisbursementItem", "applyRepaymentItem",
+                "setSignerThreshold", "applyDisbursementItem", "applyRepaymentItem",
                 "setCostCap", "setLateChargeCeilings"}
 ARTIFACT = {"registry": "BorrowerRegistry", "oracle": "CreditOracle", "book": "LoanBook", "anchor": "ActionLogAnchor",
             "catalog": "ProductCatalog"}
@@ -90,10 +90,11 @@ def arguments(contract: str, name: str, keys, loan_terms, loan_id: int) -> tuple
         "revokeBorrower": (alice, ZERO32), "pushScores": (99, 1, [(alice, 700, 1000)], [b"\0" * 65]),
         "setMaxScoreAge": (DAY,), "setSignerThreshold": (1,), "approve": (loan_id,), "reject": (loan_id, ZERO32),
         "writeOff": (loan_id,), "confirmDisbursement": item, "confirmRepayment": item,
-        "confirmDisbursements": ([item],), "confirmRepayments": ([item],), "setMaxAnnualRate": (5000,),
+        "confirmDisbursements": ([item],), "confirmRepayments": ([item],),
         "confirmCreditRefund": item, "reverseRepayment": (loan_id, REF, b"\x55" * 32, (1, 0, 0, 0, 0, 0), 1),
         "reverseDisbursement": (loan_id, REF, b"\x55" * 32, 1),
-        "declareDefault": (loan_id,), "cancel": (loan_id,), "requestLoan": (loan_terms.as_tuple(), alice, 2**40, b"\0" * 65),
+        "declareDefault": (loan_id,), "cancel": (loan_id,), # The `requested` fixture's product (id 1, version 1) offers exactly loan_terms.
+        "requestLoan": ((1, 1, loan_terms.principal, loan_terms.installments), alice, 2**40, b"\0" * 65),
         "cancelWithSignature": (loan_id, 2**40, b"\0" * 65), "applyDisbursementItem": (item,),
         "applyRepaymentItem": (item,), "anchor": (b"\x44" * 32, 1), "pause": (), "unpause": (),
         "grantRole": (ZERO32, keys["eve"].address), "revokeRole": (ZERO32, keys["admin"].address),

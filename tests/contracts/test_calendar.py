@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from web3.exceptions import ContractLogicError
 
 from ledger.artifacts import compile_contracts
+from ledger.typed_data import LoanTerms
 
 DAY = 86_400
 ANNUITY, EQUAL_PRINCIPAL, BULLET = 0, 1, 2
@@ -161,7 +162,7 @@ def test_thirty_e_360_by_hand(harness, start, end, days):
 
 def terms(principal, apr_bps, n, amortization):
     # interval (30 days here) is ignored by monthly schedules.
-    return (principal, b"CNY", apr_bps, amortization, n, 30 * DAY, 3 * DAY, 500, 1800, 90 * DAY)
+    return LoanTerms(principal, b"CNY", apr_bps, amortization, n, 30 * DAY, 3 * DAY, 500, 1800, 90 * DAY).as_tuple()
 
 
 def half_up(x: Fraction) -> int:
@@ -294,8 +295,8 @@ def test_annuity_30_360_is_loan_math_at_a_twelfth_of_a_year(harness, stack):
     # With interval 365 days / 12 the existing quote is the same schedule, relative due dates aside.
     twelfth = 365 * DAY // 12
     for principal, apr_bps, n in [(120_000, 2400, 3), (987_654_321, 1799, 36), (5, 10_000, 12)]:
-        quoted = stack.book.functions.quote((principal, b"CNY", apr_bps, ANNUITY, n, twelfth, 3 * DAY, 500, 1800,
-                                             90 * DAY)).call()
+        quoted = stack.book.functions.quote(LoanTerms(principal, b"CNY", apr_bps, ANNUITY, n, twelfth, 3 * DAY, 500,
+                                                      1800, 90 * DAY).as_tuple()).call()
         monthly = schedule(harness, principal, apr_bps, n, ANNUITY, THIRTY_360, ts(2024, 1, 31))
         assert [(p, i) for _, p, i in quoted] == [(p, i) for _, p, i in monthly]
 

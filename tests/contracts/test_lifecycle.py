@@ -25,12 +25,6 @@ def _error_name(stack, exc: ContractCustomError) -> str:
     return decoded.name
 
 
-def _sign_request(w3, book, key, nonce, deadline, terms=TERMS, chain_id=None):
-    message = typed_data.loan_request(chain_id=chain_id or w3.eth.chain_id, book=book.address, borrower=key.address,
-                                      terms=terms, nonce=nonce, deadline=deadline)
-    return typed_data.sign(key.key, message)
-
-
 @pytest.fixture
 def registered(w3, stack, keys):
     now = w3.eth.get_block("latest").timestamp
@@ -39,22 +33,25 @@ def registered(w3, stack, keys):
     return keys["alice"]
 
 
-def test_signed_request_then_replay_wrong_chain_stale_score_and_role_are_refused(w3, stack, keys, registered):
+def test_signed_request_then_replay_wrong_chain_stale_score_and_role_are_refused(w3, stack, keys, driver, registered):
     book, relayer = stack.book, keys["eve"].address
-    deadline = w3.eth.get_block("latest").timestamp + DAY
-    sig = _sign_request(w3, book, registered, 0, deadline)
-    _send(w3, book.functions.requestLoan(TERMS.as_tuple(), registered.address, deadline, sig), relayer)
+    product_id, version = driver.product(TERMS)
+    application, deadline, sig = driver.application(registered, product_id, version, TERMS.principal, 12)
+    _send(w3, book.functions.requestLoan(application, registered.address, deadline, sig), relayer)
     assert book.functions.loanCount().call() == 1
 
     # The same signed request again: a replay, refused with its own error.
     with pytest.raises(ContractCustomError) as replay:
-        book.functions.requestLoan(TERMS.as_tuple(), registered.address, deadline, sig).call({"from": relayer})
+        book.functions.requestLoan(application, registered.address, deadline, sig).call({"from": relayer})
     assert _error_name(stack, replay.value) == "LoanBookRequestReplayed"
 
     # Signed for another chain: not the borrower's signature here.
-    other = _sign_request(w3, book, registered, 1, deadline, chain_id=1)
+    message = typed_data.loan_application(chain_id=1, book=book.address, borrower=registered.address,
+                                          product_id=product_id, product_version=version, principal=TERMS.principal,
+                                          installments=12, nonce=1, deadline=deadline)
     with pytest.raises(ContractCustomError) as wrong_chain:
-        book.functions.requestLoan(TERMS.as_tuple(), registered.address, deadline, other).call({"from": relayer})
+        book.functions.requestLoan(application, registered.address, deadline,
+                                   typed_data.sign(registered.key, message)).call({"from": relayer})
     assert _error_name(stack, wrong_chain.value) == "LoanBookInvalidSignature"
 
     # No score yet: approval refused; a stranger cannot approve at all.
@@ -64,20 +61,6 @@ def test_signed_request_then_replay_wrong_chain_stale_score_and_role_are_refused
     with pytest.raises(ContractCustomError) as stranger:
         book.functions.approve(1).call({"from": relayer})
     assert _error_name(stack, stranger.value) == "AccessControlUnauthorizedAccount"
-
-
-@pytest.mark.parametrize("field,value", [("principal", 0), ("principal", 10**15 + 1), ("installments", 0),
-                                         ("interval", 60), ("defaultAfter", 0), ("lateFeeBps", 10_001)])
-def test_terms_out_of_bounds_are_refused_by_name(w3, stack, keys, registered, field, value):
-    from dataclasses import replace
-
-    terms = replace(TERMS, **{field: value})
-    deadline = w3.eth.get_block("latest").timestamp + DAY
-    sig = _sign_request(w3, stack.book, registered, 0, deadline, terms=terms)
-    with pytest.raises(ContractCustomError) as refused:
-        stack.book.functions.requestLoan(terms.as_tuple(), registered.address, deadline, sig).call({"from": keys["eve"].address})
-    decoded = ErrorDecoder([stack.book.abi]).from_exception(refused.value)
-    assert (decoded.name, decoded.arguments["field"].rstrip(b"\0").decode()) == ("LoanBookInvalidTerms", field)
 
 
 # ---------------------------------------------------------------- the lifecycle, step by step
@@ -175,12 +158,16 @@ def test_a_request_is_refused_when_expired_signed_by_another_or_the_borrower_is_
     alice, bob, carol, dave = keys["alice"], keys["bob"], keys["carol"], keys["dave"]
     driver.register(alice)
 
-    def request(borrower, signer, deadline, chain_id=None):
-        message = typed_data.loan_request(chain_id=chain_id or w3.eth.chain_id, book=book.address,
-                                          borrower=borrower.address, terms=loan_terms,
-                                          nonce=book.functions.nonces(borrower.address).call(), deadline=deadline)
-        return book.functions.requestLoan(loan_terms.as_tuple(), borrower.address, deadline,
-                                          typed_data.sign(signer.key, message))
+    product_id, version = driver.product(loan_terms)
+
+    def request(borrower, signer, deadline):
+        application, _, _ = driver.application(borrower, product_id, version, loan_terms.principal,
+                                               loan_terms.installments)
+        _, _, signature = driver.application(signer, product_id, version, loan_terms.principal,
+                                             loan_terms.installments, deadline=deadline,
+                                             nonce=book.functions.nonces(borrower.address).call())
+        # Another signer's application, relayed as the borrower's: not the borrower's signature.
+        return book.functions.requestLoan(application, borrower.address, deadline, signature)
 
     now = driver.now
     assert revert_name(request(alice, alice, now - 1), relayer) == "LoanBookExpiredRequest"
@@ -249,3 +236,98 @@ def test_a_borrower_cancels_by_signature_once_and_only_before_disbursement(w3, s
     assert revert_name(cancel(alice, deadline, loan=active), relayer) == "LoanBookInvalidStatus"
     assert revert_name(book.functions.cancel(active), alice.address) == "LoanBookInvalidStatus"
     assert _status(stack, active) == ACTIVE
+
+
+# ---------------------------------------------------------------- applications by product
+
+def _published(driver, **changes):
+    """A product of 100,000..2,000,000 minor units in 3 to 6 installments (0.5 % service fee), as the operator publishes
+    it; its id."""
+    from dataclasses import replace
+
+    from ledger.products import DayCount, EarlyRepayment, Frequency, Product, product_name
+    product = Product(
+        name=product_name("3-6 months"), currency=b"CNY", min_principal=100_000, max_principal=2_000_000,
+        min_installments=3, max_installments=6, frequency=Frequency.FIXED_INTERVAL, day_count=DayCount.ACTUAL_365_FIXED,
+        interval=30 * DAY, annual_rate_bps=1_800, amortization=Amortization.ANNUITY, grace_period=3 * DAY,
+        late_fee_bps=500, penalty_rate_bps=1_200, default_after=90 * DAY, service_fee_bps=50,
+        early_repayment=EarlyRepayment.REDUCE_INSTALLMENT_AMOUNT, auto_approve=True, auto_approve_max_principal=500_000)
+    catalog = driver.stack.catalog
+    driver.send(catalog.functions.createProduct(replace(product, **changes).as_tuple(catalog)), driver.keys["operator"])
+    return catalog.functions.productCount().call()
+
+
+def test_the_book_copies_the_product_version_the_borrower_signed_for(w3, stack, keys, driver, revert_name):
+    book, catalog, alice = stack.book, stack.catalog, keys["alice"]
+    driver.register(alice)
+    driver.score(alice)
+    product_id = _published(driver)
+    loan_id = driver.apply(alice, product_id, 1, 1_000_000, 4)
+    (requested,) = [log.args for log in book.events.LoanRequested().get_logs(from_block="latest")]
+    terms = dict(requested.terms)
+    assert (terms["principal"], terms["installments"], terms["annualRateBps"], terms["serviceFee"], terms["productId"],
+            terms["productVersion"], terms["earlyRepayment"]) == (1_000_000, 4, 1_800, 5_000, product_id, 1, 1)
+    assert requested.autoApprovable is False  # above the product's automatic-approval principal
+    small = driver.apply(alice, product_id, 1, 500_000, 3)
+    assert [log.args.autoApprovable for log in book.events.LoanRequested().get_logs(from_block="latest")] == [True]
+
+    # A new version changes nothing for loans already made, and the old version can no longer be applied for.
+    dearer = catalog.functions.product(product_id, 1).call()
+    driver.send(catalog.functions.changeProduct(product_id, (*dearer[:9], 1_900, *dearer[10:])), keys["operator"])
+    assert book.functions.loanOf(loan_id).call()[0] == tuple(requested.terms.values())
+    application, deadline, signature = driver.application(alice, product_id, 1, 1_000_000, 4)
+    assert revert_name(book.functions.requestLoan(application, alice.address, deadline, signature),
+                       keys["eve"].address) == "ProductCatalogVersionChanged"
+
+    # The payout is the principal less the service fee, to the unit.
+    driver.approve(loan_id)
+    ref = b"payout-fee".ljust(32, b"\0")
+    assert revert_name(book.functions.confirmDisbursement(loan_id, ref, 1_000_000, driver.now),
+                       keys["oracle"].address) == "LoanBookDisbursementMismatch"
+    driver.disburse(loan_id, 995_000, b"payout-fee")
+    assert book.functions.loanOf(loan_id).call()[2] == ACTIVE
+    assert book.functions.loanOf(small).call()[2] == REQUESTED
+
+
+@pytest.mark.parametrize("application,error", [
+    ((1, 1, 99_999, 3), "ProductCatalogPrincipalOutOfRange"),
+    ((1, 1, 2_000_001, 3), "ProductCatalogPrincipalOutOfRange"),
+    ((1, 1, 100_000, 2), "ProductCatalogInstallmentsOutOfRange"),
+    ((1, 1, 100_000, 7), "ProductCatalogInstallmentsOutOfRange"),
+    ((1, 2, 100_000, 3), "ProductCatalogUnknownProduct"),
+    ((9, 1, 100_000, 3), "ProductCatalogUnknownProduct"),
+])
+def test_an_application_outside_the_product_is_refused_by_name(stack, keys, driver, revert_name, application, error):
+    alice = keys["alice"]
+    driver.register(alice)
+    assert _published(driver) == 1
+    signed, deadline, signature = driver.application(alice, *application)
+    assert revert_name(stack.book.functions.requestLoan(signed, alice.address, deadline, signature),
+                       keys["eve"].address) == error
+
+
+def test_a_retired_product_or_one_in_a_currency_without_a_limit_is_refused(stack, keys, driver, revert_name):
+    book, alice, eve = stack.book, keys["alice"], keys["eve"].address
+    driver.register(alice)
+    retired = _published(driver)
+    driver.send(stack.catalog.functions.retireProduct(retired), keys["operator"])
+    dollars = _published(driver, currency=b"USD")
+    for product_id, error in ((retired, "ProductCatalogRetired"), (dollars, "LoanBookNoCreditLimit")):
+        application, deadline, signature = driver.application(alice, product_id, 1, 100_000, 3)
+        assert revert_name(book.functions.requestLoan(application, alice.address, deadline, signature), eve) == error
+    assert book.functions.creditLimitCurrency().call() == b"CNY"
+    assert book.functions.loanCount().call() == 0
+
+
+def test_the_signature_covers_every_field_of_the_application(stack, keys, driver, revert_name):
+    """The book derives the terms from what was signed: a relayer that changes the principal, the count, the
+    product or the version presents an application the borrower did not sign."""
+    book, alice, eve = stack.book, keys["alice"], keys["eve"].address
+    driver.register(alice)
+    first, second = _published(driver), _published(driver)
+    application, deadline, signature = driver.application(alice, first, 1, 100_000, 3)
+    for changed in ((second, 1, 100_000, 3), (first, 1, 100_001, 3), (first, 1, 100_000, 4)):
+        assert revert_name(book.functions.requestLoan(changed, alice.address, deadline, signature), eve) == \
+            "LoanBookInvalidSignature"
+    driver.send(book.functions.requestLoan(application, alice.address, deadline, signature), keys["eve"])
+    assert book.functions.loanCount().call() == 1

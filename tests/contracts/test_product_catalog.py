@@ -15,6 +15,7 @@ from web3.exceptions import ContractCustomError
 from ledger.artifacts import compile_contracts
 from ledger.errors import ContractRevert, ErrorDecoder
 from ledger.products import (
+    DayCount,
     EarlyRepayment,
     Frequency,
     Product,
@@ -34,7 +35,8 @@ PRINCIPAL = 12_000_000
 
 BASE = Product(
     name=product_name("3-month"), currency=b"CNY", min_principal=1_000_000, max_principal=50_000_000,
-    min_installments=3, max_installments=3, frequency=Frequency.FIXED_INTERVAL, interval=30 * DAY,
+    min_installments=3, max_installments=3, frequency=Frequency.FIXED_INTERVAL, day_count=DayCount.ACTUAL_365_FIXED,
+    interval=30 * DAY,
     annual_rate_bps=1_800, amortization=Amortization.ANNUITY, grace_period=3 * DAY, late_fee_bps=500,
     penalty_rate_bps=1_200, default_after=90 * DAY, service_fee_bps=0, early_repayment=EarlyRepayment.REDUCE_INSTALLMENTS,
     auto_approve=True, auto_approve_max_principal=5_000_000,
@@ -153,7 +155,8 @@ def test_the_terms_of_an_application_follow_the_product(catalog, keys, publish, 
     offer = read_terms(catalog, product_id, 1, 1_234_567, 4)
     assert offer.early_repayment == EarlyRepayment.REDUCE_INSTALLMENT_AMOUNT
     assert offer.terms == LoanTerms(1_234_567, b"CNY", 1_800, Amortization.ANNUITY, 4, 30 * DAY, 3 * DAY, 500, 1_200,
-                                    90 * DAY)
+                                    90 * DAY, serviceFee=6_172, productId=product_id, productVersion=1,
+                                    earlyRepayment=EarlyRepayment.REDUCE_INSTALLMENT_AMOUNT)
     assert offer.service_fee == 6_172  # 0.5 % of 1,234,567 rounded down
     assert offer.net_paid_out == 1_234_567 - 6_172
     assert offer.auto_approvable  # 1,234,567 <= 5,000,000

@@ -8,13 +8,16 @@ from fractions import Fraction
 import numpy_financial as npf
 import pytest
 
+from ledger.typed_data import LoanTerms
+
 DAY = 86_400
 YEAR = 365 * DAY
 ANNUITY, EQUAL_PRINCIPAL, BULLET = 0, 1, 2
 
 
 def terms(principal, apr_bps, n, interval_days, amortization):
-    return (principal, b"CNY", apr_bps, amortization, n, interval_days * DAY, 3 * DAY, 500, 1800, 90 * DAY)
+    return LoanTerms(principal, b"CNY", apr_bps, amortization, n, interval_days * DAY, 3 * DAY, 500, 1800,
+                     90 * DAY).as_tuple()
 
 
 def half_up(x: Fraction) -> int:

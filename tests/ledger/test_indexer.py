@@ -163,6 +163,8 @@ def test_follow_picks_up_new_blocks_until_stopped(w3, stack, keys, driver, sessi
 
     # The loop runs in this thread; between its rounds a new loan is requested, and once the
     # store has it the loop is told to stop (bounded: at most 50 rounds).
+    driver.product()  # published before: the loop then sees the application alone
+
     def on_report(report):
         rounds.append(report)
         if len(rounds) == 1:

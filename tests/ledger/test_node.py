@@ -66,11 +66,11 @@ def test_the_ledger_survives_stop_and_start(node_env, tmp_path):
     assert again.returncode == 0 and "already running" in again.stdout
     assert status(node_env)["pid"] == running["pid"]
 
-    # Contracts, a loan-book setting changed by a transaction, and a plain transfer.
+    # Contracts, a catalogue setting changed by a transaction, and a plain transfer.
     w3 = connect(node_env)
     admin, operator, oracle, pauser, signer = (dev_account(i).address for i in range(5))
     stack = deploy_stack(w3, admin, operator=operator, oracle=oracle, pauser=pauser, score_signer=signer)
-    changed = w3.eth.wait_for_transaction_receipt(stack.book.functions.setMaxAnnualRate(3_650).transact({"from": admin}))
+    changed = w3.eth.wait_for_transaction_receipt(stack.catalog.functions.setCostCap(2_000).transact({"from": admin}))
     payee = dev_account(20).address
     balance = w3.eth.get_balance(payee)
     transfer = w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction({"from": admin, "to": payee, "value": 12_345}))
@@ -91,11 +91,11 @@ def test_the_ledger_survives_stop_and_start(node_env, tmp_path):
     assert w3.eth.get_block(head.number).hash == head.hash
     for name, c in stack.manifest.contracts.items():
         assert w3.eth.get_code(Web3.to_checksum_address(c.address)) == code[name]
-    book = bind(w3, stack.manifest).book
-    assert book.functions.maxAnnualRateBps().call() == 3_650
+    catalog = bind(w3, stack.manifest).catalog
+    assert catalog.functions.costCapBps().call() == 2_000
     assert w3.eth.get_balance(payee) == balance + 12_345
     assert w3.eth.get_transaction_receipt(transfer.transactionHash).blockNumber == transfer.blockNumber
-    assert len(book.events.MaxAnnualRateChanged().get_logs(from_block=changed.blockNumber)) == 1
+    assert len(catalog.events.CostCapChanged().get_logs(from_block=changed.blockNumber)) == 1
     # The node keeps working on top of the restored state (nonces included).
     w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction({"from": admin, "to": payee, "value": 1}))
     assert w3.eth.block_number == head.number + 1

@@ -10,6 +10,7 @@ import pytest
 from ledger.artifacts import CONTRACTS, compile_contracts
 from ledger.book import snake_case, solidity_name
 from ledger.products import (
+    DayCount,
     EarlyRepayment,
     Frequency,
     Product,
@@ -31,7 +32,7 @@ def _function(abi: list[dict], name: str) -> dict:
 
 def _enum_members(name: str) -> list[str]:
     """An enum's members in declaration order, read from the interface's source (comments stripped)."""
-    source = (CONTRACTS / "interfaces" / "IProductCatalog.sol").read_text()
+    source = (CONTRACTS / "interfaces" / "ILoanBook.sol").read_text()
     body = re.search(rf"enum {name} \{{(.*?)\}}", source, re.DOTALL).group(1)
     return [m for m in (re.sub(r"//.*", "", line).strip().rstrip(",") for line in body.splitlines()) if m]
 
@@ -39,6 +40,7 @@ def _enum_members(name: str) -> list[str]:
 def test_the_enums_are_the_contracts_member_for_member():
     assert [solidity_name(m) for m in Frequency] == _enum_members("Frequency") == ["FixedInterval", "Monthly"]
     assert [solidity_name(m) for m in EarlyRepayment] == _enum_members("EarlyRepayment")
+    assert [solidity_name(m) for m in DayCount] == _enum_members("DayCount") == ["Thirty360", "Actual365Fixed"]
 
 
 def test_the_typed_views_follow_the_abis_names(abi):
