@@ -69,11 +69,8 @@ def quote(context, product_id: int, principal: int, installments: int, version: 
     application would be refused for, naming the rule) and the loan book's schedule of them, read at one block."""
     catalog, book = context.bindings.catalog, context.bindings.book
     block = context.w3.eth.block_number
-    if version is None:
-        status = read_status(catalog, product_id, block=block)
-        if not status.exists:
-            raise ApiError(404, "unknown_product", f"no product {product_id}")
-        version = status.latest_version
+    if version is None:  # an unknown product's latest is 0: the catalogue refuses it as an application would be
+        version = read_status(catalog, product_id, block=block).latest_version
     offer = read_terms(catalog, product_id, version, principal, installments, block=block)
     terms = offer.terms
     rows = book.functions.quote(terms.as_tuple()).call(block_identifier=block)
