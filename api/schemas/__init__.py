@@ -21,7 +21,7 @@ LoanIdPath = Annotated[int, Path(ge=1, le=2**63 - 1, description="the loan book'
 # year, three annuity installments 30 days apart, no service fee), requested on the local anvil chain (31337) and
 # disbursed 2026-01-01 00:00 UTC; the schedule is the loan book's own `quote` of those terms. Addresses are anvil's well-known accounts.
 EXAMPLE_BORROWER = "0x9965507D1a55bcC2695C58ba16FB37d819B0A4dc"
-EXAMPLE_LOAN_BOOK = "0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0"
+EXAMPLE_LOAN_BOOK = "0xCf7Ed3AccA5a467e9e704C703E8D87F634fB0Fc9"  # deployed after the registry, oracle, catalogue
 EXAMPLE_TX = "0x7cb07dcdbae4a95514d1f3ae85fc422608f777dce1df2aeb428d8d4b87ce7958"
 EXAMPLE_DISBURSED_AT = 1_767_225_600
 EXAMPLE_SCHEDULE = [
@@ -77,8 +77,8 @@ class ApplyIn(BaseModel):
     # Signed by anvil's account 5 for product 1 version 1, nonce 0 and this deadline on chain 31337.
     model_config = {"json_schema_extra": {"examples": [{
         "product_id": 1, "product_version": 1, "principal": 120_000, "installments": 3, "deadline": 1_767_228_600,
-        "signature": ("0x1c07bf7e6725f6396ba957126628796274ffe8e77c295cd3572ac3edd87168b6"
-                      "00751053b4513bc53dc756eb100764d44529e2f44a64e66dda5e7e45be5a78491b")}]}}
+        "signature": ("0xc8fdc4ad6c9d8cb62114cf60065cc50ada23daf90140ea55f6f3a83e05777024"
+                      "658b0522b4d055d596ce60ba75dad4a8bc61ff23defaece284ff56fcb7e8a8a11c")}]}}
 
 
 class CancelIn(BaseModel):
@@ -88,8 +88,8 @@ class CancelIn(BaseModel):
     # Signed by anvil's account 5 for loan 1, nonce 1 and this deadline on chain 31337.
     model_config = {"json_schema_extra": {"examples": [{
         "deadline": 1_767_228_600,
-        "signature": ("0xcca0fddd22ac6c6e7ec23ba3d26ec22ce051dc648bcd3bfd94e359823c0756dc"
-                      "3fc00f47acf84ff76b93181ccb90c18d0ff753a5ae9d2c17be840fee301cda771c")}]}}
+        "signature": ("0xcb094176491fc94bfd827b4819c80d11f7f484a32d0b39ebbd12005f098546a8"
+                      "6ddbf107528791939828e5d8a5b0536aa4053084f34cbb7aa2769c32436fa3361b")}]}}
 
 
 class TxOut(BaseModel):

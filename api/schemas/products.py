@@ -119,15 +119,16 @@ class ProductTxOut(BaseModel):
 PrincipalQuery = Annotated[int, Query(gt=0, le=2**96 - 1, description="minor units, within the product's range")]
 InstallmentsQuery = Annotated[int, Query(ge=1, le=2**16 - 1, description="within the product's allowed numbers")]
 
-# Product 1 (EXAMPLE_PRODUCT, 18% a year, a 1% fee) quoted for 10,000,000 fen in three installments 30 days apart.
+# Product 1 (EXAMPLE_PRODUCT, 18% a year, a 1% fee) quoted for 10,000,000 fen in three installments 30 days apart:
+# the schedule is the loan book's own `quote` of those terms.
 EXAMPLE_QUOTE = {
     "product_id": 1, "product_version": 2, "currency": "CNY", "principal": 10_000_000, "installments": 3,
     "interval": 30 * DAY, "frequency": "FixedInterval", "annual_rate_bps": 1800, "amortization": "Annuity",
     "service_fee": 100_000, "net_paid_out": 9_900_000, "auto_approvable": False,
-    "schedule": [{"number": 1, "due_at": 30 * DAY, "principal": 3_284_839, "interest": 147_945},
-                 {"number": 2, "due_at": 60 * DAY, "principal": 3_333_437, "interest": 99_347},
-                 {"number": 3, "due_at": 90 * DAY, "principal": 3_381_724, "interest": 50_028}],
-    "total_interest": 297_320, "total_repaid": 10_297_320, "total_cost": 397_320,
+    "schedule": [{"number": 1, "due_at": 30 * DAY, "principal": 3_284_501, "interest": 147_945},
+                 {"number": 2, "due_at": 60 * DAY, "principal": 3_333_094, "interest": 99_352},
+                 {"number": 3, "due_at": 90 * DAY, "principal": 3_382_405, "interest": 50_041}],
+    "total_interest": 297_338, "total_repaid": 10_297_338, "total_cost": 397_338,
     "cost_cap_bps": 2400, "within_cost_cap": True,
 }
 
@@ -137,6 +138,8 @@ class QuoteInstallment(BaseModel):
     due_at: int = Field(description="seconds after disbursement")
     principal: int = Field(description="minor units")
     interest: int = Field(description="minor units")
+
+    model_config = {"json_schema_extra": {"examples": [EXAMPLE_QUOTE["schedule"][0]]}}
 
 
 class ProductQuoteOut(BaseModel):
