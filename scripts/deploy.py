@@ -51,14 +51,13 @@ def _role_holders(network_name: str, deployer: str, given: dict[str, str | None]
 @click.option("--pauser", default=None, envvar="LOANLEDGER_DEPLOY_PAUSER")
 @click.option("--score-signer", default=None, envvar="LOANLEDGER_DEPLOY_SCORE_SIGNER")
 @click.option("--max-score-age-days", default=30, show_default=True, type=int)
-@click.option("--max-annual-rate-bps", default=10_000, show_default=True, type=int)
 @click.option("--manifest", "manifest_path", default=None, type=click.Path(path_type=Path),
               help="Default: deployments/<network>.json")
 @click.option("--name", "network_name", default=None,
               help="Network name in the manifest. Default: 'local' on a development chain, else Ape's network name.")
 @click.option("--redeploy", is_flag=True, help="Deploy new contracts even if the manifest is current.")
 def cli(network, provider, account_alias, operator, oracle, pauser, score_signer, max_score_age_days,
-        max_annual_rate_bps, manifest_path, network_name, redeploy):
+        manifest_path, network_name, redeploy):
     if network_name is None:
         network_name = "local" if network.name == "local" or provider.chain_id == DEV_CHAIN_ID else network.name
     path = manifest_path or manifests.path_for(network_name)
@@ -75,7 +74,7 @@ def cli(network, provider, account_alias, operator, oracle, pauser, score_signer
     deployer = accounts.load(account_alias) if account_alias else accounts.test_accounts[0]
     roles = _role_holders(network_name, deployer.address, {"operator": operator, "oracle": oracle, "pauser": pauser,
                                                            "score_signer": score_signer})
-    settings = Settings(max_score_age=max_score_age_days * 86_400, max_annual_rate_bps=max_annual_rate_bps)
+    settings = Settings(max_score_age=max_score_age_days * 86_400)
 
     instances, deployed = {}, {}
     for name in CONTRACT_NAMES:
