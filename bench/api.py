@@ -56,8 +56,8 @@ PRODUCT = Product(
     name=product_name("3-month"), currency=b"CNY", min_principal=1_000, max_principal=10_000_000, min_installments=3,
     max_installments=3, frequency=Frequency.FIXED_INTERVAL, day_count=DayCount.ACTUAL_365_FIXED, interval=30 * DAY,
     annual_rate_bps=2400, amortization=Amortization.ANNUITY, grace_period=3 * DAY, late_fee_bps=500,
-    penalty_rate_bps=1200, default_after=90 * DAY, service_fee_bps=0, early_repayment=EarlyRepayment.REDUCE_INSTALLMENTS,
-    auto_approve=False, auto_approve_max_principal=0)
+    penalty_rate_bps=1200, default_after=90 * DAY, service_fee_bps=0,
+    early_repayment=EarlyRepayment.REDUCE_INSTALLMENTS, auto_approve=False, auto_approve_max_principal=0)
 JWT_SECRET = "bench-secret-of-at-least-32-bytes!"
 
 

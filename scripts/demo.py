@@ -477,10 +477,12 @@ def summarize(scenario: Scenario, audit: dict, gas: int, seconds: float) -> dict
     long_term = scenario.loan(scenario.long_term)  # still running: 9 of its 12 installments to go
     twelve_month = {"loan_id": long_term["id"], "product_id": long_term["product_id"],
                     "installments": long_term["installments"], "principal": long_term["principal"],
-                    "service_fee": long_term["service_fee"], "paid_out": long_term["principal"] - long_term["service_fee"],
+                    "service_fee": long_term["service_fee"],
+                    "paid_out": long_term["principal"] - long_term["service_fee"],
                     "paid_installments": long_term["paid_installments"], "status": long_term["status"]}
-    products = {p["name"]: {"id": p["id"], "installments": p["max_installments"], "annual_rate_bps": p["annual_rate_bps"],
-                            "service_fee_bps": p["service_fee_bps"], "auto_approve": p["auto_approve"],
+    products = {p["name"]: {"id": p["id"], "installments": p["max_installments"],
+                            "annual_rate_bps": p["annual_rate_bps"], "service_fee_bps": p["service_fee_bps"],
+                            "auto_approve": p["auto_approve"],
                             "loans": sum(1 for i in scenario.loans if scenario.loan(i)["product_id"] == p["id"])}
                 for p in scenario.operator.products()}
     story_ok = (all(by_state.get(state, 0) == count for state, count in expected.items())

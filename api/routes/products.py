@@ -22,6 +22,7 @@ from api.schemas.products import (
     ProductOut,
     ProductQuoteOut,
     ProductTxOut,
+    QuoteVersionQuery,
     VersionQuery,
 )
 from api.services import products
@@ -47,7 +48,7 @@ def one_product(product_id: ProductIdPath, context: ContextDep, version: Version
             summary="What applying for this principal and number of installments gives: the terms, the service fee, "
                     "the net paid out and the loan book's schedule")
 def quote(product_id: ProductIdPath, principal: PrincipalQuery, installments: InstallmentsQuery, context: ContextDep,
-          version: VersionQuery = None) -> ProductQuoteOut:
+          version: QuoteVersionQuery = None) -> ProductQuoteOut:
     return products.quote(context, product_id, principal, installments, version)
 
 

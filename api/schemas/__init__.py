@@ -19,7 +19,8 @@ LoanIdPath = Annotated[int, Path(ge=1, le=2**63 - 1, description="the loan book'
 
 # The examples in /docs tell one story: loan 1 of 120,000 fen (CNY minor units) from product 1 version 1 (24% a
 # year, three annuity installments 30 days apart, no service fee), requested on the local anvil chain (31337) and
-# disbursed 2026-01-01 00:00 UTC; the schedule is the loan book's own `quote` of those terms. Addresses are anvil's well-known accounts.
+# disbursed 2026-01-01 00:00 UTC; the schedule is the loan book's own `quote` of those terms. Addresses are anvil's
+# well-known accounts.
 EXAMPLE_BORROWER = "0x9965507D1a55bcC2695C58ba16FB37d819B0A4dc"
 EXAMPLE_LOAN_BOOK = "0xCf7Ed3AccA5a467e9e704C703E8D87F634fB0Fc9"  # deployed after the registry, oracle, catalogue
 EXAMPLE_TX = "0x7cb07dcdbae4a95514d1f3ae85fc422608f777dce1df2aeb428d8d4b87ce7958"

@@ -17,7 +17,8 @@ VersionQuery = Annotated[int | None, Query(ge=1, le=2**32 - 1, description="an o
 EXAMPLE_PRODUCT = {
     "id": 1, "version": 2, "latest_version": 2, "retired": False, "name": "3-month", "currency": "CNY",
     "min_principal": 1_000_000, "max_principal": 50_000_000, "min_installments": 3, "max_installments": 3,
-    "frequency": "FixedInterval", "day_count": "Actual365Fixed", "interval": 30 * DAY, "annual_rate_bps": 1800, "amortization": "Annuity",
+    "frequency": "FixedInterval", "day_count": "Actual365Fixed",
+    "interval": 30 * DAY, "annual_rate_bps": 1800, "amortization": "Annuity",
     "grace_period": 3 * DAY, "late_fee_bps": 500, "penalty_rate_bps": 1200, "default_after": 90 * DAY,
     "service_fee_bps": 100, "early_repayment": "ReduceInstallments", "auto_approve": True,
     "auto_approve_max_principal": 5_000_000,
@@ -118,6 +119,9 @@ class ProductTxOut(BaseModel):
 
 PrincipalQuery = Annotated[int, Query(gt=0, le=2**96 - 1, description="minor units, within the product's range")]
 InstallmentsQuery = Annotated[int, Query(ge=1, le=2**16 - 1, description="within the product's allowed numbers")]
+QuoteVersionQuery = Annotated[int | None, Query(ge=1, le=2**32 - 1, description=(
+    "the version to quote, as the borrower will sign it (default: the latest; an older one is refused, as its "
+    "application would be)"))]
 
 # Product 1 (EXAMPLE_PRODUCT, 18% a year, a 1% fee) quoted for 10,000,000 fen in three installments 30 days apart:
 # the schedule is the loan book's own `quote` of those terms.

@@ -1,6 +1,6 @@
 """A borrower's loan application: relay the borrower's signed application for a product version (then the automatic
-policy, if the product allows it), or their signed cancellation. The API never signs for a borrower: it checks the EIP-712 signature first, so a bad
-one costs no gas, and the loan book checks it again.
+policy, if the product allows it), or their signed cancellation. The API never signs for a borrower: it checks the
+EIP-712 signature first, so a bad one costs no gas, and the loan book checks it again.
 
 The relayed transaction's hash is handed to the caller before it is sent (`record_tx`), and `reconcile`
 answers from it after a crash: the loan it made, or nothing if it was never mined. A signed request is

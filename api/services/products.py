@@ -30,7 +30,8 @@ def _out(product_id: int, version: int, status: ProductStatus, p: Product) -> Pr
         id=product_id, version=version, latest_version=status.latest_version, retired=status.retired,
         name=p.display_name, currency=p.currency_code, min_principal=p.min_principal, max_principal=p.max_principal,
         min_installments=p.min_installments, max_installments=p.max_installments,
-        frequency=solidity_name(p.frequency), day_count=solidity_name(p.day_count), interval=p.interval, annual_rate_bps=p.annual_rate_bps,
+        frequency=solidity_name(p.frequency), day_count=solidity_name(p.day_count),
+        interval=p.interval, annual_rate_bps=p.annual_rate_bps,
         amortization=solidity_name(p.amortization), grace_period=p.grace_period, late_fee_bps=p.late_fee_bps,
         penalty_rate_bps=p.penalty_rate_bps, default_after=p.default_after, service_fee_bps=p.service_fee_bps,
         early_repayment=solidity_name(p.early_repayment), auto_approve=p.auto_approve,
@@ -74,7 +75,8 @@ def quote(context, product_id: int, principal: int, installments: int, version: 
     offer = read_terms(catalog, product_id, version, principal, installments, block=block)
     terms = offer.terms
     rows = book.functions.quote(terms.as_tuple()).call(block_identifier=block)
-    schedule = [QuoteInstallment(number=n, due_at=due, principal=p, interest=i) for n, (due, p, i) in enumerate(rows, 1)]
+    schedule = [QuoteInstallment(number=n, due_at=due, principal=p, interest=i)
+                for n, (due, p, i) in enumerate(rows, 1)]
     fee_bps = read_product(catalog, product_id, version, block=block).service_fee_bps
     within_cap, _, _ = catalog.functions.checkCost(terms.as_tuple(), fee_bps).call(block_identifier=block)
     interest = sum(row.interest for row in schedule)

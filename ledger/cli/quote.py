@@ -47,7 +47,7 @@ def register(app: typer.Typer) -> None:
         principal: int = typer.Option(..., "--principal", min=1, max=2**96 - 1, help="Minor units."),
         installments: int = typer.Option(..., "--installments", min=1, max=2**16 - 1),
         version: int = typer.Option(None, "--version", min=1, max=2**32 - 1,
-                                    help="A version of the product (default: the latest, the one open to applications)."),
+                                    help="A version of the product (default: the latest, open to applications)."),
         as_json: bool = typer.Option(False, "--json", help='Print the terms and {"installments": [{"due", "principal", '
                                                            '"interest"}]}.'),
     ) -> None:

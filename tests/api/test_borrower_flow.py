@@ -48,7 +48,8 @@ def test_credit_shows_the_oracles_score_limit_and_what_is_available(api, keys, d
     driver.approve(loan_id)
     after = alice.credit()
     assert (after["score"], after["credit_limit"], after["fresh"]) == (690, 500_000, True)
-    assert (after["outstanding_principal"], after["available"]) == (application["principal"], 500_000 - application["principal"])
+    principal = application["principal"]
+    assert (after["outstanding_principal"], after["available"]) == (principal, 500_000 - principal)
 
 
 def test_the_api_anchors_its_action_log_on_chain(api, keys, client_for, kyc, stack):

@@ -41,8 +41,8 @@ def test_an_order_whose_loan_went_overpaid_before_it_was_read_is_settled(api, op
     assert len(rail.payouts(loan_id)) == 1
 
 
-def test_an_order_whose_answer_was_lost_names_the_payout_the_chain_confirmed(api, operator, borrower, driver, application,
-                                                                            rail):
+def test_an_order_whose_answer_was_lost_names_the_payout_the_chain_confirmed(api, operator, borrower, driver,
+                                                                            application, rail):
     _, context = api
     loan_id = borrower.apply(**application)["loan_id"]
     rail.process.send_signal(signal.SIGSTOP)

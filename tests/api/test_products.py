@@ -71,7 +71,8 @@ def expected(product_id: int, version: int, p: Product, *, latest: int | None = 
             "name": p.name.rstrip(b"\0").decode(), "currency": p.currency.decode(),
             "min_principal": p.min_principal, "max_principal": p.max_principal,
             "min_installments": p.min_installments, "max_installments": p.max_installments,
-            "frequency": "FixedInterval", "day_count": "Actual365Fixed", "interval": p.interval, "annual_rate_bps": p.annual_rate_bps,
+            "frequency": "FixedInterval", "day_count": "Actual365Fixed", "interval": p.interval,
+            "annual_rate_bps": p.annual_rate_bps,
             "amortization": amortization[p.amortization], "grace_period": p.grace_period, "late_fee_bps": p.late_fee_bps,
             "penalty_rate_bps": p.penalty_rate_bps, "default_after": p.default_after,
             "service_fee_bps": p.service_fee_bps, "early_repayment": early[p.early_repayment],
@@ -157,7 +158,8 @@ def test_an_operator_publishes_changes_and_retires_a_product_through_the_api(api
         ("product.retire", operator.account.address, 1, 2)]
     assert [e.data["tx"] for e in entries] == [created["tx_hash"], changed["tx_hash"], retired["tx_hash"]]
     assert entries[0].data["product"] == {"product_name": "3-month", **{k: v for k, v in BODY.items() if k != "name"}}
-    assert stack.catalog.functions.statusOf(1).call() == (2, True, 2400)  # latest, retired, the cap it was checked under
+    # The latest version, retired, and the cost cap it was checked under.
+    assert stack.catalog.functions.statusOf(1).call() == (2, True, 2400)
     # The indexer follows the catalogue too (the deployed stack includes it): its events are in the audit trail.
     with context.sessions() as session:
         indexed = session.execute(select(ChainEvent.name, ChainEvent.args).where(ChainEvent.contract == "ProductCatalog")
