@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 from eth_account import Account
+from web3.exceptions import ContractCustomError
 
 from api.client import ApiError
 from ledger import typed_data
@@ -130,7 +131,8 @@ def test_the_policy_approves_only_what_the_product_lets_it(api, operator, borrow
     assert operator.approve(1)["decision"] == "approved"  # the operator still may
 
 
-def test_the_payout_is_the_principal_less_the_service_fee(api, operator, borrower, publish, serve_app, driver):
+def test_the_payout_is_the_principal_less_the_service_fee(api, operator, borrower, publish, serve_app, driver,
+                                                           stack, keys):
     _, context = api
     product_id = publish(annual_rate_bps=1_200, service_fee_bps=150)
     rail = PaymentRail("mockpay", RsaScheme.generate())  # no webhook URL: the payout stays with the rail
@@ -140,6 +142,11 @@ def test_the_payout_is_the_principal_less_the_service_fee(api, operator, borrowe
         operator.approve(loan_id)  # approving orders the payout
     (payment,) = rail.payments.values()
     assert (payment.loan_id, payment.amount) == (loan_id, 200_000 - 3_000)
-    driver.disburse(loan_id, payment.amount, b"payout-net")  # the book takes exactly the net amount
+    gross = stack.book.functions.confirmDisbursement(loan_id, b"payout-gross".ljust(32, b"\0"), 200_000, driver.now)
+    with pytest.raises(ContractCustomError) as refused:  # the book takes the net amount only
+        gross.call({"from": keys["oracle"].address})
+    assert stack.errors.from_exception(refused.value).name == "LoanBookDisbursementMismatch"
+    driver.disburse(loan_id, payment.amount, b"payout-net")
+    assert context.wait_indexed(context.w3.eth.block_number)
     loan = borrower.loan(loan_id)
     assert (loan["status"], loan["service_fee"], loan["principal"]) == ("Active", 3_000, 200_000)
