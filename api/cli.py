@@ -166,32 +166,31 @@ def register(app: typer.Typer) -> None:
 
     @app.command("apply")
     def apply(
-        principal: int = typer.Option(..., "--principal", min=1, help="Minor units (fen)."),
-        apr_bps: int = typer.Option(..., "--apr-bps", min=0),
-        installments: int = typer.Option(..., "--installments", min=1),
-        interval_days: int = typer.Option(30, "--interval-days", min=1),
-        amortization: str = typer.Option("annuity", "--amortization", help="annuity | equal_principal | bullet"),
+        product_id: int = typer.Option(..., "--product", min=1, help="The product (`loanledger products`)."),
+        principal: int = typer.Option(..., "--principal", min=1, help="Minor units (fen), within the product's range."),
+        installments: int = typer.Option(..., "--installments", min=1, help="Within the product's allowed numbers."),
+        version: int = typer.Option(None, "--version", min=1, help="The product version to sign (default: latest)."),
         yes: bool = typer.Option(False, "--yes", "-y", help="Apply without asking."),
         wallet: str = WALLET, api: str = API,
     ) -> None:
-        """Show the contract's schedule for these terms, then sign and apply."""
-        terms = {"principal": principal, "annual_rate_bps": apr_bps, "installments": installments,
-                 "interval_days": interval_days, "amortization": amortization}
+        """Show what applying for a product gives (its terms, the fee, the contract's schedule), then sign and apply."""
         reader = _client(wallet, api)
-        quote = _call(reader.quote, terms)
-        table = Table(title="Schedule (days after payout; minor units)")
+        quote = _call(reader.quote, product_id, principal, installments, version)
+        table = Table(title=f"Product {product_id} v{quote['product_version']}: {quote['annual_rate_bps'] / 100:g}% a "
+                            f"year {quote['amortization']} (days after payout; minor units of {quote['currency']})")
         for column in ("#", "due day", "principal", "interest"):
             table.add_column(column, justify="right")
-        for item in quote["installments"]:
-            table.add_row(str(item["number"]), str(item["due_at"] // 86_400), f"{item['principal']:,}",
+        for item in quote["schedule"]:
+            table.add_row(str(item["number"]), f"{item['due_at'] / 86_400:g}", f"{item['principal']:,}",
                           f"{item['interest']:,}")
         console.print(table)
-        console.print(f"total interest {quote['total_interest']:,}")
+        console.print(f"total interest {quote['total_interest']:,}; service fee {quote['service_fee']:,}; "
+                      f"paid out {quote['net_paid_out']:,}; total repaid {quote['total_repaid']:,}")
         if not yes and not typer.confirm("Sign and apply?"):
             raise typer.Exit(1)
         signer = _client(wallet, api, signed_in=False)
         signer.token = reader.token
-        answer = _call(signer.apply, terms)
+        answer = _call(signer.apply, product_id, principal, installments, quote["product_version"])
         console.print(f"loan {answer['loan_id']}: {answer['status']}"
                       + (f" ({answer['decision']})" if answer.get("decision") else "") + f"  tx {answer['tx_hash']}")
 

@@ -6,7 +6,8 @@ clients (threads, one keep-alive httpx connection each) in this process, which i
 one waits for the chain for seconds, so the clients' own cost does not show. Reads are measured by
 bench/api_read.py with wrk, against bare FastAPI (a Python load generator on two cores measures itself).
 
-Applications relayed end to end: POST /v1/loans with a real EIP-712 signature by each of 16 registered
+Applications relayed end to end: POST /v1/loans for a published product with a real EIP-712 signature (the
+LoanApplication: product version, principal, count) by each of 16 registered
 and scored borrowers (one per client, signed in with SIWE); the API checks the signature, relays
 `requestLoan` from its relayer key, waits for the receipt and for the indexer to store the block.
 Printed beside the node's own figure from bench/results/ledger.json (`raw_tx_per_s`: pre-signed
@@ -35,21 +36,28 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from api.client import LoanLedgerClient, terms_from  # noqa: E402
+from api.client import LoanLedgerClient  # noqa: E402
 from ledger import manifest as manifests  # noqa: E402
 from ledger import typed_data  # noqa: E402
 from ledger.chain import ChainClient  # noqa: E402
 from ledger.deploy import deploy_stack  # noqa: E402
 from ledger.node import EphemeralNode, dev_account, free_port  # noqa: E402
+from ledger.products import DayCount, EarlyRepayment, Frequency, Product, product_name  # noqa: E402
 from ledger.store import open_store  # noqa: E402
+from ledger.typed_data import Amortization  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "api.json"
 LEDGER_RESULTS = ROOT / "bench" / "results" / "ledger.json"
 CLIENTS = 16
 APPLICATIONS_PER_CLIENT = 15    # 240 applications
 DAY = 86_400
-TERMS = {"principal": 120_000, "currency": "CNY", "annual_rate_bps": 2400, "amortization": "annuity",
-         "installments": 3, "interval_days": 30}
+PRINCIPAL, INSTALLMENTS = 120_000, 3  # what every borrower applies for, of the one product published
+PRODUCT = Product(
+    name=product_name("3-month"), currency=b"CNY", min_principal=1_000, max_principal=10_000_000, min_installments=3,
+    max_installments=3, frequency=Frequency.FIXED_INTERVAL, day_count=DayCount.ACTUAL_365_FIXED, interval=30 * DAY,
+    annual_rate_bps=2400, amortization=Amortization.ANNUITY, grace_period=3 * DAY, late_fee_bps=500,
+    penalty_rate_bps=1200, default_after=90 * DAY, service_fee_bps=0,
+    early_repayment=EarlyRepayment.REDUCE_INSTALLMENTS, auto_approve=False, auto_approve_max_principal=0)
 JWT_SECRET = "bench-secret-of-at-least-32-bytes!"
 
 
@@ -80,16 +88,19 @@ def serve(config: dict) -> None:
 
 # -- set-up -----------------------------------------------------------------------------------------
 
-def register_and_score(w3, stack, borrowers: list) -> None:
+def register_and_score(w3, stack, borrowers: list) -> int:
+    """Registers and scores the borrowers and publishes the product they apply for; its id."""
     operator = ChainClient(w3, dev_account(1), stack.errors, poll_interval=0.005)
+    operator.transact(stack.catalog.functions.createProduct(PRODUCT.as_tuple(stack.catalog)))
     oracle = ChainClient(w3, dev_account(2), stack.errors, poll_interval=0.005)
     now = w3.eth.get_block("latest").timestamp
     operator.transact_many([stack.registry.functions.registerBorrower(b.address, keccak(text=b.address), now + 365 * DAY)
                             for b in borrowers])
-    updates = [(b.address, 700, 1_000 * TERMS["principal"]) for b in borrowers]
+    updates = [(b.address, 700, 1_000 * PRINCIPAL) for b in borrowers]
     report = typed_data.score_report(chain_id=w3.eth.chain_id, oracle=stack.oracle.address, report_id=1,
                                      model_version=1, updates=updates)
     oracle.transact(stack.oracle.functions.pushScores(1, 1, updates, [typed_data.sign(dev_account(4).key, report)]))
+    return stack.catalog.functions.productCount().call()
 
 
 def wait_ready(url: str, process: subprocess.Popen, log: Path) -> None:
@@ -160,17 +171,19 @@ def measure(url: str, per_client: int, request) -> dict:
             "p99_ms": round(cuts[98] * 1000, 1), "retried": sum(retries), "failed": failed}
 
 
-def signed_applications(w3, book: str, borrowers: list, count: int, deadline: int) -> list[list[dict]]:
+def signed_applications(w3, book: str, product_id: int, borrowers: list, count: int,
+                        deadline: int) -> list[list[dict]]:
     """Per borrower, `count` application bodies signed with nonces 1..count (nonce 0 went to the warm-up)."""
     chain_id = w3.eth.chain_id
     out = []
     for borrower in borrowers:
         bodies = []
         for nonce in range(1, count + 1):
-            terms = dict(TERMS, principal=TERMS["principal"] + nonce)
-            message = typed_data.loan_request(chain_id=chain_id, book=book, borrower=borrower.address,
-                                              terms=terms_from(terms), nonce=nonce, deadline=deadline)
-            bodies.append({"terms": terms, "deadline": deadline,
+            signed = {"product_id": product_id, "product_version": 1, "principal": PRINCIPAL + nonce,
+                      "installments": INSTALLMENTS}
+            message = typed_data.loan_application(chain_id=chain_id, book=book, borrower=borrower.address,
+                                                  nonce=nonce, deadline=deadline, **signed)
+            bodies.append({**signed, "deadline": deadline,
                            "signature": "0x" + typed_data.sign(borrower.key, message).hex()})
         out.append(bodies)
     return out
@@ -185,7 +198,7 @@ def main() -> dict:
         stack = deploy_stack(w3, admin.address, operator=operator.address, oracle=oracle.address,
                              pauser=pauser.address, score_signer=signer.address)
         borrowers = [dev_account(10 + i) for i in range(CLIENTS)]
-        register_and_score(w3, stack, borrowers)
+        product_id = register_and_score(w3, stack, borrowers)
 
         manifest = manifests.save(stack.manifest, Path(tmp) / "manifest.json")
         db_url = f"sqlite:///{tmp}/api.db"
@@ -207,11 +220,12 @@ def main() -> dict:
                 client.login()
             # Warm-up: one application per borrower through the SDK (nonce 0).
             for client in sdk.values():
-                client.apply(TERMS)
+                client.apply(product_id, PRINCIPAL, INSTALLMENTS)
 
             print(f"set up in {time.perf_counter() - setup_began:.0f} s; measuring", flush=True)
             deadline = w3.eth.get_block("latest").timestamp + DAY
-            bodies = signed_applications(w3, stack.book.address, borrowers, APPLICATIONS_PER_CLIENT, deadline)
+            bodies = signed_applications(w3, stack.book.address, product_id, borrowers, APPLICATIONS_PER_CLIENT,
+                                         deadline)
             tokens = [{"authorization": f"Bearer {sdk[b.address].token}"} for b in borrowers]
             keys = [[str(uuid.uuid4()) for _ in range(APPLICATIONS_PER_CLIENT)] for _ in borrowers]
             applications = measure(url, APPLICATIONS_PER_CLIENT, lambda http, c, k: http.post(

@@ -39,11 +39,20 @@ from ledger.supervisor import LOANLEDGER, local_stack  # noqa: E402
 DAY = 86_400
 BORROWERS = 20
 MIN_PRINCIPAL = 10_000  # 100 CNY: the smallest loan offered
-TERMS = {"currency": "CNY", "annual_rate_bps": 2400, "amortization": "annuity", "installments": 3,
-         "interval_days": 30, "grace_days": 3, "late_fee_bps": 500, "penalty_rate_bps": 1800,
-         "default_after_days": 90}
+# The lender's two products, published by the operator before anyone applies; both within the contracts' default
+# all-in cost cap (24% a year, fees included). Monthly calendar schedules are not offered yet: 30-day periods.
+THREE_MONTH = {"name": "3-month", "currency": "CNY", "min_principal": MIN_PRINCIPAL, "max_principal": 10_000_000,
+               "min_installments": 3, "max_installments": 3, "frequency": "FixedInterval", "interval": 30 * DAY,
+               "annual_rate_bps": 2400, "amortization": "Annuity", "grace_period": 3 * DAY, "late_fee_bps": 500,
+               "penalty_rate_bps": 1200, "default_after": 90 * DAY, "service_fee_bps": 0,
+               "early_repayment": "ReduceInstallments", "auto_approve": True, "auto_approve_max_principal": 10_000_000}
+# A 1% service fee, deducted from the payout; an operator decides every application.
+TWELVE_MONTH = {**THREE_MONTH, "name": "12-month", "min_installments": 12, "max_installments": 12,
+                "annual_rate_bps": 1800, "service_fee_bps": 100, "early_repayment": "ReduceInstallmentAmount",
+                "auto_approve": False, "auto_approve_max_principal": 0}
 # Borrowers with a part in the story, by index; the late payer, the defaulter and the prepayer are the
-# first three whose applications the policy approves (the bureau's records decide who that is).
+# first three whose applications the policy approves (the bureau's records decide who that is); the last borrower
+# offered credit takes the 12-month product, which an operator approves by hand.
 OVER_LIMIT, STALE = 18, 19
 OVERPAID_BY = 5_000  # 50 CNY more than the payoff: the loan closes, the rest is the borrower's credit until refunded
 WRONG_CURRENCY = ("USD", 1_000)  # a payment in money the loan is not in: held in suspense, refunded
@@ -153,6 +162,8 @@ class Scenario:
         self.admin, self.operator = self.staff(0), self.staff(1)
         self.auditor_account = dev_account(6)
         self.admin.add_auditor(self.auditor_account.address)
+        self.three_month = self.operator.create_product(THREE_MONTH)["product_id"]
+        self.twelve_month = self.operator.create_product(TWELVE_MONTH)["product_id"]
         self.operator.set_auto_approve(True)
 
     def onboard(self, task) -> None:
@@ -180,6 +191,8 @@ class Scenario:
         self.limits = [client.credit()["credit_limit"] for client in self.borrowers]
 
     def apply(self, task) -> None:
+        offered = [i for i in range(BORROWERS) if i not in (OVER_LIMIT, STALE) and self.limits[i] >= MIN_PRINCIPAL]
+        self.long_term = offered[-1]  # applies for the 12-month product
         for i, client in enumerate(self.borrowers):
             if i == STALE:
                 continue
@@ -189,12 +202,18 @@ class Scenario:
                 self.progress.advance(task)
                 continue
             principal = limit + 100_000 if i == OVER_LIMIT else min(limit, 300_000) // 1000 * 1000
-            answer = client.apply({**TERMS, "principal": principal})
+            if i == self.long_term:
+                answer = client.apply(self.twelve_month, principal, 12)
+            else:
+                answer = client.apply(self.three_month, principal, 3)
             self.loans[i], self.decisions[i] = answer["loan_id"], answer["decision"] or "requested"
             self.progress.advance(task)
+        if self.decisions[self.long_term] != "requested":
+            raise DemoFailed(f"the 12-month application was decided automatically: {self.decisions[self.long_term]}")
+        self.operator.approve(self.loans[self.long_term])  # the product leaves it to an operator; the payout follows
         approved = [i for i, d in self.decisions.items() if d == "approved"]
-        wait_for("payouts confirmed on-chain", lambda: all(self.loan(i)["status"] == "Active" for i in approved),
-                 timeout=120)
+        wait_for("payouts confirmed on-chain", lambda: all(self.loan(i)["status"] == "Active"
+                                                           for i in approved + [self.long_term]), timeout=120)
         if len(approved) < 4:
             raise DemoFailed(f"only {len(approved)} applications were approved; the story needs four")
         self.active = approved
@@ -204,15 +223,15 @@ class Scenario:
         self.advance(27)  # three days before the first due date
         self.pay(self.prepayer, self.borrowers[self.prepayer].due(self.loans[self.prepayer])["payoff"])
         on_time = [i for i in self.active if i not in (self.late, self.defaulter, self.prepayer)]
-        for i in on_time:
+        for i in on_time + [self.long_term]:
             self.pay(i, self.installment_amount(i, 1))
-        self.wait_paid(on_time, 1, "first installments credited")
+        self.wait_paid(on_time + [self.long_term], 1, "first installments credited")
         wait_for("the prepayment", lambda: self.loan(self.prepayer)["status"] == "Repaid")
         self.on_time = on_time
 
     def stale_application(self) -> None:
         self.advance(4)  # day 31: the last borrower's score, pushed on day 0, is older than 30 days
-        answer = self.borrowers[STALE].apply({**TERMS, "principal": 50_000})
+        answer = self.borrowers[STALE].apply(self.three_month, 50_000, 3)
         self.loans[STALE], self.decisions[STALE] = answer["loan_id"], answer["decision"] or "requested"
 
     def late_payment(self) -> None:
@@ -239,7 +258,7 @@ class Scenario:
         mistyped_ref = self.pay(self.mistyper, self.installment_amount(self.mistyper, 2), loan_id=mistyped_loan)
         currency, amount = WRONG_CURRENCY
         foreign_ref = self.pay(self.foreign_payer, amount, currency=currency)
-        for i in payers:
+        for i in payers + [self.long_term]:
             if i != self.mistyper:
                 self.pay(i, self.installment_amount(i, 2))
         overpaid = wait_for("the overpaid loan closed with credit", lambda: (
@@ -257,7 +276,7 @@ class Scenario:
         mistyped = self.suspense_item(mistyped_ref, "open")
         self.operator.apply_suspense(mistyped["id"], self.loans[self.mistyper])
         applied = self.suspense_item(mistyped_ref, "applied")
-        self.wait_paid(payers, 2, "installment 2 (the mistyped one applied to its loan)")
+        self.wait_paid(payers + [self.long_term], 2, "installment 2 (the mistyped one applied to its loan)")
         self.credit = {"loan_id": over_loan, "payoff": payoff, "paid": payoff + OVERPAID_BY, "credit": credit,
                        "refunded": refund["amount"], "refund_reference": refund["refund_reference"],
                        "status_after": repaid["status"]}
@@ -279,9 +298,9 @@ class Scenario:
     def last_installments(self) -> None:
         self.advance(30)  # day 87
         payers = [i for i in self.on_time + [self.late] if i != self.overpayer]  # the overpayer closed early
-        for i in payers:
+        for i in payers + [self.long_term]:
             self.pay(i, self.installment_amount(i, 3))
-        self.wait_paid(payers, 3, "installment 3")
+        self.wait_paid(payers + [self.long_term], 3, "installment 3")
         wait_for("every paying loan repaid", lambda: all(self.loan(i)["status"] == "Repaid" for i in self.on_time + [self.late]),
                  timeout=120)
 
@@ -369,10 +388,10 @@ def main() -> int:
     shutil.rmtree(settings.home, ignore_errors=True)
     phases = [
         ("start the stack: anvil, contracts, rail, bureau, indexer, oracle, API", 1),
-        ("staff sign in; auditor admitted; automatic approval on", 1),
+        ("staff sign in; two loan products published; auditor admitted; automatic approval on", 1),
         (f"{BORROWERS} borrowers: wallet, sign-in, KYC with one-time codes", BORROWERS),
         ("scores and limits pushed by the oracle", BORROWERS),
-        ("signed applications; the policy decides; payouts over the rail", BORROWERS - 1),
+        ("signed applications by product; the policy or an operator decides; payouts over the rail", BORROWERS - 1),
         ("day 27: first installments by webhook, batched on-chain; one prepays", 1),
         ("day 31: an application on a stale score", 1),
         ("day 40: a late installment, with late fee and penalty", 1),
@@ -454,8 +473,20 @@ def summarize(scenario: Scenario, audit: dict, gas: int, seconds: float) -> dict
     by_status = {row["status"]: row for row in report["by_status"]}
     by_state = {state: row["count"] for state, row in by_status.items() if row["count"]}
     rejected = sum(1 for d in scenario.decisions.values() if d.startswith("rejected"))
-    expected = {"Repaid": len(scenario.on_time) + 2, "WrittenOff": 1, "Rejected": rejected}
+    expected = {"Repaid": len(scenario.on_time) + 2, "WrittenOff": 1, "Rejected": rejected, "Active": 1}
+    long_term = scenario.loan(scenario.long_term)  # still running: 9 of its 12 installments to go
+    twelve_month = {"loan_id": long_term["id"], "product_id": long_term["product_id"],
+                    "installments": long_term["installments"], "principal": long_term["principal"],
+                    "service_fee": long_term["service_fee"],
+                    "paid_out": long_term["principal"] - long_term["service_fee"],
+                    "paid_installments": long_term["paid_installments"], "status": long_term["status"]}
+    products = {p["name"]: {"id": p["id"], "installments": p["max_installments"],
+                            "annual_rate_bps": p["annual_rate_bps"], "service_fee_bps": p["service_fee_bps"],
+                            "auto_approve": p["auto_approve"],
+                            "loans": sum(1 for i in scenario.loans if scenario.loan(i)["product_id"] == p["id"])}
+                for p in scenario.operator.products()}
     story_ok = (all(by_state.get(state, 0) == count for state, count in expected.items())
+                and twelve_month["product_id"] == scenario.twelve_month and twelve_month["service_fee"] > 0
                 and scenario.decisions[OVER_LIMIT] == "rejected:over_limit"
                 and scenario.decisions[STALE] == "rejected:stale_score"
                 and scenario.suspense["left_open"] == 0)
@@ -481,6 +512,10 @@ def summarize(scenario: Scenario, audit: dict, gas: int, seconds: float) -> dict
     table.add_row("overpayment: credit held / refunded (fen)", f"{credit['credit']:,} / {credit['refunded']:,}")
     table.add_row("decisions", ", ".join(f"{k}: {v}" for k, v in sorted(decisions.items())))
     table.add_row("offered no credit (score too low)", str(len(scenario.declined)))
+    for name, product in products.items():
+        table.add_row(f"product {name}: loans", str(product["loans"]))
+    table.add_row("12-month loan: principal / service fee / paid out (fen)",
+                  f"{twelve_month['principal']:,} / {twelve_month['service_fee']:,} / {twelve_month['paid_out']:,}")
     table.add_row("gas used (all transactions)", f"{gas:,}")
     table.add_row("time taken", f"{seconds:.0f} s")
     for name, passed in audit.items():
@@ -490,7 +525,8 @@ def summarize(scenario: Scenario, audit: dict, gas: int, seconds: float) -> dict
         console.print(f"[red]the loans did not end as the story says[/red]: expected {expected}, got {by_state}")
     return {"ok": story_ok and all(audit.values()), "loans_by_state": by_state, "audit": audit,
             "decisions": decisions, "declined_by_score": len(scenario.declined), "amounts": totals, "late_charges": scenario.late_charges,
-            "suspense": scenario.suspense, "credit": scenario.credit,
+            "suspense": scenario.suspense, "credit": scenario.credit, "products": products,
+            "twelve_month_loan": twelve_month,
             "portfolio": report, "gas_used": gas, "seconds": round(seconds, 1)}
 
 

@@ -30,6 +30,15 @@ def test_the_demo_tells_its_story_and_every_audit_check_passes(tmp_path, stack_p
     assert outcome["decisions"]["rejected:over_limit"] == 1 and outcome["decisions"]["rejected:stale_score"] == 1
     assert outcome["late_charges"]["late_fee"] > 0 and outcome["late_charges"]["penalty"] > 0
     assert outcome["amounts"]["principal_written_off"] > 0 and outcome["gas_used"] > 0
+    # Borrowers applied by product: the operator published a 3-month and a 12-month one; the 12-month loan (a
+    # service fee, approved by an operator) was paid out net of its fee and is still running.
+    products = outcome["products"]
+    assert {name: p["installments"] for name, p in products.items()} == {"3-month": 3, "12-month": 12}
+    assert products["3-month"]["loans"] == sum(by_state.values()) - 1 and products["12-month"]["loans"] == 1
+    long_term = outcome["twelve_month_loan"]
+    assert (long_term["product_id"], long_term["installments"], long_term["status"]) == (
+        products["12-month"]["id"], 12, "Active")
+    assert long_term["service_fee"] == long_term["principal"] // 100 > 0 and long_term["paid_installments"] == 3
     # Every receipt has a home: the overpayment closed its loan with the rest held as credit on-chain, refunded
     # in full over the rail and confirmed (the loan Repaid); the wrong-currency payment held in suspense and
     # refunded; the payment to a mistyped loan id applied to the loan it was meant for; nothing left open.

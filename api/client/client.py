@@ -1,5 +1,5 @@
 """LoanLedgerClient: the Python SDK. It signs with the borrower's own key (from an encrypted keystore);
-the server never sees the key, only signatures: the SIWE sign-in and the EIP-712 loan requests.
+the server never sees the key, only signatures: the SIWE sign-in and the EIP-712 loan applications.
 
 It imports nothing of the server (tests/api/test_client.py checks): HTTP with httpx, signing with
 eth_account, the EIP-712 messages from ledger.typed_data, the bodies from api.client.models.
@@ -31,12 +31,10 @@ from api.client.models import (
     PolicyIn,
     ReasonIn,
     RequestParams,
-    TermsIn,
     TokenOut,
 )
 from ledger import typed_data
 from ledger.encoding import to_0x_hex
-from ledger.typed_data import LoanTerms
 
 
 class ApiError(Exception):
@@ -49,11 +47,6 @@ class ApiError(Exception):
 
 def load_wallet(path: Path, passphrase: str) -> LocalAccount:
     return Account.from_key(Account.decrypt(json.loads(Path(path).read_text()), passphrase))
-
-
-def terms_from(body: dict) -> LoanTerms:
-    """The contract's LoanTerms for an API terms body: the API's own reading of it, defaults included."""
-    return TermsIn(**body).to_terms()
 
 
 class LoanLedgerClient:
@@ -128,17 +121,28 @@ class LoanLedgerClient:
 
     # -- loans -------------------------------------------------------------------------------------
 
-    def quote(self, terms: dict) -> dict:
-        return self._request("POST", "/v1/quote", json_body=terms)
+    def quote(self, product_id: int, principal: int, installments: int, version: int | None = None) -> dict:
+        """What applying for `principal` in `installments` gives (the latest version unless `version`): the terms,
+        the service fee and net paid out, the loan book's schedule and totals. Public: no sign-in needed."""
+        params = {"principal": principal, "installments": installments}
+        if version is not None:
+            params["version"] = version
+        return self._request("GET", f"/v1/products/{product_id}/quote", params=params)
 
-    def apply(self, terms: dict, *, idempotency_key: str | None = None) -> dict:
-        """Signs the terms (EIP-712, with the loan book's nonce and a deadline) and applies."""
+    def apply(self, product_id: int, principal: int, installments: int, version: int | None = None, *,
+              idempotency_key: str | None = None) -> dict:
+        """Applies for a product: signs (EIP-712 `LoanApplication`, with the loan book's nonce and a deadline) the
+        product version (the latest unless `version`), the principal and the number of installments."""
+        if version is None:
+            version = self.product(product_id)["latest_version"]
         params = RequestParams.model_validate(self._request("GET", "/v1/loans/request-params"))
-        message = typed_data.loan_request(chain_id=params.chain_id, book=params.loan_book,
-                                          borrower=self.account.address, terms=terms_from(terms),
-                                          nonce=params.nonce, deadline=params.deadline)
+        message = typed_data.loan_application(
+            chain_id=params.chain_id, book=params.loan_book, borrower=self.account.address, product_id=product_id,
+            product_version=version, principal=principal, installments=installments, nonce=params.nonce,
+            deadline=params.deadline)
         signature = typed_data.sign(self.account.key, message)
-        body = ApplyIn(terms=TermsIn(**terms), deadline=params.deadline, signature=to_0x_hex(signature))
+        body = ApplyIn(product_id=product_id, product_version=version, principal=principal, installments=installments,
+                       deadline=params.deadline, signature=to_0x_hex(signature))
         return self._request("POST", "/v1/loans", idempotency_key=idempotency_key or self.new_key(),
                              json_body=body.model_dump(mode="json"))
 

@@ -1,51 +1,22 @@
 """The bodies the client sends and the answers it reads, mirrored from the API's OpenAPI document.
 
-Each model has the name of the schema it mirrors (`TermsIn` is `#/components/schemas/TermsIn`), and
+Each model has the name of the schema it mirrors (`ApplyIn` is `#/components/schemas/ApplyIn`), and
 tests/api/test_client.py checks them against `create_app().openapi()`: a request body must have the
-server's fields, types and defaults (the client signs the terms the server will read, defaults included),
+server's fields, types and defaults (the client signs the application the server will check),
 an answer's fields must exist on the server with the same types. Defined here rather than imported so a
 borrower's client does not carry the server (FastAPI, SQLAlchemy, the store) along.
 """
 
 from __future__ import annotations
 
-from enum import Enum
-
 from pydantic import BaseModel
-
-from ledger.typed_data import Amortization, LoanTerms
-
-DAY = 86_400
-
-
-class AmortizationName(str, Enum):
-    annuity = "annuity"
-    equal_principal = "equal_principal"
-    bullet = "bullet"
-
-
-class TermsIn(BaseModel):
-    principal: int
-    currency: str = "CNY"
-    annual_rate_bps: int
-    amortization: AmortizationName = AmortizationName.annuity
-    installments: int
-    interval_days: int
-    grace_days: int = 3
-    late_fee_bps: int = 500
-    penalty_rate_bps: int = 1_800
-    default_after_days: int = 90
-
-    def to_terms(self) -> LoanTerms:
-        """The contract's LoanTerms for these terms, as the API reads them (what the borrower signs)."""
-        return LoanTerms(self.principal, self.currency.encode(), self.annual_rate_bps,
-                         int(Amortization[self.amortization.name.upper()]), self.installments,
-                         self.interval_days * DAY,
-                         self.grace_days * DAY, self.late_fee_bps, self.penalty_rate_bps, self.default_after_days * DAY)
 
 
 class ApplyIn(BaseModel):
-    terms: TermsIn
+    product_id: int
+    product_version: int
+    principal: int
+    installments: int
     deadline: int
     signature: str
 
@@ -122,6 +93,6 @@ class RequestParams(BaseModel):
     deadline: int
 
 
-REQUESTS: tuple[type[BaseModel], ...] = (TermsIn, ApplyIn, CancelIn, NonceIn, LoginIn, KycIn, CodesIn, CodeIn, PhoneIn,
+REQUESTS: tuple[type[BaseModel], ...] = (ApplyIn, CancelIn, NonceIn, LoginIn, KycIn, CodesIn, CodeIn, PhoneIn,
                                          ReasonIn, PolicyIn, AuditorIn)
 RESPONSES: tuple[type[BaseModel], ...] = (NonceOut, TokenOut, RequestParams)

@@ -1,4 +1,4 @@
-"""Borrower loan routes: quote, apply with a signed request, cancel, own loans, what is due, how to repay.
+"""Borrower loan routes: apply for a product with a signed application, cancel, own loans, what is due, how to repay.
 
 The API never signs for a borrower: it checks the borrower's EIP-712 signature (so a bad one costs
 no gas) and relays it; the loan book checks it again. Reads come from the indexed read model, what is
@@ -10,15 +10,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Header
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
-from web3.exceptions import ContractPanicError
 
 from api import idempotency
 from api.auth import Principal
 from api.deps import BorrowerOrApplicant, ContextDep, LoanReader, MetricsDep, RegisteredBorrower
-from api.errors import ApiError, error_responses
+from api.errors import error_responses
 from api.observability import current_request_id
-from api.schemas import (AmountDueOut, ApplyIn, ApplyOut, CancelIn, CreditOut, InstallmentOut, LoanIdPath, LoanList,
-                         LoanOut, QuoteOut, RepaymentInstructions, RequestParams, TermsIn, TxOut)
+from api.schemas import (AmountDueOut, ApplyIn, ApplyOut, CancelIn, CreditOut, LoanIdPath, LoanList, LoanOut,
+                         RepaymentInstructions, RequestParams, TxOut)
 from api.services import applications
 from api.views import visible_loan
 from ledger.book import LoanStatus, read_loan
@@ -26,19 +25,6 @@ from ledger.store.models.chain import Loan
 
 router = APIRouter(prefix="/v1", tags=["loans"])
 ERRORS = error_responses(401, 403, 404, 409, 422, 503)
-
-
-@router.post("/quote", response_model=QuoteOut, responses=ERRORS,
-             summary="The repayment schedule for these terms, computed by the loan book itself")
-def quote(terms: TermsIn, context: ContextDep, _: LoanReader) -> QuoteOut:
-    try:
-        rows = context.bindings.book.functions.quote(terms.to_terms().as_tuple()).call()
-    except ContractPanicError:  # e.g. a rate and term whose interest overflows the book's arithmetic
-        raise ApiError(422, "terms_out_of_range", "the loan book cannot compute a schedule for these terms "
-                                                  "(the rate, term or amount is too large)") from None
-    items = [InstallmentOut(number=i, due_at=due, principal=p, interest=r) for i, (due, p, r) in enumerate(rows, 1)]
-    return QuoteOut(installments=items, total_principal=sum(i.principal for i in items),
-                    total_interest=sum(i.interest for i in items))
 
 
 @router.get("/loans/request-params", response_model=RequestParams, responses=ERRORS,
@@ -50,7 +36,7 @@ def request_params(context: ContextDep, who: BorrowerOrApplicant) -> RequestPara
 
 
 @router.post("/loans", response_model=ApplyOut, status_code=201, responses=ERRORS,
-             summary="Apply: relay the borrower's signed loan request (Idempotency-Key required)")
+             summary="Apply for a product version: relay the borrower's signed application (Idempotency-Key required)")
 def apply(body: ApplyIn, context: ContextDep, metrics: MetricsDep, who: RegisteredBorrower,
           idempotency_key: str | None = Header(None)):
 
@@ -60,7 +46,8 @@ def apply(body: ApplyIn, context: ContextDep, metrics: MetricsDep, who: Register
                              decision=application.decision)
 
     def action(claim: idempotency.Claim):
-        application = applications.apply(context, who.address, body.terms.to_terms(), body.deadline,
+        signed = applications.Signed(body.product_id, body.product_version, body.principal, body.installments)
+        application = applications.apply(context, who.address, signed, body.deadline,
                                          bytes.fromhex(body.signature[2:]), current_request_id(), claim.record_tx)
         metrics.transactions.labels("request_loan").inc()
         return answer(application)

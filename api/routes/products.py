@@ -14,11 +14,15 @@ from api.deps import ContextDep, MetricsDep, Operator
 from api.errors import error_responses
 from api.observability import current_request_id
 from api.schemas.products import (
+    InstallmentsQuery,
+    PrincipalQuery,
     ProductIdPath,
     ProductIn,
     ProductList,
     ProductOut,
+    ProductQuoteOut,
     ProductTxOut,
+    QuoteVersionQuery,
     VersionQuery,
 )
 from api.services import products
@@ -38,6 +42,14 @@ def list_products(context: ContextDep) -> ProductList:
             summary="One product: its latest version, or an older one with ?version= (retired ones too)")
 def one_product(product_id: ProductIdPath, context: ContextDep, version: VersionQuery = None) -> ProductOut:
     return products.product(context, product_id, version)
+
+
+@router.get("/v1/products/{product_id}/quote", response_model=ProductQuoteOut, responses=ERRORS | error_responses(409),
+            summary="What applying for this principal and number of installments gives: the terms, the service fee, "
+                    "the net paid out and the loan book's schedule")
+def quote(product_id: ProductIdPath, principal: PrincipalQuery, installments: InstallmentsQuery, context: ContextDep,
+          version: QuoteVersionQuery = None) -> ProductQuoteOut:
+    return products.quote(context, product_id, principal, installments, version)
 
 
 def _once(context, metrics, actor: str, key: str | None, route: str, body: dict, send):

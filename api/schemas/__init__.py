@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from typing import Annotated
 
 from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ledger.book import LoanStatus
-from ledger.typed_data import Amortization, LoanTerms
 
 DAY = 86_400
 HEX_SIGNATURE = r"^0x[0-9a-fA-F]{130}$"
@@ -19,11 +17,12 @@ UINT96 = 2**96 - 1
 # negative one would fail in the ABI encoder or the database driver: a 500, not the client's 422).
 LoanIdPath = Annotated[int, Path(ge=1, le=2**63 - 1, description="the loan book's loan id")]
 
-# The examples in /docs tell one story: loan 1 of 120,000 fen (CNY minor units) at 24% a year, three monthly
-# annuity installments, requested on the local anvil chain (31337) and disbursed 2026-01-01 00:00 UTC; the
-# schedule is the loan book's own `quote` of those terms. Addresses are anvil's well-known accounts.
+# The examples in /docs tell one story: loan 1 of 120,000 fen (CNY minor units) from product 1 version 1 (24% a
+# year, three annuity installments 30 days apart, no service fee), requested on the local anvil chain (31337) and
+# disbursed 2026-01-01 00:00 UTC; the schedule is the loan book's own `quote` of those terms. Addresses are anvil's
+# well-known accounts.
 EXAMPLE_BORROWER = "0x9965507D1a55bcC2695C58ba16FB37d819B0A4dc"
-EXAMPLE_LOAN_BOOK = "0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0"
+EXAMPLE_LOAN_BOOK = "0xCf7Ed3AccA5a467e9e704C703E8D87F634fB0Fc9"  # deployed after the registry, oracle, catalogue
 EXAMPLE_TX = "0x7cb07dcdbae4a95514d1f3ae85fc422608f777dce1df2aeb428d8d4b87ce7958"
 EXAMPLE_DISBURSED_AT = 1_767_225_600
 EXAMPLE_SCHEDULE = [
@@ -34,43 +33,13 @@ EXAMPLE_SCHEDULE = [
 EXAMPLE_LOAN = {
     "id": 1, "borrower": EXAMPLE_BORROWER, "status": "Active", "principal": 120_000, "currency": "CNY",
     "annual_rate_bps": 2400, "amortization": "Annuity", "installments": 3, "interval": 30 * DAY,
-    "grace_period": 3 * DAY, "late_fee_bps": 500, "penalty_rate_bps": 1800, "default_after": 90 * DAY,
+    "grace_period": 3 * DAY, "late_fee_bps": 500, "penalty_rate_bps": 1200, "default_after": 90 * DAY,
+    "service_fee": 0, "frequency": "FixedInterval", "day_count": "Actual365Fixed",
+    "early_repayment": "ReduceInstallments", "product_id": 1, "product_version": 1, "auto_approvable": True,
     "requested_at": 1_767_225_000, "disbursed_at": EXAMPLE_DISBURSED_AT, "closed_at": None, "paid_installments": 1,
     "principal_repaid": 39_221, "interest_paid": 2_367, "late_fee_paid": 0, "penalty_paid": 0,
     "principal_written_off": 0, "credit_balance": 0, "recovered": 0, "next_due_at": 1_772_409_600, "days_past_due": 0, "schedule": EXAMPLE_SCHEDULE,
 }
-
-
-class AmortizationName(str, Enum):
-    annuity = "annuity"
-    equal_principal = "equal_principal"
-    bullet = "bullet"
-
-    def as_contract(self) -> Amortization:
-        return Amortization[self.name.upper()]
-
-
-class TermsIn(BaseModel):
-    principal: int = Field(gt=0, le=UINT96, description="minor units")
-    currency: str = Field("CNY", pattern=r"^[A-Z]{3}$")
-    annual_rate_bps: int = Field(ge=0, le=65_535)
-    amortization: AmortizationName = AmortizationName.annuity
-    installments: int = Field(ge=1, le=360)
-    interval_days: int = Field(ge=1, le=366)
-    grace_days: int = Field(3, ge=0, le=60)
-    late_fee_bps: int = Field(500, ge=0, le=10_000)
-    penalty_rate_bps: int = Field(1_800, ge=0, le=65_535)
-    default_after_days: int = Field(90, ge=1, le=3_650)
-
-    model_config = {"json_schema_extra": {"examples": [{
-        "principal": 120_000, "currency": "CNY", "annual_rate_bps": 2400, "amortization": "annuity",
-        "installments": 3, "interval_days": 30, "grace_days": 3, "late_fee_bps": 500, "penalty_rate_bps": 1800,
-        "default_after_days": 90}]}}
-
-    def to_terms(self) -> LoanTerms:
-        return LoanTerms(self.principal, self.currency.encode(), self.annual_rate_bps,
-                         int(self.amortization.as_contract()), self.installments, self.interval_days * DAY,
-                         self.grace_days * DAY, self.late_fee_bps, self.penalty_rate_bps, self.default_after_days * DAY)
 
 
 class InstallmentOut(BaseModel):
@@ -81,16 +50,6 @@ class InstallmentOut(BaseModel):
 
     # from_attributes: read from a read-model row (ledger.store.models.chain.ScheduleRow) by field name.
     model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [EXAMPLE_SCHEDULE[0]]})
-
-
-class QuoteOut(BaseModel):
-    installments: list[InstallmentOut]
-    total_principal: int
-    total_interest: int
-
-    model_config = {"json_schema_extra": {"examples": [{
-        "installments": [{**row, "due_at": row["due_at"] - EXAMPLE_DISBURSED_AT} for row in EXAMPLE_SCHEDULE],
-        "total_principal": 120_000, "total_interest": 4_764}]}}
 
 
 class RequestParams(BaseModel):
@@ -104,15 +63,23 @@ class RequestParams(BaseModel):
 
 
 class ApplyIn(BaseModel):
-    terms: TermsIn
-    deadline: int = Field(gt=0, lt=2**64, description="unix seconds the signature is valid until (as signed)")
-    signature: str = Field(pattern=HEX_SIGNATURE, description="EIP-712 LoanRequest signature by the borrower")
+    """An application for a version of a product: the borrower signs (EIP-712 `LoanApplication`) the product id and
+    version, the principal and the number of installments, with their nonce and this deadline; the loan book copies
+    every other term from that version."""
 
-    # Signed by anvil's account 5 for TermsIn's example, nonce 0 and this deadline on chain 31337.
+    product_id: int = Field(ge=1, le=2**32 - 1, description="the product applied for (GET /v1/products)")
+    product_version: int = Field(ge=1, le=2**32 - 1, description="the version the borrower consents to: the latest "
+                                                                  "(an application for an older one is refused)")
+    principal: int = Field(gt=0, le=UINT96, description="minor units, within the product's range")
+    installments: int = Field(ge=1, le=2**16 - 1, description="within the product's allowed numbers")
+    deadline: int = Field(gt=0, lt=2**64, description="unix seconds the signature is valid until (as signed)")
+    signature: str = Field(pattern=HEX_SIGNATURE, description="EIP-712 LoanApplication signature by the borrower")
+
+    # Signed by anvil's account 5 for product 1 version 1, nonce 0 and this deadline on chain 31337.
     model_config = {"json_schema_extra": {"examples": [{
-        "terms": TermsIn.model_config["json_schema_extra"]["examples"][0], "deadline": 1_767_228_600,
-        "signature": ("0xef82096e1f63b6a753170c09fc809795e5a1a97604205232b1cd730080f6493f"
-                      "13bb866ce397055ea4618e7d567288339029af21ebd44483e174622c3add9b631c")}]}}
+        "product_id": 1, "product_version": 1, "principal": 120_000, "installments": 3, "deadline": 1_767_228_600,
+        "signature": ("0xc8fdc4ad6c9d8cb62114cf60065cc50ada23daf90140ea55f6f3a83e05777024"
+                      "658b0522b4d055d596ce60ba75dad4a8bc61ff23defaece284ff56fcb7e8a8a11c")}]}}
 
 
 class CancelIn(BaseModel):
@@ -122,8 +89,8 @@ class CancelIn(BaseModel):
     # Signed by anvil's account 5 for loan 1, nonce 1 and this deadline on chain 31337.
     model_config = {"json_schema_extra": {"examples": [{
         "deadline": 1_767_228_600,
-        "signature": ("0xcca0fddd22ac6c6e7ec23ba3d26ec22ce051dc648bcd3bfd94e359823c0756dc"
-                      "3fc00f47acf84ff76b93181ccb90c18d0ff753a5ae9d2c17be840fee301cda771c")}]}}
+        "signature": ("0xcb094176491fc94bfd827b4819c80d11f7f484a32d0b39ebbd12005f098546a8"
+                      "6ddbf107528791939828e5d8a5b0536aa4053084f34cbb7aa2769c32436fa3361b")}]}}
 
 
 class TxOut(BaseModel):
@@ -177,6 +144,14 @@ class LoanOut(BaseModel):
     late_fee_bps: int
     penalty_rate_bps: int
     default_after: int = Field(description="seconds past due after which the loan may be declared in default")
+    service_fee: int = Field(description="charged up front: the payout is the principal less this")
+    frequency: str = Field(description="FixedInterval (every `interval` seconds) or Monthly")
+    day_count: str = Field(description="a period's share of the annual rate: Actual365Fixed or Thirty360")
+    early_repayment: str = Field(description="what an amount beyond what is due does: ReduceInstallments or "
+                                             "ReduceInstallmentAmount")
+    product_id: int = Field(description="the product the terms were copied from (0: a loan made before products)")
+    product_version: int = Field(description="the version of it the borrower signed for")
+    auto_approvable: bool = Field(description="whether the product let the automatic policy approve this loan")
     requested_at: int
     disbursed_at: int = Field(description="unix seconds; 0 until disbursed")
     closed_at: int | None

@@ -108,7 +108,7 @@ class PayoutOrderOut(BaseModel):
     loan_id: int
     provider: str = Field(description="the payment provider it was ordered from")
     idempotency_key: str = Field(description="the key the provider executes once (it names the loan)")
-    amount: int = Field(description="minor units of currency")
+    amount: int = Field(description="minor units of currency: the principal less the product's service fee")
     currency: str
     state: str = Field(description=PAYOUT_STATES + "; sent without rail_reference: outcome not yet known")
     rail_reference: str | None = Field(None, description="the provider's reference for the payment, once known")

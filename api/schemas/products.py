@@ -17,7 +17,8 @@ VersionQuery = Annotated[int | None, Query(ge=1, le=2**32 - 1, description="an o
 EXAMPLE_PRODUCT = {
     "id": 1, "version": 2, "latest_version": 2, "retired": False, "name": "3-month", "currency": "CNY",
     "min_principal": 1_000_000, "max_principal": 50_000_000, "min_installments": 3, "max_installments": 3,
-    "frequency": "FixedInterval", "interval": 30 * DAY, "annual_rate_bps": 1800, "amortization": "Annuity",
+    "frequency": "FixedInterval", "day_count": "Actual365Fixed",
+    "interval": 30 * DAY, "annual_rate_bps": 1800, "amortization": "Annuity",
     "grace_period": 3 * DAY, "late_fee_bps": 500, "penalty_rate_bps": 1200, "default_after": 90 * DAY,
     "service_fee_bps": 100, "early_repayment": "ReduceInstallments", "auto_approve": True,
     "auto_approve_max_principal": 5_000_000,
@@ -38,6 +39,8 @@ class ProductOut(BaseModel):
     min_installments: int
     max_installments: int
     frequency: str = Field(description="FixedInterval (every `interval` seconds) or Monthly")
+    day_count: str = Field(description="a period's share of the annual rate: Actual365Fixed (fixed intervals: actual "
+                                       "seconds / 365 days) or Thirty360")
     interval: int = Field(description="seconds between installments (FixedInterval)")
     annual_rate_bps: int = Field(description="nominal annual rate, basis points")
     amortization: str = Field(description="Annuity, EqualPrincipal or Bullet")
@@ -77,6 +80,7 @@ class ProductIn(BaseModel):
     min_installments: int = Field(ge=1, le=2**16 - 1)
     max_installments: int = Field(ge=1, le=2**16 - 1)
     frequency: Literal["FixedInterval", "Monthly"] = "FixedInterval"
+    day_count: Literal["Actual365Fixed", "Thirty360"] = "Actual365Fixed"
     interval: int = Field(ge=0, le=2**32 - 1, description="seconds between installments (FixedInterval)")
     annual_rate_bps: int = Field(ge=0, le=2**16 - 1)
     amortization: Literal["Annuity", "EqualPrincipal", "Bullet"]
@@ -111,3 +115,59 @@ class ProductTxOut(BaseModel):
     model_config = {"json_schema_extra": {"examples": [{
         "action": "product.create", "product_id": 1, "version": 1, "block_number": 42,
         "tx_hash": "0x" + "ab" * 32}]}}
+
+
+PrincipalQuery = Annotated[int, Query(gt=0, le=2**96 - 1, description="minor units, within the product's range")]
+InstallmentsQuery = Annotated[int, Query(ge=1, le=2**16 - 1, description="within the product's allowed numbers")]
+QuoteVersionQuery = Annotated[int | None, Query(ge=1, le=2**32 - 1, description=(
+    "the version to quote, as the borrower will sign it (default: the latest; an older one is refused, as its "
+    "application would be)"))]
+
+# Product 1 (EXAMPLE_PRODUCT, 18% a year, a 1% fee) quoted for 10,000,000 fen in three installments 30 days apart:
+# the schedule is the loan book's own `quote` of those terms.
+EXAMPLE_QUOTE = {
+    "product_id": 1, "product_version": 2, "currency": "CNY", "principal": 10_000_000, "installments": 3,
+    "interval": 30 * DAY, "frequency": "FixedInterval", "annual_rate_bps": 1800, "amortization": "Annuity",
+    "service_fee": 100_000, "net_paid_out": 9_900_000, "auto_approvable": False,
+    "schedule": [{"number": 1, "due_at": 30 * DAY, "principal": 3_284_501, "interest": 147_945},
+                 {"number": 2, "due_at": 60 * DAY, "principal": 3_333_094, "interest": 99_352},
+                 {"number": 3, "due_at": 90 * DAY, "principal": 3_382_405, "interest": 50_041}],
+    "total_interest": 297_338, "total_repaid": 10_297_338, "total_cost": 397_338,
+    "cost_cap_bps": 2400, "within_cost_cap": True,
+}
+
+
+class QuoteInstallment(BaseModel):
+    number: int = Field(description="1 for the first installment")
+    due_at: int = Field(description="seconds after disbursement")
+    principal: int = Field(description="minor units")
+    interest: int = Field(description="minor units")
+
+    model_config = {"json_schema_extra": {"examples": [EXAMPLE_QUOTE["schedule"][0]]}}
+
+
+class ProductQuoteOut(BaseModel):
+    """What an application for this product version, principal and number of installments would be: the terms the
+    catalogue derives, and the schedule the loan book computes for them (nothing here is computed by the API)."""
+
+    product_id: int
+    product_version: int = Field(description="the version quoted: sign for this one to apply")
+    currency: str
+    principal: int
+    installments: int
+    interval: int = Field(description="seconds between installments (FixedInterval)")
+    frequency: str
+    annual_rate_bps: int = Field(description="nominal annual rate, basis points")
+    amortization: str
+    service_fee: int = Field(description="charged up front, deducted from the payout")
+    net_paid_out: int = Field(description="what the borrower receives: principal less the service fee")
+    auto_approvable: bool = Field(description="whether the automatic policy may approve it (else an operator decides)")
+    schedule: list[QuoteInstallment] = Field(description="the loan book's own schedule for these terms")
+    total_interest: int
+    total_repaid: int = Field(description="principal plus interest: every installment")
+    total_cost: int = Field(description="interest plus the service fee: what borrowing costs")
+    cost_cap_bps: int = Field(description="the all-in annualised cost the contracts allow (interest and fees)")
+    within_cost_cap: bool = Field(description="the catalogue's check: the installments discounted at the cap's rate "
+                                              "are worth at most the net amount paid out")
+
+    model_config = {"json_schema_extra": {"examples": [EXAMPLE_QUOTE]}}

@@ -1,6 +1,6 @@
-"""A borrower's loan application: relay the borrower's signed request (then the automatic policy), or their
-signed cancellation. The API never signs for a borrower: it checks the EIP-712 signature first, so a bad
-one costs no gas, and the loan book checks it again.
+"""A borrower's loan application: relay the borrower's signed application for a product version (then the automatic
+policy, if the product allows it), or their signed cancellation. The API never signs for a borrower: it checks the
+EIP-712 signature first, so a bad one costs no gas, and the loan book checks it again.
 
 The relayed transaction's hash is handed to the caller before it is sent (`record_tx`), and `reconcile`
 answers from it after a crash: the loan it made, or nothing if it was never mined. A signed request is
@@ -27,11 +27,31 @@ from ledger import typed_data
 from ledger.book import LoanStatus, read_loan
 from ledger.encoding import to_0x_hex
 from ledger.store.models.chain import Loan
-from ledger.typed_data import LoanTerms
 
 log = logging.getLogger(__name__)
 
 REPLAY_LOOKBACK = 32  # earlier nonces a replayed signature is checked against
+
+
+@dataclass(frozen=True)
+class Signed:
+    """What the borrower signs (with their nonce and a deadline): a product version, a principal and a number of
+    installments. The loan book takes every other term from that version."""
+
+    product_id: int
+    product_version: int
+    principal: int
+    installments: int
+
+    def as_tuple(self) -> tuple:
+        """The ABI tuple of ILoanBook.Application."""
+        return self.product_id, self.product_version, self.principal, self.installments
+
+    def message(self, context, borrower: str, nonce: int, deadline: int) -> dict:
+        return typed_data.loan_application(
+            chain_id=context.w3.eth.chain_id, book=context.bindings.book.address, borrower=borrower,
+            product_id=self.product_id, product_version=self.product_version, principal=self.principal,
+            installments=self.installments, nonce=nonce, deadline=deadline)
 
 
 @dataclass(frozen=True)
@@ -49,20 +69,24 @@ class Application:
         return "Rejected" if (self.decision or "").startswith("rejected") else "Requested"
 
 
-def apply(context, borrower: str, terms: LoanTerms, deadline: int, signature: bytes, request_id: str,
+def apply(context, borrower: str, signed: Signed, deadline: int, signature: bytes, request_id: str,
           record_tx: Callable[[str], None] | None = None) -> Application:
-    """Relays `borrower`'s signed request for `terms`; 422 `invalid_signature` if they did not sign it, 409
-    `loan_request_replayed` if they did but it was relayed before. `record_tx(hash)` runs before sending."""
+    """Relays `borrower`'s signed application; 422 `invalid_signature` if they did not sign it, 409
+    `loan_request_replayed` if they did but it was relayed before. The catalogue's refusals (an unknown, retired or
+    changed product version, a principal or count out of range, a cost above the cap) and the book's come back as
+    their custom errors, before any gas is spent (the relay estimates first). `record_tx(hash)` runs before sending."""
     book = context.bindings.book
     nonce = book.functions.nonces(borrower).call()
-    if not _signed_by(context, borrower, terms, nonce, deadline, signature):
-        _refuse_replay(context, borrower, terms, nonce, deadline, signature)
-        raise ApiError(422, "invalid_signature", "the signature is not the signed-in borrower's over these terms, "
-                                                 f"nonce {nonce} and deadline {deadline}")
+    if not _signed_by(context, borrower, signed, nonce, deadline, signature):
+        _refuse_replay(context, borrower, signed, nonce, deadline, signature)
+        raise ApiError(422, "invalid_signature", "the signature is not the signed-in borrower's over this product "
+                                                 f"version, principal and count, nonce {nonce} and deadline {deadline}")
     receipt = context.signer("relayer").transact(
-        book.functions.requestLoan(terms.as_tuple(), borrower, deadline, signature), before_send=record_tx)
+        book.functions.requestLoan(signed.as_tuple(), borrower, deadline, signature), before_send=record_tx)
     _fault(context, "after_send")
-    return _requested(context, borrower, receipt, request_id, {"principal": terms.principal})
+    return _requested(context, borrower, receipt, request_id,
+                      {"product_id": signed.product_id, "product_version": signed.product_version,
+                       "principal": signed.principal, "installments": signed.installments})
 
 
 def reconcile(context, borrower: str, tx_hash: str, request_id: str) -> Application | str | None:
@@ -80,25 +104,24 @@ def reconcile(context, borrower: str, tx_hash: str, request_id: str) -> Applicat
 
 
 def _requested(context, borrower: str, receipt, request_id: str, details: dict) -> Application:
-    """The loan a mined requestLoan made, logged, with the automatic policy applied if it is still Requested."""
+    """The loan a mined requestLoan made, logged, with the automatic policy applied if it is still Requested and its
+    product lets the policy approve it (the event says so)."""
     book = context.bindings.book
     event = book.events.LoanRequested().process_receipt(receipt, errors=DISCARD)[0]
-    loan_id = event["args"]["loanId"]
+    loan_id, auto_approvable = event["args"]["loanId"], event["args"]["autoApprovable"]
     tx_hash = to_0x_hex(receipt["transactionHash"])
     context.action_log.append(borrower, "loan.request", request_id, {"loan_id": loan_id, "tx": tx_hash, **details})
     status = read_loan(book, loan_id).status
     if status is LoanStatus.REQUESTED:
-        decision, block = apply_policy(context, loan_id, request_id=request_id)
+        decision, block = apply_policy(context, loan_id, auto_approvable, request_id=request_id)
     else:  # decided already (a reconciled application whose first run got that far)
         decision, block = ("rejected" if status is LoanStatus.REJECTED
                            else None if status is LoanStatus.CANCELLED else "approved"), None
     return Application(loan_id, tx_hash, decision, max(receipt["blockNumber"], block or 0))
 
 
-def _signed_by(context, borrower: str, terms: LoanTerms, nonce: int, deadline: int, signature: bytes) -> bool:
-    book = context.bindings.book
-    message = typed_data.loan_request(chain_id=context.w3.eth.chain_id, book=book.address, borrower=borrower,
-                                      terms=terms, nonce=nonce, deadline=deadline)
+def _signed_by(context, borrower: str, signed: Signed, nonce: int, deadline: int, signature: bytes) -> bool:
+    message = signed.message(context, borrower, nonce, deadline)
     try:
         signer = typed_data.recover(message, signature)
     except Exception:  # noqa: BLE001 - a malformed signature recovers to nothing
@@ -106,11 +129,11 @@ def _signed_by(context, borrower: str, terms: LoanTerms, nonce: int, deadline: i
     return signer.lower() == borrower.lower()
 
 
-def _refuse_replay(context, borrower: str, terms: LoanTerms, nonce: int, deadline: int, signature: bytes) -> None:
-    """409 when the borrower signed these terms with a nonce the book already spent (the same signed request
+def _refuse_replay(context, borrower: str, signed: Signed, nonce: int, deadline: int, signature: bytes) -> None:
+    """409 when the borrower signed this application with a nonce the book already spent (the same signed request
     relayed again, e.g. under a new Idempotency-Key): it names the loan that nonce made, if one did."""
     for spent in range(nonce - 1, max(-1, nonce - 1 - REPLAY_LOOKBACK), -1):
-        if _signed_by(context, borrower, terms, spent, deadline, signature):
+        if _signed_by(context, borrower, signed, spent, deadline, signature):
             with context.sessions() as session:
                 loan_id = session.scalar(select(Loan.id).where(Loan.borrower == borrower,
                                                                Loan.request_nonce == spent))

@@ -1,6 +1,7 @@
 """Approval and payout: the automatic approval policy; approving orders the payout (api.services.payouts).
 
-The policy is the loan book's own check: it tries `approve`, and a refusal for a stale score, a
+The policy runs only for a product that lets it (the operator publishes which, and up to what principal), and
+is the loan book's own check: it tries `approve`, and a refusal for a stale score, a
 credit limit or an ineligible borrower becomes a `reject` with that reason, on-chain, so the borrower
 and the auditors see why. Anything else (node down, paused) leaves the application Requested.
 """
@@ -65,8 +66,11 @@ def approve_or_reject(context, loan_id: int, actor: str, request_id: str) -> tup
     return decision, receipt["blockNumber"]
 
 
-def apply_policy(context, loan_id: int, request_id: str) -> tuple[str | None, int | None]:
-    if not auto_approve_enabled(context):
+def apply_policy(context, loan_id: int, auto_approvable: bool, request_id: str) -> tuple[str | None, int | None]:
+    """The automatic decision on a new application: only when the policy is on and the loan's product lets it
+    approve this loan (`LoanRequested.autoApprovable`: the product's flag and principal limit); otherwise the loan
+    stays Requested for an operator. Then the book's own checks (score, limit, eligibility) approve or reject."""
+    if not auto_approve_enabled(context) or not auto_approvable:
         return None, None
     try:
         return approve_or_reject(context, loan_id, "policy", request_id)

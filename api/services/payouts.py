@@ -165,15 +165,16 @@ def _record(context, loan_id: int, actor: str, request_id: str) -> Order:
     except ProviderConfigError as exc:
         raise PayoutUnavailable(loan_id, "not ordered", str(exc)) from None
     now = int(time.time())
+    amount = loan.terms.principal - loan.terms.serviceFee  # the product's up-front fee stays with the lender
     try:
         with context.sessions.begin() as session:
             session.add(PayoutOrder(loan_id=loan_id, provider=provider.name, idempotency_key=payout_key(context, loan_id),
-                                    amount=loan.terms.principal, currency=loan.currency, state=ORDERED, attempts=0,
+                                    amount=amount, currency=loan.currency, state=ORDERED, attempts=0,
                                     ordered_at=now, updated_at=now))
     except IntegrityError:
         return find(context, loan_id)  # another request recorded it first: answer that order
     context.action_log.append(actor, "payout.ordered", request_id,
-                              {"loan_id": loan_id, "provider": provider.name, "amount": loan.terms.principal})
+                              {"loan_id": loan_id, "provider": provider.name, "amount": amount})
     return find(context, loan_id)
 
 

@@ -8,10 +8,11 @@ application is checked against. All reads of one answer are made at one block, s
 from __future__ import annotations
 
 from api.errors import ApiError
-from api.schemas.products import ProductIn, ProductOut, ProductTxOut
+from api.schemas.products import ProductIn, ProductOut, ProductQuoteOut, ProductTxOut, QuoteInstallment
 from api.services.transactions import record
 from ledger.book import solidity_name
 from ledger.products import (
+    DayCount,
     EarlyRepayment,
     Frequency,
     Product,
@@ -19,6 +20,7 @@ from ledger.products import (
     product_name,
     read_product,
     read_status,
+    read_terms,
 )
 from ledger.typed_data import Amortization
 
@@ -28,7 +30,8 @@ def _out(product_id: int, version: int, status: ProductStatus, p: Product) -> Pr
         id=product_id, version=version, latest_version=status.latest_version, retired=status.retired,
         name=p.display_name, currency=p.currency_code, min_principal=p.min_principal, max_principal=p.max_principal,
         min_installments=p.min_installments, max_installments=p.max_installments,
-        frequency=solidity_name(p.frequency), interval=p.interval, annual_rate_bps=p.annual_rate_bps,
+        frequency=solidity_name(p.frequency), day_count=solidity_name(p.day_count),
+        interval=p.interval, annual_rate_bps=p.annual_rate_bps,
         amortization=solidity_name(p.amortization), grace_period=p.grace_period, late_fee_bps=p.late_fee_bps,
         penalty_rate_bps=p.penalty_rate_bps, default_after=p.default_after, service_fee_bps=p.service_fee_bps,
         early_repayment=solidity_name(p.early_repayment), auto_approve=p.auto_approve,
@@ -62,9 +65,36 @@ def product(context, product_id: int, version: int | None = None) -> ProductOut:
     return _out(product_id, version, status, read_product(catalog, product_id, version, block=block))
 
 
+def quote(context, product_id: int, principal: int, installments: int, version: int | None = None) -> ProductQuoteOut:
+    """What applying for `principal` in `installments` would give: the catalogue's terms (it refuses what an
+    application would be refused for, naming the rule) and the loan book's schedule of them, read at one block."""
+    catalog, book = context.bindings.catalog, context.bindings.book
+    block = context.w3.eth.block_number
+    if version is None:  # an unknown product's latest is 0: the catalogue refuses it as an application would be
+        version = read_status(catalog, product_id, block=block).latest_version
+    offer = read_terms(catalog, product_id, version, principal, installments, block=block)
+    terms = offer.terms
+    rows = book.functions.quote(terms.as_tuple()).call(block_identifier=block)
+    schedule = [QuoteInstallment(number=n, due_at=due, principal=p, interest=i)
+                for n, (due, p, i) in enumerate(rows, 1)]
+    fee_bps = read_product(catalog, product_id, version, block=block).service_fee_bps
+    within_cap, _, _ = catalog.functions.checkCost(terms.as_tuple(), fee_bps).call(block_identifier=block)
+    interest = sum(row.interest for row in schedule)
+    return ProductQuoteOut(
+        product_id=product_id, product_version=version, currency=terms.currency.rstrip(b"\0").decode("ascii"),
+        principal=terms.principal, installments=terms.installments, interval=terms.interval,
+        frequency=solidity_name(Frequency(terms.frequency)), annual_rate_bps=terms.annualRateBps,
+        amortization=solidity_name(Amortization(terms.amortization)), service_fee=offer.service_fee,
+        net_paid_out=offer.net_paid_out, auto_approvable=offer.auto_approvable, schedule=schedule,
+        total_interest=interest, total_repaid=sum(row.principal for row in schedule) + interest,
+        total_cost=interest + offer.service_fee,
+        cost_cap_bps=catalog.functions.costCapBps().call(block_identifier=block), within_cost_cap=within_cap)
+
+
 # ---- operator changes, sent with the API's operator key (a later issue moves to person-signed decisions) -----
 
 _BY_NAME = {"frequency": {solidity_name(m): m for m in Frequency},
+            "day_count": {solidity_name(m): m for m in DayCount},
             "amortization": {solidity_name(m): m for m in Amortization},
             "early_repayment": {solidity_name(m): m for m in EarlyRepayment}}
 

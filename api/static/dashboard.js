@@ -233,6 +233,40 @@ import { getAddress, hexlify, toUtf8Bytes } from "./ethers-6.17.0.min.js"; // np
         h("td", {}, when(loan.next_due_at)))), "No loans yet.", 7);
   }
 
+  // The products on offer, and every loan grouped by the product it was made from (older versions and retired
+  // products included: a loan keeps the version it was signed for).
+  async function renderProducts(gen) {
+    const [live, loans] = await Promise.all([api("/v1/products"), allPages("/v1/audit/loans", "loans")]);
+    const products = new Map(live.products.map((p) => [p.id, p]));
+    const others = [...new Set(loans.map((l) => l.product_id))].filter((id) => id && !products.has(id));
+    for (const p of await Promise.all(others.map((id) => api(`/v1/products/${id}`)))) products.set(p.id, p);
+    if (gen !== generation) return;
+    show("view-products");
+    const byProduct = (id) => loans.filter((l) => l.product_id === id);
+    fill($("#products-table tbody"), live.products.map((p) =>
+      h("tr", { "data-product-id": p.id, "data-loans": byProduct(p.id).length },
+        h("td", { class: "num" }, `#${p.id}`), h("td", {}, p.name), h("td", { class: "num" }, p.version),
+        h("td", {}, `${money(p.min_principal, p.currency)} – ${money(p.max_principal, p.currency)}`),
+        h("td", {}, p.min_installments === p.max_installments ? `${p.min_installments}` :
+          `${p.min_installments}–${p.max_installments}`, ` × ${Math.round(p.interval / 86400)} days`),
+        h("td", { class: "num" }, `${(p.annual_rate_bps / 100).toFixed(2)}%`),
+        h("td", { class: "num" }, `${(p.service_fee_bps / 100).toFixed(2)}%`),
+        h("td", {}, p.auto_approve ? `up to ${money(p.auto_approve_max_principal, p.currency)}` : "no: an operator decides"),
+        h("td", { class: "num" }, byProduct(p.id).length))), "No products on offer.", 9);
+    const sorted = loans.filter((l) => l.product_id).sort((a, b) => a.product_id - b.product_id || a.id - b.id);
+    const productName = (id) => {
+      const p = products.get(id);
+      return p ? `#${id} ${p.name}${p.retired ? " (retired)" : ""}` : `#${id}`;
+    };
+    fill($("#product-loans tbody"), sorted.map((loan) =>
+      h("tr", { "data-product-id": loan.product_id, "data-loan-id": loan.id },
+        h("td", {}, productName(loan.product_id)), h("td", { class: "num" }, loan.product_version),
+        h("td", { class: "num" }, h("a", { href: `#/loans/${loan.id}` }, `#${loan.id}`)),
+        h("td", {}, state(loan.status)), h("td", { class: "num" }, money(loan.principal, loan.currency)),
+        h("td", { class: "num" }, money(loan.service_fee, loan.currency)),
+        h("td", {}, borrowerLink(loan.borrower)))), "No loans from a product yet.", 7);
+  }
+
   // A bar per delinquency bucket (loan count), coloured by severity; the amount is in each bar's tooltip.
   function drawBuckets(container, buckets, currency) {
     const width = 460, height = 200, top = 22, bottom = 34, left = 10;
@@ -266,8 +300,10 @@ import { getAddress, hexlify, toUtf8Bytes } from "./ethers-6.17.0.min.js"; // np
     facts($("#loan-facts"), [
       ["Borrower", borrowerLink(loan.borrower)],
       ["Principal", money(loan.principal, c)],
+      ["Product", loan.product_id ? `#${loan.product_id} version ${loan.product_version}` : "—"],
+      ["Service fee", `${money(loan.service_fee, c)} (paid out ${money(loan.principal - loan.service_fee, c)})`],
       ["Terms", `${(loan.annual_rate_bps / 100).toFixed(2)}% a year, ${loan.amortization}, ` +
-        `${loan.installments} × ${Math.round(loan.interval / 86400)} days`],
+        `${loan.installments} × ${Math.round(loan.interval / 86400)} days; early repayment: ${loan.early_repayment}`],
       ["Requested", when(loan.requested_at)],
       ["Disbursed", when(loan.disbursed_at)],
       ["Closed", when(loan.closed_at)],
@@ -509,6 +545,7 @@ import { getAddress, hexlify, toUtf8Bytes } from "./ethers-6.17.0.min.js"; // np
       if (!RUNNING.length) RUNNING = (await api("/v1/audit/report/portfolio").catch(() => ({}))).running_statuses || [];
       if ((match = hash.match(/^#\/loans\/(\d+)$/))) await renderLoan(gen, Number(match[1]));
       else if ((match = hash.match(/^#\/borrowers\/(0x[0-9a-fA-F]{40})$/))) await renderBorrower(gen, match[1]);
+      else if (hash === "#/products") await renderProducts(gen);
       else if ((match = hash.match(/^#\/money(?:\?date=(\d{4}-\d{2}-\d{2}))?$/))) {
         await renderMoney(gen, match[1] || yesterdayUtc());
       }

@@ -1,13 +1,15 @@
-"""`loanledger quote`: a product's repayment schedule, computed by the deployed LoanBook itself.
+"""`loanledger quote`: what applying for a product gives — the terms the ProductCatalog derives for this principal
+and number of installments (its service fee and the net amount paid out), and the repayment schedule computed by the
+deployed LoanBook itself.
 
-The schedule is never recomputed in Python: the contract's `quote` view is the one definition of the
-maths, so what this prints is what a loan with these terms will owe.
+Nothing is recomputed in Python: the catalogue's `termsFor` is what an application is checked against (it refuses
+what an application would be refused for, naming the rule), and the book's `quote` view is the one definition of the
+maths, so what this prints is what a loan applied for now will owe.
 """
 
 from __future__ import annotations
 
 import json
-from enum import Enum
 
 import typer
 from rich.console import Console
@@ -17,27 +19,7 @@ from web3.exceptions import ContractLogicError, ContractPanicError, Web3RPCError
 from ledger.book import DAY
 from ledger.cli._common import deployment, err, fail
 from ledger.config import load_settings
-from ledger.typed_data import Amortization, LoanTerms
-
-# Terms a schedule does not depend on, set to values the LoanBook accepts at application.
-LATE_FEE_BPS = 500
-PENALTY_RATE_BPS = 1_800
-DEFAULT_AFTER_DAYS = 90
-
-
-class AmortizationName(str, Enum):
-    annuity = "annuity"
-    equal_principal = "equal-principal"
-    bullet = "bullet"
-
-    def as_contract(self) -> Amortization:
-        return Amortization[self.name.upper()]
-
-
-def _currency(code: str) -> bytes:
-    if len(code) != 3 or not code.isascii() or not code.isalpha():
-        raise typer.BadParameter(f"{code!r} is not a three-letter ISO 4217 code", param_hint="--currency")
-    return code.upper().encode()
+from ledger.products import read_product, read_status, read_terms
 
 
 def _schedule_table(items: list[dict], principal: int, currency: str) -> Table:
@@ -61,37 +43,46 @@ def _schedule_table(items: list[dict], principal: int, currency: str) -> Table:
 def register(app: typer.Typer) -> None:
     @app.command("quote")
     def quote(
+        product_id: int = typer.Option(..., "--product", min=1, max=2**32 - 1, help="The product's id."),
         principal: int = typer.Option(..., "--principal", min=1, max=2**96 - 1, help="Minor units."),
-        apr_bps: int = typer.Option(..., "--apr-bps", min=0, max=2**16 - 1, help="Nominal annual rate in bps."),
         installments: int = typer.Option(..., "--installments", min=1, max=2**16 - 1),
-        interval_days: int = typer.Option(..., "--interval-days", min=1, max=(2**32 - 1) // DAY,
-                                          help="Days between installments."),
-        amortization: AmortizationName = typer.Option(..., "--amortization", case_sensitive=False),
-        grace_days: int = typer.Option(3, "--grace-days", min=0, max=(2**32 - 1) // DAY,
-                                       help="Days after a due date before an installment is late."),
-        currency: str = typer.Option("CNY", "--currency", help="ISO 4217 code (labels only)."),
-        as_json: bool = typer.Option(False, "--json", help='Print {"installments": [{"due", "principal", "interest"}]}.'),
+        version: int = typer.Option(None, "--version", min=1, max=2**32 - 1,
+                                    help="A version of the product (default: the latest, open to applications)."),
+        as_json: bool = typer.Option(False, "--json", help='Print the terms and {"installments": [{"due", "principal", '
+                                                           '"interest"}]}.'),
     ) -> None:
-        """The repayment schedule of a product, as the deployed LoanBook computes it."""
-        terms = LoanTerms(principal, _currency(currency), apr_bps, amortization.as_contract(), installments,
-                          interval_days * DAY, grace_days * DAY, LATE_FEE_BPS, PENALTY_RATE_BPS, DEFAULT_AFTER_DAYS * DAY)
+        """What applying for a product gives: its terms, service fee and net payout, and the LoanBook's schedule."""
         contracts = deployment(load_settings())
+        catalog, book = contracts.catalog, contracts.book
+        block = book.w3.eth.block_number  # every read at one block: they agree
         try:
-            raw = contracts.book.functions.quote(terms.as_tuple()).call()
+            if version is None:  # an unknown product's latest is 0: refused below as an application would be
+                version = read_status(catalog, product_id, block=block).latest_version
+            offer = read_terms(catalog, product_id, version, principal, installments, block=block)
+            raw = book.functions.quote(offer.terms.as_tuple()).call(block_identifier=block)
+            product = read_product(catalog, product_id, version, block=block)
+            within_cap, _, _ = catalog.functions.checkCost(offer.terms.as_tuple(), product.service_fee_bps).call(
+                block_identifier=block)
         except (ContractLogicError, ContractPanicError) as exc:
             decoded = contracts.errors.from_exception(exc)
-            raise fail(f"the LoanBook cannot quote these terms: {decoded or exc}", code=2) from None
+            raise fail(f"no such application: {decoded or exc}", code=2) from None
         except Web3RPCError as exc:
             # A pure view fails this way only when the terms make it too big to compute (e.g. out of gas).
             message = exc.rpc_response.get("error", {}).get("message") if exc.rpc_response else None
-            raise fail(f"the node could not compute this schedule ({message or exc}): fewer installments?",
-                       code=2) from None
+            raise fail(f"the node could not compute this schedule ({message or exc})", code=2) from None
         items = [{"due": due, "principal": part, "interest": interest} for due, part, interest in raw]
-        cap = contracts.book.functions.maxAnnualRateBps().call()
-        if apr_bps > cap:
-            err.print(f"[yellow]note:[/] {apr_bps} bps is above the book's cap of {cap} bps; "
-                      f"an application with these terms would be refused")
+        currency = product.currency_code
+        if not within_cap:  # the catalogue refuses such an application unless the cap was raised since
+            err.print("[yellow]note:[/] these terms are above the all-in cost cap")
         if as_json:
-            typer.echo(json.dumps({"installments": items}))
-        else:
-            Console().print(_schedule_table(items, principal, currency.upper()))
+            typer.echo(json.dumps({
+                "product_id": product_id, "product_version": version, "currency": currency, "principal": principal,
+                "service_fee": offer.service_fee, "net_paid_out": offer.net_paid_out,
+                "auto_approvable": offer.auto_approvable, "within_cost_cap": within_cap, "installments": items}))
+            return
+        console = Console()
+        console.print(f"{product.display_name} (product {product_id}, version {version}): "
+                      f"{product.annual_rate_bps / 100:g}% a year, every {product.interval / DAY:g} days")
+        console.print(f"service fee {offer.service_fee:,}; paid out {offer.net_paid_out:,} {currency}"
+                      + ("" if offer.auto_approvable else "; an operator decides the application"))
+        console.print(_schedule_table(items, principal, currency))

@@ -28,8 +28,14 @@ from ledger.samples import sample_identity
 from ledger.store import open_store
 from ledger.vault import Keyring, Vault
 
-TERMS = {"principal": 120_000, "currency": "CNY", "annual_rate_bps": 2400, "amortization": "annuity",
-         "installments": 3, "interval_days": 30}
+DAY = 86_400
+# The product most API tests apply for, as the operator publishes it: 24% a year (the default cost cap: no fee),
+# annuity, 3 to 12 installments 30 days apart; the automatic policy may approve any principal of it.
+PRODUCT = {"name": "3-month", "currency": "CNY", "min_principal": 1_000, "max_principal": 10_000_000,
+           "min_installments": 3, "max_installments": 12, "frequency": "FixedInterval", "interval": 30 * DAY,
+           "annual_rate_bps": 2400, "amortization": "Annuity", "grace_period": 3 * DAY, "late_fee_bps": 500,
+           "penalty_rate_bps": 1200, "default_after": 90 * DAY, "service_fee_bps": 0, "auto_approve": True,
+           "auto_approve_max_principal": 10_000_000}
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +53,20 @@ def offline_app(tmp_path_factory):
 
 
 @pytest.fixture
-def terms() -> dict:
-    """The product most API tests apply for, as an API terms body."""
-    return dict(TERMS)
+def publish(client_for, keys):
+    """`publish(**changes)`: publishes PRODUCT (with `changes`) through the operator route; the product's id."""
+    operator = client_for(keys["operator"])
+
+    def _publish(**changes) -> int:
+        return operator.create_product({**PRODUCT, **changes})["product_id"]
+    return _publish
+
+
+@pytest.fixture
+def application(publish) -> dict:
+    """What most API tests apply for: 120,000 in 3 installments of PRODUCT, published for the test
+    (`client.apply(**application)`)."""
+    return {"product_id": publish(), "principal": 120_000, "installments": 3}
 
 
 @pytest.fixture

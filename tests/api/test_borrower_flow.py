@@ -7,7 +7,7 @@ import pytest
 from api.client import ApiError
 
 
-def test_sign_in_kyc_apply_and_see_the_loan(api, keys, driver, client_for, kyc, terms):
+def test_sign_in_kyc_apply_and_see_the_loan(api, keys, driver, client_for, kyc, application):
     alice = client_for(keys["alice"])
     assert alice.me()["roles"] == ["applicant"]
     status = kyc(alice, 1)
@@ -16,38 +16,40 @@ def test_sign_in_kyc_apply_and_see_the_loan(api, keys, driver, client_for, kyc, 
     alice.login()
     assert alice.me()["roles"] == ["borrower"]
     driver.score(keys["alice"])
-    quote = alice.quote(terms)
-    assert quote["total_principal"] == terms["principal"] and len(quote["installments"]) == 3
-    applied = alice.apply(terms)
+    quote = alice.quote(application["product_id"], application["principal"], application["installments"])
+    assert sum(row["principal"] for row in quote["schedule"]) == application["principal"]
+    assert len(quote["schedule"]) == 3
+    applied = alice.apply(**application)
     assert applied["status"] == "Requested"
     loans = alice.loans()
     assert [loan["id"] for loan in loans] == [applied["loan_id"]]
-    assert loans[0]["status"] == "Requested" and loans[0]["principal"] == terms["principal"]
+    assert loans[0]["status"] == "Requested" and loans[0]["principal"] == application["principal"]
 
 
-def test_another_borrowers_loan_is_not_found(api, keys, driver, client_for, kyc, terms):
+def test_another_borrowers_loan_is_not_found(api, keys, driver, client_for, kyc, application):
     alice, bob = client_for(keys["alice"]), client_for(keys["bob"])
     kyc(alice, 1)
     kyc(bob, 2)
     driver.score(keys["alice"])
-    loan_id = alice.apply(terms)["loan_id"]
+    loan_id = alice.apply(**application)["loan_id"]
     with pytest.raises(ApiError) as caught:
         bob.loan(loan_id)
     assert (caught.value.status, caught.value.code) == (404, "not_found")
 
 
-def test_credit_shows_the_oracles_score_limit_and_what_is_available(api, keys, driver, client_for, kyc, terms):
+def test_credit_shows_the_oracles_score_limit_and_what_is_available(api, keys, driver, client_for, kyc, application):
     alice = client_for(keys["alice"])
     kyc(alice, 14)
     alice.login()
     before = alice.credit()
     assert (before["score"], before["credit_limit"], before["fresh"]) == (None, 0, False)
     driver.score(keys["alice"], score=690, limit=500_000)
-    loan_id = alice.apply(terms)["loan_id"]
+    loan_id = alice.apply(**application)["loan_id"]
     driver.approve(loan_id)
     after = alice.credit()
     assert (after["score"], after["credit_limit"], after["fresh"]) == (690, 500_000, True)
-    assert (after["outstanding_principal"], after["available"]) == (terms["principal"], 500_000 - terms["principal"])
+    principal = application["principal"]
+    assert (after["outstanding_principal"], after["available"]) == (principal, 500_000 - principal)
 
 
 def test_the_api_anchors_its_action_log_on_chain(api, keys, client_for, kyc, stack):

@@ -17,9 +17,9 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 
 from api.auth import siwe_message
-from api.client import ApiError, LoanLedgerClient, terms_from
+from api.client import ApiError, LoanLedgerClient
 from api.client.models import REQUESTS, RESPONSES
-from api.schemas import TermsIn as ServerTermsIn
+from ledger import typed_data
 
 SERVER_MODULES = ("fastapi", "starlette", "sqlalchemy", "api.app", "api.auth", "api.schemas", "api.context",
                   "api.deps", "api.routes", "api.services", "ledger.store")
@@ -84,15 +84,40 @@ def test_an_answer_read_by_the_client_has_the_fields_it_reads(model, components)
     assert set(mine.get("required", ())) <= set(server.get("required", ()))
 
 
-@pytest.mark.parametrize("body", [
-    {"principal": 120_000, "annual_rate_bps": 2400, "installments": 3, "interval_days": 30},
-    {"principal": 5, "currency": "USD", "annual_rate_bps": 0, "amortization": "bullet", "installments": 1,
-     "interval_days": 366, "grace_days": 0, "late_fee_bps": 10_000, "penalty_rate_bps": 65_535,
-     "default_after_days": 1},
-    {"principal": 99, "annual_rate_bps": 1, "amortization": "equal_principal", "installments": 12, "interval_days": 7},
-])
-def test_the_client_signs_the_terms_the_server_reads(body):
-    assert terms_from(body) == ServerTermsIn(**body).to_terms()
+PARAMS = {"chain_id": 31337, "loan_book": "0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0", "nonce": 4,
+          "deadline": 1_767_228_600}
+
+
+def _apply_against(account, **apply_args) -> tuple[list[str], dict]:
+    """A client applying against a server whose product 7 is at version 3; (paths asked, the body sent)."""
+    asked, sent = [], {}
+
+    def server(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.path)
+        if request.url.path == "/v1/products/7":
+            return httpx.Response(200, json={"id": 7, "version": 3, "latest_version": 3})
+        if request.url.path == "/v1/loans/request-params":
+            return httpx.Response(200, json=PARAMS)
+        sent.update(json.loads(request.content))
+        return httpx.Response(201, json={"loan_id": 1, "status": "Requested", "tx_hash": "0x", "decision": None})
+
+    http = httpx.Client(transport=httpx.MockTransport(server), base_url="http://api.test")
+    LoanLedgerClient("http://api.test", account, http=http, token="t").apply(7, 120_000, 3, **apply_args)
+    return asked, sent
+
+
+@pytest.mark.parametrize("version", [None, 2])
+def test_the_client_signs_the_application_it_sends(version):
+    account = Account.create()
+    asked, body = _apply_against(account, version=version)
+    assert (body["product_id"], body["product_version"], body["principal"], body["installments"]) == (
+        7, version or 3, 120_000, 3)  # the latest version unless one is named
+    assert ("/v1/products/7" in asked) == (version is None)
+    message = typed_data.loan_application(
+        chain_id=PARAMS["chain_id"], book=PARAMS["loan_book"], borrower=account.address, product_id=7,
+        product_version=body["product_version"], principal=120_000, installments=3, nonce=PARAMS["nonce"],
+        deadline=body["deadline"])
+    assert typed_data.recover(message, bytes.fromhex(body["signature"][2:])) == account.address
 
 
 def _sign_in_against(nonce_answer: dict, account=None) -> tuple[list[dict], LoanLedgerClient]:

@@ -345,6 +345,42 @@ def test_a_borrower_signed_in_is_told_there_is_no_audit_access(dev_api, keys, dr
     tab.assert_clean()
 
 
+def test_the_products_page_lists_the_products_and_the_loans_made_from_each(dev_api, borrower, publish, client_for,
+                                                                            keys, auditor, tab):
+    three, twelve = publish(name="3-month"), publish(name="12-month", min_installments=12, max_installments=12,
+                                                   annual_rate_bps=1_800, service_fee_bps=100, auto_approve=False,
+                                                   auto_approve_max_principal=0)
+    old = publish(name="retired one")
+    made = {three: [borrower.apply(three, 50_000, 3)["loan_id"], borrower.apply(three, 60_000, 3)["loan_id"]],
+            twelve: [borrower.apply(twelve, 100_000, 12)["loan_id"]], old: [borrower.apply(old, 20_000, 3)["loan_id"]]}
+    client_for(keys["operator"]).retire_product(old)
+    page = tab.page
+    tab.open()
+    tab.dev_login(auditor.account.address)
+    tab.wait_ready("portfolio")
+    page.click("#nav-products")
+    tab.wait_ready("products")
+    # The products on offer (the retired one is not), each with the number of loans made from it.
+    assert _table(page, "#products-table tbody tr", "data-product-id", "data-loans") == [
+        (str(three), "2"), (str(twelve), "1")]
+    row = page.query_selector(f"#products-table tbody tr[data-product-id='{twelve}']")
+    assert "12-month" in row.text_content() and "1.00%" in row.text_content() and "an operator decides" in \
+        row.text_content()
+    # Every loan under the product it was made from, the retired product's too.
+    assert _table(page, "#product-loans tbody tr", "data-product-id", "data-loan-id") == [
+        (str(product), str(loan)) for product in sorted(made) for loan in made[product]]
+    retired_row = page.query_selector(f"#product-loans tbody tr[data-product-id='{old}']")
+    assert "retired one (retired)" in retired_row.text_content()
+    fee_row = page.query_selector(f"#product-loans tbody tr[data-loan-id='{made[twelve][0]}']")
+    assert _yuan(1_000) in fee_row.text_content()  # 1% of 100,000
+    # A loan's page names its product and what its fee left to pay out.
+    page.click(f"#product-loans tbody tr[data-loan-id='{made[twelve][0]}'] a[href^='#/loans/']")
+    tab.wait_ready("loan")
+    facts = page.text_content("#loan-facts")
+    assert f"#{twelve} version 1" in facts and f"{_yuan(1_000)} (paid out {_yuan(99_000)})" in facts
+    tab.assert_clean()
+
+
 PROVIDER = "mockpay"  # the `rail` fixture's provider
 
 

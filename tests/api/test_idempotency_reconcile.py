@@ -25,24 +25,26 @@ from eth_account import Account
 from fastapi.encoders import jsonable_encoder
 
 from api.client import ApiError, LoanLedgerClient
-from api.schemas import ApplyIn, CancelIn, TermsIn
+from api.schemas import ApplyIn, CancelIn
 from ledger import typed_data
 from ledger.encoding import to_0x_hex
 from ledger.node import free_port
 from ledger.store.models.api import IdempotencyRecord
-from ledger.typed_data import LoanTerms
 
 DEAD_OWNER = "{host}|999999999|0|deadbeef0000"  # this host, a pid no process has
 
 
-def signed_body(api, account, terms: dict) -> dict:
+def signed_body(api, account, application: dict) -> dict:
     _, context = api
     book = context.bindings.book
     deadline = context.chain_time() + 3600
     nonce = book.functions.nonces(account.address).call()
-    message = typed_data.loan_request(chain_id=context.w3.eth.chain_id, book=book.address, borrower=account.address,
-                                      terms=TermsIn(**terms).to_terms(), nonce=nonce, deadline=deadline)
-    return {"terms": terms, "deadline": deadline, "signature": to_0x_hex(typed_data.sign(account.key, message))}
+    signed = {"product_version": 1, **application}
+    message = typed_data.loan_application(
+        chain_id=context.w3.eth.chain_id, book=book.address, borrower=account.address,
+        product_id=signed["product_id"], product_version=signed["product_version"], principal=signed["principal"],
+        installments=signed["installments"], nonce=nonce, deadline=deadline)
+    return {**signed, "deadline": deadline, "signature": to_0x_hex(typed_data.sign(account.key, message))}
 
 
 def crashed_claim(api, borrower: str, key: str, body: dict, tx_hash: str | None, owner: str | None = None,
@@ -74,15 +76,15 @@ def alice(api, keys, driver, client_for, kyc):
 def relay(api, body: dict, borrower: str) -> str:
     """Sends the signed request as the crashed API process did; returns the mined transaction's hash."""
     _, context = api
-    terms: LoanTerms = TermsIn(**body["terms"]).to_terms()
+    application = (body["product_id"], body["product_version"], body["principal"], body["installments"])
     receipt = context.signer("relayer").transact(context.bindings.book.functions.requestLoan(
-        terms.as_tuple(), borrower, body["deadline"], bytes.fromhex(body["signature"][2:])))
+        application, borrower, body["deadline"], bytes.fromhex(body["signature"][2:])))
     return to_0x_hex(receipt["transactionHash"])
 
 
-def test_a_retry_after_a_crash_once_the_loan_was_mined_answers_that_loan(api, stack, keys, alice, terms):
+def test_a_retry_after_a_crash_once_the_loan_was_mined_answers_that_loan(api, stack, keys, alice, application):
     borrower = keys["alice"].address
-    body = signed_body(api, keys["alice"], terms)
+    body = signed_body(api, keys["alice"], application)
     tx_hash = relay(api, body, borrower)
     crashed_claim(api, borrower, "key-1", body, tx_hash)
     assert loans_of(stack, borrower) == 1
@@ -98,9 +100,9 @@ def test_a_retry_after_a_crash_once_the_loan_was_mined_answers_that_loan(api, st
     assert again.headers["idempotent-replayed"] == "true"
 
 
-def test_a_retry_after_a_crash_before_the_send_runs_the_application_once(api, stack, keys, alice, terms):
+def test_a_retry_after_a_crash_before_the_send_runs_the_application_once(api, stack, keys, alice, application):
     borrower = keys["alice"].address
-    body = signed_body(api, keys["alice"], terms)
+    body = signed_body(api, keys["alice"], application)
     crashed_claim(api, borrower, "key-2", body, "0x" + "ab" * 32)  # signed, never seen by the node
 
     loan = alice._request("POST", "/v1/loans", idempotency_key="key-2", json_body=body)
@@ -109,10 +111,10 @@ def test_a_retry_after_a_crash_before_the_send_runs_the_application_once(api, st
     assert loans_of(stack, borrower) == 1
 
 
-def test_a_claim_whose_owner_is_alive_is_still_in_progress(api, stack, keys, alice, terms):
+def test_a_claim_whose_owner_is_alive_is_still_in_progress(api, stack, keys, alice, application):
     from api import idempotency
     borrower = keys["alice"].address
-    body = signed_body(api, keys["alice"], terms)
+    body = signed_body(api, keys["alice"], application)
     crashed_claim(api, borrower, "key-3", body, None, owner=idempotency._process() + "|live")
     with pytest.raises(ApiError) as refused:
         alice._request("POST", "/v1/loans", idempotency_key="key-3", json_body=body)
@@ -120,9 +122,9 @@ def test_a_claim_whose_owner_is_alive_is_still_in_progress(api, stack, keys, ali
     assert loans_of(stack, borrower) == 0
 
 
-def test_the_same_signed_request_under_a_new_key_names_the_first_loan(api, stack, keys, alice, terms):
+def test_the_same_signed_request_under_a_new_key_names_the_first_loan(api, stack, keys, alice, application):
     borrower = keys["alice"].address
-    body = signed_body(api, keys["alice"], terms)
+    body = signed_body(api, keys["alice"], application)
     first = alice._request("POST", "/v1/loans", idempotency_key="key-a", json_body=body)
     with pytest.raises(ApiError) as refused:
         alice._request("POST", "/v1/loans", idempotency_key="key-b", json_body=body)
@@ -131,11 +133,11 @@ def test_the_same_signed_request_under_a_new_key_names_the_first_loan(api, stack
     assert loans_of(stack, borrower) == 1
 
 
-def test_a_retry_after_a_crash_once_the_cancellation_was_mined_answers_it(api, stack, keys, alice, terms):
+def test_a_retry_after_a_crash_once_the_cancellation_was_mined_answers_it(api, stack, keys, alice, application):
     _, context = api
     borrower = keys["alice"].address
     loan_id = alice._request("POST", "/v1/loans", idempotency_key="apply-1",
-                             json_body=signed_body(api, keys["alice"], terms))["loan_id"]
+                             json_body=signed_body(api, keys["alice"], application))["loan_id"]
     book = context.bindings.book
     deadline = context.chain_time() + 3600
     message = typed_data.cancel_loan(chain_id=context.w3.eth.chain_id, book=book.address, loan_id=loan_id,
@@ -176,11 +178,12 @@ def spawn(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
 
 
 def test_an_api_killed_after_relaying_an_application_answers_the_loan_on_retry(api, w3, stack, keys, driver,
-                                                                                 client_for, kyc, terms, tmp_path):
+                                                                                 client_for, kyc, application,
+                                                                                 tmp_path):
     kyc(client_for(keys["alice"]), 1)  # registered on-chain by the in-process API
     driver.score(keys["alice"])
     borrower = keys["alice"].address
-    body = signed_body(api, keys["alice"], terms)
+    body = signed_body(api, keys["alice"], application)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     # Its own store and data directory; the chain, the manifest (saved by the `api` fixture) and the keys shared.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from web3 import Web3
 
-from api.client import ApiError, terms_from
+from api.client import ApiError
 from ledger import typed_data
 from oracle.payments.rail import PaymentRail, create_app
 from oracle.payments.signatures import RsaScheme
@@ -20,38 +20,27 @@ def _error(call, *args, **kwargs) -> ApiError:
     return caught.value
 
 
-def test_a_signature_over_other_terms_is_refused_before_any_gas(api, http, borrower, stack, terms):
+def _signed_body(borrower, application) -> dict:
+    """The body of `POST /v1/loans`: `application` (latest version) signed by `borrower` with their next nonce."""
     params = borrower._request("GET", "/v1/loans/request-params")
-    signed = typed_data.loan_request(chain_id=params["chain_id"], book=params["loan_book"],
-                                     borrower=borrower.account.address, terms=terms_from(terms),
-                                     nonce=params["nonce"], deadline=params["deadline"])
-    signature = typed_data.sign(borrower.account.key, signed)
-    inflated = {**terms, "principal": terms["principal"] * 5}
-    answer = http.post("/v1/loans", json={"terms": inflated, "deadline": params["deadline"],
-                                          "signature": "0x" + signature.hex()},
-                       headers={"authorization": f"Bearer {borrower.token}", "idempotency-key": "k1"})
-    assert (answer.status_code, answer.json()["error"]["code"]) == (422, "invalid_signature")
-    assert stack.book.functions.loanCount().call() == 0
-
-
-def _signed_body(borrower, terms) -> dict:
-    params = borrower._request("GET", "/v1/loans/request-params")
-    message = typed_data.loan_request(chain_id=params["chain_id"], book=params["loan_book"],
-                                      borrower=borrower.account.address, terms=terms_from(terms),
-                                      nonce=params["nonce"], deadline=params["deadline"])
-    return {"terms": terms, "deadline": params["deadline"],
+    signed = {"product_version": 1, **application}
+    message = typed_data.loan_application(
+        chain_id=params["chain_id"], book=params["loan_book"], borrower=borrower.account.address,
+        product_id=signed["product_id"], product_version=signed["product_version"], principal=signed["principal"],
+        installments=signed["installments"], nonce=params["nonce"], deadline=params["deadline"])
+    return {**signed, "deadline": params["deadline"],
             "signature": "0x" + typed_data.sign(borrower.account.key, message).hex()}
 
 
-def test_the_same_idempotency_key_returns_the_first_answer_and_opens_one_loan(api, http, borrower, stack, terms):
-    body = _signed_body(borrower, terms)
+def test_the_same_idempotency_key_returns_the_first_answer_and_opens_one_loan(api, http, borrower, stack, application):
+    body = _signed_body(borrower, application)
     headers = {"authorization": f"Bearer {borrower.token}", "idempotency-key": "apply-1"}
     first = http.post("/v1/loans", json=body, headers=headers)
     again = http.post("/v1/loans", json=body, headers=headers)
     assert first.status_code == again.status_code == 201
     assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
     assert stack.book.functions.loanCount().call() == 1
-    other = http.post("/v1/loans", json=_signed_body(borrower, {**terms, "installments": 6}), headers=headers)
+    other = http.post("/v1/loans", json=_signed_body(borrower, {**application, "installments": 6}), headers=headers)
     assert (other.status_code, other.json()["error"]["code"]) == (422, "idempotency_key_reused")
     assert stack.book.functions.loanCount().call() == 1
     no_key = http.post("/v1/loans", json=body, headers={"authorization": f"Bearer {borrower.token}"})
@@ -59,15 +48,15 @@ def test_the_same_idempotency_key_returns_the_first_answer_and_opens_one_loan(ap
 
 
 def test_policy_approves_within_limit_and_rejects_over_limit_and_stale_scores(api, operator, client_for, kyc, keys,
-                                                                               driver, stack, terms, w3):
+                                                                               driver, stack, application, w3):
     operator.set_auto_approve(True)
     alice = client_for(keys["alice"])
     kyc(alice, 12)
     alice.login()
     driver.score(keys["alice"], limit=200_000)
-    approved = alice.apply(terms)
+    approved = alice.apply(**application)
     assert (approved["status"], approved["decision"]) == ("Approved", "approved")
-    over = alice.apply({**terms, "principal": 100_000})  # 120,000 + 100,000 > 200,000
+    over = alice.apply(**{**application, "principal": 100_000})  # 120,000 + 100,000 > 200,000
     assert (over["status"], over["decision"]) == ("Rejected", "rejected:over_limit")
 
     bob = client_for(keys["bob"])
@@ -75,16 +64,16 @@ def test_policy_approves_within_limit_and_rejects_over_limit_and_stale_scores(ap
     bob.login()
     driver.score(keys["bob"], report_id=2)
     driver.advance(31 * DAY)  # the score is now older than the 30-day maximum
-    stale = bob.apply(terms)
+    stale = bob.apply(**application)
     assert stale["decision"] == "rejected:stale_score"
     states = [stack.book.functions.loanOf(i).call()[2] for i in (1, 2, 3)]
     assert states == [2, 3, 3]  # Approved, Rejected, Rejected
     assert bob.loan(stale["loan_id"])["status"] == "Rejected"
 
 
-def test_operator_approves_and_rejects_by_hand_and_a_borrower_cannot(api, operator, borrower, stack, terms):
-    first = borrower.apply(terms)["loan_id"]
-    second = borrower.apply({**terms, "principal": 50_000})["loan_id"]
+def test_operator_approves_and_rejects_by_hand_and_a_borrower_cannot(api, operator, borrower, stack, application):
+    first = borrower.apply(**application)["loan_id"]
+    second = borrower.apply(**{**application, "principal": 50_000})["loan_id"]
     assert _error(borrower.approve, first).status == 403
     assert operator.approve(first)["decision"] == "approved"
     operator.reject(second, "documents")
@@ -92,17 +81,17 @@ def test_operator_approves_and_rejects_by_hand_and_a_borrower_cannot(api, operat
     assert _error(operator.approve, second).code == "loan_book_invalid_status"
 
 
-def test_cancel_before_disbursement_with_the_borrowers_signature(api, borrower, stack, terms):
-    loan_id = borrower.apply(terms)["loan_id"]
+def test_cancel_before_disbursement_with_the_borrowers_signature(api, borrower, stack, application):
+    loan_id = borrower.apply(**application)["loan_id"]
     borrower.cancel(loan_id)
     assert stack.book.functions.loanOf(loan_id).call()[2] == 4  # Cancelled
     assert borrower.loan(loan_id)["status"] == "Cancelled"
 
 
-def test_what_is_due_comes_from_the_contract_at_chain_time(api, borrower, driver, keys, stack, terms):
-    loan_id = borrower.apply(terms)["loan_id"]
+def test_what_is_due_comes_from_the_contract_at_chain_time(api, borrower, driver, keys, stack, application):
+    loan_id = borrower.apply(**application)["loan_id"]
     driver.approve(loan_id)
-    driver.disburse(loan_id, terms["principal"], b"payout-due")
+    driver.disburse(loan_id, application["principal"], b"payout-due")
     driver.advance(40 * DAY)  # first installment 10 days late: late fee and penalty
     due = borrower.due(loan_id)
     view = stack.book.functions.amountDue(loan_id, due["as_of"]).call()
@@ -113,8 +102,8 @@ def test_what_is_due_comes_from_the_contract_at_chain_time(api, borrower, driver
     assert instructions["body"] == {"loan_id": loan_id, "amount": due["total"], "currency": "CNY"}
 
 
-def test_payout_with_the_rail_down_is_503_and_the_key_can_be_retried(api, operator, borrower, terms):
-    loan_id = borrower.apply(terms)["loan_id"]
+def test_payout_with_the_rail_down_is_503_and_the_key_can_be_retried(api, operator, borrower, application):
+    loan_id = borrower.apply(**application)["loan_id"]
     operator.approve(loan_id)
     key = "payout-1"
     for _ in range(2):  # a 503 frees the key: the retry runs again (and fails again: the rail is still down)
@@ -123,30 +112,30 @@ def test_payout_with_the_rail_down_is_503_and_the_key_can_be_retried(api, operat
 
 
 def test_a_payout_is_ordered_once_from_the_configured_provider_however_often_it_is_asked(
-        api, operator, borrower, terms, serve_app):
+        api, operator, borrower, application, serve_app):
     _, context = api
     rail = PaymentRail("mockpay", RsaScheme.generate())  # no webhook URL: the payout stays with the rail
     with serve_app(create_app(rail)) as url:
         context.settings = context.settings.model_copy(update={"rail_url": url})  # the stand-in is the default provider
-        loan_id = borrower.apply(terms)["loan_id"]
+        loan_id = borrower.apply(**application)["loan_id"]
         operator.approve(loan_id)  # approving orders the payout
         first = operator._request("POST", f"/v1/operator/loans/{loan_id}/disburse", idempotency_key="d-1")
         again = operator._request("POST", f"/v1/operator/loans/{loan_id}/disburse", idempotency_key="d-2")
     (payment,) = rail.payments.values()  # three orders, one payout: the order's key names the loan
     assert (payment.direction, payment.loan_id, payment.amount, payment.currency) == (
-        "payout", loan_id, terms["principal"], "CNY")
+        "payout", loan_id, application["principal"], "CNY")
     assert first == again == {"loan_id": loan_id, "ordered": True, "state": "sent",
                               "rail_reference": payment.reference}
 
 
-def test_pause_stops_applications_with_a_clear_error(api, client_for, keys, borrower, stack, terms):
+def test_pause_stops_applications_with_a_clear_error(api, client_for, keys, borrower, stack, application):
     assert _error(borrower.pause).status == 403
     pauser = client_for(keys["pauser"])
     assert len(pauser.pause()) == len(stack.all) == 5  # one transaction per contract
-    error = _error(borrower.apply, terms)
+    error = _error(borrower.apply, **application)
     assert (error.status, error.code) == (503, "enforced_pause")
     pauser.unpause()
-    assert borrower.apply(terms)["status"] == "Requested"
+    assert borrower.apply(**application)["status"] == "Requested"
 
 
 def test_roles_granted_and_revoked_through_the_api_take_effect(api, client_for, keys, stack):
@@ -196,10 +185,10 @@ def test_health_readiness_metrics_and_request_ids(api, http, borrower):
     assert Web3.is_address(borrower.account.address)
 
 
-def test_default_declared_then_written_off_through_the_api(api, operator, borrower, driver, stack, terms):
-    loan_id = borrower.apply(terms)["loan_id"]
+def test_default_declared_then_written_off_through_the_api(api, operator, borrower, driver, stack, application):
+    loan_id = borrower.apply(**application)["loan_id"]
     driver.approve(loan_id)
-    driver.disburse(loan_id, terms["principal"], b"payout-default")
+    driver.disburse(loan_id, application["principal"], b"payout-default")
     early = _error(operator._request, "POST", f"/v1/operator/loans/{loan_id}/declare-default",
                    idempotency_key="default-early")
     assert (early.status, early.code) == (409, "loan_book_not_in_default")

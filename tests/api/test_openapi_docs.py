@@ -109,12 +109,11 @@ def test_every_example_is_valid_against_its_own_schema(spec):
 
 
 def test_the_validator_sees_an_invalid_example(spec):
-    """The check above can fail: a short signature, a lower-case currency and a missing field are caught."""
-    bad = {"terms": {"principal": 120_000, "currency": "cny", "annual_rate_bps": 2400, "interval_days": 30},
-           "deadline": 1_767_228_600, "signature": "0x1234"}
+    """The check above can fail: a short signature, a product id of 0 and a missing field are caught."""
+    bad = {"product_id": 0, "principal": 120_000, "installments": 3, "deadline": 1_767_228_600, "signature": "0x1234"}
     validator = jsonschema_rs.Draft202012Validator({"$ref": REF + "ApplyIn", "components": spec["components"]})
     paths = sorted(str(list(e.instance_path)) for e in validator.iter_errors(bad))
-    assert paths == ["['signature']", "['terms', 'currency']", "['terms']"]
+    assert paths == ["['product_id']", "['signature']", "[]"]  # [] : product_version is missing
 
 
 def _api_models(base: type[BaseModel] = BaseModel):
@@ -136,13 +135,15 @@ def test_every_example_is_accepted_by_its_model(spec):
 
 
 def test_the_signed_examples_are_real_signatures():
-    """The example borrower really signed the example login, loan request and cancellation."""
+    """The example borrower really signed the example login, loan application and cancellation."""
     login = LoginIn.model_config["json_schema_extra"]["examples"][0]
     assert Account.recover_message(encode_defunct(text=login["message"]), signature=login["signature"]) \
         == EXAMPLE_BORROWER
     apply = ApplyIn.model_validate(ApplyIn.model_config["json_schema_extra"]["examples"][0])
-    request = typed_data.loan_request(chain_id=31337, book=EXAMPLE_LOAN_BOOK, borrower=EXAMPLE_BORROWER,
-                                      terms=apply.terms.to_terms(), nonce=0, deadline=apply.deadline)
+    request = typed_data.loan_application(
+        chain_id=31337, book=EXAMPLE_LOAN_BOOK, borrower=EXAMPLE_BORROWER, product_id=apply.product_id,
+        product_version=apply.product_version, principal=apply.principal, installments=apply.installments, nonce=0,
+        deadline=apply.deadline)
     assert typed_data.recover(request, bytes.fromhex(apply.signature[2:])) == EXAMPLE_BORROWER
     cancel = CancelIn.model_validate(CancelIn.model_config["json_schema_extra"]["examples"][0])
     message = typed_data.cancel_loan(chain_id=31337, book=EXAMPLE_LOAN_BOOK, loan_id=1, nonce=1,

@@ -24,13 +24,13 @@ def wait_for_status(context, loan_id: int, status: str) -> None:
         time.sleep(0.05)
 
 
-def test_an_order_whose_loan_went_overpaid_before_it_was_read_is_settled(api, operator, borrower, driver, terms,
+def test_an_order_whose_loan_went_overpaid_before_it_was_read_is_settled(api, operator, borrower, driver, application,
                                                                           rail):
     _, context = api
-    loan_id = borrower.apply(terms)["loan_id"]
+    loan_id = borrower.apply(**application)["loan_id"]
     operator.approve(loan_id)  # orders the payout; the rail takes it (webhooks off: confirmed by hand below)
     (payout,) = rail.payouts(loan_id)
-    driver.disburse(loan_id, terms["principal"], b"payout-overpaid")
+    driver.disburse(loan_id, application["principal"], b"payout-overpaid")
     driver.repay(loan_id, driver.payoff(loan_id) + 3_000, b"overpay")  # Active, then Overpaid, unread between
     wait_for_status(context, loan_id, "Overpaid")
 
@@ -41,10 +41,10 @@ def test_an_order_whose_loan_went_overpaid_before_it_was_read_is_settled(api, op
     assert len(rail.payouts(loan_id)) == 1
 
 
-def test_an_order_whose_answer_was_lost_names_the_payout_the_chain_confirmed(api, operator, borrower, driver, terms,
-                                                                            rail):
+def test_an_order_whose_answer_was_lost_names_the_payout_the_chain_confirmed(api, operator, borrower, driver,
+                                                                            application, rail):
     _, context = api
-    loan_id = borrower.apply(terms)["loan_id"]
+    loan_id = borrower.apply(**application)["loan_id"]
     rail.process.send_signal(signal.SIGSTOP)
     try:
         operator.approve(loan_id)  # the rail takes the order; its answer comes too late
@@ -61,7 +61,7 @@ def test_an_order_whose_answer_was_lost_names_the_payout_the_chain_confirmed(api
         kind="disbursement", loan_id=loan_id, reference=payout["reference"], payment_ref=ref,
         amount=payout["amount"], currency="CNY", paid_at=payout["paid_at"], provider="mockpay",
         event_id=payout["event_id"]))
-    driver.disburse(loan_id, terms["principal"], ref)
+    driver.disburse(loan_id, application["principal"], ref)
     wait_for_status(context, loan_id, "Active")
 
     (order,) = operator._request("GET", "/v1/operator/payouts", params={"loan_id": loan_id})["orders"]

@@ -34,8 +34,8 @@ def _status(call) -> tuple[int, str | None]:
     return 200, None
 
 
-def test_concurrent_approval_and_ten_disbursals_pay_out_once(api, operator, borrower, terms, rail):
-    loan_id = borrower.apply(terms)["loan_id"]
+def test_concurrent_approval_and_ten_disbursals_pay_out_once(api, operator, borrower, application, rail):
+    loan_id = borrower.apply(**application)["loan_id"]
     results: list[tuple[int, str | None]] = []
     calls = [lambda: operator.approve(loan_id)] + [
         (lambda n=n: _disburse(operator, loan_id, f"d-{n}")) for n in range(10)]
@@ -48,18 +48,18 @@ def test_concurrent_approval_and_ten_disbursals_pay_out_once(api, operator, borr
     assert {r for r in results} <= {(200, None), (409, "not_approved")}, results
 
     (payout,) = rail.payouts(loan_id)
-    assert (payout["loan_id"], payout["amount"], payout["currency"]) == (loan_id, terms["principal"], "CNY")
+    assert (payout["loan_id"], payout["amount"], payout["currency"]) == (loan_id, application["principal"], "CNY")
     (order,) = _orders(operator, loan_id)
     assert (order["state"], order["rail_reference"], order["amount"]) == ("sent", payout["reference"],
-                                                                         terms["principal"])
+                                                                         application["principal"])
     assert _disburse(operator, loan_id, "d-after") == {"loan_id": loan_id, "ordered": True, "state": "sent",
                                                        "rail_reference": payout["reference"]}
     assert len(rail.payouts(loan_id)) == 1
 
 
 def test_a_stalled_rail_leaves_the_order_sent_and_the_retry_reconciles_instead_of_paying_again(
-        api, operator, borrower, terms, rail):
-    loan_id = borrower.apply(terms)["loan_id"]
+        api, operator, borrower, application, rail):
+    loan_id = borrower.apply(**application)["loan_id"]
     rail.process.send_signal(signal.SIGSTOP)
     try:
         operator.approve(loan_id)  # approval orders the payout; the rail takes the request but cannot answer
@@ -85,8 +85,8 @@ def test_a_stalled_rail_leaves_the_order_sent_and_the_retry_reconciles_instead_o
 
 
 def test_a_rail_killed_with_an_order_in_flight_is_never_sent_a_blind_second_order(
-        api, operator, borrower, terms, rail):
-    loan_id = borrower.apply(terms)["loan_id"]
+        api, operator, borrower, application, rail):
+    loan_id = borrower.apply(**application)["loan_id"]
     rail.process.send_signal(signal.SIGSTOP)
     operator.approve(loan_id)  # the order is in flight when the rail dies
     rail.stop()  # SIGKILL
@@ -106,11 +106,11 @@ def test_a_rail_killed_with_an_order_in_flight_is_never_sent_a_blind_second_orde
 
 
 def test_orders_are_settled_by_the_disbursement_on_chain_and_refused_orders_fail(
-        api, operator, borrower, driver, terms, rail, stack):
-    loan_id = borrower.apply(terms)["loan_id"]
+        api, operator, borrower, driver, application, rail, stack):
+    loan_id = borrower.apply(**application)["loan_id"]
     operator.approve(loan_id)
     (payout,) = rail.payouts(loan_id)
-    driver.disburse(loan_id, terms["principal"], b"payout-settled")  # the confirmation the oracle would push
+    driver.disburse(loan_id, application["principal"], b"payout-settled")  # the confirmation the oracle would push
     deadline = time.monotonic() + 20
     while _orders(operator, loan_id)[0]["state"] != "settled":
         assert time.monotonic() < deadline, _orders(operator, loan_id)
@@ -121,17 +121,17 @@ def test_orders_are_settled_by_the_disbursement_on_chain_and_refused_orders_fail
     assert len(rail.payouts(loan_id)) == 1
 
 
-def test_a_loan_without_an_order_that_is_not_approved_is_409_and_records_nothing(api, operator, borrower, terms,
+def test_a_loan_without_an_order_that_is_not_approved_is_409_and_records_nothing(api, operator, borrower, application,
                                                                                   rail):
-    loan_id = borrower.apply(terms)["loan_id"]
+    loan_id = borrower.apply(**application)["loan_id"]
     assert _status(lambda: _disburse(operator, loan_id, "d-1")) == (409, "not_approved")
     assert _orders(operator, loan_id) == []
     assert rail.payouts(loan_id) == []
 
 
 def test_a_loan_cancelled_while_its_order_was_unanswered_is_cancelled_once_the_rail_says_it_never_took_it(
-        api, operator, borrower, terms, rail):
-    loan_id = borrower.apply(terms)["loan_id"]
+        api, operator, borrower, application, rail):
+    loan_id = borrower.apply(**application)["loan_id"]
     rail.process.send_signal(signal.SIGSTOP)
     operator.approve(loan_id)
     rail.stop()  # the order dies with the rail
@@ -173,9 +173,9 @@ def tradepay(api, serve_app):
 
 
 def test_a_provider_without_lookup_is_re_sent_the_same_key_and_a_refusal_fails_the_order(
-        api, operator, borrower, terms, tradepay):
+        api, operator, borrower, application, tradepay):
     seen, behaviour = tradepay
-    loan_id = borrower.apply(terms)["loan_id"]
+    loan_id = borrower.apply(**application)["loan_id"]
     operator.approve(loan_id)  # the answer comes too late: the order stays sent
     (order,) = _orders(operator, loan_id)
     assert (order["provider"], order["state"], order["rail_reference"]) == ("tradepay", "sent", None)
@@ -183,7 +183,7 @@ def test_a_provider_without_lookup_is_re_sent_the_same_key_and_a_refusal_fails_t
     assert answer == {"loan_id": loan_id, "ordered": True, "state": "sent", "rail_reference": "T-0001"}
     assert [key for key, _ in seen] == [order["idempotency_key"]] * 2
 
-    refused = borrower.apply(terms)["loan_id"]
+    refused = borrower.apply(**application)["loan_id"]
     behaviour["refuse"] = True
     operator.approve(refused)
     (order,) = _orders(operator, refused)
@@ -193,7 +193,7 @@ def test_a_provider_without_lookup_is_re_sent_the_same_key_and_a_refusal_fails_t
 
 
 def test_a_returned_payout_fails_its_order_and_only_an_explicit_retry_orders_it_again(
-        api, operator, borrower, driver, terms, rail, stack, w3, keys):
+        api, operator, borrower, driver, application, rail, stack, w3, keys):
     import httpx
 
     from ledger.chain import ChainClient
@@ -204,7 +204,7 @@ def test_a_returned_payout_fails_its_order_and_only_an_explicit_retry_orders_it_
     worker = OutboxWorker(outbox, ChainClient(w3, keys["oracle"], stack.errors), stack.book)
 
     def confirm(kind: str, reference: str, reverses: str | None = None) -> None:
-        outbox.put(Confirmation(kind=kind, loan_id=loan_id, reference=reference, amount=terms["principal"],
+        outbox.put(Confirmation(kind=kind, loan_id=loan_id, reference=reference, amount=application["principal"],
                                 payment_ref=payment_ref("mockpay", reference), currency="CNY", paid_at=driver.now,
                                 provider="mockpay", event_id=f"evt-{reference}", reverses=reverses))
         worker.drain_once()
@@ -217,7 +217,7 @@ def test_a_returned_payout_fails_its_order_and_only_an_explicit_retry_orders_it_
             time.sleep(0.1)
         return order
 
-    loan_id = borrower.apply(terms)["loan_id"]
+    loan_id = borrower.apply(**application)["loan_id"]
     operator.approve(loan_id)
     (payout,) = rail.payouts(loan_id)
     confirm("disbursement", payout["reference"])

@@ -11,14 +11,15 @@ import pytest
 from sqlalchemy import func, select
 
 from api.client import ApiError, LoanLedgerClient
-from ledger.products import EarlyRepayment, Frequency, Product, product_name
+from ledger.products import DayCount, EarlyRepayment, Frequency, Product, product_name
 from ledger.store.models.chain import ChainEvent, PoisonEvent
 from ledger.typed_data import Amortization
 
 DAY = 86_400
 THREE_MONTH = Product(
     name=product_name("3-month"), currency=b"CNY", min_principal=1_000_000, max_principal=50_000_000,
-    min_installments=3, max_installments=3, frequency=Frequency.FIXED_INTERVAL, interval=30 * DAY,
+    min_installments=3, max_installments=3, frequency=Frequency.FIXED_INTERVAL, day_count=DayCount.ACTUAL_365_FIXED,
+    interval=30 * DAY,
     annual_rate_bps=1_800, amortization=Amortization.ANNUITY, grace_period=3 * DAY, late_fee_bps=500,
     penalty_rate_bps=1_200, default_after=90 * DAY, service_fee_bps=0, early_repayment=EarlyRepayment.REDUCE_INSTALLMENTS,
     auto_approve=True, auto_approve_max_principal=5_000_000,
@@ -70,7 +71,8 @@ def expected(product_id: int, version: int, p: Product, *, latest: int | None = 
             "name": p.name.rstrip(b"\0").decode(), "currency": p.currency.decode(),
             "min_principal": p.min_principal, "max_principal": p.max_principal,
             "min_installments": p.min_installments, "max_installments": p.max_installments,
-            "frequency": "FixedInterval", "interval": p.interval, "annual_rate_bps": p.annual_rate_bps,
+            "frequency": "FixedInterval", "day_count": "Actual365Fixed", "interval": p.interval,
+            "annual_rate_bps": p.annual_rate_bps,
             "amortization": amortization[p.amortization], "grace_period": p.grace_period, "late_fee_bps": p.late_fee_bps,
             "penalty_rate_bps": p.penalty_rate_bps, "default_after": p.default_after,
             "service_fee_bps": p.service_fee_bps, "early_repayment": early[p.early_repayment],
@@ -123,7 +125,8 @@ def test_an_unknown_product_or_version_is_a_404_with_a_clear_code(api, anonymous
 # ---- operator routes -------------------------------------------------------------------------------------------
 
 BODY = {"name": "3-month", "currency": "CNY", "min_principal": 1_000_000, "max_principal": 50_000_000,
-        "min_installments": 3, "max_installments": 3, "frequency": "FixedInterval", "interval": 30 * DAY,
+        "min_installments": 3, "max_installments": 3, "frequency": "FixedInterval", "day_count": "Actual365Fixed",
+        "interval": 30 * DAY,
         "annual_rate_bps": 1_800, "amortization": "Annuity", "grace_period": 3 * DAY, "late_fee_bps": 500,
         "penalty_rate_bps": 1_200, "default_after": 90 * DAY, "service_fee_bps": 0,
         "early_repayment": "ReduceInstallments", "auto_approve": True, "auto_approve_max_principal": 5_000_000}
@@ -155,7 +158,8 @@ def test_an_operator_publishes_changes_and_retires_a_product_through_the_api(api
         ("product.retire", operator.account.address, 1, 2)]
     assert [e.data["tx"] for e in entries] == [created["tx_hash"], changed["tx_hash"], retired["tx_hash"]]
     assert entries[0].data["product"] == {"product_name": "3-month", **{k: v for k, v in BODY.items() if k != "name"}}
-    assert stack.catalog.functions.statusOf(1).call() == (2, True)
+    # The latest version, retired, and the cost cap it was checked under.
+    assert stack.catalog.functions.statusOf(1).call() == (2, True, 2400)
     # The indexer follows the catalogue too (the deployed stack includes it): its events are in the audit trail.
     with context.sessions() as session:
         indexed = session.execute(select(ChainEvent.name, ChainEvent.args).where(ChainEvent.contract == "ProductCatalog")

@@ -68,10 +68,9 @@ def test_disbursing_an_unknown_loan_is_a_404(http, operator_token):
     assert (response.status_code, response.json()["error"]["code"]) == (404, "loan_book_unknown_loan")
 
 
-def test_terms_the_loan_book_cannot_compute_are_a_422(http, operator_token):
-    body = {"principal": 2339, "annual_rate_bps": 36712, "installments": 86, "interval_days": 366}
-    response = http.post("/v1/quote", json=body, headers={"authorization": f"Bearer {operator_token}"})
-    assert (response.status_code, response.json()["error"]["code"]) == (422, "terms_out_of_range")
+def test_a_quote_for_a_product_that_does_not_exist_is_a_404(http):
+    response = http.get("/v1/products/999/quote", params={"principal": 2339, "installments": 86})
+    assert (response.status_code, response.json()["error"]["code"]) == (404, "product_catalog_unknown_product")
 
 
 def test_the_schema_documents_errors_as_they_are_sent(api):

@@ -11,7 +11,6 @@ from web3 import Web3
 from ledger import manifest as manifests
 from ledger.cli import app
 from ledger.node import free_port
-from ledger.typed_data import Amortization, LoanTerms
 
 DAY = 86_400
 runner = CliRunner()
@@ -32,80 +31,15 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-# ------------------------------------------------------------------ quote
+# ------------------------------------------------------------------ the node and the manifest
+# (`loanledger quote` itself: tests/ledger/test_cli_quote.py)
 
-QUOTE = ["quote", "--principal", "120000", "--apr-bps", "2400", "--installments", "3", "--interval-days", "30"]
-
-
-@pytest.mark.parametrize(("name", "amortization"), [("annuity", Amortization.ANNUITY),
-                                                     ("equal-principal", Amortization.EQUAL_PRINCIPAL),
-                                                     ("bullet", Amortization.BULLET)])
-def test_quote_json_is_the_contracts_schedule(env, stack, name, amortization):
-    result = run(env, "quote", "--principal", "250001", "--apr-bps", "3650", "--installments", "7",
-                 "--interval-days", "14", "--amortization", name, "--json")
-    assert result.exit_code == 0, result.output
-    printed = json.loads(result.stdout)
-    assert list(printed) == ["installments"]
-    assert all(list(item) == ["due", "principal", "interest"] for item in printed["installments"])
-
-    terms = LoanTerms(250_001, b"CNY", 3650, amortization, 7, 14 * DAY, 3 * DAY, 500, 1800, 90 * DAY)
-    expected = [{"due": due, "principal": p, "interest": i}
-                for due, p, i in stack.book.functions.quote(terms.as_tuple()).call()]
-    assert printed["installments"] == expected
-    assert sum(item["principal"] for item in printed["installments"]) == 250_001
-    assert [item["due"] for item in printed["installments"]] == [k * 14 * DAY for k in range(1, 8)]
-
-
-def test_quote_table_has_the_rows_and_totals(env, stack, loan_terms):
-    result = run(env, *QUOTE, "--amortization", "annuity")
-    assert result.exit_code == 0, result.output
-    schedule = stack.book.functions.quote(loan_terms.as_tuple()).call()  # the same product
-    interest = sum(i for _, _, i in schedule)
-    assert f"{schedule[0][1]:,}" in result.stdout
-    total_row = next(line for line in result.stdout.splitlines() if "total" in line)
-    assert "120,000" in total_row and f"{interest:,}" in total_row and f"{120_000 + interest:,}" in total_row
-
-
-def test_quote_above_the_rate_cap_still_quotes_but_warns(env, stack):
-    cap = stack.book.functions.maxAnnualRateBps().call()
-    result = run(env, "quote", "--principal", "1000", "--apr-bps", str(cap + 1), "--installments", "2",
-                 "--interval-days", "30", "--amortization", "bullet", "--json")
-    assert result.exit_code == 0, result.output
-    assert len(json.loads(result.stdout)["installments"]) == 2
-    assert "would be refused" in one_line(result.stderr)
-
-
-@pytest.mark.parametrize("bad", [
-    ["--installments", "0"],
-    ["--amortization", "balloon"],
-    ["--principal", "-5"],
-    ["--principal", "0"],
-    ["--apr-bps", "-1"],
-    ["--interval-days", "0"],
-    ["--grace-days", "-3"],
-    ["--currency", "yuan"],
-])
-def test_quote_bad_input_is_a_usage_error(env, bad):
-    args = {"--principal": "120000", "--apr-bps": "2400", "--installments": "3", "--interval-days": "30",
-            "--amortization": "annuity"}
-    args[bad[0]] = bad[1]
-    result = run(env, "quote", *[part for pair in args.items() for part in pair], "--json")
-    assert result.exit_code == 2, result.output
-    assert bad[0] in result.output
-    assert result.stdout == "" or "Usage" in result.stdout  # never a schedule
-
-
-def test_quote_too_long_for_the_node_is_a_clear_error(env):
-    result = run(env, "quote", "--principal", "120000", "--apr-bps", "2400", "--installments", "65535",
-                 "--interval-days", "1", "--amortization", "annuity", "--json")
-    assert result.exit_code == 2, result.output
-    assert "could not compute this schedule" in one_line(result.stderr)
-    assert "Traceback" not in result.output
+QUOTE = ["quote", "--product", "1", "--principal", "120000", "--installments", "3"]
 
 
 def test_node_down_is_one_line_exit_1(env):
     url = f"http://127.0.0.1:{free_port()}"
-    for command in (QUOTE + ["--amortization", "annuity"], ["loan", "show", "1"], ["roles"]):
+    for command in (QUOTE, ["loan", "show", "1"], ["roles"]):
         result = run({**env, "LOANLEDGER_NODE_URL": url}, *command)
         assert result.exit_code == 1, result.output
         assert f"no Ethereum node answers at {url}" in one_line(result.stderr)
@@ -113,7 +47,7 @@ def test_node_down_is_one_line_exit_1(env):
 
 
 def test_missing_manifest_says_to_deploy(env, tmp_path):
-    result = run({**env, "LOANLEDGER_MANIFEST": str(tmp_path / "nowhere.json")}, *QUOTE, "--amortization", "bullet")
+    result = run({**env, "LOANLEDGER_MANIFEST": str(tmp_path / "nowhere.json")}, *QUOTE)
     assert result.exit_code == 1
     assert "run `loanledger deploy`" in one_line(result.stderr)
 
@@ -123,7 +57,7 @@ def test_manifest_of_another_chain_state_says_to_deploy(env, stack, tmp_path):
     moved = manifests.load(env["LOANLEDGER_MANIFEST"])
     moved.contracts["LoanBook"] = type(moved.contracts["LoanBook"])("0x" + "ab" * 20, 1, "0x" + "00" * 32)
     path = manifests.save(moved, tmp_path / "moved.json")
-    result = run({**env, "LOANLEDGER_MANIFEST": str(path)}, *QUOTE, "--amortization", "bullet")
+    result = run({**env, "LOANLEDGER_MANIFEST": str(path)}, *QUOTE)
     assert result.exit_code == 1
     assert "no code for LoanBook" in one_line(result.stderr) and "loanledger deploy" in one_line(result.stderr)
 
