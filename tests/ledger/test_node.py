@@ -18,6 +18,8 @@ from ledger import manifest as manifests
 from ledger.contracts import bind
 from ledger.deploy import deploy_stack
 from ledger.node import CHAIN_ID, dev_account, free_port
+from ledger.products import DayCount, EarlyRepayment, Frequency, Product, product_name
+from ledger.typed_data import Amortization
 
 LOANLEDGER = str(Path(sys.executable).with_name("loanledger"))
 
@@ -71,6 +73,14 @@ def test_the_ledger_survives_stop_and_start(node_env, tmp_path):
     admin, operator, oracle, pauser, signer = (dev_account(i).address for i in range(5))
     stack = deploy_stack(w3, admin, operator=operator, oracle=oracle, pauser=pauser, score_signer=signer)
     changed = w3.eth.wait_for_transaction_receipt(stack.catalog.functions.setCostCap(2_000).transact({"from": admin}))
+    product = Product(name=product_name("2 months"), currency=b"CNY", min_principal=1_000, max_principal=1_000,
+                      min_installments=2, max_installments=2, frequency=Frequency.FIXED_INTERVAL,
+                      day_count=DayCount.ACTUAL_365_FIXED, interval=30 * 86_400, annual_rate_bps=1_200,
+                      amortization=Amortization.EQUAL_PRINCIPAL, grace_period=0, late_fee_bps=0, penalty_rate_bps=0,
+                      default_after=90 * 86_400, service_fee_bps=0, early_repayment=EarlyRepayment.REDUCE_INSTALLMENTS,
+                      auto_approve=False, auto_approve_max_principal=0)
+    w3.eth.wait_for_transaction_receipt(
+        stack.catalog.functions.createProduct(product.as_tuple(stack.catalog)).transact({"from": operator}))
     payee = dev_account(20).address
     balance = w3.eth.get_balance(payee)
     transfer = w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction({"from": admin, "to": payee, "value": 12_345}))
@@ -102,8 +112,8 @@ def test_the_ledger_survives_stop_and_start(node_env, tmp_path):
 
     # And the CLI commands read the restored deployment.
     manifest_path = manifests.save(stack.manifest, tmp_path / "local.json")
-    quoted = cli({**node_env, "LOANLEDGER_MANIFEST": str(manifest_path)}, "quote", "--principal", "1000", "--apr-bps",
-                 "1200", "--installments", "2", "--interval-days", "30", "--amortization", "equal-principal", "--json")
+    quoted = cli({**node_env, "LOANLEDGER_MANIFEST": str(manifest_path)}, "quote", "--product", "1", "--principal",
+                 "1000", "--installments", "2", "--json")
     assert quoted.returncode == 0, quoted.stderr
     assert [i["principal"] for i in json.loads(quoted.stdout)["installments"]] == [500, 500]
 
