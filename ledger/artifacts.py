@@ -26,6 +26,19 @@ def _sources() -> dict[str, dict]:
 SETTINGS = {"optimizer": {"enabled": True, "runs": 200}, "viaIR": True, "evmVersion": "cancun"}
 
 
+# A contract that runs another's code on its own storage for every call it does not implement (its fallback
+# delegates): its address answers both, so its ABI is both. LoanBook creates its extension itself.
+DELEGATED = {"LoanBook": "LoanBookExtension"}
+
+
+def with_extension(abi: list[dict], extension_abi: list[dict]) -> list[dict]:
+    """`abi` plus the extension's functions it does not have itself (events and errors are shared already)."""
+    def signature(item: dict) -> str:
+        return f"{item['name']}({','.join(i['type'] for i in item['inputs'])})"
+    own = {signature(i) for i in abi if i["type"] == "function"}
+    return abi + [i for i in extension_abi if i["type"] == "function" and signature(i) not in own]
+
+
 def source_hash() -> str:
     """Hash of every contract source and the compiler settings: what the artifacts cache is keyed by."""
     digest = hashlib.sha256(json.dumps(SETTINGS, sort_keys=True).encode())
@@ -63,6 +76,8 @@ def compile_contracts() -> dict[str, dict]:
         for name, c in units.items()
         if c["evm"]["bytecode"]["object"]
     }
+    for name, extension in DELEGATED.items():
+        contracts[name]["abi"] = with_extension(contracts[name]["abi"], contracts[extension]["abi"])
     CACHE.parent.mkdir(parents=True, exist_ok=True)
     # Atomic replace: parallel test runs may compile at the same time.
     tmp = CACHE.with_suffix(f".{os.getpid()}.tmp")

@@ -1,0 +1,198 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
+import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {ILoanBook} from "./interfaces/ILoanBook.sol";
+import {LoanMath} from "./libraries/LoanMath.sol";
+import {LoanLedgerRoles} from "./LoanLedgerRoles.sol";
+
+/**
+ * @title Loan book storage and shared rules
+ * @notice The loan book's state, and the rules both its halves apply: LoanBook (the lending path) and
+ * LoanBookExtension (cancellation, money back, default, views), which LoanBook runs on this same storage by
+ * delegatecall. One layout, inherited by both, in the same order: neither declares state of its own.
+ *
+ * The book is split because all of it no longer fits one contract (EIP-170's 24,576 bytes). Compound's Comet
+ * does the same with CometExt: the paths every loan takes stay in the main contract, where a call costs
+ * nothing extra; the rest costs a delegatecall (about 2,700 gas).
+ */
+abstract contract LoanBookBase is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
+    using SafeCast for uint256;
+
+    bytes32 internal constant _LOAN_APPLICATION_TYPEHASH = keccak256(
+        "LoanApplication(address borrower,uint256 productId,uint32 productVersion,uint96 principal,uint16 installments,uint256 nonce,uint256 deadline)"
+    );
+    bytes32 internal constant _CANCEL_LOAN_TYPEHASH =
+        keccak256("CancelLoan(uint256 loanId,uint256 nonce,uint256 deadline)");
+
+    // Entry kinds, hashed into each entry so that a payout and a repayment can never be taken for each other.
+    uint8 internal constant _DISBURSEMENT = 1;
+    uint8 internal constant _REPAYMENT = 2;
+    bytes32 internal constant _REVERSED = bytes32(uint256(1)); // an entry undone by a reversal: used, never again
+    bytes32 internal constant _FINAL = bytes32(uint256(2)); // a reference that cannot be reversed (refunds, reversals)
+
+    /// @dev Packed so that a repayment without charges reads five slots and rewrites one of the record
+    /// (slot 3) besides the annuity balance, and never turns a zero slot non-zero (20,000 gas each):
+    /// disbursement sets `accruedAt` in slot 3 and `disbursedAt` in slot 4 before any repayment.
+    /// The narrow fields hold what they must: principal is capped at _MAX_PRINCIPAL (< 2^50), a rate
+    /// at the uint16 cap over the longest interval is under 6.6 times the principal a period, so the
+    /// interest of 720 installments and late fees on all of them stay under 4.8e18 (< 2^64) and the
+    /// exact annuity payment (at most principal * (1 + rate) * 1e27) under 2^143. SafeCast reverts
+    /// rather than wrap if anything ever outgrows its field.
+    struct LoanRecord {
+        LoanTerms terms; // slots 0-1: a repayment reads slot 0 only
+        address borrower; // slot 2
+        LoanStatus status;
+        uint64 penaltyUnpaid;
+        uint40 accruedAt; // slot 3: charges are accrued up to here
+        uint16 paidInstallments; // installments fully paid
+        uint64 currentInterestPaid; // interest paid on installment paidInstallments + 1
+        uint64 principalRepaid;
+        uint64 interestPaid;
+        uint40 disbursedAt; // slot 4
+        uint64 lateFeeUnpaid;
+        uint152 paymentRay; // exact annuity payment, RAY-scaled, fixed at application
+        uint128 lateFeePaid; // slot 5
+        uint128 penaltyPaid;
+        uint256 balanceRay; // slot 6: exact scheduled annuity balance after paidInstallments
+        uint96 creditBalance; // slot 7, written only by overpayments, refunds and recoveries
+        uint96 recovered;
+    }
+
+    struct Position {
+        uint256 newLateFee;
+        uint256 newPenalty;
+        uint256 dueInterest;
+        uint256 duePrincipal;
+        uint256 accruedInterest;
+        uint256 oldestDueAt;
+    }
+
+    uint256 internal _loanCount;
+    mapping(uint256 loanId => LoanRecord) internal _loans;
+    mapping(bytes32 paymentRef => bytes32 entry) internal _entries;
+    mapping(address borrower => mapping(bytes3 currency => uint256)) internal _exposure;
+
+    /// @param admin receives DEFAULT_ADMIN_ROLE (the extension's own, never used, storage: address(0))
+    constructor(address admin) LoanLedgerRoles(admin) EIP712("LoanLedger LoanBook", "1") {}
+
+    /// @dev What a written-off borrower still owes at `asOf`: the payoff the schedule gives, less recoveries.
+    function _stillOwed(LoanRecord storage loan, uint40 asOf) internal view returns (uint256) {
+        Position memory pos = _position(loan, _planOf(loan), asOf > loan.accruedAt ? asOf : loan.accruedAt);
+        uint256 payoff = _payoff(loan, pos);
+        return payoff > loan.recovered ? payoff - loan.recovered : 0;
+    }
+
+    /**
+     * @dev Walks unpaid installments due by `asOf` (and the first one not yet due) without changing
+     * state. Charges accrue on each installment's amount unpaid since the last accrual, which is
+     * constant in between because only confirmations change it.
+     */
+    function _position(LoanRecord storage loan, LoanMath.Plan memory plan, uint256 asOf)
+        internal
+        view
+        returns (Position memory pos)
+    {
+        LoanMath.Cursor memory cursor = LoanMath.restore(plan, loan.paidInstallments, loan.balanceRay);
+        uint256 paidInterest = loan.currentInterestPaid;
+        uint256 paidPrincipal = uint256(loan.principalRepaid) - cursor.principalBefore;
+        uint256 accruedAt = loan.accruedAt;
+        uint256 disbursedAt = loan.disbursedAt;
+        uint256 grace = loan.terms.gracePeriod;
+        while (cursor.paid < plan.installments) {
+            uint256 dueAt = disbursedAt + (cursor.paid + 1) * plan.interval;
+            (uint256 p, uint256 i) = LoanMath.next(plan, cursor);
+            if (pos.oldestDueAt == 0) pos.oldestDueAt = dueAt;
+            if (dueAt > asOf) {
+                uint256 periodStart = dueAt - plan.interval;
+                if (asOf > periodStart) {
+                    uint256 accrued = LoanMath.accruedInterest(i, asOf - periodStart, plan.interval);
+                    pos.accruedInterest = accrued > paidInterest ? accrued - paidInterest : 0;
+                }
+                break;
+            }
+            uint256 unpaid = i + p - paidInterest - paidPrincipal;
+            pos.dueInterest += i - paidInterest;
+            pos.duePrincipal += p - paidPrincipal;
+            uint256 lateFrom = dueAt + grace;
+            if (lateFrom < asOf) {
+                if (lateFrom >= accruedAt) pos.newLateFee += LoanMath.lateFee(unpaid, loan.terms.lateFeeBps);
+                uint256 from = lateFrom > accruedAt ? lateFrom : accruedAt;
+                pos.newPenalty += LoanMath.penalty(unpaid, loan.terms.penaltyRateBps, asOf - from);
+            }
+            paidInterest = 0;
+            paidPrincipal = 0;
+        }
+    }
+
+    function _payoff(LoanRecord storage loan, Position memory pos) internal view returns (uint256) {
+        return uint256(loan.lateFeeUnpaid) + loan.penaltyUnpaid + pos.newLateFee + pos.newPenalty + pos.dueInterest
+            + pos.accruedInterest + (loan.terms.principal - loan.principalRepaid);
+    }
+
+    function _planOf(LoanRecord storage loan) internal view returns (LoanMath.Plan memory) {
+        // The terms' first slot only: the plan needs nothing from the second, and copying the whole
+        // struct would cost each payment a cold storage read (2,100 gas).
+        LoanTerms storage t = loan.terms;
+        LoanTerms memory terms = LoanTerms({
+            principal: t.principal,
+            currency: t.currency,
+            annualRateBps: t.annualRateBps,
+            amortization: t.amortization,
+            installments: t.installments,
+            interval: t.interval,
+            gracePeriod: t.gracePeriod,
+            lateFeeBps: t.lateFeeBps,
+            penaltyRateBps: t.penaltyRateBps,
+            defaultAfter: 0,
+            serviceFee: 0,
+            productId: 0,
+            productVersion: 0,
+            frequency: Frequency.FixedInterval,
+            dayCount: DayCount.Actual365Fixed,
+            earlyRepayment: EarlyRepayment.ReduceInstallments
+        });
+        return LoanMath.planWithPayment(terms, loan.paymentRay);
+    }
+
+    /// @dev The caller writes the reference's entry once the payment is known to apply.
+    function _checkUnused(bytes32 paymentRef) internal view {
+        if (paymentRef == bytes32(0)) revert LoanBookEmptyPaymentRef();
+        if (_entries[paymentRef] != bytes32(0)) revert LoanBookDuplicatePayment(paymentRef);
+    }
+
+    function _checkTime(uint40 paidAt) internal view {
+        // slither-disable-next-line timestamp -- rejects confirmations dated in the future
+        if (paidAt == 0 || paidAt > block.timestamp) revert LoanBookInvalidPaymentTime(paidAt);
+    }
+
+    function _signedBy(address signer, bytes32 structHash, bytes calldata signature) internal view returns (bool) {
+        return SignatureChecker.isValidSignatureNow(signer, _hashTypedDataV4(structHash), signature);
+    }
+
+    /// @dev Only on the failure path: tell a replay of the previous request from a bad signature.
+    function _revertReplayOrInvalid(address borrower, uint256 nonce, bytes32 previousStructHash, bytes calldata signature)
+        internal
+        view
+    {
+        if (nonce > 0 && _signedBy(borrower, previousStructHash, signature)) revert LoanBookRequestReplayed(borrower, nonce - 1);
+        revert LoanBookInvalidSignature(borrower);
+    }
+
+    function _loan(uint256 loanId) internal view returns (LoanRecord storage loan) {
+        loan = _loans[loanId];
+        if (loan.status == LoanStatus.None) revert LoanBookUnknownLoan(loanId);
+    }
+
+    function _loanIn(uint256 loanId, LoanStatus expected) internal view returns (LoanRecord storage loan) {
+        loan = _loan(loanId);
+        if (loan.status != expected) revert LoanBookInvalidStatus(loanId, loan.status);
+    }
+
+    function _min(uint256 a, uint256 b) internal pure returns (uint256) {
+        return a < b ? a : b;
+    }
+}

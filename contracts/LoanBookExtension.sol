@@ -1,0 +1,296 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {ILoanBookExtension} from "./interfaces/ILoanBookExtension.sol";
+import {LoanMath} from "./libraries/LoanMath.sol";
+import {LoanBookBase} from "./LoanBookBase.sol";
+
+/**
+ * @title Loan book extension
+ * @notice Cancellation, money back (credit refunds, reversals), default and write-off, and the views: the loan
+ * book's less-travelled half. LoanBook creates it and delegates to it every call it does not implement itself,
+ * so this code runs on the book's storage, with the book's roles and pause. Called at its own address it has an
+ * empty book and no role holders.
+ */
+contract LoanBookExtension is LoanBookBase, ILoanBookExtension {
+    using SafeCast for uint256;
+
+    constructor() LoanBookBase(address(0)) {}
+
+    /// @inheritdoc ILoanBookExtension
+    function cancel(uint256 loanId) external whenNotPaused {
+        LoanRecord storage loan = _loan(loanId);
+        if (msg.sender != loan.borrower) revert LoanBookNotBorrower(loanId, msg.sender);
+        _cancel(loanId, loan);
+    }
+
+    /// @inheritdoc ILoanBookExtension
+    function cancelWithSignature(uint256 loanId, uint256 deadline, bytes calldata signature) external whenNotPaused {
+        // slither-disable-next-line timestamp -- a signature deadline, coarse by nature
+        if (block.timestamp > deadline) revert LoanBookExpiredRequest(deadline, block.timestamp);
+        LoanRecord storage loan = _loan(loanId);
+        address borrower = loan.borrower;
+        uint256 nonce = _useNonce(borrower);
+        if (!_signedBy(borrower, keccak256(abi.encode(_CANCEL_LOAN_TYPEHASH, loanId, nonce, deadline)), signature)) {
+            _revertReplayOrInvalid(borrower, nonce, keccak256(abi.encode(_CANCEL_LOAN_TYPEHASH, loanId, nonce - 1, deadline)), signature);
+        }
+        _cancel(loanId, loan);
+    }
+
+    /// @inheritdoc ILoanBookExtension
+    function confirmCreditRefund(uint256 loanId, bytes32 refundRef, uint96 amount, uint40 refundedAt)
+        external
+        onlyRole(ORACLE_ROLE)
+        whenNotPaused
+    {
+        LoanRecord storage loan = _loanIn(loanId, LoanStatus.Overpaid);
+        _checkUnused(refundRef);
+        if (amount == 0) revert LoanBookZeroAmount();
+        _checkTime(refundedAt);
+        uint96 balance = loan.creditBalance;
+        if (amount > balance) revert LoanBookCreditExceeded(loanId, amount, balance);
+        balance -= amount;
+        loan.creditBalance = balance;
+        _entries[refundRef] = _FINAL;
+        emit CreditRefunded(loanId, refundRef, amount, balance, refundedAt, msg.sender);
+        if (balance == 0) {
+            loan.status = LoanStatus.Repaid;
+            emit LoanRepaid(loanId, loan.borrower, loan.principalRepaid, loan.interestPaid);
+        }
+    }
+
+    /// @inheritdoc ILoanBookExtension
+    function reverseRepayment(
+        uint256 loanId,
+        bytes32 paymentRef,
+        bytes32 reversalRef,
+        Allocation calldata paid,
+        uint40 reversedAt
+    ) external onlyRole(ORACLE_ROLE) whenNotPaused {
+        LoanRecord storage loan = _loan(loanId);
+        if (_entries[paymentRef] != keccak256(abi.encode(_REPAYMENT, loanId, paid))) revert LoanBookUnknownEntry(paymentRef);
+        _checkUnused(reversalRef);
+        _checkTime(reversedAt);
+        _entries[paymentRef] = _REVERSED;
+        _entries[reversalRef] = _FINAL;
+        LoanStatus status = loan.status;
+        if (paid.recovery != 0) {
+            loan.recovered -= paid.recovery; // the entry proves it was added: it cannot underflow
+        } else {
+            // Money already written off would come back into the exposure twice: an operator's case.
+            if (status == LoanStatus.WrittenOff) revert LoanBookInvalidStatus(loanId, status);
+            uint96 balance = loan.creditBalance;
+            if (paid.credit > balance) revert LoanBookCreditExceeded(loanId, paid.credit, balance);
+            // Credit is what the last payment left over; undoing an earlier one must not leave it beside a debt.
+            if (paid.credit == 0 && balance != 0) revert LoanBookCreditHeld(loanId, balance);
+            loan.creditBalance = balance - paid.credit;
+            _restore(loan, paid);
+            if (status == LoanStatus.Repaid || status == LoanStatus.Overpaid) {
+                status = LoanStatus.Active;
+                loan.status = status;
+            }
+        }
+        uint96 amount = paid.principal + paid.interest + paid.lateFee + paid.penalty + paid.credit + paid.recovery;
+        emit RepaymentReversed(
+            loanId,
+            paymentRef,
+            reversalRef,
+            amount,
+            paid,
+            loan.principalRepaid,
+            loan.interestPaid,
+            loan.paidInstallments,
+            status,
+            reversedAt,
+            msg.sender
+        );
+    }
+
+    /// @inheritdoc ILoanBookExtension
+    function reverseDisbursement(uint256 loanId, bytes32 paymentRef, bytes32 reversalRef, uint40 reversedAt)
+        external
+        onlyRole(ORACLE_ROLE)
+        whenNotPaused
+    {
+        LoanRecord storage loan = _loanIn(loanId, LoanStatus.Active);
+        uint96 amount = loan.terms.principal - loan.terms.serviceFee;
+        if (_entries[paymentRef] != keccak256(abi.encode(_DISBURSEMENT, loanId, amount))) {
+            revert LoanBookUnknownEntry(paymentRef);
+        }
+        if (loan.principalRepaid != 0 || loan.interestPaid != 0 || loan.currentInterestPaid != 0 || loan.lateFeePaid != 0
+                || loan.penaltyPaid != 0) revert LoanBookDisbursementInUse(loanId);
+        _checkUnused(reversalRef);
+        _checkTime(reversedAt);
+        _entries[paymentRef] = _REVERSED;
+        _entries[reversalRef] = _FINAL;
+        // Back to the state approval left: the exposure still counts the approved principal.
+        loan.status = LoanStatus.Approved;
+        loan.disbursedAt = 0;
+        loan.accruedAt = 0;
+        loan.balanceRay = 0;
+        loan.paidInstallments = 0;
+        loan.lateFeeUnpaid = 0;
+        loan.penaltyUnpaid = 0;
+        emit DisbursementReversed(loanId, paymentRef, reversalRef, amount, reversedAt, msg.sender);
+    }
+
+    /// @inheritdoc ILoanBookExtension
+    function declareDefault(uint256 loanId) external whenNotPaused {
+        if (!hasRole(OPERATOR_ROLE, msg.sender) && !hasRole(ORACLE_ROLE, msg.sender)) {
+            revert LoanBookUnauthorizedDefault(msg.sender);
+        }
+        LoanRecord storage loan = _loanIn(loanId, LoanStatus.Active);
+        uint40 oldestDueAt = _oldestDueAt(loan);
+        uint256 defaultableAt = uint256(oldestDueAt) + loan.terms.defaultAfter;
+        // slither-disable-next-line timestamp -- the threshold is days; miner drift is irrelevant
+        if (block.timestamp <= defaultableAt) revert LoanBookNotInDefault(loanId, defaultableAt.toUint40());
+        loan.status = LoanStatus.Defaulted;
+        emit LoanDefaulted(loanId, loan.borrower, oldestDueAt, uint40(block.timestamp), msg.sender);
+    }
+
+    /// @inheritdoc ILoanBookExtension
+    function writeOff(uint256 loanId) external onlyRole(OPERATOR_ROLE) whenNotPaused {
+        LoanRecord storage loan = _loanIn(loanId, LoanStatus.Defaulted);
+        uint96 remaining = loan.terms.principal - loan.principalRepaid;
+        _exposure[loan.borrower][loan.terms.currency] -= remaining;
+        loan.status = LoanStatus.WrittenOff;
+        emit LoanWrittenOff(loanId, loan.borrower, remaining, msg.sender);
+    }
+
+    /// @inheritdoc ILoanBookExtension
+    function quote(LoanTerms calldata terms) external pure returns (Installment[] memory) {
+        return _scheduleOf(LoanMath.plan(terms), 0);
+    }
+
+    /// @inheritdoc ILoanBookExtension
+    function schedule(uint256 loanId) external view returns (Installment[] memory) {
+        LoanRecord storage loan = _loan(loanId);
+        return _scheduleOf(_planOf(loan), loan.disbursedAt);
+    }
+
+    /// @inheritdoc ILoanBookExtension
+    function amountDue(uint256 loanId, uint40 asOf) external view returns (AmountDue memory due) {
+        LoanRecord storage loan = _loan(loanId);
+        if (loan.status != LoanStatus.Active && loan.status != LoanStatus.Defaulted) return due;
+        Position memory pos = _position(loan, _planOf(loan), asOf > loan.accruedAt ? asOf : loan.accruedAt);
+        due.principal = pos.duePrincipal.toUint96();
+        due.interest = pos.dueInterest.toUint96();
+        due.lateFee = SafeCast.toUint96(loan.lateFeeUnpaid + pos.newLateFee);
+        due.penalty = SafeCast.toUint96(loan.penaltyUnpaid + pos.newPenalty);
+        due.oldestDueAt = pos.oldestDueAt.toUint40();
+    }
+
+    /// @inheritdoc ILoanBookExtension
+    function payoffAmount(uint256 loanId, uint40 asOf) external view returns (uint96) {
+        LoanRecord storage loan = _loan(loanId);
+        if (loan.status == LoanStatus.WrittenOff) return _stillOwed(loan, asOf).toUint96();
+        if (loan.status != LoanStatus.Active && loan.status != LoanStatus.Defaulted) return 0;
+        Position memory pos = _position(loan, _planOf(loan), asOf > loan.accruedAt ? asOf : loan.accruedAt);
+        return _payoff(loan, pos).toUint96();
+    }
+
+    /// @inheritdoc ILoanBookExtension
+    function outstandingPrincipal(address borrower, bytes3 currency) external view returns (uint256) {
+        return _exposure[borrower][currency];
+    }
+
+    /// @inheritdoc ILoanBookExtension
+    function loanOf(uint256 loanId)
+        external
+        view
+        returns (LoanTerms memory terms, address borrower, LoanStatus status, uint40 disbursedAt)
+    {
+        LoanRecord storage loan = _loan(loanId);
+        return (loan.terms, loan.borrower, loan.status, loan.disbursedAt);
+    }
+
+    /// @inheritdoc ILoanBookExtension
+    function progressOf(uint256 loanId) external view returns (LoanProgress memory) {
+        LoanRecord storage loan = _loan(loanId);
+        return LoanProgress({
+            paidInstallments: loan.paidInstallments,
+            accruedAt: loan.accruedAt,
+            principalRepaid: loan.principalRepaid,
+            interestPaid: loan.interestPaid,
+            lateFeePaid: uint96(loan.lateFeePaid),
+            penaltyPaid: uint96(loan.penaltyPaid),
+            lateFeeUnpaid: loan.lateFeeUnpaid,
+            penaltyUnpaid: loan.penaltyUnpaid,
+            creditBalance: loan.creditBalance,
+            recovered: loan.recovered
+        });
+    }
+
+    /// @inheritdoc ILoanBookExtension
+    function isPaymentReferenceUsed(bytes32 paymentRef) external view returns (bool) {
+        return _entries[paymentRef] != bytes32(0);
+    }
+
+    // ------------------------------------------------------------------ internals
+
+    /**
+     * @dev Undoes a repayment's allocation: its charges are unpaid again, and the money left paid towards
+     * the schedule is re-allocated from the first installment, oldest first, interest before principal (as
+     * if those payments had been one), which re-ages the loan. An early payoff's unaccrued interest is due
+     * again: the payoff it rewarded did not happen.
+     */
+    function _restore(LoanRecord storage loan, Allocation calldata paid) private {
+        loan.lateFeeUnpaid = SafeCast.toUint64(uint256(loan.lateFeeUnpaid) + paid.lateFee);
+        loan.penaltyUnpaid = SafeCast.toUint64(uint256(loan.penaltyUnpaid) + paid.penalty);
+        loan.lateFeePaid -= paid.lateFee;
+        loan.penaltyPaid -= paid.penalty;
+        uint256 left = uint256(loan.principalRepaid) + loan.interestPaid - paid.principal - paid.interest;
+        LoanMath.Plan memory plan = _planOf(loan);
+        LoanMath.Cursor memory cursor = LoanMath.start(plan);
+        uint256 paidInstallments;
+        uint256 balanceRay = cursor.balanceRay;
+        uint256 principal;
+        uint256 interest;
+        uint256 currentInterest;
+        while (left > 0 && cursor.paid < plan.installments) {
+            (uint256 p, uint256 i) = LoanMath.next(plan, cursor);
+            if (left < p + i) {
+                currentInterest = _min(left, i);
+                principal += left - currentInterest;
+                interest += currentInterest;
+                break;
+            }
+            left -= p + i;
+            principal += p;
+            interest += i;
+            paidInstallments = cursor.paid;
+            balanceRay = cursor.balanceRay;
+        }
+        _exposure[loan.borrower][loan.terms.currency] += loan.principalRepaid - principal;
+        loan.principalRepaid = principal.toUint64();
+        loan.interestPaid = interest.toUint64();
+        loan.paidInstallments = uint16(paidInstallments);
+        loan.balanceRay = balanceRay;
+        loan.currentInterestPaid = currentInterest.toUint64();
+    }
+
+    function _oldestDueAt(LoanRecord storage loan) private view returns (uint40) {
+        return (uint256(loan.disbursedAt) + (uint256(loan.paidInstallments) + 1) * loan.terms.interval).toUint40();
+    }
+
+    function _scheduleOf(LoanMath.Plan memory plan, uint256 startsAt) private pure returns (Installment[] memory items) {
+        items = new Installment[](plan.installments);
+        LoanMath.Cursor memory cursor = LoanMath.start(plan);
+        for (uint256 k = 0; k < plan.installments; ++k) {
+            (uint256 p, uint256 i) = LoanMath.next(plan, cursor);
+            items[k] = Installment({dueAt: (startsAt + (k + 1) * plan.interval).toUint40(), principal: p.toUint96(), interest: i.toUint96()});
+        }
+    }
+
+    function _cancel(uint256 loanId, LoanRecord storage loan) private {
+        LoanStatus status = loan.status;
+        if (status == LoanStatus.Approved) {
+            _exposure[loan.borrower][loan.terms.currency] -= loan.terms.principal;
+        } else if (status != LoanStatus.Requested) {
+            revert LoanBookInvalidStatus(loanId, status);
+        }
+        loan.status = LoanStatus.Cancelled;
+        emit LoanCancelled(loanId, loan.borrower, msg.sender);
+    }
+}
