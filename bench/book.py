@@ -8,16 +8,20 @@ from eth_utils import keccak
 from ledger import typed_data
 from ledger.chain import ChainClient
 from ledger.node import dev_account
+from ledger.products import offering
 from ledger.typed_data import Amortization, LoanTerms
 
 DAY = 86_400
-TERMS = LoanTerms(1_200_000, b"CNY", 2400, Amortization.ANNUITY, 12, 30 * DAY, 3 * DAY, 500, 1800, 90 * DAY)
+TERMS = LoanTerms(1_200_000, b"CNY", 2400, Amortization.ANNUITY, 12, 30 * DAY, 3 * DAY, 500, 1200, 90 * DAY)
 FIRST_BORROWER = 10  # development accounts 0-4 hold the roles
 
 
 def active_book(w3, stack, operator: ChainClient, oracle: ChainClient, signer, loans: int) -> list[int]:
     """`loans` disbursed loans of TERMS, one per borrower (development accounts from FIRST_BORROWER)."""
     borrowers = [dev_account(FIRST_BORROWER + i) for i in range(loans)]
+    catalog = stack.catalog
+    operator.transact(catalog.functions.createProduct(offering(TERMS, "12 months").as_tuple(catalog)))
+    product_id = catalog.functions.productCount().call()
     now = w3.eth.get_block("latest").timestamp
     for start in range(0, loans, 100):
         chunk = borrowers[start:start + 100]
@@ -30,9 +34,12 @@ def active_book(w3, stack, operator: ChainClient, oracle: ChainClient, signer, l
         oracle.transact(stack.oracle.functions.pushScores(report_id, 1, updates, [typed_data.sign(signer.key, message)]))
         requests = []
         for borrower in chunk:
-            signed = typed_data.loan_request(chain_id=w3.eth.chain_id, book=stack.book.address,
-                                             borrower=borrower.address, terms=TERMS, nonce=0, deadline=now + DAY)
-            requests.append(stack.book.functions.requestLoan(TERMS.as_tuple(), borrower.address, now + DAY,
+            signed = typed_data.loan_application(
+                chain_id=w3.eth.chain_id, book=stack.book.address, borrower=borrower.address, product_id=product_id,
+                product_version=1, principal=TERMS.principal, installments=TERMS.installments, nonce=0,
+                deadline=now + DAY)
+            requests.append(stack.book.functions.requestLoan((product_id, 1, TERMS.principal, TERMS.installments),
+                                                             borrower.address, now + DAY,
                                                              typed_data.sign(borrower.key, signed)))
         operator.transact_many(requests)
     loan_ids = list(range(1, loans + 1))

@@ -38,7 +38,44 @@ contract ProductCatalog is IProductCatalog, LoanLedgerRoles {
     /// (sec. 2.502) ceiling on delinquency charges.
     uint16 public constant DEFAULT_MAX_LATE_FEE_BPS = 500;
 
-    mapping(uint256 productId => mapping(uint32 version => Product)) private _products;
+    /// @dev Whether a stored version can be applied for: only the latest version of a product not retired can.
+    enum VersionState {
+        None,
+        Open,
+        Superseded, // a later version was published
+        Retired // the product was retired while this was its latest version
+    }
+
+    /// @dev A product version as stored: an application reads the two slots after the name (and the ceilings)
+    /// and nothing else: the version says itself whether it is open, and the cost cap it was checked under.
+    /// Principals are at most _MAX_PRINCIPAL, under 2^50, so 64 bits hold them.
+    struct StoredProduct {
+        bytes32 name;
+        bytes3 currency; // slot 1
+        uint64 minPrincipal;
+        uint64 maxPrincipal;
+        uint16 minInstallments;
+        uint16 maxInstallments;
+        ILoanBook.Frequency frequency;
+        ILoanBook.DayCount dayCount;
+        uint32 interval;
+        uint16 annualRateBps;
+        VersionState state;
+        ILoanBook.Amortization amortization; // slot 2
+        uint32 gracePeriod;
+        uint16 lateFeeBps;
+        uint16 penaltyRateBps;
+        uint32 defaultAfter;
+        uint16 serviceFeeBps;
+        ILoanBook.EarlyRepayment earlyRepayment;
+        bool autoApprove;
+        uint64 autoApproveMaxPrincipal;
+        // The cost cap this version was checked under at every allowed count and both principal extremes: an
+        // application needs no re-check (tens of thousands of gas) unless the cap is lower now.
+        uint16 checkedCapBps;
+    }
+
+    mapping(uint256 productId => mapping(uint32 version => StoredProduct)) private _products;
     mapping(uint256 productId => ProductStatus) private _status;
     uint256 private _productCount;
 
@@ -60,8 +97,8 @@ contract ProductCatalog is IProductCatalog, LoanLedgerRoles {
     function createProduct(Product calldata p) external onlyRole(OPERATOR_ROLE) whenNotPaused returns (uint256 productId) {
         _checkProduct(p);
         productId = ++_productCount;
-        _products[productId][1] = p;
-        _status[productId] = ProductStatus({latestVersion: 1, retired: false, checkedCapBps: costCapBps});
+        _store(productId, 1, p);
+        _status[productId] = ProductStatus({latestVersion: 1, retired: false});
         emit ProductCreated(productId, 1, p, msg.sender);
     }
 
@@ -74,10 +111,10 @@ contract ProductCatalog is IProductCatalog, LoanLedgerRoles {
     {
         ProductStatus storage status = _liveStatus(productId);
         _checkProduct(p);
+        _products[productId][status.latestVersion].state = VersionState.Superseded;
         version = status.latestVersion + 1;
         status.latestVersion = version;
-        status.checkedCapBps = costCapBps;
-        _products[productId][version] = p;
+        _store(productId, version, p);
         emit ProductChanged(productId, version, p, msg.sender);
     }
 
@@ -85,6 +122,7 @@ contract ProductCatalog is IProductCatalog, LoanLedgerRoles {
     function retireProduct(uint256 productId) external onlyRole(OPERATOR_ROLE) whenNotPaused {
         ProductStatus storage status = _liveStatus(productId);
         status.retired = true;
+        _products[productId][status.latestVersion].state = VersionState.Retired;
         emit ProductRetired(productId, status.latestVersion, msg.sender);
     }
 
@@ -109,13 +147,9 @@ contract ProductCatalog is IProductCatalog, LoanLedgerRoles {
         view
         returns (ILoanBook.LoanTerms memory terms, bool autoApprovable)
     {
-        ProductStatus memory status = _status[productId];
-        if (status.latestVersion == 0 || version == 0 || version > status.latestVersion) {
-            revert ProductCatalogUnknownProduct(productId, version);
-        }
-        if (status.retired) revert ProductCatalogRetired(productId);
-        if (version != status.latestVersion) revert ProductCatalogVersionChanged(productId, version, status.latestVersion);
-        Product memory p = _products[productId][version];
+        StoredProduct storage p = _products[productId][version];
+        VersionState state = p.state;
+        if (state != VersionState.Open) _refuse(productId, version, state);
         if (principal < p.minPrincipal || principal > p.maxPrincipal) {
             revert ProductCatalogPrincipalOutOfRange(principal, p.minPrincipal, p.maxPrincipal);
         }
@@ -123,9 +157,26 @@ contract ProductCatalog is IProductCatalog, LoanLedgerRoles {
             revert ProductCatalogInstallmentsOutOfRange(installments, p.minInstallments, p.maxInstallments);
         }
         // The ceilings may have been lowered since the product was published: the application meets today's.
-        _checkLateCharges(p);
-        terms = _terms(p, productId, version, principal, installments);
-        if (costCapBps < status.checkedCapBps) _requireWithinCap(terms, p.serviceFeeBps);
+        _checkLateCharges(p.annualRateBps, p.penaltyRateBps, p.lateFeeBps);
+        terms = ILoanBook.LoanTerms({
+            principal: principal,
+            currency: p.currency,
+            annualRateBps: p.annualRateBps,
+            amortization: p.amortization,
+            installments: installments,
+            interval: p.interval,
+            gracePeriod: p.gracePeriod,
+            lateFeeBps: p.lateFeeBps,
+            penaltyRateBps: p.penaltyRateBps,
+            defaultAfter: p.defaultAfter,
+            serviceFee: _serviceFee(principal, p.serviceFeeBps),
+            productId: uint32(productId),
+            productVersion: version,
+            frequency: p.frequency,
+            dayCount: p.dayCount,
+            earlyRepayment: p.earlyRepayment
+        });
+        if (costCapBps < p.checkedCapBps) _requireWithinCap(terms, p.serviceFeeBps);
         autoApprovable = p.autoApprove && principal <= p.autoApproveMaxPrincipal;
     }
 
@@ -143,7 +194,28 @@ contract ProductCatalog is IProductCatalog, LoanLedgerRoles {
         if (version == 0 || version > _status[productId].latestVersion) {
             revert ProductCatalogUnknownProduct(productId, version);
         }
-        return _products[productId][version];
+        StoredProduct storage p = _products[productId][version];
+        return Product({
+            name: p.name,
+            currency: p.currency,
+            minPrincipal: p.minPrincipal,
+            maxPrincipal: p.maxPrincipal,
+            minInstallments: p.minInstallments,
+            maxInstallments: p.maxInstallments,
+            frequency: p.frequency,
+            dayCount: p.dayCount,
+            interval: p.interval,
+            annualRateBps: p.annualRateBps,
+            amortization: p.amortization,
+            gracePeriod: p.gracePeriod,
+            lateFeeBps: p.lateFeeBps,
+            penaltyRateBps: p.penaltyRateBps,
+            defaultAfter: p.defaultAfter,
+            serviceFeeBps: p.serviceFeeBps,
+            earlyRepayment: p.earlyRepayment,
+            autoApprove: p.autoApprove,
+            autoApproveMaxPrincipal: p.autoApproveMaxPrincipal
+        });
     }
 
     /// @inheritdoc IProductCatalog
@@ -179,10 +251,13 @@ contract ProductCatalog is IProductCatalog, LoanLedgerRoles {
         if (p.interval < _MIN_INTERVAL || p.interval > _MAX_INTERVAL) revert ProductCatalogInvalidProduct("interval");
         if (p.defaultAfter == 0) revert ProductCatalogInvalidProduct("defaultAfter");
         if (p.serviceFeeBps >= LoanMath.BPS) revert ProductCatalogInvalidProduct("serviceFeeBps");
-        if (p.autoApprove ? p.autoApproveMaxPrincipal < p.minPrincipal : p.autoApproveMaxPrincipal != 0) {
+        if (
+            p.autoApproveMaxPrincipal > _MAX_PRINCIPAL
+                || (p.autoApprove ? p.autoApproveMaxPrincipal < p.minPrincipal : p.autoApproveMaxPrincipal != 0)
+        ) {
             revert ProductCatalogInvalidProduct("autoApproveMaxPrincipal");
         }
-        _checkLateCharges(p);
+        _checkLateCharges(p.annualRateBps, p.penaltyRateBps, p.lateFeeBps);
         // The worst case over the range. The fee is proportional to principal and so is every installment, so
         // the cost does not depend on principal but through rounding, which weighs most at the smallest and
         // least at the largest principal: both extremes are checked. The number of installments changes the
@@ -195,12 +270,48 @@ contract ProductCatalog is IProductCatalog, LoanLedgerRoles {
         }
     }
 
-    function _checkLateCharges(Product memory p) private view {
+    function _checkLateCharges(uint16 annualRateBps, uint16 penaltyRateBps, uint16 lateFeeBps) private view {
         uint16 ceiling = maxRatePlusPenaltyBps;
-        if (uint256(p.annualRateBps) + p.penaltyRateBps > ceiling) {
-            revert ProductCatalogPenaltyAboveCeiling(p.annualRateBps, p.penaltyRateBps, ceiling);
+        if (uint256(annualRateBps) + penaltyRateBps > ceiling) {
+            revert ProductCatalogPenaltyAboveCeiling(annualRateBps, penaltyRateBps, ceiling);
         }
-        if (p.lateFeeBps > maxLateFeeBps) revert ProductCatalogLateFeeAboveCeiling(p.lateFeeBps, maxLateFeeBps);
+        if (lateFeeBps > maxLateFeeBps) revert ProductCatalogLateFeeAboveCeiling(lateFeeBps, maxLateFeeBps);
+    }
+
+    /// @dev Why a version that is not open cannot be applied for (only on the failure path: reads the status).
+    function _refuse(uint256 productId, uint32 version, VersionState state) private view {
+        if (state == VersionState.None) revert ProductCatalogUnknownProduct(productId, version);
+        if (state == VersionState.Retired) revert ProductCatalogRetired(productId);
+        ProductStatus memory status = _status[productId];
+        if (status.retired) revert ProductCatalogRetired(productId);
+        revert ProductCatalogVersionChanged(productId, version, status.latestVersion);
+    }
+
+    /// @dev Checked by `_checkProduct` first: the principals fit 64 bits.
+    function _store(uint256 productId, uint32 version, Product calldata p) private {
+        _products[productId][version] = StoredProduct({
+            name: p.name,
+            currency: p.currency,
+            minPrincipal: uint64(p.minPrincipal),
+            maxPrincipal: uint64(p.maxPrincipal),
+            minInstallments: p.minInstallments,
+            maxInstallments: p.maxInstallments,
+            frequency: p.frequency,
+            dayCount: p.dayCount,
+            interval: p.interval,
+            annualRateBps: p.annualRateBps,
+            amortization: p.amortization,
+            gracePeriod: p.gracePeriod,
+            lateFeeBps: p.lateFeeBps,
+            penaltyRateBps: p.penaltyRateBps,
+            defaultAfter: p.defaultAfter,
+            serviceFeeBps: p.serviceFeeBps,
+            earlyRepayment: p.earlyRepayment,
+            autoApprove: p.autoApprove,
+            autoApproveMaxPrincipal: uint64(p.autoApproveMaxPrincipal),
+            state: VersionState.Open,
+            checkedCapBps: costCapBps
+        });
     }
 
     function _terms(Product memory p, uint256 productId, uint32 version, uint96 principal, uint16 installments)

@@ -70,12 +70,10 @@ class Product:
 
 @dataclass(frozen=True)
 class ProductStatus:
-    """`IProductCatalog.statusOf(productId)`: the latest version (0: no such product), whether it is retired,
-    and the cost cap the latest version was checked under (applications are re-checked only below it)."""
+    """`IProductCatalog.statusOf(productId)`: the latest version (0: no such product) and whether it is retired."""
 
     latest_version: int
     retired: bool
-    checked_cap_bps: int
 
     @property
     def exists(self) -> bool:
@@ -140,3 +138,15 @@ def read_terms(catalog: Contract, product_id: int, version: int, principal: int,
     result = catalog.functions.termsFor(product_id, version, principal, installments).call(block_identifier=block)
     values = _by_name(result, _outputs(catalog, "termsFor"))
     return ProductTerms(terms=LoanTerms(*values["terms"]), auto_approvable=values["auto_approvable"])
+
+
+def offering(terms: LoanTerms, name: str = "single offer") -> Product:
+    """A product whose only offer is exactly `terms` (one principal, one number of installments, no service fee):
+    what benchmarks and tests publish to apply for loans of given terms."""
+    return Product(
+        name=product_name(name), currency=terms.currency, min_principal=terms.principal, max_principal=terms.principal,
+        min_installments=terms.installments, max_installments=terms.installments, frequency=Frequency(terms.frequency),
+        day_count=DayCount(terms.dayCount), interval=terms.interval, annual_rate_bps=terms.annualRateBps,
+        amortization=Amortization(terms.amortization), grace_period=terms.gracePeriod, late_fee_bps=terms.lateFeeBps,
+        penalty_rate_bps=terms.penaltyRateBps, default_after=terms.defaultAfter, service_fee_bps=0,
+        early_repayment=EarlyRepayment(terms.earlyRepayment), auto_approve=False, auto_approve_max_principal=0)

@@ -27,7 +27,7 @@ from web3 import Web3
 from ledger import typed_data
 from ledger.deploy import deploy_stack
 from ledger.store import open_store
-from ledger.products import DayCount, EarlyRepayment, Frequency, Product, product_name
+from ledger.products import offering
 from ledger.typed_data import Amortization, LoanTerms
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -184,14 +184,7 @@ class LoanDriver:
         the catalogue's ceilings wide, so that any terms a test names can be published (tests of the ceilings
         themselves publish their own products)."""
         catalog = self.stack.catalog
-        product = Product(
-            name=product_name(f"test {terms.principal}/{terms.installments}"), currency=terms.currency,
-            min_principal=terms.principal, max_principal=terms.principal, min_installments=terms.installments,
-            max_installments=terms.installments, frequency=Frequency(terms.frequency), day_count=DayCount(terms.dayCount),
-            interval=terms.interval, annual_rate_bps=terms.annualRateBps, amortization=Amortization(terms.amortization),
-            grace_period=terms.gracePeriod, late_fee_bps=terms.lateFeeBps, penalty_rate_bps=terms.penaltyRateBps,
-            default_after=terms.defaultAfter, service_fee_bps=0, early_repayment=EarlyRepayment(terms.earlyRepayment),
-            auto_approve=False, auto_approve_max_principal=0)
+        product = offering(terms, f"test {terms.principal}/{terms.installments}")
         published = self._products.get(terms)
         # Still there? A test may have reverted the chain to a snapshot since, and published another under the id.
         if published and published[0] <= catalog.functions.productCount().call() and \

@@ -39,9 +39,6 @@ interface IProductCatalog {
     struct ProductStatus {
         uint32 latestVersion; // 0: no such product
         bool retired;
-        // The cost cap the latest version was checked under at every allowed count and both principal
-        // extremes: an application needs no re-check (tens of thousands of gas) unless the cap is lower now.
-        uint16 checkedCapBps;
     }
 
     /// @notice A product was created as version 1.

@@ -158,8 +158,8 @@ def test_an_operator_publishes_changes_and_retires_a_product_through_the_api(api
         ("product.retire", operator.account.address, 1, 2)]
     assert [e.data["tx"] for e in entries] == [created["tx_hash"], changed["tx_hash"], retired["tx_hash"]]
     assert entries[0].data["product"] == {"product_name": "3-month", **{k: v for k, v in BODY.items() if k != "name"}}
-    # The latest version, retired, and the cost cap it was checked under.
-    assert stack.catalog.functions.statusOf(1).call() == (2, True, 2400)
+    # The latest version, retired.
+    assert stack.catalog.functions.statusOf(1).call() == (2, True)
     # The indexer follows the catalogue too (the deployed stack includes it): its events are in the audit trail.
     with context.sessions() as session:
         indexed = session.execute(select(ChainEvent.name, ChainEvent.args).where(ChainEvent.contract == "ProductCatalog")

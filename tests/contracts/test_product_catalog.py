@@ -311,6 +311,11 @@ def test_a_lowered_cap_refuses_applications_to_a_product_published_under_the_old
     refused = reverted(catalog.functions.termsFor(product_id, 1, PRINCIPAL, 3), keys["eve"].address)
     assert (refused.name, refused.arguments["capBps"]) == ("ProductCatalogCostAboveCap", 1_500)
     assert reverted(catalog.functions.setCostCap(0), keys["admin"].address).name == "ProductCatalogInvalidSetting"
+    # Lowered but still above the product's cost: re-checked per application, and accepted; at or above the cap it
+    # was published under, accepted without a re-check.
+    for cap in (2_000, 2_400, 3_000):
+        transact(w3, catalog.functions.setCostCap(cap), keys["admin"].address)
+        assert read_terms(catalog, product_id, 1, PRINCIPAL, 3).terms.principal == PRINCIPAL
 
 
 # ---- late-charge ceilings -----------------------------------------------------------------------------------
