@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from api.schemas.products import EARLY_REPAYMENT
 from ledger.book import LoanStatus
 
 DAY = 86_400
@@ -147,8 +148,7 @@ class LoanOut(BaseModel):
     service_fee: int = Field(description="charged up front: the payout is the principal less this")
     frequency: str = Field(description="FixedInterval (every `interval` seconds) or Monthly")
     day_count: str = Field(description="a period's share of the annual rate: Actual365Fixed or Thirty360")
-    early_repayment: str = Field(description="what an amount beyond what is due does: ReduceInstallments or "
-                                             "ReduceInstallmentAmount")
+    early_repayment: str = Field(description=EARLY_REPAYMENT)
     product_id: int = Field(description="the product the terms were copied from (0: a loan made before products)")
     product_version: int = Field(description="the version of it the borrower signed for")
     auto_approvable: bool = Field(description="whether the product let the automatic policy approve this loan")

@@ -10,6 +10,11 @@ from pydantic import BaseModel, Field, field_validator
 
 DAY = 86_400
 MAX_ID = 2**63 - 1
+# What the loan book does with a payment beyond what is due (one wording for products and loans).
+EARLY_REPAYMENT = ("what an amount paid beyond what is due does. Either way the excess pays principal, interest "
+                   "accrues only on the principal outstanding, and the schedule is recomputed (and emitted): "
+                   "ReduceInstallments keeps the installment amount and shortens the schedule; "
+                   "ReduceInstallmentAmount keeps the number of installments and makes them smaller")
 
 ProductIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="the product's id (ids run from 1)")]
 VersionQuery = Annotated[int | None, Query(ge=1, le=2**32 - 1, description="an older version; default: the latest")]
@@ -49,8 +54,7 @@ class ProductOut(BaseModel):
     penalty_rate_bps: int = Field(description="penalty interest on overdue amounts, annual bps")
     default_after: int = Field(description="seconds past due before the loan may be declared in default")
     service_fee_bps: int = Field(description="up-front fee, bps of principal, deducted from the payout")
-    early_repayment: str = Field(description="what an amount beyond what is due does: ReduceInstallments or "
-                                             "ReduceInstallmentAmount (either way it pays principal)")
+    early_repayment: str = Field(description=EARLY_REPAYMENT)
     auto_approve: bool = Field(description="whether the automatic policy may approve applications for it")
     auto_approve_max_principal: int = Field(description="the highest principal the automatic policy approves")
 
