@@ -10,11 +10,11 @@ from pydantic import BaseModel, Field, field_validator
 
 DAY = 86_400
 MAX_ID = 2**63 - 1
-# What the loan book does with a payment beyond what is due (one wording for products and loans).
-EARLY_REPAYMENT = ("what an amount paid beyond what is due does. Either way the excess pays principal, interest "
-                   "accrues only on the principal outstanding, and the schedule is recomputed (and emitted): "
-                   "ReduceInstallments keeps the installment amount and shortens the schedule; "
-                   "ReduceInstallmentAmount keeps the number of installments and makes them smaller")
+# The product's early-repayment method (one wording for products and loans).
+EARLY_REPAYMENT = ("what an amount paid beyond what is due is to do: ReduceInstallments (keep the installment "
+                   "amount, shorten the schedule) or ReduceInstallmentAmount (keep the count, smaller installments). "
+                   "Recorded on each loan; the loan book does not apply it yet: an amount beyond what is due "
+                   "settles the next installments as scheduled")
 
 ProductIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="the product's id (ids run from 1)")]
 VersionQuery = Annotated[int | None, Query(ge=1, le=2**32 - 1, description="an older version; default: the latest")]
