@@ -9,6 +9,10 @@ from __future__ import annotations
 from stdnum import luhn
 from stdnum.iso7064 import mod_11_2
 
+from ledger.book import DAY
+from ledger.products import DayCount, EarlyRepayment, Frequency, Product, product_name
+from ledger.typed_data import Amortization
+
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 GIVEN = ["伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明", "超", "秀英", "霞", "平"]
 REGIONS = ["110105", "310104", "440305", "330106", "510107", "420102", "320102", "610113"]
@@ -26,3 +30,13 @@ def sample_identity(index: int) -> dict[str, str]:
     card = card[:-1] + luhn.calc_check_digit(card[:-1])
     return {"name": name, "id_number": first17 + mod_11_2.calc_check_digit(first17),
             "phone": f"139{index:08d}", "bank_card": card}
+
+
+# A plain product for tests and examples: 10,000.00 to 500,000.00 in three 30-day annuity installments at 18 %,
+# no fee, auto-approved up to 50,000.00 (within every default ceiling).
+SAMPLE_PRODUCT = Product(
+    name=product_name("3-month"), currency=b"CNY", min_principal=1_000_000, max_principal=50_000_000,
+    min_installments=3, max_installments=3, frequency=Frequency.FIXED_INTERVAL, day_count=DayCount.ACTUAL_365_FIXED,
+    interval=30 * DAY, annual_rate_bps=1_800, amortization=Amortization.ANNUITY, grace_period=3 * DAY,
+    late_fee_bps=500, penalty_rate_bps=1_200, default_after=90 * DAY, service_fee_bps=0,
+    early_repayment=EarlyRepayment.REDUCE_INSTALLMENTS, auto_approve=True, auto_approve_max_principal=5_000_000)

@@ -11,19 +11,13 @@ import pytest
 from sqlalchemy import func, select
 
 from api.client import ApiError, LoanLedgerClient
-from ledger.products import DayCount, EarlyRepayment, Frequency, Product, product_name
+from ledger.products import EarlyRepayment, Product, product_name
+from ledger.samples import SAMPLE_PRODUCT
 from ledger.store.models.chain import ChainEvent, PoisonEvent
 from ledger.typed_data import Amortization
 
 DAY = 86_400
-THREE_MONTH = Product(
-    name=product_name("3-month"), currency=b"CNY", min_principal=1_000_000, max_principal=50_000_000,
-    min_installments=3, max_installments=3, frequency=Frequency.FIXED_INTERVAL, day_count=DayCount.ACTUAL_365_FIXED,
-    interval=30 * DAY,
-    annual_rate_bps=1_800, amortization=Amortization.ANNUITY, grace_period=3 * DAY, late_fee_bps=500,
-    penalty_rate_bps=1_200, default_after=90 * DAY, service_fee_bps=0, early_repayment=EarlyRepayment.REDUCE_INSTALLMENTS,
-    auto_approve=True, auto_approve_max_principal=5_000_000,
-)
+THREE_MONTH = SAMPLE_PRODUCT
 TWELVE_MONTH = replace(
     THREE_MONTH, name=product_name("12-month 分期"), min_installments=6, max_installments=12, annual_rate_bps=1_500,
     amortization=Amortization.EQUAL_PRINCIPAL, service_fee_bps=100,

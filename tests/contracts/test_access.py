@@ -12,20 +12,12 @@ from web3 import Web3
 
 from ledger import typed_data
 from ledger.artifacts import compile_contracts
-from ledger.products import DayCount, EarlyRepayment, Frequency, Product, product_name
-from ledger.typed_data import Amortization
+from ledger.samples import SAMPLE_PRODUCT
 
 DAY = 86_400
 ZERO32 = b"\0" * 32
 REF = b"r".ljust(32, b"\0")
-PRODUCT = Product(
-    name=product_name("3-month"), currency=b"CNY", min_principal=1_000_000, max_principal=50_000_000,
-    min_installments=3, max_installments=3, frequency=Frequency.FIXED_INTERVAL, day_count=DayCount.ACTUAL_365_FIXED,
-    interval=30 * DAY,
-    annual_rate_bps=1_800, amortization=Amortization.ANNUITY, grace_period=3 * DAY, late_fee_bps=500,
-    penalty_rate_bps=1_200, default_after=90 * DAY, service_fee_bps=0, early_repayment=EarlyRepayment.REDUCE_INSTALLMENTS,
-    auto_approve=True, auto_approve_max_principal=5_000_000,
-).as_tuple(Web3().eth.contract(abi=compile_contracts()["ProductCatalog"]["abi"]))
+PRODUCT = SAMPLE_PRODUCT.as_tuple(Web3().eth.contract(abi=compile_contracts()["ProductCatalog"]["abi"]))
 
 # (contract, function) -> (the role holder allowed to call it, what a stranger gets)
 RULES = {

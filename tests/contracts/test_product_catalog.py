@@ -15,15 +15,14 @@ from web3.exceptions import ContractCustomError
 from ledger.artifacts import compile_contracts
 from ledger.errors import ContractRevert, ErrorDecoder
 from ledger.products import (
-    DayCount,
     EarlyRepayment,
     Frequency,
     Product,
-    product_name,
     read_product,
     read_status,
     read_terms,
 )
+from ledger.samples import SAMPLE_PRODUCT
 from ledger.typed_data import Amortization, LoanTerms
 
 DAY = 86_400
@@ -33,14 +32,7 @@ CAP_BPS = 2_400
 # the 1 bps steps the boundary tests take.
 PRINCIPAL = 12_000_000
 
-BASE = Product(
-    name=product_name("3-month"), currency=b"CNY", min_principal=1_000_000, max_principal=50_000_000,
-    min_installments=3, max_installments=3, frequency=Frequency.FIXED_INTERVAL, day_count=DayCount.ACTUAL_365_FIXED,
-    interval=30 * DAY,
-    annual_rate_bps=1_800, amortization=Amortization.ANNUITY, grace_period=3 * DAY, late_fee_bps=500,
-    penalty_rate_bps=1_200, default_after=90 * DAY, service_fee_bps=0, early_repayment=EarlyRepayment.REDUCE_INSTALLMENTS,
-    auto_approve=True, auto_approve_max_principal=5_000_000,
-)
+BASE = SAMPLE_PRODUCT
 
 
 @pytest.fixture
