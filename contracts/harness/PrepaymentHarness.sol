@@ -14,23 +14,33 @@ import {Prepayment} from "../libraries/Prepayment.sol";
  * by ledger.deploy.
  */
 contract PrepaymentHarness {
-    /// @notice A payment made ahead of schedule and what it leaves.
+    /// @notice Payments made ahead of schedule and what they leave.
     struct Outcome {
-        uint256 payoff; // what closes the loan at that moment: interest accrued to date plus principal
-        bool closed; // the payment reached the payoff (the loan closes; nothing more is asked)
+        uint256 payoff; // what closed the loan before the payments: interest accrued to date plus principal
+        bool closed; // a payment reached the payoff then (the loan closes; nothing more is asked)
         uint256 interestPart;
         uint256 principalPart;
-        uint256 settledInterest; // of the current installment, after the payment
+        uint256 settledInterest; // of the current installment, after the payments
         bool rebased;
         uint256 installments; // of the plan from the current installment on
         uint256 paymentRay; // its exact level payment (annuity)
         uint256 stillAsked; // what that plan then asks, on schedule: its installments less settledInterest
         ILoanBook.Installment[] schedule; // its installments; dueAt is the loan's installment number
-        uint256 gasUsed; // of Prepayment.prepay
+        uint256 gasUsed; // of the last Prepayment.prepay
+    }
+
+    /// @dev Where the loan stands between payments made at one moment.
+    struct State {
+        LoanMath.Plan plan;
+        LoanMath.Cursor cursor;
+        bool isRebased;
+        uint256 outstanding;
+        uint256 settled;
     }
 
     /**
-     * @notice Pays `amount` `elapsed` seconds into installment `paid + 1`'s period of a loan with `terms`.
+     * @notice Pays `amounts` one after the other, all `elapsed` seconds into installment `paid + 1`'s period
+     * of a loan with `terms`; the outcome sums their parts and describes the plan the last one leaves.
      * @param onRebasedPlan the loan walks its schedule as a re-based plan (Prepayment.next) from the start,
      * as one re-based at disbursement would; otherwise on LoanMath's original plan
      */
@@ -38,43 +48,52 @@ contract PrepaymentHarness {
         ILoanBook.LoanTerms memory terms,
         uint256 paid,
         uint256 elapsed,
-        uint256 amount,
+        uint256[] memory amounts,
         IProductCatalog.EarlyRepayment method,
         bool onRebasedPlan
     ) external view returns (Outcome memory o) {
-        LoanMath.Plan memory plan = LoanMath.plan(terms);
-        LoanMath.Cursor memory c = LoanMath.start(plan);
+        LoanMath.Plan memory original = LoanMath.plan(terms);
+        State memory s;
+        s.plan = original;
+        s.cursor = LoanMath.start(original);
+        s.isRebased = onRebasedPlan;
         for (uint256 k = 0; k < paid; ++k) {
-            if (onRebasedPlan) Prepayment.next(plan, c);
-            else LoanMath.next(plan, c);
+            if (onRebasedPlan) Prepayment.next(original, s.cursor);
+            else LoanMath.next(original, s.cursor);
         }
-        uint256 outstanding = plan.principal - c.principalBefore;
-        uint256 accrued =
-            LoanMath.accruedInterest(Prepayment.currentInterest(plan, c, onRebasedPlan), elapsed, plan.interval);
-        o.payoff = accrued + outstanding;
-        if (amount >= o.payoff) {
-            o.closed = true;
-            o.interestPart = accrued;
-            o.principalPart = outstanding;
-            o.schedule = new ILoanBook.Installment[](0);
-            return o;
+        s.outstanding = original.principal - s.cursor.principalBefore;
+        o.payoff = _payoff(s, elapsed);
+        o.schedule = new ILoanBook.Installment[](0);
+        for (uint256 k = 0; k < amounts.length; ++k) {
+            uint256 payoff = _payoff(s, elapsed);
+            if (amounts[k] >= payoff) {
+                o.closed = true;
+                o.interestPart += payoff - s.outstanding;
+                o.principalPart += s.outstanding;
+                return o;
+            }
+            uint256 before = gasleft();
+            Prepayment.Prepaid memory r = Prepayment.prepay(
+                original, s.plan, s.cursor, s.isRebased, s.outstanding, s.settled, elapsed, amounts[k], method
+            );
+            o.gasUsed = before - gasleft();
+            o.interestPart += r.interestPart;
+            o.principalPart += r.principalPart;
+            o.rebased = o.rebased || r.rebased;
+            s.settled = r.settledInterest;
+            s.outstanding -= r.principalPart;
+            if (r.rebased) {
+                s.plan = r.plan;
+                s.cursor = LoanMath.start(r.plan);
+                s.isRebased = true;
+            }
         }
-        uint256 before = gasleft();
-        Prepayment.Prepaid memory r =
-            Prepayment.prepay(plan, c, onRebasedPlan, outstanding, 0, elapsed, amount, method);
-        o.gasUsed = before - gasleft();
-        o.interestPart = r.interestPart;
-        o.principalPart = r.principalPart;
-        o.settledInterest = r.settledInterest;
-        o.rebased = r.rebased;
-        // The plan from the current installment on, and the cursor on it.
-        LoanMath.Cursor memory at = r.rebased ? LoanMath.start(r.plan) : c;
-        bool walksRebased = r.rebased || onRebasedPlan;
-        o.installments = r.plan.installments - at.paid;
-        o.paymentRay = r.plan.paymentRay;
+        o.settledInterest = s.settled;
+        o.installments = s.plan.installments - s.cursor.paid;
+        o.paymentRay = s.plan.paymentRay;
         o.schedule = new ILoanBook.Installment[](o.installments);
         for (uint256 k = 0; k < o.installments; ++k) {
-            (uint256 p, uint256 i) = walksRebased ? Prepayment.next(r.plan, at) : LoanMath.next(r.plan, at);
+            (uint256 p, uint256 i) = s.isRebased ? Prepayment.next(s.plan, s.cursor) : LoanMath.next(s.plan, s.cursor);
             o.schedule[k] = ILoanBook.Installment(uint40(paid + k + 1), uint96(p), uint96(i));
             o.stillAsked += p + i;
         }
@@ -90,5 +109,13 @@ contract PrepaymentHarness {
     ) external pure returns (uint256 installments, uint256 paymentRay) {
         LoanMath.Plan memory q = Prepayment.rebase(LoanMath.plan(terms), outstanding, remaining, method);
         return (q.installments, q.paymentRay);
+    }
+
+    /// @dev What closes the loan now: the current period's interest to date not yet settled, and principal.
+    function _payoff(State memory s, uint256 elapsed) private pure returns (uint256) {
+        uint256 accrued = LoanMath.accruedInterest(
+            Prepayment.currentInterest(s.plan, s.cursor, s.isRebased), elapsed, s.plan.interval
+        );
+        return (accrued > s.settled ? accrued - s.settled : 0) + s.outstanding;
     }
 }

@@ -23,10 +23,13 @@ import {LoanMath} from "./LoanMath.sol";
  *   principal left over the installments left; equal principal: the principal left spread equally over
  *   them; bullet: the bullet is smaller.
  * - ReduceInstallments: the installment amount stays and the schedule gets shorter. Annuity: the fewest
- *   installments whose exact level payment is at most the current one (then that payment, so the last
- *   installment is not a stub); equal principal: the fewest whose principal part is at most the current
+ *   installments whose exact level payment is at most the original one (then that payment, so the last
+ *   installment is not a stub); equal principal: the fewest whose principal part is at most the original
  *   one, ceil(left * n / P), the left principal spread equally over them; bullet: a bullet has no
- *   principal installment to drop, so this is ReduceInstallmentAmount.
+ *   principal installment to drop, so this is ReduceInstallmentAmount. Measured against the loan's
+ *   original plan, not the last re-based one, so that two prepayments at one moment leave what their sum
+ *   would (a re-based payment is a little under the original: measured against it, each prepayment would
+ *   shorten the schedule a little less).
  *
  * The current period (the prepayment falls inside it, and its installment stays in the schedule, due on
  * its date): the payment first pays the interest accrued so far on the principal outstanding before it
@@ -59,7 +62,8 @@ library Prepayment {
     /**
      * @notice Applies `amount`, paid `elapsed` seconds into the current period (nothing being overdue),
      * to the interest accrued to date and then to principal, and re-bases the plan on what is left.
-     * @param plan the loan's plan now: its original plan, or the one a previous prepayment left
+     * @param original the loan's original plan (ReduceInstallments keeps its installment amount)
+     * @param plan the loan's plan now: `original`, or the one a previous prepayment left
      * @param current the cursor of `plan` after the installments already paid (its next is the current one)
      * @param isRebased whether `plan` is a re-based one (it then walks with `next`, else with LoanMath.next)
      * @param outstanding the principal outstanding before this payment (partly paid installments included)
@@ -69,6 +73,7 @@ library Prepayment {
      * @param method the product's early-repayment method
      */
     function prepay(
+        LoanMath.Plan memory original,
         LoanMath.Plan memory plan,
         LoanMath.Cursor memory current,
         bool isRebased,
@@ -87,7 +92,7 @@ library Prepayment {
             return r;
         }
         r.rebased = true;
-        r.plan = rebase(plan, outstanding - r.principalPart, plan.installments - current.paid, method);
+        r.plan = rebase(original, outstanding - r.principalPart, plan.installments - current.paid, method);
         uint256 first = currentInterest(r.plan, LoanMath.start(r.plan), true);
         // Interest paid beyond the accrual (a partial payment of the installment earlier on) stays settled.
         uint256 ahead = interestSettled + r.interestPart - accrued;
@@ -98,11 +103,11 @@ library Prepayment {
      * @notice The plan of `remaining` installments left after a prepayment leaves `outstanding` principal.
      * @dev The book stores `outstanding`, the returned `installments` and the installment count it was
      * re-based at, and overwrites its stored payment with the returned `paymentRay` (annuity).
-     * @param plan the plan before the prepayment (original or re-based): its rate, interval, amortization
-     * and (ReduceInstallments) the installment amount to keep
+     * @param original the loan's original plan: its rate, interval, amortization and (ReduceInstallments)
+     * the installment amount to keep
      */
     function rebase(
-        LoanMath.Plan memory plan,
+        LoanMath.Plan memory original,
         uint256 outstanding,
         uint256 remaining,
         IProductCatalog.EarlyRepayment method
@@ -110,14 +115,14 @@ library Prepayment {
         q = LoanMath.Plan({
             principal: outstanding,
             installments: remaining,
-            interval: plan.interval,
-            annualRateBps: plan.annualRateBps,
-            amortization: plan.amortization,
-            periodRateRay: plan.periodRateRay,
+            interval: original.interval,
+            annualRateBps: original.annualRateBps,
+            amortization: original.amortization,
+            periodRateRay: original.periodRateRay,
             paymentRay: 0
         });
         if (method == IProductCatalog.EarlyRepayment.ReduceInstallments) {
-            q.installments = _shortestTerm(plan, outstanding, remaining);
+            q.installments = _shortestTerm(original, outstanding, remaining);
         }
         if (q.amortization == ILoanBook.Amortization.Annuity) {
             q.paymentRay = LoanMath.annuityPaymentRay(outstanding, q.periodRateRay, q.installments);
@@ -158,25 +163,25 @@ library Prepayment {
 
     /**
      * @dev ReduceInstallments: the fewest installments, at most `remaining` and at least one, that keep the
-     * installment amount within the current one.
+     * installment amount within the original one.
      */
-    function _shortestTerm(LoanMath.Plan memory plan, uint256 outstanding, uint256 remaining)
+    function _shortestTerm(LoanMath.Plan memory original, uint256 outstanding, uint256 remaining)
         private
         pure
         returns (uint256)
     {
-        if (plan.amortization == ILoanBook.Amortization.EqualPrincipal) {
-            // Principal part at most plan.principal / plan.installments: n >= outstanding * installments / principal.
-            return Math.max(1, Math.min(remaining, Math.ceilDiv(outstanding * plan.installments, plan.principal)));
+        if (original.amortization == ILoanBook.Amortization.EqualPrincipal) {
+            // Principal part at most principal / installments: n >= outstanding * installments / principal.
+            return Math.max(1, Math.min(remaining, Math.ceilDiv(outstanding * original.installments, original.principal)));
         }
-        if (plan.amortization == ILoanBook.Amortization.Bullet) return remaining;
+        if (original.amortization == ILoanBook.Amortization.Bullet) return remaining;
         // The exact payment falls as the term grows: binary search for the first term within the payment.
         // `remaining` stands when none is (rounding can put the unchanged balance a hair above it).
         uint256 lo = 1;
         uint256 hi = remaining;
         while (lo < hi) {
             uint256 mid = (lo + hi) / 2;
-            if (LoanMath.annuityPaymentRay(outstanding, plan.periodRateRay, mid) <= plan.paymentRay) hi = mid;
+            if (LoanMath.annuityPaymentRay(outstanding, original.periodRateRay, mid) <= original.paymentRay) hi = mid;
             else lo = mid + 1;
         }
         return lo;
