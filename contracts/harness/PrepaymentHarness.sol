@@ -100,6 +100,30 @@ contract PrepaymentHarness {
         o.stillAsked -= o.settledInterest;
     }
 
+    /**
+     * @notice Prepayment.prepay on `terms`' original plan after `paid` installments, with `interestSettled` of
+     * the current installment's interest already paid (by a partial payment the old allocation made).
+     */
+    function prepayWithInterestSettled(
+        ILoanBook.LoanTerms memory terms,
+        uint256 paid,
+        uint256 elapsed,
+        uint256 interestSettled,
+        uint256 amount,
+        IProductCatalog.EarlyRepayment method
+    ) external pure returns (uint256 interestPart, uint256 principalPart, uint256 settledInterest, uint256 firstInterest) {
+        LoanMath.Plan memory original = LoanMath.plan(terms);
+        LoanMath.Cursor memory c = LoanMath.start(original);
+        for (uint256 k = 0; k < paid; ++k) {
+            LoanMath.next(original, c);
+        }
+        Prepayment.Prepaid memory r = Prepayment.prepay(
+            original, original, c, false, original.principal - c.principalBefore, interestSettled, elapsed, amount, method
+        );
+        firstInterest = Prepayment.currentInterest(r.plan, r.rebased ? LoanMath.start(r.plan) : c, r.rebased);
+        return (r.interestPart, r.principalPart, r.settledInterest, firstInterest);
+    }
+
     /// @notice Prepayment.rebase of `terms`' original plan.
     function rebase(
         ILoanBook.LoanTerms memory terms,

@@ -48,6 +48,17 @@ import {LoanMath} from "./LoanMath.sol";
  *   cannot give: three installments of round(A) move in steps of three units, so one more unit prepaid
  *   can leave the total unchanged and cost the borrower that unit (at 2 % a period, 999 and 998 over
  *   three installments both round to 346). Fairness (paying more never costs more) needs the former.
+ *
+ * Fairness, as tests/contracts/test_prepayment.py checks it: for payments a < b at one moment, closing the
+ * loan after b (b, then the re-based schedule on time) never costs more than after a, and never less than
+ * the payoff; and a and then b at one moment leave what a + b would. This holds exactly for equal principal
+ * and bullet, and for an annuity walked with `next` from disbursement. An annuity on LoanMath's original
+ * rounding has one seam: from a payment of interest only (the original schedule stays) to one that prepays
+ * a little principal (re-based, rounded as above) the total can rise by the two roundings' difference, at
+ * most about a unit per installment left; between any two payments that both prepay principal it holds.
+ *
+ * Preconditions (the book's): everything due is settled first, so `elapsed` is within the current period;
+ * `amount` is below the payoff (at the payoff the book closes the loan instead).
  */
 library Prepayment {
     /// @notice A payment ahead of schedule, split, and the plan it leaves.

@@ -262,7 +262,7 @@ def outcome(harness, s, amount, on_rebased):
 
 def two_payments(data, payoff):
     """a < b, both below the payoff most of the time; b may reach it or pass it."""
-    a = data.draw(st.one_of(st.integers(1, max(1, payoff - 1)), st.integers(1, min(payoff, 50))), label="a")
+    a = data.draw(st.one_of(st.integers(1, max(1, payoff - 1)), st.integers(1, min(max(payoff, 1), 50))), label="a")
     b = data.draw(st.one_of(st.integers(a + 1, a + 3), st.integers(a + 1, payoff + 10)), label="b")
     return a, b
 
@@ -345,3 +345,19 @@ def test_two_payments_at_one_moment_leave_what_their_sum_would(harness, s, on_re
     whole = outcome(harness, s, first + second, on_rebased)
     keys = ("closed", "interest", "principal", "settled", "installments", "schedule", "still_asked")
     assert {k: split[k] for k in keys} == {k: whole[k] for k in keys}
+
+
+def test_interest_paid_ahead_of_the_accrual_stays_settled(harness):
+    # 120,000 at 24 %, three 30-day installments. Installment 1's interest is 2,367; suppose 2,000 of it was
+    # paid (a partial payment under the old allocation, or replayed by a reversal) and, at day 10 (789
+    # accrued), 20,000 more arrives: none of it is interest, all of it principal, and the 2,000 - 789 paid
+    # ahead still counts against the re-based installment's interest (its accrual to day 10 on 100,000, plus
+    # the 1,211 ahead).
+    t = terms(120_000, 2400, 3, 30 * DAY, ANNUITY)
+    interest, principal, settled, first = harness.functions.prepayWithInterestSettled(
+        t, 0, 10 * DAY, 2_000, 20_000, REDUCE_AMOUNT).call()
+    assert (interest, principal) == (0, 20_000)
+    assert first == half_up(100_000 * period_rate(2400, 30 * DAY))  # 1,972.60 -> 1,973
+    assert settled == min(first, half_up(Fraction(first, 3)) + 2_000 - 789) == 1_869
+    # Without the earlier 2,000, the same 20,000 pays the 789 accrued and 19,211 of principal.
+    assert harness.functions.prepayWithInterestSettled(t, 0, 10 * DAY, 0, 20_000, REDUCE_AMOUNT).call()[:2] == [789, 19_211]
