@@ -1,0 +1,200 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+import {ILoanBook} from "../interfaces/ILoanBook.sol";
+import {IProductCatalog} from "../interfaces/IProductCatalog.sol";
+import {LoanMath} from "./LoanMath.sol";
+
+/**
+ * @title Early repayment
+ * @notice What an amount paid ahead of schedule does: the interest accrued to date on the principal
+ * outstanding, then principal, and the rest of the schedule re-based on what is left (Apache Fineract's
+ * "advance payments adjustment", Mambu's prepayment recalculation). Integer arithmetic only.
+ *
+ * A re-based schedule is a LoanMath.Plan of its own: principal = the principal outstanding after the
+ * prepayment, installments = how many are left, paymentRay = its exact level payment (annuity). Its
+ * installment j is the loan's installment `base + j`, where `base` is the number of installments paid
+ * when it was re-based, and keeps that installment's due date. So the book stores three small numbers
+ * beside the payment it already has (see `rebase`), and walks the re-based plan with `next`.
+ *
+ * Methods (IProductCatalog.EarlyRepayment):
+ * - ReduceInstallmentAmount: the number of installments left stays. Annuity: a new level payment on the
+ *   principal left over the installments left; equal principal: the principal left spread equally over
+ *   them; bullet: the bullet is smaller.
+ * - ReduceInstallments: the installment amount stays and the schedule gets shorter. Annuity: the fewest
+ *   installments whose exact level payment is at most the original one (then that payment, so the last
+ *   installment is not a stub); equal principal: the fewest whose principal part is at most the original
+ *   one, ceil(left * n / P), the left principal spread equally over them; bullet: a bullet has no
+ *   principal installment to drop, so this is ReduceInstallmentAmount. Measured against the loan's
+ *   original plan, not the last re-based one, so that two prepayments at one moment leave what their sum
+ *   would (a re-based payment is a little under the original: measured against it, each prepayment would
+ *   shorten the schedule a little less).
+ *
+ * The current period (the prepayment falls inside it, and its installment stays in the schedule, due on
+ * its date): the payment first pays the interest accrued so far on the principal outstanding before it
+ * (`LoanMath.accruedInterest` of the installment's interest, as the book's payoff does), and the re-based
+ * plan's first installment then asks only its interest for the rest of the period: the part of its interest
+ * for the time already elapsed counts as settled (`Prepaid.settledInterest`, the book's
+ * currentInterestPaid), because that time's interest was just paid on the larger balance.
+ *
+ * Rounding (half-up to the minor unit, as LoanMath):
+ * - Principal parts: cumulative, as LoanMath, so they sum exactly to the re-based principal.
+ * - Equal principal and bullet: LoanMath's rules unchanged (interest on the scheduled balance).
+ * - Annuity, re-based plans only: each installment's interest is its period's interest on the exact
+ *   (RAY) balance, rounded once, instead of LoanMath's "the rounded level payment less the principal
+ *   part". Installments are then within 1.5 minor units of the exact level payment rather than 1, but
+ *   the interest still to pay never rises when the principal falls, which the rounded level payment
+ *   cannot give: three installments of round(A) move in steps of three units, so one more unit prepaid
+ *   can leave the total unchanged and cost the borrower that unit (at 2 % a period, 999 and 998 over
+ *   three installments both round to 346). Fairness (paying more never costs more) needs the former.
+ *
+ * Fairness, as tests/contracts/test_prepayment.py checks it: for payments a < b at one moment, closing the
+ * loan after b (b, then the re-based schedule on time) never costs more than after a, and never less than
+ * the payoff; and a and then b at one moment leave what a + b would. This holds exactly for equal principal
+ * and bullet, and for an annuity walked with `next` from disbursement. An annuity on LoanMath's original
+ * rounding has one seam: from a payment of interest only (the original schedule stays) to one that prepays
+ * a little principal (re-based, rounded as above) the total can rise by the two roundings' difference, at
+ * most about a unit per installment left; between any two payments that both prepay principal it holds.
+ *
+ * Preconditions (the book's): everything due is settled first, so `elapsed` is within the current period;
+ * `amount` is below the payoff (at the payoff the book closes the loan instead).
+ */
+library Prepayment {
+    /// @notice A payment ahead of schedule, split, and the plan it leaves.
+    struct Prepaid {
+        uint256 interestPart; // interest accrued to date, paid
+        uint256 principalPart; // principal prepaid
+        uint256 settledInterest; // interest of the current installment counting as settled afterwards
+        bool rebased; // principal was prepaid: `plan` is new, re-based at the current installment
+        LoanMath.Plan plan; // the plan from the current installment on (unchanged unless `rebased`)
+    }
+
+    /**
+     * @notice Applies `amount`, paid `elapsed` seconds into the current period (nothing being overdue),
+     * to the interest accrued to date and then to principal, and re-bases the plan on what is left.
+     * @param original the loan's original plan (ReduceInstallments keeps its installment amount)
+     * @param plan the loan's plan now: `original`, or the one a previous prepayment left
+     * @param current the cursor of `plan` after the installments already paid (its next is the current one)
+     * @param isRebased whether `plan` is a re-based one (it then walks with `next`, else with LoanMath.next)
+     * @param outstanding the principal outstanding before this payment (partly paid installments included)
+     * @param interestSettled interest of the current installment already paid or settled
+     * @param elapsed seconds since the current period started (at most its interval)
+     * @param amount what is paid beyond everything due; below the payoff (the caller closes the loan at it)
+     * @param method the product's early-repayment method
+     */
+    function prepay(
+        LoanMath.Plan memory original,
+        LoanMath.Plan memory plan,
+        LoanMath.Cursor memory current,
+        bool isRebased,
+        uint256 outstanding,
+        uint256 interestSettled,
+        uint256 elapsed,
+        uint256 amount,
+        IProductCatalog.EarlyRepayment method
+    ) internal pure returns (Prepaid memory r) {
+        uint256 accrued = LoanMath.accruedInterest(currentInterest(plan, current, isRebased), elapsed, plan.interval);
+        r.interestPart = accrued > interestSettled ? Math.min(amount, accrued - interestSettled) : 0;
+        r.principalPart = amount - r.interestPart;
+        r.plan = plan;
+        if (r.principalPart == 0) {
+            r.settledInterest = interestSettled + r.interestPart;
+            return r;
+        }
+        r.rebased = true;
+        r.plan = rebase(original, outstanding - r.principalPart, plan.installments - current.paid, method);
+        uint256 first = currentInterest(r.plan, LoanMath.start(r.plan), true);
+        // Interest paid beyond the accrual (a partial payment of the installment earlier on) stays settled.
+        uint256 ahead = interestSettled + r.interestPart - accrued;
+        r.settledInterest = Math.min(first, LoanMath.accruedInterest(first, elapsed, plan.interval) + ahead);
+    }
+
+    /**
+     * @notice The plan of `remaining` installments left after a prepayment leaves `outstanding` principal.
+     * @dev The book stores `outstanding`, the returned `installments` and the installment count it was
+     * re-based at, and overwrites its stored payment with the returned `paymentRay` (annuity).
+     * @param original the loan's original plan: its rate, interval, amortization and (ReduceInstallments)
+     * the installment amount to keep
+     */
+    function rebase(
+        LoanMath.Plan memory original,
+        uint256 outstanding,
+        uint256 remaining,
+        IProductCatalog.EarlyRepayment method
+    ) internal pure returns (LoanMath.Plan memory q) {
+        q = LoanMath.Plan({
+            principal: outstanding,
+            installments: remaining,
+            interval: original.interval,
+            annualRateBps: original.annualRateBps,
+            amortization: original.amortization,
+            periodRateRay: original.periodRateRay,
+            paymentRay: 0
+        });
+        if (method == IProductCatalog.EarlyRepayment.ReduceInstallments) {
+            q.installments = _shortestTerm(original, outstanding, remaining);
+        }
+        if (q.amortization == ILoanBook.Amortization.Annuity) {
+            q.paymentRay = LoanMath.annuityPaymentRay(outstanding, q.periodRateRay, q.installments);
+        }
+    }
+
+    /**
+     * @notice The next installment of a re-based plan after `c`, and `c` moved past it.
+     * @dev As LoanMath.next, except that an annuity installment's interest is the period's interest on
+     * the exact balance, rounded half-up once (see the contract's notes on rounding).
+     */
+    function next(LoanMath.Plan memory p, LoanMath.Cursor memory c)
+        internal
+        pure
+        returns (uint256 principalPart, uint256 interestPart)
+    {
+        if (p.amortization != ILoanBook.Amortization.Annuity) return LoanMath.next(p, c);
+        uint256 k = c.paid + 1;
+        uint256 interestRay = Math.mulDiv(c.balanceRay, p.periodRateRay, LoanMath.RAY);
+        uint256 grown = c.balanceRay + interestRay;
+        c.balanceRay = (k >= p.installments || grown <= p.paymentRay) ? 0 : grown - p.paymentRay;
+        uint256 cumulative = LoanMath.scheduledPrincipal(p, k, c.balanceRay);
+        principalPart = cumulative - c.principalBefore;
+        interestPart = LoanMath.divHalfUp(interestRay, LoanMath.RAY);
+        c.paid = k;
+        c.principalBefore = cumulative;
+    }
+
+    /// @notice The interest of the installment after `c`, `c` left where it is.
+    function currentInterest(LoanMath.Plan memory p, LoanMath.Cursor memory c, bool isRebased)
+        internal
+        pure
+        returns (uint256 interestPart)
+    {
+        LoanMath.Cursor memory walk = LoanMath.Cursor(c.paid, c.principalBefore, c.balanceRay);
+        (, interestPart) = isRebased ? next(p, walk) : LoanMath.next(p, walk);
+    }
+
+    /**
+     * @dev ReduceInstallments: the fewest installments, at most `remaining` and at least one, that keep the
+     * installment amount within the original one.
+     */
+    function _shortestTerm(LoanMath.Plan memory original, uint256 outstanding, uint256 remaining)
+        private
+        pure
+        returns (uint256)
+    {
+        if (original.amortization == ILoanBook.Amortization.EqualPrincipal) {
+            // Principal part at most principal / installments: n >= outstanding * installments / principal.
+            return Math.max(1, Math.min(remaining, Math.ceilDiv(outstanding * original.installments, original.principal)));
+        }
+        if (original.amortization == ILoanBook.Amortization.Bullet) return remaining;
+        // The exact payment falls as the term grows: binary search for the first term within the payment.
+        // `remaining` stands when none is (rounding can put the unchanged balance a hair above it).
+        uint256 lo = 1;
+        uint256 hi = remaining;
+        while (lo < hi) {
+            uint256 mid = (lo + hi) / 2;
+            if (LoanMath.annuityPaymentRay(outstanding, original.periodRateRay, mid) <= original.paymentRay) hi = mid;
+            else lo = mid + 1;
+        }
+        return lo;
+    }
+}
