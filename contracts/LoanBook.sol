@@ -8,6 +8,7 @@ import {ICreditOracle} from "./interfaces/ICreditOracle.sol";
 import {ILoanBookCore} from "./interfaces/ILoanBookCore.sol";
 import {IProductCatalog} from "./interfaces/IProductCatalog.sol";
 import {LoanMath} from "./libraries/LoanMath.sol";
+import {Prepayment} from "./libraries/Prepayment.sol";
 import {LoanBookBase} from "./LoanBookBase.sol";
 import {LoanBookExtension} from "./LoanBookExtension.sol";
 
@@ -208,7 +209,7 @@ contract LoanBook is LoanBookBase, ILoanBookCore, Proxy {
         loan.status = LoanStatus.Active;
         loan.disbursedAt = paidAt;
         loan.accruedAt = paidAt;
-        if (loan.terms.amortization == Amortization.Annuity) loan.balanceRay = uint256(principal) * LoanMath.RAY;
+        if (loan.terms.amortization == Amortization.Annuity) loan.balanceRay = uint160(uint256(principal) * LoanMath.RAY);
         emit LoanDisbursed(loanId, loan.borrower, paymentRef, amount, paidAt, msg.sender);
     }
 
@@ -259,7 +260,7 @@ contract LoanBook is LoanBookBase, ILoanBookCore, Proxy {
             loan.balanceRay = 0;
             loan.status = credit == 0 ? LoanStatus.Repaid : LoanStatus.Overpaid;
         } else {
-            (principalPart, interestPart) = _settleInstallments(loan, plan, left);
+            (principalPart, interestPart) = _settleInstallments(loanId, paymentRef, loan, plan, left, asOf);
         }
         loan.principalRepaid += principalPart.toUint64();
         loan.interestPaid += interestPart.toUint64();
@@ -301,16 +302,43 @@ contract LoanBook is LoanBookBase, ILoanBookCore, Proxy {
         emit RecoveryApplied(loanId, paymentRef, amount, recovered, paidAt, msg.sender);
     }
 
-    /// @dev Pays installments oldest first, interest then principal, advancing the cursor past full ones.
-    function _settleInstallments(LoanRecord storage loan, LoanMath.Plan memory plan, uint256 left)
-        private
-        returns (uint256 principalPart, uint256 interestPart)
-    {
-        LoanMath.Cursor memory cursor = LoanMath.restore(plan, loan.paidInstallments, loan.balanceRay);
+    /**
+     * @dev Pays installments due by `asOf` oldest first, interest then principal, advancing the cursor past
+     * full ones. What is left is paid ahead of schedule: the product's early-repayment method applies it to the
+     * interest accrued to date and then to principal, and re-bases the rest of the schedule (Prepayment.prepay).
+     */
+    function _settleInstallments(
+        uint256 loanId,
+        bytes32 paymentRef,
+        LoanRecord storage loan,
+        LoanMath.Plan memory plan,
+        uint256 left,
+        uint256 asOf
+    ) private returns (uint256 principalPart, uint256 interestPart) {
+        LoanMath.Cursor memory cursor = _cursorOf(loan, plan, loan.rebasedAt);
         uint256 interestPaidOnCurrent = loan.currentInterestPaid;
-        uint256 principalPaidOnCurrent = uint256(loan.principalRepaid) - cursor.principalBefore;
+        uint256 principalPaidOnCurrent = _principalPaidOnCurrent(loan, plan, cursor);
         // The caller checked left < payoff <= everything scheduled, so the walk ends before the schedule.
         while (left > 0) {
+            // Installment k of the plan is the loan's installment rebasedAt + k, due on that one's date.
+            uint256 periodStart = loan.disbursedAt + (loan.rebasedAt + cursor.paid) * plan.interval;
+            if (periodStart + plan.interval > asOf) {
+                Prepayment.Prepaid memory r = _prepay(
+                    loanId,
+                    paymentRef,
+                    loan,
+                    plan,
+                    cursor,
+                    plan.principal - cursor.principalBefore - principalPaidOnCurrent,
+                    interestPaidOnCurrent,
+                    asOf > periodStart ? asOf - periodStart : 0, // 0: installments were paid ahead by a reversal
+                    left
+                );
+                interestPart += r.interestPart;
+                principalPart += r.principalPart;
+                interestPaidOnCurrent = r.settledInterest;
+                break;
+            }
             (uint256 p, uint256 i) = LoanMath.next(plan, cursor);
             uint256 payInterest = _min(left, i - interestPaidOnCurrent);
             left -= payInterest;
@@ -319,8 +347,8 @@ contract LoanBook is LoanBookBase, ILoanBookCore, Proxy {
             interestPart += payInterest;
             principalPart += payPrincipal;
             if (interestPaidOnCurrent + payInterest == i && principalPaidOnCurrent + payPrincipal == p) {
-                loan.paidInstallments = uint16(cursor.paid);
-                loan.balanceRay = cursor.balanceRay;
+                ++loan.paidInstallments; // the loan's installment rebasedAt + cursor.paid
+                loan.balanceRay = uint160(cursor.balanceRay);
                 interestPaidOnCurrent = 0;
                 principalPaidOnCurrent = 0;
             } else {
@@ -328,6 +356,42 @@ contract LoanBook is LoanBookBase, ILoanBookCore, Proxy {
             }
         }
         loan.currentInterestPaid = interestPaidOnCurrent.toUint64();
+    }
+
+    /// @dev `amount` paid ahead of the installment after `cursor`, nothing being due: re-bases the plan on what
+    /// it leaves, stored beside the loan's (the cursor at the new plan's start).
+    function _prepay(
+        uint256 loanId,
+        bytes32 paymentRef,
+        LoanRecord storage loan,
+        LoanMath.Plan memory plan,
+        LoanMath.Cursor memory cursor,
+        uint256 outstanding,
+        uint256 interestSettled,
+        uint256 elapsed,
+        uint256 amount
+    ) private returns (Prepayment.Prepaid memory r) {
+        r = Prepayment.prepay(
+            LoanMath.plan(_termsOf(loan)), // the original plan: ReduceInstallments keeps its installment amount
+            plan,
+            cursor,
+            outstanding,
+            interestSettled,
+            elapsed,
+            amount,
+            loan.terms.earlyRepayment
+        );
+        if (!r.rebased) return r;
+        uint16 rebasedAt = uint16(loan.rebasedAt + cursor.paid);
+        uint16 installments = uint16(r.plan.installments);
+        uint64 principal = r.plan.principal.toUint64();
+        uint152 paymentRay = r.plan.paymentRay.toUint152();
+        loan.rebasedAt = rebasedAt;
+        loan.rebasedInstallments = installments;
+        loan.rebasedPrincipal = principal;
+        loan.balanceRay = uint160(uint256(principal) * LoanMath.RAY);
+        loan.paymentRay = paymentRay;
+        emit ScheduleRebased(loanId, paymentRef, rebasedAt, principal, installments, paymentRay);
     }
 
     function _accrueCharges(uint256 loanId, LoanRecord storage loan, Position memory pos, uint40 asOf) private {

@@ -54,10 +54,16 @@ abstract contract LoanBookBase is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
         uint64 interestPaid;
         uint40 disbursedAt; // slot 4
         uint64 lateFeeUnpaid;
-        uint152 paymentRay; // exact annuity payment, RAY-scaled, fixed at application
+        uint152 paymentRay; // exact annuity payment, RAY-scaled: fixed at application, replaced by a re-base
         uint128 lateFeePaid; // slot 5
         uint128 penaltyPaid;
-        uint256 balanceRay; // slot 6: exact scheduled annuity balance after paidInstallments
+        uint160 balanceRay; // slot 6: exact scheduled annuity balance after paidInstallments (< 2^143)
+        // A prepayment re-bases the plan (libraries/Prepayment.sol): installment rebasedAt + j of the loan is
+        // installment j of a plan of rebasedPrincipal over rebasedInstallments, whose exact payment replaces
+        // paymentRay. rebasedInstallments = 0: never re-based (or re-based, then undone by a reversal).
+        uint16 rebasedAt; // installments paid when the plan was last re-based
+        uint16 rebasedInstallments;
+        uint64 rebasedPrincipal;
         uint96 creditBalance; // slot 7, written only by overpayments, refunds and recoveries
         uint96 recovered;
     }
@@ -96,14 +102,16 @@ abstract contract LoanBookBase is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
         view
         returns (Position memory pos)
     {
-        LoanMath.Cursor memory cursor = LoanMath.restore(plan, loan.paidInstallments, loan.balanceRay);
+        uint256 base = loan.rebasedAt;
+        LoanMath.Cursor memory cursor = _cursorOf(loan, plan, base);
         uint256 paidInterest = loan.currentInterestPaid;
-        uint256 paidPrincipal = uint256(loan.principalRepaid) - cursor.principalBefore;
+        uint256 paidPrincipal = _principalPaidOnCurrent(loan, plan, cursor);
         uint256 accruedAt = loan.accruedAt;
-        uint256 disbursedAt = loan.disbursedAt;
+        // Installment k of the plan is the loan's installment base + k, due on that one's date.
+        uint256 firstDueAt = loan.disbursedAt + (base + 1) * plan.interval;
         uint256 grace = loan.terms.gracePeriod;
         while (cursor.paid < plan.installments) {
-            uint256 dueAt = disbursedAt + (cursor.paid + 1) * plan.interval;
+            uint256 dueAt = firstDueAt + cursor.paid * plan.interval;
             (uint256 p, uint256 i) = LoanMath.next(plan, cursor);
             if (pos.oldestDueAt == 0) pos.oldestDueAt = dueAt;
             if (dueAt > asOf) {
@@ -133,11 +141,40 @@ abstract contract LoanBookBase is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
             + pos.accruedInterest + (loan.terms.principal - loan.principalRepaid);
     }
 
-    function _planOf(LoanRecord storage loan) internal view returns (LoanMath.Plan memory) {
-        // The terms' first slot only: the plan needs nothing from the second, and copying the whole
-        // struct would cost each payment a cold storage read (2,100 gas).
+    /// @dev The plan installments are walked on now: the original, or the one the last prepayment left.
+    function _planOf(LoanRecord storage loan) internal view returns (LoanMath.Plan memory plan) {
+        plan = LoanMath.planWithPayment(_termsOf(loan), loan.paymentRay);
+        uint256 installments = loan.rebasedInstallments;
+        if (installments != 0) {
+            plan.principal = loan.rebasedPrincipal;
+            plan.installments = installments;
+        }
+    }
+
+    /// @dev The cursor of `plan` (re-based at `base`) after the installments paid.
+    function _cursorOf(LoanRecord storage loan, LoanMath.Plan memory plan, uint256 base)
+        internal
+        view
+        returns (LoanMath.Cursor memory)
+    {
+        return LoanMath.restore(plan, loan.paidInstallments - base, loan.balanceRay);
+    }
+
+    /// @dev Principal paid on the installment after `cursor`: what was repaid beyond the principal before the
+    /// plan (`terms.principal - plan.principal`, prepaid) and the plan's installments already passed.
+    function _principalPaidOnCurrent(LoanRecord storage loan, LoanMath.Plan memory plan, LoanMath.Cursor memory cursor)
+        internal
+        view
+        returns (uint256)
+    {
+        return uint256(loan.principalRepaid) + plan.principal - loan.terms.principal - cursor.principalBefore;
+    }
+
+    /// @dev The terms' first slot only: the plan needs nothing from the second, and copying the whole
+    /// struct would cost each payment a cold storage read (2,100 gas).
+    function _termsOf(LoanRecord storage loan) internal view returns (LoanTerms memory terms) {
         LoanTerms storage t = loan.terms;
-        LoanTerms memory terms = LoanTerms({
+        terms = LoanTerms({
             principal: t.principal,
             currency: t.currency,
             annualRateBps: t.annualRateBps,
@@ -155,7 +192,6 @@ abstract contract LoanBookBase is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
             dayCount: DayCount.Actual365Fixed,
             earlyRepayment: EarlyRepayment.ReduceInstallments
         });
-        return LoanMath.planWithPayment(terms, loan.paymentRay);
     }
 
     /// @dev The caller writes the reference's entry once the payment is known to apply.

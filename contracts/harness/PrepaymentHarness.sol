@@ -2,7 +2,6 @@
 pragma solidity ^0.8.24;
 
 import {ILoanBook} from "../interfaces/ILoanBook.sol";
-import {IProductCatalog} from "../interfaces/IProductCatalog.sol";
 import {LoanMath} from "../libraries/LoanMath.sol";
 import {Prepayment} from "../libraries/Prepayment.sol";
 
@@ -33,7 +32,6 @@ contract PrepaymentHarness {
     struct State {
         LoanMath.Plan plan;
         LoanMath.Cursor cursor;
-        bool isRebased;
         uint256 outstanding;
         uint256 settled;
     }
@@ -41,25 +39,20 @@ contract PrepaymentHarness {
     /**
      * @notice Pays `amounts` one after the other, all `elapsed` seconds into installment `paid + 1`'s period
      * of a loan with `terms`; the outcome sums their parts and describes the plan the last one leaves.
-     * @param onRebasedPlan the loan walks its schedule as a re-based plan (Prepayment.next) from the start,
-     * as one re-based at disbursement would; otherwise on LoanMath's original plan
      */
     function pay(
         ILoanBook.LoanTerms memory terms,
         uint256 paid,
         uint256 elapsed,
         uint256[] memory amounts,
-        IProductCatalog.EarlyRepayment method,
-        bool onRebasedPlan
+        ILoanBook.EarlyRepayment method
     ) external view returns (Outcome memory o) {
         LoanMath.Plan memory original = LoanMath.plan(terms);
         State memory s;
         s.plan = original;
         s.cursor = LoanMath.start(original);
-        s.isRebased = onRebasedPlan;
         for (uint256 k = 0; k < paid; ++k) {
-            if (onRebasedPlan) Prepayment.next(original, s.cursor);
-            else LoanMath.next(original, s.cursor);
+            LoanMath.next(original, s.cursor);
         }
         s.outstanding = original.principal - s.cursor.principalBefore;
         o.payoff = _payoff(s, elapsed);
@@ -74,7 +67,7 @@ contract PrepaymentHarness {
             }
             uint256 before = gasleft();
             Prepayment.Prepaid memory r = Prepayment.prepay(
-                original, s.plan, s.cursor, s.isRebased, s.outstanding, s.settled, elapsed, amounts[k], method
+                original, s.plan, s.cursor, s.outstanding, s.settled, elapsed, amounts[k], method
             );
             o.gasUsed = before - gasleft();
             o.interestPart += r.interestPart;
@@ -85,7 +78,6 @@ contract PrepaymentHarness {
             if (r.rebased) {
                 s.plan = r.plan;
                 s.cursor = LoanMath.start(r.plan);
-                s.isRebased = true;
             }
         }
         o.settledInterest = s.settled;
@@ -93,7 +85,7 @@ contract PrepaymentHarness {
         o.paymentRay = s.plan.paymentRay;
         o.schedule = new ILoanBook.Installment[](o.installments);
         for (uint256 k = 0; k < o.installments; ++k) {
-            (uint256 p, uint256 i) = s.isRebased ? Prepayment.next(s.plan, s.cursor) : LoanMath.next(s.plan, s.cursor);
+            (uint256 p, uint256 i) = LoanMath.next(s.plan, s.cursor);
             o.schedule[k] = ILoanBook.Installment(uint40(paid + k + 1), uint96(p), uint96(i));
             o.stillAsked += p + i;
         }
@@ -110,7 +102,7 @@ contract PrepaymentHarness {
         uint256 elapsed,
         uint256 interestSettled,
         uint256 amount,
-        IProductCatalog.EarlyRepayment method
+        ILoanBook.EarlyRepayment method
     ) external pure returns (uint256 interestPart, uint256 principalPart, uint256 settledInterest, uint256 firstInterest) {
         LoanMath.Plan memory original = LoanMath.plan(terms);
         LoanMath.Cursor memory c = LoanMath.start(original);
@@ -118,9 +110,9 @@ contract PrepaymentHarness {
             LoanMath.next(original, c);
         }
         Prepayment.Prepaid memory r = Prepayment.prepay(
-            original, original, c, false, original.principal - c.principalBefore, interestSettled, elapsed, amount, method
+            original, original, c, original.principal - c.principalBefore, interestSettled, elapsed, amount, method
         );
-        firstInterest = Prepayment.currentInterest(r.plan, r.rebased ? LoanMath.start(r.plan) : c, r.rebased);
+        firstInterest = Prepayment.currentInterest(r.plan, r.rebased ? LoanMath.start(r.plan) : c);
         return (r.interestPart, r.principalPart, r.settledInterest, firstInterest);
     }
 
@@ -129,7 +121,7 @@ contract PrepaymentHarness {
         ILoanBook.LoanTerms memory terms,
         uint256 outstanding,
         uint256 remaining,
-        IProductCatalog.EarlyRepayment method
+        ILoanBook.EarlyRepayment method
     ) external pure returns (uint256 installments, uint256 paymentRay) {
         LoanMath.Plan memory q = Prepayment.rebase(LoanMath.plan(terms), outstanding, remaining, method);
         return (q.installments, q.paymentRay);
@@ -138,7 +130,7 @@ contract PrepaymentHarness {
     /// @dev What closes the loan now: the current period's interest to date not yet settled, and principal.
     function _payoff(State memory s, uint256 elapsed) private pure returns (uint256) {
         uint256 accrued = LoanMath.accruedInterest(
-            Prepayment.currentInterest(s.plan, s.cursor, s.isRebased), elapsed, s.plan.interval
+            Prepayment.currentInterest(s.plan, s.cursor), elapsed, s.plan.interval
         );
         return (accrued > s.settled ? accrued - s.settled : 0) + s.outstanding;
     }

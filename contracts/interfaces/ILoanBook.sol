@@ -131,6 +131,18 @@ interface ILoanBook {
 
     /// @notice A signed application was recorded.
     /// `autoApprovable`: the product lets the automatic policy approve it (at this principal).
+    /// @notice A payment ahead of schedule prepaid principal, and the rest of the schedule was recomputed by the
+    /// loan's early-repayment method: from installment `rebasedAt + 1` on, `installments` installments amortizing
+    /// `principal` (annuity: at the exact level payment `paymentRay`, RAY-scaled). `schedule(loanId)` gives them.
+    event ScheduleRebased(
+        uint256 indexed loanId,
+        bytes32 indexed paymentRef,
+        uint16 rebasedAt,
+        uint64 principal,
+        uint16 installments,
+        uint152 paymentRay
+    );
+
     event LoanRequested(
         uint256 indexed loanId, address indexed borrower, LoanTerms terms, bool autoApprovable, uint256 nonce, address relayer
     );

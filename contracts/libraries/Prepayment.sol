@@ -3,7 +3,6 @@ pragma solidity ^0.8.24;
 
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {ILoanBook} from "../interfaces/ILoanBook.sol";
-import {IProductCatalog} from "../interfaces/IProductCatalog.sol";
 import {LoanMath} from "./LoanMath.sol";
 
 /**
@@ -16,9 +15,9 @@ import {LoanMath} from "./LoanMath.sol";
  * prepayment, installments = how many are left, paymentRay = its exact level payment (annuity). Its
  * installment j is the loan's installment `base + j`, where `base` is the number of installments paid
  * when it was re-based, and keeps that installment's due date. So the book stores three small numbers
- * beside the payment it already has (see `rebase`), and walks the re-based plan with `next`.
+ * beside the payment it already has (see `rebase`), and walks the re-based plan with LoanMath.next.
  *
- * Methods (IProductCatalog.EarlyRepayment):
+ * Methods (ILoanBook.EarlyRepayment):
  * - ReduceInstallmentAmount: the number of installments left stays. Annuity: a new level payment on the
  *   principal left over the installments left; equal principal: the principal left spread equally over
  *   them; bullet: the bullet is smaller.
@@ -38,24 +37,13 @@ import {LoanMath} from "./LoanMath.sol";
  * for the time already elapsed counts as settled (`Prepaid.settledInterest`, the book's
  * currentInterestPaid), because that time's interest was just paid on the larger balance.
  *
- * Rounding (half-up to the minor unit, as LoanMath):
- * - Principal parts: cumulative, as LoanMath, so they sum exactly to the re-based principal.
- * - Equal principal and bullet: LoanMath's rules unchanged (interest on the scheduled balance).
- * - Annuity, re-based plans only: each installment's interest is its period's interest on the exact
- *   (RAY) balance, rounded once, instead of LoanMath's "the rounded level payment less the principal
- *   part". Installments are then within 1.5 minor units of the exact level payment rather than 1, but
- *   the interest still to pay never rises when the principal falls, which the rounded level payment
- *   cannot give: three installments of round(A) move in steps of three units, so one more unit prepaid
- *   can leave the total unchanged and cost the borrower that unit (at 2 % a period, 999 and 998 over
- *   three installments both round to 346). Fairness (paying more never costs more) needs the former.
+ * Rounding: LoanMath's, unchanged (a re-based plan is walked with LoanMath.next). Its annuity rule (interest
+ * rounded once on the exact balance) is what makes the fairness below exact: see LoanMath's header.
  *
- * Fairness, as tests/contracts/test_prepayment.py checks it: for payments a < b at one moment, closing the
- * loan after b (b, then the re-based schedule on time) never costs more than after a, and never less than
- * the payoff; and a and then b at one moment leave what a + b would. This holds exactly for equal principal
- * and bullet, and for an annuity walked with `next` from disbursement. An annuity on LoanMath's original
- * rounding has one seam: from a payment of interest only (the original schedule stays) to one that prepays
- * a little principal (re-based, rounded as above) the total can rise by the two roundings' difference, at
- * most about a unit per installment left; between any two payments that both prepay principal it holds.
+ * Fairness, as tests/contracts/test_prepayment.py (this library) and tests/contracts/test_early_repayment.py
+ * (the loan book) check it: for payments a < b at one moment, closing the loan after b (b, then the re-based
+ * schedule on time) never costs more than after a, and never less than the payoff; and a and then b at one
+ * moment leave what a + b would.
  *
  * Preconditions (the book's): everything due is settled first, so `elapsed` is within the current period;
  * `amount` is below the payoff (at the payoff the book closes the loan instead).
@@ -76,7 +64,6 @@ library Prepayment {
      * @param original the loan's original plan (ReduceInstallments keeps its installment amount)
      * @param plan the loan's plan now: `original`, or the one a previous prepayment left
      * @param current the cursor of `plan` after the installments already paid (its next is the current one)
-     * @param isRebased whether `plan` is a re-based one (it then walks with `next`, else with LoanMath.next)
      * @param outstanding the principal outstanding before this payment (partly paid installments included)
      * @param interestSettled interest of the current installment already paid or settled
      * @param elapsed seconds since the current period started (at most its interval)
@@ -87,14 +74,13 @@ library Prepayment {
         LoanMath.Plan memory original,
         LoanMath.Plan memory plan,
         LoanMath.Cursor memory current,
-        bool isRebased,
         uint256 outstanding,
         uint256 interestSettled,
         uint256 elapsed,
         uint256 amount,
-        IProductCatalog.EarlyRepayment method
+        ILoanBook.EarlyRepayment method
     ) internal pure returns (Prepaid memory r) {
-        uint256 accrued = LoanMath.accruedInterest(currentInterest(plan, current, isRebased), elapsed, plan.interval);
+        uint256 accrued = LoanMath.accruedInterest(currentInterest(plan, current), elapsed, plan.interval);
         r.interestPart = accrued > interestSettled ? Math.min(amount, accrued - interestSettled) : 0;
         r.principalPart = amount - r.interestPart;
         r.plan = plan;
@@ -104,7 +90,7 @@ library Prepayment {
         }
         r.rebased = true;
         r.plan = rebase(original, outstanding - r.principalPart, plan.installments - current.paid, method);
-        uint256 first = currentInterest(r.plan, LoanMath.start(r.plan), true);
+        uint256 first = currentInterest(r.plan, LoanMath.start(r.plan));
         // Interest paid beyond the accrual (a partial payment of the installment earlier on) stays settled.
         uint256 ahead = interestSettled + r.interestPart - accrued;
         r.settledInterest = Math.min(first, LoanMath.accruedInterest(first, elapsed, plan.interval) + ahead);
@@ -121,7 +107,7 @@ library Prepayment {
         LoanMath.Plan memory original,
         uint256 outstanding,
         uint256 remaining,
-        IProductCatalog.EarlyRepayment method
+        ILoanBook.EarlyRepayment method
     ) internal pure returns (LoanMath.Plan memory q) {
         q = LoanMath.Plan({
             principal: outstanding,
@@ -132,7 +118,7 @@ library Prepayment {
             periodRateRay: original.periodRateRay,
             paymentRay: 0
         });
-        if (method == IProductCatalog.EarlyRepayment.ReduceInstallments) {
+        if (method == ILoanBook.EarlyRepayment.ReduceInstallments) {
             q.installments = _shortestTerm(original, outstanding, remaining);
         }
         if (q.amortization == ILoanBook.Amortization.Annuity) {
@@ -140,36 +126,14 @@ library Prepayment {
         }
     }
 
-    /**
-     * @notice The next installment of a re-based plan after `c`, and `c` moved past it.
-     * @dev As LoanMath.next, except that an annuity installment's interest is the period's interest on
-     * the exact balance, rounded half-up once (see the contract's notes on rounding).
-     */
-    function next(LoanMath.Plan memory p, LoanMath.Cursor memory c)
-        internal
-        pure
-        returns (uint256 principalPart, uint256 interestPart)
-    {
-        if (p.amortization != ILoanBook.Amortization.Annuity) return LoanMath.next(p, c);
-        uint256 k = c.paid + 1;
-        uint256 interestRay = Math.mulDiv(c.balanceRay, p.periodRateRay, LoanMath.RAY);
-        uint256 grown = c.balanceRay + interestRay;
-        c.balanceRay = (k >= p.installments || grown <= p.paymentRay) ? 0 : grown - p.paymentRay;
-        uint256 cumulative = LoanMath.scheduledPrincipal(p, k, c.balanceRay);
-        principalPart = cumulative - c.principalBefore;
-        interestPart = LoanMath.divHalfUp(interestRay, LoanMath.RAY);
-        c.paid = k;
-        c.principalBefore = cumulative;
-    }
-
     /// @notice The interest of the installment after `c`, `c` left where it is.
-    function currentInterest(LoanMath.Plan memory p, LoanMath.Cursor memory c, bool isRebased)
+    function currentInterest(LoanMath.Plan memory p, LoanMath.Cursor memory c)
         internal
         pure
         returns (uint256 interestPart)
     {
         LoanMath.Cursor memory walk = LoanMath.Cursor(c.paid, c.principalBefore, c.balanceRay);
-        (, interestPart) = isRebased ? next(p, walk) : LoanMath.next(p, walk);
+        (, interestPart) = LoanMath.next(p, walk);
     }
 
     /**

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ledger.artifacts import compile_contracts
+from ledger.typed_data import LoanTerms
 
 DAY = 86_400
 YEAR = 365 * DAY
@@ -31,15 +32,15 @@ def harness(w3):
 
 
 def terms(principal, apr_bps, n, interval, amortization):
-    return (principal, b"CNY", apr_bps, amortization, n, interval, 3 * DAY, 500, 1800, 90 * DAY)
+    return LoanTerms(principal, b"CNY", apr_bps, amortization, n, interval, 3 * DAY, 500, 1800, 90 * DAY).as_tuple()
 
 
-def pay(harness, t, paid, elapsed, amount, method, on_rebased=False) -> dict:
+def pay(harness, t, paid, elapsed, amount, method) -> dict:
     """The outcome of `amount` (or a list of amounts, one after the other) paid at one moment."""
     amounts = amount if isinstance(amount, list) else [amount]
     names = ("payoff", "closed", "interest", "principal", "settled", "rebased", "installments", "payment_ray",
              "still_asked", "schedule", "gas")
-    out = dict(zip(names, harness.functions.pay(t, paid, elapsed, amounts, method, on_rebased).call(), strict=True))
+    out = dict(zip(names, harness.functions.pay(t, paid, elapsed, amounts, method).call(), strict=True))
     out["schedule"] = [(p, i) for _, p, i in out["schedule"]]
     return out
 
@@ -65,15 +66,16 @@ def annuity_payment(principal, rate: Fraction, n) -> Fraction:
     return Fraction(principal, n) if rate == 0 else principal * rate / (1 - (1 + rate) ** -n)
 
 
-def original_schedule(principal, n, rate, amortization):
-    """LoanMath's schedule: cumulative half-up principal; annuity interest = rounded level payment - principal."""
+def loan_schedule(principal, n, rate, amortization):
+    """LoanMath's schedule (original and re-based plans alike): cumulative half-up principal; annuity interest
+    rounded half-up on the exact balance."""
     rows, before, balance = [], 0, Fraction(principal)
     payment = annuity_payment(principal, rate, n)
     for k in range(1, n + 1):
         if amortization == ANNUITY:
+            interest = half_up(balance * rate)
             balance = 0 if k == n else balance * (1 + rate) - payment
             cumulative = principal if k == n else half_up(principal - balance)
-            interest = max(half_up(payment) - (cumulative - before), 0)
         elif amortization == EQUAL_PRINCIPAL:
             cumulative = half_up(Fraction(principal * k, n))
             interest = half_up((principal - before) * rate)
@@ -85,28 +87,13 @@ def original_schedule(principal, n, rate, amortization):
     return rows
 
 
-def rebased_schedule(principal, n, rate, amortization):
-    """A re-based plan: as LoanMath, but an annuity installment's interest is rounded on the exact balance."""
-    if amortization != ANNUITY:
-        return original_schedule(principal, n, rate, amortization)
-    rows, before, balance = [], 0, Fraction(principal)
-    payment = annuity_payment(principal, rate, n)
-    for k in range(1, n + 1):
-        interest = half_up(balance * rate)
-        balance = 0 if k == n else balance * (1 + rate) - payment
-        cumulative = principal if k == n else half_up(principal - balance)
-        rows.append((cumulative - before, interest))
-        before = cumulative
-    return rows
-
-
 def accrued(interest, elapsed, interval) -> int:
     return interest if elapsed >= interval else half_up(Fraction(interest * elapsed, interval))
 
 
-def reference_pay(principal, apr_bps, n, interval, amortization, paid, elapsed, amount, method, on_rebased=False):
+def reference_pay(principal, apr_bps, n, interval, amortization, paid, elapsed, amount, method):
     rate = period_rate(apr_bps, interval)
-    rows = (rebased_schedule if on_rebased else original_schedule)(principal, n, rate, amortization)
+    rows = loan_schedule(principal, n, rate, amortization)
     outstanding = principal - sum(p for p, _ in rows[:paid])
     due_interest = accrued(rows[paid][1], elapsed, interval)
     payoff = due_interest + outstanding
@@ -124,15 +111,14 @@ def reference_pay(principal, apr_bps, n, interval, amortization, paid, elapsed, 
     elif method == REDUCE_INSTALLMENTS and amortization == ANNUITY:
         level = annuity_payment(principal, rate, n)
         count = next((m for m in range(1, remaining + 1) if annuity_payment(left, rate, m) <= level), remaining)
-    schedule = rebased_schedule(left, count, rate, amortization)
+    schedule = loan_schedule(left, count, rate, amortization)
     settled = min(schedule[0][1], accrued(schedule[0][1], elapsed, interval))
     return {**out, "settled": settled, "rebased": True, "schedule": schedule}
 
 
-def check_against_reference(harness, principal, apr_bps, n, interval, amortization, paid, elapsed, amount, method,
-                            on_rebased=False):
-    got = pay(harness, terms(principal, apr_bps, n, interval, amortization), paid, elapsed, amount, method, on_rebased)
-    want = reference_pay(principal, apr_bps, n, interval, amortization, paid, elapsed, amount, method, on_rebased)
+def check_against_reference(harness, principal, apr_bps, n, interval, amortization, paid, elapsed, amount, method):
+    got = pay(harness, terms(principal, apr_bps, n, interval, amortization), paid, elapsed, amount, method)
+    want = reference_pay(principal, apr_bps, n, interval, amortization, paid, elapsed, amount, method)
     assert {k: got[k] for k in want} == want
     if not want["closed"]:
         assert got["still_asked"] == sum(p + i for p, i in want["schedule"]) - want["settled"]
@@ -149,7 +135,9 @@ def test_the_issue_example_costs_a_unit_under_the_payoff_what_the_payoff_costs(h
     t = terms(120_000, 2400, 3, 30 * DAY, ANNUITY)
     today = pay(harness, t, 0, 10 * DAY, 0, method)
     assert today["payoff"] == 120_789
-    assert sum(p + i for p, i in today["schedule"]) == 124_764
+    # The issue's 124,764 was the schedule under LoanMath's former annuity rounding; interest rounded on the exact
+    # balance makes it one unit more.
+    assert sum(p + i for p, i in today["schedule"]) == 124_765
     out = check_against_reference(harness, 120_000, 2400, 3, 30 * DAY, ANNUITY, 0, 10 * DAY, 120_788, method)
     # 789 of interest to day 10, 119,999 of principal; the unit left costs no interest at 1.97 % a period.
     assert (out["interest"], out["principal"]) == (789, 119_999)
@@ -192,7 +180,7 @@ def test_twelve_month_loan_against_reference(harness, amortization, method):
     # 120,000 at 24 % over twelve 30-day periods, three paid, 20 days in: 30,000 paid.
     out = check_against_reference(harness, 120_000, 2400, 12, 30 * DAY, amortization, 3, 20 * DAY, 30_000, method)
     assert sum(p for p, _ in out["schedule"]) == 120_000 - sum(
-        p for p, _ in original_schedule(120_000, 12, period_rate(2400, 30 * DAY), amortization)[:3]) - out["principal"]
+        p for p, _ in loan_schedule(120_000, 12, period_rate(2400, 30 * DAY), amortization)[:3]) - out["principal"]
     if method == REDUCE_INSTALLMENTS and amortization != BULLET:
         assert out["installments"] < 9
     else:
@@ -223,14 +211,14 @@ def test_paying_no_more_than_the_interest_to_date_changes_no_schedule(harness):
 def test_random_states_against_reference(harness):
     rng = random.Random(20261130)
     for _ in range(40):
-        amortization, method, on_rebased = rng.choice([ANNUITY, EQUAL_PRINCIPAL, BULLET]), rng.choice(METHODS), rng.random() < 0.5
+        amortization, method = rng.choice([ANNUITY, EQUAL_PRINCIPAL, BULLET]), rng.choice(METHODS)
         principal = rng.choice([rng.randint(1, 2_000), rng.randint(2_000, 10**7)])
         n, interval = rng.randint(1, 36), rng.choice([7, 14, 30]) * DAY
         apr_bps, paid = rng.randint(0, 3600), rng.randint(0, n - 1)
         elapsed = rng.randint(0, interval)
-        payoff = pay(harness, terms(principal, apr_bps, n, interval, amortization), paid, elapsed, 0, method, on_rebased)["payoff"]
+        payoff = pay(harness, terms(principal, apr_bps, n, interval, amortization), paid, elapsed, 0, method)["payoff"]
         amount = rng.randint(1, payoff)
-        check_against_reference(harness, principal, apr_bps, n, interval, amortization, paid, elapsed, amount, method, on_rebased)
+        check_against_reference(harness, principal, apr_bps, n, interval, amortization, paid, elapsed, amount, method)
 
 
 # --- fairness: paying more never costs more ---------------------------------------------------------------
@@ -255,9 +243,9 @@ def loan_states(draw, amortizations=(ANNUITY, EQUAL_PRINCIPAL, BULLET)):
     }
 
 
-def outcome(harness, s, amount, on_rebased):
+def outcome(harness, s, amount):
     t = terms(s["principal"], s["apr_bps"], s["n"], s["interval"], s["amortization"])
-    return pay(harness, t, s["paid"], s["elapsed"], amount, s["method"], on_rebased)
+    return pay(harness, t, s["paid"], s["elapsed"], amount, s["method"])
 
 
 def two_payments(data, payoff):
@@ -267,82 +255,46 @@ def two_payments(data, payoff):
     return a, b
 
 
-def assert_fair(harness, s, a, b, on_rebased, tolerance=0):
-    payoff = outcome(harness, s, 0, on_rebased)["payoff"]
-    cost_a = cost_to_close(outcome(harness, s, a, on_rebased))
-    cost_b = cost_to_close(outcome(harness, s, b, on_rebased))
-    at_once = cost_to_close(outcome(harness, s, payoff, on_rebased))
+def assert_fair(harness, s, a, b):
+    payoff = outcome(harness, s, 0)["payoff"]
+    cost_a = cost_to_close(outcome(harness, s, a))
+    cost_b = cost_to_close(outcome(harness, s, b))
+    at_once = cost_to_close(outcome(harness, s, payoff))
     assert at_once == payoff
-    assert cost_b <= cost_a + tolerance, (cost_a, cost_b)
+    assert cost_b <= cost_a, (cost_a, cost_b)
     # Closing at once is what paying more ends at: no payment below the payoff costs less in all.
     assert payoff <= min(cost_a, cost_b)
 
 
 @FAIRNESS
-@given(s=loan_states(amortizations=(EQUAL_PRINCIPAL, BULLET)), on_rebased=st.booleans(), data=st.data())
-def test_paying_more_never_costs_more_equal_principal_and_bullet(harness, s, on_rebased, data):
-    payoff = outcome(harness, s, 0, on_rebased)["payoff"]
+@given(s=loan_states(), data=st.data())
+def test_paying_more_never_costs_more(harness, s, data):
+    payoff = outcome(harness, s, 0)["payoff"]
     a, b = two_payments(data, payoff)
-    assert_fair(harness, s, a, b, on_rebased)
+    assert_fair(harness, s, a, b)
 
 
-@FAIRNESS
-@given(s=loan_states(amortizations=(ANNUITY,)), data=st.data())
-def test_paying_more_never_costs_more_annuity_on_a_rebased_plan(harness, s, data):
-    # An annuity walked with Prepayment's rounding from disbursement (see the module notes on rounding).
-    payoff = outcome(harness, s, 0, True)["payoff"]
-    a, b = two_payments(data, payoff)
-    assert_fair(harness, s, a, b, True)
-
-
-@FAIRNESS
-@given(s=loan_states(amortizations=(ANNUITY,)), data=st.data())
-def test_annuity_on_loan_maths_rounding_fair_once_principal_is_prepaid(harness, s, data):
-    # On LoanMath's original annuity rounding, between two payments that both prepay principal (both beyond
-    # the interest accrued to date) the property holds exactly, as it does against the payoff.
-    first = outcome(harness, s, 0, False)
-    interest_to_date = first["payoff"] - sum(p for p, _ in first["schedule"])
-    a, b = two_payments(data, first["payoff"] - interest_to_date)
-    assert_fair(harness, s, a + interest_to_date, b + interest_to_date, False)
-
-
-@FAIRNESS
-@given(s=loan_states(amortizations=(ANNUITY,)), data=st.data())
-def test_annuity_on_loan_maths_rounding_first_prepayment_within_the_rounding_gap(harness, s, data):
-    # The one place it does not hold exactly: from paying only interest to date (the original schedule, its
-    # level payment rounded once) to prepaying some principal (a re-based plan, interest rounded on the exact
-    # balance) the total can rise by the two roundings' difference: at most a unit per installment left and
-    # one for the current period. test_annuity_rounding_gap_exists shows it does happen.
-    first = outcome(harness, s, 0, False)
-    interest_to_date = first["payoff"] - sum(p for p, _ in first["schedule"])
-    a = data.draw(st.integers(max(1, interest_to_date - 2), max(1, interest_to_date)), label="a")
-    b = data.draw(st.integers(a + 1, first["payoff"] + 10), label="b")
-    assert_fair(harness, s, a, b, False, tolerance=s["n"] - s["paid"] + 1)
-
-
-def test_annuity_rounding_gap_exists(harness):
-    # Found by the property above with tolerance 0: 636 at 24 % in three 30-day installments, 2,282,646 s in,
-    # 11 units of interest to date. Paying 11 leaves the original schedule (660 in all); paying 12 re-bases it
-    # on 635 of principal with interest rounded on the exact balance (661 in all).
+def test_the_annuity_rounding_gap_is_closed(harness):
+    # Found with LoanMath's former annuity rounding (the rounded level payment less the principal part): 636
+    # at 24 % in three 30-day installments, 2,282,646 s in, 11 units of interest to date. Paying 11 left the
+    # original schedule (660 in all), paying 12 re-based it with interest rounded on the exact balance (661).
+    # With one rule for both, paying more costs no more.
     s = {"principal": 636, "apr_bps": 2400, "n": 3, "interval": 30 * DAY, "amortization": ANNUITY, "paid": 0,
          "elapsed": 2_282_646, "method": REDUCE_AMOUNT}
-    costs = [cost_to_close(outcome(harness, s, x, False)) for x in (11, 12)]
-    assert costs == [660, 661]
-    # On a plan re-based from the start the same payments cost the same or less.
-    rebased = [cost_to_close(outcome(harness, s, x, True)) for x in (11, 12)]
-    assert rebased[1] <= rebased[0]
+    costs = [cost_to_close(outcome(harness, s, x)) for x in (11, 12)]
+    assert costs[1] <= costs[0]
 
 
 @FAIRNESS
-@given(s=loan_states(), on_rebased=st.booleans(), data=st.data())
-def test_two_payments_at_one_moment_leave_what_their_sum_would(harness, s, on_rebased, data):
+@given(s=loan_states(), data=st.data())
+def test_two_payments_at_one_moment_leave_what_their_sum_would(harness, s, data):
     # Paying 300 and then 200 at the same moment is paying 500: a payment split by the rail (or by the
     # borrower) neither costs more nor shortens the schedule less.
-    payoff = outcome(harness, s, 0, on_rebased)["payoff"]
+    payoff = outcome(harness, s, 0)["payoff"]
     first = data.draw(st.integers(1, max(1, payoff)), label="first")
     second = data.draw(st.integers(1, max(1, payoff)), label="second")
-    split = outcome(harness, s, [first, second], on_rebased)
-    whole = outcome(harness, s, first + second, on_rebased)
+    split = outcome(harness, s, [first, second])
+    whole = outcome(harness, s, first + second)
     keys = ("closed", "interest", "principal", "settled", "installments", "schedule", "still_asked")
     assert {k: split[k] for k in keys} == {k: whole[k] for k in keys}
 
