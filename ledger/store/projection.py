@@ -70,9 +70,12 @@ class LoanState:
     principal_written_off: int = 0
     credit_balance: int = 0
     recovered: int = 0
-    # Installments paid when a prepayment last re-based the schedule (ScheduleRebased): the contract's schedule
-    # then starts at installment rebased_at + 1. A reversal re-allocates on the original schedule: back to 0.
-    rebased_at: int = 0
+    # The plan a prepayment last re-based the schedule on (ScheduleRebased): the contract's schedule is then its
+    # installments, from the loan's installment rebased_at + 1 on. None: the original schedule (never re-based, or
+    # put back on it by a reversal, which re-allocates on the original schedule).
+    rebased_at: int | None = None
+    rebased_principal: int = 0
+    rebased_installments: int = 0
     last_event_block: int = 0
     payments: list[PaymentState] = field(default_factory=list)
 
@@ -162,7 +165,8 @@ def fold_loan(events: Iterable[EventLike]) -> LoanState | None:
                                                a["lateFee"], a["penalty"]))
         elif ev.name == "ScheduleRebased":
             # The amounts are the contract's (`schedule(loanId)`, re-read by the indexer); only the numbering is ours.
-            state.rebased_at = a["rebasedAt"]
+            state.rebased_at, state.rebased_principal = a["rebasedAt"], a["principal"]
+            state.rebased_installments = a["installments"]
         elif ev.name == "OverpaymentHeld":
             # Closed by the repayment just before it; the rest is the borrower's until refunded.
             state.status, state.closed_at = LoanStatus.OVERPAID, ev.block_time
@@ -181,7 +185,8 @@ def fold_loan(events: Iterable[EventLike]) -> LoanState | None:
         elif ev.name == "DisbursementReversed":
             # Back to what approval left: the payout bounced before it reached the borrower.
             state.status = LoanStatus.APPROVED
-            state.disbursed_at = state.accrued_at = state.paid_installments = state.rebased_at = 0
+            state.disbursed_at = state.accrued_at = state.paid_installments = 0
+            state.rebased_at = None
             state.late_fee_unpaid = state.penalty_unpaid = 0
             state.payments.append(PaymentState(a["reversalRef"], PaymentKind.PAYOUT_REVERSAL, a["amount"], a["reversedAt"],
                                                ev.tx_hash, ev.block_number, ev.log_index,
@@ -211,7 +216,7 @@ def _reverse_repayment(state: LoanState, ev: EventLike) -> None:
         state.credit_balance -= parts["credit"]
         state.principal_repaid, state.interest_paid = a["principalRepaid"], a["interestPaid"]
         state.paid_installments = a["paidInstallments"]
-        state.rebased_at = 0  # the book re-allocates on the original schedule
+        state.rebased_at = None  # the book re-allocates on the original schedule
         if state.status in _CLOSED_BY_PAYMENT:
             state.closed_at = None
         state.status = LoanStatus(a["status"])
@@ -284,7 +289,7 @@ def rebuild_loan(session: Session, loan_id: int, schedule_of: ScheduleSource, as
     row.auto_approvable = state.auto_approvable
     row.status = state.status.solidity_name
     if schedule_changed or not row.schedule:
-        _replace_schedule(row, schedule_of(state), state.rebased_at)
+        _replace_schedule(row, schedule_of(state), state.rebased_at or 0)
     _sync_payments(row, state)
     update_delinquency(row, as_of)
     return row
