@@ -19,9 +19,11 @@ import {LoanBookExtension} from "./LoanBookExtension.sol";
  * the book copies the version's terms (so the lender sets the price, within the catalogue's cost cap).
  *
  * Allocation of a repayment (Fineract's standard order): penalty interest, then late fees, then
- * installments oldest first, each one's interest before its principal. Paying more than is due
- * settles the next installments as scheduled; paying exactly the payoff amount closes the loan
- * with only the current period's interest accrued to date; paying more than that closes it too, and
+ * installments due oldest first, each one's interest before its principal. Paying more than is due
+ * is early repayment (libraries/Prepayment.sol): the interest accrued to date on the principal
+ * outstanding, then principal, and the rest of the schedule is re-based by the loan's method (fewer
+ * installments, or smaller ones) and emitted (ScheduleRebased). Paying exactly the payoff amount closes
+ * the loan with only the current period's interest accrued to date; paying more than that closes it too, and
  * the rest is held as the borrower's credit (the loan is Overpaid) until the rail refunds it. A payment
  * on a written-off loan is a recovery. Charges accrue at each confirmation, on the amounts unpaid since
  * the previous one.

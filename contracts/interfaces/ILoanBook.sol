@@ -131,18 +131,6 @@ interface ILoanBook {
 
     /// @notice A signed application was recorded.
     /// `autoApprovable`: the product lets the automatic policy approve it (at this principal).
-    /// @notice A payment ahead of schedule prepaid principal, and the rest of the schedule was recomputed by the
-    /// loan's early-repayment method: from installment `rebasedAt + 1` on, `installments` installments amortizing
-    /// `principal` (annuity: at the exact level payment `paymentRay`, RAY-scaled). `schedule(loanId)` gives them.
-    event ScheduleRebased(
-        uint256 indexed loanId,
-        bytes32 indexed paymentRef,
-        uint16 rebasedAt,
-        uint64 principal,
-        uint16 installments,
-        uint152 paymentRay
-    );
-
     event LoanRequested(
         uint256 indexed loanId, address indexed borrower, LoanTerms terms, bool autoApprovable, uint256 nonce, address relayer
     );
@@ -183,6 +171,19 @@ interface ILoanBook {
         uint16 paidInstallments,
         address actor
     );
+
+    /// @notice A payment ahead of schedule prepaid principal, and the rest of the schedule was recomputed by the
+    /// loan's early-repayment method: from installment `rebasedAt + 1` on, `installments` installments amortizing
+    /// `principal` (annuity: at the exact level payment `paymentRay`, RAY-scaled). `schedule(loanId)` gives them.
+    event ScheduleRebased(
+        uint256 indexed loanId,
+        bytes32 indexed paymentRef,
+        uint16 rebasedAt,
+        uint64 principal,
+        uint16 installments,
+        uint152 paymentRay
+    );
+
     /// @notice Everything owed was paid; remaining future interest is not owed.
     /// @notice The part of a repayment beyond the payoff, held as the borrower's credit (the loan is Overpaid).
     event OverpaymentHeld(uint256 indexed loanId, bytes32 indexed paymentRef, uint96 credit, uint96 creditBalance);

@@ -19,9 +19,9 @@ import {ILoanBook} from "../interfaces/ILoanBook.sol";
  *   cumulative roundings of its principal part, half a unit from its interest), however long the loan.
  *   Why not round A and let interest be what it leaves after principal (installments within one unit)?
  *   Because a prepayment re-bases the schedule (libraries/Prepayment.sol), and the borrower's interest
- *   still to pay must never rise when the principal left falls: installments of round(A) move in steps
- *   of one unit each, so one more unit prepaid can leave the total unchanged and cost the borrower that
- *   unit (at 2 % a period, 999 and 998 over three installments both round to 346). Interest rounded on
+ *   still to pay must never rise when the principal left falls: n installments of round(A) total in steps
+ *   of n units, so one more unit prepaid can leave that total unchanged and cost the borrower the unit
+ *   (at 2 % a period, 999 and 998 over three installments both round to 346). Interest rounded on
  *   the balance has no such steps; every schedule (quotes, the book, the catalogue's cost check,
  *   re-based plans) uses this one rule.
  * - Equal principal and bullet: interest is the rounded period interest on the scheduled balance.

@@ -48,12 +48,13 @@ def test_lifecycle_with_late_repayment_and_payoff_matches_the_contract_views(w3,
         assert borrower.registered and borrower.identity_commitment == "0x" + "11" * 32
         assert borrower.score == 700 and [s.credit_limit for s in borrower.scores] == [1_000_000]
 
-    # First installment paid a day early; then silence until 12 days after the second due date
-    # (9 days after its 3-day grace): late fee and penalty are owed.
+    # First installment paid on its due date (a day early it would be an early repayment, re-basing the
+    # schedule); then silence until 12 days after the second due date (9 days after its 3-day grace): late fee
+    # and penalty are owed.
     first = stack.book.functions.schedule(loan_id).call()[0]
-    driver.advance(first[0] - driver.now - DAY)
+    driver.advance(first[0] - driver.now)
     driver.repay(loan_id, first[1] + first[2], b"repay-1")
-    driver.advance(DAY + 30 * DAY + 12 * DAY)
+    driver.advance(30 * DAY + 12 * DAY)
     indexer.run_once()
     with sessions() as session:
         row = _assert_read_model_matches_chain(session, stack, loan_id)
@@ -111,10 +112,11 @@ def test_restart_resumes_from_the_cursor_and_reads_only_new_blocks(w3, stack, ke
     restarted = Indexer(w3, stack.manifest, sessions)  # a new process: only the cursor carries over
     report = restarted.run_once()
     assert report.from_block == first.to_block + 1 and report.to_block == w3.eth.block_number
-    assert report.events == 1  # one RepaymentApplied; nothing from before is read again
+    # RepaymentApplied and ScheduleRebased (paid ahead of schedule: early repayment); nothing from before is read again
+    assert report.events == 2
     assert restarted.run_once().events == 0
     with sessions() as session:
-        assert session.scalar(select(func.count()).select_from(ChainEvent)) == stored + 1
+        assert session.scalar(select(func.count()).select_from(ChainEvent)) == stored + 2
         assert session.get(IndexerCursor, "default").block_number == w3.eth.block_number
         _assert_read_model_matches_chain(session, stack, loan_id)
 
@@ -207,7 +209,8 @@ def test_a_batch_item_for_an_unknown_loan_does_not_stop_the_indexer(w3, stack, k
 
     report = indexer.run_once()  # used to raise: schedule(999) reverted, and follow() retried it forever
 
-    assert report.to_block == w3.eth.block_number and report.events == 2
+    # PaymentSkipped, then RepaymentApplied and ScheduleRebased (the repayment is ahead of schedule)
+    assert report.to_block == w3.eth.block_number and report.events == 3
     with sessions() as session:
         assert session.get(IndexerCursor, "default").block_number == w3.eth.block_number
         skipped = session.scalars(select(ChainEvent).where(ChainEvent.name == "PaymentSkipped")).one()
@@ -255,13 +258,21 @@ def test_schedules_are_read_only_when_they_can_have_changed(w3, stack, keys, dri
         _assert_read_model_matches_chain(session, stack, loan_id)
 
     calls.clear()
+    driver.advance(30 * DAY)  # on the first due date: these pay what is due, nothing ahead of schedule
     driver.repay(loan_id, 10_000, b"repay-1")
     driver.repay(loan_id, 20_000, b"repay-2")
     assert indexer.run_once().events == 2
-    assert calls == []  # repayments leave the schedule as it is
+    assert calls == []  # repayments of what is due leave the schedule as it is
     with sessions() as session:
         row = _assert_read_model_matches_chain(session, stack, loan_id)
         assert row.next_due_at == row.schedule[row.paid_installments].due_at
+
+    # Beyond what is due: early repayment re-bases the schedule (ScheduleRebased), read once.
+    driver.repay(loan_id, 50_000, b"repay-3")
+    assert indexer.run_once().events == 2
+    assert calls == [loan_terms.principal]
+    with sessions() as session:
+        _assert_read_model_matches_chain(session, stack, loan_id)
 
 
 def test_a_loan_disbursed_in_a_later_range_gets_its_absolute_schedule(w3, stack, keys, driver, sessions):
