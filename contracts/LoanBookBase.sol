@@ -49,7 +49,10 @@ abstract contract LoanBookBase is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
         uint64 penaltyUnpaid;
         uint40 accruedAt; // slot 3: charges are accrued up to here
         uint16 paidInstallments; // installments fully paid
-        uint64 currentInterestPaid; // interest paid on installment paidInstallments + 1
+        // Interest of installment paidInstallments + 1 paid or settled: it asks its scheduled interest less this.
+        // Negative: interest carried into it, the rest of the previous period on the principal left when that
+        // period's installment was paid ahead of its date (see LoanBook._settleInstallments).
+        int64 currentInterestSettled;
         uint64 principalRepaid;
         uint64 interestPaid;
         uint40 disbursedAt; // slot 4
@@ -104,7 +107,7 @@ abstract contract LoanBookBase is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
     {
         uint256 base = loan.rebasedAt;
         LoanMath.Cursor memory cursor = _cursorOf(loan, plan, base);
-        uint256 paidInterest = loan.currentInterestPaid;
+        int256 settled = loan.currentInterestSettled;
         uint256 paidPrincipal = _principalPaidOnCurrent(loan, plan, cursor);
         uint256 accruedAt = loan.accruedAt;
         // Installment k of the plan is the loan's installment base + k, due on that one's date.
@@ -112,18 +115,18 @@ abstract contract LoanBookBase is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
         uint256 grace = loan.terms.gracePeriod;
         while (cursor.paid < plan.installments) {
             uint256 dueAt = firstDueAt + cursor.paid * plan.interval;
+            uint256 scheduled = plan.principal - cursor.principalBefore;
             (uint256 p, uint256 i) = LoanMath.next(plan, cursor);
+            uint256 asked = _interestAsked(i, settled);
             if (pos.oldestDueAt == 0) pos.oldestDueAt = dueAt;
             if (dueAt > asOf) {
-                uint256 periodStart = dueAt - plan.interval;
-                if (asOf > periodStart) {
-                    uint256 accrued = LoanMath.accruedInterest(i, asOf - periodStart, plan.interval);
-                    pos.accruedInterest = accrued > paidInterest ? accrued - paidInterest : 0;
-                }
+                // Accrued to date: what it asks less the interest of the time still to run on the principal owed.
+                uint256 ahead = _interestAhead(plan, i, scheduled, scheduled - paidPrincipal, dueAt, asOf);
+                pos.accruedInterest = asked > ahead ? asked - ahead : 0;
                 break;
             }
-            uint256 unpaid = i + p - paidInterest - paidPrincipal;
-            pos.dueInterest += i - paidInterest;
+            uint256 unpaid = asked + p - paidPrincipal;
+            pos.dueInterest += asked;
             pos.duePrincipal += p - paidPrincipal;
             uint256 lateFrom = dueAt + grace;
             if (lateFrom < asOf) {
@@ -131,9 +134,40 @@ abstract contract LoanBookBase is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
                 uint256 from = lateFrom > accruedAt ? lateFrom : accruedAt;
                 pos.newPenalty += LoanMath.penalty(unpaid, loan.terms.penaltyRateBps, asOf - from);
             }
-            paidInterest = 0;
+            settled = 0;
             paidPrincipal = 0;
         }
+    }
+
+    /// @dev The interest an installment asks: its scheduled interest less what is settled (see LoanRecord).
+    function _interestAsked(uint256 interest, int256 settled) internal pure returns (uint256) {
+        int256 asked = int256(interest) - settled;
+        return asked > 0 ? uint256(asked) : 0;
+    }
+
+    /**
+     * @dev Interest from `asOf` to `dueAt`, the due date of an installment not yet due, on `outstanding`, the
+     * principal still owed on the loan before that installment is paid: for each whole period, and the rest of
+     * the one `asOf` is in (the complement of LoanMath.accruedInterest, so that with nothing paid ahead the
+     * interest accrued to date is exactly the payoff's). A period's interest on `outstanding` is the
+     * installment's `interest` while its scheduled principal `scheduled` is all owed, and the period interest
+     * on `outstanding`, never above `interest`, once some is paid: monotone in `outstanding`, so that paying
+     * more principal ahead never leaves more interest to pay.
+     */
+    function _interestAhead(
+        LoanMath.Plan memory plan,
+        uint256 interest,
+        uint256 scheduled,
+        uint256 outstanding,
+        uint256 dueAt,
+        uint256 asOf
+    ) internal pure returns (uint256) {
+        if (dueAt <= asOf) return 0;
+        uint256 perPeriod = outstanding == scheduled ? interest : _min(interest, LoanMath.periodInterest(plan, outstanding));
+        uint256 interval = plan.interval;
+        uint256 whole = (dueAt - asOf - 1) / interval; // whole periods after the one asOf is in
+        uint256 intoPeriod = interval * (whole + 1) - (dueAt - asOf); // seconds of that one elapsed, < interval
+        return whole * perPeriod + perPeriod - LoanMath.accruedInterest(perPeriod, intoPeriod, interval);
     }
 
     function _payoff(LoanRecord storage loan, Position memory pos) internal view returns (uint256) {

@@ -118,7 +118,7 @@ contract LoanBookExtension is LoanBookBase, ILoanBookExtension {
         if (_entries[paymentRef] != keccak256(abi.encode(_DISBURSEMENT, loanId, amount))) {
             revert LoanBookUnknownEntry(paymentRef);
         }
-        if (loan.principalRepaid != 0 || loan.interestPaid != 0 || loan.currentInterestPaid != 0 || loan.lateFeePaid != 0
+        if (loan.principalRepaid != 0 || loan.interestPaid != 0 || loan.currentInterestSettled != 0 || loan.lateFeePaid != 0
                 || loan.penaltyPaid != 0) revert LoanBookDisbursementInUse(loanId);
         _checkUnused(reversalRef);
         _checkTime(reversedAt);
@@ -273,7 +273,7 @@ contract LoanBookExtension is LoanBookBase, ILoanBookExtension {
         loan.rebasedInstallments = 0;
         loan.rebasedPrincipal = 0;
         loan.paymentRay = uint152(plan.paymentRay); // fits: it did at application
-        loan.currentInterestPaid = currentInterest.toUint64();
+        loan.currentInterestSettled = SafeCast.toInt64(SafeCast.toInt256(currentInterest));
     }
 
     function _oldestDueAt(LoanRecord storage loan) private view returns (uint40) {

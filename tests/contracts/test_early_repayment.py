@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
+from itertools import pairwise
 
 import pytest
 from eth_utils import keccak
@@ -104,10 +105,12 @@ def test_the_issue_example_a_unit_under_the_payoff_costs_what_the_payoff_costs(d
 
     receipt = book.pay(120_788, at)
     (applied,) = book.book.events.RepaymentApplied().process_receipt(receipt, errors=DISCARD)
-    assert (applied.args.interest, applied.args.principal, applied.args.paidInstallments) == (789, 119_999, 0)
+    # It covers the first installment (its principal and the interest to date): that is paid, and the rest
+    # prepays principal, re-basing the installments after it.
+    assert (applied.args.interest, applied.args.principal, applied.args.paidInstallments) == (789, 119_999, 1)
     (rebased,) = book.book.events.ScheduleRebased().process_receipt(receipt, errors=DISCARD)
-    assert (rebased.args.rebasedAt, rebased.args.principal) == (0, 1)
-    assert rebased.args.installments == (1 if method == REDUCE_INSTALLMENTS else 3)
+    assert (rebased.args.rebasedAt, rebased.args.principal) == (1, 1)
+    assert rebased.args.installments == (1 if method == REDUCE_INSTALLMENTS else 2)
     schedule = book.book.functions.schedule(book.loan_id).call()
     assert len(schedule) == rebased.args.installments
     assert sum(p for _, p, _ in schedule) == 1
@@ -120,22 +123,27 @@ def test_the_issue_example_a_unit_under_the_payoff_costs_what_the_payoff_costs(d
 
 
 def test_a_prepayment_re_bases_the_schedule_the_book_then_walks(driver, keys, loan_terms):
-    # Twelve installments, three paid on time; 20 days into the fourth, 30,000 beyond the interest to date. The
-    # schedule from installment 4 on is the re-based plan; amountDue and the payoff follow it.
+    # Twelve installments, three paid on time; 20 days into the fourth, 30,000: it covers the fourth installment
+    # (paid ahead of its date) and prepays principal with the rest. The schedule from installment 5 on is the
+    # re-based plan; amountDue and the payoff follow it.
     terms = replace(loan_terms, installments=12, principal=120_000, earlyRepayment=REDUCE_AMOUNT)
     book, at = loan_in_state(driver, keys, terms, 3, 20 * DAY)
     before = book.book.functions.schedule(book.loan_id).call()
     payoff = book.book.functions.payoffAmount(book.loan_id, at).call()
     receipt = book.pay(30_000, at)
+    (applied,) = book.book.events.RepaymentApplied().process_receipt(receipt, errors=DISCARD)
+    assert applied.args.paidInstallments == 4
     (rebased,) = book.book.events.ScheduleRebased().process_receipt(receipt, errors=DISCARD)
     after = book.book.functions.schedule(book.loan_id).call()
-    assert rebased.args.rebasedAt == 3 and rebased.args.installments == 9 == len(after)
-    assert [due for due, _, _ in after] == [due for due, _, _ in before[3:]]  # same due dates
+    assert rebased.args.rebasedAt == 4 and rebased.args.installments == 8 == len(after)
+    assert [due for due, _, _ in after] == [due for due, _, _ in before[4:]]  # same due dates
     assert sum(p for _, p, _ in after) == rebased.args.principal == payoff - 30_000
-    assert all(p + i < bp + bi for (_, p, i), (_, bp, bi) in zip(after[1:], before[4:], strict=True))
-    # Due on installment 4's date: its principal and the interest not settled by the prepayment.
+    assert all(p + i < bp + bi for (_, p, i), (_, bp, bi) in zip(after, before[4:], strict=True))
+    # Nothing is due on installment 4's date; on installment 5's, its principal and interest, and the interest of
+    # the rest of the fourth period on the principal left.
+    assert tuple(book.book.functions.amountDue(book.loan_id, before[3][0]).call()[:4]) == (0, 0, 0, 0)
     due = book.book.functions.amountDue(book.loan_id, after[0][0]).call()
-    assert due[0] == after[0][1] and 0 < due[1] < after[0][2]
+    assert due[0] == after[0][1] and due[1] == after[0][2] + rest_of_period(after[0][2], 20 * DAY, 30 * DAY)
     assert book.book.functions.payoffAmount(book.loan_id, at).call() == rebased.args.principal
 
 
@@ -152,6 +160,85 @@ def test_a_reversal_puts_the_loan_back_on_its_original_schedule(driver, keys, lo
     assert book.book.functions.schedule(book.loan_id).call() == original
     progress = book.book.functions.progressOf(book.loan_id).call()
     assert (progress[0], progress[2], progress[3]) == (0, 0, 0)  # paidInstallments, principalRepaid, interestPaid
+
+
+# --- an installment paid ahead of its date ------------------------------------------------------------------
+
+
+def half_up(a: int, b: int) -> int:
+    return (a + b // 2) // b
+
+
+def rest_of_period(period_interest: int, elapsed: int, interval: int) -> int:
+    """The contract's interest for the rest of a period `elapsed` into it: the period's less what has accrued."""
+    return period_interest - half_up(period_interest * elapsed, interval)
+
+
+@pytest.mark.parametrize("days_early", [1, 10])
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("amortization", [Amortization.ANNUITY, Amortization.EQUAL_PRINCIPAL, Amortization.BULLET])
+@pytest.mark.parametrize("amount", ["installment", "principal_and_interest_to_date"])
+def test_an_installment_paid_early_counts_as_paid(driver, keys, loan_terms, amortization, method, days_early, amount):
+    # The borrower pays the first installment `days_early` days before its date: the installment as scheduled
+    # (as a reminder asks), or just its principal and the interest accrued to date (the least that covers it).
+    terms = replace(loan_terms, amortization=amortization, earlyRepayment=method)
+    interval = terms.interval
+    book, at = loan_in_state(driver, keys, terms, 0, interval - days_early * DAY)
+    schedule = book.book.functions.schedule(book.loan_id).call()
+    (due_1, p1, i1), (due_2, p2, i2) = schedule[0], schedule[1]
+    to_date = book.book.functions.payoffAmount(book.loan_id, at).call() - terms.principal
+    assert 0 < to_date < i1
+    paid = p1 + i1 if amount == "installment" else p1 + to_date
+    receipt = book.pay(paid, at)
+
+    (applied,) = book.book.events.RepaymentApplied().process_receipt(receipt, errors=DISCARD)
+    excess = paid - p1 - to_date
+    # Interest only to date; the installment's principal and the excess to principal; the installment is paid.
+    assert (applied.args.interest, applied.args.principal, applied.args.paidInstallments) == (to_date, p1 + excess, 1)
+    rebased = book.book.events.ScheduleRebased().process_receipt(receipt, errors=DISCARD)
+    assert len(rebased) == (1 if excess else 0)
+    left = terms.principal - p1 - excess  # the principal still owed
+    # Nothing is due until the second installment's date: not on the first's, not after its grace period.
+    for moment in (due_1, due_1 + terms.gracePeriod + DAY, due_2 - 1):
+        due = book.book.functions.amountDue(book.loan_id, moment).call()
+        assert tuple(due[:4]) == (0, 0, 0, 0) and due[4] == due_2, moment
+    # Then the second installment: its principal, and interest on the principal left from the payment date:
+    # the rest of the first period and the second period, on `left`.
+    after = book.book.functions.schedule(book.loan_id).call()
+    second = after[0] if rebased else after[1]
+    assert second[0] == due_2
+    if not rebased:
+        assert tuple(second[1:]) == (p2, i2)  # the schedule after the first installment is unchanged
+    due = book.book.functions.amountDue(book.loan_id, due_2).call()
+    elapsed = interval - days_early * DAY
+    assert due[0] == second[1]
+    assert due[1] == second[2] + rest_of_period(second[2], elapsed, interval)
+    exact = left * terms.annualRateBps * (due_2 - at) / (10_000 * 365 * DAY)  # simple interest, unrounded
+    assert abs(due[1] - exact) <= 2, (due[1], exact)
+    assert book.book.functions.payoffAmount(book.loan_id, at).call() == left  # nothing accrued since
+    # Paid on its date, the loan goes on: the second installment is paid, the third due next.
+    book.pay(due[0] + due[1], due_2)
+    assert book.book.functions.progressOf(book.loan_id).call()[0] == 2
+
+
+def test_a_payment_short_of_the_installment_pays_part_of_it(driver, keys, loan_terms):
+    # Ten days in, 20,000: the interest to date and part of the first installment's principal. The installment
+    # stays due on its date, for its principal left and the interest of the rest of the period on the principal
+    # still owed; the schedule after it is unchanged (nothing is re-based).
+    book, at = loan_in_state(driver, keys, loan_terms, 0, 10 * DAY)
+    schedule = book.book.functions.schedule(book.loan_id).call()
+    (due_1, p1, _), second = schedule[0], schedule[1]
+    to_date = book.book.functions.payoffAmount(book.loan_id, at).call() - loan_terms.principal
+    receipt = book.pay(20_000, at)
+    assert not book.book.events.ScheduleRebased().process_receipt(receipt, errors=DISCARD)
+    (applied,) = book.book.events.RepaymentApplied().process_receipt(receipt, errors=DISCARD)
+    q = 20_000 - to_date
+    assert (applied.args.interest, applied.args.principal, applied.args.paidInstallments) == (to_date, q, 0)
+    owed = loan_terms.principal - q
+    due = book.book.functions.amountDue(book.loan_id, due_1).call()
+    period_interest = half_up(owed * loan_terms.annualRateBps * loan_terms.interval, 10_000 * 365 * DAY)
+    assert tuple(due[:2]) == (p1 - q, rest_of_period(period_interest, 10 * DAY, loan_terms.interval))
+    assert book.book.functions.schedule(book.loan_id).call()[1] == second
 
 
 # --- the property ---------------------------------------------------------------------------------------------
@@ -182,18 +269,23 @@ def test_paying_more_never_costs_more_and_the_payoff_costs_least(driver, keys, l
                         installments=s["n"], interval=s["interval"], earlyRepayment=method)
         book, at = loan_in_state(driver, keys, terms, s["paid"], s["elapsed"])
         payoff = book.book.functions.payoffAmount(book.loan_id, at).call()
+        # The threshold: what covers the current installment, its principal and the interest to date.
+        outstanding = terms.principal - book.book.functions.progressOf(book.loan_id).call()[2]
+        threshold = book.book.functions.schedule(book.loan_id).call()[s["paid"]][1] + payoff - outstanding
         rng = random.Random(s["pick"])
-        # a < b: below the interest to date, around it, well into principal, a unit apart, at and past the payoff.
-        a = rng.choice([1, rng.randint(1, max(1, payoff // 50)), rng.randint(1, max(1, payoff - 1))])
-        b = rng.choice([a + 1, rng.randint(a + 1, payoff + 5), payoff])
-        b = max(b, a + 1)
+        # a < b: below the interest to date, around it, around the threshold, well into principal, a unit apart,
+        # at and past the payoff; each amount's cost is never above the one's before it (sorted).
+        a = rng.choice([1, rng.randint(1, max(1, payoff // 50)), rng.randint(1, max(1, payoff - 1)),
+                        threshold - 1, threshold + rng.randint(-3, 3)])
+        b = rng.choice([a + 1, rng.randint(a + 1, payoff + 5), payoff, threshold + 1])
+        amounts = sorted({x for x in (a, max(b, a + 1), threshold - 1, threshold, threshold + 1, payoff) if x > 0})
         costs = {}
-        for amount in (a, b, payoff):
+        for amount in amounts:
             state = snapshot(w3)
             costs[amount] = book.cost_to_close(amount, at)
             revert(w3, state)
-        case = (s, a, b, payoff, costs)
+        case = (s, threshold, payoff, costs)
         assert costs[payoff] == payoff, case
-        assert costs[b] <= costs[a], case
-        assert payoff <= min(costs[a], costs[b]), case
+        assert all(costs[y] <= costs[x] for x, y in pairwise(amounts)), case
+        assert payoff <= min(costs.values()), case
         revert(w3, base)
