@@ -244,6 +244,34 @@ def test_a_payment_short_of_the_installment_pays_part_of_it(driver, keys, loan_t
 # --- the property ---------------------------------------------------------------------------------------------
 
 
+def threshold_of(book: Book, at: int) -> tuple[int, int]:
+    """The payoff at `at`, and what covers the current installment: the payoff less the principal of the
+    installments after it (so its principal left and the interest to date)."""
+    payoff = book.book.functions.payoffAmount(book.loan_id, at).call()
+    current_due_at = book.book.functions.amountDue(book.loan_id, at).call()[4]
+    later = sum(p for due_at, p, _ in book.book.functions.schedule(book.loan_id).call() if due_at > current_due_at)
+    return payoff, payoff - later
+
+
+def paying_more_never_costs_more(w3, book: Book, at: int, rng: random.Random, state: dict) -> None:
+    payoff, threshold = threshold_of(book, at)
+    # a < b: below the interest to date, around it, around the threshold, well into principal, a unit apart,
+    # at and past the payoff; each amount's cost is never above the one's before it (sorted).
+    a = rng.choice([1, rng.randint(1, max(1, payoff // 50)), rng.randint(1, max(1, payoff - 1)),
+                    threshold - 1, threshold + rng.randint(-3, 3)])
+    b = rng.choice([a + 1, rng.randint(a + 1, payoff + 5), payoff, threshold + 1])
+    amounts = sorted({x for x in (a, max(b, a + 1), threshold - 1, threshold, threshold + 1, payoff) if x > 0})
+    costs = {}
+    for amount in amounts:
+        snap = snapshot(w3)
+        costs[amount] = book.cost_to_close(amount, at)
+        revert(w3, snap)
+    case = (state, threshold, payoff, costs)
+    assert costs[payoff] == payoff, case
+    assert all(costs[y] <= costs[x] for x, y in pairwise(amounts)), case
+    assert payoff <= min(costs.values()), case
+
+
 def random_states(seed: int, count: int):
     rng = random.Random(seed)
     for _ in range(count):
@@ -268,24 +296,31 @@ def test_paying_more_never_costs_more_and_the_payoff_costs_least(driver, keys, l
         terms = replace(loan_terms, principal=s["principal"], annualRateBps=s["apr_bps"], amortization=amortization,
                         installments=s["n"], interval=s["interval"], earlyRepayment=method)
         book, at = loan_in_state(driver, keys, terms, s["paid"], s["elapsed"])
-        payoff = book.book.functions.payoffAmount(book.loan_id, at).call()
-        # The threshold: what covers the current installment, its principal and the interest to date.
-        outstanding = terms.principal - book.book.functions.progressOf(book.loan_id).call()[2]
-        threshold = book.book.functions.schedule(book.loan_id).call()[s["paid"]][1] + payoff - outstanding
+        paying_more_never_costs_more(w3, book, at, random.Random(s["pick"]), s)
+        revert(w3, base)
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("amortization", [Amortization.ANNUITY, Amortization.EQUAL_PRINCIPAL, Amortization.BULLET])
+def test_paying_more_never_costs_more_after_an_earlier_payment_ahead(driver, keys, loan_terms, w3, amortization,
+                                                                     method):
+    # The same, on states an earlier payment ahead of schedule left: part of the current installment (it stays,
+    # asking the rest of the period's interest on less principal), exactly what covers it (paid; its period's
+    # rest carried into the next), or more (the rest re-based). The moment tried is later, before the next date.
+    for s in random_states(7000 + 1000 * int(amortization) + method, 5):
+        base = snapshot(w3)
+        terms = replace(loan_terms, principal=s["principal"], annualRateBps=s["apr_bps"], amortization=amortization,
+                        installments=s["n"], interval=s["interval"], earlyRepayment=method)
+        book, earlier = loan_in_state(driver, keys, terms, s["paid"], s["elapsed"])
         rng = random.Random(s["pick"])
-        # a < b: below the interest to date, around it, around the threshold, well into principal, a unit apart,
-        # at and past the payoff; each amount's cost is never above the one's before it (sorted).
-        a = rng.choice([1, rng.randint(1, max(1, payoff // 50)), rng.randint(1, max(1, payoff - 1)),
-                        threshold - 1, threshold + rng.randint(-3, 3)])
-        b = rng.choice([a + 1, rng.randint(a + 1, payoff + 5), payoff, threshold + 1])
-        amounts = sorted({x for x in (a, max(b, a + 1), threshold - 1, threshold, threshold + 1, payoff) if x > 0})
-        costs = {}
-        for amount in amounts:
-            state = snapshot(w3)
-            costs[amount] = book.cost_to_close(amount, at)
-            revert(w3, state)
-        case = (s, threshold, payoff, costs)
-        assert costs[payoff] == payoff, case
-        assert all(costs[y] <= costs[x] for x, y in pairwise(amounts)), case
-        assert payoff <= min(costs.values()), case
+        payoff, threshold = threshold_of(book, earlier)
+        kind = rng.choice(["part", "cover", "more"])
+        s["earlier"] = kind
+        amount = {"part": rng.randint(1, max(1, threshold - 1)), "cover": threshold,
+                  "more": rng.randint(threshold, max(threshold, payoff - 1))}[kind]
+        if 0 < amount < payoff:
+            book.pay(amount, earlier)
+            due_at = book.book.functions.amountDue(book.loan_id, earlier).call()[4]
+            if due_at > earlier + 1:
+                paying_more_never_costs_more(w3, book, rng.randint(earlier + 1, due_at - 1), rng, s)
         revert(w3, base)
