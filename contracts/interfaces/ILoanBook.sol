@@ -172,8 +172,9 @@ interface ILoanBook {
         address actor
     );
 
-    /// @notice A payment ahead of schedule prepaid principal, and the rest of the schedule was recomputed by the
-    /// loan's early-repayment method: from installment `rebasedAt + 1` on, `installments` installments amortizing
+    /// @notice A payment ahead of schedule paid the current installment and prepaid principal with the rest, and
+    /// the installments after it were recomputed by the loan's early-repayment method: from installment
+    /// `rebasedAt + 1` on (due on their dates), `installments` installments amortizing
     /// `principal` (annuity: at the exact level payment `paymentRay`, RAY-scaled). `schedule(loanId)` gives them.
     event ScheduleRebased(
         uint256 indexed loanId,

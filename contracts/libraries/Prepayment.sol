@@ -30,20 +30,22 @@ import {LoanMath} from "./LoanMath.sol";
  *   would (a re-based payment is a little under the original: measured against it, each prepayment would
  *   shorten the schedule a little less).
  *
- * The current period (the prepayment falls inside it, and its installment stays in the schedule, due on
- * its date): the payment first pays the interest accrued so far on the principal outstanding before it
- * (`LoanMath.accruedInterest` of the installment's interest, as the book's payoff does), and the re-based
- * plan's first installment then asks only its interest for the rest of the period: the part of its interest
- * for the time already elapsed counts as settled (`Prepaid.settledInterest`, the book's
- * currentInterestPaid), because that time's interest was just paid on the larger balance.
+ * The loan book uses `rebase` only: a payment ahead of schedule first pays the current installment (the
+ * interest accrued to date, then its principal; covering both pays it ahead of its date), and only what it
+ * leaves beyond that is prepaid, re-basing the installments after the current one (LoanBook._payAhead).
+ * `prepay` is the earlier rule, kept for this library's own tests (PrepaymentHarness): it applies the whole
+ * amount to the interest to date and then principal, and re-bases from the current installment, which
+ * stays in the schedule, due on its date, asking only its interest for the rest of the period (the part
+ * for the time elapsed counts as settled, `Prepaid.settledInterest`). The book no longer works so: a
+ * borrower paying their installment a day early would still owe one the next day.
  *
  * Rounding: LoanMath's, unchanged (a re-based plan is walked with LoanMath.next). Its annuity rule (interest
  * rounded once on the exact balance) is what makes the fairness below exact: see LoanMath's header.
  *
- * Fairness, as tests/contracts/test_prepayment.py (this library) and tests/contracts/test_early_repayment.py
- * (the loan book) check it: for payments a < b at one moment, closing the loan after b (b, then the re-based
- * schedule on time) never costs more than after a, and never less than the payoff; and a and then b at one
- * moment leave what a + b would.
+ * Fairness, as tests/contracts/test_prepayment.py (`prepay`) and tests/contracts/test_early_repayment.py
+ * (the loan book, around the installment-covering threshold too) check it: for payments a < b at one
+ * moment, closing the loan after b (b, then the schedule on time) never costs more than after a, and never
+ * less than the payoff; and (`prepay`) a and then b at one moment leave what a + b would.
  *
  * Preconditions (the book's): everything due is settled first, so `elapsed` is within the current period;
  * `amount` is below the payoff (at the payoff the book closes the loan instead).

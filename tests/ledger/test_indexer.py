@@ -48,8 +48,8 @@ def test_lifecycle_with_late_repayment_and_payoff_matches_the_contract_views(w3,
         assert borrower.registered and borrower.identity_commitment == "0x" + "11" * 32
         assert borrower.score == 700 and [s.credit_limit for s in borrower.scores] == [1_000_000]
 
-    # First installment paid on its due date (a day early it would be an early repayment, re-basing the
-    # schedule); then silence until 12 days after the second due date (9 days after its 3-day grace): late fee
+    # First installment paid on its due date (a day early, its full amount would pay it and prepay the interest not
+    # yet accrued as principal, re-basing the schedule); then silence until 12 days after the second due date (9 days after its 3-day grace): late fee
     # and penalty are owed.
     first = stack.book.functions.schedule(loan_id).call()[0]
     driver.advance(first[0] - driver.now)
@@ -79,10 +79,10 @@ def test_lifecycle_with_late_repayment_and_payoff_matches_the_contract_views(w3,
         assert sum(p.interest for p in repaid) == row.interest_paid
         names = session.scalars(select(ChainEvent.name).where(ChainEvent.loan_id == loan_id)
                                 .order_by(ChainEvent.block_number, ChainEvent.log_index)).all()
-        # repay-2 pays the charges and the overdue installment, and the rest ahead of the third: the schedule is
-        # re-based as the payment is allocated, before the payment's own RepaymentApplied.
+        # repay-2 pays the charges and the overdue installment, and the rest is part of the third, ahead of its date
+        # (short of covering it: nothing is re-based).
         assert names == ["LoanRequested", "LoanApproved", "LoanDisbursed", "RepaymentApplied", "LateChargesAccrued",
-                         "ScheduleRebased", "RepaymentApplied", "RepaymentApplied", "LoanRepaid"]
+                         "RepaymentApplied", "RepaymentApplied", "LoanRepaid"]
 
 
 def test_loan_status_enum_matches_the_contract(w3, stack, keys, driver, sessions):
@@ -114,11 +114,12 @@ def test_restart_resumes_from_the_cursor_and_reads_only_new_blocks(w3, stack, ke
     restarted = Indexer(w3, stack.manifest, sessions)  # a new process: only the cursor carries over
     report = restarted.run_once()
     assert report.from_block == first.to_block + 1 and report.to_block == w3.eth.block_number
-    # RepaymentApplied and ScheduleRebased (paid ahead of schedule: early repayment); nothing from before is read again
-    assert report.events == 2
+    # One RepaymentApplied (part of the first installment, ahead of its date: nothing re-based); nothing from before
+    # is read again
+    assert report.events == 1
     assert restarted.run_once().events == 0
     with sessions() as session:
-        assert session.scalar(select(func.count()).select_from(ChainEvent)) == stored + 2
+        assert session.scalar(select(func.count()).select_from(ChainEvent)) == stored + 1
         assert session.get(IndexerCursor, "default").block_number == w3.eth.block_number
         _assert_read_model_matches_chain(session, stack, loan_id)
 
@@ -211,8 +212,8 @@ def test_a_batch_item_for_an_unknown_loan_does_not_stop_the_indexer(w3, stack, k
 
     report = indexer.run_once()  # used to raise: schedule(999) reverted, and follow() retried it forever
 
-    # PaymentSkipped, then RepaymentApplied and ScheduleRebased (the repayment is ahead of schedule)
-    assert report.to_block == w3.eth.block_number and report.events == 3
+    # PaymentSkipped, then RepaymentApplied (part of the first installment, ahead of its date: nothing re-based)
+    assert report.to_block == w3.eth.block_number and report.events == 2
     with sessions() as session:
         assert session.get(IndexerCursor, "default").block_number == w3.eth.block_number
         skipped = session.scalars(select(ChainEvent).where(ChainEvent.name == "PaymentSkipped")).one()
@@ -269,8 +270,9 @@ def test_schedules_are_read_only_when_they_can_have_changed(w3, stack, keys, dri
         row = _assert_read_model_matches_chain(session, stack, loan_id)
         assert row.next_due_at == row.schedule[row.paid_installments].due_at
 
-    # Beyond what is due: early repayment re-bases the schedule (ScheduleRebased), read once.
-    driver.repay(loan_id, 50_000, b"repay-3")
+    # Beyond the second installment (what is left of the first, all of the second, and more): early repayment
+    # re-bases the schedule (ScheduleRebased), read once.
+    driver.repay(loan_id, 60_000, b"repay-3")
     assert indexer.run_once().events == 2
     assert calls == [loan_terms.principal]
     with sessions() as session:

@@ -47,19 +47,20 @@ def test_a_prepayment_re_bases_the_read_models_schedule_as_the_book_does(w3, sta
     with sessions() as session:
         assert [r[0] for r in rows(session, loan_id)] == list(range(1, 13))
 
-    # 20 days into the fourth period, 30,000: interest to date, then principal; the nine installments left recomputed.
+    # 20 days into the fourth period, 30,000: interest to date and the fourth installment's principal (it is paid
+    # ahead of its date), then principal; the eight installments after it recomputed.
     at = original[2][0] + 20 * DAY
     receipt = oracle_send(driver, book.functions.confirmRepayment(loan_id, keccak(text="ahead"), 30_000, at), at)
     (rebased,) = book.events.ScheduleRebased().process_receipt(receipt, errors=DISCARD)
-    assert rebased.args.rebasedAt == 3
+    assert rebased.args.rebasedAt == 4
     index_and_verify(w3, stack, sessions)
     chain = book.functions.schedule(loan_id).call()
-    assert chain != original[3:]
+    assert chain != original[4:]
     with sessions() as session:
         row = session.get(Loan, loan_id)
         # The contract's rows, numbered from the installment the plan was re-based at.
-        assert rows(session, loan_id) == [(4 + k, *item) for k, item in enumerate(chain)]
-        assert (row.paid_installments, row.next_due_at) == (3, chain[0][0])
+        assert rows(session, loan_id) == [(5 + k, *item) for k, item in enumerate(chain)]
+        assert (row.paid_installments, row.next_due_at) == (4, chain[0][0])
 
     # The prepayment is charged back: the book re-allocates what is left on the original schedule.
     (applied,) = book.events.RepaymentApplied().process_receipt(receipt, errors=DISCARD)
@@ -74,7 +75,8 @@ def test_a_prepayment_re_bases_the_read_models_schedule_as_the_book_does(w3, sta
 
 
 def test_a_prepayment_in_the_first_period_then_a_close(w3, stack, keys, driver, sessions, loan_terms):
-    # Re-based at installment 0 (the first period), the loan then repaid in full: indexed and verified at each step.
+    # Ten days into the first period, 50,000 pays the first installment ahead of its date and re-bases the two after
+    # it; the loan then repaid in full: indexed and verified at each step.
     book = stack.book
     loan_id = driver.active_loan(keys["bob"], loan_terms)
     first_due = book.functions.schedule(loan_id).call()[0][0]
@@ -83,7 +85,8 @@ def test_a_prepayment_in_the_first_period_then_a_close(w3, stack, keys, driver, 
     index_and_verify(w3, stack, sessions)
     chain = book.functions.schedule(loan_id).call()
     with sessions() as session:
-        assert rows(session, loan_id) == [(1 + k, *item) for k, item in enumerate(chain)]
+        assert rows(session, loan_id) == [(2 + k, *item) for k, item in enumerate(chain)]
+        assert session.get(Loan, loan_id).paid_installments == 1
         assert sum(r[2] for r in rows(session, loan_id)) < loan_terms.principal
     payoff = book.functions.payoffAmount(loan_id, at + DAY).call()
     oracle_send(driver, book.functions.confirmRepayment(loan_id, keccak(text="close"), payoff, at + DAY), at + DAY)
