@@ -150,9 +150,9 @@ abstract contract LoanBookBase is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
      * principal still owed on the loan before that installment is paid: for each whole period, and the rest of
      * the one `asOf` is in (the complement of LoanMath.accruedInterest, so that with nothing paid ahead the
      * interest accrued to date is exactly the payoff's). A period's interest on `outstanding` is the
-     * installment's `interest` while its scheduled principal `scheduled` is all owed, and the period interest
-     * on `outstanding`, never above `interest`, once some is paid: monotone in `outstanding`, so that paying
-     * more principal ahead never leaves more interest to pay.
+     * installment's `interest` while `scheduled`, the principal the schedule owes over its period, is all
+     * owed, and the period interest on `outstanding`, never above `interest`, once some is paid ahead: monotone
+     * in `outstanding`, so that paying more principal ahead never leaves more interest to pay.
      */
     function _interestAhead(
         LoanMath.Plan memory plan,
