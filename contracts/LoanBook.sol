@@ -7,6 +7,7 @@ import {ICreditOracle} from "./interfaces/ICreditOracle.sol";
 import {ILoanBookCore} from "./interfaces/ILoanBookCore.sol";
 import {IProductCatalog} from "./interfaces/IProductCatalog.sol";
 import {LoanMath} from "./libraries/LoanMath.sol";
+import {Prepayment} from "./libraries/Prepayment.sol";
 import {LoanBookBase} from "./LoanBookBase.sol";
 import {LoanBookExtension} from "./LoanBookExtension.sol";
 
@@ -17,9 +18,13 @@ import {LoanBookExtension} from "./LoanBookExtension.sol";
  * the book copies the version's terms (so the lender sets the price, within the catalogue's cost cap).
  *
  * Allocation of a repayment (Fineract's standard order): penalty interest, then late fees, then
- * installments oldest first, each one's interest before its principal. Paying more than is due
- * settles the next installments as scheduled; paying exactly the payoff amount closes the loan
- * with only the current period's interest accrued to date; paying more than that closes it too, and
+ * installments due oldest first, each one's interest before its principal. Then the current installment,
+ * not yet due: the interest accrued to date on the principal owed, then its principal; a payment covering
+ * both pays it ahead of its date (nothing more is due before the next installment's date, which asks the
+ * interest of the rest of the period on the principal left besides its own), and what is left beyond it
+ * is early repayment (libraries/Prepayment.sol): principal, and the installments after the current one
+ * are re-based by the loan's method (fewer installments, or smaller ones) and emitted (ScheduleRebased). Paying exactly the payoff amount closes
+ * the loan with only the current period's interest accrued to date; paying more than that closes it too, and
  * the rest is held as the borrower's credit (the loan is Overpaid) until the rail refunds it. A payment
  * on a written-off loan is a recovery. Charges accrue at each confirmation, on the amounts unpaid since
  * the previous one.
@@ -30,6 +35,7 @@ import {LoanBookExtension} from "./LoanBookExtension.sol";
  */
 contract LoanBook is LoanBookBase, ILoanBookCore {
     using SafeCast for uint256;
+    using SafeCast for int256;
 
     IBorrowerRegistry public immutable registry;
     ICreditOracle public immutable creditOracle;
@@ -221,7 +227,7 @@ contract LoanBook is LoanBookBase, ILoanBookCore {
         loan.status = LoanStatus.Active;
         loan.disbursedAt = paidAt;
         loan.accruedAt = paidAt;
-        if (loan.terms.amortization == Amortization.Annuity) loan.balanceRay = uint256(principal) * LoanMath.RAY;
+        if (loan.terms.amortization == Amortization.Annuity) loan.balanceRay = uint160(uint256(principal) * LoanMath.RAY);
         emit LoanDisbursed(loanId, loan.borrower, paymentRef, amount, paidAt, msg.sender);
     }
 
@@ -268,11 +274,12 @@ contract LoanBook is LoanBookBase, ILoanBookCore {
             principalPart = loan.terms.principal - loan.principalRepaid;
             interestPart = left - principalPart;
             loan.paidInstallments = loan.terms.installments;
-            loan.currentInterestPaid = 0;
+            loan.currentInterestSettled = 0;
             loan.balanceRay = 0;
             loan.status = credit == 0 ? LoanStatus.Repaid : LoanStatus.Overpaid;
         } else {
-            (principalPart, interestPart) = _settleInstallments(loan, plan, left);
+            Current memory c = Current(loanId, paymentRef, 0, asOf, loan.currentInterestSettled, 0);
+            (principalPart, interestPart) = _settleInstallments(loan, plan, c, left);
         }
         loan.principalRepaid += principalPart.toUint64();
         loan.interestPaid += interestPart.toUint64();
@@ -314,33 +321,142 @@ contract LoanBook is LoanBookBase, ILoanBookCore {
         emit RecoveryApplied(loanId, paymentRef, amount, recovered, paidAt, msg.sender);
     }
 
-    /// @dev Pays installments oldest first, interest then principal, advancing the cursor past full ones.
-    function _settleInstallments(LoanRecord storage loan, LoanMath.Plan memory plan, uint256 left)
+    /**
+     * @dev Pays installments oldest first, interest then principal, advancing the cursor past full ones.
+     * One not yet due (the current one) asks only the interest accrued to date, on the principal owed: a
+     * payment covering that and the installment's scheduled principal pays it ahead of its date (it counts as
+     * paid, and nothing more is due before the next one's date); what it leaves is early repayment
+     * (_payAhead). A payment that does not cover it pays it in part: the principal paid stops accruing
+     * interest, so the installment then asks, besides its principal left, only the interest of the rest of
+     * the period on the principal still owed (Fineract's and Mambu's partial payment of an installment).
+     */
+    function _settleInstallments(LoanRecord storage loan, LoanMath.Plan memory plan, Current memory c, uint256 left)
         private
         returns (uint256 principalPart, uint256 interestPart)
     {
-        LoanMath.Cursor memory cursor = LoanMath.restore(plan, loan.paidInstallments, loan.balanceRay);
-        uint256 interestPaidOnCurrent = loan.currentInterestPaid;
-        uint256 principalPaidOnCurrent = uint256(loan.principalRepaid) - cursor.principalBefore;
+        LoanMath.Cursor memory cursor = _cursorOf(loan, plan, loan.rebasedAt);
+        int256 settled = c.settled;
+        uint256 principalPaidOnCurrent = _principalPaidOnCurrent(loan, plan, cursor);
         // The caller checked left < payoff <= everything scheduled, so the walk ends before the schedule.
         while (left > 0) {
+            // Installment k of the plan is the loan's installment rebasedAt + k, due on that one's date.
+            uint256 dueAt = loan.disbursedAt + (loan.rebasedAt + cursor.paid + 1) * plan.interval;
+            if (dueAt > c.asOf) {
+                (c.dueAt, c.settled, c.principalPaid) = (dueAt, settled, principalPaidOnCurrent);
+                (uint256 pp, uint256 ip) = _payCurrent(loan, plan, cursor, c, left);
+                principalPart += pp;
+                interestPart += ip;
+                settled = c.settled;
+                break;
+            }
             (uint256 p, uint256 i) = LoanMath.next(plan, cursor);
-            uint256 payInterest = _min(left, i - interestPaidOnCurrent);
+            uint256 interestDue = _interestAsked(i, settled);
+            uint256 payInterest = _min(left, interestDue);
             left -= payInterest;
             uint256 payPrincipal = _min(left, p - principalPaidOnCurrent);
             left -= payPrincipal;
             interestPart += payInterest;
             principalPart += payPrincipal;
-            if (interestPaidOnCurrent + payInterest == i && principalPaidOnCurrent + payPrincipal == p) {
-                loan.paidInstallments = uint16(cursor.paid);
-                loan.balanceRay = cursor.balanceRay;
-                interestPaidOnCurrent = 0;
+            if (payInterest == interestDue && principalPaidOnCurrent + payPrincipal == p) {
+                ++loan.paidInstallments; // the loan's installment rebasedAt + cursor.paid
+                loan.balanceRay = uint160(cursor.balanceRay);
+                settled = 0;
                 principalPaidOnCurrent = 0;
             } else {
-                interestPaidOnCurrent += payInterest;
+                settled += int256(payInterest);
             }
         }
-        loan.currentInterestPaid = interestPaidOnCurrent.toUint64();
+        loan.currentInterestSettled = settled.toInt64();
+    }
+
+    /// @dev The payment being settled, and the current installment (not yet due) as `_payCurrent` finds and
+    /// leaves it. A struct in memory: as arguments these would not fit the stack.
+    struct Current {
+        uint256 loanId;
+        bytes32 paymentRef;
+        uint256 dueAt;
+        uint256 asOf;
+        int256 settled; // its interest settled (LoanRecord.currentInterestSettled); updated
+        uint256 principalPaid; // its principal paid
+    }
+
+    /**
+     * @dev `amount` paid on the installment after `cursor`, not yet due at `c.asOf`: the interest accrued to
+     * date on the principal owed, then its principal. Covering both pays it ahead of its date (`_payAhead`
+     * takes the rest); else the principal paid stops accruing interest from now (`c.settled`).
+     */
+    function _payCurrent(
+        LoanRecord storage loan,
+        LoanMath.Plan memory plan,
+        LoanMath.Cursor memory cursor,
+        Current memory c,
+        uint256 amount
+    ) private returns (uint256 principalPart, uint256 interestPart) {
+        uint256 scheduled = plan.principal - cursor.principalBefore;
+        (uint256 p, uint256 i) = LoanMath.next(plan, cursor);
+        uint256 asked = _interestAsked(i, c.settled);
+        uint256 ahead = _interestAhead(plan, i, scheduled, scheduled - c.principalPaid, c.dueAt, c.asOf);
+        uint256 interestDue = asked > ahead ? asked - ahead : 0;
+        interestPart = _min(amount, interestDue);
+        principalPart = _min(amount - interestPart, p - c.principalPaid);
+        uint256 left = amount - interestPart - principalPart;
+        if (c.principalPaid + principalPart == p && interestPart == interestDue) {
+            ++loan.paidInstallments; // the loan's installment rebasedAt + cursor.paid
+            loan.balanceRay = uint160(cursor.balanceRay);
+            c.settled = _payAhead(c.loanId, c.paymentRef, loan, plan, cursor, left, c.dueAt, c.asOf);
+            return (principalPart + left, interestPart);
+        }
+        c.settled += int256(interestPart);
+        if (principalPart != 0) {
+            // Paid to date: from now on it asks the interest of the rest of the period on the principal owed.
+            uint256 owed = scheduled - c.principalPaid - principalPart;
+            int256 rest = int256(i) - int256(_interestAhead(plan, i, scheduled, owed, c.dueAt, c.asOf));
+            if (rest > c.settled) c.settled = rest;
+        }
+    }
+
+    /**
+     * @dev The installment before `cursor`, due at `paidDueAt`, was just paid ahead of its date, and `excess`
+     * is left: it prepays principal, and the installments after it are re-based on what it leaves by the
+     * loan's early-repayment method (Prepayment.rebase; ScheduleRebased), keeping their due dates. Interest
+     * runs only on the principal owed: the next installment asks, besides its own period's interest, that of
+     * the time from now to `paidDueAt` on the principal left, carried into it as negative settled interest.
+     */
+    function _payAhead(
+        uint256 loanId,
+        bytes32 paymentRef,
+        LoanRecord storage loan,
+        LoanMath.Plan memory plan,
+        LoanMath.Cursor memory cursor,
+        uint256 excess,
+        uint256 paidDueAt,
+        uint256 asOf
+    ) private returns (int256 settled) {
+        if (excess != 0) {
+            // The original plan: ReduceInstallments keeps its installment amount.
+            plan = Prepayment.rebase(
+                LoanMath.plan(_termsOf(loan)),
+                plan.principal - cursor.principalBefore - excess,
+                plan.installments - cursor.paid,
+                loan.terms.earlyRepayment
+            );
+            cursor = LoanMath.start(plan);
+            uint16 rebasedAt = loan.paidInstallments;
+            uint16 installments = uint16(plan.installments);
+            uint64 principal = plan.principal.toUint64();
+            uint152 paymentRay = plan.paymentRay.toUint152();
+            loan.rebasedAt = rebasedAt;
+            loan.rebasedInstallments = installments;
+            loan.rebasedPrincipal = principal;
+            loan.balanceRay = uint160(cursor.balanceRay);
+            loan.paymentRay = paymentRay;
+            emit ScheduleRebased(loanId, paymentRef, rebasedAt, principal, installments, paymentRay);
+        }
+        // There is a next installment: paying the last one ahead is paying the payoff, which closes the loan.
+        uint256 scheduled = plan.principal - cursor.principalBefore;
+        uint256 i = Prepayment.currentInterest(plan, cursor);
+        uint256 ahead = _interestAhead(plan, i, scheduled, scheduled, paidDueAt + plan.interval, asOf);
+        settled = int256(i) - int256(ahead);
     }
 
     function _accrueCharges(uint256 loanId, LoanRecord storage loan, Position memory pos, uint40 asOf) private {

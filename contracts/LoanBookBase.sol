@@ -49,15 +49,24 @@ abstract contract LoanBookBase is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
         uint64 penaltyUnpaid;
         uint40 accruedAt; // slot 3: charges are accrued up to here
         uint16 paidInstallments; // installments fully paid
-        uint64 currentInterestPaid; // interest paid on installment paidInstallments + 1
+        // Interest of installment paidInstallments + 1 paid or settled: it asks its scheduled interest less this.
+        // Negative: interest carried into it, the rest of the previous period on the principal left when that
+        // period's installment was paid ahead of its date (see LoanBook._settleInstallments).
+        int64 currentInterestSettled;
         uint64 principalRepaid;
         uint64 interestPaid;
         uint40 disbursedAt; // slot 4
         uint64 lateFeeUnpaid;
-        uint152 paymentRay; // exact annuity payment, RAY-scaled, fixed at application
+        uint152 paymentRay; // exact annuity payment, RAY-scaled: fixed at application, replaced by a re-base
         uint128 lateFeePaid; // slot 5
         uint128 penaltyPaid;
-        uint256 balanceRay; // slot 6: exact scheduled annuity balance after paidInstallments
+        uint160 balanceRay; // slot 6: exact scheduled annuity balance after paidInstallments (< 2^143)
+        // A prepayment re-bases the plan (libraries/Prepayment.sol): installment rebasedAt + j of the loan is
+        // installment j of a plan of rebasedPrincipal over rebasedInstallments, whose exact payment replaces
+        // paymentRay. rebasedInstallments = 0: never re-based (or re-based, then undone by a reversal).
+        uint16 rebasedAt; // installments paid when the plan was last re-based
+        uint16 rebasedInstallments;
+        uint64 rebasedPrincipal;
         uint96 creditBalance; // slot 7, written only by overpayments, refunds and recoveries
         uint96 recovered;
     }
@@ -96,26 +105,28 @@ abstract contract LoanBookBase is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
         view
         returns (Position memory pos)
     {
-        LoanMath.Cursor memory cursor = LoanMath.restore(plan, loan.paidInstallments, loan.balanceRay);
-        uint256 paidInterest = loan.currentInterestPaid;
-        uint256 paidPrincipal = uint256(loan.principalRepaid) - cursor.principalBefore;
+        uint256 base = loan.rebasedAt;
+        LoanMath.Cursor memory cursor = _cursorOf(loan, plan, base);
+        int256 settled = loan.currentInterestSettled;
+        uint256 paidPrincipal = _principalPaidOnCurrent(loan, plan, cursor);
         uint256 accruedAt = loan.accruedAt;
-        uint256 disbursedAt = loan.disbursedAt;
+        // Installment k of the plan is the loan's installment base + k, due on that one's date.
+        uint256 firstDueAt = loan.disbursedAt + (base + 1) * plan.interval;
         uint256 grace = loan.terms.gracePeriod;
         while (cursor.paid < plan.installments) {
-            uint256 dueAt = disbursedAt + (cursor.paid + 1) * plan.interval;
+            uint256 dueAt = firstDueAt + cursor.paid * plan.interval;
+            uint256 scheduled = plan.principal - cursor.principalBefore;
             (uint256 p, uint256 i) = LoanMath.next(plan, cursor);
+            uint256 asked = _interestAsked(i, settled);
             if (pos.oldestDueAt == 0) pos.oldestDueAt = dueAt;
             if (dueAt > asOf) {
-                uint256 periodStart = dueAt - plan.interval;
-                if (asOf > periodStart) {
-                    uint256 accrued = LoanMath.accruedInterest(i, asOf - periodStart, plan.interval);
-                    pos.accruedInterest = accrued > paidInterest ? accrued - paidInterest : 0;
-                }
+                // Accrued to date: what it asks less the interest of the time still to run on the principal owed.
+                uint256 ahead = _interestAhead(plan, i, scheduled, scheduled - paidPrincipal, dueAt, asOf);
+                pos.accruedInterest = asked > ahead ? asked - ahead : 0;
                 break;
             }
-            uint256 unpaid = i + p - paidInterest - paidPrincipal;
-            pos.dueInterest += i - paidInterest;
+            uint256 unpaid = asked + p - paidPrincipal;
+            pos.dueInterest += asked;
             pos.duePrincipal += p - paidPrincipal;
             uint256 lateFrom = dueAt + grace;
             if (lateFrom < asOf) {
@@ -123,9 +134,40 @@ abstract contract LoanBookBase is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
                 uint256 from = lateFrom > accruedAt ? lateFrom : accruedAt;
                 pos.newPenalty += LoanMath.penalty(unpaid, loan.terms.penaltyRateBps, asOf - from);
             }
-            paidInterest = 0;
+            settled = 0;
             paidPrincipal = 0;
         }
+    }
+
+    /// @dev The interest an installment asks: its scheduled interest less what is settled (see LoanRecord).
+    function _interestAsked(uint256 interest, int256 settled) internal pure returns (uint256) {
+        int256 asked = int256(interest) - settled;
+        return asked > 0 ? uint256(asked) : 0;
+    }
+
+    /**
+     * @dev Interest from `asOf` to `dueAt`, the due date of an installment not yet due, on `outstanding`, the
+     * principal still owed on the loan before that installment is paid: for each whole period, and the rest of
+     * the one `asOf` is in (the complement of LoanMath.accruedInterest, so that with nothing paid ahead the
+     * interest accrued to date is exactly the payoff's). A period's interest on `outstanding` is the
+     * installment's `interest` while `scheduled`, the principal the schedule owes over its period, is all
+     * owed, and the period interest on `outstanding`, never above `interest`, once some is paid ahead: monotone
+     * in `outstanding`, so that paying more principal ahead never leaves more interest to pay.
+     */
+    function _interestAhead(
+        LoanMath.Plan memory plan,
+        uint256 interest,
+        uint256 scheduled,
+        uint256 outstanding,
+        uint256 dueAt,
+        uint256 asOf
+    ) internal pure returns (uint256) {
+        if (dueAt <= asOf) return 0;
+        uint256 perPeriod = outstanding == scheduled ? interest : _min(interest, LoanMath.periodInterest(plan, outstanding));
+        uint256 interval = plan.interval;
+        uint256 whole = (dueAt - asOf - 1) / interval; // whole periods after the one asOf is in
+        uint256 intoPeriod = interval * (whole + 1) - (dueAt - asOf); // seconds of that one elapsed, < interval
+        return whole * perPeriod + perPeriod - LoanMath.accruedInterest(perPeriod, intoPeriod, interval);
     }
 
     function _payoff(LoanRecord storage loan, Position memory pos) internal view returns (uint256) {
@@ -133,11 +175,40 @@ abstract contract LoanBookBase is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
             + pos.accruedInterest + (loan.terms.principal - loan.principalRepaid);
     }
 
-    function _planOf(LoanRecord storage loan) internal view returns (LoanMath.Plan memory) {
-        // The terms' first slot only: the plan needs nothing from the second, and copying the whole
-        // struct would cost each payment a cold storage read (2,100 gas).
+    /// @dev The plan installments are walked on now: the original, or the one the last prepayment left.
+    function _planOf(LoanRecord storage loan) internal view returns (LoanMath.Plan memory plan) {
+        plan = LoanMath.planWithPayment(_termsOf(loan), loan.paymentRay);
+        uint256 installments = loan.rebasedInstallments;
+        if (installments != 0) {
+            plan.principal = loan.rebasedPrincipal;
+            plan.installments = installments;
+        }
+    }
+
+    /// @dev The cursor of `plan` (re-based at `base`) after the installments paid.
+    function _cursorOf(LoanRecord storage loan, LoanMath.Plan memory plan, uint256 base)
+        internal
+        view
+        returns (LoanMath.Cursor memory)
+    {
+        return LoanMath.restore(plan, loan.paidInstallments - base, loan.balanceRay);
+    }
+
+    /// @dev Principal paid on the installment after `cursor`: what was repaid beyond the principal before the
+    /// plan (`terms.principal - plan.principal`, prepaid) and the plan's installments already passed.
+    function _principalPaidOnCurrent(LoanRecord storage loan, LoanMath.Plan memory plan, LoanMath.Cursor memory cursor)
+        internal
+        view
+        returns (uint256)
+    {
+        return uint256(loan.principalRepaid) + plan.principal - loan.terms.principal - cursor.principalBefore;
+    }
+
+    /// @dev The terms' first slot only: the plan needs nothing from the second, and copying the whole
+    /// struct would cost each payment a cold storage read (2,100 gas).
+    function _termsOf(LoanRecord storage loan) internal view returns (LoanTerms memory terms) {
         LoanTerms storage t = loan.terms;
-        LoanTerms memory terms = LoanTerms({
+        terms = LoanTerms({
             principal: t.principal,
             currency: t.currency,
             annualRateBps: t.annualRateBps,
@@ -155,7 +226,6 @@ abstract contract LoanBookBase is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
             dayCount: DayCount.Actual365Fixed,
             earlyRepayment: EarlyRepayment.ReduceInstallments
         });
-        return LoanMath.planWithPayment(terms, loan.paymentRay);
     }
 
     /// @dev The caller writes the reference's entry once the payment is known to apply.

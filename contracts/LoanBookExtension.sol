@@ -118,7 +118,7 @@ contract LoanBookExtension is LoanBookBase, ILoanBookExtension {
         if (_entries[paymentRef] != keccak256(abi.encode(_DISBURSEMENT, loanId, amount))) {
             revert LoanBookUnknownEntry(paymentRef);
         }
-        if (loan.principalRepaid != 0 || loan.interestPaid != 0 || loan.currentInterestPaid != 0 || loan.lateFeePaid != 0
+        if (loan.principalRepaid != 0 || loan.interestPaid != 0 || loan.currentInterestSettled != 0 || loan.lateFeePaid != 0
                 || loan.penaltyPaid != 0) revert LoanBookDisbursementInUse(loanId);
         _checkUnused(reversalRef);
         _checkTime(reversedAt);
@@ -160,13 +160,14 @@ contract LoanBookExtension is LoanBookBase, ILoanBookExtension {
 
     /// @inheritdoc ILoanBookExtension
     function quote(LoanTerms calldata terms) external pure returns (Installment[] memory) {
-        return _scheduleOf(LoanMath.plan(terms), 0);
+        return _scheduleOf(LoanMath.plan(terms), 0, 0);
     }
 
     /// @inheritdoc ILoanBookExtension
     function schedule(uint256 loanId) external view returns (Installment[] memory) {
         LoanRecord storage loan = _loan(loanId);
-        return _scheduleOf(_planOf(loan), loan.disbursedAt);
+        // Re-based: the installments of the plan the last prepayment left (the ones before it are paid).
+        return _scheduleOf(_planOf(loan), loan.rebasedAt, loan.disbursedAt);
     }
 
     /// @inheritdoc ILoanBookExtension
@@ -233,7 +234,8 @@ contract LoanBookExtension is LoanBookBase, ILoanBookExtension {
      * @dev Undoes a repayment's allocation: its charges are unpaid again, and the money left paid towards
      * the schedule is re-allocated from the first installment, oldest first, interest before principal (as
      * if those payments had been one), which re-ages the loan. An early payoff's unaccrued interest is due
-     * again: the payoff it rewarded did not happen.
+     * again: the payoff it rewarded did not happen. So is a prepayment's re-based schedule: the re-allocation
+     * runs on the loan's original plan, and the loan is left on it.
      */
     function _restore(LoanRecord storage loan, Allocation calldata paid) private {
         loan.lateFeeUnpaid = SafeCast.toUint64(uint256(loan.lateFeeUnpaid) + paid.lateFee);
@@ -241,7 +243,7 @@ contract LoanBookExtension is LoanBookBase, ILoanBookExtension {
         loan.lateFeePaid -= paid.lateFee;
         loan.penaltyPaid -= paid.penalty;
         uint256 left = uint256(loan.principalRepaid) + loan.interestPaid - paid.principal - paid.interest;
-        LoanMath.Plan memory plan = _planOf(loan);
+        LoanMath.Plan memory plan = LoanMath.plan(_termsOf(loan));
         LoanMath.Cursor memory cursor = LoanMath.start(plan);
         uint256 paidInstallments;
         uint256 balanceRay = cursor.balanceRay;
@@ -266,20 +268,30 @@ contract LoanBookExtension is LoanBookBase, ILoanBookExtension {
         loan.principalRepaid = principal.toUint64();
         loan.interestPaid = interest.toUint64();
         loan.paidInstallments = uint16(paidInstallments);
-        loan.balanceRay = balanceRay;
-        loan.currentInterestPaid = currentInterest.toUint64();
+        loan.balanceRay = uint160(balanceRay);
+        loan.rebasedAt = 0;
+        loan.rebasedInstallments = 0;
+        loan.rebasedPrincipal = 0;
+        loan.paymentRay = uint152(plan.paymentRay); // fits: it did at application
+        loan.currentInterestSettled = SafeCast.toInt64(SafeCast.toInt256(currentInterest));
     }
 
     function _oldestDueAt(LoanRecord storage loan) private view returns (uint40) {
         return (uint256(loan.disbursedAt) + (uint256(loan.paidInstallments) + 1) * loan.terms.interval).toUint40();
     }
 
-    function _scheduleOf(LoanMath.Plan memory plan, uint256 startsAt) private pure returns (Installment[] memory items) {
+    /// @dev `plan`'s installments, its first being the loan's installment `base + 1`.
+    function _scheduleOf(LoanMath.Plan memory plan, uint256 base, uint256 startsAt)
+        private
+        pure
+        returns (Installment[] memory items)
+    {
         items = new Installment[](plan.installments);
         LoanMath.Cursor memory cursor = LoanMath.start(plan);
         for (uint256 k = 0; k < plan.installments; ++k) {
             (uint256 p, uint256 i) = LoanMath.next(plan, cursor);
-            items[k] = Installment({dueAt: (startsAt + (k + 1) * plan.interval).toUint40(), principal: p.toUint96(), interest: i.toUint96()});
+            uint256 dueAt = startsAt + (base + k + 1) * plan.interval;
+            items[k] = Installment({dueAt: dueAt.toUint40(), principal: p.toUint96(), interest: i.toUint96()});
         }
     }
 

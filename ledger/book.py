@@ -64,9 +64,11 @@ RUNNING: tuple[LoanStatus, ...] = (LoanStatus.ACTIVE, LoanStatus.DEFAULTED)
 RUNNING_NAMES: tuple[str, ...] = tuple(status.solidity_name for status in RUNNING)
 
 # LoanBook events after which `schedule(loanId)` can return something else: the request fixes the
-# relative schedule, the disbursement makes it absolute, a bounced payout relative again. A future
-# reschedule event joins this set.
-SCHEDULE_EVENTS: frozenset[str] = frozenset({"LoanRequested", "LoanDisbursed", "DisbursementReversed"})
+# relative schedule, the disbursement makes it absolute, a bounced payout relative again; a prepayment
+# re-bases it (the installments left, recomputed), and a reversal of a repayment puts the loan back on its
+# original schedule.
+SCHEDULE_EVENTS: frozenset[str] = frozenset({"LoanRequested", "LoanDisbursed", "DisbursementReversed",
+                                             "ScheduleRebased", "RepaymentReversed"})
 
 
 def snake_case(name: str) -> str:

@@ -171,6 +171,20 @@ interface ILoanBook {
         uint16 paidInstallments,
         address actor
     );
+
+    /// @notice A payment ahead of schedule paid the current installment and prepaid principal with the rest, and
+    /// the installments after it were recomputed by the loan's early-repayment method: from installment
+    /// `rebasedAt + 1` on (due on their dates), `installments` installments amortizing
+    /// `principal` (annuity: at the exact level payment `paymentRay`, RAY-scaled). `schedule(loanId)` gives them.
+    event ScheduleRebased(
+        uint256 indexed loanId,
+        bytes32 indexed paymentRef,
+        uint16 rebasedAt,
+        uint64 principal,
+        uint16 installments,
+        uint152 paymentRay
+    );
+
     /// @notice Everything owed was paid; remaining future interest is not owed.
     /// @notice The part of a repayment beyond the payoff, held as the borrower's credit (the loan is Overpaid).
     event OverpaymentHeld(uint256 indexed loanId, bytes32 indexed paymentRef, uint96 credit, uint96 creditBalance);

@@ -74,7 +74,9 @@ interface ILoanBookExtension is ILoanBook {
     function quote(LoanTerms calldata terms) external pure returns (Installment[] memory);
 
     /**
-     * @notice A loan's schedule; `dueAt` is absolute once disbursed, relative before.
+     * @notice A loan's schedule; `dueAt` is absolute once disbursed, relative before. After a prepayment re-based it
+     * (ScheduleRebased), the re-based plan's installments only: the loan's installments `rebasedAt + 1` on (the
+     * ones before are paid). A reversal of a repayment puts the loan back on its original schedule.
      * @param loanId the loan
      */
     function schedule(uint256 loanId) external view returns (Installment[] memory);

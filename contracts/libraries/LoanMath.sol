@@ -12,9 +12,18 @@ import {ILoanBook} from "../interfaces/ILoanBook.sol";
  * - The period rate is annualRateBps / 10_000 * interval / 365 days (actual/365 on seconds).
  * - Principal parts are rounded on the *cumulative* scheduled principal, so they sum exactly to the
  *   principal and the last installment absorbs the remainder.
- * - Annuity: the exact level payment A = P*r / (1 - (1+r)^-n) is rounded once; each installment is
- *   max(A, principal part), its interest being what the payment leaves after principal. Every
- *   installment is therefore within one minor unit of the textbook payment, however long the loan.
+ * - Annuity: the schedule walks the exact (RAY) balance with the exact level payment
+ *   A = P*r / (1 - (1+r)^-n); each installment's interest is its period's interest on that exact
+ *   balance, rounded half-up once, and its principal part is the cumulative rounding above. Every
+ *   installment is therefore within 1.5 minor units of the textbook payment (one unit from the two
+ *   cumulative roundings of its principal part, half a unit from its interest), however long the loan.
+ *   Why not round A and let interest be what it leaves after principal (installments within one unit)?
+ *   Because a prepayment re-bases the schedule (libraries/Prepayment.sol), and the borrower's interest
+ *   still to pay must never rise when the principal left falls: n installments of round(A) total in steps
+ *   of n units, so one more unit prepaid can leave that total unchanged and cost the borrower the unit
+ *   (at 2 % a period, 999 and 998 over three installments both round to 346). Interest rounded on
+ *   the balance has no such steps; every schedule (quotes, the book, the catalogue's cost check,
+ *   re-based plans) uses this one rule.
  * - Equal principal and bullet: interest is the rounded period interest on the scheduled balance.
  */
 library LoanMath {
@@ -126,15 +135,16 @@ library LoanMath {
      */
     function next(Plan memory p, Cursor memory c) internal pure returns (uint256 principalPart, uint256 interestPart) {
         uint256 k = c.paid + 1;
+        uint256 interestRay;
         if (p.amortization == ILoanBook.Amortization.Annuity) {
-            uint256 grown = c.balanceRay + Math.mulDiv(c.balanceRay, p.periodRateRay, RAY);
+            interestRay = Math.mulDiv(c.balanceRay, p.periodRateRay, RAY);
+            uint256 grown = c.balanceRay + interestRay;
             c.balanceRay = (k >= p.installments || grown <= p.paymentRay) ? 0 : grown - p.paymentRay;
         }
         uint256 cumulative = scheduledPrincipal(p, k, c.balanceRay);
         principalPart = cumulative - c.principalBefore;
         if (p.amortization == ILoanBook.Amortization.Annuity) {
-            uint256 level = divHalfUp(p.paymentRay, RAY);
-            interestPart = level > principalPart ? level - principalPart : 0;
+            interestPart = divHalfUp(interestRay, RAY); // rounded once, on the exact balance (see the header)
         } else if (p.amortization == ILoanBook.Amortization.EqualPrincipal) {
             interestPart = periodInterest(p, p.principal - c.principalBefore);
         } else {

@@ -70,6 +70,12 @@ class LoanState:
     principal_written_off: int = 0
     credit_balance: int = 0
     recovered: int = 0
+    # The plan a prepayment last re-based the schedule on (ScheduleRebased): the contract's schedule is then its
+    # installments, from the loan's installment rebased_at + 1 on. None: the original schedule (never re-based, or
+    # put back on it by a reversal, which re-allocates on the original schedule).
+    rebased_at: int | None = None
+    rebased_principal: int = 0
+    rebased_installments: int = 0
     last_event_block: int = 0
     payments: list[PaymentState] = field(default_factory=list)
 
@@ -106,7 +112,7 @@ _ALLOWED_FROM = {
     "LoanRepaid": (*RUNNING, LoanStatus.OVERPAID), "CreditRefunded": (LoanStatus.OVERPAID,),
     "LoanDefaulted": (LoanStatus.ACTIVE,), "LoanWrittenOff": (LoanStatus.DEFAULTED,),
     "RecoveryApplied": (LoanStatus.WRITTEN_OFF,), "DisbursementReversed": (LoanStatus.ACTIVE,),
-    "RepaymentReversed": (*RUNNING, *_CLOSED_BY_PAYMENT, LoanStatus.WRITTEN_OFF),
+    "RepaymentReversed": (*RUNNING, *_CLOSED_BY_PAYMENT, LoanStatus.WRITTEN_OFF), "ScheduleRebased": RUNNING,
 }
 
 
@@ -157,6 +163,10 @@ def fold_loan(events: Iterable[EventLike]) -> LoanState | None:
             state.payments.append(PaymentState(a["paymentRef"], PaymentKind.REPAYMENT, a["amount"], a["paidAt"], ev.tx_hash,
                                                ev.block_number, ev.log_index, a["principal"], a["interest"],
                                                a["lateFee"], a["penalty"]))
+        elif ev.name == "ScheduleRebased":
+            # The amounts are the contract's (`schedule(loanId)`, re-read by the indexer); only the numbering is ours.
+            state.rebased_at, state.rebased_principal = a["rebasedAt"], a["principal"]
+            state.rebased_installments = a["installments"]
         elif ev.name == "OverpaymentHeld":
             # Closed by the repayment just before it; the rest is the borrower's until refunded.
             state.status, state.closed_at = LoanStatus.OVERPAID, ev.block_time
@@ -176,6 +186,7 @@ def fold_loan(events: Iterable[EventLike]) -> LoanState | None:
             # Back to what approval left: the payout bounced before it reached the borrower.
             state.status = LoanStatus.APPROVED
             state.disbursed_at = state.accrued_at = state.paid_installments = 0
+            state.rebased_at = None
             state.late_fee_unpaid = state.penalty_unpaid = 0
             state.payments.append(PaymentState(a["reversalRef"], PaymentKind.PAYOUT_REVERSAL, a["amount"], a["reversedAt"],
                                                ev.tx_hash, ev.block_number, ev.log_index,
@@ -205,6 +216,7 @@ def _reverse_repayment(state: LoanState, ev: EventLike) -> None:
         state.credit_balance -= parts["credit"]
         state.principal_repaid, state.interest_paid = a["principalRepaid"], a["interestPaid"]
         state.paid_installments = a["paidInstallments"]
+        state.rebased_at = None  # the book re-allocates on the original schedule
         if state.status in _CLOSED_BY_PAYMENT:
             state.closed_at = None
         state.status = LoanStatus(a["status"])
@@ -277,17 +289,19 @@ def rebuild_loan(session: Session, loan_id: int, schedule_of: ScheduleSource, as
     row.auto_approvable = state.auto_approvable
     row.status = state.status.solidity_name
     if schedule_changed or not row.schedule:
-        _replace_schedule(row, schedule_of(state))
+        _replace_schedule(row, schedule_of(state), state.rebased_at or 0)
     _sync_payments(row, state)
     update_delinquency(row, as_of)
     return row
 
 
-def _replace_schedule(row: Loan, rows: Sequence[dict[str, int]]) -> None:
+def _replace_schedule(row: Loan, rows: Sequence[dict[str, int]], first: int = 0) -> None:
+    """The contract's schedule rows, numbered as the loan's installments: after a prepayment re-based it, the
+    contract gives the installments from `first + 1` on (the ones before are paid)."""
     # Same primary keys as the rows they replace: SQLAlchemy turns delete + insert into an update.
     row.schedule.clear()
-    row.schedule.extend(ScheduleRow(number=k + 1, due_at=r["dueAt"], principal=r["principal"], interest=r["interest"])
-                        for k, r in enumerate(rows))
+    row.schedule.extend(ScheduleRow(number=first + k + 1, due_at=r["dueAt"], principal=r["principal"],
+                                    interest=r["interest"]) for k, r in enumerate(rows))
 
 
 def _sync_payments(row: Loan, state: LoanState) -> None:
@@ -307,9 +321,10 @@ def _sync_payments(row: Loan, state: LoanState) -> None:
 
 def next_due_at(row: Loan) -> int | None:
     """Due date of the oldest unpaid installment, from the loan's schedule rows; None unless running."""
-    if row.status not in RUNNING_NAMES or row.paid_installments >= len(row.schedule):
+    if row.status not in RUNNING_NAMES:
         return None
-    return row.schedule[row.paid_installments].due_at
+    # By number: a re-based schedule's rows start after the installments paid before the prepayment.
+    return next((r.due_at for r in row.schedule if r.number == row.paid_installments + 1), None)
 
 
 def days_past_due(next_due: int | None, as_of: int) -> int:

@@ -80,9 +80,12 @@ def _one(event, receipt):
 def test_a_loan_from_request_to_repaid_step_by_step(w3, stack, keys, driver, loan_terms):
     """120,000 minor units at 24% a year, three 30-day annuity installments.
 
-    The period rate is 24% * 30/365 = 1.9726...%; the level payment P*r/(1-(1+r)^-3) = 41,588.357, rounded
-    to 41,588; the first installment's interest is 120,000 * r = 2,367.12 -> 2,367, so its principal is
-    39,221; then 39,995 + 1,593 and, the last absorbing the remainder, 40,784 + 804.
+    The period rate is 24% * 30/365 = 1.9726...%; the level payment P*r/(1-(1+r)^-3) = 41,588.357. Each
+    installment's interest is rounded on the exact balance, its principal on the cumulative principal:
+    120,000 * r = 2,367.12 -> 2,367 and 39,221.23 -> 39,221; then 1,593.44 -> 1,593 and 79,216.15 -> 79,216
+    (39,995); the last absorbs the remainder, 40,784, with 40,783.85 * r = 804.50 -> 805: a unit over the level
+    payment, within LoanMath's 1.5 (it rounds interest once on the exact balance, so that prepaying more never
+    costs more).
     """
     book, alice, relayer = stack.book, keys["alice"], keys["eve"].address
     driver.register(alice)
@@ -113,22 +116,22 @@ def test_a_loan_from_request_to_repaid_step_by_step(w3, stack, keys, driver, loa
     assert _status(stack, loan_id) == ACTIVE
     schedule = book.functions.schedule(loan_id).call()
     assert schedule == [(paid_at + 30 * DAY, 39_221, 2_367), (paid_at + 60 * DAY, 39_995, 1_593),
-                        (paid_at + 90 * DAY, 40_784, 804)]
+                        (paid_at + 90 * DAY, 40_784, 805)]
 
     outstanding = 120_000
     for k, (due_at, principal, interest) in enumerate(schedule, start=1):
         w3.provider.make_request("evm_setNextBlockTimestamp", [due_at])
         receipt = w3.eth.wait_for_transaction_receipt(book.functions.confirmRepayment(
-            loan_id, f"inst-{k}".encode().ljust(32, b"\0"), 41_588, due_at).transact(
+            loan_id, f"inst-{k}".encode().ljust(32, b"\0"), principal + interest, due_at).transact(
             {"from": keys["oracle"].address, "gas": 1_000_000}))
         applied = _one(book.events.RepaymentApplied, receipt)
         assert (applied.amount, applied.principal, applied.interest, applied.lateFee, applied.penalty) == (
-            41_588, principal, interest, 0, 0)
+            principal + interest, principal, interest, 0, 0)
         outstanding -= principal
         assert book.functions.outstandingPrincipal(alice.address, b"CNY").call() == outstanding
         assert _status(stack, loan_id) == (REPAID if k == 3 else ACTIVE)
     repaid = _one(book.events.LoanRepaid, receipt)
-    assert (repaid.principalRepaid, repaid.interestPaid) == (120_000, 2_367 + 1_593 + 804)
+    assert (repaid.principalRepaid, repaid.interestPaid) == (120_000, 2_367 + 1_593 + 805)
     assert book.functions.amountDue(loan_id, driver.now + 365 * DAY).call() == (0, 0, 0, 0, 0)
 
 

@@ -128,12 +128,15 @@ def test_late_fee_is_charged_once_when_grace_ends_and_penalty_runs_from_there(dr
 def test_a_partial_payment_fills_the_oldest_installment_first(driver, stack, loan, loan_terms):
     loan_id, _, schedule = loan
     (due1, p1, i1), (_, _, i2) = schedule[0], schedule[1]
-    # All of the first installment and part of the second, paid on the first due date (no charges yet).
+    # All of the first installment and more, paid on the first due date (no charges yet). The rest is paid ahead
+    # of the second installment at the very start of its period: no interest has accrued on it yet, so it is all
+    # principal (early repayment), where it once paid the second installment's full interest first.
     args, _ = repay_at(driver, loan_id, p1 + i1 + i2 + 7, "partial", due1)
-    assert (args.interest, args.principal, args.paidInstallments) == (i1 + i2, p1 + 7, 1)
+    assert (args.interest, args.principal, args.paidInstallments) == (i1, p1 + i2 + 7, 1)
     due = stack.book.functions.amountDue(loan_id, due1).call()
     assert due[:2] == (0, 0)  # nothing due yet: the second installment falls due later
-    assert stack.book.functions.outstandingPrincipal(driver.keys["alice"].address, b"CNY").call() == loan_terms.principal - p1 - 7
+    outstanding = loan_terms.principal - p1 - i2 - 7
+    assert stack.book.functions.outstandingPrincipal(driver.keys["alice"].address, b"CNY").call() == outstanding
 
 
 def test_a_zero_repayment_is_refused_and_changes_nothing(driver, stack, loan, revert_name):
@@ -339,7 +342,8 @@ def test_a_limit_may_be_used_exactly_but_not_exceeded_by_one_unit(driver, stack,
     # Repaid principal frees the limit again.
     driver.disburse(first, loan_terms.principal, b"payout-first")
     driver.repay(first, 1, b"one-unit")
-    assert book.functions.outstandingPrincipal(alice.address, b"CNY").call() == 150_000  # 1 unit went to interest
+    # Paid seconds after the payout, ahead of schedule: no unit of interest has accrued yet, so it prepays principal.
+    assert book.functions.outstandingPrincipal(alice.address, b"CNY").call() == 149_999
     at = driver.now + 1
     repay_at(driver, first, book.functions.payoffAmount(first, at).call(), "payoff-first", at)
     assert status(stack, first) == REPAID

@@ -55,7 +55,9 @@ def test_annuity_matches_pmt_over_200_random_products(stack):
         for k, (due, p, i) in enumerate(schedule, start=1):
             assert due == k * interval_days * DAY
             assert p >= 0 and i >= 0
-            assert abs(p + i - payment) <= 1 + 1e-6 * payment, (principal, n, apr_bps, k, p, i, payment)
+            # 1.5: LoanMath rounds each installment's interest once on the exact balance (one unit from the principal
+            # part's two cumulative roundings, half a unit from the interest), so that prepaying more never costs more.
+            assert abs(p + i - payment) <= 1.5 + 1e-6 * payment, (principal, n, apr_bps, k, p, i, payment)
 
 
 @pytest.mark.parametrize("amortization", [EQUAL_PRINCIPAL, BULLET])

@@ -48,12 +48,13 @@ def test_lifecycle_with_late_repayment_and_payoff_matches_the_contract_views(w3,
         assert borrower.registered and borrower.identity_commitment == "0x" + "11" * 32
         assert borrower.score == 700 and [s.credit_limit for s in borrower.scores] == [1_000_000]
 
-    # First installment paid a day early; then silence until 12 days after the second due date
-    # (9 days after its 3-day grace): late fee and penalty are owed.
+    # First installment paid on its due date (a day early, its full amount would pay it and prepay the interest not
+    # yet accrued as principal, re-basing the schedule); then silence until 12 days after the second due date (9 days after its 3-day grace): late fee
+    # and penalty are owed.
     first = stack.book.functions.schedule(loan_id).call()[0]
-    driver.advance(first[0] - driver.now - DAY)
+    driver.advance(first[0] - driver.now)
     driver.repay(loan_id, first[1] + first[2], b"repay-1")
-    driver.advance(DAY + 30 * DAY + 12 * DAY)
+    driver.advance(30 * DAY + 12 * DAY)
     indexer.run_once()
     with sessions() as session:
         row = _assert_read_model_matches_chain(session, stack, loan_id)
@@ -78,6 +79,8 @@ def test_lifecycle_with_late_repayment_and_payoff_matches_the_contract_views(w3,
         assert sum(p.interest for p in repaid) == row.interest_paid
         names = session.scalars(select(ChainEvent.name).where(ChainEvent.loan_id == loan_id)
                                 .order_by(ChainEvent.block_number, ChainEvent.log_index)).all()
+        # repay-2 pays the charges and the overdue installment, and the rest is part of the third, ahead of its date
+        # (short of covering it: nothing is re-based).
         assert names == ["LoanRequested", "LoanApproved", "LoanDisbursed", "RepaymentApplied", "LateChargesAccrued",
                          "RepaymentApplied", "RepaymentApplied", "LoanRepaid"]
 
@@ -111,7 +114,9 @@ def test_restart_resumes_from_the_cursor_and_reads_only_new_blocks(w3, stack, ke
     restarted = Indexer(w3, stack.manifest, sessions)  # a new process: only the cursor carries over
     report = restarted.run_once()
     assert report.from_block == first.to_block + 1 and report.to_block == w3.eth.block_number
-    assert report.events == 1  # one RepaymentApplied; nothing from before is read again
+    # One RepaymentApplied (part of the first installment, ahead of its date: nothing re-based); nothing from before
+    # is read again
+    assert report.events == 1
     assert restarted.run_once().events == 0
     with sessions() as session:
         assert session.scalar(select(func.count()).select_from(ChainEvent)) == stored + 1
@@ -207,6 +212,7 @@ def test_a_batch_item_for_an_unknown_loan_does_not_stop_the_indexer(w3, stack, k
 
     report = indexer.run_once()  # used to raise: schedule(999) reverted, and follow() retried it forever
 
+    # PaymentSkipped, then RepaymentApplied (part of the first installment, ahead of its date: nothing re-based)
     assert report.to_block == w3.eth.block_number and report.events == 2
     with sessions() as session:
         assert session.get(IndexerCursor, "default").block_number == w3.eth.block_number
@@ -255,13 +261,22 @@ def test_schedules_are_read_only_when_they_can_have_changed(w3, stack, keys, dri
         _assert_read_model_matches_chain(session, stack, loan_id)
 
     calls.clear()
+    driver.advance(30 * DAY)  # on the first due date: these pay what is due, nothing ahead of schedule
     driver.repay(loan_id, 10_000, b"repay-1")
     driver.repay(loan_id, 20_000, b"repay-2")
     assert indexer.run_once().events == 2
-    assert calls == []  # repayments leave the schedule as it is
+    assert calls == []  # repayments of what is due leave the schedule as it is
     with sessions() as session:
         row = _assert_read_model_matches_chain(session, stack, loan_id)
         assert row.next_due_at == row.schedule[row.paid_installments].due_at
+
+    # Beyond the second installment (what is left of the first, all of the second, and more): early repayment
+    # re-bases the schedule (ScheduleRebased), read once.
+    driver.repay(loan_id, 60_000, b"repay-3")
+    assert indexer.run_once().events == 2
+    assert calls == [loan_terms.principal]
+    with sessions() as session:
+        _assert_read_model_matches_chain(session, stack, loan_id)
 
 
 def test_a_loan_disbursed_in_a_later_range_gets_its_absolute_schedule(w3, stack, keys, driver, sessions):
