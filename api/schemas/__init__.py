@@ -29,7 +29,7 @@ EXAMPLE_DISBURSED_AT = 1_767_225_600
 EXAMPLE_SCHEDULE = [
     {"number": 1, "due_at": 1_769_817_600, "principal": 39_221, "interest": 2_367},
     {"number": 2, "due_at": 1_772_409_600, "principal": 39_995, "interest": 1_593},
-    {"number": 3, "due_at": 1_775_001_600, "principal": 40_784, "interest": 804},
+    {"number": 3, "due_at": 1_775_001_600, "principal": 40_784, "interest": 805},
 ]
 EXAMPLE_LOAN = {
     "id": 1, "borrower": EXAMPLE_BORROWER, "status": "Active", "principal": 120_000, "currency": "CNY",
@@ -123,12 +123,20 @@ class AmountDueOut(BaseModel):
     total: int
     oldest_due_at: int | None
     payoff: int = Field(description="everything owed if paid now (prepayment: interest accrued to date only)")
+    next_due_at: int | None = Field(description="the next due date after now (none once nothing is scheduled)")
+    owed_at_next_due: int = Field(description=(
+        "what will be owed on next_due_at if nothing more is paid: what is owed now, and the next installment as "
+        "the loan book will ask it (after a payment ahead of schedule it can differ from the schedule's row: "
+        "interest of the time the principal was still owed is carried into it)"))
     currency: str
 
-    # On the first due date, nothing paid yet: installment 1 is due; paying off now costs 120,000 + 2,367.
+    # On the first due date, nothing paid yet: installment 1 is due; paying off now costs 120,000 + 2,367; if
+    # nothing is paid, on the second due date installments 1 and 2 are owed, with the first's late fee (2,079) and
+    # penalty (369).
     model_config = {"json_schema_extra": {"examples": [{
         "loan_id": 1, "as_of": 1_769_817_600, "principal": 39_221, "interest": 2_367, "late_fee": 0, "penalty": 0,
-        "total": 41_588, "oldest_due_at": 1_769_817_600, "payoff": 122_367, "currency": "CNY"}]}}
+        "total": 41_588, "oldest_due_at": 1_769_817_600, "payoff": 122_367, "next_due_at": 1_772_409_600,
+        "owed_at_next_due": 85_624, "currency": "CNY"}]}}
 
 
 class LoanOut(BaseModel):

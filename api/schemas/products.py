@@ -13,8 +13,10 @@ MAX_ID = 2**63 - 1
 # The product's early-repayment method (one wording for products and loans).
 EARLY_REPAYMENT = ("what an amount paid beyond what is due is to do: ReduceInstallments (keep the installment "
                    "amount, shorten the schedule) or ReduceInstallmentAmount (keep the count, smaller installments). "
-                   "Recorded on each loan; the loan book does not apply it yet: an amount beyond what is due "
-                   "settles the next installments as scheduled")
+                   "A payment ahead of schedule first pays the current installment (interest accrued to date, then "
+                   "its principal); the loan book applies the method to what is left: it prepays principal, and the "
+                   "installments after it are recomputed (event ScheduleRebased), interest running only on the "
+                   "principal owed")
 
 ProductIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="the product's id (ids run from 1)")]
 VersionQuery = Annotated[int | None, Query(ge=1, le=2**32 - 1, description="an older version; default: the latest")]
@@ -134,9 +136,9 @@ EXAMPLE_QUOTE = {
     "interval": 30 * DAY, "frequency": "FixedInterval", "annual_rate_bps": 1800, "amortization": "Annuity",
     "service_fee": 100_000, "net_paid_out": 9_900_000, "auto_approvable": False,
     "schedule": [{"number": 1, "due_at": 30 * DAY, "principal": 3_284_501, "interest": 147_945},
-                 {"number": 2, "due_at": 60 * DAY, "principal": 3_333_094, "interest": 99_352},
+                 {"number": 2, "due_at": 60 * DAY, "principal": 3_333_094, "interest": 99_353},
                  {"number": 3, "due_at": 90 * DAY, "principal": 3_382_405, "interest": 50_041}],
-    "total_interest": 297_338, "total_repaid": 10_297_338, "total_cost": 397_338,
+    "total_interest": 297_339, "total_repaid": 10_297_339, "total_cost": 397_339,
     "cost_cap_bps": 2400, "within_cost_cap": True,
 }
 

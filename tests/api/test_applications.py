@@ -12,6 +12,8 @@ from eth_account import Account
 from web3.exceptions import ContractCustomError
 
 from api.client import ApiError
+from api.schemas import EXAMPLE_DISBURSED_AT, EXAMPLE_LOAN, EXAMPLE_SCHEDULE
+from api.schemas.products import EXAMPLE_PRODUCT, EXAMPLE_QUOTE
 from ledger import typed_data
 from oracle.payments.rail import PaymentRail, create_app
 from oracle.payments.signatures import RsaScheme
@@ -150,3 +152,30 @@ def test_the_payout_is_the_principal_less_the_service_fee(api, operator, borrowe
     assert context.wait_indexed(context.w3.eth.block_number)
     loan = borrower.loan(loan_id)
     assert (loan["status"], loan["service_fee"], loan["principal"]) == ("Active", 3_000, 200_000)
+
+
+
+def _quote_of(stack, terms: dict, principal: int, installments: int, service_fee: int) -> list[tuple]:
+    """The loan book's quote for a loan of `terms` (an example loan or product)."""
+    return [tuple(r) for r in stack.book.functions.quote((
+        principal, terms["currency"].encode(), terms["annual_rate_bps"], typed_data.Amortization.ANNUITY,
+        installments, terms["interval"], terms["grace_period"], terms["late_fee_bps"], terms["penalty_rate_bps"],
+        terms["default_after"], service_fee, 1, 1, typed_data.Frequency.FIXED_INTERVAL,
+        typed_data.DayCount.ACTUAL_365_FIXED, typed_data.EarlyRepayment.REDUCE_INSTALLMENTS)).call()]
+
+
+def test_the_documented_examples_are_the_books_quotes(stack):
+    # /docs tells the story of one loan and one quote; their schedules must be what the loan book would quote.
+    for terms in (EXAMPLE_LOAN, EXAMPLE_PRODUCT):
+        assert (terms["amortization"], terms["frequency"], terms["day_count"], terms["early_repayment"]) == (
+            "Annuity", "FixedInterval", "Actual365Fixed", "ReduceInstallments")
+    loan = _quote_of(stack, EXAMPLE_LOAN, EXAMPLE_LOAN["principal"], EXAMPLE_LOAN["installments"], 0)
+    assert [(r["due_at"] - EXAMPLE_DISBURSED_AT, r["principal"], r["interest"]) for r in EXAMPLE_SCHEDULE] == loan
+
+    quote = EXAMPLE_QUOTE
+    assert quote["service_fee"] == quote["principal"] * EXAMPLE_PRODUCT["service_fee_bps"] // 10_000
+    quoted = _quote_of(stack, EXAMPLE_PRODUCT, quote["principal"], quote["installments"], quote["service_fee"])
+    assert [(r["due_at"], r["principal"], r["interest"]) for r in quote["schedule"]] == quoted
+    interest = sum(r[2] for r in quoted)
+    assert (quote["total_interest"], quote["total_repaid"], quote["total_cost"]) == (
+        interest, quote["principal"] + interest, interest + quote["service_fee"])

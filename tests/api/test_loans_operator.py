@@ -102,6 +102,26 @@ def test_what_is_due_comes_from_the_contract_at_chain_time(api, borrower, driver
     assert instructions["body"] == {"loan_id": loan_id, "amount": due["total"], "currency": "CNY"}
 
 
+
+
+def test_after_a_payment_ahead_of_schedule_the_next_date_asks_what_the_book_says(
+        api, borrower, driver, stack, application):
+    _, context = api
+    loan_id = borrower.apply(**application)["loan_id"]
+    driver.approve(loan_id)
+    driver.disburse(loan_id, application["principal"], b"payout-ahead")
+    driver.advance(10 * DAY)
+    driver.repay(loan_id, 60_000, b"repay-ahead")  # pays installment 1 ahead of its date and prepays principal
+    assert context.wait_indexed(stack.book.w3.eth.block_number)
+    due = borrower.due(loan_id)
+    loan = borrower.loan(loan_id)
+    assert (due["total"], loan["paid_installments"]) == (0, 1)
+    second = next(r for r in loan["schedule"] if r["number"] == 2)
+    assert due["next_due_at"] == second["due_at"] > due["as_of"]
+    assert due["owed_at_next_due"] == sum(stack.book.functions.amountDue(loan_id, second["due_at"]).call()[:4])
+    # Installment 1 was paid 20 days early: those days' interest on the principal still owed is carried into
+    # installment 2, so the book asks more than the plan's row.
+    assert due["owed_at_next_due"] > second["principal"] + second["interest"]
 def test_payout_with_the_rail_down_is_503_and_the_key_can_be_retried(api, operator, borrower, application):
     loan_id = borrower.apply(**application)["loan_id"]
     operator.approve(loan_id)
