@@ -38,6 +38,11 @@ class Bindings:
         return tuple(self.by_name(name) for name in CONTRACT_NAMES)
 
     @cached_property
+    def credit_limit_currency(self) -> bytes:
+        """The currency the credit oracle's limits are in (`LoanBook.creditLimitCurrency`, immutable: asked once)."""
+        return self.book.functions.creditLimitCurrency().call()
+
+    @cached_property
     def errors(self) -> ErrorDecoder:
         """Decodes any of these contracts' custom errors (OpenZeppelin's included)."""
         return ErrorDecoder([self.by_name(name).abi for name in CONTRACT_NAMES])

@@ -8,6 +8,7 @@ development accounts (the same mnemonic as the node); anywhere else they must be
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -97,10 +98,17 @@ class Stack:
     def deploy(self) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
         with (self.logs / "deploy.log").open("ab") as log:
-            result = subprocess.run([LOANLEDGER, "deploy"], cwd=ROOT, env=self.service_env(), stdout=log,
-                                    stderr=subprocess.STDOUT)
-        if result.returncode != 0:
-            raise StackError(f"deploy failed (exit {result.returncode}); see {self.logs / 'deploy.log'}")
+            # Its own process group: `loanledger deploy` runs `ape run deploy` as a child, and an interrupted start
+            # must stop both (killing only the first would leave Ape deploying on its own).
+            process = subprocess.Popen([LOANLEDGER, "deploy"], cwd=ROOT, env=self.service_env(), stdout=log,
+                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+            try:
+                returncode = process.wait()
+            except BaseException:
+                _stop_group(process)
+                raise
+        if returncode != 0:
+            raise StackError(f"deploy failed (exit {returncode}); see {self.logs / 'deploy.log'}")
         self.say(f"contracts: deployed ({self.settings.manifest_path})")
 
     def ensure_vault_keys(self) -> None:
@@ -178,6 +186,20 @@ class Stack:
         if stop_node and self.node is not None and self.node_started:
             self.node.stop()
             self.say("node: stopped (state saved)")
+
+
+def _stop_group(process: subprocess.Popen, timeout: float = 15.0) -> None:
+    """Stops the process group `process` leads (started with start_new_session): SIGTERM, then SIGKILL for
+    whatever outlived the leader or would not stop."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=timeout)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def local_stack(settings: Settings, say: Callable[[str], None] = print, env: dict[str, str] | None = None) -> Stack:

@@ -149,12 +149,12 @@ class Scenario:
             return all(paid(self.loan(i)) for i in indexes)
         wait_for(what, done, timeout=120)
 
-    def installment_amount(self, index: int, number: int) -> int:
-        """The scheduled installment, or the payoff when that is less (the last one, paid before its
-        due date, owes interest only to date: paying the scheduled amount would be refused as too much)."""
-        row = self.loan(index)["schedule"][number - 1]
-        payoff = self.borrowers[index].due(self.loans[index])["payoff"]
-        return min(row["principal"] + row["interest"], payoff)
+    def installment_amount(self, index: int) -> int:
+        """What the next installment asks on its date, as the loan book says (paid a few days early, the interest
+        not yet accrued prepays principal), or the payoff when that is less (the last one, paid before its due
+        date, owes interest only to date: paying the scheduled amount would be refused as too much)."""
+        due = self.borrowers[index].due(self.loans[index])
+        return min(due["owed_at_next_due"], due["payoff"])
 
     # -- phases ----------------------------------------------------------------------------------
 
@@ -224,7 +224,7 @@ class Scenario:
         self.pay(self.prepayer, self.borrowers[self.prepayer].due(self.loans[self.prepayer])["payoff"])
         on_time = [i for i in self.active if i not in (self.late, self.defaulter, self.prepayer)]
         for i in on_time + [self.long_term]:
-            self.pay(i, self.installment_amount(i, 1))
+            self.pay(i, self.installment_amount(i))
         self.wait_paid(on_time + [self.long_term], 1, "first installments credited")
         wait_for("the prepayment", lambda: self.loan(self.prepayer)["status"] == "Repaid")
         self.on_time = on_time
@@ -255,12 +255,12 @@ class Scenario:
         payoff = self.borrowers[self.overpayer].due(over_loan)["payoff"]
         self.pay(self.overpayer, payoff + OVERPAID_BY)  # more than the loan owes: closed, the rest held as credit
         mistyped_loan = max(self.loans.values()) + MISTYPED_OFFSET
-        mistyped_ref = self.pay(self.mistyper, self.installment_amount(self.mistyper, 2), loan_id=mistyped_loan)
+        mistyped_ref = self.pay(self.mistyper, self.installment_amount(self.mistyper), loan_id=mistyped_loan)
         currency, amount = WRONG_CURRENCY
         foreign_ref = self.pay(self.foreign_payer, amount, currency=currency)
         for i in payers + [self.long_term]:
             if i != self.mistyper:
-                self.pay(i, self.installment_amount(i, 2))
+                self.pay(i, self.installment_amount(i))
         overpaid = wait_for("the overpaid loan closed with credit", lambda: (
             loan := self.operator.loan(over_loan))["status"] == "Overpaid" and loan["credit_balance"] > 0 and loan,
             timeout=120)
@@ -299,7 +299,7 @@ class Scenario:
         self.advance(30)  # day 87
         payers = [i for i in self.on_time + [self.late] if i != self.overpayer]  # the overpayer closed early
         for i in payers + [self.long_term]:
-            self.pay(i, self.installment_amount(i, 3))
+            self.pay(i, self.installment_amount(i))
         self.wait_paid(payers + [self.long_term], 3, "installment 3")
         wait_for("every paying loan repaid", lambda: all(self.loan(i)["status"] == "Repaid" for i in self.on_time + [self.late]),
                  timeout=120)

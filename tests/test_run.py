@@ -35,6 +35,19 @@ def _wait_ready(url: str, process: subprocess.Popen, log: Path, timeout: float =
     raise AssertionError(f"not ready in {timeout}s: {log.read_text()[-3000:]}")
 
 
+def _started_by(home: Path) -> list[str]:
+    """Command lines of the live processes whose environment names `home` (everything `run` starts inherits it)."""
+    marker = f"LOANLEDGER_HOME={home}".encode()
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if marker in (proc / "environ").read_bytes().split(b"\0"):
+                found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:  # gone meanwhile, or not ours
+            continue
+    return found
+
+
 def test_run_serves_until_ctrl_c_then_stops_everything_and_keeps_the_ledger(tmp_path, stack_ports):
     env = {**os.environ, "LOANLEDGER_HOME": str(tmp_path / "home"), **stack_ports.env}
     log = tmp_path / "run.log"
@@ -80,3 +93,5 @@ def test_ctrl_c_while_starting_stops_what_had_started(tmp_path, stack_ports):
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=60) == 0, log.read_text()[-3000:]
     assert stack_ports.still_answering() == [], "something it started still runs"
+    # The deployment too, and what it had started (Ape runs the deploy script as a child of `loanledger deploy`).
+    assert _started_by(tmp_path / "home") == []

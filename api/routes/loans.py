@@ -143,7 +143,7 @@ def credit(context: ContextDep, who: BorrowerOrApplicant) -> CreditOut:
     b = context.bindings
     score, limit, updated_at, version, _ = b.oracle.functions.scoreOf(who.address).call()
     # Limits are in one currency (the book's creditLimitCurrency): exposure is counted in it.
-    outstanding = b.book.functions.outstandingPrincipal(who.address, b.book.functions.creditLimitCurrency().call()).call()
+    outstanding = b.book.functions.outstandingPrincipal(who.address, b.credit_limit_currency).call()
     scored = updated_at != 0
     return CreditOut(address=who.address, score=score if scored else None, credit_limit=limit,
                      model_version=version if scored else None, updated_at=updated_at or None,

@@ -80,6 +80,7 @@ def test_disbursements_then_repayments_are_credited_in_one_batch_each(w3, stack,
     alice_loan, bob_loan = approved_loans(driver, keys)
     now = driver.now
     installment = 41_588  # the first of three annuity installments of 120,000 at 24% (30-day periods)
+    assert first_installment(stack, alice_loan) == installment
     outbox.put(confirmation("disbursement", alice_loan, "PAY-1", 120_000, now))
     outbox.put(confirmation("disbursement", bob_loan, "PAY-2", 120_000, now))
     # Repayments stored before... and in the same round as their disbursements: disbursements go first.
@@ -90,12 +91,11 @@ def test_disbursements_then_repayments_are_credited_in_one_batch_each(w3, stack,
     report = worker.drain_once()
 
     assert (report.claimed, report.credited, report.batches, report.node_error) == (5, 5, 2, None)
-    assert first_installment(stack, alice_loan) == installment
     assert status(stack, alice_loan) == status(stack, bob_loan) == LoanStatus.ACTIVE
     assert paid(stack, alice_loan) == installment + 10_000
     assert paid(stack, bob_loan) == 5_000
     progress = stack.book.functions.progressOf(alice_loan).call()
-    assert progress[0] == 1  # the first installment is paid in full, the 10,000 goes ahead on the second
+    assert progress[0] == 1  # the first installment is paid ahead of its date; the rest prepays principal
     assert stack.book.functions.outstandingPrincipal(keys["alice"].address, b"CNY").call() == 120_000 - progress[2]
     items = outbox.items()
     assert {(i.status, i.outcome) for i in items} == {("done", "credited")}
