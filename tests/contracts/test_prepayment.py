@@ -179,6 +179,8 @@ def test_random_states_against_reference(harness):
         outstanding = outstanding_after(principal, apr_bps, n, interval, amortization, paid)
         left = rng.randint(1, max(1, outstanding))
         check_against_reference(harness, principal, apr_bps, n, interval, amortization, left, n - paid, method)
+        # Re-based on the original principal over all the installments: the original plan.
+        check_against_reference(harness, principal, apr_bps, n, interval, amortization, principal, n, REDUCE_AMOUNT)
 
 
 @pytest.mark.parametrize("amortization", [ANNUITY, EQUAL_PRINCIPAL, BULLET])
