@@ -7,9 +7,16 @@ import {LoanMath} from "./LoanMath.sol";
 
 /**
  * @title Early repayment
- * @notice What an amount paid ahead of schedule does: the interest accrued to date on the principal
- * outstanding, then principal, and the rest of the schedule re-based on what is left (Apache Fineract's
+ * @notice The schedule left when principal is prepaid, re-based by the product's method (Apache Fineract's
  * "advance payments adjustment", Mambu's prepayment recalculation). Integer arithmetic only.
+ *
+ * What the loan book does with it: a payment beyond what is due pays the current installment ahead of its
+ * date (the interest accrued to date on the principal owed, then its principal), and what it leaves prepays
+ * principal; the installments after the current one are then `rebase`'s plan of the principal left over the
+ * installments left, keeping their due dates. The rule in full, with the interest of the rest of the period
+ * carried into the next installment, is documented at LoanBook._settleInstallments, _payCurrent and
+ * _payAhead, LoanBookBase._interestAhead, and in docs/contracts.md ("Early repayment"). `currentInterest`
+ * is the interest of the installment the book is on, in the original plan or a re-based one.
  *
  * A re-based schedule is a LoanMath.Plan of its own: principal = the principal outstanding after the
  * prepayment, installments = how many are left, paymentRay = its exact level payment (annuity). Its
@@ -26,84 +33,25 @@ import {LoanMath} from "./LoanMath.sol";
  *   installment is not a stub); equal principal: the fewest whose principal part is at most the original
  *   one, ceil(left * n / P), the left principal spread equally over them; bullet: a bullet has no
  *   principal installment to drop, so this is ReduceInstallmentAmount. Measured against the loan's
- *   original plan, not the last re-based one, so that two prepayments at one moment leave what their sum
- *   would (a re-based payment is a little under the original: measured against it, each prepayment would
- *   shorten the schedule a little less).
+ *   original plan, not the last re-based one: a re-based payment is a little under the original, and
+ *   measured against it each further prepayment would shorten the schedule a little less.
  *
- * The loan book uses `rebase` only: a payment ahead of schedule first pays the current installment (the
- * interest accrued to date, then its principal; covering both pays it ahead of its date), and only what it
- * leaves beyond that is prepaid, re-basing the installments after the current one (LoanBook._payAhead).
- * `prepay` is the earlier rule, kept for this library's own tests (PrepaymentHarness): it applies the whole
- * amount to the interest to date and then principal, and re-bases from the current installment, which
- * stays in the schedule, due on its date, asking only its interest for the rest of the period (the part
- * for the time elapsed counts as settled, `Prepaid.settledInterest`). The book no longer works so: a
- * borrower paying their installment a day early would still owe one the next day.
- *
- * Rounding: LoanMath's, unchanged (a re-based plan is walked with LoanMath.next). Its annuity rule (interest
- * rounded once on the exact balance) is what makes the fairness below exact: see LoanMath's header.
- *
- * Fairness, as tests/contracts/test_prepayment.py (`prepay`) and tests/contracts/test_early_repayment.py
- * (the loan book, around the installment-covering threshold too) check it: for payments a < b at one
- * moment, closing the loan after b (b, then the schedule on time) never costs more than after a, and never
- * less than the payoff; and (`prepay`) a and then b at one moment leave what a + b would.
- *
- * Preconditions (the book's): everything due is settled first, so `elapsed` is within the current period;
- * `amount` is below the payoff (at the payoff the book closes the loan instead).
+ * Rounding: LoanMath's, one rule for original and re-based plans alike (a re-based plan is walked with
+ * LoanMath.next; annuity interest is rounded once on the exact balance, see LoanMath's header). So a plan
+ * re-based on the original principal over all the installments is the original plan, and re-basing on one
+ * unit less principal leaves at least that unit less to pay: the book's fairness (paying more never costs
+ * more, tests/contracts/test_early_repayment.py) rests on it.
  */
 library Prepayment {
-    /// @notice A payment ahead of schedule, split, and the plan it leaves.
-    struct Prepaid {
-        uint256 interestPart; // interest accrued to date, paid
-        uint256 principalPart; // principal prepaid
-        uint256 settledInterest; // interest of the current installment counting as settled afterwards
-        bool rebased; // principal was prepaid: `plan` is new, re-based at the current installment
-        LoanMath.Plan plan; // the plan from the current installment on (unchanged unless `rebased`)
-    }
-
-    /**
-     * @notice Applies `amount`, paid `elapsed` seconds into the current period (nothing being overdue),
-     * to the interest accrued to date and then to principal, and re-bases the plan on what is left.
-     * @param original the loan's original plan (ReduceInstallments keeps its installment amount)
-     * @param plan the loan's plan now: `original`, or the one a previous prepayment left
-     * @param current the cursor of `plan` after the installments already paid (its next is the current one)
-     * @param outstanding the principal outstanding before this payment (partly paid installments included)
-     * @param interestSettled interest of the current installment already paid or settled
-     * @param elapsed seconds since the current period started (at most its interval)
-     * @param amount what is paid beyond everything due; below the payoff (the caller closes the loan at it)
-     * @param method the product's early-repayment method
-     */
-    function prepay(
-        LoanMath.Plan memory original,
-        LoanMath.Plan memory plan,
-        LoanMath.Cursor memory current,
-        uint256 outstanding,
-        uint256 interestSettled,
-        uint256 elapsed,
-        uint256 amount,
-        ILoanBook.EarlyRepayment method
-    ) internal pure returns (Prepaid memory r) {
-        uint256 accrued = LoanMath.accruedInterest(currentInterest(plan, current), elapsed, plan.interval);
-        r.interestPart = accrued > interestSettled ? Math.min(amount, accrued - interestSettled) : 0;
-        r.principalPart = amount - r.interestPart;
-        r.plan = plan;
-        if (r.principalPart == 0) {
-            r.settledInterest = interestSettled + r.interestPart;
-            return r;
-        }
-        r.rebased = true;
-        r.plan = rebase(original, outstanding - r.principalPart, plan.installments - current.paid, method);
-        uint256 first = currentInterest(r.plan, LoanMath.start(r.plan));
-        // Interest paid beyond the accrual (a partial payment of the installment earlier on) stays settled.
-        uint256 ahead = interestSettled + r.interestPart - accrued;
-        r.settledInterest = Math.min(first, LoanMath.accruedInterest(first, elapsed, plan.interval) + ahead);
-    }
-
     /**
      * @notice The plan of `remaining` installments left after a prepayment leaves `outstanding` principal.
      * @dev The book stores `outstanding`, the returned `installments` and the installment count it was
      * re-based at, and overwrites its stored payment with the returned `paymentRay` (annuity).
      * @param original the loan's original plan: its rate, interval, amortization and (ReduceInstallments)
      * the installment amount to keep
+     * @param outstanding the principal left, at most the original principal
+     * @param remaining the installments left, at least one
+     * @param method the product's early-repayment method
      */
     function rebase(
         LoanMath.Plan memory original,

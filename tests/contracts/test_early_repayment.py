@@ -241,6 +241,44 @@ def test_a_payment_short_of_the_installment_pays_part_of_it(driver, keys, loan_t
     assert book.book.functions.schedule(book.loan_id).call()[1] == second
 
 
+@pytest.mark.parametrize("amount", [1, 500, "interest_to_date"])
+def test_a_payment_within_the_interest_to_date_pays_interest_only(driver, keys, loan_terms, amount):
+    # The first installment paid on its date; 15 days into the second period, the interest accrued to date is half
+    # of 1,593, 796.5 -> 797. A payment up to that is interest only: no principal, nothing re-based, the schedule
+    # unchanged, and the interest paid is asked neither at once nor on the installment's date.
+    book, at = loan_in_state(driver, keys, loan_terms, 1, 15 * DAY)
+    schedule = book.book.functions.schedule(book.loan_id).call()
+    assert [(p, i) for _, p, i in schedule] == [(39_221, 2_367), (39_995, 1_593), (40_784, 805)]
+    payoff = book.book.functions.payoffAmount(book.loan_id, at).call()
+    assert payoff == 80_779 + 797
+    paid = 797 if amount == "interest_to_date" else amount
+    snap = snapshot(driver.w3)
+    receipt = book.pay(paid, at)
+    assert not book.book.events.ScheduleRebased().process_receipt(receipt, errors=DISCARD)
+    (applied,) = book.book.events.RepaymentApplied().process_receipt(receipt, errors=DISCARD)
+    assert (applied.args.interest, applied.args.principal, applied.args.paidInstallments) == (paid, 0, 1)
+    assert book.book.functions.schedule(book.loan_id).call() == schedule
+    assert book.book.functions.payoffAmount(book.loan_id, at).call() == payoff - paid
+    due_2 = schedule[1][0]
+    assert tuple(book.book.functions.amountDue(book.loan_id, due_2).call()[:2]) == (39_995, 1_593 - paid)
+    revert(driver.w3, snap)
+    # Closed on schedule from there, the loan costs what it would have without the payment.
+    assert book.cost_to_close(paid, at) == 39_995 + 1_593 + 40_784 + 805
+
+
+def test_interest_paid_to_date_is_not_asked_again_at_the_same_moment(driver, keys, loan_terms):
+    # Ten days in, 20,000 pays the 789 of interest to date and 19,211 of the first installment's principal. At that
+    # moment the payoff is the principal still owed, and a second payment then is all principal.
+    book, at = loan_in_state(driver, keys, loan_terms, 0, 10 * DAY)
+    assert book.book.functions.payoffAmount(book.loan_id, at).call() == 120_000 + 789
+    book.pay(20_000, at)
+    assert book.book.functions.payoffAmount(book.loan_id, at).call() == 120_000 - 19_211
+    receipt = book.pay(5_000, at)
+    (applied,) = book.book.events.RepaymentApplied().process_receipt(receipt, errors=DISCARD)
+    assert (applied.args.interest, applied.args.principal, applied.args.paidInstallments) == (0, 5_000, 0)
+    assert book.book.functions.payoffAmount(book.loan_id, at).call() == 120_000 - 24_211
+
+
 # --- the property ---------------------------------------------------------------------------------------------
 
 
