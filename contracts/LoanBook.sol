@@ -392,6 +392,8 @@ contract LoanBook is LoanBookBase, ILoanBookCore {
         Current memory c,
         uint256 amount
     ) private returns (uint256 principalPart, uint256 interestPart) {
+        uint256 periodStart = c.dueAt - plan.interval;
+        if (periodStart > c.asOf && c.principalPaid == 0) return _payBeforePeriod(loan, plan, cursor, c, amount, periodStart);
         uint256 scheduled = plan.principal - cursor.principalBefore;
         (uint256 p, uint256 i) = LoanMath.next(plan, cursor);
         uint256 asked = _interestAsked(i, c.settled);
@@ -412,6 +414,33 @@ contract LoanBook is LoanBookBase, ILoanBookCore {
             uint256 owed = scheduled - c.principalPaid - principalPart;
             int256 rest = int256(i) - int256(_interestAhead(plan, i, scheduled, owed, c.dueAt, c.asOf));
             if (rest > c.settled) c.settled = rest;
+        }
+    }
+
+    /**
+     * @dev `amount` paid while the installment before `cursor` is paid ahead of its date (`periodStart`): the
+     * current installment's period has not begun, so nothing of it falls due before its date. The interest
+     * accrued since the payment ahead is paid, and the rest prepays principal (`_payAhead`), as it would have
+     * had it come with that payment: a payment split in two at one moment costs what it would in one go.
+     */
+    function _payBeforePeriod(
+        LoanRecord storage loan,
+        LoanMath.Plan memory plan,
+        LoanMath.Cursor memory cursor,
+        Current memory c,
+        uint256 amount,
+        uint256 periodStart
+    ) private returns (uint256 principalPart, uint256 interestPart) {
+        uint256 scheduled = plan.principal - cursor.principalBefore;
+        uint256 i = Prepayment.currentInterest(plan, cursor);
+        uint256 asked = _interestAsked(i, c.settled);
+        uint256 ahead = _interestAhead(plan, i, scheduled, scheduled, c.dueAt, c.asOf);
+        interestPart = _min(amount, asked > ahead ? asked - ahead : 0);
+        principalPart = amount - interestPart;
+        if (principalPart == 0) {
+            c.settled += int256(interestPart);
+        } else {
+            c.settled = _payAhead(c.loanId, c.paymentRef, loan, plan, cursor, principalPart, periodStart, c.asOf);
         }
     }
 

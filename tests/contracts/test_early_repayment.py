@@ -362,3 +362,71 @@ def test_paying_more_never_costs_more_after_an_earlier_payment_ahead(driver, key
             if due_at > earlier + 1:
                 paying_more_never_costs_more(w3, book, rng.randint(earlier + 1, due_at - 1), rng, s)
         revert(w3, base)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_the_installment_paid_ahead_then_more_at_once_costs_what_one_payment_would(driver, keys, loan_terms, w3,
+                                                                                  method):
+    # 120,000 at 24 %, day 10: 40,010 covers installment 1 (39,221 and 789 of interest to date). 50,000 more at the
+    # same moment prepays, as it would have in one payment of 90,010; it does not pay installment 2 ahead (which
+    # would leave the principal after it owed longer, and cost the borrower 122,408 in all).
+    book, at = loan_in_state(driver, keys, replace(loan_terms, earlyRepayment=method), 0, 10 * DAY)
+    snap = snapshot(w3)
+    whole = book.cost_to_close(90_010, at)
+    revert(w3, snap)
+    receipt = book.pay(40_010, at)
+    assert book.book.functions.progressOf(book.loan_id).call()[0] == 1
+    assert not book.book.events.ScheduleRebased().process_receipt(receipt, errors=DISCARD)
+    receipt = book.pay(50_000, at)
+    (applied,) = book.book.events.RepaymentApplied().process_receipt(receipt, errors=DISCARD)
+    assert (applied.args.principal, applied.args.interest, applied.args.paidInstallments) == (50_000, 0, 1)
+    assert book.book.events.ScheduleRebased().process_receipt(receipt, errors=DISCARD)
+    split = 40_010 + 50_000
+    for due_at, _, _ in book.book.functions.schedule(book.loan_id).call():
+        if book.status() == REPAID:
+            break
+        due = book.book.functions.amountDue(book.loan_id, due_at).call()
+        if due[0] + due[1]:
+            book.pay(due[0] + due[1], due_at)
+            split += due[0] + due[1]
+    assert split == whole == {REDUCE_INSTALLMENTS: 121_801, REDUCE_AMOUNT: 122_108}[method]
+
+
+def test_a_payment_later_in_the_same_period_pays_the_interest_accrued_since_then_prepays(driver, keys, loan_terms):
+    # Installment 1 paid ahead on day 10; on day 20, 30,000: the ten days' interest on the principal owed
+    # (80,779 at 24 %: 80,779 * 0.24 * 10 / 365 = 531.1) first, then it all prepays.
+    book, at = loan_in_state(driver, keys, loan_terms, 0, 10 * DAY)
+    book.pay(40_010, at)
+    receipt = book.pay(30_000, at + 10 * DAY)
+    (applied,) = book.book.events.RepaymentApplied().process_receipt(receipt, errors=DISCARD)
+    assert (applied.args.interest, applied.args.principal, applied.args.paidInstallments) == (531, 29_469, 1)
+    assert book.book.events.ScheduleRebased().process_receipt(receipt, errors=DISCARD)
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("amortization", [Amortization.ANNUITY, Amortization.EQUAL_PRINCIPAL, Amortization.BULLET])
+def test_a_payment_split_in_two_at_one_moment_costs_what_it_would_in_one(driver, keys, loan_terms, w3, amortization,
+                                                                         method):
+    # The first part short of the current installment, exactly covering it, or beyond it; the second anything up to
+    # what closes the loan.
+    for s in random_states(9000 + 1000 * int(amortization) + method, 4):
+        base = snapshot(w3)
+        terms = replace(loan_terms, principal=s["principal"], annualRateBps=s["apr_bps"], amortization=amortization,
+                        installments=s["n"], interval=s["interval"], earlyRepayment=method)
+        book, at = loan_in_state(driver, keys, terms, s["paid"], s["elapsed"])
+        rng = random.Random(s["pick"])
+        payoff, threshold = threshold_of(book, at)
+        for first in {rng.randint(1, max(1, threshold - 1)), threshold,
+                      rng.randint(threshold, max(threshold, payoff - 1))}:
+            if not 0 < first < payoff:
+                continue
+            second = rng.randint(1, payoff - first)
+            snap = snapshot(w3)
+            whole = book.cost_to_close(first + second, at)
+            revert(w3, snap)
+            snap = snapshot(w3)
+            book.pay(first, at)
+            split = first + book.cost_to_close(second, at)
+            revert(w3, snap)
+            assert split == whole, (s, threshold, payoff, first, second)
+        revert(w3, base)
