@@ -247,7 +247,8 @@ contract LoanBook is LoanBookBase, ILoanBookCore {
         // A confirmation older than the last accrual is applied at the last accrual: time never runs back.
         uint40 asOf = paidAt > loan.accruedAt ? paidAt : loan.accruedAt;
         LoanMath.Plan memory plan = _planOf(loan);
-        Position memory pos = _position(loan, plan, asOf);
+        DueDates memory dates = _dueDatesOf(loan);
+        Position memory pos = _position(loan, plan, dates, asOf);
         // Before accruing: `_payoff` adds the position's new charges to the stored unpaid ones, and
         // accruing moves them into storage, so after it they would count twice.
         uint256 payoff = _payoff(loan, pos);
@@ -278,7 +279,7 @@ contract LoanBook is LoanBookBase, ILoanBookCore {
             loan.balanceRay = 0;
             loan.status = credit == 0 ? LoanStatus.Repaid : LoanStatus.Overpaid;
         } else {
-            Current memory c = Current(loanId, paymentRef, 0, asOf, loan.currentInterestSettled, 0);
+            Current memory c = Current(loanId, paymentRef, dates, 0, asOf, loan.currentInterestSettled, 0);
             (principalPart, interestPart) = _settleInstallments(loan, plan, c, left);
         }
         loan.principalRepaid += principalPart.toUint64();
@@ -340,9 +341,9 @@ contract LoanBook is LoanBookBase, ILoanBookCore {
         // The caller checked left < payoff <= everything scheduled, so the walk ends before the schedule.
         while (left > 0) {
             // Installment k of the plan is the loan's installment rebasedAt + k, due on that one's date.
-            uint256 dueAt = loan.disbursedAt + (loan.rebasedAt + cursor.paid + 1) * plan.interval;
-            if (dueAt > c.asOf) {
-                (c.dueAt, c.settled, c.principalPaid) = (dueAt, settled, principalPaidOnCurrent);
+            uint256 number = loan.rebasedAt + cursor.paid + 1;
+            if (_dueAt(c.dates, number) > c.asOf) {
+                (c.number, c.settled, c.principalPaid) = (number, settled, principalPaidOnCurrent);
                 (uint256 pp, uint256 ip) = _payCurrent(loan, plan, cursor, c, left);
                 principalPart += pp;
                 interestPart += ip;
@@ -374,7 +375,8 @@ contract LoanBook is LoanBookBase, ILoanBookCore {
     struct Current {
         uint256 loanId;
         bytes32 paymentRef;
-        uint256 dueAt;
+        DueDates dates; // the loan's
+        uint256 number; // its number in the loan (its due date: _dueAt(dates, number))
         uint256 asOf;
         int256 settled; // its interest settled (LoanRecord.currentInterestSettled); updated
         uint256 principalPaid; // its principal paid
@@ -395,7 +397,7 @@ contract LoanBook is LoanBookBase, ILoanBookCore {
         uint256 scheduled = plan.principal - cursor.principalBefore;
         (uint256 p, uint256 i) = LoanMath.next(plan, cursor);
         uint256 asked = _interestAsked(i, c.settled);
-        uint256 ahead = _interestAhead(plan, i, scheduled, scheduled - c.principalPaid, c.dueAt, c.asOf);
+        uint256 ahead = _interestAhead(plan, i, scheduled, scheduled - c.principalPaid, c.dates, c.number, c.asOf);
         uint256 interestDue = asked > ahead ? asked - ahead : 0;
         interestPart = _min(amount, interestDue);
         principalPart = _min(amount - interestPart, p - c.principalPaid);
@@ -403,34 +405,32 @@ contract LoanBook is LoanBookBase, ILoanBookCore {
         if (c.principalPaid + principalPart == p && interestPart == interestDue) {
             ++loan.paidInstallments; // the loan's installment rebasedAt + cursor.paid
             loan.balanceRay = uint160(cursor.balanceRay);
-            c.settled = _payAhead(c.loanId, c.paymentRef, loan, plan, cursor, left, c.dueAt, c.asOf);
+            c.settled = _payAhead(loan, plan, cursor, c, left);
             return (principalPart + left, interestPart);
         }
         c.settled += int256(interestPart);
         if (principalPart != 0) {
             // Paid to date: from now on it asks the interest of the rest of the period on the principal owed.
             uint256 owed = scheduled - c.principalPaid - principalPart;
-            int256 rest = int256(i) - int256(_interestAhead(plan, i, scheduled, owed, c.dueAt, c.asOf));
+            int256 rest = int256(i) - int256(_interestAhead(plan, i, scheduled, owed, c.dates, c.number, c.asOf));
             if (rest > c.settled) c.settled = rest;
         }
     }
 
     /**
-     * @dev The installment before `cursor`, due at `paidDueAt`, was just paid ahead of its date, and `excess`
+     * @dev The installment before `cursor`, the loan's `c.number`, was just paid ahead of its date, and `excess`
      * is left: it prepays principal, and the installments after it are re-based on what it leaves by the
      * loan's early-repayment method (Prepayment.rebase; ScheduleRebased), keeping their due dates. Interest
      * runs only on the principal owed: the next installment asks, besides its own period's interest, that of
-     * the time from now to `paidDueAt` on the principal left, carried into it as negative settled interest.
+     * the time from now to the paid one's due date on the principal left, carried into it as negative settled
+     * interest.
      */
     function _payAhead(
-        uint256 loanId,
-        bytes32 paymentRef,
         LoanRecord storage loan,
         LoanMath.Plan memory plan,
         LoanMath.Cursor memory cursor,
-        uint256 excess,
-        uint256 paidDueAt,
-        uint256 asOf
+        Current memory c,
+        uint256 excess
     ) private returns (int256 settled) {
         if (excess != 0) {
             // The original plan: ReduceInstallments keeps its installment amount.
@@ -450,12 +450,12 @@ contract LoanBook is LoanBookBase, ILoanBookCore {
             loan.rebasedPrincipal = principal;
             loan.balanceRay = uint160(cursor.balanceRay);
             loan.paymentRay = paymentRay;
-            emit ScheduleRebased(loanId, paymentRef, rebasedAt, principal, installments, paymentRay);
+            emit ScheduleRebased(c.loanId, c.paymentRef, rebasedAt, principal, installments, paymentRay);
         }
         // There is a next installment: paying the last one ahead is paying the payoff, which closes the loan.
         uint256 scheduled = plan.principal - cursor.principalBefore;
         uint256 i = Prepayment.currentInterest(plan, cursor);
-        uint256 ahead = _interestAhead(plan, i, scheduled, scheduled, paidDueAt + plan.interval, asOf);
+        uint256 ahead = _interestAhead(plan, i, scheduled, scheduled, c.dates, c.number + 1, c.asOf);
         settled = int256(i) - int256(ahead);
     }
 

@@ -15,7 +15,8 @@ import {LoanLedgerRoles} from "./LoanLedgerRoles.sol";
  * The cost check needs no root finding. The net present value of the borrower's cash flows,
  * -net + sum(installment_k / (1 + r)^k), falls as r rises, and is zero at the IRR; so the IRR is at most the
  * cap's period rate exactly when the installments discounted at that rate are worth at most the net amount
- * paid out. The cap is nominal like the loan rate: its period rate is capBps * interval / 365 days.
+ * paid out. The cap is nominal like the loan rate: its period rate is capBps * interval / 365 days, a monthly
+ * product's capBps / 12 (30/360 months: its installments are the same whatever the disbursement date).
  */
 contract ProductCatalog is IProductCatalog, LoanLedgerRoles {
     /// @notice The most installment counts a product may allow: creation checks the cost at every one of them.
@@ -246,9 +247,16 @@ contract ProductCatalog is IProductCatalog, LoanLedgerRoles {
             p.minInstallments == 0 || p.minInstallments > p.maxInstallments || p.maxInstallments > MAX_PRODUCT_INSTALLMENTS
                 || p.maxInstallments - p.minInstallments >= MAX_INSTALLMENT_CHOICES
         ) revert ProductCatalogInvalidProduct("installments");
-        if (p.frequency != ILoanBook.Frequency.FixedInterval) revert ProductCatalogUnsupportedFrequency(p.frequency);
-        if (p.dayCount != ILoanBook.DayCount.Actual365Fixed) revert ProductCatalogInvalidProduct("dayCount");
-        if (p.interval < _MIN_INTERVAL || p.interval > _MAX_INTERVAL) revert ProductCatalogInvalidProduct("interval");
+        if (p.frequency == ILoanBook.Frequency.Monthly) {
+            // Interest on the actual days of each month (MonthlySchedule's Actual365Fixed) is not in the book yet.
+            if (p.dayCount != ILoanBook.DayCount.Thirty360) revert ProductCatalogUnsupportedDayCount(p.frequency, p.dayCount);
+            // The calendar spaces the installments: interval 0 is how the book knows a monthly loan (LoanTerms).
+            if (p.interval != 0) revert ProductCatalogInvalidProduct("interval");
+        } else {
+            // 30/360 is a calendar convention: a fixed interval is counted on its seconds.
+            if (p.dayCount != ILoanBook.DayCount.Actual365Fixed) revert ProductCatalogInvalidProduct("dayCount");
+            if (p.interval < _MIN_INTERVAL || p.interval > _MAX_INTERVAL) revert ProductCatalogInvalidProduct("interval");
+        }
         if (p.defaultAfter == 0) revert ProductCatalogInvalidProduct("defaultAfter");
         if (p.serviceFeeBps >= LoanMath.BPS) revert ProductCatalogInvalidProduct("serviceFeeBps");
         if (
@@ -364,9 +372,10 @@ contract ProductCatalog is IProductCatalog, LoanLedgerRoles {
         view
         returns (bool ok, uint256 presentValue, uint256 netPaidOut)
     {
-        uint256 capRateRay = Math.mulDiv(uint256(costCapBps) * terms.interval, LoanMath.RAY, LoanMath.BPS * LoanMath.YEAR);
-        uint256 onePlusCap = LoanMath.RAY + capRateRay;
         LoanMath.Plan memory plan = LoanMath.plan(terms);
+        // The plan's interval: a monthly product's period is a twelfth of a year (its terms' interval is 0).
+        uint256 capRateRay = Math.mulDiv(uint256(costCapBps) * plan.interval, LoanMath.RAY, LoanMath.BPS * LoanMath.YEAR);
+        uint256 onePlusCap = LoanMath.RAY + capRateRay;
         LoanMath.Cursor memory cursor = LoanMath.start(plan);
         uint256 discountRay = LoanMath.RAY;
         uint256 presentValueRay;

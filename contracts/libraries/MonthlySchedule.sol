@@ -40,7 +40,7 @@ import {LoanMath} from "./LoanMath.sol";
  */
 library MonthlySchedule {
     /// @notice The interval that makes LoanMath's period rate exactly annualRate / 12 (30/360 month).
-    uint256 internal constant MONTH = LoanMath.YEAR / 12;
+    uint256 internal constant MONTH = LoanMath.MONTH;
 
     /// @notice The constants of a monthly product (`terms.interval` is ignored), with its level payment.
     function plan(ILoanBook.LoanTerms memory terms) internal pure returns (LoanMath.Plan memory p) {
