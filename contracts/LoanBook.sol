@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {IBorrowerRegistry} from "./interfaces/IBorrowerRegistry.sol";
 import {ICreditOracle} from "./interfaces/ICreditOracle.sol";
@@ -113,6 +114,7 @@ contract LoanBook is LoanBookBase, ILoanBookCore {
         loan.terms = terms;
         loan.borrower = borrower;
         loan.status = LoanStatus.Requested;
+        if (terms.frequency == Frequency.Monthly && terms.dayCount == DayCount.Actual365Fixed) loan.actualDays = true;
         if (terms.amortization == Amortization.Annuity) loan.paymentRay = LoanMath.plan(terms).paymentRay.toUint152();
         emit LoanRequested(loanId, borrower, terms, autoApprovable, nonce, msg.sender);
     }
@@ -350,7 +352,7 @@ contract LoanBook is LoanBookBase, ILoanBookCore {
                 settled = c.settled;
                 break;
             }
-            (uint256 p, uint256 i) = LoanMath.next(plan, cursor);
+            (uint256 p, uint256 i) = _next(plan, cursor, c.dates, number);
             uint256 interestDue = _interestAsked(i, settled);
             uint256 payInterest = _min(left, interestDue);
             left -= payInterest;
@@ -395,7 +397,7 @@ contract LoanBook is LoanBookBase, ILoanBookCore {
         uint256 amount
     ) private returns (uint256 principalPart, uint256 interestPart) {
         uint256 scheduled = plan.principal - cursor.principalBefore;
-        (uint256 p, uint256 i) = LoanMath.next(plan, cursor);
+        (uint256 p, uint256 i) = _next(plan, cursor, c.dates, c.number);
         uint256 asked = _interestAsked(i, c.settled);
         uint256 ahead = _interestAhead(plan, i, scheduled, scheduled - c.principalPaid, c.dates, c.number, c.asOf);
         uint256 interestDue = asked > ahead ? asked - ahead : 0;
@@ -433,13 +435,7 @@ contract LoanBook is LoanBookBase, ILoanBookCore {
         uint256 excess
     ) private returns (int256 settled) {
         if (excess != 0) {
-            // The original plan: ReduceInstallments keeps its installment amount.
-            plan = Prepayment.rebase(
-                LoanMath.plan(_termsOf(loan)),
-                plan.principal - cursor.principalBefore - excess,
-                plan.installments - cursor.paid,
-                loan.terms.earlyRepayment
-            );
+            plan = _rebase(loan, plan, cursor, excess, c.dates.actualDays);
             cursor = LoanMath.start(plan);
             uint16 rebasedAt = loan.paidInstallments;
             uint16 installments = uint16(plan.installments);
@@ -454,9 +450,37 @@ contract LoanBook is LoanBookBase, ILoanBookCore {
         }
         // There is a next installment: paying the last one ahead is paying the payoff, which closes the loan.
         uint256 scheduled = plan.principal - cursor.principalBefore;
-        uint256 i = Prepayment.currentInterest(plan, cursor);
+        LoanMath.Cursor memory walk = LoanMath.Cursor(cursor.paid, cursor.principalBefore, cursor.balanceRay);
+        (, uint256 i) = _next(plan, walk, c.dates, c.number + 1); // the next installment's interest, cursor kept
         uint256 ahead = _interestAhead(plan, i, scheduled, scheduled, c.dates, c.number + 1, c.asOf);
         settled = int256(i) - int256(ahead);
+    }
+
+    /**
+     * @dev The plan `excess` prepaid leaves after `cursor` (Prepayment.rebase, measured against the original plan:
+     * ReduceInstallments keeps its installment amount). On actual days a month's interest is not the twelfth of
+     * the rate the level payment is computed at, so the exact balance left is not that of an annuity at the
+     * current payment: a payment computed afresh from it would change the pace of repayment even for one unit
+     * prepaid, and could cost more interest than the unit saves. So the payment keeps the pace: ReduceInstallments
+     * keeps the original installment (its definition), ReduceInstallmentAmount scales the current one by the
+     * principal left over the exact balance (what the annuity formula gives under 30/360).
+     */
+    function _rebase(
+        LoanRecord storage loan,
+        LoanMath.Plan memory plan,
+        LoanMath.Cursor memory cursor,
+        uint256 excess,
+        bool actualDays
+    ) private view returns (LoanMath.Plan memory rebased) {
+        LoanMath.Plan memory original = LoanMath.plan(_termsOf(loan));
+        uint256 left = plan.principal - cursor.principalBefore - excess;
+        EarlyRepayment method = loan.terms.earlyRepayment;
+        rebased = Prepayment.rebase(original, left, plan.installments - cursor.paid, method);
+        if (actualDays && rebased.amortization == Amortization.Annuity && cursor.balanceRay != 0) {
+            rebased.paymentRay = method == EarlyRepayment.ReduceInstallments
+                ? original.paymentRay
+                : Math.mulDiv(plan.paymentRay, left * LoanMath.RAY, cursor.balanceRay);
+        }
     }
 
     function _accrueCharges(uint256 loanId, LoanRecord storage loan, Position memory pos, uint40 asOf) private {

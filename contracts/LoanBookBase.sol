@@ -8,6 +8,7 @@ import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {ILoanBook} from "./interfaces/ILoanBook.sol";
 import {LoanMath} from "./libraries/LoanMath.sol";
 import {Calendar} from "./libraries/Calendar.sol";
+import {MonthlySchedule} from "./libraries/MonthlySchedule.sol";
 import {LoanLedgerRoles} from "./LoanLedgerRoles.sol";
 
 /**
@@ -48,6 +49,9 @@ abstract contract LoanBookBase is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
         address borrower; // slot 2
         LoanStatus status;
         uint64 penaltyUnpaid;
+        // A monthly loan charging the actual days of each month (terms.dayCount Actual365Fixed), copied here at
+        // application: a repayment reads this slot anyway, and the terms' second slot would cost it 2,100 gas.
+        bool actualDays;
         uint40 accruedAt; // slot 3: charges are accrued up to here
         uint16 paidInstallments; // installments fully paid
         // Interest of installment paidInstallments + 1 paid or settled: it asks its scheduled interest less this.
@@ -92,6 +96,7 @@ abstract contract LoanBookBase is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
     struct DueDates {
         uint256 startsAt; // the disbursement (installment 0)
         uint256 interval; // 0: monthly; the rest is for monthly loans only
+        bool actualDays; // interest on each month's actual days / 365 (else 30/360: a twelfth of the year)
         uint256 year;
         uint256 month;
         uint256 day;
@@ -139,7 +144,7 @@ abstract contract LoanBookBase is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
             uint256 number = base + cursor.paid + 1;
             uint256 dueAt = _dueAt(dates, number);
             uint256 scheduled = plan.principal - cursor.principalBefore;
-            (uint256 p, uint256 i) = LoanMath.next(plan, cursor);
+            (uint256 p, uint256 i) = _next(plan, cursor, dates, number);
             uint256 asked = _interestAsked(i, settled);
             if (pos.oldestDueAt == 0) pos.oldestDueAt = dueAt;
             if (dueAt > asOf) {
@@ -189,31 +194,59 @@ abstract contract LoanBookBase is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
     ) internal pure returns (uint256) {
         uint256 end = _dueAt(dates, number);
         if (end <= asOf) return 0;
-        uint256 perPeriod = outstanding == scheduled ? interest : _min(interest, LoanMath.periodInterest(plan, outstanding));
+        uint256 perPeriod = outstanding == scheduled
+            ? interest
+            : _min(interest, _periodInterest(plan, dates, outstanding, number));
         uint256 interval = dates.interval;
-        uint256 whole; // whole periods after the one asOf is in
-        uint256 intoPeriod; // seconds of that one elapsed, < its length
         if (interval != 0) {
-            whole = (end - asOf - 1) / interval;
-            intoPeriod = interval * (whole + 1) - (end - asOf);
-        } else {
-            // Back from `end` to the period holding asOf, [start, end): installment 0 is due at disbursement, at
-            // or before any asOf, so the walk stops there at the latest.
-            uint256 start = _dueAt(dates, number - 1);
-            while (start > asOf) {
-                ++whole;
-                end = start;
-                start = _dueAt(dates, number - 1 - whole);
-            }
-            intoPeriod = asOf - start;
-            interval = end - start;
+            uint256 whole = (end - asOf - 1) / interval; // whole periods after the one asOf is in
+            uint256 intoPeriod = interval * (whole + 1) - (end - asOf); // seconds of that one elapsed, < interval
+            return whole * perPeriod + perPeriod - LoanMath.accruedInterest(perPeriod, intoPeriod, interval);
         }
-        return whole * perPeriod + perPeriod - LoanMath.accruedInterest(perPeriod, intoPeriod, interval);
+        uint256 start = _dueAt(dates, number - 1);
+        if (start <= asOf) return perPeriod - LoanMath.accruedInterest(perPeriod, asOf - start, end - start);
+        // Paid ahead of earlier dates too: each earlier period asks its own interest on `outstanding` (its actual
+        // days', or the same twelfth of a year), back to the one holding asOf. Installment 0 is due at
+        // disbursement, at or before any asOf, so the walk stops there at the latest.
+        uint256 ahead = perPeriod;
+        while (true) {
+            end = start;
+            --number;
+            start = _dueAt(dates, number - 1);
+            uint256 earlier = dates.actualDays ? _periodInterest(plan, dates, outstanding, number) : perPeriod;
+            if (start <= asOf) return ahead + earlier - LoanMath.accruedInterest(earlier, asOf - start, end - start);
+            ahead += earlier;
+        }
+    }
+
+    /**
+     * @dev The next installment of `plan` after `cursor`, the loan's installment `number`, and `cursor` moved past
+     * it: LoanMath's, or on a monthly loan by actual days the interest of that month's days (MonthlySchedule).
+     */
+    function _next(LoanMath.Plan memory plan, LoanMath.Cursor memory cursor, DueDates memory dates, uint256 number)
+        internal
+        pure
+        returns (uint256, uint256)
+    {
+        if (!dates.actualDays) return LoanMath.next(plan, cursor);
+        return MonthlySchedule.nextActual(plan, cursor, _dueAt(dates, number) - _dueAt(dates, number - 1));
+    }
+
+    /// @dev The interest of the loan's installment `number`'s period on `balance`, rounded half-up.
+    function _periodInterest(LoanMath.Plan memory plan, DueDates memory dates, uint256 balance, uint256 number)
+        internal
+        pure
+        returns (uint256)
+    {
+        if (!dates.actualDays) return LoanMath.periodInterest(plan, balance);
+        uint256 length = _dueAt(dates, number) - _dueAt(dates, number - 1);
+        return LoanMath.divHalfUp(balance * plan.annualRateBps * length, LoanMath.BPS * LoanMath.YEAR);
     }
 
     /// @dev The loan's due dates (see DueDates); before disbursement, those of a disbursement at time 0.
-    function _dueDatesOf(LoanRecord storage loan) internal view returns (DueDates memory) {
-        return _dueDates(loan.disbursedAt, loan.terms.interval);
+    function _dueDatesOf(LoanRecord storage loan) internal view returns (DueDates memory dates) {
+        dates = _dueDates(loan.disbursedAt, loan.terms.interval);
+        if (dates.interval == 0) dates.actualDays = loan.actualDays;
     }
 
     /// @dev Due dates of a schedule starting at `startsAt` with `interval` seconds between installments (0: monthly).

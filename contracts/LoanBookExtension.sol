@@ -160,7 +160,9 @@ contract LoanBookExtension is LoanBookBase, ILoanBookExtension {
 
     /// @inheritdoc ILoanBookExtension
     function quote(LoanTerms calldata terms, uint40 startsAt, uint16 passed) external pure returns (Installment[] memory) {
-        return _scheduleOf(LoanMath.plan(terms), passed, _dueDates(startsAt, terms.interval));
+        DueDates memory dates = _dueDates(startsAt, terms.interval);
+        dates.actualDays = terms.frequency == Frequency.Monthly && terms.dayCount == DayCount.Actual365Fixed;
+        return _scheduleOf(LoanMath.plan(terms), passed, dates);
     }
 
     /// @inheritdoc ILoanBookExtension
@@ -247,13 +249,14 @@ contract LoanBookExtension is LoanBookBase, ILoanBookExtension {
         uint256 left = uint256(loan.principalRepaid) + loan.interestPaid - paid.principal - paid.interest;
         LoanMath.Plan memory plan = LoanMath.plan(_termsOf(loan));
         LoanMath.Cursor memory cursor = LoanMath.start(plan);
+        DueDates memory dates = _dueDatesOf(loan);
         uint256 paidInstallments;
         uint256 balanceRay = cursor.balanceRay;
         uint256 principal;
         uint256 interest;
         uint256 currentInterest;
         while (left > 0 && cursor.paid < plan.installments) {
-            (uint256 p, uint256 i) = LoanMath.next(plan, cursor);
+            (uint256 p, uint256 i) = _next(plan, cursor, dates, cursor.paid + 1);
             if (left < p + i) {
                 currentInterest = _min(left, i);
                 principal += left - currentInterest;
@@ -291,8 +294,8 @@ contract LoanBookExtension is LoanBookBase, ILoanBookExtension {
         items = new Installment[](plan.installments);
         LoanMath.Cursor memory cursor = LoanMath.start(plan);
         for (uint256 k = 0; k < plan.installments; ++k) {
-            (uint256 p, uint256 i) = LoanMath.next(plan, cursor);
             uint256 dueAt = _dueAt(dates, base + k + 1);
+            (uint256 p, uint256 i) = _next(plan, cursor, dates, base + k + 1);
             items[k] = Installment({dueAt: dueAt.toUint40(), principal: p.toUint96(), interest: i.toUint96()});
         }
     }

@@ -5,6 +5,7 @@ import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {ILoanBook} from "./interfaces/ILoanBook.sol";
 import {IProductCatalog} from "./interfaces/IProductCatalog.sol";
 import {LoanMath} from "./libraries/LoanMath.sol";
+import {MonthlySchedule} from "./libraries/MonthlySchedule.sol";
 import {LoanLedgerRoles} from "./LoanLedgerRoles.sol";
 
 /**
@@ -248,10 +249,9 @@ contract ProductCatalog is IProductCatalog, LoanLedgerRoles {
                 || p.maxInstallments - p.minInstallments >= MAX_INSTALLMENT_CHOICES
         ) revert ProductCatalogInvalidProduct("installments");
         if (p.frequency == ILoanBook.Frequency.Monthly) {
-            // Interest on the actual days of each month (MonthlySchedule's Actual365Fixed) is not in the book yet.
-            if (p.dayCount != ILoanBook.DayCount.Thirty360) revert ProductCatalogUnsupportedDayCount(p.frequency, p.dayCount);
             // The calendar spaces the installments: interval 0 is how the book knows a monthly loan (LoanTerms).
             if (p.interval != 0) revert ProductCatalogInvalidProduct("interval");
+            if (p.dayCount == ILoanBook.DayCount.Actual365Fixed) _checkLongestMonth(p);
         } else {
             // 30/360 is a calendar convention: a fixed interval is counted on its seconds.
             if (p.dayCount != ILoanBook.DayCount.Actual365Fixed) revert ProductCatalogInvalidProduct("dayCount");
@@ -275,6 +275,19 @@ contract ProductCatalog is IProductCatalog, LoanLedgerRoles {
             if (p.maxPrincipal != p.minPrincipal) {
                 _requireWithinCap(_terms(p, 0, 0, p.maxPrincipal, uint16(n)), p.serviceFeeBps);
             }
+        }
+    }
+
+    /**
+     * @dev A monthly annuity on actual days: its level payment (at a twelfth of the rate) must cover a 31-day
+     * month's interest on the whole principal, so the balance falls every month (else a long month would add
+     * to it). The payment is smallest at the most installments.
+     */
+    function _checkLongestMonth(Product memory p) private pure {
+        if (p.amortization != ILoanBook.Amortization.Annuity) return;
+        LoanMath.Plan memory plan = LoanMath.plan(_terms(p, 0, 0, p.maxPrincipal, p.maxInstallments));
+        if (plan.paymentRay * LoanMath.BPS * LoanMath.YEAR <= plan.principal * LoanMath.RAY * p.annualRateBps * 31 days) {
+            revert ProductCatalogInvalidProduct("annualRateBps");
         }
     }
 
@@ -379,8 +392,12 @@ contract ProductCatalog is IProductCatalog, LoanLedgerRoles {
         LoanMath.Cursor memory cursor = LoanMath.start(plan);
         uint256 discountRay = LoanMath.RAY;
         uint256 presentValueRay;
+        // A monthly loan on actual days charges each month's days, which depend on the disbursement date: the check
+        // takes every month as 31 days long, the dearest any calendar can be.
+        bool actualDays = terms.interval == 0 && terms.dayCount == ILoanBook.DayCount.Actual365Fixed;
         for (uint256 k = 0; k < plan.installments; ++k) {
-            (uint256 principalPart, uint256 interestPart) = LoanMath.next(plan, cursor);
+            (uint256 principalPart, uint256 interestPart) =
+                actualDays ? MonthlySchedule.nextActual(plan, cursor, 31 days) : LoanMath.next(plan, cursor);
             discountRay = Math.mulDiv(discountRay, LoanMath.RAY, onePlusCap, Math.Rounding.Ceil);
             presentValueRay += (principalPart + interestPart) * discountRay;
         }

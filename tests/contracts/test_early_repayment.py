@@ -17,7 +17,7 @@ import pytest
 from eth_utils import keccak
 from web3.logs import DISCARD
 
-from ledger.typed_data import Amortization, LoanTerms
+from ledger.typed_data import Amortization, DayCount, Frequency, LoanTerms
 
 DAY = 86_400
 REPAID, OVERPAID = 6, 9
@@ -323,4 +323,18 @@ def test_paying_more_never_costs_more_after_an_earlier_payment_ahead(driver, key
             due_at = book.book.functions.amountDue(book.loan_id, earlier).call()[4]
             if due_at > earlier + 1:
                 paying_more_never_costs_more(w3, book, rng.randint(earlier + 1, due_at - 1), rng, s)
+        revert(w3, base)
+
+
+@pytest.mark.parametrize("day_count", [DayCount.THIRTY_360, DayCount.ACTUAL_365_FIXED])
+@pytest.mark.parametrize("method", METHODS)
+def test_paying_more_never_costs_more_on_a_monthly_loan(driver, keys, loan_terms, w3, day_count, method):
+    # The same property on monthly annuities: periods of 28 to 31 days, each accruing over its real length (and
+    # on actual days, charging its own days' interest). The moment tried is within the shortest month.
+    for s in random_states(500 + 10 * int(day_count) + method, 4):
+        base = snapshot(w3)
+        terms = replace(loan_terms, principal=s["principal"], annualRateBps=s["apr_bps"], installments=s["n"],
+                        interval=0, frequency=Frequency.MONTHLY, dayCount=day_count, earlyRepayment=method)
+        book, at = loan_in_state(driver, keys, terms, s["paid"], s["elapsed"] % (28 * DAY - 1) + 1)
+        paying_more_never_costs_more(w3, book, at, random.Random(s["pick"]), s)
         revert(w3, base)

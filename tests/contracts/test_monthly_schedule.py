@@ -1,12 +1,13 @@
 """Monthly schedules on the real loan book (issue 15): installment k is due on the disbursement's day of the month
 k months later (the month's last day when it is shorter), interest by 30/360 (a twelfth of the annual rate each
-month), and everything the book does with a due date (what is due, late charges, payoff, early repayment, reversal,
-default) on those dates.
+month) or actual/365 (each month's actual days), and everything the book does with a due date (what is due, late
+charges, payoff, early repayment, reversal, default) on those dates.
 
 The references are computed here, independently of the contracts: due dates with `datetime` and `calendar`, the
 annuity with exact fractions (LoanMath's rounding: interest rounded half-up once on the exact balance, principal
-rounded on the cumulative amount), and interest accrued within a period over its real length, from the previous
-due date to its own (28 to 31 days).
+rounded on the cumulative amount; on actual days the level payment at a twelfth of the rate, each month's interest
+on its days, the last installment absorbing the difference), and interest accrued within a period over its real
+length, from the previous due date to its own (28 to 31 days).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ REPAID = 6
 PRINCIPAL = 900_000  # within the credit limit the driver scores borrowers with
 MONTHLY = LoanTerms(PRINCIPAL, b"CNY", 2400, Amortization.ANNUITY, 12, 0, 3 * DAY, 500, 1200, 90 * DAY,
                     frequency=Frequency.MONTHLY, dayCount=DayCount.THIRTY_360)
+ACTUAL = replace(MONTHLY, dayCount=DayCount.ACTUAL_365_FIXED)
+DAY_COUNTS = pytest.mark.parametrize("terms", [MONTHLY, ACTUAL], ids=["30/360", "actual/365"])
 
 
 # ---- the references -----------------------------------------------------------------------------------------
@@ -56,14 +59,17 @@ def half_up(x: Fraction) -> int:
     return int((x + Fraction(1, 2)) // 1)
 
 
-def annuity_30_360(principal: int, apr_bps: int, n: int) -> list[tuple[int, int]]:
-    """(principal, interest) of each installment at the monthly rate apr / 12, exactly, then rounded."""
+def annuity(principal: int, apr_bps: int, dues: list[int], actual: bool) -> list[tuple[int, int]]:
+    """(principal, interest) of each installment due at dues[1:] (dues[0]: the payout): the level payment at the
+    monthly rate apr / 12; each month's interest at that rate (30/360) or on its actual days / 365, exactly, then
+    rounded; the last installment repays what is left."""
+    n = len(dues) - 1
     r = Fraction(apr_bps, 10_000 * 12)
     f = (1 + r) ** n
     payment = principal * r * f / (f - 1)
     balance, before, rows = Fraction(principal), 0, []
     for k in range(1, n + 1):
-        interest = balance * r
+        interest = balance * (Fraction(apr_bps * (dues[k] - dues[k - 1]), 10_000 * YEAR) if actual else r)
         balance = Fraction(0) if k == n or balance + interest <= payment else balance + interest - payment
         cumulative = principal if k == n else half_up(principal - balance)
         rows.append((cumulative - before, half_up(interest)))
@@ -136,14 +142,17 @@ BOOK_STARTS = [  # (month, day, leap February next): the 29th, 30th and 31st, Fe
 ]
 
 
+@DAY_COUNTS
 @pytest.mark.parametrize("month,day,leap", BOOK_STARTS)
-def test_a_monthly_loan_is_due_on_its_day_of_the_month_with_30_360_interest(driver, keys, month, day, leap):
+def test_a_monthly_loan_is_due_on_its_day_of_the_month(driver, keys, terms, month, day, leap):
     start = upcoming(driver.now, month, day, leap_february=leap)
-    loan = MonthlyLoan(driver, keys, start)
-    expected = [(at, p, i) for at, (p, i) in zip(due_dates(start, 12), annuity_30_360(PRINCIPAL, 2400, 12))]
+    loan = MonthlyLoan(driver, keys, start, terms)
+    dues = due_dates(start, 12)
+    amounts = annuity(PRINCIPAL, 2400, [loan.disbursed_at, *dues], terms.dayCount == DayCount.ACTUAL_365_FIXED)
+    expected = [(at, p, i) for at, (p, i) in zip(dues, amounts)]
     assert loan.schedule() == expected
     # The quote of the same terms from the same start is that schedule, without any state.
-    assert [tuple(r) for r in loan.book.functions.quote(MONTHLY.as_tuple(), loan.disbursed_at, 0).call()] == expected
+    assert [tuple(r) for r in loan.book.functions.quote(terms.as_tuple(), loan.disbursed_at, 0).call()] == expected
 
 
 def test_the_quote_follows_the_calendar_from_any_day(stack):
@@ -163,11 +172,15 @@ def test_the_quote_follows_the_calendar_from_any_day(stack):
 
 def test_the_cost_cap_discounts_a_monthly_product_at_a_twelfth_of_the_cap(driver, keys, revert_name):
     """The catalogue's cap on a monthly product (default 24 % a year): a 2 % month, so a loan at exactly 24 % is
-    within it and one a basis point dearer is not."""
+    within it and one a basis point dearer is not. On actual days every month is taken as 31 days (the dearest
+    calendar): 24 % is then above the cap, and the highest rate within it is 24 % * 30.42 / 31."""
     catalog = driver.stack.catalog
     ok, _, _ = catalog.functions.checkCost(MONTHLY.as_tuple(), 0).call()
     dearer, _, _ = catalog.functions.checkCost(replace(MONTHLY, annualRateBps=2401, penaltyRateBps=1199).as_tuple(), 0).call()
     assert (ok, dearer) == (True, False)
+    within = [catalog.functions.checkCost(replace(ACTUAL, annualRateBps=bps).as_tuple(), 0).call()[0]
+              for bps in (2400, 2355, 2354)]
+    assert within == [False, False, True]  # 2,400 * 365 / 12 / 31 = 2,354.8
     driver.send(catalog.functions.createProduct(offering(MONTHLY).as_tuple(catalog)), keys["operator"])
     too_dear = offering(replace(MONTHLY, annualRateBps=2401, penaltyRateBps=1199), "dearer").as_tuple(catalog)
     assert revert_name(catalog.functions.createProduct(too_dear), keys["operator"].address) == "ProductCatalogCostAboveCap"
@@ -175,10 +188,10 @@ def test_the_cost_cap_discounts_a_monthly_product_at_a_twelfth_of_the_cap(driver
 
 # ---- paying on the calendar's dates -------------------------------------------------------------------------
 
-@pytest.fixture
-def january_31(driver, keys) -> MonthlyLoan:
+@pytest.fixture(params=[MONTHLY, ACTUAL], ids=["30/360", "actual/365"])
+def january_31(driver, keys, request) -> MonthlyLoan:
     """Disbursed on 31 January at 10:00 UTC, before a 28-day February: due 28 February, 31 March, 30 April..."""
-    return MonthlyLoan(driver, keys, upcoming(driver.now, 1, 31, leap_february=False))
+    return MonthlyLoan(driver, keys, upcoming(driver.now, 1, 31, leap_february=False), request.param)
 
 
 def test_an_installment_paid_on_its_date_pays_it_and_nothing_is_due_until_the_next(january_31):
@@ -224,9 +237,10 @@ def test_the_payoff_accrues_interest_over_the_periods_real_length(january_31):
     assert loan.status() == REPAID
 
 
+@DAY_COUNTS
 @pytest.mark.parametrize("method", list(EarlyRepayment))
-def test_early_repayment_keeps_the_monthly_dates(driver, keys, method):
-    terms = replace(MONTHLY, earlyRepayment=method)
+def test_early_repayment_keeps_the_monthly_dates(driver, keys, terms, method):
+    terms = replace(terms, earlyRepayment=method)
     start = upcoming(driver.now, 1, 31, leap_february=False)
     loan = MonthlyLoan(driver, keys, start, terms)
     original = loan.schedule()
@@ -240,9 +254,12 @@ def test_early_repayment_keeps_the_monthly_dates(driver, keys, method):
     n = rebased.args.installments
     assert (n == 11) == (method == EarlyRepayment.REDUCE_INSTALLMENT_AMOUNT) and n <= 11
     assert [row[0] for row in after] == due_dates(start, n, first=2)
-    # The next installment asks its own interest and the rest of the paid one's 28-day period on the principal left.
+    # The next installment asks its own interest and the rest of the paid one's 28-day period on the principal left
+    # (30/360: a month's interest, the next one's; actual/365: that of 28 days).
     d2, p2, j = after[0]
-    assert loan.due(d2)[:2] == (p2, 2 * j - accrued(j, d0, d1, at))
+    left = rebased.args.principal
+    month = half_up(Fraction(left * 2400 * (d1 - d0), 10_000 * YEAR)) if terms.dayCount == DayCount.ACTUAL_365_FIXED else j
+    assert loan.due(d2)[:2] == (p2, j + month - accrued(month, d0, d1, at))
     # Then on time to the end: the borrower pays less interest than the original schedule asked.
     interest = applied.interest
     for due_at, _, _ in after:

@@ -174,8 +174,10 @@ def test_the_terms_of_an_application_follow_the_product(catalog, keys, publish, 
     ({"interval": 60}, "ProductCatalogInvalidProduct", "interval"),
     ({"default_after": 0}, "ProductCatalogInvalidProduct", "defaultAfter"),
     ({"auto_approve": False}, "ProductCatalogInvalidProduct", "autoApproveMaxPrincipal"),
-    # Monthly products: 30/360 only (actual days not yet), and interval 0, the calendar spacing the installments.
-    ({"frequency": Frequency.MONTHLY, "interval": 0}, "ProductCatalogUnsupportedDayCount", None),
+    # Monthly products: interval 0, the calendar spacing the installments; on actual days, a level payment that
+    # covers a 31-day month's interest (at 100 % over 120 months it does not).
+    ({"frequency": Frequency.MONTHLY, "interval": 0, "annual_rate_bps": 10_000, "penalty_rate_bps": 0,
+      "min_installments": 85, "max_installments": 120}, "ProductCatalogInvalidProduct", "annualRateBps"),
     ({"frequency": Frequency.MONTHLY, "day_count": DayCount.THIRTY_360}, "ProductCatalogInvalidProduct", "interval"),
     ({"day_count": DayCount.THIRTY_360}, "ProductCatalogInvalidProduct", "dayCount"),
     ({"interval": 0}, "ProductCatalogInvalidProduct", "interval"),
