@@ -159,10 +159,15 @@ contract LoanBookExtension is LoanBookBase, ILoanBookExtension {
     }
 
     /// @inheritdoc ILoanBookExtension
-    function quote(LoanTerms calldata terms, uint40 startsAt, uint16 passed) external pure returns (Installment[] memory) {
+    function quote(LoanTerms calldata terms, uint40 startsAt, uint16 passed, uint152 paymentRay)
+        external
+        pure
+        returns (Installment[] memory)
+    {
         DueDates memory dates = _dueDates(startsAt, terms.interval);
         dates.actualDays = terms.frequency == Frequency.Monthly && terms.dayCount == DayCount.Actual365Fixed;
-        return _scheduleOf(LoanMath.plan(terms), passed, dates);
+        LoanMath.Plan memory plan = paymentRay == 0 ? LoanMath.plan(terms) : LoanMath.planWithPayment(terms, paymentRay);
+        return _scheduleOf(plan, passed, dates);
     }
 
     /// @inheritdoc ILoanBookExtension

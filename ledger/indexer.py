@@ -406,7 +406,7 @@ class Indexer:
         else:
             fields = {**terms, "currency": bytes.fromhex(terms["currency"].removeprefix("0x"))}
             # From time 0, as `schedule` gives an undisbursed loan's dates (a fixed interval's: seconds after payout).
-            rows = self.book.functions.quote(LoanTerms(**fields).as_tuple(), 0, 0).call(block_identifier="latest")
+            rows = self.book.functions.quote(LoanTerms(**fields).as_tuple(), 0, 0, 0).call(block_identifier="latest")
         return to_json(rows, self._schedule_abi)
 
 

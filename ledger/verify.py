@@ -207,12 +207,13 @@ def _schedule_from_terms(views: _Views, state: LoanState) -> list[dict[str, int]
     the quote of the same terms on the principal and installments left, from the installment it was re-based at:
     that is the plan the book walks (Prepayment.rebase), on the loan's own dates."""
     fields = {**state.terms, "currency": bytes.fromhex(state.terms["currency"].removeprefix("0x"))}
-    passed = 0
+    passed = payment_ray = 0
     if state.rebased_at is not None:
         fields.update(principal=state.rebased_principal, installments=state.rebased_installments)
-        passed = state.rebased_at
+        # The event's payment: on actual days a re-based plan keeps the pace of repayment (LoanBook._rebase).
+        passed, payment_ray = state.rebased_at, state.rebased_payment_ray
     terms = LoanTerms(**fields).as_tuple()  # ABI order, whatever order the stored JSON kept
-    return views("LoanBook", "quote", terms, state.disbursed_at, passed)
+    return views("LoanBook", "quote", terms, state.disbursed_at, passed, payment_ray)
 
 
 def _state_view(state: LoanState, schedule: list[dict]) -> dict[str, Any]:

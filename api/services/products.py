@@ -77,7 +77,7 @@ def quote(context, product_id: int, principal: int, installments: int, version: 
     # A monthly schedule's dates depend on the disbursement's: the book quotes a payout at this block's time, and
     # the due dates stay seconds after it (a fixed interval's do not depend on it).
     starts_at = context.w3.eth.get_block(block).timestamp
-    rows = book.functions.quote(terms.as_tuple(), starts_at, 0).call(block_identifier=block)
+    rows = book.functions.quote(terms.as_tuple(), starts_at, 0, 0).call(block_identifier=block)
     schedule = [QuoteInstallment(number=n, due_at=due - starts_at, principal=p, interest=i)
                 for n, (due, p, i) in enumerate(rows, 1)]
     fee_bps = read_product(catalog, product_id, version, block=block).service_fee_bps

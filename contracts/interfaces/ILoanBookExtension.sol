@@ -75,8 +75,13 @@ interface ILoanBookExtension is ILoanBook {
      * @param startsAt the disbursement, unix seconds
      * @param passed installments before the first one quoted: the dates are the loan's from installment `passed + 1`
      * on (a plan re-based at `passed`, ScheduleRebased); 0 for a new loan
+     * @param paymentRay annuity: a re-based plan's exact level payment (ScheduleRebased's, which on a monthly loan on
+     * actual days keeps the pace of repayment instead of following the annuity formula); 0: the terms' own
      */
-    function quote(LoanTerms calldata terms, uint40 startsAt, uint16 passed) external pure returns (Installment[] memory);
+    function quote(LoanTerms calldata terms, uint40 startsAt, uint16 passed, uint152 paymentRay)
+        external
+        pure
+        returns (Installment[] memory);
 
     /**
      * @notice A loan's schedule; `dueAt` is absolute once disbursed; before, that of a disbursement at time 0 (a

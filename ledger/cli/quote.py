@@ -61,7 +61,7 @@ def register(app: typer.Typer) -> None:
             offer = read_terms(catalog, product_id, version, principal, installments, block=block)
             # A monthly schedule's dates depend on the payout's: quoted for a payout at this block's time.
             starts_at = book.w3.eth.get_block(block).timestamp
-            raw = book.functions.quote(offer.terms.as_tuple(), starts_at, 0).call(block_identifier=block)
+            raw = book.functions.quote(offer.terms.as_tuple(), starts_at, 0, 0).call(block_identifier=block)
             product = read_product(catalog, product_id, version, block=block)
             within_cap, _, _ = catalog.functions.checkCost(offer.terms.as_tuple(), product.service_fee_bps).call(
                 block_identifier=block)

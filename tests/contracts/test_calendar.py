@@ -299,7 +299,7 @@ def test_annuity_30_360_is_loan_math_at_a_twelfth_of_a_year(harness, stack):
     twelfth = 365 * DAY // 12
     for principal, apr_bps, n in [(120_000, 2400, 3), (987_654_321, 1799, 36), (5, 10_000, 12)]:
         quoted = stack.book.functions.quote(LoanTerms(principal, b"CNY", apr_bps, ANNUITY, n, twelfth, 3 * DAY, 500,
-                                                      1800, 90 * DAY).as_tuple(), 0, 0).call()
+                                                      1800, 90 * DAY).as_tuple(), 0, 0, 0).call()
         monthly = schedule(harness, principal, apr_bps, n, ANNUITY, THIRTY_360, ts(2024, 1, 31))
         assert [(p, i) for _, p, i in quoted] == [(p, i) for _, p, i in monthly]
 

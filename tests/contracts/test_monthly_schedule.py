@@ -152,7 +152,7 @@ def test_a_monthly_loan_is_due_on_its_day_of_the_month(driver, keys, terms, mont
     expected = [(at, p, i) for at, (p, i) in zip(dues, amounts)]
     assert loan.schedule() == expected
     # The quote of the same terms from the same start is that schedule, without any state.
-    assert [tuple(r) for r in loan.book.functions.quote(terms.as_tuple(), loan.disbursed_at, 0).call()] == expected
+    assert [tuple(r) for r in loan.book.functions.quote(terms.as_tuple(), loan.disbursed_at, 0, 0).call()] == expected
 
 
 def test_the_quote_follows_the_calendar_from_any_day(stack):
@@ -162,11 +162,11 @@ def test_the_quote_follows_the_calendar_from_any_day(stack):
     starts += [datetime(2030, month, day, 0, 0, 1, tzinfo=UTC) for month, day in [(8, 31), (10, 31), (11, 30), (12, 29),
                                                                                     (12, 30), (12, 31), (2, 28)]]
     for start in starts:
-        rows = quote(replace(MONTHLY, installments=14).as_tuple(), int(start.timestamp()), 0).call()
+        rows = quote(replace(MONTHLY, installments=14).as_tuple(), int(start.timestamp()), 0, 0).call()
         assert [r[0] for r in rows] == due_dates(start, 14), start
     # From installment 3 on (a plan re-based there): the loan's own dates, not the quote's start's plus months.
     start = datetime(2031, 1, 31, 10, tzinfo=UTC)
-    rows = quote(replace(MONTHLY, installments=4).as_tuple(), int(start.timestamp()), 2).call()
+    rows = quote(replace(MONTHLY, installments=4).as_tuple(), int(start.timestamp()), 2, 0).call()
     assert [r[0] for r in rows] == due_dates(start, 4, first=3)
 
 
@@ -254,6 +254,10 @@ def test_early_repayment_keeps_the_monthly_dates(driver, keys, terms, method):
     n = rebased.args.installments
     assert (n == 11) == (method == EarlyRepayment.REDUCE_INSTALLMENT_AMOUNT) and n <= 11
     assert [row[0] for row in after] == due_dates(start, n, first=2)
+    # What an auditor recomputes from the terms and the event (ledger/verify.py): the quote of the re-based plan.
+    rebased_terms = replace(terms, principal=rebased.args.principal, installments=n).as_tuple()
+    quoted = loan.book.functions.quote(rebased_terms, loan.disbursed_at, 1, rebased.args.paymentRay).call()
+    assert [tuple(row) for row in quoted] == after
     # The next installment asks its own interest and the rest of the paid one's 28-day period on the principal left
     # (30/360: a month's interest, the next one's; actual/365: that of 28 days).
     d2, p2, j = after[0]

@@ -205,7 +205,7 @@ def annual_irr(book, terms: LoanTerms, service_fee: int) -> float:
     """The nominal annual IRR of *net amount paid out -> scheduled installments*, computed with numpy-financial
     on the schedule the contracts compute (LoanBook.quote runs LoanMath): the period IRR * 365 days / interval,
     the way the contract annualises (its cap's period rate is capBps * interval / 365 days)."""
-    installments = book.functions.quote(terms.as_tuple(), 0, 0).call()
+    installments = book.functions.quote(terms.as_tuple(), 0, 0, 0).call()
     flows = [-(terms.principal - service_fee)] + [principal + interest for _, principal, interest in installments]
     return float(npf.irr(flows)) * YEAR / terms.interval
 
@@ -263,7 +263,7 @@ def test_check_cost_reports_the_present_value_and_the_net_paid_out(stack, catalo
     ok, present_value, net = catalog.functions.checkCost(terms.as_tuple(), 50).call()
     # The same present value computed here, in floating point, on the book's schedule at the cap's period rate.
     cap_rate = CAP_BPS / 10_000 * terms.interval / YEAR
-    schedule = stack.book.functions.quote(terms.as_tuple(), 0, 0).call()
+    schedule = stack.book.functions.quote(terms.as_tuple(), 0, 0, 0).call()
     expected = sum((p + i) / (1 + cap_rate) ** k for k, (_, p, i) in enumerate(schedule, start=1))
     assert abs(present_value - expected) <= 1
     assert (ok, net) == (True, PRINCIPAL - 60_000)
