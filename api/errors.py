@@ -65,7 +65,7 @@ _REVERT_STATUS = {
     "LoanBookUnknownLoan": 404, "LoanBookNoCreditLimit": 422,
     "LoanBookInvalidSignature": 422, "LoanBookExpiredRequest": 422, "LoanBookZeroAmount": 422,
     "LoanBookBorrowerNotEligible": 403, "AccessControlUnauthorizedAccount": 403, "EnforcedPause": 503,
-    "ProductCatalogUnknownProduct": 404, "ProductCatalogInvalidProduct": 422, "ProductCatalogUnsupportedFrequency": 422,
+    "ProductCatalogUnknownProduct": 404, "ProductCatalogInvalidProduct": 422,
     "ProductCatalogCostAboveCap": 422, "ProductCatalogPenaltyAboveCeiling": 422, "ProductCatalogLateFeeAboveCeiling": 422,
     "ProductCatalogPrincipalOutOfRange": 422, "ProductCatalogInstallmentsOutOfRange": 422,
     # The borrower signed for a version that is no longer offered: 409, re-read the product and sign again.

@@ -21,15 +21,20 @@ from ledger.book import LoanStatus, read_loan  # noqa: E402
 from ledger.deploy import deploy_stack  # noqa: E402
 from ledger.node import EphemeralNode, dev_account  # noqa: E402
 from ledger.products import offering  # noqa: E402
-from ledger.typed_data import Amortization, LoanTerms  # noqa: E402
+from ledger.typed_data import Amortization, DayCount, Frequency, LoanTerms  # noqa: E402
 
 DAY = 86_400
 TERMS = LoanTerms(120_000, b"CNY", 2400, Amortization.ANNUITY, 12, 30 * DAY, 3 * DAY, 500, 1200, 90 * DAY)
+# The same loan repaid monthly on the payout's day of the month (30/360): interval 0, the calendar spaces it.
+MONTHLY = LoanTerms(120_000, b"CNY", 2400, Amortization.ANNUITY, 12, 0, 3 * DAY, 500, 1200, 90 * DAY,
+                    frequency=Frequency.MONTHLY, dayCount=DayCount.THIRTY_360)
 # Before loan products (issue 15) a borrower-terms application cost 187,344 and an installment 90,732: applying
 # by product, and a repayment with fair early repayment, may cost at most 10 % more (docs/contracts.md#gas).
 BEFORE_PRODUCTS = {"request_loan_product": 187_344, "repay_installment": 90_732}
 TARGETS = {**{name: used * 110 // 100 for name, used in BEFORE_PRODUCTS.items()}, "repay_full": 91_000,
-           "push_score_batch50_per_item": 30_000}
+           "push_score_batch50_per_item": 30_000,
+           # A monthly installment, on time: within 10 % of the same installment before products, as a fixed one.
+           "repay_installment_monthly": BEFORE_PRODUCTS["repay_installment"] * 110 // 100}
 EXTRA: tuple[str, ...] = ()
 RESULTS = ROOT / "bench" / "results" / "gas.json"
 
@@ -58,8 +63,10 @@ def main() -> dict[str, int]:
         catalog = stack.catalog
         gas(catalog.functions.createProduct(offering(TERMS, "12 months").as_tuple(catalog)), operator.address)
         product_id = catalog.functions.productCount().call()
+        gas(catalog.functions.createProduct(offering(MONTHLY, "12 months, monthly").as_tuple(catalog)), operator.address)
+        monthly_id = catalog.functions.productCount().call()
 
-        def request(borrower) -> tuple[int, int]:
+        def request(borrower, product_id: int = product_id) -> tuple[int, int]:
             nonce = stack.book.functions.nonces(borrower.address).call()
             deadline = now() + DAY
             message = typed_data.loan_application(
@@ -81,8 +88,10 @@ def main() -> dict[str, int]:
         first, second = borrowers[1], borrowers[2]
         results["request_loan_product"], loan_a = request(first)
         _, loan_b = request(second)
+        _, loan_c = request(borrowers[3], monthly_id)
         results["approve"] = gas(stack.book.functions.approve(loan_a), operator.address)
         gas(stack.book.functions.approve(loan_b), operator.address)
+        gas(stack.book.functions.approve(loan_c), operator.address)
         results["disburse"] = gas(stack.book.functions.confirmDisbursement(loan_a, keccak(text="payout-a"), TERMS.principal, now()),
                                   oracle.address)
         gas(stack.book.functions.confirmDisbursement(loan_b, keccak(text="payout-b"), TERMS.principal, now()), oracle.address)
@@ -96,6 +105,15 @@ def main() -> dict[str, int]:
         results["repay_full"] = gas(stack.book.functions.confirmRepayment(loan_b, keccak(text="repay-b"), payoff, now()),
                                     oracle.address)
         assert read_loan(stack.book, loan_b).status is LoanStatus.REPAID
+
+        # The monthly loan, paid out now and its first installment repaid on its date (28 to 31 days on).
+        gas(stack.book.functions.confirmDisbursement(loan_c, keccak(text="payout-c"), MONTHLY.principal, now()),
+            oracle.address)
+        due_at, principal, interest = stack.book.functions.schedule(loan_c).call()[0]
+        w3.provider.make_request("evm_mine", [due_at])
+        results["repay_installment_monthly"] = gas(stack.book.functions.confirmRepayment(
+            loan_c, keccak(text="repay-c-1"), principal + interest, due_at), oracle.address)
+        assert stack.book.functions.progressOf(loan_c).call()[0] == 1
 
     table = Table(title="Gas used per operation (solc 0.8.37, via-IR, 200 runs; 12-installment annuity)")
     table.add_column("operation")

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {IBorrowerRegistry} from "./interfaces/IBorrowerRegistry.sol";
 import {ICreditOracle} from "./interfaces/ICreditOracle.sol";
@@ -113,6 +114,7 @@ contract LoanBook is LoanBookBase, ILoanBookCore {
         loan.terms = terms;
         loan.borrower = borrower;
         loan.status = LoanStatus.Requested;
+        if (terms.frequency == Frequency.Monthly && terms.dayCount == DayCount.Actual365Fixed) loan.actualDays = true;
         if (terms.amortization == Amortization.Annuity) loan.paymentRay = LoanMath.plan(terms).paymentRay.toUint152();
         emit LoanRequested(loanId, borrower, terms, autoApprovable, nonce, msg.sender);
     }
@@ -247,7 +249,8 @@ contract LoanBook is LoanBookBase, ILoanBookCore {
         // A confirmation older than the last accrual is applied at the last accrual: time never runs back.
         uint40 asOf = paidAt > loan.accruedAt ? paidAt : loan.accruedAt;
         LoanMath.Plan memory plan = _planOf(loan);
-        Position memory pos = _position(loan, plan, asOf);
+        DueDates memory dates = _dueDatesOf(loan);
+        Position memory pos = _position(loan, plan, dates, asOf);
         // Before accruing: `_payoff` adds the position's new charges to the stored unpaid ones, and
         // accruing moves them into storage, so after it they would count twice.
         uint256 payoff = _payoff(loan, pos);
@@ -278,7 +281,7 @@ contract LoanBook is LoanBookBase, ILoanBookCore {
             loan.balanceRay = 0;
             loan.status = credit == 0 ? LoanStatus.Repaid : LoanStatus.Overpaid;
         } else {
-            Current memory c = Current(loanId, paymentRef, 0, asOf, loan.currentInterestSettled, 0);
+            Current memory c = Current(loanId, paymentRef, dates, 0, asOf, loan.currentInterestSettled, 0);
             (principalPart, interestPart) = _settleInstallments(loan, plan, c, left);
         }
         loan.principalRepaid += principalPart.toUint64();
@@ -340,16 +343,16 @@ contract LoanBook is LoanBookBase, ILoanBookCore {
         // The caller checked left < payoff <= everything scheduled, so the walk ends before the schedule.
         while (left > 0) {
             // Installment k of the plan is the loan's installment rebasedAt + k, due on that one's date.
-            uint256 dueAt = loan.disbursedAt + (loan.rebasedAt + cursor.paid + 1) * plan.interval;
-            if (dueAt > c.asOf) {
-                (c.dueAt, c.settled, c.principalPaid) = (dueAt, settled, principalPaidOnCurrent);
+            uint256 number = loan.rebasedAt + cursor.paid + 1;
+            if (_dueAt(c.dates, number) > c.asOf) {
+                (c.number, c.settled, c.principalPaid) = (number, settled, principalPaidOnCurrent);
                 (uint256 pp, uint256 ip) = _payCurrent(loan, plan, cursor, c, left);
                 principalPart += pp;
                 interestPart += ip;
                 settled = c.settled;
                 break;
             }
-            (uint256 p, uint256 i) = LoanMath.next(plan, cursor);
+            (uint256 p, uint256 i) = _next(plan, cursor, c.dates, number);
             uint256 interestDue = _interestAsked(i, settled);
             uint256 payInterest = _min(left, interestDue);
             left -= payInterest;
@@ -374,7 +377,8 @@ contract LoanBook is LoanBookBase, ILoanBookCore {
     struct Current {
         uint256 loanId;
         bytes32 paymentRef;
-        uint256 dueAt;
+        DueDates dates; // the loan's
+        uint256 number; // its number in the loan (its due date: _dueAt(dates, number))
         uint256 asOf;
         int256 settled; // its interest settled (LoanRecord.currentInterestSettled); updated
         uint256 principalPaid; // its principal paid
@@ -392,12 +396,13 @@ contract LoanBook is LoanBookBase, ILoanBookCore {
         Current memory c,
         uint256 amount
     ) private returns (uint256 principalPart, uint256 interestPart) {
-        uint256 periodStart = c.dueAt - plan.interval;
-        if (periodStart > c.asOf && c.principalPaid == 0) return _payBeforePeriod(loan, plan, cursor, c, amount, periodStart);
+        if (_dueAt(c.dates, c.number - 1) > c.asOf && c.principalPaid == 0) {
+            return _payBeforePeriod(loan, plan, cursor, c, amount);
+        }
         uint256 scheduled = plan.principal - cursor.principalBefore;
-        (uint256 p, uint256 i) = LoanMath.next(plan, cursor);
+        (uint256 p, uint256 i) = _next(plan, cursor, c.dates, c.number);
         uint256 asked = _interestAsked(i, c.settled);
-        uint256 ahead = _interestAhead(plan, i, scheduled, scheduled - c.principalPaid, c.dueAt, c.asOf);
+        uint256 ahead = _interestAhead(plan, i, scheduled, scheduled - c.principalPaid, c.dates, c.number, c.asOf);
         uint256 interestDue = asked > ahead ? asked - ahead : 0;
         interestPart = _min(amount, interestDue);
         principalPart = _min(amount - interestPart, p - c.principalPaid);
@@ -405,21 +410,21 @@ contract LoanBook is LoanBookBase, ILoanBookCore {
         if (c.principalPaid + principalPart == p && interestPart == interestDue) {
             ++loan.paidInstallments; // the loan's installment rebasedAt + cursor.paid
             loan.balanceRay = uint160(cursor.balanceRay);
-            c.settled = _payAhead(c.loanId, c.paymentRef, loan, plan, cursor, left, c.dueAt, c.asOf);
+            c.settled = _payAhead(loan, plan, cursor, c, left);
             return (principalPart + left, interestPart);
         }
         c.settled += int256(interestPart);
         if (principalPart != 0) {
             // Paid to date: from now on it asks the interest of the rest of the period on the principal owed.
             uint256 owed = scheduled - c.principalPaid - principalPart;
-            int256 rest = int256(i) - int256(_interestAhead(plan, i, scheduled, owed, c.dueAt, c.asOf));
+            int256 rest = int256(i) - int256(_interestAhead(plan, i, scheduled, owed, c.dates, c.number, c.asOf));
             if (rest > c.settled) c.settled = rest;
         }
     }
 
     /**
-     * @dev `amount` paid while the installment before `cursor` is paid ahead of its date (`periodStart`): the
-     * current installment's period has not begun, so nothing of it falls due before its date. The interest
+     * @dev `amount` paid while the installment before `cursor` is paid ahead of its date: the current one's
+     * period (installment `c.number`) has not begun, so nothing of it falls due before its date. The interest
      * accrued since the payment ahead is paid, and the rest prepays principal (`_payAhead`), as it would have
      * had it come with that payment: a payment split in two at one moment costs what it would in one go.
      */
@@ -428,47 +433,40 @@ contract LoanBook is LoanBookBase, ILoanBookCore {
         LoanMath.Plan memory plan,
         LoanMath.Cursor memory cursor,
         Current memory c,
-        uint256 amount,
-        uint256 periodStart
+        uint256 amount
     ) private returns (uint256 principalPart, uint256 interestPart) {
         uint256 scheduled = plan.principal - cursor.principalBefore;
-        uint256 i = Prepayment.currentInterest(plan, cursor);
+        LoanMath.Cursor memory walk = LoanMath.Cursor(cursor.paid, cursor.principalBefore, cursor.balanceRay);
+        (, uint256 i) = _next(plan, walk, c.dates, c.number); // its interest, cursor kept
         uint256 asked = _interestAsked(i, c.settled);
-        uint256 ahead = _interestAhead(plan, i, scheduled, scheduled, c.dueAt, c.asOf);
+        uint256 ahead = _interestAhead(plan, i, scheduled, scheduled, c.dates, c.number, c.asOf);
         interestPart = _min(amount, asked > ahead ? asked - ahead : 0);
         principalPart = amount - interestPart;
         if (principalPart == 0) {
             c.settled += int256(interestPart);
         } else {
-            c.settled = _payAhead(c.loanId, c.paymentRef, loan, plan, cursor, principalPart, periodStart, c.asOf);
+            c.number -= 1; // _payAhead's: the installment paid ahead
+            c.settled = _payAhead(loan, plan, cursor, c, principalPart);
         }
     }
 
     /**
-     * @dev The installment before `cursor`, due at `paidDueAt`, was just paid ahead of its date, and `excess`
+     * @dev The installment before `cursor`, the loan's `c.number`, was just paid ahead of its date, and `excess`
      * is left: it prepays principal, and the installments after it are re-based on what it leaves by the
      * loan's early-repayment method (Prepayment.rebase; ScheduleRebased), keeping their due dates. Interest
      * runs only on the principal owed: the next installment asks, besides its own period's interest, that of
-     * the time from now to `paidDueAt` on the principal left, carried into it as negative settled interest.
+     * the time from now to the paid one's due date on the principal left, carried into it as negative settled
+     * interest.
      */
     function _payAhead(
-        uint256 loanId,
-        bytes32 paymentRef,
         LoanRecord storage loan,
         LoanMath.Plan memory plan,
         LoanMath.Cursor memory cursor,
-        uint256 excess,
-        uint256 paidDueAt,
-        uint256 asOf
+        Current memory c,
+        uint256 excess
     ) private returns (int256 settled) {
         if (excess != 0) {
-            // The original plan: ReduceInstallments keeps its installment amount.
-            plan = Prepayment.rebase(
-                LoanMath.plan(_termsOf(loan)),
-                plan.principal - cursor.principalBefore - excess,
-                plan.installments - cursor.paid,
-                loan.terms.earlyRepayment
-            );
+            plan = _rebase(loan, plan, cursor, excess, c.dates.actualDays);
             cursor = LoanMath.start(plan);
             uint16 rebasedAt = loan.paidInstallments;
             uint16 installments = uint16(plan.installments);
@@ -479,13 +477,41 @@ contract LoanBook is LoanBookBase, ILoanBookCore {
             loan.rebasedPrincipal = principal;
             loan.balanceRay = uint160(cursor.balanceRay);
             loan.paymentRay = paymentRay;
-            emit ScheduleRebased(loanId, paymentRef, rebasedAt, principal, installments, paymentRay);
+            emit ScheduleRebased(c.loanId, c.paymentRef, rebasedAt, principal, installments, paymentRay);
         }
         // There is a next installment: paying the last one ahead is paying the payoff, which closes the loan.
         uint256 scheduled = plan.principal - cursor.principalBefore;
-        uint256 i = Prepayment.currentInterest(plan, cursor);
-        uint256 ahead = _interestAhead(plan, i, scheduled, scheduled, paidDueAt + plan.interval, asOf);
+        LoanMath.Cursor memory walk = LoanMath.Cursor(cursor.paid, cursor.principalBefore, cursor.balanceRay);
+        (, uint256 i) = _next(plan, walk, c.dates, c.number + 1); // the next installment's interest, cursor kept
+        uint256 ahead = _interestAhead(plan, i, scheduled, scheduled, c.dates, c.number + 1, c.asOf);
         settled = int256(i) - int256(ahead);
+    }
+
+    /**
+     * @dev The plan `excess` prepaid leaves after `cursor` (Prepayment.rebase, measured against the original plan:
+     * ReduceInstallments keeps its installment amount). On actual days a month's interest is not the twelfth of
+     * the rate the level payment is computed at, so the exact balance left is not that of an annuity at the
+     * current payment: a payment computed afresh from it would change the pace of repayment even for one unit
+     * prepaid, and could cost more interest than the unit saves. So the payment keeps the pace: ReduceInstallments
+     * keeps the original installment (its definition), ReduceInstallmentAmount scales the current one by the
+     * principal left over the exact balance (what the annuity formula gives under 30/360).
+     */
+    function _rebase(
+        LoanRecord storage loan,
+        LoanMath.Plan memory plan,
+        LoanMath.Cursor memory cursor,
+        uint256 excess,
+        bool actualDays
+    ) private view returns (LoanMath.Plan memory rebased) {
+        LoanMath.Plan memory original = LoanMath.plan(_termsOf(loan));
+        uint256 left = plan.principal - cursor.principalBefore - excess;
+        EarlyRepayment method = loan.terms.earlyRepayment;
+        rebased = Prepayment.rebase(original, left, plan.installments - cursor.paid, method);
+        if (actualDays && rebased.amortization == Amortization.Annuity && cursor.balanceRay != 0) {
+            rebased.paymentRay = method == EarlyRepayment.ReduceInstallments
+                ? original.paymentRay
+                : Math.mulDiv(plan.paymentRay, left * LoanMath.RAY, cursor.balanceRay);
+        }
     }
 
     function _accrueCharges(uint256 loanId, LoanRecord storage loan, Position memory pos, uint40 asOf) private {

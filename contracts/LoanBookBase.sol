@@ -7,6 +7,8 @@ import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {ILoanBook} from "./interfaces/ILoanBook.sol";
 import {LoanMath} from "./libraries/LoanMath.sol";
+import {Calendar} from "./libraries/Calendar.sol";
+import {MonthlySchedule} from "./libraries/MonthlySchedule.sol";
 import {LoanLedgerRoles} from "./LoanLedgerRoles.sol";
 
 /**
@@ -47,6 +49,9 @@ abstract contract LoanBookBase is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
         address borrower; // slot 2
         LoanStatus status;
         uint64 penaltyUnpaid;
+        // A monthly loan charging the actual days of each month (terms.dayCount Actual365Fixed), copied here at
+        // application: a repayment reads this slot anyway, and the terms' second slot would cost it 2,100 gas.
+        bool actualDays;
         uint40 accruedAt; // slot 3: charges are accrued up to here
         uint16 paidInstallments; // installments fully paid
         // Interest of installment paidInstallments + 1 paid or settled: it asks its scheduled interest less this.
@@ -80,6 +85,28 @@ abstract contract LoanBookBase is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
         uint256 oldestDueAt;
     }
 
+    /**
+     * @dev Where a loan's due dates come from: installment k is due `k * interval` seconds after disbursement,
+     * or, for a monthly loan (interval 0 in its terms), on the disbursement's day of the month k months later
+     * (Calendar.addMonths of the disbursement: anchored on it, never chained month to month). Built once per call
+     * from fields a repayment reads anyway (slots 0 and 4): telling the two apart costs no storage read. A
+     * monthly loan's disbursement is split into its civil date once, and the last two dates computed are kept:
+     * a repayment asks for the same one or two several times (about 200 gas each).
+     */
+    struct DueDates {
+        uint256 startsAt; // the disbursement (installment 0)
+        uint256 interval; // 0: monthly; the rest is for monthly loans only
+        bool actualDays; // interest on each month's actual days / 365 (else 30/360: a twelfth of the year)
+        uint256 year;
+        uint256 month;
+        uint256 day;
+        uint256 timeOfDay; // seconds after midnight UTC
+        uint256 lastNumber; // the last date computed, and the one before it
+        uint256 lastDue;
+        uint256 otherNumber;
+        uint256 otherDue;
+    }
+
     uint256 internal _loanCount;
     mapping(uint256 loanId => LoanRecord) internal _loans;
     mapping(bytes32 paymentRef => bytes32 entry) internal _entries;
@@ -90,7 +117,8 @@ abstract contract LoanBookBase is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
 
     /// @dev What a written-off borrower still owes at `asOf`: the payoff the schedule gives, less recoveries.
     function _stillOwed(LoanRecord storage loan, uint40 asOf) internal view returns (uint256) {
-        Position memory pos = _position(loan, _planOf(loan), asOf > loan.accruedAt ? asOf : loan.accruedAt);
+        Position memory pos =
+            _position(loan, _planOf(loan), _dueDatesOf(loan), asOf > loan.accruedAt ? asOf : loan.accruedAt);
         uint256 payoff = _payoff(loan, pos);
         return payoff > loan.recovered ? payoff - loan.recovered : 0;
     }
@@ -100,7 +128,7 @@ abstract contract LoanBookBase is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
      * state. Charges accrue on each installment's amount unpaid since the last accrual, which is
      * constant in between because only confirmations change it.
      */
-    function _position(LoanRecord storage loan, LoanMath.Plan memory plan, uint256 asOf)
+    function _position(LoanRecord storage loan, LoanMath.Plan memory plan, DueDates memory dates, uint256 asOf)
         internal
         view
         returns (Position memory pos)
@@ -110,18 +138,18 @@ abstract contract LoanBookBase is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
         int256 settled = loan.currentInterestSettled;
         uint256 paidPrincipal = _principalPaidOnCurrent(loan, plan, cursor);
         uint256 accruedAt = loan.accruedAt;
-        // Installment k of the plan is the loan's installment base + k, due on that one's date.
-        uint256 firstDueAt = loan.disbursedAt + (base + 1) * plan.interval;
         uint256 grace = loan.terms.gracePeriod;
         while (cursor.paid < plan.installments) {
-            uint256 dueAt = firstDueAt + cursor.paid * plan.interval;
+            // Installment k of the plan is the loan's installment base + k, due on that one's date.
+            uint256 number = base + cursor.paid + 1;
+            uint256 dueAt = _dueAt(dates, number);
             uint256 scheduled = plan.principal - cursor.principalBefore;
-            (uint256 p, uint256 i) = LoanMath.next(plan, cursor);
+            (uint256 p, uint256 i) = _next(plan, cursor, dates, number);
             uint256 asked = _interestAsked(i, settled);
             if (pos.oldestDueAt == 0) pos.oldestDueAt = dueAt;
             if (dueAt > asOf) {
                 // Accrued to date: what it asks less the interest of the time still to run on the principal owed.
-                uint256 ahead = _interestAhead(plan, i, scheduled, scheduled - paidPrincipal, dueAt, asOf);
+                uint256 ahead = _interestAhead(plan, i, scheduled, scheduled - paidPrincipal, dates, number, asOf);
                 pos.accruedInterest = asked > ahead ? asked - ahead : 0;
                 break;
             }
@@ -146,28 +174,100 @@ abstract contract LoanBookBase is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
     }
 
     /**
-     * @dev Interest from `asOf` to `dueAt`, the due date of an installment not yet due, on `outstanding`, the
-     * principal still owed on the loan before that installment is paid: for each whole period, and the rest of
-     * the one `asOf` is in (the complement of LoanMath.accruedInterest, so that with nothing paid ahead the
-     * interest accrued to date is exactly the payoff's). A period's interest on `outstanding` is the
-     * installment's `interest` while `scheduled`, the principal the schedule owes over its period, is all
-     * owed, and the period interest on `outstanding`, never above `interest`, once some is paid ahead: monotone
-     * in `outstanding`, so that paying more principal ahead never leaves more interest to pay.
+     * @dev Interest from `asOf` to the due date of the loan's installment `number`, not yet due, on
+     * `outstanding`, the principal still owed on the loan before that installment is paid: for each whole
+     * period, and the rest of the one `asOf` is in (the complement of LoanMath.accruedInterest, so that with
+     * nothing paid ahead the interest accrued to date is exactly the payoff's). A period's interest on
+     * `outstanding` is the installment's `interest` while `scheduled`, the principal the schedule owes over its
+     * period, is all owed, and the period interest on `outstanding`, never above `interest`, once some is paid
+     * ahead: monotone in `outstanding`, so that paying more principal ahead never leaves more interest to pay.
+     * A period accrues over its real length, from the previous due date to its own: a monthly one 28 to 31 days.
      */
     function _interestAhead(
         LoanMath.Plan memory plan,
         uint256 interest,
         uint256 scheduled,
         uint256 outstanding,
-        uint256 dueAt,
+        DueDates memory dates,
+        uint256 number,
         uint256 asOf
     ) internal pure returns (uint256) {
-        if (dueAt <= asOf) return 0;
-        uint256 perPeriod = outstanding == scheduled ? interest : _min(interest, LoanMath.periodInterest(plan, outstanding));
-        uint256 interval = plan.interval;
-        uint256 whole = (dueAt - asOf - 1) / interval; // whole periods after the one asOf is in
-        uint256 intoPeriod = interval * (whole + 1) - (dueAt - asOf); // seconds of that one elapsed, < interval
-        return whole * perPeriod + perPeriod - LoanMath.accruedInterest(perPeriod, intoPeriod, interval);
+        uint256 end = _dueAt(dates, number);
+        if (end <= asOf) return 0;
+        uint256 perPeriod = outstanding == scheduled
+            ? interest
+            : _min(interest, _periodInterest(plan, dates, outstanding, number));
+        uint256 interval = dates.interval;
+        if (interval != 0) {
+            uint256 whole = (end - asOf - 1) / interval; // whole periods after the one asOf is in
+            uint256 intoPeriod = interval * (whole + 1) - (end - asOf); // seconds of that one elapsed, < interval
+            return whole * perPeriod + perPeriod - LoanMath.accruedInterest(perPeriod, intoPeriod, interval);
+        }
+        uint256 start = _dueAt(dates, number - 1);
+        if (start <= asOf) return perPeriod - LoanMath.accruedInterest(perPeriod, asOf - start, end - start);
+        // Paid ahead of earlier dates too: each earlier period asks its own interest on `outstanding` (its actual
+        // days', or the same twelfth of a year), back to the one holding asOf. Installment 0 is due at
+        // disbursement, at or before any asOf, so the walk stops there at the latest.
+        uint256 ahead = perPeriod;
+        while (true) {
+            end = start;
+            --number;
+            start = _dueAt(dates, number - 1);
+            uint256 earlier = dates.actualDays ? _periodInterest(plan, dates, outstanding, number) : perPeriod;
+            if (start <= asOf) return ahead + earlier - LoanMath.accruedInterest(earlier, asOf - start, end - start);
+            ahead += earlier;
+        }
+    }
+
+    /**
+     * @dev The next installment of `plan` after `cursor`, the loan's installment `number`, and `cursor` moved past
+     * it: LoanMath's, or on a monthly loan by actual days the interest of that month's days (MonthlySchedule).
+     */
+    function _next(LoanMath.Plan memory plan, LoanMath.Cursor memory cursor, DueDates memory dates, uint256 number)
+        internal
+        pure
+        returns (uint256, uint256)
+    {
+        if (!dates.actualDays) return LoanMath.next(plan, cursor);
+        return MonthlySchedule.nextActual(plan, cursor, _dueAt(dates, number) - _dueAt(dates, number - 1));
+    }
+
+    /// @dev The interest of the loan's installment `number`'s period on `balance`, rounded half-up.
+    function _periodInterest(LoanMath.Plan memory plan, DueDates memory dates, uint256 balance, uint256 number)
+        internal
+        pure
+        returns (uint256)
+    {
+        if (!dates.actualDays) return LoanMath.periodInterest(plan, balance);
+        uint256 length = _dueAt(dates, number) - _dueAt(dates, number - 1);
+        return LoanMath.divHalfUp(balance * plan.annualRateBps * length, LoanMath.BPS * LoanMath.YEAR);
+    }
+
+    /// @dev The loan's due dates (see DueDates); before disbursement, those of a disbursement at time 0.
+    function _dueDatesOf(LoanRecord storage loan) internal view returns (DueDates memory dates) {
+        dates = _dueDates(loan.disbursedAt, loan.terms.interval);
+        if (dates.interval == 0) dates.actualDays = loan.actualDays;
+    }
+
+    /// @dev Due dates of a schedule starting at `startsAt` with `interval` seconds between installments (0: monthly).
+    function _dueDates(uint256 startsAt, uint256 interval) internal pure returns (DueDates memory dates) {
+        dates.startsAt = startsAt;
+        dates.interval = interval;
+        if (interval == 0) {
+            (dates.year, dates.month, dates.day) = Calendar.civilFromDays(startsAt / Calendar.DAY);
+            dates.timeOfDay = startsAt % Calendar.DAY;
+            (dates.lastDue, dates.otherDue) = (startsAt, startsAt); // installment 0, both
+        }
+    }
+
+    /// @dev Due date of the loan's installment `number` (0: the disbursement).
+    function _dueAt(DueDates memory dates, uint256 number) internal pure returns (uint256 dueAt) {
+        if (dates.interval != 0) return dates.startsAt + number * dates.interval;
+        if (number == dates.lastNumber) return dates.lastDue;
+        if (number == dates.otherNumber) return dates.otherDue;
+        dueAt = Calendar.addMonthsToDate(dates.year, dates.month, dates.day, dates.timeOfDay, number);
+        (dates.otherNumber, dates.otherDue) = (dates.lastNumber, dates.lastDue);
+        (dates.lastNumber, dates.lastDue) = (number, dueAt);
     }
 
     function _payoff(LoanRecord storage loan, Position memory pos) internal view returns (uint256) {

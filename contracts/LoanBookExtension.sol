@@ -159,22 +159,30 @@ contract LoanBookExtension is LoanBookBase, ILoanBookExtension {
     }
 
     /// @inheritdoc ILoanBookExtension
-    function quote(LoanTerms calldata terms) external pure returns (Installment[] memory) {
-        return _scheduleOf(LoanMath.plan(terms), 0, 0);
+    function quote(LoanTerms calldata terms, uint40 startsAt, uint16 passed, uint152 paymentRay)
+        external
+        pure
+        returns (Installment[] memory)
+    {
+        DueDates memory dates = _dueDates(startsAt, terms.interval);
+        dates.actualDays = terms.frequency == Frequency.Monthly && terms.dayCount == DayCount.Actual365Fixed;
+        LoanMath.Plan memory plan = paymentRay == 0 ? LoanMath.plan(terms) : LoanMath.planWithPayment(terms, paymentRay);
+        return _scheduleOf(plan, passed, dates);
     }
 
     /// @inheritdoc ILoanBookExtension
     function schedule(uint256 loanId) external view returns (Installment[] memory) {
         LoanRecord storage loan = _loan(loanId);
         // Re-based: the installments of the plan the last prepayment left (the ones before it are paid).
-        return _scheduleOf(_planOf(loan), loan.rebasedAt, loan.disbursedAt);
+        return _scheduleOf(_planOf(loan), loan.rebasedAt, _dueDatesOf(loan));
     }
 
     /// @inheritdoc ILoanBookExtension
     function amountDue(uint256 loanId, uint40 asOf) external view returns (AmountDue memory due) {
         LoanRecord storage loan = _loan(loanId);
         if (loan.status != LoanStatus.Active && loan.status != LoanStatus.Defaulted) return due;
-        Position memory pos = _position(loan, _planOf(loan), asOf > loan.accruedAt ? asOf : loan.accruedAt);
+        Position memory pos =
+            _position(loan, _planOf(loan), _dueDatesOf(loan), asOf > loan.accruedAt ? asOf : loan.accruedAt);
         due.principal = pos.duePrincipal.toUint96();
         due.interest = pos.dueInterest.toUint96();
         due.lateFee = SafeCast.toUint96(loan.lateFeeUnpaid + pos.newLateFee);
@@ -187,7 +195,8 @@ contract LoanBookExtension is LoanBookBase, ILoanBookExtension {
         LoanRecord storage loan = _loan(loanId);
         if (loan.status == LoanStatus.WrittenOff) return _stillOwed(loan, asOf).toUint96();
         if (loan.status != LoanStatus.Active && loan.status != LoanStatus.Defaulted) return 0;
-        Position memory pos = _position(loan, _planOf(loan), asOf > loan.accruedAt ? asOf : loan.accruedAt);
+        Position memory pos =
+            _position(loan, _planOf(loan), _dueDatesOf(loan), asOf > loan.accruedAt ? asOf : loan.accruedAt);
         return _payoff(loan, pos).toUint96();
     }
 
@@ -245,13 +254,14 @@ contract LoanBookExtension is LoanBookBase, ILoanBookExtension {
         uint256 left = uint256(loan.principalRepaid) + loan.interestPaid - paid.principal - paid.interest;
         LoanMath.Plan memory plan = LoanMath.plan(_termsOf(loan));
         LoanMath.Cursor memory cursor = LoanMath.start(plan);
+        DueDates memory dates = _dueDatesOf(loan);
         uint256 paidInstallments;
         uint256 balanceRay = cursor.balanceRay;
         uint256 principal;
         uint256 interest;
         uint256 currentInterest;
         while (left > 0 && cursor.paid < plan.installments) {
-            (uint256 p, uint256 i) = LoanMath.next(plan, cursor);
+            (uint256 p, uint256 i) = _next(plan, cursor, dates, cursor.paid + 1);
             if (left < p + i) {
                 currentInterest = _min(left, i);
                 principal += left - currentInterest;
@@ -277,11 +287,11 @@ contract LoanBookExtension is LoanBookBase, ILoanBookExtension {
     }
 
     function _oldestDueAt(LoanRecord storage loan) private view returns (uint40) {
-        return (uint256(loan.disbursedAt) + (uint256(loan.paidInstallments) + 1) * loan.terms.interval).toUint40();
+        return _dueAt(_dueDatesOf(loan), uint256(loan.paidInstallments) + 1).toUint40();
     }
 
-    /// @dev `plan`'s installments, its first being the loan's installment `base + 1`.
-    function _scheduleOf(LoanMath.Plan memory plan, uint256 base, uint256 startsAt)
+    /// @dev `plan`'s installments, its first being the loan's installment `base + 1`, on `dates`.
+    function _scheduleOf(LoanMath.Plan memory plan, uint256 base, DueDates memory dates)
         private
         pure
         returns (Installment[] memory items)
@@ -289,8 +299,8 @@ contract LoanBookExtension is LoanBookBase, ILoanBookExtension {
         items = new Installment[](plan.installments);
         LoanMath.Cursor memory cursor = LoanMath.start(plan);
         for (uint256 k = 0; k < plan.installments; ++k) {
-            (uint256 p, uint256 i) = LoanMath.next(plan, cursor);
-            uint256 dueAt = startsAt + (base + k + 1) * plan.interval;
+            uint256 dueAt = _dueAt(dates, base + k + 1);
+            (uint256 p, uint256 i) = _next(plan, cursor, dates, base + k + 1);
             items[k] = Installment({dueAt: dueAt.toUint40(), principal: p.toUint96(), interest: i.toUint96()});
         }
     }

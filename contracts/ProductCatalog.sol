@@ -5,6 +5,7 @@ import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {ILoanBook} from "./interfaces/ILoanBook.sol";
 import {IProductCatalog} from "./interfaces/IProductCatalog.sol";
 import {LoanMath} from "./libraries/LoanMath.sol";
+import {MonthlySchedule} from "./libraries/MonthlySchedule.sol";
 import {LoanLedgerRoles} from "./LoanLedgerRoles.sol";
 
 /**
@@ -15,7 +16,8 @@ import {LoanLedgerRoles} from "./LoanLedgerRoles.sol";
  * The cost check needs no root finding. The net present value of the borrower's cash flows,
  * -net + sum(installment_k / (1 + r)^k), falls as r rises, and is zero at the IRR; so the IRR is at most the
  * cap's period rate exactly when the installments discounted at that rate are worth at most the net amount
- * paid out. The cap is nominal like the loan rate: its period rate is capBps * interval / 365 days.
+ * paid out. The cap is nominal like the loan rate: its period rate is capBps * interval / 365 days, a monthly
+ * product's capBps / 12 (30/360 months: its installments are the same whatever the disbursement date).
  */
 contract ProductCatalog is IProductCatalog, LoanLedgerRoles {
     /// @notice The most installment counts a product may allow: creation checks the cost at every one of them.
@@ -246,9 +248,15 @@ contract ProductCatalog is IProductCatalog, LoanLedgerRoles {
             p.minInstallments == 0 || p.minInstallments > p.maxInstallments || p.maxInstallments > MAX_PRODUCT_INSTALLMENTS
                 || p.maxInstallments - p.minInstallments >= MAX_INSTALLMENT_CHOICES
         ) revert ProductCatalogInvalidProduct("installments");
-        if (p.frequency != ILoanBook.Frequency.FixedInterval) revert ProductCatalogUnsupportedFrequency(p.frequency);
-        if (p.dayCount != ILoanBook.DayCount.Actual365Fixed) revert ProductCatalogInvalidProduct("dayCount");
-        if (p.interval < _MIN_INTERVAL || p.interval > _MAX_INTERVAL) revert ProductCatalogInvalidProduct("interval");
+        if (p.frequency == ILoanBook.Frequency.Monthly) {
+            // The calendar spaces the installments: interval 0 is how the book knows a monthly loan (LoanTerms).
+            if (p.interval != 0) revert ProductCatalogInvalidProduct("interval");
+            if (p.dayCount == ILoanBook.DayCount.Actual365Fixed) _checkLongestMonth(p);
+        } else {
+            // 30/360 is a calendar convention: a fixed interval is counted on its seconds.
+            if (p.dayCount != ILoanBook.DayCount.Actual365Fixed) revert ProductCatalogInvalidProduct("dayCount");
+            if (p.interval < _MIN_INTERVAL || p.interval > _MAX_INTERVAL) revert ProductCatalogInvalidProduct("interval");
+        }
         if (p.defaultAfter == 0) revert ProductCatalogInvalidProduct("defaultAfter");
         if (p.serviceFeeBps >= LoanMath.BPS) revert ProductCatalogInvalidProduct("serviceFeeBps");
         if (
@@ -267,6 +275,19 @@ contract ProductCatalog is IProductCatalog, LoanLedgerRoles {
             if (p.maxPrincipal != p.minPrincipal) {
                 _requireWithinCap(_terms(p, 0, 0, p.maxPrincipal, uint16(n)), p.serviceFeeBps);
             }
+        }
+    }
+
+    /**
+     * @dev A monthly annuity on actual days: its level payment (at a twelfth of the rate) must cover a 31-day
+     * month's interest on the whole principal, so the balance falls every month (else a long month would add
+     * to it). The payment is smallest at the most installments.
+     */
+    function _checkLongestMonth(Product memory p) private pure {
+        if (p.amortization != ILoanBook.Amortization.Annuity) return;
+        LoanMath.Plan memory plan = LoanMath.plan(_terms(p, 0, 0, p.maxPrincipal, p.maxInstallments));
+        if (plan.paymentRay * LoanMath.BPS * LoanMath.YEAR <= plan.principal * LoanMath.RAY * p.annualRateBps * 31 days) {
+            revert ProductCatalogInvalidProduct("annualRateBps");
         }
     }
 
@@ -364,14 +385,19 @@ contract ProductCatalog is IProductCatalog, LoanLedgerRoles {
         view
         returns (bool ok, uint256 presentValue, uint256 netPaidOut)
     {
-        uint256 capRateRay = Math.mulDiv(uint256(costCapBps) * terms.interval, LoanMath.RAY, LoanMath.BPS * LoanMath.YEAR);
-        uint256 onePlusCap = LoanMath.RAY + capRateRay;
         LoanMath.Plan memory plan = LoanMath.plan(terms);
+        // The plan's interval: a monthly product's period is a twelfth of a year (its terms' interval is 0).
+        uint256 capRateRay = Math.mulDiv(uint256(costCapBps) * plan.interval, LoanMath.RAY, LoanMath.BPS * LoanMath.YEAR);
+        uint256 onePlusCap = LoanMath.RAY + capRateRay;
         LoanMath.Cursor memory cursor = LoanMath.start(plan);
         uint256 discountRay = LoanMath.RAY;
         uint256 presentValueRay;
+        // A monthly loan on actual days charges each month's days, which depend on the disbursement date: the check
+        // takes every month as 31 days long, the dearest any calendar can be.
+        bool actualDays = terms.interval == 0 && terms.dayCount == ILoanBook.DayCount.Actual365Fixed;
         for (uint256 k = 0; k < plan.installments; ++k) {
-            (uint256 principalPart, uint256 interestPart) = LoanMath.next(plan, cursor);
+            (uint256 principalPart, uint256 interestPart) =
+                actualDays ? MonthlySchedule.nextActual(plan, cursor, 31 days) : LoanMath.next(plan, cursor);
             discountRay = Math.mulDiv(discountRay, LoanMath.RAY, onePlusCap, Math.Rounding.Ceil);
             presentValueRay += (principalPart + interestPart) * discountRay;
         }

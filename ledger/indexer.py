@@ -405,7 +405,8 @@ class Indexer:
             rows = self.book.functions.schedule(loan_id).call(block_identifier="latest")
         else:
             fields = {**terms, "currency": bytes.fromhex(terms["currency"].removeprefix("0x"))}
-            rows = self.book.functions.quote(LoanTerms(**fields).as_tuple()).call(block_identifier="latest")
+            # From time 0, as `schedule` gives an undisbursed loan's dates (a fixed interval's: seconds after payout).
+            rows = self.book.functions.quote(LoanTerms(**fields).as_tuple(), 0, 0, 0).call(block_identifier="latest")
         return to_json(rows, self._schedule_abi)
 
 

@@ -202,16 +202,18 @@ def _check_loan(session: Session, views: _Views, loan_id: int, result: Verificat
 
 
 def _schedule_from_terms(views: _Views, state: LoanState) -> list[dict[str, int]]:
-    """The schedule the terms and the disbursement time give: the contract's pure quote, shifted. After a prepayment
-    re-based it (ScheduleRebased), the quote of the same terms on the principal and installments left, from the
-    installment it was re-based at: that is the plan the book walks (Prepayment.rebase)."""
+    """The schedule the terms and the disbursement time give: the contract's pure quote from that time (the
+    contract's dates: a monthly schedule's follow the calendar). After a prepayment re-based it (ScheduleRebased),
+    the quote of the same terms on the principal and installments left, from the installment it was re-based at:
+    that is the plan the book walks (Prepayment.rebase), on the loan's own dates."""
     fields = {**state.terms, "currency": bytes.fromhex(state.terms["currency"].removeprefix("0x"))}
-    starts_at = state.disbursed_at
+    passed = payment_ray = 0
     if state.rebased_at is not None:
         fields.update(principal=state.rebased_principal, installments=state.rebased_installments)
-        starts_at += state.rebased_at * state.terms["interval"]
+        # The event's payment: on actual days a re-based plan keeps the pace of repayment (LoanBook._rebase).
+        passed, payment_ray = state.rebased_at, state.rebased_payment_ray
     terms = LoanTerms(**fields).as_tuple()  # ABI order, whatever order the stored JSON kept
-    return [{**row, "dueAt": row["dueAt"] + starts_at} for row in views("LoanBook", "quote", terms)]
+    return views("LoanBook", "quote", terms, state.disbursed_at, passed, payment_ray)
 
 
 def _state_view(state: LoanState, schedule: list[dict]) -> dict[str, Any]:

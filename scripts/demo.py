@@ -40,7 +40,8 @@ DAY = 86_400
 BORROWERS = 20
 MIN_PRINCIPAL = 10_000  # 100 CNY: the smallest loan offered
 # The lender's two products, published by the operator before anyone applies; both within the contracts' default
-# all-in cost cap (24% a year, fees included). Monthly calendar schedules are not offered yet: 30-day periods.
+# all-in cost cap (24% a year, fees included): three installments 30 days apart, and twelve monthly ones on the
+# payout's day of the month with interest on each month's actual days.
 THREE_MONTH = {"name": "3-month", "currency": "CNY", "min_principal": MIN_PRINCIPAL, "max_principal": 10_000_000,
                "min_installments": 3, "max_installments": 3, "frequency": "FixedInterval", "interval": 30 * DAY,
                "annual_rate_bps": 2400, "amortization": "Annuity", "grace_period": 3 * DAY, "late_fee_bps": 500,
@@ -48,7 +49,7 @@ THREE_MONTH = {"name": "3-month", "currency": "CNY", "min_principal": MIN_PRINCI
                "early_repayment": "ReduceInstallments", "auto_approve": True, "auto_approve_max_principal": 10_000_000}
 # A 1% service fee, deducted from the payout; an operator decides every application.
 TWELVE_MONTH = {**THREE_MONTH, "name": "12-month", "min_installments": 12, "max_installments": 12,
-                "annual_rate_bps": 1800, "service_fee_bps": 100, "early_repayment": "ReduceInstallmentAmount",
+                "frequency": "Monthly", "day_count": "Actual365Fixed", "interval": 0, "annual_rate_bps": 1800, "service_fee_bps": 100, "early_repayment": "ReduceInstallmentAmount",
                 "auto_approve": False, "auto_approve_max_principal": 0}
 # Borrowers with a part in the story, by index; the late payer, the defaulter and the prepayer are the
 # first three whose applications the policy approves (the bureau's records decide who that is); the last borrower

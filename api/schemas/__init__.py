@@ -148,13 +148,14 @@ class LoanOut(BaseModel):
     annual_rate_bps: int
     amortization: str = Field(description="Annuity, EqualPrincipal or Bullet")
     installments: int
-    interval: int = Field(description="seconds between installments")
+    interval: int = Field(description="seconds between installments (0: monthly, on the calendar)")
     grace_period: int = Field(description="seconds after a due date before a late fee is charged")
     late_fee_bps: int
     penalty_rate_bps: int
     default_after: int = Field(description="seconds past due after which the loan may be declared in default")
     service_fee: int = Field(description="charged up front: the payout is the principal less this")
-    frequency: str = Field(description="FixedInterval (every `interval` seconds) or Monthly")
+    frequency: str = Field(description="FixedInterval (every `interval` seconds) or Monthly (the payout's day of the "
+                                       "month, the month's last day when it is shorter)")
     day_count: str = Field(description="a period's share of the annual rate: Actual365Fixed or Thirty360")
     early_repayment: str = Field(description=EARLY_REPAYMENT)
     product_id: int = Field(description="the product the terms were copied from (0: a loan made before products)")

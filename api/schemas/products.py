@@ -45,10 +45,11 @@ class ProductOut(BaseModel):
     max_principal: int
     min_installments: int
     max_installments: int
-    frequency: str = Field(description="FixedInterval (every `interval` seconds) or Monthly")
+    frequency: str = Field(description="FixedInterval (every `interval` seconds) or Monthly (the payout's day of the "
+                                       "month, the month's last day when it is shorter)")
     day_count: str = Field(description="a period's share of the annual rate: Actual365Fixed (fixed intervals: actual "
                                        "seconds / 365 days) or Thirty360")
-    interval: int = Field(description="seconds between installments (FixedInterval)")
+    interval: int = Field(description="seconds between installments (FixedInterval); Monthly: 0")
     annual_rate_bps: int = Field(description="nominal annual rate, basis points")
     amortization: str = Field(description="Annuity, EqualPrincipal or Bullet")
     grace_period: int = Field(description="seconds after a due date before an installment is late")
@@ -87,7 +88,7 @@ class ProductIn(BaseModel):
     max_installments: int = Field(ge=1, le=2**16 - 1)
     frequency: Literal["FixedInterval", "Monthly"] = "FixedInterval"
     day_count: Literal["Actual365Fixed", "Thirty360"] = "Actual365Fixed"
-    interval: int = Field(ge=0, le=2**32 - 1, description="seconds between installments (FixedInterval)")
+    interval: int = Field(ge=0, le=2**32 - 1, description="seconds between installments (FixedInterval); Monthly: 0")
     annual_rate_bps: int = Field(ge=0, le=2**16 - 1)
     amortization: Literal["Annuity", "EqualPrincipal", "Bullet"]
     grace_period: int = Field(ge=0, le=2**32 - 1)
@@ -145,7 +146,8 @@ EXAMPLE_QUOTE = {
 
 class QuoteInstallment(BaseModel):
     number: int = Field(description="1 for the first installment")
-    due_at: int = Field(description="seconds after disbursement")
+    due_at: int = Field(description="seconds after disbursement, for a payout at the quote's time (a monthly "
+                                    "schedule's dates follow the calendar from it: 28 to 31 days apart)")
     principal: int = Field(description="minor units")
     interest: int = Field(description="minor units")
 
@@ -161,7 +163,7 @@ class ProductQuoteOut(BaseModel):
     currency: str
     principal: int
     installments: int
-    interval: int = Field(description="seconds between installments (FixedInterval)")
+    interval: int = Field(description="seconds between installments (FixedInterval; 0 for Monthly)")
     frequency: str
     annual_rate_bps: int = Field(description="nominal annual rate, basis points")
     amortization: str

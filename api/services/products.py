@@ -74,8 +74,11 @@ def quote(context, product_id: int, principal: int, installments: int, version: 
         version = read_status(catalog, product_id, block=block).latest_version
     offer = read_terms(catalog, product_id, version, principal, installments, block=block)
     terms = offer.terms
-    rows = book.functions.quote(terms.as_tuple()).call(block_identifier=block)
-    schedule = [QuoteInstallment(number=n, due_at=due, principal=p, interest=i)
+    # A monthly schedule's dates depend on the disbursement's: the book quotes a payout at this block's time, and
+    # the due dates stay seconds after it (a fixed interval's do not depend on it).
+    starts_at = context.w3.eth.get_block(block).timestamp
+    rows = book.functions.quote(terms.as_tuple(), starts_at, 0, 0).call(block_identifier=block)
+    schedule = [QuoteInstallment(number=n, due_at=due - starts_at, principal=p, interest=i)
                 for n, (due, p, i) in enumerate(rows, 1)]
     fee_bps = read_product(catalog, product_id, version, block=block).service_fee_bps
     within_cap, _, _ = catalog.functions.checkCost(terms.as_tuple(), fee_bps).call(block_identifier=block)

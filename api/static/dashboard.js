@@ -248,7 +248,7 @@ import { getAddress, hexlify, toUtf8Bytes } from "./ethers-6.17.0.min.js"; // np
         h("td", { class: "num" }, `#${p.id}`), h("td", {}, p.name), h("td", { class: "num" }, p.version),
         h("td", {}, `${money(p.min_principal, p.currency)} – ${money(p.max_principal, p.currency)}`),
         h("td", {}, p.min_installments === p.max_installments ? `${p.min_installments}` :
-          `${p.min_installments}–${p.max_installments}`, ` × ${Math.round(p.interval / 86400)} days`),
+          `${p.min_installments}–${p.max_installments}`, p.frequency === "Monthly" ? " monthly" : ` × ${Math.round(p.interval / 86400)} days`),
         h("td", { class: "num" }, `${(p.annual_rate_bps / 100).toFixed(2)}%`),
         h("td", { class: "num" }, `${(p.service_fee_bps / 100).toFixed(2)}%`),
         h("td", {}, p.auto_approve ? `up to ${money(p.auto_approve_max_principal, p.currency)}` : "no: an operator decides"),
@@ -303,7 +303,8 @@ import { getAddress, hexlify, toUtf8Bytes } from "./ethers-6.17.0.min.js"; // np
       ["Product", loan.product_id ? `#${loan.product_id} version ${loan.product_version}` : "—"],
       ["Service fee", `${money(loan.service_fee, c)} (paid out ${money(loan.principal - loan.service_fee, c)})`],
       ["Terms", `${(loan.annual_rate_bps / 100).toFixed(2)}% a year, ${loan.amortization}, ` +
-        `${loan.installments} × ${Math.round(loan.interval / 86400)} days; early repayment: ${loan.early_repayment}`],
+        `${loan.installments} ${loan.frequency === "Monthly" ? "monthly" : `× ${Math.round(loan.interval / 86400)} days`}; ` +
+        `early repayment: ${loan.early_repayment}`],
       ["Requested", when(loan.requested_at)],
       ["Disbursed", when(loan.disbursed_at)],
       ["Closed", when(loan.closed_at)],

@@ -36,7 +36,7 @@ interface ILoanBook {
     /// @notice How due dates are spaced.
     enum Frequency {
         FixedInterval, // every `interval` seconds after disbursement
-        Monthly // reserved: the same day of the month (refused until the book schedules it)
+        Monthly // the disbursement's day of the month (its last day when shorter); the terms' interval is 0
     }
 
     /// @notice A period's share of the annual rate. Fixed intervals count actual seconds / 365 days.
@@ -68,7 +68,7 @@ interface ILoanBook {
         uint16 annualRateBps; // nominal annual rate; the period rate is annualRateBps * interval / 365 days
         Amortization amortization;
         uint16 installments;
-        uint32 interval; // seconds between installments
+        uint32 interval; // seconds between installments; 0 for a monthly loan (how the book tells it from slot 0)
         uint32 gracePeriod; // seconds after a due date before the installment is late
         uint16 lateFeeBps; // of the unpaid installment amount, charged once when grace ends
         uint16 penaltyRateBps; // annual, simple, on unpaid installment amounts from the end of grace
@@ -81,7 +81,8 @@ interface ILoanBook {
         EarlyRepayment earlyRepayment;
     }
 
-    /// @notice One installment. `dueAt` is seconds after disbursement for quotes and undisbursed loans.
+    /// @notice One installment. `dueAt` is unix seconds (a quote's from the start it is given; an undisbursed loan's
+    /// from time 0).
     struct Installment {
         uint40 dueAt;
         uint96 principal;

@@ -68,13 +68,24 @@ interface ILoanBookExtension is ILoanBook {
     function writeOff(uint256 loanId) external;
 
     /**
-     * @notice The schedule of a product, computed without any state. `dueAt` is seconds after disbursement.
-     * @param terms the product
+     * @notice The schedule of terms, computed without any state, for a loan disbursed at `startsAt`: the due dates
+     * of a monthly schedule depend on the disbursement's date (`dueAt` is absolute; with `startsAt` 0 a fixed
+     * interval's are seconds after disbursement, as `schedule` gives them before disbursement).
+     * @param terms the loan's terms (a re-based plan: its principal and installments left)
+     * @param startsAt the disbursement, unix seconds
+     * @param passed installments before the first one quoted: the dates are the loan's from installment `passed + 1`
+     * on (a plan re-based at `passed`, ScheduleRebased); 0 for a new loan
+     * @param paymentRay annuity: a re-based plan's exact level payment (ScheduleRebased's, which on a monthly loan on
+     * actual days keeps the pace of repayment instead of following the annuity formula); 0: the terms' own
      */
-    function quote(LoanTerms calldata terms) external pure returns (Installment[] memory);
+    function quote(LoanTerms calldata terms, uint40 startsAt, uint16 passed, uint152 paymentRay)
+        external
+        pure
+        returns (Installment[] memory);
 
     /**
-     * @notice A loan's schedule; `dueAt` is absolute once disbursed, relative before. After a prepayment re-based it
+     * @notice A loan's schedule; `dueAt` is absolute once disbursed; before, that of a disbursement at time 0 (a
+     * fixed interval's: seconds after disbursement; a monthly one's: only indicative, use `quote`). After a prepayment re-based it
      * (ScheduleRebased), the re-based plan's installments only: the loan's installments `rebasedAt + 1` on (the
      * ones before are paid). A reversal of a repayment puts the loan back on its original schedule.
      * @param loanId the loan

@@ -20,9 +20,9 @@ interface IProductCatalog {
         uint96 maxPrincipal;
         uint16 minInstallments;
         uint16 maxInstallments; // at most MAX_PRODUCT_INSTALLMENTS, and MAX_INSTALLMENT_CHOICES counts from the min
-        ILoanBook.Frequency frequency; // only FixedInterval yet
-        ILoanBook.DayCount dayCount; // FixedInterval: Actual365Fixed (on seconds)
-        uint32 interval; // seconds between installments (FixedInterval)
+        ILoanBook.Frequency frequency;
+        ILoanBook.DayCount dayCount; // FixedInterval: Actual365Fixed (on seconds); Monthly: either
+        uint32 interval; // seconds between installments (FixedInterval); Monthly: 0, the calendar spaces them
         uint16 annualRateBps; // nominal, as in LoanTerms
         ILoanBook.Amortization amortization;
         uint32 gracePeriod;
@@ -66,8 +66,6 @@ interface IProductCatalog {
     error ProductCatalogVersionChanged(uint256 productId, uint32 version, uint32 latestVersion);
     /// @dev A product field is invalid; `field` names it.
     error ProductCatalogInvalidProduct(bytes32 field);
-    /// @dev The repayment frequency is not supported yet.
-    error ProductCatalogUnsupportedFrequency(ILoanBook.Frequency frequency);
     /// @dev The principal is outside the product's range.
     error ProductCatalogPrincipalOutOfRange(uint96 principal, uint96 minPrincipal, uint96 maxPrincipal);
     /// @dev The number of installments is outside the product's range.

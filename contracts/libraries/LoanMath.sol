@@ -9,7 +9,10 @@ import {ILoanBook} from "../interfaces/ILoanBook.sol";
  * @notice The schedule, interest, late fee and penalty as pure functions. Integer arithmetic only.
  *
  * Rounding rules (each a choice; all are half-up to the minor unit):
- * - The period rate is annualRateBps / 10_000 * interval / 365 days (actual/365 on seconds).
+ * - The period rate is annualRateBps / 10_000 * interval / 365 days (actual/365 on seconds). A monthly
+ *   product's terms carry interval 0 (its due dates come from the calendar: MonthlySchedule): its plan's
+ *   interval is MONTH, 365 days / 12, which makes the period rate annualRateBps / 10_000 / 12 exactly
+ *   (30/360: every month is 1/12 of the year).
  * - Principal parts are rounded on the *cumulative* scheduled principal, so they sum exactly to the
  *   principal and the last installment absorbs the remainder.
  * - Annuity: the schedule walks the exact (RAY) balance with the exact level payment
@@ -30,6 +33,8 @@ library LoanMath {
     uint256 internal constant RAY = 1e27;
     uint256 internal constant BPS = 10_000;
     uint256 internal constant YEAR = 365 days;
+    /// @notice A monthly schedule's period under 30/360, a twelfth of YEAR (2,628,000 s): terms with interval 0.
+    uint256 internal constant MONTH = YEAR / 12;
 
     /// @notice Constants of one product, derived once from its terms.
     struct Plan {
@@ -57,14 +62,18 @@ library LoanMath {
         }
     }
 
-    /// @notice The constants of a product whose annuity payment is already known (stored at application).
+    /**
+     * @notice The constants of a product whose annuity payment is already known (stored at application).
+     * @dev Interval 0 is a monthly product (Frequency.Monthly, 30/360): its period is MONTH.
+     */
     function planWithPayment(ILoanBook.LoanTerms memory terms, uint256 paymentRay) internal pure returns (Plan memory p) {
         p.principal = terms.principal;
         p.installments = terms.installments;
-        p.interval = terms.interval;
+        uint256 interval = terms.interval == 0 ? MONTH : terms.interval;
+        p.interval = interval;
         p.annualRateBps = terms.annualRateBps;
         p.amortization = terms.amortization;
-        p.periodRateRay = Math.mulDiv(terms.annualRateBps * uint256(terms.interval), RAY, BPS * YEAR);
+        p.periodRateRay = Math.mulDiv(terms.annualRateBps * interval, RAY, BPS * YEAR);
         p.paymentRay = paymentRay;
     }
 

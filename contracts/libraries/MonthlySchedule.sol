@@ -27,11 +27,14 @@ import {LoanMath} from "./LoanMath.sol";
  *
  * The annuity under Actual365Fixed (periods of 28 to 31 days cannot all have one level payment that
  * charges actual-day interest and repays exactly): the level payment A is the textbook payment at the
- * period rate annualRate / 12, as under Thirty360. Each installment but the last is A, rounded once;
- * its interest is charged on the exact scheduled balance for the period's actual days, and what A
- * leaves after interest repays principal. The last installment (or an earlier one, should the exact
- * balance be cleared sooner) absorbs the difference: it repays all remaining principal with interest
- * for its own actual days, so it may be a little more or less than A. References: Apache Fineract keeps
+ * period rate annualRate / 12, as under Thirty360. The exact balance grows by its interest for the
+ * period's actual days and falls by A; each installment's interest is that interest rounded half-up
+ * once, and its principal the cumulative rounding of the balance: LoanMath's annuity rule (see its
+ * header: interest rounded on the exact balance, so that a prepayment never costs the borrower more),
+ * so each installment but the last is within 1.5 minor units of A. The last installment (or an
+ * earlier one, should the exact balance be cleared sooner) absorbs the difference: it repays all
+ * remaining principal with interest for its own actual days, so it may be a little more or less than A.
+ * A re-based plan (Prepayment.rebase) keeps the rate, so its level payment is again at annualRate / 12. References: Apache Fineract keeps
  * a regular monthly period's interest the same under 30/360 and charges the actual days between due
  * dates under actual day counts (FINERACT-2816, "Monthly Repayment Due Date Strategy"; FINERACT-2197 for
  * its progressive, fixed-EMI schedules); Mambu's loan products put the principal and interest
@@ -40,7 +43,7 @@ import {LoanMath} from "./LoanMath.sol";
  */
 library MonthlySchedule {
     /// @notice The interval that makes LoanMath's period rate exactly annualRate / 12 (30/360 month).
-    uint256 internal constant MONTH = LoanMath.YEAR / 12;
+    uint256 internal constant MONTH = LoanMath.MONTH;
 
     /// @notice The constants of a monthly product (`terms.interval` is ignored), with its level payment.
     function plan(ILoanBook.LoanTerms memory terms) internal pure returns (LoanMath.Plan memory p) {
@@ -115,15 +118,18 @@ library MonthlySchedule {
         } else {
             uint256 periodStart = dueAt(a, c.paid);
             // Both ends share the time of day, so this is whole days of seconds: actual days * 1 day.
-            (principalPart, interestPart) = _nextActual(p, c, due - periodStart);
+            (principalPart, interestPart) = nextActual(p, c, due - periodStart);
         }
         a.lastK = c.paid; // `c` has moved past the installment just computed
         a.lastDue = due;
     }
 
-    /// @dev One installment under actual/365 fixed, the period being `length` seconds long.
-    function _nextActual(LoanMath.Plan memory p, LoanMath.Cursor memory c, uint256 length)
-        private
+    /**
+     * @notice One installment under actual/365 fixed, its period being `length` seconds long (whole days: both
+     * ends share the time of day), and `c` moved past it.
+     */
+    function nextActual(LoanMath.Plan memory p, LoanMath.Cursor memory c, uint256 length)
+        internal
         pure
         returns (uint256 principalPart, uint256 interestPart)
     {
@@ -133,20 +139,14 @@ library MonthlySchedule {
             uint256 rateRay = Math.mulDiv(p.annualRateBps * length, LoanMath.RAY, LoanMath.BPS * LoanMath.YEAR);
             uint256 interestRay = Math.mulDiv(c.balanceRay, rateRay, LoanMath.RAY);
             uint256 grown = c.balanceRay + interestRay;
-            if (k >= p.installments || grown <= p.paymentRay) {
-                // The closing installment: all remaining principal, interest for its own actual days.
-                c.balanceRay = 0;
-                cumulative = p.principal;
-                interestPart = LoanMath.divHalfUp(interestRay, LoanMath.RAY);
-            } else {
-                c.balanceRay = grown - p.paymentRay;
-                cumulative = LoanMath.scheduledPrincipal(p, k, c.balanceRay);
-                // A long period at a very high rate can cost more than A (the balance grows): no
-                // negative principal part, the unpaid interest stays in the exact balance.
-                if (cumulative < c.principalBefore) cumulative = c.principalBefore;
-                uint256 level = LoanMath.divHalfUp(p.paymentRay, LoanMath.RAY);
-                interestPart = level > cumulative - c.principalBefore ? level - (cumulative - c.principalBefore) : 0;
-            }
+            // The closing installment (all remaining principal) or a level one; rounded once, on the exact balance.
+            c.balanceRay = (k >= p.installments || grown <= p.paymentRay) ? 0 : grown - p.paymentRay;
+            cumulative = LoanMath.scheduledPrincipal(p, k, c.balanceRay);
+            // A long period at a very high rate can cost more than A (the balance grows): no negative
+            // principal part, the unpaid interest stays in the exact balance. (The catalogue refuses a
+            // product whose A does not cover a 31-day month's interest, so the book never meets this.)
+            if (cumulative < c.principalBefore) cumulative = c.principalBefore;
+            interestPart = LoanMath.divHalfUp(interestRay, LoanMath.RAY);
         } else {
             cumulative = LoanMath.scheduledPrincipal(p, k, 0);
             uint256 balance = p.amortization == ILoanBook.Amortization.EqualPrincipal

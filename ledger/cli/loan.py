@@ -85,7 +85,8 @@ def _print(report: dict, console: Console) -> None:
     summary.add_row("status", report["status"])
     summary.add_row("borrower", report["borrower"])
     summary.add_row("terms", f"{terms['principal']:,} {cur}, {terms['annual_rate_bps']} bps a year, "
-                             f"{terms['amortization']}, {terms['installments']} x {terms['interval'] / DAY:g} days, "
+                             f"{terms['amortization']}, {terms['installments']} x "
+                             + ("monthly, " if terms["interval"] == 0 else f"{terms['interval'] / DAY:g} days, ") +
                              f"grace {terms['grace_period'] / DAY:g} d, late fee {terms['late_fee_bps']} bps, "
                              f"penalty {terms['penalty_rate_bps']} bps, default after {terms['default_after'] / DAY:g} d")
     summary.add_row("disbursed", _when(report["disbursed_at"], relative=False))

@@ -23,7 +23,7 @@ from ledger.products import read_product, read_status, read_terms
 
 
 def _schedule_table(items: list[dict], principal: int, currency: str) -> Table:
-    table = Table(title=f"Schedule (minor units of {currency}; due = days after disbursement)")
+    table = Table(title=f"Schedule (minor units of {currency}; due = days after a disbursement now)")
     for column in ("#", "due (days)", "principal", "interest", "payment", "balance after"):
         table.add_column(column, justify="right")
     balance = principal
@@ -59,7 +59,9 @@ def register(app: typer.Typer) -> None:
             if version is None:  # an unknown product's latest is 0: refused below as an application would be
                 version = read_status(catalog, product_id, block=block).latest_version
             offer = read_terms(catalog, product_id, version, principal, installments, block=block)
-            raw = book.functions.quote(offer.terms.as_tuple()).call(block_identifier=block)
+            # A monthly schedule's dates depend on the payout's: quoted for a payout at this block's time.
+            starts_at = book.w3.eth.get_block(block).timestamp
+            raw = book.functions.quote(offer.terms.as_tuple(), starts_at, 0, 0).call(block_identifier=block)
             product = read_product(catalog, product_id, version, block=block)
             within_cap, _, _ = catalog.functions.checkCost(offer.terms.as_tuple(), product.service_fee_bps).call(
                 block_identifier=block)
@@ -70,7 +72,7 @@ def register(app: typer.Typer) -> None:
             # A pure view fails this way only when the terms make it too big to compute (e.g. out of gas).
             message = exc.rpc_response.get("error", {}).get("message") if exc.rpc_response else None
             raise fail(f"the node could not compute this schedule ({message or exc})", code=2) from None
-        items = [{"due": due, "principal": part, "interest": interest} for due, part, interest in raw]
+        items = [{"due": due - starts_at, "principal": part, "interest": interest} for due, part, interest in raw]
         currency = product.currency_code
         if not within_cap:  # the catalogue refuses such an application unless the cap was raised since
             err.print("[yellow]note:[/] these terms are above the all-in cost cap")
@@ -82,7 +84,8 @@ def register(app: typer.Typer) -> None:
             return
         console = Console()
         console.print(f"{product.display_name} (product {product_id}, version {version}): "
-                      f"{product.annual_rate_bps / 100:g}% a year, every {product.interval / DAY:g} days")
+                      f"{product.annual_rate_bps / 100:g}% a year, "
+                      + ("monthly" if product.interval == 0 else f"every {product.interval / DAY:g} days"))
         console.print(f"service fee {offer.service_fee:,}; paid out {offer.net_paid_out:,} {currency}"
                       + ("" if offer.auto_approvable else "; an operator decides the application"))
         console.print(_schedule_table(items, principal, currency))

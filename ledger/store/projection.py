@@ -76,6 +76,7 @@ class LoanState:
     rebased_at: int | None = None
     rebased_principal: int = 0
     rebased_installments: int = 0
+    rebased_payment_ray: int = 0  # its exact level payment (annuity), as the event gives it
     last_event_block: int = 0
     payments: list[PaymentState] = field(default_factory=list)
 
@@ -166,7 +167,7 @@ def fold_loan(events: Iterable[EventLike]) -> LoanState | None:
         elif ev.name == "ScheduleRebased":
             # The amounts are the contract's (`schedule(loanId)`, re-read by the indexer); only the numbering is ours.
             state.rebased_at, state.rebased_principal = a["rebasedAt"], a["principal"]
-            state.rebased_installments = a["installments"]
+            state.rebased_installments, state.rebased_payment_ray = a["installments"], a["paymentRay"]
         elif ev.name == "OverpaymentHeld":
             # Closed by the repayment just before it; the rest is the borrower's until refunded.
             state.status, state.closed_at = LoanStatus.OVERPAID, ev.block_time

@@ -49,7 +49,7 @@ def test_a_quote_and_an_application_for_a_product_give_the_products_terms(api, b
     terms = borrower.product(product_id)
     schedule = stack.book.functions.quote((240_000, b"CNY", 1_200, 0, 12, 30 * DAY, terms["grace_period"],
                                            terms["late_fee_bps"], terms["penalty_rate_bps"], terms["default_after"],
-                                           2_400, product_id, 1, 0, 1, 1)).call()
+                                           2_400, product_id, 1, 0, 1, 1), 0, 0, 0).call()
     assert [(r["due_at"], r["principal"], r["interest"]) for r in quote["schedule"]] == [tuple(r) for r in schedule]
     interest = sum(r[2] for r in schedule)
     assert (quote["total_interest"], quote["total_repaid"], quote["total_cost"]) == (

@@ -5,7 +5,9 @@ readable by id and version; an unknown one is a 404 with a clear code.
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select
@@ -14,7 +16,7 @@ from api.client import ApiError, LoanLedgerClient
 from ledger.products import EarlyRepayment, Product, product_name
 from ledger.samples import SAMPLE_PRODUCT
 from ledger.store.models.chain import ChainEvent, PoisonEvent
-from ledger.typed_data import Amortization
+from ledger.typed_data import Amortization, DayCount, Frequency
 
 DAY = 86_400
 THREE_MONTH = SAMPLE_PRODUCT
@@ -184,3 +186,23 @@ def test_the_catalogue_s_refusals_are_client_errors_naming_the_rule(api, operato
     operator.create_product(BODY)
     operator.retire_product(1)
     assert _error(operator.retire_product, 1).code == "product_catalog_retired"
+
+
+def test_a_monthly_quote_gives_the_calendar_s_dates_from_the_quote_s_time(api, anonymous, catalog_as_operator, w3):
+    # Due dates of a monthly product depend on the payout's: the quote's are seconds after a payout at the block it
+    # was read at, each on that day of the month (or the month's last day), computed here with `calendar`.
+    monthly = replace(THREE_MONTH, name=product_name("monthly"), frequency=Frequency.MONTHLY,
+                      day_count=DayCount.THIRTY_360, interval=0, min_installments=12, max_installments=12)
+    product_id = catalog_as_operator.create(monthly)
+    quote = anonymous.quote(product_id, 1_000_000, 12)
+    start = w3.eth.get_block("latest").timestamp  # the API read the same block: nothing was mined since
+    moment = datetime.fromtimestamp(start, UTC)
+
+    def months_later(k: int) -> int:
+        year, month = divmod(moment.year * 12 + moment.month - 1 + k, 12)
+        day = min(moment.day, calendar.monthrange(year, month + 1)[1])
+        return int(moment.replace(year=year, month=month + 1, day=day).timestamp()) - start
+
+    assert (quote["frequency"], quote["interval"]) == ("Monthly", 0)
+    assert [row["due_at"] for row in quote["schedule"]] == [months_later(k) for k in range(1, 13)]
+    assert sum(row["principal"] for row in quote["schedule"]) == 1_000_000

@@ -17,7 +17,7 @@ import pytest
 from eth_utils import keccak
 from web3.logs import DISCARD
 
-from ledger.typed_data import Amortization, LoanTerms
+from ledger.typed_data import Amortization, DayCount, Frequency, LoanTerms
 
 DAY = 86_400
 REPAID, OVERPAID = 6, 9
@@ -403,30 +403,59 @@ def test_a_payment_later_in_the_same_period_pays_the_interest_accrued_since_then
     assert book.book.events.ScheduleRebased().process_receipt(receipt, errors=DISCARD)
 
 
+def split_costs_what_one_would(w3, book: Book, at: int, rng: random.Random, state: dict) -> None:
+    """The first part short of the current installment, exactly covering it, or beyond it; the second anything up
+    to what closes the loan: paid at `at` one after the other, they cost what their sum would."""
+    payoff, threshold = threshold_of(book, at)
+    for first in {rng.randint(1, max(1, threshold - 1)), threshold, rng.randint(threshold, max(threshold, payoff - 1))}:
+        if not 0 < first < payoff:
+            continue
+        second = rng.randint(1, payoff - first)
+        snap = snapshot(w3)
+        whole = book.cost_to_close(first + second, at)
+        revert(w3, snap)
+        snap = snapshot(w3)
+        book.pay(first, at)
+        split = first + book.cost_to_close(second, at)
+        revert(w3, snap)
+        assert split == whole, (state, threshold, payoff, first, second)
+
+
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("amortization", [Amortization.ANNUITY, Amortization.EQUAL_PRINCIPAL, Amortization.BULLET])
 def test_a_payment_split_in_two_at_one_moment_costs_what_it_would_in_one(driver, keys, loan_terms, w3, amortization,
                                                                          method):
-    # The first part short of the current installment, exactly covering it, or beyond it; the second anything up to
-    # what closes the loan.
     for s in random_states(9000 + 1000 * int(amortization) + method, 4):
         base = snapshot(w3)
         terms = replace(loan_terms, principal=s["principal"], annualRateBps=s["apr_bps"], amortization=amortization,
                         installments=s["n"], interval=s["interval"], earlyRepayment=method)
         book, at = loan_in_state(driver, keys, terms, s["paid"], s["elapsed"])
-        rng = random.Random(s["pick"])
-        payoff, threshold = threshold_of(book, at)
-        for first in {rng.randint(1, max(1, threshold - 1)), threshold,
-                      rng.randint(threshold, max(threshold, payoff - 1))}:
-            if not 0 < first < payoff:
-                continue
-            second = rng.randint(1, payoff - first)
-            snap = snapshot(w3)
-            whole = book.cost_to_close(first + second, at)
-            revert(w3, snap)
-            snap = snapshot(w3)
-            book.pay(first, at)
-            split = first + book.cost_to_close(second, at)
-            revert(w3, snap)
-            assert split == whole, (s, threshold, payoff, first, second)
+        split_costs_what_one_would(w3, book, at, random.Random(s["pick"]), s)
+        revert(w3, base)
+
+
+@pytest.mark.parametrize("day_count", [DayCount.THIRTY_360, DayCount.ACTUAL_365_FIXED])
+@pytest.mark.parametrize("method", METHODS)
+def test_paying_more_never_costs_more_on_a_monthly_loan(driver, keys, loan_terms, w3, day_count, method):
+    # The same property on monthly annuities: periods of 28 to 31 days, each accruing over its real length (and
+    # on actual days, charging its own days' interest). The moment tried is within the shortest month.
+    for s in random_states(500 + 10 * int(day_count) + method, 4):
+        base = snapshot(w3)
+        terms = replace(loan_terms, principal=s["principal"], annualRateBps=s["apr_bps"], installments=s["n"],
+                        interval=0, frequency=Frequency.MONTHLY, dayCount=day_count, earlyRepayment=method)
+        book, at = loan_in_state(driver, keys, terms, s["paid"], s["elapsed"] % (28 * DAY - 1) + 1)
+        paying_more_never_costs_more(w3, book, at, random.Random(s["pick"]), s)
+        revert(w3, base)
+
+
+@pytest.mark.parametrize("day_count", [DayCount.THIRTY_360, DayCount.ACTUAL_365_FIXED])
+@pytest.mark.parametrize("method", METHODS)
+def test_a_payment_split_in_two_at_one_moment_costs_what_it_would_in_one_on_a_monthly_loan(
+        driver, keys, loan_terms, w3, day_count, method):
+    for s in random_states(600 + 10 * int(day_count) + method, 3):
+        base = snapshot(w3)
+        terms = replace(loan_terms, principal=s["principal"], annualRateBps=s["apr_bps"], installments=s["n"],
+                        interval=0, frequency=Frequency.MONTHLY, dayCount=day_count, earlyRepayment=method)
+        book, at = loan_in_state(driver, keys, terms, s["paid"], s["elapsed"] % (28 * DAY - 1) + 1)
+        split_costs_what_one_would(w3, book, at, random.Random(s["pick"]), s)
         revert(w3, base)

@@ -23,7 +23,7 @@ from ledger.products import (
     read_terms,
 )
 from ledger.samples import SAMPLE_PRODUCT
-from ledger.typed_data import Amortization, LoanTerms
+from ledger.typed_data import Amortization, DayCount, LoanTerms
 
 DAY = 86_400
 YEAR = 365 * DAY
@@ -174,7 +174,13 @@ def test_the_terms_of_an_application_follow_the_product(catalog, keys, publish, 
     ({"interval": 60}, "ProductCatalogInvalidProduct", "interval"),
     ({"default_after": 0}, "ProductCatalogInvalidProduct", "defaultAfter"),
     ({"auto_approve": False}, "ProductCatalogInvalidProduct", "autoApproveMaxPrincipal"),
-    ({"frequency": Frequency.MONTHLY}, "ProductCatalogUnsupportedFrequency", None),
+    # Monthly products: interval 0, the calendar spacing the installments; on actual days, a level payment that
+    # covers a 31-day month's interest (at 100 % over 120 months it does not).
+    ({"frequency": Frequency.MONTHLY, "interval": 0, "annual_rate_bps": 10_000, "penalty_rate_bps": 0,
+      "min_installments": 85, "max_installments": 120}, "ProductCatalogInvalidProduct", "annualRateBps"),
+    ({"frequency": Frequency.MONTHLY, "day_count": DayCount.THIRTY_360}, "ProductCatalogInvalidProduct", "interval"),
+    ({"day_count": DayCount.THIRTY_360}, "ProductCatalogInvalidProduct", "dayCount"),
+    ({"interval": 0}, "ProductCatalogInvalidProduct", "interval"),
 ])
 def test_an_invalid_product_is_refused_naming_what_is_wrong(catalog, keys, reverted, change, error, field):
     fn = catalog.functions.createProduct(replace(BASE, **change).as_tuple(catalog))
@@ -199,7 +205,7 @@ def annual_irr(book, terms: LoanTerms, service_fee: int) -> float:
     """The nominal annual IRR of *net amount paid out -> scheduled installments*, computed with numpy-financial
     on the schedule the contracts compute (LoanBook.quote runs LoanMath): the period IRR * 365 days / interval,
     the way the contract annualises (its cap's period rate is capBps * interval / 365 days)."""
-    installments = book.functions.quote(terms.as_tuple()).call()
+    installments = book.functions.quote(terms.as_tuple(), 0, 0, 0).call()
     flows = [-(terms.principal - service_fee)] + [principal + interest for _, principal, interest in installments]
     return float(npf.irr(flows)) * YEAR / terms.interval
 
@@ -257,7 +263,7 @@ def test_check_cost_reports_the_present_value_and_the_net_paid_out(stack, catalo
     ok, present_value, net = catalog.functions.checkCost(terms.as_tuple(), 50).call()
     # The same present value computed here, in floating point, on the book's schedule at the cap's period rate.
     cap_rate = CAP_BPS / 10_000 * terms.interval / YEAR
-    schedule = stack.book.functions.quote(terms.as_tuple()).call()
+    schedule = stack.book.functions.quote(terms.as_tuple(), 0, 0, 0).call()
     expected = sum((p + i) / (1 + cap_rate) ** k for k, (_, p, i) in enumerate(schedule, start=1))
     assert abs(present_value - expected) <= 1
     assert (ok, net) == (True, PRINCIPAL - 60_000)

@@ -47,7 +47,7 @@ def test_annuity_matches_pmt_over_200_random_products(stack):
         n = rng.randint(1, 360)
         apr_bps = rng.randint(0, 10_000)
         interval_days = rng.choice([7, 14, 30])
-        schedule = stack.book.functions.quote(terms(principal, apr_bps, n, interval_days, ANNUITY)).call()
+        schedule = stack.book.functions.quote(terms(principal, apr_bps, n, interval_days, ANNUITY), 0, 0, 0).call()
         rate = apr_bps * interval_days * DAY / (10_000 * YEAR)
         payment = -npf.pmt(rate, n, principal) if rate else principal / n
         assert len(schedule) == n
@@ -66,10 +66,10 @@ def test_equal_principal_and_bullet_match_reference(stack, amortization):
     for _ in range(60):
         principal, n, apr_bps = rng.randint(1, 10**12), rng.randint(1, 120), rng.randint(0, 10_000)
         interval_days = rng.choice([7, 30])
-        got = stack.book.functions.quote(terms(principal, apr_bps, n, interval_days, amortization)).call()
+        got = stack.book.functions.quote(terms(principal, apr_bps, n, interval_days, amortization), 0, 0, 0).call()
         assert [tuple(row) for row in got] == reference(principal, apr_bps, n, interval_days * DAY, amortization)
 
 
 def test_small_principal_never_gives_negative_parts(stack):
-    schedule = stack.book.functions.quote(terms(3, 1200, 5, 30, EQUAL_PRINCIPAL)).call()
+    schedule = stack.book.functions.quote(terms(3, 1200, 5, 30, EQUAL_PRINCIPAL), 0, 0, 0).call()
     assert [p for _, p, _ in schedule] == [1, 0, 1, 0, 1]

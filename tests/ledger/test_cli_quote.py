@@ -65,7 +65,7 @@ def test_quote_json_is_the_catalogues_terms_and_the_books_schedule(env, stack, d
         product_id, version, 0, 250_001)
     copied = replace(terms, productId=product_id, productVersion=version)
     expected = [{"due": due, "principal": p, "interest": i}
-                for due, p, i in stack.book.functions.quote(copied.as_tuple()).call()]
+                for due, p, i in stack.book.functions.quote(copied.as_tuple(), 0, 0, 0).call()]
     assert printed["installments"] == expected
     assert [item["due"] for item in printed["installments"]] == [k * 14 * DAY for k in range(1, 8)]
 
