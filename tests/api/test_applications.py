@@ -161,7 +161,8 @@ def _quote_of(stack, terms: dict, principal: int, installments: int, service_fee
         principal, terms["currency"].encode(), terms["annual_rate_bps"], typed_data.Amortization.ANNUITY,
         installments, terms["interval"], terms["grace_period"], terms["late_fee_bps"], terms["penalty_rate_bps"],
         terms["default_after"], service_fee, 1, 1, typed_data.Frequency.FIXED_INTERVAL,
-        typed_data.DayCount.ACTUAL_365_FIXED, typed_data.EarlyRepayment.REDUCE_INSTALLMENTS)).call()]
+        typed_data.DayCount.ACTUAL_365_FIXED, typed_data.EarlyRepayment.REDUCE_INSTALLMENTS),
+        0, 0, 0).call()]  # paid out at time 0: due dates are seconds after the payout
 
 
 def test_the_documented_examples_are_the_books_quotes(stack):
