@@ -311,7 +311,8 @@ def test_each_identity_holds_the_roles_the_table_assumes(measured):
 
 @pytest.mark.parametrize(("method", "path"), _row_params())
 def test_the_route_admits_exactly_its_roles(method, path, measured):
-    assert (method, path) in measured.answers, f"the app does not serve {method} {path}"
+    served = (method, path) in measured.answers
+    assert served, f"the app does not serve {method} {path}"
     admits = EXPECTED[method, path]
     answers = measured.answers[method, path]
     wrong = [problem for who in IDENTITIES if (problem := judge(admits, who, answers[who]))]
