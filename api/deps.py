@@ -55,7 +55,7 @@ Operator = Annotated[Principal, Depends(require("operator"))]
 Admin = Annotated[Principal, Depends(require("admin"))]
 Staff = Annotated[Principal, Depends(require("admin", "operator"))]
 PolicyReader = Annotated[Principal, Depends(require("operator", "admin", "auditor"))]
-Pauser = Annotated[Principal, Depends(require("operator", "pauser"))]
+Pauser = Annotated[Principal, Depends(require("pauser"))]
 RegisteredBorrower = Annotated[Principal, Depends(require("borrower"))]  # in the registry
 BorrowerOrApplicant = Annotated[Principal, Depends(require(*BORROWERS))]  # signed in, KYC'd or not
 # Borrowers see their own loans, the read-all roles every loan (api.views.visible_loan decides which).
