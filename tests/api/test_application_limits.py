@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from api.services import applications
+from api import idempotency
 from ledger import typed_data
 
 
@@ -111,26 +111,27 @@ def test_open_applications_are_limited_and_a_cancellation_or_a_decision_frees_a_
 
 
 def test_an_application_still_being_relayed_counts_as_open(api, http, borrower, application, stack, monkeypatch):
-    """A second application while the first is mined but not answered yet (its policy running, the indexer
-    behind): the read model does not show the first, the store's claim does, so the second is refused."""
+    """A second application while the first is being relayed (signed, not yet sent): neither the chain nor the read
+    model shows the first, its claim in the store does, so the second is refused."""
     _, context = api
     _limits(context, open_=1)
-    mined, release = threading.Event(), threading.Event()
-    policy = applications.apply_policy
+    sending, release = threading.Event(), threading.Event()
+    record_tx = idempotency.Claim.record_tx
 
-    def slow_policy(*args, **kwargs):
-        mined.set()
-        release.wait(30)
-        return policy(*args, **kwargs)
+    def slow_send(claim, tx_hash: str) -> None:
+        record_tx(claim, tx_hash)
+        if claim.key == "first":
+            sending.set()
+            release.wait(10)
 
-    monkeypatch.setattr(applications, "apply_policy", slow_policy)
+    monkeypatch.setattr(idempotency.Claim, "record_tx", slow_send)
     answers: dict = {}
     first = threading.Thread(target=lambda: answers.update(first=_post(http, borrower, application, "first")[1]))
     first.start()
     try:
-        assert mined.wait(30)
-        assert stack.book.functions.loanCount().call() == 1
+        assert sending.wait(30)
         _refused(_post(http, borrower, application, "second")[1], "too_many_open_applications")
+        assert stack.book.functions.loanCount().call() == 0
     finally:
         release.set()
         first.join(60)
