@@ -150,8 +150,8 @@ class Settings(BaseSettings):
     sms_outbox: str = ""                     # development SMS sender's outbox; default <home>/sms-outbox.jsonl
     rate_limit_storage: str = "memory://"    # `limits` storage URI; redis://... when several API processes run
     # What one borrower can make the lender pay gas for (each application is relayed at the lender's cost):
-    applications_per_hour: int = Field(5, ge=1)        # applications per borrower, moving window of an hour
-    open_applications: int = Field(2, ge=1)            # per borrower in Requested or Approved (not paid out)
+    applications_per_hour: int = Field(5, ge=1)  # relayed applications per borrower in any hour (moving window)
+    open_applications: int = Field(3, ge=1)      # a borrower's loans in Requested or Approved (not yet paid out)
     index_wait: float = 10.0                 # seconds a write waits for the indexer to reach its block
     auto_approve: bool = False               # initial automatic approval policy (operators switch it at run time)
     rail_url: str = "http://127.0.0.1:8700"  # the payment rail (stand-in: `loanledger rail`)
