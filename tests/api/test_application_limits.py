@@ -160,3 +160,13 @@ def test_parallel_applications_do_not_pass_the_open_limit(api, http, borrower, a
         thread.join(120)
     assert statuses.count(201) <= 1 and 429 in statuses, statuses
     assert stack.book.functions.loanCount().call() == 1 + statuses.count(201)  # at most the 2 open allowed
+
+
+def test_every_documented_429_says_retry_after_and_the_application_route_documents_its_429(offline_app):
+    spec = offline_app.openapi()
+    too_many = {f"{method.upper()} {path}": operation["responses"]["429"]
+                for path, operations in spec["paths"].items() for method, operation in operations.items()
+                if "429" in operation["responses"]}
+    assert {"POST /v1/loans", "POST /v1/auth/login"} <= set(too_many)
+    assert all("Retry-After" in response.get("headers", {}) for response in too_many.values()), too_many
+    assert "too_many_open_applications" in too_many["POST /v1/loans"]["description"]
