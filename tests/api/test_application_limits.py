@@ -11,6 +11,8 @@ import threading
 import pytest
 
 from api import idempotency
+from api.errors import ApiError as ServerError
+from api.ratelimit import RateLimiter
 from ledger import typed_data
 
 
@@ -170,3 +172,14 @@ def test_every_documented_429_says_retry_after_and_the_application_route_documen
     assert {"POST /v1/loans", "POST /v1/auth/login"} <= set(too_many)
     assert all("Retry-After" in response.get("headers", {}) for response in too_many.values()), too_many
     assert "too_many_open_applications" in too_many["POST /v1/loans"]["description"]
+
+
+def test_the_sign_in_and_code_limits_say_when_to_retry_too():
+    limiter = RateLimiter()
+    for _ in range(6):
+        limiter.hit("otp_send_phone", "+8613800000000")
+    with pytest.raises(ServerError) as refused:
+        limiter.hit("otp_send_phone", "+8613800000000")
+    assert (refused.value.status, refused.value.code) == (429, "rate_limited")
+    assert 0 < int(refused.value.headers["retry-after"]) <= 601
+    assert f"{refused.value.headers['retry-after']} s" in refused.value.message
