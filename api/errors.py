@@ -51,9 +51,11 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str):
+    """An error the API answers as it is; `headers` go with it (a 429's Retry-After)."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message, self.headers = status, code, message, headers
 
 
 def not_found(what: str) -> ApiError:
@@ -86,7 +88,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api(_: Request, exc: ApiError):
-        return _json(exc.status, exc.code, exc.message)
+        return _json(exc.status, exc.code, exc.message, exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException):
@@ -161,6 +163,7 @@ async def _node_down(_: Request, exc: Exception):
                  {"retry-after": "5"})
 
 
+_RETRY_AFTER = {"description": "seconds to wait before trying again", "schema": {"type": "integer", "minimum": 1}}
 _ERROR_REF = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}
 
 
@@ -183,6 +186,8 @@ def _document(app: FastAPI) -> None:
                 if operation.get("requestBody") or "idempotency-key" in headers:
                     responses.setdefault("400", {"description": "the body is not readable, or the Idempotency-Key "
                                                                 "header is missing or too long", **_ERROR_REF})
+                if "429" in responses:  # every 429 says when to come back
+                    responses["429"].setdefault("headers", {}).setdefault("Retry-After", _RETRY_AFTER)
                 if operation.get("requestBody") or operation.get("parameters"):
                     described = responses.get("422", {}).get("description") or "the request is not valid"
                     responses["422"] = {"description": described, **_ERROR_REF}

@@ -170,7 +170,7 @@ def _act(context, claim: Claim, action: Callable[[Claim], Answer]) -> JSONRespon
     try:
         status, payload = action(claim)
     except ApiError as exc:
-        if exc.status >= 500:
+        if exc.status >= 500 or exc.status == 429:  # a limit's refusal is no answer: the key may run later
             _release(context, claim)
             raise
         _store(context, claim, exc.status, {"error": {"code": exc.code, "message": exc.message}})

@@ -29,7 +29,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, PrivateAttr, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -149,6 +149,9 @@ class Settings(BaseSettings):
     auto_register: bool = True               # register a borrower on-chain as soon as KYC is verified
     sms_outbox: str = ""                     # development SMS sender's outbox; default <home>/sms-outbox.jsonl
     rate_limit_storage: str = "memory://"    # `limits` storage URI; redis://... when several API processes run
+    # What one borrower can make the lender pay gas for (each application is relayed at the lender's cost):
+    applications_per_hour: int = Field(5, ge=1)  # relayed applications per borrower in any hour (moving window)
+    open_applications: int = Field(3, ge=1)      # a borrower's loans in Requested or Approved (not yet paid out)
     index_wait: float = 10.0                 # seconds a write waits for the indexer to reach its block
     auto_approve: bool = False               # initial automatic approval policy (operators switch it at run time)
     rail_url: str = "http://127.0.0.1:8700"  # the payment rail (stand-in: `loanledger rail`)

@@ -7,24 +7,28 @@ owed now from the contract's own views at chain time.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Header, Request
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from api import idempotency
 from api.auth import Principal
 from api.deps import BorrowerOrApplicant, ContextDep, LoanReader, MetricsDep, RegisteredBorrower
-from api.errors import error_responses
+from api.errors import ErrorResponse, error_responses
 from api.observability import current_request_id
 from api.schemas import (AmountDueOut, ApplyIn, ApplyOut, CancelIn, CreditOut, LoanIdPath, LoanList, LoanOut,
                          RepaymentInstructions, RequestParams, TxOut)
-from api.services import applications
+from api.services import application_limits, applications
 from api.views import visible_loan
 from ledger.book import LoanStatus, read_loan
 from ledger.store.models.chain import Loan
 
 router = APIRouter(prefix="/v1", tags=["loans"])
 ERRORS = error_responses(401, 403, 404, 409, 422, 503)
+APPLY_ERRORS = {**ERRORS, 429: {"model": ErrorResponse, "description": (
+    "too_many_applications: the borrower's applications this hour are at the limit (applications_per_hour); "
+    "too_many_open_applications: their open applications are (open_applications): cancel one or wait for a "
+    "decision. Nothing was relayed; the same Idempotency-Key may be retried")}}
 
 
 @router.get("/loans/request-params", response_model=RequestParams, responses=ERRORS,
@@ -35,9 +39,9 @@ def request_params(context: ContextDep, who: BorrowerOrApplicant) -> RequestPara
                          nonce=book.functions.nonces(who.address).call(), deadline=context.chain_time() + 3600)
 
 
-@router.post("/loans", response_model=ApplyOut, status_code=201, responses=ERRORS,
+@router.post("/loans", response_model=ApplyOut, status_code=201, responses=APPLY_ERRORS,
              summary="Apply for a product version: relay the borrower's signed application (Idempotency-Key required)")
-def apply(body: ApplyIn, context: ContextDep, metrics: MetricsDep, who: RegisteredBorrower,
+def apply(body: ApplyIn, request: Request, context: ContextDep, metrics: MetricsDep, who: RegisteredBorrower,
           idempotency_key: str | None = Header(None)):
 
     def answer(application: applications.Application):
@@ -46,9 +50,12 @@ def apply(body: ApplyIn, context: ContextDep, metrics: MetricsDep, who: Register
                              decision=application.decision)
 
     def action(claim: idempotency.Claim):
+        # The borrower's limits, before anything is relayed (inside the claim: a replayed answer is not counted).
+        application_limits.check_open(context, who.address, claim.key)
+        record_tx = application_limits.counted(context, request.app.state.limiter, who.address, claim.record_tx)
         signed = applications.Signed(body.product_id, body.product_version, body.principal, body.installments)
         application = applications.apply(context, who.address, signed, body.deadline,
-                                         bytes.fromhex(body.signature[2:]), current_request_id(), claim.record_tx)
+                                         bytes.fromhex(body.signature[2:]), current_request_id(), record_tx)
         metrics.transactions.labels("request_loan").inc()
         return answer(application)
 
