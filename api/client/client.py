@@ -38,11 +38,12 @@ from ledger.encoding import to_0x_hex
 
 
 class ApiError(Exception):
-    """The API answered with an error: `status`, stable `code`, human `message`."""
+    """The API answered with an error: `status`, stable `code`, human `message`, and for a 429 `retry_after`
+    (seconds to wait before trying again, from the Retry-After header)."""
 
-    def __init__(self, status: int, code: str, message: str):
+    def __init__(self, status: int, code: str, message: str, retry_after: int | None = None):
         super().__init__(f"{status} {code}: {message}")
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message, self.retry_after = status, code, message, retry_after
 
 
 def load_wallet(path: Path, passphrase: str) -> LocalAccount:
@@ -74,7 +75,9 @@ class LoanLedgerClient:
                 error = response.json()["error"]
             except Exception:  # noqa: BLE001 - not our JSON: report the status
                 error = {"code": "http_error", "message": response.text[:200]}
-            raise ApiError(response.status_code, error["code"], error["message"])
+            retry_after = response.headers.get("retry-after")
+            raise ApiError(response.status_code, error["code"], error["message"],
+                           int(retry_after) if retry_after and retry_after.isdigit() else None)
         return response if raw else response.json()
 
     @staticmethod

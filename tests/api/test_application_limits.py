@@ -11,6 +11,7 @@ import threading
 import pytest
 
 from api import idempotency
+from api.client import ApiError
 from api.errors import ApiError as ServerError
 from api.ratelimit import RateLimiter
 from ledger import typed_data
@@ -69,6 +70,10 @@ def test_the_application_over_the_hourly_limit_is_429_with_retry_after_and_nothi
     wait = int(answer.headers["retry-after"])
     assert 3_500 < wait <= 3_601 and f"{wait} s" in message
     assert stack.book.functions.loanCount().call() == count  # nothing relayed
+    with pytest.raises(ApiError) as refused:  # the SDK says how long to wait
+        borrower.apply(**application)
+    assert (refused.value.status, refused.value.code) == (429, "too_many_applications")
+    assert 3_500 < refused.value.retry_after <= 3_601
 
     assert bob.apply(**application)["loan_id"] == count + 1  # another borrower has their own window
 
