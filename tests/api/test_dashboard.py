@@ -369,6 +369,22 @@ def test_a_borrower_signed_in_is_told_there_is_no_audit_access(api, keys, driver
     tab.assert_clean()
 
 
+def test_the_pages_development_login_is_refused_while_it_is_off(api, keys, tab):
+    """The stack's default: the form is there on localhost (a hint only), the server answers 404, the page
+    says why and stays signed out."""
+    assert api[1].settings.dev_login is False
+    page = tab.page
+    tab.open()
+    page.fill("#dev-address", keys["admin"].address)
+    with page.expect_response("**/v1/auth/dev-login") as answer:
+        page.click("#dev-form button[type=submit]")
+    assert answer.value.status == 404
+    page.wait_for_selector("#notice:not([hidden])")
+    assert "development login is off" in page.text_content("#notice")
+    assert page.evaluate("document.body.dataset.view") == "signin"
+    assert page.evaluate("sessionStorage.getItem('loanledger.dashboard.session')") is None
+
+
 def test_the_products_page_lists_the_products_and_the_loans_made_from_each(api, borrower, publish, client_for,
                                                                             keys, auditor, tab):
     three, twelve = publish(name="3-month"), publish(name="12-month", min_installments=12, max_installments=12,
@@ -568,17 +584,25 @@ def test_dev_login_is_off_unless_enabled(api, keys):
     assert "/v1/auth/dev-login" not in app.openapi()["paths"]
 
 
+def node_call(w3, method: str, *params) -> object:
+    """A JSON-RPC call straight to the node: web3's provider caches eth_chainId once a ChainClient wrapped it."""
+    answer = httpx.post(w3.provider.endpoint_uri, json={"jsonrpc": "2.0", "id": 1, "method": method,
+                                                        "params": list(params)}, timeout=10).json()
+    assert "error" not in answer, answer
+    return answer["result"]
+
+
 @contextmanager
 def chain_id_of(w3, chain_id: int):
     """The session's anvil answering another chain id for the duration (anvil_setChainId), then its own again."""
-    own = w3.eth.chain_id
-    w3.provider.make_request("anvil_setChainId", [chain_id])
+    own = int(node_call(w3, "eth_chainId"), 16)
+    node_call(w3, "anvil_setChainId", chain_id)
     try:
-        assert w3.eth.chain_id == chain_id
+        assert int(node_call(w3, "eth_chainId"), 16) == chain_id
         yield
     finally:
-        w3.provider.make_request("anvil_setChainId", [own])
-        assert w3.eth.chain_id == own
+        node_call(w3, "anvil_setChainId", own)
+        assert int(node_call(w3, "eth_chainId"), 16) == own
 
 
 @pytest.mark.parametrize("chain_id", [1, 8453, 11155111])  # mainnet, a rollup, a public test network
@@ -620,7 +644,7 @@ def test_the_chain_id_is_asked_once(dev_api, w3, keys):
     assert http.post("/v1/auth/dev-login", json={"address": keys["alice"].address}).status_code == 200
     with chain_id_of(w3, 1):
         assert http.post("/v1/auth/dev-login", json={"address": keys["alice"].address}).status_code == 200
-    assert dev_login_gate(app).chain_id() == w3.eth.chain_id
+    assert dev_login_gate(app).chain_id() == int(node_call(w3, "eth_chainId"), 16)
 
 
 @pytest.mark.parametrize(("client", "base_url"), [
