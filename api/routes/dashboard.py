@@ -131,13 +131,19 @@ class DevLoginGate:
         self._lock = threading.Lock()
 
     def chain_id(self) -> int | None:
-        """The node's chain id; None while the node does not answer (asked again next time)."""
+        """The node's chain id; None while the node does not answer (asked again next time). Asked only while
+        the setting is on: learning that the chain is not a development chain is logged as an error, once."""
         with self._lock:
             if self._chain_id is None:
                 try:
                     self._chain_id = int(self._context.w3.eth.chain_id)
                 except Exception as exc:  # noqa: BLE001 - any failure to reach the node leaves the login shut
                     log.debug("development login: the node's chain id is unknown (%s)", exc)
+                    return None
+                if self._chain_id not in DEVELOPMENT_CHAIN_IDS:
+                    log.error("LOANLEDGER_DEV_LOGIN is set but chain %d is not a development chain (%s): the "
+                              "development login stays OFF. Unset LOANLEDGER_DEV_LOGIN.", self._chain_id,
+                              ", ".join(map(str, sorted(DEVELOPMENT_CHAIN_IDS))))
             return self._chain_id
 
     def is_open(self) -> bool:
@@ -149,10 +155,7 @@ class DevLoginGate:
             return
         chain_id = self.chain_id()
         if chain_id is not None and chain_id not in DEVELOPMENT_CHAIN_IDS:
-            log.error("LOANLEDGER_DEV_LOGIN is set but chain %d is not a development chain (%s): the development "
-                      "login stays OFF. Unset LOANLEDGER_DEV_LOGIN.", chain_id,
-                      ", ".join(map(str, sorted(DEVELOPMENT_CHAIN_IDS))))
-            return
+            return  # chain_id() has logged the error: the login stays shut
         on = f"chain {chain_id}" if chain_id is not None else "a development chain only (the node does not answer yet)"
         log.warning("!!! DEVELOPMENT LOGIN IS ON (LOANLEDGER_DEV_LOGIN): POST /v1/auth/dev-login gives a token for "
                     "ANY address, admin included, WITHOUT a signature, to loopback clients, on %s. "

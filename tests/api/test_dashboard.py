@@ -630,6 +630,23 @@ def test_dev_login_turned_on_warns_loudly_at_startup_and_answers_on_a_developmen
         assert response.status_code == 200 and response.json()["address"] == keys["admin"].address
 
 
+def test_dev_login_with_the_node_down_at_startup_stays_shut_until_the_chain_is_known(dev_api, w3, keys, caplog):
+    """The API starts without a node; the login then learns the chain on first use, and refuses (saying why)
+    when it is not a development chain."""
+    app, context = dev_api
+    node = context.w3
+    context.w3 = Web3(Web3.HTTPProvider("http://127.0.0.1:9"))  # nothing listens there
+    with caplog.at_level(logging.WARNING, logger="loanledger.api"), local_client(app) as http:
+        [warning] = [r for r in caplog.records if "DEVELOPMENT LOGIN IS ON" in r.getMessage()]
+        assert "the node does not answer yet" in warning.getMessage()
+        assert http.post("/v1/auth/dev-login", json={"address": keys["admin"].address}).status_code == 404
+        context.w3 = node
+        with chain_id_of(w3, 8453):
+            assert http.post("/v1/auth/dev-login", json={"address": keys["admin"].address}).status_code == 404
+    [error] = [r for r in caplog.records if r.levelno == logging.ERROR and "LOANLEDGER_DEV_LOGIN" in r.getMessage()]
+    assert "chain 8453 is not a development chain" in error.getMessage()
+
+
 def test_dev_login_off_says_nothing_at_startup(api, caplog):
     with caplog.at_level(logging.DEBUG, logger="loanledger.api"), local_client(api[0]):
         pass
