@@ -163,7 +163,7 @@ class Settings(BaseSettings):
     bureau_url: str = "http://127.0.0.1:8800"  # the credit bureau (stand-in: `loanledger bureau`)
     anchor_interval: float = 60.0            # seconds between action-log anchors the API writes; 0: never
     credit_refund_interval: float = 0.0      # seconds between the automatic policy's credit refund rounds; 0: operators refund
-    dev_login: bool = False                  # POST /v1/auth/dev-login (dashboard, loopback clients only): never in production
+    dev_login: bool = False                  # POST /v1/auth/dev-login, unsigned: loopback clients on chain 31337/1337 only
     api_fault: Literal["", "after_send"] = ""  # tests only: exit the API once an application is mined, unanswered
     # The oracle (oracle/):
     bureau_api_key: SecretStr | None = None  # the bureau's bearer key; default: one made once in <home>/keys/

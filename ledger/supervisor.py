@@ -92,8 +92,8 @@ class Stack:
             return
         for name, index in DEV_SIGNERS.items():
             self.env.setdefault(f"LOANLEDGER_{name}_KEY", dev_account(index).key.hex())
-        # The dashboard's development login (loopback clients only) on the development chain.
-        self.env.setdefault("LOANLEDGER_DEV_LOGIN", "1")
+        # Not the dashboard's development login: off unless asked for (`loanledger run --dev-login`); the
+        # dashboard signs in with a browser wallet holding a development key.
 
     def deploy(self) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import httpx
 from eth_account import Account
+from eth_account.messages import encode_defunct
+from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
@@ -334,9 +336,18 @@ class Scenario:
 CHROMIUM = Path("/usr/bin/chromium")
 
 
-def dashboard_check(base: str, auditor_address: str, loans: int, loan_id: int) -> dict:
-    """The auditor's dashboard in headless Chromium (Debian's; nothing is downloaded): every loan listed,
-    a click opens a loan's timeline and its verification; screenshots beside the summary."""
+# The auditor's browser wallet: an EIP-1193 provider whose personal_sign the demo answers with the auditor's key.
+WALLET = """window.ethereum = {request: async ({method, params}) => {
+    if (method === "eth_requestAccounts" || method === "eth_accounts") return [ADDRESS];
+    if (method === "personal_sign") return await window.demoWalletPersonalSign(params[0]);
+    throw new Error("unsupported " + method);
+}};"""
+
+
+def dashboard_check(base: str, auditor: LocalAccount, loans: int, loan_id: int) -> dict:
+    """The auditor's dashboard in headless Chromium (Debian's; nothing is downloaded), signed in with a wallet
+    (Sign-In with Ethereum, as a person does: the stack runs without the development login): every loan
+    listed, a click opens a loan's timeline and its verification; screenshots beside the summary."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -349,10 +360,12 @@ def dashboard_check(base: str, auditor_address: str, loans: int, loan_id: int) -
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.set_default_timeout(20_000)
+            page.expose_function("demoWalletPersonalSign", lambda data: auditor.sign_message(
+                encode_defunct(hexstr=data)).signature.to_0x_hex())
+            page.add_init_script(WALLET.replace("ADDRESS", json.dumps(auditor.address.lower())))
             page.goto(f"{base}/dashboard")
             page.wait_for_selector("body[data-view='signin'][data-state='ready']")
-            page.fill("#dev-address", auditor_address)
-            page.click("#dev-form button[type=submit]")
+            page.click("#wallet-login")
             page.wait_for_selector("body[data-view='portfolio'][data-state='ready']")
             shown = len(page.query_selector_all("#loans-table tbody tr"))
             page.screenshot(path=str(shots / "demo-dashboard.png"), full_page=True)
@@ -440,7 +453,7 @@ def main() -> int:
             audit = scenario.audit()
             done(11)
             phase(12)
-            dashboard = dashboard_check(scenario.base, scenario.auditor_account.address,
+            dashboard = dashboard_check(scenario.base, scenario.auditor_account,
                                         sum(row["count"] for row in scenario.report["by_status"]),
                                         scenario.loans[scenario.defaulter])
             done(12)

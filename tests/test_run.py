@@ -50,6 +50,7 @@ def _started_by(home: Path) -> list[str]:
 
 def test_run_serves_until_ctrl_c_then_stops_everything_and_keeps_the_ledger(tmp_path, stack_ports):
     env = {**os.environ, "LOANLEDGER_HOME": str(tmp_path / "home"), **stack_ports.env}
+    env.pop("LOANLEDGER_DEV_LOGIN", None)  # what `run` turns on by itself, not what the caller's shell had
     log = tmp_path / "run.log"
     url = f"http://127.0.0.1:{stack_ports.api}"
     process = _start(env, log)
@@ -60,6 +61,10 @@ def test_run_serves_until_ctrl_c_then_stops_everything_and_keeps_the_ledger(tmp_
         assert httpx.get(f"http://127.0.0.1:{stack_ports.oracle}/healthz").status_code == 200
         printed = log.read_text()
         assert f"{url}/docs" in printed and f"{url}/dashboard" in printed
+        # No unsigned login on the stack, even from this machine on the development chain: wallets sign in.
+        dev_login = httpx.post(f"{url}/v1/auth/dev-login", json={"address": "0x" + "11" * 20}, timeout=5)
+        assert dev_login.status_code == 404, dev_login.text
+        assert "DEVELOPMENT LOGIN IS ON" not in (tmp_path / "home" / "logs" / "api.log").read_text()
         first_block = int(ready["checks"]["node"].split("block ")[1].rstrip(")"))
     finally:
         process.send_signal(signal.SIGINT)  # what Ctrl-C sends
@@ -95,3 +100,32 @@ def test_ctrl_c_while_starting_stops_what_had_started(tmp_path, stack_ports):
     assert stack_ports.still_answering() == [], "something it started still runs"
     # The deployment too, and what it had started (Ape runs the deploy script as a child of `loanledger deploy`).
     assert _started_by(tmp_path / "home") == []
+
+
+def test_run_dev_login_turns_the_development_login_on_for_the_services_it_starts(monkeypatch, tmp_path):
+    """`run --dev-login` is the one way `run` turns it on (the API then checks the chain and the client)."""
+    from typer.testing import CliRunner
+
+    from ledger.cli import app
+    from ledger.cli import run as run_command
+
+    monkeypatch.setenv("LOANLEDGER_HOME", str(tmp_path))
+    monkeypatch.delenv("LOANLEDGER_DEV_LOGIN", raising=False)
+    made: list[dict[str, str]] = []
+
+    class Interrupted:  # the stack as if Ctrl-C came at once: nothing starts
+        def __init__(self, settings, say, env=None) -> None:
+            made.append(dict(os.environ if env is None else env))
+
+        def start(self) -> None:
+            raise KeyboardInterrupt
+
+        def stop(self, stop_node: bool) -> None:
+            pass
+
+    monkeypatch.setattr(run_command, "local_stack", Interrupted)
+    runner = CliRunner()
+    assert runner.invoke(app, ["run"]).exit_code == 0
+    flagged = runner.invoke(app, ["run", "--dev-login"])
+    assert flagged.exit_code == 0 and "development login ON" in flagged.output
+    assert [env.get("LOANLEDGER_DEV_LOGIN") for env in made] == [None, "1"]

@@ -11,13 +11,18 @@ token, so what it shows is exactly what the token's roles allow; it changes noth
 shows the CLI command that resolves each open item). Its Content-Security-Policy admits scripts, styles and
 fetches from this origin only: the page loads nothing from the internet, and runs no inline script.
 
-`POST /v1/auth/dev-login` issues a token for any address without a signature, for demos and the
-browser test. It answers 404 (as if it did not exist) unless the `dev_login` setting is on AND the
-client and the Host it asked for are loopback: the Host check stops a web page that rebinds its own
-DNS name to 127.0.0.1 from using it through the operator's browser, and a reverse proxy on the same
-machine passes neither (uvicorn takes the client from its X-Forwarded-For, and the Host is the public
-name). The token names an address, not roles: roles are read from the chain and the auditor list as
-for any token, so a dev-login as a borrower sees a borrower's data only.
+`POST /v1/auth/dev-login` issues a token for any address without a signature, for a developer's own
+machine. It is off unless LOANLEDGER_DEV_LOGIN=1 (or `loanledger run --dev-login`) turns it on: the local
+stack, the demo and the browser test all sign in with a wallet. It answers 404 (as if it did not exist)
+unless the `dev_login` setting is on AND the node's chain id is one reserved for development (anvil's
+31337, 1337; asked once, when the node first answers) AND the client and the Host it asked for are
+loopback: the Host check stops a web page that rebinds its own DNS name to 127.0.0.1 from using it
+through the operator's browser, and a reverse proxy on the same machine passes neither (uvicorn takes
+the client from its X-Forwarded-For, and the Host is the public name). Turned on, the API says so
+loudly when it starts; turned on against any other chain, the API still starts (it must, without a
+node) but logs an error and keeps the route shut. The token names an address, not roles: roles are
+read from the chain and the auditor list as for any token, so a dev-login as a borrower sees a
+borrower's data only.
 """
 
 from __future__ import annotations
@@ -25,23 +30,35 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi import Path as PathParam
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from api.auth import issue_token
+from api.context import Context
 from api.errors import not_found
 from api.routes.auth import TokenOut
 from api.views import checksum_address
 from ledger.manifest import ROOT
 
 log = logging.getLogger("loanledger.api")
-router = APIRouter()
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    dev_login_gate(app).announce()  # the development login, if on, says so when the API starts
+    yield
+
+
+router = APIRouter(lifespan=_lifespan)  # FastAPI runs an included router's lifespan inside the app's
 
 PAGE = "dashboard.html"
 ASSETS = {"dashboard.js": "text/javascript; charset=utf-8", "dashboard.css": "text/css; charset=utf-8"}
@@ -53,6 +70,7 @@ SECURITY_HEADERS = {
     "cache-control": "no-cache",  # a new version of the page is picked up at once
 }
 LOOPBACK_NAMES = {"localhost"}
+DEVELOPMENT_CHAIN_IDS = frozenset({31337, 1337})  # anvil's and hardhat's default, and ganache's / geth --dev's
 ETHERS = ROOT / "node_modules" / "ethers"
 LIBRARY_CACHE = "public, max-age=31536000, immutable"  # the name changes with the version
 
@@ -103,13 +121,62 @@ def _is_loopback(host: str | None) -> bool:
     return (mapped or address).is_loopback
 
 
+class DevLoginGate:
+    """Whether the development login may answer at all: the setting (read on every request, so tests may
+    turn it on), and the node's chain id, asked once the setting is on and kept once the node answers."""
+
+    def __init__(self, context: Context) -> None:
+        self._context = context
+        self._chain_id: int | None = None
+        self._lock = threading.Lock()
+
+    def chain_id(self) -> int | None:
+        """The node's chain id; None while the node does not answer (asked again next time). Asked only while
+        the setting is on: learning that the chain is not a development chain is logged as an error, once."""
+        with self._lock:
+            if self._chain_id is None:
+                try:
+                    self._chain_id = int(self._context.w3.eth.chain_id)
+                except Exception as exc:  # noqa: BLE001 - any failure to reach the node leaves the login shut
+                    log.debug("development login: the node's chain id is unknown (%s)", exc)
+                    return None
+                if self._chain_id not in DEVELOPMENT_CHAIN_IDS:
+                    log.error("LOANLEDGER_DEV_LOGIN is set but chain %d is not a development chain (%s): the "
+                              "development login stays OFF. Unset LOANLEDGER_DEV_LOGIN.", self._chain_id,
+                              ", ".join(map(str, sorted(DEVELOPMENT_CHAIN_IDS))))
+            return self._chain_id
+
+    def is_open(self) -> bool:
+        return bool(self._context.settings.dev_login) and self.chain_id() in DEVELOPMENT_CHAIN_IDS
+
+    def announce(self) -> None:
+        """At startup: a loud warning when the login is on, an error when it is on for any other chain."""
+        if not self._context.settings.dev_login:
+            return
+        chain_id = self.chain_id()
+        if chain_id is not None and chain_id not in DEVELOPMENT_CHAIN_IDS:
+            return  # chain_id() has logged the error: the login stays shut
+        on = f"chain {chain_id}" if chain_id is not None else "a development chain only (the node does not answer yet)"
+        log.warning("!!! DEVELOPMENT LOGIN IS ON (LOANLEDGER_DEV_LOGIN): POST /v1/auth/dev-login gives a token for "
+                    "ANY address, admin included, WITHOUT a signature, to loopback clients, on %s. "
+                    "Never set it outside a developer's machine. !!!", on)
+
+
+def dev_login_gate(app: FastAPI) -> DevLoginGate:
+    """The app's gate, made on first use (the lifespan makes it at startup; a TestClient may skip the lifespan)."""
+    gate = getattr(app.state, "dev_login_gate", None)
+    if gate is None:
+        gate = app.state.dev_login_gate = DevLoginGate(app.state.context)
+    return gate
+
+
 def _dev_login_allowed(request: Request) -> None:
-    """404 unless the setting is on and both the client and the Host header are loopback. A dependency, so
-    it answers before the body is validated: a refused caller learns nothing about the route."""
-    settings = request.app.state.context.settings
+    """404 unless the setting is on, the chain is a development chain, and both the client and the Host header
+    are loopback. A dependency, so it answers before the body is validated: a refused caller learns nothing
+    about the route. Loopback first: a remote caller does not even make the API ask the node."""
     client = request.client.host if request.client else None
     requested_host = request.url.hostname  # from the Host header
-    if not (settings.dev_login and _is_loopback(client) and _is_loopback(requested_host)):
+    if not (_is_loopback(client) and _is_loopback(requested_host) and dev_login_gate(request.app).is_open()):
         raise not_found(f"{request.method} {request.url.path}")
 
 

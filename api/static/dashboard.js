@@ -164,7 +164,7 @@ import { getAddress, hexlify, toUtf8Bytes } from "./ethers-6.17.0.min.js"; // np
       signedIn(await api("/v1/auth/dev-login", { method: "POST", body: { address: $("#dev-address").value.trim() } }));
     } catch (error) {
       notice(error.status === 404
-        ? "The development login is off (LOANLEDGER_DEV_LOGIN) or you are not on this machine."
+        ? "The development login is off (LOANLEDGER_DEV_LOGIN), the chain is not a development chain, or you are not on this machine."
         : `Development login failed: ${error.message}`);
     }
   }

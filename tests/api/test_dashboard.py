@@ -9,8 +9,10 @@ LOANLEDGER_REQUIRE_BROWSER, so there a missing browser fails instead.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from web3 import Web3
 
 from api.auth import siwe_message
 from api.client import LoanLedgerClient
+from api.routes.dashboard import DEVELOPMENT_CHAIN_IDS, dev_login_gate
 from ledger.chain import ChainClient
 from ledger.indexer import EventDecoder
 from ledger.manifest import ROOT
@@ -100,9 +103,29 @@ class Tab:
     def wait_ready(self, view: str) -> None:
         self.page.wait_for_selector(f"body[data-view='{view}'][data-state='ready']")
 
-    def dev_login(self, address: str) -> None:
-        self.page.fill("#dev-address", address)
-        self.page.click("#dev-form button[type=submit]")
+    def use_wallet(self, account) -> None:
+        """Gives the page a browser wallet holding `account`: an EIP-1193 provider (window.ethereum, defined
+        before the page's script runs) whose personal_sign calls back into Python, which signs with the
+        account's key (EIP-191, as a wallet does). Call before `open()`."""
+        address = account.address.lower()  # as wallets answer
+
+        def personal_sign(data: str, signer: str) -> str:
+            assert signer == address, f"the page asked {signer} to sign, the wallet holds {address}"
+            return account.sign_message(encode_defunct(hexstr=data)).signature.to_0x_hex()
+
+        self.page.expose_function("testWalletPersonalSign", personal_sign)
+        self.page.add_init_script("""window.ethereum = {request: async ({method, params}) => {
+            if (method === "eth_requestAccounts" || method === "eth_accounts") return [ADDRESS];
+            if (method === "personal_sign") return await window.testWalletPersonalSign(params[0], params[1]);
+            throw new Error("unsupported " + method);
+        }};""".replace("ADDRESS", json.dumps(address)))
+
+    def wallet_login(self, account) -> None:
+        """Opens the page and signs in as `account` the way a person does: the wallet button, the server's
+        SIWE message signed by the wallet, the real /v1/auth/login."""
+        self.use_wallet(account)
+        self.open()
+        self.page.click("#wallet-login")
 
     def assert_clean(self) -> None:
         assert self.errors == []
@@ -123,7 +146,7 @@ def tab(chromium, served):
 
 
 @pytest.fixture
-def book(dev_api, w3, stack, keys, driver) -> dict[str, int]:
+def book(api, w3, stack, keys, driver) -> dict[str, int]:
     """Loans in six states, as of chain time T = t0 + 121 days:
 
     - Repaid:     alice, paid off at once
@@ -132,7 +155,7 @@ def book(dev_api, w3, stack, keys, driver) -> dict[str, int]:
     - WrittenOff: dave, nothing paid, defaulted and written off at T
     - Requested, Approved: never disbursed
     """
-    _, context = dev_api
+    _, context = api
     operator = keys["operator"].address
     ids = {"Repaid": driver.active_loan(keys["alice"], ref=b"payout-repaid", report_id=1)}
     driver.repay(ids["Repaid"], driver.payoff(ids["Repaid"]), b"payoff-repaid")
@@ -187,14 +210,16 @@ def _table(page, selector: str, *attributes: str) -> list[tuple[str, ...]]:
 # ---------------------------------------------------------------------------------------------- the page in Chromium
 
 
-def test_an_auditor_reads_the_book_and_a_loan_timeline(dev_api, w3, stack, book, auditor, tab):
+def test_an_auditor_reads_the_book_and_a_loan_timeline(api, w3, stack, book, auditor, tab):
     page = tab.page
+    tab.use_wallet(auditor.account)
     tab.open()
-    assert page.is_visible("#dev-card")
-    tab.dev_login(auditor.account.address)
+    assert page.is_visible("#dev-card")  # a hint on localhost; the server answers it only when turned on
+    page.click("#wallet-login")
     tab.wait_ready("portfolio")
     assert page.text_content("#who-address") == auditor.account.address
     assert page.text_content("#who-roles") == "auditor"
+    assert api[1].settings.dev_login is False and not [url for url in tab.requests if "dev-login" in url]
 
     # Every loan once, in its state (the chain's, through the index).
     rows = _table(page, "#loans-table tbody tr", "data-loan-id", "data-status")
@@ -258,11 +283,11 @@ def test_an_auditor_reads_the_book_and_a_loan_timeline(dev_api, w3, stack, book,
     tab.assert_clean()
 
 
-def test_a_wallet_signs_in_with_the_message_the_server_builds(dev_api, served, auditor, tab):
+def test_a_wallet_signs_in_with_the_message_the_server_builds(api, served, auditor, tab):
     """A stand-in for window.ethereum that signs in Python: the page checksums the wallet's lower-case
     address (EIP-55, with ethers' getAddress), asks the server for the SIWE message, the wallet signs it,
     and the real /v1/auth/login accepts it."""
-    _, context = dev_api
+    _, context = api
     account = auditor.account
     signed: list[str] = []
 
@@ -298,7 +323,7 @@ def test_a_wallet_signs_in_with_the_message_the_server_builds(dev_api, served, a
     tab.assert_clean()
 
 
-def test_a_wallet_backed_by_a_key_signs_the_served_message_with_the_library(dev_api, served, auditor, tab):
+def test_a_wallet_backed_by_a_key_signs_the_served_message_with_the_library(api, served, auditor, tab):
     """An EIP-1193 provider in the page holding the auditor's key signs with the library the page itself
     loads (ethers' Wallet, from the bundle the API serves): the message it signs is the one the nonce route
     served, byte for byte, and the login that verifies it lets the auditor in."""
@@ -335,17 +360,32 @@ def test_a_wallet_backed_by_a_key_signs_the_served_message_with_the_library(dev_
     tab.assert_clean()
 
 
-def test_a_borrower_signed_in_is_told_there_is_no_audit_access(dev_api, keys, driver, tab):
+def test_a_borrower_signed_in_is_told_there_is_no_audit_access(api, keys, driver, tab):
     driver.register(keys["alice"])
-    tab.open()
-    tab.dev_login(keys["alice"].address)
+    tab.wallet_login(keys["alice"])
     tab.wait_ready("forbidden")
     assert "borrower" in tab.page.text_content("#forbidden-text")
     assert not [url for url in tab.requests if "/v1/audit/" in url]
     tab.assert_clean()
 
 
-def test_the_products_page_lists_the_products_and_the_loans_made_from_each(dev_api, borrower, publish, client_for,
+def test_the_pages_development_login_is_refused_while_it_is_off(api, keys, tab):
+    """The stack's default: the form is there on localhost (a hint only), the server answers 404, the page
+    says why and stays signed out."""
+    assert api[1].settings.dev_login is False
+    page = tab.page
+    tab.open()
+    page.fill("#dev-address", keys["admin"].address)
+    with page.expect_response("**/v1/auth/dev-login") as answer:
+        page.click("#dev-form button[type=submit]")
+    assert answer.value.status == 404
+    page.wait_for_selector("#notice:not([hidden])")
+    assert "development login is off" in page.text_content("#notice")
+    assert page.evaluate("document.body.dataset.view") == "signin"
+    assert page.evaluate("sessionStorage.getItem('loanledger.dashboard.session')") is None
+
+
+def test_the_products_page_lists_the_products_and_the_loans_made_from_each(api, borrower, publish, client_for,
                                                                             keys, auditor, tab):
     three, twelve = publish(name="3-month"), publish(name="12-month", min_installments=12, max_installments=12,
                                                    annual_rate_bps=1_800, service_fee_bps=100, auto_approve=False,
@@ -356,8 +396,7 @@ def test_the_products_page_lists_the_products_and_the_loans_made_from_each(dev_a
             twelve: [borrower.apply(twelve, 100_000, 12)["loan_id"]], old: [borrower.apply(old, 20_000, 3)["loan_id"]]}
     client_for(keys["operator"]).retire_product(old)
     page = tab.page
-    tab.open()
-    tab.dev_login(auditor.account.address)
+    tab.wallet_login(auditor.account)
     tab.wait_ready("portfolio")
     page.click("#nav-products")
     tab.wait_ready("products")
@@ -402,11 +441,11 @@ def _yuan(minor: int, currency: str = "CNY") -> str:
 
 
 def test_an_auditor_reads_the_suspense_items_and_the_days_reconciliation(
-        dev_api, w3, stack, keys, driver, rail, served, auditor, clock, tab):
+        api, w3, stack, keys, driver, rail, served, auditor, clock, tab):
     """Issue 14: the dashboard's suspense and reconciliation page shows what the API says (items, amounts in
     yuan from minor units, refund states, the day's categories) and, being read-only, the command that
     resolves each open item."""
-    _, context = dev_api
+    _, context = api
     outbox = Outbox(context.sessions, clock=clock)
     worker = OutboxWorker(outbox, ChainClient(w3, keys["oracle"], stack.errors), stack.book)
     loan_id = driver.active_loan(keys["alice"], ref=b"payout-dashboard", report_id=1)
@@ -426,8 +465,7 @@ def test_an_auditor_reads_the_suspense_items_and_the_days_reconciliation(
     expected = auditor.audit("reconciliation", date=day)
 
     page = tab.page
-    tab.open()
-    tab.dev_login(auditor.account.address)
+    tab.wallet_login(auditor.account)
     tab.wait_ready("portfolio")
     page.click("#nav-money")
     tab.wait_ready("money")
@@ -547,6 +585,86 @@ def test_dev_login_is_off_unless_enabled(api, keys):
     assert "/v1/auth/dev-login" not in app.openapi()["paths"]
 
 
+def node_call(w3, method: str, *params) -> object:
+    """A JSON-RPC call straight to the node: web3's provider caches eth_chainId once a ChainClient wrapped it."""
+    answer = httpx.post(w3.provider.endpoint_uri, json={"jsonrpc": "2.0", "id": 1, "method": method,
+                                                        "params": list(params)}, timeout=10).json()
+    assert "error" not in answer, answer
+    return answer["result"]
+
+
+@contextmanager
+def chain_id_of(w3, chain_id: int):
+    """The session's anvil answering another chain id for the duration (anvil_setChainId), then its own again."""
+    own = int(node_call(w3, "eth_chainId"), 16)
+    node_call(w3, "anvil_setChainId", chain_id)
+    try:
+        assert int(node_call(w3, "eth_chainId"), 16) == chain_id
+        yield
+    finally:
+        node_call(w3, "anvil_setChainId", own)
+        assert int(node_call(w3, "eth_chainId"), 16) == own
+
+
+@pytest.mark.parametrize("chain_id", [1, 8453, 11155111])  # mainnet, a rollup, a public test network
+def test_dev_login_is_refused_on_a_chain_not_reserved_for_development(dev_api, w3, keys, chain_id, caplog):
+    app, _ = dev_api
+    with chain_id_of(w3, chain_id), caplog.at_level(logging.WARNING, logger="loanledger.api"), \
+            local_client(app) as http:  # entered: the lifespan runs, as when uvicorn starts the API
+        response = http.post("/v1/auth/dev-login", json={"address": keys["admin"].address})
+        assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+    # The API started (it must, even without a node), said why the login stays off, and never called it on.
+    [record] = [r for r in caplog.records if "LOANLEDGER_DEV_LOGIN" in r.getMessage()]
+    assert record.levelno == logging.ERROR
+    assert f"chain {chain_id} is not a development chain" in record.getMessage() and "OFF" in record.getMessage()
+
+
+@pytest.mark.parametrize("chain_id", sorted(DEVELOPMENT_CHAIN_IDS))
+def test_dev_login_turned_on_warns_loudly_at_startup_and_answers_on_a_development_chain(
+        dev_api, w3, keys, chain_id, caplog):
+    app, _ = dev_api
+    with chain_id_of(w3, chain_id), caplog.at_level(logging.WARNING, logger="loanledger.api"), \
+            local_client(app) as http:
+        [warning] = [r for r in caplog.records if "DEVELOPMENT LOGIN IS ON" in r.getMessage()]
+        assert warning.levelno == logging.WARNING and f"on chain {chain_id}" in warning.getMessage()
+        response = http.post("/v1/auth/dev-login", json={"address": keys["admin"].address})
+        assert response.status_code == 200 and response.json()["address"] == keys["admin"].address
+
+
+def test_dev_login_with_the_node_down_at_startup_stays_shut_until_the_chain_is_known(dev_api, w3, keys, caplog):
+    """The API starts without a node; the login then learns the chain on first use, and refuses (saying why)
+    when it is not a development chain."""
+    app, context = dev_api
+    node = context.w3
+    context.w3 = Web3(Web3.HTTPProvider("http://127.0.0.1:9"))  # nothing listens there
+    with caplog.at_level(logging.WARNING, logger="loanledger.api"), local_client(app) as http:
+        [warning] = [r for r in caplog.records if "DEVELOPMENT LOGIN IS ON" in r.getMessage()]
+        assert "the node does not answer yet" in warning.getMessage()
+        assert http.post("/v1/auth/dev-login", json={"address": keys["admin"].address}).status_code == 404
+        context.w3 = node
+        with chain_id_of(w3, 8453):
+            assert http.post("/v1/auth/dev-login", json={"address": keys["admin"].address}).status_code == 404
+    [error] = [r for r in caplog.records if r.levelno == logging.ERROR and "LOANLEDGER_DEV_LOGIN" in r.getMessage()]
+    assert "chain 8453 is not a development chain" in error.getMessage()
+
+
+def test_dev_login_off_says_nothing_at_startup(api, caplog):
+    with caplog.at_level(logging.DEBUG, logger="loanledger.api"), local_client(api[0]):
+        pass
+    assert not [r for r in caplog.records if "DEV" in r.getMessage().upper() and "LOGIN" in r.getMessage().upper()]
+
+
+def test_the_chain_id_is_asked_once(dev_api, w3, keys):
+    """The gate keeps the node's first answer: a node that later answers another chain id does not reopen
+    (or shut) it, and a loopback request does not cost a round trip each time."""
+    app, _ = dev_api
+    http = local_client(app)
+    assert http.post("/v1/auth/dev-login", json={"address": keys["alice"].address}).status_code == 200
+    with chain_id_of(w3, 1):
+        assert http.post("/v1/auth/dev-login", json={"address": keys["alice"].address}).status_code == 200
+    assert dev_login_gate(app).chain_id() == int(node_call(w3, "eth_chainId"), 16)
+
+
 @pytest.mark.parametrize(("client", "base_url"), [
     ("203.0.113.7", "http://127.0.0.1:8000"),      # a remote client
     ("10.0.0.5", "http://localhost:8000"),
@@ -585,11 +703,11 @@ def test_dev_login_gives_the_chain_roles_only(dev_api, keys, driver, client):
     assert bad.status_code == 422
 
 
-def test_the_money_page_shows_credit_held_and_its_refund(dev_api, w3, stack, keys, driver, rail, served, auditor,
+def test_the_money_page_shows_credit_held_and_its_refund(api, w3, stack, keys, driver, rail, served, auditor,
                                                          clock, tab):
     """Issue 14: an overpaid loan's credit (on-chain) shows on the money page, with the command to refund it
     until an operator has, then its refund order."""
-    _, context = dev_api
+    _, context = api
     outbox = Outbox(context.sessions, clock=clock)
     worker = OutboxWorker(outbox, ChainClient(w3, keys["oracle"], stack.errors), stack.book)
     loan_id = driver.active_loan(keys["alice"], ref=b"payout-credit-page", report_id=1)
@@ -600,8 +718,7 @@ def test_the_money_page_shows_credit_held_and_its_refund(dev_api, w3, stack, key
     assert credit > 0
 
     page = tab.page
-    tab.open()
-    tab.dev_login(auditor.account.address)
+    tab.wallet_login(auditor.account)
     tab.wait_ready("portfolio")
     page.click("#nav-money")
     tab.wait_ready("money")
