@@ -391,7 +391,7 @@ def test_the_products_page_lists_the_products_and_the_loans_made_from_each(api, 
                                                    annual_rate_bps=1_800, service_fee_bps=100, auto_approve=False,
                                                    auto_approve_max_principal=0)
     old = publish(name="retired one")
-    dev_api[1].settings = dev_api[1].settings.model_copy(update={"open_applications": 4})  # four open, one borrower
+    api[1].settings = api[1].settings.model_copy(update={"open_applications": 4})  # four open, one borrower
     made = {three: [borrower.apply(three, 50_000, 3)["loan_id"], borrower.apply(three, 60_000, 3)["loan_id"]],
             twelve: [borrower.apply(twelve, 100_000, 12)["loan_id"]], old: [borrower.apply(old, 20_000, 3)["loan_id"]]}
     client_for(keys["operator"]).retire_product(old)
