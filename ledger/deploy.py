@@ -53,19 +53,55 @@ def constructor_args(name: str, roles: RoleHolders, deployed: dict[str, str], se
     }[name]()
 
 
+@dataclass(frozen=True)
+class Grant:
+    contract: str
+    role: str
+    holder: str  # a RoleHolders field
+    reason: str  # what the contract checks the role for there
+
+
+# Least privilege: a holder gets a role only on a contract that checks that role (see contracts/*.sol).
+# The admin keeps DEFAULT_ADMIN_ROLE from each constructor and is granted nothing more.
+GRANTS: tuple[Grant, ...] = (
+    Grant("BorrowerRegistry", "OPERATOR_ROLE", "operator", "registerBorrower, updateBorrower, revokeBorrower"),
+    Grant("BorrowerRegistry", "ORACLE_ROLE", "oracle",
+          "no function; isStaff, so transactionAllowed lets the oracle transact on a permissioned (Besu) chain"),
+    Grant("BorrowerRegistry", "PAUSER_ROLE", "pauser", "pause, unpause"),
+    Grant("CreditOracle", "ORACLE_ROLE", "oracle", "pushScores (relays the score signers' reports)"),
+    Grant("CreditOracle", "SCORE_SIGNER_ROLE", "score_signer", "a signature pushScores counts towards the threshold"),
+    Grant("CreditOracle", "PAUSER_ROLE", "pauser", "pause, unpause"),
+    Grant("ProductCatalog", "OPERATOR_ROLE", "operator", "createProduct, changeProduct, retireProduct"),
+    Grant("ProductCatalog", "PAUSER_ROLE", "pauser", "pause, unpause"),
+    Grant("LoanBook", "OPERATOR_ROLE", "operator", "approve, reject, writeOff, declareDefault"),
+    Grant("LoanBook", "ORACLE_ROLE", "oracle",
+          "confirmDisbursement(s), confirmRepayment(s), confirmCreditRefund, reverseRepayment, "
+          "reverseDisbursement, declareDefault"),
+    Grant("LoanBook", "PAUSER_ROLE", "pauser", "pause, unpause"),
+    Grant("ActionLogAnchor", "OPERATOR_ROLE", "operator", "anchor (the API anchors the action log with it)"),
+    Grant("ActionLogAnchor", "PAUSER_ROLE", "pauser", "pause, unpause"),
+)
+
+
 def role_grants(roles: RoleHolders) -> list[tuple[str, str, str]]:
-    """(contract, role, holder) granted by the admin after deployment."""
-    grants = [(name, role, holder) for name in CONTRACT_NAMES
-              for role, holder in (("OPERATOR_ROLE", roles.operator), ("ORACLE_ROLE", roles.oracle),
-                                   ("PAUSER_ROLE", roles.pauser))]
-    return grants + [("CreditOracle", "SCORE_SIGNER_ROLE", roles.score_signer)]
+    """(contract, role, holder) granted by the admin after deployment: GRANTS, in CONTRACT_NAMES order."""
+    return [(g.contract, g.role, getattr(roles, g.holder))
+            for name in CONTRACT_NAMES for g in GRANTS if g.contract == name]
+
+
+def grants_by_contract(roles: RoleHolders) -> dict[str, dict[str, list[str]]]:
+    """Contract -> role -> holders at deployment, DEFAULT_ADMIN_ROLE (from the constructors) included."""
+    out: dict[str, dict[str, list[str]]] = {name: {"DEFAULT_ADMIN_ROLE": [roles.admin]} for name in CONTRACT_NAMES}
+    for name, role, holder in role_grants(roles):
+        out[name].setdefault(role, []).append(holder)
+    return out
 
 
 def build_manifest(network: str, chain_id: int, roles: RoleHolders, deployed: dict[str, DeployedContract],
                    deployed_at: int) -> Manifest:
     return Manifest(network=network, chain_id=chain_id, deployer=roles.admin, compiler=f"solc-js {SOLC_VERSION}",
                     source_hash=source_hash(), contracts=dict(deployed), roles=roles.as_manifest(),
-                    deployed_at=deployed_at)
+                    grants=grants_by_contract(roles), deployed_at=deployed_at)
 
 
 def is_current(manifest: Manifest, chain_id: int, code_at: Callable[[str], bytes]) -> bool:

@@ -33,6 +33,9 @@ class Manifest:
     contracts: dict[str, DeployedContract]
     roles: dict[str, list[str]] = field(default_factory=dict)  # role name -> holders granted at deployment
     deployed_at: int = 0  # unix seconds, block time of the first deployment
+    # contract -> role name -> holders granted there at deployment (least privilege: not every role
+    # everywhere). Empty in a manifest written before it existed, whose deploys granted `roles` everywhere.
+    grants: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
     @property
     def start_block(self) -> int:
@@ -41,6 +44,10 @@ class Manifest:
 
     def address(self, name: str) -> str:
         return self.contracts[name].address
+
+    def granted(self, contract: str) -> dict[str, list[str]]:
+        """Role name -> holders granted on `contract` at deployment."""
+        return self.grants.get(contract, {}) if self.grants else self.roles
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"

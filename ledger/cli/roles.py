@@ -73,10 +73,9 @@ def roles_report(contracts: Bindings) -> dict:
     for name, deployed in manifest.contracts.items():
         roles = role_holders(contracts.by_name(name), deployed.block, head)
         report["contracts"][name] = {"address": Web3.to_checksum_address(deployed.address), "roles": roles}
+        granted = manifest.granted(name)
         for role, holders in roles.items():
-            if role not in manifest.roles:
-                continue
-            expected = {Web3.to_checksum_address(a) for a in manifest.roles[role]}
+            expected = {Web3.to_checksum_address(a) for a in granted.get(role, [])}
             for account in holders:
                 if account not in expected:
                     report["differences"].append({"contract": name, "role": role, "account": account,

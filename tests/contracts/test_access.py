@@ -123,6 +123,38 @@ def test_a_stranger_is_refused_and_the_holder_is_not(stack, keys, loan_terms, re
         assert outcome not in {"AccessControlUnauthorizedAccount", "LoanBookUnauthorizedDefault", "LoanBookNotBorrower"}
 
 
+# Who may call each role-gated function: the RULES holder, and both who may declare a default.
+ROLE_HOLDERS = ("admin", "operator", "oracle", "pauser", "signer")
+GATED = {key: {holder} for key, (holder, refusal) in RULES.items()
+         if refusal in {"AccessControlUnauthorizedAccount", "LoanBookUnauthorizedDefault"}}
+GATED[("book", "declareDefault")] = {"operator", "oracle"}
+# How many role-gated functions each holder may call, counted from the contracts by hand: the admin its
+# four settings and grantRole/revokeRole on five contracts; the operator 3 registry + 4 book + 3 catalogue
+# + anchor; the oracle pushScores + 8 book; the pauser pause/unpause on five; the score signer none.
+PERMITTED_COUNT = {"admin": 14, "operator": 11, "oracle": 9, "pauser": 10, "signer": 0}
+
+
+@pytest.mark.parametrize("holder", ROLE_HOLDERS)
+def test_each_role_holder_is_refused_everything_its_roles_do_not_cover(stack, keys, loan_terms, requested,
+                                                                       revert_name, holder):
+    """Least privilege as deployed: a holder's roles open only their own functions, on every contract, and
+    every other role-gated function of every contract refuses it."""
+    permitted = []
+    for (contract, name), allowed in sorted(GATED.items()):
+        fn = getattr(getattr(stack, contract).functions, name)(*arguments(contract, name, keys, loan_terms, requested))
+        refusal = RULES[(contract, name)][1]
+        if holder not in allowed:
+            assert revert_name(fn, keys[holder].address) == refusal, f"{holder} may call {contract}.{name}"
+            continue
+        try:  # dummy arguments may be refused, never for want of permission
+            assert revert_name(fn, keys[holder].address) != refusal, f"{holder} refused {contract}.{name}"
+        except AssertionError as exc:
+            if "did not revert" not in str(exc):
+                raise
+        permitted.append(f"{contract}.{name}")
+    assert len(permitted) == PERMITTED_COUNT[holder], permitted
+
+
 def test_pause_stops_every_state_change_until_unpaused(w3, stack, keys, loan_terms, requested, revert_name, driver):
     for contract in ARTIFACT:
         assert revert_name(getattr(stack, contract).functions.pause(), keys["operator"].address) == \

@@ -12,8 +12,9 @@ import pytest
 from web3 import Web3
 
 from ledger import manifest as manifests
+from ledger.cli.roles import role_names
 from ledger.contracts import bind
-from ledger.deploy import deploy_stack
+from ledger.deploy import GRANTS, RoleHolders, deploy_stack, grants_by_contract
 from ledger.manifest import CONTRACT_NAMES
 from ledger.node import EphemeralNode, dev_account
 
@@ -36,6 +37,38 @@ def without_metadata(code: bytes) -> bytes:
     return code[: -(int.from_bytes(code[-2:], "big") + 2)]
 
 
+def assert_least_privilege(w3: Web3, bindings, holders: RoleHolders) -> None:
+    """Every role of every contract (named by its ABI's `*_ROLE()` views) is held by exactly the table's
+    holders (the admin keeps DEFAULT_ADMIN_ROLE): hasRole for each holder, and no RoleGranted event since
+    deployment names anyone else."""
+    expected = grants_by_contract(holders)
+    accounts = {holders.admin, holders.operator, holders.oracle, holders.pauser, holders.score_signer}
+    for name in CONTRACT_NAMES:
+        contract = bindings.by_name(name)
+        names = role_names(contract)
+        assert set(expected[name]) <= set(names.values()), name  # the table names only roles the contract has
+        for role_id, role in names.items():
+            for account in accounts:
+                holds = contract.functions.hasRole(role_id, account).call()
+                assert holds == (account in expected[name].get(role, [])), (name, role, account)
+        granted = contract.events.RoleGranted().get_logs(
+            from_block=bindings.manifest.contracts[name].block, to_block="latest")
+        assert sorted((names[bytes(e.args.role)], e.args.account) for e in granted) == \
+            sorted((role, holder) for role, who in expected[name].items() for holder in who), name
+
+
+def test_the_grants_table_gives_each_role_only_where_a_function_checks_it():
+    """The table's roles are the contracts' own: `OPERATOR_ROLE` on the catalogue because its product
+    functions check it, never ORACLE_ROLE there; every pausable contract's PAUSER_ROLE to the pauser."""
+    table = {(g.contract, g.role): g.holder for g in GRANTS}
+    assert len(table) == len(GRANTS)  # one holder per role per contract
+    assert all(g.reason for g in GRANTS)
+    assert ("ProductCatalog", "ORACLE_ROLE") not in table and ("ActionLogAnchor", "ORACLE_ROLE") not in table
+    assert ("CreditOracle", "OPERATOR_ROLE") not in table
+    assert all(table[(name, "PAUSER_ROLE")] == "pauser" for name in CONTRACT_NAMES)
+    assert not any(g.role == "DEFAULT_ADMIN_ROLE" or g.holder == "admin" for g in GRANTS)
+
+
 def test_deploy_writes_the_manifest_grants_roles_is_a_no_op_again_and_redeploys_on_request(node, tmp_path):
     path = tmp_path / "local.json"
     first = deploy(node, path)
@@ -51,12 +84,9 @@ def test_deploy_writes_the_manifest_grants_roles_is_a_no_op_again_and_redeploys_
 
     bindings = bind(w3, manifest)
     operator, oracle, pauser, signer = (dev_account(i).address for i in range(1, 5))
-    for contract in bindings.all:
-        assert contract.functions.hasRole(contract.functions.OPERATOR_ROLE().call(), operator).call()
-        assert contract.functions.hasRole(contract.functions.ORACLE_ROLE().call(), oracle).call()
-        assert contract.functions.hasRole(contract.functions.PAUSER_ROLE().call(), pauser).call()
-        assert not contract.functions.hasRole(contract.functions.OPERATOR_ROLE().call(), dev_account(9).address).call()
-    assert bindings.oracle.functions.hasRole(bindings.oracle.functions.SCORE_SIGNER_ROLE().call(), signer).call()
+    holders = RoleHolders(dev_account(0).address, operator, oracle, pauser, signer)
+    assert_least_privilege(w3, bindings, holders)
+    assert manifest.grants == grants_by_contract(holders)
     # The Ape-compiled contracts behave like the ones the rest of the system binds to.
     assert bindings.book.functions.loanCount().call() == 0
     # One plan: the web3 path describes the same deployment, but for where and when it happened.
@@ -85,8 +115,9 @@ def test_deploy_writes_the_manifest_grants_roles_is_a_no_op_again_and_redeploys_
     renewed = manifests.load(path)
     assert {renewed.address(n) for n in CONTRACT_NAMES}.isdisjoint({manifest.address(n) for n in CONTRACT_NAMES})
     assert renewed.roles["OPERATOR_ROLE"] == [new_operator]
+    assert_least_privilege(w3, bind(w3, renewed), RoleHolders(dev_account(0).address, new_operator, oracle,
+                                                              pauser, signer))
     book = bind(w3, renewed).book
-    assert book.functions.hasRole(book.functions.OPERATOR_ROLE().call(), new_operator).call()
     assert not book.functions.hasRole(book.functions.OPERATOR_ROLE().call(), operator).call()
 
 

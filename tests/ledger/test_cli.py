@@ -165,9 +165,13 @@ def test_roles_lists_the_deployment_grants(env, stack, keys):
         binding = stack.manifest.contracts[name]
         assert contract["address"] == Web3.to_checksum_address(binding.address)
         assert contract["roles"]["DEFAULT_ADMIN_ROLE"] == [keys["admin"].address]
-        assert contract["roles"]["OPERATOR_ROLE"] == [keys["operator"].address]
-        assert contract["roles"]["ORACLE_ROLE"] == [keys["oracle"].address]
         assert contract["roles"]["PAUSER_ROLE"] == [keys["pauser"].address]
+        # Least privilege: each role is held only where the deploy granted it (ledger.deploy.GRANTS).
+        assert contract["roles"] == {role: stack.manifest.granted(name).get(role, []) for role in contract["roles"]}
+    assert report["contracts"]["LoanBook"]["roles"]["OPERATOR_ROLE"] == [keys["operator"].address]
+    assert report["contracts"]["LoanBook"]["roles"]["ORACLE_ROLE"] == [keys["oracle"].address]
+    assert report["contracts"]["ProductCatalog"]["roles"]["ORACLE_ROLE"] == []
+    assert report["contracts"]["CreditOracle"]["roles"]["OPERATOR_ROLE"] == []
     assert report["contracts"]["CreditOracle"]["roles"]["SCORE_SIGNER_ROLE"] == [keys["signer"].address]
     assert "SCORE_SIGNER_ROLE" not in report["contracts"]["LoanBook"]["roles"]
 
