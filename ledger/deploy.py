@@ -89,6 +89,11 @@ def role_grants(roles: RoleHolders) -> list[tuple[str, str, str]]:
             for name in CONTRACT_NAMES for g in GRANTS if g.contract == name]
 
 
+def contracts_checking(role: str) -> list[str]:
+    """The contracts GRANTS gives `role` on (CONTRACT_NAMES order): where a later grant of it belongs."""
+    return [name for name in CONTRACT_NAMES if any(g.contract == name and g.role == role for g in GRANTS)]
+
+
 def grants_by_contract(roles: RoleHolders) -> dict[str, dict[str, list[str]]]:
     """Contract -> role -> holders at deployment, DEFAULT_ADMIN_ROLE (from the constructors) included."""
     out: dict[str, dict[str, list[str]]] = {name: {"DEFAULT_ADMIN_ROLE": [roles.admin]} for name in CONTRACT_NAMES}

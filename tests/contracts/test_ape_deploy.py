@@ -14,7 +14,13 @@ from web3 import Web3
 from ledger import manifest as manifests
 from ledger.cli.roles import role_names
 from ledger.contracts import bind
-from ledger.deploy import GRANTS, RoleHolders, deploy_stack, grants_by_contract
+from ledger.deploy import (
+    GRANTS,
+    RoleHolders,
+    contracts_checking,
+    deploy_stack,
+    grants_by_contract,
+)
 from ledger.manifest import CONTRACT_NAMES
 from ledger.node import EphemeralNode, dev_account
 
@@ -67,6 +73,8 @@ def test_the_grants_table_gives_each_role_only_where_a_function_checks_it():
     assert ("CreditOracle", "OPERATOR_ROLE") not in table
     assert all(table[(name, "PAUSER_ROLE")] == "pauser" for name in CONTRACT_NAMES)
     assert not any(g.role == "DEFAULT_ADMIN_ROLE" or g.holder == "admin" for g in GRANTS)
+    assert contracts_checking("ORACLE_ROLE") == ["BorrowerRegistry", "CreditOracle", "LoanBook"]
+    assert contracts_checking("SCORE_SIGNER_ROLE") == ["CreditOracle"]
 
 
 def test_deploy_writes_the_manifest_grants_roles_is_a_no_op_again_and_redeploys_on_request(node, tmp_path):
