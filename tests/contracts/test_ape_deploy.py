@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from ledger.contracts import bind
 from ledger.deploy import (
     GRANTS,
     RoleHolders,
+    build_manifest,
     contracts_checking,
     deploy_stack,
     grants_by_contract,
@@ -146,3 +148,15 @@ def test_deploy_to_a_named_network_needs_an_explicit_deployer_and_changes_nothin
     assert "on staging, give the deployer: --account" in result.stdout + result.stderr
     assert not path.exists()
     assert node.w3.eth.block_number == block
+
+
+def test_a_manifest_from_before_per_contract_grants_still_loads_and_reads_its_roles_everywhere():
+    holders = RoleHolders(*(dev_account(i).address for i in range(5)))
+    new = build_manifest("local", 31337, holders, {}, 0)
+    assert new.granted("ProductCatalog") == {"DEFAULT_ADMIN_ROLE": [holders.admin], "OPERATOR_ROLE": [holders.operator],
+                                             "PAUSER_ROLE": [holders.pauser]}
+    old = json.loads(new.to_json())
+    del old["grants"]
+    loaded = manifests.Manifest.from_json(json.dumps(old))
+    assert loaded.grants == {} and loaded.granted("ProductCatalog") == holders.as_manifest()
+    assert manifests.Manifest.from_json(new.to_json()) == new
