@@ -46,12 +46,13 @@ class PolicyOut(BaseModel):
 class RoleIn(BaseModel):
     role: str = Field(pattern="^(operator|oracle|pauser|admin|score_signer)$")
     account: str = Field(pattern=ADDRESS)
-    contracts: list[str] = Field(default_factory=lambda: list(ALL_CONTRACTS),
-                                 description="where to grant or revoke; a contract without that role is skipped")
+    contracts: list[str] | None = Field(None, description=(
+        f"where to grant or revoke, among {', '.join(ALL_CONTRACTS)}; a contract without that role is skipped. "
+        "Default: a grant goes only where a contract checks the role (as the deploy grants it), a revocation "
+        "everywhere"))
 
     model_config = {"json_schema_extra": {"examples": [{
-        "role": "operator", "account": _BOB,
-        "contracts": ["BorrowerRegistry", "CreditOracle", "ProductCatalog", "LoanBook", "ActionLogAnchor"]}]}}
+        "role": "operator", "account": _BOB, "contracts": ["LoanBook", "ProductCatalog"]}]}}
 
 
 class RoleChange(BaseModel):

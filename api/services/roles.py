@@ -12,6 +12,7 @@ from sqlalchemy import delete, select
 
 from api.errors import ApiError
 from api.services.transactions import Sent, record
+from ledger.deploy import contracts_checking
 from ledger.manifest import CONTRACT_NAMES
 from ledger.store.models.api import Auditor
 
@@ -20,12 +21,22 @@ CONTRACT_ROLES = {"operator": "OPERATOR_ROLE", "oracle": "ORACLE_ROLE", "pauser"
 ALL_CONTRACTS = CONTRACT_NAMES
 
 
-def change_role(context, role: str, account: str, contracts: list[str], grant: bool, actor: str,
+def default_contracts(role: str, grant: bool) -> list[str]:
+    """Where a grant or revocation of `role` goes unless the admin names contracts: a grant only where a contract
+    checks the role, as the deploy grants it (least privilege); a revocation, and the admin role, everywhere."""
+    role_name = CONTRACT_ROLES[role]
+    if not grant or role_name == "DEFAULT_ADMIN_ROLE":
+        return list(ALL_CONTRACTS)
+    return contracts_checking(role_name)
+
+
+def change_role(context, role: str, account: str, contracts: list[str] | None, grant: bool, actor: str,
                 request_id: str) -> list[Sent]:
-    """Grants (or revokes) `role` to `account` on each of `contracts` that has the role and differs."""
+    """Grants (or revokes) `role` to `account` on each of `contracts` (default: `default_contracts`) that has the
+    role and differs."""
     admin = context.signer("admin")
     out = []
-    for name in contracts:
+    for name in default_contracts(role, grant) if contracts is None else contracts:
         try:
             contract = context.bindings.by_name(name)
         except KeyError:
