@@ -16,6 +16,7 @@ from api.auth import Principal, RoleResolver, principal, require
 from api.context import Context
 from api.observability import Metrics
 from api.otp import OtpService
+from api.ratelimit import RateLimiter
 
 READ_ALL = ("auditor", "operator", "admin")  # read every loan and borrower; auditors change nothing
 BORROWERS = ("borrower", "applicant")  # signed-in wallets that act on their own behalf
@@ -40,11 +41,16 @@ def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
+def get_limiter(request: Request) -> RateLimiter:
+    return request.app.state.limiter
+
+
 
 ContextDep = Annotated[Context, Depends(get_context)]
 RolesDep = Annotated[RoleResolver, Depends(get_roles)]
 OtpDep = Annotated[OtpService, Depends(get_otp)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+LimiterDep = Annotated[RateLimiter, Depends(get_limiter)]
 
 # Any signed-in wallet, whatever its roles.
 CurrentPrincipal = Annotated[Principal, Depends(principal)]

@@ -7,13 +7,13 @@ owed now from the contract's own views at chain time.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from api import idempotency
 from api.auth import Principal
-from api.deps import BorrowerOrApplicant, ContextDep, LoanReader, MetricsDep, RegisteredBorrower
+from api.deps import BorrowerOrApplicant, ContextDep, LimiterDep, LoanReader, MetricsDep, RegisteredBorrower
 from api.errors import ErrorResponse, error_responses
 from api.observability import current_request_id
 from api.schemas import (AmountDueOut, ApplyIn, ApplyOut, CancelIn, CreditOut, LoanIdPath, LoanList, LoanOut,
@@ -41,8 +41,8 @@ def request_params(context: ContextDep, who: BorrowerOrApplicant) -> RequestPara
 
 @router.post("/loans", response_model=ApplyOut, status_code=201, responses=APPLY_ERRORS,
              summary="Apply for a product version: relay the borrower's signed application (Idempotency-Key required)")
-def apply(body: ApplyIn, request: Request, context: ContextDep, metrics: MetricsDep, who: RegisteredBorrower,
-          idempotency_key: str | None = Header(None)):
+def apply(body: ApplyIn, context: ContextDep, metrics: MetricsDep, limiter: LimiterDep,
+          who: RegisteredBorrower, idempotency_key: str | None = Header(None)):
 
     def answer(application: applications.Application):
         context.wait_indexed(application.block_number)
@@ -52,7 +52,7 @@ def apply(body: ApplyIn, request: Request, context: ContextDep, metrics: Metrics
     def action(claim: idempotency.Claim):
         # The borrower's limits, before anything is relayed (inside the claim: a replayed answer is not counted).
         application_limits.check_open(context, who.address, claim.key)
-        record_tx = application_limits.counted(context, request.app.state.limiter, who.address, claim.record_tx)
+        record_tx = application_limits.counted(context, limiter, who.address, claim.record_tx)
         signed = applications.Signed(body.product_id, body.product_version, body.principal, body.installments)
         application = applications.apply(context, who.address, signed, body.deadline,
                                          bytes.fromhex(body.signature[2:]), current_request_id(), record_tx)
