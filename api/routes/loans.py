@@ -22,6 +22,7 @@ from api.services import application_limits, applications
 from api.views import visible_loan
 from ledger.book import LoanStatus, read_loan
 from ledger.store.models.chain import Loan
+from ledger.store.projection import upcoming_due_at
 
 router = APIRouter(prefix="/v1", tags=["loans"])
 ERRORS = error_responses(401, 403, 404, 409, 422, 503)
@@ -118,11 +119,9 @@ def due(loan_id: LoanIdPath, context: ContextDep, who: LoanReader) -> AmountDueO
     active = read_loan(context.bindings.book, loan_id).status is LoanStatus.ACTIVE  # the index may be a block behind
     payoff = book.payoffAmount(loan_id, now).call() if active else 0
     total = principal + interest + late_fee + penalty
-    # The next date is that of the first unpaid installment after now (one paid ahead of its date asks nothing);
-    # what it will ask, the book says: the read model's rows are the plan, without interest that a payment ahead
-    # of schedule carried into the next installment.
-    next_due_at = next((r.due_at for r in row.schedule if r.number > row.paid_installments and r.due_at > now),
-                       None) if active else None
+    # What the next date will ask, the book says: the read model's rows are the plan, without interest that a
+    # payment ahead of schedule carried into the next installment.
+    next_due_at = upcoming_due_at(row, now) if active else None
     owed_at_next_due = sum(book.amountDue(loan_id, next_due_at).call()[:4]) if next_due_at else total
     return AmountDueOut(loan_id=loan_id, as_of=now, principal=principal, interest=interest, late_fee=late_fee,
                         penalty=penalty, total=total, oldest_due_at=oldest or None, payoff=payoff,

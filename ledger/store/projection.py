@@ -328,6 +328,13 @@ def next_due_at(row: Loan) -> int | None:
     return next((r.due_at for r in row.schedule if r.number == row.paid_installments + 1), None)
 
 
+def upcoming_due_at(row: Loan, as_of: int) -> int | None:
+    """Due date of the first unpaid installment after `as_of` (one paid ahead of its date asks nothing), from
+    the loan's schedule rows; unlike `next_due_at`, never a date already passed. The caller knows whether the
+    loan runs: the chain may be a block ahead of the read model."""
+    return next((r.due_at for r in row.schedule if r.number > row.paid_installments and r.due_at > as_of), None)
+
+
 def days_past_due(next_due: int | None, as_of: int) -> int:
     """Whole days from the oldest unpaid due date to `as_of`; 0 when nothing is due yet."""
     return (as_of - next_due) // DAY if next_due is not None and as_of > next_due else 0
