@@ -401,9 +401,7 @@ contract LoanBook is LoanBookBase, ILoanBookCore {
         }
         uint256 scheduled = plan.principal - cursor.principalBefore;
         (uint256 p, uint256 i) = _next(plan, cursor, c.dates, c.number);
-        uint256 asked = _interestAsked(i, c.settled);
-        uint256 ahead = _interestAhead(plan, i, scheduled, scheduled - c.principalPaid, c.dates, c.number, c.asOf);
-        uint256 interestDue = asked > ahead ? asked - ahead : 0;
+        uint256 interestDue = _interestToDate(plan, i, scheduled, scheduled - c.principalPaid, c);
         interestPart = _min(amount, interestDue);
         principalPart = _min(amount - interestPart, p - c.principalPaid);
         uint256 left = amount - interestPart - principalPart;
@@ -438,9 +436,7 @@ contract LoanBook is LoanBookBase, ILoanBookCore {
         uint256 scheduled = plan.principal - cursor.principalBefore;
         LoanMath.Cursor memory walk = LoanMath.Cursor(cursor.paid, cursor.principalBefore, cursor.balanceRay);
         (, uint256 i) = _next(plan, walk, c.dates, c.number); // its interest, cursor kept
-        uint256 asked = _interestAsked(i, c.settled);
-        uint256 ahead = _interestAhead(plan, i, scheduled, scheduled, c.dates, c.number, c.asOf);
-        interestPart = _min(amount, asked > ahead ? asked - ahead : 0);
+        interestPart = _min(amount, _interestToDate(plan, i, scheduled, scheduled, c));
         principalPart = amount - interestPart;
         if (principalPart == 0) {
             c.settled += int256(interestPart);
@@ -448,6 +444,21 @@ contract LoanBook is LoanBookBase, ILoanBookCore {
             c.number -= 1; // _payAhead's: the installment paid ahead
             c.settled = _payAhead(loan, plan, cursor, c, principalPart);
         }
+    }
+
+    /**
+     * @dev The interest installment `c.number` (period interest `i`, `scheduled` principal) asks at `c.asOf`
+     * with `owed` of its principal unpaid: what it asks in all less what the rest of its period would accrue on
+     * the principal owed.
+     */
+    function _interestToDate(LoanMath.Plan memory plan, uint256 i, uint256 scheduled, uint256 owed, Current memory c)
+        private
+        pure
+        returns (uint256)
+    {
+        uint256 asked = _interestAsked(i, c.settled);
+        uint256 ahead = _interestAhead(plan, i, scheduled, owed, c.dates, c.number, c.asOf);
+        return asked > ahead ? asked - ahead : 0;
     }
 
     /**
