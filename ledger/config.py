@@ -164,7 +164,9 @@ class Settings(BaseSettings):
     anchor_interval: float = 60.0            # seconds between action-log anchors the API writes; 0: never
     credit_refund_interval: float = 0.0      # seconds between the automatic policy's credit refund rounds; 0: operators refund
     dev_login: bool = False                  # POST /v1/auth/dev-login, unsigned: loopback clients on chain 31337/1337 only
-    api_fault: Literal["", "after_send"] = ""  # tests only: exit the API once an application is mined, unanswered
+    # Tests only: exit the API once an application is mined, unanswered ("after_send"), or stop it (SIGSTOP, for the
+    # test to SIGKILL) with the application claimed, before anything is sent ("stop_before_send").
+    api_fault: Literal["", "after_send", "stop_before_send"] = ""
     # The oracle (oracle/):
     bureau_api_key: SecretStr | None = None  # the bureau's bearer key; default: one made once in <home>/keys/
     notify_secret: SecretStr | None = None   # HMAC key of the notices `oracle run --notify-webhook` posts

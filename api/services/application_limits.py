@@ -11,7 +11,8 @@ answered with a loan in the last IN_FLIGHT_HORIZON seconds that the indexer has 
 for the index, `wait_indexed`, but gives up after `index_wait`). The claim of the request being checked is
 committed before the check, so of two racing applications at least the later one sees the other: they never
 both pass (when both see each other both are refused, and a retry passes). This holds across API processes
-sharing the store, with no lock.
+sharing the store, with no lock. A claim left by an API process that died before relaying (idempotency.abandoned,
+no transaction recorded) holds no slot: it made no loan.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from sqlalchemy import func, select
 from web3 import Web3
 
 from api.errors import ApiError
+from api.idempotency import abandoned
 from api.ratelimit import RateLimiter
 from ledger.book import LoanStatus
 from ledger.store.models.api import IdempotencyRecord
@@ -75,11 +77,14 @@ def open_applications(context, borrower: str, key: str) -> int:
     with context.sessions() as session:
         indexed = session.scalar(select(func.count()).select_from(Loan).where(
             Loan.borrower == borrower, Loan.status.in_(OPEN))) or 0
-        claims = session.execute(select(IdempotencyRecord.status_code, IdempotencyRecord.response).where(
+        claims = session.scalars(select(IdempotencyRecord).where(
             IdempotencyRecord.principal == borrower, IdempotencyRecord.route == ROUTE,
             IdempotencyRecord.key != key, IdempotencyRecord.created_at >= since)).all()
-        running = sum(1 for status, _ in claims if status is None)
-        answers = [json.loads(response) for status, response in claims if status == 201 and response]
+        now = time.time()
+        # A claim whose process died before sending anything made no loan and never will: not open. One that
+        # recorded a transaction may have made one (reconciled on its retry): open until the horizon.
+        running = sum(1 for c in claims if c.status_code is None and (c.tx_hash or not abandoned(c, now)))
+        answers = [json.loads(c.response) for c in claims if c.status_code == 201 and c.response]
         made = [answer["loan_id"] for answer in answers if answer.get("status") in OPEN]
         unindexed = len(made) - (session.scalar(select(func.count()).select_from(Loan).where(
             Loan.id.in_(made))) or 0) if made else 0

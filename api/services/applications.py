@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -81,6 +82,7 @@ def apply(context, borrower: str, signed: Signed, deadline: int, signature: byte
         _refuse_replay(context, borrower, signed, nonce, deadline, signature)
         raise ApiError(422, "invalid_signature", "the signature is not the signed-in borrower's over this product "
                                                  f"version, principal and count, nonce {nonce} and deadline {deadline}")
+    _fault(context, "before_send")
     receipt = context.signer("relayer").transact(
         book.functions.requestLoan(signed.as_tuple(), borrower, deadline, signature), before_send=record_tx)
     _fault(context, "after_send")
@@ -144,11 +146,16 @@ def _refuse_replay(context, borrower: str, signed: Signed, nonce: int, deadline:
 
 
 def _fault(context, point: str) -> None:
-    """The `api_fault` setting (LOANLEDGER_API_FAULT, tests only): exit on the spot (no cleanup) at `point`,
-    so the crash tests can stop the API between sending an application and storing its answer."""
-    if context.settings.api_fault == point:  # the setting's type allows only the points that exist
+    """The `api_fault` setting (LOANLEDGER_API_FAULT, tests only): exit on the spot (no cleanup) at `point`, or
+    stop (SIGSTOP) there for the crash test to SIGKILL the process, so the crash tests can end the API between
+    claiming an application and sending it, or between sending it and storing its answer."""
+    fault = context.settings.api_fault  # the setting's type allows only the points that exist
+    if fault == point:
         log.warning("fault injection: exiting at %s", point)
         os._exit(70)
+    if fault == f"stop_{point}":
+        log.warning("fault injection: stopping at %s", point)
+        os.kill(os.getpid(), signal.SIGSTOP)
 
 
 def cancel(context, borrower: str, loan_id: int, deadline: int, signature: bytes, request_id: str,

@@ -14,8 +14,10 @@ import base64
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -221,3 +223,64 @@ def test_an_api_killed_after_relaying_an_application_answers_the_loan_on_retry(a
             if process.poll() is None:
                 process.kill()
                 process.wait(timeout=30)
+
+
+def _stopped(pid: int) -> bool:
+    with open(f"/proc/{pid}/stat") as fh:
+        return fh.read().rsplit(")", 1)[1].split()[0] == "T"
+
+
+def test_an_api_killed_before_relaying_leaves_no_open_application_behind(api, w3, stack, keys, driver, client_for,
+                                                                          kyc, application, tmp_path):
+    """SIGKILL between the open-applications claim and the relay: the dead claim made no loan, so it holds no slot
+    of the borrower's open applications (limit 1 here); its own retry then runs and meets the limit like any other."""
+    kyc(client_for(keys["alice"]), 1)
+    driver.score(keys["alice"])
+    borrower = keys["alice"].address
+    first = signed_body(api, keys["alice"], application)
+    port = free_port()
+    env = {**os.environ, "LOANLEDGER_HOME": str(tmp_path / "served"),
+           "LOANLEDGER_NODE_URL": w3.provider.endpoint_uri, "LOANLEDGER_MANIFEST": str(tmp_path / "manifest.json"),
+           "LOANLEDGER_DB_URL": f"sqlite:///{tmp_path / 'served.db'}",
+           "LOANLEDGER_KEK": base64.b64encode(os.urandom(32)).decode(), "LOANLEDGER_INDEX_WAIT": "0.5",
+           "LOANLEDGER_ANCHOR_INTERVAL": "0", "LOANLEDGER_RELAYER_KEY": Account.create().key.hex(),
+           "LOANLEDGER_OPERATOR_KEY": keys["operator"].key.hex(), "LOANLEDGER_OPEN_APPLICATIONS": "1",
+           "LOANLEDGER_JWT_SECRET": "crash-test-secret-of-32-bytes!!!"}
+    log = tmp_path / "api.log"
+    processes = []
+    try:
+        stopping = spawn({**env, "LOANLEDGER_API_FAULT": "stop_before_send"}, port, log)
+        processes.append(stopping)
+        client = LoanLedgerClient(f"http://127.0.0.1:{port}", keys["alice"])
+        client.login()
+        hung = threading.Thread(target=lambda: _swallow(lambda: client._request(
+            "POST", "/v1/loans", idempotency_key="killed", json_body=first)), daemon=True)
+        hung.start()
+        deadline = time.monotonic() + 30
+        while not _stopped(stopping.pid):
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.05)
+        os.kill(stopping.pid, signal.SIGKILL)  # claimed, nothing sent
+        assert stopping.wait(timeout=30) == -signal.SIGKILL
+        hung.join(30)
+        assert loans_of(stack, borrower) == 0
+
+        processes.append(spawn(env, port, log))
+        second = client._request("POST", "/v1/loans", idempotency_key="after", json_body=first, raw=True)
+        assert second.status_code == 201, second.text  # the dead claim holds no slot
+        with pytest.raises(ApiError) as retry:  # taken over, it meets the limit like any other application
+            client._request("POST", "/v1/loans", idempotency_key="killed", json_body=first)
+        assert (retry.value.status, retry.value.code) == (429, "too_many_open_applications")
+        assert loans_of(stack, borrower) == 1
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=30)
+
+
+def _swallow(call) -> None:
+    try:
+        call()
+    except (httpx.HTTPError, ApiError):
+        pass
