@@ -162,6 +162,18 @@ def test_a_retry_after_a_crash_once_the_cancellation_was_mined_answers_it(api, s
 LOANLEDGER = str(Path(sys.executable).with_name("loanledger"))
 
 
+def served_env(w3, keys, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """A served API's environment: its own store and data directory; the chain, the manifest (saved by the `api`
+    fixture) and the operator's key shared; a fresh relayer key."""
+    return {**os.environ, "LOANLEDGER_HOME": str(tmp_path / "served"),
+            "LOANLEDGER_NODE_URL": w3.provider.endpoint_uri, "LOANLEDGER_MANIFEST": str(tmp_path / "manifest.json"),
+            "LOANLEDGER_DB_URL": f"sqlite:///{tmp_path / 'served.db'}",
+            "LOANLEDGER_KEK": base64.b64encode(os.urandom(32)).decode(), "LOANLEDGER_INDEX_WAIT": "0.5",
+            "LOANLEDGER_ANCHOR_INTERVAL": "0", "LOANLEDGER_RELAYER_KEY": Account.create().key.hex(),
+            "LOANLEDGER_OPERATOR_KEY": keys["operator"].key.hex(),
+            "LOANLEDGER_JWT_SECRET": "crash-test-secret-of-32-bytes!!!", **extra}
+
+
 def spawn(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
     with log.open("ab") as out:
         process = subprocess.Popen([LOANLEDGER, "api", "--port", str(port)], env=env, stdout=out,
@@ -188,15 +200,8 @@ def test_an_api_killed_after_relaying_an_application_answers_the_loan_on_retry(a
     body = signed_body(api, keys["alice"], application)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    # Its own store and data directory; the chain, the manifest (saved by the `api` fixture) and the keys shared.
-    env = {**os.environ, "LOANLEDGER_HOME": str(tmp_path / "served"),
-           "LOANLEDGER_NODE_URL": w3.provider.endpoint_uri, "LOANLEDGER_MANIFEST": str(tmp_path / "manifest.json"),
-           "LOANLEDGER_DB_URL": f"sqlite:///{tmp_path / 'served.db'}",
-           "LOANLEDGER_KEK": base64.b64encode(os.urandom(32)).decode(), "LOANLEDGER_INDEX_WAIT": "0.5",
-           "LOANLEDGER_ANCHOR_INTERVAL": "0", "LOANLEDGER_RELAYER_KEY": Account.create().key.hex(),
-           "LOANLEDGER_OPERATOR_KEY": keys["operator"].key.hex(), "LOANLEDGER_ADMIN_KEY": keys["admin"].key.hex(),
-           "LOANLEDGER_PAUSER_KEY": keys["pauser"].key.hex(),
-           "LOANLEDGER_JWT_SECRET": "crash-test-secret-of-32-bytes!!!"}
+    env = served_env(w3, keys, tmp_path, LOANLEDGER_ADMIN_KEY=keys["admin"].key.hex(),
+                     LOANLEDGER_PAUSER_KEY=keys["pauser"].key.hex())
     log = tmp_path / "api.log"
     processes = []
     try:
@@ -239,13 +244,7 @@ def test_an_api_killed_before_relaying_leaves_no_open_application_behind(api, w3
     borrower = keys["alice"].address
     first = signed_body(api, keys["alice"], application)
     port = free_port()
-    env = {**os.environ, "LOANLEDGER_HOME": str(tmp_path / "served"),
-           "LOANLEDGER_NODE_URL": w3.provider.endpoint_uri, "LOANLEDGER_MANIFEST": str(tmp_path / "manifest.json"),
-           "LOANLEDGER_DB_URL": f"sqlite:///{tmp_path / 'served.db'}",
-           "LOANLEDGER_KEK": base64.b64encode(os.urandom(32)).decode(), "LOANLEDGER_INDEX_WAIT": "0.5",
-           "LOANLEDGER_ANCHOR_INTERVAL": "0", "LOANLEDGER_RELAYER_KEY": Account.create().key.hex(),
-           "LOANLEDGER_OPERATOR_KEY": keys["operator"].key.hex(), "LOANLEDGER_OPEN_APPLICATIONS": "1",
-           "LOANLEDGER_JWT_SECRET": "crash-test-secret-of-32-bytes!!!"}
+    env = served_env(w3, keys, tmp_path, LOANLEDGER_OPEN_APPLICATIONS="1")
     log = tmp_path / "api.log"
     processes = []
     try:
