@@ -85,11 +85,12 @@ def _show(prepared) -> bool:
     return True
 
 
-def _signer(wallet: str, api: str | None) -> LoanLedgerClient:
-    """A signed-in client that also holds the wallet's key: a decision is signed by the person who makes it."""
+def _signer(wallet: str, api: str | None, *, quiet: bool = False) -> LoanLedgerClient:
+    """A signed-in client that also holds the wallet's key: a decision is signed by the person who makes it, after
+    its summary is shown (on stderr; not with --json, whose output is for a program)."""
     token = _client(wallet, api).token
     signer = _client(wallet, api, signed_in=False)
-    signer.token, signer.review = token, _show
+    signer.token, signer.review = token, None if quiet else _show
     return signer
 
 
@@ -356,13 +357,13 @@ def op_revoke(address: str, reason: str = typer.Option(..., "--reason"), wallet:
 @operator_app.command("pause")
 def op_pause(wallet: str = WALLET, api: str = API, as_json: bool = JSON) -> None:
     """Pause every contract (your wallet must hold the pauser role)."""
-    _print(_call(_signer(wallet, api).pause), as_json)
+    _print(_call(_signer(wallet, api, quiet=as_json).pause), as_json)
 
 
 @operator_app.command("unpause")
 def op_unpause(wallet: str = WALLET, api: str = API, as_json: bool = JSON) -> None:
     """Unpause every contract (pauser)."""
-    _print(_call(_signer(wallet, api).unpause), as_json)
+    _print(_call(_signer(wallet, api, quiet=as_json).unpause), as_json)
 
 
 PRODUCT_FILE = typer.Option(..., "--file", exists=True, dir_okay=False,
@@ -382,21 +383,21 @@ def _product_body(path: Path) -> dict:
 @product_app.command("create")
 def op_product_create(file: Path = PRODUCT_FILE, wallet: str = WALLET, api: str = API, as_json: bool = JSON) -> None:
     """Publish a product as version 1 (refused beyond the cost cap or the late-charge ceilings)."""
-    _print(_call(_signer(wallet, api).create_product, _product_body(file)), as_json)
+    _print(_call(_signer(wallet, api, quiet=as_json).create_product, _product_body(file)), as_json)
 
 
 @product_app.command("change")
 def op_product_change(product_id: int = typer.Argument(..., min=1), file: Path = PRODUCT_FILE, wallet: str = WALLET,
                       api: str = API, as_json: bool = JSON) -> None:
     """Publish a product's new version (loans already made keep theirs)."""
-    _print(_call(_signer(wallet, api).change_product, product_id, _product_body(file)), as_json)
+    _print(_call(_signer(wallet, api, quiet=as_json).change_product, product_id, _product_body(file)), as_json)
 
 
 @product_app.command("retire")
 def op_product_retire(product_id: int = typer.Argument(..., min=1), wallet: str = WALLET, api: str = API,
                       as_json: bool = JSON) -> None:
     """Retire a product: no version of it can be applied for any more."""
-    _print(_call(_signer(wallet, api).retire_product, product_id), as_json)
+    _print(_call(_signer(wallet, api, quiet=as_json).retire_product, product_id), as_json)
 
 
 @operator_app.command("suspense")
@@ -467,21 +468,21 @@ CONTRACTS = typer.Option(None, "--contract", help="Where (repeatable); default: 
 def admin_grant(role: str = ROLE, account: str = typer.Argument(...), contracts: list[str] = CONTRACTS,
                 wallet: str = WALLET, api: str = API, as_json: bool = JSON) -> None:
     """Grant a role to an account."""
-    _print(_call(_signer(wallet, api).grant_role, role, account, contracts or None), as_json)
+    _print(_call(_signer(wallet, api, quiet=as_json).grant_role, role, account, contracts or None), as_json)
 
 
 @admin_app.command("revoke")
 def admin_revoke(role: str = ROLE, account: str = typer.Argument(...), contracts: list[str] = CONTRACTS,
                  wallet: str = WALLET, api: str = API, as_json: bool = JSON) -> None:
     """Revoke a role of an account."""
-    _print(_call(_signer(wallet, api).revoke_role, role, account, contracts or None), as_json)
+    _print(_call(_signer(wallet, api, quiet=as_json).revoke_role, role, account, contracts or None), as_json)
 
 
 @admin_app.command("rotate-signer")
 def admin_rotate_signer(old: str = typer.Option(..., "--old"), new: str = typer.Option(..., "--new"),
                         wallet: str = WALLET, api: str = API, as_json: bool = JSON) -> None:
     """Rotate the credit oracle's score signer: admit the new key, then retire the old."""
-    _print(_call(_signer(wallet, api).rotate_signer, old, new), as_json)
+    _print(_call(_signer(wallet, api, quiet=as_json).rotate_signer, old, new), as_json)
 
 
 # -------------------------------------------------------------------------------------------- auditor
