@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from ledger import manifest as manifests  # noqa: E402
 from ledger.deploy import RoleHolders, Settings, build_manifest, constructor_args, is_current, role_grants  # noqa: E402
-from ledger.manifest import CONTRACT_NAMES, DeployedContract  # noqa: E402
+from ledger.manifest import DEPLOY_ORDER, DeployedContract  # noqa: E402
 
 
 DEV_CHAIN_ID = 31337  # anvil's: development accounts and the name "local" apply
@@ -79,19 +79,19 @@ def cli(network, provider, account_alias, operator, oracle, pauser, score_signer
     settings = Settings(max_score_age=max_score_age_days * 86_400, credit_limit_currency=credit_limit_currency)
 
     instances, deployed = {}, {}
-    for name in CONTRACT_NAMES:
+    for name in DEPLOY_ORDER:  # the forwarder first: the others' constructors take it
         args = constructor_args(name, roles, {n: d.address for n, d in deployed.items()}, settings)
         instance = getattr(project, name).deploy(*args, sender=deployer)
         receipt = instance.creation_metadata.receipt
         instances[name] = instance
         deployed[name] = DeployedContract(address=instance.address, block=receipt.block_number, tx=receipt.txn_hash)
-        click.echo(f"{name:18} {instance.address}  block {receipt.block_number}")
+        click.echo(f"{name:19} {instance.address}  block {receipt.block_number}")
     for name, role, holder in role_grants(roles):
         contract = instances[name]
         contract.grantRole(getattr(contract, role)(), holder, sender=deployer)
         click.echo(f"granted {role} on {name} to {holder}")
 
-    first_block = deployed[CONTRACT_NAMES[0]].block
+    first_block = deployed[DEPLOY_ORDER[0]].block
     deployed_at = provider.get_block(first_block).timestamp
     manifests.save(build_manifest(network_name, chain_id, roles, deployed, deployed_at), path)
     click.echo(f"manifest written to {path}")
