@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from api.schemas import ADDRESS, TxOut
-from api.schemas.signed import SignedRequestIn, SignedRequestsIn
+from api.schemas.signed import SignedRequestIn, SignedRequestsIn, signed_example
 from api.services.roles import ALL_CONTRACTS
 from ledger.store.models.suspense import SuspenseState
 
@@ -24,6 +24,8 @@ class ReasonIn(BaseModel):
 
 class SignedReasonIn(ReasonIn, SignedRequestIn):
     """A reason, and the decision with that reason signed by the signed-in operator."""
+
+    model_config = signed_example(ReasonIn)
 
 
 class Decision(BaseModel):
@@ -66,6 +68,8 @@ class RoleIn(BaseModel):
 class SignedRoleIn(RoleIn, SignedRequestsIn):
     """A role change and its calls (one per contract changed) signed by the signed-in admin."""
 
+    model_config = signed_example(RoleIn, several=True)
+
 
 class RoleChange(BaseModel):
     role: str
@@ -89,6 +93,8 @@ class SignerRotationIn(BaseModel):
 
 class SignedRotationIn(SignerRotationIn, SignedRequestsIn):
     """A rotation and its calls (the grant, then the revocation) signed by the signed-in admin."""
+
+    model_config = signed_example(SignerRotationIn, several=True)
 
 
 class AuditorIn(BaseModel):

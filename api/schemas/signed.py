@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from api.schemas import ADDRESS
-from api.schemas.products import ProductIn
+from api.schemas.products import EXAMPLE_PRODUCT_IN, ProductIn
 from api.services.signed_requests import Signed
 
 _OPERATOR = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
@@ -51,6 +51,9 @@ class SignedRequestIn(BaseModel):
         "signature": _SIGNATURE}]}}
 
 
+EXAMPLE_SIGNED = SignedRequestIn.model_config["json_schema_extra"]["examples"][0]
+
+
 class SignedRequestsIn(BaseModel):
     """A decision of several calls (one per contract changed), each signed, in the order prepared."""
 
@@ -58,6 +61,16 @@ class SignedRequestsIn(BaseModel):
 
     def signed(self) -> list[Signed]:
         return [r.signed() for r in self.requests]
+
+    model_config = {"json_schema_extra": {"examples": [{"requests": [EXAMPLE_SIGNED]}]}}
+
+
+def signed_example(model: type[BaseModel], *, several: bool = False) -> dict:
+    """The JSON schema extra of a route body that is `model`'s body with the decision signed: its first example,
+    with one signed request (or a list of them)."""
+    body = model.model_config["json_schema_extra"]["examples"][0]
+    return {"json_schema_extra": {"examples": [{**body, **({"requests": [EXAMPLE_SIGNED]} if several
+                                                           else EXAMPLE_SIGNED)}]}}
 
 
 class PrepareIn(BaseModel):
@@ -72,9 +85,27 @@ class PrepareIn(BaseModel):
         {"action": "role.grant", "params": {"role": "operator", "account": _OPERATOR}}]}}
 
 
+_EXAMPLE_MESSAGE = ForwardRequestMessage.model_config["json_schema_extra"]["examples"][0]
+_EXAMPLE_PREPARED = {
+    "typed_data": {
+        "types": {"EIP712Domain": [{"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+                                   {"name": "chainId", "type": "uint256"},
+                                   {"name": "verifyingContract", "type": "address"}],
+                  "ForwardRequest": [{"name": "from", "type": "address"}, {"name": "to", "type": "address"},
+                                     {"name": "value", "type": "uint256"}, {"name": "gas", "type": "uint256"},
+                                     {"name": "nonce", "type": "uint256"}, {"name": "deadline", "type": "uint48"},
+                                     {"name": "data", "type": "bytes"}]},
+        "domain": {"name": "LoanLedgerForwarder", "version": "1", "chainId": 31337,
+                   "verifyingContract": "0x5FbDB2315678afecb367f032d93F642f64180aa3"},
+        "primaryType": "ForwardRequest", "message": _EXAMPLE_MESSAGE},
+    "summary": "Approve loan 7: pay out ¥1,200.00 to 0x9965…A4dc"}
+
+
 class PreparedRequest(BaseModel):
     typed_data: dict[str, Any] = Field(description="EIP-712 typed data (eth_signTypedData_v4's argument)")
     summary: str = Field(description="what this call does, in words")
+
+    model_config = {"json_schema_extra": {"examples": [_EXAMPLE_PREPARED]}}
 
 
 class PreparedOut(BaseModel):
@@ -86,9 +117,15 @@ class PreparedOut(BaseModel):
     requests: list[PreparedRequest] = Field(description="sign each; send them back in this order (none: nothing "
                                                         "to change)")
 
+    model_config = {"json_schema_extra": {"examples": [{
+        "action": "loan.approve", "signer": _OPERATOR, "summary": _EXAMPLE_PREPARED["summary"],
+        "requests": [_EXAMPLE_PREPARED]}]}}
+
 
 class SignedProductIn(ProductIn, SignedRequestIn):
     """A product's terms and their publication signed by the signed-in operator."""
+
+    model_config = {"json_schema_extra": {"examples": [{**EXAMPLE_PRODUCT_IN, **EXAMPLE_SIGNED}]}}
 
     def product(self) -> ProductIn:
         return ProductIn.model_validate(self.model_dump(exclude=SIGNED_FIELDS))
