@@ -26,10 +26,10 @@ class ForwardRequestMessage(BaseModel):
 
     from_: str = Field(alias="from", pattern=ADDRESS, description="the signer: the signed-in staff member")
     to: str = Field(pattern=ADDRESS, description="the LoanLedger contract called")
-    value: int = Field(ge=0, description="always 0")
-    gas: int = Field(ge=0)
-    nonce: int = Field(ge=0, description="the signer's forwarder nonce: each request is used once")
-    deadline: int = Field(ge=0, description="unix seconds of chain time after which it is refused")
+    value: int = Field(ge=0, le=2**256 - 1, description="always 0")
+    gas: int = Field(ge=0, le=2**256 - 1)
+    nonce: int = Field(ge=0, le=2**256 - 1, description="the signer's forwarder nonce: each request is used once")
+    deadline: int = Field(ge=0, le=2**48 - 1, description="unix seconds of chain time after which it is refused")
     data: str = Field(pattern=r"^0x([0-9a-fA-F]{2})*$", description="the call's ABI-encoded data")
 
     model_config = {"populate_by_name": True, "json_schema_extra": {"examples": [{

@@ -16,8 +16,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from eth_abi.exceptions import EncodingError
 from eth_account import Account
 from eth_account.messages import encode_typed_data
+from eth_keys.exceptions import BadSignature
 from eth_utils import to_checksum_address
 from web3.contract.contract import ContractFunction
 
@@ -85,7 +87,7 @@ def signer_of(context, signed: Signed) -> str:
     try:
         return Account.recover_message(encode_typed_data(full_message=typed_request(context, signed.request)),
                                        signature=signed.signature)
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, EncodingError, BadSignature) as exc:
         raise ApiError(422, "invalid_request_signature", f"the signature does not open: {exc}") from None
 
 
