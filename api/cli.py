@@ -441,7 +441,7 @@ def op_refund_credit(loan_id: int = typer.Argument(..., min=1), wallet: str = WA
 @operator_app.command("register")
 def op_register(address: str, wallet: str = WALLET, api: str = API) -> None:
     """Register a KYC-verified borrower on-chain."""
-    console.print(_call(_client(wallet, api).register_borrower, address))
+    console.print(_call(_signer(wallet, api).register_borrower, address))
 
 
 @operator_app.command("policy")

@@ -328,7 +328,9 @@ class LoanLedgerClient:
         return self._request("PUT", "/v1/operator/policy", json_body=PolicyIn(auto_approve=enabled).model_dump())
 
     def register_borrower(self, address: str) -> dict:
-        return self._request("POST", f"/v1/operator/borrowers/{address}/register")
+        """Registers a KYC-verified borrower on-chain (when automatic registration is off), signed by this wallet."""
+        return self.decide("borrower.register", f"/v1/operator/borrowers/{address}/register", {"address": address},
+                           idempotent=False)
 
     def add_auditor(self, address: str) -> dict:
         return self._request("POST", "/v1/operator/auditors", json_body=AuditorIn(address=address).model_dump())

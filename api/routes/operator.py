@@ -46,14 +46,13 @@ from api.schemas.operator import (
 )
 from api.schemas.signed import SIGNED_FIELDS, PrepareIn, PreparedOut, SignedRequestIn, SignedRequestsIn
 from api.services import credit_refunds, decision_requests, decisions, pausing, payouts, suspense
-from api.services.borrowers import register_borrower, revoke_borrower
+from api.services.borrowers import register_signed, revoke_borrower
 from api.services.roles import add_auditor as admit_auditor
 from api.services.roles import auditors as admitted_auditors
 from api.services.roles import change_role, rotate_signer as rotate_score_signer
 from api.services.roles import remove_auditor as dismiss_auditor
 from api.services.transactions import Sent
 from api.views import checksum_address
-from ledger.encoding import to_0x_hex
 from ledger.store.models.suspense import SuspenseState
 
 router = APIRouter(prefix="/v1/operator", tags=["operator"])
@@ -74,12 +73,12 @@ def prepare_request(body: PrepareIn, context: ContextDep, who: DecisionMaker) ->
 
 @router.post("/borrowers/{address}/register", response_model=TxOut, responses=ERRORS,
              summary="Register a KYC-verified borrower on-chain (when automatic registration is off)")
-def register(address: str, context: ContextDep, roles: RolesDep, who: Operator) -> TxOut:
+def register(address: str, body: SignedRequestIn, context: ContextDep, roles: RolesDep, metrics: MetricsDep,
+             who: Operator) -> TxOut:
     address = checksum_address(address)
-    tx_hash = register_borrower(context, address, who.address, current_request_id())
+    sent = register_signed(context, address, who.address, body.signed(), current_request_id())
     roles.forget(address)
-    receipt = context.w3.eth.get_transaction_receipt(tx_hash)
-    return TxOut(tx_hash=to_0x_hex(receipt["transactionHash"]), block_number=receipt["blockNumber"])
+    return _counted(metrics, sent)
 
 
 @router.post("/borrowers/{address}/revoke", response_model=TxOut, responses=ERRORS,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from pydantic import BaseModel, Field, ValidationError
@@ -21,7 +22,7 @@ from api.schemas.operator import ReasonIn, RoleIn, SignerRotationIn
 from api.schemas.products import ProductIn
 from api.schemas.signed import PreparedOut, PreparedRequest
 from api.services import decisions, pausing, products, roles, signed_requests
-from api.services.borrowers import revoke_call
+from api.services.borrowers import register_call, revoke_call
 from api.views import checksum_address
 from ledger.book import read_loan
 from ledger.products import read_product, read_status
@@ -159,6 +160,17 @@ def _rotate(context, _signer: str, p: SignerRotationIn) -> Calls:
             + [(call, f"Retire {old} as a score signer on {name}") for name, call in revoked])
 
 
+class BorrowerParams(BaseModel):
+    address: str = Field(pattern=ADDRESS)
+
+
+def _register_borrower(context, _signer: str, p: BorrowerParams) -> Calls:
+    address = checksum_address(p.address)
+    call = register_call(context, address)
+    expires = datetime.fromtimestamp(call.args[2], UTC).strftime("%Y-%m-%d")
+    return [(call, f"Register borrower {address} (KYC verified; valid until {expires} UTC)")]
+
+
 def _revoke_borrower(context, _signer: str, p: BorrowerReasonParams) -> Calls:
     address = checksum_address(p.address)
     return [(revoke_call(context, address, p.reason),
@@ -192,6 +204,7 @@ ACTIONS: dict[str, Action] = {
                           lambda p, calls: _every(f"Revoke the {p.role} role of {p.account}")(p, calls)),
     "oracle_signer.rotate": Action(ADMIN, SignerRotationIn, _rotate,
                                    lambda p, calls: _every(f"Rotate the score signer {p.old} to {p.new}")(p, calls)),
+    "borrower.register": Action(OPERATOR, BorrowerParams, _register_borrower, _one),
     "borrower.revoke": Action(OPERATOR, BorrowerReasonParams, _revoke_borrower, _one),
 }
 

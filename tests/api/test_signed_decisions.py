@@ -184,3 +184,25 @@ def test_the_sdk_refuses_to_sign_a_request_prepared_for_someone_else(api, operat
     prepared.requests[0].typed_data["message"]["from"] = Account.create().address
     refused = _error(operator.sign_prepared, prepared)
     assert refused.code == "not_my_request"
+
+
+def test_an_operator_registers_and_revokes_a_borrower_with_their_own_signature(api, client_for, kyc, operator, keys,
+                                                                               stack, w3):
+    _, context = api
+    context.settings = context.settings.model_copy(update={"auto_register": False})
+    bob = client_for(keys["bob"])
+    assert kyc(bob, 14)["status"] == "verified"  # not registered: an operator decides
+    address = keys["bob"].address
+    prepared = operator.prepare("borrower.register", address=address)
+    assert prepared.summary.startswith(f"Register borrower {address} (KYC verified; valid until ")
+    registered = operator.register_borrower(address)
+    assert registered["signed_by"] == keys["operator"].address
+    assert stack.registry.functions.isEligible(address).call()
+    (event,) = stack.registry.events.BorrowerRegistered().process_receipt(
+        w3.eth.get_transaction_receipt(registered["tx_hash"]))
+    assert event.args.actor == keys["operator"].address
+    refused = _error(client_for(keys["carol"]).register_borrower, address)  # no operator: nothing prepared
+    assert (refused.status, refused.code) == (403, "forbidden")
+    revoked = operator.revoke_borrower(address, "fraud")
+    assert revoked["signed_by"] == keys["operator"].address
+    assert not stack.registry.functions.isEligible(address).call()
