@@ -99,6 +99,14 @@ def relay(relayer: ChainClient, forwarder: Contract, typed_data: dict[str, Any],
     return relayer.transact(execute)
 
 
+def is_used(forwarder: Contract, typed_data: dict[str, Any]) -> bool:
+    """Whether the request's nonce is spent (it was executed, or another request of its signer's took the nonce):
+    the forwarder then refuses it as `ERC2771ForwarderInvalidSigner`, since it recovers the signer over the current
+    nonce. For saying "already done" rather than "bad signature"."""
+    m = typed_data["message"]
+    return int(m["nonce"]) < forwarder.functions.nonces(to_checksum_address(m["from"])).call()
+
+
 def describe(bindings: Bindings, typed_data: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
     """(contract name, function name, arguments) of what a request asks, e.g. ("LoanBook", "approve",
     {"loanId": 7}); arguments in the store's JSON form (bytes 0x-hex, structs as objects).

@@ -10,7 +10,7 @@ from web3.logs import DISCARD
 
 from ledger.chain import ChainClient
 from ledger.errors import ContractRevert
-from ledger.forwarding import build_request, relay, request_data, sign_request
+from ledger.forwarding import build_request, is_used, relay, request_data, sign_request
 
 DAY = 86_400
 GAS = 500_000  # given explicitly where the call is meant to be refused (the default estimate would refuse it first)
@@ -105,8 +105,10 @@ def test_a_request_signed_by_someone_else_than_its_sender_is_refused(stack, keys
 def test_a_signed_request_is_executed_once(stack, keys, driver, relayer, requested):
     operator = keys["operator"]
     typed, signature = signed(driver, operator, stack.book.functions.reject(requested, b"\x01".rjust(32, b"\0")))
+    assert not is_used(stack.forwarder, typed)
     relay(relayer, stack.forwarder, typed, signature)
     assert stack.forwarder.functions.nonces(operator.address).call() == 1
+    assert is_used(stack.forwarder, typed)
     refused = refusal(relayer, stack, typed, signature)
     # Its nonce is used: the signature now recovers to another address than the operator's.
     assert refused.name == "ERC2771ForwarderInvalidSigner"

@@ -11,10 +11,12 @@ from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils import keccak
+from sqlalchemy import select
 
 from ledger import manifest as manifests
 from ledger.chain import ChainClient
 from ledger.contracts import bind
+from ledger.encoding import to_0x_hex
 from ledger.errors import ContractRevert
 from ledger.forwarding import (
     UnknownCall,
@@ -24,7 +26,10 @@ from ledger.forwarding import (
     request_data,
     sign_request,
 )
+from ledger.indexer import Indexer
 from ledger.products import offering
+from ledger.store import open_store
+from ledger.store.models.chain import ChainEvent, Loan
 
 DAY = 86_400
 
@@ -124,3 +129,20 @@ def test_the_manifest_carries_the_forwarder_and_bind_exposes_it(w3, stack, tmp_p
     del older["forwarder"]
     with pytest.raises(ValueError, match="no address for LoanLedgerForwarder: redeploy"):
         bind(w3, manifests.Manifest.from_json(json.dumps(older)))
+
+
+def test_the_index_keeps_who_signed_a_relayed_decision_and_not_the_relayer(w3, stack, keys, driver, requested,
+                                                                            tmp_path):
+    """The auditor's loan history is the loan's stored events: a relayed approval's names the operator."""
+    sessions = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    operator = keys["operator"]
+    typed = build_request(stack.forwarder, operator.address, stack.book.functions.approve(requested), driver.now + DAY)
+    receipt = relay(ChainClient(w3, keys["eve"], stack.errors), stack.forwarder, typed, sign_request(typed, operator))
+    Indexer(w3, stack.manifest, sessions).run_once()
+    with sessions() as session:
+        approved = session.scalars(select(ChainEvent).where(ChainEvent.loan_id == requested,
+                                                            ChainEvent.name == "LoanApproved")).one()
+        assert approved.args["actor"] == operator.address
+        assert approved.tx_hash == to_0x_hex(receipt["transactionHash"])
+        assert session.get(Loan, requested).status == "Approved"
+    sessions.kw["bind"].dispose()
