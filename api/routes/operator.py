@@ -44,13 +44,27 @@ from api.schemas.operator import (
     SuspenseItemOut,
     SuspenseList,
 )
-from api.schemas.signed import SIGNED_FIELDS, PrepareIn, PreparedOut, SignedRequestIn, SignedRequestsIn
-from api.services import credit_refunds, decision_requests, decisions, pausing, payouts, suspense
+from api.schemas.signed import (
+    SIGNED_FIELDS,
+    PreparedOut,
+    PrepareIn,
+    SignedRequestIn,
+    SignedRequestsIn,
+)
+from api.services import (
+    credit_refunds,
+    decision_requests,
+    decisions,
+    pausing,
+    payouts,
+    suspense,
+)
 from api.services.borrowers import register_signed, revoke_borrower
 from api.services.roles import add_auditor as admit_auditor
 from api.services.roles import auditors as admitted_auditors
-from api.services.roles import change_role, rotate_signer as rotate_score_signer
+from api.services.roles import change_role
 from api.services.roles import remove_auditor as dismiss_auditor
+from api.services.roles import rotate_signer as rotate_score_signer
 from api.services.transactions import Sent
 from api.views import checksum_address
 from ledger.store.models.suspense import SuspenseState

@@ -1,5 +1,6 @@
-"""Who may do what: the contracts' roles (granted and revoked by the admin, who signs each change with their own wallet), the score
-signer's rotation, and the auditors the admin admits (kept in the store: auditing is off-chain reading).
+"""Who may do what: the contracts' roles (granted and revoked by the admin, who signs each change with their own
+wallet), the score signer's rotation, and the auditors the admin admits (kept in the store: auditing is off-chain
+reading).
 
 The role cache of the API (`api.auth.RoleResolver`) is the caller's to refresh for the accounts returned.
 """

@@ -120,8 +120,10 @@ def check(context, caller: str, expected: Sequence[Sequence[ContractFunction]], 
                            f"the request must be signed by the signed-in {caller} with their own wallet "
                            f"(it is from {message['from']})")
         if (message["to"], message["data"]) not in {calldata(call) for call in allowed}:
-            raise ApiError(422, "request_mismatch", f"this route does {_what(context, *calldata(allowed[0]))}, the "
-                                                    f"request signed does {_what(context, message['to'], message['data'])}")
+            route_does = _what(context, *calldata(allowed[0]))
+            signed_does = _what(context, message["to"], message["data"])
+            raise ApiError(422, "request_mismatch",
+                           f"this route does {route_does}, the request signed does {signed_does}")
         if message["value"] != 0:
             raise ApiError(422, "request_mismatch", "a decision sends no ether")
         if message["deadline"] < now:
