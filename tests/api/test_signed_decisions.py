@@ -206,3 +206,20 @@ def test_an_operator_registers_and_revokes_a_borrower_with_their_own_signature(a
     revoked = operator.revoke_borrower(address, "fraud")
     assert revoked["signed_by"] == keys["operator"].address
     assert not stack.registry.functions.isEligible(address).call()
+
+
+def test_approving_what_the_book_would_refuse_is_signing_its_rejection_with_the_reason(
+        api, client_for, kyc, operator, driver, keys, stack, w3, application):
+    bob = client_for(keys["bob"])
+    kyc(bob, 15)
+    bob.login()
+    driver.score(keys["bob"], limit=100_000, report_id=2)
+    loan_id = bob.apply(**application)["loan_id"]  # 120,000 over a limit of 100,000
+    prepared = operator.prepare("loan.approve", loan_id=loan_id)
+    assert prepared.summary.startswith(f"Reject loan {loan_id} (over_limit)")
+    answer = operator.approve(loan_id)
+    assert (answer["decision"], answer["signed_by"]) == ("rejected:over_limit", keys["operator"].address)
+    assert _status(stack, loan_id) == REJECTED
+    (event,) = stack.book.events.LoanRejected().get_logs(from_block=w3.eth.block_number - 3)
+    assert (event.args.loanId, event.args.reason.rstrip(b"\0"), event.args.actor) == (
+        loan_id, b"over_limit", keys["operator"].address)
