@@ -223,3 +223,10 @@ def test_approving_what_the_book_would_refuse_is_signing_its_rejection_with_the_
     (event,) = stack.book.events.LoanRejected().get_logs(from_block=w3.eth.block_number - 3)
     assert (event.args.loanId, event.args.reason.rstrip(b"\0"), event.args.actor) == (
         loan_id, b"over_limit", keys["operator"].address)
+
+
+def test_every_action_the_prepare_route_accepts_is_one_it_can_prepare():
+    from api.schemas.signed import ACTIONS
+    from api.services.decision_requests import ACTIONS as PREPARED
+
+    assert set(ACTIONS) == set(PREPARED)
