@@ -192,8 +192,7 @@ def test_an_api_killed_after_relaying_an_application_answers_the_loan_on_retry(a
            "LOANLEDGER_DB_URL": f"sqlite:///{tmp_path / 'served.db'}",
            "LOANLEDGER_KEK": base64.b64encode(os.urandom(32)).decode(), "LOANLEDGER_INDEX_WAIT": "0.5",
            "LOANLEDGER_ANCHOR_INTERVAL": "0", "LOANLEDGER_RELAYER_KEY": Account.create().key.hex(),
-           "LOANLEDGER_OPERATOR_KEY": keys["operator"].key.hex(), "LOANLEDGER_ADMIN_KEY": keys["admin"].key.hex(),
-           "LOANLEDGER_PAUSER_KEY": keys["pauser"].key.hex(),
+           "LOANLEDGER_OPERATOR_KEY": keys["operator"].key.hex(),
            "LOANLEDGER_JWT_SECRET": "crash-test-secret-of-32-bytes!!!"}
     log = tmp_path / "api.log"
     processes = []
