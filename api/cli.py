@@ -1,6 +1,7 @@
 """`loanledger api` (serve the API) and the client commands borrowers, operators and auditors type:
 `wallet`, `login`, `kyc`, `products`, `apply`, `loans`, `due`, `operator ...` (`operator product create|change|retire`),
-`audit ...`.
+`admin ...`, `audit ...`. An operator's, admin's or pauser's decision is signed with their own wallet (the API shows
+what it does before the wallet signs, and relays it).
 
 Client commands talk to the API over HTTP with the SDK; the wallet is an encrypted keystore on the
 user's machine (`<home>/wallets/<name>.json`), the sign-in token sits beside it, readable only by its owner.
@@ -27,9 +28,12 @@ console, err = Console(), Console(stderr=True)
 wallet_app = typer.Typer(help="Your wallet: an encrypted key that signs your sign-ins and applications.",
                          no_args_is_help=True)
 kyc_app = typer.Typer(help="Real-name verification with one-time codes.", no_args_is_help=True)
-operator_app = typer.Typer(help="Operator actions (your wallet must hold the operator role).", no_args_is_help=True)
+operator_app = typer.Typer(help="Operator actions (your wallet must hold the operator role): each decision is "
+                                "signed with your wallet and relayed by the API.", no_args_is_help=True)
 product_app = typer.Typer(help="Publish, version and retire loan products.", no_args_is_help=True)
 operator_app.add_typer(product_app, name="product")
+admin_app = typer.Typer(help="Admin decisions (your wallet must hold the admin role), signed with your wallet.",
+                        no_args_is_help=True)
 audit_app = typer.Typer(help="Auditor reads, reports, verification and exports.", no_args_is_help=True)
 
 WALLET = typer.Option("default", "--wallet", "-w", help="Wallet name.")
@@ -71,6 +75,23 @@ def _client(wallet: str, api: str | None, *, signed_in: bool = True) -> LoanLedg
     except ValueError:
         raise _fail(f"wrong passphrase for {path}") from None
     return LoanLedgerClient(_base_url(api), account)
+
+
+def _show(prepared) -> bool:
+    """What the wallet is about to sign, in words (the API's summary of the calls it prepared)."""
+    err.print(f"[bold]signing:[/bold] {prepared.summary}")
+    for item in prepared.requests if len(prepared.requests) > 1 else ():
+        err.print(f"  - {item.summary}")
+    return True
+
+
+def _signer(wallet: str, api: str | None, *, quiet: bool = False) -> LoanLedgerClient:
+    """A signed-in client that also holds the wallet's key: a decision is signed by the person who makes it, after
+    its summary is shown (on stderr; not with --json, whose output is for a program)."""
+    token = _client(wallet, api).token
+    signer = _client(wallet, api, signed_in=False)
+    signer.token, signer.review = token, None if quiet else _show
+    return signer
 
 
 def _call(fn, *args, **kwargs):
@@ -137,6 +158,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(wallet_app, name="wallet")
     app.add_typer(kyc_app, name="kyc")
     app.add_typer(operator_app, name="operator")
+    app.add_typer(admin_app, name="admin")
     app.add_typer(audit_app, name="audit")
 
     @app.command("api")
@@ -299,13 +321,13 @@ def kyc_status(wallet: str = WALLET, api: str = API, as_json: bool = JSON) -> No
 @operator_app.command("approve")
 def op_approve(loan_id: int = typer.Argument(..., min=1), wallet: str = WALLET, api: str = API) -> None:
     """Approve an application (the loan book rejects it with a reason if the score or limit says no)."""
-    console.print(_call(_client(wallet, api).approve, loan_id))
+    console.print(_call(_signer(wallet, api).approve, loan_id))
 
 
 @operator_app.command("reject")
 def op_reject(loan_id: int = typer.Argument(..., min=1), reason: str = typer.Option(..., "--reason"),
               wallet: str = WALLET, api: str = API) -> None:
-    console.print(_call(_client(wallet, api).reject, loan_id, reason))
+    console.print(_call(_signer(wallet, api).reject, loan_id, reason))
 
 
 @operator_app.command("disburse")
@@ -316,7 +338,32 @@ def op_disburse(loan_id: int = typer.Argument(..., min=1), wallet: str = WALLET,
 
 @operator_app.command("write-off")
 def op_write_off(loan_id: int = typer.Argument(..., min=1), wallet: str = WALLET, api: str = API) -> None:
-    console.print(_call(_client(wallet, api).write_off, loan_id))
+    console.print(_call(_signer(wallet, api).write_off, loan_id))
+
+
+@operator_app.command("declare-default")
+def op_declare_default(loan_id: int = typer.Argument(..., min=1), wallet: str = WALLET, api: str = API) -> None:
+    """Declare a loan in default once it is past its threshold."""
+    console.print(_call(_signer(wallet, api).declare_default, loan_id))
+
+
+@operator_app.command("revoke")
+def op_revoke(address: str, reason: str = typer.Option(..., "--reason"), wallet: str = WALLET,
+              api: str = API) -> None:
+    """Revoke a borrower: no new applications; their loans run on."""
+    console.print(_call(_signer(wallet, api).revoke_borrower, address, reason))
+
+
+@operator_app.command("pause")
+def op_pause(wallet: str = WALLET, api: str = API, as_json: bool = JSON) -> None:
+    """Pause every contract (your wallet must hold the pauser role)."""
+    _print(_call(_signer(wallet, api, quiet=as_json).pause), as_json)
+
+
+@operator_app.command("unpause")
+def op_unpause(wallet: str = WALLET, api: str = API, as_json: bool = JSON) -> None:
+    """Unpause every contract (pauser)."""
+    _print(_call(_signer(wallet, api, quiet=as_json).unpause), as_json)
 
 
 PRODUCT_FILE = typer.Option(..., "--file", exists=True, dir_okay=False,
@@ -336,21 +383,21 @@ def _product_body(path: Path) -> dict:
 @product_app.command("create")
 def op_product_create(file: Path = PRODUCT_FILE, wallet: str = WALLET, api: str = API, as_json: bool = JSON) -> None:
     """Publish a product as version 1 (refused beyond the cost cap or the late-charge ceilings)."""
-    _print(_call(_client(wallet, api).create_product, _product_body(file)), as_json)
+    _print(_call(_signer(wallet, api, quiet=as_json).create_product, _product_body(file)), as_json)
 
 
 @product_app.command("change")
 def op_product_change(product_id: int = typer.Argument(..., min=1), file: Path = PRODUCT_FILE, wallet: str = WALLET,
                       api: str = API, as_json: bool = JSON) -> None:
     """Publish a product's new version (loans already made keep theirs)."""
-    _print(_call(_client(wallet, api).change_product, product_id, _product_body(file)), as_json)
+    _print(_call(_signer(wallet, api, quiet=as_json).change_product, product_id, _product_body(file)), as_json)
 
 
 @product_app.command("retire")
 def op_product_retire(product_id: int = typer.Argument(..., min=1), wallet: str = WALLET, api: str = API,
                       as_json: bool = JSON) -> None:
     """Retire a product: no version of it can be applied for any more."""
-    _print(_call(_client(wallet, api).retire_product, product_id), as_json)
+    _print(_call(_signer(wallet, api, quiet=as_json).retire_product, product_id), as_json)
 
 
 @operator_app.command("suspense")
@@ -394,7 +441,7 @@ def op_refund_credit(loan_id: int = typer.Argument(..., min=1), wallet: str = WA
 @operator_app.command("register")
 def op_register(address: str, wallet: str = WALLET, api: str = API) -> None:
     """Register a KYC-verified borrower on-chain."""
-    console.print(_call(_client(wallet, api).register_borrower, address))
+    console.print(_call(_signer(wallet, api).register_borrower, address))
 
 
 @operator_app.command("policy")
@@ -408,6 +455,34 @@ def op_policy(auto_approve: bool = typer.Option(..., "--auto-approve/--manual"),
 def op_add_auditor(address: str, wallet: str = WALLET, api: str = API) -> None:
     """Admit an auditor (admin)."""
     console.print(_call(_client(wallet, api).add_auditor, address))
+
+
+# -------------------------------------------------------------------------------------------- admin
+
+ROLE = typer.Argument(..., help="operator | oracle | pauser | admin | score_signer")
+CONTRACTS = typer.Option(None, "--contract", help="Where (repeatable); default: where a contract checks the role "
+                                                  "for a grant, everywhere for a revocation.")
+
+
+@admin_app.command("grant")
+def admin_grant(role: str = ROLE, account: str = typer.Argument(...), contracts: list[str] = CONTRACTS,
+                wallet: str = WALLET, api: str = API, as_json: bool = JSON) -> None:
+    """Grant a role to an account."""
+    _print(_call(_signer(wallet, api, quiet=as_json).grant_role, role, account, contracts or None), as_json)
+
+
+@admin_app.command("revoke")
+def admin_revoke(role: str = ROLE, account: str = typer.Argument(...), contracts: list[str] = CONTRACTS,
+                 wallet: str = WALLET, api: str = API, as_json: bool = JSON) -> None:
+    """Revoke a role of an account."""
+    _print(_call(_signer(wallet, api, quiet=as_json).revoke_role, role, account, contracts or None), as_json)
+
+
+@admin_app.command("rotate-signer")
+def admin_rotate_signer(old: str = typer.Option(..., "--old"), new: str = typer.Option(..., "--new"),
+                        wallet: str = WALLET, api: str = API, as_json: bool = JSON) -> None:
+    """Rotate the credit oracle's score signer: admit the new key, then retire the old."""
+    _print(_call(_signer(wallet, api, quiet=as_json).rotate_signer, old, new), as_json)
 
 
 # -------------------------------------------------------------------------------------------- auditor

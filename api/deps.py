@@ -45,7 +45,6 @@ def get_limiter(request: Request) -> RateLimiter:
     return request.app.state.limiter
 
 
-
 ContextDep = Annotated[Context, Depends(get_context)]
 RolesDep = Annotated[RoleResolver, Depends(get_roles)]
 OtpDep = Annotated[OtpService, Depends(get_otp)]
@@ -62,6 +61,7 @@ Admin = Annotated[Principal, Depends(require("admin"))]
 Staff = Annotated[Principal, Depends(require("admin", "operator"))]
 PolicyReader = Annotated[Principal, Depends(require("operator", "admin", "auditor"))]
 Pauser = Annotated[Principal, Depends(require("pauser"))]
+DecisionMaker = Annotated[Principal, Depends(require("operator", "admin", "pauser"))]  # signs decisions
 RegisteredBorrower = Annotated[Principal, Depends(require("borrower"))]  # in the registry
 BorrowerOrApplicant = Annotated[Principal, Depends(require(*BORROWERS))]  # signed in, KYC'd or not
 # Borrowers see their own loans, the read-all roles every loan (api.views.visible_loan decides which).

@@ -72,6 +72,8 @@ _REVERT_STATUS = {
     "ProductCatalogPrincipalOutOfRange": 422, "ProductCatalogInstallmentsOutOfRange": 422,
     # The borrower signed for a version that is no longer offered: 409, re-read the product and sign again.
     "ProductCatalogVersionChanged": 409, "ProductCatalogRetired": 409,
+    # A signed decision the forwarder refuses (the API checks these first and names them itself).
+    "ERC2771ForwarderInvalidSigner": 422, "ERC2771ForwarderExpiredRequest": 422, "ERC2771UntrustfulTarget": 422,
 }
 
 

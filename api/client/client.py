@@ -1,5 +1,6 @@
-"""LoanLedgerClient: the Python SDK. It signs with the borrower's own key (from an encrypted keystore);
-the server never sees the key, only signatures: the SIWE sign-in and the EIP-712 loan applications.
+"""LoanLedgerClient: the Python SDK. It signs with its user's own key (from an encrypted keystore); the server
+never sees the key, only signatures: the SIWE sign-in, a borrower's EIP-712 loan applications, and a staff
+member's decisions (EIP-2771 ForwardRequests the server prepares, the client signs and the server relays).
 
 It imports nothing of the server (tests/api/test_client.py checks): HTTP with httpx, signing with
 eth_account, the EIP-712 messages from ledger.typed_data, the bodies from api.client.models.
@@ -9,12 +10,13 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 from eth_account import Account
-from eth_account.messages import encode_defunct
+from eth_account.messages import encode_defunct, encode_typed_data
 from eth_account.signers.local import LocalAccount
 
 from api.client.models import (
@@ -29,8 +31,10 @@ from api.client.models import (
     NonceOut,
     PhoneIn,
     PolicyIn,
-    ReasonIn,
+    PreparedOut,
+    PrepareIn,
     RequestParams,
+    SignedRequestIn,
     TokenOut,
 )
 from ledger import typed_data
@@ -46,14 +50,28 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.retry_after = status, code, message, retry_after
 
 
+def _role_body(role: str, account: str, contracts: list[str] | None) -> dict:
+    return {"role": role, "account": account, **({} if contracts is None else {"contracts": contracts})}
+
+
 def load_wallet(path: Path, passphrase: str) -> LocalAccount:
     return Account.from_key(Account.decrypt(json.loads(Path(path).read_text()), passphrase))
 
 
+Review = Callable[[PreparedOut], bool]  # shown a prepared decision before signing; False: do not sign
+
+
+class DecisionDeclined(Exception):
+    """The client's `review` declined to sign a prepared decision: nothing was signed or sent."""
+
+
 class LoanLedgerClient:
+    """`review(prepared)` (optional) is shown each decision the server prepared, with its summary, before the
+    client signs it; returning False declines it (DecisionDeclined)."""
+
     def __init__(self, base_url: str, account: LocalAccount | None = None, *, http: httpx.Client | None = None,
-                 token: str | None = None, timeout: float = 30.0):
-        self.account, self.token = account, token
+                 token: str | None = None, timeout: float = 30.0, review: Review | None = None):
+        self.account, self.token, self.review = account, token, review
         self.http = http or httpx.Client(base_url=base_url, timeout=timeout)
         if http is None:
             self.base_url = base_url
@@ -184,28 +202,103 @@ class LoanLedgerClient:
     def repayment_instructions(self, loan_id: int) -> dict:
         return self._request("GET", f"/v1/loans/{loan_id}/repayment-instructions")
 
+    # -- signed decisions (operators, admins, pausers) ----------------------------------------------
+
+    def prepare(self, action: str, **params: Any) -> PreparedOut:
+        """What to sign for `action` (`POST /v1/operator/requests`): ForwardRequest typed data and its summary."""
+        answer = self._request("POST", "/v1/operator/requests",
+                               json_body=PrepareIn(action=action, params=params).model_dump(mode="json"))
+        return PreparedOut.model_validate(answer)
+
+    def sign_prepared(self, prepared: PreparedOut) -> list[dict]:
+        """Signs each prepared request with this client's key, after checking it is this key's to sign and after
+        `review` accepted it; the `{request, signature}` bodies, in order."""
+        if self.account is None:
+            raise ValueError("a wallet is needed to sign a decision")
+        if self.review is not None and not self.review(prepared):
+            raise DecisionDeclined(prepared.summary)
+        signed = []
+        for item in prepared.requests:
+            message = item.typed_data["message"]
+            if message["from"].lower() != self.account.address.lower():
+                raise ApiError(502, "not_my_request", f"the API prepared a request from {message['from']}, "
+                                                      f"not from this wallet ({self.account.address})")
+            signature = self.account.sign_message(encode_typed_data(full_message=item.typed_data)).signature
+            body = SignedRequestIn.model_validate({"request": message, "signature": to_0x_hex(signature)})
+            signed.append(body.model_dump(by_alias=True))
+        return signed
+
+    def decide(self, action: str, path: str, params: dict | None = None, body: dict | None = None, *,
+               several: bool = False, idempotent: bool = True, idempotency_key: str | None = None) -> Any:
+        """Prepares `action` with `params`, signs it and sends it to the decision's route `path` with `body`
+        (one `{request, signature}`, or `requests: [...]` when the decision takes `several`)."""
+        signed = self.sign_prepared(self.prepare(action, **{**(params or {}), **(body or {})}))
+        if several:
+            payload = {**(body or {}), "requests": signed}
+        else:
+            if len(signed) != 1:
+                raise ApiError(502, "unexpected_requests", f"{action} was prepared as {len(signed)} requests, not 1")
+            payload = {**(body or {}), **signed[0]}
+        key = (idempotency_key or self.new_key()) if idempotent else None
+        return self._request("POST", path, json_body=payload, idempotency_key=key)
+
     # -- operators ---------------------------------------------------------------------------------
 
     def create_product(self, product: dict, *, idempotency_key: str | None = None) -> dict:
-        """Publishes a product (the body of `POST /v1/operator/products`: every term)."""
-        return self._request("POST", "/v1/operator/products", json_body=product,
-                             idempotency_key=idempotency_key or self.new_key())
+        """Publishes a product (the body of `POST /v1/operator/products`: every term), signed with this wallet."""
+        return self.decide("product.create", "/v1/operator/products", body=product, idempotency_key=idempotency_key)
 
     def change_product(self, product_id: int, product: dict, *, idempotency_key: str | None = None) -> dict:
         """Publishes a product's new version."""
-        return self._request("POST", f"/v1/operator/products/{product_id}/versions", json_body=product,
-                             idempotency_key=idempotency_key or self.new_key())
+        return self.decide("product.change", f"/v1/operator/products/{product_id}/versions",
+                           {"product_id": product_id}, product, idempotency_key=idempotency_key)
 
     def retire_product(self, product_id: int, *, idempotency_key: str | None = None) -> dict:
-        return self._request("POST", f"/v1/operator/products/{product_id}/retire",
-                             idempotency_key=idempotency_key or self.new_key())
+        return self.decide("product.retire", f"/v1/operator/products/{product_id}/retire", {"product_id": product_id},
+                           idempotency_key=idempotency_key)
 
-    def approve(self, loan_id: int) -> dict:
-        return self._request("POST", f"/v1/operator/loans/{loan_id}/approve", idempotency_key=self.new_key())
+    def approve(self, loan_id: int, *, idempotency_key: str | None = None) -> dict:
+        """Approves (or, if the loan book would refuse for the score, the limit or eligibility, rejects with that
+        reason: the server prepares that instead, and the summary says so)."""
+        return self.decide("loan.approve", f"/v1/operator/loans/{loan_id}/approve", {"loan_id": loan_id},
+                           idempotency_key=idempotency_key)
 
-    def reject(self, loan_id: int, reason: str) -> dict:
-        return self._request("POST", f"/v1/operator/loans/{loan_id}/reject",
-                             json_body=ReasonIn(reason=reason).model_dump(), idempotency_key=self.new_key())
+    def reject(self, loan_id: int, reason: str, *, idempotency_key: str | None = None) -> dict:
+        return self.decide("loan.reject", f"/v1/operator/loans/{loan_id}/reject", {"loan_id": loan_id},
+                           {"reason": reason}, idempotency_key=idempotency_key)
+
+    def write_off(self, loan_id: int, *, idempotency_key: str | None = None) -> dict:
+        return self.decide("loan.write_off", f"/v1/operator/loans/{loan_id}/write-off", {"loan_id": loan_id},
+                           idempotency_key=idempotency_key)
+
+    def declare_default(self, loan_id: int, *, idempotency_key: str | None = None) -> dict:
+        return self.decide("loan.declare_default", f"/v1/operator/loans/{loan_id}/declare-default",
+                           {"loan_id": loan_id}, idempotency_key=idempotency_key)
+
+    def revoke_borrower(self, address: str, reason: str) -> dict:
+        return self.decide("borrower.revoke", f"/v1/operator/borrowers/{address}/revoke", {"address": address},
+                           {"reason": reason}, idempotent=False)
+
+    def pause(self) -> list:
+        """Pauses every contract (pauser): one signed request per contract not paused yet."""
+        return self.decide("system.pause", "/v1/operator/pause", several=True, idempotent=False)
+
+    def unpause(self) -> list:
+        return self.decide("system.unpause", "/v1/operator/unpause", several=True, idempotent=False)
+
+    def grant_role(self, role: str, account: str, contracts: list[str] | None = None) -> dict:
+        """Grants `role` (admin): where a contract checks it unless `contracts` are named."""
+        return self.decide("role.grant", "/v1/operator/roles/grant", body=_role_body(role, account, contracts),
+                           several=True, idempotent=False)
+
+    def revoke_role(self, role: str, account: str, contracts: list[str] | None = None) -> dict:
+        return self.decide("role.revoke", "/v1/operator/roles/revoke", body=_role_body(role, account, contracts),
+                           several=True, idempotent=False)
+
+    def rotate_signer(self, old: str, new: str) -> list:
+        """Admits `new` as the credit oracle's score signer, then retires `old` (admin)."""
+        return self.decide("oracle_signer.rotate", "/v1/operator/oracle-signer/rotate", body={"old": old, "new": new},
+                           several=True, idempotent=False)
 
     def disburse(self, loan_id: int) -> dict:
         return self._request("POST", f"/v1/operator/loans/{loan_id}/disburse", idempotency_key=self.new_key())
@@ -231,23 +324,16 @@ class LoanLedgerClient:
         params = {} if loan_id is None else {"loan_id": loan_id}
         return self._request("GET", "/v1/operator/credit-refunds", params=params)["orders"]
 
-    def write_off(self, loan_id: int) -> dict:
-        return self._request("POST", f"/v1/operator/loans/{loan_id}/write-off", idempotency_key=self.new_key())
-
     def set_auto_approve(self, enabled: bool) -> dict:
         return self._request("PUT", "/v1/operator/policy", json_body=PolicyIn(auto_approve=enabled).model_dump())
 
     def register_borrower(self, address: str) -> dict:
-        return self._request("POST", f"/v1/operator/borrowers/{address}/register")
+        """Registers a KYC-verified borrower on-chain (when automatic registration is off), signed by this wallet."""
+        return self.decide("borrower.register", f"/v1/operator/borrowers/{address}/register", {"address": address},
+                           idempotent=False)
 
     def add_auditor(self, address: str) -> dict:
         return self._request("POST", "/v1/operator/auditors", json_body=AuditorIn(address=address).model_dump())
-
-    def pause(self) -> list:
-        return self._request("POST", "/v1/operator/pause")
-
-    def unpause(self) -> list:
-        return self._request("POST", "/v1/operator/unpause")
 
     # -- auditors ----------------------------------------------------------------------------------
 

@@ -9,7 +9,9 @@ borrower's client does not carry the server (FastAPI, SQLAlchemy, the store) alo
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
 
 
 class ApplyIn(BaseModel):
@@ -55,8 +57,53 @@ class PhoneIn(BaseModel):
     phone: str
 
 
-class ReasonIn(BaseModel):
+# Decisions signed by the staff member who makes them (POST /v1/operator/requests prepares what to sign).
+
+ACTIONS = ("loan.approve", "loan.reject", "loan.write_off", "loan.declare_default", "product.create",
+           "product.change", "product.retire", "system.pause", "system.unpause", "role.grant", "role.revoke",
+           "oracle_signer.rotate", "borrower.register", "borrower.revoke")
+
+
+class PrepareIn(BaseModel):
+    action: Literal[ACTIONS]  # type: ignore[valid-type]
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class ForwardRequestMessage(BaseModel):
+    from_: str = Field(alias="from")
+    to: str
+    value: int
+    gas: int
+    nonce: int
+    deadline: int
+    data: str
+
+    model_config = {"populate_by_name": True}
+
+
+class SignedRequestIn(BaseModel):
+    request: ForwardRequestMessage
+    signature: str
+
+
+class SignedRequestsIn(BaseModel):
+    requests: list[SignedRequestIn]
+
+
+class SignedReasonIn(SignedRequestIn):
     reason: str
+
+
+class PreparedRequest(BaseModel):
+    typed_data: dict[str, Any]
+    summary: str
+
+
+class PreparedOut(BaseModel):
+    action: str
+    signer: str
+    summary: str
+    requests: list[PreparedRequest]
 
 
 class PolicyIn(BaseModel):
@@ -94,5 +141,6 @@ class RequestParams(BaseModel):
 
 
 REQUESTS: tuple[type[BaseModel], ...] = (ApplyIn, CancelIn, NonceIn, LoginIn, KycIn, CodesIn, CodeIn, PhoneIn,
-                                         ReasonIn, PolicyIn, AuditorIn)
-RESPONSES: tuple[type[BaseModel], ...] = (NonceOut, TokenOut, RequestParams)
+                                         PolicyIn, AuditorIn, PrepareIn, ForwardRequestMessage, SignedRequestIn,
+                                         SignedRequestsIn, SignedReasonIn)
+RESPONSES: tuple[type[BaseModel], ...] = (NonceOut, TokenOut, RequestParams, PreparedOut, PreparedRequest)

@@ -61,7 +61,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 router = APIRouter(lifespan=_lifespan)  # FastAPI runs an included router's lifespan inside the app's
 
 PAGE = "dashboard.html"
-ASSETS = {"dashboard.js": "text/javascript; charset=utf-8", "dashboard.css": "text/css; charset=utf-8"}
+ASSETS = {"dashboard.js": "text/javascript; charset=utf-8", "decisions.js": "text/javascript; charset=utf-8",
+          "dashboard.css": "text/css; charset=utf-8"}
 SECURITY_HEADERS = {
     "content-security-policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                                "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",

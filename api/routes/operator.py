@@ -1,5 +1,8 @@
-"""Operator and admin routes. The service's own keys send the transactions; the action log records
-which signed-in operator asked, and the chain's roles decide who may ask."""
+"""Operator, admin and pauser routes. A decision that changes the chain is signed by the person who makes it: they
+ask `POST /requests` for what to sign (ForwardRequest typed data and what it does in words), sign it in their own
+wallet, and send it to the decision's route, which checks it is theirs and is that route's decision before the API
+relays it (api.services.signed_requests); the chain checks their role and its events name them. The action log
+records who signed."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from api.deps import (
     Admin,
     Auditor,
     ContextDep,
+    DecisionMaker,
     MetricsDep,
     Operator,
     Pauser,
@@ -33,22 +37,36 @@ from api.schemas.operator import (
     PayoutOut,
     PolicyIn,
     PolicyOut,
-    ReasonIn,
     RoleChange,
-    RoleIn,
-    SignerRotationIn,
+    SignedReasonIn,
+    SignedRoleIn,
+    SignedRotationIn,
     SuspenseItemOut,
     SuspenseList,
 )
-from api.services import credit_refunds, decisions, pausing, payouts, suspense
-from api.services.borrowers import register_borrower, revoke_borrower
+from api.schemas.signed import (
+    SIGNED_FIELDS,
+    PreparedOut,
+    PrepareIn,
+    SignedRequestIn,
+    SignedRequestsIn,
+)
+from api.services import (
+    credit_refunds,
+    decision_requests,
+    decisions,
+    pausing,
+    payouts,
+    suspense,
+)
+from api.services.borrowers import register_signed, revoke_borrower
 from api.services.roles import add_auditor as admit_auditor
 from api.services.roles import auditors as admitted_auditors
 from api.services.roles import change_role
 from api.services.roles import remove_auditor as dismiss_auditor
+from api.services.roles import rotate_signer as rotate_score_signer
 from api.services.transactions import Sent
 from api.views import checksum_address
-from ledger.encoding import to_0x_hex
 from ledger.store.models.suspense import SuspenseState
 
 router = APIRouter(prefix="/v1/operator", tags=["operator"])
@@ -60,44 +78,54 @@ def _counted(metrics: Metrics, sent: Sent) -> TxOut:
     return TxOut.model_validate(sent)
 
 
+@router.post("/requests", response_model=PreparedOut, responses=ERRORS,
+             summary="What to sign for a decision: ForwardRequest typed data (one per call, in order) and what it "
+                     "does in words; sign each with your own wallet and send them to the decision's route")
+def prepare_request(body: PrepareIn, context: ContextDep, who: DecisionMaker) -> PreparedOut:
+    return decision_requests.prepare(context, who.address, who.roles, body.action, body.params)
+
+
 @router.post("/borrowers/{address}/register", response_model=TxOut, responses=ERRORS,
              summary="Register a KYC-verified borrower on-chain (when automatic registration is off)")
-def register(address: str, context: ContextDep, roles: RolesDep, who: Operator) -> TxOut:
+def register(address: str, body: SignedRequestIn, context: ContextDep, roles: RolesDep, metrics: MetricsDep,
+             who: Operator) -> TxOut:
     address = checksum_address(address)
-    tx_hash = register_borrower(context, address, who.address, current_request_id())
+    sent = register_signed(context, address, who.address, body.signed(), current_request_id())
     roles.forget(address)
-    receipt = context.w3.eth.get_transaction_receipt(tx_hash)
-    return TxOut(tx_hash=to_0x_hex(receipt["transactionHash"]), block_number=receipt["blockNumber"])
+    return _counted(metrics, sent)
 
 
 @router.post("/borrowers/{address}/revoke", response_model=TxOut, responses=ERRORS,
              summary="Revoke a borrower: no new applications; existing loans run on")
-def revoke(address: str, body: ReasonIn, context: ContextDep, roles: RolesDep, metrics: MetricsDep,
+def revoke(address: str, body: SignedReasonIn, context: ContextDep, roles: RolesDep, metrics: MetricsDep,
            who: Operator) -> TxOut:
     address = checksum_address(address)
-    sent = revoke_borrower(context, address, body.reason, who.address, current_request_id())
+    sent = revoke_borrower(context, address, body.reason, who.address, body.signed(), current_request_id())
     roles.forget(address)
     return _counted(metrics, sent)
 
 
 @router.post("/loans/{loan_id}/approve", response_model=Decision, responses=ERRORS,
              summary="Approve (or, if the loan book refuses for score/limit/eligibility, reject with that reason)")
-def approve(loan_id: LoanIdPath, context: ContextDep, who: Operator, idempotency_key: str | None = Header(None)):
+def approve(loan_id: LoanIdPath, body: SignedRequestIn, context: ContextDep, who: Operator,
+            idempotency_key: str | None = Header(None)):
     def action():
-        decision, block = decisions.approve_or_reject(context, loan_id, who.address, current_request_id())
+        decision, block = decisions.decide(context, loan_id, who.address, body.signed(), current_request_id())
         context.wait_indexed(block)
-        return 200, Decision(loan_id=loan_id, decision=decision, block_number=block)
+        return 200, Decision(loan_id=loan_id, decision=decision, block_number=block, signed_by=who.address)
 
     return idempotency.run_once(context, who.address, idempotency_key, f"POST /v1/operator/loans/{loan_id}/approve",
                                 {}, action)
 
 
 @router.post("/loans/{loan_id}/reject", response_model=TxOut, responses=ERRORS, summary="Reject an application")
-def reject(loan_id: LoanIdPath, body: ReasonIn, context: ContextDep, metrics: MetricsDep, who: Operator,
+def reject(loan_id: LoanIdPath, body: SignedReasonIn, context: ContextDep, metrics: MetricsDep, who: Operator,
            idempotency_key: str | None = Header(None)):
     decisions.reason_bytes(body.reason)  # 422 before the Idempotency-Key is spent on a reason too long
-    return _once(context, metrics, who.address, idempotency_key, loan_id, "reject", body.model_dump(),
-                 lambda: decisions.reject(context, loan_id, body.reason, who.address, current_request_id()))
+    return _once(context, metrics, who.address, idempotency_key, loan_id, "reject",
+                 body.model_dump(exclude=SIGNED_FIELDS),
+                 lambda: decisions.reject(context, loan_id, body.reason, who.address, body.signed(),
+                                          current_request_id()))
 
 
 @router.post("/loans/{loan_id}/disburse", response_model=PayoutOut, responses=ERRORS,
@@ -163,22 +191,24 @@ def apply_suspense(item_id: Annotated[int, Path(ge=1, le=2**63 - 1)], body: Appl
 
 @router.post("/loans/{loan_id}/write-off", response_model=TxOut, responses=ERRORS,
              summary="Write off a defaulted loan")
-def write_off(loan_id: LoanIdPath, context: ContextDep, metrics: MetricsDep, who: Operator,
+def write_off(loan_id: LoanIdPath, body: SignedRequestIn, context: ContextDep, metrics: MetricsDep, who: Operator,
               idempotency_key: str | None = Header(None)):
     return _once(context, metrics, who.address, idempotency_key, loan_id, "write-off", {},
-                 lambda: decisions.write_off(context, loan_id, who.address, current_request_id()))
+                 lambda: decisions.write_off(context, loan_id, who.address, body.signed(), current_request_id()))
 
 
 @router.post("/loans/{loan_id}/declare-default", response_model=TxOut, responses=ERRORS,
              summary="Declare a loan in default once it is past its threshold")
-def declare_default(loan_id: LoanIdPath, context: ContextDep, metrics: MetricsDep, who: Operator,
-                    idempotency_key: str | None = Header(None)):
+def declare_default(loan_id: LoanIdPath, body: SignedRequestIn, context: ContextDep, metrics: MetricsDep,
+                    who: Operator, idempotency_key: str | None = Header(None)):
     return _once(context, metrics, who.address, idempotency_key, loan_id, "declare-default", {},
-                 lambda: decisions.declare_default(context, loan_id, who.address, current_request_id()))
+                 lambda: decisions.declare_default(context, loan_id, who.address, body.signed(),
+                                                   current_request_id()))
 
 
 def _once(context, metrics: Metrics, actor: str, key: str | None, loan_id: int, verb: str, body: dict, send):
-    """Runs the decision `send` once per Idempotency-Key and answers once the index holds its block."""
+    """Runs the decision `send` once per Idempotency-Key and answers once the index holds its block. The key
+    stands for the decision (`body` without its signature): a retry with the same key answers the first result."""
 
     def action():
         sent = send()
@@ -200,42 +230,47 @@ def put_policy(body: PolicyIn, context: ContextDep, who: Operator) -> PolicyOut:
 
 
 @router.post("/pause", response_model=list[TxOut], responses=ERRORS, summary="Pause every contract")
-def pause(context: ContextDep, metrics: MetricsDep, who: Pauser) -> list[TxOut]:
-    return [_counted(metrics, s) for s in pausing.set_paused(context, True, who.address, current_request_id())]
+def pause(body: SignedRequestsIn, context: ContextDep, metrics: MetricsDep, who: Pauser) -> list[TxOut]:
+    return [_counted(metrics, s)
+            for s in pausing.set_paused(context, True, who.address, body.signed(), current_request_id())]
 
 
 @router.post("/unpause", response_model=list[TxOut], responses=ERRORS, summary="Unpause every contract")
-def unpause(context: ContextDep, metrics: MetricsDep, who: Pauser) -> list[TxOut]:
-    return [_counted(metrics, s) for s in pausing.set_paused(context, False, who.address, current_request_id())]
+def unpause(body: SignedRequestsIn, context: ContextDep, metrics: MetricsDep, who: Pauser) -> list[TxOut]:
+    return [_counted(metrics, s)
+            for s in pausing.set_paused(context, False, who.address, body.signed(), current_request_id())]
 
 
-def _role_change(context, roles, metrics: Metrics, actor: str, body: RoleIn, grant: bool) -> RoleChange:
+def _role_change(context, roles, metrics: Metrics, actor: str, body: SignedRoleIn, grant: bool) -> RoleChange:
     account = checksum_address(body.account)
-    sent = change_role(context, body.role, account, body.contracts, grant, actor, current_request_id())
+    sent = change_role(context, body.role, account, body.contracts, grant, actor, body.signed(), current_request_id())
     roles.forget(account)
     return RoleChange(role=body.role, account=account, transactions=[_counted(metrics, s) for s in sent])
 
 
 @router.post("/roles/grant", response_model=RoleChange, responses=ERRORS, summary="Grant a role (admin)")
-def grant_role(body: RoleIn, context: ContextDep, roles: RolesDep, metrics: MetricsDep, who: Admin) -> RoleChange:
+def grant_role(body: SignedRoleIn, context: ContextDep, roles: RolesDep, metrics: MetricsDep,
+               who: Admin) -> RoleChange:
     return _role_change(context, roles, metrics, who.address, body, True)
 
 
 @router.post("/roles/revoke", response_model=RoleChange, responses=ERRORS, summary="Revoke a role (admin)")
-def revoke_role(body: RoleIn, context: ContextDep, roles: RolesDep, metrics: MetricsDep, who: Admin) -> RoleChange:
+def revoke_role(body: SignedRoleIn, context: ContextDep, roles: RolesDep, metrics: MetricsDep,
+                who: Admin) -> RoleChange:
     return _role_change(context, roles, metrics, who.address, body, False)
 
 
 @router.post("/oracle-signer/rotate", response_model=list[RoleChange], responses=ERRORS,
              summary="Rotate the credit oracle's score signer: grant the new key, then revoke the old")
-def rotate_signer(body: SignerRotationIn, context: ContextDep, roles: RolesDep, metrics: MetricsDep, who: Admin):
+def rotate_signer(body: SignedRotationIn, context: ContextDep, roles: RolesDep, metrics: MetricsDep, who: Admin):
     if body.old.lower() == body.new.lower():
         raise ApiError(422, "same_signer", "the new signer is the old one")
-    granted = _role_change(context, roles, metrics, who.address,
-                           RoleIn(role="score_signer", account=body.new, contracts=["CreditOracle"]), True)
-    revoked = _role_change(context, roles, metrics, who.address,
-                           RoleIn(role="score_signer", account=body.old, contracts=["CreditOracle"]), False)
-    return [granted, revoked]
+    old, new = checksum_address(body.old), checksum_address(body.new)
+    granted, revoked = rotate_score_signer(context, old, new, who.address, body.signed(), current_request_id())
+    roles.forget(old)
+    roles.forget(new)
+    return [RoleChange(role="score_signer", account=new, transactions=[_counted(metrics, s) for s in granted]),
+            RoleChange(role="score_signer", account=old, transactions=[_counted(metrics, s) for s in revoked])]
 
 
 @router.get("/auditors", response_model=AuditorList, responses=ERRORS, summary="Addresses admitted as auditors")

@@ -1,6 +1,6 @@
 """Loan products. Reading is public: a borrower browses what the lender offers before signing in. Publishing,
-changing and retiring are operator decisions, sent with the API's operator key and recorded in the action log
-with the signed-in operator who asked (a later issue moves to person-signed decisions).
+changing and retiring are operator decisions the operator signs with their own wallet (prepared by
+`POST /v1/operator/requests`), relayed by the API and recorded in the action log with who signed.
 
 The bodies are api.schemas.products, the reads and changes api.services.products (straight to the ProductCatalog).
 """
@@ -17,7 +17,6 @@ from api.schemas.products import (
     InstallmentsQuery,
     PrincipalQuery,
     ProductIdPath,
-    ProductIn,
     ProductList,
     ProductOut,
     ProductQuoteOut,
@@ -25,6 +24,7 @@ from api.schemas.products import (
     QuoteVersionQuery,
     VersionQuery,
 )
+from api.schemas.signed import SIGNED_FIELDS, SignedProductIn, SignedRequestIn
 from api.services import products
 
 router = APIRouter(tags=["products"])
@@ -66,23 +66,26 @@ def _once(context, metrics, actor: str, key: str | None, route: str, body: dict,
 
 @router.post("/v1/operator/products", response_model=ProductTxOut, responses=OPERATOR_ERRORS, tags=["operator"],
              summary="Publish a product (version 1); refused beyond the cost cap or the late-charge ceilings")
-def create_product(body: ProductIn, context: ContextDep, metrics: MetricsDep, who: Operator,
+def create_product(body: SignedProductIn, context: ContextDep, metrics: MetricsDep, who: Operator,
                    idempotency_key: str | None = Header(None)):
-    return _once(context, metrics, who.address, idempotency_key, "POST /v1/operator/products", body.model_dump(),
-                 lambda: products.create(context, body, who.address, current_request_id()))
+    return _once(context, metrics, who.address, idempotency_key, "POST /v1/operator/products",
+                 body.model_dump(exclude=SIGNED_FIELDS),
+                 lambda: products.create(context, body.product(), who.address, body.signed(), current_request_id()))
 
 
 @router.post("/v1/operator/products/{product_id}/versions", response_model=ProductTxOut, responses=OPERATOR_ERRORS,
              tags=["operator"], summary="Publish a product's new version; loans already made keep theirs")
-def change_product(product_id: ProductIdPath, body: ProductIn, context: ContextDep, metrics: MetricsDep,
+def change_product(product_id: ProductIdPath, body: SignedProductIn, context: ContextDep, metrics: MetricsDep,
                    who: Operator, idempotency_key: str | None = Header(None)):
     return _once(context, metrics, who.address, idempotency_key, f"POST /v1/operator/products/{product_id}/versions",
-                 body.model_dump(), lambda: products.change(context, product_id, body, who.address, current_request_id()))
+                 body.model_dump(exclude=SIGNED_FIELDS),
+                 lambda: products.change(context, product_id, body.product(), who.address, body.signed(),
+                                         current_request_id()))
 
 
 @router.post("/v1/operator/products/{product_id}/retire", response_model=ProductTxOut, responses=OPERATOR_ERRORS,
              tags=["operator"], summary="Retire a product: no version of it can be applied for any more")
-def retire_product(product_id: ProductIdPath, context: ContextDep, metrics: MetricsDep, who: Operator,
-                   idempotency_key: str | None = Header(None)):
+def retire_product(product_id: ProductIdPath, body: SignedRequestIn, context: ContextDep, metrics: MetricsDep,
+                   who: Operator, idempotency_key: str | None = Header(None)):
     return _once(context, metrics, who.address, idempotency_key, f"POST /v1/operator/products/{product_id}/retire", {},
-                 lambda: products.retire(context, product_id, who.address, current_request_id()))
+                 lambda: products.retire(context, product_id, who.address, body.signed(), current_request_id()))

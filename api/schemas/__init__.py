@@ -97,6 +97,8 @@ class CancelIn(BaseModel):
 class TxOut(BaseModel):
     tx_hash: str = Field(description="0x + 64 hex digits")
     block_number: int
+    signed_by: str | None = Field(None, description="who signed the decision with their own wallet (relayed by the "
+                                                    "API); null for what a service account sent")
 
     model_config = {"from_attributes": True,
                     "json_schema_extra": {"examples": [{"tx_hash": EXAMPLE_TX, "block_number": 118}]}}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from api.schemas import ADDRESS, TxOut
+from api.schemas.signed import SignedRequestIn, SignedRequestsIn, signed_example
 from api.services.roles import ALL_CONTRACTS
 from ledger.store.models.suspense import SuspenseState
 
@@ -21,14 +22,23 @@ class ReasonIn(BaseModel):
     model_config = {"json_schema_extra": {"examples": [{"reason": "income_unverified"}]}}
 
 
+class SignedReasonIn(ReasonIn, SignedRequestIn):
+    """A reason, and the decision with that reason signed by the signed-in operator."""
+
+    model_config = signed_example(ReasonIn)
+
+
 class Decision(BaseModel):
     loan_id: int
     decision: str = Field(description="approved, or rejected:<reason> (stale_score, over_limit, not_eligible)")
     block_number: int
+    signed_by: str | None = Field(None, description="the operator who signed it (null: the automatic policy)")
 
     model_config = {"json_schema_extra": {"examples": [
-        {"loan_id": 1, "decision": "approved", "block_number": 117},
-        {"loan_id": 2, "decision": "rejected:over_limit", "block_number": 121}]}}
+        {"loan_id": 1, "decision": "approved", "block_number": 117,
+         "signed_by": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"},
+        {"loan_id": 2, "decision": "rejected:over_limit", "block_number": 121,
+         "signed_by": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"}]}}
 
 
 class PolicyIn(BaseModel):
@@ -55,6 +65,12 @@ class RoleIn(BaseModel):
         "role": "operator", "account": _BOB, "contracts": ["LoanBook", "ProductCatalog"]}]}}
 
 
+class SignedRoleIn(RoleIn, SignedRequestsIn):
+    """A role change and its calls (one per contract changed) signed by the signed-in admin."""
+
+    model_config = signed_example(RoleIn, several=True)
+
+
 class RoleChange(BaseModel):
     role: str
     account: str
@@ -73,6 +89,12 @@ class SignerRotationIn(BaseModel):
     new: str = Field(pattern=ADDRESS, description="the score signer to admit")
 
     model_config = {"json_schema_extra": {"examples": [{"old": _SIGNER, "new": _NEW_SIGNER}]}}
+
+
+class SignedRotationIn(SignerRotationIn, SignedRequestsIn):
+    """A rotation and its calls (the grant, then the revocation) signed by the signed-in admin."""
+
+    model_config = signed_example(SignerRotationIn, several=True)
 
 
 class AuditorIn(BaseModel):

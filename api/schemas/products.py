@@ -118,10 +118,11 @@ class ProductTxOut(BaseModel):
     version: int = Field(description="the version created (create, change) or the latest one (retire)")
     tx_hash: str
     block_number: int
+    signed_by: str = Field(description="the operator who signed the change with their own wallet")
 
     model_config = {"json_schema_extra": {"examples": [{
         "action": "product.create", "product_id": 1, "version": 1, "block_number": 42,
-        "tx_hash": "0x" + "ab" * 32}]}}
+        "tx_hash": "0x" + "ab" * 32, "signed_by": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"}]}}
 
 
 PrincipalQuery = Annotated[int, Query(gt=0, le=2**96 - 1, description="minor units, within the product's range")]

@@ -12,9 +12,12 @@ import logging
 import time
 
 from sqlalchemy import select
+from web3.contract.contract import ContractFunction
+from web3.exceptions import ContractCustomError, ContractLogicError
 
 from api.errors import ApiError
-from api.services import payouts
+from api.services import payouts, signed_requests
+from api.services.signed_requests import Signed, check_and_relay
 from api.services.transactions import Sent, record
 from ledger.encoding import to_0x_hex
 from ledger.errors import ContractRevert
@@ -47,7 +50,9 @@ def reason_bytes(reason: str) -> bytes:
 
 
 def approve_or_reject(context, loan_id: int, actor: str, request_id: str) -> tuple[str, int]:
-    """Approves, or rejects with the loan book's reason; returns (decision, block)."""
+    """The automatic policy's decision, sent with the operator service account (the one decision the API still
+    signs itself: a bounded policy key replaces it): approves, or rejects with the loan book's reason; returns
+    (decision, block)."""
     book, operator = context.bindings.book, context.signer("operator")
     try:
         receipt = operator.transact(book.functions.approve(loan_id))
@@ -89,25 +94,76 @@ def request_payout(context, loan_id: int, actor: str, request_id: str) -> payout
         return None
 
 
-# Operator decisions on one loan, sent by the operator service account; the action log names who asked.
+# Operator decisions on one loan, signed by the operator who makes them (api.services.signed_requests) and
+# relayed by the API: each has the call its route expects (what `POST /v1/operator/requests` prepares, and what the
+# signed request must be) and the decision itself.
 
 
-def reject(context, loan_id: int, reason: str, actor: str, request_id: str) -> Sent:
-    function = context.bindings.book.functions.reject(loan_id, reason_bytes(reason))
-    return record(context, actor, "loan.reject", request_id, {"loan_id": loan_id, "reason": reason},
-                  context.signer("operator").transact(function))
+def approve_call(context, loan_id: int) -> ContractFunction:
+    return context.bindings.book.functions.approve(loan_id)
 
 
-def write_off(context, loan_id: int, actor: str, request_id: str) -> Sent:
+def reject_call(context, loan_id: int, reason: str) -> ContractFunction:
+    return context.bindings.book.functions.reject(loan_id, reason_bytes(reason))
+
+
+def write_off_call(context, loan_id: int) -> ContractFunction:
+    return context.bindings.book.functions.writeOff(loan_id)
+
+
+def declare_default_call(context, loan_id: int) -> ContractFunction:
+    return context.bindings.book.functions.declareDefault(loan_id)
+
+
+def approval_to_sign(context, signer: str, loan_id: int) -> tuple[ContractFunction, str]:
+    """What an operator approving `loan_id` signs, and the decision it is: the approval, or, when the loan book
+    would refuse it for a stale score, a credit limit or an ineligible borrower, the rejection with that reason
+    (the book's checks, run as the signer would: the borrower and the auditors then see why)."""
+    try:
+        approve_call(context, loan_id).call({"from": signer})
+    except ContractCustomError as exc:
+        refused = context.bindings.errors.from_exception(exc)
+        reason = REJECTIONS.get(refused.name) if refused is not None else None
+        if reason is not None:
+            return reject_call(context, loan_id, reason), f"rejected:{reason}"
+    except ContractLogicError:
+        pass  # refused for another reason: the signed approval will be refused on-chain with it, as it was
+    return approve_call(context, loan_id), "approved"
+
+
+def decide(context, loan_id: int, actor: str, signed: Signed, request_id: str) -> tuple[str, int]:
+    """Relays the operator's signed approval (or the rejection `approval_to_sign` gave them for the book's reason);
+    an approval orders the payout. Returns (decision, block)."""
+    calls = {"approved": approve_call(context, loan_id),
+             **{f"rejected:{reason}": reject_call(context, loan_id, reason) for reason in REJECTIONS.values()}}
+    receipt = check_and_relay(context, actor, list(calls.values()), signed.request, signed.signature)
+    data = signed.request["data"].lower()
+    decision = next(d for d, call in calls.items() if signed_requests.calldata(call)[1] == data)
+    context.action_log.append(actor, "loan.approve" if decision == "approved" else "loan.reject", request_id,
+                              {"loan_id": loan_id, "decision": decision, "signed_by": actor,
+                               "tx": to_0x_hex(receipt["transactionHash"])})
+    if decision == "approved":
+        request_payout(context, loan_id, actor, request_id)
+    return decision, receipt["blockNumber"]
+
+
+def reject(context, loan_id: int, reason: str, actor: str, signed: Signed, request_id: str) -> Sent:
+    receipt = check_and_relay(context, actor, reject_call(context, loan_id, reason), signed.request, signed.signature)
+    return record(context, actor, "loan.reject", request_id, {"loan_id": loan_id, "reason": reason}, receipt,
+                  signed_by=actor)
+
+
+def write_off(context, loan_id: int, actor: str, signed: Signed, request_id: str) -> Sent:
     """Writes off a defaulted loan."""
-    return record(context, actor, "loan.write_off", request_id, {"loan_id": loan_id},
-                  context.signer("operator").transact(context.bindings.book.functions.writeOff(loan_id)))
+    receipt = check_and_relay(context, actor, write_off_call(context, loan_id), signed.request, signed.signature)
+    return record(context, actor, "loan.write_off", request_id, {"loan_id": loan_id}, receipt, signed_by=actor)
 
 
-def declare_default(context, loan_id: int, actor: str, request_id: str) -> Sent:
+def declare_default(context, loan_id: int, actor: str, signed: Signed, request_id: str) -> Sent:
     """Declares a loan in default once it is past its threshold (the loan book checks)."""
-    return record(context, actor, "loan.declare_default", request_id, {"loan_id": loan_id},
-                  context.signer("operator").transact(context.bindings.book.functions.declareDefault(loan_id)))
+    receipt = check_and_relay(context, actor, declare_default_call(context, loan_id), signed.request,
+                              signed.signature)
+    return record(context, actor, "loan.declare_default", request_id, {"loan_id": loan_id}, receipt, signed_by=actor)
 
 
 def switch_auto_approve(context, enabled: bool, actor: str, request_id: str) -> None:

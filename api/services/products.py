@@ -7,8 +7,11 @@ application is checked against. All reads of one answer are made at one block, s
 
 from __future__ import annotations
 
+from web3.contract.contract import ContractFunction
+
 from api.errors import ApiError
 from api.schemas.products import ProductIn, ProductOut, ProductQuoteOut, ProductTxOut, QuoteInstallment
+from api.services.signed_requests import Signed, check_and_relay
 from api.services.transactions import record
 from ledger.book import solidity_name
 from ledger.products import (
@@ -94,7 +97,7 @@ def quote(context, product_id: int, principal: int, installments: int, version: 
         cost_cap_bps=catalog.functions.costCapBps().call(block_identifier=block), within_cost_cap=within_cap)
 
 
-# ---- operator changes, sent with the API's operator key (a later issue moves to person-signed decisions) -----
+# ---- operator changes, signed by the operator who makes them and relayed (api.services.signed_requests) --------
 
 _BY_NAME = {"frequency": {solidity_name(m): m for m in Frequency},
             "day_count": {solidity_name(m): m for m in DayCount},
@@ -112,9 +115,9 @@ def from_body(body: ProductIn) -> Product:
 def _sent(context, actor: str, action: str, request_id: str, details: dict, receipt, product_id: int,
           version: int) -> ProductTxOut:
     sent = record(context, actor, action, request_id, {**details, "product_id": product_id, "version": version},
-                  receipt)
+                  receipt, signed_by=actor)
     return ProductTxOut(action=sent.action, product_id=product_id, version=version, tx_hash=sent.tx_hash,
-                        block_number=sent.block_number)
+                        block_number=sent.block_number, signed_by=actor)
 
 
 def _logged(body: ProductIn) -> dict:
@@ -124,28 +127,39 @@ def _logged(body: ProductIn) -> dict:
     return {"product_name": values.pop("name"), **values}
 
 
-def create(context, body: ProductIn, actor: str, request_id: str) -> ProductTxOut:
-    """Publishes a product as version 1; its id is the one the catalogue's ProductCreated event gives."""
+def create_call(context, body: ProductIn) -> ContractFunction:
     catalog = context.bindings.catalog
-    receipt = context.signer("operator").transact(catalog.functions.createProduct(from_body(body).as_tuple(catalog)))
-    (event,) = catalog.events.ProductCreated().process_receipt(receipt)
+    return catalog.functions.createProduct(from_body(body).as_tuple(catalog))
+
+
+def change_call(context, product_id: int, body: ProductIn) -> ContractFunction:
+    catalog = context.bindings.catalog
+    return catalog.functions.changeProduct(product_id, from_body(body).as_tuple(catalog))
+
+
+def retire_call(context, product_id: int) -> ContractFunction:
+    return context.bindings.catalog.functions.retireProduct(product_id)
+
+
+def create(context, body: ProductIn, actor: str, signed: Signed, request_id: str) -> ProductTxOut:
+    """Publishes a product as version 1; its id is the one the catalogue's ProductCreated event gives."""
+    receipt = check_and_relay(context, actor, create_call(context, body), signed.request, signed.signature)
+    (event,) = context.bindings.catalog.events.ProductCreated().process_receipt(receipt)
     return _sent(context, actor, "product.create", request_id, {"product": _logged(body)}, receipt,
                  event.args.productId, event.args.version)
 
 
-def change(context, product_id: int, body: ProductIn, actor: str, request_id: str) -> ProductTxOut:
+def change(context, product_id: int, body: ProductIn, actor: str, signed: Signed, request_id: str) -> ProductTxOut:
     """Publishes a product's new version; loans already made keep theirs."""
-    catalog = context.bindings.catalog
-    function = catalog.functions.changeProduct(product_id, from_body(body).as_tuple(catalog))
-    receipt = context.signer("operator").transact(function)
-    (event,) = catalog.events.ProductChanged().process_receipt(receipt)
+    receipt = check_and_relay(context, actor, change_call(context, product_id, body), signed.request,
+                              signed.signature)
+    (event,) = context.bindings.catalog.events.ProductChanged().process_receipt(receipt)
     return _sent(context, actor, "product.change", request_id, {"product": _logged(body)}, receipt,
                  product_id, event.args.version)
 
 
-def retire(context, product_id: int, actor: str, request_id: str) -> ProductTxOut:
+def retire(context, product_id: int, actor: str, signed: Signed, request_id: str) -> ProductTxOut:
     """Retires a product: no version of it can be applied for any more; every version stays readable."""
-    catalog = context.bindings.catalog
-    receipt = context.signer("operator").transact(catalog.functions.retireProduct(product_id))
-    (event,) = catalog.events.ProductRetired().process_receipt(receipt)
+    receipt = check_and_relay(context, actor, retire_call(context, product_id), signed.request, signed.signature)
+    (event,) = context.bindings.catalog.events.ProductRetired().process_receipt(receipt)
     return _sent(context, actor, "product.retire", request_id, {}, receipt, product_id, event.args.latestVersion)

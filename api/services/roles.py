@@ -1,5 +1,6 @@
-"""Who may do what: the contracts' roles (granted and revoked by the admin service account), the score
-signer's rotation, and the auditors the admin admits (kept in the store: auditing is off-chain reading).
+"""Who may do what: the contracts' roles (granted and revoked by the admin, who signs each change with their own
+wallet), the score signer's rotation, and the auditors the admin admits (kept in the store: auditing is off-chain
+reading).
 
 The role cache of the API (`api.auth.RoleResolver`) is the caller's to refresh for the accounts returned.
 """
@@ -7,10 +8,13 @@ The role cache of the API (`api.auth.RoleResolver`) is the caller's to refresh f
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from sqlalchemy import delete, select
+from web3.contract.contract import ContractFunction
 
 from api.errors import ApiError
+from api.services.signed_requests import Signed, check_and_relay_all
 from api.services.transactions import Sent, record
 from ledger.deploy import contracts_checking
 from ledger.manifest import CONTRACT_NAMES
@@ -30,11 +34,10 @@ def default_contracts(role: str, grant: bool) -> list[str]:
     return contracts_checking(role_name)
 
 
-def change_role(context, role: str, account: str, contracts: list[str] | None, grant: bool, actor: str,
-                request_id: str) -> list[Sent]:
-    """Grants (or revokes) `role` to `account` on each of `contracts` (default: `default_contracts`) that has the
-    role and differs."""
-    admin = context.signer("admin")
+def role_calls(context, role: str, account: str, contracts: list[str] | None,
+               grant: bool) -> list[tuple[str, ContractFunction]]:
+    """(contract name, call) granting (or revoking) `role` to `account` on each of `contracts` (default:
+    `default_contracts`) that has the role and differs: what the admin signs, in this order."""
     out = []
     for name in default_contracts(role, grant) if contracts is None else contracts:
         try:
@@ -48,10 +51,37 @@ def change_role(context, role: str, account: str, contracts: list[str] | None, g
         if contract.functions.hasRole(role_id, account).call() == grant:
             continue
         change = contract.functions.grantRole if grant else contract.functions.revokeRole
-        receipt = admin.transact(change(role_id, account))
-        out.append(record(context, actor, "role.grant" if grant else "role.revoke", request_id,
-                          {"role": role, "account": account, "contract": name}, receipt))
+        out.append((name, change(role_id, account)))
     return out
+
+
+def change_role(context, role: str, account: str, contracts: list[str] | None, grant: bool, actor: str,
+                signed: Sequence[Signed], request_id: str) -> list[Sent]:
+    """Grants (or revokes) `role` to `account` where `role_calls` says, with the calls the admin signed."""
+    calls = role_calls(context, role, account, contracts, grant)
+    receipts = check_and_relay_all(context, actor, [call for _, call in calls], signed)
+    return [record(context, actor, "role.grant" if grant else "role.revoke", request_id,
+                   {"role": role, "account": account, "contract": name}, receipt, signed_by=actor)
+            for (name, _), receipt in zip(calls, receipts)]
+
+
+def rotation_calls(context, old: str, new: str) -> tuple[list[tuple[str, ContractFunction]],
+                                                         list[tuple[str, ContractFunction]]]:
+    """The score signer's rotation on the credit oracle: (the grant to `new`, the revocation of `old`)."""
+    return (role_calls(context, "score_signer", new, ["CreditOracle"], True),
+            role_calls(context, "score_signer", old, ["CreditOracle"], False))
+
+
+def rotate_signer(context, old: str, new: str, actor: str, signed: Sequence[Signed],
+                  request_id: str) -> tuple[list[Sent], list[Sent]]:
+    """Grants the new score signer, then revokes the old: every signed call checked before the first is sent."""
+    granted, revoked = rotation_calls(context, old, new)
+    receipts = check_and_relay_all(context, actor, [call for _, call in granted + revoked], signed)
+    sent = [record(context, actor, action, request_id, {"role": "score_signer", "account": account,
+                                                        "contract": name}, receipt, signed_by=actor)
+            for (action, account, (name, _)), receipt in zip(
+                [("role.grant", new, c) for c in granted] + [("role.revoke", old, c) for c in revoked], receipts)]
+    return sent[:len(granted)], sent[len(granted):]
 
 
 def auditors(context) -> list[str]:

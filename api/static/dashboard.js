@@ -4,6 +4,7 @@
 // /v1/audit/reconciliation: read-only, with the CLI command that resolves each open item). An ES module, no build step, nothing fetched from anywhere but this API. Every value
 // from the API is put into the page as text (never as HTML): event arguments are data, not markup.
 import { getAddress, hexlify, toUtf8Bytes } from "./ethers-6.17.0.min.js"; // npm ethers, pinned in package.json
+import { decisionBody, prepare, signAll } from "./decisions.js";
 
 (() => {
   const READ_ALL = ["auditor", "operator", "admin"]; // api/views.py READ_ALL: who may read the audit routes
@@ -96,8 +97,9 @@ import { getAddress, hexlify, toUtf8Bytes } from "./ethers-6.17.0.min.js"; // np
     constructor(status, code, message) { super(message); this.status = status; this.code = code; }
   }
 
-  async function api(path, { method = "GET", body } = {}) {
+  async function api(path, { method = "GET", body, idempotencyKey } = {}) {
     const headers = { accept: "application/json" };
+    if (idempotencyKey) headers["idempotency-key"] = idempotencyKey;
     if (session) headers.authorization = `Bearer ${session.token}`;
     if (body !== undefined) headers["content-type"] = "application/json";
     const payloadText = body === undefined ? undefined : JSON.stringify(body);
@@ -316,6 +318,7 @@ import { getAddress, hexlify, toUtf8Bytes } from "./ethers-6.17.0.min.js"; // np
       ["Outstanding", money(outstanding(loan), c)],
       ["Written off", money(loan.principal_written_off, c)],
     ]);
+    renderDecisions(loan);
     fill($("#timeline tbody"), loan.events.map((event) =>
       h("tr", { "data-event": event.name },
         h("td", { class: "event-name" }, event.name),
@@ -347,6 +350,69 @@ import { getAddress, hexlify, toUtf8Bytes } from "./ethers-6.17.0.min.js"; // np
     badge.textContent = result.ok ? "pass: matches the chain" : "FAIL";
     badge.dataset.ok = result.ok;
     $("#loan-verify-details").replaceChildren(...result.details.map((line) => h("li", {}, line)));
+  }
+
+  // ------------------------------------------------------------------------------------------ decisions
+
+  // What an operator may decide about a loan in each state: [route verb, button text, prepared action].
+  const LOAN_DECISIONS = {
+    Requested: [["approve", "Approve", "loan.approve"], ["reject", "Reject", "loan.reject"]],
+    Active: [["declare-default", "Declare default", "loan.declare_default"]],
+    Defaulted: [["write-off", "Write off", "loan.write_off"]],
+  };
+  let pendingDecision = null; // the prepared decision on review, and what signing it does
+
+  function renderDecisions(loan) {
+    const choices = session.roles.includes("operator") ? LOAN_DECISIONS[loan.status] || [] : [];
+    $("#loan-decisions").hidden = !choices.length;
+    $("#decision-reason-label").hidden = !choices.some(([verb]) => verb === "reject");
+    $("#decision-reason").value = "";
+    $("#decision-buttons").replaceChildren(...choices.map(([verb, label, action]) =>
+      h("button", { type: "button", id: `decide-${verb}`, onclick: () => reviewLoanDecision(loan.id, verb, action) },
+        label)));
+    closeReview();
+  }
+
+  // Asks the server what to sign, and shows its summary: nothing is signed until the person says so.
+  async function reviewLoanDecision(loanId, verb, action) {
+    const extra = {};
+    if (verb === "reject") {
+      extra.reason = $("#decision-reason").value.trim();
+      if (!extra.reason) return notice("A rejection needs a reason.");
+    }
+    try {
+      const prepared = await prepare(api, action, { loan_id: loanId, ...extra });
+      pendingDecision = { prepared, path: `/v1/operator/loans/${loanId}/${verb}`, extra };
+      $("#review-summary").textContent = prepared.summary;
+      $("#review-calls").replaceChildren(...(prepared.requests.length > 1
+        ? prepared.requests.map((r) => h("li", {}, r.summary)) : []));
+      $("#review").hidden = false;
+      notice("");
+    } catch (error) {
+      notice(`The decision cannot be prepared: ${error.message}`);
+    }
+  }
+
+  function closeReview() {
+    pendingDecision = null;
+    $("#review").hidden = true;
+  }
+
+  async function signDecision() {
+    const decision = pendingDecision;
+    if (!decision) return;
+    if (!window.ethereum) return notice("No browser wallet (window.ethereum) to sign with.");
+    try {
+      const signed = await signAll(window.ethereum, session.address, decision.prepared);
+      const answer = await api(decision.path, { method: "POST", idempotencyKey: crypto.randomUUID(),
+        body: decisionBody(signed, { extra: decision.extra }) });
+      closeReview();
+      await route();
+      notice(`${decision.prepared.summary}: done, signed by ${answer.signed_by}` +
+        (answer.decision ? ` (${answer.decision})` : ""));
+    } catch (error) {
+      notice(`The decision was not made: ${error.message || error}`);
+    }
   }
 
   async function renderBorrower(gen, address) {
@@ -564,6 +630,8 @@ import { getAddress, hexlify, toUtf8Bytes } from "./ethers-6.17.0.min.js"; // np
     $("#dev-form").addEventListener("submit", devLogin);
     $("#recon-form").addEventListener("submit", reconcileDay);
     $("#sign-out").addEventListener("click", () => signOut());
+    $("#review-sign").addEventListener("click", signDecision);
+    $("#review-cancel").addEventListener("click", closeReview);
     window.addEventListener("hashchange", route);
     const saved = sessionStorage.getItem(TOKEN_KEY);
     if (saved) {

@@ -71,15 +71,15 @@ def application(publish) -> dict:
 
 @pytest.fixture
 def api(w3, stack, keys, tmp_path):
-    """(app, context): the API wired to the test chain; the relayer is a fresh key holding no ether."""
+    """(app, context): the API wired to the test chain; the relayer is a fresh key holding no ether. It holds no
+    admin or pauser key (their decisions are signed by the admin's and the pauser's own wallets); the operator key
+    is there for what the API still sends itself: the automatic policy, KYC's registration, the log's anchoring."""
     path = manifests.save(stack.manifest, tmp_path / "manifest.json")
     settings = Settings(home=tmp_path, node_url=w3.provider.endpoint_uri, manifest=str(path),
                         db_url=f"sqlite:///{tmp_path / 'api.db'}", api_domain="testserver", index_wait=10,
                         rail_url="http://127.0.0.1:9", anchor_interval=0)
     env = {"LOANLEDGER_RELAYER_KEY": Account.create().key.hex(),
-           "LOANLEDGER_OPERATOR_KEY": keys["operator"].key.hex(),
-           "LOANLEDGER_ADMIN_KEY": keys["admin"].key.hex(),
-           "LOANLEDGER_PAUSER_KEY": keys["pauser"].key.hex()}
+           "LOANLEDGER_OPERATOR_KEY": keys["operator"].key.hex()}
     sessions = open_store(settings.database_url)
     context = Context(settings=settings, sessions=sessions, vault=Vault(sessions, Keyring.generate()),
                       w3=Web3(Web3.HTTPProvider(settings.node_url)), jwt_secret=b"test-secret-of-thirty-two-bytes!", env=env)

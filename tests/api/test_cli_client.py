@@ -131,3 +131,39 @@ def test_an_operator_publishes_changes_and_retires_a_product_on_the_command_line
     product.write_text("[1, 2]")
     code, out = run("operator", "product", "create", "--file", str(product), "--wallet", "op")
     assert code == 1 and "expected one JSON object" in out
+
+
+def _import_wallet(run, tmp_path, name: str, account) -> None:
+    key_file = tmp_path / f"{name}.key"
+    key_file.write_text(account.key.hex())
+    assert run("wallet", "import", "--wallet", name, "--key-file", str(key_file))[0] == 0
+    assert run("login", "--wallet", name)[0] == 0
+
+
+def test_an_operator_approves_with_their_own_wallet_after_reading_what_it_does(run, tmp_path, keys, stack, w3,
+                                                                               borrower, application):
+    loan_id = borrower.apply(**application)["loan_id"]
+    _import_wallet(run, tmp_path, "op", keys["operator"])
+    code, out = run("operator", "approve", str(loan_id), "--wallet", "op")
+    assert code == 0 and f"signing: Approve loan {loan_id}: pay out ¥1,200.00 to" in out
+    assert stack.book.functions.loanOf(loan_id).call()[2] == 2  # Approved
+    (event,) = stack.book.events.LoanApproved().get_logs(from_block=w3.eth.block_number - 5)
+    assert event.args.actor == keys["operator"].address  # the chain names the operator, not the API's relayer
+    code, out = run("operator", "approve", str(loan_id), "--wallet", "op")
+    assert code == 1 and "loan_book_invalid_status" in out
+
+
+def test_an_admin_grants_and_revokes_a_role_with_their_own_wallet(run, tmp_path, keys, stack):
+    _import_wallet(run, tmp_path, "admin", keys["admin"])
+    role = stack.book.functions.PAUSER_ROLE().call()
+    dave = keys["dave"].address
+    code, out = run("admin", "grant", "pauser", dave, "--wallet", "admin", "--json")
+    granted = json.loads(out)
+    assert code == 0 and {t["signed_by"] for t in granted["transactions"]} == {keys["admin"].address}
+    assert all(c.functions.hasRole(role, dave).call() for c in stack.all)
+    code, out = run("admin", "revoke", "pauser", dave, "--wallet", "admin")
+    assert code == 0 and "signing: Revoke the pauser role of" in out
+    assert not any(c.functions.hasRole(role, dave).call() for c in stack.all)
+    _import_wallet(run, tmp_path, "op", keys["operator"])
+    code, out = run("admin", "grant", "pauser", dave, "--wallet", "op")
+    assert code == 1 and "forbidden" in out  # an operator is no admin: nothing is prepared for them to sign

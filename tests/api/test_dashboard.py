@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 from eth_account import Account
-from eth_account.messages import encode_defunct
+from eth_account.messages import encode_defunct, encode_typed_data
 from fastapi.testclient import TestClient
 from web3 import Web3
 
@@ -105,18 +105,27 @@ class Tab:
 
     def use_wallet(self, account) -> None:
         """Gives the page a browser wallet holding `account`: an EIP-1193 provider (window.ethereum, defined
-        before the page's script runs) whose personal_sign calls back into Python, which signs with the
-        account's key (EIP-191, as a wallet does). Call before `open()`."""
+        before the page's script runs) whose personal_sign and eth_signTypedData_v4 call back into Python, which
+        signs with the account's key (EIP-191 and EIP-712, as a wallet does; what it signed with EIP-712 is kept
+        in `typed_signed`). Call before `open()`."""
         address = account.address.lower()  # as wallets answer
+        self.typed_signed: list[dict] = []
 
         def personal_sign(data: str, signer: str) -> str:
             assert signer == address, f"the page asked {signer} to sign, the wallet holds {address}"
             return account.sign_message(encode_defunct(hexstr=data)).signature.to_0x_hex()
 
+        def sign_typed_data(signer: str, typed: str) -> str:
+            assert signer.lower() == address, f"the page asked {signer} to sign, the wallet holds {address}"
+            self.typed_signed.append(json.loads(typed))
+            return account.sign_message(encode_typed_data(full_message=json.loads(typed))).signature.to_0x_hex()
+
         self.page.expose_function("testWalletPersonalSign", personal_sign)
+        self.page.expose_function("testWalletSignTypedData", sign_typed_data)
         self.page.add_init_script("""window.ethereum = {request: async ({method, params}) => {
             if (method === "eth_requestAccounts" || method === "eth_accounts") return [ADDRESS];
             if (method === "personal_sign") return await window.testWalletPersonalSign(params[0], params[1]);
+            if (method === "eth_signTypedData_v4") return await window.testWalletSignTypedData(params[0], params[1]);
             throw new Error("unsupported " + method);
         }};""".replace("ADDRESS", json.dumps(address)))
 
@@ -357,6 +366,51 @@ def test_a_wallet_backed_by_a_key_signs_the_served_message_with_the_library(api,
     assert Account.recover_message(encode_defunct(text=served_message), signature=sent["signature"]) \
         == account.address
     assert login.value.response().status == 200
+    tab.assert_clean()
+
+
+def test_an_operator_decides_in_the_dashboard_with_the_pages_wallet_after_reading_the_summary(
+        api, w3, stack, keys, borrower, application, tab):
+    """The loan page offers an operator the decisions of the loan's state; the server's summary is shown before
+    anything is signed; cancelling signs nothing; signing has the page's wallet sign the ForwardRequest
+    (eth_signTypedData_v4), the API relays it, and the chain names the operator."""
+    _, context = api
+    loan_id = borrower.apply(**application)["loan_id"]
+    assert context.wait_indexed(w3.eth.block_number)
+    page = tab.page
+    tab.wallet_login(keys["operator"])
+    tab.wait_ready("portfolio")
+    page.goto(f"{tab.base_url}/dashboard#/loans/{loan_id}")
+    tab.wait_ready("loan")
+    assert [b.text_content() for b in page.query_selector_all("#decision-buttons button")] == ["Approve", "Reject"]
+
+    page.fill("#decision-reason", "documents")
+    page.click("#decide-reject")
+    page.wait_for_selector("#review:not([hidden])")
+    assert page.text_content("#review-summary") == f"Reject loan {loan_id} (reason: documents)"
+    page.click("#review-cancel")
+    assert page.is_hidden("#review") and tab.typed_signed == []
+
+    page.click("#decide-approve")
+    page.wait_for_selector("#review:not([hidden])")
+    borrower_address = keys["alice"].address
+    assert page.text_content("#review-summary") == \
+        f"Approve loan {loan_id}: pay out ¥1,200.00 to {borrower_address[:6]}…{borrower_address[-4:]}"
+    assert tab.typed_signed == []  # nothing signed before the person says so
+    page.click("#review-sign")
+    page.wait_for_selector("#notice:has-text('signed by')")
+    assert page.text_content("#notice") == (f"Approve loan {loan_id}: pay out ¥1,200.00 to "
+                                            f"{borrower_address[:6]}…{borrower_address[-4:]}: done, signed by "
+                                            f"{keys['operator'].address} (approved)")
+    (signed,) = tab.typed_signed
+    assert (signed["primaryType"], signed["message"]["from"], signed["message"]["to"]) == (
+        "ForwardRequest", keys["operator"].address, stack.book.address)
+    assert stack.book.functions.loanOf(loan_id).call()[2] == 2  # Approved
+    (event,) = stack.book.events.LoanApproved().get_logs(from_block=w3.eth.block_number - 5)
+    assert event.args.actor == keys["operator"].address
+    tab.wait_ready("loan")
+    assert page.text_content("#loan-title") == f"Loan #{loan_id} Approved"
+    assert page.is_hidden("#loan-decisions")  # nothing left for an operator to decide on an approved loan
     tab.assert_clean()
 
 

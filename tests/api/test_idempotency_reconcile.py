@@ -200,8 +200,7 @@ def test_an_api_killed_after_relaying_an_application_answers_the_loan_on_retry(a
     body = signed_body(api, keys["alice"], application)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = served_env(w3, keys, tmp_path, LOANLEDGER_ADMIN_KEY=keys["admin"].key.hex(),
-                     LOANLEDGER_PAUSER_KEY=keys["pauser"].key.hex())
+    env = served_env(w3, keys, tmp_path)
     log = tmp_path / "api.log"
     processes = []
     try:

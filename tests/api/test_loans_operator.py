@@ -161,13 +161,13 @@ def test_pause_stops_applications_with_a_clear_error(api, client_for, keys, borr
 def test_roles_granted_and_revoked_through_the_api_take_effect(api, client_for, keys, stack):
     admin = client_for(keys["admin"])
     carol = keys["carol"].address
-    admin._request("POST", "/v1/operator/roles/grant", json_body={"role": "operator", "account": carol})
+    admin.grant_role("operator", carol)
     role = stack.book.functions.OPERATOR_ROLE().call()
     # Where a contract checks it, as the deploy grants it: not on the credit oracle, which checks no operator.
     held = {c.address: c.functions.hasRole(role, carol).call() for c in stack.all}
     assert held == {c.address: c.address != stack.oracle.address for c in stack.all}
     assert "operator" in client_for(keys["carol"]).me()["roles"]
-    admin._request("POST", "/v1/operator/roles/revoke", json_body={"role": "operator", "account": carol})
+    admin.revoke_role("operator", carol)
     assert not any(c.functions.hasRole(role, carol).call() for c in stack.all)
 
 
@@ -175,7 +175,7 @@ def test_rotating_the_score_signer(api, client_for, keys, stack):
     admin = client_for(keys["admin"])
     role = stack.oracle.functions.SCORE_SIGNER_ROLE().call()
     old, new = keys["signer"].address, keys["dave"].address
-    admin._request("POST", "/v1/operator/oracle-signer/rotate", json_body={"old": old, "new": new})
+    admin.rotate_signer(old, new)
     assert stack.oracle.functions.hasRole(role, new).call() and not stack.oracle.functions.hasRole(role, old).call()
 
 
@@ -211,12 +211,14 @@ def test_default_declared_then_written_off_through_the_api(api, operator, borrow
     loan_id = borrower.apply(**application)["loan_id"]
     driver.approve(loan_id)
     driver.disburse(loan_id, application["principal"], b"payout-default")
-    early = _error(operator._request, "POST", f"/v1/operator/loans/{loan_id}/declare-default",
-                   idempotency_key="default-early")
+    early = _error(operator.declare_default, loan_id, idempotency_key="default-early")
     assert (early.status, early.code) == (409, "loan_book_not_in_default")
     driver.advance(121 * DAY)  # 91 days past the first due date
-    first = operator._request("POST", f"/v1/operator/loans/{loan_id}/declare-default", idempotency_key="d-1")
-    again = operator._request("POST", f"/v1/operator/loans/{loan_id}/declare-default", idempotency_key="d-1")
+    # A retry sends the same signed request under the same key: the first answer, one default.
+    (signed,) = operator.sign_prepared(operator.prepare("loan.declare_default", loan_id=loan_id))
+    path = f"/v1/operator/loans/{loan_id}/declare-default"
+    first = operator._request("POST", path, json_body=signed, idempotency_key="d-1")
+    again = operator._request("POST", path, json_body=signed, idempotency_key="d-1")
     assert first == again and stack.book.functions.loanOf(loan_id).call()[2] == 7  # Defaulted, once
     operator.write_off(loan_id)
     assert stack.book.functions.loanOf(loan_id).call()[2] == 8  # WrittenOff

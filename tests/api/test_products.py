@@ -153,6 +153,12 @@ def test_an_operator_publishes_changes_and_retires_a_product_through_the_api(api
         ("product.create", operator.account.address, 1, 1), ("product.change", operator.account.address, 1, 2),
         ("product.retire", operator.account.address, 1, 2)]
     assert [e.data["tx"] for e in entries] == [created["tx_hash"], changed["tx_hash"], retired["tx_hash"]]
+    # Signed by the operator's own key, relayed: the answers, the log and the catalogue's events name them.
+    assert {a["signed_by"] for a in (created, changed, retired)} == {operator.account.address}
+    assert {e.data["signed_by"] for e in entries} == {operator.account.address}
+    receipt = stack.catalog.w3.eth.get_transaction_receipt(created["tx_hash"])
+    (event,) = stack.catalog.events.ProductCreated().process_receipt(receipt)
+    assert event.args.actor == operator.account.address != receipt["from"]
     assert entries[0].data["product"] == {"product_name": "3-month", **{k: v for k, v in BODY.items() if k != "name"}}
     # The latest version, retired.
     assert stack.catalog.functions.statusOf(1).call() == (2, True)

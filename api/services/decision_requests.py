@@ -1,0 +1,226 @@
+"""What a staff member signs for a decision (`POST /v1/operator/requests`): the calls the decision's route will
+expect, built by the same service functions the routes use, as ForwardRequest typed data, each with what it does
+in plain words to show before they sign.
+
+Each action names the roles that may take it (the chain checks the signer's role again when it is relayed) and
+the parameters its route takes (path and body).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from pydantic import BaseModel, Field, ValidationError
+from web3.contract.contract import ContractFunction
+
+from api.errors import ApiError
+from api.schemas import ADDRESS
+from api.schemas.operator import ReasonIn, RoleIn, SignerRotationIn
+from api.schemas.products import ProductIn
+from api.schemas.signed import PreparedOut, PreparedRequest
+from api.services import decisions, pausing, products, roles, signed_requests
+from api.services.borrowers import register_call, revoke_call
+from api.views import checksum_address
+from ledger.book import read_loan
+from ledger.products import read_product, read_status
+
+_SYMBOLS = {"CNY": "¥", "USD": "$", "EUR": "€", "HKD": "HK$"}
+
+
+def money(amount: int, currency: str) -> str:
+    """Minor units in words for a person: ¥1,200.00 (two decimals: the currencies lent here have them)."""
+    value = f"{Decimal(amount) / 100:,.2f}"
+    symbol = _SYMBOLS.get(currency)
+    return f"{symbol}{value}" if symbol else f"{value} {currency}"
+
+
+def short(address: str) -> str:
+    return f"{address[:6]}…{address[-4:]}"
+
+
+class LoanParams(BaseModel):
+    loan_id: int = Field(ge=1, le=2**63 - 1)
+
+
+class LoanReasonParams(LoanParams, ReasonIn):
+    pass
+
+
+class ProductIdParams(BaseModel):
+    product_id: int = Field(ge=1, le=2**63 - 1)
+
+
+class ProductChangeParams(ProductIn, ProductIdParams):
+    pass
+
+
+class NoParams(BaseModel):
+    pass
+
+
+class BorrowerReasonParams(ReasonIn):
+    address: str = Field(pattern=ADDRESS)
+
+
+Calls = list[tuple[ContractFunction, str]]  # each call and what it does in words
+
+
+@dataclass(frozen=True)
+class Action:
+    roles: tuple[str, ...]
+    params: type[BaseModel]
+    calls: Callable[..., Calls]  # (context, signer, params) -> the calls, in the order they are relayed
+    summary: Callable[..., str]  # (params, calls) -> the decision in words
+
+
+def _loan_words(context, loan_id: int) -> tuple[str, str]:
+    loan = read_loan(context.bindings.book, loan_id)
+    net = loan.terms.principal - loan.terms.serviceFee
+    return money(net, loan.currency), short(loan.borrower)
+
+
+def _approve(context, signer: str, p: LoanParams) -> Calls:
+    call, decision = decisions.approval_to_sign(context, signer, p.loan_id)
+    if decision == "approved":
+        paid, borrower = _loan_words(context, p.loan_id)
+        return [(call, f"Approve loan {p.loan_id}: pay out {paid} to {borrower}")]
+    reason = decision.removeprefix("rejected:")
+    return [(call, f"Reject loan {p.loan_id} ({reason}): the loan book refuses its approval for that reason")]
+
+
+def _loan_call(verb: str, build) -> Callable[..., Calls]:
+    def calls(context, _signer: str, p: LoanParams) -> Calls:
+        loan = read_loan(context.bindings.book, p.loan_id)
+        words = (f"{verb} loan {p.loan_id} of {short(loan.borrower)} "
+                 f"(principal {money(loan.terms.principal, loan.currency)})")
+        return [(build(context, p.loan_id), words)]
+    return calls
+
+
+def _reject(context, _signer: str, p: LoanReasonParams) -> Calls:
+    return [(decisions.reject_call(context, p.loan_id, p.reason), f"Reject loan {p.loan_id} (reason: {p.reason})")]
+
+
+def _terms(p: ProductIn) -> str:
+    return (f"“{p.name}”: {p.annual_rate_bps / 100:g}% a year, {money(p.min_principal, p.currency)} to "
+            f"{money(p.max_principal, p.currency)} in {p.min_installments} to {p.max_installments} installments, "
+            f"service fee {p.service_fee_bps / 100:g}%"
+            + (f", automatic approval up to {money(p.auto_approve_max_principal, p.currency)}"
+               if p.auto_approve else ", no automatic approval"))
+
+
+def _product_create(context, _signer: str, p: ProductIn) -> Calls:
+    return [(products.create_call(context, p), f"Publish product {_terms(p)}")]
+
+
+def _product_change(context, _signer: str, p: ProductChangeParams) -> Calls:
+    body = ProductIn.model_validate(p.model_dump(exclude={"product_id"}))
+    return [(products.change_call(context, p.product_id, body),
+             f"Publish a new version of product {p.product_id}: {_terms(body)}")]
+
+
+def _product_retire(context, _signer: str, p: ProductIdParams) -> Calls:
+    catalog = context.bindings.catalog
+    status = read_status(catalog, p.product_id)
+    name = read_product(catalog, p.product_id, status.latest_version).display_name if status.exists else "?"
+    return [(products.retire_call(context, p.product_id),
+             f"Retire product {p.product_id} “{name}”: no new applications for it")]
+
+
+def _pause(pause: bool) -> Callable[..., Calls]:
+    def calls(context, _signer: str, _p: NoParams) -> Calls:
+        return [(call, f"{'Pause' if pause else 'Unpause'} {_contract_name(context, call.address)}")
+                for call in pausing.pause_calls(context, pause)]
+    return calls
+
+
+def _contract_name(context, address: str) -> str:
+    return next((name for name in context.bindings.manifest.contracts
+                 if context.bindings.manifest.address(name).lower() == address.lower()), address)
+
+
+def _role(grant: bool) -> Callable[..., Calls]:
+    def calls(context, _signer: str, p: RoleIn) -> Calls:
+        account = checksum_address(p.account)
+        verb = "Grant" if grant else "Revoke"
+        return [(call, f"{verb} the {p.role} role {'to' if grant else 'of'} {account} on {name}")
+                for name, call in roles.role_calls(context, p.role, account, p.contracts, grant)]
+    return calls
+
+
+def _rotate(context, _signer: str, p: SignerRotationIn) -> Calls:
+    old, new = checksum_address(p.old), checksum_address(p.new)
+    if old == new:
+        raise ApiError(422, "same_signer", "the new signer is the old one")
+    granted, revoked = roles.rotation_calls(context, old, new)
+    return ([(call, f"Admit {new} as a score signer on {name}") for name, call in granted]
+            + [(call, f"Retire {old} as a score signer on {name}") for name, call in revoked])
+
+
+class BorrowerParams(BaseModel):
+    address: str = Field(pattern=ADDRESS)
+
+
+def _register_borrower(context, _signer: str, p: BorrowerParams) -> Calls:
+    address = checksum_address(p.address)
+    call = register_call(context, address)
+    expires = datetime.fromtimestamp(call.args[2], UTC).strftime("%Y-%m-%d")
+    return [(call, f"Register borrower {address} (KYC verified; valid until {expires} UTC)")]
+
+
+def _revoke_borrower(context, _signer: str, p: BorrowerReasonParams) -> Calls:
+    address = checksum_address(p.address)
+    return [(revoke_call(context, address, p.reason),
+             f"Revoke borrower {address} (reason: {p.reason}): no new applications; their loans run on")]
+
+
+def _one(_p, calls: Calls) -> str:
+    return calls[0][1] if calls else "nothing to change"
+
+
+def _every(words: str) -> Callable[..., str]:
+    return lambda _p, calls: f"{words} ({len(calls)} transaction{'s' if len(calls) != 1 else ''})" if calls \
+        else "nothing to change"
+
+
+OPERATOR, ADMIN, PAUSER = ("operator",), ("admin",), ("pauser",)
+ACTIONS: dict[str, Action] = {
+    "loan.approve": Action(OPERATOR, LoanParams, _approve, _one),
+    "loan.reject": Action(OPERATOR, LoanReasonParams, _reject, _one),
+    "loan.write_off": Action(OPERATOR, LoanParams, _loan_call("Write off", decisions.write_off_call), _one),
+    "loan.declare_default": Action(OPERATOR, LoanParams,
+                                   _loan_call("Declare in default", decisions.declare_default_call), _one),
+    "product.create": Action(OPERATOR, ProductIn, _product_create, _one),
+    "product.change": Action(OPERATOR, ProductChangeParams, _product_change, _one),
+    "product.retire": Action(OPERATOR, ProductIdParams, _product_retire, _one),
+    "system.pause": Action(PAUSER, NoParams, _pause(True), _every("Pause every contract")),
+    "system.unpause": Action(PAUSER, NoParams, _pause(False), _every("Unpause every contract")),
+    "role.grant": Action(ADMIN, RoleIn, _role(True),
+                         lambda p, calls: _every(f"Grant the {p.role} role to {p.account}")(p, calls)),
+    "role.revoke": Action(ADMIN, RoleIn, _role(False),
+                          lambda p, calls: _every(f"Revoke the {p.role} role of {p.account}")(p, calls)),
+    "oracle_signer.rotate": Action(ADMIN, SignerRotationIn, _rotate,
+                                   lambda p, calls: _every(f"Rotate the score signer {p.old} to {p.new}")(p, calls)),
+    "borrower.register": Action(OPERATOR, BorrowerParams, _register_borrower, _one),
+    "borrower.revoke": Action(OPERATOR, BorrowerReasonParams, _revoke_borrower, _one),
+}
+
+
+def prepare(context, signer: str, held: set[str] | frozenset[str], action: str, params: dict) -> PreparedOut:
+    """The typed data `signer` (holding the API roles `held`) signs for `action` with `params`, and its summary."""
+    spec = ACTIONS[action]
+    if not held & set(spec.roles):
+        raise ApiError(403, "forbidden", f"{action} needs the {' or '.join(spec.roles)} role")
+    try:
+        parsed = spec.params.model_validate(params)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ApiError(422, "invalid_request", f"params.{where}: {first['msg']}") from None
+    calls = spec.calls(context, signer, parsed)
+    typed = signed_requests.prepare(context, signer, [call for call, _ in calls])
+    return PreparedOut(action=action, signer=signer, summary=spec.summary(parsed, calls),
+                       requests=[PreparedRequest(typed_data=t, summary=words) for t, (_, words) in zip(typed, calls)])
