@@ -36,6 +36,8 @@ class Manifest:
     # contract -> role name -> holders granted there at deployment (least privilege: not every role
     # everywhere). Empty in a manifest written before it existed, whose deploys granted `roles` everywhere.
     grants: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    # Distinct score signers a credit report needs, as set at deployment (CreditOracle.signerThreshold).
+    signer_threshold: int = 1
 
     @property
     def start_block(self) -> int:
