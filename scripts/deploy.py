@@ -40,6 +40,7 @@ from ledger.manifest import CONTRACT_NAMES, DeployedContract  # noqa: E402
 from ledger.node import DEV_SCORE_SIGNERS, dev_account  # noqa: E402
 
 
+_OPTIONS = {"score_signers": "score-signer"}  # role holder -> its option, where the two differ
 DEV_CHAIN_ID = 31337  # anvil's: development accounts and the name "local" apply
 
 
@@ -51,7 +52,7 @@ def _role_holders(network_name: str, deployer: str, given: dict[str, str | tuple
     else:
         missing = [k for k, v in given.items() if not v]
         if missing:
-            raise click.UsageError(f"on {network_name}, give every role holder: missing --{', --'.join(m.replace('_', '-') for m in missing)}")
+            raise click.UsageError(f"on {network_name}, give every role holder: missing --{', --'.join(_OPTIONS.get(m, m) for m in missing)}")
         defaults = {}
     return RoleHolders(admin=deployer, **{k: v or defaults[k] for k, v in given.items()})
 
