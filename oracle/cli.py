@@ -197,7 +197,9 @@ def _monitor_tasks(settings, sessions, risk: bool, scores: bool, reminder_days: 
         from oracle.refresh import ScoreRefresher
         from oracle.scoring.scorecard import load_scorecard
         scorecard = load_scorecard()
-        pusher = QuorumPusher(bindings.oracle, oracle.transact, sessions, scorecard.version, timeout=quorum_timeout)
+        signers = len(bindings.manifest.granted("CreditOracle").get("SCORE_SIGNER_ROLE", [])) or None
+        pusher = QuorumPusher(bindings.oracle, oracle.transact, sessions, scorecard.version, timeout=quorum_timeout,
+                              signers=signers)
         bureau = HttpBureau(settings.bureau_url, bureau_api_key(settings))
         refresher = ScoreRefresher(sessions, bureau, scorecard, pusher, chain_time=chain_time)
         tasks.append(BackgroundTask("scores", every(interval, refresher.run_once, "score refresher")))

@@ -77,9 +77,12 @@ class QuorumPusher:
     """
 
     def __init__(self, credit_oracle: Contract, transact: Callable[[Any], Any], sessions: sessionmaker,
-                 model_version: int, *, timeout: float = DEFAULT_TIMEOUT, poll: float = 0.1,
+                 model_version: int, *, timeout: float = DEFAULT_TIMEOUT, poll: float = 0.1, signers: int | None = None,
                  clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep):
         self.contract, self.transact, self.sessions = credit_oracle, transact, sessions
+        # How many signers there are (the deployment's), when known: once enough have refused that the threshold
+        # cannot be met, the proposal is not waited for any longer.
+        self.signers = signers
         self.model_version, self.timeout, self.poll, self.clock, self.sleep = model_version, timeout, poll, clock, sleep
         self.set_aside: dict[str, str] = {}
 
@@ -118,7 +121,7 @@ class QuorumPusher:
                 return PushedReport(report_id=proposal.report_id, count=len(entries), tx_hash=tx_hash,
                                     block_number=receipt["blockNumber"], gas_used=receipt["gasUsed"],
                                     borrowers=tuple(entry[0] for entry in entries))
-            why = (f"{len(collected.signatures)} matching signature(s) of the {threshold} needed by the deadline"
+            why = (f"{len(collected.signatures)} matching signature(s) of the {threshold} needed"
                    + "".join(f"; {signer} refused: {reason}" for signer, (reason, _) in collected.refusals.items()))
             disputed = {b.lower() for _, named in collected.refusals.values() for b in named}
             keep = [entry for entry in entries if entry[0].lower() not in disputed]
@@ -151,7 +154,8 @@ class QuorumPusher:
         deadline = now + self.timeout
         while True:
             collected = self._collected(proposal.id, digest, role)
-            if len(collected.signatures) >= threshold or self.clock() >= deadline:
+            hopeless = self.signers is not None and len(collected.refusals) > self.signers - threshold
+            if len(collected.signatures) >= threshold or hopeless or self.clock() >= deadline:
                 return proposal, collected
             self.sleep(self.poll)
 

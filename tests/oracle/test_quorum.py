@@ -100,7 +100,7 @@ def setup(w3, stack, keys, quorum, bureau, tmp_path):
     signers = Signers(env, tmp_path)
     scorecard = load_scorecard()
     pusher = QuorumPusher(stack.oracle, ChainClient(w3, keys["oracle"], stack.errors).transact, sessions,
-                          scorecard.version, timeout=TIMEOUT)
+                          scorecard.version, timeout=TIMEOUT, signers=len(SIGNERS))
     refresher = ScoreRefresher(sessions, LocalBureau(), scorecard, pusher,
                                chain_time=lambda: w3.eth.get_block("latest")["timestamp"])
     indexer = Indexer(w3, stack.manifest, sessions)
@@ -187,7 +187,8 @@ def test_a_signer_whose_bureau_differs_refuses_and_the_others_go_on_without_that
     other.assign(alice, index)
     with serve_app(create_app(other, BUREAU_KEY)) as other_url:
         signers.start(1)
-        signers.start(3, bureau_url=other_url)  # signer 2 is not running: 1 + 3 are the only possible quorum
+        signers.start(2, bureau_url=other_url)
+        signers.start(3, bureau_url=other_url)
         driver.register(keys["alice"])
         driver.register(keys["bob"])
         indexer.run_once()
@@ -198,12 +199,15 @@ def test_a_signer_whose_bureau_differs_refuses_and_the_others_go_on_without_that
     assert scored(stack, keys["alice"]) == (0, 0)
     first, second = proposals(sessions)
     assert first.state == SET_ASIDE and "1 matching signature(s) of the 2 needed" in first.reason
+    # Two of three refused: the threshold could not be met, so the proposal was not waited for to its deadline.
+    assert first.decided_at - first.created_at < TIMEOUT
+    assert answers(sessions, first.id)[SIGNERS[1].address].verdict == "refused"
     refusal = answers(sessions, first.id)[SIGNERS[2].address]
     assert refusal.verdict == "refused" and refusal.signature is None
     assert f"{alice}: proposed score {usual.score}" in refusal.reason and json.loads(refusal.disputed) == [alice]
     assert "refused report" in signers.log(3)
     assert any("set aside" in r.getMessage() for r in caplog.records)
-    # Bob's scores were proposed again without alice, and both signers signed them.
+    # Bob's scores were proposed again without alice, and the signers signed them.
     assert second.state == SUBMITTED and [e[0] for e in json.loads(second.entries)] == [bob]
     assert report.pushed == 1 and scored(stack, keys["bob"])[0] > 0
 
