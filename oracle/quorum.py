@@ -41,9 +41,8 @@ from web3.contract import Contract
 
 from ledger import typed_data
 from ledger.encoding import to_0x_hex
-from ledger.errors import ContractRevert
+from ledger.errors import ContractRevert, LoanLedgerError
 from ledger.store.models.score_quorum import ScoreProposal, ScoreSignature
-from oracle.bureau.source import BureauError
 from oracle.scores import MAX_BATCH, PushedReport, ScoreUpdate
 
 log = logging.getLogger(__name__)
@@ -151,15 +150,16 @@ class QuorumPusher:
         with self.sessions.begin() as session:
             session.add(proposal)
         role = oracle.SCORE_SIGNER_ROLE().call()
+        holds: dict[str | int, bool] = {}  # signer -> holds SCORE_SIGNER_ROLE, asked once (row id: a bad signature)
         deadline = now + self.timeout
         while True:
-            collected = self._collected(proposal.id, digest, role)
+            collected = self._collected(proposal.id, digest, role, holds)
             hopeless = self.signers is not None and len(collected.refusals) > self.signers - threshold
             if len(collected.signatures) >= threshold or hopeless or self.clock() >= deadline:
                 return proposal, collected
             self.sleep(self.poll)
 
-    def _collected(self, proposal_id: int, digest: bytes, role: bytes) -> Collected:
+    def _collected(self, proposal_id: int, digest: bytes, role: bytes, holds: dict[str | int, bool]) -> Collected:
         with self.sessions() as session:
             rows = session.scalars(select(ScoreSignature).where(ScoreSignature.proposal_id == proposal_id)
                                    .order_by(ScoreSignature.id)).all()
@@ -175,11 +175,16 @@ class QuorumPusher:
                 signer = None
             # Not over this report's values (or not by whom it says), or not a score signer: it does not count.
             if signer is None or signer.lower() != row.signer.lower():
-                log.warning("proposal %d: the signature recorded for %s is not its signature over this report",
-                            proposal_id, row.signer)
-            elif not self.contract.functions.hasRole(role, signer).call():
-                log.warning("proposal %d: %s signed but does not hold SCORE_SIGNER_ROLE", proposal_id, signer)
-            else:
+                if row.id not in holds:  # said once
+                    log.warning("proposal %d: the signature recorded for %s is not its signature over this report",
+                                proposal_id, row.signer)
+                holds[row.id] = False
+                continue
+            if signer not in holds:
+                holds[signer] = self.contract.functions.hasRole(role, signer).call()
+                if not holds[signer]:
+                    log.warning("proposal %d: %s signed but does not hold SCORE_SIGNER_ROLE", proposal_id, signer)
+            if holds[signer]:
                 signatures[signer] = signature
         return Collected(signatures, refusals)
 
@@ -252,8 +257,9 @@ class ScoreSigner:
         for borrower, score, limit in json.loads(proposal.entries):
             try:
                 own = self.scores.update_for(borrower)
-            except BureauError as exc:
-                differences.append(f"{borrower}: no bureau record to score from ({exc})")
+                own.as_tuple()  # within the contract's types
+            except (LoanLedgerError, ValueError) as exc:  # no record, a record the scorecard cannot read, ...
+                differences.append(f"{borrower}: cannot score ({exc})")
                 disputed.append(borrower)
                 continue
             if (own.score, own.credit_limit) != (score, limit):

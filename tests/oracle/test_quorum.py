@@ -250,3 +250,61 @@ def test_two_signers_killed_the_report_is_set_aside_and_the_refresher_keeps_goin
     report = refresher.run_once()
     assert report.pushed == 1 and scored(stack, keys["dave"])[0] > 0
     assert failing(sessions) == 0
+
+
+def test_signatures_in_the_store_are_checked_not_trusted(w3, stack, keys, quorum, tmp_path):
+    """Rows anyone with the store could write count only when they are a score signer's signature over this
+    report's values: a stranger's, one over other scores, one claiming another signer's name do not."""
+    from ledger.store.models.score_quorum import ScoreSignature as Row
+    from oracle.quorum import ScoreSigner
+    from oracle.scores import ScoreUpdate
+
+    sessions = open_store(f"sqlite:///{tmp_path / 'forged.db'}")
+    alice = keys["alice"].address
+    values = {"honest": (alice, 700, 100_000), "other": (alice, 800, 900_000)}
+
+    class Fixed:  # a signer's own scores, without a bureau
+        def __init__(self, entry):
+            self.entry = entry
+
+        def update_for(self, address):
+            return ScoreUpdate(*self.entry)
+
+    def message(proposal, entry):
+        return typed_data.score_report(chain_id=w3.eth.chain_id, oracle=stack.oracle.address,
+                                       report_id=proposal.report_id, model_version=1, updates=[entry])
+
+    def forge(_seconds):
+        (proposal,) = [p for p in proposals(sessions) if p.state == "open"]
+        stranger = Account.create()
+        rows = [(stranger.address, typed_data.sign(stranger.key, message(proposal, values["honest"]))),
+                (quorum[0].address, typed_data.sign(quorum[0].key, message(proposal, values["other"]))),
+                (quorum[1].address, typed_data.sign(quorum[2].key, message(proposal, values["honest"])))]
+        with sessions.begin() as session:
+            for n, (signer, signature) in enumerate(rows):
+                if not session.scalars(select(Row).where(Row.proposal_id == proposal.id, Row.signer == signer)).first():
+                    session.add(Row(proposal_id=proposal.id, signer=signer, name=f"forged-{n}", verdict="signed",
+                                    signature="0x" + signature.hex(), created_at=0))
+        time.sleep(0.05)
+
+    client = ChainClient(w3, keys["oracle"], stack.errors)
+    pusher = QuorumPusher(stack.oracle, client.transact, sessions, 1, timeout=1.0, sleep=forge)
+    assert pusher.push([ScoreUpdate(*values["honest"])]) == []
+    assert "0 matching signature(s) of the 2 needed" in pusher.set_aside[alice]
+    assert scored(stack, keys["alice"]) == (0, 0)
+
+    # Signers that computed the same values sign them; one that computed others refuses and says why.
+    def answer(_seconds):
+        open_ = [p for p in proposals(sessions) if p.state == "open"]
+        for n, entry in ((0, values["honest"]), (1, values["other"]), (2, values["honest"])):
+            signer = ScoreSigner(f"score_signer_{n + 1}", quorum[n], sessions, Fixed(entry), chain_id=w3.eth.chain_id,
+                                 oracle=stack.oracle.address, model_version=1)
+            assert signer.run_once() == len(open_)
+        time.sleep(0.05)
+
+    pusher = QuorumPusher(stack.oracle, client.transact, sessions, 1, timeout=5.0, sleep=answer)
+    assert len(pusher.push([ScoreUpdate(*values["honest"])])) == 1
+    assert scored(stack, keys["alice"]) == (700, 100_000)
+    refused = answers(sessions, proposals(sessions)[-1].id)[quorum[1].address]
+    assert refused.verdict == "refused" and "proposed score 700 limit 100000, computed score 800" in refused.reason
+    sessions.kw["bind"].dispose()
