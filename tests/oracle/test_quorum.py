@@ -63,6 +63,8 @@ class Signers:
 
     def start(self, n: int, bureau_url: str | None = None) -> None:
         log = self.logs / f"signer-{n}.log"
+        line = f"score signer score_signer_{n} ("
+        before = log.read_text().count(line) if log.exists() else 0  # a restarted signer appends to its log
         env = {**self.env, f"LOANLEDGER_SCORE_SIGNER_{n}_KEY": SIGNERS[n - 1].key.hex()}
         with log.open("ab") as out:
             self.processes[n] = subprocess.Popen(
@@ -70,7 +72,7 @@ class Signers:
                  *(["--bureau-url", bureau_url] if bureau_url else [])],
                 env=env, stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
-        while f"score signer score_signer_{n} (" not in log.read_text():
+        while log.read_text().count(line) == before:
             assert self.processes[n].poll() is None, log.read_text()[-3000:]
             assert time.monotonic() < deadline, f"signer {n} did not start: {log.read_text()[-3000:]}"
             time.sleep(0.1)
@@ -248,7 +250,7 @@ def test_two_signers_killed_the_report_is_set_aside_and_the_refresher_keeps_goin
     assert refresher.due() == [keys["dave"].address]
     signers.start(3)
     report = refresher.run_once()
-    assert report.pushed == 1 and scored(stack, keys["dave"])[0] > 0
+    assert report.pushed == 1 and scored(stack, keys["dave"])[0] > 0, (report, signers.log(3)[-3000:])
     assert failing(sessions) == 0
 
 
