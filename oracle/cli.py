@@ -149,6 +149,39 @@ def outbox_command(
     Console().print(table)
 
 
+@oracle_app.command("proposals")
+def proposals_command(
+    state: str = typer.Option(None, "--state", help="Only proposals in this state: open, submitted, set_aside."),
+    limit: int = typer.Option(50, "--limit", min=1, help="The newest this many."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per proposal."),
+) -> None:
+    """The score reports proposed to the score signers: which landed, which were set aside and why, who signed
+    and who refused what."""
+    from dataclasses import asdict
+
+    from ledger.config import load_settings
+    from ledger.store import open_store
+    from oracle.quorum import recent
+
+    sessions = open_store(load_settings().database_url)
+    try:
+        views = recent(sessions, state, limit)
+    finally:
+        sessions.kw["bind"].dispose()
+    if as_json:
+        for view in views:
+            typer.echo(json.dumps(asdict(view)))
+        return
+    table = Table(title=f"score proposals: {len(views)}" + (f" {state}" if state else ""))
+    for column in ("id", "report", "state", "borrowers", "signed", "refused", "reason", "tx"):
+        table.add_column(column, overflow="fold")
+    for v in views:
+        table.add_row(str(v.id), str(v.report_id), v.state, str(v.borrowers), f"{len(v.signed)}/{v.threshold} "
+                      + ", ".join(v.signed), "; ".join(f"{name}: {why}" for name, why in v.refused.items()),
+                      v.reason or "", v.tx_hash or "")
+    Console().print(table)
+
+
 def _add_reconciliation(service, settings, sessions, interval: float) -> None:
     """The scheduled reconciliation run and its gauge (`loanledger_oracle_reconciliation_unmatched`)."""
     from oracle.payments.config import ProviderConfigError, load_providers

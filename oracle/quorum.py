@@ -210,6 +210,39 @@ class QuorumPusher:
                 proposal.decided_at = int(self.clock())
 
 
+@dataclass(frozen=True)
+class ProposalView:
+    """A proposal with its signers' answers, for `loanledger oracle proposals`."""
+
+    id: int
+    report_id: int
+    state: str
+    borrowers: int
+    threshold: int
+    signed: list[str]
+    refused: dict[str, str]  # signer name -> why
+    reason: str | None
+    tx_hash: str | None
+    created_at: int
+
+
+def recent(sessions: sessionmaker, state: str | None = None, limit: int = 50) -> list[ProposalView]:
+    """The newest proposals (in `state`, if given), newest first, each with who signed and who refused why."""
+    query = select(ScoreProposal).order_by(ScoreProposal.id.desc()).limit(limit)
+    if state is not None:
+        query = query.where(ScoreProposal.state == state)
+    with sessions() as session:
+        rows = session.scalars(query).all()
+        answers: dict[int, list[ScoreSignature]] = {row.id: [] for row in rows}
+        for answer in session.scalars(select(ScoreSignature).where(ScoreSignature.proposal_id.in_(list(answers)))
+                                      .order_by(ScoreSignature.id)):
+            answers[answer.proposal_id].append(answer)
+    return [ProposalView(id=row.id, report_id=row.report_id, state=row.state, borrowers=len(json.loads(row.entries)),
+                         threshold=row.threshold, signed=[a.name for a in answers[row.id] if a.verdict == SIGNED],
+                         refused={a.name: a.reason or "" for a in answers[row.id] if a.verdict == REFUSED},
+                         reason=row.reason, tx_hash=row.tx_hash, created_at=row.created_at) for row in rows]
+
+
 def failing(sessions: sessionmaker) -> int:
     """Proposals set aside since the last report that landed: above zero, the quorum is not forming now."""
     with sessions() as session:

@@ -310,3 +310,36 @@ def test_signatures_in_the_store_are_checked_not_trusted(w3, stack, keys, quorum
     refused = answers(sessions, proposals(sessions)[-1].id)[quorum[1].address]
     assert refused.verdict == "refused" and "proposed score 700 limit 100000, computed score 800" in refused.reason
     sessions.kw["bind"].dispose()
+
+
+def test_the_cli_lists_proposals_with_who_signed_and_who_refused_why(tmp_path):
+    from typer.testing import CliRunner
+
+    from ledger.cli import app
+
+    db_url = f"sqlite:///{tmp_path / 'cli.db'}"
+    sessions = open_store(db_url)
+    with sessions.begin() as session:
+        for state, reason in (("submitted", None), ("set_aside", "1 matching signature(s) of the 2 needed")):
+            proposal = ScoreProposal(report_id=7, model_version=1, chain_id=31337, oracle="0x" + "11" * 20,
+                                     entries=json.dumps([["0x" + "22" * 20, 600, 1_000]]), digest="0x" + "00" * 32,
+                                     threshold=2, state=state, reason=reason, created_at=1, deadline=2)
+            session.add(proposal)
+            session.flush()
+            session.add(ScoreSignature(proposal_id=proposal.id, signer=SIGNERS[0].address, name="score_signer_1",
+                                       verdict="signed", signature="0x" + "00" * 65, created_at=1))
+            session.add(ScoreSignature(proposal_id=proposal.id, signer=SIGNERS[2].address, name="score_signer_3",
+                                       verdict="refused", reason="0x22..: computed score 590", created_at=1))
+    sessions.kw["bind"].dispose()
+    result = CliRunner().invoke(app, ["oracle", "proposals", "--state", "set_aside", "--json"],
+                                env={**os.environ, "LOANLEDGER_DB_URL": db_url})
+    assert result.exit_code == 0, result.output
+    (line,) = result.output.strip().splitlines()
+    shown = json.loads(line)
+    assert (shown["state"], shown["signed"], shown["threshold"], shown["borrowers"]) == (
+        "set_aside", ["score_signer_1"], 2, 1)
+    assert shown["refused"] == {"score_signer_3": "0x22..: computed score 590"}
+    assert "1 matching signature(s)" in shown["reason"]
+    table = CliRunner().invoke(app, ["oracle", "proposals"], env={**os.environ, "LOANLEDGER_DB_URL": db_url,
+                                                                   "COLUMNS": "300"})
+    assert table.exit_code == 0 and "set_aside" in table.output and "submitted" in table.output
