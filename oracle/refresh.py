@@ -6,7 +6,9 @@ it), and, if `refresh_after` is set, when the score is older than that. A score 
 otherwise left to go stale on purpose: the loan book then refuses to approve on it, which is the
 safe failure. Inputs: the bureau's record (the scorecard's attributes), the declared monthly income
 (the bureau's `monthly_income` when it has one, else the configured default) and the ledger's
-repayment history from the read model.
+repayment history from the read model. The oracle's refresher pushes through `oracle.quorum.QuorumPusher`: each
+report is proposed to the score signer processes, which re-score with their own `Scorer` and sign only matching
+values; borrowers whose report gathers no quorum stay due and are proposed again next round.
 """
 
 from __future__ import annotations
