@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from api.errors import ApiError
@@ -17,7 +17,7 @@ from api.paging import Keyset
 from api.schemas.audit import AuditLoanOut, BorrowerOut, PaymentKind
 from api.services.reports import STATUSES
 from api.views import checksum_address
-from ledger.store.models.chain import Borrower, ChainEvent, Loan, Payment, ScoreRecord
+from ledger.store.models.chain import Borrower, ChainEvent, IndexerCursor, Loan, Payment, ScoreRecord
 
 LOAN_ORDER = Keyset((Loan.id,), (int,))
 EVENT_ORDER = Keyset((ChainEvent.block_number, ChainEvent.log_index), (int, int))
@@ -54,8 +54,12 @@ def borrower_bodies(session: Session, rows: list[Borrower]) -> list[BorrowerOut]
     for s in session.scalars(select(ScoreRecord).where(ScoreRecord.borrower.in_(addresses))
                              .order_by(ScoreRecord.block_number, ScoreRecord.log_index)):
         scores[s.borrower].append(s)
+    # Ages are measured on the chain's clock as the read model last saw it (what CreditOracle.isFresh compares).
+    now = session.scalar(select(func.max(IndexerCursor.block_time))) or 0
     return [BorrowerOut.model_validate(Overlay(r, revoked_reason=_reason_text(r.revoked_reason),
-                                               score_history=scores[r.address], loan_ids=loans[r.address]))
+                                               score_history=scores[r.address], loan_ids=loans[r.address],
+                                               score_age=max(now - r.score_updated_at, 0)
+                                               if now and r.score_updated_at is not None else None))
             for r in rows]
 
 

@@ -171,6 +171,7 @@ class Settings(BaseSettings):
     bureau_api_key: SecretStr | None = None  # the bureau's bearer key; default: one made once in <home>/keys/
     notify_secret: SecretStr | None = None   # HMAC key of the notices `oracle run --notify-webhook` posts
     outbox_fault: str = ""                   # tests only: "before_send"|"after_send"[:N] exits the worker there
+    score_signers: int = Field(3, ge=0)      # score signer processes `loanledger run` starts: score_signer_1..N
     # The client commands (`loanledger wallet|login|kyc|apply|...`, on the user's machine):
     api_url: str = ""                        # the API they talk to; default http://<api_host>:<api_port>
     wallet_dir: str = ""                     # default <home>/wallets

@@ -6,7 +6,7 @@ which order, with which constructor arguments, which role grants, and the manife
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from hexbytes import HexBytes
@@ -34,17 +34,40 @@ class RoleHolders:
     operator: str
     oracle: str
     pauser: str
-    score_signer: str
+    score_signers: tuple[str, ...]  # the quorum's keys, one per signer process; one address alone is accepted
+
+    def __post_init__(self) -> None:
+        signers = (self.score_signers,) if isinstance(self.score_signers, str) else tuple(self.score_signers)
+        if not signers or len({s.lower() for s in signers}) != len(signers):
+            raise ValueError(f"score signers must be one or more distinct addresses, got {signers}")
+        object.__setattr__(self, "score_signers", signers)
+
+    def holders(self, field_name: str) -> list[str]:
+        """The addresses a GRANTS holder field names (every score signer for `score_signers`)."""
+        value = getattr(self, field_name)
+        return list(value) if isinstance(value, tuple) else [value]
 
     def as_manifest(self) -> dict[str, list[str]]:
         return {"DEFAULT_ADMIN_ROLE": [self.admin], "OPERATOR_ROLE": [self.operator], "ORACLE_ROLE": [self.oracle],
-                "PAUSER_ROLE": [self.pauser], "SCORE_SIGNER_ROLE": [self.score_signer]}
+                "PAUSER_ROLE": [self.pauser], "SCORE_SIGNER_ROLE": list(self.score_signers)}
+
+
+def majority(signers: int) -> int:
+    """The default signer threshold: more than half the score signers (2 of 3, 3 of 4), so no single key, nor a
+    minority, can move a limit, while one signer down still leaves a quorum from three up."""
+    return signers // 2 + 1
 
 
 @dataclass(frozen=True)
 class Settings:
     max_score_age: int = 30 * DAY
     credit_limit_currency: str = "CNY"  # what the credit oracle's limits are in: loans are lent in it
+    signer_threshold: int = 1  # distinct score signers a report needs (CreditOracle.setSignerThreshold)
+
+    def check(self, roles: RoleHolders) -> None:
+        if not 1 <= self.signer_threshold <= len(roles.score_signers):
+            raise ValueError(f"a signer threshold of {self.signer_threshold} cannot be met by "
+                             f"{len(roles.score_signers)} score signer(s)")
 
 
 def constructor_args(name: str, roles: RoleHolders, deployed: dict[str, str], settings: Settings) -> tuple:
@@ -65,7 +88,7 @@ def constructor_args(name: str, roles: RoleHolders, deployed: dict[str, str], se
 class Grant:
     contract: str
     role: str
-    holder: str  # a RoleHolders field
+    holder: str  # a RoleHolders field (every address of it, for the score signers)
     reason: str  # what the contract checks the role for there
 
 
@@ -78,7 +101,8 @@ GRANTS: tuple[Grant, ...] = (
           "no function; isStaff, so transactionAllowed lets the oracle transact on a permissioned (Besu) chain"),
     Grant("BorrowerRegistry", "PAUSER_ROLE", "pauser", "pause, unpause"),
     Grant("CreditOracle", "ORACLE_ROLE", "oracle", "pushScores (relays the score signers' reports)"),
-    Grant("CreditOracle", "SCORE_SIGNER_ROLE", "score_signer", "a signature pushScores counts towards the threshold"),
+    Grant("CreditOracle", "SCORE_SIGNER_ROLE", "score_signers",
+          "a signature pushScores counts towards signerThreshold (each signer process has its own key)"),
     Grant("CreditOracle", "PAUSER_ROLE", "pauser", "pause, unpause"),
     Grant("ProductCatalog", "OPERATOR_ROLE", "operator", "createProduct, changeProduct, retireProduct"),
     Grant("ProductCatalog", "PAUSER_ROLE", "pauser", "pause, unpause"),
@@ -94,8 +118,8 @@ GRANTS: tuple[Grant, ...] = (
 
 def role_grants(roles: RoleHolders) -> list[tuple[str, str, str]]:
     """(contract, role, holder) granted by the admin after deployment: GRANTS, in CONTRACT_NAMES order."""
-    return [(g.contract, g.role, getattr(roles, g.holder))
-            for name in CONTRACT_NAMES for g in GRANTS if g.contract == name]
+    return [(g.contract, g.role, holder)
+            for name in CONTRACT_NAMES for g in GRANTS if g.contract == name for holder in roles.holders(g.holder)]
 
 
 def contracts_checking(role: str) -> list[str]:
@@ -112,12 +136,12 @@ def grants_by_contract(roles: RoleHolders) -> dict[str, dict[str, list[str]]]:
 
 
 def build_manifest(network: str, chain_id: int, roles: RoleHolders, deployed: dict[str, DeployedContract],
-                   deployed_at: int) -> Manifest:
+                   deployed_at: int, signer_threshold: int = 1) -> Manifest:
     """The manifest of `deployed` (DEPLOY_ORDER names; the forwarder goes to its own field)."""
     return Manifest(network=network, chain_id=chain_id, deployer=roles.admin, compiler=f"solc-js {SOLC_VERSION}",
                     source_hash=source_hash(), contracts={n: d for n, d in deployed.items() if n != FORWARDER},
                     roles=roles.as_manifest(), grants=grants_by_contract(roles), deployed_at=deployed_at,
-                    forwarder=deployed.get(FORWARDER))
+                    forwarder=deployed.get(FORWARDER), signer_threshold=signer_threshold)
 
 
 def is_current(manifest: Manifest, chain_id: int, code_at: Callable[[str], bytes]) -> bool:
@@ -146,13 +170,15 @@ def _deploy(w3: Web3, name: str, artifact: dict, sender: str, *args) -> tuple[Co
     return w3.eth.contract(address=receipt.contractAddress, abi=artifact["abi"]), deployed
 
 
-def deploy_stack(w3: Web3, admin: str, *, operator: str, oracle: str, pauser: str, score_signer: str,
-                 max_score_age: int = 30 * DAY, credit_limit_currency: str = "CNY",
+def deploy_stack(w3: Web3, admin: str, *, operator: str, oracle: str, pauser: str, score_signer: str | Sequence[str],
+                 max_score_age: int = 30 * DAY, credit_limit_currency: str = "CNY", signer_threshold: int = 1,
                  network: str = "local") -> Bindings:
-    """Follow the plan from `admin` (an account the node has unlocked): deploy, grant roles, describe it."""
+    """Follow the plan from `admin` (an account the node has unlocked): deploy, grant roles, set the score
+    signers' threshold, describe it. `score_signer`: one address, or the quorum's."""
     artifacts = compile_contracts()
     roles = RoleHolders(admin, operator, oracle, pauser, score_signer)
-    settings = Settings(max_score_age, credit_limit_currency)
+    settings = Settings(max_score_age, credit_limit_currency, signer_threshold)
+    settings.check(roles)
     contracts: dict[str, Contract] = {}
     deployed: dict[str, DeployedContract] = {}
     for name in DEPLOY_ORDER:
@@ -162,8 +188,12 @@ def deploy_stack(w3: Web3, admin: str, *, operator: str, oracle: str, pauser: st
         contract = contracts[name]
         role_id = contract.functions[role]().call()
         _mined(w3, contract.functions.grantRole(role_id, holder).transact({"from": admin}), f"granting {role} on {name}")
+    if settings.signer_threshold != 1:  # the constructor's
+        _mined(w3, contracts["CreditOracle"].functions.setSignerThreshold(settings.signer_threshold).transact(
+            {"from": admin}), "setting the score signers' threshold")
     first_block = deployed[DEPLOY_ORDER[0]].block
-    manifest = build_manifest(network, w3.eth.chain_id, roles, deployed, w3.eth.get_block(first_block).timestamp)
+    manifest = build_manifest(network, w3.eth.chain_id, roles, deployed, w3.eth.get_block(first_block).timestamp,
+                              settings.signer_threshold)
     return Bindings(registry=contracts["BorrowerRegistry"], oracle=contracts["CreditOracle"],
                     book=contracts["LoanBook"], anchor=contracts["ActionLogAnchor"], catalog=contracts["ProductCatalog"],
                     manifest=manifest, forwarder=contracts[FORWARDER])

@@ -43,6 +43,8 @@ class Manifest:
     grants: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     # The LoanLedgerForwarder the contracts trust; None in a manifest written before it existed (redeploy).
     forwarder: DeployedContract | None = None
+    # Distinct score signers a credit report needs, as set at deployment (CreditOracle.signerThreshold).
+    signer_threshold: int = 1
 
     @property
     def start_block(self) -> int:

@@ -28,6 +28,10 @@ from ledger.manifest import ROOT
 
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
 DEV_ROLES = ("admin", "operator", "oracle", "pauser", "signer")  # accounts 0..4; borrowers follow
+# The local quorum's score signers (score_signer_1..3): account 4, then the last two of the 30 the local anvil
+# makes, which nothing else uses. The one place these indices are chosen (the deploy script and the supervisor
+# read them here).
+DEV_SCORE_SIGNERS = (4, 28, 29)
 CHAIN_ID = 31337
 Account.enable_unaudited_hdwallet_features()
 
@@ -47,7 +51,7 @@ def anvil_binary() -> str:
 
 
 def dev_account(index: int) -> LocalAccount:
-    """Account `index` of the development mnemonic (0 admin, 1 operator, 2 oracle, 3 pauser, 4 score signer)."""
+    """Account `index` of the development mnemonic (0 admin, 1 operator, 2 oracle, 3 pauser, DEV_SCORE_SIGNERS)."""
     return Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
 
 

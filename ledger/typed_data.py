@@ -10,7 +10,7 @@ from dataclasses import astuple, dataclass
 from enum import IntEnum
 
 from eth_account import Account
-from eth_account.messages import encode_typed_data
+from eth_account.messages import _hash_eip191_message, encode_typed_data
 
 LOAN_BOOK_DOMAIN = ("LoanLedger LoanBook", "1")
 CREDIT_ORACLE_DOMAIN = ("LoanLedger CreditOracle", "1")
@@ -129,6 +129,11 @@ def score_report(*, chain_id: int, oracle: str, report_id: int, model_version: i
 def sign(private_key, message: dict) -> bytes:
     """65-byte signature (r, s, v) over a full EIP-712 message."""
     return Account.sign_typed_data(private_key, full_message=message).signature
+
+
+def digest(message: dict) -> bytes:
+    """The 32-byte EIP-712 hash a signature over `message` signs (what a contract's `_hashTypedDataV4` gives)."""
+    return _hash_eip191_message(encode_typed_data(full_message=message))
 
 
 def recover(message: dict, signature: bytes) -> str:

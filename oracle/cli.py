@@ -66,6 +66,9 @@ def run_command(
                                    help="Reconcile the providers' statements of the previous UTC day."),
     reconcile_interval: float = typer.Option(3600.0, "--reconcile-interval", min=0.1,
                                              help="Seconds between reconciliation runs (each re-reads yesterday)."),
+    quorum_timeout: float = typer.Option(10.0, "--quorum-timeout", min=0.1,
+                                         help="Seconds a score report waits for its quorum of score signers "
+                                              "(`loanledger oracle signer`) before it is set aside."),
 ) -> None:
     """Run the oracle: payment webhooks, the outbox worker, the risk monitor and score refreshes, until SIGTERM."""
     from ledger.cli._common import fail
@@ -106,7 +109,7 @@ def run_command(
     if risk or scores:
         shared = outbox_worker.client if outbox_worker else None  # one nonce manager per key per process
         for task in _monitor_tasks(settings, sessions, risk, scores, reminder_days, notify_webhook, monitor_interval,
-                                   shared):
+                                   shared, quorum_timeout):
             service.add_task(task)
     logging.getLogger("oracle").info(
         "oracle: webhooks %s, outbox worker %s, store %s", f"on http://{host}:{port}" if webhooks else "off",
@@ -146,6 +149,39 @@ def outbox_command(
     Console().print(table)
 
 
+@oracle_app.command("proposals")
+def proposals_command(
+    state: str = typer.Option(None, "--state", help="Only proposals in this state: open, submitted, set_aside."),
+    limit: int = typer.Option(50, "--limit", min=1, help="The newest this many."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per proposal."),
+) -> None:
+    """The score reports proposed to the score signers: which landed, which were set aside and why, who signed
+    and who refused what."""
+    from dataclasses import asdict
+
+    from ledger.config import load_settings
+    from ledger.store import open_store
+    from oracle.quorum import recent
+
+    sessions = open_store(load_settings().database_url)
+    try:
+        views = recent(sessions, state, limit)
+    finally:
+        sessions.kw["bind"].dispose()
+    if as_json:
+        for view in views:
+            typer.echo(json.dumps(asdict(view)))
+        return
+    table = Table(title=f"score proposals: {len(views)}" + (f" {state}" if state else ""))
+    for column in ("id", "report", "state", "borrowers", "signed", "refused", "reason", "tx"):
+        table.add_column(column, overflow="fold")
+    for v in views:
+        table.add_row(str(v.id), str(v.report_id), v.state, str(v.borrowers), f"{len(v.signed)}/{v.threshold} "
+                      + ", ".join(v.signed), "; ".join(f"{name}: {why}" for name, why in v.refused.items()),
+                      v.reason or "", v.tx_hash or "")
+    Console().print(table)
+
+
 def _add_reconciliation(service, settings, sessions, interval: float) -> None:
     """The scheduled reconciliation run and its gauge (`loanledger_oracle_reconciliation_unmatched`)."""
     from oracle.payments.config import ProviderConfigError, load_providers
@@ -163,8 +199,9 @@ def _add_reconciliation(service, settings, sessions, interval: float) -> None:
 
 
 def _monitor_tasks(settings, sessions, risk: bool, scores: bool, reminder_days: int, notify_webhook: str | None,
-                   interval: float, oracle=None):
-    """The risk monitor (declares defaults as the oracle) and the score refresher (signs as the score signer)."""
+                   interval: float, oracle=None, quorum_timeout: float = 10.0):
+    """The risk monitor (declares defaults as the oracle) and the score refresher (proposes each report to the
+    score signers, submits it as the oracle once a quorum signed it; it holds no signer key)."""
     from ledger.chain import ChainClient, SignerNotConfigured, load_account, web3_for
     from ledger.cli._common import fail, manifest
     from ledger.contracts import bind
@@ -176,7 +213,6 @@ def _monitor_tasks(settings, sessions, risk: bool, scores: bool, reminder_days: 
         if oracle is None:
             oracle = ChainClient(w3, load_account(settings, "oracle"), bindings.errors,
                                  receipt_timeout=settings.tx_timeout)
-        signer = load_account(settings, "score_signer") if scores else None
     except SignerNotConfigured as exc:
         raise fail(str(exc)) from None
     chain_time = lambda: w3.eth.get_block("latest")["timestamp"]  # noqa: E731
@@ -190,15 +226,69 @@ def _monitor_tasks(settings, sessions, risk: bool, scores: bool, reminder_days: 
         tasks.append(BackgroundTask("risk", every(interval, monitor.run_once, "risk monitor")))
     if scores:
         from oracle.bureau.source import HttpBureau
+        from oracle.quorum import QuorumPusher
         from oracle.refresh import ScoreRefresher
-        from oracle.scores import ScorePusher
         from oracle.scoring.scorecard import load_scorecard
         scorecard = load_scorecard()
-        pusher = ScorePusher(bindings.oracle, oracle.transact, [signer], scorecard.version)
+        signers = len(bindings.manifest.granted("CreditOracle").get("SCORE_SIGNER_ROLE", [])) or None
+        pusher = QuorumPusher(bindings.oracle, oracle.transact, sessions, scorecard.version, timeout=quorum_timeout,
+                              signers=signers)
         bureau = HttpBureau(settings.bureau_url, bureau_api_key(settings))
         refresher = ScoreRefresher(sessions, bureau, scorecard, pusher, chain_time=chain_time)
         tasks.append(BackgroundTask("scores", every(interval, refresher.run_once, "score refresher")))
     return tasks
+
+
+@oracle_app.command("signer")
+def signer_command(
+    name: str = typer.Option(..., "--name", help="Which score signer: its key is LOANLEDGER_<NAME>_KEY or the "
+                             "keystore <keystore dir>/<name>.json (e.g. score_signer_2)."),
+    bureau_url: str = typer.Option(None, "--bureau-url", help="The bureau it scores from (default: the "
+                                   "`bureau_url` setting); its own read, not the oracle's."),
+    interval: float = typer.Option(0.2, "--interval", min=0.01, help="Seconds between looks for new proposals."),
+    log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
+) -> None:
+    """Run one score signer until SIGTERM: re-score each proposed report's borrowers, sign only matching values.
+
+    Run N of them, each with its own key, beside `loanledger oracle run`; the credit oracle accepts a report
+    with `signerThreshold` of their signatures (`loanledger roles` shows it).
+    """
+    import signal
+    import threading
+
+    from ledger.chain import SignerNotConfigured, load_account
+    from ledger.cli._common import fail, manifest
+    from ledger.config import load_settings
+    from ledger.store import open_store
+    from oracle.bureau.source import HttpBureau
+    from oracle.quorum import ScoreSigner
+    from oracle.refresh import Scorer
+    from oracle.scoring.scorecard import load_scorecard
+    from oracle.service import bureau_api_key
+
+    _logging(log_level)
+    settings = load_settings()
+    try:
+        account = load_account(settings, name)
+    except SignerNotConfigured as exc:
+        raise fail(str(exc)) from None
+    deployed = manifest(settings)
+    sessions = open_store(settings.database_url)
+    scorecard = load_scorecard()
+    scorer = Scorer(sessions, HttpBureau(bureau_url or settings.bureau_url, bureau_api_key(settings)), scorecard)
+    signer = ScoreSigner(name, account, sessions, scorer, chain_id=deployed.chain_id,
+                         oracle=deployed.address("CreditOracle"), model_version=scorecard.version)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    logging.getLogger("oracle").info("score signer %s (%s): scorecard v%d, bureau %s, store %s", name,
+                                     account.address, scorecard.version, bureau_url or settings.bureau_url,
+                                     settings.database_url.split("@")[-1])
+    try:
+        signer.run(stop, interval)
+    finally:
+        sessions.kw["bind"].dispose()
+    logging.getLogger("oracle").info("score signer %s stopped", name)
 
 
 def _outbox_worker(settings, sessions, account, batch_size: int, interval: float, max_backoff: float, fault):

@@ -6,7 +6,9 @@ it), and, if `refresh_after` is set, when the score is older than that. A score 
 otherwise left to go stale on purpose: the loan book then refuses to approve on it, which is the
 safe failure. Inputs: the bureau's record (the scorecard's attributes), the declared monthly income
 (the bureau's `monthly_income` when it has one, else the configured default) and the ledger's
-repayment history from the read model.
+repayment history from the read model. The oracle's refresher pushes through `oracle.quorum.QuorumPusher`: each
+report is proposed to the score signer processes, which re-score with their own `Scorer` and sign only matching
+values; borrowers whose report gathers no quorum stay due and are proposed again next round.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from sqlalchemy.orm import sessionmaker
 from ledger.book import LoanStatus
 from ledger.store.models.chain import Borrower, Loan, ScoreRecord
 from oracle.bureau.source import BureauError, CreditBureau
+from oracle.quorum import QuorumPusher
 from oracle.scores import ScorePusher, ScoreUpdate
 from oracle.scoring.limits import RepaymentHistory, credit_limit
 from oracle.scoring.scorecard import Scorecard
@@ -52,12 +55,30 @@ def history_of(loans: list[Loan]) -> RepaymentHistory:
     return RepaymentHistory(on_time=max(on_time, 0), late=late, defaulted=defaulted)
 
 
-class ScoreRefresher:
-    def __init__(self, sessions: sessionmaker, bureau: CreditBureau, scorecard: Scorecard, pusher: ScorePusher, *,
-                 chain_time: Callable[[], int], refresh_after: int | None = None,
+class Scorer:
+    """One borrower's score and limit: the bureau's record through the scorecard, the limit moved by the ledger's
+    repayment history. The refresher proposes with one; every score signer re-scores with its own."""
+
+    def __init__(self, sessions: sessionmaker, bureau: CreditBureau, scorecard: Scorecard, *,
                  default_income: int = DEFAULT_MONTHLY_INCOME):
+        self.sessions, self.bureau, self.scorecard, self.default_income = sessions, bureau, scorecard, default_income
+
+    def update_for(self, address: str) -> ScoreUpdate:
+        report = self.bureau.report(address)
+        score = self.scorecard.score(report.attributes).score
+        income = int(report.attributes.get("monthly_income", self.default_income))
+        with self.sessions() as session:
+            loans = list(session.scalars(select(Loan).where(Loan.borrower == address)))
+        return ScoreUpdate(address, max(0, min(score, 65_535)), credit_limit(score, income, history_of(loans)))
+
+
+class ScoreRefresher:
+    def __init__(self, sessions: sessionmaker, bureau: CreditBureau, scorecard: Scorecard,
+                 pusher: ScorePusher | QuorumPusher, *, chain_time: Callable[[], int],
+                 refresh_after: int | None = None, default_income: int = DEFAULT_MONTHLY_INCOME):
         self.sessions, self.bureau, self.scorecard, self.pusher = sessions, bureau, scorecard, pusher
         self.chain_time, self.refresh_after, self.default_income = chain_time, refresh_after, default_income
+        self.scorer = Scorer(sessions, bureau, scorecard, default_income=default_income)
         # Loan block each borrower was last pushed for: the read model may not show our push yet.
         self._pushed_for: dict[str, int] = {}
 
@@ -87,12 +108,7 @@ class ScoreRefresher:
         return due
 
     def update_for(self, address: str) -> ScoreUpdate:
-        report = self.bureau.report(address)
-        score = self.scorecard.score(report.attributes).score
-        income = int(report.attributes.get("monthly_income", self.default_income))
-        with self.sessions() as session:
-            loans = list(session.scalars(select(Loan).where(Loan.borrower == address)))
-        return ScoreUpdate(address, max(0, min(score, 65_535)), credit_limit(score, income, history_of(loans)))
+        return self.scorer.update_for(address)
 
     def run_once(self) -> RefreshReport:
         report = RefreshReport()
@@ -106,9 +122,16 @@ class ScoreRefresher:
                 report.failed[address] = str(exc)
                 log.warning("no score for %s this round: %s", address, exc)
         if updates:
+            landed: set[str] = set()
             for pushed in self.pusher.push(updates):
                 report.pushed += pushed.count
                 report.reports.append(pushed.report_id)
+                landed.update(pushed.borrowers)
+            # A quorum that did not form leaves its borrowers due: the next round proposes them again.
+            set_aside = getattr(self.pusher, "set_aside", {})
             for update in updates:
-                self._pushed_for[update.borrower] = loan_blocks[update.borrower]
+                if update.borrower in landed:
+                    self._pushed_for[update.borrower] = loan_blocks[update.borrower]
+                else:
+                    report.failed[update.borrower] = set_aside.get(update.borrower, "not pushed")
         return report

@@ -42,6 +42,7 @@ class PushedReport:
     tx_hash: str
     block_number: int
     gas_used: int
+    borrowers: tuple[str, ...] = ()  # in report order
 
 
 class ScorePusher:
@@ -77,5 +78,6 @@ class ScorePusher:
                 raise
             return PushedReport(report_id=report_id, count=len(entries),
                                 tx_hash=to_0x_hex(receipt["transactionHash"]),
-                                block_number=receipt["blockNumber"], gas_used=receipt["gasUsed"])
+                                block_number=receipt["blockNumber"], gas_used=receipt["gasUsed"],
+                                borrowers=tuple(entry[0] for entry in entries))
         raise AssertionError("unreachable")

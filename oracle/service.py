@@ -26,6 +26,7 @@ from sqlalchemy.orm import sessionmaker
 
 from ledger.config import Settings
 from ledger.secret_file import read_or_create
+from oracle import quorum as score_quorum
 from oracle import suspense
 from oracle.intake import payment_webhooks
 from oracle.outbox import SET_ASIDE, Outbox, OutboxWorker
@@ -111,15 +112,18 @@ class OracleService:
                 with self.sessions() as session:
                     session.execute(text("SELECT 1"))
                 counts, store = self.outbox.counts(), "ok"
+                quorum_failing = score_quorum.failing(self.sessions)
             except Exception as exc:  # noqa: BLE001 - reported, not raised: this is the health check
-                counts, store = {}, f"{type(exc).__name__}"
+                counts, store, quorum_failing = {}, f"{type(exc).__name__}", None
             healthy = store == "ok" and all(alive.values())
             worker = self.worker
             return JSONResponse(status_code=200 if healthy else 503, content={
                 "status": "ok" if healthy else "degraded", "store": store, "tasks": alive, "outbox": counts,
                 # Items no retry will send: the process is healthy (a restart would not help), an operator must act
                 # (`loanledger oracle outbox --status set_aside`).
-                "attention": {"set_aside": counts.get(SET_ASIDE, 0), "rejected": counts.get("rejected", 0)},
+                "attention": {"set_aside": counts.get(SET_ASIDE, 0), "rejected": counts.get("rejected", 0),
+                              # Score reports set aside since the last one landed: the signers' quorum is not forming.
+                              "score_reports_set_aside": quorum_failing},
                 "node_failures": worker.failures if worker is not None else None,
                 "webhooks": sorted(self.verifier.providers) if self.verifier is not None else [],
                 "uptime": round(time.time() - self.started_at, 1)})
@@ -127,6 +131,7 @@ class OracleService:
         registry = CollectorRegistry(auto_describe=True)
         registry.register(_OutboxCollector(self))
         registry.register(_SuspenseCollector(self.sessions))
+        registry.register(_ScoreQuorumCollector(self.sessions))
         if self.reconciliation is not None:
             registry.register(_ReconciliationCollector(self.reconciliation))
 
@@ -229,6 +234,23 @@ class _SuspenseCollector:
                                 "Received payments held in suspense that an operator has not resolved "
                                 "(open, or a refund not yet confirmed)",
                                 value=counts.get("open", 0) + counts.get("refunding", 0))
+
+
+class _ScoreQuorumCollector:
+    """Score report proposals set aside since the last report landed: to alert on (the signers' quorum is down)."""
+
+    def __init__(self, sessions: sessionmaker):
+        self.sessions = sessions
+
+    def collect(self):
+        try:
+            count = score_quorum.failing(self.sessions)
+        except Exception:  # the store is down: /healthz says so; a scrape still answers
+            log.warning("metrics: the score proposals could not be counted", exc_info=True)
+            return
+        yield GaugeMetricFamily("loanledger_oracle_score_quorum_failing",
+                                "Score reports set aside (no quorum of score signers, or refused) since the last "
+                                "report that landed", value=count)
 
 
 class _ReconciliationCollector:

@@ -394,6 +394,29 @@ def gas_used(node_url: str, from_block: int) -> int:
     return total
 
 
+def score_quorum(settings) -> dict:
+    """Read from the chain: every accepted score report and whose signatures carried it (the quorum at work)."""
+    from eth_account import Account as Signers
+
+    from ledger.chain import web3_for
+    from ledger.contracts import bind
+    from ledger.manifest import load
+
+    manifest = load(settings.manifest_path)
+    oracle = bind(web3_for(settings), manifest).oracle
+    threshold, used, at_threshold = oracle.functions.signerThreshold().call(), set(), True
+    accepted = oracle.events.ScoreReportAccepted().get_logs(from_block=manifest.start_block, to_block="latest")
+    for event in accepted:
+        _, args = oracle.decode_function_input(oracle.w3.eth.get_transaction(event.transactionHash)["input"])
+        digest = bytes(oracle.functions.reportDigest(args["reportId"], args["modelVersion"], args["updates"]).call(
+            block_identifier=event.blockNumber - 1))
+        signers = [Signers._recover_hash(digest, signature=s) for s in args["signatures"]]
+        at_threshold = at_threshold and len(set(signers)) == len(signers) >= threshold
+        used.update(signers)
+    return {"signers": len(manifest.granted("CreditOracle").get("SCORE_SIGNER_ROLE", [])), "threshold": threshold,
+            "reports": len(accepted), "signers_used": len(used), "every_report_at_threshold": at_threshold}
+
+
 def main() -> int:
     started = time.monotonic()
     settings = load_settings({**os.environ, "LOANLEDGER_HOME": str(DEMO.home)})  # the demo's own data directory
@@ -459,6 +482,7 @@ def main() -> int:
             done(12)
             outcome = summarize(scenario, audit, gas_used(settings.node_url, start_block), time.monotonic() - started)
             outcome["dashboard"] = dashboard
+            outcome["score_quorum"] = score_quorum(settings)
             if dashboard["checked"] and not dashboard["ok"]:
                 outcome["ok"] = False
                 progress.console.print(f"[red]the dashboard did not show the book[/red]: {dashboard}")

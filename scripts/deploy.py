@@ -7,7 +7,11 @@
 Without --redeploy it does nothing when deployments/<network>.json already describes this chain and
 these sources and every contract has code: rerunning is safe. On the local network the role holders
 default to the development accounts (the same mnemonic as the local anvil); elsewhere every role
-holder must be given, as options or as LOANLEDGER_DEPLOY_{ACCOUNT,OPERATOR,ORACLE,PAUSER,SCORE_SIGNER}.
+holder must be given, as options or as LOANLEDGER_DEPLOY_{ACCOUNT,OPERATOR,ORACLE,PAUSER,SCORE_SIGNERS}.
+
+The score signers are a quorum: --score-signer once per signer (or LOANLEDGER_DEPLOY_SCORE_SIGNERS, comma-
+separated), each granted SCORE_SIGNER_ROLE on the credit oracle; --signer-threshold (LOANLEDGER_DEPLOY_SIGNER_
+THRESHOLD) is how many distinct ones a score report needs, by default a majority of them (2 of the 3 local ones).
 """
 
 from __future__ import annotations
@@ -23,21 +27,32 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ledger import manifest as manifests  # noqa: E402
-from ledger.deploy import RoleHolders, Settings, build_manifest, constructor_args, is_current, role_grants  # noqa: E402
+from ledger.deploy import (  # noqa: E402
+    RoleHolders,
+    Settings,
+    build_manifest,
+    constructor_args,
+    is_current,
+    majority,
+    role_grants,
+)
 from ledger.manifest import DEPLOY_ORDER, DeployedContract  # noqa: E402
+from ledger.node import DEV_SCORE_SIGNERS, dev_account  # noqa: E402
 
 
+_OPTIONS = {"score_signers": "score-signer"}  # role holder -> its option, where the two differ
 DEV_CHAIN_ID = 31337  # anvil's: development accounts and the name "local" apply
 
 
-def _role_holders(network_name: str, deployer: str, given: dict[str, str | None]) -> RoleHolders:
+def _role_holders(network_name: str, deployer: str, given: dict[str, str | tuple[str, ...] | None]) -> RoleHolders:
     if network_name == "local":
-        dev = [a.address for a in accounts.test_accounts[:5]]
-        defaults = dict(zip(("operator", "oracle", "pauser", "score_signer"), dev[1:5]))
+        dev = [a.address for a in accounts.test_accounts[:4]]
+        defaults = {**dict(zip(("operator", "oracle", "pauser"), dev[1:4])),
+                    "score_signers": tuple(dev_account(i).address for i in DEV_SCORE_SIGNERS)}
     else:
         missing = [k for k, v in given.items() if not v]
         if missing:
-            raise click.UsageError(f"on {network_name}, give every role holder: missing --{', --'.join(m.replace('_', '-') for m in missing)}")
+            raise click.UsageError(f"on {network_name}, give every role holder: missing --{', --'.join(_OPTIONS.get(m, m) for m in missing)}")
         defaults = {}
     return RoleHolders(admin=deployer, **{k: v or defaults[k] for k, v in given.items()})
 
@@ -49,7 +64,11 @@ def _role_holders(network_name: str, deployer: str, given: dict[str, str | None]
 @click.option("--operator", default=None, envvar="LOANLEDGER_DEPLOY_OPERATOR")
 @click.option("--oracle", default=None, envvar="LOANLEDGER_DEPLOY_ORACLE")
 @click.option("--pauser", default=None, envvar="LOANLEDGER_DEPLOY_PAUSER")
-@click.option("--score-signer", default=None, envvar="LOANLEDGER_DEPLOY_SCORE_SIGNER")
+@click.option("--score-signer", "score_signers", multiple=True, envvar="LOANLEDGER_DEPLOY_SCORE_SIGNERS",
+              help="A score signer's address; once per signer (the environment variable: comma-separated).")
+@click.option("--signer-threshold", default=None, type=click.IntRange(min=1),
+              envvar="LOANLEDGER_DEPLOY_SIGNER_THRESHOLD",
+              help="Distinct score signers a credit report needs. Default: a majority of the score signers.")
 @click.option("--max-score-age-days", default=30, show_default=True, type=int)
 @click.option("--credit-limit-currency", default="CNY", show_default=True,
               help="ISO 4217 code the credit oracle's limits are in; the book lends in it.")
@@ -58,8 +77,8 @@ def _role_holders(network_name: str, deployer: str, given: dict[str, str | None]
 @click.option("--name", "network_name", default=None,
               help="Network name in the manifest. Default: 'local' on a development chain, else Ape's network name.")
 @click.option("--redeploy", is_flag=True, help="Deploy new contracts even if the manifest is current.")
-def cli(network, provider, account_alias, operator, oracle, pauser, score_signer, max_score_age_days,
-        credit_limit_currency, manifest_path, network_name, redeploy):
+def cli(network, provider, account_alias, operator, oracle, pauser, score_signers, signer_threshold,
+        max_score_age_days, credit_limit_currency, manifest_path, network_name, redeploy):
     if network_name is None:
         network_name = "local" if network.name == "local" or provider.chain_id == DEV_CHAIN_ID else network.name
     path = manifest_path or manifests.path_for(network_name)
@@ -74,9 +93,15 @@ def cli(network, provider, account_alias, operator, oracle, pauser, score_signer
     if not account_alias and network_name != "local":
         raise click.UsageError(f"on {network_name}, give the deployer: --account ALIAS (an Ape account)")
     deployer = accounts.load(account_alias) if account_alias else accounts.test_accounts[0]
+    signers = tuple(a.strip() for given in score_signers for a in given.split(",") if a.strip())
     roles = _role_holders(network_name, deployer.address, {"operator": operator, "oracle": oracle, "pauser": pauser,
-                                                           "score_signer": score_signer})
-    settings = Settings(max_score_age=max_score_age_days * 86_400, credit_limit_currency=credit_limit_currency)
+                                                           "score_signers": signers or None})
+    settings = Settings(max_score_age=max_score_age_days * 86_400, credit_limit_currency=credit_limit_currency,
+                        signer_threshold=signer_threshold or majority(len(roles.score_signers)))
+    try:
+        settings.check(roles)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
 
     instances, deployed = {}, {}
     for name in DEPLOY_ORDER:  # the forwarder first: the others' constructors take it
@@ -90,8 +115,12 @@ def cli(network, provider, account_alias, operator, oracle, pauser, score_signer
         contract = instances[name]
         contract.grantRole(getattr(contract, role)(), holder, sender=deployer)
         click.echo(f"granted {role} on {name} to {holder}")
+    if settings.signer_threshold != 1:  # the constructor's
+        instances["CreditOracle"].setSignerThreshold(settings.signer_threshold, sender=deployer)
+    click.echo(f"score reports need {settings.signer_threshold} of {len(roles.score_signers)} score signers")
 
     first_block = deployed[DEPLOY_ORDER[0]].block
     deployed_at = provider.get_block(first_block).timestamp
-    manifests.save(build_manifest(network_name, chain_id, roles, deployed, deployed_at), path)
+    manifests.save(build_manifest(network_name, chain_id, roles, deployed, deployed_at, settings.signer_threshold),
+                   path)
     click.echo(f"manifest written to {path}")

@@ -55,5 +55,9 @@ def test_the_demo_tells_its_story_and_every_audit_check_passes(tmp_path, stack_p
     if dashboard["checked"] or os.environ.get("LOANLEDGER_REQUIRE_BROWSER"):
         assert dashboard["ok"] and dashboard["loans_shown"] == sum(by_state.values()), dashboard
         assert all(Path(shot).stat().st_size > 0 for shot in dashboard["screenshots"])
+    # Every score came in a report carried by distinct signatures of the three score signer processes, 2 of 3.
+    quorum = outcome["score_quorum"]
+    assert (quorum["signers"], quorum["threshold"]) == (3, 2) and quorum["every_report_at_threshold"], quorum
+    assert quorum["reports"] > 0 and quorum["signers_used"] >= 2
     # Nothing was left running: the ports are free again.
     assert stack_ports.still_answering() == []

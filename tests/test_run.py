@@ -3,6 +3,7 @@ stops every process it started, the node included, which keeps its state for the
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -66,6 +67,12 @@ def test_run_serves_until_ctrl_c_then_stops_everything_and_keeps_the_ledger(tmp_
         assert dev_login.status_code == 404, dev_login.text
         assert "DEVELOPMENT LOGIN IS ON" not in (tmp_path / "home" / "logs" / "api.log").read_text()
         first_block = int(ready["checks"]["node"].split("block ")[1].rstrip(")"))
+        # The score quorum: three signer processes beside the oracle, each with its own key; reports need two.
+        running = _started_by(tmp_path / "home")
+        assert sorted(n for n in (1, 2, 3) if any(f"oracle signer --name score_signer_{n}" in c for c in running)) \
+            == [1, 2, 3], running
+        deployed = json.loads((tmp_path / "home" / "deployments" / "local.json").read_text())
+        assert deployed["signer_threshold"] == 2 and len(set(deployed["roles"]["SCORE_SIGNER_ROLE"])) == 3
     finally:
         process.send_signal(signal.SIGINT)  # what Ctrl-C sends
         assert process.wait(timeout=60) == 0, log.read_text()[-3000:]

@@ -151,7 +151,9 @@ def credit(context: ContextDep, who: BorrowerOrApplicant) -> CreditOut:
     # Limits are in one currency (the book's creditLimitCurrency): exposure is counted in it.
     outstanding = b.book.functions.outstandingPrincipal(who.address, b.credit_limit_currency).call()
     scored = updated_at != 0
+    fresh = scored and b.oracle.functions.isFresh(who.address).call()
     return CreditOut(address=who.address, score=score if scored else None, credit_limit=limit,
                      model_version=version if scored else None, updated_at=updated_at or None,
-                     fresh=scored and b.oracle.functions.isFresh(who.address).call(),
-                     outstanding_principal=outstanding, available=max(limit - outstanding, 0))
+                     score_age=max(context.chain_time() - updated_at, 0) if scored else None, fresh=fresh,
+                     # A stale score approves nothing (LoanBook refuses it): nothing is available on it.
+                     outstanding_principal=outstanding, available=max(limit - outstanding, 0) if fresh else 0)

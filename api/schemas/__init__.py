@@ -218,10 +218,13 @@ class CreditOut(BaseModel):
     credit_limit: int
     model_version: int | None
     updated_at: int | None
+    score_age: int | None = Field(None, description="seconds since the score was pushed, on the chain's clock")
     fresh: bool = Field(description="whether the loan book may approve on this score now")
     outstanding_principal: int
-    available: int = Field(description="credit limit minus outstanding principal (never negative)")
+    available: int = Field(description="credit limit minus outstanding principal (never negative); zero while "
+                                       "the score is not fresh, since the loan book then approves nothing")
 
     model_config = {"json_schema_extra": {"examples": [{
         "address": EXAMPLE_BORROWER, "score": 700, "credit_limit": 1_000_000, "model_version": 1,
-        "updated_at": 1_767_139_200, "fresh": True, "outstanding_principal": 80_779, "available": 919_221}]}}
+        "updated_at": 1_767_139_200, "score_age": 86_400, "fresh": True, "outstanding_principal": 80_779,
+        "available": 919_221}]}}

@@ -134,6 +134,8 @@ class BorrowerOut(BaseModel):
     credit_limit: int | None
     model_version: int | None
     score_updated_at: int | None
+    score_age: int | None = Field(None, description="seconds from the latest score to the newest indexed block; "
+                                  "past the credit oracle's maxScoreAge the loan book approves nothing on it")
     score_history: list[ScoreOut]
     loan_ids: list[int]
 
@@ -142,7 +144,7 @@ class BorrowerOut(BaseModel):
         "identity_commitment": "0x38f78745b82e6b53762316d8a03d9d7dce0e3dcbb2ee692f46bbb5364734dce2",
         "kyc_expires_at": 1_798_675_200, "registered_at": 1_767_139_200, "revoked": False, "revoked_reason": None,
         "score": 700, "credit_limit": 1_000_000, "model_version": 1, "score_updated_at": 1_767_139_200,
-        "score_history": [_EXAMPLE_SCORE], "loan_ids": [1]}]}}
+        "score_age": 86_400, "score_history": [_EXAMPLE_SCORE], "loan_ids": [1]}]}}
 
 
 class BorrowerPage(BaseModel):

@@ -433,6 +433,8 @@ import { decisionBody, prepare, signAll } from "./decisions.js";
       ["Revoked", borrower.revoked ? `yes: ${borrower.revoked_reason || "no reason given"}` : "no"],
       ["Score", borrower.score === null ? "—"
         : `${borrower.score} (model ${borrower.model_version}, ${when(borrower.score_updated_at)})`],
+      ["Score age", borrower.score_age === null || borrower.score_age === undefined ? "—"
+        : `${(borrower.score_age / 86400).toFixed(1)} days`],
       ["Credit limit", borrower.credit_limit === null ? "—" : money(borrower.credit_limit, currency)],
     ]);
     fill($("#score-history tbody"), borrower.score_history.map((score) =>

@@ -69,7 +69,9 @@ def roles_report(contracts: Bindings) -> dict:
     manifest = contracts.manifest
     head = contracts.book.w3.eth.block_number
     report: dict = {"network": manifest.network, "chain_id": manifest.chain_id, "block": head, "contracts": {},
-                    "differences": []}
+                    "differences": [],
+                    # Distinct SCORE_SIGNER_ROLE signatures a credit report needs, now (the manifest: at deployment).
+                    "signer_threshold": contracts.oracle.functions.signerThreshold().call()}
     for name, deployed in manifest.contracts.items():
         roles = role_holders(contracts.by_name(name), deployed.block, head)
         report["contracts"][name] = {"address": Web3.to_checksum_address(deployed.address), "roles": roles}
@@ -100,6 +102,8 @@ def _print(report: dict, console: Console) -> None:
                 note = "[yellow]granted after deployment[/]" if (name, role, account) in later else ""
                 table.add_row(role if k == 0 else "", account, note)
         console.print(table)
+    signers = len(report["contracts"].get("CreditOracle", {}).get("roles", {}).get("SCORE_SIGNER_ROLE", []))
+    console.print(f"Score reports need {report['signer_threshold']} of the {signers} score signers' signatures")
     for d in report["differences"]:
         if d["change"] == "revoked after deployment":
             console.print(f"[yellow]revoked after deployment:[/] {d['role']} of {d['account']} on {d['contract']}")

@@ -276,6 +276,11 @@ def test_borrowers_are_pseudonymous(api, w3, stack, keys, driver, client_for, ky
     assert [(s["score"], s["credit_limit"], s["report_id"]) for s in one["score_history"]] == [(640, 300_000, 1),
                                                                                               (710, 500_000, 2)]
     assert (one["score"], one["credit_limit"]) == (710, 500_000)
+    # The score's age on the chain's clock as the read model saw it last (the dashboard shows it).
+    driver.advance(3 * 86_400)
+    assert api[1].wait_indexed(w3.eth.block_number)
+    aged = auditor.audit(f"borrowers/{keys['alice'].address}")
+    assert aged["score_age"] == w3.eth.get_block("latest")["timestamp"] - one["score_updated_at"] >= 3 * 86_400
     verified = auditor.verify("identity", address=keys["alice"].address)
     assert verified["ok"] and verified["commitment"] == one["identity_commitment"]
     exported = _download(auditor, "/v1/audit/export/events.csv").text

@@ -37,7 +37,8 @@ def test_another_borrowers_loan_is_not_found(api, keys, driver, client_for, kyc,
     assert (caught.value.status, caught.value.code) == (404, "not_found")
 
 
-def test_credit_shows_the_oracles_score_limit_and_what_is_available(api, keys, driver, client_for, kyc, application):
+def test_credit_shows_the_oracles_score_limit_and_what_is_available(api, keys, driver, client_for, kyc, application,
+                                                                     stack):
     alice = client_for(keys["alice"])
     kyc(alice, 14)
     alice.login()
@@ -50,6 +51,12 @@ def test_credit_shows_the_oracles_score_limit_and_what_is_available(api, keys, d
     assert (after["score"], after["credit_limit"], after["fresh"]) == (690, 500_000, True)
     principal = application["principal"]
     assert (after["outstanding_principal"], after["available"]) == (principal, 500_000 - principal)
+    assert after["score_age"] == driver.now - after["updated_at"]
+    # Past the oracle's maxScoreAge the book approves nothing on the score: nothing is available on it.
+    driver.advance(stack.oracle.functions.maxScoreAge().call() + 1)
+    stale = alice.credit()
+    assert (stale["fresh"], stale["available"], stale["credit_limit"]) == (False, 0, 500_000)
+    assert stale["score_age"] > stack.oracle.functions.maxScoreAge().call()
 
 
 def test_the_api_anchors_its_action_log_on_chain(api, keys, client_for, kyc, stack):

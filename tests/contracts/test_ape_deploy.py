@@ -24,7 +24,7 @@ from ledger.deploy import (
     grants_by_contract,
 )
 from ledger.manifest import CONTRACT_NAMES
-from ledger.node import EphemeralNode, dev_account
+from ledger.node import DEV_SCORE_SIGNERS, EphemeralNode, dev_account
 
 CLI = str(Path(sys.executable).with_name("loanledger"))
 
@@ -57,7 +57,7 @@ def assert_least_privilege(w3: Web3, bindings, holders: RoleHolders) -> None:
     holders (the admin keeps DEFAULT_ADMIN_ROLE): hasRole for each holder, and no RoleGranted event since
     deployment names anyone else."""
     expected = grants_by_contract(holders)
-    accounts = {holders.admin, holders.operator, holders.oracle, holders.pauser, holders.score_signer}
+    accounts = {holders.admin, holders.operator, holders.oracle, holders.pauser, *holders.score_signers}
     for name in CONTRACT_NAMES:
         contract = bindings.by_name(name)
         names = role_names(contract)
@@ -101,17 +101,22 @@ def test_deploy_writes_the_manifest_grants_roles_is_a_no_op_again_and_redeploys_
         assert (receipt.contractAddress, receipt.blockNumber) == (deployed.address, deployed.block)
 
     bindings = bind(w3, manifest)
-    operator, oracle, pauser, signer = (dev_account(i).address for i in range(1, 5))
-    holders = RoleHolders(dev_account(0).address, operator, oracle, pauser, signer)
+    operator, oracle, pauser = (dev_account(i).address for i in range(1, 4))
+    signers = tuple(dev_account(i).address for i in DEV_SCORE_SIGNERS)
+    holders = RoleHolders(dev_account(0).address, operator, oracle, pauser, signers)
     assert_least_privilege(w3, bindings, holders)
     assert manifest.grants == grants_by_contract(holders)
+    # The local quorum: three score signers, each its own key; a report needs two of them.
+    assert len(set(signers)) == 3 and manifest.roles["SCORE_SIGNER_ROLE"] == list(signers)
+    assert manifest.grants["CreditOracle"]["SCORE_SIGNER_ROLE"] == list(signers)
+    assert manifest.signer_threshold == bindings.oracle.functions.signerThreshold().call() == 2
     # The Ape-compiled contracts behave like the ones the rest of the system binds to.
     assert bindings.book.functions.loanCount().call() == 0
     assert bindings.forwarder.address == manifest.forwarder.address
     assert all(c.functions.trustedForwarder().call() == bindings.forwarder.address for c in bindings.all)
     # One plan: the web3 path describes the same deployment, but for where and when it happened.
     web3_path = deploy_stack(w3, dev_account(0).address, operator=operator, oracle=oracle, pauser=pauser,
-                             score_signer=signer).manifest
+                             score_signer=signers, signer_threshold=2).manifest
     where_and_when = {"contracts", "forwarder", "deployed_at"}
     assert {k: v for k, v in asdict(web3_path).items() if k not in where_and_when} == \
         {k: v for k, v in asdict(manifest).items() if k not in where_and_when}
@@ -131,15 +136,33 @@ def test_deploy_writes_the_manifest_grants_roles_is_a_no_op_again_and_redeploys_
 
     # A role holder from the environment, the way an operator configures a real network.
     new_operator = dev_account(9).address
-    fresh = deploy(node, path, "--redeploy", LOANLEDGER_DEPLOY_OPERATOR=new_operator)
+    # The quorum too: the signers as a comma-separated list, the threshold a deploy setting.
+    fresh = deploy(node, path, "--redeploy", LOANLEDGER_DEPLOY_OPERATOR=new_operator,
+                   LOANLEDGER_DEPLOY_SCORE_SIGNERS=",".join(signers[:2]), LOANLEDGER_DEPLOY_SIGNER_THRESHOLD="2")
     assert fresh.returncode == 0, fresh.stdout + fresh.stderr
     renewed = manifests.load(path)
     assert {renewed.address(n) for n in CONTRACT_NAMES}.isdisjoint({manifest.address(n) for n in CONTRACT_NAMES})
     assert renewed.roles["OPERATOR_ROLE"] == [new_operator]
+    assert renewed.roles["SCORE_SIGNER_ROLE"] == list(signers[:2]) and renewed.signer_threshold == 2
     assert_least_privilege(w3, bind(w3, renewed), RoleHolders(dev_account(0).address, new_operator, oracle,
-                                                              pauser, signer))
+                                                              pauser, signers[:2]))
+    assert bind(w3, renewed).oracle.functions.signerThreshold().call() == 2
     book = bind(w3, renewed).book
     assert not book.functions.hasRole(book.functions.OPERATOR_ROLE().call(), operator).call()
+
+
+def test_a_threshold_the_score_signers_cannot_meet_is_refused_before_anything_is_deployed(node, tmp_path):
+    path = tmp_path / "local.json"
+    block = node.w3.eth.block_number
+    result = deploy(node, path, "--signer-threshold", "4")
+    assert result.returncode != 0
+    assert "a signer threshold of 4 cannot be met by 3 score signer(s)" in result.stdout + result.stderr
+    assert not path.exists() and node.w3.eth.block_number == block
+
+
+def test_score_signers_must_be_distinct():
+    with pytest.raises(ValueError, match="distinct"):
+        RoleHolders(*(dev_account(i).address for i in range(4)), (dev_account(4).address,) * 2)
 
 
 def test_deploy_against_a_node_that_is_down_fails_with_one_clear_line(tmp_path):

@@ -174,6 +174,7 @@ def test_roles_lists_the_deployment_grants(env, stack, keys):
     assert report["contracts"]["CreditOracle"]["roles"]["OPERATOR_ROLE"] == []
     assert report["contracts"]["CreditOracle"]["roles"]["SCORE_SIGNER_ROLE"] == [keys["signer"].address]
     assert "SCORE_SIGNER_ROLE" not in report["contracts"]["LoanBook"]["roles"]
+    assert report["signer_threshold"] == stack.oracle.functions.signerThreshold().call() == 1
 
 
 def test_roles_reflect_grants_and_revocations_since_deployment(env, w3, stack, keys):

@@ -45,7 +45,7 @@ def test_healthz_and_metrics_count_set_aside_items(sessions):
         health = http.get("/healthz")
         metrics = http.get("/metrics")
     assert health.status_code == 200
-    assert health.json()["attention"] == {"set_aside": 1, "rejected": 0}
+    assert health.json()["attention"] == {"set_aside": 1, "rejected": 0, "score_reports_set_aside": 0}
     assert health.json()["outbox"] == {"done": 1, "set_aside": 1}
     assert metrics.status_code == 200
     assert "loanledger_oracle_outbox_set_aside 1.0" in metrics.text
@@ -82,3 +82,23 @@ def test_metrics_count_suspense_items_and_those_still_to_resolve(sessions):
     assert "loanledger_oracle_suspense_open 3.0" in metrics
     assert 'loanledger_oracle_suspense_items{state="open"} 2.0' in metrics
     assert 'loanledger_oracle_suspense_items{state="refunded"} 1.0' in metrics
+
+
+def test_healthz_and_metrics_alert_on_score_reports_set_aside_since_the_last_that_landed(sessions):
+    from ledger.store.models.score_quorum import ScoreProposal
+
+    def propose(state: str) -> None:
+        with sessions.begin() as session:
+            session.add(ScoreProposal(report_id=1, model_version=1, chain_id=31337, oracle="0x" + "11" * 20,
+                                      entries="[]", digest="0x" + "00" * 32, threshold=2, state=state,
+                                      created_at=1_700_000_000, deadline=1_700_000_010))
+
+    propose("set_aside")
+    propose("submitted")  # landed since: the earlier failure is over
+    propose("set_aside")
+    propose("set_aside")
+    with TestClient(OracleService(sessions, None, None).create_app()) as http:
+        health = http.get("/healthz").json()
+        metrics = http.get("/metrics").text
+    assert health["attention"]["score_reports_set_aside"] == 2
+    assert "loanledger_oracle_score_quorum_failing 2.0" in metrics

@@ -29,7 +29,7 @@ def env(w3, stack, keys, tmp_path) -> dict[str, str]:
             "LOANLEDGER_NODE_URL": w3.provider.endpoint_uri,
             "LOANLEDGER_MANIFEST": str(manifests.save(stack.manifest, tmp_path / "local.json")),
             "LOANLEDGER_DB_URL": f"sqlite:///{tmp_path / 'oracle.db'}",
-            "LOANLEDGER_ORACLE_KEY": keys["oracle"].key.hex(), "LOANLEDGER_SCORE_SIGNER_KEY": keys["signer"].key.hex()}
+            "LOANLEDGER_ORACLE_KEY": keys["oracle"].key.hex()}  # the score signers are processes of their own
 
 
 def wait_for(condition, timeout: float, what: str, process: subprocess.Popen | None = None, log: Path | None = None):
