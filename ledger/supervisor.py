@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,6 +54,9 @@ class Stack:
     services: list[Service] = field(default_factory=list)
     node: LocalNode | None = None
     node_started: bool = False
+    # Set by Ctrl-C / SIGTERM (see `interruptible`). Python drops a KeyboardInterrupt raised while a finalizer
+    # runs, so the start also checks this between steps: a stop asked for is never lost.
+    interrupted: threading.Event = field(default_factory=threading.Event)
 
     @property
     def logs(self) -> Path:
@@ -66,15 +70,35 @@ class Stack:
 
     # -------------------------------------------------------------------------------------------- start
 
+    @contextlib.contextmanager
+    def interruptible(self):
+        """Within it, Ctrl-C and SIGTERM set `interrupted` and raise KeyboardInterrupt."""
+        def on_signal(*_):
+            self.interrupted.set()
+            raise KeyboardInterrupt
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _check_interrupted(self) -> None:
+        if self.interrupted.is_set():
+            raise KeyboardInterrupt
+
     def start(self, timeout: float = 60.0) -> None:
         """Node, deployment, vault keys, then every service. Stop with `stop()` even if this was interrupted:
         it stops whatever had started."""
         from ledger.chain import connect
         self.start_node()
+        self._check_interrupted()
         self.dev_keys(connect(self.settings).eth.chain_id)
         self.deploy()
+        self._check_interrupted()
         self.ensure_vault_keys()
         self.start_services(timeout)
+        self._check_interrupted()
 
     def start_node(self) -> None:
         if self.settings.node_url != f"http://127.0.0.1:{self.settings.node_port}":
@@ -127,6 +151,7 @@ class Stack:
     def start_services(self, timeout: float = 60.0) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
         for service in self.services:
+            self._check_interrupted()
             log = (self.logs / f"{service.name}.log").open("ab")
             service.process = subprocess.Popen(service.command, cwd=ROOT, env=self.service_env(), stdout=log,
                                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -137,6 +162,7 @@ class Stack:
     def _wait_ready(self, service: Service, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            self._check_interrupted()
             if service.process.poll() is not None:
                 raise StackError(f"{service.name} exited with {service.process.returncode}; "
                                  f"see {self.logs / (service.name + '.log')}")
@@ -156,19 +182,16 @@ class Stack:
 
     def wait(self) -> None:
         """Until Ctrl-C / SIGTERM, or until a service dies (then says which)."""
-        stop = {"now": False}
-        previous = signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
         try:
-            while not stop["now"]:
-                for service in self.services:
-                    if service.process.poll() is not None:
-                        raise StackError(f"{service.name} exited with {service.process.returncode}; "
-                                         f"see {self.logs / (service.name + '.log')}")
-                time.sleep(0.5)
+            with self.interruptible():
+                while not self.interrupted.is_set():
+                    for service in self.services:
+                        if service.process.poll() is not None:
+                            raise StackError(f"{service.name} exited with {service.process.returncode}; "
+                                             f"see {self.logs / (service.name + '.log')}")
+                    self.interrupted.wait(0.5)
         except KeyboardInterrupt:
             pass
-        finally:
-            signal.signal(signal.SIGTERM, previous)
 
     def stop(self, stop_node: bool = True) -> None:
         for service in reversed(self.services):

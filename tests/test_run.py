@@ -4,6 +4,7 @@ stops every process it started, the node included, which keeps its state for the
 from __future__ import annotations
 
 import json
+import contextlib
 import os
 import signal
 import subprocess
@@ -123,6 +124,9 @@ def test_run_dev_login_turns_the_development_login_on_for_the_services_it_starts
     class Interrupted:  # the stack as if Ctrl-C came at once: nothing starts
         def __init__(self, settings, say, env=None) -> None:
             made.append(dict(os.environ if env is None else env))
+
+        def interruptible(self):
+            return contextlib.nullcontext()
 
         def start(self) -> None:
             raise KeyboardInterrupt

@@ -29,7 +29,8 @@ def register(app: typer.Typer) -> None:
             console.print("[bold red]development login ON[/bold red]: the dashboard's POST /v1/auth/dev-login gives "
                           "any address a token without a signature (loopback clients, development chain only)")
         try:
-            stack.start()
+            with stack.interruptible():
+                stack.start()
             base = f"http://{settings.api_host}:{settings.api_port}"
             console.print(f"\n[bold]LoanLedger is up.[/bold] API docs: {base}/docs   dashboard: {base}/dashboard\n"
                           f"logs: {stack.logs}   Ctrl-C stops everything.")
