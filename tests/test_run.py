@@ -3,8 +3,8 @@ stops every process it started, the node included, which keeps its state for the
 
 from __future__ import annotations
 
-import json
 import contextlib
+import json
 import os
 import signal
 import subprocess
