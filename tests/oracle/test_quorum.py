@@ -6,6 +6,7 @@ refresher goes on."""
 from __future__ import annotations
 
 import json
+import re
 import logging
 import os
 import signal
@@ -200,7 +201,8 @@ def test_a_signer_whose_bureau_differs_refuses_and_the_others_go_on_without_that
     assert alice in report.failed and "refused" in report.failed[alice]
     assert scored(stack, keys["alice"]) == (0, 0)
     first, second = proposals(sessions)
-    assert first.state == SET_ASIDE and "1 matching signature(s) of the 2 needed" in first.reason
+    # Set aside as soon as two refusals make the threshold unreachable: signer 1's signature may not be in yet.
+    assert first.state == SET_ASIDE and re.search(r"[01] matching signature\(s\) of the 2 needed", first.reason)
     # Two of three refused: the threshold could not be met, so the proposal was not waited for to its deadline.
     assert first.decided_at - first.created_at < TIMEOUT
     assert answers(sessions, first.id)[SIGNERS[1].address].verdict == "refused"
