@@ -6,9 +6,9 @@ refresher goes on."""
 from __future__ import annotations
 
 import json
-import re
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
