@@ -26,11 +26,12 @@ class Bindings:
     anchor: Contract
     catalog: Contract  # ProductCatalog
     manifest: Manifest
+    four_eyes: Contract  # FourEyes: makes the calls that need two people
 
     def by_name(self, name: str) -> Contract:
         """The binding for a manifest name, e.g. "LoanBook"."""
         return {"BorrowerRegistry": self.registry, "CreditOracle": self.oracle, "LoanBook": self.book,
-                "ActionLogAnchor": self.anchor, "ProductCatalog": self.catalog}[name]
+                "ActionLogAnchor": self.anchor, "ProductCatalog": self.catalog, "FourEyes": self.four_eyes}[name]
 
     @property
     def all(self) -> tuple[Contract, ...]:
@@ -59,4 +60,5 @@ def bind(w3: Web3, manifest: Manifest, artifacts: dict[str, dict] | None = None)
         return w3.eth.contract(address=Web3.to_checksum_address(manifest.address(name)), abi=artifacts[name]["abi"])
 
     return Bindings(registry=one("BorrowerRegistry"), oracle=one("CreditOracle"), book=one("LoanBook"),
-                    anchor=one("ActionLogAnchor"), catalog=one("ProductCatalog"), manifest=manifest)
+                    anchor=one("ActionLogAnchor"), catalog=one("ProductCatalog"), manifest=manifest,
+                    four_eyes=one("FourEyes"))

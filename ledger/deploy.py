@@ -29,9 +29,23 @@ class RoleHolders:
     oracle: str
     pauser: str
     score_signer: str
+    # FourEyes' second admin and second operator: each confirms what the other of its kind proposes. Without
+    # them nothing that needs two people (a write-off, a role grant...) can be done until two admins add one.
+    second_admin: str = ""
+    second_operator: str = ""
+
+    @property
+    def admins(self) -> list[str]:
+        """The people FourEyes lets propose and confirm admin calls."""
+        return [a for a in (self.admin, self.second_admin) if a]
+
+    @property
+    def operators(self) -> list[str]:
+        """The people FourEyes lets propose and confirm operators' decisions."""
+        return [o for o in (self.operator, self.second_operator) if o]
 
     def as_manifest(self) -> dict[str, list[str]]:
-        return {"DEFAULT_ADMIN_ROLE": [self.admin], "OPERATOR_ROLE": [self.operator], "ORACLE_ROLE": [self.oracle],
+        return {"DEFAULT_ADMIN_ROLE": self.admins, "OPERATOR_ROLE": self.operators, "ORACLE_ROLE": [self.oracle],
                 "PAUSER_ROLE": [self.pauser], "SCORE_SIGNER_ROLE": [self.score_signer]}
 
 
@@ -50,19 +64,70 @@ def constructor_args(name: str, roles: RoleHolders, deployed: dict[str, str], se
         "LoanBook": lambda: (roles.admin, deployed["BorrowerRegistry"], deployed["CreditOracle"],
                              deployed["ProductCatalog"], settings.credit_limit_currency.encode("ascii")),
         "ActionLogAnchor": lambda: (roles.admin,),
+        "FourEyes": lambda: (roles.admins, roles.operators, roles.pauser, allowed_calls(deployed)),
     }[name]()
+
+
+@dataclass(frozen=True)
+class FourEyesCall:
+    contract: str
+    function: str
+    role: str  # what its proposer and confirmer must both hold, on FourEyes
+    reason: str  # why one person must not make it alone
+
+
+_ADMIN_SETTERS = {"CreditOracle": ("setMaxScoreAge", "setSignerThreshold"),
+                  "ProductCatalog": ("setCostCap", "setLateChargeCeilings")}
+
+# What FourEyes may be asked to call, at deploy (FourEyes allows its own grantRole, revokeRole and setAllowedCall
+# to admins itself). Changed later only by two admins (FourEyes.setAllowedCall).
+FOUR_EYES_CALLS: tuple[FourEyesCall, ...] = (
+    FourEyesCall("LoanBook", "writeOff", "OPERATOR_ROLE", "forgives what a borrower still owes"),
+    FourEyesCall("LoanBook", "approve", "OPERATOR_ROLE", "orders a payout above the payout threshold"),
+    *(FourEyesCall("ProductCatalog", f, "OPERATOR_ROLE", "sets the price and limits of every loan made under it")
+      for f in ("createProduct", "changeProduct", "retireProduct")),
+    *(FourEyesCall(name, f, "DEFAULT_ADMIN_ROLE", "decides who may do what")
+      for name in CONTRACT_NAMES if name != "FourEyes" for f in ("grantRole", "revokeRole")),
+    *(FourEyesCall(name, f, "DEFAULT_ADMIN_ROLE", "a limit every loan or score is checked against")
+      for name, setters in _ADMIN_SETTERS.items() for f in setters),
+)
+
+
+def role_id(role: str) -> bytes:
+    """The bytes32 id of a role named as in the contracts (DEFAULT_ADMIN_ROLE is zero)."""
+    return bytes(32) if role == "DEFAULT_ADMIN_ROLE" else bytes(Web3.keccak(text=role))
+
+
+def selector(contract: str, function: str, artifacts: dict[str, dict] | None = None) -> bytes:
+    """The 4-byte selector of `contract`'s function `function` (not overloaded), from the compiled ABI."""
+    abi = (artifacts or compile_contracts())[contract]["abi"]
+    (item,) = [i for i in abi if i["type"] == "function" and i["name"] == function]
+    return bytes(Web3.keccak(text=f"{function}({','.join(_abi_type(i) for i in item['inputs'])})")[:4])
+
+
+def _abi_type(param: dict) -> str:
+    if not param["type"].startswith("tuple"):
+        return param["type"]
+    return f"({','.join(_abi_type(c) for c in param['components'])}){param['type'][len('tuple'):]}"
+
+
+def allowed_calls(deployed: dict[str, str]) -> list[tuple[str, bytes, bytes]]:
+    """FOUR_EYES_CALLS as FourEyes' constructor takes them: (target, selector, role id)."""
+    artifacts = compile_contracts()
+    return [(deployed[c.contract], selector(c.contract, c.function, artifacts), role_id(c.role)) for c in FOUR_EYES_CALLS]
 
 
 @dataclass(frozen=True)
 class Grant:
     contract: str
     role: str
-    holder: str  # a RoleHolders field
+    holder: str  # a RoleHolders field, or a contract's name (CONTRACT_NAMES)
     reason: str  # what the contract checks the role for there
 
 
 # Least privilege: a holder gets a role only on a contract that checks that role (see contracts/*.sol).
-# The admin keeps DEFAULT_ADMIN_ROLE from each constructor and is granted nothing more.
+# The admin keeps DEFAULT_ADMIN_ROLE from each constructor and is granted nothing more. FourEyes' own roles
+# come from its constructor (RoleHolders.admins, .operators, the pauser).
 GRANTS: tuple[Grant, ...] = (
     Grant("BorrowerRegistry", "OPERATOR_ROLE", "operator", "registerBorrower, updateBorrower, revokeBorrower"),
     Grant("BorrowerRegistry", "ORACLE_ROLE", "oracle",
@@ -80,12 +145,14 @@ GRANTS: tuple[Grant, ...] = (
     Grant("LoanBook", "PAUSER_ROLE", "pauser", "pause, unpause"),
     Grant("ActionLogAnchor", "OPERATOR_ROLE", "operator", "anchor (the API anchors the action log with it)"),
     Grant("ActionLogAnchor", "PAUSER_ROLE", "pauser", "pause, unpause"),
+    *(Grant(name, "DEFAULT_ADMIN_ROLE", "FourEyes", "grantRole, revokeRole and the admin setters, by two admins")
+      for name in CONTRACT_NAMES if name != "FourEyes"),
 )
 
 
-def role_grants(roles: RoleHolders) -> list[tuple[str, str, str]]:
+def role_grants(roles: RoleHolders, deployed: dict[str, str]) -> list[tuple[str, str, str]]:
     """(contract, role, holder) granted by the admin after deployment: GRANTS, in CONTRACT_NAMES order."""
-    return [(g.contract, g.role, getattr(roles, g.holder))
+    return [(g.contract, g.role, deployed[g.holder] if g.holder in CONTRACT_NAMES else getattr(roles, g.holder))
             for name in CONTRACT_NAMES for g in GRANTS if g.contract == name]
 
 
@@ -94,10 +161,12 @@ def contracts_checking(role: str) -> list[str]:
     return [name for name in CONTRACT_NAMES if any(g.contract == name and g.role == role for g in GRANTS)]
 
 
-def grants_by_contract(roles: RoleHolders) -> dict[str, dict[str, list[str]]]:
-    """Contract -> role -> holders at deployment, DEFAULT_ADMIN_ROLE (from the constructors) included."""
+def grants_by_contract(roles: RoleHolders, deployed: dict[str, str]) -> dict[str, dict[str, list[str]]]:
+    """Contract -> role -> holders at deployment, those the constructors grant included."""
     out: dict[str, dict[str, list[str]]] = {name: {"DEFAULT_ADMIN_ROLE": [roles.admin]} for name in CONTRACT_NAMES}
-    for name, role, holder in role_grants(roles):
+    out["FourEyes"] = {"DEFAULT_ADMIN_ROLE": roles.admins, "OPERATOR_ROLE": roles.operators,
+                       "PAUSER_ROLE": [roles.pauser]}
+    for name, role, holder in role_grants(roles, deployed):
         out[name].setdefault(role, []).append(holder)
     return out
 
@@ -106,7 +175,8 @@ def build_manifest(network: str, chain_id: int, roles: RoleHolders, deployed: di
                    deployed_at: int) -> Manifest:
     return Manifest(network=network, chain_id=chain_id, deployer=roles.admin, compiler=f"solc-js {SOLC_VERSION}",
                     source_hash=source_hash(), contracts=dict(deployed), roles=roles.as_manifest(),
-                    grants=grants_by_contract(roles), deployed_at=deployed_at)
+                    grants=grants_by_contract(roles, {n: d.address for n, d in deployed.items()}),
+                    deployed_at=deployed_at)
 
 
 def is_current(manifest: Manifest, chain_id: int, code_at: Callable[[str], bytes]) -> bool:
@@ -136,23 +206,22 @@ def _deploy(w3: Web3, name: str, artifact: dict, sender: str, *args) -> tuple[Co
 
 
 def deploy_stack(w3: Web3, admin: str, *, operator: str, oracle: str, pauser: str, score_signer: str,
-                 max_score_age: int = 30 * DAY, credit_limit_currency: str = "CNY",
-                 network: str = "local") -> Bindings:
+                 second_admin: str = "", second_operator: str = "", max_score_age: int = 30 * DAY,
+                 credit_limit_currency: str = "CNY", network: str = "local") -> Bindings:
     """Follow the plan from `admin` (an account the node has unlocked): deploy, grant roles, describe it."""
     artifacts = compile_contracts()
-    roles = RoleHolders(admin, operator, oracle, pauser, score_signer)
+    roles = RoleHolders(admin, operator, oracle, pauser, score_signer, second_admin, second_operator)
     settings = Settings(max_score_age, credit_limit_currency)
     contracts: dict[str, Contract] = {}
     deployed: dict[str, DeployedContract] = {}
     for name in CONTRACT_NAMES:
         args = constructor_args(name, roles, {n: d.address for n, d in deployed.items()}, settings)
         contracts[name], deployed[name] = _deploy(w3, name, artifacts[name], admin, *args)
-    for name, role, holder in role_grants(roles):
-        contract = contracts[name]
-        role_id = contract.functions[role]().call()
-        _mined(w3, contract.functions.grantRole(role_id, holder).transact({"from": admin}), f"granting {role} on {name}")
+    for name, role, holder in role_grants(roles, {n: d.address for n, d in deployed.items()}):
+        grant = contracts[name].functions.grantRole(role_id(role), holder)
+        _mined(w3, grant.transact({"from": admin}), f"granting {role} on {name}")
     first_block = deployed[CONTRACT_NAMES[0]].block
     manifest = build_manifest(network, w3.eth.chain_id, roles, deployed, w3.eth.get_block(first_block).timestamp)
     return Bindings(registry=contracts["BorrowerRegistry"], oracle=contracts["CreditOracle"],
                     book=contracts["LoanBook"], anchor=contracts["ActionLogAnchor"], catalog=contracts["ProductCatalog"],
-                    manifest=manifest)
+                    manifest=manifest, four_eyes=contracts["FourEyes"])

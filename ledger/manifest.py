@@ -13,7 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOYMENTS = ROOT / "deployments"
-CONTRACT_NAMES = ("BorrowerRegistry", "CreditOracle", "ProductCatalog", "LoanBook", "ActionLogAnchor")
+CONTRACT_NAMES = ("BorrowerRegistry", "CreditOracle", "ProductCatalog", "LoanBook", "ActionLogAnchor", "FourEyes")
 
 
 @dataclass(frozen=True)

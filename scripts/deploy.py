@@ -7,7 +7,8 @@
 Without --redeploy it does nothing when deployments/<network>.json already describes this chain and
 these sources and every contract has code: rerunning is safe. On the local network the role holders
 default to the development accounts (the same mnemonic as the local anvil); elsewhere every role
-holder must be given, as options or as LOANLEDGER_DEPLOY_{ACCOUNT,OPERATOR,ORACLE,PAUSER,SCORE_SIGNER}.
+holder must be given, as options or as LOANLEDGER_DEPLOY_{ACCOUNT,OPERATOR,ORACLE,PAUSER,SCORE_SIGNER,SECOND_ADMIN,
+SECOND_OPERATOR}.
 """
 
 from __future__ import annotations
@@ -23,17 +24,26 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ledger import manifest as manifests  # noqa: E402
-from ledger.deploy import RoleHolders, Settings, build_manifest, constructor_args, is_current, role_grants  # noqa: E402
+from ledger.deploy import (RoleHolders, Settings, build_manifest, constructor_args, is_current,  # noqa: E402
+                           role_grants, role_id)
 from ledger.manifest import CONTRACT_NAMES, DeployedContract  # noqa: E402
+from ledger.node import dev_account  # noqa: E402
 
 
 DEV_CHAIN_ID = 31337  # anvil's: development accounts and the name "local" apply
+
+
+# Development accounts of FourEyes' second admin and second operator on the local network (the last two of the
+# 30 `loanledger node` unlocks: the demo's people and borrowers take the low ones).
+SECOND_ADMIN_ACCOUNT, SECOND_OPERATOR_ACCOUNT = 28, 29
 
 
 def _role_holders(network_name: str, deployer: str, given: dict[str, str | None]) -> RoleHolders:
     if network_name == "local":
         dev = [a.address for a in accounts.test_accounts[:5]]
         defaults = dict(zip(("operator", "oracle", "pauser", "score_signer"), dev[1:5]))
+        defaults["second_admin"] = dev_account(SECOND_ADMIN_ACCOUNT).address
+        defaults["second_operator"] = dev_account(SECOND_OPERATOR_ACCOUNT).address
     else:
         missing = [k for k, v in given.items() if not v]
         if missing:
@@ -50,6 +60,10 @@ def _role_holders(network_name: str, deployer: str, given: dict[str, str | None]
 @click.option("--oracle", default=None, envvar="LOANLEDGER_DEPLOY_ORACLE")
 @click.option("--pauser", default=None, envvar="LOANLEDGER_DEPLOY_PAUSER")
 @click.option("--score-signer", default=None, envvar="LOANLEDGER_DEPLOY_SCORE_SIGNER")
+@click.option("--second-admin", default=None, envvar="LOANLEDGER_DEPLOY_SECOND_ADMIN",
+              help="FourEyes: the admin who confirms the deployer's admin calls (and proposes their own).")
+@click.option("--second-operator", default=None, envvar="LOANLEDGER_DEPLOY_SECOND_OPERATOR",
+              help="FourEyes: the operator who confirms the operator's write-offs, large payouts, product changes.")
 @click.option("--max-score-age-days", default=30, show_default=True, type=int)
 @click.option("--credit-limit-currency", default="CNY", show_default=True,
               help="ISO 4217 code the credit oracle's limits are in; the book lends in it.")
@@ -58,8 +72,8 @@ def _role_holders(network_name: str, deployer: str, given: dict[str, str | None]
 @click.option("--name", "network_name", default=None,
               help="Network name in the manifest. Default: 'local' on a development chain, else Ape's network name.")
 @click.option("--redeploy", is_flag=True, help="Deploy new contracts even if the manifest is current.")
-def cli(network, provider, account_alias, operator, oracle, pauser, score_signer, max_score_age_days,
-        credit_limit_currency, manifest_path, network_name, redeploy):
+def cli(network, provider, account_alias, operator, oracle, pauser, score_signer, second_admin, second_operator,
+        max_score_age_days, credit_limit_currency, manifest_path, network_name, redeploy):
     if network_name is None:
         network_name = "local" if network.name == "local" or provider.chain_id == DEV_CHAIN_ID else network.name
     path = manifest_path or manifests.path_for(network_name)
@@ -75,7 +89,8 @@ def cli(network, provider, account_alias, operator, oracle, pauser, score_signer
         raise click.UsageError(f"on {network_name}, give the deployer: --account ALIAS (an Ape account)")
     deployer = accounts.load(account_alias) if account_alias else accounts.test_accounts[0]
     roles = _role_holders(network_name, deployer.address, {"operator": operator, "oracle": oracle, "pauser": pauser,
-                                                           "score_signer": score_signer})
+                                                           "score_signer": score_signer, "second_admin": second_admin,
+                                                           "second_operator": second_operator})
     settings = Settings(max_score_age=max_score_age_days * 86_400, credit_limit_currency=credit_limit_currency)
 
     instances, deployed = {}, {}
@@ -86,9 +101,8 @@ def cli(network, provider, account_alias, operator, oracle, pauser, score_signer
         instances[name] = instance
         deployed[name] = DeployedContract(address=instance.address, block=receipt.block_number, tx=receipt.txn_hash)
         click.echo(f"{name:18} {instance.address}  block {receipt.block_number}")
-    for name, role, holder in role_grants(roles):
-        contract = instances[name]
-        contract.grantRole(getattr(contract, role)(), holder, sender=deployer)
+    for name, role, holder in role_grants(roles, {n: d.address for n, d in deployed.items()}):
+        instances[name].grantRole(role_id(role), holder, sender=deployer)
         click.echo(f"granted {role} on {name} to {holder}")
 
     first_block = deployed[CONTRACT_NAMES[0]].block

@@ -100,7 +100,7 @@ def w3():
     port = _free_port()
     proc = subprocess.Popen(
         [_anvil_binary(), "--port", str(port), "--host", "127.0.0.1", "--silent", "--gas-price", "0",
-         "--base-fee", "0", "--mnemonic", ANVIL_MNEMONIC, "--accounts", "10"],
+         "--base-fee", "0", "--mnemonic", ANVIL_MNEMONIC, "--accounts", "12"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     web3 = Web3(Web3.HTTPProvider(f"http://127.0.0.1:{port}"))
@@ -118,9 +118,11 @@ def w3():
 
 @pytest.fixture(scope="session")
 def keys():
-    """Anvil's deterministic accounts: admin, operator, oracle, pauser, signer, then borrowers."""
-    accounts = [Account.from_mnemonic(ANVIL_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}") for i in range(10)]
-    names = ["admin", "operator", "oracle", "pauser", "signer", "alice", "bob", "carol", "dave", "eve"]
+    """Anvil's deterministic accounts: admin, operator, oracle, pauser, signer, then borrowers, then FourEyes' second
+    admin and second operator (each confirms what the other of its kind proposes)."""
+    names = ["admin", "operator", "oracle", "pauser", "signer", "alice", "bob", "carol", "dave", "eve", "admin2",
+             "operator2"]
+    accounts = [Account.from_mnemonic(ANVIL_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}") for i in range(len(names))]
     return dict(zip(names, accounts))
 
 
@@ -128,7 +130,8 @@ def keys():
 def stack(w3, keys):
     return deploy_stack(
         w3, keys["admin"].address, operator=keys["operator"].address, oracle=keys["oracle"].address,
-        pauser=keys["pauser"].address, score_signer=keys["signer"].address,
+        pauser=keys["pauser"].address, score_signer=keys["signer"].address, second_admin=keys["admin2"].address,
+        second_operator=keys["operator2"].address,
     )
 
 

@@ -23,7 +23,7 @@ from ledger.deploy import (
     deploy_stack,
     grants_by_contract,
 )
-from ledger.manifest import CONTRACT_NAMES
+from ledger.manifest import CONTRACT_NAMES, DeployedContract
 from ledger.node import EphemeralNode, dev_account
 
 CLI = str(Path(sys.executable).with_name("loanledger"))
@@ -49,8 +49,9 @@ def assert_least_privilege(w3: Web3, bindings, holders: RoleHolders) -> None:
     """Every role of every contract (named by its ABI's `*_ROLE()` views) is held by exactly the table's
     holders (the admin keeps DEFAULT_ADMIN_ROLE): hasRole for each holder, and no RoleGranted event since
     deployment names anyone else."""
-    expected = grants_by_contract(holders)
-    accounts = {holders.admin, holders.operator, holders.oracle, holders.pauser, holders.score_signer}
+    expected = grants_by_contract(holders, {name: c.address for name, c in bindings.manifest.contracts.items()})
+    accounts = {holders.admin, holders.operator, holders.oracle, holders.pauser, holders.score_signer,
+                holders.second_admin, holders.second_operator, bindings.four_eyes.address} - {""}
     for name in CONTRACT_NAMES:
         contract = bindings.by_name(name)
         names = role_names(contract)
@@ -67,14 +68,19 @@ def assert_least_privilege(w3: Web3, bindings, holders: RoleHolders) -> None:
 
 def test_the_grants_table_gives_each_role_only_where_a_function_checks_it():
     """The table's roles are the contracts' own: `OPERATOR_ROLE` on the catalogue because its product
-    functions check it, never ORACLE_ROLE there; every pausable contract's PAUSER_ROLE to the pauser."""
+    functions check it, never ORACLE_ROLE there; every pausable contract's PAUSER_ROLE to the pauser (FourEyes gets
+    its own roles from its constructor); DEFAULT_ADMIN_ROLE to FourEyes only, so two admins can grant roles."""
     table = {(g.contract, g.role): g.holder for g in GRANTS}
     assert len(table) == len(GRANTS)  # one holder per role per contract
     assert all(g.reason for g in GRANTS)
     assert ("ProductCatalog", "ORACLE_ROLE") not in table and ("ActionLogAnchor", "ORACLE_ROLE") not in table
     assert ("CreditOracle", "OPERATOR_ROLE") not in table
-    assert all(table[(name, "PAUSER_ROLE")] == "pauser" for name in CONTRACT_NAMES)
-    assert not any(g.role == "DEFAULT_ADMIN_ROLE" or g.holder == "admin" for g in GRANTS)
+    assert all(table[(name, "PAUSER_ROLE")] == "pauser" for name in CONTRACT_NAMES if name != "FourEyes")
+    assert not any(g.contract == "FourEyes" for g in GRANTS)
+    assert not any(g.holder == "admin" for g in GRANTS)
+    assert [g.contract for g in GRANTS if g.role == "DEFAULT_ADMIN_ROLE"] == \
+        [name for name in CONTRACT_NAMES if name != "FourEyes"]
+    assert all(g.holder == "FourEyes" for g in GRANTS if g.role == "DEFAULT_ADMIN_ROLE")
     assert contracts_checking("ORACLE_ROLE") == ["BorrowerRegistry", "CreditOracle", "LoanBook"]
     assert contracts_checking("SCORE_SIGNER_ROLE") == ["CreditOracle"]
 
@@ -94,17 +100,24 @@ def test_deploy_writes_the_manifest_grants_roles_is_a_no_op_again_and_redeploys_
 
     bindings = bind(w3, manifest)
     operator, oracle, pauser, signer = (dev_account(i).address for i in range(1, 5))
-    holders = RoleHolders(dev_account(0).address, operator, oracle, pauser, signer)
+    second_admin, second_operator = dev_account(28).address, dev_account(29).address  # the deploy's local defaults
+    holders = RoleHolders(dev_account(0).address, operator, oracle, pauser, signer, second_admin, second_operator)
     assert_least_privilege(w3, bindings, holders)
-    assert manifest.grants == grants_by_contract(holders)
+    assert manifest.grants == grants_by_contract(holders, {name: c.address for name, c in manifest.contracts.items()})
+    assert manifest.grants["FourEyes"] == {"DEFAULT_ADMIN_ROLE": [dev_account(0).address, second_admin],
+                                           "OPERATOR_ROLE": [operator, second_operator], "PAUSER_ROLE": [pauser]}
     # The Ape-compiled contracts behave like the ones the rest of the system binds to.
     assert bindings.book.functions.loanCount().call() == 0
     # One plan: the web3 path describes the same deployment, but for where and when it happened.
     web3_path = deploy_stack(w3, dev_account(0).address, operator=operator, oracle=oracle, pauser=pauser,
-                             score_signer=signer).manifest
-    where_and_when = {"contracts", "deployed_at"}
+                             score_signer=signer, second_admin=second_admin, second_operator=second_operator).manifest
+    where_and_when = {"contracts", "deployed_at", "grants"}
     assert {k: v for k, v in asdict(web3_path).items() if k not in where_and_when} == \
         {k: v for k, v in asdict(manifest).items() if k not in where_and_when}
+    # The grants name the same holders, but for FourEyes, which each deployment has its own of.
+    four_eyes = {web3_path.address("FourEyes"): "FourEyes", manifest.address("FourEyes"): "FourEyes"}
+    assert {c: {r: [four_eyes.get(h, h) for h in hs] for r, hs in g.items()} for c, g in web3_path.grants.items()} == \
+        {c: {r: [four_eyes.get(h, h) for h in hs] for r, hs in g.items()} for c, g in manifest.grants.items()}
     # One compiler configuration: ape-config.yaml's solidity settings give the artifacts' code (the
     # contracts without immutables compare directly; only the metadata hash, which names paths, differs).
     for name in ("BorrowerRegistry", "ActionLogAnchor"):
@@ -124,9 +137,9 @@ def test_deploy_writes_the_manifest_grants_roles_is_a_no_op_again_and_redeploys_
     assert fresh.returncode == 0, fresh.stdout + fresh.stderr
     renewed = manifests.load(path)
     assert {renewed.address(n) for n in CONTRACT_NAMES}.isdisjoint({manifest.address(n) for n in CONTRACT_NAMES})
-    assert renewed.roles["OPERATOR_ROLE"] == [new_operator]
+    assert renewed.roles["OPERATOR_ROLE"] == [new_operator, second_operator]
     assert_least_privilege(w3, bind(w3, renewed), RoleHolders(dev_account(0).address, new_operator, oracle,
-                                                              pauser, signer))
+                                                              pauser, signer, second_admin, second_operator))
     book = bind(w3, renewed).book
     assert not book.functions.hasRole(book.functions.OPERATOR_ROLE().call(), operator).call()
 
@@ -152,9 +165,9 @@ def test_deploy_to_a_named_network_needs_an_explicit_deployer_and_changes_nothin
 
 def test_a_manifest_from_before_per_contract_grants_still_loads_and_reads_its_roles_everywhere():
     holders = RoleHolders(*(dev_account(i).address for i in range(5)))
-    new = build_manifest("local", 31337, holders, {}, 0)
-    assert new.granted("ProductCatalog") == {"DEFAULT_ADMIN_ROLE": [holders.admin], "OPERATOR_ROLE": [holders.operator],
-                                             "PAUSER_ROLE": [holders.pauser]}
+    new = build_manifest("local", 31337, holders, {"FourEyes": DeployedContract("0x" + "fe" * 20, 1, "0x")}, 0)
+    assert new.granted("ProductCatalog") == {"DEFAULT_ADMIN_ROLE": [holders.admin, "0x" + "fe" * 20],
+                                             "OPERATOR_ROLE": [holders.operator], "PAUSER_ROLE": [holders.pauser]}
     old = json.loads(new.to_json())
     del old["grants"]
     loaded = manifests.Manifest.from_json(json.dumps(old))

@@ -1,0 +1,177 @@
+"""Maker-checker on-chain: what FourEyes lets two different people do, and everything it refuses.
+
+Each test proposes a real call on the deployed stack and confirms it (or fails to) from the session's accounts:
+operator and operator2 are FourEyes' two operators, admin and admin2 its two admins.
+"""
+
+from __future__ import annotations
+
+import pytest
+from web3 import Web3
+from web3.logs import DISCARD
+
+from ledger import four_eyes
+from ledger.deploy import role_id
+from ledger.four_eyes import Call, ProposalState
+
+HOUR = 3_600
+OPERATOR_ROLE = role_id("OPERATOR_ROLE")
+ADMIN_ROLE = role_id("DEFAULT_ADMIN_ROLE")
+
+
+@pytest.fixture
+def fe(stack):
+    return stack.four_eyes
+
+
+@pytest.fixture
+def now(w3):
+    return lambda: w3.eth.get_block("latest").timestamp
+
+
+def propose(w3, fe, function, proposer, expires_at):
+    receipt = w3.eth.wait_for_transaction_receipt(four_eyes.propose(fe, function, expires_at).transact({"from": proposer}))
+    assert receipt.status == 1
+    return four_eyes.proposed(fe, receipt)
+
+
+def grant_dave_operator(stack, keys):
+    return stack.registry.functions.grantRole(OPERATOR_ROLE, keys["dave"].address)
+
+
+def test_a_role_grant_needs_two_admins_and_the_events_name_both(w3, stack, keys, fe, now, revert_name):
+    admin, admin2, dave = keys["admin"].address, keys["admin2"].address, keys["dave"].address
+    made = propose(w3, fe, grant_dave_operator(stack, keys), admin, now() + HOUR)
+    assert made.proposer == admin and made.state == ProposalState.PENDING
+    assert four_eyes.describe(stack, made.call) == ("BorrowerRegistry", "grantRole",
+                                                    {"role": OPERATOR_ROLE, "account": dave})
+    # The proposer cannot confirm their own proposal, and nothing has happened yet.
+    assert revert_name(four_eyes.confirm(fe, made), admin) == "FourEyesSamePerson"
+    assert not stack.registry.functions.hasRole(OPERATOR_ROLE, dave).call()
+
+    receipt = w3.eth.wait_for_transaction_receipt(four_eyes.confirm(fe, made).transact({"from": admin2}))
+    assert receipt.status == 1
+    assert stack.registry.functions.hasRole(OPERATOR_ROLE, dave).call()
+    (confirmed,) = fe.events.Confirmed().process_receipt(receipt, errors=DISCARD)
+    (executed,) = fe.events.Executed().process_receipt(receipt, errors=DISCARD)
+    assert confirmed.args.confirmer == admin2
+    assert (executed.args.proposer, executed.args.confirmer) == (admin, admin2)
+    (granted,) = stack.registry.events.RoleGranted().process_receipt(receipt, errors=DISCARD)
+    assert granted.args.sender == fe.address  # on the target, FourEyes made the call
+    assert four_eyes.proposal(fe, made.proposal_id).state == ProposalState.EXECUTED
+
+
+def test_an_operator_cannot_propose_or_confirm_an_admin_call_nor_a_stranger_anything(w3, stack, keys, fe, now,
+                                                                                      revert_name):
+    grant = four_eyes.propose(fe, grant_dave_operator(stack, keys), now() + HOUR)
+    assert revert_name(grant, keys["operator"].address) == "FourEyesMissingRole"
+    assert revert_name(grant, keys["alice"].address) == "FourEyesMissingRole"
+    made = propose(w3, fe, grant_dave_operator(stack, keys), keys["admin"].address, now() + HOUR)
+    assert revert_name(four_eyes.confirm(fe, made), keys["operator"].address) == "FourEyesMissingRole"
+    write_off = four_eyes.propose(fe, stack.book.functions.writeOff(1), now() + HOUR)
+    assert revert_name(write_off, keys["alice"].address) == "FourEyesMissingRole"
+    assert revert_name(write_off, keys["admin"].address) == "FourEyesMissingRole"  # an operators' decision
+
+
+def test_a_call_not_on_the_allow_list_cannot_be_proposed(stack, keys, fe, now, revert_name):
+    operator, admin = keys["operator"].address, keys["admin"].address
+    register = stack.registry.functions.registerBorrower(keys["alice"].address, b"\x11" * 32, now() + HOUR)
+    assert revert_name(four_eyes.propose(fe, register, now() + HOUR), operator) == "FourEyesCallNotAllowed"
+    assert revert_name(four_eyes.propose(fe, stack.book.functions.pause(), now() + HOUR), admin) == \
+        "FourEyesCallNotAllowed"
+    # No data at all: no function to look up.
+    assert revert_name(fe.functions.propose(stack.book.address, b"", now() + HOUR), admin) == "FourEyesCallNotAllowed"
+
+
+def test_an_expired_proposal_is_refused_and_an_expiry_must_be_in_the_future(w3, driver, stack, keys, fe, now,
+                                                                          revert_name):
+    admin, admin2 = keys["admin"].address, keys["admin2"].address
+    assert revert_name(four_eyes.propose(fe, grant_dave_operator(stack, keys), now()), admin) == "FourEyesExpired"
+    made = propose(w3, fe, grant_dave_operator(stack, keys), admin, now() + HOUR)
+    driver.advance(HOUR + 1)
+    assert revert_name(four_eyes.confirm(fe, made), admin2) == "FourEyesExpired"
+    assert four_eyes.proposal(fe, made.proposal_id).expired(now())
+
+
+def test_a_changed_proposal_is_refused(w3, stack, keys, fe, now, revert_name):
+    admin, admin2 = keys["admin"].address, keys["admin2"].address
+    made = propose(w3, fe, grant_dave_operator(stack, keys), admin, now() + HOUR)
+    other_account = Call.of(stack.registry.functions.grantRole(OPERATOR_ROLE, keys["eve"].address), made.call.expires_at)
+    other_target = Call(stack.anchor.address, made.call.data, made.call.expires_at)
+    later = Call(made.call.target, made.call.data, made.call.expires_at + 1)
+    for changed in (other_account, other_target, later):
+        assert revert_name(four_eyes.confirm(fe, (made.proposal_id, changed)), admin2) == "FourEyesUnknownProposal"
+    assert revert_name(four_eyes.confirm(fe, (b"\x07" * 32, made.call)), admin2) == "FourEyesUnknownProposal"
+    assert not stack.registry.functions.hasRole(OPERATOR_ROLE, keys["eve"].address).call()
+
+
+def test_an_executed_proposal_cannot_be_replayed_but_the_same_call_can_be_proposed_again(w3, stack, keys, fe, now,
+                                                                                       revert_name):
+    admin, admin2, dave = keys["admin"].address, keys["admin2"].address, keys["dave"].address
+    made = propose(w3, fe, grant_dave_operator(stack, keys), admin, now() + HOUR)
+    four_eyes.confirm(fe, made).transact({"from": admin2})
+    assert revert_name(four_eyes.confirm(fe, made), admin2) == "FourEyesNotPending"
+    assert revert_name(four_eyes.confirm(fe, made), keys["admin"].address) == "FourEyesNotPending"
+    # Revoked, then the very same grant again: a new nonce, a new id.
+    four_eyes.carry_out(w3, fe, stack.registry.functions.revokeRole(OPERATOR_ROLE, dave), admin2, admin)
+    again = propose(w3, fe, grant_dave_operator(stack, keys), admin, made.call.expires_at)
+    assert again.call == made.call and again.proposal_id != made.proposal_id
+    four_eyes.confirm(fe, again).transact({"from": admin2})
+    assert stack.registry.functions.hasRole(OPERATOR_ROLE, dave).call()
+
+
+def test_cancel_by_the_proposer_or_an_admin_only_and_a_cancelled_proposal_cannot_be_confirmed(w3, stack, keys, fe,
+                                                                                              now, revert_name):
+    admin, admin2 = keys["admin"].address, keys["admin2"].address
+    made = propose(w3, fe, grant_dave_operator(stack, keys), admin, now() + HOUR)
+    assert revert_name(four_eyes.cancel(fe, made.proposal_id), keys["operator"].address) == "FourEyesNotProposer"
+    receipt = w3.eth.wait_for_transaction_receipt(four_eyes.cancel(fe, made.proposal_id).transact({"from": admin}))
+    (cancelled,) = fe.events.Cancelled().process_receipt(receipt, errors=DISCARD)
+    assert cancelled.args.actor == admin
+    assert revert_name(four_eyes.confirm(fe, made), admin2) == "FourEyesNotPending"
+    assert revert_name(four_eyes.cancel(fe, made.proposal_id), admin) == "FourEyesNotPending"
+    # An admin may withdraw another's proposal.
+    second = propose(w3, fe, grant_dave_operator(stack, keys), admin, now() + HOUR)
+    four_eyes.cancel(fe, second.proposal_id).transact({"from": admin2})
+    assert four_eyes.proposal(fe, second.proposal_id).state == ProposalState.CANCELLED
+
+
+def test_the_targets_revert_comes_back_and_leaves_the_proposal_pending(w3, stack, keys, fe, now, revert_name):
+    admin, admin2 = keys["admin"].address, keys["admin2"].address
+    made = propose(w3, fe, stack.catalog.functions.setCostCap(0), admin, now() + HOUR)
+    assert revert_name(four_eyes.confirm(fe, made), admin2) == "ProductCatalogInvalidSetting"
+    assert four_eyes.proposal(fe, made.proposal_id).state == ProposalState.PENDING
+
+
+def test_four_eyes_administers_itself_only_through_its_own_proposals(w3, stack, keys, fe, now, revert_name):
+    admin, admin2, dave = keys["admin"].address, keys["admin2"].address, keys["dave"].address
+    # An admin alone cannot name a second operator of their own, nor change what may be proposed.
+    assert revert_name(fe.functions.grantRole(OPERATOR_ROLE, dave), admin) == "FourEyesOnlySelf"
+    assert revert_name(fe.functions.revokeRole(OPERATOR_ROLE, keys["operator"].address), admin) == "FourEyesOnlySelf"
+    register = (stack.registry.address, stack.registry.functions.registerBorrower(dave, b"\x11" * 32, 1)
+                ._encode_transaction_data()[:10], OPERATOR_ROLE)
+    register = (register[0], Web3.to_bytes(hexstr=register[1]), register[2])
+    assert revert_name(fe.functions.setAllowedCall(register, True), admin) == "FourEyesOnlySelf"
+
+    four_eyes.carry_out(w3, fe, fe.functions.grantRole(OPERATOR_ROLE, dave), admin, admin2)
+    assert fe.functions.hasRole(OPERATOR_ROLE, dave).call()
+    four_eyes.carry_out(w3, fe, fe.functions.setAllowedCall(register, True), admin2, admin)
+    assert fe.functions.allowedCall(register[0], register[1]).call() == [True, OPERATOR_ROLE]
+
+
+def test_paused_four_eyes_takes_no_proposal_nor_confirmation_but_a_cancel(w3, stack, keys, fe, now, revert_name):
+    admin, admin2 = keys["admin"].address, keys["admin2"].address
+    made = propose(w3, fe, grant_dave_operator(stack, keys), admin, now() + HOUR)
+    w3.eth.wait_for_transaction_receipt(fe.functions.pause().transact({"from": keys["pauser"].address}))
+    assert revert_name(four_eyes.propose(fe, grant_dave_operator(stack, keys), now() + HOUR), admin) == "EnforcedPause"
+    assert revert_name(four_eyes.confirm(fe, made), admin2) == "EnforcedPause"
+    four_eyes.cancel(fe, made.proposal_id).transact({"from": admin})
+
+
+def test_the_deploy_allow_list_is_on_chain(stack, fe):
+    from ledger.deploy import FOUR_EYES_CALLS, selector
+
+    for call in FOUR_EYES_CALLS:
+        target = stack.by_name(call.contract).address
+        assert fe.functions.allowedCall(target, selector(call.contract, call.function)).call() == \
+            [True, role_id(call.role)], call
