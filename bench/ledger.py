@@ -58,7 +58,8 @@ def main() -> dict:
         w3 = node.w3
         admin, operator_key, oracle_key, pauser, signer = (dev_account(i) for i in range(5))
         stack = deploy_stack(w3, admin.address, operator=operator_key.address, oracle=oracle_key.address,
-                             pauser=pauser.address, score_signer=signer.address)
+                             pauser=pauser.address, score_signer=signer.address,
+                             second_operator=dev_account(29).address)
         expiry = w3.eth.get_block("latest").timestamp + 365 * 86_400
         register = lambda i: stack.registry.functions.registerBorrower(_borrower(i), COMMITMENT, expiry)  # noqa: E731
 

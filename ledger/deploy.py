@@ -33,6 +33,7 @@ class RoleHolders:
     # them nothing that needs two people (a write-off, a role grant...) can be done until two admins add one.
     second_admin: str = ""
     second_operator: str = ""
+    policy: str = ""  # the automatic approval policy's key (POLICY_ROLE on the book); "": no automatic approvals
 
     @property
     def admins(self) -> list[str]:
@@ -46,13 +47,16 @@ class RoleHolders:
 
     def as_manifest(self) -> dict[str, list[str]]:
         return {"DEFAULT_ADMIN_ROLE": self.admins, "OPERATOR_ROLE": self.operators, "ORACLE_ROLE": [self.oracle],
-                "PAUSER_ROLE": [self.pauser], "SCORE_SIGNER_ROLE": [self.score_signer]}
+                "PAUSER_ROLE": [self.pauser], "SCORE_SIGNER_ROLE": [self.score_signer],
+                **({"POLICY_ROLE": [self.policy]} if self.policy else {})}
 
 
 @dataclass(frozen=True)
 class Settings:
     max_score_age: int = 30 * DAY
     credit_limit_currency: str = "CNY"  # what the credit oracle's limits are in: loans are lent in it
+    # Above this principal (minor units) an approval needs two operators (FourEyes): 100,000.00 CNY.
+    payout_threshold: int = 10_000_000
 
 
 def constructor_args(name: str, roles: RoleHolders, deployed: dict[str, str], settings: Settings) -> tuple:
@@ -62,7 +66,8 @@ def constructor_args(name: str, roles: RoleHolders, deployed: dict[str, str], se
         "CreditOracle": lambda: (roles.admin, settings.max_score_age),
         "ProductCatalog": lambda: (roles.admin,),
         "LoanBook": lambda: (roles.admin, deployed["BorrowerRegistry"], deployed["CreditOracle"],
-                             deployed["ProductCatalog"], settings.credit_limit_currency.encode("ascii")),
+                             deployed["ProductCatalog"], settings.credit_limit_currency.encode("ascii"),
+                             settings.payout_threshold),
         "ActionLogAnchor": lambda: (roles.admin,),
         "FourEyes": lambda: (roles.admins, roles.operators, roles.pauser, allowed_calls(deployed)),
     }[name]()
@@ -77,7 +82,7 @@ class FourEyesCall:
 
 
 _ADMIN_SETTERS = {"CreditOracle": ("setMaxScoreAge", "setSignerThreshold"),
-                  "ProductCatalog": ("setCostCap", "setLateChargeCeilings")}
+                  "ProductCatalog": ("setCostCap", "setLateChargeCeilings"), "LoanBook": ("setPayoutThreshold",)}
 
 # What FourEyes may be asked to call, at deploy (FourEyes allows its own grantRole, revokeRole and setAllowedCall
 # to admins itself). Changed later only by two admins (FourEyes.setAllowedCall).
@@ -136,9 +141,11 @@ GRANTS: tuple[Grant, ...] = (
     Grant("CreditOracle", "ORACLE_ROLE", "oracle", "pushScores (relays the score signers' reports)"),
     Grant("CreditOracle", "SCORE_SIGNER_ROLE", "score_signer", "a signature pushScores counts towards the threshold"),
     Grant("CreditOracle", "PAUSER_ROLE", "pauser", "pause, unpause"),
-    Grant("ProductCatalog", "OPERATOR_ROLE", "operator", "createProduct, changeProduct, retireProduct"),
+    Grant("ProductCatalog", "FOUR_EYES_ROLE", "FourEyes", "createProduct, changeProduct, retireProduct (two operators)"),
     Grant("ProductCatalog", "PAUSER_ROLE", "pauser", "pause, unpause"),
-    Grant("LoanBook", "OPERATOR_ROLE", "operator", "approve, reject, writeOff, declareDefault"),
+    Grant("LoanBook", "OPERATOR_ROLE", "operator", "approve (up to the payout threshold), reject, declareDefault"),
+    Grant("LoanBook", "FOUR_EYES_ROLE", "FourEyes", "writeOff, approve above the payout threshold (two operators)"),
+    Grant("LoanBook", "POLICY_ROLE", "policy", "approve, only loans their product made autoApprovable"),
     Grant("LoanBook", "ORACLE_ROLE", "oracle",
           "confirmDisbursement(s), confirmRepayment(s), confirmCreditRefund, reverseRepayment, "
           "reverseDisbursement, declareDefault"),
@@ -152,8 +159,9 @@ GRANTS: tuple[Grant, ...] = (
 
 def role_grants(roles: RoleHolders, deployed: dict[str, str]) -> list[tuple[str, str, str]]:
     """(contract, role, holder) granted by the admin after deployment: GRANTS, in CONTRACT_NAMES order."""
-    return [(g.contract, g.role, deployed[g.holder] if g.holder in CONTRACT_NAMES else getattr(roles, g.holder))
-            for name in CONTRACT_NAMES for g in GRANTS if g.contract == name]
+    grants = [(g.contract, g.role, deployed[g.holder] if g.holder in CONTRACT_NAMES else getattr(roles, g.holder))
+              for name in CONTRACT_NAMES for g in GRANTS if g.contract == name]
+    return [grant for grant in grants if grant[2]]  # an optional holder not given (no policy key): no grant
 
 
 def contracts_checking(role: str) -> list[str]:
@@ -206,12 +214,13 @@ def _deploy(w3: Web3, name: str, artifact: dict, sender: str, *args) -> tuple[Co
 
 
 def deploy_stack(w3: Web3, admin: str, *, operator: str, oracle: str, pauser: str, score_signer: str,
-                 second_admin: str = "", second_operator: str = "", max_score_age: int = 30 * DAY,
-                 credit_limit_currency: str = "CNY", network: str = "local") -> Bindings:
+                 second_admin: str = "", second_operator: str = "", policy: str = "", max_score_age: int = 30 * DAY,
+                 credit_limit_currency: str = "CNY", payout_threshold: int = Settings.payout_threshold,
+                 network: str = "local") -> Bindings:
     """Follow the plan from `admin` (an account the node has unlocked): deploy, grant roles, describe it."""
     artifacts = compile_contracts()
-    roles = RoleHolders(admin, operator, oracle, pauser, score_signer, second_admin, second_operator)
-    settings = Settings(max_score_age, credit_limit_currency)
+    roles = RoleHolders(admin, operator, oracle, pauser, score_signer, second_admin, second_operator, policy)
+    settings = Settings(max_score_age, credit_limit_currency, payout_threshold)
     contracts: dict[str, Contract] = {}
     deployed: dict[str, DeployedContract] = {}
     for name in CONTRACT_NAMES:

@@ -35,7 +35,7 @@ DEV_CHAIN_ID = 31337  # anvil's: development accounts and the name "local" apply
 
 # Development accounts of FourEyes' second admin and second operator on the local network (the last two of the
 # 30 `loanledger node` unlocks: the demo's people and borrowers take the low ones).
-SECOND_ADMIN_ACCOUNT, SECOND_OPERATOR_ACCOUNT = 28, 29
+SECOND_ADMIN_ACCOUNT, SECOND_OPERATOR_ACCOUNT, POLICY_ACCOUNT = 28, 29, 27
 
 
 def _role_holders(network_name: str, deployer: str, given: dict[str, str | None]) -> RoleHolders:
@@ -44,12 +44,13 @@ def _role_holders(network_name: str, deployer: str, given: dict[str, str | None]
         defaults = dict(zip(("operator", "oracle", "pauser", "score_signer"), dev[1:5]))
         defaults["second_admin"] = dev_account(SECOND_ADMIN_ACCOUNT).address
         defaults["second_operator"] = dev_account(SECOND_OPERATOR_ACCOUNT).address
+        defaults["policy"] = dev_account(POLICY_ACCOUNT).address
     else:
-        missing = [k for k, v in given.items() if not v]
+        missing = [k for k, v in given.items() if not v and k != "policy"]  # no policy key: no automatic approvals
         if missing:
             raise click.UsageError(f"on {network_name}, give every role holder: missing --{', --'.join(m.replace('_', '-') for m in missing)}")
         defaults = {}
-    return RoleHolders(admin=deployer, **{k: v or defaults[k] for k, v in given.items()})
+    return RoleHolders(admin=deployer, **{k: v or defaults.get(k, "") for k, v in given.items()})
 
 
 @click.command(cls=ConnectedProviderCommand)
@@ -64,6 +65,10 @@ def _role_holders(network_name: str, deployer: str, given: dict[str, str | None]
               help="FourEyes: the admin who confirms the deployer's admin calls (and proposes their own).")
 @click.option("--second-operator", default=None, envvar="LOANLEDGER_DEPLOY_SECOND_OPERATOR",
               help="FourEyes: the operator who confirms the operator's write-offs, large payouts, product changes.")
+@click.option("--policy", default=None, envvar="LOANLEDGER_DEPLOY_POLICY",
+              help="The automatic approval policy's key: approves only loans their product made autoApprovable.")
+@click.option("--payout-threshold", default=Settings.payout_threshold, show_default=True, type=int,
+              help="Minor units: above this principal an approval needs two operators (FourEyes).")
 @click.option("--max-score-age-days", default=30, show_default=True, type=int)
 @click.option("--credit-limit-currency", default="CNY", show_default=True,
               help="ISO 4217 code the credit oracle's limits are in; the book lends in it.")
@@ -72,8 +77,8 @@ def _role_holders(network_name: str, deployer: str, given: dict[str, str | None]
 @click.option("--name", "network_name", default=None,
               help="Network name in the manifest. Default: 'local' on a development chain, else Ape's network name.")
 @click.option("--redeploy", is_flag=True, help="Deploy new contracts even if the manifest is current.")
-def cli(network, provider, account_alias, operator, oracle, pauser, score_signer, second_admin, second_operator,
-        max_score_age_days, credit_limit_currency, manifest_path, network_name, redeploy):
+def cli(network, provider, account_alias, operator, oracle, pauser, score_signer, second_admin, second_operator, policy,
+        payout_threshold, max_score_age_days, credit_limit_currency, manifest_path, network_name, redeploy):
     if network_name is None:
         network_name = "local" if network.name == "local" or provider.chain_id == DEV_CHAIN_ID else network.name
     path = manifest_path or manifests.path_for(network_name)
@@ -90,8 +95,9 @@ def cli(network, provider, account_alias, operator, oracle, pauser, score_signer
     deployer = accounts.load(account_alias) if account_alias else accounts.test_accounts[0]
     roles = _role_holders(network_name, deployer.address, {"operator": operator, "oracle": oracle, "pauser": pauser,
                                                            "score_signer": score_signer, "second_admin": second_admin,
-                                                           "second_operator": second_operator})
-    settings = Settings(max_score_age=max_score_age_days * 86_400, credit_limit_currency=credit_limit_currency)
+                                                           "second_operator": second_operator, "policy": policy})
+    settings = Settings(max_score_age=max_score_age_days * 86_400, credit_limit_currency=credit_limit_currency,
+                        payout_threshold=payout_threshold)
 
     instances, deployed = {}, {}
     for name in CONTRACT_NAMES:

@@ -51,7 +51,7 @@ def assert_least_privilege(w3: Web3, bindings, holders: RoleHolders) -> None:
     deployment names anyone else."""
     expected = grants_by_contract(holders, {name: c.address for name, c in bindings.manifest.contracts.items()})
     accounts = {holders.admin, holders.operator, holders.oracle, holders.pauser, holders.score_signer,
-                holders.second_admin, holders.second_operator, bindings.four_eyes.address} - {""}
+                holders.second_admin, holders.second_operator, holders.policy, bindings.four_eyes.address} - {""}
     for name in CONTRACT_NAMES:
         contract = bindings.by_name(name)
         names = role_names(contract)
@@ -67,14 +67,15 @@ def assert_least_privilege(w3: Web3, bindings, holders: RoleHolders) -> None:
 
 
 def test_the_grants_table_gives_each_role_only_where_a_function_checks_it():
-    """The table's roles are the contracts' own: `OPERATOR_ROLE` on the catalogue because its product
-    functions check it, never ORACLE_ROLE there; every pausable contract's PAUSER_ROLE to the pauser (FourEyes gets
+    """The table's roles are the contracts' own: `FOUR_EYES_ROLE` on the catalogue because its product
+    functions check it (and no OPERATOR_ROLE: an operator alone publishes nothing), never ORACLE_ROLE there; every pausable contract's PAUSER_ROLE to the pauser (FourEyes gets
     its own roles from its constructor); DEFAULT_ADMIN_ROLE to FourEyes only, so two admins can grant roles."""
     table = {(g.contract, g.role): g.holder for g in GRANTS}
     assert len(table) == len(GRANTS)  # one holder per role per contract
     assert all(g.reason for g in GRANTS)
     assert ("ProductCatalog", "ORACLE_ROLE") not in table and ("ActionLogAnchor", "ORACLE_ROLE") not in table
-    assert ("CreditOracle", "OPERATOR_ROLE") not in table
+    assert ("CreditOracle", "OPERATOR_ROLE") not in table and ("ProductCatalog", "OPERATOR_ROLE") not in table
+    assert table[("ProductCatalog", "FOUR_EYES_ROLE")] == table[("LoanBook", "FOUR_EYES_ROLE")] == "FourEyes"
     assert all(table[(name, "PAUSER_ROLE")] == "pauser" for name in CONTRACT_NAMES if name != "FourEyes")
     assert not any(g.contract == "FourEyes" for g in GRANTS)
     assert not any(g.holder == "admin" for g in GRANTS)
@@ -100,8 +101,9 @@ def test_deploy_writes_the_manifest_grants_roles_is_a_no_op_again_and_redeploys_
 
     bindings = bind(w3, manifest)
     operator, oracle, pauser, signer = (dev_account(i).address for i in range(1, 5))
-    second_admin, second_operator = dev_account(28).address, dev_account(29).address  # the deploy's local defaults
-    holders = RoleHolders(dev_account(0).address, operator, oracle, pauser, signer, second_admin, second_operator)
+    # The deploy's local defaults for FourEyes' second admin and operator, and the automatic policy.
+    second_admin, second_operator, policy = (dev_account(i).address for i in (28, 29, 27))
+    holders = RoleHolders(dev_account(0).address, operator, oracle, pauser, signer, second_admin, second_operator, policy)
     assert_least_privilege(w3, bindings, holders)
     assert manifest.grants == grants_by_contract(holders, {name: c.address for name, c in manifest.contracts.items()})
     assert manifest.grants["FourEyes"] == {"DEFAULT_ADMIN_ROLE": [dev_account(0).address, second_admin],
@@ -110,7 +112,8 @@ def test_deploy_writes_the_manifest_grants_roles_is_a_no_op_again_and_redeploys_
     assert bindings.book.functions.loanCount().call() == 0
     # One plan: the web3 path describes the same deployment, but for where and when it happened.
     web3_path = deploy_stack(w3, dev_account(0).address, operator=operator, oracle=oracle, pauser=pauser,
-                             score_signer=signer, second_admin=second_admin, second_operator=second_operator).manifest
+                             score_signer=signer, second_admin=second_admin, second_operator=second_operator,
+                             policy=policy).manifest
     where_and_when = {"contracts", "deployed_at", "grants"}
     assert {k: v for k, v in asdict(web3_path).items() if k not in where_and_when} == \
         {k: v for k, v in asdict(manifest).items() if k not in where_and_when}
@@ -139,7 +142,7 @@ def test_deploy_writes_the_manifest_grants_roles_is_a_no_op_again_and_redeploys_
     assert {renewed.address(n) for n in CONTRACT_NAMES}.isdisjoint({manifest.address(n) for n in CONTRACT_NAMES})
     assert renewed.roles["OPERATOR_ROLE"] == [new_operator, second_operator]
     assert_least_privilege(w3, bind(w3, renewed), RoleHolders(dev_account(0).address, new_operator, oracle,
-                                                              pauser, signer, second_admin, second_operator))
+                                                              pauser, signer, second_admin, second_operator, policy))
     book = bind(w3, renewed).book
     assert not book.functions.hasRole(book.functions.OPERATOR_ROLE().call(), operator).call()
 
@@ -167,7 +170,7 @@ def test_a_manifest_from_before_per_contract_grants_still_loads_and_reads_its_ro
     holders = RoleHolders(*(dev_account(i).address for i in range(5)))
     new = build_manifest("local", 31337, holders, {"FourEyes": DeployedContract("0x" + "fe" * 20, 1, "0x")}, 0)
     assert new.granted("ProductCatalog") == {"DEFAULT_ADMIN_ROLE": [holders.admin, "0x" + "fe" * 20],
-                                             "OPERATOR_ROLE": [holders.operator], "PAUSER_ROLE": [holders.pauser]}
+                                             "FOUR_EYES_ROLE": ["0x" + "fe" * 20], "PAUSER_ROLE": [holders.pauser]}
     old = json.loads(new.to_json())
     del old["grants"]
     loaded = manifests.Manifest.from_json(json.dumps(old))

@@ -6,15 +6,21 @@ operator and operator2 are FourEyes' two operators, admin and admin2 its two adm
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from web3 import Web3
 from web3.logs import DISCARD
 
 from ledger import four_eyes
-from ledger.deploy import role_id
+from ledger.deploy import Settings, role_id
 from ledger.four_eyes import Call, ProposalState
+from ledger.products import offering, read_product, read_status
+from ledger.samples import SAMPLE_PRODUCT
 
 HOUR = 3_600
+DAY = 86_400
+APPROVED, DEFAULTED, WRITTEN_OFF = 2, 7, 8  # ILoanBook.LoanStatus
 OPERATOR_ROLE = role_id("OPERATOR_ROLE")
 ADMIN_ROLE = role_id("DEFAULT_ADMIN_ROLE")
 
@@ -175,3 +181,99 @@ def test_the_deploy_allow_list_is_on_chain(stack, fe):
         target = stack.by_name(call.contract).address
         assert fe.functions.allowedCall(target, selector(call.contract, call.function)).call() == \
             [True, role_id(call.role)], call
+
+
+# ---- what the contracts leave to FourEyes: write-offs, large payouts, products; and the automatic policy -----
+
+
+def defaulted_loan(driver, keys, loan_terms) -> int:
+    loan_id = driver.active_loan(keys["alice"], loan_terms)
+    driver.advance(30 * DAY + loan_terms.defaultAfter + DAY)
+    driver.send(driver.stack.book.functions.declareDefault(loan_id), keys["oracle"])
+    return loan_id
+
+
+def test_one_operator_cannot_write_off_alone_two_can(w3, driver, stack, keys, fe, now, loan_terms, revert_name):
+    operator, operator2 = keys["operator"].address, keys["operator2"].address
+    loan_id = defaulted_loan(driver, keys, loan_terms)
+    write_off = stack.book.functions.writeOff(loan_id)
+    for alone in (operator, operator2, keys["admin"].address):
+        assert revert_name(write_off, alone) == "AccessControlUnauthorizedAccount"
+    made = propose(w3, fe, write_off, operator, now() + HOUR)
+    assert revert_name(four_eyes.confirm(fe, made), operator) == "FourEyesSamePerson"
+    assert stack.book.functions.loanOf(loan_id).call()[2] == DEFAULTED
+
+    receipt = w3.eth.wait_for_transaction_receipt(four_eyes.confirm(fe, made).transact({"from": operator2}))
+    assert stack.book.functions.loanOf(loan_id).call()[2] == WRITTEN_OFF
+    (executed,) = fe.events.Executed().process_receipt(receipt, errors=DISCARD)
+    assert (executed.args.proposer, executed.args.confirmer) == (operator, operator2)
+    (written,) = stack.book.events.LoanWrittenOff().process_receipt(receipt, errors=DISCARD)
+    assert written.args.actor == fe.address
+
+
+def test_a_payout_above_the_threshold_needs_two_operators_at_or_below_it_one(w3, driver, stack, keys, fe, loan_terms,
+                                                                           revert_name):
+    book, operator = stack.book, keys["operator"].address
+    admin, admin2 = keys["admin"].address, keys["admin2"].address
+    assert book.functions.payoutThreshold().call() == Settings.payout_threshold
+    # The threshold is an admin setting, changed by two admins like the others; one unit below this loan.
+    receipt = four_eyes.carry_out(w3, fe, book.functions.setPayoutThreshold(loan_terms.principal - 1), admin, admin2)
+    (changed,) = book.events.PayoutThresholdChanged().process_receipt(receipt, errors=DISCARD)
+    assert (changed.args.previousThreshold, changed.args.newThreshold) == (Settings.payout_threshold,
+                                                                          loan_terms.principal - 1)
+    assert revert_name(book.functions.setPayoutThreshold(0), operator) == "AccessControlUnauthorizedAccount"
+
+    driver.register(keys["alice"])
+    driver.score(keys["alice"])
+    above = driver.request(keys["alice"], loan_terms)
+    assert revert_name(book.functions.approve(above), operator) == "LoanBookNeedsFourEyes"
+    driver.by_two_operators(book.functions.approve(above))
+    assert book.functions.loanOf(above).call()[2] == APPROVED
+
+    # At the threshold: one operator approves alone.
+    four_eyes.carry_out(w3, fe, book.functions.setPayoutThreshold(loan_terms.principal), admin2, admin)
+    at = driver.request(keys["alice"], loan_terms)
+    driver.approve(at)
+    assert book.functions.loanOf(at).call()[2] == APPROVED
+
+
+def test_the_policy_approves_only_what_its_product_made_auto_approvable(driver, stack, keys, loan_terms, revert_name):
+    book, policy = stack.book, keys["policy"].address
+    driver.product(loan_terms)  # opens the catalogue's ceilings
+    # Up to 2x the principal, the policy's part up to 1x.
+    product = replace(offering(loan_terms, "policy"), max_principal=2 * loan_terms.principal, auto_approve=True,
+                      auto_approve_max_principal=loan_terms.principal)
+    driver.by_two_operators(stack.catalog.functions.createProduct(product.as_tuple(stack.catalog)))
+    product_id = stack.catalog.functions.productCount().call()
+    driver.register(keys["alice"])
+    driver.score(keys["alice"])
+    within = driver.apply(keys["alice"], product_id, 1, loan_terms.principal, loan_terms.installments)
+    beyond = driver.apply(keys["alice"], product_id, 1, loan_terms.principal + 1, loan_terms.installments)
+    not_for_it = driver.request(keys["alice"], loan_terms)  # a product that leaves every loan to a person
+
+    assert revert_name(book.functions.approve(beyond), policy) == "LoanBookNotAutoApprovable"
+    assert revert_name(book.functions.approve(not_for_it), policy) == "LoanBookNotAutoApprovable"
+    driver.send(book.functions.approve(within), keys["policy"])
+    assert book.functions.loanOf(within).call()[2] == APPROVED
+    # Nothing else: not a rejection, a write-off, a product.
+    assert revert_name(book.functions.reject(beyond, b"\0" * 32), policy) == "AccessControlUnauthorizedAccount"
+    assert revert_name(book.functions.writeOff(within), policy) == "AccessControlUnauthorizedAccount"
+    assert revert_name(stack.catalog.functions.retireProduct(product_id), policy) == "AccessControlUnauthorizedAccount"
+    # A person still decides the rest: an operator approves the one beyond the policy's limit.
+    driver.approve(beyond)
+
+
+def test_a_product_needs_two_operators(w3, driver, stack, keys, fe, now, revert_name):
+    catalog, operator = stack.catalog, keys["operator"].address
+    create = catalog.functions.createProduct(SAMPLE_PRODUCT.as_tuple(catalog))
+    assert revert_name(create, operator) == "AccessControlUnauthorizedAccount"
+    made = propose(w3, fe, create, operator, now() + HOUR)
+    assert revert_name(four_eyes.confirm(fe, made), operator) == "FourEyesSamePerson"
+    w3.eth.wait_for_transaction_receipt(four_eyes.confirm(fe, made).transact({"from": keys["operator2"].address}))
+    product_id = catalog.functions.productCount().call()
+    assert read_product(catalog, product_id, 1) == SAMPLE_PRODUCT
+    for change in (catalog.functions.changeProduct(product_id, SAMPLE_PRODUCT.as_tuple(catalog)),
+                   catalog.functions.retireProduct(product_id)):
+        assert revert_name(change, operator) == "AccessControlUnauthorizedAccount"
+    driver.by_two_operators(catalog.functions.retireProduct(product_id))
+    assert read_status(catalog, product_id).retired
