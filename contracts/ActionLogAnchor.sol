@@ -13,8 +13,11 @@ contract ActionLogAnchor is IActionLogAnchor, LoanLedgerRoles {
     mapping(uint64 sequence => Anchor) private _anchors;
     uint64 private _count;
 
-    /// @param admin receives DEFAULT_ADMIN_ROLE
-    constructor(address admin) LoanLedgerRoles(admin) {}
+    /**
+     * @param admin receives DEFAULT_ADMIN_ROLE
+     * @param trustedForwarder_ the LoanLedgerForwarder (signed decisions act for their signer)
+     */
+    constructor(address admin, address trustedForwarder_) LoanLedgerRoles(admin, trustedForwarder_) {}
 
     /// @inheritdoc IActionLogAnchor
     function anchor(bytes32 head, uint64 entries) external onlyRole(OPERATOR_ROLE) whenNotPaused {
@@ -23,7 +26,7 @@ contract ActionLogAnchor is IActionLogAnchor, LoanLedgerRoles {
         if (entries <= lastEntries) revert AnchorNotForward(entries, lastEntries);
         uint64 sequence = ++_count;
         _anchors[sequence] = Anchor({head: head, entries: entries, anchoredAt: uint40(block.timestamp)});
-        emit ActionLogAnchored(sequence, head, entries, msg.sender);
+        emit ActionLogAnchored(sequence, head, entries, _msgSender());
     }
 
     /// @inheritdoc IActionLogAnchor

@@ -12,8 +12,11 @@ import {LoanLedgerRoles} from "./LoanLedgerRoles.sol";
 contract BorrowerRegistry is IBorrowerRegistry, LoanLedgerRoles {
     mapping(address borrower => Borrower) private _borrowers;
 
-    /// @param admin receives DEFAULT_ADMIN_ROLE
-    constructor(address admin) LoanLedgerRoles(admin) {}
+    /**
+     * @param admin receives DEFAULT_ADMIN_ROLE
+     * @param trustedForwarder_ the LoanLedgerForwarder (signed decisions act for their signer)
+     */
+    constructor(address admin, address trustedForwarder_) LoanLedgerRoles(admin, trustedForwarder_) {}
 
     /// @inheritdoc IBorrowerRegistry
     function registerBorrower(address borrower, bytes32 identityCommitment, uint40 kycExpiresAt)
@@ -29,7 +32,7 @@ contract BorrowerRegistry is IBorrowerRegistry, LoanLedgerRoles {
             registeredAt: uint40(block.timestamp),
             revoked: false
         });
-        emit BorrowerRegistered(borrower, identityCommitment, kycExpiresAt, msg.sender);
+        emit BorrowerRegistered(borrower, identityCommitment, kycExpiresAt, _msgSender());
     }
 
     /// @inheritdoc IBorrowerRegistry
@@ -42,13 +45,13 @@ contract BorrowerRegistry is IBorrowerRegistry, LoanLedgerRoles {
         Borrower storage record = _existing(borrower);
         record.identityCommitment = identityCommitment;
         record.kycExpiresAt = kycExpiresAt;
-        emit BorrowerUpdated(borrower, identityCommitment, kycExpiresAt, msg.sender);
+        emit BorrowerUpdated(borrower, identityCommitment, kycExpiresAt, _msgSender());
     }
 
     /// @inheritdoc IBorrowerRegistry
     function revokeBorrower(address borrower, bytes32 reason) external onlyRole(OPERATOR_ROLE) whenNotPaused {
         _existing(borrower).revoked = true;
-        emit BorrowerRevoked(borrower, reason, msg.sender);
+        emit BorrowerRevoked(borrower, reason, _msgSender());
     }
 
     /// @inheritdoc IBorrowerRegistry

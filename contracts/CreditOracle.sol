@@ -30,9 +30,13 @@ contract CreditOracle is ICreditOracle, LoanLedgerRoles, EIP712 {
 
     /**
      * @param admin receives DEFAULT_ADMIN_ROLE
+     * @param trustedForwarder_ the LoanLedgerForwarder (signed decisions act for their signer)
      * @param initialMaxScoreAge seconds a score stays usable for approvals
      */
-    constructor(address admin, uint40 initialMaxScoreAge) LoanLedgerRoles(admin) EIP712("LoanLedger CreditOracle", "1") {
+    constructor(address admin, address trustedForwarder_, uint40 initialMaxScoreAge)
+        LoanLedgerRoles(admin, trustedForwarder_)
+        EIP712("LoanLedger CreditOracle", "1")
+    {
         if (initialMaxScoreAge == 0) revert OracleInvalidSetting();
         maxScoreAge = initialMaxScoreAge;
         signerThreshold = 1;
@@ -64,20 +68,20 @@ contract CreditOracle is ICreditOracle, LoanLedgerRoles, EIP712 {
             });
             emit ScoreUpdated(entry.borrower, entry.score, entry.creditLimit, modelVersion, reportId);
         }
-        emit ScoreReportAccepted(reportId, modelVersion, count, msg.sender);
+        emit ScoreReportAccepted(reportId, modelVersion, count, _msgSender());
     }
 
     /// @inheritdoc ICreditOracle
     function setMaxScoreAge(uint40 maxAge) external onlyRole(DEFAULT_ADMIN_ROLE) {
         if (maxAge == 0) revert OracleInvalidSetting();
-        emit MaxScoreAgeChanged(maxScoreAge, maxAge, msg.sender);
+        emit MaxScoreAgeChanged(maxScoreAge, maxAge, _msgSender());
         maxScoreAge = maxAge;
     }
 
     /// @inheritdoc ICreditOracle
     function setSignerThreshold(uint8 threshold) external onlyRole(DEFAULT_ADMIN_ROLE) {
         if (threshold == 0) revert OracleInvalidSetting();
-        emit SignerThresholdChanged(signerThreshold, threshold, msg.sender);
+        emit SignerThresholdChanged(signerThreshold, threshold, _msgSender());
         signerThreshold = threshold;
     }
 

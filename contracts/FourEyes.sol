@@ -33,10 +33,15 @@ contract FourEyes is IFourEyes, LoanLedgerRoles {
      * @param operators receive OPERATOR_ROLE here (the people who propose and confirm operators' calls)
      * @param pauser receives PAUSER_ROLE here: pausing stops proposals and confirmations, like every other contract's
      * @param allowList the calls that may be proposed, and the role each needs
+     * @param trustedForwarder_ the LoanLedgerForwarder: a person proposes, confirms or cancels by a signed request
      */
-    constructor(address[] memory admins, address[] memory operators, address pauser, AllowedCall[] memory allowList)
-        LoanLedgerRoles(admins[0])
-    {
+    constructor(
+        address[] memory admins,
+        address[] memory operators,
+        address pauser,
+        AllowedCall[] memory allowList,
+        address trustedForwarder_
+    ) LoanLedgerRoles(admins[0], trustedForwarder_) {
         _grantRole(PAUSER_ROLE, pauser);
         for (uint256 i = 1; i < admins.length; ++i) {
             _grantRole(DEFAULT_ADMIN_ROLE, admins[i]);

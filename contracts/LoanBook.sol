@@ -49,6 +49,8 @@ contract LoanBook is LoanBookBase, ILoanBookCore {
 
     /**
      * @param admin receives DEFAULT_ADMIN_ROLE
+     * @param trustedForwarder_ the LoanLedgerForwarder (signed decisions act for their signer); the extension
+     * trusts it too
      * @param registry_ the borrower registry consulted at application and approval
      * @param creditOracle_ the credit oracle consulted at approval
      * @param catalog_ the product catalogue the terms come from
@@ -57,13 +59,14 @@ contract LoanBook is LoanBookBase, ILoanBookCore {
      */
     constructor(
         address admin,
+        address trustedForwarder_,
         IBorrowerRegistry registry_,
         ICreditOracle creditOracle_,
         IProductCatalog catalog_,
         bytes3 creditLimitCurrency_,
         uint96 payoutThreshold_
-    ) LoanBookBase(admin) {
-        extension = address(new LoanBookExtension());
+    ) LoanBookBase(admin, trustedForwarder_) {
+        extension = address(new LoanBookExtension(trustedForwarder_));
         registry = registry_;
         creditOracle = creditOracle_;
         catalog = catalog_;
@@ -121,7 +124,7 @@ contract LoanBook is LoanBookBase, ILoanBookCore {
         if (terms.frequency == Frequency.Monthly && terms.dayCount == DayCount.Actual365Fixed) loan.actualDays = true;
         if (autoApprovable) loan.autoApprovable = true;
         if (terms.amortization == Amortization.Annuity) loan.paymentRay = LoanMath.plan(terms).paymentRay.toUint152();
-        emit LoanRequested(loanId, borrower, terms, autoApprovable, nonce, msg.sender);
+        emit LoanRequested(loanId, borrower, terms, autoApprovable, nonce, _msgSender());
     }
 
     /// @inheritdoc ILoanBookCore
@@ -140,14 +143,14 @@ contract LoanBook is LoanBookBase, ILoanBookCore {
         }
         _exposure[borrower][currency] = exposureAfter;
         loan.status = LoanStatus.Approved;
-        emit LoanApproved(loanId, borrower, score.score, score.creditLimit, exposureAfter, msg.sender);
+        emit LoanApproved(loanId, borrower, score.score, score.creditLimit, exposureAfter, _msgSender());
     }
 
     /// @inheritdoc ILoanBookCore
     function reject(uint256 loanId, bytes32 reason) external onlyRole(OPERATOR_ROLE) whenNotPaused {
         LoanRecord storage loan = _loanIn(loanId, LoanStatus.Requested);
         loan.status = LoanStatus.Rejected;
-        emit LoanRejected(loanId, loan.borrower, reason, msg.sender);
+        emit LoanRejected(loanId, loan.borrower, reason, _msgSender());
     }
 
     // ------------------------------------------------------------------ payments
@@ -236,7 +239,7 @@ contract LoanBook is LoanBookBase, ILoanBookCore {
         loan.disbursedAt = paidAt;
         loan.accruedAt = paidAt;
         if (loan.terms.amortization == Amortization.Annuity) loan.balanceRay = uint160(uint256(principal) * LoanMath.RAY);
-        emit LoanDisbursed(loanId, loan.borrower, paymentRef, amount, paidAt, msg.sender);
+        emit LoanDisbursed(loanId, loan.borrower, paymentRef, amount, paidAt, _msgSender());
     }
 
     function _repay(uint256 loanId, bytes32 paymentRef, uint96 amount, uint40 paidAt) private {
@@ -307,7 +310,7 @@ contract LoanBook is LoanBookBase, ILoanBookCore {
             penaltyPart.toUint96(),
             paidAt,
             loan.paidInstallments,
-            msg.sender
+            _msgSender()
         );
         if (credit != 0) {
             loan.creditBalance = credit.toUint96(); // a running loan holds no credit: this is all of it
@@ -327,7 +330,7 @@ contract LoanBook is LoanBookBase, ILoanBookCore {
         uint96 recovered = loan.recovered + amount;
         loan.recovered = recovered;
         _entries[paymentRef] = keccak256(abi.encode(_REPAYMENT, loanId, 0, 0, 0, 0, 0, amount));
-        emit RecoveryApplied(loanId, paymentRef, amount, recovered, paidAt, msg.sender);
+        emit RecoveryApplied(loanId, paymentRef, amount, recovered, paidAt, _msgSender());
     }
 
     /**

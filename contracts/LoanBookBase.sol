@@ -120,8 +120,15 @@ abstract contract LoanBookBase is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
     /// @notice The automatic approval policy: approves only loans their product made autoApprovable.
     bytes32 public constant POLICY_ROLE = keccak256("POLICY_ROLE");
 
-    /// @param admin receives DEFAULT_ADMIN_ROLE (the extension's own, never used, storage: address(0))
-    constructor(address admin) LoanLedgerRoles(admin) EIP712("LoanLedger LoanBook", "1") {}
+    /**
+     * @param admin receives DEFAULT_ADMIN_ROLE (the extension's own, never used, storage: address(0))
+     * @param trustedForwarder_ the LoanLedgerForwarder; the extension must trust the book's, since its code reads
+     * the signer from the calls the book delegates to it (an immutable: part of the code, not of the storage)
+     */
+    constructor(address admin, address trustedForwarder_)
+        LoanLedgerRoles(admin, trustedForwarder_)
+        EIP712("LoanLedger LoanBook", "1")
+    {}
 
     /// @dev What a written-off borrower still owes at `asOf`: the payoff the schedule gives, less recoveries.
     function _stillOwed(LoanRecord storage loan, uint40 asOf) internal view returns (uint256) {

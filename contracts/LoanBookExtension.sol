@@ -16,12 +16,14 @@ import {LoanBookBase} from "./LoanBookBase.sol";
 contract LoanBookExtension is LoanBookBase, ILoanBookExtension {
     using SafeCast for uint256;
 
-    constructor() LoanBookBase(address(0)) {}
+    /// @param trustedForwarder_ the book's forwarder (see LoanBookBase)
+    constructor(address trustedForwarder_) LoanBookBase(address(0), trustedForwarder_) {}
 
     /// @inheritdoc ILoanBookExtension
     function cancel(uint256 loanId) external whenNotPaused {
         LoanRecord storage loan = _loan(loanId);
-        if (msg.sender != loan.borrower) revert LoanBookNotBorrower(loanId, msg.sender);
+        address caller = _msgSender();
+        if (caller != loan.borrower) revert LoanBookNotBorrower(loanId, caller);
         _cancel(loanId, loan);
     }
 
@@ -53,7 +55,7 @@ contract LoanBookExtension is LoanBookBase, ILoanBookExtension {
         balance -= amount;
         loan.creditBalance = balance;
         _entries[refundRef] = _FINAL;
-        emit CreditRefunded(loanId, refundRef, amount, balance, refundedAt, msg.sender);
+        emit CreditRefunded(loanId, refundRef, amount, balance, refundedAt, _msgSender());
         if (balance == 0) {
             loan.status = LoanStatus.Repaid;
             emit LoanRepaid(loanId, loan.borrower, loan.principalRepaid, loan.interestPaid);
@@ -103,7 +105,7 @@ contract LoanBookExtension is LoanBookBase, ILoanBookExtension {
             loan.paidInstallments,
             status,
             reversedAt,
-            msg.sender
+            _msgSender()
         );
     }
 
@@ -132,21 +134,20 @@ contract LoanBookExtension is LoanBookBase, ILoanBookExtension {
         loan.paidInstallments = 0;
         loan.lateFeeUnpaid = 0;
         loan.penaltyUnpaid = 0;
-        emit DisbursementReversed(loanId, paymentRef, reversalRef, amount, reversedAt, msg.sender);
+        emit DisbursementReversed(loanId, paymentRef, reversalRef, amount, reversedAt, _msgSender());
     }
 
     /// @inheritdoc ILoanBookExtension
     function declareDefault(uint256 loanId) external whenNotPaused {
-        if (!hasRole(OPERATOR_ROLE, msg.sender) && !hasRole(ORACLE_ROLE, msg.sender)) {
-            revert LoanBookUnauthorizedDefault(msg.sender);
-        }
+        address caller = _msgSender();
+        if (!hasRole(OPERATOR_ROLE, caller) && !hasRole(ORACLE_ROLE, caller)) revert LoanBookUnauthorizedDefault(caller);
         LoanRecord storage loan = _loanIn(loanId, LoanStatus.Active);
         uint40 oldestDueAt = _oldestDueAt(loan);
         uint256 defaultableAt = uint256(oldestDueAt) + loan.terms.defaultAfter;
         // slither-disable-next-line timestamp -- the threshold is days; miner drift is irrelevant
         if (block.timestamp <= defaultableAt) revert LoanBookNotInDefault(loanId, defaultableAt.toUint40());
         loan.status = LoanStatus.Defaulted;
-        emit LoanDefaulted(loanId, loan.borrower, oldestDueAt, uint40(block.timestamp), msg.sender);
+        emit LoanDefaulted(loanId, loan.borrower, oldestDueAt, uint40(block.timestamp), caller);
     }
 
     /// @inheritdoc ILoanBookExtension
@@ -155,7 +156,7 @@ contract LoanBookExtension is LoanBookBase, ILoanBookExtension {
         uint96 remaining = loan.terms.principal - loan.principalRepaid;
         _exposure[loan.borrower][loan.terms.currency] -= remaining;
         loan.status = LoanStatus.WrittenOff;
-        emit LoanWrittenOff(loanId, loan.borrower, remaining, msg.sender);
+        emit LoanWrittenOff(loanId, loan.borrower, remaining, _msgSender());
     }
 
     /// @inheritdoc ILoanBookExtension
@@ -324,6 +325,6 @@ contract LoanBookExtension is LoanBookBase, ILoanBookExtension {
             revert LoanBookInvalidStatus(loanId, status);
         }
         loan.status = LoanStatus.Cancelled;
-        emit LoanCancelled(loanId, loan.borrower, msg.sender);
+        emit LoanCancelled(loanId, loan.borrower, _msgSender());
     }
 }

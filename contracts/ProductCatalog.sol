@@ -88,8 +88,11 @@ contract ProductCatalog is IProductCatalog, LoanLedgerRoles {
     /// @inheritdoc IProductCatalog
     uint16 public maxLateFeeBps;
 
-    /// @param admin receives DEFAULT_ADMIN_ROLE; the ceilings start at their defaults
-    constructor(address admin) LoanLedgerRoles(admin) {
+    /**
+     * @param admin receives DEFAULT_ADMIN_ROLE; the ceilings start at their defaults
+     * @param trustedForwarder_ the LoanLedgerForwarder (signed decisions act for their signer)
+     */
+    constructor(address admin, address trustedForwarder_) LoanLedgerRoles(admin, trustedForwarder_) {
         costCapBps = DEFAULT_COST_CAP_BPS;
         maxRatePlusPenaltyBps = DEFAULT_MAX_RATE_PLUS_PENALTY_BPS;
         maxLateFeeBps = DEFAULT_MAX_LATE_FEE_BPS;
@@ -101,7 +104,7 @@ contract ProductCatalog is IProductCatalog, LoanLedgerRoles {
         productId = ++_productCount;
         _store(productId, 1, p);
         _status[productId] = ProductStatus({latestVersion: 1, retired: false});
-        emit ProductCreated(productId, 1, p, msg.sender);
+        emit ProductCreated(productId, 1, p, _msgSender());
     }
 
     /// @inheritdoc IProductCatalog
@@ -117,7 +120,7 @@ contract ProductCatalog is IProductCatalog, LoanLedgerRoles {
         version = status.latestVersion + 1;
         status.latestVersion = version;
         _store(productId, version, p);
-        emit ProductChanged(productId, version, p, msg.sender);
+        emit ProductChanged(productId, version, p, _msgSender());
     }
 
     /// @inheritdoc IProductCatalog
@@ -125,20 +128,20 @@ contract ProductCatalog is IProductCatalog, LoanLedgerRoles {
         ProductStatus storage status = _liveStatus(productId);
         status.retired = true;
         _products[productId][status.latestVersion].state = VersionState.Retired;
-        emit ProductRetired(productId, status.latestVersion, msg.sender);
+        emit ProductRetired(productId, status.latestVersion, _msgSender());
     }
 
     /// @inheritdoc IProductCatalog
     function setCostCap(uint16 capBps) external onlyRole(DEFAULT_ADMIN_ROLE) {
         if (capBps == 0 || capBps > LoanMath.BPS) revert ProductCatalogInvalidSetting();
-        emit CostCapChanged(costCapBps, capBps, msg.sender);
+        emit CostCapChanged(costCapBps, capBps, _msgSender());
         costCapBps = capBps;
     }
 
     /// @inheritdoc IProductCatalog
     function setLateChargeCeilings(uint16 maxRatePlusPenalty, uint16 maxLateFee) external onlyRole(DEFAULT_ADMIN_ROLE) {
         if (maxRatePlusPenalty == 0 || maxLateFee > LoanMath.BPS) revert ProductCatalogInvalidSetting();
-        emit LateChargeCeilingsChanged(maxRatePlusPenaltyBps, maxRatePlusPenalty, maxLateFeeBps, maxLateFee, msg.sender);
+        emit LateChargeCeilingsChanged(maxRatePlusPenaltyBps, maxRatePlusPenalty, maxLateFeeBps, maxLateFee, _msgSender());
         maxRatePlusPenaltyBps = maxRatePlusPenalty;
         maxLateFeeBps = maxLateFee;
     }

@@ -13,7 +13,7 @@ from web3.contract import Contract
 
 from ledger.artifacts import compile_contracts
 from ledger.errors import ErrorDecoder
-from ledger.manifest import CONTRACT_NAMES, Manifest
+from ledger.manifest import CONTRACT_NAMES, FORWARDER, Manifest
 
 
 @dataclass(frozen=True)
@@ -26,16 +26,18 @@ class Bindings:
     anchor: Contract
     catalog: Contract  # ProductCatalog
     manifest: Manifest
+    forwarder: Contract  # LoanLedgerForwarder: relays the signed decisions every other contract trusts
     four_eyes: Contract  # FourEyes: makes the calls that need two people
 
     def by_name(self, name: str) -> Contract:
-        """The binding for a manifest name, e.g. "LoanBook"."""
+        """The binding for a manifest name, e.g. "LoanBook" (or "LoanLedgerForwarder")."""
         return {"BorrowerRegistry": self.registry, "CreditOracle": self.oracle, "LoanBook": self.book,
-                "ActionLogAnchor": self.anchor, "ProductCatalog": self.catalog, "FourEyes": self.four_eyes}[name]
+                "ActionLogAnchor": self.anchor, "ProductCatalog": self.catalog, "FourEyes": self.four_eyes,
+                FORWARDER: self.forwarder}[name]
 
     @property
     def all(self) -> tuple[Contract, ...]:
-        """Every contract, in deployment (CONTRACT_NAMES) order."""
+        """Every LoanLedger contract (the ones with roles: not the forwarder), in CONTRACT_NAMES order."""
         return tuple(self.by_name(name) for name in CONTRACT_NAMES)
 
     @cached_property
@@ -45,20 +47,23 @@ class Bindings:
 
     @cached_property
     def errors(self) -> ErrorDecoder:
-        """Decodes any of these contracts' custom errors (OpenZeppelin's included)."""
-        return ErrorDecoder([self.by_name(name).abi for name in CONTRACT_NAMES])
+        """Decodes any of these contracts' custom errors (OpenZeppelin's included), the forwarder's too."""
+        return ErrorDecoder([self.by_name(name).abi for name in (*CONTRACT_NAMES, FORWARDER)])
 
 
 def bind(w3: Web3, manifest: Manifest, artifacts: dict[str, dict] | None = None) -> Bindings:
     """Bindings for every contract in `manifest`, with ABIs from the compiled artifacts."""
     artifacts = artifacts or compile_contracts()
     missing = [name for name in CONTRACT_NAMES if name not in manifest.contracts]
+    missing += [FORWARDER] if manifest.forwarder is None else []
     if missing:
         raise ValueError(f"the {manifest.network} manifest has no address for {', '.join(missing)}: redeploy")
 
-    def one(name: str) -> Contract:
-        return w3.eth.contract(address=Web3.to_checksum_address(manifest.address(name)), abi=artifacts[name]["abi"])
+    def one(name: str, address: str | None = None) -> Contract:
+        return w3.eth.contract(address=Web3.to_checksum_address(address or manifest.address(name)),
+                               abi=artifacts[name]["abi"])
 
+    assert manifest.forwarder is not None  # checked above
     return Bindings(registry=one("BorrowerRegistry"), oracle=one("CreditOracle"), book=one("LoanBook"),
                     anchor=one("ActionLogAnchor"), catalog=one("ProductCatalog"), manifest=manifest,
-                    four_eyes=one("FourEyes"))
+                    forwarder=one(FORWARDER, manifest.forwarder.address), four_eyes=one("FourEyes"))

@@ -19,7 +19,13 @@ from ledger.book import DAY
 from ledger.contracts import Bindings
 from ledger.encoding import to_0x_hex
 from ledger.errors import LoanLedgerError
-from ledger.manifest import CONTRACT_NAMES, DeployedContract, Manifest
+from ledger.manifest import (
+    CONTRACT_NAMES,
+    DEPLOY_ORDER,
+    FORWARDER,
+    DeployedContract,
+    Manifest,
+)
 
 
 @dataclass(frozen=True)
@@ -60,16 +66,18 @@ class Settings:
 
 
 def constructor_args(name: str, roles: RoleHolders, deployed: dict[str, str], settings: Settings) -> tuple:
-    """Arguments of `name`'s constructor, given the addresses deployed before it (CONTRACT_NAMES order)."""
+    """Arguments of `name`'s constructor, given the addresses deployed before it (DEPLOY_ORDER order): each
+    LoanLedger contract takes its admin, then the forwarder it trusts."""
     return {
-        "BorrowerRegistry": lambda: (roles.admin,),
-        "CreditOracle": lambda: (roles.admin, settings.max_score_age),
-        "ProductCatalog": lambda: (roles.admin,),
-        "LoanBook": lambda: (roles.admin, deployed["BorrowerRegistry"], deployed["CreditOracle"],
+        FORWARDER: lambda: (),
+        "BorrowerRegistry": lambda: (roles.admin, deployed[FORWARDER]),
+        "CreditOracle": lambda: (roles.admin, deployed[FORWARDER], settings.max_score_age),
+        "ProductCatalog": lambda: (roles.admin, deployed[FORWARDER]),
+        "LoanBook": lambda: (roles.admin, deployed[FORWARDER], deployed["BorrowerRegistry"], deployed["CreditOracle"],
                              deployed["ProductCatalog"], settings.credit_limit_currency.encode("ascii"),
                              settings.payout_threshold),
-        "ActionLogAnchor": lambda: (roles.admin,),
-        "FourEyes": lambda: (roles.admins, roles.operators, roles.pauser, allowed_calls(deployed)),
+        "ActionLogAnchor": lambda: (roles.admin, deployed[FORWARDER]),
+        "FourEyes": lambda: (roles.admins, roles.operators, roles.pauser, allowed_calls(deployed), deployed[FORWARDER]),
     }[name]()
 
 
@@ -132,7 +140,8 @@ class Grant:
 
 # Least privilege: a holder gets a role only on a contract that checks that role (see contracts/*.sol).
 # The admin keeps DEFAULT_ADMIN_ROLE from each constructor and is granted nothing more. FourEyes' own roles
-# come from its constructor (RoleHolders.admins, .operators, the pauser).
+# come from its constructor (RoleHolders.admins, .operators, the pauser). The forwarder has no roles and needs
+# none: through it, each signer acts with their own.
 GRANTS: tuple[Grant, ...] = (
     Grant("BorrowerRegistry", "OPERATOR_ROLE", "operator", "registerBorrower, updateBorrower, revokeBorrower"),
     Grant("BorrowerRegistry", "ORACLE_ROLE", "oracle",
@@ -181,17 +190,19 @@ def grants_by_contract(roles: RoleHolders, deployed: dict[str, str]) -> dict[str
 
 def build_manifest(network: str, chain_id: int, roles: RoleHolders, deployed: dict[str, DeployedContract],
                    deployed_at: int) -> Manifest:
+    """The manifest of `deployed` (DEPLOY_ORDER names; the forwarder goes to its own field)."""
     return Manifest(network=network, chain_id=chain_id, deployer=roles.admin, compiler=f"solc-js {SOLC_VERSION}",
-                    source_hash=source_hash(), contracts=dict(deployed), roles=roles.as_manifest(),
+                    source_hash=source_hash(), contracts={n: d for n, d in deployed.items() if n != FORWARDER},
+                    roles=roles.as_manifest(),
                     grants=grants_by_contract(roles, {n: d.address for n, d in deployed.items()}),
-                    deployed_at=deployed_at)
+                    deployed_at=deployed_at, forwarder=deployed.get(FORWARDER))
 
 
 def is_current(manifest: Manifest, chain_id: int, code_at: Callable[[str], bytes]) -> bool:
     """True when `manifest` describes this chain and these sources, and every contract has code there."""
     return (manifest.chain_id == chain_id and manifest.source_hash == source_hash()
-            and set(manifest.contracts) == set(CONTRACT_NAMES)
-            and all(len(code_at(c.address)) > 0 for c in manifest.contracts.values()))
+            and set(manifest.contracts) == set(CONTRACT_NAMES) and manifest.forwarder is not None
+            and all(len(code_at(c.address)) > 0 for c in (manifest.forwarder, *manifest.contracts.values())))
 
 
 class DeploymentFailed(LoanLedgerError):
@@ -223,14 +234,14 @@ def deploy_stack(w3: Web3, admin: str, *, operator: str, oracle: str, pauser: st
     settings = Settings(max_score_age, credit_limit_currency, payout_threshold)
     contracts: dict[str, Contract] = {}
     deployed: dict[str, DeployedContract] = {}
-    for name in CONTRACT_NAMES:
+    for name in DEPLOY_ORDER:
         args = constructor_args(name, roles, {n: d.address for n, d in deployed.items()}, settings)
         contracts[name], deployed[name] = _deploy(w3, name, artifacts[name], admin, *args)
     for name, role, holder in role_grants(roles, {n: d.address for n, d in deployed.items()}):
         grant = contracts[name].functions.grantRole(role_id(role), holder)
         _mined(w3, grant.transact({"from": admin}), f"granting {role} on {name}")
-    first_block = deployed[CONTRACT_NAMES[0]].block
+    first_block = deployed[DEPLOY_ORDER[0]].block
     manifest = build_manifest(network, w3.eth.chain_id, roles, deployed, w3.eth.get_block(first_block).timestamp)
     return Bindings(registry=contracts["BorrowerRegistry"], oracle=contracts["CreditOracle"],
                     book=contracts["LoanBook"], anchor=contracts["ActionLogAnchor"], catalog=contracts["ProductCatalog"],
-                    manifest=manifest, four_eyes=contracts["FourEyes"])
+                    manifest=manifest, forwarder=contracts[FORWARDER], four_eyes=contracts["FourEyes"])

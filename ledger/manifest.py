@@ -13,7 +13,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOYMENTS = ROOT / "deployments"
+# The LoanLedger contracts: each has roles, pauses, and trusts the forwarder.
 CONTRACT_NAMES = ("BorrowerRegistry", "CreditOracle", "ProductCatalog", "LoanBook", "ActionLogAnchor", "FourEyes")
+# The EIP-2771 forwarder every one of them trusts (signed decisions relayed): no roles, no events to index, so it
+# is kept apart from CONTRACT_NAMES (Manifest.forwarder), and deployed before them (their constructors take it).
+FORWARDER = "LoanLedgerForwarder"
+DEPLOY_ORDER = (FORWARDER, *CONTRACT_NAMES)
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,8 @@ class Manifest:
     # contract -> role name -> holders granted there at deployment (least privilege: not every role
     # everywhere). Empty in a manifest written before it existed, whose deploys granted `roles` everywhere.
     grants: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    # The LoanLedgerForwarder the contracts trust; None in a manifest written before it existed (redeploy).
+    forwarder: DeployedContract | None = None
 
     @property
     def start_block(self) -> int:
@@ -56,6 +63,8 @@ class Manifest:
     def from_json(cls, text: str) -> Manifest:
         raw = json.loads(text)
         raw["contracts"] = {name: DeployedContract(**c) for name, c in raw["contracts"].items()}
+        if raw.get("forwarder") is not None:
+            raw["forwarder"] = DeployedContract(**raw["forwarder"])
         return cls(**raw)
 
 

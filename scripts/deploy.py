@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 from ledger import manifest as manifests  # noqa: E402
 from ledger.deploy import (RoleHolders, Settings, build_manifest, constructor_args, is_current,  # noqa: E402
                            role_grants, role_id)
-from ledger.manifest import CONTRACT_NAMES, DeployedContract  # noqa: E402
+from ledger.manifest import DEPLOY_ORDER, DeployedContract  # noqa: E402
 from ledger.node import dev_account  # noqa: E402
 
 
@@ -100,18 +100,18 @@ def cli(network, provider, account_alias, operator, oracle, pauser, score_signer
                         payout_threshold=payout_threshold)
 
     instances, deployed = {}, {}
-    for name in CONTRACT_NAMES:
+    for name in DEPLOY_ORDER:  # the forwarder first: the others' constructors take it
         args = constructor_args(name, roles, {n: d.address for n, d in deployed.items()}, settings)
         instance = getattr(project, name).deploy(*args, sender=deployer)
         receipt = instance.creation_metadata.receipt
         instances[name] = instance
         deployed[name] = DeployedContract(address=instance.address, block=receipt.block_number, tx=receipt.txn_hash)
-        click.echo(f"{name:18} {instance.address}  block {receipt.block_number}")
+        click.echo(f"{name:19} {instance.address}  block {receipt.block_number}")
     for name, role, holder in role_grants(roles, {n: d.address for n, d in deployed.items()}):
         instances[name].grantRole(role_id(role), holder, sender=deployer)
         click.echo(f"granted {role} on {name} to {holder}")
 
-    first_block = deployed[CONTRACT_NAMES[0]].block
+    first_block = deployed[DEPLOY_ORDER[0]].block
     deployed_at = provider.get_block(first_block).timestamp
     manifests.save(build_manifest(network_name, chain_id, roles, deployed, deployed_at), path)
     click.echo(f"manifest written to {path}")

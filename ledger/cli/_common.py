@@ -44,7 +44,8 @@ def deployment(settings: Settings) -> Bindings:
     if deployed.chain_id != chain_id:
         raise fail(f"{settings.manifest_path} is for chain {deployed.chain_id} but the node at {settings.node_url} "
                    f"is chain {chain_id}: run `loanledger deploy`")
-    missing = [name for name, c in deployed.contracts.items() if not w3.eth.get_code(Web3.to_checksum_address(c.address))]
+    every = {**deployed.contracts, **({manifests.FORWARDER: deployed.forwarder} if deployed.forwarder else {})}
+    missing = [name for name, c in every.items() if not w3.eth.get_code(Web3.to_checksum_address(c.address))]
     if missing:
         raise fail(f"the node at {settings.node_url} has no code for {', '.join(missing)} of {settings.manifest_path}: "
                    f"run `loanledger deploy`")

@@ -13,7 +13,10 @@ from web3 import Web3
 from web3.logs import DISCARD
 
 from ledger import four_eyes
+from ledger.chain import ChainClient
 from ledger.deploy import Settings, role_id
+from ledger.errors import ContractRevert
+from ledger.forwarding import build_request, relay, sign_request
 from ledger.four_eyes import Call, ProposalState
 from ledger.products import offering, read_product, read_status
 from ledger.samples import SAMPLE_PRODUCT
@@ -277,3 +280,28 @@ def test_a_product_needs_two_operators(w3, driver, stack, keys, fe, now, revert_
         assert revert_name(change, operator) == "AccessControlUnauthorizedAccount"
     driver.by_two_operators(catalog.functions.retireProduct(product_id))
     assert read_status(catalog, product_id).retired
+
+
+def test_two_operators_sign_a_write_off_a_roleless_relayer_relays_and_the_events_name_both(
+        w3, driver, stack, keys, fe, now, loan_terms, revert_name):
+    """Through the forwarder (ledger.forwarding), as the API relays: each operator signs their own request."""
+    operator, operator2 = keys["operator"], keys["operator2"]
+    relayer = ChainClient(w3, keys["eve"], stack.errors)
+    loan_id = defaulted_loan(driver, keys, loan_terms)
+    expires_at = now() + HOUR
+
+    typed = build_request(stack.forwarder, operator.address,
+                          four_eyes.propose(fe, stack.book.functions.writeOff(loan_id), expires_at), now() + HOUR)
+    made = four_eyes.proposed(fe, relay(relayer, stack.forwarder, typed, sign_request(typed, operator)))
+    assert made.proposer == operator.address
+    # The same operator confirming through the forwarder is still the same person.
+    typed = build_request(stack.forwarder, operator.address, four_eyes.confirm(fe, made), now() + HOUR, 500_000)
+    with pytest.raises(ContractRevert) as same:
+        relay(relayer, stack.forwarder, typed, sign_request(typed, operator))
+    assert same.value.name == "FourEyesSamePerson"
+
+    typed = build_request(stack.forwarder, operator2.address, four_eyes.confirm(fe, made), now() + HOUR)
+    receipt = relay(relayer, stack.forwarder, typed, sign_request(typed, operator2))
+    (executed,) = fe.events.Executed().process_receipt(receipt, errors=DISCARD)
+    assert (executed.args.proposer, executed.args.confirmer) == (operator.address, operator2.address)
+    assert stack.book.functions.loanOf(loan_id).call()[2] == WRITTEN_OFF
