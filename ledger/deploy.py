@@ -178,9 +178,19 @@ def contracts_checking(role: str) -> list[str]:
     return [name for name in CONTRACT_NAMES if any(g.contract == name and g.role == role for g in GRANTS)]
 
 
-def grants_by_contract(roles: RoleHolders, deployed: dict[str, str]) -> dict[str, dict[str, list[str]]]:
-    """Contract -> role -> holders at deployment, those the constructors grant included."""
-    out: dict[str, dict[str, list[str]]] = {name: {"DEFAULT_ADMIN_ROLE": [roles.admin]} for name in CONTRACT_NAMES}
+# After the grants the deploying admin may give up its own DEFAULT_ADMIN_ROLE on these (FourEyes keeps it): then
+# role grants and admin settings need two admins. Kept by default for now: the API still grants roles and changes
+# settings with the admin's key alone, which then also lets one admin grant itself FOUR_EYES_ROLE.
+RENOUNCED_BY_ADMIN = tuple(name for name in CONTRACT_NAMES if name != "FourEyes")
+
+
+def grants_by_contract(roles: RoleHolders, deployed: dict[str, str], *,
+                       admin_renounced: bool = False) -> dict[str, dict[str, list[str]]]:
+    """Contract -> role -> holders at deployment, those the constructors grant included (and the admin's own
+    DEFAULT_ADMIN_ROLE left out where it renounced it)."""
+    out: dict[str, dict[str, list[str]]] = {
+        name: {"DEFAULT_ADMIN_ROLE": [] if admin_renounced and name in RENOUNCED_BY_ADMIN else [roles.admin]}
+        for name in CONTRACT_NAMES}
     out["FourEyes"] = {"DEFAULT_ADMIN_ROLE": roles.admins, "OPERATOR_ROLE": roles.operators,
                        "PAUSER_ROLE": [roles.pauser]}
     for name, role, holder in role_grants(roles, deployed):
@@ -189,12 +199,13 @@ def grants_by_contract(roles: RoleHolders, deployed: dict[str, str]) -> dict[str
 
 
 def build_manifest(network: str, chain_id: int, roles: RoleHolders, deployed: dict[str, DeployedContract],
-                   deployed_at: int) -> Manifest:
+                   deployed_at: int, *, admin_renounced: bool = False) -> Manifest:
     """The manifest of `deployed` (DEPLOY_ORDER names; the forwarder goes to its own field)."""
     return Manifest(network=network, chain_id=chain_id, deployer=roles.admin, compiler=f"solc-js {SOLC_VERSION}",
                     source_hash=source_hash(), contracts={n: d for n, d in deployed.items() if n != FORWARDER},
                     roles=roles.as_manifest(),
-                    grants=grants_by_contract(roles, {n: d.address for n, d in deployed.items()}),
+                    grants=grants_by_contract(roles, {n: d.address for n, d in deployed.items()},
+                                              admin_renounced=admin_renounced),
                     deployed_at=deployed_at, forwarder=deployed.get(FORWARDER))
 
 
@@ -227,8 +238,9 @@ def _deploy(w3: Web3, name: str, artifact: dict, sender: str, *args) -> tuple[Co
 def deploy_stack(w3: Web3, admin: str, *, operator: str, oracle: str, pauser: str, score_signer: str,
                  second_admin: str = "", second_operator: str = "", policy: str = "", max_score_age: int = 30 * DAY,
                  credit_limit_currency: str = "CNY", payout_threshold: int = Settings.payout_threshold,
-                 network: str = "local") -> Bindings:
-    """Follow the plan from `admin` (an account the node has unlocked): deploy, grant roles, describe it."""
+                 network: str = "local", admin_renounces: bool = False) -> Bindings:
+    """Follow the plan from `admin` (an account the node has unlocked): deploy, grant roles, describe it.
+    `admin_renounces`: then give up the admin's DEFAULT_ADMIN_ROLE on RENOUNCED_BY_ADMIN (two admins decide)."""
     artifacts = compile_contracts()
     roles = RoleHolders(admin, operator, oracle, pauser, score_signer, second_admin, second_operator, policy)
     settings = Settings(max_score_age, credit_limit_currency, payout_threshold)
@@ -240,8 +252,12 @@ def deploy_stack(w3: Web3, admin: str, *, operator: str, oracle: str, pauser: st
     for name, role, holder in role_grants(roles, {n: d.address for n, d in deployed.items()}):
         grant = contracts[name].functions.grantRole(role_id(role), holder)
         _mined(w3, grant.transact({"from": admin}), f"granting {role} on {name}")
+    for name in RENOUNCED_BY_ADMIN if admin_renounces else ():
+        renounce = contracts[name].functions.renounceRole(role_id("DEFAULT_ADMIN_ROLE"), admin)
+        _mined(w3, renounce.transact({"from": admin}), f"renouncing DEFAULT_ADMIN_ROLE on {name}")
     first_block = deployed[DEPLOY_ORDER[0]].block
-    manifest = build_manifest(network, w3.eth.chain_id, roles, deployed, w3.eth.get_block(first_block).timestamp)
+    manifest = build_manifest(network, w3.eth.chain_id, roles, deployed, w3.eth.get_block(first_block).timestamp,
+                              admin_renounced=admin_renounces)
     return Bindings(registry=contracts["BorrowerRegistry"], oracle=contracts["CreditOracle"],
                     book=contracts["LoanBook"], anchor=contracts["ActionLogAnchor"], catalog=contracts["ProductCatalog"],
                     manifest=manifest, forwarder=contracts[FORWARDER], four_eyes=contracts["FourEyes"])

@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ledger import manifest as manifests  # noqa: E402
-from ledger.deploy import (RoleHolders, Settings, build_manifest, constructor_args, is_current,  # noqa: E402
-                           role_grants, role_id)
+from ledger.deploy import (RENOUNCED_BY_ADMIN, RoleHolders, Settings, build_manifest,  # noqa: E402
+                           constructor_args, is_current, role_grants, role_id)
 from ledger.manifest import DEPLOY_ORDER, DeployedContract  # noqa: E402
 from ledger.node import dev_account  # noqa: E402
 
@@ -77,8 +77,12 @@ def _role_holders(network_name: str, deployer: str, given: dict[str, str | None]
 @click.option("--name", "network_name", default=None,
               help="Network name in the manifest. Default: 'local' on a development chain, else Ape's network name.")
 @click.option("--redeploy", is_flag=True, help="Deploy new contracts even if the manifest is current.")
+@click.option("--admin-renounces", is_flag=True, envvar="LOANLEDGER_DEPLOY_ADMIN_RENOUNCES",
+              help="After the grants, give up the deployer's DEFAULT_ADMIN_ROLE: role grants and admin settings then "
+                   "need two admins (FourEyes).")
 def cli(network, provider, account_alias, operator, oracle, pauser, score_signer, second_admin, second_operator, policy,
-        payout_threshold, max_score_age_days, credit_limit_currency, manifest_path, network_name, redeploy):
+        payout_threshold, max_score_age_days, credit_limit_currency, manifest_path, network_name, redeploy,
+        admin_renounces):
     if network_name is None:
         network_name = "local" if network.name == "local" or provider.chain_id == DEV_CHAIN_ID else network.name
     path = manifest_path or manifests.path_for(network_name)
@@ -110,8 +114,12 @@ def cli(network, provider, account_alias, operator, oracle, pauser, score_signer
     for name, role, holder in role_grants(roles, {n: d.address for n, d in deployed.items()}):
         instances[name].grantRole(role_id(role), holder, sender=deployer)
         click.echo(f"granted {role} on {name} to {holder}")
+    for name in RENOUNCED_BY_ADMIN if admin_renounces else ():
+        instances[name].renounceRole(role_id("DEFAULT_ADMIN_ROLE"), deployer.address, sender=deployer)
+        click.echo(f"renounced DEFAULT_ADMIN_ROLE on {name}: role grants and admin settings need two admins")
 
     first_block = deployed[DEPLOY_ORDER[0]].block
     deployed_at = provider.get_block(first_block).timestamp
-    manifests.save(build_manifest(network_name, chain_id, roles, deployed, deployed_at), path)
+    manifests.save(build_manifest(network_name, chain_id, roles, deployed, deployed_at,
+                                  admin_renounced=admin_renounces), path)
     click.echo(f"manifest written to {path}")

@@ -17,6 +17,7 @@ from ledger.cli.roles import role_names
 from ledger.contracts import bind
 from ledger.deploy import (
     GRANTS,
+    RENOUNCED_BY_ADMIN,
     RoleHolders,
     build_manifest,
     contracts_checking,
@@ -52,11 +53,12 @@ def blank(code: bytes, address: str) -> bytes:
     return code.replace(found, bytes(20))
 
 
-def assert_least_privilege(w3: Web3, bindings, holders: RoleHolders) -> None:
+def assert_least_privilege(w3: Web3, bindings, holders: RoleHolders, admin_renounced: bool = False) -> None:
     """Every role of every contract (named by its ABI's `*_ROLE()` views) is held by exactly the table's
-    holders (the admin keeps DEFAULT_ADMIN_ROLE): hasRole for each holder, and no RoleGranted event since
-    deployment names anyone else."""
-    expected = grants_by_contract(holders, {name: c.address for name, c in bindings.manifest.contracts.items()})
+    holders (the admin keeps DEFAULT_ADMIN_ROLE unless it renounced it): hasRole for each holder, and no
+    RoleGranted event since deployment names anyone else."""
+    expected = grants_by_contract(holders, {name: c.address for name, c in bindings.manifest.contracts.items()},
+                                  admin_renounced=admin_renounced)
     accounts = {holders.admin, holders.operator, holders.oracle, holders.pauser, holders.score_signer,
                 holders.second_admin, holders.second_operator, holders.policy, bindings.four_eyes.address} - {""}
     for name in CONTRACT_NAMES:
@@ -69,8 +71,9 @@ def assert_least_privilege(w3: Web3, bindings, holders: RoleHolders) -> None:
                 assert holds == (account in expected[name].get(role, [])), (name, role, account)
         granted = contract.events.RoleGranted().get_logs(
             from_block=bindings.manifest.contracts[name].block, to_block="latest")
+        renounced = [("DEFAULT_ADMIN_ROLE", holders.admin)] if admin_renounced and name in RENOUNCED_BY_ADMIN else []
         assert sorted((names[bytes(e.args.role)], e.args.account) for e in granted) == \
-            sorted((role, holder) for role, who in expected[name].items() for holder in who), name
+            sorted([(role, holder) for role, who in expected[name].items() for holder in who] + renounced), name
 
 
 def test_the_grants_table_gives_each_role_only_where_a_function_checks_it():
@@ -145,15 +148,19 @@ def test_deploy_writes_the_manifest_grants_roles_is_a_no_op_again_and_redeploys_
     assert w3.eth.block_number == block
     assert manifests.load(path) == manifest
 
-    # A role holder from the environment, the way an operator configures a real network.
+    # A role holder from the environment, the way an operator configures a real network; and the admin giving up
+    # its own DEFAULT_ADMIN_ROLE (role grants and admin settings then need two admins, through FourEyes).
     new_operator = dev_account(9).address
-    fresh = deploy(node, path, "--redeploy", LOANLEDGER_DEPLOY_OPERATOR=new_operator)
+    fresh = deploy(node, path, "--redeploy", LOANLEDGER_DEPLOY_OPERATOR=new_operator,
+                   LOANLEDGER_DEPLOY_ADMIN_RENOUNCES="1")
     assert fresh.returncode == 0, fresh.stdout + fresh.stderr
     renewed = manifests.load(path)
     assert {renewed.address(n) for n in CONTRACT_NAMES}.isdisjoint({manifest.address(n) for n in CONTRACT_NAMES})
     assert renewed.roles["OPERATOR_ROLE"] == [new_operator, second_operator]
     assert_least_privilege(w3, bind(w3, renewed), RoleHolders(dev_account(0).address, new_operator, oracle,
-                                                              pauser, signer, second_admin, second_operator, policy))
+                                                              pauser, signer, second_admin, second_operator, policy),
+                           admin_renounced=True)
+    assert renewed.grants["LoanBook"]["DEFAULT_ADMIN_ROLE"] == [renewed.address("FourEyes")]
     book = bind(w3, renewed).book
     assert not book.functions.hasRole(book.functions.OPERATOR_ROLE().call(), operator).call()
 

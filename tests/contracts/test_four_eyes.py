@@ -14,7 +14,7 @@ from web3.logs import DISCARD
 
 from ledger import four_eyes
 from ledger.chain import ChainClient
-from ledger.deploy import Settings, role_id
+from ledger.deploy import RENOUNCED_BY_ADMIN, Settings, deploy_stack, role_id
 from ledger.errors import ContractRevert
 from ledger.forwarding import build_request, relay, sign_request
 from ledger.four_eyes import Call, ProposalState
@@ -305,3 +305,42 @@ def test_two_operators_sign_a_write_off_a_roleless_relayer_relays_and_the_events
     (executed,) = fe.events.Executed().process_receipt(receipt, errors=DISCARD)
     assert (executed.args.proposer, executed.args.confirmer) == (operator.address, operator2.address)
     assert stack.book.functions.loanOf(loan_id).call()[2] == WRITTEN_OFF
+
+
+# ---- the deploying admin's own DEFAULT_ADMIN_ROLE ----------------------------------------------------------
+
+
+def test_by_default_the_deploying_admin_keeps_its_role_so_alone_it_can_still_grant_roles(stack, keys, revert_name):
+    """What the default deploy leaves open (RENOUNCED_BY_ADMIN, admin_renounces=False): the admin's key alone can
+    grant any role on the five contracts, FOUR_EYES_ROLE to itself included, and change the admin settings."""
+    admin = keys["admin"].address
+    for name in RENOUNCED_BY_ADMIN:
+        assert stack.by_name(name).functions.hasRole(ADMIN_ROLE, admin).call(), name
+    grant_itself = stack.book.functions.grantRole(role_id("FOUR_EYES_ROLE"), admin)
+    with pytest.raises(AssertionError, match="did not revert"):
+        revert_name(grant_itself, admin)
+
+
+def test_with_the_admin_renounced_role_grants_and_admin_settings_need_two_admins(w3, keys, revert_name):
+    admin, admin2, dave = keys["admin"].address, keys["admin2"].address, keys["dave"].address
+    stack = deploy_stack(w3, admin, operator=keys["operator"].address, oracle=keys["oracle"].address,
+                         pauser=keys["pauser"].address, score_signer=keys["signer"].address, second_admin=admin2,
+                         second_operator=keys["operator2"].address, policy=keys["policy"].address,
+                         admin_renounces=True)
+    fe = stack.four_eyes
+    for name in RENOUNCED_BY_ADMIN:
+        contract = stack.by_name(name)
+        assert not contract.functions.hasRole(ADMIN_ROLE, admin).call(), name
+        assert contract.functions.hasRole(ADMIN_ROLE, fe.address).call(), name
+        assert stack.manifest.grants[name]["DEFAULT_ADMIN_ROLE"] == [fe.address], name
+    assert fe.functions.hasRole(ADMIN_ROLE, admin).call()  # an admin still: one of FourEyes' two
+
+    # Alone, the admin can neither give itself the power to write off nor change a setting.
+    assert revert_name(stack.book.functions.grantRole(role_id("FOUR_EYES_ROLE"), admin), admin) == \
+        "AccessControlUnauthorizedAccount"
+    assert revert_name(stack.catalog.functions.setCostCap(2_000), admin) == "AccessControlUnauthorizedAccount"
+    # Two admins can.
+    four_eyes.carry_out(w3, fe, stack.registry.functions.grantRole(OPERATOR_ROLE, dave), admin, admin2)
+    assert stack.registry.functions.hasRole(OPERATOR_ROLE, dave).call()
+    four_eyes.carry_out(w3, fe, stack.catalog.functions.setCostCap(2_000), admin2, admin)
+    assert stack.catalog.functions.costCapBps().call() == 2_000
