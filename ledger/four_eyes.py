@@ -100,6 +100,13 @@ def proposal(four_eyes: Contract, proposal_id: bytes, from_block: int = 0) -> Pr
     return _from_event(logs[-1], ProposalState(stored[2]))
 
 
+def awaiting_confirmation(four_eyes: Contract, now: int, from_block: int = 0) -> list[Proposal]:
+    """Every proposal still open at `now` (pending, not expired), oldest first: what a confirmer is asked to look at."""
+    logs = four_eyes.events.Proposed().get_logs(from_block=from_block, to_block="latest")
+    found = [_from_event(e, ProposalState(four_eyes.functions.proposalOf(e.args.proposalId).call()[2])) for e in logs]
+    return [p for p in found if p.awaiting_confirmation(now)]
+
+
 def _from_event(event: Any, state: ProposalState) -> Proposal:
     args = event.args
     call = Call(Web3.to_checksum_address(args.target), bytes(args.data), int(args.expiresAt))

@@ -141,8 +141,10 @@ def test_cancel_by_the_proposer_or_an_admin_only_and_a_cancelled_proposal_cannot
     assert revert_name(four_eyes.cancel(fe, made.proposal_id), admin) == "FourEyesNotPending"
     # An admin may withdraw another's proposal.
     second = propose(w3, fe, grant_dave_operator(stack, keys), admin, now() + HOUR)
+    assert four_eyes.awaiting_confirmation(fe, now()) == [second]
     four_eyes.cancel(fe, second.proposal_id).transact({"from": admin2})
     assert four_eyes.proposal(fe, second.proposal_id).state == ProposalState.CANCELLED
+    assert four_eyes.awaiting_confirmation(fe, now()) == []
 
 
 def test_the_targets_revert_comes_back_and_leaves_the_proposal_pending(w3, stack, keys, fe, now, revert_name):
