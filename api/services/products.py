@@ -120,7 +120,7 @@ def _sent(context, actor: str, action: str, request_id: str, details: dict, rece
                         block_number=sent.block_number, signed_by=actor)
 
 
-def _logged(body: ProductIn) -> dict:
+def logged(body: ProductIn) -> dict:
     """The body as the action log holds it: the product's name under a key the log's personal-data screen
     (which refuses a `name` key) lets through."""
     values = body.model_dump()
@@ -145,7 +145,7 @@ def create(context, body: ProductIn, actor: str, signed: Signed, request_id: str
     """Publishes a product as version 1; its id is the one the catalogue's ProductCreated event gives."""
     receipt = check_and_relay(context, actor, create_call(context, body), signed.request, signed.signature)
     (event,) = context.bindings.catalog.events.ProductCreated().process_receipt(receipt)
-    return _sent(context, actor, "product.create", request_id, {"product": _logged(body)}, receipt,
+    return _sent(context, actor, "product.create", request_id, {"product": logged(body)}, receipt,
                  event.args.productId, event.args.version)
 
 
@@ -154,7 +154,7 @@ def change(context, product_id: int, body: ProductIn, actor: str, signed: Signed
     receipt = check_and_relay(context, actor, change_call(context, product_id, body), signed.request,
                               signed.signature)
     (event,) = context.bindings.catalog.events.ProductChanged().process_receipt(receipt)
-    return _sent(context, actor, "product.change", request_id, {"product": _logged(body)}, receipt,
+    return _sent(context, actor, "product.change", request_id, {"product": logged(body)}, receipt,
                  product_id, event.args.version)
 
 
