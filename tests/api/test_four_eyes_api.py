@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 from eth_account.messages import encode_typed_data
+from test_dashboard import Tab, _table, chromium  # noqa: F401 - the dashboard tests' browser (a fixture) and tab
 
 from api.client import ApiError
 from api.services.four_eyes import VALIDITY
@@ -184,3 +185,72 @@ def test_the_proposals_are_for_operators_and_admins(api, borrower, client_for, k
     assert client_for(keys["admin"]).proposals() == []
     unknown = _error(second.confirm, "0x" + "ab" * 32)
     assert (unknown.status, unknown.code) == (404, "unknown_proposal")
+
+
+# ---------------------------------------------------------------------------------------------- the page in Chromium
+
+def test_the_dashboard_proposes_a_write_off_and_only_a_second_operator_confirms_it(api, w3, stack, keys, defaulted,
+                                                                                  chromium, served):  # noqa: F811
+    """The operator proposes the write-off from the loan page with the page's wallet; their own confirmation is
+    refused; the second operator, in their own browser, sees it awaiting confirmation, reads what it does and who
+    proposed it, and confirms it with their wallet: the loan is written off and the chain names both."""
+    _, context = api
+    operator, operator2 = keys["operator"].address, keys["operator2"].address
+    assert context.wait_indexed(w3.eth.block_number)
+    first = Tab(chromium, served)
+    try:
+        page = first.page
+        first.wallet_login(keys["operator"])
+        first.wait_ready("portfolio")
+        page.goto(f"{first.base_url}/dashboard#/loans/{defaulted}")
+        first.wait_ready("loan")
+        assert [b.text_content() for b in page.query_selector_all("#decision-buttons button")] == ["Write off"]
+        page.click("#decide-write-off")
+        page.wait_for_selector("#review:not([hidden])")
+        assert page.text_content("#review-summary").startswith(f"Propose: Write off loan {defaulted} of ")
+        page.click("#review-sign")
+        page.wait_for_selector("#notice:has-text('proposed by')")
+        assert page.text_content("#notice").startswith(
+            f"Write off loan {defaulted}: proposed by {operator}; a second operator must confirm it by ")
+        assert _status(stack, defaulted) == DEFAULTED
+        page.click("#nav-proposals")
+        first.wait_ready("proposals")
+        ((proposal_id, proposer),) = _table(page, "#proposals-table tbody tr", "data-proposal-id", "data-proposer")
+        assert proposer == operator
+        page.click(".confirm-proposal")  # their own proposal: FourEyes refuses it before anything is signed
+        page.wait_for_selector("#notice:has-text('cannot be prepared')")
+        assert "you proposed it" in page.text_content("#notice") and len(first.typed_signed) == 1
+        assert page.is_hidden("#review")
+        first.assert_clean()
+    finally:
+        first.close()
+
+    second = Tab(chromium, served)
+    try:
+        page = second.page
+        second.wallet_login(keys["operator2"])
+        second.wait_ready("portfolio")
+        page.click("#nav-proposals")
+        second.wait_ready("proposals")
+        assert _table(page, "#proposals-table tbody tr", "data-proposal-id", "data-proposer") == [
+            (proposal_id, operator)]
+        assert page.text_content("#proposals-table tbody td") == f"Write off loan {defaulted}"
+        page.click(".confirm-proposal")
+        page.wait_for_selector("#review:not([hidden])")
+        assert page.text_content("#review-summary").startswith(
+            f"Confirm: Write off loan {defaulted} (proposed by {operator}, expires ")
+        assert second.typed_signed == []
+        page.click("#review-sign")
+        page.wait_for_selector("#notice:has-text('confirmed by')")
+        assert page.text_content("#notice") == (f"Write off loan {defaulted}: confirmed by {operator2}, "
+                                                f"proposed by {operator}")
+        (signed,) = second.typed_signed
+        assert (signed["message"]["from"], signed["message"]["to"]) == (operator2, stack.four_eyes.address)
+        assert _status(stack, defaulted) == WRITTEN_OFF
+        (executed,) = stack.four_eyes.events.Executed().get_logs(from_block=w3.eth.block_number - 3)
+        assert (executed.args.proposer, executed.args.confirmer) == (operator, operator2)
+        second.wait_ready("proposals")
+        assert page.text_content("#proposals-table tbody") == "Nothing awaits confirmation."
+        second.assert_clean()
+    finally:
+        second.close()
