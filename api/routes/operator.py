@@ -64,7 +64,6 @@ from api.services import (
 from api.services.borrowers import register_signed, revoke_borrower
 from api.services.roles import add_auditor as admit_auditor
 from api.services.roles import auditors as admitted_auditors
-from api.services.roles import change_role
 from api.services.roles import remove_auditor as dismiss_auditor
 from api.services.roles import rotate_signer as rotate_score_signer
 from api.services.transactions import Sent
@@ -298,18 +297,24 @@ def unpause(body: SignedRequestsIn, context: ContextDep, metrics: MetricsDep, wh
 
 def _role_change(context, roles, metrics: Metrics, actor: str, body: SignedRoleIn, grant: bool) -> RoleChange:
     account = checksum_address(body.account)
-    sent = change_role(context, body.role, account, body.contracts, grant, actor, body.signed(), current_request_id())
+    sent, proposals = four_eyes.change_role(context, body.role, account, body.contracts, grant, actor, body.signed(),
+                                            current_request_id())
     roles.forget(account)
-    return RoleChange(role=body.role, account=account, transactions=[_counted(metrics, s) for s in sent])
+    return RoleChange(role=body.role, account=account, transactions=[_counted(metrics, s) for s in sent],
+                      proposals=proposals)
 
 
-@router.post("/roles/grant", response_model=RoleChange, responses=ERRORS, summary="Grant a role (admin)")
+@router.post("/roles/grant", response_model=RoleChange, responses=ERRORS,
+             summary="Grant a role (admin): alone where you hold the contract's admin role, else proposed for a "
+                     "second admin to confirm (FourEyes: its own roles always)")
 def grant_role(body: SignedRoleIn, context: ContextDep, roles: RolesDep, metrics: MetricsDep,
                who: Admin) -> RoleChange:
     return _role_change(context, roles, metrics, who.address, body, True)
 
 
-@router.post("/roles/revoke", response_model=RoleChange, responses=ERRORS, summary="Revoke a role (admin)")
+@router.post("/roles/revoke", response_model=RoleChange, responses=ERRORS,
+             summary="Revoke a role (admin): alone where you hold the contract's admin role, else proposed for a "
+                     "second admin to confirm")
 def revoke_role(body: SignedRoleIn, context: ContextDep, roles: RolesDep, metrics: MetricsDep,
                 who: Admin) -> RoleChange:
     return _role_change(context, roles, metrics, who.address, body, False)

@@ -186,11 +186,16 @@ def _contract_name(context, address: str) -> str:
 
 
 def _role(grant: bool) -> Callable[..., Calls]:
-    def calls(context, _signer: str, p: RoleIn) -> Calls:
+    def calls(context, signer: str, p: RoleIn) -> Calls:
         account = checksum_address(p.account)
         verb = "Grant" if grant else "Revoke"
-        return [(call, f"{verb} the {p.role} role {'to' if grant else 'of'} {account} on {name}")
-                for name, call in roles.role_calls(context, p.role, account, p.contracts, grant)]
+        out: Calls = []
+        for name, call in roles.role_calls(context, p.role, account, p.contracts, grant):
+            words = f"{verb} the {p.role} role {'to' if grant else 'of'} {account} on {name}"
+            # Where the admin holds no admin role of their own (renounced; FourEyes always), two admins decide.
+            alone = four_eyes.admin_decides_alone(context, signer, name)
+            out += [(call, words)] if alone else _proposed(context, [(call, words)], "admin")
+        return out
     return calls
 
 

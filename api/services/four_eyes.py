@@ -24,7 +24,7 @@ from web3.logs import DISCARD
 
 from api.errors import ApiError, revert_code
 from api.schemas.four_eyes import ProposalOut
-from api.services import decisions
+from api.services import decisions, roles
 from api.services.signed_requests import Signed, calldata, check, relay
 from api.services.transactions import record
 from ledger import forwarding
@@ -284,3 +284,45 @@ def cancel(context, caller: str, proposal_id: str, signed: Signed, request_id: s
     record(context, caller, "four_eyes.cancel", request_id, {"proposal_id": to_0x_hex(proposal.proposal_id)},
            receipt, signed_by=caller)
     return out(context, proposal, receipt=receipt, state="cancelled")
+
+
+# ---- role changes: the admin alone where they hold the admin role, else two admins ------------------------------
+
+def admin_decides_alone(context, admin: str, contract_name: str) -> bool:
+    """Whether `admin` changes roles on `contract_name` alone: they hold its DEFAULT_ADMIN_ROLE. Not on FourEyes,
+    whose roles change only through its own confirmed proposals, nor where the admin renounced it at deploy
+    (`--admin-renounces`): there a role change is a proposal a second admin confirms."""
+    if contract_name == "FourEyes":
+        return False
+    return bool(context.bindings.by_name(contract_name).functions.hasRole(b"\0" * 32, admin).call())
+
+
+def change_role(context, role: str, account: str, contracts: list[str] | None, grant: bool, actor: str,
+                signed: Sequence[Signed], request_id: str) -> tuple[list, list[ProposalOut]]:
+    """Grants (or revokes) `role` to `account` where `roles.role_calls` says: directly where the admin decides
+    alone, as a FourEyes proposal elsewhere; every signed request checked before the first is relayed. The
+    transactions made and the proposals awaiting a second admin."""
+    calls = roles.role_calls(context, role, account, contracts, grant)
+    expected = []
+    for position, (name, call) in enumerate(calls):
+        if admin_decides_alone(context, actor, name):
+            expected.append(call)
+        else:
+            at = signed[position].request if position < len(signed) else {}
+            expected.append(propose_call(context, call, _signed_expiry(context, at)))
+    with named_refusals():
+        typed = check(context, actor, [[e] for e in expected], signed)
+    action = "role.grant" if grant else "role.revoke"
+    sent, proposals = [], []
+    for (name, call), wanted, checked, item in zip(calls, expected, typed, signed):
+        receipt = relay(context, checked, item.signature)
+        details = {"role": role, "account": account, "contract": name}
+        if wanted is call:
+            sent.append(record(context, actor, action, request_id, details, receipt, signed_by=actor))
+            continue
+        made = fe.proposed(context.bindings.four_eyes, receipt)
+        record(context, actor, f"{action}.propose", request_id,
+               {**details, "proposal_id": to_0x_hex(made.proposal_id), "expires_at": made.call.expires_at}, receipt,
+               signed_by=actor)
+        proposals.append(out(context, made, receipt=receipt))
+    return sent, proposals
