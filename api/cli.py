@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -337,8 +338,42 @@ def op_disburse(loan_id: int = typer.Argument(..., min=1), wallet: str = WALLET,
 
 
 @operator_app.command("write-off")
-def op_write_off(loan_id: int = typer.Argument(..., min=1), wallet: str = WALLET, api: str = API) -> None:
-    console.print(_call(_signer(wallet, api).write_off, loan_id))
+def op_write_off(loan_id: int = typer.Argument(..., min=1), wallet: str = WALLET, api: str = API,
+                 as_json: bool = JSON) -> None:
+    """Propose writing off a defaulted loan: a second operator confirms it (`loanledger operator confirm ID`)."""
+    _print(_call(_signer(wallet, api, quiet=as_json).write_off, loan_id), as_json)
+
+
+# Maker-checker (FourEyes): what one operator proposed, a second one confirms before it expires.
+
+@operator_app.command("proposals")
+def op_proposals(wallet: str = WALLET, api: str = API, as_json: bool = JSON) -> None:
+    """Proposals awaiting a second person's confirmation: what each does, who proposed it, when it expires."""
+    proposals = _call(_client(wallet, api).proposals)
+    if as_json:
+        _print(proposals, True)
+        return
+    table = Table(title=f"{len(proposals)} proposal(s) awaiting confirmation")
+    for column in ("id", "what", "proposer", "confirmed by", "expires"):
+        table.add_column(column, overflow="fold")
+    for p in proposals:
+        expires = datetime.fromtimestamp(p["expires_at"], UTC).strftime("%Y-%m-%d %H:%M UTC")
+        table.add_row(p["proposal_id"], p["summary"], p["proposer"], f"a second {p['role']}", expires)
+    console.print(table)
+
+
+@operator_app.command("confirm")
+def op_confirm(proposal_id: str = typer.Argument(..., help="The proposal's id (`loanledger operator proposals`)."),
+               wallet: str = WALLET, api: str = API, as_json: bool = JSON) -> None:
+    """Confirm someone else's proposal with your wallet: FourEyes then makes the call (never your own proposal)."""
+    _print(_call(_signer(wallet, api, quiet=as_json).confirm, proposal_id), as_json)
+
+
+@operator_app.command("cancel")
+def op_cancel(proposal_id: str = typer.Argument(..., help="The proposal's id."), wallet: str = WALLET,
+              api: str = API, as_json: bool = JSON) -> None:
+    """Cancel a proposal (yours, or any as an admin)."""
+    _print(_call(_signer(wallet, api, quiet=as_json).cancel_proposal, proposal_id), as_json)
 
 
 @operator_app.command("declare-default")
@@ -382,21 +417,22 @@ def _product_body(path: Path) -> dict:
 
 @product_app.command("create")
 def op_product_create(file: Path = PRODUCT_FILE, wallet: str = WALLET, api: str = API, as_json: bool = JSON) -> None:
-    """Publish a product as version 1 (refused beyond the cost cap or the late-charge ceilings)."""
+    """Propose publishing a product as version 1 (refused beyond the cost cap or the late-charge ceilings); a second
+    operator confirms it."""
     _print(_call(_signer(wallet, api, quiet=as_json).create_product, _product_body(file)), as_json)
 
 
 @product_app.command("change")
 def op_product_change(product_id: int = typer.Argument(..., min=1), file: Path = PRODUCT_FILE, wallet: str = WALLET,
                       api: str = API, as_json: bool = JSON) -> None:
-    """Publish a product's new version (loans already made keep theirs)."""
+    """Propose a product's new version (loans already made keep theirs); a second operator confirms it."""
     _print(_call(_signer(wallet, api, quiet=as_json).change_product, product_id, _product_body(file)), as_json)
 
 
 @product_app.command("retire")
 def op_product_retire(product_id: int = typer.Argument(..., min=1), wallet: str = WALLET, api: str = API,
                       as_json: bool = JSON) -> None:
-    """Retire a product: no version of it can be applied for any more."""
+    """Propose retiring a product (no version of it can be applied for any more); a second operator confirms it."""
     _print(_call(_signer(wallet, api, quiet=as_json).retire_product, product_id), as_json)
 
 

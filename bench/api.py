@@ -37,11 +37,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from api.client import LoanLedgerClient  # noqa: E402
+from ledger import four_eyes, typed_data  # noqa: E402
 from ledger import manifest as manifests  # noqa: E402
-from ledger import typed_data  # noqa: E402
 from ledger.chain import ChainClient  # noqa: E402
 from ledger.deploy import deploy_stack  # noqa: E402
-from ledger.node import EphemeralNode, dev_account, free_port  # noqa: E402
+from ledger.node import DEV_SECOND_OPERATOR, EphemeralNode, dev_account, free_port  # noqa: E402
 from ledger.products import DayCount, EarlyRepayment, Frequency, Product, product_name  # noqa: E402
 from ledger.store import open_store  # noqa: E402
 from ledger.typed_data import Amortization  # noqa: E402
@@ -91,7 +91,8 @@ def serve(config: dict) -> None:
 def register_and_score(w3, stack, borrowers: list) -> int:
     """Registers and scores the borrowers and publishes the product they apply for; its id."""
     operator = ChainClient(w3, dev_account(1), stack.errors, poll_interval=0.005)
-    operator.transact(stack.catalog.functions.createProduct(PRODUCT.as_tuple(stack.catalog)))
+    four_eyes.carry_out(w3, stack.four_eyes, stack.catalog.functions.createProduct(PRODUCT.as_tuple(stack.catalog)),
+                        operator.address, dev_account(DEV_SECOND_OPERATOR).address)  # two operators
     oracle = ChainClient(w3, dev_account(2), stack.errors, poll_interval=0.005)
     now = w3.eth.get_block("latest").timestamp
     operator.transact_many([stack.registry.functions.registerBorrower(b.address, keccak(text=b.address), now + 365 * DAY)
@@ -196,7 +197,8 @@ def main() -> dict:
         w3 = node.w3
         admin, operator, oracle, pauser, signer = (dev_account(i) for i in range(5))
         stack = deploy_stack(w3, admin.address, operator=operator.address, oracle=oracle.address,
-                             pauser=pauser.address, score_signer=signer.address)
+                             pauser=pauser.address, score_signer=signer.address,
+                             second_operator=dev_account(DEV_SECOND_OPERATOR).address)
         borrowers = [dev_account(10 + i) for i in range(CLIENTS)]
         product_id = register_and_score(w3, stack, borrowers)
 

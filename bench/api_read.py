@@ -46,7 +46,7 @@ from bench.book import active_book  # noqa: E402
 from ledger import manifest as manifests  # noqa: E402
 from ledger.chain import ChainClient  # noqa: E402
 from ledger.deploy import deploy_stack  # noqa: E402
-from ledger.node import EphemeralNode, dev_account, free_port  # noqa: E402
+from ledger.node import DEV_SECOND_OPERATOR, EphemeralNode, dev_account, free_port  # noqa: E402
 from ledger.store import open_store  # noqa: E402
 from ledger.store.models.chain import Loan  # noqa: E402
 
@@ -243,7 +243,7 @@ def build_ledger(tmp: Path, node) -> dict:
     w3 = node.w3
     admin, operator, oracle, pauser, signer = (dev_account(i) for i in range(5))
     stack = deploy_stack(w3, admin.address, operator=operator.address, oracle=oracle.address,
-                         pauser=pauser.address, score_signer=signer.address)
+                         pauser=pauser.address, score_signer=signer.address, second_operator=dev_account(DEV_SECOND_OPERATOR).address)
     active_book(w3, stack, ChainClient(w3, operator, stack.errors, poll_interval=0.005),
                 ChainClient(w3, oracle, stack.errors, poll_interval=0.005), signer, CHAIN_LOANS)
     manifest = manifests.save(stack.manifest, tmp / "manifest.json")

@@ -5,22 +5,25 @@ from __future__ import annotations
 
 from eth_utils import keccak
 
-from ledger import typed_data
+from ledger import four_eyes, typed_data
 from ledger.chain import ChainClient
-from ledger.node import dev_account
+from ledger.node import DEV_SECOND_OPERATOR, dev_account
 from ledger.products import offering
 from ledger.typed_data import Amortization, LoanTerms
 
 DAY = 86_400
 TERMS = LoanTerms(1_200_000, b"CNY", 2400, Amortization.ANNUITY, 12, 30 * DAY, 3 * DAY, 500, 1200, 90 * DAY)
 FIRST_BORROWER = 10  # development accounts 0-4 hold the roles
+SECOND_OPERATOR = DEV_SECOND_OPERATOR  # FourEyes' second operator (deploy_stack's second_operator)
 
 
 def active_book(w3, stack, operator: ChainClient, oracle: ChainClient, signer, loans: int) -> list[int]:
     """`loans` disbursed loans of TERMS, one per borrower (development accounts from FIRST_BORROWER)."""
     borrowers = [dev_account(FIRST_BORROWER + i) for i in range(loans)]
     catalog = stack.catalog
-    operator.transact(catalog.functions.createProduct(offering(TERMS, "12 months").as_tuple(catalog)))
+    # Products need two operators (FourEyes): the deploy names SECOND_OPERATOR as the second.
+    four_eyes.carry_out(w3, stack.four_eyes, catalog.functions.createProduct(offering(TERMS, "12 months").as_tuple(catalog)),
+                        operator.address, dev_account(SECOND_OPERATOR).address)
     product_id = catalog.functions.productCount().call()
     now = w3.eth.get_block("latest").timestamp
     for start in range(0, loans, 100):

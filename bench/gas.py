@@ -16,7 +16,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ledger import typed_data  # noqa: E402
+from ledger import four_eyes, typed_data  # noqa: E402
 from ledger.book import LoanStatus, read_loan  # noqa: E402
 from ledger.deploy import deploy_stack  # noqa: E402
 from ledger.node import EphemeralNode, dev_account  # noqa: E402
@@ -43,8 +43,9 @@ def main() -> dict[str, int]:
     with EphemeralNode(accounts=60, extra=EXTRA) as node:
         w3 = node.w3
         admin, operator, oracle, pauser, signer = (dev_account(i) for i in range(5))
+        operator2 = dev_account(59)  # FourEyes' second operator: products need two
         stack = deploy_stack(w3, admin.address, operator=operator.address, oracle=oracle.address,
-                             pauser=pauser.address, score_signer=signer.address)
+                             pauser=pauser.address, score_signer=signer.address, second_operator=operator2.address)
         borrowers = [dev_account(i) for i in range(5, 57)]
         now = lambda: w3.eth.get_block("latest").timestamp  # noqa: E731
 
@@ -60,10 +61,19 @@ def main() -> dict[str, int]:
             fn = stack.oracle.functions.pushScores(report_id, 1, updates, [typed_data.sign(signer.key, message)])
             return gas(fn, oracle.address)
 
+        def by_two_operators(fn) -> tuple[int, int]:
+            """Gas of FourEyes.propose by the operator and of the confirmation (with the call) by the second."""
+            made = w3.eth.wait_for_transaction_receipt(four_eyes.propose(stack.four_eyes, fn, now() + DAY)
+                                                       .transact({"from": operator.address}))
+            confirm = four_eyes.confirm(stack.four_eyes, four_eyes.proposed(stack.four_eyes, made))
+            return made.gasUsed, gas(confirm, operator2.address)
+
         catalog = stack.catalog
-        gas(catalog.functions.createProduct(offering(TERMS, "12 months").as_tuple(catalog)), operator.address)
+        results: dict[str, int] = {}
+        results["four_eyes_propose"], results["four_eyes_confirm_create_product"] = by_two_operators(
+            catalog.functions.createProduct(offering(TERMS, "12 months").as_tuple(catalog)))
         product_id = catalog.functions.productCount().call()
-        gas(catalog.functions.createProduct(offering(MONTHLY, "12 months, monthly").as_tuple(catalog)), operator.address)
+        by_two_operators(catalog.functions.createProduct(offering(MONTHLY, "12 months, monthly").as_tuple(catalog)))
         monthly_id = catalog.functions.productCount().call()
 
         def request(borrower, product_id: int = product_id) -> tuple[int, int]:
@@ -78,7 +88,6 @@ def main() -> dict[str, int]:
             used = gas(fn, borrowers[-1].address)  # any relayer
             return used, stack.book.functions.loanCount().call()
 
-        results: dict[str, int] = {}
         registrations = [gas(stack.registry.functions.registerBorrower(b.address, keccak(text=b.address), now() + 365 * DAY),
                              operator.address) for b in borrowers[:52]]
         results["register_borrower"] = registrations[-1]

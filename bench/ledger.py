@@ -31,7 +31,7 @@ from bench.book import FIRST_BORROWER, active_book  # noqa: E402
 from ledger.chain import ChainClient  # noqa: E402
 from ledger.deploy import deploy_stack  # noqa: E402
 from ledger.indexer import Indexer  # noqa: E402
-from ledger.node import EphemeralNode, dev_account  # noqa: E402
+from ledger.node import DEV_SECOND_OPERATOR, EphemeralNode, dev_account  # noqa: E402
 from ledger.store import open_store  # noqa: E402
 from ledger.store.models.chain import ChainEvent  # noqa: E402
 
@@ -58,7 +58,8 @@ def main() -> dict:
         w3 = node.w3
         admin, operator_key, oracle_key, pauser, signer = (dev_account(i) for i in range(5))
         stack = deploy_stack(w3, admin.address, operator=operator_key.address, oracle=oracle_key.address,
-                             pauser=pauser.address, score_signer=signer.address)
+                             pauser=pauser.address, score_signer=signer.address,
+                             second_operator=dev_account(DEV_SECOND_OPERATOR).address)
         expiry = w3.eth.get_block("latest").timestamp + 365 * 86_400
         register = lambda i: stack.registry.functions.registerBorrower(_borrower(i), COMMITMENT, expiry)  # noqa: E731
 

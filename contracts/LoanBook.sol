@@ -55,6 +55,7 @@ contract LoanBook is LoanBookBase, ILoanBookCore {
      * @param creditOracle_ the credit oracle consulted at approval
      * @param catalog_ the product catalogue the terms come from
      * @param creditLimitCurrency_ the currency of the credit oracle's limits (ISO 4217)
+     * @param payoutThreshold_ the principal above which an approval needs FourEyes
      */
     constructor(
         address admin,
@@ -62,13 +63,16 @@ contract LoanBook is LoanBookBase, ILoanBookCore {
         IBorrowerRegistry registry_,
         ICreditOracle creditOracle_,
         IProductCatalog catalog_,
-        bytes3 creditLimitCurrency_
+        bytes3 creditLimitCurrency_,
+        uint96 payoutThreshold_
     ) LoanBookBase(admin, trustedForwarder_) {
         extension = address(new LoanBookExtension(trustedForwarder_));
         registry = registry_;
         creditOracle = creditOracle_;
         catalog = catalog_;
         creditLimitCurrency = creditLimitCurrency_;
+        _payoutThreshold = payoutThreshold_;
+        emit PayoutThresholdChanged(0, payoutThreshold_, admin);
     }
 
     /**
@@ -118,13 +122,15 @@ contract LoanBook is LoanBookBase, ILoanBookCore {
         loan.borrower = borrower;
         loan.status = LoanStatus.Requested;
         if (terms.frequency == Frequency.Monthly && terms.dayCount == DayCount.Actual365Fixed) loan.actualDays = true;
+        if (autoApprovable) loan.autoApprovable = true;
         if (terms.amortization == Amortization.Annuity) loan.paymentRay = LoanMath.plan(terms).paymentRay.toUint152();
         emit LoanRequested(loanId, borrower, terms, autoApprovable, nonce, _msgSender());
     }
 
     /// @inheritdoc ILoanBookCore
-    function approve(uint256 loanId) external onlyRole(OPERATOR_ROLE) whenNotPaused {
+    function approve(uint256 loanId) external whenNotPaused {
         LoanRecord storage loan = _loanIn(loanId, LoanStatus.Requested);
+        _checkApprover(loanId, loan);
         address borrower = loan.borrower;
         if (!registry.isEligible(borrower)) revert LoanBookBorrowerNotEligible(borrower);
         ICreditOracle.CreditScore memory score = creditOracle.scoreOf(borrower);
@@ -546,6 +552,23 @@ contract LoanBook is LoanBookBase, ILoanBookCore {
             (bool ok, bytes memory reason) = address(this).call(abi.encodeWithSelector(selector, items[k]));
             applied[k] = ok;
             if (!ok) emit PaymentSkipped(items[k].loanId, items[k].paymentRef, reason);
+        }
+    }
+
+    /**
+     * @dev Who may approve this loan: an operator alone up to the payout threshold, FourEyes (two operators) any,
+     * the automatic policy only what its product made autoApprovable at application. Operators first: theirs is the
+     * usual path.
+     */
+    function _checkApprover(uint256 loanId, LoanRecord storage loan) private view {
+        address sender = _msgSender();
+        if (hasRole(OPERATOR_ROLE, sender)) {
+            uint96 principal = loan.terms.principal;
+            uint96 threshold = _payoutThreshold;
+            if (principal > threshold) revert LoanBookNeedsFourEyes(loanId, principal, threshold);
+        } else if (!hasRole(FOUR_EYES_ROLE, sender)) {
+            if (!hasRole(POLICY_ROLE, sender)) revert AccessControlUnauthorizedAccount(sender, OPERATOR_ROLE);
+            if (!loan.autoApprovable) revert LoanBookNotAutoApprovable(loanId);
         }
     }
 

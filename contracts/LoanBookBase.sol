@@ -52,6 +52,9 @@ abstract contract LoanBookBase is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
         // A monthly loan charging the actual days of each month (terms.dayCount Actual365Fixed), copied here at
         // application: a repayment reads this slot anyway, and the terms' second slot would cost it 2,100 gas.
         bool actualDays;
+        // The product let the automatic policy approve it (its flag, and the principal within its limit) at
+        // application: approval reads this slot anyway.
+        bool autoApprovable;
         uint40 accruedAt; // slot 3: charges are accrued up to here
         uint16 paidInstallments; // installments fully paid
         // Interest of installment paidInstallments + 1 paid or settled: it asks its scheduled interest less this.
@@ -111,6 +114,11 @@ abstract contract LoanBookBase is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
     mapping(uint256 loanId => LoanRecord) internal _loans;
     mapping(bytes32 paymentRef => bytes32 entry) internal _entries;
     mapping(address borrower => mapping(bytes3 currency => uint256)) internal _exposure;
+    /// @dev Above this principal an approval needs FourEyes (ILoanBookExtension.payoutThreshold).
+    uint96 internal _payoutThreshold;
+
+    /// @notice The automatic approval policy: approves only loans their product made autoApprovable.
+    bytes32 public constant POLICY_ROLE = keccak256("POLICY_ROLE");
 
     /**
      * @param admin receives DEFAULT_ADMIN_ROLE (the extension's own, never used, storage: address(0))

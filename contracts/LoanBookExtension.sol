@@ -151,12 +151,23 @@ contract LoanBookExtension is LoanBookBase, ILoanBookExtension {
     }
 
     /// @inheritdoc ILoanBookExtension
-    function writeOff(uint256 loanId) external onlyRole(OPERATOR_ROLE) whenNotPaused {
+    function writeOff(uint256 loanId) external onlyRole(FOUR_EYES_ROLE) whenNotPaused {
         LoanRecord storage loan = _loanIn(loanId, LoanStatus.Defaulted);
         uint96 remaining = loan.terms.principal - loan.principalRepaid;
         _exposure[loan.borrower][loan.terms.currency] -= remaining;
         loan.status = LoanStatus.WrittenOff;
         emit LoanWrittenOff(loanId, loan.borrower, remaining, _msgSender());
+    }
+
+    /// @inheritdoc ILoanBookExtension
+    function setPayoutThreshold(uint96 threshold) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        emit PayoutThresholdChanged(_payoutThreshold, threshold, _msgSender());
+        _payoutThreshold = threshold;
+    }
+
+    /// @inheritdoc ILoanBookExtension
+    function payoutThreshold() external view returns (uint96) {
+        return _payoutThreshold;
     }
 
     /// @inheritdoc ILoanBookExtension

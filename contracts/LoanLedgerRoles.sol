@@ -23,6 +23,10 @@ abstract contract LoanLedgerRoles is AccessControl, Pausable, ERC2771Context {
     bytes32 public constant ORACLE_ROLE = keccak256("ORACLE_ROLE");
     /// @notice Pauses and unpauses every state change.
     bytes32 public constant PAUSER_ROLE = keccak256("PAUSER_ROLE");
+    /// @notice Held only by the FourEyes contract: what two people must decide (write-offs, large payouts, products).
+    /// A role rather than an immutable address: FourEyes is deployed after the contracts it calls (its allow-list
+    /// names them), and two admins can move it to a new FourEyes with a grant.
+    bytes32 public constant FOUR_EYES_ROLE = keccak256("FOUR_EYES_ROLE");
 
     /**
      * @param admin receives DEFAULT_ADMIN_ROLE

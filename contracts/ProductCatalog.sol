@@ -10,7 +10,7 @@ import {LoanLedgerRoles} from "./LoanLedgerRoles.sol";
 
 /**
  * @title Product catalogue
- * @notice Operators publish, version and retire loan products; the admin sets the all-in cost cap and the
+ * @notice Two operators (through FourEyes) publish, version and retire loan products; the admin sets the all-in cost cap and the
  * late-charge ceilings. A contract of its own: the loan book (at its size limit) consults it at application.
  *
  * The cost check needs no root finding. The net present value of the borrower's cash flows,
@@ -99,7 +99,7 @@ contract ProductCatalog is IProductCatalog, LoanLedgerRoles {
     }
 
     /// @inheritdoc IProductCatalog
-    function createProduct(Product calldata p) external onlyRole(OPERATOR_ROLE) whenNotPaused returns (uint256 productId) {
+    function createProduct(Product calldata p) external onlyRole(FOUR_EYES_ROLE) whenNotPaused returns (uint256 productId) {
         _checkProduct(p);
         productId = ++_productCount;
         _store(productId, 1, p);
@@ -110,7 +110,7 @@ contract ProductCatalog is IProductCatalog, LoanLedgerRoles {
     /// @inheritdoc IProductCatalog
     function changeProduct(uint256 productId, Product calldata p)
         external
-        onlyRole(OPERATOR_ROLE)
+        onlyRole(FOUR_EYES_ROLE)
         whenNotPaused
         returns (uint32 version)
     {
@@ -124,7 +124,7 @@ contract ProductCatalog is IProductCatalog, LoanLedgerRoles {
     }
 
     /// @inheritdoc IProductCatalog
-    function retireProduct(uint256 productId) external onlyRole(OPERATOR_ROLE) whenNotPaused {
+    function retireProduct(uint256 productId) external onlyRole(FOUR_EYES_ROLE) whenNotPaused {
         ProductStatus storage status = _liveStatus(productId);
         status.retired = true;
         _products[productId][status.latestVersion].state = VersionState.Retired;

@@ -27,11 +27,13 @@ class Bindings:
     catalog: Contract  # ProductCatalog
     manifest: Manifest
     forwarder: Contract  # LoanLedgerForwarder: relays the signed decisions every other contract trusts
+    four_eyes: Contract  # FourEyes: makes the calls that need two people
 
     def by_name(self, name: str) -> Contract:
         """The binding for a manifest name, e.g. "LoanBook" (or "LoanLedgerForwarder")."""
         return {"BorrowerRegistry": self.registry, "CreditOracle": self.oracle, "LoanBook": self.book,
-                "ActionLogAnchor": self.anchor, "ProductCatalog": self.catalog, FORWARDER: self.forwarder}[name]
+                "ActionLogAnchor": self.anchor, "ProductCatalog": self.catalog, "FourEyes": self.four_eyes,
+                FORWARDER: self.forwarder}[name]
 
     @property
     def all(self) -> tuple[Contract, ...]:
@@ -64,4 +66,4 @@ def bind(w3: Web3, manifest: Manifest, artifacts: dict[str, dict] | None = None)
     assert manifest.forwarder is not None  # checked above
     return Bindings(registry=one("BorrowerRegistry"), oracle=one("CreditOracle"), book=one("LoanBook"),
                     anchor=one("ActionLogAnchor"), catalog=one("ProductCatalog"), manifest=manifest,
-                    forwarder=one(FORWARDER, manifest.forwarder.address))
+                    forwarder=one(FORWARDER, manifest.forwarder.address), four_eyes=one("FourEyes"))

@@ -35,6 +35,11 @@ class RoleHolders:
     oracle: str
     pauser: str
     score_signers: tuple[str, ...]  # the quorum's keys, one per signer process; one address alone is accepted
+    # FourEyes' second admin and second operator: each confirms what the other of its kind proposes. Without
+    # them nothing that needs two people (a write-off, a role grant...) can be done until two admins add one.
+    second_admin: str = ""
+    second_operator: str = ""
+    policy: str = ""  # the automatic approval policy's key (POLICY_ROLE on the book); "": no automatic approvals
 
     def __post_init__(self) -> None:
         signers = (self.score_signers,) if isinstance(self.score_signers, str) else tuple(self.score_signers)
@@ -43,13 +48,25 @@ class RoleHolders:
         object.__setattr__(self, "score_signers", signers)
 
     def holders(self, field_name: str) -> list[str]:
-        """The addresses a GRANTS holder field names (every score signer for `score_signers`)."""
+        """The addresses a GRANTS holder field names (every score signer for `score_signers`; none for an
+        optional holder not given)."""
         value = getattr(self, field_name)
-        return list(value) if isinstance(value, tuple) else [value]
+        return list(value) if isinstance(value, tuple) else [value] if value else []
+
+    @property
+    def admins(self) -> list[str]:
+        """The people FourEyes lets propose and confirm admin calls."""
+        return [a for a in (self.admin, self.second_admin) if a]
+
+    @property
+    def operators(self) -> list[str]:
+        """The people FourEyes lets propose and confirm operators' decisions."""
+        return [o for o in (self.operator, self.second_operator) if o]
 
     def as_manifest(self) -> dict[str, list[str]]:
-        return {"DEFAULT_ADMIN_ROLE": [self.admin], "OPERATOR_ROLE": [self.operator], "ORACLE_ROLE": [self.oracle],
-                "PAUSER_ROLE": [self.pauser], "SCORE_SIGNER_ROLE": list(self.score_signers)}
+        return {"DEFAULT_ADMIN_ROLE": self.admins, "OPERATOR_ROLE": self.operators, "ORACLE_ROLE": [self.oracle],
+                "PAUSER_ROLE": [self.pauser], "SCORE_SIGNER_ROLE": list(self.score_signers),
+                **({"POLICY_ROLE": [self.policy]} if self.policy else {})}
 
 
 def majority(signers: int) -> int:
@@ -63,6 +80,8 @@ class Settings:
     max_score_age: int = 30 * DAY
     credit_limit_currency: str = "CNY"  # what the credit oracle's limits are in: loans are lent in it
     signer_threshold: int = 1  # distinct score signers a report needs (CreditOracle.setSignerThreshold)
+    # Above this principal (minor units) an approval needs two operators (FourEyes): 100,000.00 CNY.
+    payout_threshold: int = 10_000_000
 
     def check(self, roles: RoleHolders) -> None:
         if not 1 <= self.signer_threshold <= len(roles.score_signers):
@@ -79,22 +98,74 @@ def constructor_args(name: str, roles: RoleHolders, deployed: dict[str, str], se
         "CreditOracle": lambda: (roles.admin, deployed[FORWARDER], settings.max_score_age),
         "ProductCatalog": lambda: (roles.admin, deployed[FORWARDER]),
         "LoanBook": lambda: (roles.admin, deployed[FORWARDER], deployed["BorrowerRegistry"], deployed["CreditOracle"],
-                             deployed["ProductCatalog"], settings.credit_limit_currency.encode("ascii")),
+                             deployed["ProductCatalog"], settings.credit_limit_currency.encode("ascii"),
+                             settings.payout_threshold),
         "ActionLogAnchor": lambda: (roles.admin, deployed[FORWARDER]),
+        "FourEyes": lambda: (roles.admins, roles.operators, roles.pauser, allowed_calls(deployed), deployed[FORWARDER]),
     }[name]()
+
+
+@dataclass(frozen=True)
+class FourEyesCall:
+    contract: str
+    function: str
+    role: str  # what its proposer and confirmer must both hold, on FourEyes
+    reason: str  # why one person must not make it alone
+
+
+_ADMIN_SETTERS = {"CreditOracle": ("setMaxScoreAge", "setSignerThreshold"),
+                  "ProductCatalog": ("setCostCap", "setLateChargeCeilings"), "LoanBook": ("setPayoutThreshold",)}
+
+# What FourEyes may be asked to call, at deploy (FourEyes allows its own grantRole, revokeRole and setAllowedCall
+# to admins itself). Changed later only by two admins (FourEyes.setAllowedCall).
+FOUR_EYES_CALLS: tuple[FourEyesCall, ...] = (
+    FourEyesCall("LoanBook", "writeOff", "OPERATOR_ROLE", "forgives what a borrower still owes"),
+    FourEyesCall("LoanBook", "approve", "OPERATOR_ROLE", "orders a payout above the payout threshold"),
+    *(FourEyesCall("ProductCatalog", f, "OPERATOR_ROLE", "sets the price and limits of every loan made under it")
+      for f in ("createProduct", "changeProduct", "retireProduct")),
+    *(FourEyesCall(name, f, "DEFAULT_ADMIN_ROLE", "decides who may do what")
+      for name in CONTRACT_NAMES if name != "FourEyes" for f in ("grantRole", "revokeRole")),
+    *(FourEyesCall(name, f, "DEFAULT_ADMIN_ROLE", "a limit every loan or score is checked against")
+      for name, setters in _ADMIN_SETTERS.items() for f in setters),
+)
+
+
+def role_id(role: str) -> bytes:
+    """The bytes32 id of a role named as in the contracts (DEFAULT_ADMIN_ROLE is zero)."""
+    return bytes(32) if role == "DEFAULT_ADMIN_ROLE" else bytes(Web3.keccak(text=role))
+
+
+def selector(contract: str, function: str, artifacts: dict[str, dict] | None = None) -> bytes:
+    """The 4-byte selector of `contract`'s function `function` (not overloaded), from the compiled ABI."""
+    abi = (artifacts or compile_contracts())[contract]["abi"]
+    (item,) = [i for i in abi if i["type"] == "function" and i["name"] == function]
+    return bytes(Web3.keccak(text=f"{function}({','.join(_abi_type(i) for i in item['inputs'])})")[:4])
+
+
+def _abi_type(param: dict) -> str:
+    if not param["type"].startswith("tuple"):
+        return param["type"]
+    return f"({','.join(_abi_type(c) for c in param['components'])}){param['type'][len('tuple'):]}"
+
+
+def allowed_calls(deployed: dict[str, str]) -> list[tuple[str, bytes, bytes]]:
+    """FOUR_EYES_CALLS as FourEyes' constructor takes them: (target, selector, role id)."""
+    artifacts = compile_contracts()
+    return [(deployed[c.contract], selector(c.contract, c.function, artifacts), role_id(c.role)) for c in FOUR_EYES_CALLS]
 
 
 @dataclass(frozen=True)
 class Grant:
     contract: str
     role: str
-    holder: str  # a RoleHolders field (every address of it, for the score signers)
+    holder: str  # a RoleHolders field (every address of it, for the score signers), or a contract's name
     reason: str  # what the contract checks the role for there
 
 
 # Least privilege: a holder gets a role only on a contract that checks that role (see contracts/*.sol).
-# The admin keeps DEFAULT_ADMIN_ROLE from each constructor and is granted nothing more. The forwarder has no roles
-# and needs none: through it, each signer acts with their own.
+# The admin keeps DEFAULT_ADMIN_ROLE from each constructor and is granted nothing more. FourEyes' own roles
+# come from its constructor (RoleHolders.admins, .operators, the pauser). The forwarder has no roles and needs
+# none: through it, each signer acts with their own.
 GRANTS: tuple[Grant, ...] = (
     Grant("BorrowerRegistry", "OPERATOR_ROLE", "operator", "registerBorrower, updateBorrower, revokeBorrower"),
     Grant("BorrowerRegistry", "ORACLE_ROLE", "oracle",
@@ -104,22 +175,27 @@ GRANTS: tuple[Grant, ...] = (
     Grant("CreditOracle", "SCORE_SIGNER_ROLE", "score_signers",
           "a signature pushScores counts towards signerThreshold (each signer process has its own key)"),
     Grant("CreditOracle", "PAUSER_ROLE", "pauser", "pause, unpause"),
-    Grant("ProductCatalog", "OPERATOR_ROLE", "operator", "createProduct, changeProduct, retireProduct"),
+    Grant("ProductCatalog", "FOUR_EYES_ROLE", "FourEyes", "createProduct, changeProduct, retireProduct (two operators)"),
     Grant("ProductCatalog", "PAUSER_ROLE", "pauser", "pause, unpause"),
-    Grant("LoanBook", "OPERATOR_ROLE", "operator", "approve, reject, writeOff, declareDefault"),
+    Grant("LoanBook", "OPERATOR_ROLE", "operator", "approve (up to the payout threshold), reject, declareDefault"),
+    Grant("LoanBook", "FOUR_EYES_ROLE", "FourEyes", "writeOff, approve above the payout threshold (two operators)"),
+    Grant("LoanBook", "POLICY_ROLE", "policy", "approve, only loans their product made autoApprovable"),
     Grant("LoanBook", "ORACLE_ROLE", "oracle",
           "confirmDisbursement(s), confirmRepayment(s), confirmCreditRefund, reverseRepayment, "
           "reverseDisbursement, declareDefault"),
     Grant("LoanBook", "PAUSER_ROLE", "pauser", "pause, unpause"),
     Grant("ActionLogAnchor", "OPERATOR_ROLE", "operator", "anchor (the API anchors the action log with it)"),
     Grant("ActionLogAnchor", "PAUSER_ROLE", "pauser", "pause, unpause"),
+    *(Grant(name, "DEFAULT_ADMIN_ROLE", "FourEyes", "grantRole, revokeRole and the admin setters, by two admins")
+      for name in CONTRACT_NAMES if name != "FourEyes"),
 )
 
 
-def role_grants(roles: RoleHolders) -> list[tuple[str, str, str]]:
+def role_grants(roles: RoleHolders, deployed: dict[str, str]) -> list[tuple[str, str, str]]:
     """(contract, role, holder) granted by the admin after deployment: GRANTS, in CONTRACT_NAMES order."""
     return [(g.contract, g.role, holder)
-            for name in CONTRACT_NAMES for g in GRANTS if g.contract == name for holder in roles.holders(g.holder)]
+            for name in CONTRACT_NAMES for g in GRANTS if g.contract == name
+            for holder in ([deployed[g.holder]] if g.holder in CONTRACT_NAMES else roles.holders(g.holder))]
 
 
 def contracts_checking(role: str) -> list[str]:
@@ -127,21 +203,35 @@ def contracts_checking(role: str) -> list[str]:
     return [name for name in CONTRACT_NAMES if any(g.contract == name and g.role == role for g in GRANTS)]
 
 
-def grants_by_contract(roles: RoleHolders) -> dict[str, dict[str, list[str]]]:
-    """Contract -> role -> holders at deployment, DEFAULT_ADMIN_ROLE (from the constructors) included."""
-    out: dict[str, dict[str, list[str]]] = {name: {"DEFAULT_ADMIN_ROLE": [roles.admin]} for name in CONTRACT_NAMES}
-    for name, role, holder in role_grants(roles):
+# After the grants the deploying admin may give up its own DEFAULT_ADMIN_ROLE on these (FourEyes keeps it): then
+# role grants and admin settings need two admins. Kept by default for now: the API still grants roles and changes
+# settings with the admin's key alone, which then also lets one admin grant itself FOUR_EYES_ROLE.
+RENOUNCED_BY_ADMIN = tuple(name for name in CONTRACT_NAMES if name != "FourEyes")
+
+
+def grants_by_contract(roles: RoleHolders, deployed: dict[str, str], *,
+                       admin_renounced: bool = False) -> dict[str, dict[str, list[str]]]:
+    """Contract -> role -> holders at deployment, those the constructors grant included (and the admin's own
+    DEFAULT_ADMIN_ROLE left out where it renounced it)."""
+    out: dict[str, dict[str, list[str]]] = {
+        name: {"DEFAULT_ADMIN_ROLE": [] if admin_renounced and name in RENOUNCED_BY_ADMIN else [roles.admin]}
+        for name in CONTRACT_NAMES}
+    out["FourEyes"] = {"DEFAULT_ADMIN_ROLE": roles.admins, "OPERATOR_ROLE": roles.operators,
+                       "PAUSER_ROLE": [roles.pauser]}
+    for name, role, holder in role_grants(roles, deployed):
         out[name].setdefault(role, []).append(holder)
     return out
 
 
 def build_manifest(network: str, chain_id: int, roles: RoleHolders, deployed: dict[str, DeployedContract],
-                   deployed_at: int, signer_threshold: int = 1) -> Manifest:
+                   deployed_at: int, signer_threshold: int = 1, *, admin_renounced: bool = False) -> Manifest:
     """The manifest of `deployed` (DEPLOY_ORDER names; the forwarder goes to its own field)."""
     return Manifest(network=network, chain_id=chain_id, deployer=roles.admin, compiler=f"solc-js {SOLC_VERSION}",
                     source_hash=source_hash(), contracts={n: d for n, d in deployed.items() if n != FORWARDER},
-                    roles=roles.as_manifest(), grants=grants_by_contract(roles), deployed_at=deployed_at,
-                    forwarder=deployed.get(FORWARDER), signer_threshold=signer_threshold)
+                    roles=roles.as_manifest(),
+                    grants=grants_by_contract(roles, {n: d.address for n, d in deployed.items()},
+                                              admin_renounced=admin_renounced),
+                    deployed_at=deployed_at, forwarder=deployed.get(FORWARDER), signer_threshold=signer_threshold)
 
 
 def is_current(manifest: Manifest, chain_id: int, code_at: Callable[[str], bytes]) -> bool:
@@ -171,29 +261,34 @@ def _deploy(w3: Web3, name: str, artifact: dict, sender: str, *args) -> tuple[Co
 
 
 def deploy_stack(w3: Web3, admin: str, *, operator: str, oracle: str, pauser: str, score_signer: str | Sequence[str],
-                 max_score_age: int = 30 * DAY, credit_limit_currency: str = "CNY", signer_threshold: int = 1,
-                 network: str = "local") -> Bindings:
+                 second_admin: str = "", second_operator: str = "", policy: str = "", max_score_age: int = 30 * DAY,
+                 credit_limit_currency: str = "CNY", signer_threshold: int = 1,
+                 payout_threshold: int = Settings.payout_threshold, network: str = "local",
+                 admin_renounces: bool = False) -> Bindings:
     """Follow the plan from `admin` (an account the node has unlocked): deploy, grant roles, set the score
-    signers' threshold, describe it. `score_signer`: one address, or the quorum's."""
+    signers' threshold, describe it. `score_signer`: one address, or the quorum's. `admin_renounces`: then give
+    up the admin's DEFAULT_ADMIN_ROLE on RENOUNCED_BY_ADMIN (two admins decide)."""
     artifacts = compile_contracts()
-    roles = RoleHolders(admin, operator, oracle, pauser, score_signer)
-    settings = Settings(max_score_age, credit_limit_currency, signer_threshold)
+    roles = RoleHolders(admin, operator, oracle, pauser, score_signer, second_admin, second_operator, policy)
+    settings = Settings(max_score_age, credit_limit_currency, signer_threshold, payout_threshold)
     settings.check(roles)
     contracts: dict[str, Contract] = {}
     deployed: dict[str, DeployedContract] = {}
     for name in DEPLOY_ORDER:
         args = constructor_args(name, roles, {n: d.address for n, d in deployed.items()}, settings)
         contracts[name], deployed[name] = _deploy(w3, name, artifacts[name], admin, *args)
-    for name, role, holder in role_grants(roles):
-        contract = contracts[name]
-        role_id = contract.functions[role]().call()
-        _mined(w3, contract.functions.grantRole(role_id, holder).transact({"from": admin}), f"granting {role} on {name}")
+    for name, role, holder in role_grants(roles, {n: d.address for n, d in deployed.items()}):
+        grant = contracts[name].functions.grantRole(role_id(role), holder)
+        _mined(w3, grant.transact({"from": admin}), f"granting {role} on {name}")
     if settings.signer_threshold != 1:  # the constructor's
         _mined(w3, contracts["CreditOracle"].functions.setSignerThreshold(settings.signer_threshold).transact(
             {"from": admin}), "setting the score signers' threshold")
+    for name in RENOUNCED_BY_ADMIN if admin_renounces else ():
+        renounce = contracts[name].functions.renounceRole(role_id("DEFAULT_ADMIN_ROLE"), admin)
+        _mined(w3, renounce.transact({"from": admin}), f"renouncing DEFAULT_ADMIN_ROLE on {name}")
     first_block = deployed[DEPLOY_ORDER[0]].block
     manifest = build_manifest(network, w3.eth.chain_id, roles, deployed, w3.eth.get_block(first_block).timestamp,
-                              settings.signer_threshold)
+                              settings.signer_threshold, admin_renounced=admin_renounces)
     return Bindings(registry=contracts["BorrowerRegistry"], oracle=contracts["CreditOracle"],
                     book=contracts["LoanBook"], anchor=contracts["ActionLogAnchor"], catalog=contracts["ProductCatalog"],
-                    manifest=manifest, forwarder=contracts[FORWARDER])
+                    manifest=manifest, forwarder=contracts[FORWARDER], four_eyes=contracts["FourEyes"])

@@ -14,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOYMENTS = ROOT / "deployments"
 # The LoanLedger contracts: each has roles, pauses, and trusts the forwarder.
-CONTRACT_NAMES = ("BorrowerRegistry", "CreditOracle", "ProductCatalog", "LoanBook", "ActionLogAnchor")
+CONTRACT_NAMES = ("BorrowerRegistry", "CreditOracle", "ProductCatalog", "LoanBook", "ActionLogAnchor", "FourEyes")
 # The EIP-2771 forwarder every one of them trusts (signed decisions relayed): no roles, no events to index, so it
 # is kept apart from CONTRACT_NAMES (Manifest.forwarder), and deployed before them (their constructors take it).
 FORWARDER = "LoanLedgerForwarder"

@@ -32,6 +32,9 @@ DEV_ROLES = ("admin", "operator", "oracle", "pauser", "signer")  # accounts 0..4
 # makes, which nothing else uses. The one place these indices are chosen (the deploy script and the supervisor
 # read them here).
 DEV_SCORE_SIGNERS = (4, 28, 29)
+# FourEyes' second admin and second operator, and the automatic approval policy's key: the three before those
+# (the demo's people and borrowers take the low indices).
+DEV_SECOND_ADMIN, DEV_SECOND_OPERATOR, DEV_POLICY = 25, 26, 27
 CHAIN_ID = 31337
 Account.enable_unaudited_hdwallet_features()
 

@@ -34,7 +34,7 @@ from api.client import LoanLedgerClient  # noqa: E402
 from api.sms import DevOutbox  # noqa: E402
 from ledger.chain import save_keystore  # noqa: E402
 from ledger.config import load_settings  # noqa: E402
-from ledger.node import LocalNode, dev_account  # noqa: E402
+from ledger.node import DEV_SECOND_OPERATOR, LocalNode, dev_account  # noqa: E402
 from ledger.samples import sample_identity  # noqa: E402
 from ledger.supervisor import LOANLEDGER, local_stack  # noqa: E402
 
@@ -161,12 +161,27 @@ class Scenario:
 
     # -- phases ----------------------------------------------------------------------------------
 
+    def two_operators(self, what: str, proposed: dict) -> dict:
+        """The second operator confirms what the operator proposed (each signs with their own key); recorded
+        for the summary with both names, as FourEyes' events give them."""
+        confirmed = self.second_operator.confirm(proposed["proposal_id"])
+        self.four_eyes.append({"what": what, "summary": confirmed["summary"], "proposer": confirmed["proposer"],
+                               "confirmer": confirmed["confirmer"], "proposal_id": confirmed["proposal_id"]})
+        return confirmed
+
+    def publish(self, product: dict) -> int:
+        proposed = self.operator.create_product(product)
+        created = self.two_operators(f"publish product {product['name']}", proposed)
+        return created["result"]["ProductCreated"]["productId"]
+
     def staff_sign_in(self) -> None:
         self.admin, self.operator = self.staff(0), self.staff(1)
+        self.second_operator = self.staff(DEV_SECOND_OPERATOR)  # confirms what the operator proposes (FourEyes)
+        self.four_eyes: list[dict] = []
         self.auditor_account = dev_account(6)
         self.admin.add_auditor(self.auditor_account.address)
-        self.three_month = self.operator.create_product(THREE_MONTH)["product_id"]
-        self.twelve_month = self.operator.create_product(TWELVE_MONTH)["product_id"]
+        self.three_month = self.publish(THREE_MONTH)
+        self.twelve_month = self.publish(TWELVE_MONTH)
         self.operator.set_auto_approve(True)
 
     def onboard(self, task) -> None:
@@ -311,7 +326,8 @@ class Scenario:
         self.advance(40)  # day 127: more than 90 days past the first due date
         wait_for("the risk monitor's default declaration", lambda: self.loan(self.defaulter)["status"] == "Defaulted",
                  timeout=60)
-        self.operator.write_off(self.loans[self.defaulter])
+        # Two operators write a loan off: the operator proposes it, the second operator confirms it.
+        self.two_operators("write off the defaulted loan", self.operator.write_off(self.loans[self.defaulter]))
         wait_for("the write-off", lambda: self.loan(self.defaulter)["status"] == "WrittenOff")
 
     def audit(self) -> dict:
@@ -425,7 +441,8 @@ def main() -> int:
     shutil.rmtree(settings.home, ignore_errors=True)
     phases = [
         ("start the stack: anvil, contracts, rail, bureau, indexer, oracle, API", 1),
-        ("staff sign in; two loan products published; auditor admitted; automatic approval on", 1),
+        (("staff sign in; two loan products proposed and confirmed by two operators; auditor admitted; "
+          "automatic approval on"), 1),
         (f"{BORROWERS} borrowers: wallet, sign-in, KYC with one-time codes", BORROWERS),
         ("scores and limits pushed by the oracle", BORROWERS),
         ("signed applications by product; the policy or an operator decides; payouts over the rail", BORROWERS - 1),
@@ -554,6 +571,9 @@ def summarize(scenario: Scenario, audit: dict, gas: int, seconds: float) -> dict
         table.add_row(f"product {name}: loans", str(product["loans"]))
     table.add_row("12-month loan: principal / service fee / paid out (fen)",
                   f"{twelve_month['principal']:,} / {twelve_month['service_fee']:,} / {twelve_month['paid_out']:,}")
+    for decided in scenario.four_eyes:
+        table.add_row(f"four eyes: {decided['what']}",
+                      f"proposed by {decided['proposer'][:8]}…, confirmed by {decided['confirmer'][:8]}…")
     table.add_row("gas used (all transactions)", f"{gas:,}")
     table.add_row("time taken", f"{seconds:.0f} s")
     for name, passed in audit.items():
@@ -564,7 +584,9 @@ def summarize(scenario: Scenario, audit: dict, gas: int, seconds: float) -> dict
     return {"ok": story_ok and all(audit.values()), "loans_by_state": by_state, "audit": audit,
             "decisions": decisions, "declined_by_score": len(scenario.declined), "amounts": totals, "late_charges": scenario.late_charges,
             "suspense": scenario.suspense, "credit": scenario.credit, "products": products,
-            "twelve_month_loan": twelve_month,
+            "twelve_month_loan": twelve_month, "four_eyes": scenario.four_eyes,
+            "operators": {"operator": scenario.operator.account.address,
+                          "second_operator": scenario.second_operator.account.address},
             "portfolio": report, "gas_used": gas, "seconds": round(seconds, 1)}
 
 

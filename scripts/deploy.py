@@ -7,7 +7,8 @@
 Without --redeploy it does nothing when deployments/<network>.json already describes this chain and
 these sources and every contract has code: rerunning is safe. On the local network the role holders
 default to the development accounts (the same mnemonic as the local anvil); elsewhere every role
-holder must be given, as options or as LOANLEDGER_DEPLOY_{ACCOUNT,OPERATOR,ORACLE,PAUSER,SCORE_SIGNERS}.
+holder must be given, as options or as LOANLEDGER_DEPLOY_{ACCOUNT,OPERATOR,ORACLE,PAUSER,SCORE_SIGNERS,SECOND_ADMIN,
+SECOND_OPERATOR} (LOANLEDGER_DEPLOY_POLICY optional: without it nothing is approved automatically).
 
 The score signers are a quorum: --score-signer once per signer (or LOANLEDGER_DEPLOY_SCORE_SIGNERS, comma-
 separated), each granted SCORE_SIGNER_ROLE on the credit oracle; --signer-threshold (LOANLEDGER_DEPLOY_SIGNER_
@@ -28,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from ledger import manifest as manifests  # noqa: E402
 from ledger.deploy import (  # noqa: E402
+    RENOUNCED_BY_ADMIN,
     RoleHolders,
     Settings,
     build_manifest,
@@ -35,9 +37,10 @@ from ledger.deploy import (  # noqa: E402
     is_current,
     majority,
     role_grants,
+    role_id,
 )
 from ledger.manifest import DEPLOY_ORDER, DeployedContract  # noqa: E402
-from ledger.node import DEV_SCORE_SIGNERS, dev_account  # noqa: E402
+from ledger.node import DEV_POLICY, DEV_SCORE_SIGNERS, DEV_SECOND_ADMIN, DEV_SECOND_OPERATOR, dev_account  # noqa: E402
 
 
 _OPTIONS = {"score_signers": "score-signer"}  # role holder -> its option, where the two differ
@@ -48,13 +51,16 @@ def _role_holders(network_name: str, deployer: str, given: dict[str, str | tuple
     if network_name == "local":
         dev = [a.address for a in accounts.test_accounts[:4]]
         defaults = {**dict(zip(("operator", "oracle", "pauser"), dev[1:4])),
-                    "score_signers": tuple(dev_account(i).address for i in DEV_SCORE_SIGNERS)}
+                    "score_signers": tuple(dev_account(i).address for i in DEV_SCORE_SIGNERS),
+                    "second_admin": dev_account(DEV_SECOND_ADMIN).address,
+                    "second_operator": dev_account(DEV_SECOND_OPERATOR).address,
+                    "policy": dev_account(DEV_POLICY).address}
     else:
-        missing = [k for k, v in given.items() if not v]
+        missing = [k for k, v in given.items() if not v and k != "policy"]  # no policy key: no automatic approvals
         if missing:
-            raise click.UsageError(f"on {network_name}, give every role holder: missing --{', --'.join(_OPTIONS.get(m, m) for m in missing)}")
+            raise click.UsageError(f"on {network_name}, give every role holder: missing --{', --'.join(_OPTIONS.get(m, m.replace('_', '-')) for m in missing)}")
         defaults = {}
-    return RoleHolders(admin=deployer, **{k: v or defaults[k] for k, v in given.items()})
+    return RoleHolders(admin=deployer, **{k: v or defaults.get(k, "") for k, v in given.items()})
 
 
 @click.command(cls=ConnectedProviderCommand)
@@ -69,6 +75,14 @@ def _role_holders(network_name: str, deployer: str, given: dict[str, str | tuple
 @click.option("--signer-threshold", default=None, type=click.IntRange(min=1),
               envvar="LOANLEDGER_DEPLOY_SIGNER_THRESHOLD",
               help="Distinct score signers a credit report needs. Default: a majority of the score signers.")
+@click.option("--second-admin", default=None, envvar="LOANLEDGER_DEPLOY_SECOND_ADMIN",
+              help="FourEyes: the admin who confirms the deployer's admin calls (and proposes their own).")
+@click.option("--second-operator", default=None, envvar="LOANLEDGER_DEPLOY_SECOND_OPERATOR",
+              help="FourEyes: the operator who confirms the operator's write-offs, large payouts, product changes.")
+@click.option("--policy", default=None, envvar="LOANLEDGER_DEPLOY_POLICY",
+              help="The automatic approval policy's key: approves only loans their product made autoApprovable.")
+@click.option("--payout-threshold", default=Settings.payout_threshold, show_default=True, type=int,
+              help="Minor units: above this principal an approval needs two operators (FourEyes).")
 @click.option("--max-score-age-days", default=30, show_default=True, type=int)
 @click.option("--credit-limit-currency", default="CNY", show_default=True,
               help="ISO 4217 code the credit oracle's limits are in; the book lends in it.")
@@ -77,8 +91,12 @@ def _role_holders(network_name: str, deployer: str, given: dict[str, str | tuple
 @click.option("--name", "network_name", default=None,
               help="Network name in the manifest. Default: 'local' on a development chain, else Ape's network name.")
 @click.option("--redeploy", is_flag=True, help="Deploy new contracts even if the manifest is current.")
-def cli(network, provider, account_alias, operator, oracle, pauser, score_signers, signer_threshold,
-        max_score_age_days, credit_limit_currency, manifest_path, network_name, redeploy):
+@click.option("--admin-renounces", is_flag=True, envvar="LOANLEDGER_DEPLOY_ADMIN_RENOUNCES",
+              help="After the grants, give up the deployer's DEFAULT_ADMIN_ROLE: role grants and admin settings then "
+                   "need two admins (FourEyes).")
+def cli(network, provider, account_alias, operator, oracle, pauser, score_signers, signer_threshold, second_admin,
+        second_operator, policy, payout_threshold, max_score_age_days, credit_limit_currency, manifest_path,
+        network_name, redeploy, admin_renounces):
     if network_name is None:
         network_name = "local" if network.name == "local" or provider.chain_id == DEV_CHAIN_ID else network.name
     path = manifest_path or manifests.path_for(network_name)
@@ -95,9 +113,12 @@ def cli(network, provider, account_alias, operator, oracle, pauser, score_signer
     deployer = accounts.load(account_alias) if account_alias else accounts.test_accounts[0]
     signers = tuple(a.strip() for given in score_signers for a in given.split(",") if a.strip())
     roles = _role_holders(network_name, deployer.address, {"operator": operator, "oracle": oracle, "pauser": pauser,
-                                                           "score_signers": signers or None})
+                                                           "score_signers": signers or None,
+                                                           "second_admin": second_admin,
+                                                           "second_operator": second_operator, "policy": policy})
     settings = Settings(max_score_age=max_score_age_days * 86_400, credit_limit_currency=credit_limit_currency,
-                        signer_threshold=signer_threshold or majority(len(roles.score_signers)))
+                        signer_threshold=signer_threshold or majority(len(roles.score_signers)),
+                        payout_threshold=payout_threshold)
     try:
         settings.check(roles)
     except ValueError as exc:
@@ -111,16 +132,18 @@ def cli(network, provider, account_alias, operator, oracle, pauser, score_signer
         instances[name] = instance
         deployed[name] = DeployedContract(address=instance.address, block=receipt.block_number, tx=receipt.txn_hash)
         click.echo(f"{name:19} {instance.address}  block {receipt.block_number}")
-    for name, role, holder in role_grants(roles):
-        contract = instances[name]
-        contract.grantRole(getattr(contract, role)(), holder, sender=deployer)
+    for name, role, holder in role_grants(roles, {n: d.address for n, d in deployed.items()}):
+        instances[name].grantRole(role_id(role), holder, sender=deployer)
         click.echo(f"granted {role} on {name} to {holder}")
     if settings.signer_threshold != 1:  # the constructor's
         instances["CreditOracle"].setSignerThreshold(settings.signer_threshold, sender=deployer)
     click.echo(f"score reports need {settings.signer_threshold} of {len(roles.score_signers)} score signers")
+    for name in RENOUNCED_BY_ADMIN if admin_renounces else ():
+        instances[name].renounceRole(role_id("DEFAULT_ADMIN_ROLE"), deployer.address, sender=deployer)
+        click.echo(f"renounced DEFAULT_ADMIN_ROLE on {name}: role grants and admin settings need two admins")
 
     first_block = deployed[DEPLOY_ORDER[0]].block
     deployed_at = provider.get_block(first_block).timestamp
-    manifests.save(build_manifest(network_name, chain_id, roles, deployed, deployed_at, settings.signer_threshold),
-                   path)
+    manifests.save(build_manifest(network_name, chain_id, roles, deployed, deployed_at, settings.signer_threshold,
+                                  admin_renounced=admin_renounces), path)
     click.echo(f"manifest written to {path}")

@@ -24,7 +24,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from ledger import typed_data
+from ledger import four_eyes, typed_data
 from ledger.deploy import deploy_stack
 from ledger.store import open_store
 from ledger.products import offering
@@ -100,7 +100,7 @@ def w3():
     port = _free_port()
     proc = subprocess.Popen(
         [_anvil_binary(), "--port", str(port), "--host", "127.0.0.1", "--silent", "--gas-price", "0",
-         "--base-fee", "0", "--mnemonic", ANVIL_MNEMONIC, "--accounts", "10"],
+         "--base-fee", "0", "--mnemonic", ANVIL_MNEMONIC, "--accounts", "13"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     web3 = Web3(Web3.HTTPProvider(f"http://127.0.0.1:{port}"))
@@ -118,9 +118,11 @@ def w3():
 
 @pytest.fixture(scope="session")
 def keys():
-    """Anvil's deterministic accounts: admin, operator, oracle, pauser, signer, then borrowers."""
-    accounts = [Account.from_mnemonic(ANVIL_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}") for i in range(10)]
-    names = ["admin", "operator", "oracle", "pauser", "signer", "alice", "bob", "carol", "dave", "eve"]
+    """Anvil's deterministic accounts: admin, operator, oracle, pauser, signer, then borrowers, then FourEyes' second
+    admin and second operator (each confirms what the other of its kind proposes), the automatic approval policy."""
+    names = ["admin", "operator", "oracle", "pauser", "signer", "alice", "bob", "carol", "dave", "eve", "admin2",
+             "operator2", "policy"]
+    accounts = [Account.from_mnemonic(ANVIL_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}") for i in range(len(names))]
     return dict(zip(names, accounts))
 
 
@@ -128,7 +130,8 @@ def keys():
 def stack(w3, keys):
     return deploy_stack(
         w3, keys["admin"].address, operator=keys["operator"].address, oracle=keys["oracle"].address,
-        pauser=keys["pauser"].address, score_signer=keys["signer"].address,
+        pauser=keys["pauser"].address, score_signer=keys["signer"].address, second_admin=keys["admin2"].address,
+        second_operator=keys["operator2"].address, policy=keys["policy"].address,
     )
 
 
@@ -180,7 +183,7 @@ class LoanDriver:
              self.keys["oracle"].address)
 
     def product(self, terms: LoanTerms = TERMS) -> tuple[int, int]:
-        """(id, version) of a product whose one offer is `terms`, published by the operator. The admin first opens
+        """(id, version) of a product whose one offer is `terms`, published by two operators. The admin first opens
         the catalogue's ceilings wide, so that any terms a test names can be published (tests of the ceilings
         themselves publish their own products)."""
         catalog = self.stack.catalog
@@ -190,13 +193,13 @@ class LoanDriver:
         if published and published[0] <= catalog.functions.productCount().call() and \
                 catalog.functions.product(*published).call() == product.as_tuple(catalog):
             return published
-        admin, operator = self.keys["admin"].address, self.keys["operator"].address
+        admin = self.keys["admin"].address
         if catalog.functions.costCapBps().call() != 10_000:
             send(self.w3, catalog.functions.setCostCap(10_000), admin)
         if (catalog.functions.maxRatePlusPenaltyBps().call(), catalog.functions.maxLateFeeBps().call()) != (
                 2**16 - 1, 10_000):
             send(self.w3, catalog.functions.setLateChargeCeilings(2**16 - 1, 10_000), admin)
-        send(self.w3, catalog.functions.createProduct(product.as_tuple(catalog)), operator)
+        self.by_two_operators(catalog.functions.createProduct(product.as_tuple(catalog)))
         self._products[terms] = (catalog.functions.productCount().call(), 1)
         return self._products[terms]
 
@@ -222,6 +225,14 @@ class LoanDriver:
         send(self.w3, book.functions.requestLoan(application, borrower.address, deadline, signature),
              self.keys["eve"].address)
         return book.functions.loanCount().call()
+
+    def by_two_operators(self, fn):
+        """`fn` proposed by the operator and confirmed by the second operator through FourEyes; the receipt."""
+        return four_eyes.carry_out(self.w3, self.stack.four_eyes, fn, self.keys["operator"].address,
+                                   self.keys["operator2"].address)
+
+    def write_off(self, loan_id: int):
+        return self.by_two_operators(self.stack.book.functions.writeOff(loan_id))
 
     def approve(self, loan_id: int) -> None:
         send(self.w3, self.stack.book.functions.approve(loan_id), self.keys["operator"].address)

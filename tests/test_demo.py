@@ -39,6 +39,15 @@ def test_the_demo_tells_its_story_and_every_audit_check_passes(tmp_path, stack_p
     assert (long_term["product_id"], long_term["installments"], long_term["status"]) == (
         products["12-month"]["id"], 12, "Active")
     assert long_term["service_fee"] == long_term["principal"] // 100 > 0 and long_term["paid_installments"] == 3
+    # Two operators decided what needs four eyes, each with their own key: the operator proposed both products and
+    # the write-off, the second operator confirmed them (FourEyes' events name both).
+    operators = outcome["operators"]
+    assert operators["operator"] != operators["second_operator"]
+    assert [d["what"] for d in outcome["four_eyes"]] == [
+        "publish product 3-month", "publish product 12-month", "write off the defaulted loan"]
+    assert {(d["proposer"], d["confirmer"]) for d in outcome["four_eyes"]} == {
+        (operators["operator"], operators["second_operator"])}
+    assert outcome["four_eyes"][-1]["summary"].startswith("Write off loan ")
     # Every receipt has a home: the overpayment closed its loan with the rest held as credit on-chain, refunded
     # in full over the rail and confirmed (the loan Repaid); the wrong-currency payment held in suspense and
     # refunded; the payment to a mistyped loan id applied to the loan it was meant for; nothing left open.

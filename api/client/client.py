@@ -244,8 +244,13 @@ class LoanLedgerClient:
 
     # -- operators ---------------------------------------------------------------------------------
 
+    # What moves or forgives money (a write-off, an approval above the payout threshold, a product change) is
+    # proposed by one operator and confirmed by a second (FourEyes): these answer the proposal, awaiting
+    # confirmation; the second operator's client confirms it with `confirm(proposal["proposal_id"])`.
+
     def create_product(self, product: dict, *, idempotency_key: str | None = None) -> dict:
-        """Publishes a product (the body of `POST /v1/operator/products`: every term), signed with this wallet."""
+        """Proposes publishing a product (the body of `POST /v1/operator/products`: every term), signed with this
+        wallet; the proposal (a second operator confirms it)."""
         return self.decide("product.create", "/v1/operator/products", body=product, idempotency_key=idempotency_key)
 
     def change_product(self, product_id: int, product: dict, *, idempotency_key: str | None = None) -> dict:
@@ -259,7 +264,8 @@ class LoanLedgerClient:
 
     def approve(self, loan_id: int, *, idempotency_key: str | None = None) -> dict:
         """Approves (or, if the loan book would refuse for the score, the limit or eligibility, rejects with that
-        reason: the server prepares that instead, and the summary says so)."""
+        reason: the server prepares that instead, and the summary says so). Above the payout threshold it proposes
+        the approval instead (the answer is the proposal: a second operator confirms it)."""
         return self.decide("loan.approve", f"/v1/operator/loans/{loan_id}/approve", {"loan_id": loan_id},
                            idempotency_key=idempotency_key)
 
@@ -268,12 +274,31 @@ class LoanLedgerClient:
                            {"reason": reason}, idempotency_key=idempotency_key)
 
     def write_off(self, loan_id: int, *, idempotency_key: str | None = None) -> dict:
+        """Proposes writing off a defaulted loan; the proposal (a second operator confirms it)."""
         return self.decide("loan.write_off", f"/v1/operator/loans/{loan_id}/write-off", {"loan_id": loan_id},
                            idempotency_key=idempotency_key)
 
     def declare_default(self, loan_id: int, *, idempotency_key: str | None = None) -> dict:
         return self.decide("loan.declare_default", f"/v1/operator/loans/{loan_id}/declare-default",
                            {"loan_id": loan_id}, idempotency_key=idempotency_key)
+
+    def proposals(self) -> list[dict]:
+        """The proposals awaiting a second person's confirmation (operators and admins), oldest first."""
+        return self._request("GET", "/v1/operator/proposals")["proposals"]
+
+    def proposal(self, proposal_id: str) -> dict:
+        return self._request("GET", f"/v1/operator/proposals/{proposal_id}")
+
+    def confirm(self, proposal_id: str, *, idempotency_key: str | None = None) -> dict:
+        """Confirms someone else's proposal, signed with this wallet (`review` is shown what it does and who
+        proposed it first); FourEyes then makes the call. The answer's `result` holds the call's events."""
+        return self.decide("proposal.confirm", f"/v1/operator/proposals/{proposal_id}/confirm",
+                           {"proposal_id": proposal_id}, idempotency_key=idempotency_key)
+
+    def cancel_proposal(self, proposal_id: str) -> dict:
+        """Cancels a proposal (its proposer, or an admin)."""
+        return self.decide("proposal.cancel", f"/v1/operator/proposals/{proposal_id}/cancel",
+                           {"proposal_id": proposal_id}, idempotent=False)
 
     def revoke_borrower(self, address: str, reason: str) -> dict:
         return self.decide("borrower.revoke", f"/v1/operator/borrowers/{address}/revoke", {"address": address},

@@ -61,7 +61,7 @@ class PhoneIn(BaseModel):
 
 ACTIONS = ("loan.approve", "loan.reject", "loan.write_off", "loan.declare_default", "product.create",
            "product.change", "product.retire", "system.pause", "system.unpause", "role.grant", "role.revoke",
-           "oracle_signer.rotate", "borrower.register", "borrower.revoke")
+           "oracle_signer.rotate", "borrower.register", "borrower.revoke", "proposal.confirm", "proposal.cancel")
 
 
 class PrepareIn(BaseModel):

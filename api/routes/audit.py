@@ -17,16 +17,37 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from api import exports
-from api.audit_queries import (BORROWER_ORDER, EVENT_ORDER, LOAN_ORDER, PAYMENT_ORDER, borrower_bodies,
-                               events_query, loan_history, loans_query, payments_query)
+from api.audit_queries import (
+    BORROWER_ORDER,
+    EVENT_ORDER,
+    LOAN_ORDER,
+    PAYMENT_ORDER,
+    borrower_bodies,
+    events_query,
+    loan_history,
+    loans_query,
+    payments_query,
+)
 from api.deps import Auditor, ContextDep
 from api.errors import error_responses, not_found
-from api.read_cache import cached_read
 from api.paging import MAX_KEY, decode_cursor, next_cursor, page
+from api.read_cache import cached_read
 from api.schemas import LoanIdPath, LoanList, LoanOut
-from api.schemas.audit import (AuditLoanOut, BorrowerOut, BorrowerPage, Check, EventOut, EventPage, PaymentKind,
-                               PaymentOut, PaymentPage, ReconciliationOut, ReconciliationReportOut,
-                               ReconciliationRowOut, VerificationOut)
+from api.schemas.audit import (
+    AuditLoanOut,
+    BorrowerOut,
+    BorrowerPage,
+    Check,
+    EventOut,
+    EventPage,
+    PaymentKind,
+    PaymentOut,
+    PaymentPage,
+    ReconciliationOut,
+    ReconciliationReportOut,
+    ReconciliationRowOut,
+    VerificationOut,
+)
 from api.services import reconciliation, verification
 from api.services.reports import PortfolioOut, current_portfolio
 from api.views import checksum_address, visible_loan

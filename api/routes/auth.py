@@ -7,7 +7,10 @@ from pydantic import BaseModel, Field
 
 from api import auth
 from api.deps import ContextDep, CurrentPrincipal, RolesDep
-from api.errors import ErrorResponse, error_responses  # ErrorResponse: the nonce route (another package)
+from api.errors import (  # ErrorResponse: the nonce route (another package)
+    ErrorResponse,
+    error_responses,
+)
 from api.ratelimit import limit
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])

@@ -13,11 +13,29 @@ from sqlalchemy.orm import selectinload
 
 from api import idempotency
 from api.auth import Principal
-from api.deps import BorrowerOrApplicant, ContextDep, LimiterDep, LoanReader, MetricsDep, RegisteredBorrower
+from api.deps import (
+    BorrowerOrApplicant,
+    ContextDep,
+    LimiterDep,
+    LoanReader,
+    MetricsDep,
+    RegisteredBorrower,
+)
 from api.errors import ErrorResponse, error_responses
 from api.observability import current_request_id
-from api.schemas import (AmountDueOut, ApplyIn, ApplyOut, CancelIn, CreditOut, LoanIdPath, LoanList, LoanOut,
-                         RepaymentInstructions, RequestParams, TxOut)
+from api.schemas import (
+    AmountDueOut,
+    ApplyIn,
+    ApplyOut,
+    CancelIn,
+    CreditOut,
+    LoanIdPath,
+    LoanList,
+    LoanOut,
+    RepaymentInstructions,
+    RequestParams,
+    TxOut,
+)
 from api.services import application_limits, applications
 from api.views import visible_loan
 from ledger.book import LoanStatus, read_loan

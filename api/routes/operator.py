@@ -27,6 +27,7 @@ from api.errors import ApiError, error_responses
 from api.observability import Metrics, current_request_id
 from api.schemas import LoanIdPath, TxOut
 from api.schemas.credit_refunds import CreditRefundList, CreditRefundOut
+from api.schemas.four_eyes import ProposalList, ProposalOut
 from api.schemas.operator import (
     ApplyToLoanIn,
     AuditorIn,
@@ -55,6 +56,7 @@ from api.services import (
     credit_refunds,
     decision_requests,
     decisions,
+    four_eyes,
     pausing,
     payouts,
     suspense,
@@ -62,7 +64,6 @@ from api.services import (
 from api.services.borrowers import register_signed, revoke_borrower
 from api.services.roles import add_auditor as admit_auditor
 from api.services.roles import auditors as admitted_auditors
-from api.services.roles import change_role
 from api.services.roles import remove_auditor as dismiss_auditor
 from api.services.roles import rotate_signer as rotate_score_signer
 from api.services.transactions import Sent
@@ -70,6 +71,8 @@ from api.views import checksum_address
 from ledger.store.models.suspense import SuspenseState
 
 router = APIRouter(prefix="/v1/operator", tags=["operator"])
+ProposalIdPath = Annotated[str, Path(pattern=r"^0x[0-9a-fA-F]{64}$", description="FourEyes' proposal id",
+                                     examples=["0x" + "3c" * 32])]
 ERRORS = error_responses(401, 403, 404, 409, 422, 503)
 
 
@@ -105,10 +108,19 @@ def revoke(address: str, body: SignedReasonIn, context: ContextDep, roles: Roles
     return _counted(metrics, sent)
 
 
-@router.post("/loans/{loan_id}/approve", response_model=Decision, responses=ERRORS,
-             summary="Approve (or, if the loan book refuses for score/limit/eligibility, reject with that reason)")
+@router.post("/loans/{loan_id}/approve", response_model=Decision,
+             responses=ERRORS | {202: {"model": ProposalOut, "description": "above the payout threshold: proposed, "
+                                       "awaiting a second operator's confirmation"}},
+             summary="Approve (or, if the loan book refuses for score/limit/eligibility, reject with that reason); "
+                     "above the payout threshold, propose the approval for a second operator to confirm (202)")
 def approve(loan_id: LoanIdPath, body: SignedRequestIn, context: ContextDep, who: Operator,
             idempotency_key: str | None = Header(None)):
+    if four_eyes.is_proposal(context, body.request.model_dump(by_alias=True)):
+        return _proposal_once(context, who.address, idempotency_key, f"POST /v1/operator/loans/{loan_id}/approve", {},
+                              lambda: four_eyes.propose(context, who.address, decisions.approve_call(context, loan_id),
+                                                        body.signed(), current_request_id(), "loan.approve",
+                                                        {"loan_id": loan_id}))
+
     def action():
         decision, block = decisions.decide(context, loan_id, who.address, body.signed(), current_request_id())
         context.wait_indexed(block)
@@ -189,12 +201,54 @@ def apply_suspense(item_id: Annotated[int, Path(ge=1, le=2**63 - 1)], body: Appl
                                 f"POST /v1/operator/suspense/{item_id}/apply", body.model_dump(), action)
 
 
-@router.post("/loans/{loan_id}/write-off", response_model=TxOut, responses=ERRORS,
-             summary="Write off a defaulted loan")
-def write_off(loan_id: LoanIdPath, body: SignedRequestIn, context: ContextDep, metrics: MetricsDep, who: Operator,
+@router.post("/loans/{loan_id}/write-off", response_model=ProposalOut, status_code=202, responses=ERRORS,
+             summary="Propose writing off a defaulted loan: a second operator confirms it "
+                     "(POST /v1/operator/proposals/{proposal_id}/confirm) before it expires")
+def write_off(loan_id: LoanIdPath, body: SignedRequestIn, context: ContextDep, who: Operator,
               idempotency_key: str | None = Header(None)):
-    return _once(context, metrics, who.address, idempotency_key, loan_id, "write-off", {},
-                 lambda: decisions.write_off(context, loan_id, who.address, body.signed(), current_request_id()))
+    return _proposal_once(context, who.address, idempotency_key, f"POST /v1/operator/loans/{loan_id}/write-off", {},
+                          lambda: four_eyes.propose(context, who.address, decisions.write_off_call(context, loan_id),
+                                                    body.signed(), current_request_id(), "loan.write_off",
+                                                    {"loan_id": loan_id}))
+
+
+def _proposal_once(context, actor: str, key: str | None, route: str, body: dict, propose) -> ProposalOut:
+    """Relays the signed proposal `propose` makes once per Idempotency-Key: 202, awaiting confirmation."""
+    return idempotency.run_once(context, actor, key, route, body, lambda: (202, propose()))
+
+
+@router.get("/proposals", response_model=ProposalList, responses=ERRORS,
+            summary="Proposals awaiting a second person's confirmation (not expired), oldest first: what each does, "
+                    "who proposed it, when it expires (operators and admins)")
+def list_proposals(context: ContextDep, _: Staff) -> ProposalList:
+    return ProposalList(proposals=four_eyes.awaiting(context))
+
+
+@router.get("/proposals/{proposal_id}", response_model=ProposalOut, responses=ERRORS,
+            summary="One proposal, in whatever state (operators and admins)")
+def one_proposal(proposal_id: ProposalIdPath, context: ContextDep, _: Staff) -> ProposalOut:
+    return four_eyes.out(context, four_eyes.find(context, proposal_id))
+
+
+@router.post("/proposals/{proposal_id}/confirm", response_model=ProposalOut, responses=ERRORS,
+             summary="Confirm a proposal (signed `proposal.confirm`): FourEyes refuses its proposer, a confirmer "
+                     "without the call's role and an expired proposal, then makes the call")
+def confirm_proposal(proposal_id: ProposalIdPath, body: SignedRequestIn, context: ContextDep, who: Staff,
+                     idempotency_key: str | None = Header(None)) -> ProposalOut:
+    def action():
+        confirmed = four_eyes.confirm(context, who.address, proposal_id, body.signed(), current_request_id())
+        context.wait_indexed(confirmed.block_number)
+        return 200, confirmed
+
+    return idempotency.run_once(context, who.address, idempotency_key,
+                                f"POST /v1/operator/proposals/{proposal_id}/confirm", {}, action)
+
+
+@router.post("/proposals/{proposal_id}/cancel", response_model=ProposalOut, responses=ERRORS,
+             summary="Cancel a proposal (signed `proposal.cancel`; its proposer or an admin)")
+def cancel_proposal(proposal_id: ProposalIdPath, body: SignedRequestIn, context: ContextDep,
+                    who: Staff) -> ProposalOut:
+    return four_eyes.cancel(context, who.address, proposal_id, body.signed(), current_request_id())
 
 
 @router.post("/loans/{loan_id}/declare-default", response_model=TxOut, responses=ERRORS,
@@ -243,18 +297,24 @@ def unpause(body: SignedRequestsIn, context: ContextDep, metrics: MetricsDep, wh
 
 def _role_change(context, roles, metrics: Metrics, actor: str, body: SignedRoleIn, grant: bool) -> RoleChange:
     account = checksum_address(body.account)
-    sent = change_role(context, body.role, account, body.contracts, grant, actor, body.signed(), current_request_id())
+    sent, proposals = four_eyes.change_role(context, body.role, account, body.contracts, grant, actor, body.signed(),
+                                            current_request_id())
     roles.forget(account)
-    return RoleChange(role=body.role, account=account, transactions=[_counted(metrics, s) for s in sent])
+    return RoleChange(role=body.role, account=account, transactions=[_counted(metrics, s) for s in sent],
+                      proposals=proposals)
 
 
-@router.post("/roles/grant", response_model=RoleChange, responses=ERRORS, summary="Grant a role (admin)")
+@router.post("/roles/grant", response_model=RoleChange, responses=ERRORS,
+             summary="Grant a role (admin): alone where you hold the contract's admin role, else proposed for a "
+                     "second admin to confirm (FourEyes: its own roles always)")
 def grant_role(body: SignedRoleIn, context: ContextDep, roles: RolesDep, metrics: MetricsDep,
                who: Admin) -> RoleChange:
     return _role_change(context, roles, metrics, who.address, body, True)
 
 
-@router.post("/roles/revoke", response_model=RoleChange, responses=ERRORS, summary="Revoke a role (admin)")
+@router.post("/roles/revoke", response_model=RoleChange, responses=ERRORS,
+             summary="Revoke a role (admin): alone where you hold the contract's admin role, else proposed for a "
+                     "second admin to confirm")
 def revoke_role(body: SignedRoleIn, context: ContextDep, roles: RolesDep, metrics: MetricsDep,
                 who: Admin) -> RoleChange:
     return _role_change(context, roles, metrics, who.address, body, False)

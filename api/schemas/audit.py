@@ -11,9 +11,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.schemas import EXAMPLE_BORROWER, EXAMPLE_LOAN, EXAMPLE_LOAN_BOOK, EXAMPLE_TX, LoanOut
+from api.schemas import (
+    EXAMPLE_BORROWER,
+    EXAMPLE_LOAN,
+    EXAMPLE_LOAN_BOOK,
+    EXAMPLE_TX,
+    LoanOut,
+)
 from ledger import book
-
 
 # Loan 1 of the schemas' examples: paid out in block 118, its first installment repaid on time in block 140.
 _REPAYMENT_TX = "0x74fbbb3eb7c5f1739180ad00882878b8e5dcb3fde4fd0cf8d0c601f090714d65"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from api.schemas import ADDRESS, TxOut
+from api.schemas.four_eyes import ProposalOut
 from api.schemas.signed import SignedRequestIn, SignedRequestsIn, signed_example
 from api.services.roles import ALL_CONTRACTS
 from ledger.store.models.suspense import SuspenseState
@@ -75,6 +76,9 @@ class RoleChange(BaseModel):
     role: str
     account: str
     transactions: list[TxOut] = Field(description="one per contract changed (none if it already was so)")
+    proposals: list[ProposalOut] = Field(default_factory=list, description=(
+        "one per contract where the admin does not decide alone (FourEyes; a contract whose admin role the admin "
+        "renounced): proposed, awaiting a second admin's confirmation"))
 
     model_config = {"json_schema_extra": {"examples": [{
         "role": "operator", "account": _BOB,

@@ -17,7 +17,7 @@ _SIGNATURE = "0x" + "5d" * 64 + "1b"
 
 ACTIONS = ("loan.approve", "loan.reject", "loan.write_off", "loan.declare_default", "product.create",
            "product.change", "product.retire", "system.pause", "system.unpause", "role.grant", "role.revoke",
-           "oracle_signer.rotate", "borrower.register", "borrower.revoke")
+           "oracle_signer.rotate", "borrower.register", "borrower.revoke", "proposal.confirm", "proposal.cancel")
 SIGNED_FIELDS = {"request", "signature", "requests"}  # authorisation, not the operation: left out of idempotency
 
 

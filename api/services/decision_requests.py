@@ -21,7 +21,7 @@ from api.schemas import ADDRESS
 from api.schemas.operator import ReasonIn, RoleIn, SignerRotationIn
 from api.schemas.products import ProductIn
 from api.schemas.signed import PreparedOut, PreparedRequest
-from api.services import decisions, pausing, products, roles, signed_requests
+from api.services import decisions, four_eyes, pausing, products, roles, signed_requests
 from api.services.borrowers import register_call, revoke_call
 from api.views import checksum_address
 from ledger.book import read_loan
@@ -57,6 +57,10 @@ class ProductChangeParams(ProductIn, ProductIdParams):
     pass
 
 
+class ProposalParams(BaseModel):
+    proposal_id: str = Field(pattern=r"^0x[0-9a-fA-F]{64}$")
+
+
 class NoParams(BaseModel):
     pass
 
@@ -83,10 +87,17 @@ def _loan_words(context, loan_id: int) -> tuple[str, str]:
 
 
 def _approve(context, signer: str, p: LoanParams) -> Calls:
-    call, decision = decisions.approval_to_sign(context, signer, p.loan_id)
+    two = four_eyes.approval_needs_two(context, p.loan_id)
+    # Above the payout threshold FourEyes makes the approval: the book's checks are run as it would make them.
+    call, decision = decisions.approval_to_sign(context, context.bindings.four_eyes.address if two else signer,
+                                                p.loan_id)
     if decision == "approved":
         paid, borrower = _loan_words(context, p.loan_id)
-        return [(call, f"Approve loan {p.loan_id}: pay out {paid} to {borrower}")]
+        words = f"Approve loan {p.loan_id}: pay out {paid} to {borrower}"
+        if two:
+            words += " (above the payout threshold: two operators decide)"
+            return _proposed(context, [(call, words)], "operator")
+        return [(call, words)]
     reason = decision.removeprefix("rejected:")
     return [(call, f"Reject loan {p.loan_id} ({reason}): the loan book refuses its approval for that reason")]
 
@@ -102,6 +113,38 @@ def _loan_call(verb: str, build) -> Callable[..., Calls]:
 
 def _reject(context, _signer: str, p: LoanReasonParams) -> Calls:
     return [(decisions.reject_call(context, p.loan_id, p.reason), f"Reject loan {p.loan_id} (reason: {p.reason})")]
+
+
+def _proposed(context, calls: Calls, role: str) -> Calls:
+    """Each call wrapped in a FourEyes proposal expiring four_eyes.VALIDITY from now, in words that say a second
+    person must confirm it."""
+    expires_at = four_eyes.expiry(context)
+    return [(four_eyes.propose_call(context, call, expires_at), four_eyes.proposal_words(words, role, expires_at))
+            for call, words in calls]
+
+
+def _two_operators(build: Callable[..., Calls]) -> Callable[..., Calls]:
+    """`build`'s calls as FourEyes proposals: a second operator confirms them."""
+    def calls(context, signer: str, p) -> Calls:
+        calls = build(context, signer, p)
+        for call, _ in calls:
+            four_eyes.would_refuse(context, call)
+        return _proposed(context, calls, "operator")
+    return calls
+
+
+def _proposal_confirm(context, _signer: str, p: ProposalParams) -> Calls:
+    call = four_eyes.confirm_call(context, p.proposal_id)
+    proposal = four_eyes.out(context, four_eyes.find(context, p.proposal_id))
+    words = (f"Confirm: {proposal.summary} (proposed by {proposal.proposer}, expires "
+             f"{four_eyes.when(proposal.expires_at)}). As the second {proposal.role}, your confirmation makes the call")
+    return [(call, words)]
+
+
+def _proposal_cancel(context, _signer: str, p: ProposalParams) -> Calls:
+    call = four_eyes.cancel_call(context, p.proposal_id)
+    proposal = four_eyes.out(context, four_eyes.find(context, p.proposal_id))
+    return [(call, f"Cancel the proposal: {proposal.summary} (proposed by {proposal.proposer})")]
 
 
 def _terms(p: ProductIn) -> str:
@@ -143,11 +186,16 @@ def _contract_name(context, address: str) -> str:
 
 
 def _role(grant: bool) -> Callable[..., Calls]:
-    def calls(context, _signer: str, p: RoleIn) -> Calls:
+    def calls(context, signer: str, p: RoleIn) -> Calls:
         account = checksum_address(p.account)
         verb = "Grant" if grant else "Revoke"
-        return [(call, f"{verb} the {p.role} role {'to' if grant else 'of'} {account} on {name}")
-                for name, call in roles.role_calls(context, p.role, account, p.contracts, grant)]
+        out: Calls = []
+        for name, call in roles.role_calls(context, p.role, account, p.contracts, grant):
+            words = f"{verb} the {p.role} role {'to' if grant else 'of'} {account} on {name}"
+            # Where the admin holds no admin role of their own (renounced; FourEyes always), two admins decide.
+            alone = four_eyes.admin_decides_alone(context, signer, name)
+            out += [(call, words)] if alone else _proposed(context, [(call, words)], "admin")
+        return out
     return calls
 
 
@@ -190,12 +238,15 @@ OPERATOR, ADMIN, PAUSER = ("operator",), ("admin",), ("pauser",)
 ACTIONS: dict[str, Action] = {
     "loan.approve": Action(OPERATOR, LoanParams, _approve, _one),
     "loan.reject": Action(OPERATOR, LoanReasonParams, _reject, _one),
-    "loan.write_off": Action(OPERATOR, LoanParams, _loan_call("Write off", decisions.write_off_call), _one),
+    "loan.write_off": Action(OPERATOR, LoanParams, _two_operators(_loan_call("Write off", decisions.write_off_call)),
+                             _one),
     "loan.declare_default": Action(OPERATOR, LoanParams,
                                    _loan_call("Declare in default", decisions.declare_default_call), _one),
-    "product.create": Action(OPERATOR, ProductIn, _product_create, _one),
-    "product.change": Action(OPERATOR, ProductChangeParams, _product_change, _one),
-    "product.retire": Action(OPERATOR, ProductIdParams, _product_retire, _one),
+    "product.create": Action(OPERATOR, ProductIn, _two_operators(_product_create), _one),
+    "product.change": Action(OPERATOR, ProductChangeParams, _two_operators(_product_change), _one),
+    "product.retire": Action(OPERATOR, ProductIdParams, _two_operators(_product_retire), _one),
+    "proposal.confirm": Action(OPERATOR + ADMIN, ProposalParams, _proposal_confirm, _one),
+    "proposal.cancel": Action(OPERATOR + ADMIN, ProposalParams, _proposal_cancel, _one),
     "system.pause": Action(PAUSER, NoParams, _pause(True), _every("Pause every contract")),
     "system.unpause": Action(PAUSER, NoParams, _pause(False), _every("Unpause every contract")),
     "role.grant": Action(ADMIN, RoleIn, _role(True),
@@ -220,7 +271,8 @@ def prepare(context, signer: str, held: set[str] | frozenset[str], action: str, 
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
         raise ApiError(422, "invalid_request", f"params.{where}: {first['msg']}") from None
-    calls = spec.calls(context, signer, parsed)
-    typed = signed_requests.prepare(context, signer, [call for call, _ in calls])
+    with four_eyes.named_refusals():  # e.g. the proposer preparing their own confirmation: FourEyes refuses it
+        calls = spec.calls(context, signer, parsed)
+        typed = signed_requests.prepare(context, signer, [call for call, _ in calls])
     return PreparedOut(action=action, signer=signer, summary=spec.summary(parsed, calls),
                        requests=[PreparedRequest(typed_data=t, summary=words) for t, (_, words) in zip(typed, calls)])

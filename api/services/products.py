@@ -1,5 +1,6 @@
 """The product catalogue as the API reads it (the live products, and any version of one, from the contract) and
-as operators change it (publish, new version, retire: each recorded in the action log).
+as operators change it (the calls to publish, version and retire a product, which two operators decide through
+FourEyes: api.services.four_eyes).
 
 Reads go to the ProductCatalog itself (not the index): a product is few calls, and the contract is what an
 application is checked against. All reads of one answer are made at one block, so they agree.
@@ -10,9 +11,12 @@ from __future__ import annotations
 from web3.contract.contract import ContractFunction
 
 from api.errors import ApiError
-from api.schemas.products import ProductIn, ProductOut, ProductQuoteOut, ProductTxOut, QuoteInstallment
-from api.services.signed_requests import Signed, check_and_relay
-from api.services.transactions import record
+from api.schemas.products import (
+    ProductIn,
+    ProductOut,
+    ProductQuoteOut,
+    QuoteInstallment,
+)
 from ledger.book import solidity_name
 from ledger.products import (
     DayCount,
@@ -97,7 +101,7 @@ def quote(context, product_id: int, principal: int, installments: int, version: 
         cost_cap_bps=catalog.functions.costCapBps().call(block_identifier=block), within_cost_cap=within_cap)
 
 
-# ---- operator changes, signed by the operator who makes them and relayed (api.services.signed_requests) --------
+# ---- operator changes: the catalogue's calls, proposed and confirmed by two operators (api.services.four_eyes) --
 
 _BY_NAME = {"frequency": {solidity_name(m): m for m in Frequency},
             "day_count": {solidity_name(m): m for m in DayCount},
@@ -112,15 +116,7 @@ def from_body(body: ProductIn) -> Product:
                       **{field: names[values[field]] for field, names in _BY_NAME.items()}})
 
 
-def _sent(context, actor: str, action: str, request_id: str, details: dict, receipt, product_id: int,
-          version: int) -> ProductTxOut:
-    sent = record(context, actor, action, request_id, {**details, "product_id": product_id, "version": version},
-                  receipt, signed_by=actor)
-    return ProductTxOut(action=sent.action, product_id=product_id, version=version, tx_hash=sent.tx_hash,
-                        block_number=sent.block_number, signed_by=actor)
-
-
-def _logged(body: ProductIn) -> dict:
+def logged(body: ProductIn) -> dict:
     """The body as the action log holds it: the product's name under a key the log's personal-data screen
     (which refuses a `name` key) lets through."""
     values = body.model_dump()
@@ -139,27 +135,3 @@ def change_call(context, product_id: int, body: ProductIn) -> ContractFunction:
 
 def retire_call(context, product_id: int) -> ContractFunction:
     return context.bindings.catalog.functions.retireProduct(product_id)
-
-
-def create(context, body: ProductIn, actor: str, signed: Signed, request_id: str) -> ProductTxOut:
-    """Publishes a product as version 1; its id is the one the catalogue's ProductCreated event gives."""
-    receipt = check_and_relay(context, actor, create_call(context, body), signed.request, signed.signature)
-    (event,) = context.bindings.catalog.events.ProductCreated().process_receipt(receipt)
-    return _sent(context, actor, "product.create", request_id, {"product": _logged(body)}, receipt,
-                 event.args.productId, event.args.version)
-
-
-def change(context, product_id: int, body: ProductIn, actor: str, signed: Signed, request_id: str) -> ProductTxOut:
-    """Publishes a product's new version; loans already made keep theirs."""
-    receipt = check_and_relay(context, actor, change_call(context, product_id, body), signed.request,
-                              signed.signature)
-    (event,) = context.bindings.catalog.events.ProductChanged().process_receipt(receipt)
-    return _sent(context, actor, "product.change", request_id, {"product": _logged(body)}, receipt,
-                 product_id, event.args.version)
-
-
-def retire(context, product_id: int, actor: str, signed: Signed, request_id: str) -> ProductTxOut:
-    """Retires a product: no version of it can be applied for any more; every version stays readable."""
-    receipt = check_and_relay(context, actor, retire_call(context, product_id), signed.request, signed.signature)
-    (event,) = context.bindings.catalog.events.ProductRetired().process_receipt(receipt)
-    return _sent(context, actor, "product.retire", request_id, {}, receipt, product_id, event.args.latestVersion)

@@ -8,7 +8,8 @@ calldata as the call the route builds from its path and body, so a signed "appro
 "approve 8" or "write off 7"); then the role-less `relayer` key submits them through the forwarder, and the
 contracts check the signer's role and name the signer in their events.
 
-The `foureyes` routes reuse `check_and_relay` for proposals and confirmations.
+What needs two people is a FourEyes proposal wrapping the route's call, checked and relayed the same way
+(api.services.four_eyes builds the expected proposal from the expiry the proposer signed).
 """
 
 from __future__ import annotations
@@ -97,6 +98,8 @@ def _what(context, to: str, data: str) -> str:
         contract, function, args = forwarding.describe(context.bindings, {"message": {"to": to, "data": data}})
     except forwarding.UnknownCall:
         return f"a call to {to} that is none of LoanLedger's"
+    if (contract, function) == ("FourEyes", "propose"):  # the call proposed, in words too
+        return f"FourEyes.propose({_what(context, args['target'], args['data'])}, expiresAt={args['expiresAt']})"
     return f"{contract}.{function}({', '.join(f'{k}={v}' for k, v in args.items())})"
 
 

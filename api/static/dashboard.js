@@ -373,16 +373,20 @@ import { decisionBody, prepare, signAll } from "./decisions.js";
     closeReview();
   }
 
-  // Asks the server what to sign, and shows its summary: nothing is signed until the person says so.
   async function reviewLoanDecision(loanId, verb, action) {
     const extra = {};
     if (verb === "reject") {
       extra.reason = $("#decision-reason").value.trim();
       if (!extra.reason) return notice("A rejection needs a reason.");
     }
+    return reviewDecision(action, { loan_id: loanId }, `/v1/operator/loans/${loanId}/${verb}`, extra);
+  }
+
+  // Asks the server what to sign, and shows its summary: nothing is signed until the person says so.
+  async function reviewDecision(action, params, path, extra = {}) {
     try {
-      const prepared = await prepare(api, action, { loan_id: loanId, ...extra });
-      pendingDecision = { prepared, path: `/v1/operator/loans/${loanId}/${verb}`, extra };
+      const prepared = await prepare(api, action, { ...params, ...extra });
+      pendingDecision = { prepared, path, extra };
       $("#review-summary").textContent = prepared.summary;
       $("#review-calls").replaceChildren(...(prepared.requests.length > 1
         ? prepared.requests.map((r) => h("li", {}, r.summary)) : []));
@@ -408,11 +412,38 @@ import { decisionBody, prepare, signAll } from "./decisions.js";
         body: decisionBody(signed, { extra: decision.extra }) });
       closeReview();
       await route();
-      notice(`${decision.prepared.summary}: done, signed by ${answer.signed_by}` +
-        (answer.decision ? ` (${answer.decision})` : ""));
+      notice(outcome(decision.prepared, answer));
     } catch (error) {
       notice(`The decision was not made: ${error.message || error}`);
     }
+  }
+
+  // What a decision's answer says in words: done, proposed (awaiting a second person), or confirmed.
+  function outcome(prepared, answer) {
+    if (answer.state === "awaiting confirmation") {
+      return `${answer.summary}: proposed by ${answer.proposer}; a second ${answer.role} must confirm it by ` +
+        `${when(answer.expires_at)} UTC`;
+    }
+    if (answer.state === "executed") {
+      return `${answer.summary}: confirmed by ${answer.confirmer}, proposed by ${answer.proposer}`;
+    }
+    return `${prepared.summary}: done, signed by ${answer.signed_by}` + (answer.decision ? ` (${answer.decision})` : "");
+  }
+
+  // ------------------------------------------------------------------------------------------ four eyes
+
+  async function renderProposals(gen) {
+    const { proposals } = await api("/v1/operator/proposals");
+    if (gen !== generation) return;
+    show("view-proposals");
+    const tbody = $("#proposals-table tbody");
+    fill(tbody, proposals.map((p) => h("tr", { "data-proposal-id": p.proposal_id, "data-proposer": p.proposer },
+      h("td", {}, p.summary), h("td", { class: "mono" }, p.proposer), h("td", {}, `a second ${p.role}`),
+      h("td", {}, when(p.expires_at)),
+      h("td", {}, h("button", { type: "button", class: "confirm-proposal",
+        onclick: () => reviewDecision("proposal.confirm", { proposal_id: p.proposal_id },
+          `/v1/operator/proposals/${p.proposal_id}/confirm`) }, "Confirm")))),
+    "Nothing awaits confirmation.", 5);
   }
 
   async function renderBorrower(gen, address) {
@@ -589,6 +620,8 @@ import { decisionBody, prepare, signAll } from "./decisions.js";
     location.hash = `#/money?date=${$("#recon-date").value}`;
   }
 
+  const isStaff = () => session.roles.some((role) => role === "operator" || role === "admin");
+
   async function route() {
     const gen = ++generation;
     document.body.dataset.state = "loading";
@@ -599,6 +632,7 @@ import { decisionBody, prepare, signAll } from "./decisions.js";
     }
     $("#who").hidden = false;
     $("#nav").hidden = !session.roles.some((role) => READ_ALL.includes(role));
+    $("#nav-proposals").hidden = !isStaff();
     $("#who-address").textContent = session.address;
     $("#who-roles").textContent = session.roles.join(", ");
     if (!session.roles.some((role) => READ_ALL.includes(role))) {
@@ -615,6 +649,7 @@ import { decisionBody, prepare, signAll } from "./decisions.js";
       if ((match = hash.match(/^#\/loans\/(\d+)$/))) await renderLoan(gen, Number(match[1]));
       else if ((match = hash.match(/^#\/borrowers\/(0x[0-9a-fA-F]{40})$/))) await renderBorrower(gen, match[1]);
       else if (hash === "#/products") await renderProducts(gen);
+      else if (hash === "#/proposals" && isStaff()) await renderProposals(gen);
       else if ((match = hash.match(/^#\/money(?:\?date=(\d{4}-\d{2}-\d{2}))?$/))) {
         await renderMoney(gen, match[1] || yesterdayUtc());
       }

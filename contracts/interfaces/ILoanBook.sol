@@ -135,6 +135,8 @@ interface ILoanBook {
     event LoanRequested(
         uint256 indexed loanId, address indexed borrower, LoanTerms terms, bool autoApprovable, uint256 nonce, address relayer
     );
+    /// @notice The principal above which an approval needs FourEyes (two operators) changed.
+    event PayoutThresholdChanged(uint96 previousThreshold, uint96 newThreshold, address indexed actor);
     /// @notice An operator approved a loan; `exposureAfter` includes this loan.
     event LoanApproved(
         uint256 indexed loanId,
@@ -272,4 +274,8 @@ interface ILoanBook {
     error LoanBookDisbursementInUse(uint256 loanId);
     /// @dev The batch entry point was called from outside.
     error LoanBookOnlySelf();
+    /// @dev The principal is above the payout threshold: an operator alone may not approve it, FourEyes may.
+    error LoanBookNeedsFourEyes(uint256 loanId, uint96 principal, uint96 threshold);
+    /// @dev The automatic policy may approve only a loan its product let it approve at application.
+    error LoanBookNotAutoApprovable(uint256 loanId);
 }

@@ -24,7 +24,9 @@ interface ILoanBookCore is ILoanBook {
         returns (uint256 loanId);
 
     /**
-     * @notice Approves a requested loan: needs a fresh score and exposure + principal within the limit.
+     * @notice Approves a requested loan: needs a fresh score and exposure + principal within the limit. FourEyes
+     * (two operators) may approve any loan; an operator alone one whose principal is at most the payout threshold;
+     * the automatic policy (POLICY_ROLE) only one its product made autoApprovable at application.
      * @param loanId the loan
      */
     function approve(uint256 loanId) external;

@@ -62,10 +62,20 @@ interface ILoanBookExtension is ILoanBook {
     function declareDefault(uint256 loanId) external;
 
     /**
-     * @notice Writes off a defaulted loan; its remaining principal leaves the borrower's exposure.
+     * @notice Writes off a defaulted loan; its remaining principal leaves the borrower's exposure. Only FourEyes
+     * (two operators) may.
      * @param loanId the loan
      */
     function writeOff(uint256 loanId) external;
+
+    /**
+     * @notice Sets the principal above which an approval needs FourEyes (two operators).
+     * @param threshold minor units of the book's currency
+     */
+    function setPayoutThreshold(uint96 threshold) external;
+
+    /// @notice The principal above which an approval needs FourEyes.
+    function payoutThreshold() external view returns (uint96);
 
     /**
      * @notice The schedule of terms, computed without any state, for a loan disbursed at `startsAt`: the due dates

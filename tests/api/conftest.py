@@ -54,11 +54,13 @@ def offline_app(tmp_path_factory):
 
 @pytest.fixture
 def publish(client_for, keys):
-    """`publish(**changes)`: publishes PRODUCT (with `changes`) through the operator route; the product's id."""
-    operator = client_for(keys["operator"])
+    """`publish(**changes)`: publishes PRODUCT (with `changes`) through the operator routes, proposed by the
+    operator and confirmed by the second operator (two operators decide a product); the product's id."""
+    operator, second = client_for(keys["operator"]), client_for(keys["operator2"])
 
     def _publish(**changes) -> int:
-        return operator.create_product({**PRODUCT, **changes})["product_id"]
+        proposed = operator.create_product({**PRODUCT, **changes})
+        return second.confirm(proposed["proposal_id"])["result"]["ProductCreated"]["productId"]
     return _publish
 
 

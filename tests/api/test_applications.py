@@ -80,7 +80,7 @@ def test_a_signature_not_the_borrowers_or_over_another_application_is_refused_be
 
 
 def test_what_the_catalogue_refuses_is_a_4xx_naming_the_rule_and_nothing_is_on_chain(
-        api, borrower, operator, publish, application, stack, keys):
+        api, borrower, operator, publish, application, stack, keys, client_for):
     product_id = application["product_id"]
     cases = [
         ((product_id, 999, 3), 422, "product_catalog_principal_out_of_range"),
@@ -97,7 +97,9 @@ def test_what_the_catalogue_refuses_is_a_4xx_naming_the_rule_and_nothing_is_on_c
     error = _error(borrower.apply, dollars, 120_000, 3)
     assert (error.status, error.code) == (422, "loan_book_no_credit_limit")
 
-    operator.change_product(product_id, _product_body(operator.product(product_id), annual_rate_bps=1_800))
+    second = client_for(keys["operator2"])  # two operators decide a product: the operator proposes, they confirm
+    second.confirm(operator.change_product(product_id, _product_body(operator.product(product_id),
+                                                                     annual_rate_bps=1_800))["proposal_id"])
     error = _error(borrower.apply, product_id, 120_000, 3, version=1)  # signed for version 1; version 2 is out
     assert (error.status, error.code) == (409, "product_catalog_version_changed")
     assert borrower.apply(product_id, 120_000, 3)["loan_id"] == 1  # the SDK signs the latest version
@@ -109,7 +111,7 @@ def test_what_the_catalogue_refuses_is_a_4xx_naming_the_rule_and_nothing_is_on_c
     quote_error = _error(borrower.quote, cheaper, 120_000, 3)
     assert quote_error.code == "product_catalog_cost_above_cap"  # the quote refuses what the application would
 
-    operator.retire_product(product_id)
+    second.confirm(operator.retire_product(product_id)["proposal_id"])
     error = _error(borrower.apply, product_id, 120_000, 3, version=2)
     assert (error.status, error.code) == (409, "product_catalog_retired")
     assert stack.book.functions.loanCount().call() == 1

@@ -66,7 +66,7 @@ def book(api, w3, stack, keys, driver):
     driver.advance(31 * DAY)
     send(w3, stack.book.functions.declareDefault(ids["defaulted"]), operator)
     send(w3, stack.book.functions.declareDefault(ids["written_off"]), operator)
-    send(w3, stack.book.functions.writeOff(ids["written_off"]), operator)
+    driver.write_off(ids["written_off"])  # two operators (FourEyes)
     ids["current"] = driver.active_loan(Account.create(), ref=b"payout-current", report_id=6)
     waiting = [Account.create() for _ in range(3)]
     for account in waiting:

@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from api.client import load_wallet
+from ledger import four_eyes
 from ledger.cli import app
 from ledger.products import DayCount, EarlyRepayment, Frequency, Product, product_name
 from ledger.samples import sample_identity
@@ -92,7 +93,7 @@ def test_the_products_on_offer_need_no_wallet_and_show_every_term(run, stack, w3
         penalty_rate_bps=1_200, default_after=90 * 86_400, service_fee_bps=50,
         early_repayment=EarlyRepayment.REDUCE_INSTALLMENTS, auto_approve=True, auto_approve_max_principal=5_000_000)
     fn = stack.catalog.functions.createProduct(product.as_tuple(stack.catalog))
-    assert w3.eth.wait_for_transaction_receipt(fn.transact({"from": keys["operator"].address})).status == 1
+    four_eyes.carry_out(w3, stack.four_eyes, fn, keys["operator"].address, keys["operator2"].address)
     code, out = run("products", "--json")
     listed = json.loads(out)
     assert code == 0 and [(p["id"], p["version"], p["name"], p["annual_rate_bps"], p["service_fee_bps"],
@@ -115,15 +116,32 @@ def test_an_operator_publishes_changes_and_retires_a_product_on_the_command_line
              "min_installments": 3, "max_installments": 3, "interval": 30 * 86_400, "annual_rate_bps": 1_800,
              "amortization": "Annuity", "grace_period": 3 * 86_400, "late_fee_bps": 500, "penalty_rate_bps": 1_200,
              "default_after": 90 * 86_400}
+    _import_wallet(run, tmp_path, "op2", keys["operator2"])
+
+    def confirmed(out: str) -> bool:
+        """The second operator lists what awaits them and confirms the proposal the operator's command printed."""
+        proposal_id = json.loads(out)["proposal_id"]
+        code, listed = run("operator", "proposals", "--wallet", "op2", "--json")
+        assert code == 0 and [(p["proposal_id"], p["proposer"]) for p in json.loads(listed)] == [
+            (proposal_id, keys["operator"].address)]
+        code, out = run("operator", "confirm", proposal_id, "--wallet", "op2")
+        assert code == 0 and "signing: Confirm: " in out and "proposed by" in out
+        return json.loads(run("operator", "proposals", "--wallet", "op2", "--json")[1]) == []
+
     product.write_text(json.dumps(terms))
     code, out = run("operator", "product", "create", "--file", str(product), "--wallet", "op", "--json")
-    assert code == 0 and (json.loads(out)["product_id"], json.loads(out)["version"]) == (1, 1)
+    assert code == 0 and json.loads(out)["state"] == "awaiting confirmation"
+    assert stack.catalog.functions.productCount().call() == 0
+    refused = run("operator", "confirm", json.loads(out)["proposal_id"], "--wallet", "op")  # not by its proposer
+    assert refused[0] == 1 and "four_eyes_same_person" in refused[1]
+    assert confirmed(out)
+    assert stack.catalog.functions.statusOf(1).call()[:2] == (1, False)
     product.write_text(json.dumps({**terms, "annual_rate_bps": 1_500}))
     code, out = run("operator", "product", "change", "1", "--file", str(product), "--wallet", "op", "--json")
-    assert code == 0 and json.loads(out)["version"] == 2
+    assert code == 0 and confirmed(out)
     assert json.loads(run("products", "1", "--json")[1])["annual_rate_bps"] == 1_500
     code, out = run("operator", "product", "retire", "1", "--wallet", "op", "--json")
-    assert code == 0 and json.loads(out)["action"] == "product.retire"
+    assert code == 0 and json.loads(out)["summary"] == "Retire product 1" and confirmed(out)
     assert stack.catalog.functions.statusOf(1).call()[:2] == (2, True)  # the latest version, retired
     product.write_text(json.dumps({**terms, "late_fee_bps": 900}))
     code, out = run("operator", "product", "create", "--file", str(product), "--wallet", "op")
@@ -160,7 +178,8 @@ def test_an_admin_grants_and_revokes_a_role_with_their_own_wallet(run, tmp_path,
     code, out = run("admin", "grant", "pauser", dave, "--wallet", "admin", "--json")
     granted = json.loads(out)
     assert code == 0 and {t["signed_by"] for t in granted["transactions"]} == {keys["admin"].address}
-    assert all(c.functions.hasRole(role, dave).call() for c in stack.all)
+    # On every contract but FourEyes, whose pauser only two admins change.
+    assert all(c.functions.hasRole(role, dave).call() != (c == stack.four_eyes) for c in stack.all)
     code, out = run("admin", "revoke", "pauser", dave, "--wallet", "admin")
     assert code == 0 and "signing: Revoke the pauser role of" in out
     assert not any(c.functions.hasRole(role, dave).call() for c in stack.all)

@@ -177,7 +177,7 @@ def book(api, w3, stack, keys, driver) -> dict[str, int]:
     driver.advance(91 * DAY)
     send(w3, stack.book.functions.declareDefault(ids["Defaulted"]), operator)
     send(w3, stack.book.functions.declareDefault(ids["WrittenOff"]), operator)
-    send(w3, stack.book.functions.writeOff(ids["WrittenOff"]), operator)
+    driver.write_off(ids["WrittenOff"])  # two operators (FourEyes)
     waiting = [Account.create(), Account.create()]
     for n, account in enumerate(waiting):
         driver.register(account)
@@ -448,7 +448,8 @@ def test_the_products_page_lists_the_products_and_the_loans_made_from_each(api, 
     api[1].settings = api[1].settings.model_copy(update={"open_applications": 4})  # four open, one borrower
     made = {three: [borrower.apply(three, 50_000, 3)["loan_id"], borrower.apply(three, 60_000, 3)["loan_id"]],
             twelve: [borrower.apply(twelve, 100_000, 12)["loan_id"]], old: [borrower.apply(old, 20_000, 3)["loan_id"]]}
-    client_for(keys["operator"]).retire_product(old)
+    retiring = client_for(keys["operator"]).retire_product(old)  # two operators decide: proposed, then confirmed
+    client_for(keys["operator2"]).confirm(retiring["proposal_id"])
     page = tab.page
     tab.wallet_login(auditor.account)
     tab.wait_ready("portfolio")

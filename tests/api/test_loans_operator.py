@@ -151,7 +151,7 @@ def test_a_payout_is_ordered_once_from_the_configured_provider_however_often_it_
 def test_pause_stops_applications_with_a_clear_error(api, client_for, keys, borrower, stack, application):
     assert _error(borrower.pause).status == 403
     pauser = client_for(keys["pauser"])
-    assert len(pauser.pause()) == len(stack.all) == 5  # one transaction per contract
+    assert len(pauser.pause()) == len(stack.all) == 6  # one transaction per contract (FourEyes' too)
     error = _error(borrower.apply, **application)
     assert (error.status, error.code) == (503, "enforced_pause")
     pauser.unpause()
@@ -163,9 +163,12 @@ def test_roles_granted_and_revoked_through_the_api_take_effect(api, client_for, 
     carol = keys["carol"].address
     admin.grant_role("operator", carol)
     role = stack.book.functions.OPERATOR_ROLE().call()
-    # Where a contract checks it, as the deploy grants it: not on the credit oracle, which checks no operator.
+    # Where a contract checks it, as the deploy grants it: the registry, the book and the anchor; not the credit
+    # oracle or the catalogue (which check no operator: FourEyes changes products), nor FourEyes, whose operators
+    # only two admins name (a FourEyes proposal).
     held = {c.address: c.functions.hasRole(role, carol).call() for c in stack.all}
-    assert held == {c.address: c.address != stack.oracle.address for c in stack.all}
+    checked = {stack.registry.address, stack.book.address, stack.anchor.address}
+    assert held == {c.address: c.address in checked for c in stack.all}
     assert "operator" in client_for(keys["carol"]).me()["roles"]
     admin.revoke_role("operator", carol)
     assert not any(c.functions.hasRole(role, carol).call() for c in stack.all)
@@ -207,7 +210,8 @@ def test_health_readiness_metrics_and_request_ids(api, http, borrower):
     assert Web3.is_address(borrower.account.address)
 
 
-def test_default_declared_then_written_off_through_the_api(api, operator, borrower, driver, stack, application):
+def test_default_declared_then_written_off_through_the_api(api, operator, borrower, driver, stack, application,
+                                                           client_for, keys):
     loan_id = borrower.apply(**application)["loan_id"]
     driver.approve(loan_id)
     driver.disburse(loan_id, application["principal"], b"payout-default")
@@ -220,7 +224,9 @@ def test_default_declared_then_written_off_through_the_api(api, operator, borrow
     first = operator._request("POST", path, json_body=signed, idempotency_key="d-1")
     again = operator._request("POST", path, json_body=signed, idempotency_key="d-1")
     assert first == again and stack.book.functions.loanOf(loan_id).call()[2] == 7  # Defaulted, once
-    operator.write_off(loan_id)
+    proposed = operator.write_off(loan_id)  # two operators decide a write-off: proposed, then confirmed
+    assert stack.book.functions.loanOf(loan_id).call()[2] == 7
+    client_for(keys["operator2"]).confirm(proposed["proposal_id"])
     assert stack.book.functions.loanOf(loan_id).call()[2] == 8  # WrittenOff
     assert borrower.loan(loan_id)["status"] == "WrittenOff"
 

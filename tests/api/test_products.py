@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from api.client import ApiError, LoanLedgerClient
+from ledger import four_eyes
 from ledger.products import EarlyRepayment, Product, product_name
 from ledger.samples import SAMPLE_PRODUCT
 from ledger.store.models.chain import ChainEvent, PoisonEvent
@@ -29,12 +30,12 @@ TWELVE_MONTH = replace(
 
 @pytest.fixture
 def catalog_as_operator(w3, stack, keys):
-    """`(create|change|retire)(...)`: the ProductCatalog's writes, sent with the operator key."""
-    catalog, operator = stack.catalog, keys["operator"].address
+    """`(create|change|retire)(...)`: the ProductCatalog's writes, proposed by the operator and confirmed by the
+    second operator (FourEyes: two operators decide a product)."""
+    catalog = stack.catalog
 
     def send(fn):
-        receipt = w3.eth.wait_for_transaction_receipt(fn.transact({"from": operator}))
-        assert receipt.status == 1
+        four_eyes.carry_out(w3, stack.four_eyes, fn, keys["operator"].address, keys["operator2"].address)
 
     class Ops:
         @staticmethod
@@ -134,31 +135,46 @@ def _error(call, *args, **kwargs) -> ApiError:
     return caught.value
 
 
-def test_an_operator_publishes_changes_and_retires_a_product_through_the_api(api, anonymous, operator, stack):
+@pytest.fixture
+def second(client_for, keys) -> LoanLedgerClient:
+    """The second operator, who confirms what the operator proposes."""
+    return client_for(keys["operator2"])
+
+
+def test_an_operator_publishes_changes_and_retires_a_product_through_the_api(api, anonymous, operator, second, stack):
     _, context = api
-    created = operator.create_product(BODY)
-    assert (created["action"], created["product_id"], created["version"]) == ("product.create", 1, 1)
+    proposed = [operator.create_product(BODY)]
+    assert proposed[0]["state"] == "awaiting confirmation" and anonymous.products() == []
+    created = second.confirm(proposed[0]["proposal_id"])
+    assert created["result"]["ProductCreated"]["productId"] == 1 and created["result"]["ProductCreated"]["version"] == 1
     assert anonymous.products() == [expected(1, 1, THREE_MONTH)]  # the body means exactly the contract's product
-    changed = operator.change_product(1, {**BODY, "annual_rate_bps": 1_500, "amortization": "EqualPrincipal"})
-    assert (changed["action"], changed["version"]) == ("product.change", 2)
+    proposed.append(operator.change_product(1, {**BODY, "annual_rate_bps": 1_500, "amortization": "EqualPrincipal"}))
+    changed = second.confirm(proposed[1]["proposal_id"])
+    assert changed["result"]["ProductChanged"]["version"] == 2
     assert anonymous.product(1) == expected(1, 2, replace(THREE_MONTH, annual_rate_bps=1_500,
                                                            amortization=Amortization.EQUAL_PRINCIPAL))
-    retired = operator.retire_product(1)
-    assert (retired["action"], retired["product_id"], retired["version"]) == ("product.retire", 1, 2)
+    proposed.append(operator.retire_product(1))
+    retired = second.confirm(proposed[2]["proposal_id"])
+    assert retired["result"]["ProductRetired"] == {**retired["result"]["ProductRetired"], "productId": 1,
+                                                   "latestVersion": 2}
     assert anonymous.products() == [] and anonymous.product(1)["retired"] is True
-    # Each change is in the action log with the operator who asked and its transaction.
+    # Each proposal and each confirmation is in the action log with the operator who signed it and its transaction.
     head = context.action_log.head()
-    entries = [context.action_log.entry(seq) for seq in range(head.seq - 2, head.seq + 1)]
-    assert [(e.action, e.actor, e.data["product_id"], e.data["version"]) for e in entries] == [
-        ("product.create", operator.account.address, 1, 1), ("product.change", operator.account.address, 1, 2),
-        ("product.retire", operator.account.address, 1, 2)]
-    assert [e.data["tx"] for e in entries] == [created["tx_hash"], changed["tx_hash"], retired["tx_hash"]]
-    # Signed by the operator's own key, relayed: the answers, the log and the catalogue's events name them.
-    assert {a["signed_by"] for a in (created, changed, retired)} == {operator.account.address}
-    assert {e.data["signed_by"] for e in entries} == {operator.account.address}
+    entries = [context.action_log.entry(seq) for seq in range(head.seq - 5, head.seq + 1)]
+    op, op2 = operator.account.address, second.account.address
+    assert [(e.action, e.actor, e.data["signed_by"]) for e in entries] == [
+        ("product.create.propose", op, op), ("four_eyes.confirm", op2, op2),
+        ("product.change.propose", op, op), ("four_eyes.confirm", op2, op2),
+        ("product.retire.propose", op, op), ("four_eyes.confirm", op2, op2)]
+    assert [e.data["tx"] for e in entries] == [t["tx_hash"] for pair in zip(proposed, (created, changed, retired))
+                                               for t in pair]
+    assert [e.data["proposer"] for e in entries[1::2]] == [op] * 3
+    # Proposed and confirmed by two people, relayed: FourEyes' events name both; the catalogue's names FourEyes.
     receipt = stack.catalog.w3.eth.get_transaction_receipt(created["tx_hash"])
     (event,) = stack.catalog.events.ProductCreated().process_receipt(receipt)
-    assert event.args.actor == operator.account.address != receipt["from"]
+    assert event.args.actor == stack.four_eyes.address != receipt["from"]
+    (executed,) = stack.four_eyes.events.Executed().process_receipt(receipt)
+    assert (executed.args.proposer, executed.args.confirmer) == (op, op2)
     assert entries[0].data["product"] == {"product_name": "3-month", **{k: v for k, v in BODY.items() if k != "name"}}
     # The latest version, retired.
     assert stack.catalog.functions.statusOf(1).call() == (2, True)
@@ -172,14 +188,17 @@ def test_an_operator_publishes_changes_and_retires_a_product_through_the_api(api
     assert products_indexed[0][1]["productId"] == 1 and products_indexed[2][1]["latestVersion"] == 2
 
 
-def test_a_repeated_idempotency_key_publishes_once(api, operator, stack):
+def test_a_repeated_idempotency_key_proposes_once(api, operator, second, stack):
     first = operator.create_product(BODY, idempotency_key="publish-3-month")
     assert operator.create_product(BODY, idempotency_key="publish-3-month") == first
-    assert stack.catalog.functions.productCount().call() == 1
+    assert [p["proposal_id"] for p in second.proposals()] == [first["proposal_id"]]
     assert _error(operator.create_product, {**BODY, "name": "other"}, idempotency_key="publish-3-month").status == 422
+    second.confirm(first["proposal_id"])
+    assert stack.catalog.functions.productCount().call() == 1
 
 
-def test_the_catalogue_s_refusals_are_client_errors_naming_the_rule(api, operator, borrower):
+def test_the_catalogue_s_refusals_are_client_errors_naming_the_rule(api, operator, second, borrower):
+    # Refused when proposed (the catalogue's check, run as FourEyes would make the call), not once confirmed.
     dear = _error(operator.create_product, {**BODY, "annual_rate_bps": 2_300, "service_fee_bps": 200})
     assert (dear.status, dear.code) == (422, "product_catalog_cost_above_cap")
     late = _error(operator.create_product, {**BODY, "late_fee_bps": 600})
@@ -189,8 +208,9 @@ def test_the_catalogue_s_refusals_are_client_errors_naming_the_rule(api, operato
     too_long = _error(operator.create_product, {**BODY, "name": "长" * 11})  # 33 bytes of UTF-8
     assert too_long.status == 422
     assert _error(borrower.create_product, BODY).status == 403
-    operator.create_product(BODY)
-    operator.retire_product(1)
+    assert second.proposals() == []
+    second.confirm(operator.create_product(BODY)["proposal_id"])
+    second.confirm(operator.retire_product(1)["proposal_id"])
     assert _error(operator.retire_product, 1).code == "product_catalog_retired"
 
 

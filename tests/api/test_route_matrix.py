@@ -134,6 +134,13 @@ ROUTES = [
     ("POST", "/v1/operator/products/{product_id}/versions", {"operator"}),
     ("POST", "/v1/operator/products/{product_id}/retire", {"operator"}),
     ("PUT", "/v1/operator/policy", {"operator"}),
+    # Maker-checker (FourEyes, issue 16): what moves or forgives money, and a role change the admin cannot make
+    # alone, waits for a second person. Operators and admins see what awaits them and confirm or cancel it
+    # (FourEyes then checks the call's own role, and that the confirmer is not the proposer); no one else.
+    ("GET", "/v1/operator/proposals", {"operator", "admin"}),
+    ("GET", "/v1/operator/proposals/{proposal_id}", {"operator", "admin"}),
+    ("POST", "/v1/operator/proposals/{proposal_id}/confirm", {"operator", "admin"}),
+    ("POST", "/v1/operator/proposals/{proposal_id}/cancel", {"operator", "admin"}),
     # Pausing is the pauser's, its own key (README, docs/operator.md "(pauser)", issue 16).
     ("POST", "/v1/operator/pause", {"pauser"}),
     ("POST", "/v1/operator/unpause", {"pauser"}),

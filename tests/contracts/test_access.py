@@ -29,7 +29,9 @@ RULES = {
     ("oracle", "setSignerThreshold"): ("admin", "AccessControlUnauthorizedAccount"),
     ("book", "approve"): ("operator", "AccessControlUnauthorizedAccount"),
     ("book", "reject"): ("operator", "AccessControlUnauthorizedAccount"),
-    ("book", "writeOff"): ("operator", "AccessControlUnauthorizedAccount"),
+    # Only FourEyes (two operators, or two admins): no key may call these alone (test_four_eyes.py).
+    ("book", "writeOff"): ("four_eyes", "AccessControlUnauthorizedAccount"),
+    ("book", "setPayoutThreshold"): ("admin", "AccessControlUnauthorizedAccount"),
     ("book", "confirmDisbursement"): ("oracle", "AccessControlUnauthorizedAccount"),
     ("book", "confirmRepayment"): ("oracle", "AccessControlUnauthorizedAccount"),
     ("book", "confirmDisbursements"): ("oracle", "AccessControlUnauthorizedAccount"),
@@ -46,26 +48,46 @@ RULES = {
     ("book", "applyDisbursementItem"): (None, "LoanBookOnlySelf"),
     ("book", "applyRepaymentItem"): (None, "LoanBookOnlySelf"),
     ("anchor", "anchor"): ("operator", "AccessControlUnauthorizedAccount"),
-    ("catalog", "createProduct"): ("operator", "AccessControlUnauthorizedAccount"),
-    ("catalog", "changeProduct"): ("operator", "AccessControlUnauthorizedAccount"),
-    ("catalog", "retireProduct"): ("operator", "AccessControlUnauthorizedAccount"),
+    ("catalog", "createProduct"): ("four_eyes", "AccessControlUnauthorizedAccount"),
+    ("catalog", "changeProduct"): ("four_eyes", "AccessControlUnauthorizedAccount"),
+    ("catalog", "retireProduct"): ("four_eyes", "AccessControlUnauthorizedAccount"),
     ("catalog", "setCostCap"): ("admin", "AccessControlUnauthorizedAccount"),
     ("catalog", "setLateChargeCeilings"): ("admin", "AccessControlUnauthorizedAccount"),
 }
-for _contract in ("registry", "oracle", "book", "anchor", "catalog"):
+# FourEyes: the role a proposal needs is checked on FourEyes itself (an operators' call here); confirm and cancel
+# of a proposal that does not exist are refused before any role is looked at; its own administration goes
+# only through its own confirmed proposals (test_four_eyes.py has the stories).
+RULES |= {
+    ("four_eyes", "propose"): ("operator", "FourEyesMissingRole"),
+    ("four_eyes", "confirm"): ("operator2", "FourEyesUnknownProposal"),
+    ("four_eyes", "cancel"): ("operator", "FourEyesUnknownProposal"),
+    ("four_eyes", "setAllowedCall"): (None, "FourEyesOnlySelf"),
+}
+for _contract in ("registry", "oracle", "book", "anchor", "catalog", "four_eyes"):
     RULES[(_contract, "pause")] = ("pauser", "AccessControlUnauthorizedAccount")
     RULES[(_contract, "unpause")] = ("pauser", "AccessControlUnauthorizedAccount")
     RULES[(_contract, "grantRole")] = ("admin", "AccessControlUnauthorizedAccount")
     RULES[(_contract, "revokeRole")] = ("admin", "AccessControlUnauthorizedAccount")
     RULES[(_contract, "renounceRole")] = ("admin", "AccessControlBadConfirmation")  # only for one's own account
+RULES[("four_eyes", "grantRole")] = (None, "FourEyesOnlySelf")
+RULES[("four_eyes", "revokeRole")] = (None, "FourEyesOnlySelf")
 
 # Still callable while paused: role administration, the pause switch itself, and settings an admin may
 # need to change during an incident. Everything else must stop.
 PAUSE_EXEMPT = {"grantRole", "revokeRole", "renounceRole", "pause", "unpause", "setMaxScoreAge",
-                "setSignerThreshold", "applyDisbursementItem", "applyRepaymentItem",
-                "setCostCap", "setLateChargeCeilings"}
+                "setSignerThreshold", "applyDisbursementItem", "applyRepaymentItem", "setPayoutThreshold",
+                "setCostCap", "setLateChargeCeilings", ("four_eyes", "cancel"), ("four_eyes", "setAllowedCall")}
 ARTIFACT = {"registry": "BorrowerRegistry", "oracle": "CreditOracle", "book": "LoanBook", "anchor": "ActionLogAnchor",
-            "catalog": "ProductCatalog"}
+            "catalog": "ProductCatalog", "four_eyes": "FourEyes"}
+
+
+def who(stack, keys, holder: str) -> str:
+    """The address of a RULES holder: a test account, or the FourEyes contract (an eth_call may come from it)."""
+    return stack.four_eyes.address if holder == "four_eyes" else keys[holder].address
+
+
+def pause_exempt(contract: str, name: str) -> bool:
+    return (contract, name) in PAUSE_EXEMPT or name in PAUSE_EXEMPT
 
 
 def mutating_functions() -> set[tuple[str, str]]:
@@ -74,14 +96,19 @@ def mutating_functions() -> set[tuple[str, str]]:
             if item["type"] == "function" and item["stateMutability"] in ("nonpayable", "payable")}
 
 
-def arguments(contract: str, name: str, keys, loan_terms, loan_id: int) -> tuple:
+def arguments(contract: str, name: str, keys, loan_terms, loan_id: int, stack=None) -> tuple:
     alice = keys["alice"].address
+    if contract == "four_eyes" and name in ("propose", "confirm", "cancel", "setAllowedCall"):
+        write_off = stack.book.functions.writeOff(loan_id)._encode_transaction_data()
+        return {"propose": (stack.book.address, write_off, 2**39),
+                "confirm": (ZERO32, stack.book.address, write_off, 2**39), "cancel": (ZERO32,),
+                "setAllowedCall": ((stack.book.address, b"\0" * 4, ZERO32), True)}[name]
     item = (loan_id, REF, 1, 1)
     by_name = {
         "registerBorrower": (keys["bob"].address, b"\x22" * 32, 2**39), "updateBorrower": (alice, b"\x33" * 32, 2**39),
         "revokeBorrower": (alice, ZERO32), "pushScores": (99, 1, [(alice, 700, 1000)], [b"\0" * 65]),
         "setMaxScoreAge": (DAY,), "setSignerThreshold": (1,), "approve": (loan_id,), "reject": (loan_id, ZERO32),
-        "writeOff": (loan_id,), "confirmDisbursement": item, "confirmRepayment": item,
+        "writeOff": (loan_id,), "setPayoutThreshold": (1,), "confirmDisbursement": item, "confirmRepayment": item,
         "confirmDisbursements": ([item],), "confirmRepayments": ([item],),
         "confirmCreditRefund": item, "reverseRepayment": (loan_id, REF, b"\x55" * 32, (1, 0, 0, 0, 0, 0), 1),
         "reverseDisbursement": (loan_id, REF, b"\x55" * 32, 1),
@@ -110,28 +137,30 @@ def test_every_mutating_function_has_a_rule():
 
 @pytest.mark.parametrize("contract,name", sorted(RULES))
 def test_a_stranger_is_refused_and_the_holder_is_not(stack, keys, loan_terms, requested, revert_name, contract, name):
-    fn = getattr(getattr(stack, contract).functions, name)(*arguments(contract, name, keys, loan_terms, requested))
+    fn = getattr(getattr(stack, contract).functions, name)(*arguments(contract, name, keys, loan_terms, requested, stack))
     holder, stranger_error = RULES[(contract, name)]
     assert revert_name(fn, keys["carol"].address) == stranger_error
     if holder is not None:
         # The holder may still be refused for other reasons (dummy arguments), never for want of permission.
         try:
-            outcome = revert_name(fn, keys[holder].address)
+            outcome = revert_name(fn, who(stack, keys, holder))
         except AssertionError as exc:
             assert "did not revert" in str(exc)
             return
-        assert outcome not in {"AccessControlUnauthorizedAccount", "LoanBookUnauthorizedDefault", "LoanBookNotBorrower"}
+        assert outcome not in GATED_REFUSALS | {"LoanBookNotBorrower"}
 
 
 # Who may call each role-gated function: the RULES holder, and both who may declare a default.
-ROLE_HOLDERS = ("admin", "operator", "oracle", "pauser", "signer")
-GATED = {key: {holder} for key, (holder, refusal) in RULES.items()
-         if refusal in {"AccessControlUnauthorizedAccount", "LoanBookUnauthorizedDefault"}}
+ROLE_HOLDERS = ("admin", "operator", "oracle", "pauser", "signer", "policy")
+GATED_REFUSALS = {"AccessControlUnauthorizedAccount", "LoanBookUnauthorizedDefault", "FourEyesMissingRole"}
+GATED = {key: {holder} for key, (holder, refusal) in RULES.items() if refusal in GATED_REFUSALS}
 GATED[("book", "declareDefault")] = {"operator", "oracle"}
+GATED[("book", "approve")] = {"operator", "policy"}  # the policy: only autoApprovable loans (test_four_eyes.py)
 # How many role-gated functions each holder may call, counted from the contracts by hand: the admin its
-# four settings and grantRole/revokeRole on five contracts; the operator 3 registry + 4 book + 3 catalogue
-# + anchor; the oracle pushScores + 8 book; the pauser pause/unpause on five; the score signer none.
-PERMITTED_COUNT = {"admin": 14, "operator": 11, "oracle": 9, "pauser": 10, "signer": 0}
+# five settings and grantRole/revokeRole on five contracts; the operator 3 registry + 3 book (approve, reject,
+# declareDefault) + anchor + FourEyes.propose; the oracle pushScores + 8 book; the pauser pause/unpause on six;
+# the score signer none. Write-offs and products: nobody alone (FourEyes).
+PERMITTED_COUNT = {"admin": 15, "operator": 8, "oracle": 9, "pauser": 12, "signer": 0, "policy": 1}
 
 
 @pytest.mark.parametrize("holder", ROLE_HOLDERS)
@@ -141,13 +170,13 @@ def test_each_role_holder_is_refused_everything_its_roles_do_not_cover(stack, ke
     every other role-gated function of every contract refuses it."""
     permitted = []
     for (contract, name), allowed in sorted(GATED.items()):
-        fn = getattr(getattr(stack, contract).functions, name)(*arguments(contract, name, keys, loan_terms, requested))
+        fn = getattr(getattr(stack, contract).functions, name)(*arguments(contract, name, keys, loan_terms, requested, stack))
         refusal = RULES[(contract, name)][1]
         if holder not in allowed:
-            assert revert_name(fn, keys[holder].address) == refusal, f"{holder} may call {contract}.{name}"
+            assert revert_name(fn, who(stack, keys, holder)) == refusal, f"{holder} may call {contract}.{name}"
             continue
         try:  # dummy arguments may be refused, never for want of permission
-            assert revert_name(fn, keys[holder].address) != refusal, f"{holder} refused {contract}.{name}"
+            assert revert_name(fn, who(stack, keys, holder)) != refusal, f"{holder} refused {contract}.{name}"
         except AssertionError as exc:
             if "did not revert" not in str(exc):
                 raise
@@ -163,20 +192,20 @@ def test_pause_stops_every_state_change_until_unpaused(w3, stack, keys, loan_ter
         w3.eth.wait_for_transaction_receipt(driver_send)
     for contract, name in sorted(RULES):
         holder, _ = RULES[(contract, name)]
-        if name in PAUSE_EXEMPT:
+        if pause_exempt(contract, name):
             continue
-        fn = getattr(getattr(stack, contract).functions, name)(*arguments(contract, name, keys, loan_terms, requested))
-        assert revert_name(fn, keys[holder].address) == "EnforcedPause", f"{contract}.{name} runs while paused"
+        fn = getattr(getattr(stack, contract).functions, name)(*arguments(contract, name, keys, loan_terms, requested, stack))
+        assert revert_name(fn, who(stack, keys, holder)) == "EnforcedPause", f"{contract}.{name} runs while paused"
     for contract in ARTIFACT:
         w3.eth.wait_for_transaction_receipt(getattr(stack, contract).functions.unpause().transact({"from": keys["pauser"].address}))
     # Unpaused, nothing is refused for the pause any more (dummy arguments may still be refused otherwise).
     for contract, name in sorted(RULES):
         holder, _ = RULES[(contract, name)]
-        if name in PAUSE_EXEMPT:
+        if pause_exempt(contract, name):
             continue
-        fn = getattr(getattr(stack, contract).functions, name)(*arguments(contract, name, keys, loan_terms, requested))
+        fn = getattr(getattr(stack, contract).functions, name)(*arguments(contract, name, keys, loan_terms, requested, stack))
         try:
-            assert revert_name(fn, keys[holder].address) != "EnforcedPause", f"{contract}.{name} still paused"
+            assert revert_name(fn, who(stack, keys, holder)) != "EnforcedPause", f"{contract}.{name} still paused"
         except AssertionError as exc:
             if "did not revert" not in str(exc):
                 raise

@@ -17,14 +17,15 @@ from ledger.cli.roles import role_names
 from ledger.contracts import bind
 from ledger.deploy import (
     GRANTS,
+    RENOUNCED_BY_ADMIN,
     RoleHolders,
     build_manifest,
     contracts_checking,
     deploy_stack,
     grants_by_contract,
 )
-from ledger.manifest import CONTRACT_NAMES
-from ledger.node import DEV_SCORE_SIGNERS, EphemeralNode, dev_account
+from ledger.manifest import CONTRACT_NAMES, DeployedContract
+from ledger.node import DEV_POLICY, DEV_SCORE_SIGNERS, DEV_SECOND_ADMIN, DEV_SECOND_OPERATOR, EphemeralNode, dev_account
 
 CLI = str(Path(sys.executable).with_name("loanledger"))
 
@@ -52,12 +53,14 @@ def blank(code: bytes, address: str) -> bytes:
     return code.replace(found, bytes(20))
 
 
-def assert_least_privilege(w3: Web3, bindings, holders: RoleHolders) -> None:
+def assert_least_privilege(w3: Web3, bindings, holders: RoleHolders, admin_renounced: bool = False) -> None:
     """Every role of every contract (named by its ABI's `*_ROLE()` views) is held by exactly the table's
-    holders (the admin keeps DEFAULT_ADMIN_ROLE): hasRole for each holder, and no RoleGranted event since
-    deployment names anyone else."""
-    expected = grants_by_contract(holders)
-    accounts = {holders.admin, holders.operator, holders.oracle, holders.pauser, *holders.score_signers}
+    holders (the admin keeps DEFAULT_ADMIN_ROLE unless it renounced it): hasRole for each holder, and no
+    RoleGranted event since deployment names anyone else."""
+    expected = grants_by_contract(holders, {name: c.address for name, c in bindings.manifest.contracts.items()},
+                                  admin_renounced=admin_renounced)
+    accounts = {holders.admin, holders.operator, holders.oracle, holders.pauser, *holders.score_signers,
+                holders.second_admin, holders.second_operator, holders.policy, bindings.four_eyes.address} - {""}
     for name in CONTRACT_NAMES:
         contract = bindings.by_name(name)
         names = role_names(contract)
@@ -68,20 +71,27 @@ def assert_least_privilege(w3: Web3, bindings, holders: RoleHolders) -> None:
                 assert holds == (account in expected[name].get(role, [])), (name, role, account)
         granted = contract.events.RoleGranted().get_logs(
             from_block=bindings.manifest.contracts[name].block, to_block="latest")
+        renounced = [("DEFAULT_ADMIN_ROLE", holders.admin)] if admin_renounced and name in RENOUNCED_BY_ADMIN else []
         assert sorted((names[bytes(e.args.role)], e.args.account) for e in granted) == \
-            sorted((role, holder) for role, who in expected[name].items() for holder in who), name
+            sorted([(role, holder) for role, who in expected[name].items() for holder in who] + renounced), name
 
 
 def test_the_grants_table_gives_each_role_only_where_a_function_checks_it():
-    """The table's roles are the contracts' own: `OPERATOR_ROLE` on the catalogue because its product
-    functions check it, never ORACLE_ROLE there; every pausable contract's PAUSER_ROLE to the pauser."""
+    """The table's roles are the contracts' own: `FOUR_EYES_ROLE` on the catalogue because its product
+    functions check it (and no OPERATOR_ROLE: an operator alone publishes nothing), never ORACLE_ROLE there; every pausable contract's PAUSER_ROLE to the pauser (FourEyes gets
+    its own roles from its constructor); DEFAULT_ADMIN_ROLE to FourEyes only, so two admins can grant roles."""
     table = {(g.contract, g.role): g.holder for g in GRANTS}
     assert len(table) == len(GRANTS)  # one holder per role per contract
     assert all(g.reason for g in GRANTS)
     assert ("ProductCatalog", "ORACLE_ROLE") not in table and ("ActionLogAnchor", "ORACLE_ROLE") not in table
-    assert ("CreditOracle", "OPERATOR_ROLE") not in table
-    assert all(table[(name, "PAUSER_ROLE")] == "pauser" for name in CONTRACT_NAMES)
-    assert not any(g.role == "DEFAULT_ADMIN_ROLE" or g.holder == "admin" for g in GRANTS)
+    assert ("CreditOracle", "OPERATOR_ROLE") not in table and ("ProductCatalog", "OPERATOR_ROLE") not in table
+    assert table[("ProductCatalog", "FOUR_EYES_ROLE")] == table[("LoanBook", "FOUR_EYES_ROLE")] == "FourEyes"
+    assert all(table[(name, "PAUSER_ROLE")] == "pauser" for name in CONTRACT_NAMES if name != "FourEyes")
+    assert not any(g.contract == "FourEyes" for g in GRANTS)
+    assert not any(g.holder == "admin" for g in GRANTS)
+    assert [g.contract for g in GRANTS if g.role == "DEFAULT_ADMIN_ROLE"] == \
+        [name for name in CONTRACT_NAMES if name != "FourEyes"]
+    assert all(g.holder == "FourEyes" for g in GRANTS if g.role == "DEFAULT_ADMIN_ROLE")
     assert contracts_checking("ORACLE_ROLE") == ["BorrowerRegistry", "CreditOracle", "LoanBook"]
     assert contracts_checking("SCORE_SIGNER_ROLE") == ["CreditOracle"]
 
@@ -103,9 +113,15 @@ def test_deploy_writes_the_manifest_grants_roles_is_a_no_op_again_and_redeploys_
     bindings = bind(w3, manifest)
     operator, oracle, pauser = (dev_account(i).address for i in range(1, 4))
     signers = tuple(dev_account(i).address for i in DEV_SCORE_SIGNERS)
-    holders = RoleHolders(dev_account(0).address, operator, oracle, pauser, signers)
+    # The deploy's local defaults for FourEyes' second admin and operator, and the automatic policy.
+    second_admin, second_operator, policy = (dev_account(i).address
+                                             for i in (DEV_SECOND_ADMIN, DEV_SECOND_OPERATOR, DEV_POLICY))
+    holders = RoleHolders(dev_account(0).address, operator, oracle, pauser, signers, second_admin, second_operator,
+                          policy)
     assert_least_privilege(w3, bindings, holders)
-    assert manifest.grants == grants_by_contract(holders)
+    assert manifest.grants == grants_by_contract(holders, {name: c.address for name, c in manifest.contracts.items()})
+    assert manifest.grants["FourEyes"] == {"DEFAULT_ADMIN_ROLE": [dev_account(0).address, second_admin],
+                                           "OPERATOR_ROLE": [operator, second_operator], "PAUSER_ROLE": [pauser]}
     # The local quorum: three score signers, each its own key; a report needs two of them.
     assert len(set(signers)) == 3 and manifest.roles["SCORE_SIGNER_ROLE"] == list(signers)
     assert manifest.grants["CreditOracle"]["SCORE_SIGNER_ROLE"] == list(signers)
@@ -116,10 +132,15 @@ def test_deploy_writes_the_manifest_grants_roles_is_a_no_op_again_and_redeploys_
     assert all(c.functions.trustedForwarder().call() == bindings.forwarder.address for c in bindings.all)
     # One plan: the web3 path describes the same deployment, but for where and when it happened.
     web3_path = deploy_stack(w3, dev_account(0).address, operator=operator, oracle=oracle, pauser=pauser,
-                             score_signer=signers, signer_threshold=2).manifest
-    where_and_when = {"contracts", "forwarder", "deployed_at"}
+                             score_signer=signers, signer_threshold=2, second_admin=second_admin,
+                             second_operator=second_operator, policy=policy).manifest
+    where_and_when = {"contracts", "forwarder", "deployed_at", "grants"}
     assert {k: v for k, v in asdict(web3_path).items() if k not in where_and_when} == \
         {k: v for k, v in asdict(manifest).items() if k not in where_and_when}
+    # The grants name the same holders, but for FourEyes, which each deployment has its own of.
+    four_eyes = {web3_path.address("FourEyes"): "FourEyes", manifest.address("FourEyes"): "FourEyes"}
+    assert {c: {r: [four_eyes.get(h, h) for h in hs] for r, hs in g.items()} for c, g in web3_path.grants.items()} == \
+        {c: {r: [four_eyes.get(h, h) for h in hs] for r, hs in g.items()} for c, g in manifest.grants.items()}
     # One compiler configuration: ape-config.yaml's solidity settings give the artifacts' code (the
     # contracts whose one immutable is the forwarder they trust compare once it is blanked; only the metadata
     # hash, which names paths, differs).
@@ -134,19 +155,24 @@ def test_deploy_writes_the_manifest_grants_roles_is_a_no_op_again_and_redeploys_
     assert w3.eth.block_number == block
     assert manifests.load(path) == manifest
 
-    # A role holder from the environment, the way an operator configures a real network.
+    # A role holder from the environment, the way an operator configures a real network; and the admin giving up
+    # its own DEFAULT_ADMIN_ROLE (role grants and admin settings then need two admins, through FourEyes).
     new_operator = dev_account(9).address
     # The quorum too: the signers as a comma-separated list, the threshold a deploy setting.
     fresh = deploy(node, path, "--redeploy", LOANLEDGER_DEPLOY_OPERATOR=new_operator,
-                   LOANLEDGER_DEPLOY_SCORE_SIGNERS=",".join(signers[:2]), LOANLEDGER_DEPLOY_SIGNER_THRESHOLD="2")
+                   LOANLEDGER_DEPLOY_SCORE_SIGNERS=",".join(signers[:2]), LOANLEDGER_DEPLOY_SIGNER_THRESHOLD="2",
+                   LOANLEDGER_DEPLOY_ADMIN_RENOUNCES="1")
     assert fresh.returncode == 0, fresh.stdout + fresh.stderr
     renewed = manifests.load(path)
     assert {renewed.address(n) for n in CONTRACT_NAMES}.isdisjoint({manifest.address(n) for n in CONTRACT_NAMES})
-    assert renewed.roles["OPERATOR_ROLE"] == [new_operator]
+    assert renewed.roles["OPERATOR_ROLE"] == [new_operator, second_operator]
     assert renewed.roles["SCORE_SIGNER_ROLE"] == list(signers[:2]) and renewed.signer_threshold == 2
     assert_least_privilege(w3, bind(w3, renewed), RoleHolders(dev_account(0).address, new_operator, oracle,
-                                                              pauser, signers[:2]))
+                                                              pauser, signers[:2], second_admin, second_operator,
+                                                              policy),
+                           admin_renounced=True)
     assert bind(w3, renewed).oracle.functions.signerThreshold().call() == 2
+    assert renewed.grants["LoanBook"]["DEFAULT_ADMIN_ROLE"] == [renewed.address("FourEyes")]
     book = bind(w3, renewed).book
     assert not book.functions.hasRole(book.functions.OPERATOR_ROLE().call(), operator).call()
 
@@ -186,9 +212,9 @@ def test_deploy_to_a_named_network_needs_an_explicit_deployer_and_changes_nothin
 
 def test_a_manifest_from_before_per_contract_grants_still_loads_and_reads_its_roles_everywhere():
     holders = RoleHolders(*(dev_account(i).address for i in range(5)))
-    new = build_manifest("local", 31337, holders, {}, 0)
-    assert new.granted("ProductCatalog") == {"DEFAULT_ADMIN_ROLE": [holders.admin], "OPERATOR_ROLE": [holders.operator],
-                                             "PAUSER_ROLE": [holders.pauser]}
+    new = build_manifest("local", 31337, holders, {"FourEyes": DeployedContract("0x" + "fe" * 20, 1, "0x")}, 0)
+    assert new.granted("ProductCatalog") == {"DEFAULT_ADMIN_ROLE": [holders.admin, "0x" + "fe" * 20],
+                                             "FOUR_EYES_ROLE": ["0x" + "fe" * 20], "PAUSER_ROLE": [holders.pauser]}
     old = json.loads(new.to_json())
     del old["grants"]
     loaded = manifests.Manifest.from_json(json.dumps(old))

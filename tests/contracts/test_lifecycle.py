@@ -256,7 +256,7 @@ def _published(driver, **changes):
         late_fee_bps=500, penalty_rate_bps=1_200, default_after=90 * DAY, service_fee_bps=50,
         early_repayment=EarlyRepayment.REDUCE_INSTALLMENT_AMOUNT, auto_approve=True, auto_approve_max_principal=500_000)
     catalog = driver.stack.catalog
-    driver.send(catalog.functions.createProduct(replace(product, **changes).as_tuple(catalog)), driver.keys["operator"])
+    driver.by_two_operators(catalog.functions.createProduct(replace(product, **changes).as_tuple(catalog)))
     return catalog.functions.productCount().call()
 
 
@@ -276,7 +276,7 @@ def test_the_book_copies_the_product_version_the_borrower_signed_for(w3, stack, 
 
     # A new version changes nothing for loans already made, and the old version can no longer be applied for.
     dearer = catalog.functions.product(product_id, 1).call()
-    driver.send(catalog.functions.changeProduct(product_id, (*dearer[:9], 1_900, *dearer[10:])), keys["operator"])
+    driver.by_two_operators(catalog.functions.changeProduct(product_id, (*dearer[:9], 1_900, *dearer[10:])))
     assert book.functions.loanOf(loan_id).call()[0] == tuple(requested.terms.values())
     application, deadline, signature = driver.application(alice, product_id, 1, 1_000_000, 4)
     assert revert_name(book.functions.requestLoan(application, alice.address, deadline, signature),
@@ -313,7 +313,7 @@ def test_a_retired_product_or_one_in_a_currency_without_a_limit_is_refused(stack
     book, alice, eve = stack.book, keys["alice"], keys["eve"].address
     driver.register(alice)
     retired = _published(driver)
-    driver.send(stack.catalog.functions.retireProduct(retired), keys["operator"])
+    driver.by_two_operators(stack.catalog.functions.retireProduct(retired))
     dollars = _published(driver, currency=b"USD")
     for product_id, error in ((retired, "ProductCatalogRetired"), (dollars, "LoanBookNoCreditLimit")):
         application, deadline, signature = driver.application(alice, product_id, 1, 100_000, 3)

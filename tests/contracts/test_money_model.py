@@ -81,7 +81,7 @@ def test_a_payment_on_a_written_off_loan_is_a_recovery_up_to_what_is_still_owed(
     book, oracle, operator = stack.book, keys["oracle"].address, keys["operator"].address
     driver.advance(schedule[0][0] - driver.now + loan_terms.defaultAfter + DAY)
     driver.w3.eth.wait_for_transaction_receipt(book.functions.declareDefault(loan_id).transact({"from": operator}))
-    driver.w3.eth.wait_for_transaction_receipt(book.functions.writeOff(loan_id).transact({"from": operator}))
+    driver.write_off(loan_id)
     exposure = book.functions.outstandingPrincipal(keys["alice"].address, b"CNY").call()
 
     at = driver.now + 10

@@ -181,9 +181,10 @@ def test_the_cost_cap_discounts_a_monthly_product_at_a_twelfth_of_the_cap(driver
     within = [catalog.functions.checkCost(replace(ACTUAL, annualRateBps=bps).as_tuple(), 0).call()[0]
               for bps in (2400, 2355, 2354)]
     assert within == [False, False, True]  # 2,400 * 365 / 12 / 31 = 2,354.8
-    driver.send(catalog.functions.createProduct(offering(MONTHLY).as_tuple(catalog)), keys["operator"])
+    driver.by_two_operators(catalog.functions.createProduct(offering(MONTHLY).as_tuple(catalog)))
     too_dear = offering(replace(MONTHLY, annualRateBps=2401, penaltyRateBps=1199), "dearer").as_tuple(catalog)
-    assert revert_name(catalog.functions.createProduct(too_dear), keys["operator"].address) == "ProductCatalogCostAboveCap"
+    assert revert_name(catalog.functions.createProduct(too_dear), driver.stack.four_eyes.address) == \
+        "ProductCatalogCostAboveCap"
 
 
 # ---- paying on the calendar's dates -------------------------------------------------------------------------

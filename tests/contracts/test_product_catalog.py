@@ -43,7 +43,9 @@ def catalog(w3, keys):
     no_forwarder = "0x" + "00" * 20  # a catalogue of its own: direct calls only
     receipt = w3.eth.wait_for_transaction_receipt(factory.constructor(admin, no_forwarder).transact({"from": admin}))
     contract = w3.eth.contract(address=receipt.contractAddress, abi=artifact["abi"])
-    for role, holder in (("OPERATOR_ROLE", "operator"), ("PAUSER_ROLE", "pauser")):
+    # The operator's key stands in for FourEyes here (the only holder of FOUR_EYES_ROLE in a deployment): these are
+    # the catalogue's own rules; two operators deciding is tests/contracts/test_four_eyes.py's story.
+    for role, holder in (("FOUR_EYES_ROLE", "operator"), ("PAUSER_ROLE", "pauser")):
         role_id = getattr(contract.functions, role)().call()
         transact(w3, contract.functions.grantRole(role_id, keys[holder].address), admin)
     return contract

@@ -34,10 +34,9 @@ def env(w3, stack, tmp_path) -> dict[str, str]:
 
 
 @pytest.fixture
-def fee_product(w3, stack, keys) -> int:
+def fee_product(stack, driver) -> int:
     catalog = stack.catalog
-    tx = catalog.functions.createProduct(FEE_PRODUCT.as_tuple(catalog)).transact({"from": keys["operator"].address})
-    assert w3.eth.wait_for_transaction_receipt(tx).status == 1
+    driver.by_two_operators(catalog.functions.createProduct(FEE_PRODUCT.as_tuple(catalog)))
     return catalog.functions.productCount().call()
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from web3 import Web3
 
+from ledger import four_eyes
 from ledger import manifest as manifests
 from ledger.contracts import bind
 from ledger.deploy import deploy_stack
@@ -71,7 +72,9 @@ def test_the_ledger_survives_stop_and_start(node_env, tmp_path):
     # Contracts, a catalogue setting changed by a transaction, and a plain transfer.
     w3 = connect(node_env)
     admin, operator, oracle, pauser, signer = (dev_account(i).address for i in range(5))
-    stack = deploy_stack(w3, admin, operator=operator, oracle=oracle, pauser=pauser, score_signer=signer)
+    operator2 = dev_account(29).address
+    stack = deploy_stack(w3, admin, operator=operator, oracle=oracle, pauser=pauser, score_signer=signer,
+                         second_operator=operator2)
     changed = w3.eth.wait_for_transaction_receipt(stack.catalog.functions.setCostCap(2_000).transact({"from": admin}))
     product = Product(name=product_name("2 months"), currency=b"CNY", min_principal=1_000, max_principal=1_000,
                       min_installments=2, max_installments=2, frequency=Frequency.FIXED_INTERVAL,
@@ -79,8 +82,8 @@ def test_the_ledger_survives_stop_and_start(node_env, tmp_path):
                       amortization=Amortization.EQUAL_PRINCIPAL, grace_period=0, late_fee_bps=0, penalty_rate_bps=0,
                       default_after=90 * 86_400, service_fee_bps=0, early_repayment=EarlyRepayment.REDUCE_INSTALLMENTS,
                       auto_approve=False, auto_approve_max_principal=0)
-    w3.eth.wait_for_transaction_receipt(
-        stack.catalog.functions.createProduct(product.as_tuple(stack.catalog)).transact({"from": operator}))
+    four_eyes.carry_out(w3, stack.four_eyes, stack.catalog.functions.createProduct(product.as_tuple(stack.catalog)),
+                        operator, operator2)
     payee = dev_account(20).address
     balance = w3.eth.get_balance(payee)
     transfer = w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction({"from": admin, "to": payee, "value": 12_345}))

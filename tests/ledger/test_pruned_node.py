@@ -41,7 +41,7 @@ DAY = 86_400
 
 
 def _start_anvil(port: int, *extra: str) -> subprocess.Popen:
-    proc = subprocess.Popen(anvil_command(port, accounts=10, extra=extra),
+    proc = subprocess.Popen(anvil_command(port, accounts=13, extra=extra),  # the session's keys, operator2 included
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     w3 = Web3(Web3.HTTPProvider(f"http://127.0.0.1:{port}"))
     for _ in range(200):
@@ -106,7 +106,7 @@ def test_an_indexer_behind_a_node_without_history_catches_up_and_verifies(histor
     w3, settle = historyless
     stack = deploy_stack(w3, keys["admin"].address, operator=keys["operator"].address,
                          oracle=keys["oracle"].address, pauser=keys["pauser"].address,
-                         score_signer=keys["signer"].address)
+                         score_signer=keys["signer"].address, second_operator=keys["operator2"].address)
     driver = driver_for(w3, stack)
     env = {"LOANLEDGER_HOME": str(tmp_path / "home"), "LOANLEDGER_NODE_URL": w3.provider.endpoint_uri,
            "LOANLEDGER_MANIFEST": str(manifests.save(stack.manifest, tmp_path / "local.json")),

@@ -211,7 +211,7 @@ def test_a_reversed_recovery_takes_the_recovered_money_back(flow, driver, stack,
     loan_id = driver.active_loan(keys["bob"], ref=b"payout-written-off", report_id=1)
     driver.advance(121 * 86_400)
     send(stack.book.functions.declareDefault(loan_id))
-    send(stack.book.functions.writeOff(loan_id))
+    driver.write_off(loan_id)
     recovered = flow.collect(loan_id, 5_000)
     assert flow.settled(recovered) == {recovered: ("done", "credited")}
     assert progress(stack, loan_id)["recovered"] == 5_000
