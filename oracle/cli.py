@@ -1,4 +1,5 @@
-"""The oracle's commands: `loanledger oracle train|run|outbox`, and the development stand-ins `rail` and `bureau`."""
+"""The oracle's commands: `loanledger oracle train|run|outbox|proposals|signer|policy`, and the development
+stand-ins `rail` and `bureau`."""
 
 from __future__ import annotations
 
@@ -289,6 +290,51 @@ def signer_command(
     finally:
         sessions.kw["bind"].dispose()
     logging.getLogger("oracle").info("score signer %s stopped", name)
+
+
+@oracle_app.command("policy")
+def policy_command(
+    interval: float = typer.Option(0.5, "--interval", min=0.01, help="Seconds between rounds."),
+    log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
+) -> None:
+    """Run the automatic approval policy until SIGTERM: approve, or reject with the loan book's reason, the
+    Requested loans their product made autoApprovable, and order the payouts of its approvals.
+
+    It holds only the policy key (LOANLEDGER_POLICY_KEY or the keystore <keystore dir>/policy.json: POLICY_ROLE on
+    the loan book, which admits it only for autoApprovable loans); operators switch it on and off through the API.
+    """
+    import signal
+    import threading
+
+    from ledger.chain import ChainClient, SignerNotConfigured, load_account, web3_for
+    from ledger.cli._common import fail, manifest
+    from ledger.config import load_settings
+    from ledger.contracts import bind
+    from ledger.store import open_store
+    from oracle.policy import Policy, PolicyContext
+
+    _logging(log_level)
+    settings = load_settings()
+    try:
+        account = load_account(settings, "policy")
+    except SignerNotConfigured as exc:
+        raise fail(str(exc)) from None
+    w3 = web3_for(settings)
+    bindings = bind(w3, manifest(settings))
+    sessions = open_store(settings.database_url)
+    context = PolicyContext(settings, sessions, w3, bindings)
+    client = ChainClient(w3, account, bindings.errors, receipt_timeout=settings.tx_timeout)
+    policy = Policy(context, client, fault=settings.policy_fault)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    logging.getLogger("oracle").info("automatic policy (%s): loan book %s, store %s", account.address,
+                                     bindings.book.address, settings.database_url.split("@")[-1])
+    try:
+        policy.run(stop, interval)
+    finally:
+        sessions.kw["bind"].dispose()
+    logging.getLogger("oracle").info("automatic policy stopped")
 
 
 def _outbox_worker(settings, sessions, account, batch_size: int, interval: float, max_backoff: float, fault):
