@@ -184,7 +184,9 @@ def test_killed_between_approval_and_payout_order_the_restarted_policy_orders_it
 
     setup.policy.start()
     (order,) = eventually(lambda: orders(setup.sessions, loan_id), "the reconciled payout order")
-    eventually(lambda: [p for p in setup.rail.payments.values() if p.loan_id == loan_id], "the payout on the rail")
+    (paid,) = eventually(lambda: [p for p in setup.rail.payments.values() if p.loan_id == loan_id],
+                         "the payout on the rail")
+    assert order.amount == paid.amount == loan_terms.principal - loan_terms.serviceFee
     assert "without its payout order: ordering it now" in setup.policy.text()
     time.sleep(1.0)  # later rounds order nothing more, and the approval was sent once
     assert len(orders(setup.sessions, loan_id)) == 1 and len(setup.rail.payments) == 1
