@@ -294,7 +294,7 @@ def signer_command(
 
 @oracle_app.command("policy")
 def policy_command(
-    interval: float = typer.Option(0.5, "--interval", min=0.01, help="Seconds between rounds."),
+    interval: float = typer.Option(0.2, "--interval", min=0.01, help="Seconds between rounds."),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
 ) -> None:
     """Run the automatic approval policy until SIGTERM: approve, or reject with the loan book's reason, the
