@@ -331,6 +331,13 @@ def policy_command(
     logging.getLogger("oracle").info("automatic policy (%s): loan book %s, store %s", account.address,
                                      bindings.book.address, settings.database_url.split("@")[-1])
     try:
+        if not policy.holds_role():
+            logging.getLogger("oracle").warning("the policy key %s does not hold POLICY_ROLE on the loan book: the "
+                                                "book will refuse its decisions (grant it, or configure the "
+                                                "deployed policy key)", account.address)
+    except Exception as exc:  # noqa: BLE001 - the node may be down at start: the rounds wait for it
+        logging.getLogger("oracle").warning("could not check the policy key's role: %s", exc)
+    try:
         policy.run(stop, interval)
     finally:
         sessions.kw["bind"].dispose()

@@ -37,6 +37,7 @@ from web3 import Web3
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound
 
+from api.errors import ApiError
 from api.services.decisions import (
     REJECTIONS,
     auto_approve_enabled,
@@ -102,6 +103,11 @@ class Policy:
     def address(self) -> str:
         return self.client.address
 
+    def holds_role(self) -> bool:
+        """Whether its key holds POLICY_ROLE on the loan book (without it, the book refuses every decision)."""
+        book = self.context.bindings.book
+        return book.functions.hasRole(book.functions.POLICY_ROLE().call(), self.address).call()
+
     def run(self, stop: threading.Event, interval: float) -> None:
         while not stop.is_set():
             try:
@@ -121,7 +127,8 @@ class Policy:
                 decision = self.decide(loan_id)
             except (LoanLedgerError, ContractLogicError) as exc:  # paused, a node error, ...: the others go on
                 done.set_aside[loan_id] = str(exc)[:300]
-                log.warning("policy set loan %d aside this round: %s", loan_id, exc)
+                if (self._noted or {}).get(loan_id) != done.set_aside[loan_id]:  # once, not every round
+                    log.warning("policy set loan %d aside: %s", loan_id, exc)
                 continue
             if decision is not None:
                 done.decided[loan_id] = decision
@@ -186,7 +193,10 @@ class Policy:
 
     def _order(self, loan_id: int) -> None:
         """The payout order (a provider that does not answer leaves it recorded: a retry reconciles it first)."""
-        request_payout(self.context, loan_id, ACTOR, _request_id(loan_id))
+        try:
+            request_payout(self.context, loan_id, ACTOR, _request_id(loan_id))
+        except ApiError as exc:  # e.g. cancelled meanwhile (the read model lags): nothing to pay out
+            log.warning("no payout ordered for loan %d: %s", loan_id, exc.message)
 
     def _in_flight(self, loan_id: int) -> bool:
         """Whether the last decision sent for `loan_id` is still with the node (mined or pending): then it is not
