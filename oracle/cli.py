@@ -344,6 +344,33 @@ def policy_command(
     logging.getLogger("oracle").info("automatic policy stopped")
 
 
+@oracle_app.command("policy-status")
+def policy_status_command(as_json: bool = typer.Option(False, "--json", help="One JSON object.")) -> None:
+    """Whether the automatic policy is switched on, and the loans its last round set aside (and why): what an
+    operator must look at (a paused book, a key without POLICY_ROLE, a node error)."""
+    from types import SimpleNamespace
+
+    from api.services.decisions import auto_approve_enabled
+    from ledger.config import load_settings
+    from ledger.store import open_store
+    from oracle.policy import set_aside
+
+    settings = load_settings()
+    sessions = open_store(settings.database_url)
+    try:
+        status = {"auto_approve": auto_approve_enabled(SimpleNamespace(sessions=sessions, settings=settings)),
+                  "set_aside": {str(k): v for k, v in set_aside(sessions).items()}}
+    finally:
+        sessions.kw["bind"].dispose()
+    if as_json:
+        typer.echo(json.dumps(status))
+        return
+    typer.echo(f"automatic policy: {'on' if status['auto_approve'] else 'off'}; "
+               f"{len(status['set_aside'])} loan(s) set aside by its last round")
+    for loan_id, why in status["set_aside"].items():
+        typer.echo(f"  loan {loan_id}: {why}")
+
+
 def _outbox_worker(settings, sessions, account, batch_size: int, interval: float, max_backoff: float, fault):
     """The worker, signing as the oracle; the node may be down at start (the worker waits for it)."""
     from ledger.chain import ChainClient, NodeUnavailable, connect, web3_for

@@ -4,9 +4,14 @@ answer it lost is asked of the chain, not sent again."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import replace
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -121,3 +126,16 @@ def test_a_sent_decision_still_with_the_node_is_not_sent_again_one_never_seen_is
     assert w3.eth.get_transaction_receipt(pending)["status"] == 1
     assert [status(stack, first), status(stack, second)] == [APPROVED, APPROVED]
     assert run().decided == {}
+
+
+def test_the_cli_shows_the_switch_and_what_the_last_round_set_aside(driver, stack, keys, rounds, two_loans, tmp_path):
+    policy, run = rounds
+    driver.send(stack.book.functions.pause(), keys["pauser"])
+    run()
+    env = {**os.environ, "LOANLEDGER_HOME": str(tmp_path), "LOANLEDGER_DB_URL": policy.context.settings.db_url}
+    shown = subprocess.run([str(Path(sys.executable).with_name("loanledger")), "oracle", "policy-status", "--json"],
+                           check=False, env=env, capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    status = json.loads(shown.stdout)
+    assert status["auto_approve"] is True and sorted(map(int, status["set_aside"])) == sorted(two_loans)
+    assert all("EnforcedPause" in why for why in status["set_aside"].values())
