@@ -108,13 +108,17 @@ class Policy:
         book = self.context.bindings.book
         return book.functions.hasRole(book.functions.POLICY_ROLE().call(), self.address).call()
 
-    def run(self, stop: threading.Event, interval: float) -> None:
+    def run(self, stop: threading.Event, interval: float, max_backoff: float = 30.0) -> None:
+        failures = 0
         while not stop.is_set():
             try:
                 self.run_once()
-            except Exception:  # node or store down for a moment: the next round retries
-                log.exception("policy round failed; retrying in %.1fs", interval)
-            stop.wait(interval)
+                failures = 0
+            except Exception:  # node or store down for a while: later rounds retry, less and less often
+                failures += 1
+                log.exception("policy round failed (%d in a row); retrying in %.1fs", failures,
+                              min(interval * 2 ** failures, max_backoff))
+            stop.wait(min(interval * 2 ** failures, max_backoff) if failures else interval)
 
     def run_once(self) -> Round:
         """Orders the payouts earlier approvals lack, then, while the policy is on, decides the waiting loans."""
