@@ -115,8 +115,8 @@ class Policy:
                 self.run_once()
                 failures = 0
             except Exception:  # node or store down for a while: later rounds retry, less and less often
-                failures += 1
-                log.exception("policy round failed (%d in a row); retrying in %.1fs", failures,
+                failures = min(failures + 1, 16)  # 2**16 rounds' wait is past any backoff: no float overflow
+                log.exception("policy round failed (%d+ in a row); retrying in %.1fs", failures,
                               min(interval * 2 ** failures, max_backoff))
             stop.wait(min(interval * 2 ** failures, max_backoff) if failures else interval)
 
