@@ -52,7 +52,8 @@ def rounds(w3, stack, keys, tmp_path):
 def two_loans(driver, stack, keys, loan_terms) -> list[int]:
     """Two auto-approvable loans of alice's (registered and scored)."""
     driver.product(loan_terms)
-    product = replace(offering(loan_terms, "policy"), auto_approve=True, auto_approve_max_principal=loan_terms.principal)
+    product = replace(offering(loan_terms, "policy"), auto_approve=True,
+                      auto_approve_max_principal=loan_terms.principal)
     driver.by_two_operators(stack.catalog.functions.createProduct(product.as_tuple(stack.catalog)))
     product_id = stack.catalog.functions.productCount().call()
     driver.register(keys["alice"])
