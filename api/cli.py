@@ -194,6 +194,8 @@ def register(app: typer.Typer) -> None:
         installments: int = typer.Option(..., "--installments", min=1, help="Within the product's allowed numbers."),
         version: int = typer.Option(None, "--version", min=1, help="The product version to sign (default: latest)."),
         yes: bool = typer.Option(False, "--yes", "-y", help="Apply without asking."),
+        wait: float = typer.Option(0, "--wait", min=0, help="Seconds to wait for the decision (the automatic policy "
+                                   "decides shortly after, when the product lets it); 0: answer at once."),
         wallet: str = WALLET, api: str = API,
     ) -> None:
         """Show what applying for a product gives (its terms, the fee, the contract's schedule), then sign and apply."""
@@ -216,6 +218,18 @@ def register(app: typer.Typer) -> None:
         answer = _call(signer.apply, product_id, principal, installments, quote["product_version"])
         console.print(f"loan {answer['loan_id']}: {answer['status']}"
                       + (f" ({answer['decision']})" if answer.get("decision") else "") + f"  tx {answer['tx_hash']}")
+        if wait and answer["status"] == "Requested":
+            def decision() -> dict | None:  # a TimeoutError is an OSError, which _call takes for the API's absence
+                try:
+                    return signer.wait_for_decision(answer["loan_id"], wait)
+                except TimeoutError:
+                    return None
+            decided = _call(decision)
+            if decided is None:
+                console.print(f"loan {answer['loan_id']}: still Requested after {wait:g}s (an operator decides it, "
+                              "or the automatic policy has not yet)")
+                return
+            console.print(f"loan {answer['loan_id']}: {decided['status']}")
 
     @app.command("products")
     def products(product_id: int = typer.Argument(None, min=1, help="One product (retired ones too)."),

@@ -147,8 +147,9 @@ contract LoanBook is LoanBookBase, ILoanBookCore {
     }
 
     /// @inheritdoc ILoanBookCore
-    function reject(uint256 loanId, bytes32 reason) external onlyRole(OPERATOR_ROLE) whenNotPaused {
+    function reject(uint256 loanId, bytes32 reason) external whenNotPaused {
         LoanRecord storage loan = _loanIn(loanId, LoanStatus.Requested);
+        _checkRejecter(loanId, loan);
         loan.status = LoanStatus.Rejected;
         emit LoanRejected(loanId, loan.borrower, reason, _msgSender());
     }
@@ -570,6 +571,17 @@ contract LoanBook is LoanBookBase, ILoanBookCore {
             if (!hasRole(POLICY_ROLE, sender)) revert AccessControlUnauthorizedAccount(sender, OPERATOR_ROLE);
             if (!loan.autoApprovable) revert LoanBookNotAutoApprovable(loanId);
         }
+    }
+
+    /**
+     * @dev Who may reject this loan: an operator any, the automatic policy only what it may approve (a loan its
+     * product made autoApprovable), so it can decline with the book's reason what it cannot approve.
+     */
+    function _checkRejecter(uint256 loanId, LoanRecord storage loan) private view {
+        address sender = _msgSender();
+        if (hasRole(OPERATOR_ROLE, sender)) return;
+        if (!hasRole(POLICY_ROLE, sender)) revert AccessControlUnauthorizedAccount(sender, OPERATOR_ROLE);
+        if (!loan.autoApprovable) revert LoanBookNotAutoApprovable(loanId);
     }
 
     function _applicationHash(Application calldata application, address borrower, uint256 nonce, uint256 deadline)

@@ -172,6 +172,9 @@ class Settings(BaseSettings):
     notify_secret: SecretStr | None = None   # HMAC key of the notices `oracle run --notify-webhook` posts
     outbox_fault: str = ""                   # tests only: "before_send"|"after_send"[:N] exits the worker there
     score_signers: int = Field(3, ge=0)      # score signer processes `loanledger run` starts: score_signer_1..N
+    # Tests only: exit the policy process (`loanledger oracle policy`) once it approved a loan, before its payout is
+    # ordered ("after_approve"), or stop it there (SIGSTOP, for the test to SIGKILL: "stop_after_approve").
+    policy_fault: Literal["", "after_approve", "stop_after_approve"] = ""
     # The client commands (`loanledger wallet|login|kyc|apply|...`, on the user's machine):
     api_url: str = ""                        # the API they talk to; default http://<api_host>:<api_port>
     wallet_dir: str = ""                     # default <home>/wallets

@@ -25,12 +25,12 @@ import httpx
 from ledger.config import Settings
 from ledger.errors import LoanLedgerError
 from ledger.manifest import ROOT
-from ledger.node import DEV_SCORE_SIGNERS, LocalNode, dev_account
+from ledger.node import DEV_POLICY, DEV_SCORE_SIGNERS, LocalNode, dev_account
 
 LOANLEDGER = str(Path(sys.executable).with_name("loanledger"))  # the CLI of this environment
 DEV_CHAIN_ID = 31337
 # Which development account plays which service key on the local node (the deploy script's role holders).
-DEV_SIGNERS = {"ADMIN": 0, "OPERATOR": 1, "ORACLE": 2, "PAUSER": 3, "RELAYER": 5,
+DEV_SIGNERS = {"ADMIN": 0, "OPERATOR": 1, "ORACLE": 2, "PAUSER": 3, "RELAYER": 5, "POLICY": DEV_POLICY,
                **{f"SCORE_SIGNER_{n}": index for n, index in enumerate(DEV_SCORE_SIGNERS, start=1)}}
 
 
@@ -227,7 +227,7 @@ def _stop_group(process: subprocess.Popen, timeout: float = 15.0) -> None:
 
 
 def local_stack(settings: Settings, say: Callable[[str], None] = print, env: dict[str, str] | None = None) -> Stack:
-    """The standard stack: node, deployment, rail and bureau stand-ins, indexer, score signers, oracle, API
+    """The standard stack: node, deployment, rail and bureau stand-ins, indexer, score signers, oracle, policy, API
     (`start()` starts it)."""
     stack = Stack(settings, env=dict(os.environ if env is None else env), say=say)
     # The stand-ins and the oracle listen where the settings say the others find them.
@@ -242,5 +242,7 @@ def local_stack(settings: Settings, say: Callable[[str], None] = print, env: dic
     for n in range(1, settings.score_signers + 1):
         stack.add(f"score-signer-{n}", ["oracle", "signer", "--name", f"score_signer_{n}"])
     stack.add("oracle", ["oracle", "run", "--port", str(oracle_port)], f"{oracle_url}/healthz")
+    # The automatic approval policy: its own process with its own key (POLICY_ROLE), deciding what the API relayed.
+    stack.add("policy", ["oracle", "policy"])
     stack.add("api", ["api"], f"http://{settings.api_host}:{settings.api_port}/healthz")
     return stack

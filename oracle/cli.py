@@ -1,4 +1,5 @@
-"""The oracle's commands: `loanledger oracle train|run|outbox`, and the development stand-ins `rail` and `bureau`."""
+"""The oracle's commands: `loanledger oracle train|run|outbox|proposals|signer|policy`, and the development
+stand-ins `rail` and `bureau`."""
 
 from __future__ import annotations
 
@@ -289,6 +290,85 @@ def signer_command(
     finally:
         sessions.kw["bind"].dispose()
     logging.getLogger("oracle").info("score signer %s stopped", name)
+
+
+@oracle_app.command("policy")
+def policy_command(
+    interval: float = typer.Option(0.2, "--interval", min=0.01, help="Seconds between rounds."),
+    log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
+) -> None:
+    """Run the automatic approval policy until SIGTERM: approve, or reject with the loan book's reason, the
+    Requested loans their product made autoApprovable, and order the payouts of its approvals.
+
+    It holds only the policy key (LOANLEDGER_POLICY_KEY or the keystore <keystore dir>/policy.json: POLICY_ROLE on
+    the loan book, which admits it only for autoApprovable loans); operators switch it on and off through the API.
+    """
+    import signal
+    import threading
+
+    from ledger.chain import ChainClient, SignerNotConfigured, load_account, web3_for
+    from ledger.cli._common import fail, manifest
+    from ledger.config import load_settings
+    from ledger.contracts import bind
+    from ledger.store import open_store
+    from oracle.policy import Policy, PolicyContext
+
+    _logging(log_level)
+    settings = load_settings()
+    try:
+        account = load_account(settings, "policy")
+    except SignerNotConfigured as exc:
+        raise fail(str(exc)) from None
+    w3 = web3_for(settings)
+    bindings = bind(w3, manifest(settings))
+    sessions = open_store(settings.database_url)
+    context = PolicyContext(settings, sessions, w3, bindings)
+    client = ChainClient(w3, account, bindings.errors, receipt_timeout=settings.tx_timeout)
+    policy = Policy(context, client, fault=settings.policy_fault)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    logging.getLogger("oracle").info("automatic policy (%s): loan book %s, store %s", account.address,
+                                     bindings.book.address, settings.database_url.split("@")[-1])
+    try:
+        if not policy.holds_role():
+            logging.getLogger("oracle").warning("the policy key %s does not hold POLICY_ROLE on the loan book: the "
+                                                "book will refuse its decisions (grant it, or configure the "
+                                                "deployed policy key)", account.address)
+    except Exception as exc:  # noqa: BLE001 - the node may be down at start: the rounds wait for it
+        logging.getLogger("oracle").warning("could not check the policy key's role: %s", exc)
+    try:
+        policy.run(stop, interval)
+    finally:
+        sessions.kw["bind"].dispose()
+    logging.getLogger("oracle").info("automatic policy stopped")
+
+
+@oracle_app.command("policy-status")
+def policy_status_command(as_json: bool = typer.Option(False, "--json", help="One JSON object.")) -> None:
+    """Whether the automatic policy is switched on, and the loans its last round set aside (and why): what an
+    operator must look at (a paused book, a key without POLICY_ROLE, a node error)."""
+    from types import SimpleNamespace
+
+    from api.services.decisions import auto_approve_enabled
+    from ledger.config import load_settings
+    from ledger.store import open_store
+    from oracle.policy import set_aside
+
+    settings = load_settings()
+    sessions = open_store(settings.database_url)
+    try:
+        status = {"auto_approve": auto_approve_enabled(SimpleNamespace(sessions=sessions, settings=settings)),
+                  "set_aside": {str(k): v for k, v in set_aside(sessions).items()}}
+    finally:
+        sessions.kw["bind"].dispose()
+    if as_json:
+        typer.echo(json.dumps(status))
+        return
+    typer.echo(f"automatic policy: {'on' if status['auto_approve'] else 'off'}; "
+               f"{len(status['set_aside'])} loan(s) set aside by its last round")
+    for loan_id, why in status["set_aside"].items():
+        typer.echo(f"  loan {loan_id}: {why}")
 
 
 def _outbox_worker(settings, sessions, account, batch_size: int, interval: float, max_backoff: float, fault):

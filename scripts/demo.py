@@ -152,6 +152,17 @@ class Scenario:
             return all(paid(self.loan(i)) for i in indexes)
         wait_for(what, done, timeout=120)
 
+    def policy_decision(self, index: int) -> str:
+        """What the automatic policy (its own process, shortly after the application) decided: approved, or
+        rejected:<the loan book's reason>, read from the loan's LoanRejected event."""
+        loan_id = self.loans[index]
+        status = self.borrowers[index].wait_for_decision(loan_id, timeout=60)["status"]
+        if status != "Rejected":
+            return status.lower()
+        events = self.operator.audit(f"loans/{loan_id}")["events"]
+        reason = next(e["args"]["reason"] for e in events if e["name"] == "LoanRejected")
+        return "rejected:" + bytes.fromhex(reason.removeprefix("0x")).rstrip(b"\0").decode()
+
     def installment_amount(self, index: int) -> int:
         """What the next installment asks on its date, as the loan book says (paid a few days early, the interest
         not yet accrued prepays principal), or the payoff when that is less (the last one, paid before its due
@@ -225,6 +236,8 @@ class Scenario:
             else:
                 answer = client.apply(self.three_month, principal, 3)
             self.loans[i], self.decisions[i] = answer["loan_id"], answer["decision"] or "requested"
+            if i != self.long_term:  # the automatic policy's process decides the 3-month applications
+                self.decisions[i] = self.policy_decision(i)
             self.progress.advance(task)
         if self.decisions[self.long_term] != "requested":
             raise DemoFailed(f"the 12-month application was decided automatically: {self.decisions[self.long_term]}")
@@ -250,7 +263,8 @@ class Scenario:
     def stale_application(self) -> None:
         self.advance(4)  # day 31: the last borrower's score, pushed on day 0, is older than 30 days
         answer = self.borrowers[STALE].apply(self.three_month, 50_000, 3)
-        self.loans[STALE], self.decisions[STALE] = answer["loan_id"], answer["decision"] or "requested"
+        self.loans[STALE] = answer["loan_id"]
+        self.decisions[STALE] = self.policy_decision(STALE)
 
     def late_payment(self) -> None:
         self.advance(9)  # day 40: ten days late, past the 3-day grace: late fee and penalty

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 
+from ledger.node import DEV_POLICY, dev_account
+
 ROOT = Path(__file__).resolve().parent.parent
 LOANLEDGER = str(Path(sys.executable).with_name("loanledger"))
 
@@ -70,6 +72,10 @@ def test_run_serves_until_ctrl_c_then_stops_everything_and_keeps_the_ledger(tmp_
         first_block = int(ready["checks"]["node"].split("block ")[1].rstrip(")"))
         # The score quorum: three signer processes beside the oracle, each with its own key; reports need two.
         running = _started_by(tmp_path / "home")
+        # The automatic approval policy: its own process, signing with the policy key (POLICY_ROLE on the book).
+        assert any("loanledger oracle policy" in c for c in running), running
+        policy_log = (tmp_path / "home" / "logs" / "policy.log").read_text()
+        assert f"automatic policy ({dev_account(DEV_POLICY).address})" in policy_log, policy_log[-2000:]
         assert sorted(n for n in (1, 2, 3) if any(f"oracle signer --name score_signer_{n}" in c for c in running)) \
             == [1, 2, 3], running
         deployed = json.loads((tmp_path / "home" / "deployments" / "local.json").read_text())

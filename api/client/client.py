@@ -9,6 +9,7 @@ eth_account, the EIP-712 messages from ledger.typed_data, the bodies from api.cl
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -195,6 +196,16 @@ class LoanLedgerClient:
 
     def loan(self, loan_id: int) -> dict:
         return self._request("GET", f"/v1/loans/{loan_id}")
+
+    def wait_for_decision(self, loan_id: int, timeout: float = 30.0, interval: float = 0.25) -> dict:
+        """The loan once it is no longer Requested (the automatic policy decides shortly after an application its
+        product lets it decide; an operator any other); TimeoutError if it still is after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while (loan := self.loan(loan_id))["status"] == "Requested":
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"loan {loan_id} is still Requested after {timeout:.0f}s")
+            time.sleep(interval)
+        return loan
 
     def due(self, loan_id: int) -> dict:
         return self._request("GET", f"/v1/loans/{loan_id}/due")

@@ -105,13 +105,18 @@ class TxOut(BaseModel):
 
 
 class ApplyOut(BaseModel):
+    """The relayed application. The API decides nothing: the automatic policy (its own process and key) approves,
+    or rejects with the loan book's reason, shortly after a loan its product lets it decide, an operator any
+    other; `GET /v1/loans/{loan_id}` (the SDK's `wait_for_decision`) shows the decision."""
+
     loan_id: int
-    status: str = Field(description="Requested, Approved or Rejected: the loan's status after the automatic policy")
+    status: str = Field(description="Requested (a retried request answers what the loan became since: Approved, "
+                                    "Rejected)")
     tx_hash: str = Field(description="the relayed LoanRequested transaction")
-    decision: str | None = Field(None, description="what the automatic policy did: approved, rejected:<reason>")
+    decision: str | None = Field(None, description="null: not decided yet (the automatic policy decides shortly "
+                                                   "after, or an operator); a retried request's: approved, rejected")
 
     model_config = {"json_schema_extra": {"examples": [
-        {"loan_id": 1, "status": "Approved", "tx_hash": EXAMPLE_TX, "decision": "approved"},
         {"loan_id": 2, "status": "Requested", "tx_hash": EXAMPLE_TX, "decision": None}]}}
 
 

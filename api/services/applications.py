@@ -1,6 +1,6 @@
-"""A borrower's loan application: relay the borrower's signed application for a product version (then the automatic
-policy, if the product allows it), or their signed cancellation. The API never signs for a borrower: it checks the
-EIP-712 signature first, so a bad one costs no gas, and the loan book checks it again.
+"""A borrower's loan application: relay the borrower's signed application for a product version (the automatic
+policy's own process, or an operator, decides it after), or their signed cancellation. The API never signs for a
+borrower: it checks the EIP-712 signature first, so a bad one costs no gas, and the loan book checks it again.
 
 The relayed transaction's hash is handed to the caller before it is sent (`record_tx`), and `reconcile`
 answers from it after a crash: the loan it made, or nothing if it was never mined. A signed request is
@@ -22,7 +22,6 @@ from web3.logs import DISCARD
 
 from api.errors import ApiError
 from api.idempotency import IN_FLIGHT
-from api.services.decisions import apply_policy
 from api.services.transactions import Sent, record
 from ledger import typed_data
 from ledger.book import LoanStatus, read_loan
@@ -59,12 +58,12 @@ class Signed:
 class Application:
     loan_id: int
     tx_hash: str  # the relayed LoanRequested transaction
-    decision: str | None  # what the automatic policy did: approved, rejected:<reason>, or None
-    block_number: int  # the last block the request and the decision wrote
+    decision: str | None  # None: Requested (the policy or an operator decides it); a reconciled one: what it became
+    block_number: int  # the block of the request
 
     @property
     def status(self) -> str:
-        """The loan's status after the automatic policy."""
+        """The loan's status as answered (Requested, unless a reconciled application was decided since)."""
         if self.decision == "approved":
             return "Approved"
         return "Rejected" if (self.decision or "").startswith("rejected") else "Requested"
@@ -92,8 +91,8 @@ def apply(context, borrower: str, signed: Signed, deadline: int, signature: byte
 
 
 def reconcile(context, borrower: str, tx_hash: str, request_id: str) -> Application | str | None:
-    """What a crashed application's recorded transaction did: the Application (the policy finished if the
-    loan is still Requested), IN_FLIGHT while the node holds it unmined, None if it was never mined."""
+    """What a crashed application's recorded transaction did: the Application, IN_FLIGHT while the node holds
+    it unmined, None if it was never mined."""
     receipt = _mined(context, tx_hash)
     if receipt is None or receipt is IN_FLIGHT:
         return receipt
@@ -106,20 +105,20 @@ def reconcile(context, borrower: str, tx_hash: str, request_id: str) -> Applicat
 
 
 def _requested(context, borrower: str, receipt, request_id: str, details: dict) -> Application:
-    """The loan a mined requestLoan made, logged, with the automatic policy applied if it is still Requested and its
-    product lets the policy approve it (the event says so)."""
+    """The loan a mined requestLoan made, logged. The API decides nothing: the automatic policy (its own process,
+    oracle/policy.py) decides shortly after if the product lets it (the event's `autoApprovable`), an operator
+    otherwise; a reconciled application answers what became of the loan since."""
     book = context.bindings.book
     event = book.events.LoanRequested().process_receipt(receipt, errors=DISCARD)[0]
-    loan_id, auto_approvable = event["args"]["loanId"], event["args"]["autoApprovable"]
+    loan_id = event["args"]["loanId"]
     tx_hash = to_0x_hex(receipt["transactionHash"])
     context.action_log.append(borrower, "loan.request", request_id, {"loan_id": loan_id, "tx": tx_hash, **details})
-    status = read_loan(book, loan_id).status
-    if status is LoanStatus.REQUESTED:
-        decision, block = apply_policy(context, loan_id, auto_approvable, request_id=request_id)
-    else:  # decided already (a reconciled application whose first run got that far)
-        decision, block = ("rejected" if status is LoanStatus.REJECTED
-                           else None if status is LoanStatus.CANCELLED else "approved"), None
-    return Application(loan_id, tx_hash, decision, max(receipt["blockNumber"], block or 0))
+    decision = None  # a new application is Requested
+    if details.get("reconciled"):
+        status = read_loan(book, loan_id).status
+        decision = {LoanStatus.REQUESTED: None, LoanStatus.CANCELLED: None,
+                    LoanStatus.REJECTED: "rejected"}.get(status, "approved")
+    return Application(loan_id, tx_hash, decision, receipt["blockNumber"])
 
 
 def _signed_by(context, borrower: str, signed: Signed, nonce: int, deadline: int, signature: bytes) -> bool:

@@ -1,9 +1,12 @@
-"""Approval and payout: the automatic approval policy; approving orders the payout (api.services.payouts).
+"""Operators' decisions on loans, signed by the operator who makes them and relayed; approving orders the payout
+(api.services.payouts); the switch of the automatic approval policy.
 
-The policy runs only for a product that lets it (the operator publishes which, and up to what principal), and
-is the loan book's own check: it tries `approve`, and a refusal for a stale score, a
-credit limit or an ineligible borrower becomes a `reject` with that reason, on-chain, so the borrower
-and the auditors see why. Anything else (node down, paused) leaves the application Requested.
+The automatic policy itself is not the API's: it runs as its own process with its own key (oracle/policy.py,
+`loanledger oracle policy`: POLICY_ROLE, admitted by the loan book only for loans their product made
+autoApprovable). The API answers an application Requested; the policy decides shortly after, with the book's own
+check: it tries `approve`, and a refusal for a stale score, a credit limit or an ineligible borrower becomes a
+`reject` with that reason (REJECTIONS, the one definition both use), on-chain, so the borrower and the auditors see
+why. What it may not decide waits for an operator.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ from api.services import payouts, signed_requests
 from api.services.signed_requests import Signed, check_and_relay
 from api.services.transactions import Sent, record
 from ledger.encoding import to_0x_hex
-from ledger.errors import ContractRevert
 from ledger.store.models.api import ApiSetting
 
 log = logging.getLogger(__name__)
@@ -47,41 +49,6 @@ def reason_bytes(reason: str) -> bytes:
     if len(raw) > 32:
         raise ApiError(422, "invalid_reason", "a reason is at most 32 bytes")
     return raw.ljust(32, b"\0")
-
-
-def approve_or_reject(context, loan_id: int, actor: str, request_id: str) -> tuple[str, int]:
-    """The automatic policy's decision, sent with the operator service account (the one decision the API still
-    signs itself: a bounded policy key replaces it): approves, or rejects with the loan book's reason; returns
-    (decision, block)."""
-    book, operator = context.bindings.book, context.signer("operator")
-    try:
-        receipt = operator.transact(book.functions.approve(loan_id))
-        decision = "approved"
-    except ContractRevert as exc:
-        reason = REJECTIONS.get(exc.name)
-        if reason is None:
-            raise
-        receipt = operator.transact(book.functions.reject(loan_id, reason_bytes(reason)))
-        decision = f"rejected:{reason}"
-    context.action_log.append(actor, "loan.approve" if decision == "approved" else "loan.reject", request_id,
-                              {"loan_id": loan_id, "decision": decision,
-                               "tx": to_0x_hex(receipt["transactionHash"])})
-    if decision == "approved":
-        request_payout(context, loan_id, actor, request_id)
-    return decision, receipt["blockNumber"]
-
-
-def apply_policy(context, loan_id: int, auto_approvable: bool, request_id: str) -> tuple[str | None, int | None]:
-    """The automatic decision on a new application: only when the policy is on and the loan's product lets it
-    approve this loan (`LoanRequested.autoApprovable`: the product's flag and principal limit); otherwise the loan
-    stays Requested for an operator. Then the book's own checks (score, limit, eligibility) approve or reject."""
-    if not auto_approve_enabled(context) or not auto_approvable:
-        return None, None
-    try:
-        return approve_or_reject(context, loan_id, "policy", request_id)
-    except ContractRevert as exc:
-        log.warning("automatic policy left loan %d requested: %s", loan_id, exc)
-        return None, None
 
 
 def request_payout(context, loan_id: int, actor: str, request_id: str) -> payouts.Order | None:

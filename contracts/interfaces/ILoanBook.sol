@@ -146,7 +146,7 @@ interface ILoanBook {
         uint256 exposureAfter,
         address indexed actor
     );
-    /// @notice An operator rejected a loan.
+    /// @notice An operator (or the automatic policy, for a loan it may approve) rejected a loan.
     event LoanRejected(uint256 indexed loanId, address indexed borrower, bytes32 reason, address indexed actor);
     /// @notice The borrower withdrew the application before disbursement.
     event LoanCancelled(uint256 indexed loanId, address indexed borrower, address indexed actor);
@@ -276,6 +276,6 @@ interface ILoanBook {
     error LoanBookOnlySelf();
     /// @dev The principal is above the payout threshold: an operator alone may not approve it, FourEyes may.
     error LoanBookNeedsFourEyes(uint256 loanId, uint96 principal, uint96 threshold);
-    /// @dev The automatic policy may approve only a loan its product let it approve at application.
+    /// @dev The automatic policy may approve (or reject) only a loan its product let it approve at application.
     error LoanBookNotAutoApprovable(uint256 loanId);
 }

@@ -32,7 +32,8 @@ interface ILoanBookCore is ILoanBook {
     function approve(uint256 loanId) external;
 
     /**
-     * @notice Rejects a requested loan.
+     * @notice Rejects a requested loan. An operator may reject any; the automatic policy (POLICY_ROLE) only one its
+     * product made autoApprovable at application (what it may approve, declined with the book's reason).
      * @param loanId the loan
      * @param reason a short machine-readable reason code
      */

@@ -21,12 +21,14 @@ from api.app import create_app
 from api.context import Context
 from api.client import LoanLedgerClient
 from ledger import manifest as manifests
+from ledger.chain import ChainClient
 from ledger.config import Settings
 from ledger.indexer import Indexer
 from ledger.node import free_port
 from ledger.samples import sample_identity
 from ledger.store import open_store
 from ledger.vault import Keyring, Vault
+from oracle.policy import Policy, Round
 
 DAY = 86_400
 # The product most API tests apply for, as the operator publishes it: 24% a year (the default cost cap: no fee),
@@ -74,8 +76,9 @@ def application(publish) -> dict:
 @pytest.fixture
 def api(w3, stack, keys, tmp_path):
     """(app, context): the API wired to the test chain; the relayer is a fresh key holding no ether. It holds no
-    admin or pauser key (their decisions are signed by the admin's and the pauser's own wallets); the operator key
-    is there for what the API still sends itself: the automatic policy, KYC's registration, the log's anchoring."""
+    admin or pauser key (their decisions are signed by the admin's and the pauser's own wallets), nor the policy's
+    (the automatic policy is its own process: the `policy` fixture runs its rounds); the operator key is there for
+    what the API still sends itself: KYC's registration, the log's anchoring."""
     path = manifests.save(stack.manifest, tmp_path / "manifest.json")
     settings = Settings(home=tmp_path, node_url=w3.provider.endpoint_uri, manifest=str(path),
                         db_url=f"sqlite:///{tmp_path / 'api.db'}", api_domain="testserver", index_wait=10,
@@ -93,6 +96,23 @@ def api(w3, stack, keys, tmp_path):
     yield app, context
     stop.set()
     thread.join(timeout=10)
+
+
+@pytest.fixture
+def policy(api, keys):
+    """`policy()`: one round of the automatic approval policy (oracle.policy, the code `loanledger oracle policy`
+    runs) in-process, with the policy key (POLICY_ROLE), against the test's node and store: what the API used to
+    decide inside an application. It waits for the indexer before (the policy reads the Requested loans from the
+    store) and after (so the API's reads show the decisions); returns the Round (decisions by loan)."""
+    _, context = api
+    rounds = Policy(context, ChainClient(context.w3, keys["policy"], context.bindings.errors))
+
+    def _round() -> Round:
+        assert context.wait_indexed(context.w3.eth.block_number)
+        done = rounds.run_once()
+        assert context.wait_indexed(context.w3.eth.block_number)
+        return done
+    return _round
 
 
 @pytest.fixture

@@ -123,16 +123,28 @@ def _product_body(product: dict, **changes) -> dict:
     return {**{k: v for k, v in product.items() if k not in drop}, **changes}
 
 
-def test_the_policy_approves_only_what_the_product_lets_it(api, operator, borrower, publish):
+def test_the_policy_approves_only_what_the_product_lets_it(api, operator, borrower, publish, policy):
     operator.set_auto_approve(True)
     manual = publish(auto_approve=False, auto_approve_max_principal=0)
     capped = publish(auto_approve=True, auto_approve_max_principal=100_000)
     assert borrower.apply(manual, 50_000, 3)["status"] == "Requested"  # an operator decides
     assert borrower.apply(capped, 120_000, 3)["status"] == "Requested"  # above the product's automatic limit
     within = borrower.apply(capped, 100_000, 3)
-    assert (within["status"], within["decision"]) == ("Approved", "approved")
+    assert (within["status"], within["decision"]) == ("Requested", None)  # the policy's process decides after
+    assert policy().decided == {within["loan_id"]: "approved"}
+    assert [loan["status"] for loan in borrower.loans()] == ["Requested", "Requested", "Approved"]
     assert [loan["auto_approvable"] for loan in borrower.loans()] == [False, False, True]
     assert operator.approve(1)["decision"] == "approved"  # the operator still may
+
+
+def test_the_policy_decides_nothing_while_switched_off(api, operator, borrower, application, policy):
+    operator.set_auto_approve(False)
+    loan_id = borrower.apply(**application)["loan_id"]
+    assert policy().decided == {}
+    assert borrower.loan(loan_id)["status"] == "Requested"
+    operator.set_auto_approve(True)
+    assert policy().decided == {loan_id: "approved"}
+    assert borrower.wait_for_decision(loan_id, timeout=5)["status"] == "Approved"
 
 
 def test_the_payout_is_the_principal_less_the_service_fee(api, operator, borrower, publish, serve_app, driver,

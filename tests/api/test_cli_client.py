@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 from typer.testing import CliRunner
@@ -61,6 +62,41 @@ def test_a_borrower_from_new_wallet_to_a_loan_on_the_command_line(run, api, tmp_
     assert code == 1 and "nothing is due now" in out
     code, out = run("pay", "1", "--amount", "5000")
     assert code == 1 and "does not answer" in out  # this test's rail URL points nowhere
+
+
+def test_apply_waits_for_the_automatic_policys_decision(run, api, tmp_path, driver, publish, client_for, keys,
+                                                        policy):
+    app_, _ = api
+    run("wallet", "new")
+    run("login")
+    person = sample_identity(21)
+    run("kyc", "submit", "--name", person["name"], "--id-number", person["id_number"], "--phone", person["phone"],
+        "--bank-card", person["bank_card"])
+    sms = app_.state.sms
+    run("kyc", "verify", "--phone-code", sms.last_code(person["phone"], "phone"),
+        "--card-code", sms.last_code(person["phone"], "card"))
+    driver.score(load_wallet(tmp_path / "wallets" / "default.json", "pass phrase"))
+    product_id = str(publish())
+    # The policy is off: nobody decides, and the wait says so.
+    code, out = run("apply", "--product", product_id, "--principal", "100000", "--installments", "3", "--yes",
+                    "--wait", "0.5")
+    assert code == 0 and "loan 1: Requested" in out and "still Requested after 0.5s" in " ".join(out.split())
+    # Switched on, its rounds (the policy process's code, here in a thread) decide while the command waits.
+    client_for(keys["operator"]).set_auto_approve(True)
+    stop = threading.Event()
+
+    def every_tenth_of_a_second() -> None:
+        while not stop.wait(0.1):
+            policy()
+    rounds = threading.Thread(target=every_tenth_of_a_second)
+    rounds.start()
+    try:
+        code, out = run("apply", "--product", product_id, "--principal", "100000", "--installments", "3", "--yes",
+                        "--wait", "30")
+    finally:
+        stop.set()
+        rounds.join(timeout=30)
+    assert code == 0 and "loan 2: Requested" in out and "loan 2: Approved" in out
 
 
 def test_wrong_passphrase_bad_code_and_no_api_are_one_line_errors(run, tmp_path, api):

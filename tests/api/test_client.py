@@ -163,3 +163,25 @@ def test_the_client_imports_no_server_module():
             f"print([m for m in sys.modules if m.startswith({SERVER_MODULES!r})])")
     answer = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert answer.stdout.strip() == "[]", answer.stdout + answer.stderr
+
+
+def _polled(statuses: list[str]) -> tuple[LoanLedgerClient, list[str]]:
+    """A client whose server answers GET /v1/loans/5 with each of `statuses` in turn (the last one from then on)."""
+    answered = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/v1/loans/5"
+        answered.append(statuses[min(len(answered), len(statuses) - 1)])
+        return httpx.Response(200, json={"loan_id": 5, "status": answered[-1]})
+
+    http = httpx.Client(transport=httpx.MockTransport(server), base_url="http://api.test")
+    return LoanLedgerClient("http://api.test", Account.create(), http=http, token="t"), answered
+
+
+def test_waiting_for_a_decision_polls_the_loan_until_it_is_no_longer_requested():
+    client, answered = _polled(["Requested", "Requested", "Rejected"])
+    assert client.wait_for_decision(5, timeout=5, interval=0.01)["status"] == "Rejected"
+    assert answered == ["Requested", "Requested", "Rejected"]
+    client, _ = _polled(["Requested"])
+    with pytest.raises(TimeoutError, match="loan 5 is still Requested"):
+        client.wait_for_decision(5, timeout=0.05, interval=0.01)

@@ -48,16 +48,18 @@ def test_the_same_idempotency_key_returns_the_first_answer_and_opens_one_loan(ap
 
 
 def test_policy_approves_within_limit_and_rejects_over_limit_and_stale_scores(api, operator, client_for, kyc, keys,
-                                                                               driver, stack, application, w3):
+                                                                               driver, stack, application, w3, policy):
     operator.set_auto_approve(True)
     alice = client_for(keys["alice"])
     kyc(alice, 12)
     alice.login()
     driver.score(keys["alice"], limit=200_000)
     approved = alice.apply(**application)
-    assert (approved["status"], approved["decision"]) == ("Approved", "approved")
+    assert (approved["status"], approved["decision"]) == ("Requested", None)  # the policy's process decides
+    assert policy().decided == {approved["loan_id"]: "approved"}
     over = alice.apply(**{**application, "principal": 100_000})  # 120,000 + 100,000 > 200,000
-    assert (over["status"], over["decision"]) == ("Rejected", "rejected:over_limit")
+    assert policy().decided == {over["loan_id"]: "rejected:over_limit"}
+    assert alice.loan(over["loan_id"])["status"] == "Rejected"
 
     bob = client_for(keys["bob"])
     kyc(bob, 13)
@@ -65,10 +67,12 @@ def test_policy_approves_within_limit_and_rejects_over_limit_and_stale_scores(ap
     driver.score(keys["bob"], report_id=2)
     driver.advance(31 * DAY)  # the score is now older than the 30-day maximum
     stale = bob.apply(**application)
-    assert stale["decision"] == "rejected:stale_score"
+    assert policy().decided == {stale["loan_id"]: "rejected:stale_score"}
     states = [stack.book.functions.loanOf(i).call()[2] for i in (1, 2, 3)]
     assert states == [2, 3, 3]  # Approved, Rejected, Rejected
     assert bob.loan(stale["loan_id"])["status"] == "Rejected"
+    (rejected,) = stack.book.events.LoanRejected().get_logs(from_block=0, argument_filters={"loanId": 3})
+    assert (rejected.args.reason.rstrip(b"\0"), rejected.args.actor) == (b"stale_score", keys["policy"].address)
 
 
 def test_operator_approves_and_rejects_by_hand_and_a_borrower_cannot(api, operator, borrower, stack, application):

@@ -156,11 +156,13 @@ GATED_REFUSALS = {"AccessControlUnauthorizedAccount", "LoanBookUnauthorizedDefau
 GATED = {key: {holder} for key, (holder, refusal) in RULES.items() if refusal in GATED_REFUSALS}
 GATED[("book", "declareDefault")] = {"operator", "oracle"}
 GATED[("book", "approve")] = {"operator", "policy"}  # the policy: only autoApprovable loans (test_four_eyes.py)
+GATED[("book", "reject")] = {"operator", "policy"}  # the same loans as it may approve (test_policy_role.py)
 # How many role-gated functions each holder may call, counted from the contracts by hand: the admin its
 # five settings and grantRole/revokeRole on five contracts; the operator 3 registry + 3 book (approve, reject,
 # declareDefault) + anchor + FourEyes.propose; the oracle pushScores + 8 book; the pauser pause/unpause on six;
-# the score signer none. Write-offs and products: nobody alone (FourEyes).
-PERMITTED_COUNT = {"admin": 15, "operator": 8, "oracle": 9, "pauser": 12, "signer": 0, "policy": 1}
+# the score signer none; the policy approve and reject (autoApprovable loans only). Write-offs and products:
+# nobody alone (FourEyes).
+PERMITTED_COUNT = {"admin": 15, "operator": 8, "oracle": 9, "pauser": 12, "signer": 0, "policy": 2}
 
 
 @pytest.mark.parametrize("holder", ROLE_HOLDERS)

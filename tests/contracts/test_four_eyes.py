@@ -260,8 +260,8 @@ def test_the_policy_approves_only_what_its_product_made_auto_approvable(driver, 
     assert revert_name(book.functions.approve(not_for_it), policy) == "LoanBookNotAutoApprovable"
     driver.send(book.functions.approve(within), keys["policy"])
     assert book.functions.loanOf(within).call()[2] == APPROVED
-    # Nothing else: not a rejection, a write-off, a product.
-    assert revert_name(book.functions.reject(beyond, b"\0" * 32), policy) == "AccessControlUnauthorizedAccount"
+    # Nothing else: not a rejection of what it may not approve, a write-off, a product.
+    assert revert_name(book.functions.reject(beyond, b"\0" * 32), policy) == "LoanBookNotAutoApprovable"
     assert revert_name(book.functions.writeOff(within), policy) == "AccessControlUnauthorizedAccount"
     assert revert_name(stack.catalog.functions.retireProduct(product_id), policy) == "AccessControlUnauthorizedAccount"
     # A person still decides the rest: an operator approves the one beyond the policy's limit.
