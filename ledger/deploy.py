@@ -35,6 +35,9 @@ class RoleHolders:
     oracle: str
     pauser: str
     score_signers: tuple[str, ...]  # the quorum's keys, one per signer process; one address alone is accepted
+    # The API's relayer: no role that lets it do anything, only RELAYER_ROLE on the registry, which admits it on a
+    # permissioned chain (transactionAllowed). "": none admitted (a chain that does not permission accounts).
+    relayer: str = ""
 
     def __post_init__(self) -> None:
         signers = (self.score_signers,) if isinstance(self.score_signers, str) else tuple(self.score_signers)
@@ -43,13 +46,15 @@ class RoleHolders:
         object.__setattr__(self, "score_signers", signers)
 
     def holders(self, field_name: str) -> list[str]:
-        """The addresses a GRANTS holder field names (every score signer for `score_signers`)."""
+        """The addresses a GRANTS holder field names (every score signer for `score_signers`; none for an
+        optional holder not given)."""
         value = getattr(self, field_name)
-        return list(value) if isinstance(value, tuple) else [value]
+        return list(value) if isinstance(value, tuple) else [value] if value else []
 
     def as_manifest(self) -> dict[str, list[str]]:
         return {"DEFAULT_ADMIN_ROLE": [self.admin], "OPERATOR_ROLE": [self.operator], "ORACLE_ROLE": [self.oracle],
-                "PAUSER_ROLE": [self.pauser], "SCORE_SIGNER_ROLE": list(self.score_signers)}
+                "PAUSER_ROLE": [self.pauser], "SCORE_SIGNER_ROLE": list(self.score_signers),
+                **({"RELAYER_ROLE": [self.relayer]} if self.relayer else {})}
 
 
 def majority(signers: int) -> int:
@@ -96,9 +101,13 @@ class Grant:
 # The admin keeps DEFAULT_ADMIN_ROLE from each constructor and is granted nothing more. The forwarder has no roles
 # and needs none: through it, each signer acts with their own.
 GRANTS: tuple[Grant, ...] = (
-    Grant("BorrowerRegistry", "OPERATOR_ROLE", "operator", "registerBorrower, updateBorrower, revokeBorrower"),
+    Grant("BorrowerRegistry", "OPERATOR_ROLE", "operator",
+          "registerBorrower, updateBorrower (a manual registration, signed), revokeBorrower"),
     Grant("BorrowerRegistry", "ORACLE_ROLE", "oracle",
-          "no function; isStaff, so transactionAllowed lets the oracle transact on a permissioned (Besu) chain"),
+          "registerBorrower, updateBorrower (a completed KYC, from the oracle's registration worker); isStaff, so "
+          "transactionAllowed lets the oracle transact on a permissioned (Besu) chain"),
+    Grant("BorrowerRegistry", "RELAYER_ROLE", "relayer",
+          "no function; transactionAllowed admits the API's relayer on a permissioned (Besu) chain"),
     Grant("BorrowerRegistry", "PAUSER_ROLE", "pauser", "pause, unpause"),
     Grant("CreditOracle", "ORACLE_ROLE", "oracle", "pushScores (relays the score signers' reports)"),
     Grant("CreditOracle", "SCORE_SIGNER_ROLE", "score_signers",
@@ -111,7 +120,7 @@ GRANTS: tuple[Grant, ...] = (
           "confirmDisbursement(s), confirmRepayment(s), confirmCreditRefund, reverseRepayment, "
           "reverseDisbursement, declareDefault"),
     Grant("LoanBook", "PAUSER_ROLE", "pauser", "pause, unpause"),
-    Grant("ActionLogAnchor", "OPERATOR_ROLE", "operator", "anchor (the API anchors the action log with it)"),
+    Grant("ActionLogAnchor", "ORACLE_ROLE", "oracle", "anchor (the oracle process anchors the action log)"),
     Grant("ActionLogAnchor", "PAUSER_ROLE", "pauser", "pause, unpause"),
 )
 
@@ -172,11 +181,12 @@ def _deploy(w3: Web3, name: str, artifact: dict, sender: str, *args) -> tuple[Co
 
 def deploy_stack(w3: Web3, admin: str, *, operator: str, oracle: str, pauser: str, score_signer: str | Sequence[str],
                  max_score_age: int = 30 * DAY, credit_limit_currency: str = "CNY", signer_threshold: int = 1,
-                 network: str = "local") -> Bindings:
+                 network: str = "local", relayer: str = "") -> Bindings:
     """Follow the plan from `admin` (an account the node has unlocked): deploy, grant roles, set the score
-    signers' threshold, describe it. `score_signer`: one address, or the quorum's."""
+    signers' threshold, describe it. `score_signer`: one address, or the quorum's. `relayer`: the API's, admitted
+    on a permissioned chain (none: not admitted)."""
     artifacts = compile_contracts()
-    roles = RoleHolders(admin, operator, oracle, pauser, score_signer)
+    roles = RoleHolders(admin, operator, oracle, pauser, score_signer, relayer=relayer)
     settings = Settings(max_score_age, credit_limit_currency, signer_threshold)
     settings.check(roles)
     contracts: dict[str, Contract] = {}

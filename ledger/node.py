@@ -32,6 +32,9 @@ DEV_ROLES = ("admin", "operator", "oracle", "pauser", "signer")  # accounts 0..4
 # makes, which nothing else uses. The one place these indices are chosen (the deploy script and the supervisor
 # read them here).
 DEV_SCORE_SIGNERS = (4, 28, 29)
+# The API's relayer: it holds no role that does anything (RELAYER_ROLE only admits it on a permissioned chain), and
+# is none of the accounts tests and the demo use as borrowers (5 onwards).
+DEV_RELAYER = 24
 CHAIN_ID = 31337
 Account.enable_unaudited_hdwallet_features()
 
@@ -51,7 +54,8 @@ def anvil_binary() -> str:
 
 
 def dev_account(index: int) -> LocalAccount:
-    """Account `index` of the development mnemonic (0 admin, 1 operator, 2 oracle, 3 pauser, DEV_SCORE_SIGNERS)."""
+    """Account `index` of the development mnemonic (0 admin, 1 operator, 2 oracle, 3 pauser, DEV_SCORE_SIGNERS,
+    DEV_RELAYER)."""
     return Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
 
 

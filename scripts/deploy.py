@@ -9,6 +9,10 @@ these sources and every contract has code: rerunning is safe. On the local netwo
 default to the development accounts (the same mnemonic as the local anvil); elsewhere every role
 holder must be given, as options or as LOANLEDGER_DEPLOY_{ACCOUNT,OPERATOR,ORACLE,PAUSER,SCORE_SIGNERS}.
 
+--relayer (LOANLEDGER_DEPLOY_RELAYER) is the API's relayer address: granted RELAYER_ROLE on the borrower registry,
+which no function checks and `transactionAllowed` reads, so that on a permissioned (Besu) chain the relayer may
+submit the signed requests it relays. Locally the development relayer; elsewhere optional (none: not admitted).
+
 The score signers are a quorum: --score-signer once per signer (or LOANLEDGER_DEPLOY_SCORE_SIGNERS, comma-
 separated), each granted SCORE_SIGNER_ROLE on the credit oracle; --signer-threshold (LOANLEDGER_DEPLOY_SIGNER_
 THRESHOLD) is how many distinct ones a score report needs, by default a majority of them (2 of the 3 local ones).
@@ -37,15 +41,17 @@ from ledger.deploy import (  # noqa: E402
     role_grants,
 )
 from ledger.manifest import DEPLOY_ORDER, DeployedContract  # noqa: E402
-from ledger.node import DEV_SCORE_SIGNERS, dev_account  # noqa: E402
+from ledger.node import DEV_RELAYER, DEV_SCORE_SIGNERS, dev_account  # noqa: E402
 
 
 _OPTIONS = {"score_signers": "score-signer"}  # role holder -> its option, where the two differ
 DEV_CHAIN_ID = 31337  # anvil's: development accounts and the name "local" apply
 
 
-def _role_holders(network_name: str, deployer: str, given: dict[str, str | tuple[str, ...] | None]) -> RoleHolders:
+def _role_holders(network_name: str, deployer: str, given: dict[str, str | tuple[str, ...] | None],
+                  relayer: str | None = None) -> RoleHolders:
     if network_name == "local":
+        relayer = relayer or dev_account(DEV_RELAYER).address
         dev = [a.address for a in accounts.test_accounts[:4]]
         defaults = {**dict(zip(("operator", "oracle", "pauser"), dev[1:4])),
                     "score_signers": tuple(dev_account(i).address for i in DEV_SCORE_SIGNERS)}
@@ -54,7 +60,7 @@ def _role_holders(network_name: str, deployer: str, given: dict[str, str | tuple
         if missing:
             raise click.UsageError(f"on {network_name}, give every role holder: missing --{', --'.join(_OPTIONS.get(m, m) for m in missing)}")
         defaults = {}
-    return RoleHolders(admin=deployer, **{k: v or defaults[k] for k, v in given.items()})
+    return RoleHolders(admin=deployer, **{k: v or defaults[k] for k, v in given.items()}, relayer=relayer or "")
 
 
 @click.command(cls=ConnectedProviderCommand)
@@ -64,6 +70,8 @@ def _role_holders(network_name: str, deployer: str, given: dict[str, str | tuple
 @click.option("--operator", default=None, envvar="LOANLEDGER_DEPLOY_OPERATOR")
 @click.option("--oracle", default=None, envvar="LOANLEDGER_DEPLOY_ORACLE")
 @click.option("--pauser", default=None, envvar="LOANLEDGER_DEPLOY_PAUSER")
+@click.option("--relayer", default=None, envvar="LOANLEDGER_DEPLOY_RELAYER",
+              help="The API's relayer: admitted on a permissioned chain (RELAYER_ROLE on the registry, no power).")
 @click.option("--score-signer", "score_signers", multiple=True, envvar="LOANLEDGER_DEPLOY_SCORE_SIGNERS",
               help="A score signer's address; once per signer (the environment variable: comma-separated).")
 @click.option("--signer-threshold", default=None, type=click.IntRange(min=1),
@@ -77,7 +85,7 @@ def _role_holders(network_name: str, deployer: str, given: dict[str, str | tuple
 @click.option("--name", "network_name", default=None,
               help="Network name in the manifest. Default: 'local' on a development chain, else Ape's network name.")
 @click.option("--redeploy", is_flag=True, help="Deploy new contracts even if the manifest is current.")
-def cli(network, provider, account_alias, operator, oracle, pauser, score_signers, signer_threshold,
+def cli(network, provider, account_alias, operator, oracle, pauser, relayer, score_signers, signer_threshold,
         max_score_age_days, credit_limit_currency, manifest_path, network_name, redeploy):
     if network_name is None:
         network_name = "local" if network.name == "local" or provider.chain_id == DEV_CHAIN_ID else network.name
@@ -95,7 +103,7 @@ def cli(network, provider, account_alias, operator, oracle, pauser, score_signer
     deployer = accounts.load(account_alias) if account_alias else accounts.test_accounts[0]
     signers = tuple(a.strip() for given in score_signers for a in given.split(",") if a.strip())
     roles = _role_holders(network_name, deployer.address, {"operator": operator, "oracle": oracle, "pauser": pauser,
-                                                           "score_signers": signers or None})
+                                                           "score_signers": signers or None}, relayer)
     settings = Settings(max_score_age=max_score_age_days * 86_400, credit_limit_currency=credit_limit_currency,
                         signer_threshold=signer_threshold or majority(len(roles.score_signers)))
     try:

@@ -10,6 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+from eth_account import Account
 from web3 import Web3
 
 from ledger import manifest as manifests
@@ -24,7 +25,7 @@ from ledger.deploy import (
     grants_by_contract,
 )
 from ledger.manifest import CONTRACT_NAMES
-from ledger.node import DEV_SCORE_SIGNERS, EphemeralNode, dev_account
+from ledger.node import DEV_RELAYER, DEV_SCORE_SIGNERS, EphemeralNode, dev_account
 
 CLI = str(Path(sys.executable).with_name("loanledger"))
 
@@ -57,7 +58,8 @@ def assert_least_privilege(w3: Web3, bindings, holders: RoleHolders) -> None:
     holders (the admin keeps DEFAULT_ADMIN_ROLE): hasRole for each holder, and no RoleGranted event since
     deployment names anyone else."""
     expected = grants_by_contract(holders)
-    accounts = {holders.admin, holders.operator, holders.oracle, holders.pauser, *holders.score_signers}
+    accounts = {holders.admin, holders.operator, holders.oracle, holders.pauser, *holders.score_signers,
+                *holders.holders("relayer")}
     for name in CONTRACT_NAMES:
         contract = bindings.by_name(name)
         names = role_names(contract)
@@ -78,11 +80,15 @@ def test_the_grants_table_gives_each_role_only_where_a_function_checks_it():
     table = {(g.contract, g.role): g.holder for g in GRANTS}
     assert len(table) == len(GRANTS)  # one holder per role per contract
     assert all(g.reason for g in GRANTS)
-    assert ("ProductCatalog", "ORACLE_ROLE") not in table and ("ActionLogAnchor", "ORACLE_ROLE") not in table
+    assert ("ProductCatalog", "ORACLE_ROLE") not in table and ("ActionLogAnchor", "OPERATOR_ROLE") not in table
     assert ("CreditOracle", "OPERATOR_ROLE") not in table
+    # The anchor is the oracle's alone; the relayer is admitted on the registry and holds nothing anywhere else.
+    assert table[("ActionLogAnchor", "ORACLE_ROLE")] == "oracle"
+    assert [(g.contract, g.role) for g in GRANTS if g.holder == "relayer"] == [("BorrowerRegistry", "RELAYER_ROLE")]
     assert all(table[(name, "PAUSER_ROLE")] == "pauser" for name in CONTRACT_NAMES)
     assert not any(g.role == "DEFAULT_ADMIN_ROLE" or g.holder == "admin" for g in GRANTS)
-    assert contracts_checking("ORACLE_ROLE") == ["BorrowerRegistry", "CreditOracle", "LoanBook"]
+    assert contracts_checking("ORACLE_ROLE") == ["BorrowerRegistry", "CreditOracle", "LoanBook", "ActionLogAnchor"]
+    assert contracts_checking("RELAYER_ROLE") == ["BorrowerRegistry"]
     assert contracts_checking("SCORE_SIGNER_ROLE") == ["CreditOracle"]
 
 
@@ -103,8 +109,10 @@ def test_deploy_writes_the_manifest_grants_roles_is_a_no_op_again_and_redeploys_
     bindings = bind(w3, manifest)
     operator, oracle, pauser = (dev_account(i).address for i in range(1, 4))
     signers = tuple(dev_account(i).address for i in DEV_SCORE_SIGNERS)
-    holders = RoleHolders(dev_account(0).address, operator, oracle, pauser, signers)
+    relayer = dev_account(DEV_RELAYER).address
+    holders = RoleHolders(dev_account(0).address, operator, oracle, pauser, signers, relayer=relayer)
     assert_least_privilege(w3, bindings, holders)
+    assert manifest.roles["RELAYER_ROLE"] == [relayer]
     assert manifest.grants == grants_by_contract(holders)
     # The local quorum: three score signers, each its own key; a report needs two of them.
     assert len(set(signers)) == 3 and manifest.roles["SCORE_SIGNER_ROLE"] == list(signers)
@@ -116,7 +124,7 @@ def test_deploy_writes_the_manifest_grants_roles_is_a_no_op_again_and_redeploys_
     assert all(c.functions.trustedForwarder().call() == bindings.forwarder.address for c in bindings.all)
     # One plan: the web3 path describes the same deployment, but for where and when it happened.
     web3_path = deploy_stack(w3, dev_account(0).address, operator=operator, oracle=oracle, pauser=pauser,
-                             score_signer=signers, signer_threshold=2).manifest
+                             score_signer=signers, signer_threshold=2, relayer=relayer).manifest
     where_and_when = {"contracts", "forwarder", "deployed_at"}
     assert {k: v for k, v in asdict(web3_path).items() if k not in where_and_when} == \
         {k: v for k, v in asdict(manifest).items() if k not in where_and_when}
@@ -137,15 +145,18 @@ def test_deploy_writes_the_manifest_grants_roles_is_a_no_op_again_and_redeploys_
     # A role holder from the environment, the way an operator configures a real network.
     new_operator = dev_account(9).address
     # The quorum too: the signers as a comma-separated list, the threshold a deploy setting.
-    fresh = deploy(node, path, "--redeploy", LOANLEDGER_DEPLOY_OPERATOR=new_operator,
+    # And the relayer, as LOANLEDGER_DEPLOY_RELAYER.
+    new_relayer = dev_account(8).address
+    fresh = deploy(node, path, "--redeploy", LOANLEDGER_DEPLOY_OPERATOR=new_operator, LOANLEDGER_DEPLOY_RELAYER=new_relayer,
                    LOANLEDGER_DEPLOY_SCORE_SIGNERS=",".join(signers[:2]), LOANLEDGER_DEPLOY_SIGNER_THRESHOLD="2")
     assert fresh.returncode == 0, fresh.stdout + fresh.stderr
     renewed = manifests.load(path)
     assert {renewed.address(n) for n in CONTRACT_NAMES}.isdisjoint({manifest.address(n) for n in CONTRACT_NAMES})
     assert renewed.roles["OPERATOR_ROLE"] == [new_operator]
     assert renewed.roles["SCORE_SIGNER_ROLE"] == list(signers[:2]) and renewed.signer_threshold == 2
+    assert renewed.roles["RELAYER_ROLE"] == [new_relayer]
     assert_least_privilege(w3, bind(w3, renewed), RoleHolders(dev_account(0).address, new_operator, oracle,
-                                                              pauser, signers[:2]))
+                                                              pauser, signers[:2], relayer=new_relayer))
     assert bind(w3, renewed).oracle.functions.signerThreshold().call() == 2
     book = bind(w3, renewed).book
     assert not book.functions.hasRole(book.functions.OPERATOR_ROLE().call(), operator).call()
@@ -194,3 +205,21 @@ def test_a_manifest_from_before_per_contract_grants_still_loads_and_reads_its_ro
     loaded = manifests.Manifest.from_json(json.dumps(old))
     assert loaded.grants == {} and loaded.granted("ProductCatalog") == holders.as_manifest()
     assert manifests.Manifest.from_json(new.to_json()) == new
+
+
+def test_transaction_allowed_admits_the_relayer_it_was_deployed_with_and_not_a_stranger(node):
+    """On a permissioned chain the registry answers Besu's question: the relayer (no other role) may transact,
+    a random address may not; without a relayer given none is admitted."""
+    w3: Web3 = node.w3
+    relayer, stranger = dev_account(DEV_RELAYER).address, Account.create().address
+    operator, oracle, pauser = (dev_account(i).address for i in range(1, 4))
+    registry = deploy_stack(w3, dev_account(0).address, operator=operator, oracle=oracle, pauser=pauser,
+                            score_signer=dev_account(4).address, relayer=relayer).registry
+    allowed = registry.functions.transactionAllowed
+    assert allowed(relayer, registry.address, 0, 0, 0, b"").call()
+    assert not allowed(stranger, registry.address, 0, 0, 0, b"").call()
+    assert not registry.functions.isStaff(relayer).call()  # admitted, not staff: no staff role anywhere
+    assert allowed(oracle, registry.address, 0, 0, 0, b"").call()  # staff still are
+    without = deploy_stack(w3, dev_account(0).address, operator=operator, oracle=oracle, pauser=pauser,
+                           score_signer=dev_account(4).address).registry
+    assert not without.functions.transactionAllowed(relayer, without.address, 0, 0, 0, b"").call()
