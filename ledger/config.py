@@ -205,6 +205,17 @@ class Settings(BaseSettings):
     def signer_secrets(self, name: str) -> SignerSecrets:
         return SignerSecrets.from_environ(name, self._environ)
 
+    def configured_signers(self) -> list[str]:
+        """The signers this configuration may hold (lower-case names, sorted): every `LOANLEDGER_<NAME>_KEY` of its
+        environment that is not a setting (`bureau_api_key`), and every keystore file in the keystore directory.
+        What a process could sign with: the test that the API holds no key with a role reads it."""
+        names = {variable[len(ENV_PREFIX):-len("_KEY")].lower() for variable, value in self._environ.items()
+                 if variable.startswith(ENV_PREFIX) and variable.endswith("_KEY") and value}
+        names -= {field.removesuffix("_key") for field in type(self).model_fields if field.endswith("_key")}
+        if self.keystore_path.is_dir():
+            names |= {path.stem.lower() for path in self.keystore_path.glob("*.json")}
+        return sorted(names)
+
     @property
     def database_url(self) -> str:
         return self.db_url or f"sqlite:///{self.home / 'loanledger.db'}"
