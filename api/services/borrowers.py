@@ -47,11 +47,13 @@ def registration_intent(context, address: str, request_id: str, kyc_expires_at: 
     transaction. The oracle's registration worker sends it with the oracle's key (oracle/registrations.py); the
     API holds no key that could. KYC valid KYC_VALIDITY from now (chain time; the clock if the node is away)."""
     expiry = kyc_expires_at if kyc_expires_at is not None else _now(context) + KYC_VALIDITY
+    borrower = to_checksum_address(address)
+    key = f"kyc:{borrower}:{request_id}"[:128]  # the column's width; the borrower alone already makes it unique
 
     def record(session: Session, commitment: str) -> None:
         now = int(time.time())
-        session.add(RegistrationIntent(borrower=to_checksum_address(address), commitment=commitment,
-                                       kyc_expires_at=expiry, idempotency_key=f"kyc:{request_id}",
+        session.add(RegistrationIntent(borrower=borrower, commitment=commitment,
+                                       kyc_expires_at=expiry, idempotency_key=key,
                                        status=PENDING, attempts=0, next_attempt_at=0, created_at=now, updated_at=now))
     return record
 

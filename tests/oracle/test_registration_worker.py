@@ -3,6 +3,8 @@ any retry, a refused one set aside without holding back the others, the node's a
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from eth_account import Account
 from fastapi.testclient import TestClient
@@ -156,5 +158,21 @@ def test_the_intent_is_stored_with_the_kyc_record_or_not_at_all(sessions):
         assert session.scalar(select(func.count()).select_from(RegistrationIntent)) == 0
     vault.put(borrower, record, also=registration_intent(Context(), borrower, "req-2"))
     row = stored(sessions, borrower)
-    assert row.commitment == "0x" + vault.commitment(borrower).hex() and row.idempotency_key == "kyc:req-2"
+    assert row.commitment == "0x" + vault.commitment(borrower).hex() and row.idempotency_key == f"kyc:{borrower}:req-2"
     assert row.status == "pending"
+
+
+def test_loanledger_oracle_registrations_lists_what_was_set_aside_and_why(sessions, keys, worker, driver, db_url):
+    from typer.testing import CliRunner
+
+    from ledger.cli import app
+
+    intent(sessions, keys["alice"].address, driver.now - 1)
+    worker.run_once()
+    env = {"LOANLEDGER_DB_URL": db_url}
+    shown = CliRunner().invoke(app, ["oracle", "registrations", "--status", "set_aside", "--json"], env=env)
+    assert shown.exit_code == 0, shown.output
+    (row,) = [json.loads(line) for line in shown.stdout.splitlines()]
+    assert (row["borrower"], row["status"], row["outcome"]) == (keys["alice"].address, "set_aside",
+                                                              "RegistryExpiryInPast")
+    assert CliRunner().invoke(app, ["oracle", "registrations", "--status", "pending", "--json"], env=env).stdout == ""
