@@ -30,8 +30,9 @@ def _shown(standing: kyc.Standing) -> KycStatus:
 @router.get("", response_model=KycStatus, responses=ERRORS, summary="My verification status and masked record")
 def status(context: ContextDep, roles: RolesDep, who: BorrowerOrApplicant) -> KycStatus:
     shown = _shown(kyc.standing(context, who.address))
-    # The role the registry gives a registered address (read from the chain: it may be ahead of the indexer).
-    if shown.status in ("verified", "registering") and who.has("borrower"):
+    # The role the registry gives a registered address (read from the chain: it may be ahead of the indexer, which
+    # has the last word once it has seen the borrower: a revoked one is verified again).
+    if shown.status == "registering" and who.has("borrower"):
         shown.status = "registered"
     elif shown.status == "registered" and not who.has("borrower"):
         # The oracle registered it since this address's roles were cached: its next request is a borrower's.

@@ -65,11 +65,13 @@ def registration_state(context, address: str) -> str | None:
     return None if intent is None else intent.status
 
 
-def is_registered(context, address: str) -> bool:
-    """Whether the indexer has seen this borrower's BorrowerRegistered (the read model, not the chain)."""
+def ledger_state(context, address: str) -> str | None:
+    """What the indexer has seen of this borrower (the read model, not the chain): registered, revoked, or None."""
     with context.sessions() as session:
         row = session.get(Borrower, to_checksum_address(address))
-    return bool(row is not None and row.registered)
+    if row is None or not row.registered:
+        return None
+    return "revoked" if row.revoked else "registered"
 
 
 def _now(context) -> int:

@@ -20,7 +20,7 @@ from sqlalchemy import delete
 from api.errors import ApiError
 from api.otp import OtpService
 from api.services.borrowers import (
-    is_registered,
+    ledger_state,
     registration_intent,
     registration_state,
 )
@@ -132,10 +132,12 @@ def confirm_phone_change(context, otp: OtpService, address: str, code: str, requ
 
 
 def _registration_status(context, address: str) -> str:
-    """registered once the indexer saw it; registering while the oracle's intent is pending (or done and not yet
-    indexed); verified otherwise (no automatic registration, or the registry refused it: an operator's)."""
-    if is_registered(context, address):
-        return "registered"
+    """registered once the indexer saw it (verified again if revoked since); registering while the oracle's intent
+    is pending (or done and not yet indexed); verified otherwise (no automatic registration, or the registry refused
+    it: an operator's)."""
+    on_ledger = ledger_state(context, address)
+    if on_ledger is not None:
+        return "registered" if on_ledger == "registered" else "verified"
     return "registering" if registration_state(context, address) in ("pending", "done") else "verified"
 
 
