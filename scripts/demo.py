@@ -318,8 +318,8 @@ class Scenario:
     def audit(self) -> dict:
         auditor = LoanLedgerClient(self.base, self.auditor_account)
         auditor.login()
-        # The API anchors its log every few seconds here; the operator anchors now too, so the check
-        # covers everything done above.
+        # The oracle anchors the log every few seconds here; the demo anchors now too (with the oracle's key, as
+        # `loanledger log anchor` does), so the check covers everything done above.
         subprocess.run([LOANLEDGER, "log", "anchor"], env=self.env,
                        capture_output=True, check=True)
         self.report = auditor.portfolio()
