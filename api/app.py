@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import errors, observability
-from api.anchoring import Anchorer
 from api.auth import RoleResolver
 from api.context import Context
 from api.otp import OtpService
@@ -42,7 +41,8 @@ def create_app(context: Context | None = None, settings: Settings | None = None,
                sms: SmsSender | None = None) -> FastAPI:
     settings = settings or (context.settings if context else load_settings())
     context = context or Context.from_settings(settings)
-    anchorer = Anchorer(context, settings.anchor_interval)
+    # The action log is anchored on-chain by the oracle process (oracle/anchoring.py), which holds the key the
+    # anchor contract admits; the API holds no key with a role.
     # The automatic policy pays Overpaid loans' credit back (as an operator's `credit-refund` would).
     credit_refunder = Periodic("credit-refund-policy", settings.credit_refund_interval,
                                lambda: credit_refunds.refund_all_credit(context, f"policy-{uuid.uuid4().hex}"))
@@ -50,7 +50,6 @@ def create_app(context: Context | None = None, settings: Settings | None = None,
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
-        anchorer.start()
         credit_refunder.start()
         # Everything imported and built so far lives as long as the process: kept out of the collector's
         # generations, so a full collection walks only what requests allocate (web3, SQLAlchemy and
@@ -58,13 +57,11 @@ def create_app(context: Context | None = None, settings: Settings | None = None,
         gc.collect()
         gc.freeze()
         yield
-        anchorer.close()
         credit_refunder.close()
         await read_cache.close()
 
     app = FastAPI(title="LoanLedger API", version="1", description=DESCRIPTION, lifespan=lifespan,
                   openapi_tags=[{"name": n} for n in ("auth", "kyc", "loans", "operator", "audit", "system")])
-    app.state.anchorer = anchorer
     app.state.credit_refunder = credit_refunder
     app.state.context = context
     app.state.roles = RoleResolver(context)

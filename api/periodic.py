@@ -1,4 +1,4 @@
-"""Jobs the API process runs on a timer, each on its own thread: anchoring the action log, refunding credit.
+"""Jobs the API process runs on a timer, each on its own thread: the automatic policy's credit refunds.
 
 A round that fails (the node down, the rail away) is logged and tried again next round: a timer job must
 never take the process down, and never stop for good on one failure.

@@ -6,8 +6,9 @@ import {LoanLedgerRoles} from "./LoanLedgerRoles.sol";
 
 /**
  * @title Action log anchor
- * @notice Append-only checkpoints of the API's hash-chained action log, written by the operator
- * service account. Only heads and counts are stored: the log's entries never come on-chain.
+ * @notice Append-only checkpoints of the API's hash-chained action log, written by the oracle service
+ * account (ORACLE_ROLE: it brings off-chain facts on-chain, and an anchor decides nothing, so no person's role
+ * needs it). Only heads and counts are stored: the log's entries never come on-chain.
  */
 contract ActionLogAnchor is IActionLogAnchor, LoanLedgerRoles {
     mapping(uint64 sequence => Anchor) private _anchors;
@@ -20,7 +21,7 @@ contract ActionLogAnchor is IActionLogAnchor, LoanLedgerRoles {
     constructor(address admin, address trustedForwarder_) LoanLedgerRoles(admin, trustedForwarder_) {}
 
     /// @inheritdoc IActionLogAnchor
-    function anchor(bytes32 head, uint64 entries) external onlyRole(OPERATOR_ROLE) whenNotPaused {
+    function anchor(bytes32 head, uint64 entries) external onlyRole(ORACLE_ROLE) whenNotPaused {
         if (head == bytes32(0)) revert AnchorEmptyHead();
         uint64 lastEntries = _anchors[_count].entries;
         if (entries <= lastEntries) revert AnchorNotForward(entries, lastEntries);

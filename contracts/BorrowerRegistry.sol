@@ -8,9 +8,26 @@ import {LoanLedgerRoles} from "./LoanLedgerRoles.sol";
  * @title Borrower registry
  * @notice The source of truth for who may borrow. It also answers Besu's account-permissioning
  * question (`transactionAllowed`), so an operator job can mirror it into node allowlists.
+ *
+ * A borrower is registered by an operator's signed decision (a manual registration, through the forwarder) or by
+ * the oracle service account, which brings a completed KYC on-chain as it brings the other off-chain facts
+ * (payments, scores): OPERATOR_ROLE or ORACLE_ROLE may register and update, only an operator may revoke.
  */
 contract BorrowerRegistry is IBorrowerRegistry, LoanLedgerRoles {
+    /// @notice The API's relayer: no function checks it; only `transactionAllowed` reads it, so that the relayer,
+    /// which holds no other role, may submit borrowers' and staff's signed requests on a permissioned chain.
+    bytes32 public constant RELAYER_ROLE = keccak256("RELAYER_ROLE");
+
     mapping(address borrower => Borrower) private _borrowers;
+
+    /// @dev Registration and update: an operator (a person's decision) or the oracle (a completed KYC).
+    modifier onlyRegistrar() {
+        address sender = _msgSender();
+        if (!hasRole(OPERATOR_ROLE, sender) && !hasRole(ORACLE_ROLE, sender)) {
+            revert AccessControlUnauthorizedAccount(sender, OPERATOR_ROLE);
+        }
+        _;
+    }
 
     /**
      * @param admin receives DEFAULT_ADMIN_ROLE
@@ -21,7 +38,7 @@ contract BorrowerRegistry is IBorrowerRegistry, LoanLedgerRoles {
     /// @inheritdoc IBorrowerRegistry
     function registerBorrower(address borrower, bytes32 identityCommitment, uint40 kycExpiresAt)
         external
-        onlyRole(OPERATOR_ROLE)
+        onlyRegistrar
         whenNotPaused
     {
         _checkRecord(borrower, identityCommitment, kycExpiresAt);
@@ -38,7 +55,7 @@ contract BorrowerRegistry is IBorrowerRegistry, LoanLedgerRoles {
     /// @inheritdoc IBorrowerRegistry
     function updateBorrower(address borrower, bytes32 identityCommitment, uint40 kycExpiresAt)
         external
-        onlyRole(OPERATOR_ROLE)
+        onlyRegistrar
         whenNotPaused
     {
         _checkRecord(borrower, identityCommitment, kycExpiresAt);
@@ -67,7 +84,7 @@ contract BorrowerRegistry is IBorrowerRegistry, LoanLedgerRoles {
     }
 
     /**
-     * @notice Besu account permissioning: may `sender` transact? Eligible borrowers and staff may.
+     * @notice Besu account permissioning: may `sender` transact? Eligible borrowers, staff and the relayer may.
      * @dev Same signature as Besu's account-permissioning contract interface; the other
      * parameters are part of that interface and not used here.
      */
@@ -77,7 +94,7 @@ contract BorrowerRegistry is IBorrowerRegistry, LoanLedgerRoles {
         returns (bool)
     {
         // slither-disable-next-line timestamp -- via isEligible: KYC expiry is a date, drift does not matter
-        return isEligible(sender) || isStaff(sender);
+        return isEligible(sender) || isStaff(sender) || hasRole(RELAYER_ROLE, sender);
     }
 
     function _checkRecord(address borrower, bytes32 identityCommitment, uint40 kycExpiresAt) private view {

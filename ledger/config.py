@@ -146,7 +146,7 @@ class Settings(BaseSettings):
     jwt_secret: SecretStr | None = None      # the sign-in token key itself instead of the file
     token_minutes: int = 15                  # lifetime of a sign-in token
     auditors: str = ""                       # comma-separated addresses admitted as auditors besides the store's list
-    auto_register: bool = True               # register a borrower on-chain as soon as KYC is verified
+    auto_register: bool = True               # register a borrower on-chain (by the oracle) once KYC is verified
     sms_outbox: str = ""                     # development SMS sender's outbox; default <home>/sms-outbox.jsonl
     rate_limit_storage: str = "memory://"    # `limits` storage URI; redis://... when several API processes run
     # What one borrower can make the lender pay gas for (each application is relayed at the lender's cost):
@@ -161,7 +161,7 @@ class Settings(BaseSettings):
     payout_provider: str = ""                # which of them orders payouts; default the first with a url
     oracle_url: str = "http://127.0.0.1:8600"  # the oracle service (`loanledger oracle run`)
     bureau_url: str = "http://127.0.0.1:8800"  # the credit bureau (stand-in: `loanledger bureau`)
-    anchor_interval: float = 60.0            # seconds between action-log anchors the API writes; 0: never
+    anchor_interval: float = 60.0            # seconds between action-log anchors the oracle writes; 0: never
     credit_refund_interval: float = 0.0      # seconds between the automatic policy's credit refund rounds; 0: operators refund
     dev_login: bool = False                  # POST /v1/auth/dev-login, unsigned: loopback clients on chain 31337/1337 only
     # Tests only: exit the API once an application is mined, unanswered ("after_send"), or stop it (SIGSTOP, for the
@@ -207,6 +207,17 @@ class Settings(BaseSettings):
 
     def signer_secrets(self, name: str) -> SignerSecrets:
         return SignerSecrets.from_environ(name, self._environ)
+
+    def configured_signers(self) -> list[str]:
+        """The signers this configuration may hold (lower-case names, sorted): every `LOANLEDGER_<NAME>_KEY` of its
+        environment that is not a setting (`bureau_api_key`), and every keystore file in the keystore directory.
+        What a process could sign with: the test that the API holds no key with a role reads it."""
+        names = {variable[len(ENV_PREFIX):-len("_KEY")].lower() for variable, value in self._environ.items()
+                 if variable.startswith(ENV_PREFIX) and variable.endswith("_KEY") and value}
+        names -= {field.removesuffix("_key") for field in type(self).model_fields if field.endswith("_key")}
+        if self.keystore_path.is_dir():
+            names |= {path.stem.lower() for path in self.keystore_path.glob("*.json")}
+        return sorted(names)
 
     @property
     def database_url(self) -> str:

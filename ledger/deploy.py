@@ -40,6 +40,9 @@ class RoleHolders:
     second_admin: str = ""
     second_operator: str = ""
     policy: str = ""  # the automatic approval policy's key (POLICY_ROLE on the book); "": no automatic approvals
+    # The API's relayer: no role that lets it do anything, only RELAYER_ROLE on the registry, which admits it on a
+    # permissioned chain (transactionAllowed). "": none admitted (a chain that does not permission accounts).
+    relayer: str = ""
 
     def __post_init__(self) -> None:
         signers = (self.score_signers,) if isinstance(self.score_signers, str) else tuple(self.score_signers)
@@ -66,7 +69,8 @@ class RoleHolders:
     def as_manifest(self) -> dict[str, list[str]]:
         return {"DEFAULT_ADMIN_ROLE": self.admins, "OPERATOR_ROLE": self.operators, "ORACLE_ROLE": [self.oracle],
                 "PAUSER_ROLE": [self.pauser], "SCORE_SIGNER_ROLE": list(self.score_signers),
-                **({"POLICY_ROLE": [self.policy]} if self.policy else {})}
+                **({"POLICY_ROLE": [self.policy]} if self.policy else {}),
+                **({"RELAYER_ROLE": [self.relayer]} if self.relayer else {})}
 
 
 def majority(signers: int) -> int:
@@ -167,9 +171,13 @@ class Grant:
 # come from its constructor (RoleHolders.admins, .operators, the pauser). The forwarder has no roles and needs
 # none: through it, each signer acts with their own.
 GRANTS: tuple[Grant, ...] = (
-    Grant("BorrowerRegistry", "OPERATOR_ROLE", "operator", "registerBorrower, updateBorrower, revokeBorrower"),
+    Grant("BorrowerRegistry", "OPERATOR_ROLE", "operator",
+          "registerBorrower, updateBorrower (a manual registration, signed), revokeBorrower"),
     Grant("BorrowerRegistry", "ORACLE_ROLE", "oracle",
-          "no function; isStaff, so transactionAllowed lets the oracle transact on a permissioned (Besu) chain"),
+          "registerBorrower, updateBorrower (a completed KYC, from the oracle's registration worker); isStaff, so "
+          "transactionAllowed lets the oracle transact on a permissioned (Besu) chain"),
+    Grant("BorrowerRegistry", "RELAYER_ROLE", "relayer",
+          "no function; transactionAllowed admits the API's relayer on a permissioned (Besu) chain"),
     Grant("BorrowerRegistry", "PAUSER_ROLE", "pauser", "pause, unpause"),
     Grant("CreditOracle", "ORACLE_ROLE", "oracle", "pushScores (relays the score signers' reports)"),
     Grant("CreditOracle", "SCORE_SIGNER_ROLE", "score_signers",
@@ -184,7 +192,7 @@ GRANTS: tuple[Grant, ...] = (
           "confirmDisbursement(s), confirmRepayment(s), confirmCreditRefund, reverseRepayment, "
           "reverseDisbursement, declareDefault"),
     Grant("LoanBook", "PAUSER_ROLE", "pauser", "pause, unpause"),
-    Grant("ActionLogAnchor", "OPERATOR_ROLE", "operator", "anchor (the API anchors the action log with it)"),
+    Grant("ActionLogAnchor", "ORACLE_ROLE", "oracle", "anchor (the oracle process anchors the action log)"),
     Grant("ActionLogAnchor", "PAUSER_ROLE", "pauser", "pause, unpause"),
     *(Grant(name, "DEFAULT_ADMIN_ROLE", "FourEyes", "grantRole, revokeRole and the admin setters, by two admins")
       for name in CONTRACT_NAMES if name != "FourEyes"),
@@ -264,12 +272,14 @@ def deploy_stack(w3: Web3, admin: str, *, operator: str, oracle: str, pauser: st
                  second_admin: str = "", second_operator: str = "", policy: str = "", max_score_age: int = 30 * DAY,
                  credit_limit_currency: str = "CNY", signer_threshold: int = 1,
                  payout_threshold: int = Settings.payout_threshold, network: str = "local",
-                 admin_renounces: bool = False) -> Bindings:
+                 admin_renounces: bool = False, relayer: str = "") -> Bindings:
     """Follow the plan from `admin` (an account the node has unlocked): deploy, grant roles, set the score
     signers' threshold, describe it. `score_signer`: one address, or the quorum's. `admin_renounces`: then give
-    up the admin's DEFAULT_ADMIN_ROLE on RENOUNCED_BY_ADMIN (two admins decide)."""
+    up the admin's DEFAULT_ADMIN_ROLE on RENOUNCED_BY_ADMIN (two admins decide). `relayer`: the API's, admitted
+    on a permissioned chain (none: not admitted)."""
     artifacts = compile_contracts()
-    roles = RoleHolders(admin, operator, oracle, pauser, score_signer, second_admin, second_operator, policy)
+    roles = RoleHolders(admin, operator, oracle, pauser, score_signer, second_admin, second_operator, policy,
+                        relayer=relayer)
     settings = Settings(max_score_age, credit_limit_currency, signer_threshold, payout_threshold)
     settings.check(roles)
     contracts: dict[str, Contract] = {}

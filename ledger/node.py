@@ -35,6 +35,9 @@ DEV_SCORE_SIGNERS = (4, 28, 29)
 # FourEyes' second admin and second operator, and the automatic approval policy's key: the three before those
 # (the demo's people and borrowers take the low indices).
 DEV_SECOND_ADMIN, DEV_SECOND_OPERATOR, DEV_POLICY = 25, 26, 27
+# The API's relayer: it holds no role that does anything (RELAYER_ROLE only admits it on a permissioned chain), and
+# is none of the accounts tests and the demo use as borrowers (5 onwards).
+DEV_RELAYER = 24
 CHAIN_ID = 31337
 Account.enable_unaudited_hdwallet_features()
 
@@ -54,7 +57,8 @@ def anvil_binary() -> str:
 
 
 def dev_account(index: int) -> LocalAccount:
-    """Account `index` of the development mnemonic (0 admin, 1 operator, 2 oracle, 3 pauser, DEV_SCORE_SIGNERS)."""
+    """Account `index` of the development mnemonic (0 admin, 1 operator, 2 oracle, 3 pauser, DEV_SCORE_SIGNERS,
+    DEV_RELAYER)."""
     return Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
 
 

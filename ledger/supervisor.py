@@ -25,13 +25,18 @@ import httpx
 from ledger.config import Settings
 from ledger.errors import LoanLedgerError
 from ledger.manifest import ROOT
-from ledger.node import DEV_POLICY, DEV_SCORE_SIGNERS, LocalNode, dev_account
+from ledger.node import DEV_POLICY, DEV_RELAYER, DEV_SCORE_SIGNERS, LocalNode, dev_account
 
 LOANLEDGER = str(Path(sys.executable).with_name("loanledger"))  # the CLI of this environment
 DEV_CHAIN_ID = 31337
 # Which development account plays which service key on the local node (the deploy script's role holders).
-DEV_SIGNERS = {"ADMIN": 0, "OPERATOR": 1, "ORACLE": 2, "PAUSER": 3, "RELAYER": 5, "POLICY": DEV_POLICY,
+DEV_SIGNERS = {"ADMIN": 0, "OPERATOR": 1, "ORACLE": 2, "PAUSER": 3, "RELAYER": DEV_RELAYER, "POLICY": DEV_POLICY,
                **{f"SCORE_SIGNER_{n}": index for n, index in enumerate(DEV_SCORE_SIGNERS, start=1)}}
+# What unlocks a signer (ledger/config.py SignerSecrets): a service is given these only for its own signers.
+_SIGNER_SECRETS = ("KEY", "PASSPHRASE", "PASSPHRASE_FILE")
+# The API's one signer: the relayer (RELAYER_ROLE on the registry only: admitted on a permissioned chain, no
+# power). Every decision it relays is signed by the person or service that makes it.
+API_SIGNERS = ("RELAYER",)
 
 
 class StackError(LoanLedgerError):
@@ -43,6 +48,7 @@ class Service:
     name: str
     command: list[str]
     health_url: str | None = None      # polled until it answers 2xx; None: alive is enough
+    signers: tuple[str, ...] = ()      # the DEV_SIGNERS names whose keys it is given (none: it signs nothing)
     process: subprocess.Popen | None = None
 
 
@@ -62,10 +68,15 @@ class Stack:
     def logs(self) -> Path:
         return self.settings.home / "logs"
 
-    def service_env(self) -> dict[str, str]:
+    def service_env(self, signers: tuple[str, ...] | None = None) -> dict[str, str]:
+        """The environment of a process; `signers`: the only service keys it gets (None: all, for the deploy)."""
         env = {**self.env, "LOANLEDGER_HOME": str(self.settings.home), "PYTHONUNBUFFERED": "1",
                "SOLCX_BINARY_PATH": self.env.get("SOLCX_BINARY_PATH", str(ROOT / ".venv" / "solcx")),
                "PATH": f"{ROOT / 'node_modules' / '.bin'}{os.pathsep}{self.env.get('PATH', '')}"}
+        if signers is not None:
+            for name in set(DEV_SIGNERS) - set(signers):
+                for secret in _SIGNER_SECRETS:
+                    env.pop(f"LOANLEDGER_{name}_{secret}", None)
         return env
 
     # -------------------------------------------------------------------------------------------- start
@@ -117,6 +128,9 @@ class Stack:
             return
         for name, index in DEV_SIGNERS.items():
             self.env.setdefault(f"LOANLEDGER_{name}_KEY", dev_account(index).key.hex())
+        # The deploy admits the relayer the API is given (RELAYER_ROLE), configured or the development one.
+        from eth_account import Account
+        self.env.setdefault("LOANLEDGER_DEPLOY_RELAYER", Account.from_key(self.env["LOANLEDGER_RELAYER_KEY"]).address)
         # Not the dashboard's development login: off unless asked for (`loanledger run --dev-login`); the
         # dashboard signs in with a browser wallet holding a development key.
 
@@ -145,16 +159,16 @@ class Stack:
             self.say(f"vault: new key-encryption key in {self.settings.kek_path} (back it up: without it the "
                      f"KYC records cannot be read)")
 
-    def add(self, name: str, args: list[str], health_url: str | None = None) -> None:
-        self.services.append(Service(name, [LOANLEDGER, *args], health_url))
+    def add(self, name: str, args: list[str], health_url: str | None = None, signers: tuple[str, ...] = ()) -> None:
+        self.services.append(Service(name, [LOANLEDGER, *args], health_url, signers))
 
     def start_services(self, timeout: float = 60.0) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
         for service in self.services:
             self._check_interrupted()
             log = (self.logs / f"{service.name}.log").open("ab")
-            service.process = subprocess.Popen(service.command, cwd=ROOT, env=self.service_env(), stdout=log,
-                                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            service.process = subprocess.Popen(service.command, cwd=ROOT, env=self.service_env(service.signers),
+                                               stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                                start_new_session=True)
             self._wait_ready(service, timeout)
             self.say(f"{service.name}: up" + (f" ({service.health_url.rsplit('/', 1)[0]})" if service.health_url else ""))
@@ -240,9 +254,12 @@ def local_stack(settings: Settings, say: Callable[[str], None] = print, env: dic
     stack.add("indexer", ["index", "--follow", "--poll-interval", "0.5"])
     # The score quorum: one process per signer, each with its own key and its own bureau read, beside the oracle.
     for n in range(1, settings.score_signers + 1):
-        stack.add(f"score-signer-{n}", ["oracle", "signer", "--name", f"score_signer_{n}"])
-    stack.add("oracle", ["oracle", "run", "--port", str(oracle_port)], f"{oracle_url}/healthz")
+        stack.add(f"score-signer-{n}", ["oracle", "signer", "--name", f"score_signer_{n}"],
+                  signers=(f"SCORE_SIGNER_{n}",))
+    # Each process gets only its own keys: the oracle its own (payments, KYC registrations, anchors), the policy
+    # its POLICY_ROLE key, the API API_SIGNERS; the stand-ins and the indexer none.
+    stack.add("oracle", ["oracle", "run", "--port", str(oracle_port)], f"{oracle_url}/healthz", signers=("ORACLE",))
     # The automatic approval policy: its own process with its own key (POLICY_ROLE), deciding what the API relayed.
-    stack.add("policy", ["oracle", "policy"])
-    stack.add("api", ["api"], f"http://{settings.api_host}:{settings.api_port}/healthz")
+    stack.add("policy", ["oracle", "policy"], signers=("POLICY",))
+    stack.add("api", ["api"], f"http://{settings.api_host}:{settings.api_port}/healthz", signers=API_SIGNERS)
     return stack

@@ -20,7 +20,7 @@ import secrets
 import time
 import uuid
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from hashlib import sha256
 from pathlib import Path
@@ -284,8 +284,9 @@ class Vault:
 
     # -- writing
 
-    def put(self, borrower: str, record: KycRecord) -> str:
-        """Store a new borrower's record with a fresh salt; returns the record id."""
+    def put(self, borrower: str, record: KycRecord, also: Callable[[Session, str], None] | None = None) -> str:
+        """Store a new borrower's record with a fresh salt; returns the record id. `also(session, commitment)` runs
+        in the same transaction (what must be stored with the record or not at all, e.g. its registration intent)."""
         borrower = _address(borrower)
         phone_index, id_index = self._blind("phone", record.phone), self._blind("id_number", record.id_number)
         record_id, dek, salt, now = str(uuid.uuid4()), AESGCM.generate_key(256), new_salt(), int(time.time())
@@ -300,6 +301,8 @@ class Vault:
             with self._sessions.begin() as session:
                 self._refuse_duplicates(session, borrower, phone_index, id_index)
                 session.add(row)
+                if also is not None:
+                    also(session, row.commitment)
         except IntegrityError:
             # Another writer got there between our check and our insert: say which value collided.
             with self._sessions() as session:

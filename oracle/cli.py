@@ -51,7 +51,8 @@ def run_command(
         "NAME=hmac:ENV_VAR (repeatable). Default: the `payment_providers` setting, else the rail stand-in's key."),
     window: int = typer.Option(300, "--window", min=1, help="Seconds a webhook's timestamp may be off our clock."),
     webhooks: bool = typer.Option(True, "--webhooks/--no-webhooks", help="Serve the webhook endpoint."),
-    worker: bool = typer.Option(True, "--worker/--no-worker", help="Run the outbox worker."),
+    worker: bool = typer.Option(True, "--worker/--no-worker", help="Run the outbox worker, the KYC registration "
+                                "worker and the action log's anchoring (`anchor_interval`)."),
     batch_size: int = typer.Option(50, "--batch-size", min=1, max=200, help="Confirmations per transaction."),
     interval: float = typer.Option(1.0, "--interval", min=0.01, help="Seconds between outbox rounds when idle."),
     max_backoff: float = typer.Option(60.0, "--max-backoff", min=0.01, help="Longest wait while the node is down."),
@@ -71,7 +72,8 @@ def run_command(
                                          help="Seconds a score report waits for its quorum of score signers "
                                               "(`loanledger oracle signer`) before it is set aside."),
 ) -> None:
-    """Run the oracle: payment webhooks, the outbox worker, the risk monitor and score refreshes, until SIGTERM."""
+    """Run the oracle: payment webhooks, the outbox worker, KYC registrations, action-log anchors, the risk monitor
+    and score refreshes, until SIGTERM."""
     from ledger.cli._common import fail
     from ledger.config import load_settings
     from oracle.outbox import fault_injection
@@ -107,6 +109,10 @@ def run_command(
     service = OracleService(sessions, build_verifier(providers, window) if webhooks else None, outbox_worker)
     if reconcile:
         _add_reconciliation(service, settings, sessions, reconcile_interval)
+    if worker:
+        # KYC registrations and the action log's anchors: sent with the oracle's key, as the outbox's are.
+        for task in _chain_tasks(settings, sessions, outbox_worker, interval):
+            service.add_task(task)
     if risk or scores:
         shared = outbox_worker.client if outbox_worker else None  # one nonce manager per key per process
         for task in _monitor_tasks(settings, sessions, risk, scores, reminder_days, notify_webhook, monitor_interval,
@@ -197,6 +203,55 @@ def _add_reconciliation(service, settings, sessions, interval: float) -> None:
     service.reconciliation = ScheduledReconciliation(providers, sessions)
     service.add_task(BackgroundTask("reconciliation", every(interval, service.reconciliation.run_once,
                                                             "reconciliation")))
+
+
+def _chain_tasks(settings, sessions, outbox_worker, interval: float):
+    """The registration worker (completed KYCs registered on-chain) and the action log's anchoring, signing with the
+    outbox worker's client (one nonce manager per key per process)."""
+    from ledger.cli._common import manifest
+    from ledger.contracts import bind
+    from oracle.anchoring import Anchorer
+    from oracle.registrations import RegistrationWorker
+    from oracle.service import BackgroundTask, every
+
+    client = outbox_worker.client
+    bindings = bind(client.w3, manifest(settings))
+    registrations = RegistrationWorker(sessions, client, bindings.registry)
+    tasks = [BackgroundTask("registrations", every(interval, registrations.run_once, "registration"))]
+    if settings.anchor_interval > 0:
+        anchorer = Anchorer(sessions, client, bindings.anchor)
+        tasks.append(BackgroundTask("anchor", every(settings.anchor_interval, anchorer.anchor_once,
+                                                    "action-log anchor")))
+    return tasks
+
+
+@oracle_app.command("registrations")
+def registrations_command(
+    status: str = typer.Option(None, "--status", help="Only intents in this status: pending, done, set_aside "
+                               "(the registry refused it: an operator must act)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per intent."),
+) -> None:
+    """The KYC registrations the oracle sends: which landed, which wait, which were set aside and why."""
+    from ledger.config import load_settings
+    from ledger.store import open_store
+    from oracle.registrations import intents
+
+    sessions = open_store(load_settings().database_url)
+    try:
+        rows = intents(sessions, status)
+    finally:
+        sessions.kw["bind"].dispose()
+    columns = ("borrower", "status", "outcome", "kyc_expires_at", "attempts", "tx_hash", "last_error")
+    if as_json:
+        for row in rows:
+            typer.echo(json.dumps({c: getattr(row, c) for c in columns}))
+        return
+    table = Table(title=f"registrations: {len(rows)}" + (f" {status}" if status else ""))
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*("" if getattr(row, c) is None else str(getattr(row, c)) for c in columns))
+    Console().print(table)
 
 
 def _monitor_tasks(settings, sessions, risk: bool, scores: bool, reminder_days: int, notify_webhook: str | None,

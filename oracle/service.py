@@ -1,4 +1,5 @@
-"""The oracle as one process: the payment webhook endpoint, the outbox worker, and room for more workers.
+"""The oracle as one process: the payment webhook endpoint, the outbox worker, KYC registrations, the action log's
+anchors, and room for more workers.
 
 `loanledger oracle run` builds an `OracleService` from the settings and runs it: uvicorn serves the
 webhook endpoint, `/healthz` and `/metrics` (Prometheus) in the main thread, each background worker
@@ -27,7 +28,7 @@ from sqlalchemy.orm import sessionmaker
 from ledger.config import Settings
 from ledger.secret_file import read_or_create
 from oracle import quorum as score_quorum
-from oracle import suspense
+from oracle import registrations, suspense
 from oracle.intake import payment_webhooks
 from oracle.outbox import SET_ASIDE, Outbox, OutboxWorker
 from oracle.payments.provider import PaymentProvider
@@ -113,8 +114,9 @@ class OracleService:
                     session.execute(text("SELECT 1"))
                 counts, store = self.outbox.counts(), "ok"
                 quorum_failing = score_quorum.failing(self.sessions)
+                registrations_set_aside = registrations.counts(self.sessions).get(registrations.SET_ASIDE, 0)
             except Exception as exc:  # noqa: BLE001 - reported, not raised: this is the health check
-                counts, store, quorum_failing = {}, f"{type(exc).__name__}", None
+                counts, store, quorum_failing, registrations_set_aside = {}, f"{type(exc).__name__}", None, None
             healthy = store == "ok" and all(alive.values())
             worker = self.worker
             return JSONResponse(status_code=200 if healthy else 503, content={
@@ -123,7 +125,9 @@ class OracleService:
                 # (`loanledger oracle outbox --status set_aside`).
                 "attention": {"set_aside": counts.get(SET_ASIDE, 0), "rejected": counts.get("rejected", 0),
                               # Score reports set aside since the last one landed: the signers' quorum is not forming.
-                              "score_reports_set_aside": quorum_failing},
+                              "score_reports_set_aside": quorum_failing,
+                              # KYC registrations the registry refused (`loanledger oracle registrations`).
+                              "registrations_set_aside": registrations_set_aside},
                 "node_failures": worker.failures if worker is not None else None,
                 "webhooks": sorted(self.verifier.providers) if self.verifier is not None else [],
                 "uptime": round(time.time() - self.started_at, 1)})
@@ -132,6 +136,7 @@ class OracleService:
         registry.register(_OutboxCollector(self))
         registry.register(_SuspenseCollector(self.sessions))
         registry.register(_ScoreQuorumCollector(self.sessions))
+        registry.register(_RegistrationCollector(self.sessions))
         if self.reconciliation is not None:
             registry.register(_ReconciliationCollector(self.reconciliation))
 
@@ -251,6 +256,28 @@ class _ScoreQuorumCollector:
         yield GaugeMetricFamily("loanledger_oracle_score_quorum_failing",
                                 "Score reports set aside (no quorum of score signers, or refused) since the last "
                                 "report that landed", value=count)
+
+
+class _RegistrationCollector:
+    """KYC registration intents by status, and those set aside (the registry refused them) as their own gauge."""
+
+    def __init__(self, sessions: sessionmaker):
+        self.sessions = sessions
+
+    def collect(self):
+        try:
+            counts = registrations.counts(self.sessions)
+        except Exception:  # the store is down: /healthz says so; a scrape still answers
+            log.warning("metrics: the registration intents could not be counted", exc_info=True)
+            return
+        by_status = GaugeMetricFamily("loanledger_oracle_registrations", "KYC registration intents by status",
+                                      labels=["status"])
+        for status, count in sorted(counts.items()):
+            by_status.add_metric([status], count)
+        yield by_status
+        yield GaugeMetricFamily("loanledger_oracle_registrations_set_aside",
+                                "KYC registrations the registry refused: an operator must act",
+                                value=counts.get(registrations.SET_ASIDE, 0))
 
 
 class _ReconciliationCollector:

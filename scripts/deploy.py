@@ -10,6 +10,10 @@ default to the development accounts (the same mnemonic as the local anvil); else
 holder must be given, as options or as LOANLEDGER_DEPLOY_{ACCOUNT,OPERATOR,ORACLE,PAUSER,SCORE_SIGNERS,SECOND_ADMIN,
 SECOND_OPERATOR} (LOANLEDGER_DEPLOY_POLICY optional: without it nothing is approved automatically).
 
+--relayer (LOANLEDGER_DEPLOY_RELAYER) is the API's relayer address: granted RELAYER_ROLE on the borrower registry,
+which no function checks and `transactionAllowed` reads, so that on a permissioned (Besu) chain the relayer may
+submit the signed requests it relays. Locally the development relayer; elsewhere optional (none: not admitted).
+
 The score signers are a quorum: --score-signer once per signer (or LOANLEDGER_DEPLOY_SCORE_SIGNERS, comma-
 separated), each granted SCORE_SIGNER_ROLE on the credit oracle; --signer-threshold (LOANLEDGER_DEPLOY_SIGNER_
 THRESHOLD) is how many distinct ones a score report needs, by default a majority of them (2 of the 3 local ones).
@@ -40,15 +44,24 @@ from ledger.deploy import (  # noqa: E402
     role_id,
 )
 from ledger.manifest import DEPLOY_ORDER, DeployedContract  # noqa: E402
-from ledger.node import DEV_POLICY, DEV_SCORE_SIGNERS, DEV_SECOND_ADMIN, DEV_SECOND_OPERATOR, dev_account  # noqa: E402
+from ledger.node import (  # noqa: E402
+    DEV_POLICY,
+    DEV_RELAYER,
+    DEV_SCORE_SIGNERS,
+    DEV_SECOND_ADMIN,
+    DEV_SECOND_OPERATOR,
+    dev_account,
+)
 
 
 _OPTIONS = {"score_signers": "score-signer"}  # role holder -> its option, where the two differ
 DEV_CHAIN_ID = 31337  # anvil's: development accounts and the name "local" apply
 
 
-def _role_holders(network_name: str, deployer: str, given: dict[str, str | tuple[str, ...] | None]) -> RoleHolders:
+def _role_holders(network_name: str, deployer: str, given: dict[str, str | tuple[str, ...] | None],
+                  relayer: str | None = None) -> RoleHolders:
     if network_name == "local":
+        relayer = relayer or dev_account(DEV_RELAYER).address
         dev = [a.address for a in accounts.test_accounts[:4]]
         defaults = {**dict(zip(("operator", "oracle", "pauser"), dev[1:4])),
                     "score_signers": tuple(dev_account(i).address for i in DEV_SCORE_SIGNERS),
@@ -60,7 +73,7 @@ def _role_holders(network_name: str, deployer: str, given: dict[str, str | tuple
         if missing:
             raise click.UsageError(f"on {network_name}, give every role holder: missing --{', --'.join(_OPTIONS.get(m, m.replace('_', '-')) for m in missing)}")
         defaults = {}
-    return RoleHolders(admin=deployer, **{k: v or defaults.get(k, "") for k, v in given.items()})
+    return RoleHolders(admin=deployer, **{k: v or defaults.get(k, "") for k, v in given.items()}, relayer=relayer or "")
 
 
 @click.command(cls=ConnectedProviderCommand)
@@ -70,6 +83,8 @@ def _role_holders(network_name: str, deployer: str, given: dict[str, str | tuple
 @click.option("--operator", default=None, envvar="LOANLEDGER_DEPLOY_OPERATOR")
 @click.option("--oracle", default=None, envvar="LOANLEDGER_DEPLOY_ORACLE")
 @click.option("--pauser", default=None, envvar="LOANLEDGER_DEPLOY_PAUSER")
+@click.option("--relayer", default=None, envvar="LOANLEDGER_DEPLOY_RELAYER",
+              help="The API's relayer: admitted on a permissioned chain (RELAYER_ROLE on the registry, no power).")
 @click.option("--score-signer", "score_signers", multiple=True, envvar="LOANLEDGER_DEPLOY_SCORE_SIGNERS",
               help="A score signer's address; once per signer (the environment variable: comma-separated).")
 @click.option("--signer-threshold", default=None, type=click.IntRange(min=1),
@@ -94,9 +109,9 @@ def _role_holders(network_name: str, deployer: str, given: dict[str, str | tuple
 @click.option("--admin-renounces", is_flag=True, envvar="LOANLEDGER_DEPLOY_ADMIN_RENOUNCES",
               help="After the grants, give up the deployer's DEFAULT_ADMIN_ROLE: role grants and admin settings then "
                    "need two admins (FourEyes).")
-def cli(network, provider, account_alias, operator, oracle, pauser, score_signers, signer_threshold, second_admin,
-        second_operator, policy, payout_threshold, max_score_age_days, credit_limit_currency, manifest_path,
-        network_name, redeploy, admin_renounces):
+def cli(network, provider, account_alias, operator, oracle, pauser, relayer, score_signers, signer_threshold,
+        second_admin, second_operator, policy, payout_threshold, max_score_age_days, credit_limit_currency,
+        manifest_path, network_name, redeploy, admin_renounces):
     if network_name is None:
         network_name = "local" if network.name == "local" or provider.chain_id == DEV_CHAIN_ID else network.name
     path = manifest_path or manifests.path_for(network_name)
@@ -115,7 +130,8 @@ def cli(network, provider, account_alias, operator, oracle, pauser, score_signer
     roles = _role_holders(network_name, deployer.address, {"operator": operator, "oracle": oracle, "pauser": pauser,
                                                            "score_signers": signers or None,
                                                            "second_admin": second_admin,
-                                                           "second_operator": second_operator, "policy": policy})
+                                                           "second_operator": second_operator, "policy": policy},
+                          relayer)
     settings = Settings(max_score_age=max_score_age_days * 86_400, credit_limit_currency=credit_limit_currency,
                         signer_threshold=signer_threshold or majority(len(roles.score_signers)),
                         payout_threshold=payout_threshold)

@@ -80,6 +80,12 @@ def test_run_serves_until_ctrl_c_then_stops_everything_and_keeps_the_ledger(tmp_
             == [1, 2, 3], running
         deployed = json.loads((tmp_path / "home" / "deployments" / "local.json").read_text())
         assert deployed["signer_threshold"] == 2 and len(set(deployed["roles"]["SCORE_SIGNER_ROLE"])) == 3
+        # The relayer the API is given is the one the deploy admitted on the registry (and nowhere else).
+        from ledger.node import DEV_RELAYER, dev_account
+        relayer = dev_account(DEV_RELAYER).address
+        assert deployed["grants"]["BorrowerRegistry"]["RELAYER_ROLE"] == [relayer]
+        assert [c for c, roles in deployed["grants"].items()
+                if any(relayer in holders for holders in roles.values())] == ["BorrowerRegistry"]
     finally:
         process.send_signal(signal.SIGINT)  # what Ctrl-C sends
         assert process.wait(timeout=60) == 0, log.read_text()[-3000:]

@@ -28,10 +28,15 @@ def _shown(standing: kyc.Standing) -> KycStatus:
 
 
 @router.get("", response_model=KycStatus, responses=ERRORS, summary="My verification status and masked record")
-def status(context: ContextDep, who: BorrowerOrApplicant) -> KycStatus:
+def status(context: ContextDep, roles: RolesDep, who: BorrowerOrApplicant) -> KycStatus:
     shown = _shown(kyc.standing(context, who.address))
-    if shown.status == "verified" and who.has("borrower"):  # the role the registry gives a registered address
+    # The role the registry gives a registered address (read from the chain: it may be ahead of the indexer, which
+    # has the last word once it has seen the borrower: a revoked one is verified again).
+    if shown.status == "registering" and who.has("borrower"):
         shown.status = "registered"
+    elif shown.status == "registered" and not who.has("borrower"):
+        # The oracle registered it since this address's roles were cached: its next request is a borrower's.
+        roles.forget(who.address)
     return shown
 
 
@@ -43,10 +48,11 @@ def submit(body: KycIn, context: ContextDep, otp: OtpDep, who: BorrowerOrApplica
 
 
 @router.post("/verify", response_model=KycStatus, responses=ERRORS,
-             summary="Confirm both codes: the record is sealed in the vault and the borrower registered on-chain")
+             summary="Confirm both codes: the record is sealed in the vault; the oracle registers the borrower "
+                     "on-chain (status `registering` until the ledger shows it)")
 def verify(body: CodesIn, context: ContextDep, otp: OtpDep, roles: RolesDep, who: BorrowerOrApplicant) -> KycStatus:
     standing = kyc.confirm(context, otp, who.address, body.phone_code, body.card_code, current_request_id())
-    if standing.tx_hash:
+    if standing.status == "registered":  # already on the ledger (registered by an operator before): a borrower now
         roles.forget(who.address)
     return _shown(standing)
 

@@ -45,15 +45,16 @@ class MaskedOut(BaseModel):
 
 
 class KycStatus(BaseModel):
-    status: str = Field(description="none | pending | verified | registered")
+    status: str = Field(description="none | pending | verified | registering (verified; the oracle is registering it "
+                                    "on the ledger) | registered")
     record: MaskedOut | None = Field(None, description="the record as its owner may see it: masked")
     commitment: str | None = Field(None, description="the salted hash of the record registered on-chain")
     codes_expire_at: int | None = Field(None, description="pending: unix seconds the codes are valid until")
-    tx_hash: str | None = Field(None, description="the registration transaction, when this call registered")
+    tx_hash: str | None = Field(None, description="the registration transaction, when this call registered (KYC "
+                                "registrations are sent by the oracle: see GET /v1/kyc for when it landed)")
 
     model_config = {"json_schema_extra": {"examples": [
         {"status": "pending", "record": MaskedOut.model_config["json_schema_extra"]["examples"][0],
          "codes_expire_at": 1767227400},
-        {"status": "registered", "record": MaskedOut.model_config["json_schema_extra"]["examples"][0],
-         "commitment": "0x38f78745b82e6b53762316d8a03d9d7dce0e3dcbb2ee692f46bbb5364734dce2",
-         "tx_hash": "0xd96bf58be99e09ed5b140f5428df074c19c2d4d25ae3c28ae9767e8994b2f848"}]}}
+        {"status": "registering", "record": MaskedOut.model_config["json_schema_extra"]["examples"][0],
+         "commitment": "0x38f78745b82e6b53762316d8a03d9d7dce0e3dcbb2ee692f46bbb5364734dce2"}]}}

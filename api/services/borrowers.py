@@ -1,18 +1,31 @@
 """Borrowers on-chain: register a KYC-verified wallet with its identity commitment, revoke one.
 
+A completed KYC is registered by the oracle (the API records the intent with the KYC record: registration_intent);
+an operator registers or revokes by a signed decision the API relays.
+
 Only the commitment (the salted hash the vault's record opens to) goes on-chain; the record stays in the vault.
 """
 
 from __future__ import annotations
 
+import time
+
+from eth_utils import to_checksum_address
+from sqlalchemy.orm import Session
 from web3.contract.contract import ContractFunction
 
 from api.errors import ApiError
 from api.services.decisions import reason_bytes
-from api.services.signed_requests import REQUEST_TTL, Signed, check_and_relay, signed_call
+from api.services.signed_requests import (
+    REQUEST_TTL,
+    Signed,
+    check_and_relay,
+    signed_call,
+)
 from api.services.transactions import Sent, record
-from ledger.encoding import to_0x_hex
 from ledger.forwarding import UnknownCall
+from ledger.store.models.chain import Borrower
+from ledger.store.models.registrations import PENDING, RegistrationIntent
 from ledger.vault import RecordNotFound
 
 KYC_VALIDITY = 365 * 86_400
@@ -29,13 +42,43 @@ def register_call(context, address: str, kyc_expires_at: int | None = None) -> C
     return context.bindings.registry.functions.registerBorrower(address, commitment, expiry)
 
 
-def register_borrower(context, address: str, actor: str, request_id: str) -> str:
-    """Registers a verified borrower as KYC's automatic registration does: sent with the operator service account
-    (no person decides it; a later change gives it its own bounded key). Returns the transaction hash."""
-    receipt = context.signer("operator").transact(register_call(context, address))
-    tx_hash = to_0x_hex(receipt["transactionHash"])
-    context.action_log.append(actor, "borrower.register", request_id, {"borrower": address, "tx": tx_hash})
-    return tx_hash
+def registration_intent(context, address: str, request_id: str, kyc_expires_at: int | None = None):
+    """`also` for Vault.put: the registration intent of a KYC record being stored, written in the record's
+    transaction. The oracle's registration worker sends it with the oracle's key (oracle/registrations.py); the
+    API holds no key that could. KYC valid KYC_VALIDITY from now (chain time; the clock if the node is away)."""
+    expiry = kyc_expires_at if kyc_expires_at is not None else _now(context) + KYC_VALIDITY
+    borrower = to_checksum_address(address)
+    key = f"kyc:{borrower}:{request_id}"[:128]  # the column's width; the borrower alone already makes it unique
+
+    def record(session: Session, commitment: str) -> None:
+        now = int(time.time())
+        session.add(RegistrationIntent(borrower=borrower, commitment=commitment,
+                                       kyc_expires_at=expiry, idempotency_key=key,
+                                       status=PENDING, attempts=0, next_attempt_at=0, created_at=now, updated_at=now))
+    return record
+
+
+def registration_state(context, address: str) -> str | None:
+    """The oracle's progress with a KYC registration: pending, done, set_aside; None when none was recorded."""
+    with context.sessions() as session:
+        intent = session.get(RegistrationIntent, to_checksum_address(address))
+    return None if intent is None else intent.status
+
+
+def ledger_state(context, address: str) -> str | None:
+    """What the indexer has seen of this borrower (the read model, not the chain): registered, revoked, or None."""
+    with context.sessions() as session:
+        row = session.get(Borrower, to_checksum_address(address))
+    if row is None or not row.registered:
+        return None
+    return "revoked" if row.revoked else "registered"
+
+
+def _now(context) -> int:
+    try:
+        return context.chain_time()
+    except Exception:  # noqa: BLE001 - the node is away: KYC still completes; a year from now by the clock
+        return int(time.time())
 
 
 def register_signed(context, address: str, actor: str, signed: Signed, request_id: str) -> Sent:

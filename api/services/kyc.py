@@ -1,6 +1,10 @@
 """Real-name verification: submit a record, confirm the phone and the card binding with one-time codes, and
-(when automatic registration is on) get registered on-chain; a changed phone number is confirmed with a
-code to the new number.
+(when automatic registration is on) get registered on-chain by the oracle; a changed phone number is confirmed
+with a code to the new number.
+
+The API sends no registration itself (it holds no key with a role): the verified record and its registration
+intent are stored in one transaction, and the oracle's registration worker registers the borrower with the
+oracle's key. Until the indexer has seen BorrowerRegistered the status says `registering`.
 
 Nothing personal leaves in clear: the pending application is sealed by the vault, the verified record
 goes into the vault, and only the identity commitment goes on-chain. Callers show the record masked.
@@ -15,7 +19,11 @@ from sqlalchemy import delete
 
 from api.errors import ApiError
 from api.otp import OtpService
-from api.services.borrowers import register_borrower
+from api.services.borrowers import (
+    ledger_state,
+    registration_intent,
+    registration_state,
+)
 from ledger.encoding import to_0x_hex
 from ledger.identity import KycRecord, normalize_phone
 from ledger.store.models.api import KycApplication
@@ -26,13 +34,14 @@ APPLICATION_TTL = 1800
 
 @dataclass(frozen=True)
 class Standing:
-    """Where a wallet's verification stands: none, pending (codes sent) or verified (in the vault)."""
+    """Where a wallet's verification stands: none, pending (codes sent), verified (in the vault), registering (the
+    oracle has yet to register it, or the indexer to see it), registered (the indexer saw BorrowerRegistered)."""
 
     status: str
     record: KycRecord | None = None
     commitment: str | None = None  # verified: 0x + the commitment the record opens to
     codes_expire_at: int | None = None  # pending
-    tx_hash: str | None = None  # the registration, when this call registered
+    tx_hash: str | None = None  # the registration, when this call registered (the API no longer does: None)
 
 
 def standing(context, address: str) -> Standing:
@@ -41,7 +50,7 @@ def standing(context, address: str) -> Standing:
     except RecordNotFound:
         opening = None
     if opening is not None:
-        return Standing("verified", opening.record, to_0x_hex(opening.commitment))
+        return Standing(_registration_status(context, address), opening.record, to_0x_hex(opening.commitment))
     with context.sessions() as session:
         pending = session.get(KycApplication, address)
     if pending is not None and pending.purpose == "initial" and pending.expires_at >= time.time():
@@ -77,17 +86,17 @@ def confirm(context, otp: OtpService, address: str, phone_code: str, card_code: 
         otp.verify(address, "card", card_code)
         _mark(context, address, card_verified=True)
     record = context.vault.open_pending(address, pending.sealed)
+    # With automatic registration the intent is stored with the record, in its transaction: both or neither.
+    intent = registration_intent(context, address, request_id) if context.settings.auto_register else None
     try:
-        context.vault.put(address, record)
+        context.vault.put(address, record, also=intent)
     except DuplicateIdentity as exc:
         raise ApiError(409, f"duplicate_{exc.field}", str(exc)) from None
     _forget_application(context, address)
     commitment = to_0x_hex(context.vault.commitment(address))
-    context.action_log.append(address, "kyc.verify", request_id, {"commitment": commitment})
-    tx_hash = None
-    if context.settings.auto_register:
-        tx_hash = register_borrower(context, address, "kyc", request_id)
-    return Standing("registered" if tx_hash else "verified", record, commitment, tx_hash=tx_hash)
+    context.action_log.append(address, "kyc.verify", request_id, {"commitment": commitment,
+                                                                   "registration": "oracle" if intent else None})
+    return Standing(_registration_status(context, address), record, commitment)
 
 
 def request_phone_change(context, otp: OtpService, address: str, phone: str, request_id: str) -> Standing:
@@ -118,7 +127,18 @@ def confirm_phone_change(context, otp: OtpService, address: str, code: str, requ
         raise ApiError(409, f"duplicate_{exc.field}", str(exc)) from None
     _forget_application(context, address)
     context.action_log.append(address, "kyc.phone_changed", request_id, {})
-    return Standing("verified", context.vault.get(address), to_0x_hex(context.vault.commitment(address)))
+    return Standing(_registration_status(context, address), context.vault.get(address),
+                    to_0x_hex(context.vault.commitment(address)))
+
+
+def _registration_status(context, address: str) -> str:
+    """registered once the indexer saw it (verified again if revoked since); registering while the oracle's intent
+    is pending (or done and not yet indexed); verified otherwise (no automatic registration, or the registry refused
+    it: an operator's)."""
+    on_ledger = ledger_state(context, address)
+    if on_ledger is not None:
+        return "registered" if on_ledger == "registered" else "verified"
+    return "registering" if registration_state(context, address) in ("pending", "done") else "verified"
 
 
 def _refuse_taken(context, address: str, record: KycRecord, fields=("id_number", "phone")) -> None:

@@ -38,7 +38,7 @@ interface IBorrowerRegistry {
     error RegistryBorrowerRevoked(address borrower);
 
     /**
-     * @notice Registers a verified borrower.
+     * @notice Registers a verified borrower (an operator, or the oracle bringing a completed KYC on-chain).
      * @param borrower the borrower's wallet address
      * @param identityCommitment keccak256 of the salted KYC record (computed off-chain by the PII vault)
      * @param kycExpiresAt unix time after which the borrower must verify again

@@ -1,4 +1,5 @@
-"""`loanledger log anchor|head`: the action log's head, and anchoring it on-chain now (as the operator)."""
+"""`loanledger log anchor|head`: the action log's head, and anchoring it on-chain now (as the oracle, whose key the
+anchor contract admits)."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def register(app: typer.Typer) -> None:
         console.print(f"last anchor: seq {anchored.seq} in {anchored.tx_hash}" if anchored else "never anchored")
 
     @group.command("anchor")
-    def anchor(signer: str = typer.Option("operator", "--signer", help="Signer holding OPERATOR_ROLE."),
+    def anchor(signer: str = typer.Option("oracle", "--signer", help="Signer holding ORACLE_ROLE on the anchor."),
                as_json: bool = JSON_OPTION) -> None:
         """Write the log's head and entry count to the ActionLogAnchor contract now (no-op if nothing is new)."""
         settings = load_settings()
@@ -47,7 +48,7 @@ def register(app: typer.Typer) -> None:
         except SignerNotConfigured as exc:
             raise fail(str(exc)) from None
         except ContractRevert as exc:
-            hint = f": give '{signer}' OPERATOR_ROLE" if exc.name == "AccessControlUnauthorizedAccount" else ""
+            hint = f": give '{signer}' ORACLE_ROLE" if exc.name == "AccessControlUnauthorizedAccount" else ""
             raise fail(f"the anchor contract refused: {exc}{hint}") from None
         except (NodeUnavailable, ReceiptTimeout, TransactionFailed) as exc:
             raise fail(str(exc)) from None

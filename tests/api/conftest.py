@@ -77,14 +77,13 @@ def application(publish) -> dict:
 def api(w3, stack, keys, tmp_path):
     """(app, context): the API wired to the test chain; the relayer is a fresh key holding no ether. It holds no
     admin or pauser key (their decisions are signed by the admin's and the pauser's own wallets), nor the policy's
-    (the automatic policy is its own process: the `policy` fixture runs its rounds); the operator key is there for
-    what the API still sends itself: KYC's registration, the log's anchoring."""
+    (the automatic policy is its own process: the `policy` fixture runs its rounds); KYC registrations and the
+    log's anchors are the oracle's (the `registrar` fixture runs its registration worker)."""
     path = manifests.save(stack.manifest, tmp_path / "manifest.json")
     settings = Settings(home=tmp_path, node_url=w3.provider.endpoint_uri, manifest=str(path),
                         db_url=f"sqlite:///{tmp_path / 'api.db'}", api_domain="testserver", index_wait=10,
                         rail_url="http://127.0.0.1:9", anchor_interval=0)
-    env = {"LOANLEDGER_RELAYER_KEY": Account.create().key.hex(),
-           "LOANLEDGER_OPERATOR_KEY": keys["operator"].key.hex()}
+    env = {"LOANLEDGER_RELAYER_KEY": Account.create().key.hex()}
     sessions = open_store(settings.database_url)
     context = Context(settings=settings, sessions=sessions, vault=Vault(sessions, Keyring.generate()),
                       w3=Web3(Web3.HTTPProvider(settings.node_url)), jwt_secret=b"test-secret-of-thirty-two-bytes!", env=env)
@@ -132,8 +131,27 @@ def client_for(http):
 
 
 @pytest.fixture
-def kyc(api):
-    """`kyc(client, index)`: passes KYC for the client's wallet with sample identity `index`; returns the status."""
+def registrar(api, w3, stack, keys):
+    """`registrar()`: one round of the oracle's real registration worker (oracle/registrations.py) over the API's
+    store, signing with the oracle's key as `loanledger oracle run` does; then waits until the indexer has seen
+    what it registered. Returns the round's report."""
+    from ledger.chain import ChainClient
+    from oracle.registrations import RegistrationWorker
+
+    _, context = api
+    worker = RegistrationWorker(context.sessions, ChainClient(w3, keys["oracle"], stack.errors), stack.registry)
+
+    def _round():
+        report = worker.run_once()
+        context.wait_indexed(w3.eth.block_number)
+        return report
+    return _round
+
+
+@pytest.fixture
+def kyc(api, registrar):
+    """`kyc(client, index)`: passes KYC for the client's wallet with sample identity `index` and, when that left a
+    registration to the oracle, runs the oracle's worker until it is registered; returns the verify answer."""
     app, context = api
 
     def _pass(client: LoanLedgerClient, index: int) -> dict:
@@ -141,6 +159,8 @@ def kyc(api):
         client.kyc_submit(**person)
         outbox = app.state.sms
         answer = client.kyc_verify(outbox.last_code(person["phone"], "phone"), outbox.last_code(person["phone"], "card"))
+        if answer["status"] == "registering":
+            assert registrar().registered == 1
         app.state.roles.forget(client.account.address)
         return answer
     return _pass

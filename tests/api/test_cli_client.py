@@ -30,7 +30,7 @@ def run(tmp_path, served, api):
     return _run
 
 
-def test_a_borrower_from_new_wallet_to_a_loan_on_the_command_line(run, api, tmp_path, driver, publish):
+def test_a_borrower_from_new_wallet_to_a_loan_on_the_command_line(run, api, tmp_path, driver, publish, registrar):
     app_, _ = api
     code, out = run("wallet", "new")
     assert code == 0 and "0x" in out
@@ -46,6 +46,9 @@ def test_a_borrower_from_new_wallet_to_a_loan_on_the_command_line(run, api, tmp_
     sms = app_.state.sms
     code, out = run("kyc", "verify", "--phone-code", sms.last_code(person["phone"], "phone"),
                     "--card-code", sms.last_code(person["phone"], "card"))
+    assert code == 0 and "registering" in out  # the oracle registers it: its worker, one round
+    registrar()
+    code, out = run("kyc", "status")
     assert code == 0 and "registered" in out
     driver.score(wallet)
     product_id = publish(name="CLI 3-month", service_fee_bps=20, annual_rate_bps=1_800)

@@ -194,7 +194,7 @@ def spawn(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
 def test_an_api_killed_after_relaying_an_application_answers_the_loan_on_retry(api, w3, stack, keys, driver,
                                                                                  client_for, kyc, application,
                                                                                  tmp_path):
-    kyc(client_for(keys["alice"]), 1)  # registered on-chain by the in-process API
+    kyc(client_for(keys["alice"]), 1)  # registered on-chain by the oracle's worker (the kyc fixture)
     driver.score(keys["alice"])
     borrower = keys["alice"].address
     body = signed_body(api, keys["alice"], application)

@@ -10,6 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+from eth_account import Account
 from web3 import Web3
 
 from ledger import manifest as manifests
@@ -25,7 +26,15 @@ from ledger.deploy import (
     grants_by_contract,
 )
 from ledger.manifest import CONTRACT_NAMES, DeployedContract
-from ledger.node import DEV_POLICY, DEV_SCORE_SIGNERS, DEV_SECOND_ADMIN, DEV_SECOND_OPERATOR, EphemeralNode, dev_account
+from ledger.node import (
+    DEV_POLICY,
+    DEV_RELAYER,
+    DEV_SCORE_SIGNERS,
+    DEV_SECOND_ADMIN,
+    DEV_SECOND_OPERATOR,
+    EphemeralNode,
+    dev_account,
+)
 
 CLI = str(Path(sys.executable).with_name("loanledger"))
 
@@ -60,7 +69,8 @@ def assert_least_privilege(w3: Web3, bindings, holders: RoleHolders, admin_renou
     expected = grants_by_contract(holders, {name: c.address for name, c in bindings.manifest.contracts.items()},
                                   admin_renounced=admin_renounced)
     accounts = {holders.admin, holders.operator, holders.oracle, holders.pauser, *holders.score_signers,
-                holders.second_admin, holders.second_operator, holders.policy, bindings.four_eyes.address} - {""}
+                holders.second_admin, holders.second_operator, holders.policy, *holders.holders("relayer"),
+                bindings.four_eyes.address} - {""}
     for name in CONTRACT_NAMES:
         contract = bindings.by_name(name)
         names = role_names(contract)
@@ -83,8 +93,11 @@ def test_the_grants_table_gives_each_role_only_where_a_function_checks_it():
     table = {(g.contract, g.role): g.holder for g in GRANTS}
     assert len(table) == len(GRANTS)  # one holder per role per contract
     assert all(g.reason for g in GRANTS)
-    assert ("ProductCatalog", "ORACLE_ROLE") not in table and ("ActionLogAnchor", "ORACLE_ROLE") not in table
+    assert ("ProductCatalog", "ORACLE_ROLE") not in table and ("ActionLogAnchor", "OPERATOR_ROLE") not in table
     assert ("CreditOracle", "OPERATOR_ROLE") not in table and ("ProductCatalog", "OPERATOR_ROLE") not in table
+    # The anchor is the oracle's alone; the relayer is admitted on the registry and holds nothing anywhere else.
+    assert table[("ActionLogAnchor", "ORACLE_ROLE")] == "oracle"
+    assert [(g.contract, g.role) for g in GRANTS if g.holder == "relayer"] == [("BorrowerRegistry", "RELAYER_ROLE")]
     assert table[("ProductCatalog", "FOUR_EYES_ROLE")] == table[("LoanBook", "FOUR_EYES_ROLE")] == "FourEyes"
     assert all(table[(name, "PAUSER_ROLE")] == "pauser" for name in CONTRACT_NAMES if name != "FourEyes")
     assert not any(g.contract == "FourEyes" for g in GRANTS)
@@ -92,7 +105,8 @@ def test_the_grants_table_gives_each_role_only_where_a_function_checks_it():
     assert [g.contract for g in GRANTS if g.role == "DEFAULT_ADMIN_ROLE"] == \
         [name for name in CONTRACT_NAMES if name != "FourEyes"]
     assert all(g.holder == "FourEyes" for g in GRANTS if g.role == "DEFAULT_ADMIN_ROLE")
-    assert contracts_checking("ORACLE_ROLE") == ["BorrowerRegistry", "CreditOracle", "LoanBook"]
+    assert contracts_checking("ORACLE_ROLE") == ["BorrowerRegistry", "CreditOracle", "LoanBook", "ActionLogAnchor"]
+    assert contracts_checking("RELAYER_ROLE") == ["BorrowerRegistry"]
     assert contracts_checking("SCORE_SIGNER_ROLE") == ["CreditOracle"]
 
 
@@ -113,12 +127,14 @@ def test_deploy_writes_the_manifest_grants_roles_is_a_no_op_again_and_redeploys_
     bindings = bind(w3, manifest)
     operator, oracle, pauser = (dev_account(i).address for i in range(1, 4))
     signers = tuple(dev_account(i).address for i in DEV_SCORE_SIGNERS)
-    # The deploy's local defaults for FourEyes' second admin and operator, and the automatic policy.
+    # The deploy's local defaults for FourEyes' second admin and operator, the automatic policy, the relayer.
     second_admin, second_operator, policy = (dev_account(i).address
                                              for i in (DEV_SECOND_ADMIN, DEV_SECOND_OPERATOR, DEV_POLICY))
+    relayer = dev_account(DEV_RELAYER).address
     holders = RoleHolders(dev_account(0).address, operator, oracle, pauser, signers, second_admin, second_operator,
-                          policy)
+                          policy, relayer=relayer)
     assert_least_privilege(w3, bindings, holders)
+    assert manifest.roles["RELAYER_ROLE"] == [relayer]
     assert manifest.grants == grants_by_contract(holders, {name: c.address for name, c in manifest.contracts.items()})
     assert manifest.grants["FourEyes"] == {"DEFAULT_ADMIN_ROLE": [dev_account(0).address, second_admin],
                                            "OPERATOR_ROLE": [operator, second_operator], "PAUSER_ROLE": [pauser]}
@@ -133,7 +149,7 @@ def test_deploy_writes_the_manifest_grants_roles_is_a_no_op_again_and_redeploys_
     # One plan: the web3 path describes the same deployment, but for where and when it happened.
     web3_path = deploy_stack(w3, dev_account(0).address, operator=operator, oracle=oracle, pauser=pauser,
                              score_signer=signers, signer_threshold=2, second_admin=second_admin,
-                             second_operator=second_operator, policy=policy).manifest
+                             second_operator=second_operator, policy=policy, relayer=relayer).manifest
     where_and_when = {"contracts", "forwarder", "deployed_at", "grants"}
     assert {k: v for k, v in asdict(web3_path).items() if k not in where_and_when} == \
         {k: v for k, v in asdict(manifest).items() if k not in where_and_when}
@@ -159,17 +175,20 @@ def test_deploy_writes_the_manifest_grants_roles_is_a_no_op_again_and_redeploys_
     # its own DEFAULT_ADMIN_ROLE (role grants and admin settings then need two admins, through FourEyes).
     new_operator = dev_account(9).address
     # The quorum too: the signers as a comma-separated list, the threshold a deploy setting.
+    # And the relayer, as LOANLEDGER_DEPLOY_RELAYER.
+    new_relayer = dev_account(8).address
     fresh = deploy(node, path, "--redeploy", LOANLEDGER_DEPLOY_OPERATOR=new_operator,
-                   LOANLEDGER_DEPLOY_SCORE_SIGNERS=",".join(signers[:2]), LOANLEDGER_DEPLOY_SIGNER_THRESHOLD="2",
-                   LOANLEDGER_DEPLOY_ADMIN_RENOUNCES="1")
+                   LOANLEDGER_DEPLOY_RELAYER=new_relayer, LOANLEDGER_DEPLOY_SCORE_SIGNERS=",".join(signers[:2]),
+                   LOANLEDGER_DEPLOY_SIGNER_THRESHOLD="2", LOANLEDGER_DEPLOY_ADMIN_RENOUNCES="1")
     assert fresh.returncode == 0, fresh.stdout + fresh.stderr
     renewed = manifests.load(path)
     assert {renewed.address(n) for n in CONTRACT_NAMES}.isdisjoint({manifest.address(n) for n in CONTRACT_NAMES})
     assert renewed.roles["OPERATOR_ROLE"] == [new_operator, second_operator]
     assert renewed.roles["SCORE_SIGNER_ROLE"] == list(signers[:2]) and renewed.signer_threshold == 2
+    assert renewed.roles["RELAYER_ROLE"] == [new_relayer]
     assert_least_privilege(w3, bind(w3, renewed), RoleHolders(dev_account(0).address, new_operator, oracle,
                                                               pauser, signers[:2], second_admin, second_operator,
-                                                              policy),
+                                                              policy, relayer=new_relayer),
                            admin_renounced=True)
     assert bind(w3, renewed).oracle.functions.signerThreshold().call() == 2
     assert renewed.grants["LoanBook"]["DEFAULT_ADMIN_ROLE"] == [renewed.address("FourEyes")]
@@ -220,3 +239,21 @@ def test_a_manifest_from_before_per_contract_grants_still_loads_and_reads_its_ro
     loaded = manifests.Manifest.from_json(json.dumps(old))
     assert loaded.grants == {} and loaded.granted("ProductCatalog") == holders.as_manifest()
     assert manifests.Manifest.from_json(new.to_json()) == new
+
+
+def test_transaction_allowed_admits_the_relayer_it_was_deployed_with_and_not_a_stranger(node):
+    """On a permissioned chain the registry answers Besu's question: the relayer (no other role) may transact,
+    a random address may not; without a relayer given none is admitted."""
+    w3: Web3 = node.w3
+    relayer, stranger = dev_account(DEV_RELAYER).address, Account.create().address
+    operator, oracle, pauser = (dev_account(i).address for i in range(1, 4))
+    registry = deploy_stack(w3, dev_account(0).address, operator=operator, oracle=oracle, pauser=pauser,
+                            score_signer=dev_account(4).address, relayer=relayer).registry
+    allowed = registry.functions.transactionAllowed
+    assert allowed(relayer, registry.address, 0, 0, 0, b"").call()
+    assert not allowed(stranger, registry.address, 0, 0, 0, b"").call()
+    assert not registry.functions.isStaff(relayer).call()  # admitted, not staff: no staff role anywhere
+    assert allowed(oracle, registry.address, 0, 0, 0, b"").call()  # staff still are
+    without = deploy_stack(w3, dev_account(0).address, operator=operator, oracle=oracle, pauser=pauser,
+                           score_signer=dev_account(4).address).registry
+    assert not without.functions.transactionAllowed(relayer, without.address, 0, 0, 0, b"").call()

@@ -40,8 +40,9 @@ def actions(sessions) -> ActionLog:
 
 
 @pytest.fixture
-def operator_client(w3, keys, stack) -> ChainClient:
-    return ChainClient(w3, keys["operator"], stack.errors)
+def anchor_client(w3, keys, stack) -> ChainClient:
+    """The oracle's: the anchor contract admits ORACLE_ROLE."""
+    return ChainClient(w3, keys["oracle"], stack.errors)
 
 
 def rows(sessions) -> list[ActionLogEntry]:
@@ -164,14 +165,14 @@ def test_reordered_entries_are_named(sessions, actions):
 
 # ------------------------------------------------------------------ anchoring
 
-def test_anchor_writes_the_head_once_per_new_entries(w3, stack, sessions, actions, operator_client):
-    assert actions.anchor(operator_client, stack.anchor) is None  # empty log: nothing to anchor
+def test_anchor_writes_the_head_once_per_new_entries(w3, stack, sessions, actions, anchor_client):
+    assert actions.anchor(anchor_client, stack.anchor) is None  # empty log: nothing to anchor
     fill(actions, 3)
-    first = actions.anchor(operator_client, stack.anchor)
+    first = actions.anchor(anchor_client, stack.anchor)
     assert first is not None and first.seq == 3 and first.head == actions.head().hash
-    assert actions.anchor(operator_client, stack.anchor) is None  # nothing new
+    assert actions.anchor(anchor_client, stack.anchor) is None  # nothing new
     fill(actions, 2, start=4)
-    second = actions.anchor(operator_client, stack.anchor)
+    second = actions.anchor(anchor_client, stack.anchor)
     assert second.seq == 5
 
     anchor = stack.anchor.functions
@@ -189,19 +190,22 @@ def test_anchor_writes_the_head_once_per_new_entries(w3, stack, sessions, action
     assert result.anchors == 2 and result.checked == 5
 
 
-def test_anchor_needs_the_operator_role_and_records_nothing_without_it(w3, keys, stack, sessions, actions):
+def test_anchor_needs_the_oracle_role_and_records_nothing_without_it(w3, keys, stack, sessions, actions):
     fill(actions, 2)
+    with pytest.raises(ContractRevert) as raised:  # not an operator's either, since the oracle anchors
+        actions.anchor(ChainClient(w3, keys["operator"], stack.errors), stack.anchor)
+    assert raised.value.name == "AccessControlUnauthorizedAccount"
     with pytest.raises(ContractRevert) as raised:
         actions.anchor(ChainClient(w3, keys["alice"], stack.errors), stack.anchor)
     assert raised.value.name == "AccessControlUnauthorizedAccount"
     assert actions.last_anchor() is None and stack.anchor.functions.anchorCount().call() == 0
 
 
-def test_consistent_rewrite_after_anchoring_fails_against_the_anchors(sessions, stack, actions, operator_client):
+def test_consistent_rewrite_after_anchoring_fails_against_the_anchors(sessions, stack, actions, anchor_client):
     fill(actions, 5)
-    actions.anchor(operator_client, stack.anchor)
+    actions.anchor(anchor_client, stack.anchor)
     fill(actions, 3, start=6)
-    actions.anchor(operator_client, stack.anchor)
+    actions.anchor(anchor_client, stack.anchor)
 
     # Rewrite the whole log with entry 2 changed, every hash recomputed: the chain alone is consistent.
     original = rows(sessions)
@@ -222,9 +226,9 @@ def test_consistent_rewrite_after_anchoring_fails_against_the_anchors(sessions, 
     assert "the log up to seq 5 was rewritten" in result.details[0]
 
 
-def test_entries_cut_off_the_end_fail_against_the_anchor(sessions, stack, actions, operator_client):
+def test_entries_cut_off_the_end_fail_against_the_anchor(sessions, stack, actions, anchor_client):
     fill(actions, 4)
-    actions.anchor(operator_client, stack.anchor)
+    actions.anchor(anchor_client, stack.anchor)
     with sessions.begin() as session:
         session.execute(delete(ActionLogEntry).where(ActionLogEntry.seq >= 3))
     assert verify_action_log(sessions).ok  # a shorter chain is still a chain
@@ -308,7 +312,7 @@ def cli_env(w3, stack, keys, tmp_path) -> dict[str, str]:
     return {"LOANLEDGER_HOME": str(tmp_path / "home"), "LOANLEDGER_NODE_URL": w3.provider.endpoint_uri,
             "LOANLEDGER_MANIFEST": str(manifests.save(stack.manifest, tmp_path / "local.json")),
             "LOANLEDGER_DB_URL": f"sqlite:///{tmp_path / 'cli.db'}",
-            "LOANLEDGER_OPERATOR_KEY": keys["operator"].key.hex()}
+            "LOANLEDGER_ORACLE_KEY": keys["oracle"].key.hex()}
 
 
 def test_cli_anchor_and_verify_log(cli_env, stack):
@@ -344,10 +348,10 @@ def test_cli_anchor_and_verify_log(cli_env, stack):
 
 
 def test_cli_anchor_without_a_signer_is_one_line_exit_1(cli_env):
-    env = {**cli_env, "LOANLEDGER_OPERATOR_KEY": ""}
+    env = {**cli_env, "LOANLEDGER_ORACLE_KEY": ""}
     result = runner.invoke(app, ["log", "anchor"], env=env)
     assert result.exit_code == 1
-    assert "no signer 'operator'" in " ".join(result.stderr.split()) and "Traceback" not in result.output
+    assert "no signer 'oracle'" in " ".join(result.stderr.split()) and "Traceback" not in result.output
 
 
 def test_cli_verify_log_without_node_is_one_line_exit_1(cli_env):

@@ -188,3 +188,13 @@ def test_the_api_fault_hook_is_a_setting_with_its_points_only(tmp_path):
     assert load_settings({"LOANLEDGER_HOME": str(tmp_path)}).api_fault == ""
     with pytest.raises(ValueError):
         load_settings({"LOANLEDGER_HOME": str(tmp_path), "LOANLEDGER_API_FAULT": "later"})
+
+
+def test_configured_signers_are_the_key_variables_and_keystores_not_the_settings_that_end_in_key(tmp_path):
+    keystore = tmp_path / "keystore"
+    keystore.mkdir()
+    (keystore / "oracle.json").write_text("{}")
+    settings = load_settings({"LOANLEDGER_HOME": str(tmp_path), "LOANLEDGER_RELAYER_KEY": "0x" + "22" * 32,
+                              "LOANLEDGER_SCORE_SIGNER_2_KEY": "0x" + "33" * 32, "LOANLEDGER_OPERATOR_KEY": "",
+                              "LOANLEDGER_BUREAU_API_KEY": "not a signer"})
+    assert settings.configured_signers() == ["oracle", "relayer", "score_signer_2"]

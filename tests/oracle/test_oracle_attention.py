@@ -45,7 +45,8 @@ def test_healthz_and_metrics_count_set_aside_items(sessions):
         health = http.get("/healthz")
         metrics = http.get("/metrics")
     assert health.status_code == 200
-    assert health.json()["attention"] == {"set_aside": 1, "rejected": 0, "score_reports_set_aside": 0}
+    assert health.json()["attention"] == {"set_aside": 1, "rejected": 0, "score_reports_set_aside": 0,
+                                          "registrations_set_aside": 0}
     assert health.json()["outbox"] == {"done": 1, "set_aside": 1}
     assert metrics.status_code == 200
     assert "loanledger_oracle_outbox_set_aside 1.0" in metrics.text

@@ -73,7 +73,8 @@ def test_oracle_run_credits_the_rails_webhooks_and_stops_cleanly(w3, stack, driv
         assert health.status_code == 200, health.text
         body = health.json()
         assert (body["status"], body["store"], body["tasks"], body["webhooks"]) == (
-            "ok", "ok", {"outbox": True, "reconciliation": True, "risk": True, "scores": True}, ["mockpay"])
+            "ok", "ok", {"outbox": True, "registrations": True, "anchor": True, "reconciliation": True, "risk": True,
+                         "scores": True}, ["mockpay"])
 
         payout = httpx.post(f"{rail_url}/v1/payouts", json={"loan_id": loan_id, "amount": 120_000,
                                                              "paid_at": driver.now}).json()
@@ -103,6 +104,45 @@ def test_oracle_run_credits_the_rails_webhooks_and_stops_cleanly(w3, stack, driv
             if process is not None and process.poll() is None:
                 process.send_signal(signal.SIGTERM)
                 process.wait(timeout=15)
+
+
+def test_oracle_run_registers_completed_kycs_and_anchors_the_action_log_with_its_key(w3, stack, driver, keys, env,
+                                                                                      tmp_path):
+    """What the API no longer sends (it holds no key with a role): the KYC registration the API recorded, and the
+    action log's anchor, go on-chain from the oracle process, in the oracle's name."""
+    from ledger.action_log import ActionLog
+    from ledger.store import open_store
+    from ledger.store.models.registrations import RegistrationIntent
+
+    sessions = open_store(env["LOANLEDGER_DB_URL"])
+    bob = keys["bob"].address
+    with sessions.begin() as session:
+        session.add(RegistrationIntent(borrower=bob, commitment="0x" + "cd" * 32, kyc_expires_at=driver.now + 86_400,
+                                       idempotency_key="kyc:req-bob", status="pending", attempts=0, next_attempt_at=0,
+                                       created_at=1, updated_at=1))
+    log = ActionLog(sessions)
+    for n in range(3):
+        log.append(bob, "kyc.verify", f"req-{n}", {})
+    oracle_log = tmp_path / "oracle.log"
+    oracle = spawn({**env, "LOANLEDGER_ANCHOR_INTERVAL": "0.2"}, oracle_log, "oracle", "run", "--no-webhooks",
+                   "--no-risk", "--no-scores", "--no-reconcile", "--interval", "0.1")
+    try:
+        wait_for(lambda: stack.registry.functions.isEligible(bob).call(), 30, "the registration", oracle, oracle_log)
+        wait_for(lambda: stack.anchor.functions.anchorCount().call() == 1, 30, "the anchor", oracle, oracle_log)
+        (registered,) = stack.registry.events.BorrowerRegistered().get_logs(from_block=0, argument_filters={
+            "borrower": bob})
+        assert registered.args.actor == keys["oracle"].address
+        (anchored,) = stack.anchor.events.ActionLogAnchored().get_logs(from_block=0)
+        assert (anchored.args.actor, anchored.args.entries) == (keys["oracle"].address, 3)
+        with sessions() as session:
+            assert session.get(RegistrationIntent, bob).status == "done"
+        oracle.send_signal(signal.SIGTERM)
+        assert oracle.wait(timeout=30) == 0, oracle_log.read_text()[-3000:]
+    finally:
+        if oracle.poll() is None:
+            oracle.kill()
+            oracle.wait(timeout=15)
+        sessions.kw["bind"].dispose()
 
 
 runner = CliRunner()

@@ -1,0 +1,169 @@
+"""Registering KYC-verified borrowers on-chain, as the oracle: the API's intents, sent with the oracle's key.
+
+A completed KYC is an off-chain fact the oracle brings on-chain like a payment or a score, so the API, which holds
+no key with a role, only records a registration intent (ledger/store/models/registrations.py) in the transaction
+that stores the KYC record; this worker sends each pending one (BorrowerRegistry.registerBorrower admits
+ORACLE_ROLE).
+
+Retrying is safe because the worker asks before it sends: a timeout is not "it did not happen", so an intent that
+was tried before (or is tried again after a crash) is first looked up with `borrowerOf`, and one already on-chain
+with the intent's commitment is settled `done`/already_registered without a transaction. A refusal the registry
+names (an expiry already past, a registry that is paused...) is that intent's alone: it is set aside with the
+reason (counted in the oracle's /healthz attention and the `loanledger_oracle_registrations_set_aside` gauge), and
+the others go on. The node being away is the worker's: the intent stays pending, untouched, and the round stops.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import sessionmaker
+from web3.contract import Contract
+
+from ledger.chain import ChainClient
+from ledger.encoding import to_0x_hex
+from ledger.errors import ContractRevert
+from ledger.store.models.registrations import (
+    DONE,
+    PENDING,
+    SET_ASIDE,
+    RegistrationIntent,
+)
+from oracle.outbox import is_transient
+
+log = logging.getLogger(__name__)
+
+# Refusals that may pass with time: the registry paused for an incident. Retried with back-off, not set aside.
+RETRYABLE = frozenset({"EnforcedPause"})
+MAX_BACKOFF = 300.0
+
+
+@dataclass
+class RegistrationReport:
+    registered: int = 0
+    already_registered: int = 0
+    set_aside: int = 0
+    retried: int = 0
+    node_error: str | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+def counts(sessions: sessionmaker) -> dict[str, int]:
+    """Intents by status."""
+    with sessions() as session:
+        rows = session.execute(select(RegistrationIntent.status, func.count()).group_by(RegistrationIntent.status))
+        return {status: count for status, count in rows}
+
+
+def intents(sessions: sessionmaker, status: str | None = None) -> list[RegistrationIntent]:
+    query = select(RegistrationIntent).order_by(RegistrationIntent.created_at, RegistrationIntent.borrower)
+    if status is not None:
+        query = query.where(RegistrationIntent.status == status)
+    with sessions() as session:
+        return list(session.scalars(query))
+
+
+class RegistrationWorker:
+    """Sends pending registration intents with the oracle's ChainClient, one transaction each, oldest first."""
+
+    def __init__(self, sessions: sessionmaker, client: ChainClient, registry: Contract, *, batch_size: int = 20,
+                 clock: Callable[[], float] = time.time):
+        self.sessions, self.client, self.clock, self.batch_size = sessions, client, clock, batch_size
+        # Bound to the client's node: calls and sends go to the one node the client signs for.
+        self.registry = client.w3.eth.contract(address=registry.address, abi=registry.abi)
+
+    def run_once(self) -> RegistrationReport:
+        report = RegistrationReport()
+        now = int(self.clock())
+        with self.sessions() as session:
+            due = list(session.scalars(
+                select(RegistrationIntent).where(RegistrationIntent.status == PENDING,
+                                                 RegistrationIntent.next_attempt_at <= now)
+                .order_by(RegistrationIntent.created_at, RegistrationIntent.borrower).limit(self.batch_size)))
+        for intent in due:
+            try:
+                self._send(intent, report)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                # The node is away (or the receipt did not come): the intent stays pending as it was; asked
+                # about before it is sent again. The others wait for the next round.
+                report.node_error = f"{type(exc).__name__}: {exc}"
+                report.errors.append(report.node_error)
+                try:
+                    self._note(intent, error=report.node_error, attempt=True)
+                except Exception:
+                    log.warning("could not note the failed attempt of %s", intent.borrower, exc_info=True)
+                log.warning("registration of %s not sent (%s); retried next round", intent.borrower,
+                            report.node_error)
+                break
+        return report
+
+    def _send(self, intent: RegistrationIntent, report: RegistrationReport) -> None:
+        if intent.attempts > 0 and self._settled_on_chain(intent, report):
+            return  # a previous attempt landed after all
+        try:
+            commitment = bytes.fromhex(intent.commitment.removeprefix("0x"))
+            call = self.registry.functions.registerBorrower(intent.borrower, commitment, intent.kyc_expires_at)
+        except (ValueError, TypeError, AttributeError) as exc:  # never sendable as stored
+            self._set_aside(intent, "ItemUnusable", f"{type(exc).__name__}: {exc}", report)
+            return
+        try:
+            receipt = self.client.transact(call)
+        except ContractRevert as exc:
+            self._refused(intent, exc, report)
+            return
+        self._finish(intent, "registered", to_0x_hex(receipt["transactionHash"]))
+        report.registered += 1
+        log.info("registered %s on-chain (tx %s)", intent.borrower, to_0x_hex(receipt["transactionHash"]))
+
+    def _settled_on_chain(self, intent: RegistrationIntent, report: RegistrationReport) -> bool:
+        """True when the registry already holds this borrower (settled here: done, or set aside if with another
+        commitment than the intent's)."""
+        record = self.client.call(self.registry.functions.borrowerOf(intent.borrower))
+        commitment, registered_at = record[0], record[2]
+        if registered_at == 0:
+            return False
+        if to_0x_hex(commitment).lower() != intent.commitment.lower():
+            self._set_aside(intent, "RegisteredWithAnotherCommitment",
+                            f"{intent.borrower} is registered with {to_0x_hex(commitment)}, not the KYC record's "
+                            f"{intent.commitment}", report)
+        else:
+            self._finish(intent, "already_registered", None)
+            report.already_registered += 1
+        return True
+
+    def _refused(self, intent: RegistrationIntent, exc: ContractRevert, report: RegistrationReport) -> None:
+        if exc.name == "RegistryAlreadyRegistered" and self._settled_on_chain(intent, report):
+            return  # an operator's signed registration, or our own earlier attempt, got there first
+        if exc.name in RETRYABLE:
+            self._note(intent, error=str(exc), attempt=True)
+            report.retried += 1
+            return
+        self._set_aside(intent, exc.name or "Refused", str(exc), report)
+
+    # ------------------------------------------------------------------ writing the outcome
+
+    def _finish(self, intent: RegistrationIntent, outcome: str, tx_hash: str | None) -> None:
+        self._update(intent, status=DONE, outcome=outcome, last_error=None, tx_hash=tx_hash)
+
+    def _set_aside(self, intent: RegistrationIntent, outcome: str, error: str, report: RegistrationReport) -> None:
+        self._update(intent, status=SET_ASIDE, outcome=outcome[:64], last_error=error[:2000])
+        report.set_aside += 1
+        log.error("registration of %s set aside: %s; an operator must look at it (`loanledger oracle "
+                  "registrations --status set_aside`)", intent.borrower, error)
+
+    def _note(self, intent: RegistrationIntent, *, error: str, attempt: bool) -> None:
+        attempts = intent.attempts + (1 if attempt else 0)
+        delay = min(2.0 ** attempts, MAX_BACKOFF)
+        self._update(intent, last_error=error[:2000], attempts=attempts,
+                     next_attempt_at=int(self.clock()) + int(delay))
+
+    def _update(self, intent: RegistrationIntent, **values) -> None:
+        with self.sessions.begin() as session:
+            session.execute(update(RegistrationIntent).where(RegistrationIntent.borrower == intent.borrower)
+                            .values(updated_at=int(self.clock()), **values))
