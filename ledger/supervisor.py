@@ -25,7 +25,13 @@ import httpx
 from ledger.config import Settings
 from ledger.errors import LoanLedgerError
 from ledger.manifest import ROOT
-from ledger.node import DEV_POLICY, DEV_RELAYER, DEV_SCORE_SIGNERS, LocalNode, dev_account
+from ledger.node import (
+    DEV_POLICY,
+    DEV_RELAYER,
+    DEV_SCORE_SIGNERS,
+    LocalNode,
+    dev_account,
+)
 
 LOANLEDGER = str(Path(sys.executable).with_name("loanledger"))  # the CLI of this environment
 DEV_CHAIN_ID = 31337

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from ledger.node import DEV_POLICY, dev_account
+from ledger.node import DEV_POLICY, DEV_RELAYER, dev_account
 
 ROOT = Path(__file__).resolve().parent.parent
 LOANLEDGER = str(Path(sys.executable).with_name("loanledger"))
@@ -81,7 +81,6 @@ def test_run_serves_until_ctrl_c_then_stops_everything_and_keeps_the_ledger(tmp_
         deployed = json.loads((tmp_path / "home" / "deployments" / "local.json").read_text())
         assert deployed["signer_threshold"] == 2 and len(set(deployed["roles"]["SCORE_SIGNER_ROLE"])) == 3
         # The relayer the API is given is the one the deploy admitted on the registry (and nowhere else).
-        from ledger.node import DEV_RELAYER, dev_account
         relayer = dev_account(DEV_RELAYER).address
         assert deployed["grants"]["BorrowerRegistry"]["RELAYER_ROLE"] == [relayer]
         assert [c for c, roles in deployed["grants"].items()
