@@ -120,12 +120,6 @@ def reject(context, loan_id: int, reason: str, actor: str, signed: Signed, reque
                   signed_by=actor)
 
 
-def write_off(context, loan_id: int, actor: str, signed: Signed, request_id: str) -> Sent:
-    """Writes off a defaulted loan."""
-    receipt = check_and_relay(context, actor, write_off_call(context, loan_id), signed.request, signed.signature)
-    return record(context, actor, "loan.write_off", request_id, {"loan_id": loan_id}, receipt, signed_by=actor)
-
-
 def declare_default(context, loan_id: int, actor: str, signed: Signed, request_id: str) -> Sent:
     """Declares a loan in default once it is past its threshold (the loan book checks)."""
     receipt = check_and_relay(context, actor, declare_default_call(context, loan_id), signed.request,

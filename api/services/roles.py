@@ -55,16 +55,6 @@ def role_calls(context, role: str, account: str, contracts: list[str] | None,
     return out
 
 
-def change_role(context, role: str, account: str, contracts: list[str] | None, grant: bool, actor: str,
-                signed: Sequence[Signed], request_id: str) -> list[Sent]:
-    """Grants (or revokes) `role` to `account` where `role_calls` says, with the calls the admin signed."""
-    calls = role_calls(context, role, account, contracts, grant)
-    receipts = check_and_relay_all(context, actor, [call for _, call in calls], signed)
-    return [record(context, actor, "role.grant" if grant else "role.revoke", request_id,
-                   {"role": role, "account": account, "contract": name}, receipt, signed_by=actor)
-            for (name, _), receipt in zip(calls, receipts)]
-
-
 def rotation_calls(context, old: str, new: str) -> tuple[list[tuple[str, ContractFunction]],
                                                          list[tuple[str, ContractFunction]]]:
     """The score signer's rotation on the credit oracle: (the grant to `new`, the revocation of `old`)."""

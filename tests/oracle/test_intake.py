@@ -377,10 +377,14 @@ def test_holding_and_redelivering_a_refused_payment_on_sqlite_and_postgresql(ses
     store = Outbox(sessions)
     app = FastAPI()
     app.include_router(payment_webhooks(verifier(), store))
+    # One payload, redelivered: event() stamps paid_at from the clock, and a second boundary between two calls
+    # would make the "redelivery" another fact (a conflict, not a duplicate).
+    payload = event(loan_id=2**256)
+    changed = {**payload, "data": {**payload["data"], "amount": 5}}
     with TestClient(app) as client:
-        first = post(client, signed(event(loan_id=2**256)))
-        again = post(client, signed(event(loan_id=2**256), nonce="n-2"))
-        other = post(client, signed(event(loan_id=2**256, amount=5), nonce="n-3"))
+        first = post(client, signed(payload))
+        again = post(client, signed(payload, nonce="n-2"))
+        other = post(client, signed(changed, nonce="n-3"))
     assert (first.status_code, first.json()["status"]) == (200, "held_in_suspense")
     assert (again.status_code, again.json()["status"]) == (200, "duplicate")
     assert (other.status_code, other.json()["error"]["code"]) == (409, "conflicting_replay")
