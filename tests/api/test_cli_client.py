@@ -68,7 +68,7 @@ def test_a_borrower_from_new_wallet_to_a_loan_on_the_command_line(run, api, tmp_
 
 
 def test_apply_waits_for_the_automatic_policys_decision(run, api, tmp_path, driver, publish, client_for, keys,
-                                                        policy):
+                                                        policy, registrar):
     app_, _ = api
     run("wallet", "new")
     run("login")
@@ -78,6 +78,8 @@ def test_apply_waits_for_the_automatic_policys_decision(run, api, tmp_path, driv
     sms = app_.state.sms
     run("kyc", "verify", "--phone-code", sms.last_code(person["phone"], "phone"),
         "--card-code", sms.last_code(person["phone"], "card"))
+    registrar()  # the oracle registers the verified borrower
+    assert "registered" in run("kyc", "status")[1]  # its next request is a borrower's
     driver.score(load_wallet(tmp_path / "wallets" / "default.json", "pass phrase"))
     product_id = str(publish())
     # The policy is off: nobody decides, and the wait says so.
