@@ -402,7 +402,9 @@ def policy_command(
 @oracle_app.command("policy-status")
 def policy_status_command(as_json: bool = typer.Option(False, "--json", help="One JSON object.")) -> None:
     """Whether the automatic policy is switched on, and the loans its last round set aside (and why): what an
-    operator must look at (a paused book, a key without POLICY_ROLE, a node error)."""
+    operator must look at (a paused book, a key without POLICY_ROLE, a node error). The oracle's /healthz
+    (attention.policy_set_aside) and loanledger_oracle_policy_set_aside count the same list
+    (oracle.policy.set_aside)."""
     from types import SimpleNamespace
 
     from api.services.decisions import auto_approve_enabled

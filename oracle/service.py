@@ -27,6 +27,7 @@ from sqlalchemy.orm import sessionmaker
 
 from ledger.config import Settings
 from ledger.secret_file import read_or_create
+from oracle import policy as auto_policy
 from oracle import quorum as score_quorum
 from oracle import registrations, suspense
 from oracle.intake import payment_webhooks
@@ -112,31 +113,25 @@ class OracleService:
             try:
                 with self.sessions() as session:
                     session.execute(text("SELECT 1"))
-                counts, store = self.outbox.counts(), "ok"
-                quorum_failing = score_quorum.failing(self.sessions)
-                registrations_set_aside = registrations.counts(self.sessions).get(registrations.SET_ASIDE, 0)
+                counted, store = {t.what: t.count(self.sessions) for t in TALLIES if t.attention}, "ok"
             except Exception as exc:  # noqa: BLE001 - reported, not raised: this is the health check
-                counts, store, quorum_failing, registrations_set_aside = {}, f"{type(exc).__name__}", None, None
+                counted, store = None, f"{type(exc).__name__}"
             healthy = store == "ok" and all(alive.values())
             worker = self.worker
             return JSONResponse(status_code=200 if healthy else 503, content={
-                "status": "ok" if healthy else "degraded", "store": store, "tasks": alive, "outbox": counts,
-                # Items no retry will send: the process is healthy (a restart would not help), an operator must act
-                # (`loanledger oracle outbox --status set_aside`).
-                "attention": {"set_aside": counts.get(SET_ASIDE, 0), "rejected": counts.get("rejected", 0),
-                              # Score reports set aside since the last one landed: the signers' quorum is not forming.
-                              "score_reports_set_aside": quorum_failing,
-                              # KYC registrations the registry refused (`loanledger oracle registrations`).
-                              "registrations_set_aside": registrations_set_aside},
+                "status": "ok" if healthy else "degraded", "store": store, "tasks": alive,
+                "outbox": counted[OUTBOX.what] if counted is not None else {},
+                # What no retry will fix: the process is healthy (a restart would not help), an operator must act.
+                # None: the store could not say.
+                "attention": attention(counted),
                 "node_failures": worker.failures if worker is not None else None,
                 "webhooks": sorted(self.verifier.providers) if self.verifier is not None else [],
                 "uptime": round(time.time() - self.started_at, 1)})
 
         registry = CollectorRegistry(auto_describe=True)
-        registry.register(_OutboxCollector(self))
-        registry.register(_SuspenseCollector(self.sessions))
-        registry.register(_ScoreQuorumCollector(self.sessions))
-        registry.register(_RegistrationCollector(self.sessions))
+        for tally in TALLIES:  # the outbox's also exports the worker's failed rounds
+            registry.register(_OutboxCollector(self.sessions, tally, self.worker) if tally is OUTBOX
+                              else _TallyCollector(self.sessions, tally))
         if self.reconciliation is not None:
             registry.register(_ReconciliationCollector(self.reconciliation))
 
@@ -192,92 +187,121 @@ class OracleService:
         log.info("oracle stopped")
 
 
-class _OutboxCollector:
-    """The outbox's items by status, read at scrape time; set-aside items also as their own gauge to alert on."""
+@dataclass(frozen=True)
+class Gauge:
+    """A metric: its name, its help text, and (for a sum) the statuses it adds up, or (for a family) its label."""
 
-    def __init__(self, service: OracleService):
-        self.service = service
+    name: str
+    help: str
+    statuses: tuple[str, ...] = ()
+    label: str = "status"
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Something the store holds that the oracle counts by status for /healthz and /metrics.
+
+    `count(sessions)` gives the counts by status, read at each request; `needs_person` is the gauge to alert on, the
+    sum of the statuses an operator must act on; `by_status`, when there is one, exports every status under a label;
+    `attention` lists the /healthz attention entries it gives, each the sum of its statuses.
+    """
+
+    what: str  # for the log line when the store cannot count them: "metrics: {what} could not be counted"
+    count: Callable[[sessionmaker], Mapping[str, int]]
+    needs_person: Gauge
+    by_status: Gauge | None = None
+    attention: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def metrics(self, counts: Mapping[str, int]):
+        if self.by_status is not None:
+            family = GaugeMetricFamily(self.by_status.name, self.by_status.help, labels=[self.by_status.label])
+            for status, count in sorted(counts.items()):
+                family.add_metric([status], count)
+            yield family
+        yield GaugeMetricFamily(self.needs_person.name, self.needs_person.help,
+                                value=_sum(counts, self.needs_person.statuses))
+
+
+def _sum(counts: Mapping[str, int], statuses: tuple[str, ...]) -> int:
+    return sum(counts.get(status, 0) for status in statuses)
+
+
+OUTBOX = Tally(
+    "the outbox", lambda sessions: Outbox(sessions).counts(),
+    # `loanledger oracle outbox --status set_aside`
+    Gauge("loanledger_oracle_outbox_set_aside", "Outbox items set aside as never sendable: an operator must act",
+          (SET_ASIDE,)),
+    by_status=Gauge("loanledger_oracle_outbox_items", "Outbox items by status"),
+    # A confirmation the book refused is settled `rejected` (its money held in suspense): an operator must act too.
+    attention={"set_aside": (SET_ASIDE,), "rejected": ("rejected",)})
+
+# The tallies /healthz and /metrics show, in the order /metrics exports them.
+TALLIES: tuple[Tally, ...] = (
+    OUTBOX,
+    Tally("the suspense items", suspense.counts,
+          Gauge("loanledger_oracle_suspense_open",
+                "Received payments held in suspense that an operator has not resolved (open, or a refund not yet "
+                "confirmed)", ("open", "refunding")),
+          by_status=Gauge("loanledger_oracle_suspense_items", "Received payments held in suspense, by state",
+                          label="state")),
+    # Score reports set aside since the last one landed: the signers' quorum is not forming now
+    # (`loanledger oracle proposals --state set_aside`).
+    Tally("the score proposals", lambda sessions: {"failing": score_quorum.failing(sessions)},
+          Gauge("loanledger_oracle_score_quorum_failing",
+                "Score reports set aside (no quorum of score signers, or refused) since the last report that landed",
+                ("failing",)),
+          attention={"score_reports_set_aside": ("failing",)}),
+    # KYC registrations the registry refused (`loanledger oracle registrations`).
+    Tally("the registration intents", registrations.counts,
+          Gauge("loanledger_oracle_registrations_set_aside",
+                "KYC registrations the registry refused: an operator must act", (registrations.SET_ASIDE,)),
+          by_status=Gauge("loanledger_oracle_registrations", "KYC registration intents by status"),
+          attention={"registrations_set_aside": (registrations.SET_ASIDE,)}),
+    # Loans the automatic policy's last round could not decide (a paused book, a key without POLICY_ROLE, a node
+    # error): they wait for it or an operator. Read with what `loanledger oracle policy-status` lists, so both agree.
+    Tally("the policy's set-aside loans", lambda sessions: {"set_aside": len(auto_policy.set_aside(sessions))},
+          Gauge("loanledger_oracle_policy_set_aside",
+                "Loans the automatic policy's last round set aside (a paused book, a key without POLICY_ROLE, a node "
+                "error): an operator must act (loanledger oracle policy-status)", ("set_aside",)),
+          attention={"policy_set_aside": ("set_aside",)}),
+)
+
+
+def attention(counted: Mapping[str, Mapping[str, int]] | None) -> dict[str, int | None]:
+    """/healthz's attention block from the tallies' counts (`counted` by Tally.what; None: the store is down)."""
+    return {key: _sum(counted[tally.what], statuses) if counted is not None else None
+            for tally in TALLIES for key, statuses in tally.attention.items()}
+
+
+class _TallyCollector:
+    """One tally's metrics, read at scrape time."""
+
+    def __init__(self, sessions: sessionmaker, tally: Tally):
+        self.sessions, self.tally = sessions, tally
 
     def collect(self):
         try:
-            counts = self.service.outbox.counts()
+            counts = self.tally.count(self.sessions)
         except Exception:  # the store is down: /healthz says so; a scrape still answers
-            log.warning("metrics: the outbox could not be counted", exc_info=True)
+            log.warning("metrics: %s could not be counted", self.tally.what, exc_info=True)
             return
-        by_status = GaugeMetricFamily("loanledger_oracle_outbox_items", "Outbox items by status", labels=["status"])
-        for status, count in sorted(counts.items()):
-            by_status.add_metric([status], count)
-        yield by_status
-        yield GaugeMetricFamily("loanledger_oracle_outbox_set_aside",
-                                "Outbox items set aside as never sendable: an operator must act",
-                                value=counts.get(SET_ASIDE, 0))
-        worker = self.service.worker
-        if worker is not None:
+        yield from self.tally.metrics(counts)
+
+
+class _OutboxCollector(_TallyCollector):
+    """The outbox's tally, then the worker's consecutive failed rounds (when the outbox could be counted)."""
+
+    def __init__(self, sessions: sessionmaker, tally: Tally, worker: OutboxWorker | None):
+        super().__init__(sessions, tally)
+        self.worker = worker
+
+    def collect(self):
+        counted = list(super().collect())
+        yield from counted
+        if counted and self.worker is not None:
             yield GaugeMetricFamily("loanledger_oracle_outbox_node_failures",
                                     "Consecutive outbox rounds the node (or the whole batch) failed",
-                                    value=worker.failures)
-
-
-class _SuspenseCollector:
-    """Suspense items by state, read at scrape time, and those an operator still has to resolve as their own gauge."""
-
-    def __init__(self, sessions: sessionmaker):
-        self.sessions = sessions
-
-    def collect(self):
-        try:
-            counts = suspense.counts(self.sessions)
-        except Exception:  # the store is down: /healthz says so; a scrape still answers
-            log.warning("metrics: the suspense items could not be counted", exc_info=True)
-            return
-        by_state = GaugeMetricFamily("loanledger_oracle_suspense_items",
-                                     "Received payments held in suspense, by state", labels=["state"])
-        for state, count in sorted(counts.items()):
-            by_state.add_metric([state], count)
-        yield by_state
-        yield GaugeMetricFamily("loanledger_oracle_suspense_open",
-                                "Received payments held in suspense that an operator has not resolved "
-                                "(open, or a refund not yet confirmed)",
-                                value=counts.get("open", 0) + counts.get("refunding", 0))
-
-
-class _ScoreQuorumCollector:
-    """Score report proposals set aside since the last report landed: to alert on (the signers' quorum is down)."""
-
-    def __init__(self, sessions: sessionmaker):
-        self.sessions = sessions
-
-    def collect(self):
-        try:
-            count = score_quorum.failing(self.sessions)
-        except Exception:  # the store is down: /healthz says so; a scrape still answers
-            log.warning("metrics: the score proposals could not be counted", exc_info=True)
-            return
-        yield GaugeMetricFamily("loanledger_oracle_score_quorum_failing",
-                                "Score reports set aside (no quorum of score signers, or refused) since the last "
-                                "report that landed", value=count)
-
-
-class _RegistrationCollector:
-    """KYC registration intents by status, and those set aside (the registry refused them) as their own gauge."""
-
-    def __init__(self, sessions: sessionmaker):
-        self.sessions = sessions
-
-    def collect(self):
-        try:
-            counts = registrations.counts(self.sessions)
-        except Exception:  # the store is down: /healthz says so; a scrape still answers
-            log.warning("metrics: the registration intents could not be counted", exc_info=True)
-            return
-        by_status = GaugeMetricFamily("loanledger_oracle_registrations", "KYC registration intents by status",
-                                      labels=["status"])
-        for status, count in sorted(counts.items()):
-            by_status.add_metric([status], count)
-        yield by_status
-        yield GaugeMetricFamily("loanledger_oracle_registrations_set_aside",
-                                "KYC registrations the registry refused: an operator must act",
-                                value=counts.get(registrations.SET_ASIDE, 0))
+                                    value=self.worker.failures)
 
 
 class _ReconciliationCollector:

@@ -1,5 +1,6 @@
 """Set-aside outbox items are shown: in the oracle's /healthz and /metrics, and listed by `loanledger oracle outbox`;
-suspense items are counted in /metrics."""
+suspense items are counted in /metrics; a store that cannot count says so. (The policy's set-aside loans:
+tests/oracle/test_policy_rounds.py.)"""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def test_healthz_and_metrics_count_set_aside_items(sessions):
         metrics = http.get("/metrics")
     assert health.status_code == 200
     assert health.json()["attention"] == {"set_aside": 1, "rejected": 0, "score_reports_set_aside": 0,
-                                          "registrations_set_aside": 0}
+                                          "registrations_set_aside": 0, "policy_set_aside": 0}
     assert health.json()["outbox"] == {"done": 1, "set_aside": 1}
     assert metrics.status_code == 200
     assert "loanledger_oracle_outbox_set_aside 1.0" in metrics.text
@@ -103,3 +104,18 @@ def test_healthz_and_metrics_alert_on_score_reports_set_aside_since_the_last_tha
         metrics = http.get("/metrics").text
     assert health["attention"]["score_reports_set_aside"] == 2
     assert "loanledger_oracle_score_quorum_failing 2.0" in metrics
+
+
+def test_a_store_that_cannot_count_is_degraded_and_its_attention_unknown_not_zero(tmp_path):
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import sessionmaker
+
+    broken = sessionmaker(create_engine(f"sqlite:///{tmp_path / 'missing' / 'dir' / 'oracle.db'}"))
+    with TestClient(OracleService(broken, None, None).create_app()) as http:
+        health = http.get("/healthz")
+        metrics = http.get("/metrics")
+    assert (health.status_code, health.json()["status"], health.json()["store"]) == (503, "degraded",
+                                                                                      "OperationalError")
+    assert health.json()["attention"] == {"set_aside": None, "rejected": None, "score_reports_set_aside": None,
+                                          "registrations_set_aside": None, "policy_set_aside": None}
+    assert metrics.status_code == 200 and "loanledger_oracle_" not in metrics.text  # a scrape still answers

@@ -15,9 +15,12 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from api.services.decisions import set_auto_approve
 from ledger.chain import ChainClient
+from ledger.cli import app
 from ledger.config import Settings
 from ledger.contracts import bind
 from ledger.errors import ContractRevert
@@ -25,6 +28,7 @@ from ledger.indexer import Indexer
 from ledger.products import offering
 from ledger.store import open_store
 from oracle.policy import SENDING, Policy, PolicyContext, set_aside
+from oracle.service import OracleService
 
 REQUESTED, APPROVED = 1, 2  # ILoanBook.LoanStatus
 
@@ -32,7 +36,17 @@ REQUESTED, APPROVED = 1, 2  # ILoanBook.LoanStatus
 @pytest.fixture
 def rounds(w3, stack, keys, tmp_path):
     """(policy, run): the Policy with the policy key on a fresh store; `run()` indexes the chain, then one round."""
-    settings = Settings(home=tmp_path, node_url=w3.provider.endpoint_uri, db_url=f"sqlite:///{tmp_path / 'p.db'}",
+    yield from _rounds(w3, stack, keys, tmp_path, f"sqlite:///{tmp_path / 'p.db'}")
+
+
+@pytest.fixture
+def rounds_on(w3, stack, keys, tmp_path, db_url):
+    """`rounds` on a fresh SQLite store, then on a PostgreSQL one."""
+    yield from _rounds(w3, stack, keys, tmp_path, db_url)
+
+
+def _rounds(w3, stack, keys, tmp_path, db_url: str):
+    settings = Settings(home=tmp_path, node_url=w3.provider.endpoint_uri, db_url=db_url,
                         rail_url="http://127.0.0.1:9")  # no rail: payouts stay recorded, unanswered
     sessions = open_store(settings.database_url)
     set_auto_approve(SimpleNamespace(sessions=sessions), True, keys["operator"].address)
@@ -140,3 +154,36 @@ def test_the_cli_shows_the_switch_and_what_the_last_round_set_aside(driver, stac
     status = json.loads(shown.stdout)
     assert status["auto_approve"] is True and sorted(map(int, status["set_aside"])) == sorted(two_loans)
     assert all("EnforcedPause" in why for why in status["set_aside"].values())
+
+
+def test_the_oracle_health_and_gauge_show_what_the_policy_set_aside_until_it_decides_them(
+        driver, stack, keys, rounds_on, two_loans, tmp_path):
+    policy, run = rounds_on
+    sessions = policy.context.sessions
+    oracle = OracleService(sessions, None, None).create_app()
+    env = {**os.environ, "LOANLEDGER_HOME": str(tmp_path), "LOANLEDGER_DB_URL": policy.context.settings.db_url}
+
+    def shown() -> tuple[dict, str, dict]:
+        with TestClient(oracle) as http:
+            health, metrics = http.get("/healthz"), http.get("/metrics").text
+        assert health.status_code == 200  # an operator must act; a restart would not help: the process is ok
+        listed = CliRunner().invoke(app, ["oracle", "policy-status", "--json"], env=env)
+        assert listed.exit_code == 0, listed.output
+        return health.json(), metrics, json.loads(listed.output)
+
+    health, metrics, listed = shown()
+    assert health["attention"]["policy_set_aside"] == 0 and "loanledger_oracle_policy_set_aside 0.0" in metrics
+    assert listed["set_aside"] == {}
+
+    driver.send(stack.book.functions.pause(), keys["pauser"])
+    assert set(run().set_aside) == set(two_loans)
+    health, metrics, listed = shown()
+    assert (health["status"], health["attention"]["policy_set_aside"]) == ("ok", 2)
+    assert "loanledger_oracle_policy_set_aside 2.0" in metrics
+    assert sorted(map(int, listed["set_aside"])) == sorted(two_loans)  # the loans /healthz counts
+
+    driver.send(stack.book.functions.unpause(), keys["pauser"])
+    assert run().decided == dict.fromkeys(two_loans, "approved")  # the policy's retry is the resolution
+    health, metrics, listed = shown()
+    assert health["attention"]["policy_set_aside"] == 0 and "loanledger_oracle_policy_set_aside 0.0" in metrics
+    assert listed["set_aside"] == {}
