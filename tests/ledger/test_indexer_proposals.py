@@ -37,6 +37,10 @@ def _indexed(sessions) -> dict[str, FourEyesProposal]:
         return {row.proposal_id: row for row in session.scalars(select(FourEyesProposal))}
 
 
+def _columns(row: FourEyesProposal) -> dict:
+    return {column.name: getattr(row, column.name) for column in FourEyesProposal.__table__.columns}
+
+
 def _open(sessions, now: int) -> list[str]:
     with sessions() as session:
         return [row.proposal_id for row in proposals.awaiting(session, now)]
@@ -115,16 +119,14 @@ def test_the_migration_fills_the_table_from_the_events_already_indexed(w3, stack
     driver.send(four_eyes.confirm(stack.four_eyes, confirmed), keys["admin2"])
     _propose(driver, stack, keys, keys["carol"].address, driver.now + HOUR)
     indexer.run_once()
-    before = {pid: {c: getattr(row, c) for c in FourEyesProposal.__table__.columns.keys()}
-              for pid, row in _indexed(sessions).items()}
+    before = {pid: _columns(row) for pid, row in _indexed(sessions).items()}
     assert len(before) == 2
 
     # A store at 0017 with these events (the indexer ran before the table existed) upgraded to 0018.
     config = alembic_config(sessions.kw["bind"])
     command.downgrade(config, "0017")
     command.upgrade(config, "head")
-    after = {pid: {c: getattr(row, c) for c in FourEyesProposal.__table__.columns.keys()}
-             for pid, row in _indexed(sessions).items()}
+    after = {pid: _columns(row) for pid, row in _indexed(sessions).items()}
     assert after == before
 
 
