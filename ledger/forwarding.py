@@ -61,16 +61,41 @@ def build_request(forwarder: Contract, sender: str, call: ContractFunction, dead
     data = call._encode_transaction_data()  # as ChainClient encodes a direct call
     if gas is None:
         gas = _estimate(forwarder, sender, call, data)
-    domain = _domain(forwarder)
+    return typed_request(forwarder_domain(forwarder), {
+        "from": sender, "to": call.address, "value": 0, "gas": gas, "nonce": forwarder.functions.nonces(sender).call(),
+        "deadline": deadline, "data": data})
+
+
+def typed_request(domain: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]:
+    """The full EIP-712 typed data (types, domain, primaryType, message) of a ForwardRequest `message` under the
+    forwarder's `domain` (`forwarder_domain`): what its signer signs and what the signature is checked over.
+
+    The message is taken as JSON carries it or as Python holds it (see `request_message`); the domain's type lists
+    the fields `domain` has, in EIP-712's order.
+    """
     return {
         "types": {"EIP712Domain": [{"name": k, "type": t} for k, t in _DOMAIN_FIELDS if k in domain],
                   "ForwardRequest": FORWARD_REQUEST_TYPE},
         "domain": domain,
         "primaryType": "ForwardRequest",
-        "message": {"from": sender, "to": to_checksum_address(call.address), "value": 0, "gas": int(gas),
-                    "nonce": forwarder.functions.nonces(sender).call(), "deadline": int(deadline),
-                    "data": to_0x_hex(data)},
+        "message": request_message(message),
     }
+
+
+def request_message(message: dict[str, Any]) -> dict[str, Any]:
+    """A ForwardRequest message in one form, the one JSON carries: checksummed addresses, integers, `data` 0x-hex.
+    Raises KeyError, ValueError or TypeError for what is not one."""
+    data = message["data"]
+    return {"from": to_checksum_address(message["from"]), "to": to_checksum_address(message["to"]),
+            "value": int(message["value"]), "gas": int(message["gas"]), "nonce": int(message["nonce"]),
+            "deadline": int(message["deadline"]), "data": to_0x_hex(_bytes(data))}
+
+
+def forwarder_domain(forwarder: Contract) -> dict[str, Any]:
+    """The forwarder's EIP-712 domain as it states it (ERC-5267), so a signature is over exactly what it checks."""
+    fields, name, version, chain_id, verifying_contract, salt, _ = forwarder.functions.eip712Domain().call()
+    values = (name, version, chain_id, to_checksum_address(verifying_contract), to_0x_hex(salt))
+    return {key: value for i, ((key, _), value) in enumerate(zip(_DOMAIN_FIELDS, values)) if fields[0] >> i & 1}
 
 
 def sign_request(typed_data: dict[str, Any], account: LocalAccount) -> str:
@@ -128,13 +153,6 @@ def describe(bindings: Bindings, typed_data: dict[str, Any]) -> tuple[str, str, 
 
 
 # ---------------------------------------------------------------------------------------------- internals
-
-def _domain(forwarder: Contract) -> dict[str, Any]:
-    """The forwarder's EIP-712 domain as it states it (ERC-5267), so a signature is over exactly what it checks."""
-    fields, name, version, chain_id, verifying_contract, salt, _ = forwarder.functions.eip712Domain().call()
-    values = (name, version, chain_id, to_checksum_address(verifying_contract), to_0x_hex(salt))
-    return {key: value for i, ((key, _), value) in enumerate(zip(_DOMAIN_FIELDS, values)) if fields[0] >> i & 1}
-
 
 def _estimate(forwarder: Contract, sender: str, call: ContractFunction, data: str) -> int:
     """The gas of `call` made as the forwarder makes it: from the forwarder, `sender` appended (ERC-2771)."""

@@ -4,7 +4,9 @@ and say in words what it would do.
 The builders return web3 `ContractFunction`s, so any sender can make them: a `ChainClient`, a node-unlocked account
 (tests, the demo), or a person's signed forward request relayed by the API (`ledger.forwarding`). A proposal's
 content (target, data, expiry) is not stored on-chain, only hashed into its id: it is read back from its
-`Proposed` event, which is also what the confirmer is shown before confirming.
+`Proposed` event, which is also what the confirmer is shown before confirming. The indexer keeps those events'
+projection (ledger.store.proposals): lists are read from there (`indexed`), one proposal may be asked of the node
+(`proposal`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from web3.types import TxReceipt
 
 from ledger.contracts import Bindings
 from ledger.manifest import CONTRACT_NAMES
+from ledger.store.models.four_eyes import FourEyesProposal
 
 # How long a proposal waits for its confirmer unless the proposer says otherwise.
 DEFAULT_VALIDITY = 3 * 86_400
@@ -100,8 +103,16 @@ def proposal(four_eyes: Contract, proposal_id: bytes, from_block: int = 0) -> Pr
     return _from_event(logs[-1], ProposalState(stored[2]))
 
 
+def indexed(row: FourEyesProposal) -> Proposal:
+    """A proposal as the index holds it (ledger.store.proposals)."""
+    call = Call(Web3.to_checksum_address(row.target), bytes(HexBytes(row.data)), int(row.expires_at))
+    return Proposal(bytes(HexBytes(row.proposal_id)), Web3.to_checksum_address(row.proposer), call, int(row.nonce),
+                    ProposalState[row.state.upper()], int(row.proposed_block))
+
+
 def awaiting_confirmation(four_eyes: Contract, now: int, from_block: int = 0) -> list[Proposal]:
-    """Every proposal still open at `now` (pending, not expired), oldest first: what a confirmer is asked to look at."""
+    """Every proposal still open at `now` (pending, not expired), oldest first, read from the node's logs (one call
+    per proposal): for tools without an index; the API lists them from the index (ledger.store.proposals)."""
     logs = four_eyes.events.Proposed().get_logs(from_block=from_block, to_block="latest")
     found = [_from_event(e, ProposalState(four_eyes.functions.proposalOf(e.args.proposalId).call()[2])) for e in logs]
     return [p for p in found if p.awaiting_confirmation(now)]

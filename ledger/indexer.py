@@ -1,11 +1,12 @@
-"""The event indexer: follows the three contracts from their deployment block into the store.
+"""The event indexer: follows the deployment's contracts from their deployment block into the store.
 
 Each bounded block range is one database transaction: its decoded events, the read-model rows
 they touch, the block hashes seen and the cursor commit together, so a crash anywhere leaves the
 store at a range boundary and a restart resumes from the cursor. Before each range the stored
 hash of the cursor block is compared with the node's; on a mismatch (a reorg) the indexer walks
 back over the blocks it saw to the last one the node still has, deletes everything above it,
-rebuilds the affected loans and borrowers from the remaining events, and indexes forward again.
+rebuilds the affected loans, borrowers and FourEyes proposals (ledger.store.proposals) from the remaining
+events, and indexes forward again.
 
 Nothing is read at a historical block: a node without history (a pruned node, anvil restarted from its
 state file) has blocks and logs but no state before its head. Everything comes from the events, and
@@ -44,7 +45,7 @@ from ledger.artifacts import compile_contracts
 from ledger.book import SCHEDULE_EVENTS
 from ledger.encoding import to_0x_hex
 from ledger.manifest import Manifest
-from ledger.store import projection
+from ledger.store import projection, proposals
 from ledger.store.codec import args_to_json, to_json
 from ledger.store.models.chain import ChainEvent, IndexerCursor, PoisonEvent, SeenBlock
 from ledger.store.projection import EventKeys, LoanState
@@ -236,13 +237,14 @@ class Indexer:
         gone = session.scalars(select(ChainEvent).where(ChainEvent.block_number > fork)).all()
         loans = {e.loan_id for e in gone if e.contract == "LoanBook" and e.loan_id is not None}
         borrowers = {e.borrower for e in gone if e.contract != "LoanBook" and e.borrower is not None}
+        gone_proposals = {p for e in gone if (p := proposals.proposal_of(e.contract, e.name, e.args)) is not None}
         session.execute(delete(ChainEvent).where(ChainEvent.block_number > fork))
         session.execute(delete(SeenBlock).where(SeenBlock.number > fork))
         # Set-aside events of the dropped blocks are gone with them; if the new chain has them again they are
         # projected (and, if they still fail, set aside) afresh, once.
         session.execute(delete(PoisonEvent).where(PoisonEvent.block_number > fork))
         as_of = fork_block.time if fork_block else 0
-        self._rebuild(session, loans, borrowers, as_of, report)
+        self._rebuild(session, loans, borrowers, as_of, report, proposal_ids=gone_proposals)
         cursor.block_number = fork
         cursor.block_hash = fork_block.hash if fork_block else None
         cursor.block_time = as_of
@@ -276,6 +278,7 @@ class Indexer:
                             for loan_id, (terms, disbursed) in changed.items()}
         loans: set[int] = set()
         borrowers: set[str] = set()
+        proposal_ids: set[str] = set()
         for decoded in decoded_logs:
             event = ChainEvent(contract=decoded.contract, address=decoded.address, name=decoded.name,
                                args=decoded.args, block_number=decoded.block_number, block_hash=decoded.block_hash,
@@ -287,11 +290,13 @@ class Indexer:
                 loans.add(event.loan_id)
             elif event.borrower is not None:
                 borrowers.add(event.borrower)
+            if (proposal_id := proposals.proposal_of(event.contract, event.name, event.args)) is not None:
+                proposal_ids.add(proposal_id)
         for number, block in blocks.items():
             session.merge(SeenBlock(number=number, hash=to_0x_hex(block["hash"]), time=block["timestamp"]))
         session.flush()
         try:
-            self._rebuild(session, loans, borrowers, last["timestamp"], report, set(changed))
+            self._rebuild(session, loans, borrowers, last["timestamp"], report, set(changed), proposal_ids)
         finally:
             self._prefetched = {}
         cursor.block_number, cursor.block_hash, cursor.block_time = to_block, to_0x_hex(last["hash"]), last["timestamp"]
@@ -325,9 +330,10 @@ class Indexer:
         return changed
 
     def _rebuild(self, session: Session, loans: set[int], borrowers: set[str], as_of: int, report: IndexReport,
-                 schedules_changed: set[int] | None = None) -> None:
-        """Rebuild the given loans and borrowers, each on its own (a poison event costs its loan's projection of
-        that event, nothing else); `schedules_changed` None (a reorg) recomputes every loan's schedule."""
+                 schedules_changed: set[int] | None = None, proposal_ids: set[str] = frozenset()) -> None:
+        """Rebuild the given loans, borrowers and FourEyes proposals, each on its own (a poison event costs its
+        loan's projection of that event, nothing else); `schedules_changed` None (a reorg) recomputes every loan's
+        schedule."""
         session.flush()
         skip = set(session.execute(select(PoisonEvent.tx_hash, PoisonEvent.log_index)).tuples())
         for loan_id in sorted(loans):
@@ -344,6 +350,13 @@ class Indexer:
 
             self._project_apart(session, rebuild_borrower,
                                 lambda address=address: projection.borrower_events(session, address), skip, report)
+        for proposal_id in sorted(proposal_ids):
+            def rebuild_proposal(skip: EventKeys, proposal_id: str = proposal_id) -> None:
+                proposals.rebuild_proposal(session, proposal_id, skip=skip)
+
+            self._project_apart(session, rebuild_proposal,
+                                lambda proposal_id=proposal_id: proposals.proposal_events(session, proposal_id), skip,
+                                report)
         projection.refresh_delinquency(session, as_of)
 
     def _project_apart(self, session: Session, rebuild: Callable[[EventKeys], object],

@@ -27,9 +27,11 @@ from ledger.book import solidity_name
 from ledger.encoding import to_0x_hex
 from ledger.indexer import EventDecoder, loan_column
 from ledger.manifest import Manifest
+from ledger.store import proposals
 from ledger.store.codec import to_json
 from ledger.store.models.action_log import ActionLogEntry
 from ledger.store.models.chain import Borrower, ChainEvent, IndexerCursor, Loan
+from ledger.store.models.four_eyes import FourEyesProposal
 from ledger.store.projection import (
     LoanEventError,
     LoanState,
@@ -143,8 +145,9 @@ def recomputed_state(w3: Web3, manifest: Manifest, session: Session, loan_id: in
                      artifacts: dict[str, dict] | None = None) -> VerificationResult:
     """Each loan recomputed from its stored events, and its read-model rows, equal the contract's views.
 
-    Without `loan_id`: every loan the index or the contract knows, and every borrower row
-    against the registry and the credit oracle.
+    Without `loan_id`: every loan the index or the contract knows, every borrower row
+    against the registry and the credit oracle, and every FourEyes proposal (recomputed from its events, and its
+    row) against FourEyes' `proposalOf`.
     """
     result = VerificationResult("state")
     cursor = _cursor(session, result)
@@ -166,6 +169,8 @@ def recomputed_state(w3: Web3, manifest: Manifest, session: Session, loan_id: in
         if loan_id is None:
             for row in session.scalars(select(Borrower).order_by(Borrower.address)):
                 _check_borrower(views, row, result)
+            for proposal_id in _proposal_ids(session):
+                _check_proposal(session, views, proposal_id, result)
     except StateUnavailable as exc:
         result.fail(f"cannot compare with the contract: {exc}; the index is at block {cursor.block_number}: "
                     "let the indexer reach the node's head, then verify again")
@@ -251,6 +256,37 @@ def _check_borrower(views: _Views, row: Borrower, result: VerificationResult) ->
         "score": row.score or 0, "creditLimit": row.credit_limit or 0, "modelVersion": row.model_version or 0,
         "updatedAt": row.score_updated_at or 0,
     }, {**record, **{k: score[k] for k in ("score", "creditLimit", "modelVersion", "updatedAt")}})
+
+
+def _proposal_ids(session: Session) -> list[str]:
+    """Every proposal the index has events or a row for (one the chain has but the index misses shows up as a
+    missing event, in `index_vs_chain`)."""
+    ids = {e.args.get("proposalId") for e in session.scalars(select(ChainEvent).where(
+        ChainEvent.contract == proposals.CONTRACT, ChainEvent.name.in_(proposals.PROPOSAL_EVENTS)))}
+    return sorted((ids - {None}) | set(session.scalars(select(FourEyesProposal.proposal_id))))
+
+
+def _check_proposal(session: Session, views: _Views, proposal_id: str, result: VerificationResult) -> None:
+    result.checked += 1
+    prefix = f"proposal {proposal_id}"
+    try:
+        folded = proposals.fold_proposal(proposals.proposal_events(session, proposal_id))
+    except proposals.ProposalEventError as exc:
+        result.fail(f"{prefix}: events do not replay: {exc}")
+        return
+    chain = views("FourEyes", "proposalOf", proposal_id)
+    state = ("none", proposals.PENDING, proposals.EXECUTED, proposals.CANCELLED)[chain["state"]]
+    theirs = {"proposer": chain["proposer"], "expires_at": chain["expiresAt"], "nonce": chain["nonce"],
+              "state": state}
+    if folded is None:
+        result.fail(f"{prefix}: a row without events")
+        return
+    _compare(result, prefix + " (from events)", {k: folded[k] for k in theirs}, theirs)
+    row = session.get(FourEyesProposal, proposal_id)
+    if row is None:
+        result.fail(f"{prefix}: no read-model row")
+        return
+    _compare(result, prefix + " (read model)", {k: getattr(row, k) for k in folded}, folded)
 
 
 def _compare(result: VerificationResult, prefix: str, ours: dict, theirs: dict) -> None:

@@ -299,6 +299,8 @@ def _role_change(context, roles, metrics: Metrics, actor: str, body: SignedRoleI
     account = checksum_address(body.account)
     sent, proposals = four_eyes.change_role(context, body.role, account, body.contracts, grant, actor, body.signed(),
                                             current_request_id())
+    if proposals:  # the proposals list reads the index: answer once it holds them
+        context.wait_indexed(max(p.block_number for p in proposals))
     roles.forget(account)
     return RoleChange(role=body.role, account=account, transactions=[_counted(metrics, s) for s in sent],
                       proposals=proposals)

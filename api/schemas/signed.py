@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from api.schemas import ADDRESS
 from api.schemas.products import EXAMPLE_PRODUCT_IN, ProductIn
 from api.services.signed_requests import Signed
+from ledger import forwarding
 
 _OPERATOR = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 _BOOK = "0xCf7Ed3AccA5a467e9e704C703E8D87F634fB0Fc9"
@@ -87,17 +88,9 @@ class PrepareIn(BaseModel):
 
 _EXAMPLE_MESSAGE = ForwardRequestMessage.model_config["json_schema_extra"]["examples"][0]
 _EXAMPLE_PREPARED = {
-    "typed_data": {
-        "types": {"EIP712Domain": [{"name": "name", "type": "string"}, {"name": "version", "type": "string"},
-                                   {"name": "chainId", "type": "uint256"},
-                                   {"name": "verifyingContract", "type": "address"}],
-                  "ForwardRequest": [{"name": "from", "type": "address"}, {"name": "to", "type": "address"},
-                                     {"name": "value", "type": "uint256"}, {"name": "gas", "type": "uint256"},
-                                     {"name": "nonce", "type": "uint256"}, {"name": "deadline", "type": "uint48"},
-                                     {"name": "data", "type": "bytes"}]},
-        "domain": {"name": "LoanLedgerForwarder", "version": "1", "chainId": 31337,
-                   "verifyingContract": "0x5FbDB2315678afecb367f032d93F642f64180aa3"},
-        "primaryType": "ForwardRequest", "message": _EXAMPLE_MESSAGE},
+    "typed_data": forwarding.typed_request({"name": "LoanLedgerForwarder", "version": "1", "chainId": 31337,
+                                            "verifyingContract": "0x5FbDB2315678afecb367f032d93F642f64180aa3"},
+                                           _EXAMPLE_MESSAGE),
     "summary": "Approve loan 7: pay out ¥1,200.00 to 0x9965…A4dc"}
 
 

@@ -7,7 +7,9 @@ wrapped call is exactly the route's (as `signed_requests.check_and_relay` does f
 loan 7's write-off route wraps `writeOff(7)` and nothing else) and relays it. A second, different holder of the
 call's role signs `FourEyes.confirm` before the expiry; the contract refuses the proposer, an expired or changed
 proposal and a replay, and then makes the call. The proposal's content lives in its `Proposed` event: the list of
-proposals awaiting confirmation reads them from the chain.
+proposals awaiting confirmation reads the indexer's projection of those events (ledger.store.proposals), so a
+proposal or a cancellation answers once the index holds its block; one proposal, to confirm or cancel it, is read
+from the chain.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from ledger import four_eyes as fe
 from ledger.book import read_loan
 from ledger.encoding import to_0x_hex
 from ledger.errors import ContractRevert
+from ledger.store import proposals as indexed_proposals
 from ledger.store.codec import args_to_json
 
 VALIDITY = fe.DEFAULT_VALIDITY  # how long a prepared proposal waits for its confirmer
@@ -151,6 +154,7 @@ def propose(context, caller: str, inner: ContractFunction | Sequence[ContractFun
     record(context, caller, f"{action}.propose", request_id,
            {**details, "proposal_id": to_0x_hex(made.proposal_id), "expires_at": expires_at}, receipt,
            signed_by=caller)
+    context.wait_indexed(receipt["blockNumber"])  # the list, read from the index, then shows it
     return out(context, made, receipt=receipt)
 
 
@@ -174,9 +178,10 @@ def find(context, proposal_id: str) -> fe.Proposal:
 
 
 def awaiting(context) -> list[ProposalOut]:
-    """The proposals still open (pending, not expired), oldest first."""
+    """The proposals still open at the chain's time (pending, not expired), oldest first, as indexed."""
     now = context.chain_time()
-    found = fe.awaiting_confirmation(context.bindings.four_eyes, now, context.bindings.manifest.start_block)
+    with context.sessions() as session:
+        found = [fe.indexed(row) for row in indexed_proposals.awaiting(session, now)]
     return [out(context, p, now=now) for p in found]
 
 
@@ -283,6 +288,7 @@ def cancel(context, caller: str, proposal_id: str, signed: Signed, request_id: s
         receipt = relay(context, typed, signed.signature)
     record(context, caller, "four_eyes.cancel", request_id, {"proposal_id": to_0x_hex(proposal.proposal_id)},
            receipt, signed_by=caller)
+    context.wait_indexed(receipt["blockNumber"])  # the list, read from the index, then leaves it out
     return out(context, proposal, receipt=receipt, state="cancelled")
 
 

@@ -30,13 +30,6 @@ from ledger.encoding import to_0x_hex
 
 REQUEST_TTL = 300  # seconds of chain time a prepared request stays valid: long enough to read it and sign
 
-# The OpenZeppelin forwarder's domain has these four fields (its eip712Domain() says so: fields 0x0f).
-_DOMAIN_TYPE = [
-    {"name": "name", "type": "string"}, {"name": "version", "type": "string"},
-    {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"},
-]
-
-
 @dataclass(frozen=True)
 class Signed:
     """One signed request as a client sends it back: the ForwardRequest message and the signer's signature."""
@@ -50,24 +43,10 @@ def calldata(call: ContractFunction) -> tuple[str, str]:
     return to_checksum_address(call.address), to_0x_hex(bytes.fromhex(call._encode_transaction_data()[2:]))
 
 
-def _plain(message: dict) -> dict:
-    """A ForwardRequest message as JSON carries it: checksummed addresses, integers, `data` as 0x hex."""
-    data = message["data"]
-    return {"from": to_checksum_address(message["from"]), "to": to_checksum_address(message["to"]),
-            "value": int(message["value"]), "gas": int(message["gas"]), "nonce": int(message["nonce"]),
-            "deadline": int(message["deadline"]),
-            "data": to_0x_hex(data) if isinstance(data, bytes) else to_0x_hex(bytes.fromhex(data.removeprefix("0x")))}
-
-
 def typed_request(context, message: dict) -> dict:
     """The full EIP-712 typed data of `message` under this deployment's forwarder domain (read from the forwarder
     itself, EIP-5267): what the caller signed, if they signed for this chain and this forwarder."""
-    forwarder = context.bindings.forwarder
-    _, name, version, chain_id, verifying_contract, _, _ = forwarder.functions.eip712Domain().call()
-    return {"types": {"EIP712Domain": _DOMAIN_TYPE, "ForwardRequest": forwarding.FORWARD_REQUEST_TYPE},
-            "primaryType": "ForwardRequest",
-            "domain": {"name": name, "version": version, "chainId": chain_id, "verifyingContract": verifying_contract},
-            "message": _plain(message)}
+    return forwarding.typed_request(forwarding.forwarder_domain(context.bindings.forwarder), message)
 
 
 def prepare(context, signer: str, calls: Sequence[ContractFunction]) -> list[dict]:
@@ -78,8 +57,8 @@ def prepare(context, signer: str, calls: Sequence[ContractFunction]) -> list[dic
     out = []
     for offset, call in enumerate(calls):
         built = forwarding.build_request(forwarder, signer, call, deadline)
-        message = {**built["message"], "nonce": int(built["message"]["nonce"]) + offset}
-        out.append(typed_request(context, message))
+        out.append(forwarding.typed_request(built["domain"], {**built["message"],
+                                                              "nonce": built["message"]["nonce"] + offset}))
     return out
 
 
@@ -115,7 +94,7 @@ def check(context, caller: str, expected: Sequence[Sequence[ContractFunction]], 
     out = []
     for position, (item, allowed) in enumerate(zip(signed, expected)):
         try:
-            message = _plain(item.request)
+            message = forwarding.request_message(item.request)
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             raise ApiError(422, "invalid_request", f"not a ForwardRequest message: {exc}") from None
         if message["from"].lower() != caller.lower() or signer_of(context, item).lower() != caller.lower():

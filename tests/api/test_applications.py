@@ -8,10 +8,10 @@ policy approves only what the product lets it; a service fee comes out of the pa
 from __future__ import annotations
 
 import pytest
+from api_outcomes import api_error
 from eth_account import Account
 from web3.exceptions import ContractCustomError
 
-from api.client import ApiError
 from api.schemas import EXAMPLE_DISBURSED_AT, EXAMPLE_LOAN, EXAMPLE_SCHEDULE
 from api.schemas.products import EXAMPLE_PRODUCT, EXAMPLE_QUOTE
 from ledger import typed_data
@@ -19,12 +19,6 @@ from oracle.payments.rail import PaymentRail, create_app
 from oracle.payments.signatures import RsaScheme
 
 DAY = 86_400
-
-
-def _error(call, *args, **kwargs) -> ApiError:
-    with pytest.raises(ApiError) as caught:
-        call(*args, **kwargs)
-    return caught.value
 
 
 def _body(borrower, signer, *, product_id: int, version: int, principal: int, installments: int) -> dict:
@@ -89,30 +83,30 @@ def test_what_the_catalogue_refuses_is_a_4xx_naming_the_rule_and_nothing_is_on_c
         ((999, 120_000, 3), 404, "product_catalog_unknown_product"),
     ]
     for (pid, principal, installments), status, code in cases:
-        error = _error(borrower.apply, pid, principal, installments, version=1)
+        error = api_error(borrower.apply, pid, principal, installments, version=1)
         assert (error.status, error.code) == (status, code), (pid, principal, installments)
-    assert "999" in _error(borrower.apply, product_id, 999, 3).message  # the message names the amount
+    assert "999" in api_error(borrower.apply, product_id, 999, 3).message  # the message names the amount
 
     dollars = publish(currency="USD")  # the credit oracle's limits are in CNY
-    error = _error(borrower.apply, dollars, 120_000, 3)
+    error = api_error(borrower.apply, dollars, 120_000, 3)
     assert (error.status, error.code) == (422, "loan_book_no_credit_limit")
 
     second = client_for(keys["operator2"])  # two operators decide a product: the operator proposes, they confirm
     second.confirm(operator.change_product(product_id, _product_body(operator.product(product_id),
                                                                      annual_rate_bps=1_800))["proposal_id"])
-    error = _error(borrower.apply, product_id, 120_000, 3, version=1)  # signed for version 1; version 2 is out
+    error = api_error(borrower.apply, product_id, 120_000, 3, version=1)  # signed for version 1; version 2 is out
     assert (error.status, error.code) == (409, "product_catalog_version_changed")
     assert borrower.apply(product_id, 120_000, 3)["loan_id"] == 1  # the SDK signs the latest version
 
     cheaper = publish(annual_rate_bps=2_000)
     stack.catalog.functions.setCostCap(1_000).transact({"from": keys["admin"].address})
-    error = _error(borrower.apply, cheaper, 120_000, 3)
+    error = api_error(borrower.apply, cheaper, 120_000, 3)
     assert (error.status, error.code) == (422, "product_catalog_cost_above_cap")
-    quote_error = _error(borrower.quote, cheaper, 120_000, 3)
+    quote_error = api_error(borrower.quote, cheaper, 120_000, 3)
     assert quote_error.code == "product_catalog_cost_above_cap"  # the quote refuses what the application would
 
     second.confirm(operator.retire_product(product_id)["proposal_id"])
-    error = _error(borrower.apply, product_id, 120_000, 3, version=2)
+    error = api_error(borrower.apply, product_id, 120_000, 3, version=2)
     assert (error.status, error.code) == (409, "product_catalog_retired")
     assert stack.book.functions.loanCount().call() == 1
 

@@ -6,21 +6,16 @@ import time
 
 import jwt
 import pytest
+from api_outcomes import api_error
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from sqlalchemy import func, select
 
 from api.auth import siwe_message
-from api.client import ApiError, LoanLedgerClient
+from api.client import LoanLedgerClient
 from ledger.samples import sample_identity
 from ledger.store.models.api import KycApplication
 from ledger.store.models.pii import KycVaultRecord
-
-
-def _error(call, *args, **kwargs) -> ApiError:
-    with pytest.raises(ApiError) as caught:
-        call(*args, **kwargs)
-    return caught.value
 
 
 def _login_body(http, account, *, domain=None, signer=None, chain_id=None):
@@ -75,7 +70,7 @@ def test_malformed_kyc_fields_are_refused_by_name_and_store_nothing(api, client_
     _, context = api
     client = client_for(keys["carol"])
     person = {**sample_identity(3), field: value}
-    error = _error(client.kyc_submit, **person)
+    error = api_error(client.kyc_submit, **person)
     assert (error.status, error.code) == (422, code)
     with context.sessions() as session:
         assert session.scalar(select(func.count()).select_from(KycApplication)) == 0
@@ -90,12 +85,12 @@ def test_wrong_code_then_right_code_then_codes_are_single_use(api, client_for, k
     phone_code = app.state.sms.last_code(person["phone"], "phone")
     card_code = app.state.sms.last_code(person["phone"], "card")
     wrong = "000000" if phone_code != "000000" else "111111"
-    error = _error(client.kyc_verify, wrong, card_code)
+    error = api_error(client.kyc_verify, wrong, card_code)
     assert (error.status, error.code) == (422, "otp_wrong")
     with context.sessions() as session:
         assert session.scalar(select(func.count()).select_from(KycVaultRecord)) == 0
     assert client.kyc_verify(phone_code, card_code)["status"] == "registering"  # the oracle registers it
-    error = _error(client.kyc_verify, phone_code, card_code)
+    error = api_error(client.kyc_verify, phone_code, card_code)
     assert error.code == "no_pending_kyc"
     assert client.kyc_status()["status"] == "registering"
     registrar()
@@ -113,9 +108,9 @@ def test_five_wrong_codes_lock_the_code(api, client_for, keys):
     client.kyc_submit(**person)
     right = app.state.sms.last_code(person["phone"], "phone")
     wrong = f"{(int(right) + 1) % 10**6:06d}"
-    codes = [_error(client.kyc_verify, wrong, "123456").code for _ in range(5)]
+    codes = [api_error(client.kyc_verify, wrong, "123456").code for _ in range(5)]
     assert codes == ["otp_wrong"] * 5
-    assert _error(client.kyc_verify, right, "123456").code == "otp_locked"
+    assert api_error(client.kyc_verify, right, "123456").code == "otp_locked"
 
 
 def test_codes_sent_to_one_phone_are_rate_limited(api, client_for, keys):
@@ -123,14 +118,14 @@ def test_codes_sent_to_one_phone_are_rate_limited(api, client_for, keys):
     person = sample_identity(6)
     for _ in range(3):  # two codes each (phone + card): six, the most one phone gets in 10 minutes
         client.kyc_submit(**person)
-    error = _error(client.kyc_submit, **person)
+    error = api_error(client.kyc_submit, **person)
     assert (error.status, error.code) == (429, "rate_limited")
 
 
 def test_an_id_number_verified_for_one_wallet_is_refused_for_another(api, client_for, keys, kyc):
     kyc(client_for(keys["alice"]), 7)
     bob = client_for(keys["bob"])
-    error = _error(bob.kyc_submit, **{**sample_identity(8), "id_number": sample_identity(7)["id_number"]})
+    error = api_error(bob.kyc_submit, **{**sample_identity(8), "id_number": sample_identity(7)["id_number"]})
     assert (error.status, error.code) == (409, "duplicate_id_number")
 
 
@@ -141,7 +136,7 @@ def test_phone_change_is_confirmed_by_a_code_to_the_new_number(api, client_for, 
     new_phone = "13712345678"
     alice.change_phone(new_phone)
     assert context.vault.get(keys["alice"].address).phone != new_phone  # not until confirmed
-    error = _error(alice.verify_phone, "000000" if app.state.sms.last_code(new_phone, "phone_change") != "000000"
+    error = api_error(alice.verify_phone, "000000" if app.state.sms.last_code(new_phone, "phone_change") != "000000"
                    else "111111")
     assert error.code == "otp_wrong"
     changed = alice.verify_phone(app.state.sms.last_code(new_phone, "phone_change"))

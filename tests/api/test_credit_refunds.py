@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
+from api_outcomes import call_status
 
-from api.client import ApiError
 from ledger.chain import ChainClient
 from ledger.store.models.chain import Loan
 from oracle.outbox import Outbox, OutboxWorker
@@ -59,14 +59,6 @@ def refunds_on_rail(rail, reference: str) -> list[dict]:
     return [e for e in answer.json()["entries"] if e["direction"] == "refund" and e["payment_reference"] == reference]
 
 
-def _status(call) -> tuple[int, str | None]:
-    try:
-        call()
-    except ApiError as exc:
-        return exc.status, exc.code
-    return 200, None
-
-
 def test_the_credit_is_refunded_once_however_concurrently_it_is_asked(api, rail, operator, overpaid_loan):
     loan_id, reference, credit = overpaid_loan
     answers: list = []
@@ -97,7 +89,7 @@ def test_a_stalled_rail_leaves_the_refund_sent_and_the_retry_asks_instead_of_ref
     loan_id, reference, credit = overpaid_loan
     rail.process.send_signal(signal.SIGSTOP)
     try:
-        assert _status(lambda: operator.refund_credit(loan_id, idempotency_key="s-1")) == (503, "rail_unavailable")
+        assert call_status(lambda: operator.refund_credit(loan_id, idempotency_key="s-1")) == (503, "rail_unavailable")
         (order,) = operator.credit_refunds(loan_id)
         assert (order["state"], order["refund_reference"], order["attempts"]) == ("sent", None, 1)
     finally:
@@ -113,8 +105,8 @@ def test_a_stalled_rail_leaves_the_refund_sent_and_the_retry_asks_instead_of_ref
 
 def test_a_loan_without_credit_has_nothing_to_refund(api, rail, operator, driver, keys):
     loan_id = driver.active_loan(keys["alice"], ref=b"payout-nocredit", report_id=1)
-    assert _status(lambda: operator.refund_credit(loan_id)) == (409, "no_credit")
-    assert _status(lambda: operator.refund_credit(99_999)) == (404, "loan_book_unknown_loan")
+    assert call_status(lambda: operator.refund_credit(loan_id)) == (409, "no_credit")
+    assert call_status(lambda: operator.refund_credit(99_999)) == (404, "loan_book_unknown_loan")
     assert operator.credit_refunds(loan_id) == []
 
 

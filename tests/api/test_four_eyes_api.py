@@ -6,10 +6,11 @@ proposer confirming their own proposal, and its events name both people.
 from __future__ import annotations
 
 import pytest
+from api_outcomes import api_error as _error
+from api_outcomes import loan_status as _status
 from eth_account.messages import encode_typed_data
 from test_dashboard import Tab, _table, chromium  # noqa: F401 - the dashboard tests' browser (a fixture) and tab
 
-from api.client import ApiError
 from api.services.four_eyes import VALIDITY
 from ledger import forwarding
 
@@ -20,16 +21,6 @@ PRODUCT = {"name": "6-month", "currency": "CNY", "min_principal": 1_000, "max_pr
            "annual_rate_bps": 1800, "amortization": "Annuity", "grace_period": 3 * DAY, "late_fee_bps": 500,
            "penalty_rate_bps": 1200, "default_after": 90 * DAY, "service_fee_bps": 0, "auto_approve": False,
            "auto_approve_max_principal": 0}
-
-
-def _error(call, *args, **kwargs) -> ApiError:
-    with pytest.raises(ApiError) as caught:
-        call(*args, **kwargs)
-    return caught.value
-
-
-def _status(stack, loan_id: int) -> int:
-    return stack.book.functions.loanOf(loan_id).call()[2]
 
 
 def _post(client, path: str, body: dict) -> dict:

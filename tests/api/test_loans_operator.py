@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-
-import pytest
+from api_outcomes import api_error
 from web3 import Web3
 
-from api.client import ApiError
 from ledger import typed_data
 from oracle.payments.rail import PaymentRail, create_app
 from oracle.payments.signatures import RsaScheme
 
 DAY = 86_400
-
-
-def _error(call, *args, **kwargs) -> ApiError:
-    with pytest.raises(ApiError) as caught:
-        call(*args, **kwargs)
-    return caught.value
 
 
 def _signed_body(borrower, application) -> dict:
@@ -78,11 +70,11 @@ def test_policy_approves_within_limit_and_rejects_over_limit_and_stale_scores(ap
 def test_operator_approves_and_rejects_by_hand_and_a_borrower_cannot(api, operator, borrower, stack, application):
     first = borrower.apply(**application)["loan_id"]
     second = borrower.apply(**{**application, "principal": 50_000})["loan_id"]
-    assert _error(borrower.approve, first).status == 403
+    assert api_error(borrower.approve, first).status == 403
     assert operator.approve(first)["decision"] == "approved"
     operator.reject(second, "documents")
     assert [stack.book.functions.loanOf(i).call()[2] for i in (first, second)] == [2, 3]
-    assert _error(operator.approve, second).code == "loan_book_invalid_status"
+    assert api_error(operator.approve, second).code == "loan_book_invalid_status"
 
 
 def test_cancel_before_disbursement_with_the_borrowers_signature(api, borrower, stack, application):
@@ -131,7 +123,7 @@ def test_payout_with_the_rail_down_is_503_and_the_key_can_be_retried(api, operat
     operator.approve(loan_id)
     key = "payout-1"
     for _ in range(2):  # a 503 frees the key: the retry runs again (and fails again: the rail is still down)
-        error = _error(operator._request, "POST", f"/v1/operator/loans/{loan_id}/disburse", idempotency_key=key)
+        error = api_error(operator._request, "POST", f"/v1/operator/loans/{loan_id}/disburse", idempotency_key=key)
         assert (error.status, error.code) == (503, "rail_unavailable")
 
 
@@ -153,10 +145,10 @@ def test_a_payout_is_ordered_once_from_the_configured_provider_however_often_it_
 
 
 def test_pause_stops_applications_with_a_clear_error(api, client_for, keys, borrower, stack, application):
-    assert _error(borrower.pause).status == 403
+    assert api_error(borrower.pause).status == 403
     pauser = client_for(keys["pauser"])
     assert len(pauser.pause()) == len(stack.all) == 6  # one transaction per contract (FourEyes' too)
-    error = _error(borrower.apply, **application)
+    error = api_error(borrower.apply, **application)
     assert (error.status, error.code) == (503, "enforced_pause")
     pauser.unpause()
     assert borrower.apply(**application)["status"] == "Requested"
@@ -199,8 +191,8 @@ def test_a_node_that_is_down_is_503_never_a_stack_trace(api, http, borrower):
 
 
 def test_an_unknown_loan_is_404(api, borrower, client_for, keys):
-    assert _error(borrower.loan, 999).status == 404
-    assert _error(borrower.due, 999).code == "not_found"
+    assert api_error(borrower.loan, 999).status == 404
+    assert api_error(borrower.due, 999).code == "not_found"
 
 
 def test_health_readiness_metrics_and_request_ids(api, http, borrower):
@@ -219,7 +211,7 @@ def test_default_declared_then_written_off_through_the_api(api, operator, borrow
     loan_id = borrower.apply(**application)["loan_id"]
     driver.approve(loan_id)
     driver.disburse(loan_id, application["principal"], b"payout-default")
-    early = _error(operator.declare_default, loan_id, idempotency_key="default-early")
+    early = api_error(operator.declare_default, loan_id, idempotency_key="default-early")
     assert (early.status, early.code) == (409, "loan_book_not_in_default")
     driver.advance(121 * DAY)  # 91 days past the first due date
     # A retry sends the same signed request under the same key: the first answer, one default.

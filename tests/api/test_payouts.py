@@ -10,10 +10,9 @@ import threading
 import time
 
 import pytest
+from api_outcomes import call_status
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-
-from api.client import ApiError
 
 TIMEOUT = 1.0  # the provider's timeout in these tests, as the rail fixture's: a stalled rail answers 503 fast
 
@@ -26,20 +25,12 @@ def _orders(operator, loan_id: int) -> list[dict]:
     return operator._request("GET", "/v1/operator/payouts", params={"loan_id": loan_id})["orders"]
 
 
-def _status(call) -> tuple[int, str | None]:
-    try:
-        call()
-    except ApiError as exc:
-        return exc.status, exc.code
-    return 200, None
-
-
 def test_concurrent_approval_and_ten_disbursals_pay_out_once(api, operator, borrower, application, rail):
     loan_id = borrower.apply(**application)["loan_id"]
     results: list[tuple[int, str | None]] = []
     calls = [lambda: operator.approve(loan_id)] + [
         (lambda n=n: _disburse(operator, loan_id, f"d-{n}")) for n in range(10)]
-    threads = [threading.Thread(target=lambda c=c: results.append(_status(c))) for c in calls]
+    threads = [threading.Thread(target=lambda c=c: results.append(call_status(c))) for c in calls]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -65,7 +56,7 @@ def test_a_stalled_rail_leaves_the_order_sent_and_the_retry_reconciles_instead_o
         operator.approve(loan_id)  # approval orders the payout; the rail takes the request but cannot answer
         (order,) = _orders(operator, loan_id)
         assert (order["state"], order["rail_reference"], order["attempts"]) == ("sent", None, 1)
-        assert _status(lambda: _disburse(operator, loan_id, "d-1")) == (503, "rail_unavailable")
+        assert call_status(lambda: _disburse(operator, loan_id, "d-1")) == (503, "rail_unavailable")
         (order,) = _orders(operator, loan_id)
         assert (order["state"], order["rail_reference"], order["attempts"]) == ("sent", None, 1)  # not re-sent
         assert order["last_error"]
@@ -90,7 +81,7 @@ def test_a_rail_killed_with_an_order_in_flight_is_never_sent_a_blind_second_orde
     rail.process.send_signal(signal.SIGSTOP)
     operator.approve(loan_id)  # the order is in flight when the rail dies
     rail.stop()  # SIGKILL
-    assert _status(lambda: _disburse(operator, loan_id, "d-1")) == (503, "rail_unavailable")
+    assert call_status(lambda: _disburse(operator, loan_id, "d-1")) == (503, "rail_unavailable")
     (order,) = _orders(operator, loan_id)
     assert (order["state"], order["rail_reference"], order["attempts"]) == ("sent", None, 1)  # asked, not re-sent
 
@@ -124,7 +115,7 @@ def test_orders_are_settled_by_the_disbursement_on_chain_and_refused_orders_fail
 def test_a_loan_without_an_order_that_is_not_approved_is_409_and_records_nothing(api, operator, borrower, application,
                                                                                   rail):
     loan_id = borrower.apply(**application)["loan_id"]
-    assert _status(lambda: _disburse(operator, loan_id, "d-1")) == (409, "not_approved")
+    assert call_status(lambda: _disburse(operator, loan_id, "d-1")) == (409, "not_approved")
     assert _orders(operator, loan_id) == []
     assert rail.payouts(loan_id) == []
 
@@ -238,7 +229,7 @@ def test_a_returned_payout_fails_its_order_and_only_an_explicit_retry_orders_it_
     assert len(second) == 2 and retried["state"] == "sent" and retried["rail_reference"] == second[1]["reference"]
     (order,) = _orders(operator, loan_id)
     assert (order["state"], order["idempotency_key"]) == ("sent", f"{first['idempotency_key']}:retry1")
-    assert _status(lambda: operator._request("POST", f"/v1/operator/loans/{loan_id}/disburse",
+    assert call_status(lambda: operator._request("POST", f"/v1/operator/loans/{loan_id}/disburse",
                                              idempotency_key="d-retry-2", params={"retry": "true"})) == (
         409, "payout_not_failed")  # the order is not failed: a second retry re-orders nothing
     assert len(rail.payouts(loan_id)) == 2

@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
+from api_outcomes import api_error
 from sqlalchemy import func, select
 
 from api.client import ApiError, LoanLedgerClient
@@ -129,12 +130,6 @@ BODY = {"name": "3-month", "currency": "CNY", "min_principal": 1_000_000, "max_p
         "early_repayment": "ReduceInstallments", "auto_approve": True, "auto_approve_max_principal": 5_000_000}
 
 
-def _error(call, *args, **kwargs) -> ApiError:
-    with pytest.raises(ApiError) as caught:
-        call(*args, **kwargs)
-    return caught.value
-
-
 @pytest.fixture
 def second(client_for, keys) -> LoanLedgerClient:
     """The second operator, who confirms what the operator proposes."""
@@ -192,26 +187,26 @@ def test_a_repeated_idempotency_key_proposes_once(api, operator, second, stack):
     first = operator.create_product(BODY, idempotency_key="publish-3-month")
     assert operator.create_product(BODY, idempotency_key="publish-3-month") == first
     assert [p["proposal_id"] for p in second.proposals()] == [first["proposal_id"]]
-    assert _error(operator.create_product, {**BODY, "name": "other"}, idempotency_key="publish-3-month").status == 422
+    assert api_error(operator.create_product, {**BODY, "name": "other"}, idempotency_key="publish-3-month").status == 422
     second.confirm(first["proposal_id"])
     assert stack.catalog.functions.productCount().call() == 1
 
 
 def test_the_catalogue_s_refusals_are_client_errors_naming_the_rule(api, operator, second, borrower):
     # Refused when proposed (the catalogue's check, run as FourEyes would make the call), not once confirmed.
-    dear = _error(operator.create_product, {**BODY, "annual_rate_bps": 2_300, "service_fee_bps": 200})
+    dear = api_error(operator.create_product, {**BODY, "annual_rate_bps": 2_300, "service_fee_bps": 200})
     assert (dear.status, dear.code) == (422, "product_catalog_cost_above_cap")
-    late = _error(operator.create_product, {**BODY, "late_fee_bps": 600})
+    late = api_error(operator.create_product, {**BODY, "late_fee_bps": 600})
     assert (late.status, late.code) == (422, "product_catalog_late_fee_above_ceiling")
-    unknown = _error(operator.retire_product, 7)
+    unknown = api_error(operator.retire_product, 7)
     assert (unknown.status, unknown.code) == (404, "product_catalog_unknown_product")
-    too_long = _error(operator.create_product, {**BODY, "name": "长" * 11})  # 33 bytes of UTF-8
+    too_long = api_error(operator.create_product, {**BODY, "name": "长" * 11})  # 33 bytes of UTF-8
     assert too_long.status == 422
-    assert _error(borrower.create_product, BODY).status == 403
+    assert api_error(borrower.create_product, BODY).status == 403
     assert second.proposals() == []
     second.confirm(operator.create_product(BODY)["proposal_id"])
     second.confirm(operator.retire_product(1)["proposal_id"])
-    assert _error(operator.retire_product, 1).code == "product_catalog_retired"
+    assert api_error(operator.retire_product, 1).code == "product_catalog_retired"
 
 
 def test_a_monthly_quote_gives_the_calendar_s_dates_from_the_quote_s_time(api, anonymous, catalog_as_operator, w3):

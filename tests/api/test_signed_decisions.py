@@ -8,24 +8,14 @@ with no key but the relayer's where a test says so.
 from __future__ import annotations
 
 import pytest
+from api_outcomes import api_error, loan_status
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 
-from api.client import ApiError
 from api.services.signed_requests import REQUEST_TTL
 from ledger.chain import SignerNotConfigured
 
 REQUESTED, APPROVED, REJECTED = 1, 2, 3
-
-
-def _error(call, *args, **kwargs) -> ApiError:
-    with pytest.raises(ApiError) as caught:
-        call(*args, **kwargs)
-    return caught.value
-
-
-def _status(stack, loan_id: int) -> int:
-    return stack.book.functions.loanOf(loan_id).call()[2]
 
 
 def _signed(client, action: str, **params) -> dict:
@@ -72,17 +62,17 @@ def test_a_request_signed_by_another_staff_member_is_refused_and_changes_nothing
     loan_id, _ = loans
     path = f"/v1/operator/loans/{loan_id}/approve"
     carols = _signed(second_operator, "loan.approve", loan_id=loan_id)
-    refused = _error(_post, operator, path, carols)
+    refused = api_error(_post, operator, path, carols)
     assert (refused.status, refused.code) == (403, "request_not_signed_by_caller")
     # The operator's own request, signed with Carol's key: the signature is not the signed-in operator's either.
     mine = operator.prepare("loan.approve", loan_id=loan_id).requests[0].typed_data
     forged = keys["carol"].sign_message(encode_typed_data(full_message=mine)).signature.to_0x_hex()
-    refused = _error(_post, operator, path, {"request": mine["message"], "signature": forged})
+    refused = api_error(_post, operator, path, {"request": mine["message"], "signature": forged})
     assert (refused.status, refused.code) == (403, "request_not_signed_by_caller")
-    assert _status(stack, loan_id) == REQUESTED
+    assert loan_status(stack, loan_id) == REQUESTED
     # Carol's own request, sent by Carol, goes through and names her.
     assert _post(second_operator, path, carols)["signed_by"] == keys["carol"].address
-    assert _status(stack, loan_id) == APPROVED
+    assert loan_status(stack, loan_id) == APPROVED
 
 
 def test_a_signed_approval_is_refused_at_another_loan_and_at_another_decision(api, operator, stack, loans):
@@ -92,12 +82,12 @@ def test_a_signed_approval_is_refused_at_another_loan_and_at_another_decision(ap
                        (f"/v1/operator/loans/{first}/write-off", approve_first),
                        (f"/v1/operator/loans/{first}/declare-default", approve_first),
                        (f"/v1/operator/loans/{first}/reject", {**approve_first, "reason": "documents"})):
-        refused = _error(_post, operator, path, body)
+        refused = api_error(_post, operator, path, body)
         assert (refused.status, refused.code) == (422, "request_mismatch"), path
         assert f"LoanBook.approve(loanId={first})" in refused.message
-    assert [_status(stack, i) for i in loans] == [REQUESTED, REQUESTED]
+    assert [loan_status(stack, i) for i in loans] == [REQUESTED, REQUESTED]
     assert _post(operator, f"/v1/operator/loans/{first}/approve", approve_first)["decision"] == "approved"
-    assert [_status(stack, i) for i in loans] == [APPROVED, REQUESTED]
+    assert [loan_status(stack, i) for i in loans] == [APPROVED, REQUESTED]
 
 
 def test_a_replayed_request_is_refused(api, operator, stack, loans):
@@ -105,18 +95,18 @@ def test_a_replayed_request_is_refused(api, operator, stack, loans):
     reject = {**_signed(operator, "loan.reject", loan_id=loan_id, reason="documents"), "reason": "documents"}
     path = f"/v1/operator/loans/{loan_id}/reject"
     _post(operator, path, reject)
-    again = _error(_post, operator, path, reject)  # a new Idempotency-Key: a second decision, not a retry
+    again = api_error(_post, operator, path, reject)  # a new Idempotency-Key: a second decision, not a retry
     assert (again.status, again.code) == (409, "request_already_used")
-    assert _status(stack, loan_id) == REJECTED
+    assert loan_status(stack, loan_id) == REJECTED
 
 
 def test_an_expired_request_is_refused(api, operator, driver, stack, loans):
     loan_id, _ = loans
     approve = _signed(operator, "loan.approve", loan_id=loan_id)
     driver.advance(REQUEST_TTL + 60)
-    late = _error(_post, operator, f"/v1/operator/loans/{loan_id}/approve", approve)
+    late = api_error(_post, operator, f"/v1/operator/loans/{loan_id}/approve", approve)
     assert (late.status, late.code) == (422, "request_expired")
-    assert _status(stack, loan_id) == REQUESTED
+    assert loan_status(stack, loan_id) == REQUESTED
 
 
 def test_the_action_log_and_the_chain_name_the_signer_and_the_relayer_sends(api, operator, keys, stack, w3, loans):
@@ -157,12 +147,12 @@ def test_decisions_need_no_role_key_in_the_api(api, client_for, operator, keys, 
 
 def test_a_decision_is_prepared_only_for_a_role_that_takes_it(api, client_for, keys, loans):
     pauser = client_for(keys["pauser"])
-    refused = _error(pauser.prepare, "loan.approve", loan_id=loans[0])
+    refused = api_error(pauser.prepare, "loan.approve", loan_id=loans[0])
     assert (refused.status, refused.code) == (403, "forbidden")
     operator = client_for(keys["operator"])
-    refused = _error(operator.prepare, "role.grant", role="operator", account=keys["dave"].address)
+    refused = api_error(operator.prepare, "role.grant", role="operator", account=keys["dave"].address)
     assert (refused.status, refused.code) == (403, "forbidden")
-    invalid = _error(operator.prepare, "loan.reject", loan_id=loans[0])
+    invalid = api_error(operator.prepare, "loan.reject", loan_id=loans[0])
     assert (invalid.status, invalid.code) == (422, "invalid_request") and "reason" in invalid.message
 
 
@@ -176,13 +166,13 @@ def test_the_sdk_signs_nothing_the_review_declines(api, http, keys, loans, stack
     with pytest.raises(DecisionDeclined):
         operator.approve(loans[0])
     assert shown == [operator.prepare("loan.approve", loan_id=loans[0]).summary]
-    assert _status(stack, loans[0]) == REQUESTED
+    assert loan_status(stack, loans[0]) == REQUESTED
 
 
 def test_the_sdk_refuses_to_sign_a_request_prepared_for_someone_else(api, operator, keys, loans):
     prepared = operator.prepare("loan.approve", loan_id=loans[0])
     prepared.requests[0].typed_data["message"]["from"] = Account.create().address
-    refused = _error(operator.sign_prepared, prepared)
+    refused = api_error(operator.sign_prepared, prepared)
     assert refused.code == "not_my_request"
 
 
@@ -201,7 +191,7 @@ def test_an_operator_registers_and_revokes_a_borrower_with_their_own_signature(a
     (event,) = stack.registry.events.BorrowerRegistered().process_receipt(
         w3.eth.get_transaction_receipt(registered["tx_hash"]))
     assert event.args.actor == keys["operator"].address
-    refused = _error(client_for(keys["carol"]).register_borrower, address)  # no operator: nothing prepared
+    refused = api_error(client_for(keys["carol"]).register_borrower, address)  # no operator: nothing prepared
     assert (refused.status, refused.code) == (403, "forbidden")
     revoked = operator.revoke_borrower(address, "fraud")
     assert revoked["signed_by"] == keys["operator"].address
@@ -219,7 +209,7 @@ def test_approving_what_the_book_would_refuse_is_signing_its_rejection_with_the_
     assert prepared.summary.startswith(f"Reject loan {loan_id} (over_limit)")
     answer = operator.approve(loan_id)
     assert (answer["decision"], answer["signed_by"]) == ("rejected:over_limit", keys["operator"].address)
-    assert _status(stack, loan_id) == REJECTED
+    assert loan_status(stack, loan_id) == REJECTED
     (event,) = stack.book.events.LoanRejected().get_logs(from_block=w3.eth.block_number - 3)
     assert (event.args.loanId, event.args.reason.rstrip(b"\0"), event.args.actor) == (
         loan_id, b"over_limit", keys["operator"].address)

@@ -36,7 +36,7 @@ def test_clean_index_verifies(w3, stack, sessions, indexed):
     assert state.ok, state.details
     with sessions() as session:
         assert index.checked == session.query(ChainEvent).count()
-    assert state.checked == 1 + 2  # one loan, two borrowers
+    assert state.checked == 1 + 2 + 1  # one loan, two borrowers, the product's publication (a FourEyes proposal)
     assert verify.recomputed_state(w3, stack.manifest, sessions(), indexed).ok
 
 
