@@ -212,6 +212,40 @@ def test_where_the_admin_renounced_a_role_change_needs_a_second_admin(api, clien
     assert (confirmed["proposer"], confirmed["confirmer"]) == (keys["admin"].address, keys["admin2"].address)
     assert stack.book.functions.hasRole(pauser, dave).call()
 
+def test_where_the_admin_renounced_the_score_signer_rotation_is_proposed_and_takes_effect_when_confirmed(
+        api, client_for, keys, stack, w3, http):
+    # As the default deploy leaves it: the admin holds no DEFAULT_ADMIN_ROLE on the credit oracle (FourEyes does).
+    renounce = stack.oracle.functions.renounceRole(b"\0" * 32, keys["admin"].address)
+    assert w3.eth.wait_for_transaction_receipt(renounce.transact({"from": keys["admin"].address})).status == 1
+    admin, role = client_for(keys["admin"]), stack.oracle.functions.SCORE_SIGNER_ROLE().call()
+    old, new = keys["signer"].address, keys["dave"].address
+    prepared = admin.prepare("oracle_signer.rotate", old=old, new=new)
+    assert [r.typed_data["message"]["to"] for r in prepared.requests] == [stack.four_eyes.address] * 2
+    assert [r.summary.split(".")[0] for r in prepared.requests] == [
+        f"Propose: Admit {new} as a score signer on CreditOracle",
+        f"Propose: Retire {old} as a score signer on CreditOracle"]
+    answer = http.post("/v1/operator/oracle-signer/rotate",
+                       json={"old": old, "new": new, "requests": admin.sign_prepared(prepared)},
+                       headers={"authorization": f"Bearer {admin.token}"})
+    assert answer.status_code == 202, answer.text
+    admitted, retired = answer.json()
+    assert (admitted["account"], retired["account"]) == (new, old)
+    assert admitted["transactions"] == retired["transactions"] == []
+    (grant,), (revoke,) = admitted["proposals"], retired["proposals"]
+    assert [(p["function"], p["contract"], p["role"]) for p in (grant, revoke)] == [
+        ("grantRole", "CreditOracle", "admin"), ("revokeRole", "CreditOracle", "admin")]
+    # Proposed is not done: the old key still signs, the new one does not, until a second admin confirms.
+    assert stack.oracle.functions.hasRole(role, old).call() and not stack.oracle.functions.hasRole(role, new).call()
+    refused = _error(admin.confirm, grant["proposal_id"])
+    assert (refused.status, refused.code) == (403, "four_eyes_same_person")
+    assert not stack.oracle.functions.hasRole(role, new).call()
+    admin2 = client_for(keys["admin2"])
+    assert admin2.confirm(grant["proposal_id"])["confirmer"] == keys["admin2"].address
+    assert stack.oracle.functions.hasRole(role, new).call() and stack.oracle.functions.hasRole(role, old).call()
+    admin2.confirm(revoke["proposal_id"])
+    assert stack.oracle.functions.hasRole(role, new).call() and not stack.oracle.functions.hasRole(role, old).call()
+
+
 # ---------------------------------------------------------------------------------------------- the page in Chromium
 
 def test_the_dashboard_proposes_a_write_off_and_only_a_second_operator_confirms_it(api, w3, stack, keys, defaulted,
