@@ -164,6 +164,9 @@ def cli(network, provider, account_alias, operator, oracle, pauser, relayer, sco
     for name in RENOUNCED_BY_ADMIN if admin_renounces else ():
         instances[name].renounceRole(role_id("DEFAULT_ADMIN_ROLE"), deployer.address, sender=deployer)
         click.echo(f"renounced DEFAULT_ADMIN_ROLE on {name}: role grants and admin settings need two admins")
+    if not admin_renounces:
+        click.echo(f"warning: {deployer.address} keeps DEFAULT_ADMIN_ROLE on {', '.join(RENOUNCED_BY_ADMIN)} "
+                   f"(--admin-keeps): this one key alone can grant any role", err=True)
 
     first_block = deployed[DEPLOY_ORDER[0]].block
     deployed_at = provider.get_block(first_block).timestamp
