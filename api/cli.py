@@ -531,7 +531,9 @@ def admin_revoke(role: str = ROLE, account: str = typer.Argument(...), contracts
 @admin_app.command("rotate-signer")
 def admin_rotate_signer(old: str = typer.Option(..., "--old"), new: str = typer.Option(..., "--new"),
                         wallet: str = WALLET, api: str = API, as_json: bool = JSON) -> None:
-    """Rotate the credit oracle's score signer: admit the new key, then retire the old."""
+    """Rotate the credit oracle's score signer: admit the new key, then retire the old. Where you do not hold the
+    oracle's admin role (the default deploy renounces it) both are proposals: a second admin confirms each
+    (`loanledger operator confirm ID`)."""
     _print(_call(_signer(wallet, api, quiet=as_json).rotate_signer, old, new), as_json)
 
 

@@ -167,7 +167,8 @@ class Grant:
 
 
 # Least privilege: a holder gets a role only on a contract that checks that role (see contracts/*.sol).
-# The admin keeps DEFAULT_ADMIN_ROLE from each constructor and is granted nothing more. FourEyes' own roles
+# The admin gets DEFAULT_ADMIN_ROLE from each constructor (renounced after the grants: RENOUNCED_BY_ADMIN) and is
+# granted nothing more. FourEyes' own roles
 # come from its constructor (RoleHolders.admins, .operators, the pauser). The forwarder has no roles and needs
 # none: through it, each signer acts with their own.
 GRANTS: tuple[Grant, ...] = (
@@ -211,10 +212,13 @@ def contracts_checking(role: str) -> list[str]:
     return [name for name in CONTRACT_NAMES if any(g.contract == name and g.role == role for g in GRANTS)]
 
 
-# After the grants the deploying admin may give up its own DEFAULT_ADMIN_ROLE on these (FourEyes keeps it): then
-# role grants and admin settings need two admins. Kept by default for now: the API still grants roles and changes
-# settings with the admin's key alone, which then also lets one admin grant itself FOUR_EYES_ROLE.
+# After the grants the deploying admin gives up its own DEFAULT_ADMIN_ROLE on these (FourEyes keeps it): role grants
+# and admin settings then need two admins. Kept, one admin alone could grant anyone any role (itself FOUR_EYES_ROLE,
+# so writing off alone too): the four-eyes rule would hold only as long as that one key is honest.
 RENOUNCED_BY_ADMIN = tuple(name for name in CONTRACT_NAMES if name != "FourEyes")
+# Whether a deploy renounces (ape run deploy's --admin-renounces/--admin-keeps, deploy_stack's admin_renounces): by
+# default it does. Keeping it is for a test or a benchmark that sets the contracts up with the admin's own hand.
+ADMIN_RENOUNCES = True
 
 
 def grants_by_contract(roles: RoleHolders, deployed: dict[str, str], *,
@@ -272,11 +276,12 @@ def deploy_stack(w3: Web3, admin: str, *, operator: str, oracle: str, pauser: st
                  second_admin: str = "", second_operator: str = "", policy: str = "", max_score_age: int = 30 * DAY,
                  credit_limit_currency: str = "CNY", signer_threshold: int = 1,
                  payout_threshold: int = Settings.payout_threshold, network: str = "local",
-                 admin_renounces: bool = False, relayer: str = "") -> Bindings:
+                 admin_renounces: bool = ADMIN_RENOUNCES, relayer: str = "") -> Bindings:
     """Follow the plan from `admin` (an account the node has unlocked): deploy, grant roles, set the score
-    signers' threshold, describe it. `score_signer`: one address, or the quorum's. `admin_renounces`: then give
-    up the admin's DEFAULT_ADMIN_ROLE on RENOUNCED_BY_ADMIN (two admins decide). `relayer`: the API's, admitted
-    on a permissioned chain (none: not admitted)."""
+    signers' threshold, describe it. `score_signer`: one address, or the quorum's. `admin_renounces` (the
+    default): then give up the admin's DEFAULT_ADMIN_ROLE on RENOUNCED_BY_ADMIN (two admins decide; False keeps it,
+    for a caller that needs the admin's own hand afterwards). `relayer`: the API's, admitted on a permissioned
+    chain (none: not admitted)."""
     artifacts = compile_contracts()
     roles = RoleHolders(admin, operator, oracle, pauser, score_signer, second_admin, second_operator, policy,
                         relayer=relayer)

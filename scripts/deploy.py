@@ -10,6 +10,10 @@ default to the development accounts (the same mnemonic as the local anvil); else
 holder must be given, as options or as LOANLEDGER_DEPLOY_{ACCOUNT,OPERATOR,ORACLE,PAUSER,SCORE_SIGNERS,SECOND_ADMIN,
 SECOND_OPERATOR} (LOANLEDGER_DEPLOY_POLICY optional: without it nothing is approved automatically).
 
+After the grants the deployer renounces its DEFAULT_ADMIN_ROLE on every contract but FourEyes (ledger.deploy
+RENOUNCED_BY_ADMIN), so one admin alone can never grant a role: two admins do, through FourEyes. --admin-keeps
+(LOANLEDGER_DEPLOY_ADMIN_RENOUNCES=false) keeps it, for a development chain set up by hand.
+
 --relayer (LOANLEDGER_DEPLOY_RELAYER) is the API's relayer address: granted RELAYER_ROLE on the borrower registry,
 which no function checks and `transactionAllowed` reads, so that on a permissioned (Besu) chain the relayer may
 submit the signed requests it relays. Locally the development relayer; elsewhere optional (none: not admitted).
@@ -33,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from ledger import manifest as manifests  # noqa: E402
 from ledger.deploy import (  # noqa: E402
+    ADMIN_RENOUNCES,
     RENOUNCED_BY_ADMIN,
     RoleHolders,
     Settings,
@@ -106,9 +111,11 @@ def _role_holders(network_name: str, deployer: str, given: dict[str, str | tuple
 @click.option("--name", "network_name", default=None,
               help="Network name in the manifest. Default: 'local' on a development chain, else Ape's network name.")
 @click.option("--redeploy", is_flag=True, help="Deploy new contracts even if the manifest is current.")
-@click.option("--admin-renounces", is_flag=True, envvar="LOANLEDGER_DEPLOY_ADMIN_RENOUNCES",
-              help="After the grants, give up the deployer's DEFAULT_ADMIN_ROLE: role grants and admin settings then "
-                   "need two admins (FourEyes).")
+@click.option("--admin-renounces/--admin-keeps", default=ADMIN_RENOUNCES, show_default=True,
+              envvar="LOANLEDGER_DEPLOY_ADMIN_RENOUNCES",
+              help="After the grants, the deployer gives up its DEFAULT_ADMIN_ROLE (FourEyes' stays): role grants and "
+                   "admin settings then need two admins (FourEyes). --admin-keeps leaves one admin able to grant any "
+                   "role alone: for a throwaway chain set up by hand.")
 def cli(network, provider, account_alias, operator, oracle, pauser, relayer, score_signers, signer_threshold,
         second_admin, second_operator, policy, payout_threshold, max_score_age_days, credit_limit_currency,
         manifest_path, network_name, redeploy, admin_renounces):
@@ -157,6 +164,9 @@ def cli(network, provider, account_alias, operator, oracle, pauser, relayer, sco
     for name in RENOUNCED_BY_ADMIN if admin_renounces else ():
         instances[name].renounceRole(role_id("DEFAULT_ADMIN_ROLE"), deployer.address, sender=deployer)
         click.echo(f"renounced DEFAULT_ADMIN_ROLE on {name}: role grants and admin settings need two admins")
+    if not admin_renounces:
+        click.echo(f"warning: {deployer.address} keeps DEFAULT_ADMIN_ROLE on {', '.join(RENOUNCED_BY_ADMIN)} "
+                   f"(--admin-keeps): this one key alone can grant any role", err=True)
 
     first_block = deployed[DEPLOY_ORDER[0]].block
     deployed_at = provider.get_block(first_block).timestamp

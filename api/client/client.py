@@ -332,7 +332,9 @@ class LoanLedgerClient:
                            several=True, idempotent=False)
 
     def rotate_signer(self, old: str, new: str) -> list:
-        """Admits `new` as the credit oracle's score signer, then retires `old` (admin)."""
+        """Admits `new` as the credit oracle's score signer, then retires `old` (admin): one change for each, its
+        transactions, or its proposals (where the admin renounced the oracle's admin role, the default deploy) that a
+        second admin confirms with `confirm(proposal["proposal_id"])` before they take effect."""
         return self.decide("oracle_signer.rotate", "/v1/operator/oracle-signer/rotate", body={"old": old, "new": new},
                            several=True, idempotent=False)
 

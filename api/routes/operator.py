@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Path, Query
+from fastapi import APIRouter, Header, Path, Query, Response
 
 from api import idempotency
 from api.deps import (
@@ -65,7 +65,6 @@ from api.services.borrowers import register_signed, revoke_borrower
 from api.services.roles import add_auditor as admit_auditor
 from api.services.roles import auditors as admitted_auditors
 from api.services.roles import remove_auditor as dismiss_auditor
-from api.services.roles import rotate_signer as rotate_score_signer
 from api.services.transactions import Sent
 from api.views import checksum_address
 from ledger.store.models.suspense import SuspenseState
@@ -322,17 +321,26 @@ def revoke_role(body: SignedRoleIn, context: ContextDep, roles: RolesDep, metric
     return _role_change(context, roles, metrics, who.address, body, False)
 
 
-@router.post("/oracle-signer/rotate", response_model=list[RoleChange], responses=ERRORS,
-             summary="Rotate the credit oracle's score signer: grant the new key, then revoke the old")
-def rotate_signer(body: SignedRotationIn, context: ContextDep, roles: RolesDep, metrics: MetricsDep, who: Admin):
+@router.post("/oracle-signer/rotate", response_model=list[RoleChange], responses=ERRORS | {202: {
+                 "model": list[RoleChange], "description": "where you do not hold the credit oracle's admin role (the "
+                 "default deploy renounces it): proposed, awaiting a second admin's confirmation"}},
+             summary="Rotate the credit oracle's score signer: grant the new key, then revoke the old; where you do "
+                     "not hold its admin role, propose both for a second admin to confirm (202)")
+def rotate_signer(body: SignedRotationIn, response: Response, context: ContextDep, roles: RolesDep,
+                  metrics: MetricsDep, who: Admin):
     if body.old.lower() == body.new.lower():
         raise ApiError(422, "same_signer", "the new signer is the old one")
     old, new = checksum_address(body.old), checksum_address(body.new)
-    granted, revoked = rotate_score_signer(context, old, new, who.address, body.signed(), current_request_id())
+    (granted, grant_proposed), (revoked, revoke_proposed) = four_eyes.rotate_signer(
+        context, old, new, who.address, body.signed(), current_request_id())
     roles.forget(old)
     roles.forget(new)
-    return [RoleChange(role="score_signer", account=new, transactions=[_counted(metrics, s) for s in granted]),
-            RoleChange(role="score_signer", account=old, transactions=[_counted(metrics, s) for s in revoked])]
+    if grant_proposed or revoke_proposed:
+        response.status_code = 202  # not done yet: a second admin's confirmation makes it
+    return [RoleChange(role="score_signer", account=new, transactions=[_counted(metrics, s) for s in granted],
+                       proposals=grant_proposed),
+            RoleChange(role="score_signer", account=old, transactions=[_counted(metrics, s) for s in revoked],
+                       proposals=revoke_proposed)]
 
 
 @router.get("/auditors", response_model=AuditorList, responses=ERRORS, summary="Addresses admitted as auditors")

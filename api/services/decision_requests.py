@@ -191,21 +191,29 @@ def _role(grant: bool) -> Callable[..., Calls]:
         verb = "Grant" if grant else "Revoke"
         out: Calls = []
         for name, call in roles.role_calls(context, p.role, account, p.contracts, grant):
-            words = f"{verb} the {p.role} role {'to' if grant else 'of'} {account} on {name}"
-            # Where the admin holds no admin role of their own (renounced; FourEyes always), two admins decide.
-            alone = four_eyes.admin_decides_alone(context, signer, name)
-            out += [(call, words)] if alone else _proposed(context, [(call, words)], "admin")
+            out += _as_admin(context, signer, name, call,
+                             f"{verb} the {p.role} role {'to' if grant else 'of'} {account} on {name}")
         return out
     return calls
 
 
-def _rotate(context, _signer: str, p: SignerRotationIn) -> Calls:
+def _as_admin(context, signer: str, name: str, call: ContractFunction, words: str) -> Calls:
+    """An admin's call on `name`: as it is where the admin holds its admin role, else (renounced at deploy; FourEyes
+    always) a proposal a second admin confirms, as four_eyes.relay_admin_calls expects it."""
+    if four_eyes.admin_decides_alone(context, signer, name):
+        return [(call, words)]
+    return _proposed(context, [(call, words)], "admin")
+
+
+def _rotate(context, signer: str, p: SignerRotationIn) -> Calls:
     old, new = checksum_address(p.old), checksum_address(p.new)
     if old == new:
         raise ApiError(422, "same_signer", "the new signer is the old one")
     granted, revoked = roles.rotation_calls(context, old, new)
-    return ([(call, f"Admit {new} as a score signer on {name}") for name, call in granted]
-            + [(call, f"Retire {old} as a score signer on {name}") for name, call in revoked])
+    return ([c for name, call in granted
+             for c in _as_admin(context, signer, name, call, f"Admit {new} as a score signer on {name}")]
+            + [c for name, call in revoked
+               for c in _as_admin(context, signer, name, call, f"Retire {old} as a score signer on {name}")])
 
 
 class BorrowerParams(BaseModel):

@@ -28,7 +28,7 @@ from api.errors import ApiError, revert_code
 from api.schemas.four_eyes import ProposalOut
 from api.services import decisions, roles
 from api.services.signed_requests import Signed, calldata, check, relay
-from api.services.transactions import record
+from api.services.transactions import Sent, record
 from ledger import forwarding
 from ledger import four_eyes as fe
 from ledger.book import read_loan
@@ -292,7 +292,8 @@ def cancel(context, caller: str, proposal_id: str, signed: Signed, request_id: s
     return out(context, proposal, receipt=receipt, state="cancelled")
 
 
-# ---- role changes: the admin alone where they hold the admin role, else two admins ------------------------------
+# ---- role changes (grants, revocations, the score signer's rotation): the admin alone where they hold the
+# contract's admin role, else two admins ---------------------------------------------------------------------------
 
 def admin_decides_alone(context, admin: str, contract_name: str) -> bool:
     """Whether `admin` changes roles on `contract_name` alone: they hold its DEFAULT_ADMIN_ROLE. Not on FourEyes,
@@ -303,14 +304,13 @@ def admin_decides_alone(context, admin: str, contract_name: str) -> bool:
     return bool(context.bindings.by_name(contract_name).functions.hasRole(b"\0" * 32, admin).call())
 
 
-def change_role(context, role: str, account: str, contracts: list[str] | None, grant: bool, actor: str,
-                signed: Sequence[Signed], request_id: str) -> tuple[list, list[ProposalOut]]:
-    """Grants (or revokes) `role` to `account` where `roles.role_calls` says: directly where the admin decides
-    alone, as a FourEyes proposal elsewhere; every signed request checked before the first is relayed. The
-    transactions made and the proposals awaiting a second admin."""
-    calls = roles.role_calls(context, role, account, contracts, grant)
+def relay_admin_calls(context, actor: str, calls: Sequence[tuple[str, ContractFunction, str, dict]],
+                      signed: Sequence[Signed], request_id: str) -> list[Sent | ProposalOut]:
+    """Relays `actor`'s signed admin calls, each (contract name, call, action logged, details): directly where the
+    admin decides alone, as a FourEyes proposal elsewhere; every signed request checked before the first is relayed.
+    For each call, in order, the transaction made or the proposal awaiting a second admin."""
     expected = []
-    for position, (name, call) in enumerate(calls):
+    for position, (name, call, _, _) in enumerate(calls):
         if admin_decides_alone(context, actor, name):
             expected.append(call)
         else:
@@ -318,17 +318,43 @@ def change_role(context, role: str, account: str, contracts: list[str] | None, g
             expected.append(propose_call(context, call, _signed_expiry(context, at)))
     with named_refusals():
         typed = check(context, actor, [[e] for e in expected], signed)
-    action = "role.grant" if grant else "role.revoke"
-    sent, proposals = [], []
-    for (name, call), wanted, checked, item in zip(calls, expected, typed, signed):
+    done: list[Sent | ProposalOut] = []
+    for (_, call, action, details), wanted, checked, item in zip(calls, expected, typed, signed):
         receipt = relay(context, checked, item.signature)
-        details = {"role": role, "account": account, "contract": name}
         if wanted is call:
-            sent.append(record(context, actor, action, request_id, details, receipt, signed_by=actor))
+            done.append(record(context, actor, action, request_id, details, receipt, signed_by=actor))
             continue
         made = fe.proposed(context.bindings.four_eyes, receipt)
         record(context, actor, f"{action}.propose", request_id,
                {**details, "proposal_id": to_0x_hex(made.proposal_id), "expires_at": made.call.expires_at}, receipt,
                signed_by=actor)
-        proposals.append(out(context, made, receipt=receipt))
-    return sent, proposals
+        done.append(out(context, made, receipt=receipt))
+    return done
+
+
+def _sent_and_proposed(done: Sequence[Sent | ProposalOut]) -> tuple[list[Sent], list[ProposalOut]]:
+    return [d for d in done if isinstance(d, Sent)], [d for d in done if isinstance(d, ProposalOut)]
+
+
+def change_role(context, role: str, account: str, contracts: list[str] | None, grant: bool, actor: str,
+                signed: Sequence[Signed], request_id: str) -> tuple[list[Sent], list[ProposalOut]]:
+    """Grants (or revokes) `role` to `account` where `roles.role_calls` says (relay_admin_calls: alone or proposed).
+    The transactions made and the proposals awaiting a second admin."""
+    action = "role.grant" if grant else "role.revoke"
+    calls = [(name, call, action, {"role": role, "account": account, "contract": name})
+             for name, call in roles.role_calls(context, role, account, contracts, grant)]
+    return _sent_and_proposed(relay_admin_calls(context, actor, calls, signed, request_id))
+
+
+def rotate_signer(context, old: str, new: str, actor: str, signed: Sequence[Signed],
+                  request_id: str) -> tuple[tuple[list[Sent], list[ProposalOut]], tuple[list[Sent], list[ProposalOut]]]:
+    """The score signer's rotation on the credit oracle, granting `new` then revoking `old` as role changes are made
+    (relay_admin_calls): where the admin renounced the oracle's admin role, two proposals a second admin confirms,
+    each taking effect only then. (What was sent, what was proposed) for the grant, then for the revocation."""
+    granted, revoked = roles.rotation_calls(context, old, new)
+    calls = ([(name, call, "role.grant", {"role": "score_signer", "account": new, "contract": name})
+              for name, call in granted]
+             + [(name, call, "role.revoke", {"role": "score_signer", "account": old, "contract": name})
+                for name, call in revoked])
+    done = relay_admin_calls(context, actor, calls, signed, request_id)
+    return _sent_and_proposed(done[:len(granted)]), _sent_and_proposed(done[len(granted):])

@@ -1,6 +1,6 @@
 """Who may do what: the contracts' roles (granted and revoked by the admin, who signs each change with their own
-wallet), the score signer's rotation, and the auditors the admin admits (kept in the store: auditing is off-chain
-reading).
+wallet; api.services.four_eyes relays them, alone or as proposals), the score signer's rotation, and the auditors
+the admin admits (kept in the store: auditing is off-chain reading).
 
 The role cache of the API (`api.auth.RoleResolver`) is the caller's to refresh for the accounts returned.
 """
@@ -8,14 +8,11 @@ The role cache of the API (`api.auth.RoleResolver`) is the caller's to refresh f
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 
 from sqlalchemy import delete, select
 from web3.contract.contract import ContractFunction
 
 from api.errors import ApiError
-from api.services.signed_requests import Signed, check_and_relay_all
-from api.services.transactions import Sent, record
 from ledger.deploy import contracts_checking
 from ledger.manifest import CONTRACT_NAMES
 from ledger.store.models.api import Auditor
@@ -60,18 +57,6 @@ def rotation_calls(context, old: str, new: str) -> tuple[list[tuple[str, Contrac
     """The score signer's rotation on the credit oracle: (the grant to `new`, the revocation of `old`)."""
     return (role_calls(context, "score_signer", new, ["CreditOracle"], True),
             role_calls(context, "score_signer", old, ["CreditOracle"], False))
-
-
-def rotate_signer(context, old: str, new: str, actor: str, signed: Sequence[Signed],
-                  request_id: str) -> tuple[list[Sent], list[Sent]]:
-    """Grants the new score signer, then revokes the old: every signed call checked before the first is sent."""
-    granted, revoked = rotation_calls(context, old, new)
-    receipts = check_and_relay_all(context, actor, [call for _, call in granted + revoked], signed)
-    sent = [record(context, actor, action, request_id, {"role": "score_signer", "account": account,
-                                                        "contract": name}, receipt, signed_by=actor)
-            for (action, account, (name, _)), receipt in zip(
-                [("role.grant", new, c) for c in granted] + [("role.revoke", old, c) for c in revoked], receipts)]
-    return sent[:len(granted)], sent[len(granted):]
 
 
 def auditors(context) -> list[str]:

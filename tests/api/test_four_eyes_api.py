@@ -13,6 +13,7 @@ from test_dashboard import Tab, _table, chromium  # noqa: F401 - the dashboard t
 
 from api.services.four_eyes import VALIDITY
 from ledger import forwarding
+from ledger.deploy import RENOUNCED_BY_ADMIN
 
 DAY = 86_400
 REQUESTED, APPROVED, DEFAULTED, WRITTEN_OFF = 1, 2, 7, 8
@@ -202,6 +203,64 @@ def test_where_the_admin_renounced_a_role_change_needs_a_second_admin(api, clien
     confirmed = client_for(keys["admin2"]).confirm(proposed["proposal_id"])
     assert (confirmed["proposer"], confirmed["confirmer"]) == (keys["admin"].address, keys["admin2"].address)
     assert stack.book.functions.hasRole(pauser, dave).call()
+
+@pytest.fixture
+def renounced(stack, keys, w3):
+    """The session's stack (deployed with admin_renounces=False) as the default deploy leaves it: the admin renounces
+    DEFAULT_ADMIN_ROLE on RENOUNCED_BY_ADMIN, as deploy_stack does; FourEyes holds it on each."""
+    admin = keys["admin"].address
+    for name in RENOUNCED_BY_ADMIN:
+        renounce = stack.by_name(name).functions.renounceRole(b"\0" * 32, admin)
+        assert w3.eth.wait_for_transaction_receipt(renounce.transact({"from": admin})).status == 1
+    assert not any(stack.by_name(n).functions.hasRole(b"\0" * 32, admin).call() for n in RENOUNCED_BY_ADMIN)
+
+
+def test_on_the_default_deploy_one_admin_alone_grants_no_role_a_second_admin_confirms(api, client_for, keys, stack,
+                                                                                     renounced):
+    admin, carol = client_for(keys["admin"]), keys["carol"].address
+    role = stack.book.functions.OPERATOR_ROLE().call()
+    answer = admin.grant_role("operator", carol)
+    assert answer["transactions"] == []  # nothing granted by one admin
+    assert [(p["contract"], p["function"]) for p in answer["proposals"]] == [
+        ("BorrowerRegistry", "grantRole"), ("LoanBook", "grantRole")]
+    assert not any(c.functions.hasRole(role, carol).call() for c in stack.all)
+    admin2 = client_for(keys["admin2"])
+    for proposed in answer["proposals"]:
+        admin2.confirm(proposed["proposal_id"])
+    held = {c.address: c.functions.hasRole(role, carol).call() for c in stack.all}
+    assert held == {c.address: c.address in (stack.registry.address, stack.book.address) for c in stack.all}
+
+
+def test_where_the_admin_renounced_the_score_signer_rotation_is_proposed_and_takes_effect_when_confirmed(
+        api, client_for, keys, stack, http, renounced):
+    admin, role = client_for(keys["admin"]), stack.oracle.functions.SCORE_SIGNER_ROLE().call()
+    old, new = keys["signer"].address, keys["dave"].address
+    prepared = admin.prepare("oracle_signer.rotate", old=old, new=new)
+    assert [r.typed_data["message"]["to"] for r in prepared.requests] == [stack.four_eyes.address] * 2
+    assert [r.summary.split(".")[0] for r in prepared.requests] == [
+        f"Propose: Admit {new} as a score signer on CreditOracle",
+        f"Propose: Retire {old} as a score signer on CreditOracle"]
+    answer = http.post("/v1/operator/oracle-signer/rotate",
+                       json={"old": old, "new": new, "requests": admin.sign_prepared(prepared)},
+                       headers={"authorization": f"Bearer {admin.token}"})
+    assert answer.status_code == 202, answer.text
+    admitted, retired = answer.json()
+    assert (admitted["account"], retired["account"]) == (new, old)
+    assert admitted["transactions"] == retired["transactions"] == []
+    (grant,), (revoke,) = admitted["proposals"], retired["proposals"]
+    assert [(p["function"], p["contract"], p["role"]) for p in (grant, revoke)] == [
+        ("grantRole", "CreditOracle", "admin"), ("revokeRole", "CreditOracle", "admin")]
+    # Proposed is not done: the old key still signs, the new one does not, until a second admin confirms.
+    assert stack.oracle.functions.hasRole(role, old).call() and not stack.oracle.functions.hasRole(role, new).call()
+    refused = _error(admin.confirm, grant["proposal_id"])
+    assert (refused.status, refused.code) == (403, "four_eyes_same_person")
+    assert not stack.oracle.functions.hasRole(role, new).call()
+    admin2 = client_for(keys["admin2"])
+    assert admin2.confirm(grant["proposal_id"])["confirmer"] == keys["admin2"].address
+    assert stack.oracle.functions.hasRole(role, new).call() and stack.oracle.functions.hasRole(role, old).call()
+    admin2.confirm(revoke["proposal_id"])
+    assert stack.oracle.functions.hasRole(role, new).call() and not stack.oracle.functions.hasRole(role, old).call()
+
 
 # ---------------------------------------------------------------------------------------------- the page in Chromium
 

@@ -14,7 +14,7 @@ from eth_account import Account
 from web3 import Web3
 
 from ledger import manifest as manifests
-from ledger.cli.roles import role_names
+from ledger.cli.roles import role_names, roles_report
 from ledger.contracts import bind
 from ledger.deploy import (
     GRANTS,
@@ -133,9 +133,15 @@ def test_deploy_writes_the_manifest_grants_roles_is_a_no_op_again_and_redeploys_
     relayer = dev_account(DEV_RELAYER).address
     holders = RoleHolders(dev_account(0).address, operator, oracle, pauser, signers, second_admin, second_operator,
                           policy, relayer=relayer)
-    assert_least_privilege(w3, bindings, holders)
+    # By default the deploying admin renounces its DEFAULT_ADMIN_ROLE on every contract but FourEyes: alone it can
+    # grant no role (two admins do, through FourEyes, which holds it on each).
+    assert_least_privilege(w3, bindings, holders, admin_renounced=True)
     assert manifest.roles["RELAYER_ROLE"] == [relayer]
-    assert manifest.grants == grants_by_contract(holders, {name: c.address for name, c in manifest.contracts.items()})
+    assert manifest.grants == grants_by_contract(holders, {name: c.address for name, c in manifest.contracts.items()},
+                                                 admin_renounced=True)
+    assert all(manifest.grants[name]["DEFAULT_ADMIN_ROLE"] == [manifest.address("FourEyes")]
+               for name in RENOUNCED_BY_ADMIN)
+    assert roles_report(bindings)["differences"] == []  # `loanledger roles` reads the chain as the manifest says
     assert manifest.grants["FourEyes"] == {"DEFAULT_ADMIN_ROLE": [dev_account(0).address, second_admin],
                                            "OPERATOR_ROLE": [operator, second_operator], "PAUSER_ROLE": [pauser]}
     # The local quorum: three score signers, each its own key; a report needs two of them.
@@ -171,15 +177,15 @@ def test_deploy_writes_the_manifest_grants_roles_is_a_no_op_again_and_redeploys_
     assert w3.eth.block_number == block
     assert manifests.load(path) == manifest
 
-    # A role holder from the environment, the way an operator configures a real network; and the admin giving up
-    # its own DEFAULT_ADMIN_ROLE (role grants and admin settings then need two admins, through FourEyes).
+    # A role holder from the environment, the way an operator configures a real network; and --admin-keeps: the
+    # admin keeps its own DEFAULT_ADMIN_ROLE (for a chain set up by hand: alone it can grant any role).
     new_operator = dev_account(9).address
     # The quorum too: the signers as a comma-separated list, the threshold a deploy setting.
     # And the relayer, as LOANLEDGER_DEPLOY_RELAYER.
     new_relayer = dev_account(8).address
-    fresh = deploy(node, path, "--redeploy", LOANLEDGER_DEPLOY_OPERATOR=new_operator,
+    fresh = deploy(node, path, "--redeploy", "--admin-keeps", LOANLEDGER_DEPLOY_OPERATOR=new_operator,
                    LOANLEDGER_DEPLOY_RELAYER=new_relayer, LOANLEDGER_DEPLOY_SCORE_SIGNERS=",".join(signers[:2]),
-                   LOANLEDGER_DEPLOY_SIGNER_THRESHOLD="2", LOANLEDGER_DEPLOY_ADMIN_RENOUNCES="1")
+                   LOANLEDGER_DEPLOY_SIGNER_THRESHOLD="2")
     assert fresh.returncode == 0, fresh.stdout + fresh.stderr
     renewed = manifests.load(path)
     assert {renewed.address(n) for n in CONTRACT_NAMES}.isdisjoint({manifest.address(n) for n in CONTRACT_NAMES})
@@ -188,12 +194,20 @@ def test_deploy_writes_the_manifest_grants_roles_is_a_no_op_again_and_redeploys_
     assert renewed.roles["RELAYER_ROLE"] == [new_relayer]
     assert_least_privilege(w3, bind(w3, renewed), RoleHolders(dev_account(0).address, new_operator, oracle,
                                                               pauser, signers[:2], second_admin, second_operator,
-                                                              policy, relayer=new_relayer),
-                           admin_renounced=True)
+                                                              policy, relayer=new_relayer))
     assert bind(w3, renewed).oracle.functions.signerThreshold().call() == 2
-    assert renewed.grants["LoanBook"]["DEFAULT_ADMIN_ROLE"] == [renewed.address("FourEyes")]
+    assert renewed.grants["LoanBook"]["DEFAULT_ADMIN_ROLE"] == [dev_account(0).address, renewed.address("FourEyes")]
+    assert roles_report(bind(w3, renewed))["differences"] == []
     book = bind(w3, renewed).book
     assert not book.functions.hasRole(book.functions.OPERATOR_ROLE().call(), operator).call()
+
+    # The environment variable still says it too (LOANLEDGER_DEPLOY_ADMIN_RENOUNCES, true unless set otherwise).
+    kept = deploy(node, path, "--redeploy", LOANLEDGER_DEPLOY_ADMIN_RENOUNCES="false")
+    assert kept.returncode == 0, kept.stdout + kept.stderr
+    again_kept = bind(w3, manifests.load(path))
+    assert all(again_kept.by_name(n).functions.hasRole(bytes(32), dev_account(0).address).call()
+               for n in RENOUNCED_BY_ADMIN)
+    assert "renounced" not in kept.stdout and "this one key alone can grant any role" in kept.stdout + kept.stderr
 
 
 def test_a_threshold_the_score_signers_cannot_meet_is_refused_before_anything_is_deployed(node, tmp_path):

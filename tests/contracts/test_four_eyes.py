@@ -312,9 +312,10 @@ def test_two_operators_sign_a_write_off_a_roleless_relayer_relays_and_the_events
 # ---- the deploying admin's own DEFAULT_ADMIN_ROLE ----------------------------------------------------------
 
 
-def test_by_default_the_deploying_admin_keeps_its_role_so_alone_it_can_still_grant_roles(stack, keys, revert_name):
-    """What the default deploy leaves open (RENOUNCED_BY_ADMIN, admin_renounces=False): the admin's key alone can
-    grant any role on the five contracts, FOUR_EYES_ROLE to itself included, and change the admin settings."""
+def test_a_deploy_where_the_admin_keeps_its_role_lets_it_grant_roles_alone(stack, keys, revert_name):
+    """What `--admin-keeps` (admin_renounces=False, as the session's stack is deployed) leaves open, and why it is
+    not the default: the admin's key alone can grant any role on the five contracts, FOUR_EYES_ROLE to itself
+    included, and change the admin settings."""
     admin = keys["admin"].address
     for name in RENOUNCED_BY_ADMIN:
         assert stack.by_name(name).functions.hasRole(ADMIN_ROLE, admin).call(), name
@@ -323,12 +324,11 @@ def test_by_default_the_deploying_admin_keeps_its_role_so_alone_it_can_still_gra
         revert_name(grant_itself, admin)
 
 
-def test_with_the_admin_renounced_role_grants_and_admin_settings_need_two_admins(w3, keys, revert_name):
+def test_by_default_the_admin_renounces_so_role_grants_and_admin_settings_need_two_admins(w3, keys, revert_name):
     admin, admin2, dave = keys["admin"].address, keys["admin2"].address, keys["dave"].address
     stack = deploy_stack(w3, admin, operator=keys["operator"].address, oracle=keys["oracle"].address,
                          pauser=keys["pauser"].address, score_signer=keys["signer"].address, second_admin=admin2,
-                         second_operator=keys["operator2"].address, policy=keys["policy"].address,
-                         admin_renounces=True)
+                         second_operator=keys["operator2"].address, policy=keys["policy"].address)  # the default
     fe = stack.four_eyes
     for name in RENOUNCED_BY_ADMIN:
         contract = stack.by_name(name)
@@ -337,7 +337,11 @@ def test_with_the_admin_renounced_role_grants_and_admin_settings_need_two_admins
         assert stack.manifest.grants[name]["DEFAULT_ADMIN_ROLE"] == [fe.address], name
     assert fe.functions.hasRole(ADMIN_ROLE, admin).call()  # an admin still: one of FourEyes' two
 
-    # Alone, the admin can neither give itself the power to write off nor change a setting.
+    # Alone, the admin can grant no role on any of them, nor give itself the power to write off, nor change a
+    # setting.
+    for name in RENOUNCED_BY_ADMIN:
+        assert revert_name(stack.by_name(name).functions.grantRole(OPERATOR_ROLE, dave), admin) == \
+            "AccessControlUnauthorizedAccount", name
     assert revert_name(stack.book.functions.grantRole(role_id("FOUR_EYES_ROLE"), admin), admin) == \
         "AccessControlUnauthorizedAccount"
     assert revert_name(stack.catalog.functions.setCostCap(2_000), admin) == "AccessControlUnauthorizedAccount"

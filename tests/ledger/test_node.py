@@ -74,7 +74,7 @@ def test_the_ledger_survives_stop_and_start(node_env, tmp_path):
     admin, operator, oracle, pauser, signer = (dev_account(i).address for i in range(5))
     operator2 = dev_account(29).address
     stack = deploy_stack(w3, admin, operator=operator, oracle=oracle, pauser=pauser, score_signer=signer,
-                         second_operator=operator2)
+                         second_operator=operator2, admin_renounces=False)  # kept: the admin changes a setting below
     changed = w3.eth.wait_for_transaction_receipt(stack.catalog.functions.setCostCap(2_000).transact({"from": admin}))
     product = Product(name=product_name("2 months"), currency=b"CNY", min_principal=1_000, max_principal=1_000,
                       min_installments=2, max_installments=2, frequency=Frequency.FIXED_INTERVAL,

@@ -106,7 +106,8 @@ def test_an_indexer_behind_a_node_without_history_catches_up_and_verifies(histor
     w3, settle = historyless
     stack = deploy_stack(w3, keys["admin"].address, operator=keys["operator"].address,
                          oracle=keys["oracle"].address, pauser=keys["pauser"].address,
-                         score_signer=keys["signer"].address, second_operator=keys["operator2"].address)
+                         score_signer=keys["signer"].address, second_operator=keys["operator2"].address,
+                         admin_renounces=False)  # kept: the driver opens the catalogue's ceilings as the admin
     driver = driver_for(w3, stack)
     env = {"LOANLEDGER_HOME": str(tmp_path / "home"), "LOANLEDGER_NODE_URL": w3.provider.endpoint_uri,
            "LOANLEDGER_MANIFEST": str(manifests.save(stack.manifest, tmp_path / "local.json")),
