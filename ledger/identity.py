@@ -68,7 +68,8 @@ class InvalidIdentity(LoanLedgerError, ValueError):
         super().__init__(f"{field}: {message}")
 
 
-def ascii_digits(value: str, field: str, *, keep: str = "", separators: re.Pattern[str] = _SEPARATORS) -> str:
+def ascii_digits(value: str, field: str, *, keep: str = "", separators: re.Pattern[str] = _SEPARATORS,
+                 one_script: bool = True) -> str:
     """`value` as one canonical string of ASCII digits: NFKC (full-width digits and spaces fold to plain ones),
     separators dropped, letters upper-cased, and every decimal digit of any script (Arabic-Indic, Devanagari...)
     written as its ASCII digit. Characters in `keep` (upper case, e.g. the ID number's "X") stay; anything else,
@@ -84,7 +85,7 @@ def ascii_digits(value: str, field: str, *, keep: str = "", separators: re.Patte
         else:
             allowed = "only digits are allowed" + (f" (and {' '.join(keep)})" if keep else "")
             raise InvalidIdentity(field, f"{allowed}: {char!r} is not a digit")
-    if len(scripts) > 1:
+    if one_script and len(scripts) > 1:
         zeros = " and ".join(repr(chr(zero)) for zero in sorted(scripts))
         raise InvalidIdentity(field, f"only digits are allowed, written in one script: this number mixes two ({zeros}...)")
     return "".join(digits)
@@ -155,7 +156,11 @@ def normalize_phone(value: str) -> str:
     "+86 138 1234 5678", "0086 138...", "86138...", in full-width or other digits. Other countries are refused."""
     text = _PHONE_SEPARATORS.sub("", unicodedata.normalize("NFKC", value or ""))
     international = text.startswith("+")
-    digits = ascii_digits(text[1:] if international else text, "phone", separators=_PHONE_SEPARATORS)
+    typed = text[1:] if international else text
+    # The country code may come pre-filled in ASCII before digits typed in another script: one script is asked
+    # of the 11 digits a person types (checked below), not of the whole string.
+    digits = ascii_digits(typed, "phone", separators=_PHONE_SEPARATORS, one_script=False)
+    ascii_digits(typed[-11:], "phone")
     if not digits:
         raise InvalidIdentity("phone", "the phone number is empty")
     if digits.startswith("00"):
