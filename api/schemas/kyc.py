@@ -37,10 +37,13 @@ NewPhoneCode = one_time_code("the code texted to the new number")
 
 class KycIn(BaseModel):
     name: str = Field(min_length=1, max_length=64)
-    id_number: str = Field(min_length=1, max_length=32, description="18-digit resident identity number")
-    phone: str = Field(min_length=1, max_length=32, description="mainland mobile number: 11 digits, +86 / 0086 "
+    # Room for the separators people type (ledger.identity drops them); the values themselves are checked there.
+    id_number: str = Field(min_length=1, max_length=64, description="18-digit resident identity number (spaces, "
+                                                                    "full-width or other scripts' digits are read "
+                                                                    "as the same number)")
+    phone: str = Field(min_length=1, max_length=64, description="mainland mobile number: 11 digits, +86 / 0086 "
                                                                 "optional; kept as E.164 (+86...)")
-    bank_card: str = Field(min_length=1, max_length=32, description="debit card number (Luhn-checked)")
+    bank_card: str = Field(min_length=1, max_length=64, description="debit card number (Luhn-checked)")
 
     model_config = {"json_schema_extra": {"examples": [{
         "name": "张三", "id_number": "11010519491231002X", "phone": "13800138000", "bank_card": "6222020200112233446"}]}}
@@ -60,7 +63,7 @@ class CodeIn(BaseModel):
 
 
 class PhoneIn(BaseModel):
-    phone: str = Field(min_length=1, max_length=32, description="the new mainland mobile number (as for KycIn)")
+    phone: str = Field(min_length=1, max_length=64, description="the new mainland mobile number (as for KycIn)")
 
     model_config = {"json_schema_extra": {"examples": [{"phone": "13912345678"}]}}
 
