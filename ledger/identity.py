@@ -12,13 +12,13 @@ Normalised means what `KycRecord` makes of the input: the name in Unicode NFKC w
 collapsed, no space next to a Han character or a dot, and every middle-dot variant (and ".", often
 typed for it) as U+00B7 ("·"); the ID number in NFKC, without separators, every digit as its ASCII digit
 and with an upper-case "X". Phone and bank card are left out on purpose: they change (a new SIM, a new card)
-while the person does not, and the commitment must not.
+while the person does not, and the commitment must not. The salt makes the hash useless for guessing: an ID
+number alone has only a few million plausible values per region and birth date.
 
 One person, one form: every number a person types (ID number, phone, bank card) goes through
 `ascii_digits` before it is validated, so "１１０１…", "١١٠١…", "1101 05…" and "110105…" are the same number
-to the check digit, the blind index, the commitment and the vault, and a second wallet cannot pass for a
-second person by typing the same number in other digits. Phones are kept in E.164 ("+8613812345678"). The salt makes the hash useless for guessing: an ID
-number alone has only a few million plausible values per region and birth date.
+to the check digit, the birth date, the blind index, the commitment and the vault, and a second wallet cannot
+pass for a second person by typing the same number in other digits. Phones are kept in E.164 ("+8613812345678").
 
 An auditor holding the KYC record and its salt recomputes it with `identity_commitment(record, salt)`
 and compares it with `BorrowerRegistry.borrowers(address).identityCommitment`.
