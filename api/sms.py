@@ -10,6 +10,16 @@ import time
 from pathlib import Path
 from typing import Protocol
 
+from ledger.identity import InvalidIdentity, normalize_phone
+
+
+def _canonical(phone: str) -> str:
+    """Codes go to the canonical (E.164) number; a tester may name it as typed ("139...")."""
+    try:
+        return normalize_phone(phone)
+    except InvalidIdentity:
+        return phone
+
 
 class SmsSender(Protocol):
     def send(self, phone: str, text: str) -> None: ...
@@ -35,7 +45,7 @@ class DevOutbox:
         if not self.path.exists():
             return []
         rows = [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
-        return [r for r in rows if phone is None or r["to"] == phone]
+        return [r for r in rows if phone is None or _canonical(r["to"]) == _canonical(phone)]
 
     def last_code(self, phone: str, purpose: str) -> str:
         """The newest code sent to `phone` for `purpose` (what a tester reads off the handset)."""

@@ -10,10 +10,15 @@ The identity commitment (version 1), the only trace of a person the chain ever h
 
 Normalised means what `KycRecord` makes of the input: the name in Unicode NFKC with runs of white space
 collapsed, no space next to a Han character or a dot, and every middle-dot variant (and ".", often
-typed for it) as U+00B7 ("·"); the ID number without separators and with an
-upper-case "X". Phone and bank card are left out on purpose: they change (a new SIM, a new card) while
-the person does not, and the commitment must not. The salt makes the hash useless for guessing: an ID
+typed for it) as U+00B7 ("·"); the ID number in NFKC, without separators, every digit as its ASCII digit
+and with an upper-case "X". Phone and bank card are left out on purpose: they change (a new SIM, a new card)
+while the person does not, and the commitment must not. The salt makes the hash useless for guessing: an ID
 number alone has only a few million plausible values per region and birth date.
+
+One person, one form: every number a person types (ID number, phone, bank card) goes through
+`ascii_digits` before it is validated, so "１１０１…", "١١٠١…", "1101 05…" and "110105…" are the same number
+to the check digit, the birth date, the blind index, the commitment and the vault, and a second wallet cannot
+pass for a second person by typing the same number in other digits. Phones are kept in E.164 ("+8613812345678").
 
 An auditor holding the KYC record and its salt recomputes it with `identity_commitment(record, salt)`
 and compares it with `BorrowerRegistry.borrowers(address).identityCommitment`.
@@ -48,8 +53,11 @@ _MIDDLE_DOTS = str.maketrans(dict.fromkeys("\u2022\u2027\u2219\u22c5\u30fb\uff65
 _NAME_PUNCTUATION = frozenset("\u00b7 -'")
 # A space next to a Han character or a middle dot is a typing artefact: Chinese names have none.
 _STRAY_SPACE = re.compile(r"(?<=[\u3400-\u4dbf\u4e00-\u9fff\u00b7]) | (?=[\u3400-\u4dbf\u4e00-\u9fff\u00b7])")
-_SEPARATORS = re.compile(r"[\s\-\u2010-\u2015]+")
-_MOBILE = re.compile(r"1[3-9]\d{9}")
+# What people type between groups of digits (after NFKC, which turns full-width spaces and hyphens into these).
+_SEPARATORS = re.compile(r"[\s\-\u2010-\u2015\u2212]+")
+_PHONE_SEPARATORS = re.compile(r"[\s\-\u2010-\u2015\u2212().]+")
+_MOBILE = re.compile(r"1[3-9][0-9]{9}")   # [0-9], not \d: \d is any script's digit
+MAINLAND = "86"   # the only country code accepted: borrowers are mainland residents
 
 
 class InvalidIdentity(LoanLedgerError, ValueError):
@@ -58,6 +66,29 @@ class InvalidIdentity(LoanLedgerError, ValueError):
     def __init__(self, field: str, message: str):
         self.field, self.message = field, message
         super().__init__(f"{field}: {message}")
+
+
+def ascii_digits(value: str, field: str, *, keep: str = "", separators: re.Pattern[str] = _SEPARATORS,
+                 one_script: bool = True) -> str:
+    """`value` as one canonical string of ASCII digits: NFKC (full-width digits and spaces fold to plain ones),
+    separators dropped, letters upper-cased, and every decimal digit of any script (Arabic-Indic, Devanagari...)
+    written as its ASCII digit. Characters in `keep` (upper case, e.g. the ID number's "X") stay; anything else,
+    and a number mixing two digit scripts, is refused naming `field`."""
+    text = separators.sub("", unicodedata.normalize("NFKC", value or "")).upper()
+    digits, scripts = [], set()
+    for char in text:
+        if char in keep:
+            digits.append(char)
+        elif unicodedata.category(char) == "Nd":
+            scripts.add(ord(char) - unicodedata.decimal(char))   # the script's zero tells the scripts apart
+            digits.append(str(unicodedata.decimal(char)))
+        else:
+            allowed = "only digits are allowed" + (f" (and {' '.join(keep)})" if keep else "")
+            raise InvalidIdentity(field, f"{allowed}: {char!r} is not a digit")
+    if one_script and len(scripts) > 1:
+        zeros = " and ".join(repr(chr(zero)) for zero in sorted(scripts))
+        raise InvalidIdentity(field, f"only digits are allowed, written in one script: this number mixes two ({zeros}...)")
+    return "".join(digits)
 
 
 def normalize_name(value: str) -> str:
@@ -76,12 +107,12 @@ def normalize_name(value: str) -> str:
 
 def normalize_id_number(value: str, *, today: date | None = None) -> str:
     """The 18-character resident ID number, checked: format, region, birth date, check digit."""
-    number = _SEPARATORS.sub("", value or "").upper()
+    number = ascii_digits(value, "id_number", keep="X")
     if not number:
         raise InvalidIdentity("id_number", "the ID number is empty")
     if len(number) != 18:
         raise InvalidIdentity("id_number", f"a resident ID number has 18 characters, this one has {len(number)}")
-    if not number[:17].isdigit() or not (number[17].isdigit() or number[17] == "X"):
+    if "X" in number[:17]:
         raise InvalidIdentity("id_number", "only digits are allowed, and X as the last character")
     if int(number[:2]) not in _PROVINCES:
         raise InvalidIdentity("id_number", f"{number[:2]} (the first two digits) is not a PRC region code")
@@ -121,29 +152,41 @@ def check_age(id_number: str, *, today: date | None = None, minimum: int = MIN_A
 
 
 def normalize_phone(value: str) -> str:
-    """A mainland mobile number as its 11 digits (a +86 / 0086 / 86 prefix is dropped)."""
-    phone = re.sub(r"[\s\-()\u2010-\u2015]+", "", value or "")
-    for prefix in ("+86", "0086", "86"):
-        if phone.startswith(prefix) and len(phone) == 11 + len(prefix):
-            phone = phone[len(prefix):]
-            break
-    if not phone:
+    """A mainland mobile number in E.164, "+86" and its 11 digits, however it was typed: "13812345678",
+    "+86 138 1234 5678", "0086 138...", "86138...", in full-width or other digits. Other countries are refused."""
+    text = _PHONE_SEPARATORS.sub("", unicodedata.normalize("NFKC", value or ""))
+    international = text.startswith("+")
+    typed = text[1:] if international else text
+    # The country code may come pre-filled in ASCII before digits typed in another script: one script is asked
+    # of the 11 digits a person types (checked below), not of the whole string.
+    digits = ascii_digits(typed, "phone", separators=_PHONE_SEPARATORS, one_script=False)
+    ascii_digits(typed[-11:], "phone")
+    if not digits:
         raise InvalidIdentity("phone", "the phone number is empty")
-    if not phone.isdigit():
-        raise InvalidIdentity("phone", "only digits are allowed (and a leading +86)")
-    if len(phone) != 11:
-        raise InvalidIdentity("phone", f"a mainland mobile number has 11 digits, this one has {len(phone)}")
-    if not _MOBILE.fullmatch(phone):
+    if digits.startswith("00"):
+        international, digits = True, digits[2:]
+    elif digits.startswith(MAINLAND) and len(digits) == 11 + len(MAINLAND):
+        international = True   # 86 and 11 digits: the country code typed without "+"
+    if international:
+        if not digits.startswith(MAINLAND):
+            raise InvalidIdentity("phone", f"only mainland (+{MAINLAND}) mobile numbers are accepted")
+        digits = digits[len(MAINLAND):]
+    if len(digits) != 11:
+        raise InvalidIdentity("phone", f"a mainland mobile number has 11 digits, this one has {len(digits)}")
+    if not _MOBILE.fullmatch(digits):
         raise InvalidIdentity("phone", "a mainland mobile number starts with 13 to 19")
-    return phone
+    return f"+{MAINLAND}{digits}"
+
+
+def national_number(phone: str) -> str:
+    """The 11 digits of a mainland mobile number (any form `normalize_phone` takes), as a person reads them."""
+    return normalize_phone(phone)[1 + len(MAINLAND):]
 
 
 def normalize_bank_card(value: str) -> str:
-    card = _SEPARATORS.sub("", value or "")
+    card = ascii_digits(value, "bank_card")
     if not card:
         raise InvalidIdentity("bank_card", "the bank card number is empty")
-    if not card.isdigit():
-        raise InvalidIdentity("bank_card", "only digits are allowed")
     if not 12 <= len(card) <= 19:
         raise InvalidIdentity("bank_card", f"a bank card number has 12 to 19 digits, this one has {len(card)}")
     if not luhn.is_valid(card):
@@ -213,7 +256,9 @@ def mask_id_number(number: str) -> str:
 
 
 def mask_phone(phone: str) -> str:
-    return phone[:3] + "****" + phone[-4:]
+    """138****5678: the national number, as its owner knows it, with the middle four hidden."""
+    national = national_number(phone)
+    return national[:3] + "****" + national[-4:]
 
 
 def mask_bank_card(card: str) -> str:

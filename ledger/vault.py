@@ -7,7 +7,10 @@
   and the wrap binds record id and version. Rotation re-wraps DEKs, never re-encrypts data.
 - KEKs live in a key file (JSON, mode 0600) or in LOANLEDGER_KEK, never in the database.
 - Lookups by phone or ID number use blind indexes: HMAC-SHA256 of the normalised value under a vault-wide
-  index key, itself stored wrapped by the KEK (and re-wrapped on rotation with the DEKs).
+  index key, itself stored wrapped by the KEK (and re-wrapped on rotation with the DEKs). Normalised is
+  ledger.identity's one canonical form (ASCII digits, whatever digits were typed); the phone's index is keyed on
+  the national number of its E.164 form (+86 only, so one-to-one with it), which is what records sealed before
+  phones were kept in E.164 were indexed on: their indexes stay valid without a re-index.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from ledger.identity import (
     KycRecord,
     MaskedKyc,
     identity_commitment,
+    national_number,
     new_salt,
     normalize_id_number,
     normalize_phone,
@@ -288,7 +292,7 @@ class Vault:
         """Store a new borrower's record with a fresh salt; returns the record id. `also(session, commitment)` runs
         in the same transaction (what must be stored with the record or not at all, e.g. its registration intent)."""
         borrower = _address(borrower)
-        phone_index, id_index = self._blind("phone", record.phone), self._blind("id_number", record.id_number)
+        phone_index, id_index = self._phone_index(record.phone), self._blind("id_number", record.id_number)
         record_id, dek, salt, now = str(uuid.uuid4()), AESGCM.generate_key(256), new_salt(), int(time.time())
         sealed = {f"{name}_sealed": _seal(dek, getattr(record, name).encode(), _field_aad(record_id, borrower, name))
                   for name in _FIELDS}
@@ -313,7 +317,7 @@ class Vault:
     def update_phone(self, borrower: str, phone: str) -> None:
         """Replace the phone (after the new number is confirmed); the commitment does not change."""
         borrower, phone = _address(borrower), normalize_phone(phone)
-        phone_index = self._blind("phone", phone)
+        phone_index = self._phone_index(phone)
         with self._sessions.begin() as session:
             row = self._row(session, borrower, lock=True)
             clash = session.scalar(select(KycVaultRecord.borrower).where(KycVaultRecord.phone_index == phone_index,
@@ -401,7 +405,7 @@ class Vault:
 
     def find_by_phone(self, phone: str) -> str | None:
         """The borrower whose record has this phone, found without decrypting anything."""
-        return self._find(KycVaultRecord.phone_index, self._blind("phone", normalize_phone(phone)))
+        return self._find(KycVaultRecord.phone_index, self._phone_index(phone))
 
     def find_by_id_number(self, id_number: str) -> str | None:
         return self._find(KycVaultRecord.id_number_index, self._blind("id_number", normalize_id_number(id_number)))
@@ -454,6 +458,9 @@ class Vault:
 
     def _unwrap(self, wrapped: bytes, owner: str, version: int) -> bytes:
         return _open(self.keyring.kek(version), wrapped, _wrap_aad(owner, version), f"the data key of {owner}")
+
+    def _phone_index(self, phone: str) -> str:
+        return self._blind("phone", national_number(phone))
 
     def _blind(self, name: str, value: str) -> str:
         return hmac.new(self._index_key(), f"{name}\x00{value}".encode(), sha256).hexdigest()

@@ -1,35 +1,69 @@
-"""Real-name verification's request and response bodies, with the examples /docs shows (records masked)."""
+"""Real-name verification's request and response bodies, with the examples /docs shows (records masked).
+
+Identity fields are taken as typed and normalised by ledger.identity (the one normaliser: 422 naming the field);
+one-time codes are read as ASCII digits here, so a code typed with a phone's full-width keyboard is the same code.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, Field
+
+from ledger.identity import InvalidIdentity, ascii_digits
+
+
+def _code_digits(value: object) -> object:
+    """A code as ASCII digits ("４８２９１３" is "482913"); what is not digits is left for the pattern to refuse."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return ascii_digits(value, "code")
+    except InvalidIdentity:
+        return value
+
+
+def one_time_code(description: str):
+    """A six-digit one-time code field: any script's digits (and spaces) read as ASCII, then exactly six of them."""
+    return Annotated[str, BeforeValidator(_code_digits),
+                     Field(pattern=r"^[0-9]{6}$", description=f"{description}: six digits (full-width or other "
+                                                              "scripts' digits are read as the same digits)")]
+
+
+PhoneCode = one_time_code("the code texted to confirm the phone number")
+CardCode = one_time_code("the bank's code confirming the card binding")
+NewPhoneCode = one_time_code("the code texted to the new number")
 
 
 class KycIn(BaseModel):
     name: str = Field(min_length=1, max_length=64)
-    id_number: str = Field(min_length=1, max_length=32, description="18-digit resident identity number")
-    phone: str = Field(min_length=1, max_length=32, description="mainland mobile number")
-    bank_card: str = Field(min_length=1, max_length=32, description="debit card number (Luhn-checked)")
+    # Room for the separators people type (ledger.identity drops them); the values themselves are checked there.
+    id_number: str = Field(min_length=1, max_length=64, description="18-digit resident identity number (spaces, "
+                                                                    "full-width or other scripts' digits are read "
+                                                                    "as the same number)")
+    phone: str = Field(min_length=1, max_length=64, description="mainland mobile number: 11 digits, +86 / 0086 "
+                                                                "optional; kept as E.164 (+86...)")
+    bank_card: str = Field(min_length=1, max_length=64, description="debit card number (Luhn-checked)")
 
     model_config = {"json_schema_extra": {"examples": [{
         "name": "张三", "id_number": "11010519491231002X", "phone": "13800138000", "bank_card": "6222020200112233446"}]}}
 
 
 class CodesIn(BaseModel):
-    phone_code: str = Field(pattern=r"^\d{6}$", description="the code texted to confirm the phone number")
-    card_code: str = Field(pattern=r"^\d{6}$", description="the bank's code confirming the card binding")
+    phone_code: PhoneCode
+    card_code: CardCode
 
     model_config = {"json_schema_extra": {"examples": [{"phone_code": "482913", "card_code": "175046"}]}}
 
 
 class CodeIn(BaseModel):
-    code: str = Field(pattern=r"^\d{6}$", description="the code texted to the new number")
+    code: NewPhoneCode
 
     model_config = {"json_schema_extra": {"examples": [{"code": "630281"}]}}
 
 
 class PhoneIn(BaseModel):
-    phone: str = Field(min_length=1, max_length=32, description="the new mainland mobile number")
+    phone: str = Field(min_length=1, max_length=64, description="the new mainland mobile number (as for KycIn)")
 
     model_config = {"json_schema_extra": {"examples": [{"phone": "13912345678"}]}}
 

@@ -123,8 +123,8 @@ def check_body_size(body: bytes) -> None:
 
 
 def unix_seconds(value: str, header: str) -> int:
-    if not value.isdigit():
-        raise MalformedWebhook(f"{header} must be unix seconds")
+    if not _ascii_digits(value):
+        raise MalformedWebhook(f"{header} must be unix seconds (ASCII digits)")
     return int(value)
 
 
@@ -212,8 +212,9 @@ def minor_units(amount: str, currency: str, field: str) -> int:
     Refuses what would need rounding (a third decimal for CNY, any decimal for JPY): money is not rounded
     on the way in.
     """
-    if not 0 < len(amount) <= 40 or not all(c.isdigit() or c == "." for c in amount) or amount.count(".") > 1:
-        raise MalformedWebhook(f"{field}: {amount!r} is not a decimal amount")
+    if not 0 < len(amount) <= 40 or amount.count(".") > 1 or not _ascii_digits(amount.replace(".", "")):
+        # ASCII only: str.isdigit, int() and Decimal() also take "４１２" or "٤١٢", which no rail sends as money.
+        raise MalformedWebhook(f"{field}: {amount!r} is not a decimal amount (ASCII digits and one '.')")
     with localcontext() as exact:
         exact.prec = 80  # more digits than any accepted amount has: scaling never rounds
         try:
@@ -223,6 +224,10 @@ def minor_units(amount: str, currency: str, field: str) -> int:
     if scaled != scaled.to_integral_value():
         raise MalformedWebhook(f"{field}: {amount} {currency} has a fraction of a minor unit")
     return int(scaled)
+
+
+def _ascii_digits(value: str) -> bool:
+    return value.isascii() and value.isdigit()
 
 
 def first_error(exc: Exception) -> str:

@@ -62,7 +62,7 @@ def reason(call, *args, **kwargs) -> InvalidIdentity:
 def test_valid_record_is_normalised():
     r = KycRecord.from_input("  张 三 ", VALID["id_number"][:6] + " " + VALID["id_number"][6:], "+86 138-0013-8000",
                              " ".join([VALID["bank_card"][:4], VALID["bank_card"][4:]]), today=TODAY)
-    assert r.to_dict() == VALID
+    assert r.to_dict() == {**VALID, "phone": "+8613800138000"}  # phones are kept in E.164
 
 
 def test_standard_example_and_lower_case_x_are_accepted():
@@ -73,11 +73,11 @@ def test_standard_example_and_lower_case_x_are_accepted():
 @pytest.mark.parametrize("raw", ["13800138000", "+8613800138000", "008613800138000", "8613800138000",
                                  "+86 (138) 0013 8000"])
 def test_phone_prefixes_and_separators_are_dropped(raw):
-    assert normalize_phone(raw) == "13800138000"
+    assert normalize_phone(raw) == "+8613800138000"
 
 
 def test_every_mobile_prefix_13_to_19_is_accepted():
-    assert [normalize_phone(f"1{d}912345678") for d in range(3, 10)] == [f"1{d}912345678" for d in range(3, 10)]
+    assert [normalize_phone(f"1{d}912345678") for d in range(3, 10)] == [f"+861{d}912345678" for d in range(3, 10)]
 
 
 @pytest.mark.parametrize("length", [12, 16, 19])
@@ -137,7 +137,7 @@ def test_age_policy_applies_to_new_input():
 
 @pytest.mark.parametrize("value, words", [
     ("1380013800", "this one has 10"), ("138001380001", "this one has 12"), ("12800138000", "starts with 13 to 19"),
-    ("1380013800O", "only digits"), ("+85213800138000", "only digits"), (" ", "empty"),
+    ("1380013800O", "only digits"), ("+85213800138000", "only mainland (+86)"), (" ", "empty"),
 ])
 def test_bad_phones(value, words):
     error = reason(normalize_phone, value)

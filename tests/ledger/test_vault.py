@@ -106,7 +106,7 @@ def test_blind_indexes_find_a_borrower_by_phone_or_id_number(vault):
 def test_duplicates_are_refused_and_change_nothing(vault, engine):
     vault.put(ALICE, person(1))
     clash = {"borrower": (ALICE, person(2)),
-             "phone": (BOB, KycRecord(person(2).name, person(2).id_number, "+86" + person(1).phone,
+             "phone": (BOB, KycRecord(person(2).name, person(2).id_number, "0086 " + person(1).phone[3:],
                                       person(2).bank_card)),
              "id_number": (BOB, KycRecord(person(2).name, person(1).id_number, person(2).phone,
                                           person(2).bank_card))}
@@ -131,7 +131,7 @@ def test_update_phone_keeps_the_commitment_and_moves_the_index(vault, engine):
     vault.put(BOB, person(2))
     commitment, sealed_name = vault.commitment(ALICE), rows(engine)[ALICE]["name_sealed"]
     vault.update_phone(ALICE, "+86 139 0000 0001")
-    assert vault.get(ALICE).phone == "13900000001"
+    assert vault.get(ALICE).phone == "+8613900000001"  # E.164
     assert vault.find_by_phone("13900000001") == ALICE and vault.find_by_phone(person(1).phone) is None
     assert vault.commitment(ALICE) == commitment
     assert rows(engine)[ALICE]["name_sealed"] == sealed_name  # only the phone was re-sealed
