@@ -294,31 +294,42 @@ def unpause(body: SignedRequestsIn, context: ContextDep, metrics: MetricsDep, wh
             for s in pausing.set_paused(context, False, who.address, body.signed(), current_request_id())]
 
 
-def _role_change(context, roles, metrics: Metrics, actor: str, body: SignedRoleIn, grant: bool) -> RoleChange:
+def _awaiting_confirmation(context, response: Response, proposals) -> None:
+    """A change that is only proposed answers 202, once the index (which the proposals list reads) holds it."""
+    if proposals:
+        context.wait_indexed(max(p.block_number for p in proposals))
+        response.status_code = 202
+
+
+_PROPOSED = {202: {"model": RoleChange, "description": "where you do not hold the contract's admin role (the default "
+                   "deploy renounces it): proposed, awaiting a second admin's confirmation"}}
+
+
+def _role_change(context, roles, metrics: Metrics, response: Response, actor: str, body: SignedRoleIn,
+                 grant: bool) -> RoleChange:
     account = checksum_address(body.account)
     sent, proposals = four_eyes.change_role(context, body.role, account, body.contracts, grant, actor, body.signed(),
                                             current_request_id())
-    if proposals:  # the proposals list reads the index: answer once it holds them
-        context.wait_indexed(max(p.block_number for p in proposals))
+    _awaiting_confirmation(context, response, proposals)
     roles.forget(account)
     return RoleChange(role=body.role, account=account, transactions=[_counted(metrics, s) for s in sent],
                       proposals=proposals)
 
 
-@router.post("/roles/grant", response_model=RoleChange, responses=ERRORS,
+@router.post("/roles/grant", response_model=RoleChange, responses=ERRORS | _PROPOSED,
              summary="Grant a role (admin): alone where you hold the contract's admin role, else proposed for a "
                      "second admin to confirm (FourEyes: its own roles always)")
-def grant_role(body: SignedRoleIn, context: ContextDep, roles: RolesDep, metrics: MetricsDep,
+def grant_role(body: SignedRoleIn, response: Response, context: ContextDep, roles: RolesDep, metrics: MetricsDep,
                who: Admin) -> RoleChange:
-    return _role_change(context, roles, metrics, who.address, body, True)
+    return _role_change(context, roles, metrics, response, who.address, body, True)
 
 
-@router.post("/roles/revoke", response_model=RoleChange, responses=ERRORS,
+@router.post("/roles/revoke", response_model=RoleChange, responses=ERRORS | _PROPOSED,
              summary="Revoke a role (admin): alone where you hold the contract's admin role, else proposed for a "
                      "second admin to confirm")
-def revoke_role(body: SignedRoleIn, context: ContextDep, roles: RolesDep, metrics: MetricsDep,
+def revoke_role(body: SignedRoleIn, response: Response, context: ContextDep, roles: RolesDep, metrics: MetricsDep,
                 who: Admin) -> RoleChange:
-    return _role_change(context, roles, metrics, who.address, body, False)
+    return _role_change(context, roles, metrics, response, who.address, body, False)
 
 
 @router.post("/oracle-signer/rotate", response_model=list[RoleChange], responses=ERRORS | {202: {
@@ -335,8 +346,7 @@ def rotate_signer(body: SignedRotationIn, response: Response, context: ContextDe
         context, old, new, who.address, body.signed(), current_request_id())
     roles.forget(old)
     roles.forget(new)
-    if grant_proposed or revoke_proposed:
-        response.status_code = 202  # not done yet: a second admin's confirmation makes it
+    _awaiting_confirmation(context, response, grant_proposed + revoke_proposed)
     return [RoleChange(role="score_signer", account=new, transactions=[_counted(metrics, s) for s in granted],
                        proposals=grant_proposed),
             RoleChange(role="score_signer", account=old, transactions=[_counted(metrics, s) for s in revoked],

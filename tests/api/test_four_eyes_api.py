@@ -204,6 +204,7 @@ def test_where_the_admin_renounced_a_role_change_needs_a_second_admin(api, clien
     assert (confirmed["proposer"], confirmed["confirmer"]) == (keys["admin"].address, keys["admin2"].address)
     assert stack.book.functions.hasRole(pauser, dave).call()
 
+
 @pytest.fixture
 def renounced(stack, keys, w3):
     """The session's stack (deployed with admin_renounces=False) as the default deploy leaves it: the admin renounces
@@ -216,10 +217,15 @@ def renounced(stack, keys, w3):
 
 
 def test_on_the_default_deploy_one_admin_alone_grants_no_role_a_second_admin_confirms(api, client_for, keys, stack,
-                                                                                     renounced):
+                                                                                     http, renounced):
     admin, carol = client_for(keys["admin"]), keys["carol"].address
     role = stack.book.functions.OPERATOR_ROLE().call()
-    answer = admin.grant_role("operator", carol)
+    prepared = admin.prepare("role.grant", role="operator", account=carol)
+    response = http.post("/v1/operator/roles/grant",
+                         json={"role": "operator", "account": carol, "requests": admin.sign_prepared(prepared)},
+                         headers={"authorization": f"Bearer {admin.token}"})
+    assert response.status_code == 202, response.text  # proposed, not done
+    answer = response.json()
     assert answer["transactions"] == []  # nothing granted by one admin
     assert [(p["contract"], p["function"]) for p in answer["proposals"]] == [
         ("BorrowerRegistry", "grantRole"), ("LoanBook", "grantRole")]
