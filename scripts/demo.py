@@ -448,6 +448,31 @@ def score_quorum(settings) -> dict:
             "reports": len(accepted), "signers_used": len(used), "every_report_at_threshold": at_threshold}
 
 
+def who_decided(settings) -> dict:
+    """Read from the chain: who approved and rejected each loan (the events' `actor`), and who can still grant roles
+    (DEFAULT_ADMIN_ROLE on each contract): the deployer renounced it, so only FourEyes' two admins can."""
+    from ledger.chain import web3_for
+    from ledger.contracts import bind
+    from ledger.manifest import CONTRACT_NAMES, load
+
+    manifest = load(settings.manifest_path)
+    bindings = bind(web3_for(settings), manifest)
+    book, policy = bindings.book, manifest.granted("LoanBook").get("POLICY_ROLE", [])
+    decided: dict[str, int] = {}
+    for event in ("LoanApproved", "LoanRejected"):
+        for log in getattr(book.events, event)().get_logs(from_block=manifest.start_block, to_block="latest"):
+            actor = log.args.actor
+            who = "policy" if actor in policy else "four eyes" if actor == bindings.four_eyes.address else actor
+            key = f"{event.removeprefix('Loan').lower()} by {who}"
+            decided[key] = decided.get(key, 0) + 1
+    admins = {name: [a for a in [manifest.deployer, bindings.four_eyes.address]
+                     if bindings.by_name(name).functions.hasRole(bytes(32), a).call()]
+              for name in CONTRACT_NAMES if name != "FourEyes"}
+    return {"decisions_by_actor": decided, "deployer_is_admin_on": sorted(n for n, a in admins.items()
+                                                                           if manifest.deployer in a),
+            "four_eyes_is_admin_on": sorted(n for n, a in admins.items() if bindings.four_eyes.address in a)}
+
+
 def main() -> int:
     started = time.monotonic()
     settings = load_settings({**os.environ, "LOANLEDGER_HOME": str(DEMO.home)})  # the demo's own data directory
@@ -515,6 +540,10 @@ def main() -> int:
             outcome = summarize(scenario, audit, gas_used(settings.node_url, start_block), time.monotonic() - started)
             outcome["dashboard"] = dashboard
             outcome["score_quorum"] = score_quorum(settings)
+            outcome["who_decided"] = who_decided(settings)
+            progress.console.print(f"decided on-chain: {outcome['who_decided']['decisions_by_actor']}; the deployer "
+                                   f"holds no admin role (renounced: "
+                                   f"{not outcome['who_decided']['deployer_is_admin_on']})")
             if dashboard["checked"] and not dashboard["ok"]:
                 outcome["ok"] = False
                 progress.console.print(f"[red]the dashboard did not show the book[/red]: {dashboard}")

@@ -68,5 +68,11 @@ def test_the_demo_tells_its_story_and_every_audit_check_passes(tmp_path, stack_p
     quorum = outcome["score_quorum"]
     assert (quorum["signers"], quorum["threshold"]) == (3, 2) and quorum["every_report_at_threshold"], quorum
     assert quorum["reports"] > 0 and quorum["signers_used"] >= 2
+    # On-chain, the policy's own key approved the automatic loans; the deployer renounced every admin role but
+    # FourEyes' own, so only two admins (through FourEyes) can grant a role.
+    decided = outcome["who_decided"]
+    assert decided["decisions_by_actor"].get("approved by policy", 0) >= 3, decided
+    assert decided["decisions_by_actor"]["rejected by policy"] == 2, decided
+    assert decided["deployer_is_admin_on"] == [] and len(decided["four_eyes_is_admin_on"]) == 5, decided
     # Nothing was left running: the ports are free again.
     assert stack_ports.still_answering() == []
