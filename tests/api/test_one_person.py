@@ -6,10 +6,10 @@ own retry so is the same person; what no normalisation makes a number is refused
 from __future__ import annotations
 
 import pytest
+from api_outcomes import api_error
 from eth_account import Account
 from sqlalchemy import func, select
 
-from api.client import ApiError
 from ledger.identity import KycRecord, verify_commitment
 from ledger.samples import sample_identity
 from ledger.store.models.api import KycApplication
@@ -46,12 +46,6 @@ def phone_forms(national: str) -> dict[str, str]:
     }
 
 
-def _error(call, *args, **kwargs) -> ApiError:
-    with pytest.raises(ApiError) as caught:
-        call(*args, **kwargs)
-    return caught.value
-
-
 def _store(context, app) -> tuple[int, int, int]:
     """What a refused submission must not change: vault records, pending applications, texts sent."""
     with context.sessions() as session:
@@ -77,7 +71,7 @@ def test_one_person_typed_in_any_digits_is_one_borrower(api, client_for):
 
     # A wrong code typed in full-width digits is still wrong, by name, and stores nothing.
     wrong = "000000" if phone_code != "000000" else "111111"
-    error = _error(owner.kyc_verify, in_digits(wrong, FULL_WIDTH), card_code)
+    error = api_error(owner.kyc_verify, in_digits(wrong, FULL_WIDTH), card_code)
     assert (error.status, error.code) == (422, "otp_wrong")
     assert _store(context, app)[0] == 0
     # The right codes, one in full-width and one in Arabic-Indic digits, are the codes that were sent.
@@ -99,10 +93,10 @@ def test_one_person_typed_in_any_digits_is_one_borrower(api, client_for):
     theirs = sample_identity(OTHER_PERSON)
     before = _store(context, app)
     for label, form in ids.items():
-        error = _error(other.kyc_submit, **{**theirs, "name": f" {person['name']} ", "id_number": form})
+        error = api_error(other.kyc_submit, **{**theirs, "name": f" {person['name']} ", "id_number": form})
         assert (error.status, error.code, label) == (409, "duplicate_id_number", label)
     for label, form in phones.items():
-        error = _error(other.kyc_submit, **{**theirs, "phone": form})
+        error = api_error(other.kyc_submit, **{**theirs, "phone": form})
         assert (error.status, error.code, label) == (409, "duplicate_phone", label)
     assert _store(context, app) == before
     assert other.kyc_status()["status"] == "none"
@@ -123,7 +117,7 @@ def test_one_person_typed_in_any_digits_is_one_borrower(api, client_for):
 def test_what_no_normalisation_makes_a_number_is_refused_by_name(api, client_for, field, value, code, words):
     app, context = api
     client = client_for(Account.create())
-    error = _error(client.kyc_submit, **{**sample_identity(OTHER_PERSON), field: value})
+    error = api_error(client.kyc_submit, **{**sample_identity(OTHER_PERSON), field: value})
     assert (error.status, error.code) == (422, code)
     assert error.message.startswith(f"{field}: ") and words in error.message, error.message
     assert _store(context, app) == (0, 0, 0)
