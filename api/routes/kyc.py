@@ -13,7 +13,15 @@ from fastapi import APIRouter
 from api.deps import BorrowerOrApplicant, ContextDep, OtpDep, RolesDep
 from api.errors import error_responses
 from api.observability import current_request_id
-from api.schemas.kyc import CodeIn, CodesIn, KycIn, KycStatus, MaskedOut, NextStepOut, PhoneIn
+from api.schemas.kyc import (
+    CodeIn,
+    CodesIn,
+    KycIn,
+    KycStatus,
+    MaskedOut,
+    NextStepOut,
+    PhoneIn,
+)
 from api.services import kyc
 from ledger.identity import KycRecord
 from ledger.kyc_status import ON_CHAIN, description

@@ -89,6 +89,9 @@ class NextStepOut(BaseModel):
     route: str = Field(description="the route that does it (empty: a person's, e.g. support)")
     description: str
 
+    model_config = {"json_schema_extra": {"examples": [{
+        "action": "verify", "route": "POST /v1/kyc/verify", "description": "confirm the codes sent to the phone"}]}}
+
 
 _EXAMPLE_RECORD = MaskedOut.model_config["json_schema_extra"]["examples"][0]
 
