@@ -1,7 +1,8 @@
-"""Real-name verification: submit, confirm the phone and the card binding with one-time codes, get registered.
+"""Real-name verification: submit, confirm the phone and the card binding with one-time codes, get registered;
+renew before or after expiry; re-verify a changed phone number (a new SIM) with a code to the new number.
 
-The steps are api.services.kyc; these routes show the record to its owner masked, never in clear.
-A changed phone number (a new SIM) is re-verified with a code to the new number.
+The steps are api.services.kyc; each answers the status after it, as GET /v1/kyc shows it (ledger.kyc_status
+names the statuses), with the record masked, never in clear.
 """
 
 from __future__ import annotations
@@ -57,7 +58,12 @@ def status(context: ContextDep, roles: RolesDep, who: BorrowerOrApplicant) -> Ky
 
 
 @router.post("", response_model=KycStatus, status_code=202, responses=ERRORS,
-             summary="Submit name, ID number, phone and bank card (again, to renew); codes go to the phone")
+             summary="Submit name, ID number, phone and bank card (again, to renew); codes go to the phone",
+             description="A verified wallet submits again to renew: from `renewal_opens_at` (`kyc_renewal_days` "
+                         "before `kyc_expires_at`) or after expiry, or when `reverification_needed`; the ID number "
+                         "must be the one it was verified with. 409 `renewal_not_open` (naming the date it opens), "
+                         "`renewal_other_person`, `already_verified` (its registration is on its way), "
+                         "`borrower_revoked`, `duplicate_id_number` / `duplicate_phone`.")
 def submit(body: KycIn, context: ContextDep, otp: OtpDep, who: BorrowerOrApplicant) -> KycStatus:
     record = KycRecord.from_input(body.name, body.id_number, body.phone, body.bank_card)  # 422 per field
     return _shown(kyc.submit(context, otp, who.address, record, current_request_id()))
