@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
+import pytest
 from api_outcomes import api_error
 from eth_account import Account
 from sqlalchemy import func, select
@@ -240,3 +241,50 @@ def test_revoked_has_support_as_its_way_out_and_cannot_renew(api, client_for, ke
     revoked = carol.kyc_status()
     assert revoked["status"] == "revoked" and actions(revoked) == ["contact_support"]
     assert api_error(carol.kyc_submit, **sample_identity(54)).code == "borrower_revoked"
+
+
+def test_a_chain_holding_another_commitment_needs_reverification_and_renewing_reconciles_it(api, client_for, keys,
+                                                                                           driver, registrar, stack):
+    """The registry already holds the wallet with another commitment than the vault's record (an operator's manual
+    registration): the oracle sets its registration aside, the status says so, and a renewal's updateBorrower
+    brings the vault's commitment on-chain."""
+    app, _ = api
+    bob = client_for(keys["bob"])
+    person = sample_identity(55)
+    driver.register(keys["bob"], b"\x11" * 32)
+    bob.kyc_submit(**person)
+    verified = bob.kyc_verify(*codes(app, person))
+    assert registrar().set_aside == 1
+    stuck = bob.kyc_status()
+    assert stuck["status"] == "reverification_needed" and "renew" in actions(stuck)
+    assert bob.kyc_submit(**person)["renewal"] is True
+    assert bob.kyc_verify(*codes(app, person))["status"] == "registering"
+    assert registrar().updated == 1
+    reconciled = bob.kyc_status()
+    assert reconciled["status"] == "registered" and reconciled["commitment"] == verified["commitment"]
+    assert "0x" + stack.registry.functions.borrowerOf(keys["bob"].address).call()[0].hex() == verified["commitment"]
+
+
+def test_a_verify_cut_off_after_the_record_was_stored_completes_when_repeated(api, client_for, registrar,
+                                                                              monkeypatch):
+    """The API stops after the record and its intent were stored, before the application was cleared: the status
+    is card_verified (both codes spent), and the verify repeated (the codes are not asked again) completes it."""
+    from api.services import kyc as service
+
+    app, _ = api
+    me = client_for(Account.create())
+    person = sample_identity(56)
+    me.kyc_submit(**person)
+    real = service._forget_application
+
+    def crash(context, address):
+        raise RuntimeError("the API process stopped here")
+    monkeypatch.setattr(service, "_forget_application", crash)
+    phone_code, card_code = codes(app, person)
+    with pytest.raises(RuntimeError):  # the in-process app re-raises what a real process would die of
+        me.kyc_verify(phone_code, card_code)
+    assert me.kyc_status()["status"] == "card_verified"
+    monkeypatch.setattr(service, "_forget_application", real)
+    assert me.kyc_verify("000000", "000000")["status"] == "registering"
+    assert registrar().registered == 1
+    assert me.kyc_status()["status"] == "registered"
