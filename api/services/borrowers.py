@@ -75,22 +75,6 @@ def ledger_borrower(context, address: str) -> Borrower | None:
     return row if row is not None and row.registered else None
 
 
-def registration_state(context, address: str) -> str | None:
-    """The oracle's progress with a KYC registration: pending, done, set_aside; None when none was recorded."""
-    with context.sessions() as session:
-        intent = session.get(RegistrationIntent, to_checksum_address(address))
-    return None if intent is None else intent.status
-
-
-def ledger_state(context, address: str) -> str | None:
-    """What the indexer has seen of this borrower (the read model, not the chain): registered, revoked, or None."""
-    with context.sessions() as session:
-        row = session.get(Borrower, to_checksum_address(address))
-    if row is None or not row.registered:
-        return None
-    return "revoked" if row.revoked else "registered"
-
-
 def now(context) -> int:
     """Chain time (KYC expiries are the chain's); the clock if the node is away."""
     return _now(context)
