@@ -103,7 +103,7 @@ def _call(fn, *args, **kwargs):
         raise _fail(f"{exc.code}: {exc.message}{hint}") from None
     except OSError as exc:
         raise _fail(f"the API does not answer: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 - httpx transport errors
+    except Exception as exc:
         if type(exc).__module__.startswith("httpx"):
             raise _fail(f"the API does not answer: {exc}") from None
         raise
@@ -317,12 +317,37 @@ def kyc_submit(name: str = typer.Option(..., "--name"), id_number: str = typer.O
     console.print(f"codes sent to {answer['record']['phone']}; then `loanledger kyc verify`")
 
 
+@kyc_app.command("renew")
+def kyc_renew(name: str = typer.Option(..., "--name"), id_number: str = typer.Option(..., "--id-number"),
+              phone: str = typer.Option(..., "--phone"), bank_card: str = typer.Option(..., "--bank-card"),
+              wallet: str = WALLET, api: str = API) -> None:
+    """Renew your verification (within the renewal window or after expiry): the same ID number; new codes."""
+    answer = _call(_client(wallet, api).kyc_renew, name, id_number, phone, bank_card)
+    console.print(f"renewal {answer['status']}: codes sent to {answer['record']['phone']}; then `loanledger kyc "
+                  f"verify`")
+
+
+@kyc_app.command("phone")
+def kyc_phone(phone: str = typer.Option(..., "--phone"), wallet: str = WALLET, api: str = API) -> None:
+    """Change your phone number (a new SIM): a code goes to the new number."""
+    answer = _call(_client(wallet, api).change_phone, phone)
+    console.print(f"{answer['status']}: code sent to {answer['record']['phone']}; then `loanledger kyc phone-verify`")
+
+
+@kyc_app.command("phone-verify")
+def kyc_phone_verify(code: str = typer.Option(..., "--code"), wallet: str = WALLET, api: str = API) -> None:
+    """Confirm the code sent to the new number."""
+    answer = _call(_client(wallet, api).verify_phone, code)
+    console.print(f"{answer['status']}: phone {answer['record']['phone']}")
+
+
 @kyc_app.command("verify")
 def kyc_verify(phone_code: str = typer.Option(..., "--phone-code"), card_code: str = typer.Option(..., "--card-code"),
                wallet: str = WALLET, api: str = API) -> None:
     """Confirm the two codes."""
     answer = _call(_client(wallet, api).kyc_verify, phone_code, card_code)
-    console.print(f"{answer['status']}: commitment {answer['commitment']}")
+    expires = f", valid until {answer['kyc_expires_at_iso']}" if answer.get("kyc_expires_at_iso") else ""
+    console.print(f"{answer['status']}: commitment {answer['commitment']}{expires}")
 
 
 @kyc_app.command("status")

@@ -147,6 +147,8 @@ class Settings(BaseSettings):
     token_minutes: int = 15                  # lifetime of a sign-in token
     auditors: str = ""                       # comma-separated addresses admitted as auditors besides the store's list
     auto_register: bool = True               # register a borrower on-chain (by the oracle) once KYC is verified
+    kyc_expiring_days: int = Field(30, ge=0)  # GET /v1/kyc says `expiring` this many days before kycExpiresAt
+    kyc_renewal_days: int = Field(30, ge=0)   # a registered borrower may renew KYC this many days before it expires
     sms_outbox: str = ""                     # development SMS sender's outbox; default <home>/sms-outbox.jsonl
     rate_limit_storage: str = "memory://"    # `limits` storage URI; redis://... when several API processes run
     # What one borrower can make the lender pay gas for (each application is relayed at the lender's cost):

@@ -328,6 +328,32 @@ class Vault:
             row.phone_sealed = _seal(dek, phone.encode(), _field_aad(row.id, borrower, "phone"))
             row.phone_index, row.updated_at = phone_index, int(time.time())
 
+    def renew(self, borrower: str, record: KycRecord, also: Callable[[Session, str], None] | None = None) -> str:
+        """Replace a borrower's record with its re-verified one (a KYC renewal) of the same person: the same ID
+        number (DuplicateIdentity("id_number") otherwise), the salt kept, so the commitment changes only if the name
+        did. `also(session, commitment)` runs in the same transaction (the renewal's update intent); returns the
+        commitment."""
+        borrower = _address(borrower)
+        phone_index, id_index = self._phone_index(record.phone), self._blind("id_number", record.id_number)
+        with self._sessions.begin() as session:
+            row = self._row(session, borrower, lock=True)
+            if row.id_number_index != id_index:
+                raise DuplicateIdentity("id_number", "this ID number is not the one this wallet was verified with")
+            clash = session.scalar(select(KycVaultRecord.borrower).where(KycVaultRecord.phone_index == phone_index,
+                                                                         KycVaultRecord.borrower != borrower))
+            if clash is not None:
+                raise DuplicateIdentity("phone", "this phone number belongs to another borrower")
+            dek = self._unwrap(row.wrapped_dek, row.id, row.kek_version)
+            salt = _open(dek, row.salt_sealed, _field_aad(row.id, borrower, "salt"), f"the salt of record {row.id}")
+            for name in _FIELDS:
+                setattr(row, f"{name}_sealed", _seal(dek, getattr(record, name).encode(),
+                                                     _field_aad(row.id, borrower, name)))
+            row.commitment = to_0x_hex(identity_commitment(record, salt))
+            row.phone_index, row.updated_at = phone_index, int(time.time())
+            if also is not None:
+                also(session, row.commitment)
+            return row.commitment
+
     def rotate(self, to_version: int | None = None) -> RotationReport:
         """Re-wrap every DEK and vault key not yet under `to_version` (default: current), in one transaction.
 

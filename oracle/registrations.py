@@ -11,6 +11,10 @@ with the intent's commitment is settled `done`/already_registered without a tran
 names (an expiry already past, a registry that is paused...) is that intent's alone: it is set aside with the
 reason (counted in the oracle's /healthz attention and the `loanledger_oracle_registrations_set_aside` gauge), and
 the others go on. The node being away is the worker's: the intent stays pending, untouched, and the round stops.
+
+A KYC renewal is an intent of kind `update` (the API replaces the borrower's row): the worker sends
+`updateBorrower` with the new expiry (and commitment), asking `borrowerOf` before any retry whether the registry
+already holds them. A borrower revoked or unknown to the registry is the registry's refusal: set aside.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from ledger.store.models.registrations import (
     DONE,
     PENDING,
     SET_ASIDE,
+    UPDATE,
     RegistrationIntent,
 )
 from oracle.outbox import is_transient
@@ -46,6 +51,8 @@ MAX_BACKOFF = 300.0
 class RegistrationReport:
     registered: int = 0
     already_registered: int = 0
+    updated: int = 0  # renewals: updateBorrower sent
+    already_updated: int = 0
     set_aside: int = 0
     retried: int = 0
     node_error: str | None = None
@@ -108,7 +115,9 @@ class RegistrationWorker:
             return  # a previous attempt landed after all
         try:
             commitment = bytes.fromhex(intent.commitment.removeprefix("0x"))
-            call = self.registry.functions.registerBorrower(intent.borrower, commitment, intent.kyc_expires_at)
+            function = (self.registry.functions.updateBorrower if intent.kind == UPDATE
+                        else self.registry.functions.registerBorrower)
+            call = function(intent.borrower, commitment, intent.kyc_expires_at)
         except (ValueError, TypeError, AttributeError) as exc:  # never sendable as stored
             self._set_aside(intent, "ItemUnusable", f"{type(exc).__name__}: {exc}", report)
             return
@@ -117,18 +126,33 @@ class RegistrationWorker:
         except ContractRevert as exc:
             self._refused(intent, exc, report)
             return
-        self._finish(intent, "registered", to_0x_hex(receipt["transactionHash"]))
+        tx_hash = to_0x_hex(receipt["transactionHash"])
+        if intent.kind == UPDATE:
+            self._finish(intent, "updated", tx_hash)
+            report.updated += 1
+            log.info("renewed the KYC of %s on-chain until %s (tx %s)", intent.borrower, intent.kyc_expires_at,
+                     tx_hash)
+            return
+        self._finish(intent, "registered", tx_hash)
         report.registered += 1
-        log.info("registered %s on-chain (tx %s)", intent.borrower, to_0x_hex(receipt["transactionHash"]))
+        log.info("registered %s on-chain (tx %s)", intent.borrower, tx_hash)
 
     def _settled_on_chain(self, intent: RegistrationIntent, report: RegistrationReport) -> bool:
-        """True when the registry already holds this borrower (settled here: done, or set aside if with another
-        commitment than the intent's)."""
+        """True when the registry already holds what the intent asks (settled here: done; a registration with
+        another commitment than the intent's is set aside). An update is settled once the registry holds its
+        commitment and expiry; until then it is sent (again)."""
         record = self.client.call(self.registry.functions.borrowerOf(intent.borrower))
-        commitment, registered_at = record[0], record[2]
+        commitment, expires_at, registered_at = record[0], record[1], record[2]
         if registered_at == 0:
             return False
-        if to_0x_hex(commitment).lower() != intent.commitment.lower():
+        same_commitment = to_0x_hex(commitment).lower() == intent.commitment.lower()
+        if intent.kind == UPDATE:
+            if same_commitment and expires_at == intent.kyc_expires_at:
+                self._finish(intent, "already_updated", None)
+                report.already_updated += 1
+                return True
+            return False
+        if not same_commitment:
             self._set_aside(intent, "RegisteredWithAnotherCommitment",
                             f"{intent.borrower} is registered with {to_0x_hex(commitment)}, not the KYC record's "
                             f"{intent.commitment}", report)

@@ -131,6 +131,11 @@ class LoanLedgerClient:
         return self._request("POST", "/v1/kyc", json_body=KycIn(name=name, id_number=id_number, phone=phone,
                                                                 bank_card=bank_card).model_dump())
 
+    def kyc_renew(self, name: str, id_number: str, phone: str, bank_card: str) -> dict:
+        """A renewal is a submission by a verified wallet (the same ID number), taken within the renewal window
+        (`renewal_opens_at`) or after expiry; then `kyc_verify` with the new codes."""
+        return self.kyc_submit(name, id_number, phone, bank_card)
+
     def kyc_verify(self, phone_code: str, card_code: str) -> dict:
         body = CodesIn(phone_code=phone_code, card_code=card_code)
         return self._request("POST", "/v1/kyc/verify", json_body=body.model_dump())

@@ -6,11 +6,16 @@ one-time codes are read as ASCII digits here, so a code typed with a phone's ful
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, Field
 
 from ledger.identity import InvalidIdentity, ascii_digits
+from ledger.kyc_status import KycStatus as KycState
+from ledger.kyc_status import description
+
+# The statuses as an inline enum of the OpenAPI schema (a Literal: the model below already has the name KycStatus).
+KycStatusName = Literal[tuple(status.value for status in KycState)]
 
 
 def _code_digits(value: object) -> object:
@@ -78,17 +83,46 @@ class MaskedOut(BaseModel):
         "name": "张*", "id_number": "110***********002X", "phone": "138****8000", "bank_card": "****3446"}]}}
 
 
+class NextStepOut(BaseModel):
+    action: str = Field(description="submit | verify | renew | change_phone | verify_phone | wait | apply | "
+                                    "contact_support")
+    route: str = Field(description="the route that does it (empty: a person's, e.g. support)")
+    description: str
+
+    model_config = {"json_schema_extra": {"examples": [{
+        "action": "verify", "route": "POST /v1/kyc/verify", "description": "confirm the codes sent to the phone"}]}}
+
+
+_EXAMPLE_RECORD = MaskedOut.model_config["json_schema_extra"]["examples"][0]
+
+
 class KycStatus(BaseModel):
-    status: str = Field(description="none | pending | verified | registering (verified; the oracle is registering it "
-                                    "on the ledger) | registered")
-    record: MaskedOut | None = Field(None, description="the record as its owner may see it: masked")
+    """What every KYC route answers: the status after the step (what GET /v1/kyc shows), with the expiry and the
+    ways out (docs/borrower.md has the table of statuses and transitions)."""
+
+    status: KycStatusName = Field(description="one of ledger.kyc_status.KycStatus: " + description())
+    record: MaskedOut | None = Field(None, description="the record as its owner may see it: masked (during a phone "
+                                                       "change, with the new number)")
     commitment: str | None = Field(None, description="the salted hash of the record registered on-chain")
-    codes_expire_at: int | None = Field(None, description="pending: unix seconds the codes are valid until")
+    codes_expire_at: int | None = Field(None, description="codes awaited: unix seconds the codes are valid until")
+    kyc_expires_at: int | None = Field(None, description="the registry's kycExpiresAt: unix seconds")
+    kyc_expires_at_iso: str | None = Field(None, description="the same, ISO 8601 (UTC)")
+    renewal: bool = Field(False, description="the application awaiting its codes renews a verified record")
+    renewal_opens_at: int | None = Field(None, description="registered: unix seconds from which a renewal is taken")
+    next: list[NextStepOut] = Field(default_factory=list, description="what the borrower can do next")
     tx_hash: str | None = Field(None, description="the registration transaction, when this call registered (KYC "
                                 "registrations are sent by the oracle: see GET /v1/kyc for when it landed)")
 
     model_config = {"json_schema_extra": {"examples": [
-        {"status": "pending", "record": MaskedOut.model_config["json_schema_extra"]["examples"][0],
-         "codes_expire_at": 1767227400},
-        {"status": "registering", "record": MaskedOut.model_config["json_schema_extra"]["examples"][0],
-         "commitment": "0x38f78745b82e6b53762316d8a03d9d7dce0e3dcbb2ee692f46bbb5364734dce2"}]}}
+        {"status": "submitted", "record": _EXAMPLE_RECORD, "codes_expire_at": 1767227400,
+         "next": [{"action": "verify", "route": "POST /v1/kyc/verify",
+                   "description": "confirm the codes sent to the phone"}]},
+        {"status": "registering", "record": _EXAMPLE_RECORD,
+         "commitment": "0x38f78745b82e6b53762316d8a03d9d7dce0e3dcbb2ee692f46bbb5364734dce2",
+         "next": [{"action": "wait", "route": "GET /v1/kyc", "description": "nothing to do: the oracle registers "
+                   "it on-chain (retried if the node is away)"}]},
+        {"status": "expiring", "record": _EXAMPLE_RECORD,
+         "commitment": "0x38f78745b82e6b53762316d8a03d9d7dce0e3dcbb2ee692f46bbb5364734dce2",
+         "kyc_expires_at": 1798761600, "kyc_expires_at_iso": "2027-01-01T00:00:00Z", "renewal_opens_at": 1796169600,
+         "next": [{"action": "renew", "route": "POST /v1/kyc", "description": "renew: submit your record again "
+                   "(same ID number); new codes go to the phone"}]}]}}

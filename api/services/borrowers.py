@@ -25,7 +25,7 @@ from api.services.signed_requests import (
 from api.services.transactions import Sent, record
 from ledger.forwarding import UnknownCall
 from ledger.store.models.chain import Borrower
-from ledger.store.models.registrations import PENDING, RegistrationIntent
+from ledger.store.models.registrations import PENDING, REGISTER, RegistrationIntent
 from ledger.vault import RecordNotFound
 
 KYC_VALIDITY = 365 * 86_400
@@ -42,36 +42,42 @@ def register_call(context, address: str, kyc_expires_at: int | None = None) -> C
     return context.bindings.registry.functions.registerBorrower(address, commitment, expiry)
 
 
-def registration_intent(context, address: str, request_id: str, kyc_expires_at: int | None = None):
-    """`also` for Vault.put: the registration intent of a KYC record being stored, written in the record's
-    transaction. The oracle's registration worker sends it with the oracle's key (oracle/registrations.py); the
-    API holds no key that could. KYC valid KYC_VALIDITY from now (chain time; the clock if the node is away)."""
+def registration_intent(context, address: str, request_id: str, kyc_expires_at: int | None = None, *,
+                        kind: str = REGISTER):
+    """`also` for Vault.put / Vault.renew: the registration intent of a KYC record being stored, written in the
+    record's transaction. The oracle's registration worker sends it with the oracle's key (oracle/registrations.py);
+    the API holds no key that could. KYC valid KYC_VALIDITY from now (chain time; the clock if the node is away).
+    `kind` UPDATE (a renewal of a registered borrower) sends updateBorrower; the borrower's row is replaced (one per
+    borrower: a renewal's intent takes the place of the registration's, done or set aside)."""
     expiry = kyc_expires_at if kyc_expires_at is not None else _now(context) + KYC_VALIDITY
     borrower = to_checksum_address(address)
     key = f"kyc:{borrower}:{request_id}"[:128]  # the column's width; the borrower alone already makes it unique
 
     def record(session: Session, commitment: str) -> None:
         now = int(time.time())
-        session.add(RegistrationIntent(borrower=borrower, commitment=commitment,
-                                       kyc_expires_at=expiry, idempotency_key=key,
-                                       status=PENDING, attempts=0, next_attempt_at=0, created_at=now, updated_at=now))
+        session.merge(RegistrationIntent(borrower=borrower, kind=kind, commitment=commitment,
+                                         kyc_expires_at=expiry, idempotency_key=key, status=PENDING, outcome=None,
+                                         last_error=None, tx_hash=None, attempts=0, next_attempt_at=0,
+                                         created_at=now, updated_at=now))
     return record
 
 
-def registration_state(context, address: str) -> str | None:
-    """The oracle's progress with a KYC registration: pending, done, set_aside; None when none was recorded."""
+def registration(context, address: str) -> RegistrationIntent | None:
+    """The oracle's registration intent of this borrower (its latest: registration or renewal), if any."""
     with context.sessions() as session:
-        intent = session.get(RegistrationIntent, to_checksum_address(address))
-    return None if intent is None else intent.status
+        return session.get(RegistrationIntent, to_checksum_address(address))
 
 
-def ledger_state(context, address: str) -> str | None:
-    """What the indexer has seen of this borrower (the read model, not the chain): registered, revoked, or None."""
+def ledger_borrower(context, address: str) -> Borrower | None:
+    """The indexer's row of a registered borrower (commitment, kycExpiresAt, revoked), None if not registered."""
     with context.sessions() as session:
         row = session.get(Borrower, to_checksum_address(address))
-    if row is None or not row.registered:
-        return None
-    return "revoked" if row.revoked else "registered"
+    return row if row is not None and row.registered else None
+
+
+def now(context) -> int:
+    """Chain time (KYC expiries are the chain's); the clock if the node is away."""
+    return _now(context)
 
 
 def _now(context) -> int:

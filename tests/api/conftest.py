@@ -159,7 +159,7 @@ def kyc(api, registrar):
         client.kyc_submit(**person)
         outbox = app.state.sms
         answer = client.kyc_verify(outbox.last_code(person["phone"], "phone"), outbox.last_code(person["phone"], "card"))
-        if answer["status"] == "registering":
+        if answer["status"] == "registering" and context.settings.auto_register:
             assert registrar().registered == 1
         app.state.roles.forget(client.account.address)
         return answer

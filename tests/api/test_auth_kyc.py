@@ -91,8 +91,8 @@ def test_wrong_code_then_right_code_then_codes_are_single_use(api, client_for, k
     with context.sessions() as session:
         assert session.scalar(select(func.count()).select_from(KycVaultRecord)) == 0
     assert client.kyc_verify(phone_code, card_code)["status"] == "registering"  # the oracle registers it
-    error = api_error(client.kyc_verify, phone_code, card_code)
-    assert error.code == "no_pending_kyc"
+    # Repeated (a retry after a lost answer), it answers the status again; the codes are not spent twice.
+    assert client.kyc_verify(phone_code, card_code)["status"] == "registering"
     assert client.kyc_status()["status"] == "registering"
     registrar()
     assert client.kyc_status()["status"] == "registered"

@@ -30,7 +30,7 @@ def test_registering_until_the_oracle_registers_then_a_borrower_without_signing_
     assert "borrower" in alice.me()["roles"]  # the status answer dropped the roles cached as an applicant
 
 
-def test_a_registration_the_registry_refuses_leaves_the_borrower_verified_for_an_operator(api, client_for, keys,
+def test_a_registration_the_registry_refuses_needs_reverification(api, client_for, keys,
                                                                                          driver, registrar):
     app, context = api
     bob = client_for(keys["bob"])
@@ -39,14 +39,14 @@ def test_a_registration_the_registry_refuses_leaves_the_borrower_verified_for_an
         session.get(RegistrationIntent, keys["bob"].address).kyc_expires_at = driver.now - 1
     report = registrar()
     assert (report.registered, report.set_aside) == (0, 1)
-    assert bob.kyc_status()["status"] == "verified"
+    assert bob.kyc_status()["status"] == "reverification_needed"  # its way out: submit again (test_kyc_states)
 
 
-def test_revoked_after_registration_shows_verified_again(api, client_for, keys, kyc, operator):
+def test_revoked_after_registration_shows_revoked(api, client_for, keys, kyc, operator):
     _, context = api
     carol = client_for(keys["carol"])
     kyc(carol, 33)
     assert carol.kyc_status()["status"] == "registered"
     revoked = operator.revoke_borrower(keys["carol"].address, "fraud")
     assert context.wait_indexed(revoked["block_number"])
-    assert carol.kyc_status()["status"] == "verified"  # the ledger's word, whatever roles were cached
+    assert carol.kyc_status()["status"] == "revoked"  # the ledger's word, whatever roles were cached

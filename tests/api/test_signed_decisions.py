@@ -181,7 +181,7 @@ def test_an_operator_registers_and_revokes_a_borrower_with_their_own_signature(a
     _, context = api
     context.settings = context.settings.model_copy(update={"auto_register": False})
     bob = client_for(keys["bob"])
-    assert kyc(bob, 14)["status"] == "verified"  # not registered: an operator decides
+    assert kyc(bob, 14)["status"] == "registering"  # not registered: an operator decides
     address = keys["bob"].address
     prepared = operator.prepare("borrower.register", address=address)
     assert prepared.summary.startswith(f"Register borrower {address} (KYC verified; valid until ")

@@ -176,3 +176,65 @@ def test_loanledger_oracle_registrations_lists_what_was_set_aside_and_why(sessio
     assert (row["borrower"], row["status"], row["outcome"]) == (keys["alice"].address, "set_aside",
                                                               "RegistryExpiryInPast")
     assert CliRunner().invoke(app, ["oracle", "registrations", "--status", "pending", "--json"], env=env).stdout == ""
+
+
+def send(w3, function, sender: str) -> None:
+    assert w3.eth.wait_for_transaction_receipt(function.transact({"from": sender})).status == 1
+
+
+def update_intent(sessions, borrower: str, expires_at: int, *, commitment: str = COMMITMENT, attempts: int = 0,
+                  key: str = "renewal") -> None:
+    """A renewal as the API stores it: the borrower's row replaced by an `update` intent."""
+    with sessions.begin() as session:
+        session.merge(RegistrationIntent(borrower=borrower, kind="update", commitment=commitment,
+                                         kyc_expires_at=expires_at, idempotency_key=f"kyc:{borrower}:{key}",
+                                         status="pending", outcome=None, last_error=None, tx_hash=None,
+                                         attempts=attempts, next_attempt_at=0, created_at=2, updated_at=2))
+
+
+def test_a_renewal_is_sent_as_updateBorrower_with_the_new_expiry_and_commitment(w3, stack, keys, sessions, worker,
+                                                                                 driver):
+    alice = keys["alice"].address
+    intent(sessions, alice, driver.now + 365 * DAY)
+    assert worker.run_once().registered == 1
+    renewed, commitment = driver.now + 700 * DAY, "0x" + "cd" * 32
+    update_intent(sessions, alice, renewed, commitment=commitment)
+    report = worker.run_once()
+    assert (report.updated, report.registered, report.set_aside) == (1, 0, 0)
+    row = stored(sessions, alice)
+    assert (row.kind, row.status, row.outcome) == ("update", "done", "updated") and row.tx_hash
+    record = stack.registry.functions.borrowerOf(alice).call()
+    assert ("0x" + record[0].hex(), record[1]) == (commitment, renewed)
+    (event,) = stack.registry.events.BorrowerUpdated().process_receipt(w3.eth.get_transaction_receipt(row.tx_hash))
+    assert event.args.actor == keys["oracle"].address
+    assert worker.run_once().updated == 0  # done: never sent again
+
+
+def test_a_renewal_retried_asks_the_registry_first(w3, stack, keys, sessions, worker, oracle_client, driver):
+    """The renewal's first attempt landed, its receipt was lost: the retry finds the new expiry on-chain and settles
+    without a second transaction; one not yet on-chain is sent."""
+    alice, bob = keys["alice"].address, keys["bob"].address
+    driver.register(keys["alice"], bytes.fromhex(COMMITMENT[2:]))
+    driver.register(keys["bob"], bytes.fromhex(COMMITMENT[2:]))
+    renewed = driver.now + 500 * DAY
+    send(w3, stack.registry.functions.updateBorrower(alice, bytes.fromhex(COMMITMENT[2:]), renewed),
+         keys["oracle"].address)  # what the lost attempt did
+    update_intent(sessions, alice, renewed, attempts=1)
+    update_intent(sessions, bob, renewed, attempts=1, key="bob")  # tried before, never reached the chain
+    blocks = w3.eth.block_number
+    report = worker.run_once()
+    assert (report.already_updated, report.updated) == (1, 1)
+    assert stored(sessions, alice).outcome == "already_updated" and stored(sessions, alice).tx_hash is None
+    assert w3.eth.block_number == blocks + 1  # bob's update only
+    assert stack.registry.functions.borrowerOf(bob).call()[1] == renewed
+
+
+def test_a_renewal_of_a_revoked_borrower_is_set_aside(stack, keys, sessions, worker, driver):
+    alice = keys["alice"].address
+    driver.register(keys["alice"], bytes.fromhex(COMMITMENT[2:]))
+    send(stack.registry.w3, stack.registry.functions.revokeBorrower(alice, b"\x01" * 32), keys["operator"].address)
+    update_intent(sessions, alice, driver.now + 500 * DAY)
+    report = worker.run_once()
+    assert (report.updated, report.set_aside) == (0, 1)
+    assert (stored(sessions, alice).status, stored(sessions, alice).outcome) == ("set_aside",
+                                                                                "RegistryBorrowerRevoked")

@@ -2,7 +2,8 @@
 
 The API writes one in the same transaction as the KYC record it registers (so a verified borrower is never left
 without one, and none exists for a record that was not stored), and returns; the oracle's registration worker
-sends it with the oracle's key (BorrowerRegistry.registerBorrower admits ORACLE_ROLE). One row per borrower.
+sends it with the oracle's key (BorrowerRegistry.registerBorrower admits ORACLE_ROLE). One row per borrower: a
+renewal (or a changed commitment) replaces the borrower's row with an `update` intent (updateBorrower).
 
 States: pending -> done (`outcome` registered | already_registered, with `tx_hash` when this worker's
 transaction did it) | set_aside (the registry refused it, or it cannot be sent as stored: `outcome` names why,
@@ -18,6 +19,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ledger.store.base import Base
 
 PENDING, DONE, SET_ASIDE = "pending", "done", "set_aside"
+# What the intent asks of the registry: a first registration, or a renewal / new commitment of a registered one.
+REGISTER, UPDATE = "register", "update"
 
 
 class RegistrationIntent(Base):
@@ -25,6 +28,7 @@ class RegistrationIntent(Base):
     __table_args__ = (Index("ix_registration_intents_status", "status"),)
 
     borrower: Mapped[str] = mapped_column(String(42), primary_key=True)  # checksummed address
+    kind: Mapped[str] = mapped_column(String(16), default=REGISTER, server_default=REGISTER)  # register | update
     commitment: Mapped[str] = mapped_column(String(66))  # 0x + the vault's identity commitment
     kyc_expires_at: Mapped[int] = mapped_column(BigInteger)  # unix time, as registerBorrower takes it
     idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)  # the KYC request that completed it

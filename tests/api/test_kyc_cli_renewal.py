@@ -1,0 +1,55 @@
+"""`loanledger kyc renew | phone | phone-verify`: a renewal after expiry and a phone change on the command line,
+against the API served on a real port, the oracle's worker and anvil."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from api.client import load_wallet
+from ledger.cli import app
+from ledger.samples import sample_identity
+
+
+def test_renew_after_expiry_and_change_the_phone_on_the_command_line(tmp_path, served, api, driver, registrar, stack):
+    sms = api[0].state.sms
+    env = {"LOANLEDGER_WALLET_DIR": str(tmp_path / "wallets"), "LOANLEDGER_WALLET_PASSPHRASE": "pass phrase",
+           "LOANLEDGER_API_URL": served, "LOANLEDGER_HOME": str(tmp_path)}
+    runner = CliRunner()
+
+    def run(*args: str) -> tuple[int, str]:
+        result = runner.invoke(app, list(args), env=env, catch_exceptions=False)
+        return result.exit_code, result.output
+
+    run("wallet", "new")
+    run("login")
+    address = load_wallet(tmp_path / "wallets" / "default.json", "pass phrase").address
+    person = sample_identity(60)
+    identity = ["--name", person["name"], "--id-number", person["id_number"], "--phone", person["phone"],
+                "--bank-card", person["bank_card"]]
+    run("kyc", "submit", *identity)
+    run("kyc", "verify", "--phone-code", sms.last_code(person["phone"], "phone"),
+        "--card-code", sms.last_code(person["phone"], "card"))
+    registrar()
+    first = stack.registry.functions.borrowerOf(address).call()[1]
+    code, out = run("kyc", "renew", *identity)
+    assert code == 1 and "renewal_not_open" in out
+
+    driver.advance(first - driver.now + 1)
+    assert json.loads(run("kyc", "status", "--json")[1])["status"] == "expired"
+    code, out = run("kyc", "renew", *identity)
+    assert code == 0 and "renewal submitted" in out
+    code, out = run("kyc", "verify", "--phone-code", sms.last_code(person["phone"], "phone"),
+                    "--card-code", sms.last_code(person["phone"], "card"))
+    assert code == 0 and "registering" in out
+    assert registrar().updated == 1
+    status = json.loads(run("kyc", "status", "--json")[1])
+    assert status["status"] == "registered" and status["kyc_expires_at"] > first
+    assert stack.registry.functions.borrowerOf(address).call()[1] == status["kyc_expires_at"]
+
+    new_phone = sample_identity(61)["phone"]
+    code, out = run("kyc", "phone", "--phone", new_phone)
+    assert code == 0 and "reverification_needed" in out and new_phone not in out
+    code, out = run("kyc", "phone-verify", "--code", sms.last_code(new_phone, "phone_change"))
+    assert code == 0 and out.startswith("registered")
