@@ -18,8 +18,11 @@ router = APIRouter(tags=["system"])
 
 class Health(BaseModel):
     status: str = Field(description="always `ok`: the process answers")
+    attention: dict[str, int] | None = Field(None, description="present only when something needs an operator: "
+                                             "`notices_set_aside`, SMS notices no retry will deliver")
 
-    model_config = {"json_schema_extra": {"examples": [{"status": "ok"}]}}
+    model_config = {"json_schema_extra": {"examples": [{"status": "ok"},
+                                                       {"status": "ok", "attention": {"notices_set_aside": 2}}]}}
 
 
 class Readiness(BaseModel):
@@ -40,9 +43,11 @@ class Readiness(BaseModel):
                                               "`loanledger indexer poison`)"}}]}}
 
 
-@router.get("/healthz", response_model=Health, summary="The process is up")
-async def healthz() -> Health:  # async and chain-free: answers while the node hangs and the thread pool is busy
-    return Health(status="ok")
+@router.get("/healthz", response_model=Health, response_model_exclude_none=True, summary="The process is up")
+async def healthz(request: Request) -> Health:  # async, chain- and store-free: answers while the node hangs
+    # The notice sender's count as of its last round (it counts after each): no I/O here.
+    set_aside = getattr(request.app.state, "notices", None) and request.app.state.notices.set_aside
+    return Health(status="ok", attention={"notices_set_aside": set_aside} if set_aside else None)
 
 
 # Readiness probes run on threads of their own, not the shared pool routes wait on a hung node in.
