@@ -84,8 +84,9 @@ class RiskMonitor:
 
     def _check(self, loan: Loan, now: int, report: RiskReport, recorded: set[tuple[int, int, str]]) -> None:
         if loan.status == LoanStatus.DEFAULTED.solidity_name:
-            if (loan.id, 0, "default_notice") not in recorded:
-                self._notify(Notice("default_notice", loan.id, 0, loan.borrower, loan.next_due_at or 0, 0,
+            if (loan.id, 0, "default_notice") not in recorded:  # declared by someone else: tell what is owed
+                owed = read_amount_due(self.book, loan.id, now).total
+                self._notify(Notice("default_notice", loan.id, 0, loan.borrower, loan.next_due_at or 0, owed,
                                     loan.currency, {}), now, report)
             return
         schedule = sorted(loan.schedule, key=lambda row: row.number)

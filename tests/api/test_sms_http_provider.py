@@ -160,3 +160,18 @@ def test_the_settings_choose_the_provider(tmp_path):
                                                                  {"authorization": "Bearer k"})
     with pytest.raises(ValueError, match="sms_url"):
         sms_provider(Settings(home=tmp_path, sms_provider="http"))
+
+
+def test_a_one_time_code_the_provider_failed_to_send_is_answered_503_not_lost(sessions, provider_server):
+    from api.errors import ApiError
+    from api.otp import OtpService
+    from api.ratelimit import RateLimiter
+
+    url, seen = provider_server([503, 200])
+    otp = OtpService(sessions, HttpSmsProvider(url, timeout=1), RateLimiter("memory://"), b"s" * 32)
+    with pytest.raises(ApiError) as refused:
+        otp.send(ALICE, "phone", "+8613900000000")
+    assert (refused.value.status, refused.value.code) == (503, "sms_unavailable")
+    otp.send(ALICE, "phone", "+8613900000000")  # accepted: a fresh key per code, so the retry is not deduped away
+    assert len(seen) == 2 and seen[0]["key"] != seen[1]["key"]
+    assert "(phone)" in seen[1]["body"]["text"]
