@@ -12,12 +12,12 @@ from fastapi import FastAPI
 from api import errors, observability
 from api.auth import RoleResolver
 from api.context import Context
+from api.notices.sender import NoticeSender
 from api.otp import OtpService
 from api.periodic import Periodic
 from api.ratelimit import RateLimiter
 from api.read_cache import CachedReadMiddleware, ReadCache
 from api.services import credit_refunds
-from api.notices.sender import NoticeSender
 from api.sms import SmsSender, sms_provider
 from ledger.config import Settings, load_settings
 

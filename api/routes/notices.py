@@ -13,9 +13,20 @@ from sqlalchemy import select
 
 from api.deps import Auditor, BorrowerOrApplicant, ContextDep
 from api.errors import ApiError, error_responses
-from api.schemas.notices import DeliveryOut, LanguageIn, LanguageOut, NoticeList, NoticeOut
+from api.schemas.notices import (
+    DeliveryOut,
+    LanguageIn,
+    LanguageOut,
+    NoticeList,
+    NoticeOut,
+)
 from api.views import checksum_address
-from ledger.store.models.notices import DEFAULT_LANGUAGE, DEFAULT_TIME_ZONE, BorrowerLanguage, NoticeDelivery
+from ledger.store.models.notices import (
+    DEFAULT_LANGUAGE,
+    DEFAULT_TIME_ZONE,
+    BorrowerLanguage,
+    NoticeDelivery,
+)
 from ledger.store.models.notifications import Notification
 
 router = APIRouter(tags=["notices"])

@@ -29,7 +29,7 @@ class Provider(BaseHTTPRequestHandler):
     answers: list[int]
     seen: list[dict]
 
-    def do_POST(self):  # noqa: N802 - http.server's name
+    def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["content-length"])))
         self.seen.append({"body": body, "key": self.headers["idempotency-key"],
                           "auth": self.headers.get("authorization")})
