@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from web3 import Web3
 
+from api.notices.sender import set_aside_count
 from ledger.indexer_status import IndexerStatus, read_status
 
 router = APIRouter(tags=["system"])
@@ -137,6 +138,7 @@ def metrics(request: Request) -> Response:
     metrics = request.app.state.metrics
     try:  # the indexer's figures live in the store; a store that is down keeps the last ones (and /readyz says so)
         metrics.indexer_status(read_status(request.app.state.context.sessions))
+        metrics.notices_set_aside.set(set_aside_count(request.app.state.context.sessions))
     except Exception:  # noqa: BLE001, S110 - the request metrics still answer without the store
         pass
     return metrics.exposition()

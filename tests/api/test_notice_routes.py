@@ -78,5 +78,6 @@ def test_operators_list_notices_with_their_delivery_status_and_healthz_counts_th
         client_for(keys["alice"])._request("GET", "/v1/operator/notices")
     assert refused.value.status == 403
     assert http.get("/healthz").json() == {"status": "ok", "attention": {"notices_set_aside": 1}}
+    assert "loanledger_notices_set_aside 1.0" in http.get("/metrics").text
     with context.sessions() as session:
         assert session.scalar(select(Notification.status).where(Notification.loan_id == 1)) == "sent"
