@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ledger.store.models.notices import DEFAULT_LANGUAGE, DEFAULT_TIME_ZONE, LANGUAGES
@@ -44,7 +43,8 @@ def yuan(minor_units: int) -> str:
     """1234567 -> "12,345.67": minor units (fen) shown as yuan, two decimals, exact (no float on the way)."""
     if not isinstance(minor_units, int):
         raise TypeError(f"amounts are int minor units, not {type(minor_units).__name__}")
-    return f"{(Decimal(minor_units) / 100):,.2f}"
+    whole, fen = divmod(abs(minor_units), 100)  # integer maths: exact at any size (a Decimal rounds past 28 digits)
+    return f"{'-' if minor_units < 0 else ''}{whole:,}.{fen:02d}"
 
 
 def time_zone(name: str | None) -> ZoneInfo:
