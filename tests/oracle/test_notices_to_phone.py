@@ -62,7 +62,7 @@ def statuses(sessions) -> list[tuple[int, str, str, str | None]]:
             .order_by(Notification.id))]
 
 
-def test_reminder_and_overdue_warning_reach_each_phone_in_its_language_once(w3, stack, keys, driver, sessions, phones,
+def test_reminder_warning_and_default_notice_reach_each_phone_in_its_language_once(w3, stack, keys, driver, sessions, phones,
                                                                           tmp_path, clock):
     index = Indexer(w3, stack.manifest, sessions).run_once
     monitor = RiskMonitor(sessions, stack.book, SmsQueue(stack.book.address),
@@ -118,6 +118,18 @@ def test_reminder_and_overdue_warning_reach_each_phone_in_its_language_once(w3, 
     assert statuses(sessions) == [(alice_loan, "reminder", "sent", "accepted"), (bob_loan, "reminder", "sent", "accepted"),
                                   (alice_loan, "overdue_warning", "sent", "accepted"),
                                   (bob_loan, "overdue_warning", "sent", "accepted")]
+
+    driver.advance(88 * DAY)  # 91 days past the first due date: the monitor declares both loans in default
+    report = monitor.run_once()
+    assert sorted(report.defaults_declared) == sorted([alice_loan, bob_loan]) and report.default_notices == 2
+    owed = {loan_id: sum(stack.book.functions.amountDue(loan_id, report.as_of).call()[:4])
+            for loan_id in (alice_loan, bob_loan)}
+    assert sender.run_once().accepted == 2
+    assert outbox.messages(alice_phone)[-1]["text"] == (
+        f"【LoanLedger】您的借款（编号{alice_loan}）已被认定为违约，当前欠款{yuan(owed[alice_loan])}元。"
+        f"请尽快与我们联系，协商还款。")
+    assert outbox.messages(bob_phone)[-1]["text"].startswith(
+        f"LoanLedger: your loan {bob_loan} has been declared in default; CNY {yuan(owed[bob_loan])} is owed.")
 
 
 def test_a_borrower_without_a_phone_on_file_is_set_aside_and_holds_up_no_one(w3, stack, keys, driver, sessions,
