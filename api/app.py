@@ -12,15 +12,16 @@ from fastapi import FastAPI
 from api import errors, observability
 from api.auth import RoleResolver
 from api.context import Context
+from api.notices.sender import NoticeSender
 from api.otp import OtpService
 from api.periodic import Periodic
 from api.ratelimit import RateLimiter
 from api.read_cache import CachedReadMiddleware, ReadCache
 from api.services import credit_refunds
-from api.sms import DevOutbox, SmsSender
+from api.sms import SmsSender, sms_provider
 from ledger.config import Settings, load_settings
 
-ROUTERS = ("system", "audit", "auth", "kyc", "loans", "products", "operator", "dashboard")
+ROUTERS = ("system", "audit", "auth", "kyc", "loans", "products", "operator", "notices", "dashboard")
 
 DESCRIPTION = """
 LoanLedger exposes a permissioned lending ledger to three kinds of users.
@@ -47,10 +48,16 @@ def create_app(context: Context | None = None, settings: Settings | None = None,
     credit_refunder = Periodic("credit-refund-policy", settings.credit_refund_interval,
                                lambda: credit_refunds.refund_all_credit(context, f"policy-{uuid.uuid4().hex}"))
     read_cache = ReadCache(context)
+    sms = sms or sms_provider(settings)
+    # The risk monitor's SMS notices: rendered and sent here, where the vault (the phones) is (oracle/notify.py).
+    notices = NoticeSender(context.sessions, context.vault, sms, max_attempts=settings.notice_max_attempts,
+                           retry_after=settings.notice_retry_after)
+    notice_sender = Periodic("notices", settings.notice_interval, notices.run_once)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         credit_refunder.start()
+        notice_sender.start()
         # Everything imported and built so far lives as long as the process: kept out of the collector's
         # generations, so a full collection walks only what requests allocate (web3, SQLAlchemy and
         # pydantic leave a large heap whose every walk stalled all requests in flight).
@@ -58,15 +65,17 @@ def create_app(context: Context | None = None, settings: Settings | None = None,
         gc.freeze()
         yield
         credit_refunder.close()
+        notice_sender.close()
         await read_cache.close()
 
     app = FastAPI(title="LoanLedger API", version="1", description=DESCRIPTION, lifespan=lifespan,
-                  openapi_tags=[{"name": n} for n in ("auth", "kyc", "loans", "operator", "audit", "system")])
+                  openapi_tags=[{"name": n} for n in ("auth", "kyc", "loans", "notices", "operator", "audit", "system")])
     app.state.credit_refunder = credit_refunder
+    app.state.notices, app.state.notice_sender = notices, notice_sender
     app.state.context = context
     app.state.roles = RoleResolver(context)
     app.state.limiter = RateLimiter(settings.rate_limit_storage)
-    app.state.sms = sms or DevOutbox(settings.sms_outbox_path)
+    app.state.sms = sms
     app.state.otp = OtpService(context.sessions, app.state.sms, app.state.limiter, context.jwt_secret)
     app.state.metrics = observability.Metrics()
     app.state.read_cache = read_cache

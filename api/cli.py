@@ -266,6 +266,14 @@ def register(app: typer.Typer) -> None:
         """Your credit score and limit, as the credit oracle holds them."""
         _print(_call(_client(wallet, api).credit), as_json)
 
+    @app.command("language")
+    def language(language: str = typer.Argument(None, help="zh-CN or en; without it: show the current choice"),
+                 time_zone: str = typer.Option(None, "--time-zone", help="IANA time zone, e.g. Asia/Shanghai"),
+                 wallet: str = WALLET, api: str = API, as_json: bool = JSON) -> None:
+        """The language (and time zone) of the notices LoanLedger texts you."""
+        client = _client(wallet, api)
+        _print(_call(client.set_language, language, time_zone) if language else _call(client.language), as_json)
+
     @app.command("pay")
     def pay(loan_id: int = typer.Argument(..., min=1), amount: int = typer.Option(None, "--amount", min=1,
                                                                                help="Default: what is due now."),
@@ -491,6 +499,26 @@ def op_suspense(state: str = typer.Option(None, "--state", help="open, refunding
         refund = item["refund"]
         item = {**item, "refund": "" if refund is None else f"{refund['state']} {refund['refund_reference'] or ''}"}
         table.add_row(*("" if item[c] is None else str(item[c]) for c in columns))
+    console.print(table)
+
+
+@operator_app.command("notices")
+def op_notices(status: str = typer.Option(None, "--status", help="queued, sending, sent, failed or set_aside"),
+               kind: str = typer.Option(None, "--kind", help="reminder, overdue_warning or default_notice"),
+               loan_id: int = typer.Option(None, "--loan", min=1), wallet: str = WALLET, api: str = API,
+               as_json: bool = JSON) -> None:
+    """Notices to borrowers (reminders, overdue warnings, default notices), newest first, with their delivery."""
+    notices = _call(_client(wallet, api).notices, status, kind, loan_id)
+    if as_json:
+        _print(notices, True)
+        return
+    table = Table(title=f"notices: {len(notices)}" + (f" {status}" if status else ""))
+    for column in ("id", "loan", "inst.", "kind", "status", "attempts", "amount_due", "detail"):
+        table.add_column(column, overflow="fold")
+    for n in notices:
+        delivery = n["delivery"] or {}
+        table.add_row(str(n["id"]), str(n["loan_id"]), str(n["installment"]), n["kind"], n["status"],
+                      str(delivery.get("attempts", "-")), f"{n['amount_due']:,}", n["detail"] or "")
     console.print(table)
 
 

@@ -49,6 +49,9 @@ class Metrics:
         self.last_poll = Gauge("loanledger_indexer_last_poll_timestamp_seconds",
                                "When an indexer last finished a round (its heartbeat), unix seconds; 0: never",
                                registry=self.registry)
+        self.notices_set_aside = Gauge("loanledger_notices_set_aside",
+                                       "SMS notices to borrowers no retry will deliver: an operator must act (alert "
+                                       "above 0; GET /v1/operator/notices?status=set_aside)", registry=self.registry)
 
     def indexer_status(self, status: IndexerStatus) -> None:
         self.poison_events.set(status.poison_events)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 
@@ -16,6 +17,8 @@ from api.errors import ApiError
 from api.ratelimit import RateLimiter
 from api.sms import SmsSender
 from ledger.store.models.api import OtpChallenge
+
+log = logging.getLogger(__name__)
 
 TTL = 300
 MAX_ATTEMPTS = 5
@@ -41,8 +44,11 @@ class OtpService:
                                                        OtpChallenge.used_at.is_(None)).values(used_at=-1))
             session.add(OtpChallenge(address=address, purpose=purpose, code_hash=self._hash(address, purpose, code),
                                      created_at=now, expires_at=now + TTL, attempts=0, used_at=None))
-        self.sms.send(phone, f"LoanLedger code {code} ({purpose}): confirms your {PURPOSES[purpose]}. "
-                             f"Valid 5 minutes. Never share it.")
+        sent = self.sms.send(phone, f"LoanLedger code {code} ({purpose}): confirms your {PURPOSES[purpose]}. "
+                                    f"Valid 5 minutes. Never share it.")
+        if not sent.accepted:  # the provider failed (api/sms.py): say so rather than wait for a code never sent
+            log.warning("%s code to the SMS provider failed: %s", purpose, sent.reason)
+            raise ApiError(503, "sms_unavailable", "the code could not be sent; ask for a new one shortly")
         return now + TTL
 
     def verify(self, address: str, purpose: str, code: str) -> None:

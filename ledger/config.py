@@ -150,6 +150,17 @@ class Settings(BaseSettings):
     kyc_expiring_days: int = Field(30, ge=0)  # GET /v1/kyc says `expiring` this many days before kycExpiresAt
     kyc_renewal_days: int = Field(30, ge=0)   # a registered borrower may renew KYC this many days before it expires
     sms_outbox: str = ""                     # development SMS sender's outbox; default <home>/sms-outbox.jsonl
+    # The SMS provider codes and notices go through (api/sms.py; docs/operator.md "Notices"): "outbox" appends to
+    # sms_outbox (development), "http" POSTs the documented JSON payload to sms_url with sms_api_key as bearer token.
+    sms_provider: Literal["outbox", "http"] = "outbox"
+    sms_url: str = ""
+    sms_api_key: SecretStr | None = None
+    sms_timeout: float = Field(5.0, gt=0)    # seconds one call to the provider may take
+    sms_sender_id: str = "LoanLedger"        # the sender name the provider shows
+    # The API's notice sender (api/notices/sender.py): renders the risk monitor's notices and sends them.
+    notice_interval: float = 30.0            # seconds between its rounds; 0: only when asked (tests)
+    notice_max_attempts: int = Field(5, ge=1)  # a notice the provider failed this often is set aside
+    notice_retry_after: float = Field(60.0, ge=0)  # first retry delay in seconds; doubles per attempt, at most 1 h
     rate_limit_storage: str = "memory://"    # `limits` storage URI; redis://... when several API processes run
     # What one borrower can make the lender pay gas for (each application is relayed at the lender's cost):
     applications_per_hour: int = Field(5, ge=1)  # relayed applications per borrower in any hour (moving window)

@@ -60,7 +60,8 @@ def run_command(
     risk: bool = typer.Option(True, "--risk/--no-risk", help="Run the risk monitor (reminders, warnings, defaults)."),
     reminder_days: int = typer.Option(3, "--reminder-days", min=0, help="Days before a due date to remind."),
     notify_webhook: str = typer.Option(None, "--notify-webhook", help="POST notices here (HMAC-signed with "
-                                       "LOANLEDGER_NOTIFY_SECRET); default: log them."),
+                                       "LOANLEDGER_NOTIFY_SECRET); default: the borrower's phone, "
+                                       "sent by the API's notice sender."),
     scores: bool = typer.Option(True, "--scores/--no-scores", help="Score new borrowers and refresh after loan events."),
     monitor_interval: float = typer.Option(2.0, "--monitor-interval", min=0.1,
                                            help="Seconds between risk and scoring rounds."),
@@ -274,10 +275,10 @@ def _monitor_tasks(settings, sessions, risk: bool, scores: bool, reminder_days: 
     chain_time = lambda: w3.eth.get_block("latest")["timestamp"]  # noqa: E731
     tasks = []
     if risk:
-        from oracle.notify import LogSender, WebhookSender
+        from oracle.notify import SmsQueue, WebhookSender
         from oracle.risk import RiskMonitor
         secret = settings.notify_secret.get_secret_value().encode() if settings.notify_secret else b""
-        sender = WebhookSender(notify_webhook, secret) if notify_webhook else LogSender()
+        sender = WebhookSender(notify_webhook, secret) if notify_webhook else SmsQueue(bindings.book.address)
         monitor = RiskMonitor(sessions, bindings.book, sender, client=oracle, reminder_days=reminder_days)
         tasks.append(BackgroundTask("risk", every(interval, monitor.run_once, "risk monitor")))
     if scores:

@@ -1,8 +1,16 @@
 """Notification senders: where reminders, overdue warnings and default notices go.
 
 A sender gets a `Notice` (no PII: the loan, the pseudonymous borrower address, amounts) and either
-returns a short receipt or raises `DeliveryFailed`. Resolving an address to a phone number and an SMS
-is the job of whatever receives the webhook (the API owns the PII vault), so the oracle never holds PII.
+returns a short receipt or raises `DeliveryFailed`. The oracle never holds PII nor the vault's keys, so it cannot
+text a borrower itself:
+
+- `SmsQueue` (the default of `loanledger oracle run`): the notice reaches the borrower's phone. The monitor records
+  it with its facts (the amounts the loan book computed, the due date) as a `NoticeDelivery` in the same transaction
+  as the notice itself; the API's notice sender (api/notices/sender.py), which holds the vault, reads the phone and
+  the borrower's language, renders the template and sends it through the SMS provider, retrying with back-off. The
+  handoff goes through the store both processes share, so a notice recorded is sent once whichever process stops.
+- `WebhookSender`: POSTs the notice to a system of the lender's that resolves the address itself.
+- `LogSender`: one log line (development).
 """
 
 from __future__ import annotations
@@ -76,3 +84,26 @@ class WebhookSender:
         if response.status_code >= 300:
             raise DeliveryFailed(f"{self.url} answered {response.status_code}: {response.text[:200]}")
         return f"{response.status_code}"
+
+
+class SmsQueue:
+    """The borrower's phone, through the API's notice sender: the monitor records, the API renders and sends.
+
+    `idempotency_key(notice)` names the message to the SMS provider: stable for the notice's unique key (loan,
+    kind, installment) on this loan book, so no retry, rerun or second sender texts the borrower twice.
+    """
+
+    channel = "sms"
+
+    def __init__(self, book_address: str):
+        self.book_address = book_address.lower()
+
+    def idempotency_key(self, notice: Notice) -> str:
+        return f"notice-{self.book_address}-{notice.loan_id}-{notice.kind}-{notice.installment}"
+
+    def facts(self, notice: Notice) -> str:
+        """What the API's sender renders the text from (no PII): the notice as the monitor saw it."""
+        return notice.to_json().decode()
+
+    def send(self, notice: Notice) -> str:
+        raise DeliveryFailed("SMS notices are sent by the API's notice sender, not by the oracle")

@@ -7,6 +7,10 @@ the latest block's timestamp, so a test or the demo that moves chain time moves 
 A notice is recorded before it is sent: the row's unique (loan, installment, kind) key is the claim, so
 two monitors, or one run twice, never nag a borrower twice. A failed delivery stays `failed` and is
 retried on the next round; a row left `sending` by a crashed monitor is retried after a while.
+
+With the `SmsQueue` sender (the borrower's phone) the monitor sends nothing itself: it records the notice `queued`
+with a `NoticeDelivery` in the same transaction, and the API's notice sender, which holds the PII vault, renders
+and sends it (oracle/notify.py says why); that sender retries and sets aside, so such rows are not retried here.
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ from ledger.book import DAY, RUNNING_NAMES, LoanStatus, read_amount_due
 from ledger.chain import ChainClient
 from ledger.errors import ContractRevert
 from ledger.store.models.chain import Loan
+from ledger.store.models.notices import PENDING, NoticeDelivery
 from ledger.store.models.notifications import Notification
-from oracle.notify import DeliveryFailed, Notice, NotificationSender
+from oracle.notify import DeliveryFailed, Notice, NotificationSender, SmsQueue
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +84,9 @@ class RiskMonitor:
 
     def _check(self, loan: Loan, now: int, report: RiskReport, recorded: set[tuple[int, int, str]]) -> None:
         if loan.status == LoanStatus.DEFAULTED.solidity_name:
-            if (loan.id, 0, "default_notice") not in recorded:
-                self._notify(Notice("default_notice", loan.id, 0, loan.borrower, loan.next_due_at or 0, 0,
+            if (loan.id, 0, "default_notice") not in recorded:  # declared by someone else: tell what is owed
+                owed = read_amount_due(self.book, loan.id, now).total
+                self._notify(Notice("default_notice", loan.id, 0, loan.borrower, loan.next_due_at or 0, owed,
                                     loan.currency, {}), now, report)
             return
         schedule = sorted(loan.schedule, key=lambda row: row.number)
@@ -126,17 +132,33 @@ class RiskMonitor:
     # ------------------------------------------------------------------ notices
 
     def _notify(self, notice: Notice, now: int, report: RiskReport) -> None:
+        queue = self.sender if isinstance(self.sender, SmsQueue) else None
         try:
             with self.sessions.begin() as session:
                 row = Notification(loan_id=notice.loan_id, installment=notice.installment, borrower=notice.borrower,
-                                   kind=notice.kind, channel=self.sender.channel, status="sending",
+                                   kind=notice.kind, channel=self.sender.channel,
+                                   status="queued" if queue else "sending",
                                    due_at=notice.due_at, amount_due=notice.amount_due, created_at=now, detail=None)
                 session.add(row)
                 session.flush()
                 row_id = row.id
+                if queue is not None:  # the API's notice sender takes it from here (wall-clock back-off: its own)
+                    session.add(NoticeDelivery(
+                        notification_id=row_id, borrower=notice.borrower, idempotency_key=queue.idempotency_key(notice),
+                        facts=queue.facts(notice), status=PENDING, attempts=0, next_attempt_at=0, created_at=now,
+                        updated_at=now))
         except IntegrityError:
             return  # sent (or being sent) already
+        if queue is not None:
+            self._count(notice, report)
+            return
         self._deliver(row_id, notice, report)
+
+    @staticmethod
+    def _count(notice: Notice, report: RiskReport) -> None:
+        attribute = {"reminder": "reminders", "overdue_warning": "overdue_warnings",
+                     "default_notice": "default_notices"}[notice.kind]
+        setattr(report, attribute, getattr(report, attribute) + 1)
 
     def _deliver(self, row_id: int, notice: Notice, report: RiskReport) -> None:
         try:
@@ -149,13 +171,11 @@ class RiskMonitor:
             session.execute(update(Notification).where(Notification.id == row_id).values(
                 status=status, channel=self.sender.channel, detail=receipt))
         if status == "sent":
-            attribute = {"reminder": "reminders", "overdue_warning": "overdue_warnings",
-                         "default_notice": "default_notices"}[notice.kind]
-            setattr(report, attribute, getattr(report, attribute) + 1)
+            self._count(notice, report)
 
     def _retry_failed(self, now: int, report: RiskReport) -> None:
         with self.sessions() as session:
-            rows = list(session.scalars(select(Notification).where(
+            rows = list(session.scalars(select(Notification).where(Notification.channel != SmsQueue.channel).where(
                 (Notification.status == "failed")
                 | ((Notification.status == "sending") & (Notification.created_at < now - STALE_SENDING)))))
             currencies = {loan.id: loan.currency for loan in session.scalars(

@@ -346,6 +346,19 @@ class LoanLedgerClient:
     def disburse(self, loan_id: int) -> dict:
         return self._request("POST", f"/v1/operator/loans/{loan_id}/disburse", idempotency_key=self.new_key())
 
+    def notices(self, status: str | None = None, kind: str | None = None, loan_id: int | None = None) -> list[dict]:
+        """The notices the risk monitor recorded, with their delivery status (operators, admins, auditors)."""
+        params = {k: v for k, v in {"status": status, "kind": kind, "loan_id": loan_id}.items() if v is not None}
+        return self._request("GET", "/v1/operator/notices", params=params)["notices"]
+
+    def language(self) -> dict:
+        """The language and time zone of your notices."""
+        return self._request("GET", "/v1/me/language")
+
+    def set_language(self, language: str, time_zone: str | None = None) -> dict:
+        body = {"language": language} | ({"time_zone": time_zone} if time_zone else {})
+        return self._request("PUT", "/v1/me/language", json_body=body)
+
     def suspense(self, state: str | None = None) -> list[dict]:
         params = {} if state is None else {"state": state}
         return self._request("GET", "/v1/operator/suspense", params=params)["items"]

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from web3 import Web3
 
+from api.notices.sender import set_aside_count
 from ledger.indexer_status import IndexerStatus, read_status
 
 router = APIRouter(tags=["system"])
@@ -18,8 +19,11 @@ router = APIRouter(tags=["system"])
 
 class Health(BaseModel):
     status: str = Field(description="always `ok`: the process answers")
+    attention: dict[str, int] | None = Field(None, description="present only when something needs an operator: "
+                                             "`notices_set_aside`, SMS notices no retry will deliver")
 
-    model_config = {"json_schema_extra": {"examples": [{"status": "ok"}]}}
+    model_config = {"json_schema_extra": {"examples": [{"status": "ok"},
+                                                       {"status": "ok", "attention": {"notices_set_aside": 2}}]}}
 
 
 class Readiness(BaseModel):
@@ -40,9 +44,11 @@ class Readiness(BaseModel):
                                               "`loanledger indexer poison`)"}}]}}
 
 
-@router.get("/healthz", response_model=Health, summary="The process is up")
-async def healthz() -> Health:  # async and chain-free: answers while the node hangs and the thread pool is busy
-    return Health(status="ok")
+@router.get("/healthz", response_model=Health, response_model_exclude_none=True, summary="The process is up")
+async def healthz(request: Request) -> Health:  # async, chain- and store-free: answers while the node hangs
+    # The notice sender's count as of its last round (it counts after each): no I/O here.
+    set_aside = getattr(request.app.state, "notices", None) and request.app.state.notices.set_aside
+    return Health(status="ok", attention={"notices_set_aside": set_aside} if set_aside else None)
 
 
 # Readiness probes run on threads of their own, not the shared pool routes wait on a hung node in.
@@ -132,6 +138,7 @@ def metrics(request: Request) -> Response:
     metrics = request.app.state.metrics
     try:  # the indexer's figures live in the store; a store that is down keeps the last ones (and /readyz says so)
         metrics.indexer_status(read_status(request.app.state.context.sessions))
+        metrics.notices_set_aside.set(set_aside_count(request.app.state.context.sessions))
     except Exception:  # noqa: BLE001, S110 - the request metrics still answer without the store
         pass
     return metrics.exposition()

@@ -91,6 +91,8 @@ ROUTES = [
     ("POST", "/v1/kyc/phone/verify", {"borrower", "applicant"}),
     ("GET", "/v1/credit", {"borrower", "applicant"}),
     ("GET", "/v1/loans/request-params", {"borrower", "applicant"}),
+    ("GET", "/v1/me/language", {"borrower", "applicant"}),
+    ("PUT", "/v1/me/language", {"borrower", "applicant"}),
     ("GET", "/v1/loans/{loan_id}/repayment-instructions", {"borrower", "applicant"}),
     # Only a borrower registered on-chain applies and cancels its own applications.
     ("POST", "/v1/loans", {"borrower"}),
@@ -116,6 +118,7 @@ ROUTES = [
     ("GET", "/v1/operator/suspense", {"operator", "admin", "auditor"}),
     ("GET", "/v1/operator/credit-refunds", {"operator", "admin", "auditor"}),
     ("GET", "/v1/operator/policy", {"operator", "admin", "auditor"}),
+    ("GET", "/v1/operator/notices", {"operator", "admin", "auditor"}),
     # What to sign for a decision: for whoever makes decisions (operators, admins, pausers: issue 16, each
     # signs their own); it signs nothing and sends nothing, and the action's own role is checked next.
     ("POST", "/v1/operator/requests", {"operator", "admin", "pauser"}),
