@@ -1,7 +1,7 @@
 """notice deliveries: SMS notices on their way to the borrower; the language each borrower reads them in
 
 Revision ID: 0020
-Revises: 0018 (0019 once kycstates' migration lands: re-chain then)
+Revises: 0019 (0019 once kycstates' migration lands: re-chain then)
 Create Date: 2026-12-01 04:00:00.000000
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0020'
-down_revision: str | None = '0018'
+down_revision: str | None = '0019'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
