@@ -1,7 +1,7 @@
 """notice deliveries: SMS notices on their way to the borrower; the language each borrower reads them in
 
 Revision ID: 0020
-Revises: 0019 (0019 once kycstates' migration lands: re-chain then)
+Revises: 0019
 Create Date: 2026-12-01 04:00:00.000000
 """
 
