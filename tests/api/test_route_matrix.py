@@ -95,10 +95,14 @@ ROUTES = [
     # Only a borrower registered on-chain applies and cancels its own applications.
     ("POST", "/v1/loans", {"borrower"}),
     ("POST", "/v1/loans/{loan_id}/cancel", {"borrower"}),
+    # Hardship (issue 17): a borrower asks for a reschedule of their loan and accepts an offer by signing it.
+    ("POST", "/v1/loans/{loan_id}/reschedule-requests", {"borrower"}),
+    ("POST", "/v1/loans/{loan_id}/reschedule/accept", {"borrower"}),
     # Loans: a wallet sees its own, the read-all roles every loan.
     ("GET", "/v1/loans", {"borrower", "applicant", "auditor", "operator", "admin"}),
     ("GET", "/v1/loans/{loan_id}", {"borrower", "applicant", "auditor", "operator", "admin"}),
     ("GET", "/v1/loans/{loan_id}/due", {"borrower", "applicant", "auditor", "operator", "admin"}),
+    ("GET", "/v1/loans/{loan_id}/reschedule", {"borrower", "applicant", "auditor", "operator", "admin"}),
     # The audit reads (docs/auditor.md; the reconciliation "for auditors and operators", docs/operator.md).
     ("GET", "/v1/audit/loans", {"auditor", "operator", "admin"}),
     ("GET", "/v1/audit/loans/{loan_id}", {"auditor", "operator", "admin"}),
@@ -127,6 +131,7 @@ ROUTES = [
     ("POST", "/v1/operator/loans/{loan_id}/disburse", {"operator"}),
     ("POST", "/v1/operator/loans/{loan_id}/write-off", {"operator"}),
     ("POST", "/v1/operator/loans/{loan_id}/declare-default", {"operator"}),
+    ("POST", "/v1/operator/loans/{loan_id}/reschedule-offer", {"operator"}),
     ("POST", "/v1/operator/loans/{loan_id}/credit-refund", {"operator"}),
     ("POST", "/v1/operator/suspense/{item_id}/refund", {"operator"}),
     ("POST", "/v1/operator/suspense/{item_id}/apply", {"operator"}),

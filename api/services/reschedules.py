@@ -1,0 +1,84 @@
+"""Hardship reschedules (issue 17): the borrower asks, an operator offers new terms (signed by the operator and
+relayed, like every operator decision), the borrower accepts by signing the offer (EIP-712 RescheduleAcceptance,
+relayed by the role-less relayer). The loan book checks the offer against the product's rules and the cost cap and
+computes the new schedule; the API computes nothing of it.
+
+The borrower's request is kept off-chain, in the hash-chained action log: asking costs the borrower nothing and
+decides nothing (LoanBook.requestReschedule records it on-chain for a borrower who calls it as themselves).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from web3.contract.contract import ContractFunction
+
+from api.services.signed_requests import Signed, check_and_relay
+from api.services.transactions import Sent, record
+from ledger import typed_data
+from ledger.store.models.chain import ChainEvent
+
+ACCEPTANCE_VALIDITY = 3600  # seconds of chain time a suggested acceptance deadline leaves
+
+
+def offer_call(context, loan_id: int, installments: int, expires_at: int) -> ContractFunction:
+    return context.bindings.book.functions.offerReschedule(loan_id, installments, expires_at)
+
+
+def offer(context, loan_id: int, installments: int, expires_at: int, actor: str, signed: Signed,
+          request_id: str) -> Sent:
+    """Relays the operator's signed offer (the book checks the role, the loan and the product's rules)."""
+    receipt = check_and_relay(context, actor, offer_call(context, loan_id, installments, expires_at), signed.request,
+                              signed.signature)
+    return record(context, actor, "loan.reschedule_offer", request_id,
+                  {"loan_id": loan_id, "installments": installments, "expires_at": expires_at}, receipt,
+                  signed_by=actor)
+
+
+def request(context, borrower: str, loan_id: int, installments: int, reason: str, request_id: str) -> None:
+    context.action_log.append(borrower, "loan.reschedule_request", request_id,
+                              {"loan_id": loan_id, "installments": installments, "reason": reason})
+
+
+def accept(context, borrower: str, loan_id: int, deadline: int, signature: bytes, request_id: str,
+           record_tx: Callable[[str], None] | None = None) -> Sent:
+    """Relays the borrower's signed acceptance of the loan's open offer (the book checks it against the offer)."""
+    receipt = context.signer("relayer").transact(
+        context.bindings.book.functions.acceptRescheduleWithSignature(loan_id, deadline, signature),
+        before_send=record_tx)
+    return record(context, borrower, "loan.reschedule_accept", request_id, {"loan_id": loan_id}, receipt)
+
+
+def latest_offer(context, loan_id: int) -> dict | None:
+    offer_id, installments, expires_at, is_open, _ = \
+        context.bindings.book.functions.rescheduleOfferOf(loan_id).call()
+    if offer_id == 0:
+        return None
+    return {"offer_id": offer_id, "installments": installments, "expires_at": expires_at, "open": is_open}
+
+
+def acceptance_to_sign(context, borrower: str, loan_id: int, offer: dict) -> dict:
+    """The RescheduleAcceptance typed data the borrower signs for `offer`, with their next nonce on the book."""
+    book = context.bindings.book
+    return typed_data.reschedule_acceptance(
+        chain_id=context.w3.eth.chain_id, book=book.address, loan_id=loan_id, offer_id=offer["offer_id"],
+        installments=offer["installments"], expires_at=offer["expires_at"],
+        nonce=book.functions.nonces(borrower).call(), deadline=context.chain_time() + ACCEPTANCE_VALIDITY)
+
+
+def history(session: Session, loan_id: int) -> list[dict]:
+    """The loan's accepted reschedules, oldest first, from the indexed RescheduleAccepted events."""
+    rows = session.scalars(select(ChainEvent).where(
+        ChainEvent.contract == "LoanBook", ChainEvent.name == "RescheduleAccepted", ChainEvent.loan_id == loan_id)
+        .order_by(ChainEvent.block_number, ChainEvent.log_index)).all()
+    return [{"offer_id": e.args["offerId"], "previous": _summary(e.args["previous"]),
+             "current": _summary(e.args["current"]), "rebased_at": e.args["rebasedAt"], "principal": e.args["principal"],
+             "carried_interest": e.args["carriedInterest"], "tx_hash": e.tx_hash, "block_number": e.block_number}
+            for e in rows]
+
+
+def _summary(s: dict) -> dict:
+    return {"installments": s["installments"], "installment_amount": s["installmentAmount"],
+            "next_due_at": s["nextDueAt"]}
