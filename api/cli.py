@@ -378,7 +378,9 @@ def op_offer_reschedule(loan_id: int = typer.Argument(..., min=1),
 @reschedule_app.command("ask")
 def reschedule_ask(loan_id: int = typer.Argument(..., min=1),
                    installments: int = typer.Option(0, "--installments", min=0, help="Hoped for (0: no preference)."),
-                   reason: str = typer.Option("", "--reason"), wallet: str = WALLET, api: str = API) -> None:
+                   reason: str = typer.Option("other", "--reason",
+                                              help="income_loss, illness, family, disaster or other"),
+                   wallet: str = WALLET, api: str = API) -> None:
     """Ask for a hardship reschedule of your active loan: an operator offers terms."""
     _call(_client(wallet, api).request_reschedule, loan_id, installments, reason)
     console.print(f"asked for a reschedule of loan {loan_id}; `loanledger reschedule show {loan_id}` shows the offer")

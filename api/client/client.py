@@ -300,8 +300,9 @@ class LoanLedgerClient:
                            {"loan_id": loan_id}, {"installments": installments, "expires_at": expires_at},
                            idempotency_key=idempotency_key)
 
-    def request_reschedule(self, loan_id: int, installments: int = 0, reason: str = "") -> dict:
-        """Asks for a hardship reschedule of one's own active loan (borrower)."""
+    def request_reschedule(self, loan_id: int, installments: int = 0, reason: str = "other") -> dict:
+        """Asks for a hardship reschedule of one's own active loan (borrower); `reason` is a code (income_loss,
+        illness, family, disaster, other)."""
         return self._request("POST", f"/v1/loans/{loan_id}/reschedule-requests",
                              json_body={"installments": installments, "reason": reason})
 

@@ -209,11 +209,12 @@ def reschedule_status(loan_id: LoanIdPath, context: ContextDep, who: LoanReader)
     with context.sessions() as session:
         row = visible_loan(session, who, loan_id)
         history = reschedules.history(session, loan_id)
+        asked = reschedules.requests(session, loan_id)
     offer = reschedules.latest_offer(context, loan_id)
     mine = row.borrower.lower() == who.address.lower()
     to_sign = reschedules.acceptance_to_sign(context, row.borrower, loan_id, offer) \
         if mine and offer is not None and offer["open"] else None
-    return RescheduleStatusOut(loan_id=loan_id, offer=offer, to_sign=to_sign, reschedules=history)
+    return RescheduleStatusOut(loan_id=loan_id, offer=offer, to_sign=to_sign, requests=asked, reschedules=history)
 
 
 @router.post("/loans/{loan_id}/reschedule/accept", response_model=TxOut, responses=ERRORS,

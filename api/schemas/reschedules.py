@@ -3,23 +3,35 @@ and a loan's reschedules as the chain recorded them (the replaced and the new sc
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
-from api.schemas import HEX_SIGNATURE
+from api.schemas import EXAMPLE_TX, HEX_SIGNATURE
 from api.schemas.signed import SignedRequestIn, signed_example
+
+_PREVIOUS = {"installments": 3, "installment_amount": 41_588, "next_due_at": 1_769_817_600}
+_CURRENT = {"installments": 6, "installment_amount": 21_422, "next_due_at": 1_769_817_600}
+_OFFER = {"offer_id": 1, "installments": 6, "expires_at": 1_769_212_800, "open": False}
+_RESCHEDULE = {"offer_id": 1, "previous": _PREVIOUS, "current": _CURRENT, "rebased_at": 0, "principal": 120_000,
+               "carried_interest": 0, "tx_hash": EXAMPLE_TX, "block_number": 131}
 
 
 class RescheduleRequestIn(BaseModel):
     installments: int = Field(0, ge=0, le=720, description="the number of installments hoped for (0: no preference)")
-    reason: str = Field("", max_length=200, description="in the borrower's words (kept in the action log)")
+    # A code, never free text: the request is kept in the action log, which holds no personal data.
+    reason: Literal["income_loss", "illness", "family", "disaster", "other"] = Field(
+        "other", description="why, as a code (free text could carry personal data into the action log)")
 
-    model_config = {"json_schema_extra": {"examples": [{"installments": 6, "reason": "lost my job"}]}}
+    model_config = {"json_schema_extra": {"examples": [{"installments": 6, "reason": "income_loss"}]}}
 
 
 class RescheduleRequestOut(BaseModel):
     loan_id: int
     installments: int
     recorded: bool = Field(description="kept in the hash-chained action log for the operators to decide")
+
+    model_config = {"json_schema_extra": {"examples": [{"loan_id": 7, "installments": 6, "recorded": True}]}}
 
 
 class RescheduleOfferIn(BaseModel):
@@ -39,11 +51,24 @@ class RescheduleAcceptIn(BaseModel):
     deadline: int = Field(gt=0, lt=2**64, description="unix seconds the signature is valid until (as signed)")
     signature: str = Field(pattern=HEX_SIGNATURE, description="EIP-712 RescheduleAcceptance signature by the borrower")
 
+    model_config = {"json_schema_extra": {"examples": [{"deadline": 1_767_228_600, "signature": "0x" + "5d" * 64 + "1b"}]}}
+
 
 class ScheduleSummaryOut(BaseModel):
     installments: int = Field(description="installments left")
     installment_amount: int = Field(description="the next installment's scheduled principal and interest")
     next_due_at: int
+
+    model_config = {"json_schema_extra": {"examples": [_PREVIOUS]}}
+
+
+class RescheduleAskedOut(BaseModel):
+    installments: int = Field(description="hoped for (0: no preference)")
+    reason: str
+    at: int = Field(description="unix milliseconds, as the action log recorded it")
+
+    model_config = {"json_schema_extra": {"examples": [{"installments": 6, "reason": "income_loss",
+                                                         "at": 1_767_225_600_000}]}}
 
 
 class RescheduleOut(BaseModel):
@@ -58,12 +83,16 @@ class RescheduleOut(BaseModel):
     tx_hash: str
     block_number: int
 
+    model_config = {"json_schema_extra": {"examples": [_RESCHEDULE]}}
+
 
 class OfferOut(BaseModel):
     offer_id: int
     installments: int
     expires_at: int
     open: bool
+
+    model_config = {"json_schema_extra": {"examples": [_OFFER]}}
 
 
 class RescheduleStatusOut(BaseModel):
@@ -72,4 +101,10 @@ class RescheduleStatusOut(BaseModel):
     loan_id: int
     offer: OfferOut | None = Field(description="the latest offer (null: none made)")
     to_sign: dict | None = Field(description="while an offer is open: the RescheduleAcceptance typed data to sign")
+    requests: list[RescheduleAskedOut] = Field(description="the borrower's requests, oldest first")
     reschedules: list[RescheduleOut]
+
+    model_config = {"json_schema_extra": {"examples": [
+        {"loan_id": 7, "offer": _OFFER, "to_sign": None,
+         "requests": [{"installments": 6, "reason": "income_loss", "at": 1_767_225_600_000}],
+         "reschedules": [_RESCHEDULE]}]}}

@@ -9,6 +9,7 @@ decides nothing (LoanBook.requestReschedule records it on-chain for a borrower w
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 from sqlalchemy import select
@@ -18,6 +19,7 @@ from web3.contract.contract import ContractFunction
 from api.services.signed_requests import Signed, check_and_relay
 from api.services.transactions import Sent, record
 from ledger import typed_data
+from ledger.store.models.action_log import ActionLogEntry
 from ledger.store.models.chain import ChainEvent
 
 ACCEPTANCE_VALIDITY = 3600  # seconds of chain time a suggested acceptance deadline leaves
@@ -66,6 +68,18 @@ def acceptance_to_sign(context, borrower: str, loan_id: int, offer: dict) -> dic
         chain_id=context.w3.eth.chain_id, book=book.address, loan_id=loan_id, offer_id=offer["offer_id"],
         installments=offer["installments"], expires_at=offer["expires_at"],
         nonce=book.functions.nonces(borrower).call(), deadline=context.chain_time() + ACCEPTANCE_VALIDITY)
+
+
+def requests(session: Session, loan_id: int) -> list[dict]:
+    """The borrower's requests for the loan, oldest first, as the action log holds them."""
+    rows = session.scalars(select(ActionLogEntry).where(ActionLogEntry.action == "loan.reschedule_request")
+                           .order_by(ActionLogEntry.seq)).all()
+    asked = []
+    for row in rows:
+        details = json.loads(row.details)
+        if details.get("loan_id") == loan_id:
+            asked.append({"installments": details["installments"], "reason": details["reason"], "at": row.at})
+    return asked
 
 
 def history(session: Session, loan_id: int) -> list[dict]:

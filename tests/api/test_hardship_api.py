@@ -35,9 +35,11 @@ def test_a_reschedule_asked_offered_and_accepted_through_the_api(api, borrower, 
     loan_id = active_loan
     before = borrower.loan(loan_id)
     assert len(before["schedule"]) == 3
-    asked = borrower.request_reschedule(loan_id, 6, "reduced hours")
+    asked = borrower.request_reschedule(loan_id, 6, "income_loss")
     assert asked == {"loan_id": loan_id, "installments": 6, "recorded": True}
-    assert borrower.reschedule(loan_id) == {"loan_id": loan_id, "offer": None, "to_sign": None, "reschedules": []}
+    status = borrower.reschedule(loan_id)
+    assert (status["offer"], status["to_sign"], status["reschedules"]) == (None, None, [])
+    assert [(r["installments"], r["reason"]) for r in operator.reschedule(loan_id)["requests"]] == [(6, "income_loss")]
 
     expires_at = driver.now + 7 * DAY
     outside = api_error(operator.offer_reschedule, loan_id, 13, expires_at)  # the product's longest term is 12
