@@ -208,7 +208,7 @@ def request_reschedule(loan_id: LoanIdPath, body: RescheduleRequestIn, context: 
 def reschedule_status(loan_id: LoanIdPath, context: ContextDep, who: LoanReader) -> RescheduleStatusOut:
     with context.sessions() as session:
         row = visible_loan(session, who, loan_id)
-        history = reschedules.history(session, loan_id)
+        history = reschedules.history(context, session, loan_id)
         asked = reschedules.requests(session, loan_id)
     offer = reschedules.latest_offer(context, loan_id)
     mine = row.borrower.lower() == who.address.lower()

@@ -7,14 +7,15 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from api.schemas import EXAMPLE_TX, HEX_SIGNATURE
+from api.schemas import EXAMPLE_SCHEDULE, EXAMPLE_TX, HEX_SIGNATURE, InstallmentOut
 from api.schemas.signed import SignedRequestIn, signed_example
 
 _PREVIOUS = {"installments": 3, "installment_amount": 41_588, "next_due_at": 1_769_817_600}
 _CURRENT = {"installments": 6, "installment_amount": 21_422, "next_due_at": 1_769_817_600}
 _OFFER = {"offer_id": 1, "installments": 6, "expires_at": 1_769_212_800, "open": False}
 _RESCHEDULE = {"offer_id": 1, "previous": _PREVIOUS, "current": _CURRENT, "rebased_at": 0, "principal": 120_000,
-               "carried_interest": 0, "tx_hash": EXAMPLE_TX, "block_number": 131}
+               "carried_interest": 0, "tx_hash": EXAMPLE_TX, "block_number": 131,
+               "previous_schedule": EXAMPLE_SCHEDULE, "current_schedule": EXAMPLE_SCHEDULE[:1]}
 
 
 class RescheduleRequestIn(BaseModel):
@@ -82,6 +83,8 @@ class RescheduleOut(BaseModel):
     carried_interest: int = Field(description="interest overdue at acceptance, added to the first new installment")
     tx_hash: str
     block_number: int
+    previous_schedule: list[InstallmentOut] = Field(description="the plan the loan was on before it, in full")
+    current_schedule: list[InstallmentOut] = Field(description="the plan it set, in full")
 
     model_config = {"json_schema_extra": {"examples": [_RESCHEDULE]}}
 

@@ -20,7 +20,8 @@ from api.services.signed_requests import Signed, check_and_relay
 from api.services.transactions import Sent, record
 from ledger import typed_data
 from ledger.store.models.action_log import ActionLogEntry
-from ledger.store.models.chain import ChainEvent
+from ledger.store.projection import LoanState, fold_loan, loan_events
+from ledger.typed_data import LoanTerms
 
 ACCEPTANCE_VALIDITY = 3600  # seconds of chain time a suggested acceptance deadline leaves
 
@@ -82,15 +83,36 @@ def requests(session: Session, loan_id: int) -> list[dict]:
     return asked
 
 
-def history(session: Session, loan_id: int) -> list[dict]:
-    """The loan's accepted reschedules, oldest first, from the indexed RescheduleAccepted events."""
-    rows = session.scalars(select(ChainEvent).where(
-        ChainEvent.contract == "LoanBook", ChainEvent.name == "RescheduleAccepted", ChainEvent.loan_id == loan_id)
-        .order_by(ChainEvent.block_number, ChainEvent.log_index)).all()
-    return [{"offer_id": e.args["offerId"], "previous": _summary(e.args["previous"]),
-             "current": _summary(e.args["current"]), "rebased_at": e.args["rebasedAt"], "principal": e.args["principal"],
-             "carried_interest": e.args["carriedInterest"], "tx_hash": e.tx_hash, "block_number": e.block_number}
-            for e in rows]
+def history(context, session: Session, loan_id: int) -> list[dict]:
+    """The loan's accepted reschedules, oldest first, from the indexed events: each with the shape RescheduleAccepted
+    gives of the schedule it replaced and the one it set, and both schedules in full, as the loan book's own `quote`
+    gives the plan the loan was on before and after it (from the loan's events: what an auditor rebuilds)."""
+    events = loan_events(session, loan_id)
+    out = []
+    for k, e in enumerate(events):
+        if e.name != "RescheduleAccepted":
+            continue
+        before, after = fold_loan(events[:k]), fold_loan(events[:k + 1])
+        out.append({"offer_id": e.args["offerId"], "previous": _summary(e.args["previous"]),
+                    "current": _summary(e.args["current"]), "rebased_at": e.args["rebasedAt"],
+                    "principal": e.args["principal"], "carried_interest": e.args["carriedInterest"],
+                    "tx_hash": e.tx_hash, "block_number": e.block_number,
+                    "previous_schedule": plan_rows(context, before), "current_schedule": plan_rows(context, after)})
+    return out
+
+
+def plan_rows(context, state: LoanState) -> list[dict]:
+    """The plan a loan in `state` walks, numbered as the loan's installments: the book's pure `quote` of its terms
+    (re-based: of the principal and installments it was re-based on, from the installment it was re-based at)."""
+    fields = {**state.terms, "currency": bytes.fromhex(state.terms["currency"].removeprefix("0x"))}
+    passed = payment_ray = 0
+    if state.rebased_at is not None:
+        fields.update(principal=state.rebased_principal, installments=state.rebased_installments)
+        passed, payment_ray = state.rebased_at, state.rebased_payment_ray
+    rows = context.bindings.book.functions.quote(LoanTerms(**fields).as_tuple(), state.disbursed_at, passed,
+                                                 payment_ray).call()
+    return [{"number": passed + k + 1, "due_at": due_at, "principal": principal, "interest": interest}
+            for k, (due_at, principal, interest) in enumerate(rows)]
 
 
 def _summary(s: dict) -> dict:

@@ -58,6 +58,8 @@ def test_a_reschedule_asked_offered_and_accepted_through_the_api(api, borrower, 
     (done,) = borrower.reschedule(loan_id)["reschedules"]
     assert done["previous"]["installments"] == 3 and done["current"]["installments"] == 6
     assert done["current"]["installment_amount"] < done["previous"]["installment_amount"]
+    assert done["previous_schedule"] == before["schedule"]  # the replaced schedule, rebuilt by the book's quote
+    assert done["current_schedule"] == after["schedule"]
     assert borrower.reschedule(loan_id)["offer"]["open"] is False
     # Accepting again: the offer is closed (the book's reason), nothing relayed.
     again = api_error(borrower.accept_reschedule, loan_id)
