@@ -12,7 +12,9 @@ from web3.logs import DISCARD
 from ledger import typed_data
 from ledger.book import LoanStatus
 from ledger.products import offering
-from ledger.typed_data import Amortization, LoanTerms
+from ledger.chain import ChainClient
+from ledger.forwarding import build_request, relay, sign_request
+from ledger.typed_data import Amortization, DayCount, Frequency, LoanTerms
 
 DAY = 86_400
 # conftest's TERMS: 120,000 minor units, 24% a year, three 30-day annuity installments, 3 days' grace.
@@ -21,26 +23,32 @@ LONGEST = 12  # the product's longest term: a loan of TERMS (3 installments) may
 RAY = 10**27
 
 
-@pytest.fixture
-def product(driver) -> tuple[int, int]:
-    """A product offering TERMS' principal over 3 to 12 installments, published by two operators."""
+# The same as a calendar-monthly loan charging each month's actual days.
+MONTHLY = replace(TERMS, interval=0, frequency=Frequency.MONTHLY, dayCount=DayCount.ACTUAL_365_FIXED)
+
+
+def publish_wide(driver, terms: LoanTerms = TERMS) -> tuple[int, int]:
+    """A product offering `terms`' principal over 3 to 12 installments, published by two operators."""
     driver.product(TERMS)  # opens the catalogue's ceilings as every test product needs
     catalog = driver.stack.catalog
-    wide = replace(offering(TERMS, "hardship"), max_installments=LONGEST)
+    wide = replace(offering(terms, "hardship"), max_installments=LONGEST)
     driver.by_two_operators(catalog.functions.createProduct(wide.as_tuple(catalog)))
     return catalog.functions.productCount().call(), 1
 
 
-@pytest.fixture
-def loan(driver, keys, product) -> int:
-    """alice's active loan of TERMS (3 monthly-ish annuity installments), just paid out."""
-    alice = keys["alice"]
-    driver.register(alice)
-    driver.score(alice)
-    loan_id = driver.apply(alice, *product, TERMS.principal, TERMS.installments)
+def active_loan(driver, borrower, terms: LoanTerms = TERMS) -> int:
+    driver.register(borrower)
+    driver.score(borrower)
+    loan_id = driver.apply(borrower, *publish_wide(driver, terms), terms.principal, terms.installments)
     driver.approve(loan_id)
-    driver.disburse(loan_id, TERMS.principal, b"payout-hardship")
+    driver.disburse(loan_id, terms.principal, b"payout-hardship")
     return loan_id
+
+
+@pytest.fixture
+def loan(driver, keys) -> int:
+    """alice's active loan of TERMS (3 annuity installments 30 days apart), just paid out."""
+    return active_loan(driver, keys["alice"])
 
 
 def offer(driver, loan_id: int, installments: int, expires_in: int = 7 * DAY):
@@ -152,6 +160,39 @@ def test_an_overdue_loan_keeps_its_overdue_interest_and_charges_owed_and_starts_
     assert first[0] == new[0][1] and first[1] == new[0][2] + old[0][2]
     # Not declarable in default while the new schedule is kept.
     assert book.functions.progressOf(loan).call()[0] == 1
+
+
+@pytest.mark.parametrize("terms", [TERMS, MONTHLY], ids=["fixed-interval", "monthly-actual-days"])
+def test_paying_the_new_schedule_on_its_dates_closes_an_overdue_loan(driver, keys, terms):
+    book, alice = driver.stack.book, keys["alice"]
+    loan = active_loan(driver, alice, terms)
+    old = book.functions.schedule(loan).call()
+    driver.w3.provider.make_request("evm_mine", [old[0][0] + 10 * DAY])  # the first installment is ten days late
+    offer(driver, loan, 5)
+    driver.send(book.functions.acceptReschedule(loan), alice)
+    new = book.functions.schedule(loan).call()
+    assert len(new) == 5 and new[0][0] == old[1][0]  # from the next due date on, on the loan's own calendar
+    if terms is MONTHLY:  # the same day of each following month as the loan's own dates
+        assert [d for d, _, _ in new[:2]] == [d for d, _, _ in old[1:3]]
+    for k, (due_at, principal, interest) in enumerate(new, start=2):
+        driver.w3.provider.make_request("evm_mine", [due_at])
+        amount = sum(book.functions.amountDue(loan, due_at).call()[:4])  # the first also carries what was overdue
+        driver.send(book.functions.confirmRepayment(loan, f"n-{k}".encode().ljust(32, b"\0"), amount, due_at),
+                    keys["oracle"])
+        assert book.functions.progressOf(loan).call()[0] == k  # installment k of the loan, on time
+    assert book.functions.loanOf(loan).call()[2] == LoanStatus.REPAID
+    progress = book.functions.progressOf(loan).call()
+    assert progress[2] == terms.principal and tuple(progress[6:8]) == (0, 0)  # all principal, no charge left unpaid
+    assert book.functions.outstandingPrincipal(alice.address, b"CNY").call() == 0
+
+
+def test_the_borrower_may_accept_through_the_forwarder_as_herself(driver, keys, loan, w3, stack):
+    offer(driver, loan, 6)
+    typed = build_request(stack.forwarder, keys["alice"].address, stack.book.functions.acceptReschedule(loan),
+                          driver.now + DAY, 2_000_000)
+    receipt = relay(ChainClient(w3, keys["eve"], stack.errors), stack.forwarder, typed, sign_request(typed, keys["alice"]))
+    (accepted,) = stack.book.events.RescheduleAccepted().process_receipt(receipt, errors=DISCARD)
+    assert accepted.args.actor == accepted.args.borrower == keys["alice"].address
 
 
 def test_offers_outside_the_products_rules_are_refused(driver, keys, loan, revert_name):
