@@ -11,9 +11,9 @@ from web3.logs import DISCARD
 
 from ledger import typed_data
 from ledger.book import LoanStatus
-from ledger.products import offering
 from ledger.chain import ChainClient
 from ledger.forwarding import build_request, relay, sign_request
+from ledger.products import offering
 from ledger.typed_data import Amortization, DayCount, Frequency, LoanTerms
 
 DAY = 86_400
