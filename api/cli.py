@@ -375,6 +375,12 @@ def op_offer_reschedule(loan_id: int = typer.Argument(..., min=1),
     _print(_call(_signer(wallet, api, quiet=as_json).offer_reschedule, loan_id, installments, until), as_json)
 
 
+@operator_app.command("reschedule-requests")
+def op_reschedule_requests(wallet: str = WALLET, api: str = API, as_json: bool = JSON) -> None:
+    """Borrowers' hardship reschedule requests, oldest first."""
+    _print(_call(_client(wallet, api).reschedule_requests), as_json)
+
+
 @reschedule_app.command("ask")
 def reschedule_ask(loan_id: int = typer.Argument(..., min=1),
                    installments: int = typer.Option(0, "--installments", min=0, help="Hoped for (0: no preference)."),

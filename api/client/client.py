@@ -306,6 +306,10 @@ class LoanLedgerClient:
         return self._request("POST", f"/v1/loans/{loan_id}/reschedule-requests",
                              json_body={"installments": installments, "reason": reason})
 
+    def reschedule_requests(self) -> list[dict]:
+        """Every borrower's reschedule requests, oldest first (operators, admins and auditors)."""
+        return self._request("GET", "/v1/operator/reschedule-requests")["requests"]
+
     def reschedule(self, loan_id: int) -> dict:
         """The loan's reschedule offer, what to sign to accept it, and its reschedules so far."""
         return self._request("GET", f"/v1/loans/{loan_id}/reschedule")

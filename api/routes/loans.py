@@ -14,6 +14,7 @@ from sqlalchemy.orm import selectinload
 from api import idempotency
 from api.auth import Principal
 from api.deps import (
+    Auditor,
     BorrowerOrApplicant,
     ContextDep,
     LimiterDep,
@@ -39,6 +40,7 @@ from api.schemas import (
 )
 from api.schemas.reschedules import (
     RescheduleAcceptIn,
+    RescheduleAskedList,
     RescheduleRequestIn,
     RescheduleRequestOut,
     RescheduleStatusOut,
@@ -252,3 +254,10 @@ def offer_reschedule(loan_id: LoanIdPath, body: SignedRescheduleOfferIn, context
     return idempotency.run_once(context, who.address, idempotency_key,
                                 f"POST /v1/operator/loans/{loan_id}/reschedule-offer",
                                 body.model_dump(exclude=SIGNED_FIELDS), action)
+
+
+@router.get("/operator/reschedule-requests", response_model=RescheduleAskedList, responses=ERRORS,
+            summary="Borrowers' hardship reschedule requests, oldest first (operators, admins and auditors)")
+def reschedule_requests(context: ContextDep, _: Auditor) -> RescheduleAskedList:
+    with context.sessions() as session:
+        return RescheduleAskedList(requests=reschedules.requests(session))

@@ -63,13 +63,24 @@ class ScheduleSummaryOut(BaseModel):
     model_config = {"json_schema_extra": {"examples": [_PREVIOUS]}}
 
 
+_ASKED = {"loan_id": 7, "borrower": "0x9965507D1a55bcC2695C58ba16FB37d819B0A4dc", "installments": 6,
+          "reason": "income_loss", "at": 1_767_225_600_000}
+
+
 class RescheduleAskedOut(BaseModel):
+    loan_id: int
+    borrower: str
     installments: int = Field(description="hoped for (0: no preference)")
     reason: str
     at: int = Field(description="unix milliseconds, as the action log recorded it")
 
-    model_config = {"json_schema_extra": {"examples": [{"installments": 6, "reason": "income_loss",
-                                                         "at": 1_767_225_600_000}]}}
+    model_config = {"json_schema_extra": {"examples": [_ASKED]}}
+
+
+class RescheduleAskedList(BaseModel):
+    requests: list[RescheduleAskedOut]
+
+    model_config = {"json_schema_extra": {"examples": [{"requests": [_ASKED]}]}}
 
 
 class RescheduleOut(BaseModel):
@@ -109,5 +120,5 @@ class RescheduleStatusOut(BaseModel):
 
     model_config = {"json_schema_extra": {"examples": [
         {"loan_id": 7, "offer": _OFFER, "to_sign": None,
-         "requests": [{"installments": 6, "reason": "income_loss", "at": 1_767_225_600_000}],
+         "requests": [_ASKED],
          "reschedules": [_RESCHEDULE]}]}}

@@ -71,15 +71,16 @@ def acceptance_to_sign(context, borrower: str, loan_id: int, offer: dict) -> dic
         nonce=book.functions.nonces(borrower).call(), deadline=context.chain_time() + ACCEPTANCE_VALIDITY)
 
 
-def requests(session: Session, loan_id: int) -> list[dict]:
-    """The borrower's requests for the loan, oldest first, as the action log holds them."""
+def requests(session: Session, loan_id: int | None = None) -> list[dict]:
+    """Borrowers' requests (for one loan, or all), oldest first, as the action log holds them."""
     rows = session.scalars(select(ActionLogEntry).where(ActionLogEntry.action == "loan.reschedule_request")
                            .order_by(ActionLogEntry.seq)).all()
     asked = []
     for row in rows:
         details = json.loads(row.details)
-        if details.get("loan_id") == loan_id:
-            asked.append({"installments": details["installments"], "reason": details["reason"], "at": row.at})
+        if loan_id is None or details.get("loan_id") == loan_id:
+            asked.append({"loan_id": details["loan_id"], "borrower": row.actor, "installments": details["installments"],
+                          "reason": details["reason"], "at": row.at})
     return asked
 
 

@@ -40,6 +40,8 @@ def test_a_reschedule_asked_offered_and_accepted_through_the_api(api, borrower, 
     status = borrower.reschedule(loan_id)
     assert (status["offer"], status["to_sign"], status["reschedules"]) == (None, None, [])
     assert [(r["installments"], r["reason"]) for r in operator.reschedule(loan_id)["requests"]] == [(6, "income_loss")]
+    (listed,) = operator.reschedule_requests()
+    assert (listed["loan_id"], listed["borrower"], listed["reason"]) == (loan_id, borrower.account.address, "income_loss")
 
     expires_at = driver.now + 7 * DAY
     outside = api_error(operator.offer_reschedule, loan_id, 13, expires_at)  # the product's longest term is 12

@@ -120,6 +120,7 @@ ROUTES = [
     ("GET", "/v1/operator/suspense", {"operator", "admin", "auditor"}),
     ("GET", "/v1/operator/credit-refunds", {"operator", "admin", "auditor"}),
     ("GET", "/v1/operator/policy", {"operator", "admin", "auditor"}),
+    ("GET", "/v1/operator/reschedule-requests", {"operator", "admin", "auditor"}),
     # What to sign for a decision: for whoever makes decisions (operators, admins, pausers: issue 16, each
     # signs their own); it signs nothing and sends nothing, and the action's own role is checked next.
     ("POST", "/v1/operator/requests", {"operator", "admin", "pauser"}),
