@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,6 +36,8 @@ product_app = typer.Typer(help="Publish, version and retire loan products.", no_
 operator_app.add_typer(product_app, name="product")
 admin_app = typer.Typer(help="Admin decisions (your wallet must hold the admin role), signed with your wallet.",
                         no_args_is_help=True)
+reschedule_app = typer.Typer(help="Hardship: ask for a longer schedule, see the offer, accept it by signing.",
+                              no_args_is_help=True)
 audit_app = typer.Typer(help="Auditor reads, reports, verification and exports.", no_args_is_help=True)
 
 WALLET = typer.Option("default", "--wallet", "-w", help="Wallet name.")
@@ -161,6 +164,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(operator_app, name="operator")
     app.add_typer(admin_app, name="admin")
     app.add_typer(audit_app, name="audit")
+    app.add_typer(reschedule_app, name="reschedule")
 
     @app.command("api")
     def serve(host: str = typer.Option(None, "--host"), port: int = typer.Option(None, "--port")) -> None:
@@ -389,6 +393,58 @@ def op_write_off(loan_id: int = typer.Argument(..., min=1), wallet: str = WALLET
                  as_json: bool = JSON) -> None:
     """Propose writing off a defaulted loan: a second operator confirms it (`loanledger operator confirm ID`)."""
     _print(_call(_signer(wallet, api, quiet=as_json).write_off, loan_id), as_json)
+
+
+@operator_app.command("offer-reschedule")
+def op_offer_reschedule(loan_id: int = typer.Argument(..., min=1),
+                        installments: int = typer.Option(..., "--installments", min=1,
+                                                         help="The new schedule's installments, from the next due "
+                                                              "date (more than are left; within the product's term)."),
+                        days: int = typer.Option(7, "--days", min=1, help="Days the offer stays open."),
+                        expires_at: int = typer.Option(None, "--expires-at", help="Unix seconds instead of --days."),
+                        wallet: str = WALLET, api: str = API, as_json: bool = JSON) -> None:
+    """Offer a borrower in hardship a reschedule of their loan; they accept it by signing."""
+    until = expires_at or int(time.time()) + days * 86_400
+    _print(_call(_signer(wallet, api, quiet=as_json).offer_reschedule, loan_id, installments, until), as_json)
+
+
+@operator_app.command("reschedule-requests")
+def op_reschedule_requests(wallet: str = WALLET, api: str = API, as_json: bool = JSON) -> None:
+    """Borrowers' hardship reschedule requests, oldest first."""
+    _print(_call(_client(wallet, api).reschedule_requests), as_json)
+
+
+@reschedule_app.command("ask")
+def reschedule_ask(loan_id: int = typer.Argument(..., min=1),
+                   installments: int = typer.Option(0, "--installments", min=0, help="Hoped for (0: no preference)."),
+                   reason: str = typer.Option("other", "--reason",
+                                              help="income_loss, illness, family, disaster or other"),
+                   wallet: str = WALLET, api: str = API) -> None:
+    """Ask for a hardship reschedule of your active loan: an operator offers terms."""
+    _call(_client(wallet, api).request_reschedule, loan_id, installments, reason)
+    console.print(f"asked for a reschedule of loan {loan_id}; `loanledger reschedule show {loan_id}` shows the offer")
+
+
+@reschedule_app.command("show")
+def reschedule_show(loan_id: int = typer.Argument(..., min=1), wallet: str = WALLET, api: str = API,
+                    as_json: bool = JSON) -> None:
+    """The loan's reschedule offer and the reschedules accepted, each with the schedule it replaced."""
+    _print(_call(_client(wallet, api).reschedule, loan_id), as_json)
+
+
+@reschedule_app.command("accept")
+def reschedule_accept(loan_id: int = typer.Argument(..., min=1),
+                      yes: bool = typer.Option(False, "--yes", "-y", help="Accept without asking."),
+                      wallet: str = WALLET, api: str = API, as_json: bool = JSON) -> None:
+    """Accept the loan's open offer: your wallet signs it (RescheduleAcceptance), the API relays it."""
+    client = _client(wallet, api)
+    offer = (_call(client.reschedule, loan_id) or {}).get("offer")
+    if not offer or not offer["open"]:
+        raise _fail(f"loan {loan_id} has no open reschedule offer")
+    if not yes and not typer.confirm(f"Reschedule loan {loan_id} over {offer['installments']} installments from its "
+                                     "next due date?"):
+        raise typer.Exit(1)
+    _print(_call(client.accept_reschedule, loan_id, expect_installments=offer["installments"]), as_json)
 
 
 # Maker-checker (FourEyes): what one operator proposed, a second one confirms before it expires.

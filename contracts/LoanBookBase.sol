@@ -117,6 +117,19 @@ abstract contract LoanBookBase is ILoanBook, LoanLedgerRoles, EIP712, Nonces {
     /// @dev Above this principal an approval needs FourEyes (ILoanBookExtension.payoutThreshold).
     uint96 internal _payoutThreshold;
 
+    /// @dev A loan's hardship reschedule offer (LoanBookExtension.offerReschedule): one open at a time, a new one
+    /// replaces it; `offerId` counts the loan's offers, so a borrower's acceptance names the one they saw.
+    struct RescheduleOffer {
+        uint16 installments;
+        uint40 expiresAt;
+        uint32 offerId;
+        bool open;
+        uint16 accepted; // reschedules accepted on the loan
+    }
+
+    /// @dev Appended after every earlier field: the layout both halves share only grows at its end.
+    mapping(uint256 loanId => RescheduleOffer) internal _rescheduleOffers;
+
     /// @notice The automatic approval policy: approves only loans their product made autoApprovable.
     bytes32 public constant POLICY_ROLE = keccak256("POLICY_ROLE");
 

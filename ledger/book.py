@@ -65,10 +65,10 @@ RUNNING_NAMES: tuple[str, ...] = tuple(status.solidity_name for status in RUNNIN
 
 # LoanBook events after which `schedule(loanId)` can return something else: the request fixes the
 # relative schedule, the disbursement makes it absolute, a bounced payout relative again; a prepayment
-# re-bases it (the installments left, recomputed), and a reversal of a repayment puts the loan back on its
+# re-bases it (the installments left, recomputed), so does a hardship reschedule, and a reversal of a repayment puts the loan back on its
 # original schedule.
 SCHEDULE_EVENTS: frozenset[str] = frozenset({"LoanRequested", "LoanDisbursed", "DisbursementReversed",
-                                             "ScheduleRebased", "RepaymentReversed"})
+                                             "ScheduleRebased", "RepaymentReversed", "RescheduleAccepted"})
 
 
 def snake_case(name: str) -> str:

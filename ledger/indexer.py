@@ -315,8 +315,9 @@ class Indexer:
         """
         book = [d for d in decoded_logs if d.contract == "LoanBook" and d.args.get("loanId") is not None]
         terms = {d.args["loanId"]: d.args["terms"] for d in book if d.name == "LoanRequested"}
-        # (A prepayment's re-base or a reversal of a repayment happens only to a loan paid out.)
-        disbursed = {d.args["loanId"] for d in book if d.name in ("LoanDisbursed", "ScheduleRebased", "RepaymentReversed")}
+        # (A prepayment's re-base, a reschedule or a reversal of a repayment happens only to a loan paid out.)
+        disbursed = {d.args["loanId"] for d in book
+                     if d.name in ("LoanDisbursed", "ScheduleRebased", "RepaymentReversed", "RescheduleAccepted")}
         changed: dict[int, tuple[dict, bool]] = {}
         for loan_id in {d.args["loanId"] for d in book if d.name in SCHEDULE_EVENTS}:
             if loan_id not in terms:

@@ -108,6 +108,25 @@ def cancel_loan(*, chain_id: int, book: str, loan_id: int, nonce: int, deadline:
     }
 
 
+def reschedule_acceptance(*, chain_id: int, book: str, loan_id: int, offer_id: int, installments: int,
+                          expires_at: int, nonce: int, deadline: int) -> dict:
+    """The full EIP-712 message a borrower signs to accept a hardship reschedule offer: the offer's number on the
+    loan, its installments and expiry (the book checks them against the offer it holds), nonce and deadline."""
+    return {
+        "types": {
+            "EIP712Domain": _DOMAIN_TYPE,
+            "RescheduleAcceptance": [
+                {"name": "loanId", "type": "uint256"}, {"name": "offerId", "type": "uint32"},
+                {"name": "installments", "type": "uint16"}, {"name": "expiresAt", "type": "uint40"},
+                {"name": "nonce", "type": "uint256"}, {"name": "deadline", "type": "uint256"}],
+        },
+        "primaryType": "RescheduleAcceptance",
+        "domain": _domain(LOAN_BOOK_DOMAIN, chain_id, book),
+        "message": {"loanId": loan_id, "offerId": offer_id, "installments": installments, "expiresAt": expires_at,
+                    "nonce": nonce, "deadline": deadline},
+    }
+
+
 def score_report(*, chain_id: int, oracle: str, report_id: int, model_version: int,
                  updates: list[tuple[str, int, int]]) -> dict:
     """The full EIP-712 message each score signer signs over a batch of (borrower, score, creditLimit)."""

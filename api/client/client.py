@@ -298,6 +298,45 @@ class LoanLedgerClient:
         return self.decide("loan.declare_default", f"/v1/operator/loans/{loan_id}/declare-default",
                            {"loan_id": loan_id}, idempotency_key=idempotency_key)
 
+    def offer_reschedule(self, loan_id: int, installments: int, expires_at: int, *,
+                         idempotency_key: str | None = None) -> dict:
+        """Offers the loan's borrower a hardship reschedule over `installments` installments (operator)."""
+        return self.decide("loan.reschedule_offer", f"/v1/operator/loans/{loan_id}/reschedule-offer",
+                           {"loan_id": loan_id}, {"installments": installments, "expires_at": expires_at},
+                           idempotency_key=idempotency_key)
+
+    def request_reschedule(self, loan_id: int, installments: int = 0, reason: str = "other") -> dict:
+        """Asks for a hardship reschedule of one's own active loan (borrower); `reason` is a code (income_loss,
+        illness, family, disaster, other)."""
+        return self._request("POST", f"/v1/loans/{loan_id}/reschedule-requests",
+                             json_body={"installments": installments, "reason": reason})
+
+    def reschedule_requests(self) -> list[dict]:
+        """Every borrower's reschedule requests, oldest first (operators, admins and auditors)."""
+        return self._request("GET", "/v1/operator/reschedule-requests")["requests"]
+
+    def reschedule(self, loan_id: int) -> dict:
+        """The loan's reschedule offer, what to sign to accept it, and its reschedules so far."""
+        return self._request("GET", f"/v1/loans/{loan_id}/reschedule")
+
+    def accept_reschedule(self, loan_id: int, *, expect_installments: int | None = None,
+                          idempotency_key: str | None = None) -> dict:
+        """Signs the RescheduleAcceptance the API prepared for the loan's open offer, after checking it is for this
+        loan, this book and (if given) the installments the borrower expects, and sends it."""
+        status = self.reschedule(loan_id)
+        to_sign = status.get("to_sign")
+        if not to_sign:
+            raise ApiError(409, "no_open_offer", f"loan {loan_id} has no open reschedule offer")
+        message = to_sign["message"]
+        offer = status["offer"]
+        if message["loanId"] != loan_id or message["installments"] != offer["installments"] or \
+                (expect_installments is not None and message["installments"] != expect_installments):
+            raise ApiError(409, "unexpected_offer", "the acceptance to sign is not for the offer expected")
+        signature = typed_data.sign(self.account.key, to_sign)
+        return self._request("POST", f"/v1/loans/{loan_id}/reschedule/accept",
+                             idempotency_key=idempotency_key or self.new_key(),
+                             json_body={"deadline": message["deadline"], "signature": to_0x_hex(signature)})
+
     def proposals(self) -> list[dict]:
         """The proposals awaiting a second person's confirmation (operators and admins), oldest first."""
         return self._request("GET", "/v1/operator/proposals")["proposals"]

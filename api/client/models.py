@@ -59,8 +59,8 @@ class PhoneIn(BaseModel):
 
 # Decisions signed by the staff member who makes them (POST /v1/operator/requests prepares what to sign).
 
-ACTIONS = ("loan.approve", "loan.reject", "loan.write_off", "loan.declare_default", "product.create",
-           "product.change", "product.retire", "system.pause", "system.unpause", "role.grant", "role.revoke",
+ACTIONS = ("loan.approve", "loan.reject", "loan.write_off", "loan.declare_default", "loan.reschedule_offer",
+           "product.create", "product.change", "product.retire", "system.pause", "system.unpause", "role.grant", "role.revoke",
            "oracle_signer.rotate", "borrower.register", "borrower.revoke", "proposal.confirm", "proposal.cancel")
 
 

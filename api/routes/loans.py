@@ -14,14 +14,16 @@ from sqlalchemy.orm import selectinload
 from api import idempotency
 from api.auth import Principal
 from api.deps import (
+    Auditor,
     BorrowerOrApplicant,
     ContextDep,
     LimiterDep,
     LoanReader,
     MetricsDep,
+    Operator,
     RegisteredBorrower,
 )
-from api.errors import ErrorResponse, error_responses
+from api.errors import ApiError, ErrorResponse, error_responses
 from api.observability import current_request_id
 from api.schemas import (
     AmountDueOut,
@@ -36,7 +38,16 @@ from api.schemas import (
     RequestParams,
     TxOut,
 )
-from api.services import application_limits, applications
+from api.schemas.reschedules import (
+    RescheduleAcceptIn,
+    RescheduleAskedList,
+    RescheduleRequestIn,
+    RescheduleRequestOut,
+    RescheduleStatusOut,
+    SignedRescheduleOfferIn,
+)
+from api.schemas.signed import SIGNED_FIELDS
+from api.services import application_limits, applications, reschedules
 from api.views import visible_loan
 from ledger.book import LoanStatus, read_loan
 from ledger.store.models.chain import Loan
@@ -175,3 +186,78 @@ def credit(context: ContextDep, who: BorrowerOrApplicant) -> CreditOut:
                      score_age=max(context.chain_time() - updated_at, 0) if scored else None, fresh=fresh,
                      # A stale score approves nothing (LoanBook refuses it): nothing is available on it.
                      outstanding_principal=outstanding, available=max(limit - outstanding, 0) if fresh else 0)
+
+
+# ------------------------------------------------------------------ hardship reschedule (issue 17)
+
+
+@router.post("/loans/{loan_id}/reschedule-requests", response_model=RescheduleRequestOut, status_code=202,
+             responses=ERRORS, summary="Ask for a hardship reschedule of an active loan (kept for the operators; "
+                                       "an operator offers terms, GET /v1/loans/{loan_id}/reschedule shows them)")
+def request_reschedule(loan_id: LoanIdPath, body: RescheduleRequestIn, context: ContextDep,
+                       who: RegisteredBorrower) -> RescheduleRequestOut:
+    with context.sessions() as session:
+        row = visible_loan(session, Principal(who.address, frozenset()), loan_id)  # own loans only, else 404
+        if row.status != LoanStatus.ACTIVE.solidity_name:
+            raise ApiError(409, "loan_not_active", f"loan {loan_id} is {row.status}: only an active loan is rescheduled")
+    reschedules.request(context, who.address, loan_id, body.installments, body.reason, current_request_id())
+    return RescheduleRequestOut(loan_id=loan_id, installments=body.installments, recorded=True)
+
+
+@router.get("/loans/{loan_id}/reschedule", response_model=RescheduleStatusOut, responses=ERRORS,
+            summary="The loan's reschedule offer, what its borrower signs to accept it, and every reschedule "
+                    "accepted with the schedule it replaced")
+def reschedule_status(loan_id: LoanIdPath, context: ContextDep, who: LoanReader) -> RescheduleStatusOut:
+    with context.sessions() as session:
+        row = visible_loan(session, who, loan_id)
+        history = reschedules.history(context, session, loan_id)
+        asked = reschedules.requests(session, loan_id)
+    offer = reschedules.latest_offer(context, loan_id)
+    mine = row.borrower.lower() == who.address.lower()
+    to_sign = reschedules.acceptance_to_sign(context, row.borrower, loan_id, offer) \
+        if mine and offer is not None and offer["open"] else None
+    return RescheduleStatusOut(loan_id=loan_id, offer=offer, to_sign=to_sign, requests=asked, reschedules=history)
+
+
+@router.post("/loans/{loan_id}/reschedule/accept", response_model=TxOut, responses=ERRORS,
+             summary="Accept the loan's open reschedule offer with the borrower's RescheduleAcceptance signature "
+                     "(Idempotency-Key required)")
+def accept_reschedule(loan_id: LoanIdPath, body: RescheduleAcceptIn, context: ContextDep, metrics: MetricsDep,
+                      who: RegisteredBorrower, idempotency_key: str | None = Header(None)):
+
+    def action():
+        with context.sessions() as session:
+            visible_loan(session, Principal(who.address, frozenset()), loan_id)  # own loans only, else 404
+        sent = reschedules.accept(context, who.address, loan_id, body.deadline, bytes.fromhex(body.signature[2:]),
+                                  current_request_id())
+        metrics.transactions.labels("accept_reschedule").inc()
+        context.wait_indexed(sent.block_number)
+        return 200, TxOut.model_validate(sent)
+
+    return idempotency.run_once(context, who.address, idempotency_key, f"POST /v1/loans/{loan_id}/reschedule/accept",
+                                body.model_dump(), action)
+
+
+@router.post("/operator/loans/{loan_id}/reschedule-offer", response_model=TxOut, responses=ERRORS,
+             summary="Offer a hardship reschedule (signed `loan.reschedule_offer`): the loan book checks it against "
+                     "the product's longest term and the cost cap")
+def offer_reschedule(loan_id: LoanIdPath, body: SignedRescheduleOfferIn, context: ContextDep, metrics: MetricsDep,
+                     who: Operator, idempotency_key: str | None = Header(None)):
+
+    def action():
+        sent = reschedules.offer(context, loan_id, body.installments, body.expires_at, who.address, body.signed(),
+                                 current_request_id())
+        metrics.transactions.labels("offer_reschedule").inc()
+        context.wait_indexed(sent.block_number)
+        return 200, TxOut.model_validate(sent)
+
+    return idempotency.run_once(context, who.address, idempotency_key,
+                                f"POST /v1/operator/loans/{loan_id}/reschedule-offer",
+                                body.model_dump(exclude=SIGNED_FIELDS), action)
+
+
+@router.get("/operator/reschedule-requests", response_model=RescheduleAskedList, responses=ERRORS,
+            summary="Borrowers' hardship reschedule requests, oldest first (operators, admins and auditors)")
+def reschedule_requests(context: ContextDep, _: Auditor) -> RescheduleAskedList:
+    with context.sessions() as session:
+        return RescheduleAskedList(requests=reschedules.requests(session))

@@ -16,8 +16,8 @@ _OPERATOR = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 _BOOK = "0xCf7Ed3AccA5a467e9e704C703E8D87F634fB0Fc9"
 _SIGNATURE = "0x" + "5d" * 64 + "1b"
 
-ACTIONS = ("loan.approve", "loan.reject", "loan.write_off", "loan.declare_default", "product.create",
-           "product.change", "product.retire", "system.pause", "system.unpause", "role.grant", "role.revoke",
+ACTIONS = ("loan.approve", "loan.reject", "loan.write_off", "loan.declare_default", "loan.reschedule_offer",
+           "product.create", "product.change", "product.retire", "system.pause", "system.unpause", "role.grant", "role.revoke",
            "oracle_signer.rotate", "borrower.register", "borrower.revoke", "proposal.confirm", "proposal.cancel")
 SIGNED_FIELDS = {"request", "signature", "requests"}  # authorisation, not the operation: left out of idempotency
 

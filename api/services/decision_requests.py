@@ -21,7 +21,15 @@ from api.schemas import ADDRESS
 from api.schemas.operator import ReasonIn, RoleIn, SignerRotationIn
 from api.schemas.products import ProductIn
 from api.schemas.signed import PreparedOut, PreparedRequest
-from api.services import decisions, four_eyes, pausing, products, roles, signed_requests
+from api.services import (
+    decisions,
+    four_eyes,
+    pausing,
+    products,
+    reschedules,
+    roles,
+    signed_requests,
+)
 from api.services.borrowers import register_call, revoke_call
 from api.views import checksum_address
 from ledger.book import read_loan
@@ -47,6 +55,11 @@ class LoanParams(BaseModel):
 
 class LoanReasonParams(LoanParams, ReasonIn):
     pass
+
+
+class RescheduleOfferParams(LoanParams):
+    installments: int = Field(ge=1, le=720)
+    expires_at: int = Field(gt=0, lt=2**40)
 
 
 class ProductIdParams(BaseModel):
@@ -109,6 +122,14 @@ def _loan_call(verb: str, build) -> Callable[..., Calls]:
                  f"(principal {money(loan.terms.principal, loan.currency)})")
         return [(build(context, p.loan_id), words)]
     return calls
+
+
+def _reschedule_offer(context, _signer: str, p: RescheduleOfferParams) -> Calls:
+    loan = read_loan(context.bindings.book, p.loan_id)
+    expires = datetime.fromtimestamp(p.expires_at, UTC).strftime("%Y-%m-%d %H:%M")
+    words = (f"Offer {short(loan.borrower)} to reschedule loan {p.loan_id} over {p.installments} installments from "
+             f"its next due date (the outstanding principal re-based; open until {expires} UTC)")
+    return [(reschedules.offer_call(context, p.loan_id, p.installments, p.expires_at), words)]
 
 
 def _reject(context, _signer: str, p: LoanReasonParams) -> Calls:
@@ -250,6 +271,7 @@ ACTIONS: dict[str, Action] = {
                              _one),
     "loan.declare_default": Action(OPERATOR, LoanParams,
                                    _loan_call("Declare in default", decisions.declare_default_call), _one),
+    "loan.reschedule_offer": Action(OPERATOR, RescheduleOfferParams, _reschedule_offer, _one),
     "product.create": Action(OPERATOR, ProductIn, _two_operators(_product_create), _one),
     "product.change": Action(OPERATOR, ProductChangeParams, _two_operators(_product_change), _one),
     "product.retire": Action(OPERATOR, ProductIdParams, _two_operators(_product_retire), _one),

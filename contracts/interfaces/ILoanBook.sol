@@ -188,6 +188,45 @@ interface ILoanBook {
         uint152 paymentRay
     );
 
+    /// @notice A schedule's shape as an auditor rebuilds it: `installments` left from `nextDueAt` on, each of
+    /// `installmentAmount` (the next installment's scheduled principal and interest; an annuity's level payment).
+    struct ScheduleSummary {
+        uint16 installments;
+        uint96 installmentAmount;
+        uint40 nextDueAt;
+    }
+
+    /// @notice The borrower asked for a hardship reschedule of `installments` installments (0: no preference).
+    event RescheduleRequested(uint256 indexed loanId, address indexed borrower, uint16 installments);
+    /// @notice An operator offered to reschedule the loan over `installments` installments from its next due date,
+    /// at about `installmentAmount` each (the amounts are fixed at acceptance, on the principal then outstanding).
+    /// A new offer replaces the loan's open one.
+    event RescheduleOffered(
+        uint256 indexed loanId,
+        uint32 indexed offerId,
+        uint16 installments,
+        uint96 installmentAmount,
+        uint40 expiresAt,
+        address indexed actor
+    );
+    /// @notice The borrower accepted offer `offerId`: from installment `rebasedAt + 1` on, `current.installments`
+    /// installments amortize `principal` (annuity: at the exact level payment `paymentRay`, RAY-scaled) and the
+    /// loan's term is `rebasedAt + current.installments`. `previous` is the schedule replaced. Interest overdue at
+    /// acceptance (`carriedInterest`) is not capitalised: it is added to the first new installment; late fees and
+    /// penalty interest accrued up to acceptance stay owed.
+    event RescheduleAccepted(
+        uint256 indexed loanId,
+        uint32 indexed offerId,
+        address indexed borrower,
+        ScheduleSummary previous,
+        ScheduleSummary current,
+        uint16 rebasedAt,
+        uint64 principal,
+        uint152 paymentRay,
+        uint96 carriedInterest,
+        address actor
+    );
+
     /// @notice Everything owed was paid; remaining future interest is not owed.
     /// @notice The part of a repayment beyond the payoff, held as the borrower's credit (the loan is Overpaid).
     event OverpaymentHeld(uint256 indexed loanId, bytes32 indexed paymentRef, uint96 credit, uint96 creditBalance);
@@ -227,6 +266,18 @@ interface ILoanBook {
     /// @notice In a batch, an item was skipped; `reason` is the ABI-encoded custom error.
     event PaymentSkipped(uint256 indexed loanId, bytes32 indexed paymentRef, bytes reason);
     /// @notice The cap on the annual rate changed.
+
+    /// @dev The loan has no open reschedule offer.
+    error LoanBookNoRescheduleOffer(uint256 loanId);
+    /// @dev The reschedule offer expired at `expiresAt`.
+    error LoanBookRescheduleOfferExpired(uint256 loanId, uint40 expiresAt);
+    /// @dev The installments offered are outside what the product allows for this loan now: more than the
+    /// `minInstallments - 1` left (a longer term), and at most the product's longest term less those already past.
+    error LoanBookRescheduleOutsideProduct(uint256 loanId, uint16 installments, uint16 minInstallments, uint16 maxInstallments);
+    /// @dev The new schedule discounted at the catalogue's cost cap is worth more than the principal it finances.
+    error LoanBookRescheduleAboveCap(uint256 loanId, uint256 presentValue, uint256 principal);
+    /// @dev The loan was rescheduled: its earlier repayments cannot be re-allocated by a reversal (an operator's case).
+    error LoanBookRescheduled(uint256 loanId);
 
     /// @dev The loan id is unknown.
     error LoanBookUnknownLoan(uint256 loanId);

@@ -136,4 +136,47 @@ interface ILoanBookExtension is ILoanBook {
 
     /// @notice True when the payment reference was already credited.
     function isPaymentReferenceUsed(bytes32 paymentRef) external view returns (bool);
+
+    /**
+     * @notice The borrower asks for a hardship reschedule (as themselves, or signed through the forwarder).
+     * @param loanId an active loan of the caller's
+     * @param installments the number of installments hoped for (0: no preference); an operator decides
+     */
+    function requestReschedule(uint256 loanId, uint16 installments) external;
+
+    /**
+     * @notice An operator offers to re-base an active loan's outstanding principal over `installments`
+     * installments from its next due date (same rate and interval); replaces the loan's open offer.
+     * @dev Checked now and again at acceptance: more installments than are left, within the product's longest
+     * term, and within the catalogue's all-in cost cap.
+     * @param loanId an active (possibly overdue) loan
+     * @param installments the new schedule's number of installments
+     * @param expiresAt unix time after which the offer cannot be accepted
+     * @return offerId the offer's number on the loan, which the borrower's acceptance names
+     */
+    function offerReschedule(uint256 loanId, uint16 installments, uint40 expiresAt) external returns (uint32 offerId);
+
+    /**
+     * @notice The borrower accepts the loan's open reschedule offer (as themselves, through the forwarder).
+     * @param loanId the loan
+     */
+    function acceptReschedule(uint256 loanId) external;
+
+    /**
+     * @notice Relayed acceptance signed by the borrower (EIP-712 `RescheduleAcceptance` over the open offer's
+     * id, installments and expiry, with the borrower's nonce and a deadline).
+     * @param loanId the loan
+     * @param deadline unix time after which the signature is void
+     * @param signature the borrower's signature
+     */
+    function acceptRescheduleWithSignature(uint256 loanId, uint256 deadline, bytes calldata signature) external;
+
+    /**
+     * @notice The loan's reschedule offer (open or not) and how many reschedules it has had.
+     * @param loanId the loan
+     */
+    function rescheduleOfferOf(uint256 loanId)
+        external
+        view
+        returns (uint32 offerId, uint16 installments, uint40 expiresAt, bool open, uint16 accepted);
 }

@@ -114,6 +114,9 @@ _ALLOWED_FROM = {
     "LoanDefaulted": (LoanStatus.ACTIVE,), "LoanWrittenOff": (LoanStatus.DEFAULTED,),
     "RecoveryApplied": (LoanStatus.WRITTEN_OFF,), "DisbursementReversed": (LoanStatus.ACTIVE,),
     "RepaymentReversed": (*RUNNING, *_CLOSED_BY_PAYMENT, LoanStatus.WRITTEN_OFF), "ScheduleRebased": RUNNING,
+    # Hardship (issue 17): asked and offered on an active loan, accepted on one still active.
+    "RescheduleRequested": (LoanStatus.ACTIVE,), "RescheduleOffered": (LoanStatus.ACTIVE,),
+    "RescheduleAccepted": (LoanStatus.ACTIVE,),
 }
 
 
@@ -168,6 +171,14 @@ def fold_loan(events: Iterable[EventLike]) -> LoanState | None:
             # The amounts are the contract's (`schedule(loanId)`, re-read by the indexer); only the numbering is ours.
             state.rebased_at, state.rebased_principal = a["rebasedAt"], a["principal"]
             state.rebased_installments, state.rebased_payment_ray = a["installments"], a["paymentRay"]
+        elif ev.name == "RescheduleAccepted":
+            # A hardship reschedule re-bases like a prepayment, from the first installment due after it (the ones
+            # overdue are folded in: installments paid = rebasedAt), and the loan's term becomes rebasedAt + the
+            # new count. The replaced schedule stays in the event (`previous`) and in the chain_events rows.
+            state.rebased_at, state.rebased_principal = a["rebasedAt"], a["principal"]
+            state.rebased_installments, state.rebased_payment_ray = a["current"]["installments"], a["paymentRay"]
+            state.paid_installments = a["rebasedAt"]
+            state.terms["installments"] = a["rebasedAt"] + a["current"]["installments"]
         elif ev.name == "OverpaymentHeld":
             # Closed by the repayment just before it; the rest is the borrower's until refunded.
             state.status, state.closed_at = LoanStatus.OVERPAID, ev.block_time

@@ -97,10 +97,14 @@ ROUTES = [
     # Only a borrower registered on-chain applies and cancels its own applications.
     ("POST", "/v1/loans", {"borrower"}),
     ("POST", "/v1/loans/{loan_id}/cancel", {"borrower"}),
+    # Hardship (issue 17): a borrower asks for a reschedule of their loan and accepts an offer by signing it.
+    ("POST", "/v1/loans/{loan_id}/reschedule-requests", {"borrower"}),
+    ("POST", "/v1/loans/{loan_id}/reschedule/accept", {"borrower"}),
     # Loans: a wallet sees its own, the read-all roles every loan.
     ("GET", "/v1/loans", {"borrower", "applicant", "auditor", "operator", "admin"}),
     ("GET", "/v1/loans/{loan_id}", {"borrower", "applicant", "auditor", "operator", "admin"}),
     ("GET", "/v1/loans/{loan_id}/due", {"borrower", "applicant", "auditor", "operator", "admin"}),
+    ("GET", "/v1/loans/{loan_id}/reschedule", {"borrower", "applicant", "auditor", "operator", "admin"}),
     # The audit reads (docs/auditor.md; the reconciliation "for auditors and operators", docs/operator.md).
     ("GET", "/v1/audit/loans", {"auditor", "operator", "admin"}),
     ("GET", "/v1/audit/loans/{loan_id}", {"auditor", "operator", "admin"}),
@@ -119,6 +123,7 @@ ROUTES = [
     ("GET", "/v1/operator/credit-refunds", {"operator", "admin", "auditor"}),
     ("GET", "/v1/operator/policy", {"operator", "admin", "auditor"}),
     ("GET", "/v1/operator/notices", {"operator", "admin", "auditor"}),
+    ("GET", "/v1/operator/reschedule-requests", {"operator", "admin", "auditor"}),
     # What to sign for a decision: for whoever makes decisions (operators, admins, pausers: issue 16, each
     # signs their own); it signs nothing and sends nothing, and the action's own role is checked next.
     ("POST", "/v1/operator/requests", {"operator", "admin", "pauser"}),
@@ -130,6 +135,7 @@ ROUTES = [
     ("POST", "/v1/operator/loans/{loan_id}/disburse", {"operator"}),
     ("POST", "/v1/operator/loans/{loan_id}/write-off", {"operator"}),
     ("POST", "/v1/operator/loans/{loan_id}/declare-default", {"operator"}),
+    ("POST", "/v1/operator/loans/{loan_id}/reschedule-offer", {"operator"}),
     ("POST", "/v1/operator/loans/{loan_id}/credit-refund", {"operator"}),
     ("POST", "/v1/operator/suspense/{item_id}/refund", {"operator"}),
     ("POST", "/v1/operator/suspense/{item_id}/apply", {"operator"}),

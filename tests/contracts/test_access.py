@@ -41,9 +41,14 @@ RULES = {
     ("book", "reverseDisbursement"): ("oracle", "AccessControlUnauthorizedAccount"),
     ("book", "declareDefault"): ("oracle", "LoanBookUnauthorizedDefault"),
     ("book", "cancel"): ("alice", "LoanBookNotBorrower"),
+    # Hardship reschedule (test_hardship_reschedule.py): an operator offers, the borrower asks and accepts.
+    ("book", "offerReschedule"): ("operator", "AccessControlUnauthorizedAccount"),
+    ("book", "requestReschedule"): ("alice", "LoanBookNotBorrower"),
+    ("book", "acceptReschedule"): ("alice", "LoanBookNotBorrower"),
     # Anyone may relay these: the borrower's signature is the authority, so a stranger's is refused.
     ("book", "requestLoan"): ("eve", "LoanBookInvalidSignature"),
     ("book", "cancelWithSignature"): ("eve", "LoanBookInvalidSignature"),
+    ("book", "acceptRescheduleWithSignature"): ("eve", "LoanBookInvalidSignature"),
     # Batch items run only as calls from the book to itself.
     ("book", "applyDisbursementItem"): (None, "LoanBookOnlySelf"),
     ("book", "applyRepaymentItem"): (None, "LoanBookOnlySelf"),
@@ -120,6 +125,8 @@ def arguments(contract: str, name: str, keys, loan_terms, loan_id: int, stack=No
         "renounceRole": (ZERO32, keys["admin"].address),
         "createProduct": (PRODUCT,), "changeProduct": (1, PRODUCT), "retireProduct": (1,), "setCostCap": (2_000,),
         "setLateChargeCeilings": (3_000, 400),
+        "offerReschedule": (loan_id, 6, 2**39), "requestReschedule": (loan_id, 6), "acceptReschedule": (loan_id,),
+        "acceptRescheduleWithSignature": (loan_id, 2**40, b"\0" * 65),
     }
     return by_name[name]
 
@@ -160,11 +167,11 @@ GATED[("book", "reject")] = {"operator", "policy"}  # the same loans as it may a
 # A borrower is registered (or updated) by an operator's signed decision, or by the oracle bringing a completed KYC.
 GATED[("registry", "registerBorrower")] = GATED[("registry", "updateBorrower")] = {"operator", "oracle"}
 # How many role-gated functions each holder may call, counted from the contracts by hand: the admin its
-# five settings and grantRole/revokeRole on five contracts; the operator 3 registry + 3 book (approve, reject,
-# declareDefault) + FourEyes.propose; the oracle 2 registry (register, update) + pushScores + 8 book + anchor;
+# five settings and grantRole/revokeRole on five contracts; the operator 3 registry + 4 book (approve, reject,
+# declareDefault, offerReschedule) + FourEyes.propose; the oracle 2 registry (register, update) + pushScores + 8 book + anchor;
 # the pauser pause/unpause on six; the score signer none; the policy approve and reject (autoApprovable loans
 # only). Write-offs and products: nobody alone (FourEyes).
-PERMITTED_COUNT = {"admin": 15, "operator": 7, "oracle": 12, "pauser": 12, "signer": 0, "policy": 2}
+PERMITTED_COUNT = {"admin": 15, "operator": 8, "oracle": 12, "pauser": 12, "signer": 0, "policy": 2}
 
 
 @pytest.mark.parametrize("holder", ROLE_HOLDERS)
