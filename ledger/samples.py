@@ -32,6 +32,16 @@ def sample_identity(index: int) -> dict[str, str]:
             "phone": f"139{index:08d}", "bank_card": card}
 
 
+def sample_card(card_number: str) -> dict[str, str] | None:
+    """The sample identity a test card was issued to (its holder, ID number and the phone reserved with the bank),
+    or None for a card no sample identity holds: the payment-rail stand-in's table of test cards."""
+    digits = "".join(ch for ch in card_number if ch.isascii() and ch.isdigit())
+    if len(digits) != 18 or not digits.startswith("622202"):
+        return None
+    person = sample_identity(int(digits[6:15]))
+    return person if person["bank_card"] == digits else None
+
+
 # A plain product for tests and examples: 10,000.00 to 500,000.00 in three 30-day annuity installments at 18 %,
 # no fee, auto-approved up to 50,000.00 (within every default ceiling).
 SAMPLE_PRODUCT = Product(

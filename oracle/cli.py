@@ -476,15 +476,19 @@ def rail_command(
     import uvicorn
 
     from ledger.config import load_settings
+    from oracle.payments.card_verifications import CardDesk
     from oracle.payments.config import rail_key_path
     from oracle.payments.rail import PaymentRail, create_app, load_or_create_key
 
     _logging(log_level)
-    path = key or rail_key_path(load_settings().home)
+    settings = load_settings()
+    path = key or rail_key_path(settings.home)
     rail = PaymentRail(provider, load_or_create_key(path), webhook_url=webhook_url or None)
     logging.getLogger("oracle").info("rail stand-in %s on http://%s:%d, key %s, webhooks to %s", provider, host,
                                      port, path, webhook_url)
-    uvicorn.run(create_app(rail), host=host, port=port, log_level=log_level)
+    # The bank's card codes go to the development SMS outbox, where the borrower's handset is simulated.
+    uvicorn.run(create_app(rail, CardDesk(outbox=settings.sms_outbox_path)), host=host, port=port,
+                log_level=log_level)
 
 
 @rail_app.command("reconcile")

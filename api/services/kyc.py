@@ -1,6 +1,7 @@
 """Real-name verification as a state machine (the statuses and their ways out: ledger.kyc_status): submit a
-record, confirm the phone and the card binding with one-time codes, get registered on-chain by the oracle; renew
-before or after the KYC expires; confirm a changed phone number with a code to the new number.
+record, confirm the phone with a one-time code and the card binding with the code the bank texted to the card's
+reserved phone (the payment rail's card verification: api.services.card_binding), get registered on-chain by the
+oracle; renew before or after the KYC expires; confirm a changed phone number with a code to the new number.
 
 The API sends no registration itself (it holds no key with a role): the verified record and its registration
 intent are stored in one transaction, and the oracle's registration worker registers the borrower (or, for a
@@ -16,6 +17,7 @@ goes into the vault, and only the identity commitment goes on-chain. Callers sho
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +26,7 @@ from sqlalchemy import delete
 
 from api.errors import ApiError
 from api.otp import OtpService
+from api.services.card_binding import card_rail, idempotency_key
 from api.services.borrowers import (
     KYC_VALIDITY,
     ledger_borrower,
@@ -141,7 +144,10 @@ def _verified(context, address: str, commitment: str, *, phone_change_pending: b
 
 
 def submit(context, otp: OtpService, address: str, record: KycRecord, request_id: str) -> Standing:
-    """Seals the application and texts the two codes. A verified wallet may submit again to renew: once the renewal
+    """Seals the application, asks the rail to verify the card (the bank texts its code to the card's reserved
+    phone: api.services.card_binding) and texts the phone code. The bank's refusal (422 `card_not_verified`) leaves
+    the pending application as it was; the rail away (503 `rail_unavailable`) leaves this one pending, to submit
+    again or verify (which starts the card verification with the same key). A verified wallet may submit again to renew: once the renewal
     window opens (`kyc_renewal_days` before kycExpiresAt), after it expired, or when re-verification is needed; its
     record must be the same person's (the same ID number). 409 naming why otherwise."""
     purpose = INITIAL
@@ -152,9 +158,17 @@ def submit(context, otp: OtpService, address: str, record: KycRecord, request_id
         _refuse_taken(context, address, record, fields=("phone",))
     else:
         _refuse_taken(context, address, record)
-    _seal(context, address, record, purpose, card_verified=False)
+    # The bank's text counts against the phone's budget of codes as LoanLedger's own do (no texting a phone in bulk).
+    otp.limiter.hit("otp_send_phone", hashlib.sha256(record.phone.encode()).hexdigest())
+    previous = _pending_row(context, address)
+    sealed = _seal(context, address, record, purpose, card_verified=False)
+    try:  # the bank checks the card and texts its own code to the card's reserved phone
+        card_rail(context).start(context.settings.rail_url, idempotency_key(address, sealed), record)
+    except ApiError as exc:
+        if exc.status != 503:  # refused: the application is as it was (the rail away: it stays, to resume)
+            _restore(context, address, previous)
+        raise
     otp.send(address, "phone", record.phone)
-    otp.send(address, "card", record.phone)  # the bank texts the card-binding code to the same phone
     context.action_log.append(address, "kyc.renew" if purpose == RENEWAL else "kyc.submit", request_id, {})
     return standing(context, address)
 
@@ -182,7 +196,7 @@ def _owner_differs(context, address: str, record: KycRecord) -> bool:
 
 
 def confirm(context, otp: OtpService, address: str, phone_code: str, card_code: str, request_id: str) -> Standing:
-    """Checks both codes, moves the record into the vault with its registration (or renewal) intent. Repeatable:
+    """Checks the phone code, has the rail confirm the bank's card code (a refusal by name changes nothing), moves the record into the vault with its registration (or renewal) intent. Repeatable:
     with nothing left to confirm it answers the status; cut off after the codes, it completes without them."""
     with context.sessions() as session:
         pending = session.get(KycApplication, address)
@@ -195,10 +209,13 @@ def confirm(context, otp: OtpService, address: str, phone_code: str, card_code: 
     if not pending.phone_verified:
         otp.verify(address, "phone", phone_code)
         _mark(context, address, phone_verified=True)
-    if not pending.card_verified:
-        otp.verify(address, "card", card_code)
-        _mark(context, address, card_verified=True)
     record = context.vault.open_pending(address, pending.sealed)
+    if not pending.card_verified:
+        # The same key as at submission: the rail answers the verification it made then (or makes it now, if the
+        # rail was away then); the bank confirms the code it texted to the card's reserved phone.
+        rail, base = card_rail(context), context.settings.rail_url
+        rail.confirm(base, rail.start(base, idempotency_key(address, pending.sealed), record), card_code)
+        _mark(context, address, card_verified=True)
     if pending.purpose == RENEWAL:
         _store_renewal(context, address, record, request_id)
     else:
@@ -281,12 +298,27 @@ def _refuse_taken(context, address: str, record: KycRecord, fields=("id_number",
             raise ApiError(409, f"duplicate_{field}", f"this {field.replace('_', ' ')} is verified for another wallet")
 
 
-def _seal(context, address: str, record: KycRecord, purpose: str, *, card_verified: bool) -> None:
-    at = int(time.time())
+def _seal(context, address: str, record: KycRecord, purpose: str, *, card_verified: bool) -> bytes:
+    at, sealed = int(time.time()), context.vault.seal_pending(address, record)
     with context.sessions.begin() as session:
-        session.merge(KycApplication(address=address, purpose=purpose,
-                                     sealed=context.vault.seal_pending(address, record), phone_verified=False,
+        session.merge(KycApplication(address=address, purpose=purpose, sealed=sealed, phone_verified=False,
                                      card_verified=card_verified, created_at=at, expires_at=at + APPLICATION_TTL))
+    return sealed
+
+
+def _pending_row(context, address: str) -> dict | None:
+    with context.sessions() as session:
+        row = session.get(KycApplication, address)
+        return None if row is None else {c.key: getattr(row, c.key) for c in KycApplication.__table__.columns}
+
+
+def _restore(context, address: str, previous: dict | None) -> None:
+    """Puts back the pending application a refused submission replaced (or removes the one it added)."""
+    if previous is None:
+        _forget_application(context, address)
+        return
+    with context.sessions.begin() as session:
+        session.merge(KycApplication(**previous))
 
 
 def _mark(context, address: str, **flags) -> None:

@@ -20,6 +20,9 @@ Every webhook is signed and delivered the same way, retried until acknowledged.
 
 `GET /v1/statements/{YYYY-MM-DD}` is the day's settlement statement (every payout, collection, refund,
 reversal and return executed that UTC day), as providers publish daily statement files for reconciliation (oracle.payments.reconcile).
+
+`/v1/card-verifications` binds a card as banks do: the bank texts its own code to the card's reserved phone
+(oracle.payments.card_verifications).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from fastapi import FastAPI, Header, HTTPException, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
+from oracle.payments.card_verifications import CardDesk, card_router
 from oracle.payments.signatures import RsaScheme, signature_headers
 
 log = logging.getLogger(__name__)
@@ -305,9 +309,13 @@ class RefundOrder(BaseModel):
 IdempotencyKey = Annotated[str | None, Header(max_length=255, description="same key, same order: same payment")]
 
 
-def create_app(rail: PaymentRail) -> FastAPI:
+def create_app(rail: PaymentRail, cards: CardDesk | None = None) -> FastAPI:
+    """`cards`: the bank side of card verification (texts to the SMS outbox it names; none: a desk that texts
+    nothing, its codes readable only in memory)."""
     app = FastAPI(title="LoanLedger payment-rail stand-in",
-                  description="Pays out and collects; notifies by RSA-SHA256-signed webhook.")
+                  description="Pays out and collects; notifies by RSA-SHA256-signed webhook; verifies cards.")
+    app.state.cards = cards = cards or CardDesk()
+    app.include_router(card_router(cards))
 
     def _pay(direction: Literal["payout", "collection"], order: PaymentOrder, key: str | None,
              response: Response) -> dict:

@@ -14,12 +14,14 @@ from pathlib import Path
 import httpx
 import pytest
 from eth_account import Account
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from web3 import Web3
 
 from api.app import create_app
 from api.context import Context
 from api.client import LoanLedgerClient
+from api.services.card_binding import CardRail
 from ledger import manifest as manifests
 from ledger.chain import ChainClient
 from ledger.config import Settings
@@ -28,6 +30,7 @@ from ledger.node import free_port
 from ledger.samples import sample_identity
 from ledger.store import open_store
 from ledger.vault import Keyring, Vault
+from oracle.payments.card_verifications import CardDesk, card_router
 from oracle.policy import Policy, Round
 
 DAY = 86_400
@@ -92,6 +95,12 @@ def api(w3, stack, keys, tmp_path):
     thread = threading.Thread(target=indexer.follow, kwargs={"poll_interval": 0.05, "stop": stop}, daemon=True)
     thread.start()
     app = create_app(context)
+    # The rail's card verification in-process (the bank texts its codes to the API's outbox, which tests read);
+    # `app.state.bank` is its desk (e.g. `reserve_phone`, as a holder does at a branch).
+    app.state.bank = CardDesk(outbox=settings.sms_outbox_path)
+    bank = FastAPI()
+    bank.include_router(card_router(app.state.bank))
+    context.card_rail = CardRail(http=TestClient(bank))
     yield app, context
     stop.set()
     thread.join(timeout=10)
@@ -195,12 +204,14 @@ LOANLEDGER = str(Path(sys.executable).with_name("loanledger"))
 class Rail:
     """`loanledger rail` as a process on a free port (webhooks off: the payout stays with the rail)."""
 
-    def __init__(self, home: Path, log: Path):
-        self.home, self.log, self.port = home, log, free_port()
+    def __init__(self, home: Path, log: Path, sms_outbox: Path | None = None):
+        self.home, self.log, self.port, self.sms_outbox = home, log, free_port(), sms_outbox
         self.url, self.process = f"http://127.0.0.1:{self.port}", None
 
     def start(self) -> Rail:
         env = {**os.environ, "LOANLEDGER_HOME": str(self.home)}
+        if self.sms_outbox is not None:  # the bank's card codes go where the tests read texts
+            env["LOANLEDGER_SMS_OUTBOX"] = str(self.sms_outbox)
         with self.log.open("ab") as out:
             self.process = subprocess.Popen([LOANLEDGER, "rail", "--port", str(self.port), "--webhook-url", "",
                                              "--log-level", "warning"], env=env, stdout=out, stderr=subprocess.STDOUT)
