@@ -36,7 +36,7 @@ def sample_card(card_number: str) -> dict[str, str] | None:
     """The sample identity a test card was issued to (its holder, ID number and the phone reserved with the bank),
     or None for a card no sample identity holds: the payment-rail stand-in's table of test cards."""
     digits = "".join(ch for ch in card_number if ch.isascii() and ch.isdigit())
-    if len(digits) != 18 or not digits.startswith("622202"):
+    if len(digits) != 18 or not digits.startswith("622202") or int(digits[6:15]) >= 10_000:
         return None
     person = sample_identity(int(digits[6:15]))
     return person if person["bank_card"] == digits else None
