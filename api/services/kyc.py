@@ -26,7 +26,6 @@ from sqlalchemy import delete
 
 from api.errors import ApiError
 from api.otp import OtpService
-from api.services.card_binding import card_rail, idempotency_key
 from api.services.borrowers import (
     KYC_VALIDITY,
     ledger_borrower,
@@ -34,6 +33,7 @@ from api.services.borrowers import (
     registration,
     registration_intent,
 )
+from api.services.card_binding import card_rail, idempotency_key
 from ledger.book import DAY
 from ledger.encoding import to_0x_hex
 from ledger.identity import KycRecord, normalize_phone

@@ -19,8 +19,8 @@ from fastapi.testclient import TestClient
 from web3 import Web3
 
 from api.app import create_app
-from api.context import Context
 from api.client import LoanLedgerClient
+from api.context import Context
 from api.services.card_binding import CardRail
 from ledger import manifest as manifests
 from ledger.chain import ChainClient
