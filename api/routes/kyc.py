@@ -1,4 +1,5 @@
-"""Real-name verification: submit, confirm the phone and the card binding with one-time codes, get registered;
+"""Real-name verification: submit, confirm the phone (LoanLedger's code) and the card binding (the bank's code, texted
+to the card's reserved phone: api.services.card_binding), get registered;
 renew before or after expiry; re-verify a changed phone number (a new SIM) with a code to the new number.
 
 The steps are api.services.kyc; each answers the status after it, as GET /v1/kyc shows it (ledger.kyc_status
@@ -58,12 +59,16 @@ def status(context: ContextDep, roles: RolesDep, who: BorrowerOrApplicant) -> Ky
 
 
 @router.post("", response_model=KycStatus, status_code=202, responses=ERRORS,
-             summary="Submit name, ID number, phone and bank card (again, to renew); codes go to the phone",
+             summary="Submit name, ID number, phone and bank card (again, to renew); a code goes to the phone, the "
+                     "bank texts its card code to the card's reserved phone",
              description="A verified wallet submits again to renew: from `renewal_opens_at` (`kyc_renewal_days` "
                          "before `kyc_expires_at`) or after expiry, or when `reverification_needed`; the ID number "
                          "must be the one it was verified with. 409 `renewal_not_open` (naming the date it opens), "
                          "`renewal_other_person`, `already_verified` (its registration is on its way), "
-                         "`borrower_revoked`, `duplicate_id_number` / `duplicate_phone`.")
+                         "`borrower_revoked`, `duplicate_id_number` / `duplicate_phone`. The bank (the payment "
+                         "rail's card verification) refusing the card: 422 `card_not_verified` naming its reason "
+                         "(`card_unknown`, `card_holder_mismatch`, `card_phone_mismatch`); the rail away: 503 "
+                         "`rail_unavailable` with Retry-After.")
 def submit(body: KycIn, context: ContextDep, otp: OtpDep, who: BorrowerOrApplicant) -> KycStatus:
     record = KycRecord.from_input(body.name, body.id_number, body.phone, body.bank_card)  # 422 per field
     return _shown(kyc.submit(context, otp, who.address, record, current_request_id()))
@@ -71,7 +76,10 @@ def submit(body: KycIn, context: ContextDep, otp: OtpDep, who: BorrowerOrApplica
 
 @router.post("/verify", response_model=KycStatus, responses=ERRORS,
              summary="Confirm both codes: the record is sealed in the vault; the oracle registers the borrower "
-                     "on-chain (status `registering` until the ledger shows it)")
+                     "on-chain (status `registering` until the ledger shows it)",
+             description="The card code is confirmed by the bank (the payment rail): wrong 422 `otp_wrong`, locked "
+                         "after 3 tries `otp_locked`, expired `otp_expired`; the rail away 503 `rail_unavailable` "
+                         "with Retry-After (verify again with the same codes).")
 def verify(body: CodesIn, context: ContextDep, otp: OtpDep, roles: RolesDep, who: BorrowerOrApplicant) -> KycStatus:
     standing = kyc.confirm(context, otp, who.address, body.phone_code, body.card_code, current_request_id())
     if standing.status in ON_CHAIN:  # already on the ledger (registered before, or a renewal): forget cached roles

@@ -36,7 +36,7 @@ def one_time_code(description: str):
 
 
 PhoneCode = one_time_code("the code texted to confirm the phone number")
-CardCode = one_time_code("the bank's code confirming the card binding")
+CardCode = one_time_code("the code the bank texted to the card's reserved phone, confirming the card binding")
 NewPhoneCode = one_time_code("the code texted to the new number")
 
 
