@@ -90,7 +90,8 @@ class CardRail:
                                               "code from the bank")
         if code_name == "code_expired":
             raise ApiError(422, "otp_expired", "the bank's card code expired: submit the application again")
-        raise ApiError(422, "card_not_verified", f"the bank refused the card code ({code_name or response.status_code})")
+        raise ApiError(422, "card_not_verified",
+                       f"the bank refused the card code ({code_name or response.status_code})")
 
 
 def _detail(response: httpx.Response) -> dict:

@@ -146,10 +146,12 @@ def _verified(context, address: str, commitment: str, *, phone_change_pending: b
 def submit(context, otp: OtpService, address: str, record: KycRecord, request_id: str) -> Standing:
     """Seals the application, asks the rail to verify the card (the bank texts its code to the card's reserved
     phone: api.services.card_binding) and texts the phone code. The bank's refusal (422 `card_not_verified`) leaves
-    the pending application as it was; the rail away (503 `rail_unavailable`) leaves this one pending, to submit
-    again or verify (which starts the card verification with the same key). A verified wallet may submit again to renew: once the renewal
-    window opens (`kyc_renewal_days` before kycExpiresAt), after it expired, or when re-verification is needed; its
-    record must be the same person's (the same ID number). 409 naming why otherwise."""
+    the pending application as it was; the rail away (503 `rail_unavailable`, after retries with the same key)
+    leaves this one pending and no code sent: submitting again goes on.
+
+    A verified wallet may submit again to renew: once the renewal window opens (`kyc_renewal_days` before
+    kycExpiresAt), after it expired, or when re-verification is needed; its record must be the same person's (the
+    same ID number). 409 naming why otherwise."""
     purpose = INITIAL
     if context.vault.has_record(address):
         current = standing(context, address)
@@ -196,8 +198,9 @@ def _owner_differs(context, address: str, record: KycRecord) -> bool:
 
 
 def confirm(context, otp: OtpService, address: str, phone_code: str, card_code: str, request_id: str) -> Standing:
-    """Checks the phone code, has the rail confirm the bank's card code (a refusal by name changes nothing), moves the record into the vault with its registration (or renewal) intent. Repeatable:
-    with nothing left to confirm it answers the status; cut off after the codes, it completes without them."""
+    """Checks the phone code, has the rail confirm the bank's card code (a refusal by name, or the rail away, marks
+    nothing), moves the record into the vault with its registration (or renewal) intent. Repeatable: with nothing
+    left to confirm it answers the status; cut off after the codes, it completes without them."""
     with context.sessions() as session:
         pending = session.get(KycApplication, address)
     if pending is None or pending.purpose not in (INITIAL, RENEWAL):
