@@ -42,12 +42,11 @@ def idempotency_key(address: str, sealed: bytes) -> str:
 
 class CardRail:
     def __init__(self, url: str | None = None, *, http: httpx.Client | None = None, timeout: float = 5.0):
-        self.url, self.timeout = url, timeout
-        self.http = http or httpx.Client(timeout=timeout)
+        self.url = url
+        self.http = http or httpx.Client(timeout=timeout)  # a client given (tests: the ASGI app) has its own
 
     def _post(self, base: str, path: str, body: dict, headers: dict | None = None) -> httpx.Response:
-        return self.http.post(f"{(self.url or base).rstrip('/')}{path}", json=body, headers=headers or {},
-                              timeout=self.timeout)
+        return self.http.post(f"{(self.url or base).rstrip('/')}{path}", json=body, headers=headers or {})
 
     def start(self, base: str, key: str, record: KycRecord) -> str:
         """The verification id; the bank texts its code to the card's reserved phone (once per key)."""
