@@ -93,6 +93,10 @@ def test_a_lost_wallet_is_recovered_after_an_operator_confirms_and_its_loan_and_
 
     # The limit follows the identity: a fresh score for the new wallet is not a fresh limit beside the old loan.
     driver.score(new, limit=LIMIT, report_id=3)
+    assert context.wait_indexed(driver.w3.eth.block_number)
+    credit = me.credit()
+    assert (credit["outstanding_principal"], credit["available"]) == (application["principal"],
+                                                                     LIMIT - application["principal"])
     second = me.apply(**application)["loan_id"]
     assert revert_name(stack.book.functions.approve(second), keys["operator"].address) == \
         "LoanBookCreditLimitExceeded"
