@@ -26,6 +26,7 @@ from api.schemas.kyc import (
     PhoneIn,
 )
 from api.services import kyc, recovery
+from api.views import checksum_address
 from ledger.identity import KycRecord
 from ledger.kyc_status import ON_CHAIN, description
 
@@ -103,6 +104,11 @@ class RecoveryOut(BaseModel):
     outstanding_principal: int
     created_at: int
 
+    model_config = {"json_schema_extra": {"examples": [{
+        "borrower": "0x90F79bf6EB2c4f870365E785982E1f101E93b906",
+        "recovered_from": "0x9965507D1a55bcC2695C58ba16FB37d819B0A4dc", "status": "held",
+        "outstanding_principal": 120000, "created_at": 1796083200}]}}
+
 
 @router.post("/recovery", response_model=KycStatus, status_code=202, responses=ERRORS,
              summary="Lost your wallet? On a new one, submit the same record again: codes go to the phone",
@@ -126,4 +132,5 @@ def held_recoveries(context: ContextDep, _who: Operator) -> list[RecoveryOut]:
 @router.post("/recoveries/{address}/confirm", response_model=RecoveryOut, responses=ERRORS,
              summary="Confirm a held wallet recovery (operators): the oracle then sends recoverBorrower")
 def confirm_recovery(address: str, context: ContextDep, who: Operator) -> RecoveryOut:
-    return RecoveryOut(**vars(recovery.confirm(context, address, who.address, current_request_id())))
+    confirmed = recovery.confirm(context, checksum_address(address), who.address, current_request_id())
+    return RecoveryOut(**vars(confirmed))
