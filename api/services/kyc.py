@@ -42,7 +42,14 @@ from ledger.kyc_status import (
     next_steps,
 )
 from ledger.store.models.api import KycApplication
-from ledger.store.models.registrations import DONE, HELD, PENDING, REGISTER, SET_ASIDE, UPDATE
+from ledger.store.models.registrations import (
+    DONE,
+    HELD,
+    PENDING,
+    REGISTER,
+    SET_ASIDE,
+    UPDATE,
+)
 from ledger.vault import DuplicateIdentity, RecordNotFound
 
 APPLICATION_TTL = 1800

@@ -27,7 +27,14 @@ from sqlalchemy.orm import Session
 from api.errors import ApiError
 from api.services.borrowers import KYC_VALIDITY, ledger_borrower, now
 from ledger.identity import KycRecord
-from ledger.store.models.registrations import DONE, HELD, PENDING, RECOVER, SET_ASIDE, RegistrationIntent
+from ledger.store.models.registrations import (
+    DONE,
+    HELD,
+    PENDING,
+    RECOVER,
+    SET_ASIDE,
+    RegistrationIntent,
+)
 from ledger.vault import DuplicateIdentity, IdentityMismatch, RecordNotFound
 
 

@@ -11,7 +11,13 @@ from test_vault import ALICE, BOB, CAROL, person, tables
 
 from ledger.identity import KycRecord
 from ledger.store.base import make_engine
-from ledger.vault import DuplicateIdentity, IdentityMismatch, Keyring, RecordNotFound, Vault
+from ledger.vault import (
+    DuplicateIdentity,
+    IdentityMismatch,
+    Keyring,
+    RecordNotFound,
+    Vault,
+)
 
 NEW = to_checksum_address("0x" + "d4" * 20)
 
