@@ -19,6 +19,9 @@ contract BorrowerRegistry is IBorrowerRegistry, LoanLedgerRoles {
     bytes32 public constant RELAYER_ROLE = keccak256("RELAYER_ROLE");
 
     mapping(address borrower => Borrower) private _borrowers;
+    /// @notice Wallet recovery links: one identity's wallets form a chain, oldest first.
+    mapping(address borrower => address) public successorOf;
+    mapping(address borrower => address) public predecessorOf;
 
     /// @dev Registration and update: an operator (a person's decision) or the oracle (a completed KYC).
     modifier onlyRegistrar() {
@@ -69,6 +72,33 @@ contract BorrowerRegistry is IBorrowerRegistry, LoanLedgerRoles {
     function revokeBorrower(address borrower, bytes32 reason) external onlyRole(OPERATOR_ROLE) whenNotPaused {
         _existing(borrower).revoked = true;
         emit BorrowerRevoked(borrower, reason, _msgSender());
+    }
+
+    /// @inheritdoc IBorrowerRegistry
+    function recoverBorrower(address oldBorrower, address newBorrower, bytes32 identityCommitment, uint40 kycExpiresAt)
+        external
+        onlyRole(ORACLE_ROLE)
+        whenNotPaused
+    {
+        _checkRecord(newBorrower, identityCommitment, kycExpiresAt);
+        Borrower storage old = _existing(oldBorrower);
+        // A new wallet only: an address that was ever registered keeps its own history (and cannot merge two).
+        if (_borrowers[newBorrower].registeredAt != 0) {
+            revert RegistryRecoveryTargetTaken(newBorrower);
+        }
+        old.revoked = true;
+        successorOf[oldBorrower] = newBorrower;
+        predecessorOf[newBorrower] = oldBorrower;
+        _borrowers[newBorrower] = Borrower({
+            identityCommitment: identityCommitment,
+            kycExpiresAt: kycExpiresAt,
+            registeredAt: uint40(block.timestamp),
+            revoked: false
+        });
+        address actor = _msgSender();
+        emit BorrowerRevoked(oldBorrower, "recovered", actor);
+        emit BorrowerRecovered(oldBorrower, newBorrower, actor);
+        emit BorrowerRegistered(newBorrower, identityCommitment, kycExpiresAt, actor);
     }
 
     /// @inheritdoc IBorrowerRegistry

@@ -138,8 +138,16 @@ contract LoanBook is LoanBookBase, ILoanBookCore {
         // Approved-but-undisbursed loans count too, so a limit cannot be exceeded by stacking approvals.
         bytes3 currency = loan.terms.currency;
         uint256 exposureAfter = _exposure[borrower][currency] + loan.terms.principal;
-        if (exposureAfter > score.creditLimit) {
-            revert LoanBookCreditLimitExceeded(borrower, exposureAfter, score.creditLimit);
+        // The limit is the identity's, not the wallet's: loans of wallets it was recovered from still count (the
+        // registry links each recovered wallet to the one before; one link per recovery, so the walk is short).
+        uint256 identityExposure = exposureAfter;
+        for (address previous = registry.predecessorOf(borrower); previous != address(0);) {
+            identityExposure += _exposure[previous][currency];
+            // slither-disable-next-line calls-loop -- the registry is this book's own immutable, trusted contract
+            previous = registry.predecessorOf(previous);
+        }
+        if (identityExposure > score.creditLimit) {
+            revert LoanBookCreditLimitExceeded(borrower, identityExposure, score.creditLimit);
         }
         _exposure[borrower][currency] = exposureAfter;
         loan.status = LoanStatus.Approved;

@@ -149,6 +149,8 @@ class Settings(BaseSettings):
     auto_register: bool = True               # register a borrower on-chain (by the oracle) once KYC is verified
     kyc_expiring_days: int = Field(30, ge=0)  # GET /v1/kyc says `expiring` this many days before kycExpiresAt
     kyc_renewal_days: int = Field(30, ge=0)   # a registered borrower may renew KYC this many days before it expires
+    # A wallet recovery waits for an operator when the lost wallet owes more principal than this (minor units).
+    recovery_review_principal: int = Field(0, ge=0)
     sms_outbox: str = ""                     # development SMS sender's outbox; default <home>/sms-outbox.jsonl
     # The SMS provider codes and notices go through (api/sms.py; docs/operator.md "Notices"): "outbox" appends to
     # sms_outbox (development), "http" POSTs the documented JSON payload to sms_url with sms_api_key as bearer token.

@@ -11,6 +11,8 @@ OpenAPI enum against `KycStatus`.
     registered | expiring --POST /v1/kyc/phone--> reverification_needed --new number's code--> registered
     registering --the registry refused it / holds another commitment--> reverification_needed --submit--> ...
     any registered status --an operator's revokeBorrower--> revoked (an operator's decision to undo)
+    none (a new wallet) --POST /v1/kyc/recovery, codes--> recovery_pending (above the risk threshold: an operator
+        confirms) --confirmed--> registering --the oracle's recoverBorrower, indexed--> registered
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class KycStatus(StrEnum):
     EXPIRED = "expired"  # kycExpiresAt passed: no new applications until renewed
     REVOKED = "revoked"  # an operator revoked the borrower: no new applications
     REVERIFICATION_NEEDED = "reverification_needed"  # a new phone awaits its code, or vault and chain disagree
+    RECOVERY_PENDING = "recovery_pending"  # a wallet recovery verified, waiting for an operator's confirmation
 
 
 # The statuses an application (a submitted record awaiting its codes) shows, by the codes confirmed so far.
@@ -55,6 +58,8 @@ VERIFY_PHONE = NextStep("verify_phone", "POST /v1/kyc/phone/verify", "confirm th
 WAIT = NextStep("wait", "GET /v1/kyc", "nothing to do: the oracle registers it on-chain (retried if the node is away)")
 APPLY = NextStep("apply", "POST /v1/loans", "apply for a loan")
 SUPPORT = NextStep("contact_support", "", "an operator decides: contact support")
+AWAIT_OPERATOR = NextStep("wait_for_operator", "GET /v1/kyc",
+                          "an operator confirms this wallet recovery (loans are open); then the oracle moves it")
 
 # The way out of each status (renew is offered in `registered` only once the renewal window opens: see `next_steps`).
 WAYS_OUT: dict[KycStatus, tuple[NextStep, ...]] = {
@@ -68,6 +73,7 @@ WAYS_OUT: dict[KycStatus, tuple[NextStep, ...]] = {
     KycStatus.EXPIRED: (RENEW,),
     KycStatus.REVOKED: (SUPPORT,),
     KycStatus.REVERIFICATION_NEEDED: (VERIFY_PHONE, RENEW, SUPPORT),
+    KycStatus.RECOVERY_PENDING: (AWAIT_OPERATOR,),
 }
 
 

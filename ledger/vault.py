@@ -86,6 +86,14 @@ class DuplicateIdentity(VaultError):
         super().__init__(f"{field}: {message}")
 
 
+class IdentityMismatch(VaultError):
+    """A wallet recovery's record is not the one verified for that ID number: another person (`field` differs)."""
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
 class RecordNotFound(VaultError, LookupError):
     """No KYC record for this borrower."""
 
@@ -293,14 +301,8 @@ class Vault:
         in the same transaction (what must be stored with the record or not at all, e.g. its registration intent)."""
         borrower = _address(borrower)
         phone_index, id_index = self._phone_index(record.phone), self._blind("id_number", record.id_number)
-        record_id, dek, salt, now = str(uuid.uuid4()), AESGCM.generate_key(256), new_salt(), int(time.time())
-        sealed = {f"{name}_sealed": _seal(dek, getattr(record, name).encode(), _field_aad(record_id, borrower, name))
-                  for name in _FIELDS}
-        row = KycVaultRecord(id=record_id, borrower=borrower, commitment=to_0x_hex(identity_commitment(record, salt)),
-                             kek_version=self.keyring.current, wrapped_dek=self._wrap(dek, record_id),
-                             salt_sealed=_seal(dek, salt, _field_aad(record_id, borrower, "salt")),
-                             phone_index=phone_index, id_number_index=id_index, created_at=now, updated_at=now,
-                             **sealed)
+        row = self._new_row(borrower, record, phone_index, id_index)
+        record_id = row.id
         try:
             with self._sessions.begin() as session:
                 self._refuse_duplicates(session, borrower, phone_index, id_index)
@@ -313,6 +315,52 @@ class Vault:
                 self._refuse_duplicates(session, borrower, phone_index, id_index)
             raise
         return record_id
+
+    def _new_row(self, borrower: str, record: KycRecord, phone_index: str, id_index: str) -> KycVaultRecord:
+        """A record row for `borrower`, sealed under a fresh data key with a fresh salt."""
+        record_id, dek, salt, now = str(uuid.uuid4()), AESGCM.generate_key(256), new_salt(), int(time.time())
+        sealed = {f"{name}_sealed": _seal(dek, getattr(record, name).encode(), _field_aad(record_id, borrower, name))
+                  for name in _FIELDS}
+        return KycVaultRecord(id=record_id, borrower=borrower,
+                              commitment=to_0x_hex(identity_commitment(record, salt)),
+                              kek_version=self.keyring.current, wrapped_dek=self._wrap(dek, record_id),
+                              salt_sealed=_seal(dek, salt, _field_aad(record_id, borrower, "salt")),
+                              phone_index=phone_index, id_number_index=id_index, created_at=now, updated_at=now,
+                              **sealed)
+
+    def recover(self, old: str, new: str, record: KycRecord,
+                also: Callable[[Session, str], None] | None = None) -> str:
+        """Move a borrower's record from a lost wallet `old` to `new` (wallet recovery), re-proven as `record`: the
+        same ID number, name and bank card as the record verified on `old` (IdentityMismatch naming the first that
+        differs), a phone no other borrower has. The old row goes, the new one is sealed under a fresh key and salt
+        (fields are bound to their wallet); `also(session, commitment)` runs in the same transaction (the recovery
+        intent). Returns the new commitment."""
+        old, new = _address(old), _address(new)
+        phone_index, id_index = self._phone_index(record.phone), self._blind("id_number", record.id_number)
+        with self._sessions.begin() as session:
+            row = self._row(session, old, lock=True)
+            if row.id_number_index != id_index:
+                raise IdentityMismatch("id_number", "this ID number is not the one that wallet was verified with")
+            dek = self._unwrap(row.wrapped_dek, row.id, row.kek_version)
+            for name in ("name", "bank_card"):
+                verified = _open(dek, getattr(row, f"{name}_sealed"), _field_aad(row.id, old, name),
+                                 f"the {name} of record {row.id}").decode()
+                if verified != getattr(record, name):
+                    raise IdentityMismatch(name, f"the {name.replace('_', ' ')} is not the one verified with this "
+                                                 f"ID number")
+            if session.scalar(select(KycVaultRecord.borrower).where(KycVaultRecord.borrower == new)) is not None:
+                raise DuplicateIdentity("borrower", f"{new} already has a KYC record")
+            clash = session.scalar(select(KycVaultRecord.borrower).where(KycVaultRecord.phone_index == phone_index,
+                                                                         KycVaultRecord.borrower != old))
+            if clash is not None:
+                raise DuplicateIdentity("phone", "this phone number belongs to another borrower")
+            session.delete(row)
+            session.flush()  # the indexes are unique: the old row leaves before the new one comes
+            moved = self._new_row(new, record, phone_index, id_index)
+            session.add(moved)
+            if also is not None:
+                also(session, moved.commitment)
+            return moved.commitment
 
     def update_phone(self, borrower: str, phone: str) -> None:
         """Replace the phone (after the new number is confirmed); the commitment does not change."""

@@ -15,6 +15,11 @@ the others go on. The node being away is the worker's: the intent stays pending,
 A KYC renewal is an intent of kind `update` (the API replaces the borrower's row): the worker sends
 `updateBorrower` with the new expiry (and commitment), asking `borrowerOf` before any retry whether the registry
 already holds them. A borrower revoked or unknown to the registry is the registry's refusal: set aside.
+
+A wallet recovery is an intent of kind `recover` for the new wallet, naming the lost one (`recovered_from`): the
+worker sends `recoverBorrower(old, new, ...)`, and before any retry asks the registry whether it already happened
+(`successorOf(old)` is the new wallet and the new wallet holds the intent's commitment). A recovery above the
+risk threshold is stored `held` and is not picked up until an operator's confirmation makes it pending.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from ledger.errors import ContractRevert
 from ledger.store.models.registrations import (
     DONE,
     PENDING,
+    RECOVER,
     SET_ASIDE,
     UPDATE,
     RegistrationIntent,
@@ -53,6 +59,8 @@ class RegistrationReport:
     already_registered: int = 0
     updated: int = 0  # renewals: updateBorrower sent
     already_updated: int = 0
+    recovered: int = 0  # wallet recoveries: recoverBorrower sent
+    already_recovered: int = 0
     set_aside: int = 0
     retried: int = 0
     node_error: str | None = None
@@ -115,9 +123,13 @@ class RegistrationWorker:
             return  # a previous attempt landed after all
         try:
             commitment = bytes.fromhex(intent.commitment.removeprefix("0x"))
-            function = (self.registry.functions.updateBorrower if intent.kind == UPDATE
-                        else self.registry.functions.registerBorrower)
-            call = function(intent.borrower, commitment, intent.kyc_expires_at)
+            if intent.kind == RECOVER:
+                call = self.registry.functions.recoverBorrower(intent.recovered_from, intent.borrower, commitment,
+                                                               intent.kyc_expires_at)
+            else:
+                function = (self.registry.functions.updateBorrower if intent.kind == UPDATE
+                            else self.registry.functions.registerBorrower)
+                call = function(intent.borrower, commitment, intent.kyc_expires_at)
         except (ValueError, TypeError, AttributeError) as exc:  # never sendable as stored
             self._set_aside(intent, "ItemUnusable", f"{type(exc).__name__}: {exc}", report)
             return
@@ -127,6 +139,12 @@ class RegistrationWorker:
             self._refused(intent, exc, report)
             return
         tx_hash = to_0x_hex(receipt["transactionHash"])
+        if intent.kind == RECOVER:
+            self._finish(intent, "recovered", tx_hash)
+            report.recovered += 1
+            log.info("moved the identity of %s to %s on-chain (tx %s)", intent.recovered_from, intent.borrower,
+                     tx_hash)
+            return
         if intent.kind == UPDATE:
             self._finish(intent, "updated", tx_hash)
             report.updated += 1
@@ -146,6 +164,13 @@ class RegistrationWorker:
         if registered_at == 0:
             return False
         same_commitment = to_0x_hex(commitment).lower() == intent.commitment.lower()
+        if intent.kind == RECOVER:
+            successor = self.client.call(self.registry.functions.successorOf(intent.recovered_from))
+            if same_commitment and successor.lower() == intent.borrower.lower():
+                self._finish(intent, "already_recovered", None)
+                report.already_recovered += 1
+                return True
+            return False  # the new wallet holds something else: the registry's refusal names it when sent
         if intent.kind == UPDATE:
             if same_commitment and expires_at == intent.kyc_expires_at:
                 self._finish(intent, "already_updated", None)

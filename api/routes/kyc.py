@@ -1,6 +1,7 @@
 """Real-name verification: submit, confirm the phone (LoanLedger's code) and the card binding (the bank's code, texted
 to the card's reserved phone: api.services.card_binding), get registered;
-renew before or after expiry; re-verify a changed phone number (a new SIM) with a code to the new number.
+renew before or after expiry; re-verify a changed phone number (a new SIM) with a code to the new number; recover
+a lost wallet's identity onto a new wallet (operators confirm the risky ones).
 
 The steps are api.services.kyc; each answers the status after it, as GET /v1/kyc shows it (ledger.kyc_status
 names the statuses), with the record masked, never in clear.
@@ -11,8 +12,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from fastapi import APIRouter
+from pydantic import BaseModel
 
-from api.deps import BorrowerOrApplicant, ContextDep, OtpDep, RolesDep
+from api.deps import BorrowerOrApplicant, ContextDep, Operator, OtpDep, RolesDep
 from api.errors import error_responses
 from api.observability import current_request_id
 from api.schemas.kyc import (
@@ -24,7 +26,8 @@ from api.schemas.kyc import (
     NextStepOut,
     PhoneIn,
 )
-from api.services import kyc
+from api.services import kyc, recovery
+from api.views import checksum_address
 from ledger.identity import KycRecord
 from ledger.kyc_status import ON_CHAIN, description
 
@@ -96,3 +99,46 @@ def change_phone(body: PhoneIn, context: ContextDep, otp: OtpDep, who: BorrowerO
 @router.post("/phone/verify", response_model=KycStatus, responses=ERRORS, summary="Confirm the new phone number")
 def verify_phone(body: CodeIn, context: ContextDep, otp: OtpDep, who: BorrowerOrApplicant):
     return _shown(kyc.confirm_phone_change(context, otp, who.address, body.code, current_request_id()))
+
+
+# ------------------------------------------------------------------ wallet recovery (api.services.recovery)
+
+class RecoveryOut(BaseModel):
+    """A wallet recovery: the new wallet, the lost one, its intent's status (held: waiting for an operator)."""
+
+    borrower: str
+    recovered_from: str
+    status: str
+    outstanding_principal: int
+    created_at: int
+
+    model_config = {"json_schema_extra": {"examples": [{
+        "borrower": "0x90F79bf6EB2c4f870365E785982E1f101E93b906",
+        "recovered_from": "0x9965507D1a55bcC2695C58ba16FB37d819B0A4dc", "status": "held",
+        "outstanding_principal": 120000, "created_at": 1796083200}]}}
+
+
+@router.post("/recovery", response_model=KycStatus, status_code=202, responses=ERRORS,
+             summary="Lost your wallet? On a new one, submit the same record again: codes go to the phone",
+             description="Then `POST /v1/kyc/verify` with the codes: the record moves to this wallet and the oracle "
+                         "sends `recoverBorrower` (the old wallet is revoked, its loans stay payable and keep "
+                         "counting against your limit). `recovery_pending` while an operator must confirm (the old "
+                         "wallet owes more than `recovery_review_principal`). 409 `recovery_unknown_identity`, "
+                         "`recovery_other_person` (name or bank card not the ones verified with the ID number), "
+                         "`already_verified`, `wallet_already_used`, `recovery_in_progress`, `duplicate_phone`.")
+def recover(body: KycIn, context: ContextDep, otp: OtpDep, who: BorrowerOrApplicant) -> KycStatus:
+    record = KycRecord.from_input(body.name, body.id_number, body.phone, body.bank_card)  # 422 per field
+    return _shown(kyc.submit(context, otp, who.address, record, current_request_id(), recovery=True))
+
+
+@router.get("/recoveries", response_model=list[RecoveryOut], responses=ERRORS,
+            summary="Wallet recoveries waiting for an operator's confirmation (operators)")
+def held_recoveries(context: ContextDep, _who: Operator) -> list[RecoveryOut]:
+    return [RecoveryOut(**vars(item)) for item in recovery.held(context)]
+
+
+@router.post("/recoveries/{address}/confirm", response_model=RecoveryOut, responses=ERRORS,
+             summary="Confirm a held wallet recovery (operators): the oracle then sends recoverBorrower")
+def confirm_recovery(address: str, context: ContextDep, who: Operator) -> RecoveryOut:
+    confirmed = recovery.confirm(context, checksum_address(address), who.address, current_request_id())
+    return RecoveryOut(**vars(confirmed))

@@ -47,7 +47,7 @@ from api.schemas.reschedules import (
     SignedRescheduleOfferIn,
 )
 from api.schemas.signed import SIGNED_FIELDS
-from api.services import application_limits, applications, reschedules
+from api.services import application_limits, applications, recovery, reschedules
 from api.views import visible_loan
 from ledger.book import LoanStatus, read_loan
 from ledger.store.models.chain import Loan
@@ -177,8 +177,9 @@ def repayment_instructions(loan_id: LoanIdPath, context: ContextDep,
 def credit(context: ContextDep, who: BorrowerOrApplicant) -> CreditOut:
     b = context.bindings
     score, limit, updated_at, version, _ = b.oracle.functions.scoreOf(who.address).call()
-    # Limits are in one currency (the book's creditLimitCurrency): exposure is counted in it.
-    outstanding = b.book.functions.outstandingPrincipal(who.address, b.credit_limit_currency).call()
+    # Limits are in one currency (the book's creditLimitCurrency): exposure is counted in it, for the identity (the
+    # wallets this one was recovered from count, as LoanBook.approve counts them).
+    outstanding = recovery.outstanding_principal(context, who.address)
     scored = updated_at != 0
     fresh = scored and b.oracle.functions.isFresh(who.address).call()
     return CreditOut(address=who.address, score=score if scored else None, credit_limit=limit,

@@ -26,6 +26,7 @@ from sqlalchemy import delete
 
 from api.errors import ApiError
 from api.otp import OtpService
+from api.services import recovery as recovery_service
 from api.services.borrowers import (
     KYC_VALIDITY,
     ledger_borrower,
@@ -44,11 +45,20 @@ from ledger.kyc_status import (
     next_steps,
 )
 from ledger.store.models.api import KycApplication
-from ledger.store.models.registrations import DONE, PENDING, REGISTER, SET_ASIDE, UPDATE
+from ledger.store.models.registrations import (
+    DONE,
+    HELD,
+    PENDING,
+    REGISTER,
+    SET_ASIDE,
+    UPDATE,
+)
 from ledger.vault import DuplicateIdentity, RecordNotFound
 
 APPLICATION_TTL = 1800
 INITIAL, RENEWAL, PHONE_CHANGE = "initial", "renewal", "phone_change"  # KycApplication.purpose
+RECOVERY = "recovery"  # a new wallet proving a verified identity again (api.services.recovery)
+WITH_CODES = (INITIAL, RENEWAL, RECOVERY)  # the purposes whose two codes `confirm` checks
 
 
 @dataclass(frozen=True)
@@ -86,7 +96,7 @@ def standing(context, address: str, *, on_registry: bool = False) -> Standing:
         opening = context.vault.opening(address)
     except RecordNotFound:
         opening = None
-    if pending is not None and pending.purpose in (INITIAL, RENEWAL):
+    if pending is not None and pending.purpose in WITH_CODES:
         status = APPLICATION_STATUSES[int(pending.phone_verified) + int(pending.card_verified)]
         on_chain = ledger_borrower(context, address)
         return Standing(status, context.vault.open_pending(address, pending.sealed),
@@ -113,6 +123,8 @@ def _verified(context, address: str, commitment: str, *, phone_change_pending: b
     holds another commitment than the vault's; then expired, expiring or registered by kycExpiresAt."""
     on_chain, intent = ledger_borrower(context, address), registration(context, address)
     settings = context.settings
+    if intent is not None and intent.status == HELD:  # a wallet recovery an operator has still to confirm
+        return _Verified(KycStatus.RECOVERY_PENDING, None, None, False, False)
     if on_chain is None:
         if on_registry:  # registered, and the indexer is about to show it
             expiry = None if intent is None else intent.kyc_expires_at
@@ -143,7 +155,8 @@ def _verified(context, address: str, commitment: str, *, phone_change_pending: b
     return shown(KycStatus.REGISTERED, at >= opens)
 
 
-def submit(context, otp: OtpService, address: str, record: KycRecord, request_id: str) -> Standing:
+def submit(context, otp: OtpService, address: str, record: KycRecord, request_id: str, *,
+           recovery: bool = False) -> Standing:
     """Seals the application, asks the rail to verify the card (the bank texts its code to the card's reserved
     phone: api.services.card_binding) and texts the phone code. The bank's refusal (422 `card_not_verified`) leaves
     the pending application as it was; the rail away (503 `rail_unavailable`, after retries with the same key)
@@ -151,9 +164,13 @@ def submit(context, otp: OtpService, address: str, record: KycRecord, request_id
 
     A verified wallet may submit again to renew: once the renewal window opens (`kyc_renewal_days` before
     kycExpiresAt), after it expired, or when re-verification is needed; its record must be the same person's (the
-    same ID number). 409 naming why otherwise."""
+    same ID number). 409 naming why otherwise. `recovery`: a new wallet claims a verified identity whose wallet was
+    lost (api.services.recovery says whether it may)."""
     purpose = INITIAL
-    if context.vault.has_record(address):
+    if recovery:
+        recovery_service.refuse_unless_recoverable(context, address, record)
+        purpose = RECOVERY
+    elif context.vault.has_record(address):
         current = standing(context, address)
         _refuse_renewal(context, address, record, current)
         purpose = RENEWAL
@@ -171,7 +188,8 @@ def submit(context, otp: OtpService, address: str, record: KycRecord, request_id
             _restore(context, address, previous)
         raise
     otp.send(address, "phone", record.phone)
-    context.action_log.append(address, "kyc.renew" if purpose == RENEWAL else "kyc.submit", request_id, {})
+    context.action_log.append(address, {RENEWAL: "kyc.renew", RECOVERY: "kyc.recovery"}.get(purpose, "kyc.submit"),
+                              request_id, {})
     return standing(context, address)
 
 
@@ -203,7 +221,7 @@ def confirm(context, otp: OtpService, address: str, phone_code: str, card_code: 
     left to confirm it answers the status; cut off after the codes, it completes without them."""
     with context.sessions() as session:
         pending = session.get(KycApplication, address)
-    if pending is None or pending.purpose not in (INITIAL, RENEWAL):
+    if pending is None or pending.purpose not in WITH_CODES:
         if context.vault.has_record(address):
             return standing(context, address)  # already went through (a repeated or retried request)
         raise ApiError(409, "no_pending_kyc", "nothing to verify: submit POST /v1/kyc first")
@@ -219,7 +237,9 @@ def confirm(context, otp: OtpService, address: str, phone_code: str, card_code: 
         rail, base = card_rail(context), context.settings.rail_url
         rail.confirm(base, rail.start(base, idempotency_key(address, pending.sealed), record), card_code)
         _mark(context, address, card_verified=True)
-    if pending.purpose == RENEWAL:
+    if pending.purpose == RECOVERY:
+        recovery_service.store(context, address, record, request_id)
+    elif pending.purpose == RENEWAL:
         _store_renewal(context, address, record, request_id)
     else:
         _store_initial(context, address, record, request_id)

@@ -24,6 +24,10 @@ interface IBorrowerRegistry {
     /// @notice A borrower was revoked and may no longer apply.
     event BorrowerRevoked(address indexed borrower, bytes32 reason, address indexed actor);
 
+    /// @notice A borrower who lost their wallet proved the same identity on `newBorrower`: the record moved there and
+    /// `oldBorrower` is revoked (reason "recovered"). Loans of the old address stay payable and keep counting.
+    event BorrowerRecovered(address indexed oldBorrower, address indexed newBorrower, address indexed actor);
+
     /// @dev The address is the zero address.
     error RegistryZeroAddress();
     /// @dev The commitment is empty.
@@ -36,6 +40,8 @@ interface IBorrowerRegistry {
     error RegistryUnknownBorrower(address borrower);
     /// @dev `update` or `revoke` on a revoked borrower.
     error RegistryBorrowerRevoked(address borrower);
+    /// @dev `recover` to an address that already has (or had) a record, or onto itself.
+    error RegistryRecoveryTargetTaken(address newBorrower);
 
     /**
      * @notice Registers a verified borrower (an operator, or the oracle bringing a completed KYC on-chain).
@@ -59,6 +65,31 @@ interface IBorrowerRegistry {
      * @param reason a short machine-readable reason code
      */
     function revokeBorrower(address borrower, bytes32 reason) external;
+
+    /**
+     * @notice Moves a borrower's record to a new wallet after the same identity was proven again on it (the oracle
+     * bringing a completed recovery KYC on-chain): the old address is revoked with reason "recovered" and linked to
+     * the new one, the new one is registered with `identityCommitment` and `kycExpiresAt`.
+     * @param oldBorrower the lost wallet (registered, not revoked)
+     * @param newBorrower the new wallet (never registered)
+     * @param identityCommitment the commitment of the re-verified record
+     * @param kycExpiresAt the new expiry
+     */
+    function recoverBorrower(address oldBorrower, address newBorrower, bytes32 identityCommitment, uint40 kycExpiresAt)
+        external;
+
+    /**
+     * @notice The wallet a recovered address moved to (zero when it was never recovered).
+     * @param borrower a wallet address
+     */
+    function successorOf(address borrower) external view returns (address);
+
+    /**
+     * @notice The wallet this address was recovered from (zero for an identity's first wallet). Walking it back lists
+     * every address of one identity, whose exposures the loan book adds up against the identity's limit.
+     * @param borrower a wallet address
+     */
+    function predecessorOf(address borrower) external view returns (address);
 
     /**
      * @notice The borrower's record (all zero when unknown).

@@ -89,6 +89,10 @@ ROUTES = [
     ("POST", "/v1/kyc/verify", {"borrower", "applicant"}),
     ("POST", "/v1/kyc/phone", {"borrower", "applicant"}),
     ("POST", "/v1/kyc/phone/verify", {"borrower", "applicant"}),
+    # Wallet recovery (test_wallet_recovery_api.py): a new wallet claims its identity; operators confirm held ones.
+    ("POST", "/v1/kyc/recovery", {"borrower", "applicant"}),
+    ("GET", "/v1/kyc/recoveries", {"operator"}),
+    ("POST", "/v1/kyc/recoveries/{address}/confirm", {"operator"}),
     ("GET", "/v1/credit", {"borrower", "applicant"}),
     ("GET", "/v1/loans/request-params", {"borrower", "applicant"}),
     ("GET", "/v1/me/language", {"borrower", "applicant"}),

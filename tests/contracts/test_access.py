@@ -24,6 +24,8 @@ RULES = {
     ("registry", "registerBorrower"): ("operator", "AccessControlUnauthorizedAccount"),
     ("registry", "updateBorrower"): ("operator", "AccessControlUnauthorizedAccount"),
     ("registry", "revokeBorrower"): ("operator", "AccessControlUnauthorizedAccount"),
+    # Wallet recovery (test_wallet_recovery.py): only the oracle, bringing a completed recovery KYC on-chain.
+    ("registry", "recoverBorrower"): ("oracle", "AccessControlUnauthorizedAccount"),
     ("oracle", "pushScores"): ("oracle", "AccessControlUnauthorizedAccount"),
     ("oracle", "setMaxScoreAge"): ("admin", "AccessControlUnauthorizedAccount"),
     ("oracle", "setSignerThreshold"): ("admin", "AccessControlUnauthorizedAccount"),
@@ -111,7 +113,8 @@ def arguments(contract: str, name: str, keys, loan_terms, loan_id: int, stack=No
     item = (loan_id, REF, 1, 1)
     by_name = {
         "registerBorrower": (keys["bob"].address, b"\x22" * 32, 2**39), "updateBorrower": (alice, b"\x33" * 32, 2**39),
-        "revokeBorrower": (alice, ZERO32), "pushScores": (99, 1, [(alice, 700, 1000)], [b"\0" * 65]),
+        "revokeBorrower": (alice, ZERO32),
+        "recoverBorrower": (alice, keys["dave"].address, b"\x33" * 32, 2**39), "pushScores": (99, 1, [(alice, 700, 1000)], [b"\0" * 65]),
         "setMaxScoreAge": (DAY,), "setSignerThreshold": (1,), "approve": (loan_id,), "reject": (loan_id, ZERO32),
         "writeOff": (loan_id,), "setPayoutThreshold": (1,), "confirmDisbursement": item, "confirmRepayment": item,
         "confirmDisbursements": ([item],), "confirmRepayments": ([item],),
@@ -168,10 +171,10 @@ GATED[("book", "reject")] = {"operator", "policy"}  # the same loans as it may a
 GATED[("registry", "registerBorrower")] = GATED[("registry", "updateBorrower")] = {"operator", "oracle"}
 # How many role-gated functions each holder may call, counted from the contracts by hand: the admin its
 # five settings and grantRole/revokeRole on five contracts; the operator 3 registry + 4 book (approve, reject,
-# declareDefault, offerReschedule) + FourEyes.propose; the oracle 2 registry (register, update) + pushScores + 8 book + anchor;
+# declareDefault, offerReschedule) + FourEyes.propose; the oracle 3 registry (register, update, recover) + pushScores + 8 book + anchor;
 # the pauser pause/unpause on six; the score signer none; the policy approve and reject (autoApprovable loans
 # only). Write-offs and products: nobody alone (FourEyes).
-PERMITTED_COUNT = {"admin": 15, "operator": 8, "oracle": 12, "pauser": 12, "signer": 0, "policy": 2}
+PERMITTED_COUNT = {"admin": 15, "operator": 8, "oracle": 13, "pauser": 12, "signer": 0, "policy": 2}
 
 
 @pytest.mark.parametrize("holder", ROLE_HOLDERS)
