@@ -75,8 +75,10 @@ def request_params(context: ContextDep, who: BorrowerOrApplicant) -> RequestPara
 def apply(body: ApplyIn, context: ContextDep, metrics: MetricsDep, limiter: LimiterDep, step_up: StepUpDep,
           who: RegisteredBorrower, code: StepUpCode = None, idempotency_key: str | None = Header(None)):
     # The step-up code for exactly what is signed (a retry with the same key and code replays the first answer).
-    step_up.require(who.address, "apply", {"product_id": body.product_id, "principal": body.principal,
-                                           "installments": body.installments}, code, idempotency_key)
+    # Without a key, run_once refuses (400) before anything: no code is spent on it.
+    if idempotency_key:
+        step_up.require(who.address, "apply", {"product_id": body.product_id, "principal": body.principal,
+                                               "installments": body.installments}, code, idempotency_key)
 
     def answer(application: applications.Application):
         context.wait_indexed(application.block_number)
@@ -230,7 +232,10 @@ def reschedule_status(loan_id: LoanIdPath, context: ContextDep, who: LoanReader)
 def accept_reschedule(loan_id: LoanIdPath, body: RescheduleAcceptIn, context: ContextDep, metrics: MetricsDep,
                       step_up: StepUpDep, who: RegisteredBorrower, code: StepUpCode = None,
                       idempotency_key: str | None = Header(None)):
-    step_up.require(who.address, "reschedule_accept", {"loan_id": loan_id}, code, idempotency_key)
+    if idempotency_key:  # without one, run_once refuses (400) before anything
+        with context.sessions() as session:  # someone else's loan is not found, before any code is asked for
+            visible_loan(session, Principal(who.address, frozenset()), loan_id)
+        step_up.require(who.address, "reschedule_accept", {"loan_id": loan_id}, code, idempotency_key)
 
     def action():
         with context.sessions() as session:

@@ -29,4 +29,4 @@ class StepUpOut(BaseModel):
     header: str = Field("X-Step-Up-Code", description="the header the protected request carries the code in")
 
     model_config = {"json_schema_extra": {"examples": [
-        {"action": "apply", "sent_to": "+86139****5678", "expires_at": 1_769_212_800, "header": "X-Step-Up-Code"}]}}
+        {"action": "apply", "sent_to": "139****5678", "expires_at": 1_769_212_800, "header": "X-Step-Up-Code"}]}}

@@ -30,3 +30,14 @@ def code_for(app, client, action: str, **params) -> str:
     """Asks the API (as `client`) for a step-up code for `action` with `params` and reads it off the phone."""
     client.step_up(action, **params)
     return read_code(app, client.account.address)
+
+
+def apply_code(app, client, body: dict) -> str:
+    """A step-up code for the application `body` (a `POST /v1/loans` body) sends."""
+    return code_for(app, client, "apply", product_id=body["product_id"], principal=body["principal"],
+                    installments=body["installments"])
+
+
+def apply_header(app, client, body: dict) -> dict[str, str]:
+    """The X-Step-Up-Code header for a raw `POST /v1/loans` of `body`."""
+    return {"x-step-up-code": apply_code(app, client, body)}
