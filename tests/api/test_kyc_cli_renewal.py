@@ -49,7 +49,9 @@ def test_renew_after_expiry_and_change_the_phone_on_the_command_line(tmp_path, s
     assert stack.registry.functions.borrowerOf(address).call()[1] == status["kyc_expires_at"]
 
     new_phone = sample_identity(61)["phone"]
-    code, out = run("kyc", "phone", "--phone", new_phone)
+    assert run("kyc", "phone", "--phone", new_phone)[0] == 1  # no step-up code typed: refused, nothing changed
+    assert run("step-up", "phone_change", f"phone={new_phone}")[0] == 0  # texted to the verified (old) phone
+    code, out = run("kyc", "phone", "--phone", new_phone, "--code", sms.last_code(person["phone"], "step_up"))
     assert code == 0 and "reverification_needed" in out and new_phone not in out
     code, out = run("kyc", "phone-verify", "--code", sms.last_code(new_phone, "phone_change"))
     assert code == 0 and out.startswith("registered")
