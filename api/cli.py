@@ -43,6 +43,8 @@ audit_app = typer.Typer(help="Auditor reads, reports, verification and exports."
 WALLET = typer.Option("default", "--wallet", "-w", help="Wallet name.")
 API = typer.Option(None, "--api", help="API base URL (default http://<api_host>:<api_port>).")
 JSON = typer.Option(False, "--json", help="Print JSON.")
+STEP_UP_PARAMS = typer.Argument(None, help="name=value for each of the action's parameters, e.g. product_id=1 "
+                                "principal=100000 installments=3")
 STEP_UP_CODE = typer.Option(None, "--code", help="The step-up code texted to you for exactly this request "
                             "(`loanledger step-up`); without it one is texted now and asked for.")
 
@@ -205,8 +207,7 @@ def register(app: typer.Typer) -> None:
     @app.command("step-up")
     def step_up(
         action: str = typer.Argument(..., help="apply, phone_change, reschedule_request or reschedule_accept"),
-        params: list[str] = typer.Argument(None, help="name=value for each of the action's parameters, e.g. "
-                                           "product_id=1 principal=100000 installments=3"),
+        params: list[str] = STEP_UP_PARAMS,
         wallet: str = WALLET, api: str = API,
     ) -> None:
         """Have a step-up code texted to your verified phone for one request; give it to that command as --code."""

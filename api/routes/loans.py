@@ -198,8 +198,9 @@ def credit(context: ContextDep, who: BorrowerOrApplicant) -> CreditOut:
 
 
 @router.post("/loans/{loan_id}/reschedule-requests", response_model=RescheduleRequestOut, status_code=202,
-             responses={**ERRORS, **STEP_UP_ERRORS}, summary="Ask for a hardship reschedule of an active loan (kept for the operators; "
-                                       "an operator offers terms, GET /v1/loans/{loan_id}/reschedule shows them)")
+             responses={**ERRORS, **STEP_UP_ERRORS},
+             summary="Ask for a hardship reschedule of an active loan (kept for the operators; an operator offers "
+                     "terms, GET /v1/loans/{loan_id}/reschedule shows them)")
 def request_reschedule(loan_id: LoanIdPath, body: RescheduleRequestIn, context: ContextDep, step_up: StepUpDep,
                        who: RegisteredBorrower, code: StepUpCode = None) -> RescheduleRequestOut:
     with context.sessions() as session:
