@@ -19,9 +19,10 @@ from api.ratelimit import RateLimiter
 from api.read_cache import CachedReadMiddleware, ReadCache
 from api.services import credit_refunds
 from api.sms import SmsSender, sms_provider
+from api.stepup import StepUpService, protected_actions
 from ledger.config import Settings, load_settings
 
-ROUTERS = ("system", "audit", "auth", "kyc", "loans", "products", "operator", "notices", "dashboard")
+ROUTERS = ("system", "audit", "auth", "stepup", "kyc", "loans", "products", "operator", "notices", "dashboard")
 
 DESCRIPTION = """
 LoanLedger exposes a permissioned lending ledger to three kinds of users.
@@ -77,6 +78,9 @@ def create_app(context: Context | None = None, settings: Settings | None = None,
     app.state.limiter = RateLimiter(settings.rate_limit_storage)
     app.state.sms = sms
     app.state.otp = OtpService(context.sessions, app.state.sms, app.state.limiter, context.jwt_secret)
+    # Warns at start about each action the step_up_actions setting leaves without a code.
+    app.state.step_up = StepUpService(context.sessions, app.state.sms, app.state.limiter, context.jwt_secret,
+                                      protected_actions(settings.step_up_actions))
     app.state.metrics = observability.Metrics()
     app.state.read_cache = read_cache
     errors.install(app)

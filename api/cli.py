@@ -43,6 +43,10 @@ audit_app = typer.Typer(help="Auditor reads, reports, verification and exports."
 WALLET = typer.Option("default", "--wallet", "-w", help="Wallet name.")
 API = typer.Option(None, "--api", help="API base URL (default http://<api_host>:<api_port>).")
 JSON = typer.Option(False, "--json", help="Print JSON.")
+STEP_UP_PARAMS = typer.Argument(None, help="name=value for each of the action's parameters, e.g. product_id=1 "
+                                "principal=100000 installments=3")
+STEP_UP_CODE = typer.Option(None, "--code", help="The step-up code texted to you for exactly this request "
+                            "(`loanledger step-up`); without it one is texted now and asked for.")
 
 
 def _wallet_dir() -> Path:
@@ -79,6 +83,15 @@ def _client(wallet: str, api: str | None, *, signed_in: bool = True) -> LoanLedg
     except ValueError:
         raise _fail(f"wrong passphrase for {path}") from None
     return LoanLedgerClient(_base_url(api), account)
+
+
+def _step_up(client: LoanLedgerClient, code: str | None) -> dict:
+    """The protected call's `step_up_code`: the one given, else the SDK asks the API to text one and the borrower
+    types it here (read off their phone)."""
+    if code is None:
+        client.step_up_codes = lambda action, params: typer.prompt(
+            f"Step-up code texted to your phone for {action}", err=True).strip()
+    return {"step_up_code": code}
 
 
 def _show(prepared) -> bool:
@@ -191,6 +204,20 @@ def register(app: typer.Typer) -> None:
             fh.write(answer["token"])
         console.print(f"signed in as {answer['address']} ({', '.join(answer['roles'])})")
 
+    @app.command("step-up")
+    def step_up(
+        action: str = typer.Argument(..., help="apply, phone_change, reschedule_request or reschedule_accept"),
+        params: list[str] = STEP_UP_PARAMS,
+        wallet: str = WALLET, api: str = API,
+    ) -> None:
+        """Have a step-up code texted to your verified phone for one request; give it to that command as --code."""
+        pairs = [p.split("=", 1) for p in params or []]
+        if any(len(p) != 2 for p in pairs):
+            raise _fail("parameters are name=value")
+        answer = _call(_client(wallet, api).step_up, action, **{k: int(v) if v.isascii() and v.isdigit() else v
+                                                                for k, v in pairs})
+        console.print(f"code texted to {answer['sent_to']} for {action}; valid until {answer['expires_at']} (unix)")
+
     @app.command("apply")
     def apply(
         product_id: int = typer.Option(..., "--product", min=1, help="The product (`loanledger products`)."),
@@ -200,9 +227,10 @@ def register(app: typer.Typer) -> None:
         yes: bool = typer.Option(False, "--yes", "-y", help="Apply without asking."),
         wait: float = typer.Option(0, "--wait", min=0, help="Seconds to wait for the decision (the automatic policy "
                                    "decides shortly after, when the product lets it); 0: answer at once."),
-        wallet: str = WALLET, api: str = API,
+        code: str = STEP_UP_CODE, wallet: str = WALLET, api: str = API,
     ) -> None:
-        """Show what applying for a product gives (its terms, the fee, the contract's schedule), then sign and apply."""
+        """Show what applying for a product gives (its terms, the fee, the contract's schedule), then sign and apply
+        (with a step-up code texted to your phone for exactly this application)."""
         reader = _client(wallet, api)
         quote = _call(reader.quote, product_id, principal, installments, version)
         table = Table(title=f"Product {product_id} v{quote['product_version']}: {quote['annual_rate_bps'] / 100:g}% a "
@@ -219,7 +247,8 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
         signer = _client(wallet, api, signed_in=False)
         signer.token = reader.token
-        answer = _call(signer.apply, product_id, principal, installments, quote["product_version"])
+        answer = _call(signer.apply, product_id, principal, installments, quote["product_version"],
+                       **_step_up(signer, code))
         console.print(f"loan {answer['loan_id']}: {answer['status']}"
                       + (f" ({answer['decision']})" if answer.get("decision") else "") + f"  tx {answer['tx_hash']}")
         if wait and answer["status"] == "Requested":
@@ -340,9 +369,12 @@ def kyc_renew(name: str = typer.Option(..., "--name"), id_number: str = typer.Op
 
 
 @kyc_app.command("phone")
-def kyc_phone(phone: str = typer.Option(..., "--phone"), wallet: str = WALLET, api: str = API) -> None:
-    """Change your phone number (a new SIM): a code goes to the new number."""
-    answer = _call(_client(wallet, api).change_phone, phone)
+def kyc_phone(phone: str = typer.Option(..., "--phone"), code: str = STEP_UP_CODE, wallet: str = WALLET,
+              api: str = API) -> None:
+    """Change your phone number (a new SIM): a step-up code to your verified phone first, then a code goes to the
+    new number."""
+    client = _client(wallet, api)
+    answer = _call(client.change_phone, phone, **_step_up(client, code))
     console.print(f"{answer['status']}: code sent to {answer['record']['phone']}; then `loanledger kyc phone-verify`")
 
 
@@ -419,9 +451,10 @@ def reschedule_ask(loan_id: int = typer.Argument(..., min=1),
                    installments: int = typer.Option(0, "--installments", min=0, help="Hoped for (0: no preference)."),
                    reason: str = typer.Option("other", "--reason",
                                               help="income_loss, illness, family, disaster or other"),
-                   wallet: str = WALLET, api: str = API) -> None:
-    """Ask for a hardship reschedule of your active loan: an operator offers terms."""
-    _call(_client(wallet, api).request_reschedule, loan_id, installments, reason)
+                   code: str = STEP_UP_CODE, wallet: str = WALLET, api: str = API) -> None:
+    """Ask for a hardship reschedule of your active loan (with a step-up code): an operator offers terms."""
+    client = _client(wallet, api)
+    _call(client.request_reschedule, loan_id, installments, reason, **_step_up(client, code))
     console.print(f"asked for a reschedule of loan {loan_id}; `loanledger reschedule show {loan_id}` shows the offer")
 
 
@@ -435,7 +468,7 @@ def reschedule_show(loan_id: int = typer.Argument(..., min=1), wallet: str = WAL
 @reschedule_app.command("accept")
 def reschedule_accept(loan_id: int = typer.Argument(..., min=1),
                       yes: bool = typer.Option(False, "--yes", "-y", help="Accept without asking."),
-                      wallet: str = WALLET, api: str = API, as_json: bool = JSON) -> None:
+                      code: str = STEP_UP_CODE, wallet: str = WALLET, api: str = API, as_json: bool = JSON) -> None:
     """Accept the loan's open offer: your wallet signs it (RescheduleAcceptance), the API relays it."""
     client = _client(wallet, api)
     offer = (_call(client.reschedule, loan_id) or {}).get("offer")
@@ -444,7 +477,8 @@ def reschedule_accept(loan_id: int = typer.Argument(..., min=1),
     if not yes and not typer.confirm(f"Reschedule loan {loan_id} over {offer['installments']} installments from its "
                                      "next due date?"):
         raise typer.Exit(1)
-    _print(_call(client.accept_reschedule, loan_id, expect_installments=offer["installments"]), as_json)
+    _print(_call(client.accept_reschedule, loan_id, expect_installments=offer["installments"],
+                 **_step_up(client, code)), as_json)
 
 
 # Maker-checker (FourEyes): what one operator proposed, a second one confirms before it expires.

@@ -147,6 +147,9 @@ class Settings(BaseSettings):
     token_minutes: int = 15                  # lifetime of a sign-in token
     auditors: str = ""                       # comma-separated addresses admitted as auditors besides the store's list
     auto_register: bool = True               # register a borrower on-chain (by the oracle) once KYC is verified
+    # Actions that need a fresh step-up code (api/stepup.py ACTIONS; comma-separated; default all); the API warns
+    # at start about each one left out.
+    step_up_actions: str = "apply,phone_change,card_change,debit_mandate,reschedule_request,reschedule_accept"
     kyc_expiring_days: int = Field(30, ge=0)  # GET /v1/kyc says `expiring` this many days before kycExpiresAt
     kyc_renewal_days: int = Field(30, ge=0)   # a registered borrower may renew KYC this many days before it expires
     # A wallet recovery waits for an operator when the lost wallet owes more principal than this (minor units).

@@ -60,6 +60,9 @@ def load_wallet(path: Path, passphrase: str) -> LocalAccount:
 
 
 Review = Callable[[PreparedOut], bool]  # shown a prepared decision before signing; False: do not sign
+# Reads the step-up code the API texted for (action, params) off the borrower's phone (the CLI asks its user).
+StepUpCodes = Callable[[str, dict], str]
+STEP_UP_HEADER = "x-step-up-code"
 
 
 class DecisionDeclined(Exception):
@@ -68,11 +71,16 @@ class DecisionDeclined(Exception):
 
 class LoanLedgerClient:
     """`review(prepared)` (optional) is shown each decision the server prepared, with its summary, before the
-    client signs it; returning False declines it (DecisionDeclined)."""
+    client signs it; returning False declines it (DecisionDeclined).
+
+    `step_up_codes(action, params)` (optional) reads a step-up code off the borrower's phone: a protected call
+    (apply, change_phone, request_reschedule, accept_reschedule) given no `step_up_code` asks the API to text one
+    (`step_up`) and sends what it returns. Without it, pass `step_up_code=` from your own `step_up` call."""
 
     def __init__(self, base_url: str, account: LocalAccount | None = None, *, http: httpx.Client | None = None,
-                 token: str | None = None, timeout: float = 30.0, review: Review | None = None):
-        self.account, self.token, self.review = account, token, review
+                 token: str | None = None, timeout: float = 30.0, review: Review | None = None,
+                 step_up_codes: StepUpCodes | None = None):
+        self.account, self.token, self.review, self.step_up_codes = account, token, review, step_up_codes
         self.http = http or httpx.Client(base_url=base_url, timeout=timeout)
         if http is None:
             self.base_url = base_url
@@ -82,12 +90,14 @@ class LoanLedgerClient:
     # -- plumbing ----------------------------------------------------------------------------------
 
     def _request(self, method: str, path: str, *, json_body: Any = None, params: dict | None = None,
-                 idempotency_key: str | None = None, raw: bool = False) -> Any:
+                 idempotency_key: str | None = None, raw: bool = False, step_up_code: str | None = None) -> Any:
         headers = {}
         if self.token:
             headers["authorization"] = f"Bearer {self.token}"
         if idempotency_key:
             headers["idempotency-key"] = idempotency_key
+        if step_up_code:
+            headers[STEP_UP_HEADER] = step_up_code
         response = self.http.request(method, path, json=json_body, params=params, headers=headers)
         if response.status_code >= 400:
             try:
@@ -122,6 +132,26 @@ class LoanLedgerClient:
     def me(self) -> dict:
         return self._request("GET", "/v1/auth/me")
 
+    # -- step-up codes ----------------------------------------------------------------------------
+
+    def step_up(self, action: str, **params: Any) -> dict:
+        """Asks the API to text a step-up code for `action` with exactly `params` to the verified phone; the
+        protected call with the same parameters then carries it (`step_up_code=`)."""
+        return self._request("POST", "/v1/step-up", json_body={"action": action, "params": params})
+
+    def _step_up_code(self, given: str | None, action: str, **params: Any) -> str | None:
+        """The code to send: the one given, else one asked for now and read by `step_up_codes`, else none (the
+        API then answers 403 step_up_required if the action is protected)."""
+        if given or self.step_up_codes is None:
+            return given
+        try:
+            self.step_up(action, **params)
+        except ApiError as exc:
+            if exc.code != "not_verified":
+                raise
+            return None  # no verified phone yet (a phone change before KYC): the API refuses the call itself
+        return self.step_up_codes(action, params)
+
     # -- KYC ---------------------------------------------------------------------------------------
 
     def kyc_status(self) -> dict:
@@ -140,8 +170,10 @@ class LoanLedgerClient:
         body = CodesIn(phone_code=phone_code, card_code=card_code)
         return self._request("POST", "/v1/kyc/verify", json_body=body.model_dump())
 
-    def change_phone(self, phone: str) -> dict:
-        return self._request("POST", "/v1/kyc/phone", json_body=PhoneIn(phone=phone).model_dump())
+    def change_phone(self, phone: str, *, step_up_code: str | None = None) -> dict:
+        code = self._step_up_code(step_up_code, "phone_change", phone=phone)
+        return self._request("POST", "/v1/kyc/phone", json_body=PhoneIn(phone=phone).model_dump(),
+                             step_up_code=code)
 
     def verify_phone(self, code: str) -> dict:
         return self._request("POST", "/v1/kyc/phone/verify", json_body=CodeIn(code=code).model_dump())
@@ -157,7 +189,7 @@ class LoanLedgerClient:
         return self._request("GET", f"/v1/products/{product_id}/quote", params=params)
 
     def apply(self, product_id: int, principal: int, installments: int, version: int | None = None, *,
-              idempotency_key: str | None = None) -> dict:
+              idempotency_key: str | None = None, step_up_code: str | None = None) -> dict:
         """Applies for a product: signs (EIP-712 `LoanApplication`, with the loan book's nonce and a deadline) the
         product version (the latest unless `version`), the principal and the number of installments."""
         if version is None:
@@ -170,8 +202,10 @@ class LoanLedgerClient:
         signature = typed_data.sign(self.account.key, message)
         body = ApplyIn(product_id=product_id, product_version=version, principal=principal, installments=installments,
                        deadline=params.deadline, signature=to_0x_hex(signature))
+        code = self._step_up_code(step_up_code, "apply", product_id=product_id, principal=principal,
+                                  installments=installments)
         return self._request("POST", "/v1/loans", idempotency_key=idempotency_key or self.new_key(),
-                             json_body=body.model_dump(mode="json"))
+                             json_body=body.model_dump(mode="json"), step_up_code=code)
 
     def cancel(self, loan_id: int, *, idempotency_key: str | None = None) -> dict:
         params = RequestParams.model_validate(self._request("GET", "/v1/loans/request-params"))
@@ -305,11 +339,13 @@ class LoanLedgerClient:
                            {"loan_id": loan_id}, {"installments": installments, "expires_at": expires_at},
                            idempotency_key=idempotency_key)
 
-    def request_reschedule(self, loan_id: int, installments: int = 0, reason: str = "other") -> dict:
+    def request_reschedule(self, loan_id: int, installments: int = 0, reason: str = "other", *,
+                           step_up_code: str | None = None) -> dict:
         """Asks for a hardship reschedule of one's own active loan (borrower); `reason` is a code (income_loss,
         illness, family, disaster, other)."""
+        code = self._step_up_code(step_up_code, "reschedule_request", loan_id=loan_id, installments=installments)
         return self._request("POST", f"/v1/loans/{loan_id}/reschedule-requests",
-                             json_body={"installments": installments, "reason": reason})
+                             json_body={"installments": installments, "reason": reason}, step_up_code=code)
 
     def reschedule_requests(self) -> list[dict]:
         """Every borrower's reschedule requests, oldest first (operators, admins and auditors)."""
@@ -320,7 +356,7 @@ class LoanLedgerClient:
         return self._request("GET", f"/v1/loans/{loan_id}/reschedule")
 
     def accept_reschedule(self, loan_id: int, *, expect_installments: int | None = None,
-                          idempotency_key: str | None = None) -> dict:
+                          idempotency_key: str | None = None, step_up_code: str | None = None) -> dict:
         """Signs the RescheduleAcceptance the API prepared for the loan's open offer, after checking it is for this
         loan, this book and (if given) the installments the borrower expects, and sends it."""
         status = self.reschedule(loan_id)
@@ -333,9 +369,11 @@ class LoanLedgerClient:
                 (expect_installments is not None and message["installments"] != expect_installments):
             raise ApiError(409, "unexpected_offer", "the acceptance to sign is not for the offer expected")
         signature = typed_data.sign(self.account.key, to_sign)
+        code = self._step_up_code(step_up_code, "reschedule_accept", loan_id=loan_id)
         return self._request("POST", f"/v1/loans/{loan_id}/reschedule/accept",
                              idempotency_key=idempotency_key or self.new_key(),
-                             json_body={"deadline": message["deadline"], "signature": to_0x_hex(signature)})
+                             json_body={"deadline": message["deadline"], "signature": to_0x_hex(signature)},
+                             step_up_code=code)
 
     def proposals(self) -> list[dict]:
         """The proposals awaiting a second person's confirmation (operators and admins), oldest first."""

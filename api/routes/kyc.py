@@ -27,6 +27,7 @@ from api.schemas.kyc import (
     PhoneIn,
 )
 from api.services import kyc, recovery
+from api.stepup import STEP_UP_ERRORS, StepUpCode, StepUpDep
 from api.views import checksum_address
 from ledger.identity import KycRecord
 from ledger.kyc_status import ON_CHAIN, description
@@ -90,9 +91,12 @@ def verify(body: CodesIn, context: ContextDep, otp: OtpDep, roles: RolesDep, who
     return _shown(standing)
 
 
-@router.post("/phone", response_model=KycStatus, status_code=202, responses=ERRORS,
+@router.post("/phone", response_model=KycStatus, status_code=202, responses={**ERRORS, **STEP_UP_ERRORS},
              summary="Change the phone number (new SIM): a code goes to the new number")
-def change_phone(body: PhoneIn, context: ContextDep, otp: OtpDep, who: BorrowerOrApplicant):
+def change_phone(body: PhoneIn, context: ContextDep, otp: OtpDep, step_up: StepUpDep, who: BorrowerOrApplicant,
+                 code: StepUpCode = None):
+    if context.vault.has_record(who.address):  # a verified phone to text the code to (else: not_verified below)
+        step_up.require(who.address, "phone_change", {"phone": body.phone}, code)
     return _shown(kyc.request_phone_change(context, otp, who.address, body.phone, current_request_id()))
 
 

@@ -48,6 +48,7 @@ from api.schemas.reschedules import (
 )
 from api.schemas.signed import SIGNED_FIELDS
 from api.services import application_limits, applications, recovery, reschedules
+from api.stepup import STEP_UP_ERRORS, StepUpCode, StepUpDep
 from api.views import visible_loan
 from ledger.book import LoanStatus, read_loan
 from ledger.store.models.chain import Loan
@@ -58,7 +59,7 @@ ERRORS = error_responses(401, 403, 404, 409, 422, 503)
 APPLY_ERRORS = {**ERRORS, 429: {"model": ErrorResponse, "description": (
     "too_many_applications: the borrower's applications this hour are at the limit (applications_per_hour); "
     "too_many_open_applications: their open applications are (open_applications): cancel one or wait for a "
-    "decision. Nothing was relayed; the same Idempotency-Key may be retried")}}
+    "decision. Nothing was relayed; the same Idempotency-Key may be retried")}, **STEP_UP_ERRORS}
 
 
 @router.get("/loans/request-params", response_model=RequestParams, responses=ERRORS,
@@ -71,8 +72,13 @@ def request_params(context: ContextDep, who: BorrowerOrApplicant) -> RequestPara
 
 @router.post("/loans", response_model=ApplyOut, status_code=201, responses=APPLY_ERRORS,
              summary="Apply for a product version: relay the borrower's signed application (Idempotency-Key required)")
-def apply(body: ApplyIn, context: ContextDep, metrics: MetricsDep, limiter: LimiterDep,
-          who: RegisteredBorrower, idempotency_key: str | None = Header(None)):
+def apply(body: ApplyIn, context: ContextDep, metrics: MetricsDep, limiter: LimiterDep, step_up: StepUpDep,
+          who: RegisteredBorrower, code: StepUpCode = None, idempotency_key: str | None = Header(None)):
+    # The step-up code for exactly what is signed (a retry with the same key and code replays the first answer).
+    # Without a key, run_once refuses (400) before anything: no code is spent on it.
+    if idempotency_key:
+        step_up.require(who.address, "apply", {"product_id": body.product_id, "principal": body.principal,
+                                               "installments": body.installments}, code, idempotency_key)
 
     def answer(application: applications.Application):
         context.wait_indexed(application.block_number)
@@ -193,14 +199,16 @@ def credit(context: ContextDep, who: BorrowerOrApplicant) -> CreditOut:
 
 
 @router.post("/loans/{loan_id}/reschedule-requests", response_model=RescheduleRequestOut, status_code=202,
-             responses=ERRORS, summary="Ask for a hardship reschedule of an active loan (kept for the operators; "
-                                       "an operator offers terms, GET /v1/loans/{loan_id}/reschedule shows them)")
-def request_reschedule(loan_id: LoanIdPath, body: RescheduleRequestIn, context: ContextDep,
-                       who: RegisteredBorrower) -> RescheduleRequestOut:
+             responses={**ERRORS, **STEP_UP_ERRORS},
+             summary="Ask for a hardship reschedule of an active loan (kept for the operators; an operator offers "
+                     "terms, GET /v1/loans/{loan_id}/reschedule shows them)")
+def request_reschedule(loan_id: LoanIdPath, body: RescheduleRequestIn, context: ContextDep, step_up: StepUpDep,
+                       who: RegisteredBorrower, code: StepUpCode = None) -> RescheduleRequestOut:
     with context.sessions() as session:
         row = visible_loan(session, Principal(who.address, frozenset()), loan_id)  # own loans only, else 404
         if row.status != LoanStatus.ACTIVE.solidity_name:
             raise ApiError(409, "loan_not_active", f"loan {loan_id} is {row.status}: only an active loan is rescheduled")
+    step_up.require(who.address, "reschedule_request", {"loan_id": loan_id, "installments": body.installments}, code)
     reschedules.request(context, who.address, loan_id, body.installments, body.reason, current_request_id())
     return RescheduleRequestOut(loan_id=loan_id, installments=body.installments, recorded=True)
 
@@ -220,11 +228,16 @@ def reschedule_status(loan_id: LoanIdPath, context: ContextDep, who: LoanReader)
     return RescheduleStatusOut(loan_id=loan_id, offer=offer, to_sign=to_sign, requests=asked, reschedules=history)
 
 
-@router.post("/loans/{loan_id}/reschedule/accept", response_model=TxOut, responses=ERRORS,
+@router.post("/loans/{loan_id}/reschedule/accept", response_model=TxOut, responses={**ERRORS, **STEP_UP_ERRORS},
              summary="Accept the loan's open reschedule offer with the borrower's RescheduleAcceptance signature "
                      "(Idempotency-Key required)")
 def accept_reschedule(loan_id: LoanIdPath, body: RescheduleAcceptIn, context: ContextDep, metrics: MetricsDep,
-                      who: RegisteredBorrower, idempotency_key: str | None = Header(None)):
+                      step_up: StepUpDep, who: RegisteredBorrower, code: StepUpCode = None,
+                      idempotency_key: str | None = Header(None)):
+    if idempotency_key:  # without one, run_once refuses (400) before anything
+        with context.sessions() as session:  # someone else's loan is not found, before any code is asked for
+            visible_loan(session, Principal(who.address, frozenset()), loan_id)
+        step_up.require(who.address, "reschedule_accept", {"loan_id": loan_id}, code, idempotency_key)
 
     def action():
         with context.sessions() as session:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import step_up_codes
 from eth_account import Account
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -130,10 +131,12 @@ def http(api):
 
 
 @pytest.fixture
-def client_for(http):
-    """`client_for(account)`: an SDK client signed in as `account`."""
+def client_for(api, http):
+    """`client_for(account)`: an SDK client signed in as `account`. A call that needs a step-up code asks for one
+    and reads it off the borrower's phone (tests/api/step_up_codes.py), as a borrower would."""
     def _make(account) -> LoanLedgerClient:
-        client = LoanLedgerClient("http://testserver", account, http=http)
+        client = LoanLedgerClient("http://testserver", account, http=http,
+                                  step_up_codes=step_up_codes.outbox_reader(api[0], account.address))
         client.login()
         return client
     return _make

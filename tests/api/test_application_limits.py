@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+import step_up_codes
 
 from api import idempotency
 from api.client import ApiError
@@ -33,7 +34,8 @@ def _post(http, client, application: dict, key: str):
             "installments": application["installments"], "deadline": params["deadline"],
             "signature": "0x" + typed_data.sign(client.account.key, message).hex()}
     return body, http.post("/v1/loans", json=body, headers={"authorization": f"Bearer {client.token}",
-                                                            "idempotency-key": key})
+                                                            "idempotency-key": key,
+                                                            **step_up_codes.apply_header(http.app, client, body)})
 
 
 def _refused(answer, code: str) -> str:
@@ -58,8 +60,10 @@ def test_the_application_over_the_hourly_limit_is_429_with_retry_after_and_nothi
     _limits(context, per_hour=2)
     body, first = _post(http, borrower, application, "first")
     assert first.status_code == 201
-    forged = http.post("/v1/loans", json={**body, "principal": body["principal"] + 1},
-                       headers={"authorization": f"Bearer {borrower.token}", "idempotency-key": "forged"})
+    forged_body = {**body, "principal": body["principal"] + 1}
+    forged = http.post("/v1/loans", json=forged_body,
+                       headers={"authorization": f"Bearer {borrower.token}", "idempotency-key": "forged",
+                                **step_up_codes.apply_header(http.app, borrower, forged_body)})
     assert forged.status_code == 422  # a tampered application is refused unrelayed: it spends no slot of the hour
     assert borrower.apply(**application)["loan_id"] == 2
     count = stack.book.functions.loanCount().call()
@@ -83,9 +87,10 @@ def test_an_idempotent_replay_does_not_count_and_a_refused_key_is_not_stored(api
     _limits(context, per_hour=2)
     body, first = _post(http, borrower, application, "same")
     assert first.status_code == 201
+    code = first.request.headers["x-step-up-code"]  # the same request again: the code it spent lets it through
     for _ in range(3):  # replays: the first answer, not new applications
         again = http.post("/v1/loans", json=body, headers={"authorization": f"Bearer {borrower.token}",
-                                                           "idempotency-key": "same"})
+                                                           "idempotency-key": "same", "x-step-up-code": code})
         assert (again.status_code, again.json()["loan_id"], again.headers.get("idempotent-replayed")) == (
             201, first.json()["loan_id"], "true")
     assert borrower.apply(**application)["loan_id"] == 2  # the second of two this hour
@@ -101,6 +106,7 @@ def test_open_applications_are_limited_and_a_cancellation_or_a_decision_frees_a_
     first, second = borrower.apply(**application)["loan_id"], borrower.apply(**application)["loan_id"]
 
     body, answer = _post(http, borrower, application, "over")
+    code = answer.request.headers["x-step-up-code"]
     message = _refused(answer, "too_many_open_applications")
     assert "at most 2" in message and "cancel" in message
     assert int(answer.headers["retry-after"]) > 0
@@ -109,7 +115,7 @@ def test_open_applications_are_limited_and_a_cancellation_or_a_decision_frees_a_
 
     operator.reject(first, "test")  # a decision frees a slot: the refused key runs now (it was not stored)
     retried = http.post("/v1/loans", json=body, headers={"authorization": f"Bearer {borrower.token}",
-                                                         "idempotency-key": "over"})
+                                                         "idempotency-key": "over", "x-step-up-code": code})
     assert (retried.status_code, retried.json()["loan_id"]) == (201, 4)
     _refused(_post(http, borrower, application, "over-again")[1], "too_many_open_applications")
 

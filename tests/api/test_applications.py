@@ -8,6 +8,7 @@ policy approves only what the product lets it; a service fee comes out of the pa
 from __future__ import annotations
 
 import pytest
+import step_up_codes
 from api_outcomes import api_error
 from eth_account import Account
 from web3.exceptions import ContractCustomError
@@ -68,7 +69,8 @@ def test_a_signature_not_the_borrowers_or_over_another_application_is_refused_be
     inflated = {**_body(borrower, borrower.account, **signed), "principal": application["principal"] * 5}
     older = {**_body(borrower, borrower.account, **signed), "installments": 6}
     for n, body in enumerate((forged, inflated, older)):
-        answer = http.post("/v1/loans", json=body, headers={**headers, "idempotency-key": f"k{n}"})
+        answer = http.post("/v1/loans", json=body, headers={**headers, "idempotency-key": f"k{n}",
+                                                           **step_up_codes.apply_header(http.app, borrower, body)})
         assert (answer.status_code, answer.json()["error"]["code"]) == (422, "invalid_signature")
     assert stack.book.functions.loanCount().call() == 0
 

@@ -52,7 +52,12 @@ def test_a_borrower_from_new_wallet_to_a_loan_on_the_command_line(run, api, tmp_
     assert code == 0 and "registered" in out
     driver.score(wallet)
     product_id = publish(name="CLI 3-month", service_fee_bps=20, annual_rate_bps=1_800)
-    code, out = run("apply", "--product", str(product_id), "--principal", "100000", "--installments", "3", "--yes")
+    # A step-up code for exactly this application, texted to the verified phone, typed back as --code.
+    code, out = run("step-up", "apply", f"product_id={product_id}", "principal=100000", "installments=3")
+    assert code == 0 and "code texted to" in out and person["phone"] not in out
+    step_up = sms.last_code(person["phone"], "step_up")
+    code, out = run("apply", "--product", str(product_id), "--principal", "100000", "--installments", "3", "--yes",
+                    "--code", step_up)
     assert code == 0 and "loan 1: Requested" in out and "service fee 200; paid out 99,800" in " ".join(out.split())
     code, out = run("loans", "--json")
     loans = json.loads(out)
@@ -82,9 +87,13 @@ def test_apply_waits_for_the_automatic_policys_decision(run, api, tmp_path, driv
     assert "registered" in run("kyc", "status")[1]  # its next request is a borrower's
     driver.score(load_wallet(tmp_path / "wallets" / "default.json", "pass phrase"))
     product_id = str(publish())
+
+    def step_up_code(product: str) -> str:  # asked for on the command line, read off the phone
+        assert run("step-up", "apply", f"product_id={product}", "principal=100000", "installments=3")[0] == 0
+        return sms.last_code(person["phone"], "step_up")
     # The policy is off: nobody decides, and the wait says so.
     code, out = run("apply", "--product", product_id, "--principal", "100000", "--installments", "3", "--yes",
-                    "--wait", "0.5")
+                    "--wait", "0.5", "--code", step_up_code(product_id))
     assert code == 0 and "loan 1: Requested" in out and "still Requested after 0.5s" in " ".join(out.split())
     # Switched on, its rounds (the policy process's code, here in a thread) decide while the command waits.
     client_for(keys["operator"]).set_auto_approve(True)
@@ -97,7 +106,7 @@ def test_apply_waits_for_the_automatic_policys_decision(run, api, tmp_path, driv
     rounds.start()
     try:
         code, out = run("apply", "--product", product_id, "--principal", "100000", "--installments", "3", "--yes",
-                        "--wait", "30")
+                        "--wait", "30", "--code", step_up_code(product_id))
     finally:
         stop.set()
         rounds.join(timeout=30)

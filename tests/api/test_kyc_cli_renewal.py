@@ -12,7 +12,8 @@ from ledger.cli import app
 from ledger.samples import sample_identity
 
 
-def test_renew_after_expiry_and_change_the_phone_on_the_command_line(tmp_path, served, api, driver, registrar, stack):
+def test_renew_after_expiry_and_change_the_phone_on_the_command_line(tmp_path, served, api, driver, registrar, stack,
+                                                                      monkeypatch):
     sms = api[0].state.sms
     env = {"LOANLEDGER_WALLET_DIR": str(tmp_path / "wallets"), "LOANLEDGER_WALLET_PASSPHRASE": "pass phrase",
            "LOANLEDGER_API_URL": served, "LOANLEDGER_HOME": str(tmp_path)}
@@ -49,7 +50,20 @@ def test_renew_after_expiry_and_change_the_phone_on_the_command_line(tmp_path, s
     assert stack.registry.functions.borrowerOf(address).call()[1] == status["kyc_expires_at"]
 
     new_phone = sample_identity(61)["phone"]
+    assert run("kyc", "phone", "--phone", new_phone)[0] == 1  # no step-up code typed: refused, nothing changed
+    assert run("step-up", "phone_change", f"phone={new_phone}")[0] == 0  # texted to the verified (old) phone
+    wrong = "000000" if sms.last_code(person["phone"], "step_up") != "000000" else "111111"
+    code, out = run("kyc", "phone", "--phone", new_phone, "--code", wrong)
+    assert code == 1 and "step_up_wrong" in out
+    # Without --code the command has the code texted and asks for it; the borrower types what their phone shows.
+    asked = []
+
+    def types_what_the_phone_shows(text: str, **_) -> str:
+        asked.append(text)
+        return sms.last_code(person["phone"], "step_up")
+    monkeypatch.setattr("api.cli.typer.prompt", types_what_the_phone_shows)
     code, out = run("kyc", "phone", "--phone", new_phone)
+    assert asked == ["Step-up code texted to your phone for phone_change"]
     assert code == 0 and "reverification_needed" in out and new_phone not in out
     code, out = run("kyc", "phone-verify", "--code", sms.last_code(new_phone, "phone_change"))
     assert code == 0 and out.startswith("registered")

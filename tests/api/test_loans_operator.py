@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import step_up_codes
 from api_outcomes import api_error
 from web3 import Web3
 
@@ -26,13 +27,16 @@ def _signed_body(borrower, application) -> dict:
 
 def test_the_same_idempotency_key_returns_the_first_answer_and_opens_one_loan(api, http, borrower, stack, application):
     body = _signed_body(borrower, application)
-    headers = {"authorization": f"Bearer {borrower.token}", "idempotency-key": "apply-1"}
+    headers = {"authorization": f"Bearer {borrower.token}", "idempotency-key": "apply-1",
+               **step_up_codes.apply_header(http.app, borrower, body)}
     first = http.post("/v1/loans", json=body, headers=headers)
     again = http.post("/v1/loans", json=body, headers=headers)
     assert first.status_code == again.status_code == 201
     assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
     assert stack.book.functions.loanCount().call() == 1
-    other = http.post("/v1/loans", json=_signed_body(borrower, {**application, "installments": 6}), headers=headers)
+    other_body = _signed_body(borrower, {**application, "installments": 6})
+    other = http.post("/v1/loans", json=other_body,
+                      headers={**headers, **step_up_codes.apply_header(http.app, borrower, other_body)})
     assert (other.status_code, other.json()["error"]["code"]) == (422, "idempotency_key_reused")
     assert stack.book.functions.loanCount().call() == 1
     no_key = http.post("/v1/loans", json=body, headers={"authorization": f"Bearer {borrower.token}"})

@@ -87,6 +87,9 @@ ROUTES = [
     ("GET", "/v1/kyc", {"borrower", "applicant"}),
     ("POST", "/v1/kyc", {"borrower", "applicant"}),
     ("POST", "/v1/kyc/verify", {"borrower", "applicant"}),
+    # Step-up codes (issue 17): a verified wallet asks for a code bound to one action; an applicant is let past the
+    # gate (it is refused not_verified: there is no verified phone to text).
+    ("POST", "/v1/step-up", {"borrower", "applicant"}),
     ("POST", "/v1/kyc/phone", {"borrower", "applicant"}),
     ("POST", "/v1/kyc/phone/verify", {"borrower", "applicant"}),
     # Wallet recovery (test_wallet_recovery_api.py): a new wallet claims its identity; operators confirm held ones.

@@ -82,6 +82,24 @@ class OtpChallenge(Base):
     used_at: Mapped[int | None] = mapped_column(BigInteger)
 
 
+class StepUpChallenge(Base):
+    """A step-up code sent for one action with its parameters (`binding`: sha256 of both); only its keyed hash is
+    kept. `used_for`: the Idempotency-Key of the request that spent it (its retry is the same request)."""
+
+    __tablename__ = "step_up_challenges"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    address: Mapped[str] = mapped_column(String(42), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    binding: Mapped[str] = mapped_column(String(64))
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    used_at: Mapped[int | None] = mapped_column(BigInteger)    # -1: retired (a newer code, or too many wrong ones)
+    used_for: Mapped[str | None] = mapped_column(String(128))
+
+
 class ApiSetting(Base):
     """Operator-set switches that every API process must agree on (e.g. the automatic approval policy)."""
 
