@@ -22,7 +22,8 @@ from api.sms import SmsSender, sms_provider
 from api.stepup import StepUpService, protected_actions
 from ledger.config import Settings, load_settings
 
-ROUTERS = ("system", "audit", "auth", "stepup", "kyc", "loans", "products", "operator", "notices", "dashboard")
+ROUTERS = ("system", "audit", "auth", "stepup", "kyc", "loans", "products", "operator", "notices", "mandates",
+           "dashboard")
 
 DESCRIPTION = """
 LoanLedger exposes a permissioned lending ledger to three kinds of users.

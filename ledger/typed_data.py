@@ -127,6 +127,44 @@ def reschedule_acceptance(*, chain_id: int, book: str, loan_id: int, offer_id: i
     }
 
 
+DEBIT_MANDATE_DOMAIN = ("LoanLedger DebitMandate", "1")  # off-chain: the API checks it, the rail is authorised by it
+
+
+def debit_mandate(*, chain_id: int, book: str, borrower: str, loan_id: int, card: str, max_amount: int,
+                  valid_until: int, nonce: int) -> dict:
+    """The full EIP-712 message a borrower signs to let the rail debit `card` (masked: "**** 1234", never the full
+    number) for loan `loan_id` on its due dates, at most `max_amount` per debit, until `valid_until`. No contract
+    verifies it (the debit is an order to the rail); the domain names the loan book so it holds for one deployment."""
+    return {
+        "types": {
+            "EIP712Domain": _DOMAIN_TYPE,
+            "DebitMandate": [
+                {"name": "borrower", "type": "address"}, {"name": "loanId", "type": "uint256"},
+                {"name": "card", "type": "string"}, {"name": "maxAmount", "type": "uint96"},
+                {"name": "validUntil", "type": "uint40"}, {"name": "nonce", "type": "uint256"}],
+        },
+        "primaryType": "DebitMandate",
+        "domain": _domain(DEBIT_MANDATE_DOMAIN, chain_id, book),
+        "message": {"borrower": borrower, "loanId": loan_id, "card": card, "maxAmount": max_amount,
+                    "validUntil": valid_until, "nonce": nonce},
+    }
+
+
+def revoke_debit_mandate(*, chain_id: int, book: str, borrower: str, loan_id: int, nonce: int) -> dict:
+    """The full EIP-712 message a borrower signs to revoke the debit mandate with `nonce` on loan `loan_id`."""
+    return {
+        "types": {
+            "EIP712Domain": _DOMAIN_TYPE,
+            "RevokeDebitMandate": [
+                {"name": "borrower", "type": "address"}, {"name": "loanId", "type": "uint256"},
+                {"name": "nonce", "type": "uint256"}],
+        },
+        "primaryType": "RevokeDebitMandate",
+        "domain": _domain(DEBIT_MANDATE_DOMAIN, chain_id, book),
+        "message": {"borrower": borrower, "loanId": loan_id, "nonce": nonce},
+    }
+
+
 def score_report(*, chain_id: int, oracle: str, report_id: int, model_version: int,
                  updates: list[tuple[str, int, int]]) -> dict:
     """The full EIP-712 message each score signer signs over a batch of (borrower, score, creditLimit)."""

@@ -375,6 +375,39 @@ class LoanLedgerClient:
                              json_body={"deadline": message["deadline"], "signature": to_0x_hex(signature)},
                              step_up_code=code)
 
+    # -- automatic debit (issue 17) -----------------------------------------------------------------
+
+    def debit_mandate(self, loan_id: int) -> dict:
+        """The loan's debit mandate in force, and what a new one (sign_params) or a revocation signs."""
+        return self._request("GET", f"/v1/loans/{loan_id}/debit-mandate")
+
+    def sign_debit_mandate(self, loan_id: int, max_amount: int, valid_until: int, *,
+                           step_up_code: str | None = None) -> dict:
+        """Signs a DebitMandate for the loan and the card the API says is bound (masked), at most `max_amount` per
+        debit until `valid_until`, and sends it with a step-up code for debit_mandate {loan_id}."""
+        params = self.debit_mandate(loan_id)["sign_params"]
+        message = typed_data.debit_mandate(chain_id=params["chain_id"], book=params["loan_book"],
+                                           borrower=self.account.address, loan_id=loan_id, card=params["card"],
+                                           max_amount=max_amount, valid_until=valid_until, nonce=params["nonce"])
+        signature = typed_data.sign(self.account.key, message)
+        code = self._step_up_code(step_up_code, "debit_mandate", loan_id=loan_id)
+        return self._request("POST", f"/v1/loans/{loan_id}/debit-mandate", step_up_code=code,
+                             json_body={"card": params["card"], "max_amount": max_amount, "valid_until": valid_until,
+                                        "nonce": params["nonce"], "signature": to_0x_hex(signature)})
+
+    def revoke_debit_mandate(self, loan_id: int) -> dict:
+        """Signs the RevokeDebitMandate the API shows for the loan's mandate in force, after checking it names this
+        loan and this wallet, and sends it."""
+        to_sign = self.debit_mandate(loan_id).get("revocation_to_sign")
+        if not to_sign:
+            raise ApiError(404, "no_active_mandate", f"loan {loan_id} has no debit mandate in force")
+        message = to_sign["message"]
+        if message["loanId"] != loan_id or message["borrower"].lower() != self.account.address.lower():
+            raise ApiError(409, "unexpected_revocation", "the revocation to sign is not for this loan and wallet")
+        signature = typed_data.sign(self.account.key, to_sign)
+        return self._request("DELETE", f"/v1/loans/{loan_id}/debit-mandate",
+                             json_body={"signature": to_0x_hex(signature)})
+
     def proposals(self) -> list[dict]:
         """The proposals awaiting a second person's confirmation (operators and admins), oldest first."""
         return self._request("GET", "/v1/operator/proposals")["proposals"]

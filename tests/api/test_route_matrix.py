@@ -112,6 +112,10 @@ ROUTES = [
     ("GET", "/v1/loans/{loan_id}", {"borrower", "applicant", "auditor", "operator", "admin"}),
     ("GET", "/v1/loans/{loan_id}/due", {"borrower", "applicant", "auditor", "operator", "admin"}),
     ("GET", "/v1/loans/{loan_id}/reschedule", {"borrower", "applicant", "auditor", "operator", "admin"}),
+    # Automatic debit (issue 17): the borrower signs a mandate and revokes it; staff read it.
+    ("GET", "/v1/loans/{loan_id}/debit-mandate", {"borrower", "applicant", "auditor", "operator", "admin"}),
+    ("POST", "/v1/loans/{loan_id}/debit-mandate", {"borrower"}),
+    ("DELETE", "/v1/loans/{loan_id}/debit-mandate", {"borrower"}),
     # The audit reads (docs/auditor.md; the reconciliation "for auditors and operators", docs/operator.md).
     ("GET", "/v1/audit/loans", {"auditor", "operator", "admin"}),
     ("GET", "/v1/audit/loans/{loan_id}", {"auditor", "operator", "admin"}),

@@ -1,0 +1,59 @@
+"""Automatic debit (issue 17): a loan's debit mandate, what the borrower signs for one, and the revocation."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from api.schemas import HEX_SIGNATURE
+
+_SIGNATURE = "0x" + "5d" * 64 + "1b"
+
+
+class MandateSignParams(BaseModel):
+    """What goes into the DebitMandate message besides the borrower's own terms (ledger.typed_data.debit_mandate)."""
+
+    chain_id: int
+    loan_book: str = Field(description="the domain's verifyingContract")
+    card: str = Field(description="the card bound now, masked as the message names it")
+    nonce: int = Field(description="the nonce the next mandate must be signed with")
+
+
+class MandateOut(BaseModel):
+    id: int
+    loan_id: int
+    borrower: str
+    card: str = Field(description="masked: the last four digits only")
+    max_amount: int = Field(description="the most one debit takes, in minor units")
+    valid_until: int
+    nonce: int
+    created_at: int
+    revoked_at: int | None = None
+
+    model_config = {"from_attributes": True}
+
+
+class MandateStatusOut(BaseModel):
+    loan_id: int
+    mandate: MandateOut | None = Field(description="the mandate in force (none: no automatic debit)")
+    sign_params: MandateSignParams | None = Field(
+        None, description="for the loan's borrower: what a new DebitMandate is signed over besides the terms")
+    revocation_to_sign: dict | None = Field(
+        None, description="for the loan's borrower with a mandate in force: the RevokeDebitMandate message to sign")
+
+
+class MandateIn(BaseModel):
+    card: str = Field(min_length=6, max_length=32, description="the masked card, as signed (sign_params.card)")
+    max_amount: int = Field(ge=1, lt=2**96, description="the most one debit may take, in minor units")
+    valid_until: int = Field(gt=0, lt=2**40, description="unix seconds (chain time) the mandate holds until")
+    nonce: int = Field(ge=1, lt=2**63, description="sign_params.nonce")
+    signature: str = Field(pattern=HEX_SIGNATURE, description="EIP-712 DebitMandate signature by the borrower")
+
+    model_config = {"json_schema_extra": {"examples": [{"card": "**** 1234", "max_amount": 50_000,
+                                                        "valid_until": 1_798_761_600, "nonce": 1,
+                                                        "signature": _SIGNATURE}]}}
+
+
+class MandateRevokeIn(BaseModel):
+    signature: str = Field(pattern=HEX_SIGNATURE, description="EIP-712 RevokeDebitMandate signature by the borrower")
+
+    model_config = {"json_schema_extra": {"examples": [{"signature": _SIGNATURE}]}}
