@@ -14,7 +14,13 @@ from api.deps import ContextDep, LoanReader, RegisteredBorrower
 from api.errors import error_responses
 from api.observability import current_request_id
 from api.schemas import LoanIdPath
-from api.schemas.mandates import MandateIn, MandateOut, MandateRevokeIn, MandateSignParams, MandateStatusOut
+from api.schemas.mandates import (
+    MandateIn,
+    MandateOut,
+    MandateRevokeIn,
+    MandateSignParams,
+    MandateStatusOut,
+)
 from api.services import mandates
 from api.stepup import STEP_UP_ERRORS, StepUpCode, StepUpDep
 from api.views import visible_loan
