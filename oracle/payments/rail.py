@@ -21,6 +21,11 @@ Every webhook is signed and delivered the same way, retried until acknowledged.
 `GET /v1/statements/{YYYY-MM-DD}` is the day's settlement statement (every payout, collection, refund,
 reversal and return executed that UTC day), as providers publish daily statement files for reconciliation (oracle.payments.reconcile).
 
+Automatic debit (issue 17): a collection order may name the card it debits (`card`, masked: "**** 1234"). A card
+set short of funds (`PUT /v1/cards/{last4}/funds` {"sufficient": false}, a test order as banks' sandboxes have) is
+declined: the order answers 201 with `status: "failed"`, `reason: "insufficient_funds"` and moves no money; the same
+Idempotency-Key again answers that failure (a retry of a declined debit is a new order with a new key).
+
 `/v1/card-verifications` binds a card as banks do: the bank texts its own code to the card's reserved phone
 (oracle.payments.card_verifications).
 """
@@ -117,6 +122,20 @@ class RailReversal:
                          "reversed_at": self.reversed_at}}
 
 
+@dataclass
+class RailDeclined:
+    """A collection the card's bank declined: no money moved; `reason` as providers name it."""
+
+    reference: str
+    loan_id: int
+    amount: int
+    currency: str
+    card: str
+    declined_at: int
+    reason: str = "insufficient_funds"
+    status: str = "failed"
+
+
 Notified = RailPayment | RailRefund | RailReversal  # what the rail sends a webhook for
 
 
@@ -134,6 +153,8 @@ class PaymentRail:
     payments: dict[str, RailPayment] = field(default_factory=dict)
     refunds: dict[str, RailRefund] = field(default_factory=dict)
     reversals: dict[str, RailReversal] = field(default_factory=dict)  # by the original payment's reference
+    short_of_funds: set[str] = field(default_factory=set)  # last four digits of cards whose debits are declined
+    declined: dict[str, RailDeclined] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._serial = itertools.count(1)
@@ -246,6 +267,14 @@ class PaymentRail:
         self._notify(payment, deliver)
         return payment
 
+    def decline(self, loan_id: int, amount: int, currency: str, card: str) -> RailDeclined:
+        """Records a debit the card's bank declined for want of funds (no money moves, nothing is notified)."""
+        with self._lock:
+            declined = RailDeclined(reference=f"DEC-{next(self._serial):08d}-{secrets.token_hex(3)}", loan_id=loan_id,
+                                    amount=amount, currency=currency, card=card, declined_at=int(self.clock()))
+            self.declined[declined.reference] = declined
+        return declined
+
     def signed_webhook(self, payment: Notified) -> tuple[dict[str, str], bytes]:
         body = json.dumps(payment.event(), separators=(",", ":")).encode()
         headers = signature_headers(self.provider, self.scheme, body, timestamp=int(self.clock()),
@@ -296,6 +325,7 @@ class PaymentOrder(BaseModel):
     amount: int = Field(ge=1, lt=2**96)
     currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$")
     paid_at: int | None = Field(default=None, ge=1, description="Defaults to now; demos set it to chain time.")
+    card: str | None = Field(default=None, max_length=32, description="a debit's card, masked (\"**** 1234\")")
 
 
 class RefundOrder(BaseModel):
@@ -304,6 +334,10 @@ class RefundOrder(BaseModel):
     amount: int = Field(ge=1, lt=2**96)
     currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$")
     purpose: Literal["credit", "suspense"] = "suspense"
+
+
+class Funds(BaseModel):
+    sufficient: bool = Field(description="false: the card's debits are declined for insufficient funds")
 
 
 IdempotencyKey = Annotated[str | None, Header(max_length=255, description="same key, same order: same payment")]
@@ -336,7 +370,24 @@ def create_app(rail: PaymentRail, cards: CardDesk | None = None) -> FastAPI:
 
     @app.post("/v1/collections", status_code=201)
     def collection(order: PaymentOrder, response: Response, idempotency_key: IdempotencyKey = None) -> dict:
+        """Collects; a debit of a card short of funds is declined (`status: failed`, no money moved)."""
+        if order.card and order.card[-4:] in rail.short_of_funds:
+            facts = ("collection", order.loan_id, order.amount, order.currency)
+            try:
+                made, replayed = rail.once(idempotency_key, facts, lambda: rail.decline(
+                    order.loan_id, order.amount, order.currency, order.card))
+            except IdempotencyConflict as exc:
+                raise HTTPException(status_code=422, detail=str(exc)) from None
+            if replayed:
+                response.status_code, response.headers["Idempotent-Replayed"] = 200, "true"
+            return asdict(made)
         return _pay("collection", order, idempotency_key, response)
+
+    @app.put("/v1/cards/{last4}/funds")
+    def funds(last4: str, body: Funds) -> dict:
+        """Test order: makes the card's debits succeed or be declined for insufficient funds."""
+        (rail.short_of_funds.discard if body.sufficient else rail.short_of_funds.add)(last4[-4:])
+        return {"card": f"**** {last4[-4:]}", "sufficient": body.sufficient}
 
     @app.post("/v1/refunds", status_code=201)
     def refund(order: RefundOrder, response: Response, idempotency_key: IdempotencyKey = None) -> dict:
