@@ -281,6 +281,12 @@ def _monitor_tasks(settings, sessions, risk: bool, scores: bool, reminder_days: 
         sender = WebhookSender(notify_webhook, secret) if notify_webhook else SmsQueue(bindings.book.address)
         monitor = RiskMonitor(sessions, bindings.book, sender, client=oracle, reminder_days=reminder_days)
         tasks.append(BackgroundTask("risk", every(interval, monitor.run_once, "risk monitor")))
+        # Automatic debit (issue 17): on due dates, the mandated loans' amounts due are debited through the rail.
+        import httpx
+
+        from oracle.collections import CollectionRun
+        debits = CollectionRun(sessions, bindings.book, httpx.Client(base_url=settings.rail_url, timeout=10.0))
+        tasks.append(BackgroundTask("collections", every(interval, debits.run_once, "collection run")))
     if scores:
         from oracle.bureau.source import HttpBureau
         from oracle.quorum import QuorumPusher

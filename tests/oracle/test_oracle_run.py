@@ -74,7 +74,7 @@ def test_oracle_run_credits_the_rails_webhooks_and_stops_cleanly(w3, stack, driv
         body = health.json()
         assert (body["status"], body["store"], body["tasks"], body["webhooks"]) == (
             "ok", "ok", {"outbox": True, "registrations": True, "anchor": True, "reconciliation": True, "risk": True,
-                         "scores": True}, ["mockpay"])
+                         "collections": True, "scores": True}, ["mockpay"])
 
         payout = httpx.post(f"{rail_url}/v1/payouts", json={"loan_id": loan_id, "amount": 120_000,
                                                              "paid_at": driver.now}).json()
