@@ -7,6 +7,11 @@ from pydantic import BaseModel, Field
 from api.schemas import HEX_SIGNATURE
 
 _SIGNATURE = "0x" + "5d" * 64 + "1b"
+_BOOK = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+_MANDATE = {"id": 1, "loan_id": 7, "borrower": "0x70997970c51812dc3a010c7d01b50e0d17dc79c8", "card": "**** 1234",
+            "max_amount": 50_000, "valid_until": 1_798_761_600, "nonce": 1, "created_at": 1_767_225_600,
+            "revoked_at": None}
+_PARAMS = {"chain_id": 31337, "loan_book": _BOOK, "card": "**** 1234", "nonce": 2}
 
 
 class MandateSignParams(BaseModel):
@@ -16,6 +21,8 @@ class MandateSignParams(BaseModel):
     loan_book: str = Field(description="the domain's verifyingContract")
     card: str = Field(description="the card bound now, masked as the message names it")
     nonce: int = Field(description="the nonce the next mandate must be signed with")
+
+    model_config = {"json_schema_extra": {"examples": [_PARAMS]}}
 
 
 class MandateOut(BaseModel):
@@ -29,7 +36,7 @@ class MandateOut(BaseModel):
     created_at: int
     revoked_at: int | None = None
 
-    model_config = {"from_attributes": True}
+    model_config = {"from_attributes": True, "json_schema_extra": {"examples": [_MANDATE]}}
 
 
 class MandateStatusOut(BaseModel):
@@ -39,6 +46,9 @@ class MandateStatusOut(BaseModel):
         None, description="for the loan's borrower: what a new DebitMandate is signed over besides the terms")
     revocation_to_sign: dict | None = Field(
         None, description="for the loan's borrower with a mandate in force: the RevokeDebitMandate message to sign")
+
+    model_config = {"json_schema_extra": {"examples": [
+        {"loan_id": 7, "mandate": _MANDATE, "sign_params": _PARAMS, "revocation_to_sign": None}]}}
 
 
 class MandateIn(BaseModel):
