@@ -38,6 +38,8 @@ admin_app = typer.Typer(help="Admin decisions (your wallet must hold the admin r
                         no_args_is_help=True)
 reschedule_app = typer.Typer(help="Hardship: ask for a longer schedule, see the offer, accept it by signing.",
                               no_args_is_help=True)
+debit_app = typer.Typer(help="Automatic debit: let the rail debit your bound card on a loan's due dates; revoke it.",
+                         no_args_is_help=True)
 audit_app = typer.Typer(help="Auditor reads, reports, verification and exports.", no_args_is_help=True)
 
 WALLET = typer.Option("default", "--wallet", "-w", help="Wallet name.")
@@ -178,6 +180,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(admin_app, name="admin")
     app.add_typer(audit_app, name="audit")
     app.add_typer(reschedule_app, name="reschedule")
+    app.add_typer(debit_app, name="debit")
 
     @app.command("api")
     def serve(host: str = typer.Option(None, "--host"), port: int = typer.Option(None, "--port")) -> None:
@@ -726,3 +729,40 @@ def audit_export(dataset: str = typer.Argument(..., help="loans | events | payme
         except OSError as exc:
             raise _fail(f"the API does not answer: {exc}") from None
     console.print(f"written to {out}")
+
+
+# -------------------------------------------------------------------------------------------- automatic debit
+
+
+@debit_app.command("show")
+def debit_show(loan_id: int = typer.Argument(..., min=1), wallet: str = WALLET, api: str = API,
+               as_json: bool = JSON) -> None:
+    """The loan's debit mandate in force (card masked), if any."""
+    _print(_call(_client(wallet, api).debit_mandate, loan_id), as_json)
+
+
+@debit_app.command("mandate")
+def debit_mandate(loan_id: int = typer.Argument(..., min=1),
+                  max_amount: int = typer.Option(..., "--max-amount", min=1,
+                                                 help="The most one debit may take, in minor units (fen)."),
+                  valid_days: int = typer.Option(365, "--valid-days", min=1, help="Days the mandate holds."),
+                  yes: bool = typer.Option(False, "--yes", "-y", help="Sign without asking."),
+                  code: str = STEP_UP_CODE, wallet: str = WALLET, api: str = API, as_json: bool = JSON) -> None:
+    """Sign a debit mandate (DebitMandate) for the loan and your bound card, with a step-up code: on each due date
+    the amount due is debited from the card, at most --max-amount per debit."""
+    import time
+
+    client = _client(wallet, api)
+    card = ((_call(client.debit_mandate, loan_id) or {}).get("sign_params") or {}).get("card")
+    if not yes and not typer.confirm(f"Let the rail debit card {card} for loan {loan_id} on its due dates, at most "
+                                     f"{max_amount} per debit, for {valid_days} days?"):
+        raise typer.Exit(1)
+    until = int(time.time()) + valid_days * 86_400
+    _print(_call(client.sign_debit_mandate, loan_id, max_amount, until, **_step_up(client, code)), as_json)
+
+
+@debit_app.command("revoke")
+def debit_revoke(loan_id: int = typer.Argument(..., min=1), wallet: str = WALLET, api: str = API,
+                 as_json: bool = JSON) -> None:
+    """Revoke the loan's debit mandate (your wallet signs RevokeDebitMandate): the next due date debits nothing."""
+    _print(_call(_client(wallet, api).revoke_debit_mandate, loan_id), as_json)
