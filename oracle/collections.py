@@ -15,7 +15,9 @@ So a run that repeats, overlaps or dies anywhere debits once per (mandate, insta
 is credited as any payment: the rail's signed `payment.succeeded` webhook goes through the oracle's intake and
 outbox (oracle/intake.py), which credit it on-chain by its reference once.
 
-A debit the bank declines for insufficient funds is retried by `RETRY_AFTER`: one day after the first decline, three
+A decline arrives in the order's answer and as the rail's signed `collection.failed` webhook (the intake verifies it
+and calls `record_decline`: the intent is marked declined, the next round applies the policy), whichever comes
+first; the policy is applied once. A debit the bank declines for insufficient funds is retried by `RETRY_AFTER`: one day after the first decline, three
 days after the second; the third decline sets the installment aside (logged at ERROR for an operator; the borrower
 repays as before, over the rail). The borrower is sent one `debit_failed` notice per installment at the first decline
 (through the SMS notice queue, as the risk monitor's notices). A revoked or expired mandate is not debited, nor
@@ -29,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 from web3.contract import Contract
@@ -40,6 +42,7 @@ from ledger.store.models.mandates import CollectionIntent, DebitMandate
 from ledger.store.models.notices import PENDING, NoticeDelivery
 from ledger.store.models.notifications import Notification
 from oracle.notify import Notice, SmsQueue
+from oracle.payments.inbound import DeclinedDebit
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +52,25 @@ DAY = 86_400
 RETRY_AFTER = (1 * DAY, 3 * DAY)
 WINDOW = DAY  # an installment is debited in the day after it falls due (a later run finds it past the window)
 
-PENDING_INTENT, SENT, FAILED, SET_ASIDE = "pending", "sent", "failed", "set_aside"
+PENDING_INTENT, SENT, DECLINED, FAILED, SET_ASIDE = "pending", "sent", "declined", "failed", "set_aside"
+OPEN = (PENDING_INTENT, SENT, DECLINED)  # a decline may still be applied to these
+
+
+def record_decline(sessions: sessionmaker, declined: DeclinedDebit, now: int) -> str:
+    """The rail's signed `collection.failed` webhook (the intake verified it): the intent its order key names is
+    marked declined; the next round applies the retry policy and the notice. "recorded", or "duplicate" (told
+    before, or the run learnt it from the order's answer), or "unknown_order" (no intent has that key: kept in the
+    log only, answered 200 so the rail stops)."""
+    with sessions.begin() as session:
+        row = session.scalar(select(CollectionIntent).where(CollectionIntent.key == declined.order_key)
+                             .with_for_update())
+        if row is None:
+            log.error("%s: no collection intent has this order key", declined)
+            return "unknown_order"
+        if row.status not in (PENDING_INTENT, SENT):
+            return "duplicate"
+        row.status, row.reason, row.reference, row.updated_at = DECLINED, declined.reason, declined.reference, now
+    return "recorded"
 
 
 def intent_key(mandate_id: int, due_at: int, attempt: int) -> str:
@@ -103,11 +124,20 @@ class CollectionRun:
                 select(CollectionIntent.mandate_id, CollectionIntent.due_at)
                 .join(DebitMandate, DebitMandate.id == CollectionIntent.mandate_id)
                 .where(DebitMandate.revoked_at.is_(None), DebitMandate.valid_until >= now,
-                       (CollectionIntent.status == PENDING_INTENT)
+                       CollectionIntent.status.in_((PENDING_INTENT, DECLINED))
                        | ((CollectionIntent.status == FAILED) & (CollectionIntent.retry_at <= now)))).all()
         return sorted({(m, d) for m, d in [*rows, *again]})
 
     def _collect(self, mandate_id: int, due_at: int, now: int, report: CollectionReport) -> None:
+        with self.sessions() as session:
+            told = session.scalar(select(CollectionIntent).where(
+                CollectionIntent.mandate_id == mandate_id, CollectionIntent.due_at == due_at,
+                CollectionIntent.status == DECLINED))
+            if told is not None:
+                session.expunge(told)
+        if told is not None:  # the rail's decline webhook came first: the policy is applied here
+            self._declined(told, told.reason or "declined", now, report)
+            return
         intent = self._record(mandate_id, due_at, now)
         if intent is None:
             return
@@ -124,7 +154,7 @@ class CollectionRun:
         if answer.get("status") == "failed":
             self._declined(intent, answer.get("reason") or "declined", now, report)
         else:
-            self._update(key, now, status=SENT, reference=answer["reference"], last_error=None)
+            self._settle(key, now, status=SENT, reference=answer["reference"], last_error=None)
             report.ordered.append(key)
 
     def _record(self, mandate_id: int, due_at: int, now: int) -> CollectionIntent | None:
@@ -177,13 +207,16 @@ class CollectionRun:
         return sent.json()
 
     def _declined(self, intent: CollectionIntent, reason: str, now: int, report: CollectionReport) -> None:
+        """The retry policy for a declined attempt (once: an intent already failed or set aside is left alone)."""
         if intent.attempt <= len(RETRY_AFTER):
             retry_at = now + RETRY_AFTER[intent.attempt - 1]
-            self._update(intent.key, now, status=FAILED, reason=reason, retry_at=retry_at, last_error=None)
+            if not self._settle(intent.key, now, status=FAILED, reason=reason, retry_at=retry_at, last_error=None):
+                return
             report.declined.append(intent.key)
             log.warning("collection %s declined (%s): retried at %d", intent.key, reason, retry_at)
         else:
-            self._update(intent.key, now, status=SET_ASIDE, reason=reason, retry_at=None, last_error=None)
+            if not self._settle(intent.key, now, status=SET_ASIDE, reason=reason, retry_at=None, last_error=None):
+                return
             report.set_aside.append(intent.key)
             log.error("collection of loan %d installment due %d declined %d times (%s): set aside; the borrower "
                       "repays over the rail", intent.loan_id, intent.due_at, intent.attempt, reason)
@@ -212,6 +245,14 @@ class CollectionRun:
                     updated_at=now))
         except IntegrityError:
             pass  # notified already
+
+    def _settle(self, key: str, now: int, **values) -> bool:
+        """Sets a declined outcome if the intent is still open; False if it was settled before."""
+        with self.sessions.begin() as session:
+            done = session.execute(update(CollectionIntent).where(CollectionIntent.key == key,
+                                                                  CollectionIntent.status.in_(OPEN))
+                                   .values(updated_at=now, **values))
+            return done.rowcount == 1
 
     def _update(self, key: str, now: int, **values) -> None:
         with self.sessions.begin() as session:

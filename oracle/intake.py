@@ -30,9 +30,9 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.encoding import to_0x_hex
-from oracle import suspense
+from oracle import collections, suspense
 from oracle.outbox import Outbox
-from oracle.payments.inbound import RefusedPayment
+from oracle.payments.inbound import DeclinedDebit, RefusedPayment
 from oracle.payments.webhook import Confirmation, WebhookRejected, WebhookVerifier
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,12 @@ def payment_webhooks(verifier: WebhookVerifier, outbox: Outbox) -> APIRouter:
                                           else verifier.verify_from(provider, headers, body))
         except RefusedPayment as refused:
             return hold(refused)
+        except DeclinedDebit as declined:  # automatic debit: no money moved, the collection run's intent is told
+            try:
+                status = collections.record_decline(outbox.sessions, declined, int(time.time()))
+            except SQLAlchemyError:
+                return _error(503, "store_unavailable", "the decline could not be recorded; retry later")
+            return JSONResponse({"status": status, "reference": declined.reference})
         except WebhookRejected as exc:
             log.warning("webhook refused (%s): %s", exc.code, exc.message)
             return _error(exc.status, exc.code, exc.message)

@@ -78,6 +78,19 @@ class RefusedPayment(MalformedWebhook):
         self.reason, self.confirmation = reason, confirmation
 
 
+class DeclinedDebit(WebhookRejected):
+    """An authentic notice that a debit ordered under `order_key` was declined (no money moved): not a payment, so
+    not for the outbox; the intake hands it to the collection run's intents (oracle.collections.record_decline)."""
+
+    code = "debit_declined"
+    status = 200
+
+    def __init__(self, provider: str, reference: str, order_key: str, loan_id: int, reason: str):
+        super().__init__(f"{provider} declined debit {reference} (order {order_key}, loan {loan_id}): {reason}")
+        self.provider, self.reference, self.order_key, self.loan_id, self.reason = \
+            provider, reference, order_key, loan_id, reason
+
+
 @dataclass(frozen=True)
 class Confirmation:
     """A payment the rail says happened, in the shape the loan book confirms."""

@@ -23,8 +23,9 @@ reversal and return executed that UTC day), as providers publish daily statement
 
 Automatic debit (issue 17): a collection order may name the card it debits (`card`, masked: "**** 1234"). A card
 set short of funds (`PUT /v1/cards/{last4}/funds` {"sufficient": false}, a test order as banks' sandboxes have) is
-declined: the order answers 201 with `status: "failed"`, `reason: "insufficient_funds"` and moves no money; the same
-Idempotency-Key again answers that failure (a retry of a declined debit is a new order with a new key).
+declined: the order answers 201 with `status: "failed"`, `reason: "insufficient_funds"` and moves no money, and a
+signed `collection.failed` webhook naming the order's key follows; the same Idempotency-Key again answers that failure
+(a retry of a declined debit is a new order with a new key).
 
 `/v1/card-verifications` binds a card as banks do: the bank texts its own code to the card's reserved phone
 (oracle.payments.card_verifications).
@@ -124,19 +125,31 @@ class RailReversal:
 
 @dataclass
 class RailDeclined:
-    """A collection the card's bank declined: no money moved; `reason` as providers name it."""
+    """A collection the card's bank declined: no money moved; `reason` as providers name it; notified as
+    `collection.failed`, naming the order's Idempotency-Key (`order_key`) as providers echo the merchant's order id."""
 
     reference: str
+    order_key: str
     loan_id: int
     amount: int
     currency: str
     card: str
     declined_at: int
+    event_id: str
     reason: str = "insufficient_funds"
     status: str = "failed"
+    delivered: bool = False
+    attempts: int = 0
+    last_error: str | None = None
+
+    def event(self) -> dict:
+        return {"id": self.event_id, "type": "collection.failed", "created_at": self.declined_at,
+                "data": {"reference": self.reference, "order_key": self.order_key, "loan_id": self.loan_id,
+                         "amount": self.amount, "currency": self.currency, "card": self.card, "reason": self.reason,
+                         "declined_at": self.declined_at}}
 
 
-Notified = RailPayment | RailRefund | RailReversal  # what the rail sends a webhook for
+Notified = RailPayment | RailRefund | RailReversal | RailDeclined  # what the rail sends a webhook for
 
 
 class IdempotencyConflict(Exception):
@@ -246,7 +259,7 @@ class PaymentRail:
     def notified(self, reference: str) -> Notified | None:
         """The payment, refund or reversal with this (its own) reference."""
         with self._lock:
-            found = self.payments.get(reference) or self.refunds.get(reference)
+            found = self.payments.get(reference) or self.refunds.get(reference) or self.declined.get(reference)
             return found or next((r for r in self.reversals.values() if r.reference == reference), None)
 
     def _notify(self, made: Notified, deliver: bool) -> None:
@@ -267,12 +280,15 @@ class PaymentRail:
         self._notify(payment, deliver)
         return payment
 
-    def decline(self, loan_id: int, amount: int, currency: str, card: str) -> RailDeclined:
-        """Records a debit the card's bank declined for want of funds (no money moves, nothing is notified)."""
+    def decline(self, order_key: str, loan_id: int, amount: int, currency: str, card: str, *,
+                deliver: bool = True) -> RailDeclined:
+        """Records a debit the card's bank declined for want of funds (no money moves) and notifies the oracle."""
         with self._lock:
-            declined = RailDeclined(reference=f"DEC-{next(self._serial):08d}-{secrets.token_hex(3)}", loan_id=loan_id,
-                                    amount=amount, currency=currency, card=card, declined_at=int(self.clock()))
+            declined = RailDeclined(reference=f"DEC-{next(self._serial):08d}-{secrets.token_hex(3)}",
+                                    order_key=order_key, loan_id=loan_id, amount=amount, currency=currency, card=card,
+                                    declined_at=int(self.clock()), event_id=f"evt_{secrets.token_hex(8)}")
             self.declined[declined.reference] = declined
+        self._notify(declined, deliver)
         return declined
 
     def signed_webhook(self, payment: Notified) -> tuple[dict[str, str], bytes]:
@@ -375,7 +391,7 @@ def create_app(rail: PaymentRail, cards: CardDesk | None = None) -> FastAPI:
             facts = ("collection", order.loan_id, order.amount, order.currency)
             try:
                 made, replayed = rail.once(idempotency_key, facts, lambda: rail.decline(
-                    order.loan_id, order.amount, order.currency, order.card))
+                    idempotency_key or "", order.loan_id, order.amount, order.currency, order.card))
             except IdempotencyConflict as exc:
                 raise HTTPException(status_code=422, detail=str(exc)) from None
             if replayed:

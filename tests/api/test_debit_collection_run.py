@@ -6,21 +6,27 @@ a revoked mandate is not debited."""
 from __future__ import annotations
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from ledger.chain import ChainClient
 from ledger.store.models.mandates import CollectionIntent
 from ledger.store.models.notifications import Notification
 from oracle.collections import (
     DAY,
+    DECLINED,
     FAILED,
     PENDING_INTENT,
     SENT,
     SET_ASIDE,
     CollectionRun,
 )
+from oracle.intake import WEBHOOK_PATH, payment_webhooks
+from oracle.outbox import Outbox, OutboxWorker
 from oracle.payments.rail import PaymentRail, create_app
 from oracle.payments.signatures import RsaScheme
+from oracle.payments.webhook import WebhookVerifier
 
 
 class Killed(Exception):
@@ -140,3 +146,70 @@ def test_a_revoked_mandate_is_not_debited(api, borrower, stand_in, mandated_loan
     borrower.revoke_debit_mandate(loan_id)
     assert not run_for(api, stand_in).run_once(due_at)
     assert intents(api, loan_id) == [] and collections(stand_in, loan_id) == []
+
+
+# ---------------------------------------------------------------------------- the rail's answers as signed webhooks
+
+
+@pytest.fixture
+def intake(api, scheme):
+    """The oracle's webhook endpoint and outbox on the API's store, trusting the stand-in's key."""
+    outbox = Outbox(api[1].sessions)
+    app = FastAPI()
+    app.include_router(payment_webhooks(WebhookVerifier({"mockpay": scheme}), outbox))
+    with TestClient(app) as client:
+        yield client, outbox
+
+
+def deliver(rail: PaymentRail, intake_client: TestClient, made) -> dict:
+    """The rail's signed webhook for `made`, posted to the intake as its delivery thread would."""
+    headers, body = rail.signed_webhook(made)
+    answer = intake_client.post(WEBHOOK_PATH, content=body, headers=headers)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def test_a_debit_is_credited_on_chain_through_the_intake_once(api, stand_in, intake, mandated_loan, driver, w3,
+                                                              keys, stack):
+    loan_id, due_at = mandated_loan
+    driver.advance(due_at - driver.now + 1)
+    owed = sum(stack.book.functions.amountDue(loan_id, driver.now).call()[:4])
+    assert run_for(api, stand_in).run_once().ordered
+    (paid,) = collections(stand_in, loan_id)
+    assert paid.amount == owed
+    assert deliver(stand_in[0], intake[0], paid)["status"] == "accepted"
+    assert deliver(stand_in[0], intake[0], paid)["status"] == "duplicate"  # the rail's redelivery
+    worker = OutboxWorker(intake[1], ChainClient(w3, keys["oracle"], stack.errors), stack.book)
+    worker.drain_once()
+    assert [(i.status, i.outcome, i.reference) for i in intake[1].items()] == [("done", "credited", paid.reference)]
+    assert sum(stack.book.functions.progressOf(loan_id).call()[2:6]) == owed  # credited once, the amount due
+    assert sum(stack.book.functions.amountDue(loan_id, driver.now).call()[:4]) == 0
+
+
+def test_a_decline_told_by_webhook_is_retried_by_the_policy(api, borrower, stand_in, intake, mandated_loan):
+    loan_id, due_at = mandated_loan
+    rail, http = stand_in
+    card = borrower.debit_mandate(loan_id)["mandate"]["card"]
+    http.put(f"/v1/cards/{card[-4:]}/funds", json={"sufficient": False})
+
+    def answer_lost(key):  # the rail declines the order; its answer to the run is lost
+        http.post("/v1/collections", headers={"Idempotency-Key": key},
+                  json={"loan_id": loan_id, "amount": intents(api, loan_id)[0].amount, "currency": "CNY",
+                        "card": card})
+        raise Killed(key)
+
+    with pytest.raises(Killed):
+        run_for(api, stand_in, before_call=answer_lost).run_once(due_at)
+    (declined,) = rail.declined.values()
+    assert (declined.order_key, declined.reason) == (intents(api, loan_id)[0].key, "insufficient_funds")
+    assert deliver(rail, intake[0], declined)["status"] == "recorded"
+    assert deliver(rail, intake[0], declined)["status"] == "duplicate"
+    assert intents(api, loan_id)[0].status == DECLINED
+    assert intake[1].items() == []  # no money: nothing for the outbox
+    report = run_for(api, stand_in).run_once(due_at + 60)  # the next round applies the policy
+    assert len(report.declined) == 1
+    first = intents(api, loan_id)[0]
+    assert (first.status, first.retry_at, first.reference) == (FAILED, due_at + 60 + DAY, declined.reference)
+    with api[1].sessions() as session:
+        assert session.scalar(select(Notification.kind).where(Notification.loan_id == loan_id)) == "debit_failed"
+    assert collections(stand_in, loan_id) == []

@@ -3,7 +3,7 @@
 Headers `X-Rail-Provider`, `X-Rail-Timestamp`, `X-Rail-Nonce`, `X-Rail-Signature-Type` and
 `X-Rail-Signature` over "<timestamp>\\n<nonce>\\n<body>\\n" (oracle.payments.signatures), RSA-SHA256 or
 HMAC-SHA256; the body is an event with integer minor units: `payment.succeeded` (a payout is a disbursement, a
-collection a repayment), `refund.succeeded` (its `purpose` says whether it pays back a loan's credit,
+collection a repayment), `collection.failed` (a debit declined: no money, DeclinedDebit), `refund.succeeded` (its `purpose` says whether it pays back a loan's credit,
 `credit_refund`, or returns suspense money, `suspense_refund`), `payment.reversed` (a collection taken back:
 `reversal`) or `payout.returned` (a payout sent back: `payout_reversal`); the last three name the earlier
 payment by its `payment_reference`. Orders go to the stand-in's
@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from oracle.payments.inbound import (
     BadSignature,
     Confirmation,
+    DeclinedDebit,
     Headers,
     MalformedWebhook,
     UnknownProvider,
@@ -119,8 +120,33 @@ class ReversalEvent(BaseModel):
     data: ReversalData
 
 
+class DeclineData(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    reference: str = Field(min_length=1, max_length=64)
+    order_key: str = Field(min_length=1, max_length=128)
+    loan_id: int
+    amount: int
+    currency: str
+    card: str
+    reason: str = Field(min_length=1, max_length=64)
+    declined_at: int
+
+
+class DeclineEvent(BaseModel):
+    """`collection.failed`: a debit the card's bank declined (automatic debit, issue 17); no money moved."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    id: str = Field(min_length=1, max_length=64)
+    type: Literal["collection.failed"]
+    created_at: int = Field(ge=1)
+    data: DeclineData
+
+
 _EVENT_MODELS = {"payment.succeeded": PaymentEvent, "refund.succeeded": RefundEvent,
-                 "payment.reversed": ReversalEvent, "payout.returned": ReversalEvent}
+                 "payment.reversed": ReversalEvent, "payout.returned": ReversalEvent,
+                 "collection.failed": DeclineEvent}
 
 
 class StandinProvider(PaymentProvider):
@@ -159,6 +185,9 @@ class StandinProvider(PaymentProvider):
             event = model.model_validate(raw)
         except (ValueError, ValidationError) as exc:
             raise MalformedWebhook(f"the payload is not a payment event: {first_error(exc)}") from exc
+        if isinstance(event, DeclineEvent):  # not a payment: the intake hands it to the collection intents
+            raise DeclinedDebit(self.name, event.data.reference, event.data.order_key, event.data.loan_id,
+                                event.data.reason)
         data = event.data
         common = {"loan_id": data.loan_id, "reference": data.reference, "amount": data.amount,
                   "payment_ref": payment_ref(self.name, data.reference), "currency": data.currency,
