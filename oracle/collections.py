@@ -41,6 +41,7 @@ from ledger.store.models.chain import Loan, ScheduleRow
 from ledger.store.models.mandates import CollectionIntent, DebitMandate
 from ledger.store.models.notices import PENDING, NoticeDelivery
 from ledger.store.models.notifications import Notification
+from ledger.store.models.outbox import OutboxItem
 from oracle.notify import Notice, SmsQueue
 from oracle.payments.inbound import DeclinedDebit
 
@@ -53,6 +54,7 @@ RETRY_AFTER = (1 * DAY, 3 * DAY)
 WINDOW = DAY  # an installment is debited in the day after it falls due (a later run finds it past the window)
 
 PENDING_INTENT, SENT, DECLINED, FAILED, SET_ASIDE = "pending", "sent", "declined", "failed", "set_aside"
+COLLECTED = "collected"  # the outbox credited the rail's payment on-chain
 OPEN = (PENDING_INTENT, SENT, DECLINED)  # a decline may still be applied to these
 
 
@@ -105,9 +107,19 @@ class CollectionRun:
     def run_once(self, now: int | None = None) -> CollectionReport:
         now = self.clock() if now is None else now
         report = CollectionReport(as_of=now)
+        self._credited(now)
         for mandate_id, due_at in self._due(now):
             self._collect(mandate_id, due_at, now, report)
         return report
+
+    def _credited(self, now: int) -> None:
+        """Sent intents whose payment the outbox credited on-chain (its rail reference) become collected."""
+        with self.sessions.begin() as session:
+            credited = select(OutboxItem.reference).where(OutboxItem.kind == "repayment", OutboxItem.status == "done",
+                                                          OutboxItem.outcome.in_(("credited", "already_credited")))
+            session.execute(update(CollectionIntent).where(CollectionIntent.status == SENT,
+                                                           CollectionIntent.reference.in_(credited))
+                            .values(status=COLLECTED, updated_at=now))
 
     def _due(self, now: int) -> list[tuple[int, int]]:
         """(mandate, installment due_at) pairs to act on: installments that fell due in the window, and earlier

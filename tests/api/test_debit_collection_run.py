@@ -14,6 +14,7 @@ from ledger.chain import ChainClient
 from ledger.store.models.mandates import CollectionIntent
 from ledger.store.models.notifications import Notification
 from oracle.collections import (
+    COLLECTED,
     DAY,
     DECLINED,
     FAILED,
@@ -184,6 +185,10 @@ def test_a_debit_is_credited_on_chain_through_the_intake_once(api, stand_in, int
     assert [(i.status, i.outcome, i.reference) for i in intake[1].items()] == [("done", "credited", paid.reference)]
     assert sum(stack.book.functions.progressOf(loan_id).call()[2:6]) == owed  # credited once, the amount due
     assert sum(stack.book.functions.amountDue(loan_id, driver.now).call()[:4]) == 0
+    assert intents(api, loan_id)[0].status == SENT
+    assert not run_for(api, stand_in).run_once()  # the next round: collected, and nothing more to debit
+    assert [i.status for i in intents(api, loan_id)] == [COLLECTED]
+    assert len(collections(stand_in, loan_id)) == 1
 
 
 def test_a_decline_told_by_webhook_is_retried_by_the_policy(api, borrower, stand_in, intake, mandated_loan):

@@ -37,8 +37,9 @@ class DebitMandate(Base):
 class CollectionIntent(Base):
     """One debit asked of the rail: recorded before the call, its key the rail's Idempotency-Key.
 
-    status: pending (recorded, maybe sent) -> sent (the rail took the order) -> collected (the rail's success webhook)
-    or failed (its failure webhook; `retry_at` says when the next attempt is due, none: set aside)."""
+    status: pending (recorded, maybe sent) -> sent (the rail took the order) -> collected (its payment credited
+    on-chain by the outbox); or declined (the rail's collection.failed webhook) -> failed (`retry_at`: the next
+    attempt) or set_aside (declined too often)."""
 
     __tablename__ = "collection_intents"
     __table_args__ = (UniqueConstraint("key", name="uq_collection_intents_key"),)
