@@ -15,6 +15,7 @@ from api.errors import error_responses
 from api.observability import current_request_id
 from api.schemas import LoanIdPath
 from api.schemas.mandates import (
+    CollectionOut,
     MandateIn,
     MandateOut,
     MandateRevokeIn,
@@ -30,12 +31,14 @@ ERRORS = error_responses(401, 403, 404, 409, 422, 503)
 
 
 @router.get("/loans/{loan_id}/debit-mandate", response_model=MandateStatusOut, responses=ERRORS,
-            summary="The loan's debit mandate in force, and (for its borrower) what a new one or a revocation signs")
+            summary="The loan's debit mandate in force, its automatic debits, and (for its borrower) what a new "
+                    "one or a revocation signs")
 def mandate_status(loan_id: LoanIdPath, context: ContextDep, who: LoanReader) -> MandateStatusOut:
     with context.sessions() as session:
         row = visible_loan(session, who, loan_id)
         current = mandates.active(session, loan_id)
         nonce = mandates.next_nonce(session, row.borrower)
+        debits = [CollectionOut.model_validate(i) for i in mandates.collections(session, loan_id)]
     mine = row.borrower.lower() == who.address.lower()
     params = None
     if mine:
@@ -44,7 +47,7 @@ def mandate_status(loan_id: LoanIdPath, context: ContextDep, who: LoanReader) ->
     return MandateStatusOut(loan_id=loan_id, mandate=MandateOut.model_validate(current) if current else None,
                             sign_params=params,
                             revocation_to_sign=mandates.revocation_to_sign(context, who.address, loan_id)
-                            if mine and current else None)
+                            if mine and current else None, collections=debits)
 
 
 @router.post("/loans/{loan_id}/debit-mandate", response_model=MandateOut, status_code=201,

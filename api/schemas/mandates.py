@@ -11,6 +11,9 @@ _BOOK = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 _MANDATE = {"id": 1, "loan_id": 7, "borrower": "0x70997970c51812dc3a010c7d01b50e0d17dc79c8", "card": "**** 1234",
             "max_amount": 50_000, "valid_until": 1_798_761_600, "nonce": 1, "created_at": 1_767_225_600,
             "revoked_at": None}
+_COLLECTION = {"key": "debit-1-1769817600-1", "due_at": 1_769_817_600, "attempt": 1, "amount": 41_588,
+               "status": "failed", "reason": "insufficient_funds", "retry_at": 1_769_904_000,
+               "reference": "DEC-00000007-a1b2c3"}
 _PARAMS = {"chain_id": 31337, "loan_book": _BOOK, "card": "**** 1234", "nonce": 2}
 
 
@@ -39,6 +42,22 @@ class MandateOut(BaseModel):
     model_config = {"from_attributes": True, "json_schema_extra": {"examples": [_MANDATE]}}
 
 
+class CollectionOut(BaseModel):
+    """One debit the collection run asked of the rail (oracle/collections.py): its attempt and outcome."""
+
+    key: str = Field(description="the rail order's Idempotency-Key: debit-{mandate}-{due_at}-{attempt}")
+    due_at: int
+    attempt: int
+    amount: int = Field(description="the loan book's amount due at the run, capped by the mandate")
+    status: str = Field(description="pending, sent, collected, declined, failed (retry_at: the next attempt) or "
+                                    "set_aside")
+    reason: str | None = None
+    retry_at: int | None = None
+    reference: str | None = Field(None, description="the rail's reference")
+
+    model_config = {"from_attributes": True, "json_schema_extra": {"examples": [_COLLECTION]}}
+
+
 class MandateStatusOut(BaseModel):
     loan_id: int
     mandate: MandateOut | None = Field(description="the mandate in force (none: no automatic debit)")
@@ -46,9 +65,12 @@ class MandateStatusOut(BaseModel):
         None, description="for the loan's borrower: what a new DebitMandate is signed over besides the terms")
     revocation_to_sign: dict | None = Field(
         None, description="for the loan's borrower with a mandate in force: the RevokeDebitMandate message to sign")
+    collections: list[CollectionOut] = Field(default_factory=list,
+                                             description="the loan's automatic debits, newest first (at most 50)")
 
     model_config = {"json_schema_extra": {"examples": [
-        {"loan_id": 7, "mandate": _MANDATE, "sign_params": _PARAMS, "revocation_to_sign": None}]}}
+        {"loan_id": 7, "mandate": _MANDATE, "sign_params": _PARAMS, "revocation_to_sign": None,
+         "collections": [_COLLECTION]}]}}
 
 
 class MandateIn(BaseModel):

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from api.errors import ApiError
 from ledger import typed_data
 from ledger.book import LoanStatus
-from ledger.store.models.mandates import DebitMandate
+from ledger.store.models.mandates import CollectionIntent, DebitMandate
 from ledger.vault import RecordNotFound
 
 
@@ -56,6 +56,12 @@ def active(session: Session, loan_id: int, now: int | None = None) -> DebitManda
     if row is not None and now is not None and row.valid_until < now:
         return None
     return row
+
+
+def collections(session: Session, loan_id: int, limit: int = 50) -> list[CollectionIntent]:
+    """The loan's automatic debits (the collection run's intents), newest first."""
+    return list(session.scalars(select(CollectionIntent).where(CollectionIntent.loan_id == loan_id)
+                                .order_by(CollectionIntent.id.desc()).limit(limit)))
 
 
 @dataclass(frozen=True)

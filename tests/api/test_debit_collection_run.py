@@ -136,6 +136,9 @@ def test_insufficient_funds_is_retried_per_policy_then_set_aside_with_one_notice
     stand_in[1].put(f"/v1/cards/{card[-4:]}/funds", json={"sufficient": True})
     assert not run.run_once(due_at + 10 * DAY)  # set aside: no more attempts
     assert collections(stand_in, loan_id) == []  # no money moved
+    shown = borrower.debit_mandate(loan_id)["collections"]  # what the borrower and operators see
+    assert [(c["attempt"], c["status"], c["reason"]) for c in shown] == \
+        [(3, SET_ASIDE, "insufficient_funds"), (2, FAILED, "insufficient_funds"), (1, FAILED, "insufficient_funds")]
     with api[1].sessions() as session:
         notices = session.scalars(select(Notification).where(Notification.loan_id == loan_id,
                                                              Notification.kind == "debit_failed")).all()
