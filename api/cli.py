@@ -752,7 +752,7 @@ def debit_mandate(loan_id: int = typer.Argument(..., min=1),
     the amount due is debited from the card, at most --max-amount per debit."""
     import time
 
-    client = _client(wallet, api)
+    client = _signer(wallet, api, quiet=True)  # the wallet signs the mandate
     card = ((_call(client.debit_mandate, loan_id) or {}).get("sign_params") or {}).get("card")
     if not yes and not typer.confirm(f"Let the rail debit card {card} for loan {loan_id} on its due dates, at most "
                                      f"{max_amount} per debit, for {valid_days} days?"):
@@ -765,4 +765,4 @@ def debit_mandate(loan_id: int = typer.Argument(..., min=1),
 def debit_revoke(loan_id: int = typer.Argument(..., min=1), wallet: str = WALLET, api: str = API,
                  as_json: bool = JSON) -> None:
     """Revoke the loan's debit mandate (your wallet signs RevokeDebitMandate): the next due date debits nothing."""
-    _print(_call(_client(wallet, api).revoke_debit_mandate, loan_id), as_json)
+    _print(_call(_signer(wallet, api, quiet=True).revoke_debit_mandate, loan_id), as_json)
