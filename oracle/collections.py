@@ -19,7 +19,8 @@ A decline arrives in the order's answer and as the rail's signed `collection.fai
 and calls `record_decline`: the intent is marked declined, the next round applies the policy), whichever comes
 first; the policy is applied once. A debit the bank declines for insufficient funds is retried by `RETRY_AFTER`: one day after the first decline, three
 days after the second; the third decline sets the installment aside (logged at ERROR for an operator; the borrower
-repays as before, over the rail). The borrower is sent one `debit_failed` notice per installment at the first decline
+repays as before, over the rail). The borrower is sent one `debit_scheduled` notice per installment up to three days
+before its due date (the amount the book says will be due then) and one `debit_failed` notice at its first decline
 (through the SMS notice queue, as the risk monitor's notices). A revoked or expired mandate is not debited, nor
 retried. A loan with nothing due (the borrower paid already) is not debited.
 """
@@ -52,6 +53,7 @@ DAY = 86_400
 # a decline past the last one sets the installment aside.
 RETRY_AFTER = (1 * DAY, 3 * DAY)
 WINDOW = DAY  # an installment is debited in the day after it falls due (a later run finds it past the window)
+ANNOUNCE_AHEAD = 3 * DAY  # a `debit_scheduled` notice goes out this long before a mandated installment's due date
 
 PENDING_INTENT, SENT, DECLINED, FAILED, SET_ASIDE = "pending", "sent", "declined", "failed", "set_aside"
 COLLECTED = "collected"  # the outbox credited the rail's payment on-chain
@@ -82,13 +84,14 @@ def intent_key(mandate_id: int, due_at: int, attempt: int) -> str:
 @dataclass
 class CollectionReport:
     as_of: int
+    announced: list[tuple[int, int]] = field(default_factory=list)  # (loan, installment) debit_scheduled notices
     ordered: list[str] = field(default_factory=list)    # keys the rail took (now or before)
     declined: list[str] = field(default_factory=list)
     set_aside: list[str] = field(default_factory=list)
     unreachable: list[str] = field(default_factory=list)  # left pending: the next round asks the rail again
 
     def __bool__(self) -> bool:
-        return bool(self.ordered or self.declined or self.set_aside or self.unreachable)
+        return bool(self.announced or self.ordered or self.declined or self.set_aside or self.unreachable)
 
 
 class CollectionRun:
@@ -108,9 +111,31 @@ class CollectionRun:
         now = self.clock() if now is None else now
         report = CollectionReport(as_of=now)
         self._credited(now)
+        self._announce(now, report)
         for mandate_id, due_at in self._due(now):
             self._collect(mandate_id, due_at, now, report)
         return report
+
+    def _announce(self, now: int, report: CollectionReport) -> None:
+        """One `debit_scheduled` notice per mandated installment due within ANNOUNCE_AHEAD: the amount the loan book
+        says will be due on that date, capped by the mandate."""
+        with self.sessions() as session:
+            rows = session.execute(
+                select(DebitMandate.loan_id, DebitMandate.max_amount, Loan.borrower, Loan.currency, ScheduleRow.number,
+                       ScheduleRow.due_at)
+                .join(Loan, Loan.id == DebitMandate.loan_id).join(ScheduleRow, ScheduleRow.loan_id == Loan.id)
+                .where(DebitMandate.revoked_at.is_(None), DebitMandate.valid_until >= now,
+                       Loan.status == LoanStatus.ACTIVE.solidity_name, ScheduleRow.due_at > now,
+                       ScheduleRow.due_at <= now + ANNOUNCE_AHEAD)).all()
+            told = set(session.execute(select(Notification.loan_id, Notification.installment)
+                                       .where(Notification.kind == "debit_scheduled")).all())
+        for loan_id, ceiling, borrower, currency, number, due_at in rows:
+            if (loan_id, number) in told:
+                continue
+            amount = min(sum(self.book.functions.amountDue(loan_id, due_at).call()[:4]), ceiling)
+            if amount > 0 and self._record_notice(Notice("debit_scheduled", loan_id, number, borrower, due_at, amount,
+                                                         currency, {}), now):
+                report.announced.append((loan_id, number))
 
     def _credited(self, now: int) -> None:
         """Sent intents whose payment the outbox credited on-chain (its rail reference) become collected."""
@@ -242,21 +267,25 @@ class CollectionRun:
             number = session.scalar(select(ScheduleRow.number).where(ScheduleRow.loan_id == intent.loan_id,
                                                                      ScheduleRow.due_at == intent.due_at)) or 0
             borrower = loan.borrower
-        notice = Notice("debit_failed", intent.loan_id, number, borrower, intent.due_at, intent.amount,
-                        intent.currency, {"retry_at": now + RETRY_AFTER[0]})
+        self._record_notice(Notice("debit_failed", intent.loan_id, number, borrower, intent.due_at, intent.amount,
+                                   intent.currency, {"retry_at": now + RETRY_AFTER[0]}), now)
+
+    def _record_notice(self, notice: Notice, now: int) -> bool:
+        """Queues the notice once (its loan, installment and kind are unique); False if it was queued before."""
         try:
             with self.sessions.begin() as session:
-                row = Notification(loan_id=notice.loan_id, installment=notice.installment, borrower=borrower,
+                row = Notification(loan_id=notice.loan_id, installment=notice.installment, borrower=notice.borrower,
                                    kind=notice.kind, channel=self.queue.channel, status="queued",
                                    due_at=notice.due_at, amount_due=notice.amount_due, created_at=now, detail=None)
                 session.add(row)
                 session.flush()
                 session.add(NoticeDelivery(
-                    notification_id=row.id, borrower=borrower, idempotency_key=self.queue.idempotency_key(notice),
-                    facts=self.queue.facts(notice), status=PENDING, attempts=0, next_attempt_at=0, created_at=now,
-                    updated_at=now))
+                    notification_id=row.id, borrower=notice.borrower,
+                    idempotency_key=self.queue.idempotency_key(notice), facts=self.queue.facts(notice),
+                    status=PENDING, attempts=0, next_attempt_at=0, created_at=now, updated_at=now))
         except IntegrityError:
-            pass  # notified already
+            return False  # notified already
+        return True
 
     def _settle(self, key: str, now: int, **values) -> bool:
         """Sets a declined outcome if the intent is still open; False if it was settled before."""

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ledger.store.models.notices import DEFAULT_LANGUAGE, DEFAULT_TIME_ZONE, LANGUAGES
 
-KINDS = ("reminder", "overdue_warning", "default_notice", "debit_failed")
+KINDS = ("reminder", "overdue_warning", "default_notice", "debit_scheduled", "debit_failed")
 
 TEMPLATES: Mapping[str, Mapping[str, str]] = {
     "zh-CN": {
@@ -24,6 +24,8 @@ TEMPLATES: Mapping[str, Mapping[str, str]] = {
                            "请尽快还款。",
         "default_notice": "【LoanLedger】您的借款（编号{loan_id}）已被认定为违约，当前欠款{amount}元。"
                           "请尽快与我们联系，协商还款。",
+        "debit_scheduled": "【LoanLedger】您的借款（编号{loan_id}）第{installment}期应还{amount}元将于{due_date}"
+                           "从您绑定的银行卡自动扣款，请确保余额充足。",
         "debit_failed": "【LoanLedger】您的借款（编号{loan_id}）第{installment}期自动扣款{amount}元因余额不足未成功"
                         "（还款日{due_date}）。我们将再次扣款，您也可以主动还款。",
     },
@@ -35,6 +37,8 @@ TEMPLATES: Mapping[str, Mapping[str, str]] = {
                            "and penalty interest of CNY {penalty}. Please repay as soon as possible.",
         "default_notice": "LoanLedger: your loan {loan_id} has been declared in default; CNY {amount} is owed. "
                           "Please contact us to arrange repayment.",
+        "debit_scheduled": "LoanLedger: installment {installment} of your loan {loan_id}, CNY {amount}, will be "
+                           "debited from your bound card on {due_date}. Please keep enough funds on it.",
         "debit_failed": "LoanLedger: the automatic debit of CNY {amount} for installment {installment} of your loan "
                         "{loan_id} (due {due_date}) was declined for insufficient funds. We will try again; you can "
                         "also repay yourself.",

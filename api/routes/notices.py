@@ -66,7 +66,8 @@ def set_my_language(body: LanguageIn, context: ContextDep, who: BorrowerOrApplic
             summary="Notices the risk monitor recorded and their delivery, newest first (operators, admins, auditors)")
 def list_notices(context: ContextDep, _: Auditor,
                  status: Literal["queued", "sending", "sent", "failed", "set_aside"] | None = None,
-                 kind: Literal["reminder", "overdue_warning", "default_notice"] | None = None,
+                 kind: Literal["reminder", "overdue_warning", "default_notice", "debit_scheduled", "debit_failed"]
+                 | None = None,
                  loan_id: int | None = Query(None, ge=1, le=2**63 - 1),
                  borrower: Annotated[str | None, Query(pattern=r"^0x[0-9a-fA-F]{40}$")] = None,
                  limit: int = Query(100, ge=1, le=1000)) -> NoticeList:

@@ -47,7 +47,7 @@ class NoticeOut(BaseModel):
     id: int
     loan_id: int
     installment: int = Field(description="1-based; 0 when the notice concerns the whole loan")
-    kind: Literal["reminder", "overdue_warning", "default_notice"]
+    kind: Literal["reminder", "overdue_warning", "default_notice", "debit_scheduled", "debit_failed"]
     borrower: str
     channel: str = Field(description="sms (to the borrower's phone), webhook or log")
     status: str = Field(description="queued, sending, sent, failed (retried) or set_aside")

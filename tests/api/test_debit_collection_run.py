@@ -77,8 +77,14 @@ def test_the_due_date_debits_the_amount_due_once_however_the_run_repeats_or_dies
     book = api[1].bindings.book
     owed = sum(book.functions.amountDue(loan_id, due_at).call()[:4])
     assert owed > 0
-    assert not run_for(api, stand_in).run_once(due_at - 1)  # the day before: nothing
+    before = run_for(api, stand_in).run_once(due_at - 1)  # the day before: announced, not debited
+    assert (before.announced, before.ordered) == ([(loan_id, 1)], [])
+    assert not run_for(api, stand_in).run_once(due_at - 2)  # announced once
     assert collections(stand_in, loan_id) == []
+    with api[1].sessions() as session:
+        (scheduled,) = session.scalars(select(Notification).where(Notification.kind == "debit_scheduled")).all()
+    assert (scheduled.loan_id, scheduled.installment, scheduled.due_at, scheduled.amount_due) == \
+        (loan_id, 1, due_at, owed)
 
     def die(key):
         raise Killed(key)
@@ -116,7 +122,7 @@ def test_an_order_taken_but_its_answer_lost_is_found_by_its_key(api, stand_in, m
     assert intents(api, loan_id)[0].status == SENT
 
 
-def test_insufficient_funds_is_retried_per_policy_then_set_aside_with_one_notice(api, borrower, stand_in,
+def test_insufficient_funds_is_retried_per_policy_then_set_aside_with_one_notice(api, borrower, operator, stand_in,
                                                                                   mandated_loan):
     loan_id, due_at = mandated_loan
     card = borrower.debit_mandate(loan_id)["mandate"]["card"]
@@ -143,6 +149,8 @@ def test_insufficient_funds_is_retried_per_policy_then_set_aside_with_one_notice
         notices = session.scalars(select(Notification).where(Notification.loan_id == loan_id,
                                                              Notification.kind == "debit_failed")).all()
     assert [(n.installment, n.due_at) for n in notices] == [(1, due_at)]
+    (listed,) = operator.notices(kind="debit_failed", loan_id=loan_id)  # operators see it and its delivery
+    assert (listed["installment"], listed["channel"]) == (1, "sms")
 
 
 def test_a_revoked_mandate_is_not_debited(api, borrower, stand_in, mandated_loan):
