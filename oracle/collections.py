@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 from web3.contract import Contract
@@ -58,6 +58,13 @@ ANNOUNCE_AHEAD = 3 * DAY  # a `debit_scheduled` notice goes out this long before
 PENDING_INTENT, SENT, DECLINED, FAILED, SET_ASIDE = "pending", "sent", "declined", "failed", "set_aside"
 COLLECTED = "collected"  # the outbox credited the rail's payment on-chain
 OPEN = (PENDING_INTENT, SENT, DECLINED)  # a decline may still be applied to these
+
+
+def counts(sessions: sessionmaker) -> dict[str, int]:
+    """Collection intents by status (the oracle's /healthz and /metrics: `collections_set_aside` needs a person)."""
+    with sessions() as session:
+        return dict(session.execute(select(CollectionIntent.status, func.count())
+                                    .group_by(CollectionIntent.status)).all())
 
 
 def record_decline(sessions: sessionmaker, declined: DeclinedDebit, now: int) -> str:

@@ -30,7 +30,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.encoding import to_0x_hex
-from oracle import collections, suspense
+from oracle import collections as debits
+from oracle import suspense
 from oracle.outbox import Outbox
 from oracle.payments.inbound import DeclinedDebit, RefusedPayment
 from oracle.payments.webhook import Confirmation, WebhookRejected, WebhookVerifier
@@ -62,7 +63,7 @@ def payment_webhooks(verifier: WebhookVerifier, outbox: Outbox) -> APIRouter:
             return hold(refused)
         except DeclinedDebit as declined:  # automatic debit: no money moved, the collection run's intent is told
             try:
-                status = collections.record_decline(outbox.sessions, declined, int(time.time()))
+                status = debits.record_decline(outbox.sessions, declined, int(time.time()))
             except SQLAlchemyError:
                 return _error(503, "store_unavailable", "the decline could not be recorded; retry later")
             return JSONResponse({"status": status, "reference": declined.reference})

@@ -27,6 +27,7 @@ from sqlalchemy.orm import sessionmaker
 
 from ledger.config import Settings
 from ledger.secret_file import read_or_create
+from oracle import collections as debits
 from oracle import policy as auto_policy
 from oracle import quorum as score_quorum
 from oracle import registrations, suspense
@@ -264,6 +265,13 @@ TALLIES: tuple[Tally, ...] = (
                 "Loans the automatic policy's last round set aside (a paused book, a key without POLICY_ROLE, a node "
                 "error): an operator must act (loanledger oracle policy-status)", ("set_aside",)),
           attention={"policy_set_aside": ("set_aside",)}),
+    # Automatic debits declined too often (oracle/collections.py): the borrower repays by hand; an operator follows up.
+    Tally("the collection intents", debits.counts,
+          Gauge("loanledger_oracle_collections_set_aside",
+                "Automatic debits declined too often and set aside: an operator must follow up",
+                (debits.SET_ASIDE,)),
+          by_status=Gauge("loanledger_oracle_collections", "Automatic debit (collection) intents by status"),
+          attention={"collections_set_aside": (debits.SET_ASIDE,)}),
 )
 
 

@@ -47,7 +47,8 @@ def test_healthz_and_metrics_count_set_aside_items(sessions):
         metrics = http.get("/metrics")
     assert health.status_code == 200
     assert health.json()["attention"] == {"set_aside": 1, "rejected": 0, "score_reports_set_aside": 0,
-                                          "registrations_set_aside": 0, "policy_set_aside": 0}
+                                          "registrations_set_aside": 0, "policy_set_aside": 0,
+                                          "collections_set_aside": 0}
     assert health.json()["outbox"] == {"done": 1, "set_aside": 1}
     assert metrics.status_code == 200
     assert "loanledger_oracle_outbox_set_aside 1.0" in metrics.text
@@ -117,5 +118,6 @@ def test_a_store_that_cannot_count_is_degraded_and_its_attention_unknown_not_zer
     assert (health.status_code, health.json()["status"], health.json()["store"]) == (503, "degraded",
                                                                                       "OperationalError")
     assert health.json()["attention"] == {"set_aside": None, "rejected": None, "score_reports_set_aside": None,
-                                          "registrations_set_aside": None, "policy_set_aside": None}
+                                          "registrations_set_aside": None, "policy_set_aside": None,
+                                          "collections_set_aside": None}
     assert metrics.status_code == 200 and "loanledger_oracle_" not in metrics.text  # a scrape still answers
