@@ -2,7 +2,7 @@
 borrower's mandate names, through the payment rail.
 
 Each round (a periodic task next to the risk monitor), for every mandate in force (api/services/mandates.py keeps
-them) whose loan is active and has an installment that fell due within the last `window` seconds (the index's
+them) whose loan is active and has an installment that fell due within the last day (`WINDOW`; the index's
 schedule), it asks the loan book for `amountDue(loan, now)` (never recomputing the schedule here), capped by the
 mandate's ceiling, and:
 
@@ -17,10 +17,10 @@ outbox (oracle/intake.py), which credit it on-chain by its reference once.
 
 A decline arrives in the order's answer and as the rail's signed `collection.failed` webhook (the intake verifies it
 and calls `record_decline`: the intent is marked declined, the next round applies the policy), whichever comes
-first; the policy is applied once. A debit the bank declines for insufficient funds is retried by `RETRY_AFTER`: one day after the first decline, three
-days after the second; the third decline sets the installment aside (logged at ERROR for an operator; the borrower
-repays as before, over the rail). The borrower is sent one `debit_scheduled` notice per installment up to three days
-before its due date (the amount the book says will be due then) and one `debit_failed` notice at its first decline
+first; the policy is applied once. A debit the bank declines for insufficient funds is retried by `RETRY_AFTER`: one
+day after the first decline, three days after the second; the third decline sets the installment aside (logged at
+ERROR and counted in the oracle's /healthz attention for an operator; the borrower repays as before, over the rail).
+The borrower is sent one `debit_scheduled` notice per installment up to three days before its due date (the amount the book says will be due then) and one `debit_failed` notice at its first decline
 (through the SMS notice queue, as the risk monitor's notices). A revoked or expired mandate is not debited, nor
 retried. A loan with nothing due (the borrower paid already) is not debited.
 """
@@ -134,8 +134,8 @@ class CollectionRun:
                 .where(DebitMandate.revoked_at.is_(None), DebitMandate.valid_until >= now,
                        Loan.status == LoanStatus.ACTIVE.solidity_name, ScheduleRow.due_at > now,
                        ScheduleRow.due_at <= now + ANNOUNCE_AHEAD)).all()
-            told = set(session.execute(select(Notification.loan_id, Notification.installment)
-                                       .where(Notification.kind == "debit_scheduled")).all())
+            told = set(session.execute(select(Notification.loan_id, Notification.installment).where(
+                Notification.kind == "debit_scheduled", Notification.loan_id.in_({r[0] for r in rows}))).all())
         for loan_id, ceiling, borrower, currency, number, due_at in rows:
             if (loan_id, number) in told:
                 continue

@@ -102,8 +102,8 @@ def create(context, borrower: str, loan_status: str, loan_id: int, terms: Terms,
                                        valid_until=terms.valid_until, nonce=nonce)
     signer = _signed_by(message, signature)
     if signer is None or signer.lower() != borrower.lower():
-        raise ApiError(422, "mandate_signature_invalid",
-                       "the signature is not the borrower's over this DebitMandate (loan, card, ceiling, expiry, nonce)")
+        raise ApiError(422, "mandate_signature_invalid", "the signature is not the borrower's over this "
+                                                         "DebitMandate (loan, card, ceiling, expiry, nonce)")
     at = int(time.time())
     with context.sessions.begin() as session:
         if nonce != next_nonce(session, borrower):
