@@ -22,7 +22,8 @@ day after the first decline, three days after the second; the third decline sets
 ERROR and counted in the oracle's /healthz attention for an operator; the borrower repays as before, over the rail).
 The borrower is sent one `debit_scheduled` notice per installment up to three days before its due date (the amount
 the book says will be due then) and one `debit_failed` notice at its first decline (through the SMS notice queue, as
-the risk monitor's notices). A revoked or expired mandate is not debited, nor retried. A loan with nothing due (the borrower paid already) is not debited.
+the risk monitor's notices). A revoked or expired mandate is not debited, nor retried. A loan with nothing due (the
+borrower paid already) is not debited.
 """
 
 from __future__ import annotations
