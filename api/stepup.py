@@ -137,9 +137,9 @@ class StepUpService:
             raise ApiError(503, "sms_unavailable", "the code could not be sent; ask for a new one shortly")
         return now + TTL
 
-    def require(self, address: str, action: str, params: dict, code: str | None,
+    def redeem(self, address: str, action: str, params: dict, code: str | None,
                 idempotency_key: str | None = None) -> None:
-        """Spends `code` for exactly `action` with `params`, or raises a 403 naming why not. A protected route calls
+        """Spends `code` for exactly `action` with `params`, or raises (428 or 422) naming why not. A protected route calls
         it with what it is about to execute, before it acts (before its idempotency claim: a refusal is not stored
         as the key's answer, so the same key may be sent again with a code)."""
         if action not in self.protected:

@@ -141,7 +141,7 @@ class LoanLedgerClient:
 
     def _step_up_code(self, given: str | None, action: str, **params: Any) -> str | None:
         """The code to send: the one given, else one asked for now and read by `step_up_codes`, else none (the
-        API then answers 403 step_up_required if the action is protected)."""
+        API then answers 428 step_up_required if the action is protected)."""
         if given or self.step_up_codes is None:
             return given
         try:

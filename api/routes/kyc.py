@@ -96,7 +96,7 @@ def verify(body: CodesIn, context: ContextDep, otp: OtpDep, roles: RolesDep, who
 def change_phone(body: PhoneIn, context: ContextDep, otp: OtpDep, step_up: StepUpDep, who: BorrowerOrApplicant,
                  code: StepUpCode = None):
     if context.vault.has_record(who.address):  # a verified phone to text the code to (else: not_verified below)
-        step_up.require(who.address, "phone_change", {"phone": body.phone}, code)
+        step_up.redeem(who.address, "phone_change", {"phone": body.phone}, code)
     return _shown(kyc.request_phone_change(context, otp, who.address, body.phone, current_request_id()))
 
 

@@ -77,7 +77,7 @@ def apply(body: ApplyIn, context: ContextDep, metrics: MetricsDep, limiter: Limi
     # The step-up code for exactly what is signed (a retry with the same key and code replays the first answer).
     # Without a key, run_once refuses (400) before anything: no code is spent on it.
     if idempotency_key:
-        step_up.require(who.address, "apply", {"product_id": body.product_id, "principal": body.principal,
+        step_up.redeem(who.address, "apply", {"product_id": body.product_id, "principal": body.principal,
                                                "installments": body.installments}, code, idempotency_key)
 
     def answer(application: applications.Application):
@@ -208,7 +208,7 @@ def request_reschedule(loan_id: LoanIdPath, body: RescheduleRequestIn, context: 
         row = visible_loan(session, Principal(who.address, frozenset()), loan_id)  # own loans only, else 404
         if row.status != LoanStatus.ACTIVE.solidity_name:
             raise ApiError(409, "loan_not_active", f"loan {loan_id} is {row.status}: only an active loan is rescheduled")
-    step_up.require(who.address, "reschedule_request", {"loan_id": loan_id, "installments": body.installments}, code)
+    step_up.redeem(who.address, "reschedule_request", {"loan_id": loan_id, "installments": body.installments}, code)
     reschedules.request(context, who.address, loan_id, body.installments, body.reason, current_request_id())
     return RescheduleRequestOut(loan_id=loan_id, installments=body.installments, recorded=True)
 
@@ -237,7 +237,7 @@ def accept_reschedule(loan_id: LoanIdPath, body: RescheduleAcceptIn, context: Co
     if idempotency_key:  # without one, run_once refuses (400) before anything
         with context.sessions() as session:  # someone else's loan is not found, before any code is asked for
             visible_loan(session, Principal(who.address, frozenset()), loan_id)
-        step_up.require(who.address, "reschedule_accept", {"loan_id": loan_id}, code, idempotency_key)
+        step_up.redeem(who.address, "reschedule_accept", {"loan_id": loan_id}, code, idempotency_key)
 
     def action():
         with context.sessions() as session:
