@@ -58,8 +58,8 @@ class Action:
     says: str                 # what the SMS tells the borrower the code authorises
 
 
-# Every action a step-up code can authorise. card_change and debit_mandate have no route yet: the card binding and
-# the automatic-debit mandate call `require` with these names when they land.
+# Every action a step-up code can authorise. card_change has no route yet (a new card is bound by submitting KYC
+# again); a card-change route calls `redeem` with this name when it lands.
 ACTIONS = {
     "apply": Action(("product_id", "principal", "installments"), "apply for {principal} in {installments} "
                                                                   "installments (product {product_id})"),

@@ -59,7 +59,7 @@ def create_mandate(loan_id: LoanIdPath, body: MandateIn, context: ContextDep, st
     with context.sessions() as session:
         row = visible_loan(session, Principal(who.address, frozenset()), loan_id)  # own loans only, else 404
         status = row.status
-    step_up.require(who.address, "debit_mandate", {"loan_id": loan_id}, code)
+    step_up.redeem(who.address, "debit_mandate", {"loan_id": loan_id}, code)
     made = mandates.create(context, who.address, status, loan_id, mandates.Terms(body.max_amount, body.valid_until),
                            body.nonce, body.card, bytes.fromhex(body.signature[2:]), current_request_id())
     return MandateOut.model_validate(made)
