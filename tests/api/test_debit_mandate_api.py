@@ -5,19 +5,13 @@ A forged signature or another wallet's is refused by name; revoking is signed to
 from __future__ import annotations
 
 import pytest
+from api_outcomes import api_error
 from eth_account import Account
 
-from api.client.client import ApiError
 from ledger import typed_data
 from ledger.encoding import to_0x_hex
 
 DAY = 86_400
-
-
-def api_error(fn, *args, **kwargs) -> ApiError:
-    with pytest.raises(ApiError) as caught:
-        fn(*args, **kwargs)
-    return caught.value
 
 
 @pytest.fixture

@@ -5,16 +5,10 @@ view the replaced one. Refusals come back with the loan book's reason."""
 from __future__ import annotations
 
 import pytest
+from api_outcomes import api_error
 
-from api.client.client import ApiError
 
 DAY = 86_400
-
-
-def api_error(fn, *args, **kwargs) -> ApiError:
-    with pytest.raises(ApiError) as caught:
-        fn(*args, **kwargs)
-    return caught.value
 
 
 @pytest.fixture
