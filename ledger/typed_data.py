@@ -81,50 +81,39 @@ def _domain(name_version: tuple[str, str], chain_id: int, contract: str) -> dict
     return {"name": name_version[0], "version": name_version[1], "chainId": chain_id, "verifyingContract": contract}
 
 
+def _typed(domain: dict, primary: str, fields: list[dict], message: dict, **nested: list[dict]) -> dict:
+    """A full EIP-712 message (what eth_signTypedData_v4 and eth-account's `full_message` take): the domain, the
+    primary type's fields and any nested struct types, the message."""
+    return {"types": {"EIP712Domain": _DOMAIN_TYPE, primary: fields, **nested}, "primaryType": primary,
+            "domain": domain, "message": message}
+
+
 def loan_application(*, chain_id: int, book: str, borrower: str, product_id: int, product_version: int,
                      principal: int, installments: int, nonce: int, deadline: int) -> dict:
     """The full EIP-712 message a borrower signs to apply for a loan: this product version, principal and
     number of installments (the loan book derives the terms from the version they consented to)."""
-    return {
-        "types": {"EIP712Domain": _DOMAIN_TYPE, "LoanApplication": LOAN_APPLICATION_TYPE},
-        "primaryType": "LoanApplication",
-        "domain": _domain(LOAN_BOOK_DOMAIN, chain_id, book),
-        "message": {"borrower": borrower, "productId": product_id, "productVersion": product_version,
-                    "principal": principal, "installments": installments, "nonce": nonce, "deadline": deadline},
-    }
+    return _typed(_domain(LOAN_BOOK_DOMAIN, chain_id, book), "LoanApplication", LOAN_APPLICATION_TYPE, {
+        "borrower": borrower, "productId": product_id, "productVersion": product_version, "principal": principal,
+        "installments": installments, "nonce": nonce, "deadline": deadline})
 
 
 def cancel_loan(*, chain_id: int, book: str, loan_id: int, nonce: int, deadline: int) -> dict:
     """The full EIP-712 message a borrower signs to cancel a loan before disbursement."""
-    return {
-        "types": {
-            "EIP712Domain": _DOMAIN_TYPE,
-            "CancelLoan": [{"name": "loanId", "type": "uint256"}, {"name": "nonce", "type": "uint256"},
-                           {"name": "deadline", "type": "uint256"}],
-        },
-        "primaryType": "CancelLoan",
-        "domain": _domain(LOAN_BOOK_DOMAIN, chain_id, book),
-        "message": {"loanId": loan_id, "nonce": nonce, "deadline": deadline},
-    }
+    return _typed(_domain(LOAN_BOOK_DOMAIN, chain_id, book), "CancelLoan", [
+        {"name": "loanId", "type": "uint256"}, {"name": "nonce", "type": "uint256"},
+        {"name": "deadline", "type": "uint256"}], {"loanId": loan_id, "nonce": nonce, "deadline": deadline})
 
 
 def reschedule_acceptance(*, chain_id: int, book: str, loan_id: int, offer_id: int, installments: int,
                           expires_at: int, nonce: int, deadline: int) -> dict:
     """The full EIP-712 message a borrower signs to accept a hardship reschedule offer: the offer's number on the
     loan, its installments and expiry (the book checks them against the offer it holds), nonce and deadline."""
-    return {
-        "types": {
-            "EIP712Domain": _DOMAIN_TYPE,
-            "RescheduleAcceptance": [
-                {"name": "loanId", "type": "uint256"}, {"name": "offerId", "type": "uint32"},
-                {"name": "installments", "type": "uint16"}, {"name": "expiresAt", "type": "uint40"},
-                {"name": "nonce", "type": "uint256"}, {"name": "deadline", "type": "uint256"}],
-        },
-        "primaryType": "RescheduleAcceptance",
-        "domain": _domain(LOAN_BOOK_DOMAIN, chain_id, book),
-        "message": {"loanId": loan_id, "offerId": offer_id, "installments": installments, "expiresAt": expires_at,
-                    "nonce": nonce, "deadline": deadline},
-    }
+    return _typed(_domain(LOAN_BOOK_DOMAIN, chain_id, book), "RescheduleAcceptance", [
+        {"name": "loanId", "type": "uint256"}, {"name": "offerId", "type": "uint32"},
+        {"name": "installments", "type": "uint16"}, {"name": "expiresAt", "type": "uint40"},
+        {"name": "nonce", "type": "uint256"}, {"name": "deadline", "type": "uint256"}], {
+        "loanId": loan_id, "offerId": offer_id, "installments": installments, "expiresAt": expires_at,
+        "nonce": nonce, "deadline": deadline})
 
 
 DEBIT_MANDATE_DOMAIN = ("LoanLedger DebitMandate", "1")  # off-chain: the API checks it, the rail is authorised by it
@@ -135,52 +124,31 @@ def debit_mandate(*, chain_id: int, book: str, borrower: str, loan_id: int, card
     """The full EIP-712 message a borrower signs to let the rail debit `card` (masked: "**** 1234", never the full
     number) for loan `loan_id` on its due dates, at most `max_amount` per debit, until `valid_until`. No contract
     verifies it (the debit is an order to the rail); the domain names the loan book so it holds for one deployment."""
-    return {
-        "types": {
-            "EIP712Domain": _DOMAIN_TYPE,
-            "DebitMandate": [
-                {"name": "borrower", "type": "address"}, {"name": "loanId", "type": "uint256"},
-                {"name": "card", "type": "string"}, {"name": "maxAmount", "type": "uint96"},
-                {"name": "validUntil", "type": "uint40"}, {"name": "nonce", "type": "uint256"}],
-        },
-        "primaryType": "DebitMandate",
-        "domain": _domain(DEBIT_MANDATE_DOMAIN, chain_id, book),
-        "message": {"borrower": borrower, "loanId": loan_id, "card": card, "maxAmount": max_amount,
-                    "validUntil": valid_until, "nonce": nonce},
-    }
+    return _typed(_domain(DEBIT_MANDATE_DOMAIN, chain_id, book), "DebitMandate", [
+        {"name": "borrower", "type": "address"}, {"name": "loanId", "type": "uint256"},
+        {"name": "card", "type": "string"}, {"name": "maxAmount", "type": "uint96"},
+        {"name": "validUntil", "type": "uint40"}, {"name": "nonce", "type": "uint256"}], {
+        "borrower": borrower, "loanId": loan_id, "card": card, "maxAmount": max_amount, "validUntil": valid_until,
+        "nonce": nonce})
 
 
 def revoke_debit_mandate(*, chain_id: int, book: str, borrower: str, loan_id: int, nonce: int) -> dict:
     """The full EIP-712 message a borrower signs to revoke the debit mandate with `nonce` on loan `loan_id`."""
-    return {
-        "types": {
-            "EIP712Domain": _DOMAIN_TYPE,
-            "RevokeDebitMandate": [
-                {"name": "borrower", "type": "address"}, {"name": "loanId", "type": "uint256"},
-                {"name": "nonce", "type": "uint256"}],
-        },
-        "primaryType": "RevokeDebitMandate",
-        "domain": _domain(DEBIT_MANDATE_DOMAIN, chain_id, book),
-        "message": {"borrower": borrower, "loanId": loan_id, "nonce": nonce},
-    }
+    return _typed(_domain(DEBIT_MANDATE_DOMAIN, chain_id, book), "RevokeDebitMandate", [
+        {"name": "borrower", "type": "address"}, {"name": "loanId", "type": "uint256"},
+        {"name": "nonce", "type": "uint256"}], {"borrower": borrower, "loanId": loan_id, "nonce": nonce})
 
 
 def score_report(*, chain_id: int, oracle: str, report_id: int, model_version: int,
                  updates: list[tuple[str, int, int]]) -> dict:
     """The full EIP-712 message each score signer signs over a batch of (borrower, score, creditLimit)."""
-    return {
-        "types": {
-            "EIP712Domain": _DOMAIN_TYPE,
-            "ScoreReport": [{"name": "reportId", "type": "uint64"}, {"name": "modelVersion", "type": "uint32"},
-                            {"name": "updates", "type": "ScoreUpdate[]"}],
-            "ScoreUpdate": [{"name": "borrower", "type": "address"}, {"name": "score", "type": "uint16"},
-                            {"name": "creditLimit", "type": "uint96"}],
-        },
-        "primaryType": "ScoreReport",
-        "domain": _domain(CREDIT_ORACLE_DOMAIN, chain_id, oracle),
-        "message": {"reportId": report_id, "modelVersion": model_version,
-                    "updates": [{"borrower": b, "score": s, "creditLimit": c} for b, s, c in updates]},
-    }
+    return _typed(_domain(CREDIT_ORACLE_DOMAIN, chain_id, oracle), "ScoreReport", [
+        {"name": "reportId", "type": "uint64"}, {"name": "modelVersion", "type": "uint32"},
+        {"name": "updates", "type": "ScoreUpdate[]"}], {
+        "reportId": report_id, "modelVersion": model_version,
+        "updates": [{"borrower": b, "score": s, "creditLimit": c} for b, s, c in updates]},
+        ScoreUpdate=[{"name": "borrower", "type": "address"}, {"name": "score", "type": "uint16"},
+                     {"name": "creditLimit", "type": "uint96"}])
 
 
 def sign(private_key, message: dict) -> bytes:
