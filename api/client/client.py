@@ -499,6 +499,14 @@ class LoanLedgerClient:
         params = {} if loan_id is None else {"loan_id": loan_id}
         return self._request("GET", "/v1/operator/credit-refunds", params=params)["orders"]
 
+    def debits(self, state: str | None = None, loan_id: int | None = None, *, cursor: str | None = None,
+               limit: int = 100) -> dict:
+        """One page of every automatic-debit attempt, oldest first: {"debits": [...], "next_cursor": ...}
+        (operators, admins and auditors); `state="set_aside"` lists what needs a person."""
+        params = {"limit": limit, **{k: v for k, v in (("state", state), ("loan_id", loan_id), ("cursor", cursor))
+                                     if v is not None}}
+        return self._request("GET", "/v1/operator/debits", params=params)
+
     def set_auto_approve(self, enabled: bool) -> dict:
         return self._request("PUT", "/v1/operator/policy", json_body=PolicyIn(auto_approve=enabled).model_dump())
 

@@ -135,6 +135,7 @@ ROUTES = [
     ("GET", "/v1/operator/payouts", {"operator", "admin", "auditor"}),
     ("GET", "/v1/operator/suspense", {"operator", "admin", "auditor"}),
     ("GET", "/v1/operator/credit-refunds", {"operator", "admin", "auditor"}),
+    ("GET", "/v1/operator/debits", {"operator", "admin", "auditor"}),
     ("GET", "/v1/operator/policy", {"operator", "admin", "auditor"}),
     ("GET", "/v1/operator/notices", {"operator", "admin", "auditor"}),
     ("GET", "/v1/operator/reschedule-requests", {"operator", "admin", "auditor"}),
