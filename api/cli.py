@@ -209,7 +209,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("step-up")
     def step_up(
-        action: str = typer.Argument(..., help="apply, phone_change, reschedule_request or reschedule_accept"),
+        action: str = typer.Argument(..., help="apply, phone_change, card_change, debit_mandate, reschedule_request or reschedule_accept"),
         params: list[str] = STEP_UP_PARAMS,
         wallet: str = WALLET, api: str = API,
     ) -> None:
@@ -386,6 +386,24 @@ def kyc_phone_verify(code: str = typer.Option(..., "--code"), wallet: str = WALL
     """Confirm the code sent to the new number."""
     answer = _call(_client(wallet, api).verify_phone, code)
     console.print(f"{answer['status']}: phone {answer['record']['phone']}")
+
+
+@kyc_app.command("card")
+def kyc_card(bank_card: str = typer.Option(..., "--bank-card"), code: str = STEP_UP_CODE, wallet: str = WALLET,
+             api: str = API) -> None:
+    """Change your bank card: a step-up code to your verified phone first, then the bank texts its code to the new
+    card's reserved phone (refused while automatic debit is set up on the card bound now: revoke it first)."""
+    client = _client(wallet, api)
+    answer = _call(client.change_card, bank_card, **_step_up(client, code))
+    console.print(f"{answer['status']}: the bank texted its code to the new card's reserved phone; then "
+                  "`loanledger kyc card-verify`")
+
+
+@kyc_app.command("card-verify")
+def kyc_card_verify(code: str = typer.Option(..., "--code"), wallet: str = WALLET, api: str = API) -> None:
+    """Confirm the card change with the bank's code."""
+    answer = _call(_client(wallet, api).verify_card, code)
+    console.print(f"{answer['status']}: card {answer['record']['bank_card']}")
 
 
 @kyc_app.command("verify")

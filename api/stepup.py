@@ -37,7 +37,7 @@ from sqlalchemy import select, update
 from api.errors import ApiError, ErrorResponse
 from api.ratelimit import RateLimiter
 from api.sms import SmsSender
-from ledger.identity import InvalidIdentity, normalize_phone
+from ledger.identity import InvalidIdentity, normalize_bank_card, normalize_phone
 from ledger.store.models.api import StepUpChallenge
 
 log = logging.getLogger(__name__)
@@ -58,8 +58,7 @@ class Action:
     says: str                 # what the SMS tells the borrower the code authorises
 
 
-# Every action a step-up code can authorise. card_change has no route yet (a new card is bound by submitting KYC
-# again); a card-change route calls `redeem` with this name when it lands.
+# Every action a step-up code can authorise.
 ACTIONS = {
     "apply": Action(("product_id", "principal", "installments"), "apply for {principal} in {installments} "
                                                                   "installments (product {product_id})"),
@@ -73,18 +72,19 @@ ACTIONS = {
 
 def canonical(action: str, params: dict) -> dict[str, str]:
     """The parameters as bound: exactly the action's names, each value a string (1000 and "1000" are the same
-    request), phone numbers in E.164. 422 `unknown_step_up_action` / `invalid_step_up_params` otherwise."""
+    request), phone numbers in E.164, card numbers as ASCII digits. 422 `unknown_step_up_action` / `invalid_step_up_params` otherwise."""
     if action not in ACTIONS:
         raise ApiError(422, "unknown_step_up_action", f"no step-up action {action!r}; one of {', '.join(ACTIONS)}")
     names = ACTIONS[action].params
     if set(params) != set(names):
         raise ApiError(422, "invalid_step_up_params", f"{action} is bound to exactly: {', '.join(names)}")
     values = {name: str(params[name]).strip() for name in names}
-    if "phone" in values:
-        try:
-            values["phone"] = normalize_phone(values["phone"])
-        except InvalidIdentity as exc:
-            raise ApiError(422, "invalid_step_up_params", f"phone: {exc}") from exc
+    for name, normalize in (("phone", normalize_phone), ("bank_card", normalize_bank_card)):
+        if name in values:
+            try:
+                values[name] = normalize(values[name])
+            except InvalidIdentity as exc:
+                raise ApiError(422, "invalid_step_up_params", f"{name}: {exc}") from exc
     return values
 
 

@@ -36,10 +36,20 @@ def sample_card(card_number: str) -> dict[str, str] | None:
     """The sample identity a test card was issued to (its holder, ID number and the phone reserved with the bank),
     or None for a card no sample identity holds: the payment-rail stand-in's table of test cards."""
     digits = "".join(ch for ch in card_number if ch.isascii() and ch.isdigit())
-    if len(digits) != 18 or not digits.startswith("622202") or int(digits[6:15]) >= 10_000:
+    if len(digits) != 18 or digits[:6] not in ("622202", SECOND_CARD_BIN) or int(digits[6:15]) >= 10_000:
         return None
     person = sample_identity(int(digits[6:15]))
-    return person if person["bank_card"] == digits else None
+    return person if digits in (person["bank_card"], sample_second_card(int(digits[6:15]))) else None
+
+
+SECOND_CARD_BIN = "622208"
+
+
+def sample_second_card(index: int) -> str:
+    """A second card the bank issued to sample person `index` (the same holder, the same reserved phone): the card
+    a borrower changes to (`POST /v1/kyc/card`)."""
+    card = f"{SECOND_CARD_BIN}{index:09d}00"
+    return card + luhn.calc_check_digit(card)
 
 
 # A plain product for tests and examples: 10,000.00 to 500,000.00 in three 30-day annuity installments at 18 %,

@@ -74,8 +74,8 @@ class LoanLedgerClient:
     client signs it; returning False declines it (DecisionDeclined).
 
     `step_up_codes(action, params)` (optional) reads a step-up code off the borrower's phone: a protected call
-    (apply, change_phone, request_reschedule, accept_reschedule) given no `step_up_code` asks the API to text one
-    (`step_up`) and sends what it returns. Without it, pass `step_up_code=` from your own `step_up` call."""
+    (apply, change_phone, change_card, request_reschedule, accept_reschedule) given no `step_up_code` asks the API
+    to text one (`step_up`) and sends what it returns. Without it, pass `step_up_code=` from your own `step_up` call."""
 
     def __init__(self, base_url: str, account: LocalAccount | None = None, *, http: httpx.Client | None = None,
                  token: str | None = None, timeout: float = 30.0, review: Review | None = None,
@@ -177,6 +177,15 @@ class LoanLedgerClient:
 
     def verify_phone(self, code: str) -> dict:
         return self._request("POST", "/v1/kyc/phone/verify", json_body=CodeIn(code=code).model_dump())
+
+    def change_card(self, bank_card: str, *, step_up_code: str | None = None) -> dict:
+        """Starts changing the bound bank card: the bank texts its code to the new card's reserved phone."""
+        code = self._step_up_code(step_up_code, "card_change", bank_card=bank_card)
+        return self._request("POST", "/v1/kyc/card", json_body={"bank_card": bank_card}, step_up_code=code)
+
+    def verify_card(self, code: str) -> dict:
+        """Confirms the card change with the bank's code: the new card is bound."""
+        return self._request("POST", "/v1/kyc/card/verify", json_body={"code": code})
 
     # -- loans -------------------------------------------------------------------------------------
 
@@ -489,6 +498,14 @@ class LoanLedgerClient:
     def credit_refunds(self, loan_id: int | None = None) -> list[dict]:
         params = {} if loan_id is None else {"loan_id": loan_id}
         return self._request("GET", "/v1/operator/credit-refunds", params=params)["orders"]
+
+    def debits(self, state: str | None = None, loan_id: int | None = None, *, cursor: str | None = None,
+               limit: int = 100) -> dict:
+        """One page of every automatic-debit attempt, oldest first: {"debits": [...], "next_cursor": ...}
+        (operators, admins and auditors); `state="set_aside"` lists what needs a person."""
+        params = {"limit": limit, **{k: v for k, v in (("state", state), ("loan_id", loan_id), ("cursor", cursor))
+                                     if v is not None}}
+        return self._request("GET", "/v1/operator/debits", params=params)
 
     def set_auto_approve(self, enabled: bool) -> dict:
         return self._request("PUT", "/v1/operator/policy", json_body=PolicyIn(auto_approve=enabled).model_dump())

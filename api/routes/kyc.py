@@ -1,6 +1,7 @@
 """Real-name verification: submit, confirm the phone (LoanLedger's code) and the card binding (the bank's code, texted
 to the card's reserved phone: api.services.card_binding), get registered;
-renew before or after expiry; re-verify a changed phone number (a new SIM) with a code to the new number; recover
+renew before or after expiry; re-verify a changed phone number (a new SIM) with a code to the new number; change the
+bank card (the bank's code to the new card's reserved phone: api.services.card_binding); recover
 a lost wallet's identity onto a new wallet (operators confirm the risky ones).
 
 The steps are api.services.kyc; each answers the status after it, as GET /v1/kyc shows it (ledger.kyc_status
@@ -12,7 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.deps import BorrowerOrApplicant, ContextDep, Operator, OtpDep, RolesDep
 from api.errors import error_responses
@@ -25,8 +26,9 @@ from api.schemas.kyc import (
     MaskedOut,
     NextStepOut,
     PhoneIn,
+    one_time_code,
 )
-from api.services import kyc, recovery
+from api.services import card_binding, kyc, recovery
 from api.stepup import STEP_UP_ERRORS, StepUpCode, StepUpDep
 from api.views import checksum_address
 from ledger.identity import KycRecord
@@ -103,6 +105,50 @@ def change_phone(body: PhoneIn, context: ContextDep, otp: OtpDep, step_up: StepU
 @router.post("/phone/verify", response_model=KycStatus, responses=ERRORS, summary="Confirm the new phone number")
 def verify_phone(body: CodeIn, context: ContextDep, otp: OtpDep, who: BorrowerOrApplicant):
     return _shown(kyc.confirm_phone_change(context, otp, who.address, body.code, current_request_id()))
+
+
+# ------------------------------------------------------------------ card change (api.services.card_binding)
+
+class CardIn(BaseModel):
+    bank_card: str = Field(min_length=1, max_length=64, description="the new bank card's number (as for KycIn)")
+
+    model_config = {"json_schema_extra": {"examples": [{"bank_card": "6222080000000111"}]}}
+
+
+class CardCodeIn(BaseModel):
+    code: one_time_code("the bank's code, texted to the new card's reserved phone")  # type: ignore[valid-type]
+
+    model_config = {"json_schema_extra": {"examples": [{"code": "630281"}]}}
+
+
+@router.post("/card", response_model=KycStatus, status_code=202, responses={**ERRORS, **STEP_UP_ERRORS},
+             summary="Change the bank card: the bank texts its code to the new card's reserved phone",
+             description="A registered borrower, with a step-up code for `card_change` bound to the new card's "
+                         "number (`X-Step-Up-Code`). The bank checks the card is theirs (name and ID number as "
+                         "verified) and reserved with their verified phone. The status stays what it was, with the "
+                         "old card bound, until `POST /v1/kyc/card/verify`. 409 `not_verified`, `card_unchanged`, "
+                         "`card_change_mandate_active` (revoke the automatic-debit mandate first); 422 "
+                         "`invalid_bank_card`, `card_not_verified` naming the bank's reason (`card_unknown`, "
+                         "`card_holder_mismatch`, `card_phone_mismatch`); 503 `rail_unavailable`.")
+def change_card(body: CardIn, context: ContextDep, step_up: StepUpDep, who: BorrowerOrApplicant,
+                code: StepUpCode = None) -> KycStatus:
+    # What is refused anyway is refused before the step-up code is spent; the bank is asked only with one.
+    changed = card_binding.changed_record(context, who.address, body.bank_card)
+    step_up.redeem(who.address, "card_change", {"bank_card": changed.bank_card}, code)
+    card_binding.start_change(context, who.address, changed)
+    context.action_log.append(who.address, "kyc.card_change_requested", current_request_id(), {})
+    return _shown(kyc.standing(context, who.address))
+
+
+@router.post("/card/verify", response_model=KycStatus, responses=ERRORS,
+             summary="Confirm the card change with the bank's code: the new card is bound",
+             description="Wrong 422 `otp_wrong`, locked after 3 tries `otp_locked` (start again), expired "
+                         "`otp_expired`; 409 `no_pending_card_change`, `card_change_mandate_active`; 503 "
+                         "`rail_unavailable` (verify again with the same code).")
+def verify_card(body: CardCodeIn, context: ContextDep, who: BorrowerOrApplicant) -> KycStatus:
+    card_binding.confirm_change(context, who.address, body.code)
+    context.action_log.append(who.address, "kyc.card_changed", current_request_id(), {})
+    return _shown(kyc.standing(context, who.address))
 
 
 # ------------------------------------------------------------------ wallet recovery (api.services.recovery)

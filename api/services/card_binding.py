@@ -13,6 +13,15 @@ reason: `card_unknown`, `card_holder_mismatch`, `card_phone_mismatch`); a wrong,
 refused with the one-time codes' names (422 `otp_wrong`, `otp_locked`, `otp_expired`, the message naming the card);
 the rail away or failing answers 503 `rail_unavailable` with Retry-After, and nothing is changed.
 
+A registered borrower changes their card the same way (`start_change`, `confirm_change`; the routes are
+`POST /v1/kyc/card` and `POST /v1/kyc/card/verify`): the new card is held sealed in `card_changes` while the bank
+checks that it is the same person's (name and ID number as verified) with the same reserved phone as the borrower's
+verified one, and texts its code there; the code confirmed, the vault's record has the new card (the identity
+commitment covers the name and ID number only: the chain needs no update). Refused by name, changing nothing: 409
+`not_verified`, `card_unchanged`, `card_change_mandate_active` (an automatic-debit mandate in force names the old
+card: the borrower revokes it first, see `refuse_while_mandated`), `no_pending_card_change`; the bank's refusals
+and code names as above.
+
 Tests give a context its own client (`context.card_rail = CardRail(http=...)`, e.g. on the stand-in's ASGI app);
 otherwise one is made on first use for `settings.rail_url`.
 """
@@ -20,13 +29,19 @@ otherwise one is made on first use for `settings.rail_url`.
 from __future__ import annotations
 
 import hashlib
+import time
 
 import httpx
+from sqlalchemy import select
 
 from api.errors import ApiError
-from ledger.identity import KycRecord
+from ledger.identity import InvalidIdentity, KycRecord, normalize_bank_card
+from ledger.store.models.card_changes import CardChange
+from ledger.store.models.mandates import DebitMandate
+from ledger.vault import RecordNotFound
 
 RETRY_AFTER = "5"
+CHANGE_TTL = 1800  # seconds a started card change waits for the bank's code (the bank's own code lives 10 minutes)
 START_ATTEMPTS = 3  # a start cut off (timeout, connection reset) is sent again with the same key this often
 
 
@@ -107,3 +122,95 @@ def card_rail(context) -> CardRail:
     if found is None:
         found = context.card_rail = CardRail()
     return found
+
+
+# ---------------------------------------------------------------------------------------------- card change
+
+
+def new_card(bank_card: str) -> str:
+    """The card number as stored and as a step-up code is bound to it (ASCII digits, Luhn-checked); 422 otherwise."""
+    try:
+        return normalize_bank_card(bank_card)
+    except InvalidIdentity as exc:
+        raise ApiError(422, "invalid_bank_card", str(exc)) from None
+
+
+def refuse_while_mandated(context, address: str) -> None:
+    """409 `card_change_mandate_active` while an automatic-debit mandate is in force.
+
+    A mandate is the borrower's signature over the card it names (its last four digits): the API cannot sign a new
+    one for them, and revoking theirs behind their back would stop debits they count on for their due dates. So
+    the change is refused, naming the loans, until the borrower revokes the mandate (and signs a new one for the
+    new card afterwards): no debit ever goes to a card the borrower no longer uses, and none stops unannounced."""
+    now = context.chain_time()
+    with context.sessions() as session:
+        loans = sorted({row.loan_id for row in session.scalars(
+            select(DebitMandate).where(DebitMandate.borrower == address.lower(), DebitMandate.revoked_at.is_(None),
+                                       DebitMandate.valid_until >= now))})
+    if loans:
+        raise ApiError(409, "card_change_mandate_active",
+                       f"automatic debit is set up on the card bound now for loan(s) {', '.join(map(str, loans))}: "
+                       "revoke the mandate first (DELETE /v1/loans/{loan_id}/debit-mandate), then change the card "
+                       "and set up automatic debit again on the new one")
+
+
+def changed_record(context, address: str, bank_card: str) -> KycRecord:
+    """The borrower's record with the new card, or the refusal (before any step-up code is spent on it)."""
+    try:
+        current = context.vault.get(address)
+    except RecordNotFound:
+        raise ApiError(409, "not_verified", "verify your identity first: POST /v1/kyc") from None
+    card = new_card(bank_card)
+    if card == current.bank_card:
+        raise ApiError(409, "card_unchanged", "this card is the one bound now")
+    refuse_while_mandated(context, address)
+    return KycRecord(current.name, current.id_number, current.phone, card)
+
+
+def start_change(context, address: str, changed: KycRecord) -> None:
+    """Holds `changed` (changed_record's) sealed and has the bank text its code to the card's reserved phone. A
+    refusal leaves any earlier pending change as it was; the rail away keeps this one, and confirming it asks the
+    rail again with the same key."""
+    previous = _pending_change(context, address)
+    at, sealed = int(time.time()), context.vault.seal_pending(address, changed)
+    with context.sessions.begin() as session:
+        session.merge(CardChange(address=address, sealed=sealed, created_at=at, expires_at=at + CHANGE_TTL))
+    try:  # the bank checks the card is this person's and texts its own code to the card's reserved phone
+        card_rail(context).start(context.settings.rail_url, idempotency_key(address, sealed), changed)
+    except ApiError as exc:
+        if exc.status != 503:
+            _put_back(context, address, previous)
+        raise
+
+
+def confirm_change(context, address: str, code: str) -> KycRecord:
+    """The bank confirms its code: the vault's record has the new card. Returns it."""
+    pending = _pending_change(context, address)
+    if pending is None or pending["expires_at"] < int(time.time()):
+        raise ApiError(409, "no_pending_card_change", "no card change waits for a code: POST /v1/kyc/card first")
+    changed = context.vault.open_pending(address, pending["sealed"])
+    refuse_while_mandated(context, address)  # one signed since the change started
+    rail, base = card_rail(context), context.settings.rail_url
+    # The same key as at the start: the rail answers the verification it made then (no second text).
+    rail.confirm(base, rail.start(base, idempotency_key(address, pending["sealed"]), changed), code)
+    # The same person (the same ID number, the bank checked the holder): the vault keeps the salt and the
+    # commitment; only the sealed card changes.
+    context.vault.renew(address, changed)
+    _put_back(context, address, None)
+    return changed
+
+
+def _pending_change(context, address: str) -> dict | None:
+    with context.sessions() as session:
+        row = session.get(CardChange, address)
+        return None if row is None else {c.key: getattr(row, c.key) for c in CardChange.__table__.columns}
+
+
+def _put_back(context, address: str, previous: dict | None) -> None:
+    with context.sessions.begin() as session:
+        row = session.get(CardChange, address)
+        if row is not None:
+            session.delete(row)
+        if previous is not None:
+            session.flush()
+            session.add(CardChange(**previous))

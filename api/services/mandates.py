@@ -25,8 +25,10 @@ from sqlalchemy.orm import Session
 from api.errors import ApiError
 from ledger import typed_data
 from ledger.book import LoanStatus
+from api.paging import Keyset
 from ledger.store.models.mandates import CollectionIntent, DebitMandate
 from ledger.vault import RecordNotFound
+from oracle.collections import COLLECTED, DECLINED, FAILED, PENDING_INTENT, SENT, SET_ASIDE
 
 
 def mask_card(number: str) -> str:
@@ -151,3 +153,21 @@ def revoke(context, borrower: str, loan_id: int, signature: bytes, request_id: s
     context.action_log.append(borrower, "loan.debit_mandate_revoke", request_id,
                               {"loan_id": loan_id, "mandate_id": row.id})
     return row
+
+
+# The collection run's states of a debit (oracle.collections), in the order a debit goes through them.
+DEBIT_STATES = (PENDING_INTENT, SENT, COLLECTED, DECLINED, FAILED, SET_ASIDE)
+DEBIT_ORDER = Keyset((CollectionIntent.id,), (int,))  # the order the collection run recorded them
+
+
+def debits_query(state: str | None = None, loan_id: int | None = None):
+    """Every automatic-debit attempt the collection run recorded (operator-wide), optionally of one state or loan;
+    422 `invalid_state` for a state the run never writes."""
+    query = select(CollectionIntent)
+    if state is not None:
+        if state not in DEBIT_STATES:
+            raise ApiError(422, "invalid_state", f"state {state!r} is not one of {', '.join(DEBIT_STATES)}")
+        query = query.where(CollectionIntent.status == state)
+    if loan_id is not None:
+        query = query.where(CollectionIntent.loan_id == loan_id)
+    return query

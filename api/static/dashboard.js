@@ -1,7 +1,9 @@
 // The LoanLedger dashboard: signs in (browser wallet via SIWE, or the localhost development login), then
 // reads the /v1/audit/* routes and draws the portfolio, the loans, a loan's timeline, a borrower's
-// pseudonymous page, and the suspense items with the day's reconciliation (/v1/operator/suspense,
-// /v1/audit/reconciliation: read-only, with the CLI command that resolves each open item). An ES module, no build step, nothing fetched from anywhere but this API. Every value
+// pseudonymous page, the suspense items with the day's reconciliation (/v1/operator/suspense,
+// /v1/audit/reconciliation: read-only, with the CLI command that resolves each open item), and the borrowers'
+// hardship reschedule requests, where an operator offers new terms with a signed decision. An ES module, no build
+// step, nothing fetched from anywhere but this API. Every value
 // from the API is put into the page as text (never as HTML): event arguments are data, not markup.
 import { getAddress, hexlify, toUtf8Bytes } from "./ethers-6.17.0.min.js"; // npm ethers, pinned in package.json
 import { decisionBody, prepare, signAll } from "./decisions.js";
@@ -446,6 +448,89 @@ import { decisionBody, prepare, signAll } from "./decisions.js";
     "Nothing awaits confirmation.", 5);
   }
 
+  // ------------------------------------------------------------------------------------------ hardship reschedules
+
+  const REASONS = { income_loss: "loss of income", illness: "illness", family: "family matters",
+    disaster: "disaster", other: "other" };
+  const OFFER_DAYS = 7; // how long an offer stays open unless the operator says otherwise (days of chain time)
+
+  // Where a loan's reschedule stands: its latest offer, against the reschedules the chain recorded and chain time.
+  // The installment amount is the loan book's own, from the RescheduleOffered event (nothing computed here).
+  function offerState(loan, status, now) {
+    const offer = status.offer;
+    if (!offer) return { state: "none", text: "none yet" };
+    const offered = loan.events.filter((e) => e.name === "RescheduleOffered" && e.args.offerId === offer.offer_id)
+      .pop();
+    const terms = `offer #${offer.offer_id}: ${offer.installments} installments` +
+      (offered ? ` of about ${money(offered.args.installmentAmount, loan.currency)}` : "");
+    if (status.reschedules.some((r) => r.offer_id === offer.offer_id)) {
+      return { state: "accepted", text: `${terms}, accepted by the borrower: the new schedule is in force` };
+    }
+    if (offer.open && offer.expires_at > now) {
+      return { state: "open", text: `${terms}, awaiting the borrower's signature until ${when(offer.expires_at)} UTC` };
+    }
+    return { state: "lapsed", text: `${terms}, expired ${when(offer.expires_at)} UTC without acceptance` };
+  }
+
+  // The requests grouped by loan (the latest first), each with the loan, its product and its offer.
+  async function renderReschedules(gen) {
+    const [{ requests }, report] = await Promise.all([
+      api("/v1/operator/reschedule-requests"), api("/v1/audit/report/portfolio")]);
+    const byLoan = new Map();
+    for (const asked of requests) byLoan.set(asked.loan_id, [...(byLoan.get(asked.loan_id) || []), asked]);
+    const loans = await Promise.all([...byLoan.keys()].map(async (id) => {
+      const [loan, status] = await Promise.all([api(`/v1/audit/loans/${id}`), api(`/v1/loans/${id}/reschedule`)]);
+      const product = loan.product_id
+        ? await api(`/v1/products/${loan.product_id}?version=${loan.product_version}`) : null;
+      return { loan, status, product, asked: byLoan.get(id) };
+    }));
+    if (gen !== generation) return;
+    show("view-reschedules");
+    const now = report.as_of; // chain time: offers expire by the chain's clock, not the browser's
+    const mayOffer = session.roles.includes("operator");
+    loans.sort((a, b) => b.asked.at(-1).at - a.asked.at(-1).at);
+    fill($("#reschedules-table tbody"), loans.map(({ loan, status, product, asked }) => {
+      const latest = asked.at(-1);
+      const offer = offerState(loan, status, now);
+      const every = loan.frequency === "Monthly" ? "monthly" : `every ${Math.round(loan.interval / 86400)} days`;
+      return h("tr", { "data-loan-id": loan.id, "data-offer-state": offer.state, "data-status": loan.status },
+        h("td", { class: "num" }, h("a", { href: `#/loans/${loan.id}` }, `#${loan.id}`)),
+        h("td", {}, borrowerLink(latest.borrower)),
+        h("td", {}, when(Math.floor(latest.at / 1000)), asked.length > 1 ? ` (asked ${asked.length} times)` : ""),
+        h("td", {}, latest.installments ? `${latest.installments} installments` : "no preference"),
+        h("td", {}, REASONS[latest.reason] || latest.reason),
+        h("td", {}, state(loan.status), ` ${loan.paid_installments} of ${loan.installments} paid, ${every}; `,
+          `${money(outstanding(loan), loan.currency)} outstanding`),
+        h("td", { class: "offer-state" }, offer.text),
+        h("td", {}, offerForm(loan, product, offer, mayOffer, latest, now)));
+    }), "No borrower has asked for a reschedule.", 8);
+  }
+
+  function offerForm(loan, product, offer, mayOffer, latest, now) {
+    if (!mayOffer) return h("span", { class: "muted" }, "operators offer");
+    if (loan.status !== "Active") return h("span", { class: "muted" }, "only an active loan is rescheduled");
+    if (offer.state === "open") return h("span", { class: "muted" }, "wait for the borrower, or for the offer to expire");
+    if (offer.state === "accepted") return h("span", { class: "muted" }, "done");
+    const longest = product ? product.max_installments : 720;
+    const installments = h("input", { type: "number", name: "installments", class: "offer-installments",
+      min: 1, max: longest, required: "", value: latest.installments || "" });
+    const days = h("input", { type: "number", name: "days", class: "offer-days", min: 1, max: 90, required: "",
+      value: OFFER_DAYS });
+    const form = h("form", { class: "offer-form", "data-loan-id": loan.id },
+      h("label", {}, "Installments from the next due date ", installments),
+      h("label", {}, `open for (days) `, days),
+      h("span", { class: "muted" }, `at the product's interval; at most ${longest} installments in all`),
+      h("button", { type: "submit", class: "review-offer" }, "Review offer"));
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const expiresAt = now + Number(days.value) * 86400;
+      reviewDecision("loan.reschedule_offer", { loan_id: loan.id },
+        `/v1/operator/loans/${loan.id}/reschedule-offer`,
+        { installments: Number(installments.value), expires_at: expiresAt });
+    });
+    return form;
+  }
+
   async function renderBorrower(gen, address) {
     const [borrower, loans] = await Promise.all([
       api(`/v1/audit/borrowers/${address}`),
@@ -650,6 +735,7 @@ import { decisionBody, prepare, signAll } from "./decisions.js";
       else if ((match = hash.match(/^#\/borrowers\/(0x[0-9a-fA-F]{40})$/))) await renderBorrower(gen, match[1]);
       else if (hash === "#/products") await renderProducts(gen);
       else if (hash === "#/proposals" && isStaff()) await renderProposals(gen);
+      else if (hash === "#/reschedules") await renderReschedules(gen);
       else if ((match = hash.match(/^#\/money(?:\?date=(\d{4}-\d{2}-\d{2}))?$/))) {
         await renderMoney(gen, match[1] || yesterdayUtc());
       }

@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
 from eth_account import Account
-from eth_account.messages import encode_defunct, encode_typed_data
+from eth_account.messages import encode_defunct
 from fastapi.testclient import TestClient
 from web3 import Web3
+from dashboard_browser import Tab, chromium  # noqa: F401 - chromium is a fixture
+from dashboard_browser import table_rows as _table
 
 from api.auth import siwe_message
 from api.client import LoanLedgerClient
@@ -32,11 +32,9 @@ from ledger.manifest import ROOT
 from oracle.outbox import Outbox, OutboxWorker
 from oracle.payments.webhook import Confirmation, payment_ref
 
-CHROMIUM = Path("/usr/bin/chromium")
 DAY = 86_400
 PRINCIPAL = 120_000  # the driver's product: three 30-day annuity installments
 SCREENSHOTS = ROOT / "var"
-TIMEOUT_MS = 15_000
 
 
 def send(w3, fn, sender: str):
@@ -61,92 +59,8 @@ def local_client(app, host: str = "127.0.0.1", base_url: str = "http://127.0.0.1
     return TestClient(app, base_url=base_url, client=(host, 50_000))
 
 
-@pytest.fixture(scope="module")
-def chromium():
-    """A headless Debian Chromium; skips (fails under LOANLEDGER_REQUIRE_BROWSER) when there is none."""
-    required = bool(os.environ.get("LOANLEDGER_REQUIRE_BROWSER"))
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        if required:
-            pytest.fail("LOANLEDGER_REQUIRE_BROWSER is set but playwright is not installed (pip install -e .[test])")
-        pytest.skip("playwright is not installed (pip install -e .[test])")
-    if not CHROMIUM.exists():
-        if required:
-            pytest.fail(f"LOANLEDGER_REQUIRE_BROWSER is set but {CHROMIUM} is missing (apt-get install chromium)")
-        pytest.skip(f"no browser at {CHROMIUM}: apt-get install chromium (Debian's) to run the dashboard tests")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        yield browser
-        browser.close()
-
-
-class Tab:
-    """A fresh browser context and page that records console errors, page errors and every URL requested."""
-
-    def __init__(self, browser, base_url: str):
-        self.base_url = base_url
-        self.context = browser.new_context(viewport={"width": 1280, "height": 900})
-        self.page = self.context.new_page()
-        self.page.set_default_timeout(TIMEOUT_MS)
-        self.errors: list[str] = []
-        self.requests: list[str] = []
-        self.page.on("console", lambda m: self.errors.append(f"console: {m.text}") if m.type == "error" else None)
-        self.page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
-        self.page.on("request", lambda r: self.requests.append(r.url))
-
-    def open(self, path: str = "/dashboard") -> None:
-        response = self.page.goto(self.base_url + path)
-        assert response.status == 200
-        self.wait_ready("signin")
-
-    def wait_ready(self, view: str) -> None:
-        self.page.wait_for_selector(f"body[data-view='{view}'][data-state='ready']")
-
-    def use_wallet(self, account) -> None:
-        """Gives the page a browser wallet holding `account`: an EIP-1193 provider (window.ethereum, defined
-        before the page's script runs) whose personal_sign and eth_signTypedData_v4 call back into Python, which
-        signs with the account's key (EIP-191 and EIP-712, as a wallet does; what it signed with EIP-712 is kept
-        in `typed_signed`). Call before `open()`."""
-        address = account.address.lower()  # as wallets answer
-        self.typed_signed: list[dict] = []
-
-        def personal_sign(data: str, signer: str) -> str:
-            assert signer == address, f"the page asked {signer} to sign, the wallet holds {address}"
-            return account.sign_message(encode_defunct(hexstr=data)).signature.to_0x_hex()
-
-        def sign_typed_data(signer: str, typed: str) -> str:
-            assert signer.lower() == address, f"the page asked {signer} to sign, the wallet holds {address}"
-            self.typed_signed.append(json.loads(typed))
-            return account.sign_message(encode_typed_data(full_message=json.loads(typed))).signature.to_0x_hex()
-
-        self.page.expose_function("testWalletPersonalSign", personal_sign)
-        self.page.expose_function("testWalletSignTypedData", sign_typed_data)
-        self.page.add_init_script("""window.ethereum = {request: async ({method, params}) => {
-            if (method === "eth_requestAccounts" || method === "eth_accounts") return [ADDRESS];
-            if (method === "personal_sign") return await window.testWalletPersonalSign(params[0], params[1]);
-            if (method === "eth_signTypedData_v4") return await window.testWalletSignTypedData(params[0], params[1]);
-            throw new Error("unsupported " + method);
-        }};""".replace("ADDRESS", json.dumps(address)))
-
-    def wallet_login(self, account) -> None:
-        """Opens the page and signs in as `account` the way a person does: the wallet button, the server's
-        SIWE message signed by the wallet, the real /v1/auth/login."""
-        self.use_wallet(account)
-        self.open()
-        self.page.click("#wallet-login")
-
-    def assert_clean(self) -> None:
-        assert self.errors == []
-        foreign = [url for url in self.requests if not url.startswith(self.base_url + "/") and url != "data:,"]
-        assert foreign == [], "the page fetched something from outside the API"
-
-    def close(self) -> None:
-        self.context.close()
-
-
 @pytest.fixture
-def tab(chromium, served):
+def tab(chromium, served):  # noqa: F811 - the fixture imported above
     opened = Tab(chromium, served)
     yield opened
     opened.close()
@@ -210,10 +124,6 @@ def _chain_events(w3, stack, loan_id: int) -> list[tuple[str, int, str]]:
     logs = [decoder.decode(log) for log in raw]
     return [(log.name, log.block_number, log.tx_hash) for log in logs
             if log.contract == "LoanBook" and log.args.get("loanId") == loan_id]
-
-
-def _table(page, selector: str, *attributes: str) -> list[tuple[str, ...]]:
-    return [tuple(row.get_attribute(a) for a in attributes) for row in page.query_selector_all(selector)]
 
 
 # ---------------------------------------------------------------------------------------------- the page in Chromium

@@ -9,7 +9,8 @@ import pytest
 from api_outcomes import api_error as _error
 from api_outcomes import loan_status as _status
 from eth_account.messages import encode_typed_data
-from test_dashboard import Tab, _table, chromium  # noqa: F401 - the dashboard tests' browser (a fixture) and tab
+from dashboard_browser import Tab, chromium  # noqa: F401 - the dashboard tests' browser (a fixture) and tab
+from dashboard_browser import table_rows as _table
 
 from api.services.four_eyes import VALIDITY
 from ledger import forwarding

@@ -92,6 +92,9 @@ ROUTES = [
     ("POST", "/v1/step-up", {"borrower", "applicant"}),
     ("POST", "/v1/kyc/phone", {"borrower", "applicant"}),
     ("POST", "/v1/kyc/phone/verify", {"borrower", "applicant"}),
+    # A card change (test_card_change.py): the same gate; a wallet without a verified record is refused not_verified.
+    ("POST", "/v1/kyc/card", {"borrower", "applicant"}),
+    ("POST", "/v1/kyc/card/verify", {"borrower", "applicant"}),
     # Wallet recovery (test_wallet_recovery_api.py): a new wallet claims its identity; operators confirm held ones.
     ("POST", "/v1/kyc/recovery", {"borrower", "applicant"}),
     ("GET", "/v1/kyc/recoveries", {"operator"}),
@@ -132,6 +135,7 @@ ROUTES = [
     ("GET", "/v1/operator/payouts", {"operator", "admin", "auditor"}),
     ("GET", "/v1/operator/suspense", {"operator", "admin", "auditor"}),
     ("GET", "/v1/operator/credit-refunds", {"operator", "admin", "auditor"}),
+    ("GET", "/v1/operator/debits", {"operator", "admin", "auditor"}),
     ("GET", "/v1/operator/policy", {"operator", "admin", "auditor"}),
     ("GET", "/v1/operator/notices", {"operator", "admin", "auditor"}),
     ("GET", "/v1/operator/reschedule-requests", {"operator", "admin", "auditor"}),
