@@ -53,7 +53,8 @@ def create_app(context: Context | None = None, settings: Settings | None = None,
     sms = sms or sms_provider(settings)
     # The risk monitor's SMS notices: rendered and sent here, where the vault (the phones) is (oracle/notify.py).
     notices = NoticeSender(context.sessions, context.vault, sms, max_attempts=settings.notice_max_attempts,
-                           retry_after=settings.notice_retry_after)
+                           retry_after=settings.notice_retry_after,
+                           successor=lambda wallet: context.bindings.registry.functions.successorOf(wallet).call())
     notice_sender = Periodic("notices", settings.notice_interval, notices.run_once)
 
     @asynccontextmanager

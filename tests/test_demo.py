@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+DAY = 86_400
 
 
 def test_the_demo_tells_its_story_and_every_audit_check_passes(tmp_path, stack_ports):
@@ -33,11 +34,11 @@ def test_the_demo_tells_its_story_and_every_audit_check_passes(tmp_path, stack_p
     # Borrowers applied by product: the operator published a 3-month and a 12-month one; the 12-month loan (a
     # service fee, approved by an operator) was paid out net of its fee and is still running.
     products = outcome["products"]
-    assert {name: p["installments"] for name, p in products.items()} == {"3-month": 3, "12-month": 12}
+    assert {name: p["installments"] for name, p in products.items()} == {"3-month": 3, "12-month": 18}
     assert products["3-month"]["loans"] == sum(by_state.values()) - 1 and products["12-month"]["loans"] == 1
     long_term = outcome["twelve_month_loan"]
     assert (long_term["product_id"], long_term["installments"], long_term["status"]) == (
-        products["12-month"]["id"], 12, "Active")
+        products["12-month"]["id"], outcome["reschedule"]["installments_after"], "Active")  # rescheduled below
     assert long_term["service_fee"] == long_term["principal"] // 100 > 0 and long_term["paid_installments"] == 3
     # Two operators decided what needs four eyes, each with their own key: the operator proposed both products and
     # the write-off, the second operator confirmed them (FourEyes' events name both).
@@ -74,5 +75,59 @@ def test_the_demo_tells_its_story_and_every_audit_check_passes(tmp_path, stack_p
     assert decided["decisions_by_actor"].get("approved by policy", 0) >= 3, decided
     assert decided["decisions_by_actor"]["rejected by policy"] == 2, decided
     assert decided["deployer_is_admin_on"] == [] and len(decided["four_eyes_is_admin_on"]) == 5, decided
+    assert_the_borrowers_life(outcome)
     # Nothing was left running: the ports are free again.
     assert stack_ports.still_answering() == []
+
+
+def assert_the_borrowers_life(outcome: dict) -> None:
+    """Issue 17's steps, each from what the API answered and what the chain said during the demo."""
+    assert all(outcome["borrower_life_checks"].values()), outcome["borrower_life_checks"]
+    # Automatic debit: the due date's debit declined for insufficient funds, retried a day later by the policy and
+    # collected; the rail's payment credited on-chain once, as the installment; then the mandate revoked.
+    debit = outcome["automatic_debit"]
+    first, second = debit["attempts"]
+    assert (first["attempt"], first["status"], first["reason"]) == (1, "failed", "insufficient_funds")
+    assert first["retry_at"] - debit["due_at"] >= DAY and second["attempt"] == 2 and second["status"] == "collected"
+    assert debit["on_chain"]["repayment"] == debit["collected"] == second["amount"] > 0
+    assert debit["on_chain"]["paid_installments"] == 1 and debit["loan_paid_installments"] >= 1
+    assert debit["rail_reference"] and debit["mandate_revoked"] and debit["card"].startswith("**** ")
+    # Hardship: asked with a step-up code, offered by an operator, accepted by the borrower's signature; on-chain the
+    # offer and the acceptance, whose event keeps the replaced schedule; a longer term at a lower installment.
+    moved = outcome["reschedule"]
+    assert moved["asked"] == [{"installments": 14, "reason": "income_loss"}]
+    assert moved["installments_after"] == moved["paid_when_rescheduled"] + 14 > moved["installments_before"] == 12
+    assert moved["current"]["installment_amount"] < moved["previous"]["installment_amount"]
+    chain = moved["on_chain"]
+    assert (chain["RescheduleOffered"], chain["RescheduleAccepted"]) == (1, 1)
+    assert (chain["previous_installments"], chain["current_installments"], chain["rebased_at"]) == (
+        12 - moved["paid_when_rescheduled"], 14, moved["paid_when_rescheduled"])
+    # A lost wallet: the identity proved again on a new wallet, held for an operator (the loan is outstanding), then
+    # moved on-chain; the old loan (still the old wallet's) stayed payable over the rail, and its exposure counts
+    # against the new wallet.
+    recovered = outcome["wallet_recovery"]
+    old, new = recovered["old_wallet"], recovered["new_wallet"]
+    assert recovered["status_after_codes"] == "recovery_pending" and recovered["status_after"] == "registered"
+    assert [tuple(held) for held in recovered["held_for_operator"]] == [(old, recovered["outstanding_when_held"])]
+    assert recovered["on_chain"] == {"successor_of_old": new, "predecessor_of_new": old, "old_revoked": True,
+                                     "old_eligible": False, "new_eligible": True, "recovered_events": 1}
+    assert (recovered["loan_borrower"], recovered["loan_status"]) == (old, "Active")
+    assert recovered["new_wallet_outstanding_principal"] == recovered["loan_outstanding_principal"] > 0
+    assert recovered["repayments_on_chain"] >= 1 and recovered["paid_after_recovery"] > 0
+    # KYC renewal: new codes, updateBorrower on-chain, a new expiry later than the old one.
+    renewed = outcome["kyc_renewal"]
+    assert renewed["renewal"] is True and renewed["status_after"] == "registered"
+    assert renewed["expires_after"] > renewed["expires_before"] and renewed["on_chain"] == {
+        "kyc_expires_at": renewed["expires_after"], "updated_events": 1}
+    # Notices reached the borrowers: a reminder delivered to the phone (the development provider), overdue warnings
+    # for the late loans; the debited loan's borrower was told of the debit and of its decline.
+    notices = outcome["notices"]
+    assert notices["reminder"]["delivery"]["status"] == "accepted" and notices["reminder"]["channel"] == "sms"
+    assert notices["reminder"]["delivery"]["provider"] == "outbox"
+    kinds = notices["by_kind_and_delivery"]
+    assert kinds["reminder"].get("accepted", 0) >= 1 and sum(kinds["overdue_warning"].values()) >= 1
+    assert {"debit_scheduled", "debit_failed"} <= set(notices["debited_loan"])
+    # The lost wallet's loan went overdue and defaulted: its notices reached the phone verified on the new wallet.
+    assert {("overdue_warning", "accepted"), ("default_notice", "accepted")} <= {
+        tuple(kind) for kind in notices["recovered_loan"]}
+    assert all("set_aside" not in statuses for statuses in kinds.values()), kinds

@@ -62,8 +62,11 @@ def set_aside_count(sessions: sessionmaker) -> int:
 class NoticeSender:
     def __init__(self, sessions: sessionmaker, vault: Vault, provider: SmsSender, *, max_attempts: int = 5,
                  retry_after: float = 60.0, stale_after: float = 300.0, batch: int = 100,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, successor: Callable[[str], str] | None = None):
         self.sessions, self.vault, self.provider = sessions, vault, provider
+        # A recovered wallet's successor (BorrowerRegistry.successorOf; the zero address if none): the loans of a lost
+        # wallet stay its borrower's, whose record (the phone) moved to the new wallet (api.services.recovery).
+        self.successor = successor
         self.max_attempts, self.retry_after, self.stale_after = max_attempts, retry_after, stale_after
         self.batch, self.clock = batch, clock
         self.set_aside: int | None = None  # set-aside deliveries as of the last round (None: no round yet)
@@ -100,10 +103,19 @@ class NoticeSender:
             row = session.get(NoticeDelivery, row_id)
             choice = session.get(BorrowerLanguage, row.borrower)
             facts, borrower, key, attempts = json.loads(row.facts), row.borrower, row.idempotency_key, row.attempts
+        try:
+            holder = self._holder(borrower)
+        except Exception as exc:  # noqa: BLE001 - the node away: retried like a provider's failure
+            self._record(row_id, SmsDelivery(False, reason=f"{type(exc).__name__}: {exc}"[:500]),
+                         language_or_default(None), attempts, now, report)
+            return
+        if holder != borrower:
+            with self.sessions() as session:
+                choice = session.get(BorrowerLanguage, holder) or choice
         language = language_or_default(choice.language if choice else None)
         zone = choice.time_zone if choice else DEFAULT_TIME_ZONE
         try:
-            phone = self.vault.get(borrower).phone
+            phone = self.vault.get(holder).phone
         except RecordNotFound:
             delivery = SmsDelivery(False, reason="no phone on file: the borrower has no KYC record", permanent=True)
         else:
@@ -113,6 +125,19 @@ class NoticeSender:
             except Exception as exc:  # noqa: BLE001 - a provider bug must not stop the round: recorded, retried
                 delivery = SmsDelivery(False, reason=f"{type(exc).__name__}: {exc}"[:500])
         self._record(row_id, delivery, language, attempts, now, report)
+
+    def _holder(self, borrower: str) -> str:
+        """The wallet whose KYC record (the phone) is the borrower's now: `borrower`, or the wallet it was recovered
+        to (and on, if that one was lost too)."""
+        wallet = borrower
+        for _ in range(16):  # a chain of recoveries is short; never loop on a registry that answers nonsense
+            if self.vault.has_record(wallet) or self.successor is None:
+                return wallet
+            after = self.successor(wallet)
+            if not after or int(after, 16) == 0:
+                return borrower
+            wallet = after
+        return borrower
 
     def _record(self, row_id: int, delivery: SmsDelivery, language: str, attempts: int, now: int,
                 report: SendReport) -> None:
