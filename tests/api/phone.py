@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from eth_account import Account
 
 from ledger.manifest import ROOT
 
@@ -63,6 +64,23 @@ class Phone:
         self.page.on("console", lambda m: self.errors.append(f"console: {m.text}") if m.type == "error" else None)
         self.page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
         self.page.on("request", lambda r: self.requests.append(r.url))
+
+    def seed_wallet(self, account, passcode: str) -> None:
+        """Puts `account`'s key on this phone as the app keeps one (an encrypted keystore in its storage), as a
+        restored backup would, before the app loads; the borrower still unlocks it with `passcode` in the app.
+        A light scrypt cost keeps tests quick (the app reads any)."""
+        keystore = json.dumps(Account.encrypt(account.key, passcode, kdf="scrypt", iterations=2**12))
+        self.page.add_init_script(f"""if (!localStorage.getItem("loanledger.app.keystore")) {{
+            localStorage.setItem("loanledger.app.keystore", {json.dumps(keystore)});
+            localStorage.setItem("loanledger.app.wallet-kind", "keystore"); }}""")
+
+    def sign_in(self, passcode: str, route: str = "home") -> None:
+        """Opens the app at `route`, unlocks the wallet with `passcode` and signs in (SIWE) as a borrower does."""
+        self.open(route)
+        self.wait_screen("unlock")
+        self.page.fill("input[name=passcode]", passcode)
+        self.page.click("#sign-in")
+        self.wait_screen(route)
 
     def open(self, route: str = "") -> None:
         response = self.page.goto(f"{self.base_url}/app/#/{route}")

@@ -95,3 +95,11 @@ def test_the_app_speaks_chinese_first_and_english_on_request(api, phone_for):
     phone.page.wait_for_selector("body[data-ready='true']")
     assert phone.page.get_attribute("html", "lang") == "en"
     phone.assert_clean()
+
+
+def test_a_wallet_brought_from_elsewhere_unlocks_with_its_passcode_and_signs_in(api, phone_for, keys):
+    phone = phone_for()
+    phone.seed_wallet(keys["alice"], PASSCODE)
+    phone.sign_in(PASSCODE)
+    assert phone.page.inner_text("#my-address") == keys["alice"].address
+    phone.assert_clean()
