@@ -23,7 +23,7 @@ from api.stepup import StepUpService, protected_actions
 from ledger.config import Settings, load_settings
 
 ROUTERS = ("system", "audit", "auth", "stepup", "kyc", "loans", "products", "operator", "notices", "mandates",
-           "dashboard")
+           "dashboard", "app")
 
 DESCRIPTION = """
 LoanLedger exposes a permissioned lending ledger to three kinds of users.

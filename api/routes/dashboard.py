@@ -2,9 +2,7 @@
 
 `GET /dashboard` serves api/static/dashboard.html; its script and style sheet come from
 `/dashboard/static/<name>` (a fixed list: nothing else under api/ can be read through it), and so does
-the one library the script imports: `ethers` from npm (pinned in package.json, installed by `make
-setup`), its single-file ES module build served from node_modules as it ships, no build step. Its name
-carries the installed version, so browsers may keep it a year and still fetch a new one on upgrade.
+the one library the script imports, ethers (api.web_assets).
 The page signs the Sign-In with Ethereum message the nonce route writes (`api.auth.siwe_message`), and
 calls the same /v1/audit/* routes (and the suspense list, /v1/operator/suspense) as any client with the
 token, so what it shows is exactly what the token's roles allow; it changes nothing (its suspense page
@@ -28,13 +26,10 @@ borrower's data only.
 from __future__ import annotations
 
 import ipaddress
-import json
 import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from importlib import resources
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -47,7 +42,7 @@ from api.context import Context
 from api.errors import not_found
 from api.routes.auth import TokenOut
 from api.views import checksum_address
-from ledger.manifest import ROOT
+from api.web_assets import LIBRARY_CACHE, SECURITY_HEADERS, libraries, static_file
 
 log = logging.getLogger("loanledger.api")
 
@@ -63,43 +58,20 @@ router = APIRouter(lifespan=_lifespan)  # FastAPI runs an included router's life
 PAGE = "dashboard.html"
 ASSETS = {"dashboard.js": "text/javascript; charset=utf-8", "decisions.js": "text/javascript; charset=utf-8",
           "dashboard.css": "text/css; charset=utf-8"}
-SECURITY_HEADERS = {
-    "content-security-policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-                               "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-    "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
-    "cache-control": "no-cache",  # a new version of the page is picked up at once
-}
 LOOPBACK_NAMES = {"localhost"}
 DEVELOPMENT_CHAIN_IDS = frozenset({31337, 1337})  # anvil's and hardhat's default, and ganache's / geth --dev's
-ETHERS = ROOT / "node_modules" / "ethers"
-LIBRARY_CACHE = "public, max-age=31536000, immutable"  # the name changes with the version
-
-
-def _static(name: str) -> bytes:
-    return resources.files("api").joinpath("static", name).read_bytes()
-
-
-def _libraries() -> dict[str, Path]:
-    """{served name: file} for the installed ethers; empty when node_modules lacks it: the server still starts,
-    the page's script fails to load (its import answers 404) until `make setup` installs it."""
-    try:
-        version = json.loads((ETHERS / "package.json").read_text())["version"]
-    except (OSError, ValueError, KeyError):
-        return {}
-    return {f"ethers-{version}.min.js": ETHERS / "dist" / "ethers.min.js"}
 
 
 @router.get("/dashboard", include_in_schema=False)
 def page() -> Response:
-    return Response(_static(PAGE), media_type="text/html; charset=utf-8", headers=SECURITY_HEADERS)
+    return Response(static_file(PAGE), media_type="text/html; charset=utf-8", headers=SECURITY_HEADERS)
 
 
 @router.get("/dashboard/static/{name}", include_in_schema=False)
 def asset(name: Annotated[str, PathParam(max_length=64)]) -> Response:
     if name in ASSETS:
-        return Response(_static(name), media_type=ASSETS[name], headers=SECURITY_HEADERS)
-    library = _libraries().get(name)
+        return Response(static_file(name), media_type=ASSETS[name], headers=SECURITY_HEADERS)
+    library = libraries().get(name)
     if library is None or not library.is_file():
         raise not_found(f"dashboard file {name!r}")
     return Response(library.read_bytes(), media_type=ASSETS["dashboard.js"],

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import phone
 import pytest
 import step_up_codes
 from eth_account import Account
@@ -250,3 +251,24 @@ def rail(api, tmp_path):
         "mockpay": {"kind": "standin", "url": started.url, "timeout": RAIL_TIMEOUT}}})
     yield started
     started.stop()
+
+
+@pytest.fixture(scope="module")
+def phone_browser():
+    """The headless Chromium the app tests drive as phones (tests/api/phone.py). Per module: Playwright's sync API
+    runs one instance at a time, and the dashboard tests start their own."""
+    with phone.chromium_browser() as browser:
+        yield browser
+
+
+@pytest.fixture
+def phone_for(phone_browser, served):
+    """`phone_for(locale="zh-CN")`: a new phone with the app served by the test's API; closed after the test."""
+    opened: list[phone.Phone] = []
+
+    def _make(locale: str = "zh-CN", time_zone: str = "Asia/Shanghai") -> phone.Phone:
+        opened.append(phone.Phone(phone_browser, served, locale, time_zone))
+        return opened[-1]
+    yield _make
+    for each in opened:
+        each.close()

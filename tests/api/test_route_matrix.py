@@ -63,7 +63,7 @@ def wrong_now(why: str):
 # (method, path, roles admitted) and, where the route does not do it yet, why. A route admits an identity
 # holding any of its roles.
 ROUTES = [
-    # Anyone: health, metrics, the API's own documents, sign-in, the dashboard's page and files (its data
+    # Anyone: health, metrics, the API's own documents, sign-in, the dashboard's and the app's pages and files (their data
     # is not public), the development login (404 unless switched on and asked from the machine itself),
     # and the product catalogue, browsed and quoted before signing in (docs/borrower.md).
     ("GET", "/healthz", PUBLIC),
@@ -78,6 +78,9 @@ ROUTES = [
     ("POST", "/v1/auth/dev-login", PUBLIC),
     ("GET", "/dashboard", PUBLIC),
     ("GET", "/dashboard/static/{name}", PUBLIC),
+    ("GET", "/app", PUBLIC),  # the borrower app's shell and files: static, its data comes from the /v1 routes
+    ("GET", "/app/", PUBLIC),
+    ("GET", "/app/{path:path}", PUBLIC),
     ("GET", "/v1/products", PUBLIC),
     ("GET", "/v1/products/{product_id}", PUBLIC),
     ("GET", "/v1/products/{product_id}/quote", PUBLIC),

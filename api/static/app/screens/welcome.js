@@ -1,0 +1,48 @@
+// First run: make a wallet on this phone (a passcode, then the backup), bring one from a backup or the CLI, or use
+// the phone's own wallet app.
+import { busy, resume } from "../app.js";
+import { field, h } from "../core/dom.js";
+
+const MIN_PASSCODE = 6;
+
+function passcodes(t) {
+  const first = field(t("wallet.passcode"), { type: "password", autocomplete: "new-password", name: "passcode",
+                                               minlength: String(MIN_PASSCODE), required: true },
+                      t("wallet.passcode_hint", { min: MIN_PASSCODE }));
+  const again = field(t("wallet.passcode_again"), { type: "password", autocomplete: "new-password",
+                                                     name: "passcode-again", required: true });
+  return { first, again };
+}
+
+export default {
+  route: "welcome",
+  needs: null,
+  async render({ t, wallet, params }) {
+    const problem = h("div", { class: "problem" });
+    const { first, again } = passcodes(t);
+    const create = h("button", { type: "submit", class: "primary", id: "create-wallet" }, t("wallet.create"));
+    const progress = h("progress", { max: "1", value: "0", hidden: true, "aria-label": t("wallet.working") });
+    const form = h("form", { class: "card", id: "create-form" },
+      h("h2", {}, t("wallet.create_title")), h("p", {}, t("wallet.create_explain")),
+      first.node, again.node, progress, create);
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      busy(create, problem, async () => {
+        if (first.input.value.length < MIN_PASSCODE) throw new Error("passcode_too_short");
+        if (first.input.value !== again.input.value) throw new Error("passcodes_differ");
+        progress.hidden = false;
+        await wallet.create(first.input.value, (fraction) => { progress.value = String(fraction); });
+        resume(params);
+      });
+    });
+    const injected = wallet.hasInjected() ? h("button", { type: "button", class: "secondary", id: "use-injected",
+      onclick: (event) => busy(event.currentTarget, problem, async () => {
+        await wallet.connectInjected();
+        resume(params);
+      }) }, t("wallet.use_injected")) : null;
+    return h("section", { class: "welcome" },
+      h("h1", {}, t("wallet.welcome_title")), h("p", { class: "lead" }, t("wallet.welcome_explain")),
+      problem, form, injected,
+      h("p", {}, h("a", { href: "#/restore", id: "go-restore" }, t("wallet.restore_link"))));
+  },
+};
