@@ -127,26 +127,6 @@ class Phone:
 
 # ------------------------------------------------------------------------------------------------ wallet helpers
 
-def create_wallet(phone: Phone, passcode: str) -> str:
-    """The first run as a borrower does it: a wallet made in the app with `passcode`, its backup downloaded and
-    confirmed, then signed in (SIWE). Returns the address the home screen shows; the backup's JSON is left in
-    `phone.backup`."""
-    phone.open()
-    phone.wait_screen("welcome")
-    phone.page.fill("#create-form input[name=passcode]", passcode)
-    phone.page.fill("#create-form input[name=passcode-again]", passcode)
-    phone.page.click("#create-wallet")
-    phone.wait_screen("backup")
-    with phone.page.expect_download() as download:
-        phone.page.click("#backup-download")
-    phone.backup = Path(download.value.path()).read_text()
-    phone.page.click("#backup-saved")
-    phone.wait_screen("unlock")
-    phone.page.click("#sign-in")
-    phone.wait_screen("home")
-    return phone.page.inner_text("#my-address")
-
-
 def inject_wallet(phone: Phone, account) -> list[str]:
     """Gives the phone a wallet app's injected EIP-1193 provider (window.ethereum, defined before the app's script
     runs) holding `account`: eth_requestAccounts answers its address, personal_sign and eth_signTypedData_v4 call
