@@ -130,10 +130,10 @@ def test_a_cli_wallet_restores_from_its_file_signs_in_and_signs_out(api, phone_f
     phone.open("restore")
     phone.wait_screen("restore")
     _both_languages(phone, "restore")
+    phone.page.fill("#restore-form input[name=passcode]", PASSCODE)
     phone.page.click("#restore-wallet")
     _refusal(phone, "no_keystore_given")
     phone.page.set_input_files("input[name=keystore-file]", str(not_a_wallet))
-    phone.page.fill("#restore-form input[name=passcode]", PASSCODE)
     phone.page.click("#restore-wallet")
     _refusal(phone, "not_keystore")
     phone.page.set_input_files("input[name=keystore-file]", str(keystore))  # the CLI's file, as it keeps it
