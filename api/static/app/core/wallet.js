@@ -56,6 +56,7 @@ export async function create(passcode, progress = () => {}) {
 }
 
 function keep(json) {
+  injected = null; // this phone's own keystore signs from now on
   localStorage.setItem(KEYSTORE, json);
   localStorage.setItem(KIND, "keystore");
   localStorage.removeItem(INJECTED);
