@@ -123,3 +123,37 @@ class Phone:
 
     def close(self) -> None:
         self.context.close()
+
+
+# ------------------------------------------------------------------------------------------------ wallet helpers
+
+def inject_wallet(phone: Phone, account) -> list[str]:
+    """Gives the phone a wallet app's injected EIP-1193 provider (window.ethereum, defined before the app's script
+    runs) holding `account`: eth_requestAccounts answers its address, personal_sign and eth_signTypedData_v4 call
+    back into Python, which signs with the key as a wallet app does. Returns the list of methods the page asked it
+    for signatures, in order (grows as the app signs). Call before `open()`."""
+    from eth_account.messages import encode_defunct, encode_typed_data
+
+    address = account.address.lower()  # as wallet apps answer
+    asked: list[str] = []
+
+    def personal_sign(data: str, signer: str) -> str:
+        assert signer.lower() == address, f"the app asked {signer} to sign, the wallet holds {address}"
+        asked.append("personal_sign")
+        message = encode_defunct(hexstr=data) if data.startswith("0x") else encode_defunct(text=data)
+        return account.sign_message(message).signature.to_0x_hex()
+
+    def sign_typed_data(signer: str, typed: str) -> str:
+        assert signer.lower() == address, f"the app asked {signer} to sign, the wallet holds {address}"
+        asked.append("eth_signTypedData_v4")
+        return account.sign_message(encode_typed_data(full_message=json.loads(typed))).signature.to_0x_hex()
+
+    phone.page.expose_function("testWalletPersonalSign", personal_sign)
+    phone.page.expose_function("testWalletSignTypedData", sign_typed_data)
+    phone.page.add_init_script("""window.ethereum = {request: async ({method, params}) => {
+        if (method === "eth_requestAccounts" || method === "eth_accounts") return [ADDRESS];
+        if (method === "personal_sign") return await window.testWalletPersonalSign(params[0], params[1]);
+        if (method === "eth_signTypedData_v4") return await window.testWalletSignTypedData(params[0], params[1]);
+        throw Object.assign(new Error("unsupported " + method), {code: 4200});
+    }};""".replace("ADDRESS", json.dumps(address)))
+    return asked

@@ -3,10 +3,12 @@
 // unlocked with the borrower's passcode into memory for as long as the page is open; or the phone's own wallet,
 // injected by a wallet app's browser (EIP-1193). Nothing here sends the key or the passcode anywhere: the API
 // sees addresses and signatures only. The cryptography is ethers' (npm), none written here.
-import { Wallet, getAddress } from "../vendor/ethers-6.17.0.min.js";
+import { Wallet, getAddress, isKeystoreJson } from "../vendor/ethers-6.17.0.min.js";
 
 const KEYSTORE = "loanledger.app.keystore";
 const KIND = "loanledger.app.wallet-kind"; // "keystore" | "injected"
+const INJECTED = "loanledger.app.injected-address"; // the phone wallet's address last allowed, shown before it connects
+const BACKED_UP = "loanledger.app.backed-up"; // when the borrower last confirmed they saved the backup (ms)
 
 let unlocked = null;   // an ethers Wallet while unlocked; null when locked
 let injected = null;   // the injected wallet's address once the borrower allowed it
@@ -20,7 +22,7 @@ export function keystore() {
 }
 
 export function storedAddress() {
-  if (kind() === "injected") return injected;
+  if (kind() === "injected") return injected ?? localStorage.getItem(INJECTED);
   const saved = keystore();
   if (!saved) return null;
   try {
@@ -38,8 +40,9 @@ export function isUnlocked() {
   return address() !== null;
 }
 
+// Signing out: the key leaves memory (the phone's wallet is asked again next time).
 export function lock() {
-  unlocked = null;
+  unlocked = injected = null;
 }
 
 // A new key, made here; kept encrypted under the passcode. `progress(fraction)` while the key is stretched.
@@ -47,17 +50,38 @@ export async function create(passcode, progress = () => {}) {
   const fresh = Wallet.createRandom();
   const plain = new Wallet(fresh.privateKey); // no mnemonic fields: the keystore stays the plain v3 format
   const json = await plain.encrypt(passcode, progress);
-  localStorage.setItem(KEYSTORE, json);
-  localStorage.setItem(KIND, "keystore");
+  keep(json);
   unlocked = plain;
   return plain.address;
 }
 
-// A keystore brought from a backup or the CLI: checked by decrypting it with its passcode before it is kept.
-export async function restore(json, passcode, progress = () => {}) {
-  const wallet = await Wallet.fromEncryptedJson(json, passcode, progress);
-  localStorage.setItem(KEYSTORE, typeof json === "string" ? json : JSON.stringify(json));
+function keep(json) {
+  injected = null; // this phone's own keystore signs from now on
+  localStorage.setItem(KEYSTORE, json);
   localStorage.setItem(KIND, "keystore");
+  localStorage.removeItem(INJECTED);
+  localStorage.removeItem(BACKED_UP);
+}
+
+// ethers' refusal of a keystore's MAC is the one failure that means "wrong passcode"; anything else thrown while
+// decrypting means the file is not a keystore it can read.
+function decryptFailure(error) {
+  return new Error(error?.shortMessage === "incorrect password" ? "wrong_passcode" : "not_keystore");
+}
+
+// A keystore brought from a backup or the CLI: checked by decrypting it with its passcode before it is kept.
+// Errors: "not_keystore" (not a Web3 Secret Storage v3 file), "wrong_passcode".
+export async function restore(json, passcode, progress = () => {}) {
+  const text = (typeof json === "string" ? json : JSON.stringify(json)).trim();
+  if (!isKeystoreJson(text)) throw new Error("not_keystore");
+  let wallet;
+  try {
+    wallet = await Wallet.fromEncryptedJson(text, passcode, progress);
+  } catch (error) {
+    throw decryptFailure(error);
+  }
+  keep(text);
+  markBackedUp(); // it came from a backup: that backup exists
   unlocked = wallet;
   return wallet.address;
 }
@@ -65,7 +89,11 @@ export async function restore(json, passcode, progress = () => {}) {
 export async function unlock(passcode, progress = () => {}) {
   const saved = keystore();
   if (!saved) throw new Error("no_wallet");
-  unlocked = await Wallet.fromEncryptedJson(saved, passcode, progress);
+  try {
+    unlocked = await Wallet.fromEncryptedJson(saved, passcode, progress);
+  } catch (error) {
+    throw decryptFailure(error);
+  }
   return unlocked.address;
 }
 
@@ -73,23 +101,51 @@ export function hasInjected() {
   return typeof window.ethereum?.request === "function";
 }
 
+// The phone's wallet app asks the borrower to allow this site; a refusal (EIP-1193 code 4001) is "wallet_refused".
+// Its key stays in the wallet app; this phone keeps only its address, to show it before it connects again.
 export async function connectInjected() {
-  const [account] = await window.ethereum.request({ method: "eth_requestAccounts" });
+  let account;
+  try {
+    [account] = await window.ethereum.request({ method: "eth_requestAccounts" });
+  } catch (error) {
+    throw new Error(error?.code === 4001 ? "wallet_refused" : "wallet_app_failed");
+  }
+  if (!account) throw new Error("wallet_refused");
   injected = getAddress(account);
+  unlocked = null;
   localStorage.setItem(KIND, "injected");
+  localStorage.setItem(INJECTED, injected);
   return injected;
 }
 
+// This phone forgets the wallet: only a backup (or the phone's wallet app) can bring it back.
 export function forget() {
   unlocked = injected = null;
-  localStorage.removeItem(KEYSTORE);
-  localStorage.removeItem(KIND);
+  for (const key of [KEYSTORE, KIND, INJECTED, BACKED_UP]) localStorage.removeItem(key);
+}
+
+export function markBackedUp() {
+  localStorage.setItem(BACKED_UP, String(Date.now()));
+}
+
+// When the borrower last confirmed saving the backup, as unix seconds; null if never.
+export function backedUpAt() {
+  const at = Number(localStorage.getItem(BACKED_UP));
+  return at ? Math.floor(at / 1000) : null;
+}
+
+async function injectedRequest(method, params) {
+  try {
+    return await window.ethereum.request({ method, params });
+  } catch (error) {
+    throw new Error(error?.code === 4001 ? "wallet_refused" : "wallet_app_failed");
+  }
 }
 
 // EIP-191 personal_sign (the Sign-In with Ethereum message).
 export async function signMessage(message) {
   if (unlocked) return unlocked.signMessage(message);
-  if (injected) return window.ethereum.request({ method: "personal_sign", params: [message, injected] });
+  if (injected) return injectedRequest("personal_sign", [message, injected]);
   throw new Error("wallet_locked");
 }
 
@@ -100,7 +156,7 @@ export async function signTypedData(typed) {
     return unlocked.signTypedData(typed.domain, types, typed.message);
   }
   if (injected) {
-    return window.ethereum.request({ method: "eth_signTypedData_v4", params: [injected, JSON.stringify(typed)] });
+    return injectedRequest("eth_signTypedData_v4", [injected, JSON.stringify(typed)]);
   }
   throw new Error("wallet_locked");
 }

@@ -1,6 +1,7 @@
 // First run: make a wallet on this phone (a passcode, then the backup), bring one from a backup or the CLI, or use
-// the phone's own wallet app.
-import { busy, resume } from "../app.js";
+// the phone's own wallet app. A phone that already keeps a wallet is sent to unlock it: making a new one here would
+// overwrite the only copy of a key (forgetting it is a deliberate step in settings).
+import { busy, go, resume } from "../app.js";
 import { field, h } from "../core/dom.js";
 
 const MIN_PASSCODE = 6;
@@ -17,7 +18,12 @@ function passcodes(t) {
 export default {
   route: "welcome",
   needs: null,
-  async render({ t, wallet, params }) {
+  async render({ t, wallet, session, params }) {
+    if (wallet.storedAddress()) {
+      return h("section", { class: "wallet" }, h("h1", {}, t("wallet.welcome_title")),
+        h("p", {}, t("wallet.already_here"), " ", h("code", {}, wallet.storedAddress())),
+        h("a", { class: "button primary", href: "#/unlock", id: "go-unlock" }, t("wallet.go_unlock")));
+    }
     const problem = h("div", { class: "problem" });
     const { first, again } = passcodes(t);
     const create = h("button", { type: "submit", class: "primary", id: "create-wallet" }, t("wallet.create"));
@@ -31,16 +37,21 @@ export default {
         if (first.input.value.length < MIN_PASSCODE) throw new Error("passcode_too_short");
         if (first.input.value !== again.input.value) throw new Error("passcodes_differ");
         progress.hidden = false;
-        await wallet.create(first.input.value, (fraction) => { progress.value = String(fraction); });
-        resume(params);
+        try {
+          await wallet.create(first.input.value, (fraction) => { progress.value = String(fraction); });
+        } finally {
+          progress.hidden = true;
+        }
+        go("backup", { next: params.next || "home" }); // the backup comes before anything else
       });
     });
     const injected = wallet.hasInjected() ? h("button", { type: "button", class: "secondary", id: "use-injected",
       onclick: (event) => busy(event.currentTarget, problem, async () => {
         await wallet.connectInjected();
+        await session.signIn();
         resume(params);
       }) }, t("wallet.use_injected")) : null;
-    return h("section", { class: "welcome" },
+    return h("section", { class: "wallet welcome" },
       h("h1", {}, t("wallet.welcome_title")), h("p", { class: "lead" }, t("wallet.welcome_explain")),
       problem, form, injected,
       h("p", {}, h("a", { href: "#/restore", id: "go-restore" }, t("wallet.restore_link"))));
