@@ -8,12 +8,15 @@ import * as format from "./core/format.js";
 import * as i18n from "./core/i18n.js";
 import * as session from "./core/session.js";
 import * as wallet from "./core/wallet.js";
+import credit from "./screens/credit.js";
 import home from "./screens/home.js";
+import kyc from "./screens/kyc.js";
+import kycRecovery from "./screens/kyc-recovery.js";
 import unlock from "./screens/unlock.js";
 import welcome from "./screens/welcome.js";
 // Each area adds its screens here (one import and one entry in SCREENS).
 
-const SCREENS = [welcome, unlock, home];
+const SCREENS = [welcome, unlock, home, kyc, kycRecovery, credit];
 const START = "home";
 const byRoute = new Map(SCREENS.map((screen) => [screen.route, screen]));
 const $ = (selector) => document.querySelector(selector);
