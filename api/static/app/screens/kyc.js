@@ -96,9 +96,10 @@ function phoneStep(ctx, kyc) {
   const ask = h("button", { type: "submit", class: "primary", id: "kyc-phone-ask" }, t("kyc.phone.ask_code"));
   const sent = h("p", { class: "kyc-done", id: "kyc-phone-sent", hidden: true });
   const stepUp = codeField(t, "step_up_code", t("kyc.phone.step_up_code"), t("kyc.phone.step_up_hint"));
-  const change = h("button", { type: "button", class: "primary", id: "kyc-phone-submit" }, t("kyc.phone.button"));
-  const second = h("div", { id: "kyc-phone-confirm", hidden: true }, sent, stepUp.node, change);
-  const form = h("form", { class: "card", id: "kyc-phone-form" }, phone.node, ask, second);
+  const change = h("button", { type: "submit", class: "primary", id: "kyc-phone-submit" }, t("kyc.phone.button"));
+  // Two forms: the code's (required) field must not hold back asking for the code.
+  const second = h("form", { class: "card", id: "kyc-phone-confirm", hidden: true }, sent, stepUp.node, change);
+  const form = h("form", { class: "card", id: "kyc-phone-form" }, phone.node, ask);
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     busy(ask, problem, async () => {
@@ -111,14 +112,17 @@ function phoneStep(ctx, kyc) {
       stepUp.input.focus();
     });
   });
-  change.addEventListener("click", () => busy(change, problem, async () => {
-    await api.post("/v1/kyc/phone", { phone: phone.input.value },
-                   { headers: { "X-Step-Up-Code": stepUp.input.value.trim() } });
-    go("kyc", { step: "verify-phone" });
-  }));
+  second.addEventListener("submit", (event) => {
+    event.preventDefault();
+    busy(change, problem, async () => {
+      await api.post("/v1/kyc/phone", { phone: phone.input.value },
+                     { headers: { "X-Step-Up-Code": stepUp.input.value.trim() } });
+      go("kyc", { step: "verify-phone" });
+    });
+  });
   return h("section", { class: "kyc" },
     h("h1", {}, t("kyc.phone.title")), h("p", { class: "lead" }, t("kyc.phone.intro")),
-    problem, form, h("p", { class: "hint" }, t("kyc.phone.lost_old")), back(t));
+    problem, form, second, h("p", { class: "hint" }, t("kyc.phone.lost_old")), back(t));
 }
 
 function verifyPhoneStep(ctx, kyc) {
