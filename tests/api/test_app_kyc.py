@@ -19,6 +19,7 @@ from ledger.kyc_status import KycStatus
 from ledger.samples import sample_identity
 
 PASSCODE = "kyc passcode 7"
+DAY = 86_400
 MESSAGES = Path(__file__).resolve().parents[2] / "api" / "static" / "app" / "messages"
 ZH = json.loads((MESSAGES / "kyc.zh-CN.json").read_text(encoding="utf-8"))
 EN = json.loads((MESSAGES / "kyc.en.json").read_text(encoding="utf-8"))
@@ -34,6 +35,7 @@ def shown(phone, status: str) -> None:
 
 
 def scan(phone, name: str) -> None:
+    phone.page.evaluate("window.scrollTo(0, 0)")  # the whole screen from its top, as the borrower opens it
     phone.screenshot(name)
     assert phone.accessibility_violations() == [], name
 
@@ -136,6 +138,51 @@ def test_a_new_borrower_verifies_in_the_app_alone_and_sees_score_and_limit(api, 
     phone.assert_clean()
 
 
+def test_expiring_then_expired_verification_is_renewed_in_the_app(api, phone_for, client_for, kyc, driver, registrar,
+                                                                   stack):
+    app, context = api
+    account, person = Account.create(), sample_identity(74)
+    kyc(client_for(account), 74)
+    first_expiry = stack.registry.functions.borrowerOf(account.address).call()[1]
+    driver.advance(first_expiry - driver.now - 20 * DAY)
+    phone = phone_for()
+    phone.seed_wallet(account, PASSCODE)
+    phone.sign_in(PASSCODE, "home")
+    page = phone.page
+    page.wait_for_selector("#home-next[data-status='expiring']")
+    assert page.inner_text("#home-kyc-summary") == ZH["kyc.home.expiring"]
+    page.click("#home-renew-link")
+    shown(phone, "expiring")
+    assert page.query_selector("#kyc-next button").get_attribute("id") == "kyc-next-renew"
+    scan(phone, "kyc-expiring-zh-CN")
+
+    driver.advance(21 * DAY)
+    page.click("nav a[href='#/home']")  # a reload would lock the wallet (its key is in memory only)
+    page.wait_for_selector("#home-next[data-status='expired']")
+    page.click("nav a[href='#/kyc']")
+    shown(phone, "expired")
+    assert page.inner_text("#kyc-explain") == ZH["kyc.explain.expired"]
+    assert [b.get_attribute("id") for b in page.query_selector_all("#kyc-next button")] == ["kyc-next-renew"]
+    scan(phone, "kyc-expired-zh-CN")
+    page.click("#kyc-next-renew")
+    page.wait_for_selector("#kyc-form")
+    assert page.inner_text("h1") == ZH["kyc.submit.renew_title"]
+    for name in ("name", "id_number", "phone", "bank_card"):
+        page.fill(f"input[name={name}]", person[name])
+    page.click("#kyc-form-submit")
+    page.wait_for_selector("#kyc-verify-form")
+    sms = app.state.sms
+    page.fill("input[name=phone_code]", sms.last_code(person["phone"], "phone"))
+    page.fill("input[name=card_code]", sms.last_code(person["phone"], "card"))
+    page.click("#kyc-verify-submit")
+    shown(phone, "registering")
+    assert registrar().updated == 1  # updateBorrower: a new expiry on-chain
+    shown(phone, "registered")
+    new_expiry = stack.registry.functions.borrowerOf(account.address).call()[1]
+    assert new_expiry > first_expiry and standing(context, account.address).kyc_expires_at == new_expiry
+    phone.assert_clean()
+
+
 def test_the_phone_change_in_english_needs_the_current_numbers_code_then_the_new_ones(api, phone_for, client_for,
                                                                                        kyc):
     app, context = api
@@ -148,7 +195,7 @@ def test_the_phone_change_in_english_needs_the_current_numbers_code_then_the_new
     page = phone.page
     page.click("#language")
     page.wait_for_selector("html[lang='en']")
-    shown(phone, "registered")
+    page.locator("#kyc-status h2", has_text=EN["kyc.status.registered"]).wait_for()  # redrawn in English
     assert page.inner_text("h1") == EN["kyc.title"] and page.inner_text("#kyc-status h2") == EN["kyc.status.registered"]
     scan(phone, "kyc-status-en")
 
