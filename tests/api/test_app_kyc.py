@@ -63,8 +63,11 @@ def test_the_catalogues_have_the_same_keys_and_placeholders_in_both_languages():
         assert statuses <= {key.removeprefix(prefix) for key in ZH if key.startswith(prefix)}, prefix
 
 
-def test_a_new_borrower_verifies_in_the_app_alone_and_sees_score_and_limit(api, phone_for, registrar, driver, stack):
+def test_a_new_borrower_verifies_in_the_app_alone_and_sees_score_and_limit(api, phone_for, registrar, driver, stack,
+                                                                          client_for, kyc):
     app, context = api
+    someone = sample_identity(75)
+    kyc(client_for(Account.create()), 75)  # another person, verified on another wallet
     account, person = Account.create(), sample_identity(71)
     phone = phone_for()
     phone.seed_wallet(account, PASSCODE)
@@ -89,6 +92,11 @@ def test_a_new_borrower_verifies_in_the_app_alone_and_sees_score_and_limit(api, 
     page.fill("input[name=bank_card]", person["bank_card"])
     page.click("#kyc-form-submit")
     refused(phone, "invalid_id_number", ZH["error.invalid_id_number"])
+    assert status_of(context, account) is KycStatus.NONE and app.state.sms.messages(person["phone"]) == []
+    # Another person's ID number (verified on their wallet) is refused as a duplicate: one person, one borrower.
+    page.fill("input[name=id_number]", someone["id_number"])
+    page.click("#kyc-form-submit")
+    refused(phone, "duplicate_id_number", ZH["error.duplicate_id_number"], 409)
     assert status_of(context, account) is KycStatus.NONE and app.state.sms.messages(person["phone"]) == []
     # Typed as a phone's full-width keyboard gives it: the API reads the same number.
     page.fill("input[name=id_number]", person["id_number"].translate({ord(d): ord(d) + 0xFEE0 for d in "0123456789"}))
