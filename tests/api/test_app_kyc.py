@@ -1,8 +1,8 @@
 """The borrower app's real-name verification (issue 18, over issue 17's KYC life) in a real phone-sized Chromium
 against the real API, anvil, the oracle's registration worker (`registrar`) and the bank's card desk: a new
 borrower verifies in the app alone (codes read off the development SMS outbox, as the borrower reads their phone),
-is registered, scored and sees score and limit with their age; a refused field and a wrong code are shown in plain
-words and change nothing; the phone change (a step-up code to the current number, the new number's code) in
+is registered, scored and sees score and limit with their age; a refused field, a duplicate and a wrong code are
+shown in plain words and change nothing; expiring, then expired, and renewed in the app; the phone change (a step-up code to the current number, the new number's code) in
 English; a lost wallet recovered on a new one, waiting for an operator while the old wallet owes money."""
 
 from __future__ import annotations
@@ -113,7 +113,18 @@ def test_a_new_borrower_verifies_in_the_app_alone_and_sees_score_and_limit(api, 
     page.click("#kyc-verify-submit")
     refused(phone, "otp_wrong", ZH["error.otp_wrong"])
     assert status_of(context, account) is KycStatus.SUBMITTED and not context.vault.has_record(account.address)
+    # The phone's code right, the bank's wrong: the phone is confirmed, the card's code still awaited.
     page.fill("input[name=phone_code]", phone_code)
+    page.fill("input[name=card_code]", wrong(card_code))
+    page.click("#kyc-verify-submit")
+    refused(phone, "otp_wrong", ZH["error.otp_wrong"])
+    assert status_of(context, account) is KycStatus.PHONE_VERIFIED
+    page.click("#kyc-back")
+    shown(phone, "phone_verified")
+    assert page.inner_text("#kyc-status h2") == ZH["kyc.status.phone_verified"]
+    page.click("#kyc-next-verify")
+    page.wait_for_selector("#kyc-phone-done")  # not asked again
+    assert page.query_selector("input[name=phone_code]") is None
     page.fill("input[name=card_code]", card_code)
     page.click("#kyc-verify-submit")
     shown(phone, "registering")
