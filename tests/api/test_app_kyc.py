@@ -98,6 +98,15 @@ def test_a_new_borrower_verifies_in_the_app_alone_and_sees_score_and_limit(api, 
     page.click("#kyc-form-submit")
     refused(phone, "duplicate_id_number", ZH["error.duplicate_id_number"], 409)
     assert status_of(context, account) is KycStatus.NONE and app.state.sms.messages(person["phone"]) == []
+    # The bank refuses the card with another phone than the one reserved for it, and the app says which reason.
+    other_phone = sample_identity(76)["phone"]
+    page.fill("input[name=id_number]", person["id_number"])
+    page.fill("input[name=phone]", other_phone)
+    page.click("#kyc-form-submit")
+    refused(phone, "card_not_verified", ZH["error.card_not_verified"])
+    assert page.inner_text("#kyc-card-reason") == ZH["kyc.card_reason.card_phone_mismatch"]
+    assert status_of(context, account) is KycStatus.NONE and app.state.sms.messages(other_phone) == []
+    page.fill("input[name=phone]", person["phone"])
     # Typed as a phone's full-width keyboard gives it: the API reads the same number.
     page.fill("input[name=id_number]", person["id_number"].translate({ord(d): ord(d) + 0xFEE0 for d in "0123456789"}))
     page.click("#kyc-form-submit")
