@@ -12,11 +12,14 @@ import backup from "./screens/backup.js";
 import home from "./screens/home.js";
 import restore from "./screens/restore.js";
 import settings from "./screens/settings.js";
+import credit from "./screens/credit.js";
+import kyc from "./screens/kyc.js";
+import kycRecovery from "./screens/kyc-recovery.js";
 import unlock from "./screens/unlock.js";
 import welcome from "./screens/welcome.js";
 // Each area adds its screens here (one import and one entry in SCREENS).
 
-const SCREENS = [welcome, unlock, home, backup, restore, settings];
+const SCREENS = [welcome, unlock, home, backup, restore, settings, kyc, kycRecovery, credit];
 const START = "home";
 const byRoute = new Map(SCREENS.map((screen) => [screen.route, screen]));
 const $ = (selector) => document.querySelector(selector);
