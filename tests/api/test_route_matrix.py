@@ -106,6 +106,7 @@ ROUTES = [
     ("GET", "/v1/loans/{loan_id}/repayment-instructions", {"borrower", "applicant"}),
     # Only a borrower registered on-chain applies and cancels its own applications.
     ("POST", "/v1/loans", {"borrower"}),
+    ("POST", "/v1/loans/application-draft", {"borrower"}),
     ("POST", "/v1/loans/{loan_id}/cancel", {"borrower"}),
     # Hardship (issue 17): a borrower asks for a reschedule of their loan and accepts an offer by signing it.
     ("POST", "/v1/loans/{loan_id}/reschedule-requests", {"borrower"}),
