@@ -73,12 +73,20 @@ def test_the_draft_refuses_what_the_catalogue_would_and_only_a_registered_borrow
     product_id = publish()
     cases = [((product_id, 1, 999, 3), 422, "product_catalog_principal_out_of_range"),
              ((product_id, 1, 120_000, 24), 422, "product_catalog_installments_out_of_range"),
-             ((product_id, 2, 120_000, 3), 409, "product_catalog_version_changed"),
              ((999, 1, 120_000, 3), 404, "product_catalog_unknown_product")]
     for (pid, version, principal, installments), status, code in cases:
         error = api_error(_draft, borrower, product_id=pid, product_version=version, principal=principal,
                           installments=installments)
         assert (error.status, error.code) == (status, code), (pid, version, principal, installments)
+    # A new version since the quote: a draft for the old one is refused, as its application would be.
+    product = {k: v for k, v in operator.product(product_id).items()
+               if k not in ("id", "version", "latest_version", "retired")}
+    second = client_for(keys["operator2"])
+    second.confirm(operator.change_product(product_id, {**product, "annual_rate_bps": 1_800})["proposal_id"])
+    error = api_error(_draft, borrower, product_id=product_id, product_version=1, principal=120_000, installments=3)
+    assert (error.status, error.code) == (409, "product_catalog_version_changed")
+    assert _draft(borrower, product_id=product_id, product_version=2, principal=120_000,
+                  installments=3)["typed_data"]["message"]["productVersion"] == 2
     stranger = client_for(Account.create())  # signed in, not registered: nothing to sign yet
     error = api_error(_draft, stranger, product_id=product_id, product_version=1, principal=120_000, installments=3)
     assert error.status == 403

@@ -81,7 +81,7 @@ export function scheduleChart({ t, fmt }, rows, currency) {
   return h("figure", { class: "chart" },
     s("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": t("loans.chart_title"),
                id: "schedule-chart" }, ...bars),
-    h("figcaption", {}, t("loans.chart_title"), " ",
+    h("figcaption", {},
       h("span", { class: "key principal" }, t("loans.chart_principal")), " ",
       h("span", { class: "key interest" }, t("loans.chart_interest"))));
 }
