@@ -39,6 +39,7 @@ from api.schemas import (
     TxOut,
 )
 from api.schemas.applications import ApplicationDraftIn, ApplicationDraftOut
+from api.schemas.audit import PaymentOut, PaymentPage
 from api.schemas.reschedules import (
     RescheduleAcceptIn,
     RescheduleAskedList,
@@ -174,6 +175,15 @@ def due(loan_id: LoanIdPath, context: ContextDep, who: LoanReader) -> AmountDueO
     return AmountDueOut(loan_id=loan_id, as_of=now, principal=principal, interest=interest, late_fee=late_fee,
                         penalty=penalty, total=total, oldest_due_at=oldest or None, payoff=payoff,
                         next_due_at=next_due_at, owed_at_next_due=owed_at_next_due, currency=row.currency)
+
+
+@router.get("/loans/{loan_id}/payments", response_model=PaymentPage, responses=ERRORS,
+            summary="The loan's payments as the chain recorded them, oldest first: the payout, and each repayment with "
+                    "where it went (penalty, late fee, interest, principal; credit beyond the payoff)")
+def loan_payments(loan_id: LoanIdPath, context: ContextDep, who: LoanReader) -> PaymentPage:
+    with context.sessions() as session:
+        row = visible_loan(session, who, loan_id)
+        return PaymentPage(payments=[PaymentOut.model_validate(payment) for payment in row.payments])
 
 
 @router.get("/loans/{loan_id}/repayment-instructions", response_model=RepaymentInstructions, responses=ERRORS,

@@ -158,6 +158,13 @@ def test_a_borrower_quotes_applies_and_follows_the_loan_to_its_first_repayment(
     assert paid == {key: loan[key] for key in paid} and sum(paid.values()) == 30_000
     assert paid["interest_paid"] > 0 and paid["principal_repaid"] > 0
     assert phone.page.inner_text("#paid-principal") == yuan(loan["principal_repaid"])
+    # Each payment as the chain recorded it: the payout, then the repayment and where it went.
+    payments = phone.page.eval_on_selector_all("#loan-payments li", """nodes => nodes.map(n => [n.dataset.kind,
+        Number(n.dataset.amount), Number(n.dataset.principal), Number(n.dataset.interest)])""")
+    assert payments == [["disbursement", quote["net_paid_out"], 0, 0],
+                        ["repayment", 30_000, loan["principal_repaid"], loan["interest_paid"]]]
+    repayment = phone.page.inner_text("#loan-payments li[data-kind='repayment']")
+    assert "您还款 ¥300.00" in repayment and f"利息 {yuan(loan['interest_paid'])}" in repayment
     assert _amount(phone, "#next-amount") == borrower.due(loan_id)["owed_at_next_due"]
     # The browser logs each refused request; the two refusals above (the amount, the wrong code) are expected.
     refusals = [e for e in phone.errors if "status of 422" in e]

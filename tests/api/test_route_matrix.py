@@ -115,6 +115,7 @@ ROUTES = [
     ("GET", "/v1/loans", {"borrower", "applicant", "auditor", "operator", "admin"}),
     ("GET", "/v1/loans/{loan_id}", {"borrower", "applicant", "auditor", "operator", "admin"}),
     ("GET", "/v1/loans/{loan_id}/due", {"borrower", "applicant", "auditor", "operator", "admin"}),
+    ("GET", "/v1/loans/{loan_id}/payments", {"borrower", "applicant", "auditor", "operator", "admin"}),
     ("GET", "/v1/loans/{loan_id}/reschedule", {"borrower", "applicant", "auditor", "operator", "admin"}),
     # Automatic debit (issue 17): the borrower signs a mandate and revokes it; staff read it.
     ("GET", "/v1/loans/{loan_id}/debit-mandate", {"borrower", "applicant", "auditor", "operator", "admin"}),

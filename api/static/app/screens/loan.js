@@ -56,7 +56,22 @@ function dueSection({ t, fmt }, loan, due) {
       penalty: money(due.penalty) })));
 }
 
-function paidSection({ t, fmt }, loan) {
+// One line per money movement the chain recorded: the payout, each repayment and where it went.
+function paymentList({ t, fmt }, loan, payments) {
+  const money = (minor) => fmt.money(minor, loan.currency);
+  if (!payments.length) return null;
+  return h("ul", { class: "payments", id: "loan-payments" }, payments.map((payment) => h("li", {
+    "data-kind": payment.kind, "data-amount": payment.amount, "data-principal": payment.principal,
+    "data-interest": payment.interest, "data-late-fee": payment.late_fee, "data-penalty": payment.penalty },
+    h("p", { class: "what" }, t(`loans.payment.${payment.kind}`, { amount: money(payment.amount),
+                                                                   date: fmt.dateTime(payment.paid_at) })),
+    payment.kind === "repayment" ? h("p", { class: "hint" }, t("loans.payment_split", {
+      principal: money(payment.principal), interest: money(payment.interest), late_fee: money(payment.late_fee),
+      penalty: money(payment.penalty) }), payment.credit ? ` ${t("loans.payment_credit", { credit: money(payment.credit) })}` : null)
+      : null)));
+}
+
+function paidSection({ t, fmt }, loan, payments) {
   const money = (minor) => fmt.money(minor, loan.currency);
   const parts = [["paid-principal", "loans.paid_principal", loan.principal_repaid],
                  ["paid-interest", "loans.paid_interest", loan.interest_paid],
@@ -67,6 +82,7 @@ function paidSection({ t, fmt }, loan) {
     h("h2", { id: "loan-paid-title" }, t("loans.paid_title")),
     any ? facts(parts.map(([id, label, amount]) => [t(label), h("span", { id, "data-amount": amount }, money(amount))]))
       : h("p", { id: "paid-none" }, t("loans.paid_none")),
+    paymentList({ t, fmt }, loan, payments),
     h("p", { class: "hint" }, t("loans.paid_order")));
 }
 
@@ -97,7 +113,8 @@ export default {
     const id = encodeURIComponent(params.id || "");
     const loan = await api.get(`/v1/loans/${id}`);
     const running = ["Active", "Defaulted"].includes(loan.status);
-    const due = running ? await api.get(`/v1/loans/${id}/due`) : null;
+    const [due, paid] = await Promise.all([running ? api.get(`/v1/loans/${id}/due`) : null,
+                                           loan.disbursed_at ? api.get(`/v1/loans/${id}/payments`) : null]);
     const money = (minor) => fmt.money(minor, loan.currency);
     const node = h("section", { class: "loans loan", "data-loan": loan.id, "data-status": loan.status },
       h("h1", {}, t("loans.loan_title", { id: loan.id })),
@@ -114,7 +131,7 @@ export default {
         loan.disbursed_at ? [t("loans.loan_disbursed_at"), fmt.dateTime(loan.disbursed_at)] : null,
       ]),
       due ? dueSection(ctx, loan, due) : null,
-      loan.disbursed_at ? paidSection(ctx, loan) : null,
+      paid ? paidSection(ctx, loan, paid.payments) : null,
       lateSection(ctx, loan, due),
       h("section", { class: "card", "aria-labelledby": "loan-schedule-title" },
         h("h2", { id: "loan-schedule-title" }, t("loans.schedule_title")),
