@@ -78,6 +78,9 @@ export default {
         product: intent.product_id, version: intent.product_version, deadline: fmt.dateTime(draft.deadline) })),
       h("details", { class: "raw", id: "apply-raw" }, h("summary", {}, t("loans.apply_raw")),
         h("pre", { tabindex: "0" }, h("code", {}, JSON.stringify(draft.typed_data, null, 2)))),
-      problem, form, done);
+      problem, form, done,
+      // After a refusal that needs a new draft (the product changed, the signature's nonce was spent): quote again.
+      h("p", {}, h("a", { id: "apply-back", href: `#/quote?${new URLSearchParams({ product: intent.product_id,
+        principal: intent.principal, installments: intent.installments })}` }, t("loans.apply_back"))));
   },
 };
