@@ -38,6 +38,8 @@ from api.schemas import (
     RequestParams,
     TxOut,
 )
+from api.schemas.applications import ApplicationDraftIn, ApplicationDraftOut
+from api.schemas.audit import PaymentOut, PaymentPage
 from api.schemas.reschedules import (
     RescheduleAcceptIn,
     RescheduleAskedList,
@@ -68,6 +70,18 @@ def request_params(context: ContextDep, who: BorrowerOrApplicant) -> RequestPara
     book = context.bindings.book
     return RequestParams(chain_id=context.w3.eth.chain_id, loan_book=book.address,
                          nonce=book.functions.nonces(who.address).call(), deadline=context.chain_time() + 3600)
+
+
+@router.post("/loans/application-draft", response_model=ApplicationDraftOut, responses=ERRORS,
+             summary="The LoanApplication to sign for a product version, principal and installments: EIP-712 typed "
+                     "data ready for eth_signTypedData_v4 (the borrower's nonce, a deadline) and the quote's numbers",
+             description="Changes nothing: a wallet that cannot build typed data itself (the phone app) signs this, "
+                         "then sends it to POST /v1/loans with the deadline. The catalogue's refusals come first, "
+                         "named as the application's would be (product_catalog_version_changed, "
+                         "product_catalog_principal_out_of_range, product_catalog_cost_above_cap...).")
+def application_draft(body: ApplicationDraftIn, context: ContextDep, who: RegisteredBorrower) -> ApplicationDraftOut:
+    signed = applications.Signed(body.product_id, body.product_version, body.principal, body.installments)
+    return applications.draft(context, who.address, signed)
 
 
 @router.post("/loans", response_model=ApplyOut, status_code=201, responses=APPLY_ERRORS,
@@ -161,6 +175,15 @@ def due(loan_id: LoanIdPath, context: ContextDep, who: LoanReader) -> AmountDueO
     return AmountDueOut(loan_id=loan_id, as_of=now, principal=principal, interest=interest, late_fee=late_fee,
                         penalty=penalty, total=total, oldest_due_at=oldest or None, payoff=payoff,
                         next_due_at=next_due_at, owed_at_next_due=owed_at_next_due, currency=row.currency)
+
+
+@router.get("/loans/{loan_id}/payments", response_model=PaymentPage, responses=ERRORS,
+            summary="The loan's payments as the chain recorded them, oldest first: the payout, and each repayment with "
+                    "where it went (penalty, late fee, interest, principal; credit beyond the payoff)")
+def loan_payments(loan_id: LoanIdPath, context: ContextDep, who: LoanReader) -> PaymentPage:
+    with context.sessions() as session:
+        row = visible_loan(session, who, loan_id)
+        return PaymentPage(payments=[PaymentOut.model_validate(payment) for payment in row.payments])
 
 
 @router.get("/loans/{loan_id}/repayment-instructions", response_model=RepaymentInstructions, responses=ERRORS,

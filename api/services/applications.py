@@ -22,6 +22,9 @@ from web3.logs import DISCARD
 
 from api.errors import ApiError
 from api.idempotency import IN_FLIGHT
+from api.schemas.applications import ApplicationDraftOut, ApplicationSummary
+from api.services import products
+from api.services.decision_requests import money
 from api.services.transactions import Sent, record
 from ledger import typed_data
 from ledger.book import LoanStatus, read_loan
@@ -31,6 +34,7 @@ from ledger.store.models.chain import Loan
 log = logging.getLogger(__name__)
 
 REPLAY_LOOKBACK = 32  # earlier nonces a replayed signature is checked against
+DRAFT_VALIDITY = 3600  # seconds a draft's signature stays good (as /v1/loans/request-params suggests)
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,33 @@ class Application:
         if self.decision == "approved":
             return "Approved"
         return "Rejected" if (self.decision or "").startswith("rejected") else "Requested"
+
+
+def draft(context, borrower: str, signed: Signed) -> ApplicationDraftOut:
+    """The LoanApplication `borrower` would sign for `signed` (their nonce, a deadline an hour of chain time away),
+    as eth_signTypedData_v4 takes it, with what it commits them to: the quote's numbers (the loan book's schedule).
+    The catalogue's refusals come first, named, as the application's would (a changed version, out of range...):
+    nothing is offered for signing that the book would refuse for its terms."""
+    quote = products.quote(context, signed.product_id, signed.principal, signed.installments, signed.product_version)
+    nonce = context.bindings.book.functions.nonces(borrower).call()
+    deadline = context.chain_time() + DRAFT_VALIDITY
+    amounts = [row.principal + row.interest for row in quote.schedule]
+    currency = quote.currency
+    days, seconds = divmod(quote.interval, 86_400)
+    every = "monthly" if quote.frequency == "Monthly" else \
+        f"every {days} days" if not seconds else f"every {quote.interval} seconds"
+    each = money(min(amounts), currency) if min(amounts) == max(amounts) else \
+        f"{money(min(amounts), currency)} to {money(max(amounts), currency)}"
+    text = (f"Borrow {money(quote.principal, currency)} in {quote.installments} installments ({every}) of {each}; "
+            f"total cost {money(quote.total_cost, currency)} (interest {money(quote.total_interest, currency)}, "
+            f"service fee {money(quote.service_fee, currency)}); paid out {money(quote.net_paid_out, currency)}")
+    summary = ApplicationSummary(
+        currency=currency, principal=quote.principal, installments=quote.installments, frequency=quote.frequency,
+        interval=quote.interval, first_installment=amounts[0], smallest_installment=min(amounts),
+        largest_installment=max(amounts), total_interest=quote.total_interest, service_fee=quote.service_fee,
+        total_cost=quote.total_cost, net_paid_out=quote.net_paid_out, total_repaid=quote.total_repaid, text=text)
+    return ApplicationDraftOut(typed_data=signed.message(context, borrower, nonce, deadline), deadline=deadline,
+                               nonce=nonce, summary=summary)
 
 
 def apply(context, borrower: str, signed: Signed, deadline: int, signature: bytes, request_id: str,

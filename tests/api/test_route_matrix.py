@@ -109,6 +109,7 @@ ROUTES = [
     ("GET", "/v1/loans/{loan_id}/repayment-instructions", {"borrower", "applicant"}),
     # Only a borrower registered on-chain applies and cancels its own applications.
     ("POST", "/v1/loans", {"borrower"}),
+    ("POST", "/v1/loans/application-draft", {"borrower"}),
     ("POST", "/v1/loans/{loan_id}/cancel", {"borrower"}),
     # Hardship (issue 17): a borrower asks for a reschedule of their loan and accepts an offer by signing it.
     ("POST", "/v1/loans/{loan_id}/reschedule-requests", {"borrower"}),
@@ -117,6 +118,7 @@ ROUTES = [
     ("GET", "/v1/loans", {"borrower", "applicant", "auditor", "operator", "admin"}),
     ("GET", "/v1/loans/{loan_id}", {"borrower", "applicant", "auditor", "operator", "admin"}),
     ("GET", "/v1/loans/{loan_id}/due", {"borrower", "applicant", "auditor", "operator", "admin"}),
+    ("GET", "/v1/loans/{loan_id}/payments", {"borrower", "applicant", "auditor", "operator", "admin"}),
     ("GET", "/v1/loans/{loan_id}/reschedule", {"borrower", "applicant", "auditor", "operator", "admin"}),
     # Automatic debit (issue 17): the borrower signs a mandate and revokes it; staff read it.
     ("GET", "/v1/loans/{loan_id}/debit-mandate", {"borrower", "applicant", "auditor", "operator", "admin"}),

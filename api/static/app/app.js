@@ -17,9 +17,14 @@ import kyc from "./screens/kyc.js";
 import kycRecovery from "./screens/kyc-recovery.js";
 import unlock from "./screens/unlock.js";
 import welcome from "./screens/welcome.js";
+import products from "./screens/products.js";
+import quote from "./screens/quote.js";
+import apply from "./screens/apply.js";
+import loans from "./screens/loans.js";
+import loan from "./screens/loan.js";
 // Each area adds its screens here (one import and one entry in SCREENS).
 
-const SCREENS = [welcome, unlock, home, backup, restore, settings, kyc, kycRecovery, credit];
+const SCREENS = [welcome, unlock, home, backup, restore, settings, kyc, kycRecovery, credit, products, quote, apply, loans, loan];
 const START = "home";
 const byRoute = new Map(SCREENS.map((screen) => [screen.route, screen]));
 const $ = (selector) => document.querySelector(selector);
