@@ -8,12 +8,17 @@ import * as format from "./core/format.js";
 import * as i18n from "./core/i18n.js";
 import * as session from "./core/session.js";
 import * as wallet from "./core/wallet.js";
+import debit from "./screens/debit.js";
+import hardship from "./screens/hardship.js";
 import home from "./screens/home.js";
+import notices from "./screens/notices.js";
+import pay from "./screens/pay.js";
+import payoff from "./screens/payoff.js";
 import unlock from "./screens/unlock.js";
 import welcome from "./screens/welcome.js";
 // Each area adds its screens here (one import and one entry in SCREENS).
 
-const SCREENS = [welcome, unlock, home];
+const SCREENS = [welcome, unlock, home, pay, debit, notices, payoff, hardship];
 const START = "home";
 const byRoute = new Map(SCREENS.map((screen) => [screen.route, screen]));
 const $ = (selector) => document.querySelector(selector);
