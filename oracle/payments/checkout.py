@@ -23,10 +23,15 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-# The page runs no script and loads nothing; the form posts to this rail only.
-PAGE_HEADERS = {"content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
-                                           "frame-ancestors 'none'; base-uri 'none'",
-                "referrer-policy": "no-referrer", "cache-control": "no-store"}
+# The page runs no script and loads nothing; the form posts to this rail only, which then redirects to the return
+# address (a form's redirect is held to form-action too: its origin is named).
+def page_headers(back: str) -> dict[str, str]:
+    parts = urlsplit(back)
+    return {"content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; "
+                                       f"base-uri 'none'; form-action 'self' {parts.scheme}://{parts.netloc}",
+            "referrer-policy": "no-referrer", "cache-control": "no-store"}
+
+
 STYLE = ("body{font-family:system-ui,sans-serif;max-width:420px;margin:0 auto;padding:16px;color:#1a1d21}"
          "h1{font-size:1.3rem}.amount{font-size:2rem;font-weight:700;margin:8px 0}"
          "button,a.cancel{display:block;width:100%;min-height:48px;margin-top:12px;border-radius:24px;font:inherit;"
@@ -50,7 +55,8 @@ def return_url(base: str, **added: str) -> str:
 
 def _checked_return(url: str) -> str:
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc or len(url) > 2000:
+    if parts.scheme not in ("http", "https") or not parts.netloc or len(url) > 2000 \
+            or any(c in parts.netloc for c in " ;'\"") or any(ord(c) < 0x21 for c in url):
         raise HTTPException(status_code=422, detail="return must be an absolute http(s) URL")
     return url
 
@@ -79,7 +85,7 @@ def checkout_router(collect: Callable[[int, int, str, str], dict]) -> APIRouter:
 <form method="post" action="/checkout">{hidden}<button type="submit" id="rail-pay">Pay</button></form>
 <a class="cancel" id="rail-cancel" href="{cancel}">Cancel</a>
 </main></body></html>"""
-        return HTMLResponse(body, headers=PAGE_HEADERS)
+        return HTMLResponse(body, headers=page_headers(back))
 
     @router.post("/checkout", response_class=RedirectResponse, status_code=303)
     async def pay(request: Request):
