@@ -116,7 +116,7 @@ export function stepUp({ t, api, busy }, action, params, id) {
 export function rawTypedData(t, typed, id) {
   return h("details", { class: "pay-raw", id },
     h("summary", {}, t("pay.show_signed")),
-    h("pre", {}, JSON.stringify(typed, null, 2)));
+    h("pre", { tabindex: "0", "aria-label": t("pay.show_signed") }, JSON.stringify(typed, null, 2)));
 }
 
 export function loanLinks(t, loanId, here) {
