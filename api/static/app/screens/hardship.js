@@ -80,7 +80,8 @@ function history(ctx, status, currency) {
   return h("div", { class: "card", id: "hardship-done" },
     h("h2", {}, t("pay.hardship_in_force")),
     facts([[t("pay.hardship_before"), words(last.previous)], [t("pay.hardship_after"), words(last.current)],
-           [t("pay.hardship_carried"), fmt.money(last.carried_interest, currency)]], { id: "hardship-shapes" }),
+           [t("pay.hardship_carried"), fmt.money(last.carried_interest, currency)]],
+          { id: "hardship-shapes", class: "facts pay-stacked" }),
     schedule(ctx, last.current_schedule, currency, "hardship-schedule"));
 }
 
@@ -105,7 +106,7 @@ export default {
     else if (loan.status === "Active") body = ask(ctx, loanId, loan);
     return h("section", { class: "pay" },
       h("h1", {}, t("pay.hardship_title", { loan: loanId })),
-      done, asked, body, history(ctx, status, loan.currency),
+      done, history(ctx, status, loan.currency), asked, body,
       loanLinks(t, loanId, "hardship"));
   },
 };
