@@ -7,7 +7,9 @@ owed now from the contract's own views at chain time.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Header
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
@@ -34,12 +36,12 @@ from api.schemas import (
     LoanIdPath,
     LoanList,
     LoanOut,
-    RepaymentInstructions,
     RequestParams,
     TxOut,
 )
 from api.schemas.applications import ApplicationDraftIn, ApplicationDraftOut
 from api.schemas.audit import PaymentOut, PaymentPage
+from api.schemas.checkout import RepaymentCheckout
 from api.schemas.reschedules import (
     RescheduleAcceptIn,
     RescheduleAskedList,
@@ -49,7 +51,7 @@ from api.schemas.reschedules import (
     SignedRescheduleOfferIn,
 )
 from api.schemas.signed import SIGNED_FIELDS
-from api.services import application_limits, applications, recovery, reschedules
+from api.services import application_limits, applications, checkout, recovery, reschedules
 from api.stepup import STEP_UP_ERRORS, StepUpCode, StepUpDep
 from api.views import visible_loan
 from ledger.book import LoanStatus, read_loan
@@ -186,19 +188,29 @@ def loan_payments(loan_id: LoanIdPath, context: ContextDep, who: LoanReader) -> 
         return PaymentPage(payments=[PaymentOut.model_validate(payment) for payment in row.payments])
 
 
-@router.get("/loans/{loan_id}/repayment-instructions", response_model=RepaymentInstructions, responses=ERRORS,
-            summary="How to repay over the payment rail")
-def repayment_instructions(loan_id: LoanIdPath, context: ContextDep,
-                           who: BorrowerOrApplicant) -> RepaymentInstructions:
+@router.get("/loans/{loan_id}/repayment-instructions", response_model=RepaymentCheckout, responses=ERRORS,
+            summary="How to repay over the payment rail, and (with return_to: the app's address) the rail's hosted "
+                    "checkout for what is due or the payoff",
+            description="`return_to` must be this API's app (`<origin>/app/...`), else 422 `invalid_return_url`; "
+                        "`pay=due` checks out what is owed now (else the next installment as the book will ask it), "
+                        "`pay=payoff` the payoff. The money is credited once the rail's webhook is confirmed.")
+def repayment_instructions(loan_id: LoanIdPath, context: ContextDep, who: BorrowerOrApplicant, request: Request,
+                           return_to: Annotated[str | None, Query(max_length=2000)] = None,
+                           pay: checkout.Purpose = "due") -> RepaymentCheckout:
     amounts = due(loan_id, context, who)
     rail = context.settings.rail_url
-    return RepaymentInstructions(
+    base = checkout.rail_checkout_base(context.settings)
+    back = checkout.checked_return(return_to, [str(request.base_url), context.settings.api_url]) \
+        if return_to is not None else None
+    amount = checkout.amount_for(pay, amounts)
+    return RepaymentCheckout(
         loan_id=loan_id, rail_url=rail, method=f"POST {rail}/v1/collections",
         body={"loan_id": loan_id, "amount": amounts.total or amounts.payoff, "currency": amounts.currency},
         amount_due_now=amounts.total, payoff_now=amounts.payoff, currency=amounts.currency,
         note="Pay any amount up to the payoff; it is credited on-chain once the rail confirms it. "
-             "Fees and penalty are paid first, then interest, then principal, oldest installment first.")
-
+             "Fees and penalty are paid first, then interest, then principal, oldest installment first.",
+        checkout_for=pay, checkout_amount=amount,
+        checkout_url=checkout.link(base, loan_id, amount, amounts.currency, back) if back and base and amount else None)
 
 
 @router.get("/credit", response_model=CreditOut, responses=ERRORS,

@@ -28,6 +28,7 @@ from api.schemas.mandates import (
     MandateRevokeIn,
     MandateSignParams,
     MandateStatusOut,
+    MandateToSignOut,
 )
 from api.services import mandates
 from api.stepup import STEP_UP_ERRORS, StepUpCode, StepUpDep
@@ -55,6 +56,22 @@ def mandate_status(loan_id: LoanIdPath, context: ContextDep, who: LoanReader) ->
                             sign_params=params,
                             revocation_to_sign=mandates.revocation_to_sign(context, who.address, loan_id)
                             if mine and current else None, collections=debits)
+
+
+@router.get("/loans/{loan_id}/debit-mandate/typed-data", response_model=MandateToSignOut, responses=ERRORS,
+            summary="The DebitMandate the borrower would sign for these terms: typed data ready for "
+                    "eth_signTypedData_v4 and what it authorises in plain words",
+            description="`max_amount` (minor units) defaults to what the loan book will ask on the next due date; "
+                        "`valid_until` (chain time) to the loan's last due date plus its default period. The "
+                        "signature is then sent to POST .../debit-mandate with these terms.")
+def mandate_to_sign(loan_id: LoanIdPath, context: ContextDep, who: RegisteredBorrower,
+                    max_amount: Annotated[int | None, Query(ge=1, lt=2**96)] = None,
+                    valid_until: Annotated[int | None, Query(gt=0, lt=2**40)] = None) -> MandateToSignOut:
+    with context.sessions() as session:
+        row = visible_loan(session, Principal(who.address, frozenset()), loan_id)  # own loans only, else 404
+        terms = mandates.Terms(max_amount or mandates.proposed_ceiling(context, row),
+                               valid_until or mandates.default_valid_until(context, row))
+        return MandateToSignOut(**mandates.typed_to_sign(context, who.address, row, terms, row.currency))
 
 
 @router.post("/loans/{loan_id}/debit-mandate", response_model=MandateOut, status_code=201,

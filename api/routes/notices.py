@@ -1,4 +1,5 @@
-"""Notices: the language a borrower reads them in (`/v1/me/language`), and the operators' view of every notice the
+"""Notices: the language a borrower reads them in (`/v1/me/language`), the borrower's own notices
+(`/v1/me/notices`), and the operators' view of every notice the
 risk monitor recorded with its delivery status (`/v1/operator/notices`). Thin routes over the store: the sending
 itself is api/notices/sender.py's."""
 
@@ -13,10 +14,12 @@ from sqlalchemy import select
 
 from api.deps import Auditor, BorrowerOrApplicant, ContextDep
 from api.errors import ApiError, error_responses
+from api.services import my_notices
 from api.schemas.notices import (
     DeliveryOut,
     LanguageIn,
     LanguageOut,
+    MyNoticeList,
     NoticeList,
     NoticeOut,
 )
@@ -60,6 +63,18 @@ def set_my_language(body: LanguageIn, context: ContextDep, who: BorrowerOrApplic
         if body.time_zone is not None:
             choice.time_zone = body.time_zone
         return LanguageOut(language=choice.language, time_zone=choice.time_zone)
+
+
+@router.get("/v1/me/notices", response_model=MyNoticeList, responses=ERRORS,
+            summary="Your own notices (reminders, overdue warnings, default and debit notices), newest first, as "
+                    "texted to you, with their delivery status",
+            description="`language` (zh-CN or en) writes the texts in it; default: the language you chose. Paged: "
+                        "pass `next_cursor` as `cursor` for older ones.")
+def my_notice_list(context: ContextDep, who: BorrowerOrApplicant, language: Literal["zh-CN", "en"] | None = None,
+                   cursor: Annotated[str | None, Query(max_length=200)] = None,
+                   limit: int = Query(20, ge=1, le=100)) -> MyNoticeList:
+    with context.sessions() as session:
+        return MyNoticeList(**my_notices.page(session, who.address, language, cursor, limit))
 
 
 @router.get("/v1/operator/notices", response_model=NoticeList, responses=ERRORS,

@@ -89,3 +89,24 @@ class MandateRevokeIn(BaseModel):
     signature: str = Field(pattern=HEX_SIGNATURE, description="EIP-712 RevokeDebitMandate signature by the borrower")
 
     model_config = {"json_schema_extra": {"examples": [{"signature": _SIGNATURE}]}}
+
+
+class MandateToSignOut(BaseModel):
+    """A DebitMandate ready to sign: the typed data (ledger.typed_data, for eth_signTypedData_v4) and its terms, in
+    figures and in words, as POST /v1/loans/{loan_id}/debit-mandate checks them."""
+
+    loan_id: int
+    card: str = Field(description="the card bound now, masked")
+    max_amount: int = Field(description="the most one debit may take, in minor units")
+    currency: str
+    valid_until: int = Field(description="unix seconds (chain time) the mandate holds until")
+    nonce: int
+    summary: dict[str, str] = Field(description="what it authorises in plain words, by language (zh-CN, en)")
+    typed_data: dict = Field(description="{domain, types (with EIP712Domain), primaryType, message}")
+
+    model_config = {"json_schema_extra": {"examples": [{
+        "loan_id": 7, "card": "**** 1234", "max_amount": 50_000, "currency": "CNY", "valid_until": 1_798_761_600,
+        "nonce": 1, "summary": {"en": "Let the rail debit card **** 1234 on each due date of loan 7 for the amount "
+                                      "due, at most CNY 500.00 a time, until 1 Jan 2027. You can revoke it at any "
+                                      "time."},
+        "typed_data": {"primaryType": "DebitMandate"}}]}}

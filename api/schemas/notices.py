@@ -68,3 +68,31 @@ class NoticeList(BaseModel):
 
     model_config = {"json_schema_extra": {"examples": [{"notices": NoticeOut.model_config["json_schema_extra"][
         "examples"]}]}}
+
+
+_MINE = {"id": 7, "loan_id": 3, "installment": 1, "kind": "reminder", "due_at": 1_799_740_800, "amount_due": 41_588,
+         "created_at": 1_799_500_000, "text": "LoanLedger: installment 1 of your loan 3, CNY 415.88, is due on "
+                                              "12 Jan 2027. Please repay on time.", "delivery": "accepted"}
+
+
+class MyNoticeOut(BaseModel):
+    id: int
+    loan_id: int
+    installment: int = Field(description="1-based; 0 when the notice concerns the whole loan")
+    kind: Literal["reminder", "overdue_warning", "default_notice", "debit_scheduled", "debit_failed"]
+    due_at: int
+    amount_due: int = Field(description="minor units, as the loan book computed them")
+    created_at: int = Field(description="chain time the risk monitor recorded it")
+    text: str = Field(description="the notice as texted, in the language asked (else the borrower's)")
+    delivery: str = Field(description="pending, sending, accepted (by the SMS provider) or set_aside; for a notice "
+                                      "sent by another channel, its status (sent, failed...)")
+
+    model_config = {"json_schema_extra": {"examples": [_MINE]}}
+
+
+class MyNoticeList(BaseModel):
+    language: Literal["zh-CN", "en"] = Field(description="the language the texts are in")
+    notices: list[MyNoticeOut] = Field(description="newest first")
+    next_cursor: str | None = Field(None, description="pass as ?cursor= for older notices; null on the last page")
+
+    model_config = {"json_schema_extra": {"examples": [{"language": "en", "notices": [_MINE], "next_cursor": None}]}}

@@ -23,10 +23,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api.errors import ApiError
+from api.notices.catalogue import local_date, yuan  # amounts and dates written as the notices write them
 from ledger import typed_data
 from ledger.book import LoanStatus
 from api.paging import Keyset
 from ledger.store.models.mandates import CollectionIntent, DebitMandate
+from ledger.store.projection import upcoming_due_at
 from ledger.vault import RecordNotFound
 from oracle.collections import COLLECTED, DECLINED, FAILED, PENDING_INTENT, SENT, SET_ASIDE
 
@@ -79,6 +81,39 @@ def to_sign(context, borrower: str, loan_id: int, terms: Terms) -> dict:
     return typed_data.debit_mandate(chain_id=context.w3.eth.chain_id, book=context.bindings.book.address,
                                     borrower=borrower, loan_id=loan_id, card=bound_card(context, borrower),
                                     max_amount=terms.max_amount, valid_until=terms.valid_until, nonce=nonce)
+
+
+def default_valid_until(context, loan) -> int:
+    """How long a mandate proposed without an expiry holds: until the loan's last due date and its default period
+    after it (a debit may still be retried then), never for ever."""
+    last = max((row.due_at for row in loan.schedule), default=0) or context.chain_time()
+    return last + loan.default_after
+
+
+def proposed_ceiling(context, loan) -> int:
+    """The ceiling proposed when the borrower names none: what the loan book will ask on the next due date (the
+    book's amountDue then, fees included), else (nothing scheduled after now) the principal."""
+    now = context.chain_time()
+    upcoming = upcoming_due_at(loan, now) if loan.status == LoanStatus.ACTIVE.solidity_name else None
+    if upcoming is None:
+        return loan.principal
+    return sum(context.bindings.book.functions.amountDue(loan.id, upcoming).call()[:4])
+
+
+def typed_to_sign(context, borrower: str, loan, terms: Terms, currency: str) -> dict:
+    """The DebitMandate typed data for these terms, ready for eth_signTypedData_v4 (ledger.typed_data: the one
+    definition), with what it authorises in plain words in both languages, as POST /debit-mandate then checks it."""
+    typed = to_sign(context, borrower, loan.id, terms)
+    message = typed["message"]
+    words = {
+        "zh-CN": f"授权从银行卡 {message['card']} 在借款（编号{loan.id}）每个还款日自动扣除应还金额，每次最多"
+                 f"{yuan(terms.max_amount)}元，有效期至{local_date(terms.valid_until, 'zh-CN')}。可随时撤销。",
+        "en": f"Let the rail debit card {message['card']} on each due date of loan {loan.id} for the amount due, at "
+              f"most {currency} {yuan(terms.max_amount)} a time, until {local_date(terms.valid_until, 'en')}. "
+              f"You can revoke it at any time.",
+    }
+    return {"loan_id": loan.id, "card": message["card"], "max_amount": terms.max_amount, "currency": currency,
+            "valid_until": terms.valid_until, "nonce": message["nonce"], "summary": words, "typed_data": typed}
 
 
 def _signed_by(message: dict, signature: bytes) -> str | None:

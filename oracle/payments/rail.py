@@ -27,6 +27,9 @@ declined: the order answers 201 with `status: "failed"`, `reason: "insufficient_
 signed `collection.failed` webhook naming the order's key follows; the same Idempotency-Key again answers that failure
 (a retry of a declined debit is a new order with a new key).
 
+`GET /checkout` is a hosted checkout page for a payer sent by a merchant (oracle.payments.checkout): it places a
+collection as `POST /v1/collections` does and sends the payer back.
+
 `/v1/card-verifications` binds a card as banks do: the bank texts its own code to the card's reserved phone
 (oracle.payments.card_verifications).
 """
@@ -51,6 +54,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 from oracle.payments.card_verifications import CardDesk, card_router
+from oracle.payments.checkout import checkout_router
 from oracle.payments.signatures import RsaScheme, signature_headers
 
 log = logging.getLogger(__name__)
@@ -379,6 +383,11 @@ def create_app(rail: PaymentRail, cards: CardDesk | None = None) -> FastAPI:
         if replayed:
             response.status_code, response.headers["Idempotent-Replayed"] = 200, "true"
         return asdict(payment)
+
+    def _checkout(loan_id: int, amount: int, currency: str, key: str) -> dict:
+        return _pay("collection", PaymentOrder(loan_id=loan_id, amount=amount, currency=currency), key, Response())
+
+    app.include_router(checkout_router(_checkout))
 
     @app.post("/v1/payouts", status_code=201)
     def payout(order: PaymentOrder, response: Response, idempotency_key: IdempotencyKey = None) -> dict:

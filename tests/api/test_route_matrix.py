@@ -106,6 +106,8 @@ ROUTES = [
     ("GET", "/v1/loans/request-params", {"borrower", "applicant"}),
     ("GET", "/v1/me/language", {"borrower", "applicant"}),
     ("PUT", "/v1/me/language", {"borrower", "applicant"}),
+    # The borrower app (issue 18): a borrower's own notices, as texted to them.
+    ("GET", "/v1/me/notices", {"borrower", "applicant"}),
     ("GET", "/v1/loans/{loan_id}/repayment-instructions", {"borrower", "applicant"}),
     # Only a borrower registered on-chain applies and cancels its own applications.
     ("POST", "/v1/loans", {"borrower"}),
@@ -123,6 +125,7 @@ ROUTES = [
     # Automatic debit (issue 17): the borrower signs a mandate and revokes it; staff read it.
     ("GET", "/v1/loans/{loan_id}/debit-mandate", {"borrower", "applicant", "auditor", "operator", "admin"}),
     ("POST", "/v1/loans/{loan_id}/debit-mandate", {"borrower"}),
+    ("GET", "/v1/loans/{loan_id}/debit-mandate/typed-data", {"borrower"}),
     ("DELETE", "/v1/loans/{loan_id}/debit-mandate", {"borrower"}),
     # The audit reads (docs/auditor.md; the reconciliation "for auditors and operators", docs/operator.md).
     ("GET", "/v1/audit/loans", {"auditor", "operator", "admin"}),

@@ -15,6 +15,11 @@ import settings from "./screens/settings.js";
 import credit from "./screens/credit.js";
 import kyc from "./screens/kyc.js";
 import kycRecovery from "./screens/kyc-recovery.js";
+import debit from "./screens/debit.js";
+import hardship from "./screens/hardship.js";
+import notices from "./screens/notices.js";
+import pay from "./screens/pay.js";
+import payoff from "./screens/payoff.js";
 import unlock from "./screens/unlock.js";
 import welcome from "./screens/welcome.js";
 import products from "./screens/products.js";
@@ -24,7 +29,7 @@ import loans from "./screens/loans.js";
 import loan from "./screens/loan.js";
 // Each area adds its screens here (one import and one entry in SCREENS).
 
-const SCREENS = [welcome, unlock, home, backup, restore, settings, kyc, kycRecovery, credit, products, quote, apply, loans, loan];
+const SCREENS = [welcome, unlock, home, backup, restore, settings, kyc, kycRecovery, credit, products, quote, apply, loans, loan, pay, debit, notices, payoff, hardship];
 const START = "home";
 const byRoute = new Map(SCREENS.map((screen) => [screen.route, screen]));
 const $ = (selector) => document.querySelector(selector);

@@ -3,7 +3,7 @@
 // once signed in, sent to the API (PUT /v1/me/language) so the SMS notices speak the same language.
 
 export const LOCALES = ["zh-CN", "en"];
-export const AREAS = ["core", "wallet", "kyc", "loans"];
+export const AREAS = ["core", "wallet", "kyc", "loans", "pay"];
 const KEY = "loanledger.app.locale";
 
 let locale = LOCALES.includes(localStorage.getItem(KEY)) ? localStorage.getItem(KEY) : LOCALES[0];
