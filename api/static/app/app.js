@@ -8,28 +8,33 @@ import * as format from "./core/format.js";
 import * as i18n from "./core/i18n.js";
 import * as session from "./core/session.js";
 import * as wallet from "./core/wallet.js";
+import apply from "./screens/apply.js";
 import backup from "./screens/backup.js";
-import home from "./screens/home.js";
-import restore from "./screens/restore.js";
-import settings from "./screens/settings.js";
 import credit from "./screens/credit.js";
-import kyc from "./screens/kyc.js";
-import kycRecovery from "./screens/kyc-recovery.js";
 import debit from "./screens/debit.js";
 import hardship from "./screens/hardship.js";
+import home from "./screens/home.js";
+import kycRecovery from "./screens/kyc-recovery.js";
+import kyc from "./screens/kyc.js";
+import loan from "./screens/loan.js";
+import loans from "./screens/loans.js";
 import notices from "./screens/notices.js";
 import pay from "./screens/pay.js";
 import payoff from "./screens/payoff.js";
-import unlock from "./screens/unlock.js";
-import welcome from "./screens/welcome.js";
 import products from "./screens/products.js";
 import quote from "./screens/quote.js";
-import apply from "./screens/apply.js";
-import loans from "./screens/loans.js";
-import loan from "./screens/loan.js";
+import restore from "./screens/restore.js";
+import settings from "./screens/settings.js";
+import unlock from "./screens/unlock.js";
+import welcome from "./screens/welcome.js";
 // Each area adds its screens here (one import and one entry in SCREENS).
 
-const SCREENS = [welcome, unlock, home, backup, restore, settings, kyc, kycRecovery, credit, products, quote, apply, loans, loan, pay, debit, notices, payoff, hardship];
+const SCREENS = [
+  welcome, unlock, backup, restore, settings,   // wallet
+  home, kyc, kycRecovery, credit,                // identity and credit
+  products, quote, apply, loans, loan,           // borrowing
+  pay, debit, notices, payoff, hardship,         // repaying
+];
 const START = "home";
 const byRoute = new Map(SCREENS.map((screen) => [screen.route, screen]));
 const $ = (selector) => document.querySelector(selector);
@@ -56,6 +61,7 @@ function gate(screen) {
 // An error in plain words, the API's code beside it for support.
 export function failure(error) {
   const code = error?.code || error?.message || "unknown";
+  if (code === "offline") showOffline(true); // the network may be up but going nowhere: say so where it shows
   const known = i18n.has(`error.${code}`);
   return h("div", { class: "error", role: "alert" },
     h("p", {}, known ? i18n.t(`error.${code}`) : i18n.t("error.generic")),
@@ -134,6 +140,12 @@ export function resume(params) {
   location.hash = `#/${next}`;
 }
 
+function showOffline(offline) {
+  const banner = $("#offline");
+  banner.hidden = !offline;
+  banner.textContent = offline ? i18n.t("core.offline") : "";
+}
+
 function chrome() {
   const other = () => i18n.LOCALES.find((code) => code !== i18n.current());
   const button = $("#language");
@@ -151,11 +163,7 @@ function chrome() {
     show();
   });
   label();
-  const offline = $("#offline");
-  const online = () => {
-    offline.hidden = navigator.onLine;
-    offline.textContent = navigator.onLine ? "" : i18n.t("core.offline");
-  };
+  const online = () => showOffline(!navigator.onLine);
   addEventListener("online", online);
   addEventListener("offline", online);
   online();

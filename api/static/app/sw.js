@@ -6,10 +6,10 @@
 // What the shell is: the files below, which nothing imports, plus every module app.js reaches through its static
 // imports (read from the files themselves at install), so a screen an area adds to app.js is cached without
 // being listed here. Installing fails, and the previous version stays, if a listed file is missing.
-const CACHE = "loanledger-app-v2";
+const CACHE = "loanledger-app-v3";
 const ENTRY = "app.js";
 const LOCALES = ["zh-CN", "en"];
-const AREAS = ["core", "wallet", "kyc", "loans"]; // core/i18n.js's AREAS: each area's catalogue in each locale
+const AREAS = ["core", "wallet", "kyc", "loans", "pay"]; // core/i18n.js's AREAS: each area's catalogue in each locale
 const FILES = ["./", "app.css", "manifest.webmanifest", "icon.svg", "icon-maskable.svg", "icon-192.png",
                "icon-512.png", ...AREAS.flatMap((area) => LOCALES.map((locale) => `messages/${area}.${locale}.json`))];
 // Relative module specifiers in `import ... from "./x.js"`, `export ... from "../y.js"` and `import "./z.js"`.
