@@ -62,9 +62,10 @@ def test_run_serves_until_ctrl_c_then_stops_everything_and_keeps_the_ledger(tmp_
         ready = _wait_ready(url, process, log)
         assert ready["checks"]["deployment"] == "ok"
         assert httpx.get(f"{url}/docs").status_code == 200
+        assert httpx.get(f"{url}/app/").status_code == 200
         assert httpx.get(f"http://127.0.0.1:{stack_ports.oracle}/healthz").status_code == 200
         printed = log.read_text()
-        assert f"{url}/docs" in printed and f"{url}/dashboard" in printed
+        assert f"{url}/docs" in printed and f"{url}/dashboard" in printed and f"{url}/app/" in printed
         # No unsigned login on the stack, even from this machine on the development chain: wallets sign in.
         dev_login = httpx.post(f"{url}/v1/auth/dev-login", json={"address": "0x" + "11" * 20}, timeout=5)
         assert dev_login.status_code == 404, dev_login.text

@@ -32,7 +32,8 @@ def register(app: typer.Typer) -> None:
             with stack.interruptible():
                 stack.start()
             base = f"http://{settings.api_host}:{settings.api_port}"
-            console.print(f"\n[bold]LoanLedger is up.[/bold] API docs: {base}/docs   dashboard: {base}/dashboard\n"
+            console.print(f"\n[bold]LoanLedger is up.[/bold] borrower app: {base}/app/   API docs: {base}/docs   "
+                          f"dashboard: {base}/dashboard\n"
                           f"logs: {stack.logs}   Ctrl-C stops everything.")
             stack.wait()
         except LoanLedgerError as exc:

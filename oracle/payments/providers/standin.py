@@ -52,11 +52,20 @@ from oracle.payments.signatures import (
 )
 
 
-class PaymentData(BaseModel):
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class _Event(_Strict):
+    """What every event carries around its `type` and `data`."""
+
+    id: str = Field(min_length=1, max_length=64)
+    created_at: int = Field(ge=1)
+
+
+class PaymentData(_Strict):
     """The layout only (types, strictly): the bounds of ids, amounts and currencies are the shared
     check_confirmation's, which holds an authentic payment it refuses in suspense instead of dropping it."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
 
     direction: Literal["payout", "collection"]
     loan_id: int
@@ -66,19 +75,13 @@ class PaymentData(BaseModel):
     paid_at: int
 
 
-class PaymentEvent(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    id: str = Field(min_length=1, max_length=64)
+class PaymentEvent(_Event):
     type: Literal["payment.succeeded"]
-    created_at: int = Field(ge=1)
     data: PaymentData
 
 
-class RefundData(BaseModel):
+class RefundData(_Strict):
     """Types only, as PaymentData: the bounds are the shared check_confirmation's."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
 
     reference: str
     payment_reference: str
@@ -89,19 +92,13 @@ class RefundData(BaseModel):
     purpose: Literal["credit", "suspense"]
 
 
-class RefundEvent(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    id: str = Field(min_length=1, max_length=64)
+class RefundEvent(_Event):
     type: Literal["refund.succeeded"]
-    created_at: int = Field(ge=1)
     data: RefundData
 
 
-class ReversalData(BaseModel):
+class ReversalData(_Strict):
     """Types only, as PaymentData: the bounds are the shared check_confirmation's."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
 
     reference: str
     payment_reference: str
@@ -111,18 +108,12 @@ class ReversalData(BaseModel):
     reversed_at: int
 
 
-class ReversalEvent(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    id: str = Field(min_length=1, max_length=64)
+class ReversalEvent(_Event):
     type: Literal["payment.reversed", "payout.returned"]
-    created_at: int = Field(ge=1)
     data: ReversalData
 
 
-class DeclineData(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
+class DeclineData(_Strict):
     reference: str = Field(min_length=1, max_length=64)
     order_key: str = Field(min_length=1, max_length=128)
     loan_id: int
@@ -133,14 +124,10 @@ class DeclineData(BaseModel):
     declined_at: int
 
 
-class DeclineEvent(BaseModel):
+class DeclineEvent(_Event):
     """`collection.failed`: a debit the card's bank declined (automatic debit, issue 17); no money moved."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    id: str = Field(min_length=1, max_length=64)
     type: Literal["collection.failed"]
-    created_at: int = Field(ge=1)
     data: DeclineData
 
 
