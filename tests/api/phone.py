@@ -20,11 +20,23 @@ from eth_account import Account
 from ledger.manifest import ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
+MESSAGES = ROOT / "api" / "static" / "app" / "messages"
+AREAS = ("core", "wallet", "kyc", "loans", "pay")  # api/static/app/core/i18n.js's AREAS
 SCREENSHOTS = ROOT / "var" / "app"
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 TIMEOUT_MS = 20_000
 PHONE_AGENT = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
                "Chrome/131.0.0.0 Mobile Safari/537.36")
+
+
+def catalogue_files(locale: str) -> dict[str, dict[str, str]]:
+    """{area: its catalogue} in `locale`, as the app loads them."""
+    return {area: json.loads((MESSAGES / f"{area}.{locale}.json").read_text(encoding="utf-8")) for area in AREAS}
+
+
+def messages(locale: str) -> dict[str, str]:
+    """Every string the app shows in `locale`: the areas' catalogues merged, as core/i18n.js merges them."""
+    return {key: text for catalogue in catalogue_files(locale).values() for key, text in catalogue.items()}
 
 
 @contextmanager

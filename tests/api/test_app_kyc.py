@@ -7,10 +7,8 @@ English; a lost wallet recovered on a new one, waiting for an operator while the
 
 from __future__ import annotations
 
-import json
-import re
-from pathlib import Path
 
+import phone as phone_module
 import step_up_codes
 from eth_account import Account
 
@@ -20,9 +18,7 @@ from ledger.samples import sample_identity
 
 PASSCODE = "kyc passcode 7"
 DAY = 86_400
-MESSAGES = Path(__file__).resolve().parents[2] / "api" / "static" / "app" / "messages"
-ZH = json.loads((MESSAGES / "kyc.zh-CN.json").read_text(encoding="utf-8"))
-EN = json.loads((MESSAGES / "kyc.en.json").read_text(encoding="utf-8"))
+ZH, EN = phone_module.messages("zh-CN"), phone_module.messages("en")
 
 
 def status_of(context, account) -> KycStatus:
@@ -54,10 +50,7 @@ def wrong(code: str) -> str:
     return f"{(int(code) + 1) % 10**6:06d}"
 
 
-def test_the_catalogues_have_the_same_keys_and_placeholders_in_both_languages():
-    assert list(ZH) == list(EN)
-    for key in ZH:
-        assert set(re.findall(r"\{(\w+)\}", ZH[key])) == set(re.findall(r"\{(\w+)\}", EN[key])), key
+def test_every_kyc_status_has_its_words():
     statuses = {status.value for status in KycStatus}
     for prefix in ("kyc.status.", "kyc.explain.", "kyc.home."):
         assert statuses <= {key.removeprefix(prefix) for key in ZH if key.startswith(prefix)}, prefix

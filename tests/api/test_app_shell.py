@@ -5,8 +5,10 @@ eth-account decrypts), Sign-In with Ethereum by that wallet, and both languages.
 from __future__ import annotations
 
 import json
+import re
 
 import httpx
+import phone as phone_module
 import pytest
 from eth_account import Account
 
@@ -29,6 +31,20 @@ def _first_run(phone) -> str:
     phone.page.click("#sign-in")
     phone.wait_screen("home")
     return phone.page.inner_text("#my-address")
+
+
+def test_each_message_has_one_home_and_both_languages_with_the_same_placeholders():
+    zh, en = phone_module.catalogue_files("zh-CN"), phone_module.catalogue_files("en")
+    homes: dict[str, str] = {}
+    for area in phone_module.AREAS:
+        assert set(zh[area]) == set(en[area]), area
+        for key, text in zh[area].items():
+            assert key not in homes, f"{key} is in both {homes.get(key)} and {area}: the last loaded would win"
+            homes[key] = area
+            assert set(re.findall(r"\{(\w+)\}", text)) == set(re.findall(r"\{(\w+)\}", en[area][key])), key
+    # The app loads exactly these areas.
+    i18n = (phone_module.MESSAGES.parent / "core" / "i18n.js").read_text()
+    assert re.search(r"export const AREAS = \[(.*?)\]", i18n).group(1) == ", ".join(f'"{a}"' for a in phone_module.AREAS)
 
 
 def test_the_shell_and_its_files_are_served_with_a_same_origin_policy(api, served):
