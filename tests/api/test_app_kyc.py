@@ -7,7 +7,6 @@ English; a lost wallet recovered on a new one, waiting for an operator while the
 
 from __future__ import annotations
 
-
 import phone as phone_module
 import step_up_codes
 from eth_account import Account
