@@ -272,3 +272,20 @@ def phone_for(phone_browser, served):
     yield _make
     for each in opened:
         each.close()
+
+
+@pytest.fixture
+def cli(tmp_path, served):
+    """`cli(*args, given=None)` -> (exit code, output) of `loanledger ...` against the served API, with the wallets
+    in the test's directory under the passphrase "pass phrase"; `given` is typed at its prompts."""
+    from typer.testing import CliRunner
+
+    from ledger.cli import app as loanledger
+    env = {"LOANLEDGER_WALLET_DIR": str(tmp_path / "wallets"), "LOANLEDGER_WALLET_PASSPHRASE": "pass phrase",
+           "LOANLEDGER_API_URL": served, "LOANLEDGER_HOME": str(tmp_path)}
+    runner = CliRunner()
+
+    def _run(*args: str, given: str | None = None) -> tuple[int, str]:
+        result = runner.invoke(loanledger, list(args), env=env, input=given, catch_exceptions=False)
+        return result.exit_code, result.output
+    return _run

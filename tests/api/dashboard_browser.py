@@ -8,34 +8,20 @@ Import `chromium` into a test module to use it as a fixture.
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 from eth_account.messages import encode_defunct, encode_typed_data
+from phone import chromium_browser
 
-CHROMIUM = Path("/usr/bin/chromium")
 TIMEOUT_MS = 15_000
 
 
 @pytest.fixture(scope="module")
 def chromium():
-    """A headless Debian Chromium; skips (fails under LOANLEDGER_REQUIRE_BROWSER) when there is none."""
-    required = bool(os.environ.get("LOANLEDGER_REQUIRE_BROWSER"))
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        if required:
-            pytest.fail("LOANLEDGER_REQUIRE_BROWSER is set but playwright is not installed (pip install -e .[test])")
-        pytest.skip("playwright is not installed (pip install -e .[test])")
-    if not CHROMIUM.exists():
-        if required:
-            pytest.fail(f"LOANLEDGER_REQUIRE_BROWSER is set but {CHROMIUM} is missing (apt-get install chromium)")
-        pytest.skip(f"no browser at {CHROMIUM}: apt-get install chromium (Debian's) to run the dashboard tests")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+    """A headless Debian Chromium (phone.chromium_browser: it skips, or fails under LOANLEDGER_REQUIRE_BROWSER,
+    when there is none)."""
+    with chromium_browser() as browser:
         yield browser
-        browser.close()
 
 
 class Tab:

@@ -6,21 +6,12 @@ from __future__ import annotations
 
 import json
 
-from typer.testing import CliRunner
-
-from ledger.cli import app
 from ledger.samples import sample_identity, sample_second_card
 
 
-def test_change_the_card_on_the_command_line(tmp_path, served, api, registrar):
+def test_change_the_card_on_the_command_line(tmp_path, cli, api, registrar):
     sms = api[0].state.sms
-    env = {"LOANLEDGER_WALLET_DIR": str(tmp_path / "wallets"), "LOANLEDGER_WALLET_PASSPHRASE": "pass phrase",
-           "LOANLEDGER_API_URL": served, "LOANLEDGER_HOME": str(tmp_path)}
-    runner = CliRunner()
-
-    def run(*args: str) -> tuple[int, str]:
-        result = runner.invoke(app, list(args), env=env, catch_exceptions=False)
-        return result.exit_code, result.output
+    run = cli
 
     run("wallet", "new")
     run("login")

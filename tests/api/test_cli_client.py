@@ -17,17 +17,9 @@ from ledger.typed_data import Amortization
 
 
 @pytest.fixture
-def run(tmp_path, served, api):
-    """`run(*args)` -> (exit code, output) of `loanledger ...` with the wallet directory and API set."""
-    _, context = api
-    env = {"LOANLEDGER_WALLET_DIR": str(tmp_path / "wallets"), "LOANLEDGER_WALLET_PASSPHRASE": "pass phrase",
-           "LOANLEDGER_API_URL": served, "LOANLEDGER_HOME": str(tmp_path)}
-    runner = CliRunner()
-
-    def _run(*args: str):
-        result = runner.invoke(app, list(args), env=env, catch_exceptions=False)
-        return result.exit_code, result.output
-    return _run
+def run(cli):
+    """`run(*args)` -> (exit code, output) of `loanledger ...` (the `cli` fixture)."""
+    return cli
 
 
 def test_a_borrower_from_new_wallet_to_a_loan_on_the_command_line(run, api, tmp_path, driver, publish, registrar):

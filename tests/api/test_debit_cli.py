@@ -9,9 +9,6 @@ import json
 import pytest
 import typer
 from step_up_codes import read_code
-from typer.testing import CliRunner
-
-from ledger.cli import app
 
 
 @pytest.fixture
@@ -23,17 +20,11 @@ def active_loan(api, borrower, application, driver) -> int:
     return loan_id
 
 
-def test_a_mandate_signed_shown_and_revoked_on_the_command_line(tmp_path, served, api, borrower, keys, active_loan,
+def test_a_mandate_signed_shown_and_revoked_on_the_command_line(tmp_path, cli, api, borrower, keys, active_loan,
                                                                 monkeypatch):
     key_file = tmp_path / "alice.key"
     key_file.write_text(keys["alice"].key.hex())
-    env = {"LOANLEDGER_WALLET_DIR": str(tmp_path / "wallets"), "LOANLEDGER_WALLET_PASSPHRASE": "pass phrase",
-           "LOANLEDGER_API_URL": served, "LOANLEDGER_HOME": str(tmp_path)}
-    runner = CliRunner()
-
-    def run(*args: str, given: str | None = None) -> tuple[int, str]:
-        result = runner.invoke(app, list(args), env=env, input=given, catch_exceptions=False)
-        return result.exit_code, result.output
+    run = cli
 
     assert run("wallet", "import", "--key-file", str(key_file))[0] == 0
     assert run("login")[0] == 0

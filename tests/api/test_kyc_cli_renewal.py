@@ -5,23 +5,14 @@ from __future__ import annotations
 
 import json
 
-from typer.testing import CliRunner
-
 from api.client import load_wallet
-from ledger.cli import app
 from ledger.samples import sample_identity
 
 
-def test_renew_after_expiry_and_change_the_phone_on_the_command_line(tmp_path, served, api, driver, registrar, stack,
+def test_renew_after_expiry_and_change_the_phone_on_the_command_line(tmp_path, cli, api, driver, registrar, stack,
                                                                       monkeypatch):
     sms = api[0].state.sms
-    env = {"LOANLEDGER_WALLET_DIR": str(tmp_path / "wallets"), "LOANLEDGER_WALLET_PASSPHRASE": "pass phrase",
-           "LOANLEDGER_API_URL": served, "LOANLEDGER_HOME": str(tmp_path)}
-    runner = CliRunner()
-
-    def run(*args: str) -> tuple[int, str]:
-        result = runner.invoke(app, list(args), env=env, catch_exceptions=False)
-        return result.exit_code, result.output
+    run = cli
 
     run("wallet", "new")
     run("login")

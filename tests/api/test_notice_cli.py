@@ -6,22 +6,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
 
-from ledger.cli import app
 from ledger.store.models.notifications import Notification
 
 
 @pytest.fixture
-def run(tmp_path, served, api):
-    env = {"LOANLEDGER_WALLET_DIR": str(tmp_path / "wallets"), "LOANLEDGER_WALLET_PASSPHRASE": "pass phrase",
-           "LOANLEDGER_API_URL": served, "LOANLEDGER_HOME": str(tmp_path)}
-    runner = CliRunner()
-
-    def _run(*args: str):
-        result = runner.invoke(app, list(args), env=env, catch_exceptions=False)
-        return result.exit_code, result.output
-    return _run
+def run(cli):
+    """`run(*args)` -> (exit code, output) of `loanledger ...` (the `cli` fixture)."""
+    return cli
 
 
 def _wallet(run, tmp_path, name: str, account) -> None:
