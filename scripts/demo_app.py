@@ -4,9 +4,9 @@ seen on a phone.
 The demo holds its borrowers' keys, so the borrower's wallet goes on the phone as a restored backup would (an
 encrypted keystore in the app's storage); the borrower unlocks it with the passcode and signs in through the app
 (SIWE), then each screen is opened and photographed: home, KYC, score and limit, the loans, the loan page, its
-payments, the hardship reschedule, the notices; in Chinese (the app's default), then the loan and home in English.
+payments, its automatic debits, the notices; in Chinese (the app's default), then the loan and home in English.
 What the phone shows is checked against what the API answers the same borrower (their address, their KYC status,
-their score, their loans and the loan's status). Debian's Chromium only (nothing downloads a browser), as the
+their score, their loans, the loan's status, its debits and their notices). Debian's Chromium only (nothing downloads a browser), as the
 dashboard check in scripts/demo.py.
 """
 
@@ -90,6 +90,7 @@ def app_check(base: str, client, loan_id: int, shots: Path) -> dict:
     api = {"kyc_status": client.kyc_status()["status"], "score": client.credit()["score"],
            "loans": sorted(loan["id"] for loan in client.loans()),
            "loan_status": client.loan(loan_id)["status"],
+           "debits": len(client.debit_mandate(loan_id)["collections"]),
            "notices": len(client._request("GET", "/v1/me/notices", params={"limit": 20})["notices"])}
     shots.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
@@ -116,9 +117,9 @@ def app_check(base: str, client, loan_id: int, shots: Path) -> dict:
             shown["payments"] = phone.page.locator("#loan-payments li").count()
             phone.shot("loan", "zh-CN")
             phone.shot("payments", "zh-CN", element="#loan-paid")
-            phone.go(f"hardship?loan={loan_id}")
-            shown["reschedule_shown"] = phone.page.locator("#hardship-done").count() == 1
-            phone.shot("hardship", "zh-CN")
+            phone.go(f"debit?loan={loan_id}")
+            shown["debits"] = phone.page.locator(".pay-debits li").count()
+            phone.shot("debit", "zh-CN")
             phone.go("notices")
             shown["notices"] = phone.page.locator("#notice-list li").count()
             phone.shot("notices", "zh-CN")
@@ -137,7 +138,8 @@ def app_check(base: str, client, loan_id: int, shots: Path) -> dict:
             browser.close()
     same = {"address": shown["address"].lower() == shown["address_en"].lower() == client.account.address.lower(),
             "kyc_status": shown["kyc_status"] == api["kyc_status"], "score": shown["score"] == api["score"],
-            "loans": shown["loans"] == api["loans"], "notices": shown["notices"] == api["notices"],
+            "loans": shown["loans"] == api["loans"], "debits": shown["debits"] == api["debits"],
+            "notices": shown["notices"] == api["notices"],
             "loan": shown["loan_id"] == loan_id and shown["loan_status"] == shown["loan_status_en"] == api["loan_status"]}
     return {**answered, "checked": True, "api": api, "shown": shown, "matches": same, "page_errors": errors,
             "screenshots": phone.saved,

@@ -139,27 +139,26 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 def assert_the_app_showed_the_demo_borrower(outcome: dict, shots: Path) -> None:
     """Issue 18: the demo names the app's URL (it answered 200 while the stack ran) and photographed one borrower's
-    journey on a phone: the 12-month borrower, whose loan was rescheduled; what the phone showed is theirs."""
+    journey on a phone: the borrower whose installment was debited automatically; what the phone showed is theirs."""
     app = outcome["app"]
     assert app["url"].endswith("/app/") and app["url"].startswith("http") and app["url_status"] == 200
     if not (app["checked"] or os.environ.get("LOANLEDGER_REQUIRE_BROWSER")):
         return
     assert app["checked"] and app["ok"], app
-    assert app["loan_id"] == outcome["twelve_month_loan"]["loan_id"] == outcome["reschedule"]["loan_id"]
+    assert app["loan_id"] == outcome["automatic_debit"]["loan_id"]
     shown, api = app["shown"], app["api"]
-    assert app["borrower"] == outcome["twelve_month_loan"]["borrower"]
     assert shown["address"].lower() == shown["address_en"].lower() == app["borrower"].lower()
-    assert (shown["loan_id"], shown["loan_status"], shown["loan_status_en"]) == (
-        app["loan_id"], outcome["twelve_month_loan"]["status"], outcome["twelve_month_loan"]["status"])
+    assert (shown["loan_id"], shown["loan_status"], shown["loan_status_en"]) == (app["loan_id"], "Repaid", "Repaid")
     assert shown["loan_status"] == api["loan_status"] and app["loan_id"] in shown["loans"] == api["loans"]
     assert (shown["kyc_status"], shown["score"]) == (api["kyc_status"], api["score"]) and shown["score"] is not None
-    # The installments paid before the story ended, each a line; the reschedule in force; the borrower's notices.
-    assert shown["payments"] >= outcome["twelve_month_loan"]["paid_installments"] and shown["reschedule_shown"], shown
-    assert shown["notices"] == api["notices"] and all(app["matches"].values()), app["matches"]
+    # Its three installments, each a line; the debit declined then collected; the notices that told them (the debit
+    # scheduled, then declined, among them).
+    assert shown["payments"] >= 3 and shown["debits"] == len(outcome["automatic_debit"]["attempts"]) == 2, shown
+    assert shown["notices"] == api["notices"] >= 2 and all(app["matches"].values()), app["matches"]
     assert app["page_errors"] == []
     names = {Path(shot).name for shot in app["screenshots"]}
     assert names == {f"demo-{screen}-zh-CN.png" for screen in (
-        "home", "kyc", "credit", "loans", "loan", "payments", "hardship", "notices")} | {
+        "home", "kyc", "credit", "loans", "loan", "payments", "debit", "notices")} | {
         "demo-loan-en.png", "demo-home-en.png"}
     for shot in app["screenshots"]:
         assert Path(shot).parent == shots and Path(shot).read_bytes()[:8] == PNG
