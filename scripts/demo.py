@@ -7,7 +7,8 @@ loan's life takes months. The summary is printed and written to var/demo-summary
 is 0 only when every auditor check passes and every loan ended where the story says.
 
 A borrower's life beyond repaying (issue 17: an automatic debit declined then collected, a hardship reschedule, a
-lost wallet recovered, a KYC renewal, the notices and their delivery) is told by scripts/demo_borrower_life.py.
+lost wallet recovered, a KYC renewal, the notices and their delivery) is told by scripts/demo_borrower_life.py; the
+borrower app's URL, and one borrower's journey on a phone (issue 18), by scripts/demo_app.py.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from ledger.config import load_settings  # noqa: E402
 from ledger.node import DEV_SECOND_OPERATOR, LocalNode, dev_account  # noqa: E402
 from ledger.samples import sample_identity  # noqa: E402
 from ledger.supervisor import LOANLEDGER, local_stack  # noqa: E402
+from scripts.demo_app import app_check, app_url  # noqa: E402
 from scripts.demo_borrower_life import Life  # noqa: E402
 
 DAY = 86_400
@@ -527,6 +529,7 @@ def main() -> int:
         ("the notices the borrowers were sent, with their delivery status", 1),
         ("the auditor: portfolio report and verification", 1),
         ("the auditor's dashboard in headless Chromium", 1),
+        ("the borrower app on a phone: the automatically debited borrower's journey, screenshots", 1),
     ]
     stack = None
     outcome: dict = {}
@@ -557,6 +560,7 @@ def main() -> int:
             start_block = 1
             done(0)
             scenario = Scenario(settings, progress, stack.service_env())
+            progress.console.print(f"the borrower app: [bold]{app_url(scenario.base)}[/bold]")
             phase(1)
             scenario.staff_sign_in()
             done(1)
@@ -579,8 +583,16 @@ def main() -> int:
                                         sum(row["count"] for row in scenario.report["by_status"]),
                                         scenario.loans[scenario.defaulter])
             done(15)
-            outcome = summarize(scenario, audit, gas_used(settings.node_url, start_block), time.monotonic() - started)
+            phase(16)
+            # The borrower with the most to see: a repaid loan whose first installment was debited automatically
+            # (declined, then collected), told to them by notices.
+            debited = scenario.life.debited
+            app = app_check(scenario.base, scenario.borrowers[debited], scenario.loans[debited], SUMMARY.parent / "app")
+            done(16)
+            outcome = summarize(scenario, audit, gas_used(settings.node_url, start_block), time.monotonic() - started,
+                                app)
             outcome["dashboard"] = dashboard
+            outcome["app"] = app
             outcome["phase_seconds"] = took
             outcome["score_quorum"] = score_quorum(settings)
             outcome["who_decided"] = who_decided(settings)
@@ -596,6 +608,16 @@ def main() -> int:
                                        f"{', '.join(dashboard['screenshots'])}")
             else:
                 progress.console.print(f"[yellow]dashboard not checked[/yellow]: {dashboard['reason']}")
+            if app["checked"] and not app["ok"]:
+                outcome["ok"] = False
+                progress.console.print(f"[red]the app did not show the demo's borrower[/red]: {app}")
+            elif app["checked"]:
+                progress.console.print(f"the app ({app['url']}) as borrower {app['borrower']}, loan {app['loan_id']} "
+                                       f"({app['shown']['loan_status']}): screenshots "
+                                       f"{', '.join(Path(shot).name for shot in app['screenshots'])} in "
+                                       f"{Path(app['screenshots'][0]).parent}")
+            else:
+                progress.console.print(f"[yellow]app not photographed[/yellow]: {app['reason']}")
         except Exception as exc:
             progress.console.print(f"[red]demo failed:[/red] {type(exc).__name__}: {exc}")
             progress.console.print(traceback.format_exc(limit=-4), markup=False, highlight=False)
@@ -611,7 +633,7 @@ def main() -> int:
     return 0 if outcome.get("ok") else 1
 
 
-def summarize(scenario: Scenario, audit: dict, gas: int, seconds: float) -> dict:
+def summarize(scenario: Scenario, audit: dict, gas: int, seconds: float, app: dict) -> dict:
     report = scenario.report
     by_status = {row["status"]: row for row in report["by_status"]}
     by_state = {state: row["count"] for state, row in by_status.items() if row["count"]}
@@ -666,6 +688,10 @@ def summarize(scenario: Scenario, audit: dict, gas: int, seconds: float) -> dict
                       f"proposed by {decided['proposer'][:8]}…, confirmed by {decided['confirmer'][:8]}…")
     for label, value in scenario.life.rows():
         table.add_row(label, value)
+    table.add_row("borrower app", app["url"])
+    if app["checked"]:
+        table.add_row(f"borrower app: screenshots of borrower {app['borrower'][:8]}…'s journey (loan {app['loan_id']})",
+                      str(len(app["screenshots"])))
     table.add_row("gas used (all transactions)", f"{gas:,}")
     table.add_row("time taken", f"{seconds:.0f} s")
     for name, passed in audit.items():

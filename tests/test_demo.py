@@ -76,6 +76,7 @@ def test_the_demo_tells_its_story_and_every_audit_check_passes(tmp_path, stack_p
     assert decided["decisions_by_actor"]["rejected by policy"] == 2, decided
     assert decided["deployer_is_admin_on"] == [] and len(decided["four_eyes_is_admin_on"]) == 5, decided
     assert_the_borrowers_life(outcome)
+    assert_the_app_showed_the_demo_borrower(outcome, summary.parent / "app")
     # Nothing was left running: the ports are free again.
     assert stack_ports.still_answering() == []
 
@@ -131,3 +132,33 @@ def assert_the_borrowers_life(outcome: dict) -> None:
     assert {("overdue_warning", "accepted"), ("default_notice", "accepted")} <= {
         tuple(kind) for kind in notices["recovered_loan"]}
     assert all("set_aside" not in statuses for statuses in kinds.values()), kinds
+
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def assert_the_app_showed_the_demo_borrower(outcome: dict, shots: Path) -> None:
+    """Issue 18: the demo names the app's URL (it answered 200 while the stack ran) and photographed one borrower's
+    journey on a phone: the borrower whose installment was debited automatically; what the phone showed is theirs."""
+    app = outcome["app"]
+    assert app["url"].endswith("/app/") and app["url"].startswith("http") and app["url_status"] == 200
+    if not (app["checked"] or os.environ.get("LOANLEDGER_REQUIRE_BROWSER")):
+        return
+    assert app["checked"] and app["ok"], app
+    assert app["loan_id"] == outcome["automatic_debit"]["loan_id"]
+    shown, api = app["shown"], app["api"]
+    assert shown["address"].lower() == shown["address_en"].lower() == app["borrower"].lower()
+    assert (shown["loan_id"], shown["loan_status"], shown["loan_status_en"]) == (app["loan_id"], "Repaid", "Repaid")
+    assert shown["loan_status"] == api["loan_status"] and app["loan_id"] in shown["loans"] == api["loans"]
+    assert (shown["kyc_status"], shown["score"]) == (api["kyc_status"], api["score"]) and shown["score"] is not None
+    # Its three installments, each a line; the debit declined then collected; the notices that told them (the debit
+    # scheduled, then declined, among them).
+    assert shown["payments"] >= 3 and shown["debits"] == len(outcome["automatic_debit"]["attempts"]) == 2, shown
+    assert shown["notices"] == api["notices"] >= 2 and all(app["matches"].values()), app["matches"]
+    assert app["page_errors"] == []
+    names = {Path(shot).name for shot in app["screenshots"]}
+    assert names == {f"demo-{screen}-zh-CN.png" for screen in (
+        "home", "kyc", "credit", "loans", "loan", "payments", "debit", "notices")} | {
+        "demo-loan-en.png", "demo-home-en.png"}
+    for shot in app["screenshots"]:
+        assert Path(shot).parent == shots and Path(shot).read_bytes()[:8] == PNG
