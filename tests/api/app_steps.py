@@ -9,6 +9,7 @@ A plain module (imported as `app_steps`, as phone and step_up_codes are), not co
 from __future__ import annotations
 
 import json
+import re
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -21,8 +22,10 @@ from ledger.chain import ChainClient
 from oracle.outbox import Outbox, OutboxWorker
 from oracle.payments.webhook import Confirmation, payment_ref
 
-MESSAGES = Path(__file__).resolve().parents[2] / "api" / "static" / "app" / "messages"
-AREAS = ("core", "wallet", "kyc", "loans", "pay")
+APP = Path(__file__).resolve().parents[2] / "api" / "static" / "app"
+MESSAGES = APP / "messages"
+# The catalogues' areas as the app loads them (core/i18n.js), in its order: a later one's key wins.
+AREAS = tuple(json.loads(re.search(r"AREAS = (\[[^\]]*\])", (APP / "core" / "i18n.js").read_text()).group(1)))
 PROVIDER = "mockpay"  # the `rail` fixture's provider
 
 

@@ -8,6 +8,7 @@ import json
 
 import httpx
 import pytest
+from app_steps import AREAS, MESSAGES, first_run
 from eth_account import Account
 
 from api.web_assets import libraries
@@ -19,16 +20,18 @@ def _first_run(phone) -> str:
     """Creates a wallet with PASSCODE in the app and signs in; returns the address the app shows."""
     phone.open()
     phone.wait_screen("welcome")
-    phone.page.fill("#create-form input[name=passcode]", PASSCODE)
-    phone.page.fill("#create-form input[name=passcode-again]", PASSCODE)
-    phone.page.click("#create-wallet")
-    phone.wait_screen("backup")  # the backup comes right after creation (tests/api/test_app_wallet.py)
-    phone.page.click("#backup-download")
-    phone.page.click("#backup-saved")
-    phone.wait_screen("unlock")
-    phone.page.click("#sign-in")
-    phone.wait_screen("home")
-    return phone.page.inner_text("#my-address")
+    return first_run(phone, PASSCODE)[0]
+
+
+def test_a_message_kept_in_several_areas_catalogues_says_the_same_in_each():
+    """The app merges the areas' catalogues into one: a key two areas both keep (the API's shared error codes)
+    would otherwise show whichever area loads last."""
+    for locale in ("zh-CN", "en"):
+        kept: dict[str, tuple[str, str]] = {}
+        for area in AREAS:
+            for key, text in json.loads((MESSAGES / f"{area}.{locale}.json").read_text(encoding="utf-8")).items():
+                first = kept.setdefault(key, (area, text))
+                assert first[1] == text, (locale, key, first[0], area)
 
 
 def test_the_shell_and_its_files_are_served_with_a_same_origin_policy(api, served):
