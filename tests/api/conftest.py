@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import app_steps
 import httpx
 import phone
 import pytest
@@ -251,6 +252,13 @@ def rail(api, tmp_path):
         "mockpay": {"kind": "standin", "url": started.url, "timeout": RAIL_TIMEOUT}}})
     yield started
     started.stop()
+
+
+@pytest.fixture
+def confirm(api, w3, stack, keys, rail, driver, clock):
+    """`confirm(loan_id)`: what the rail collected for the loan, confirmed as the oracle's webhook intake and
+    outbox worker do (the `rail` fixture's webhook is off); tests/api/app_steps.py rail_confirmer."""
+    return app_steps.rail_confirmer(api[1], w3, stack, keys, rail, driver, clock)
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,7 +22,8 @@ from ledger.manifest import ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
 MESSAGES = ROOT / "api" / "static" / "app" / "messages"
-AREAS = ("core", "wallet", "kyc", "loans", "pay")  # api/static/app/core/i18n.js's AREAS
+# The catalogues' areas as the app loads them (core/i18n.js), in its order: a later one's key would win.
+AREAS = tuple(json.loads(re.search(r"AREAS = (\[[^\]]*\])", (MESSAGES.parent / "core" / "i18n.js").read_text()).group(1)))
 SCREENSHOTS = ROOT / "var" / "app"
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 TIMEOUT_MS = 20_000

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import phone as phone_module
 import step_up_codes
+from app_steps import check, expected_refusals, submit_identity
 from eth_account import Account
 
 from api.services.kyc import standing
@@ -29,20 +30,12 @@ def shown(phone, status: str) -> None:
     phone.page.wait_for_selector(f"#kyc-status[data-status='{status}']")
 
 
-def scan(phone, name: str) -> None:
-    phone.page.evaluate("window.scrollTo(0, 0)")  # the whole screen from its top, as the borrower opens it
-    phone.screenshot(name)
-    assert phone.accessibility_violations() == [], name
-
-
 def refused(phone, code: str, words: str, status: int = 422) -> None:
-    """The API's refusal `code` shown in plain words (with the code for support). The browser logs the refused
-    request as a console error: exactly that one is expected (and taken off the phone's log)."""
+    """The API's refusal `code` shown in plain words (with the code for support); the one refused request the
+    browser logged for it is expected."""
     alert = phone.page.wait_for_selector("[role=alert]")
     assert words in alert.inner_text() and code in phone.page.inner_text("[role=alert] .code")
-    logged = f"the server responded with a status of {status}"
-    assert len([error for error in phone.errors if logged in error]) == 1, phone.errors
-    phone.errors[:] = [error for error in phone.errors if logged not in error]
+    expected_refusals(phone, status, 1)
 
 
 def wrong(code: str) -> str:
@@ -67,14 +60,14 @@ def test_a_new_borrower_verifies_in_the_app_alone_and_sees_score_and_limit(api, 
     page = phone.page
     page.wait_for_selector("#home-next[data-status='none']")
     assert page.inner_text("#home-kyc-summary") == ZH["kyc.home.none"]
-    scan(phone, "kyc-home-zh-CN")
+    check(phone, "kyc-home-zh-CN")
     page.click("#home-next-link")
     shown(phone, "none")
     assert page.inner_text("#kyc-status h2") == ZH["kyc.status.none"]
-    scan(phone, "kyc-status-zh-CN")
+    check(phone, "kyc-status-zh-CN")
     page.click("#kyc-next-submit")
     page.wait_for_selector("#kyc-form")
-    scan(phone, "kyc-submit-zh-CN")
+    check(phone, "kyc-submit-zh-CN")
 
     # A mistyped ID number (its check digit no longer matches) is the API's refusal, in plain words.
     mistyped = person["id_number"][:-1] + ("0" if person["id_number"][-1] != "0" else "1")
@@ -104,7 +97,7 @@ def test_a_new_borrower_verifies_in_the_app_alone_and_sees_score_and_limit(api, 
     page.click("#kyc-form-submit")
     page.wait_for_selector("#kyc-verify-form")
     assert status_of(context, account) is KycStatus.SUBMITTED
-    scan(phone, "kyc-verify-zh-CN")
+    check(phone, "kyc-verify-zh-CN")
 
     # Wrong codes: refused in plain words, nothing confirmed.
     sms = app.state.sms
@@ -130,7 +123,7 @@ def test_a_new_borrower_verifies_in_the_app_alone_and_sees_score_and_limit(api, 
     page.click("#kyc-verify-submit")
     shown(phone, "registering")
     assert page.inner_text("#kyc-wait") == ZH["kyc.wait.registering"]
-    scan(phone, "kyc-registering-zh-CN")
+    check(phone, "kyc-registering-zh-CN")
 
     # The oracle registers it; the screen, polling, moves on by itself.
     assert registrar().registered == 1
@@ -140,7 +133,7 @@ def test_a_new_borrower_verifies_in_the_app_alone_and_sees_score_and_limit(api, 
     assert page.inner_text("#kyc-expires") not in ("", "—")
     assert [b.get_attribute("id") for b in page.query_selector_all("#kyc-next button")] == [
         "kyc-next-apply", "kyc-next-change_phone"]
-    scan(phone, "kyc-registered-zh-CN")
+    check(phone, "kyc-registered-zh-CN")
 
     driver.score(account, score=700, limit=1_000_000)
     page.click("#kyc-next-apply")
@@ -149,7 +142,7 @@ def test_a_new_borrower_verifies_in_the_app_alone_and_sees_score_and_limit(api, 
     assert "10,000.00" in page.inner_text("#credit-limit") and "10,000.00" in page.inner_text("#credit-available")
     assert "0.00" in page.inner_text("#credit-outstanding") and page.inner_text("#credit-age")
     assert page.get_attribute("#credit-card", "data-fresh") == "true"
-    scan(phone, "kyc-credit-zh-CN")
+    check(phone, "kyc-credit-zh-CN")
 
     page.click("nav a[href='#/home']")
     page.wait_for_selector("#home-next[data-status='registered']")
@@ -174,7 +167,7 @@ def test_expiring_then_expired_verification_is_renewed_in_the_app(api, phone_for
     page.click("#home-renew-link")
     shown(phone, "expiring")
     assert page.query_selector("#kyc-next button").get_attribute("id") == "kyc-next-renew"
-    scan(phone, "kyc-expiring-zh-CN")
+    check(phone, "kyc-expiring-zh-CN")
 
     driver.advance(21 * DAY)
     page.click("nav a[href='#/home']")  # a reload would lock the wallet (its key is in memory only)
@@ -183,19 +176,11 @@ def test_expiring_then_expired_verification_is_renewed_in_the_app(api, phone_for
     shown(phone, "expired")
     assert page.inner_text("#kyc-explain") == ZH["kyc.explain.expired"]
     assert [b.get_attribute("id") for b in page.query_selector_all("#kyc-next button")] == ["kyc-next-renew"]
-    scan(phone, "kyc-expired-zh-CN")
+    check(phone, "kyc-expired-zh-CN")
     page.click("#kyc-next-renew")
     page.wait_for_selector("#kyc-form")
     assert page.inner_text("h1") == ZH["kyc.submit.renew_title"]
-    for name in ("name", "id_number", "phone", "bank_card"):
-        page.fill(f"input[name={name}]", person[name])
-    page.click("#kyc-form-submit")
-    page.wait_for_selector("#kyc-verify-form")
-    sms = app.state.sms
-    page.fill("input[name=phone_code]", sms.last_code(person["phone"], "phone"))
-    page.fill("input[name=card_code]", sms.last_code(person["phone"], "card"))
-    page.click("#kyc-verify-submit")
-    shown(phone, "registering")
+    submit_identity(phone, app, person)
     assert registrar().updated == 1  # updateBorrower: a new expiry on-chain
     shown(phone, "registered")
     new_expiry = stack.registry.functions.borrowerOf(account.address).call()[1]
@@ -217,11 +202,11 @@ def test_the_phone_change_in_english_needs_the_current_numbers_code_then_the_new
     page.wait_for_selector("html[lang='en']")
     page.locator("#kyc-status h2", has_text=EN["kyc.status.registered"]).wait_for()  # redrawn in English
     assert page.inner_text("h1") == EN["kyc.title"] and page.inner_text("#kyc-status h2") == EN["kyc.status.registered"]
-    scan(phone, "kyc-status-en")
+    check(phone, "kyc-status-en")
 
     page.click("#kyc-next-change_phone")
     page.wait_for_selector("#kyc-phone-form")
-    scan(phone, "kyc-phone-en")
+    check(phone, "kyc-phone-en")
     page.fill("input[name=new_phone]", new_phone)
     page.click("#kyc-phone-ask")
     page.wait_for_selector("#kyc-phone-confirm:not([hidden])")
@@ -237,7 +222,7 @@ def test_the_phone_change_in_english_needs_the_current_numbers_code_then_the_new
     page.wait_for_selector("#kyc-verify-phone-form")
     assert page.inner_text("#kyc-not-verified") == EN["kyc.explain.reverification_needed"]
     assert status_of(context, account) is KycStatus.REVERIFICATION_NEEDED
-    scan(phone, "kyc-verify-phone-en")
+    check(phone, "kyc-verify-phone-en")
 
     # "Not verified" after the change: the status says so, with the way forward as its button; home says it too.
     page.click("#kyc-back")
@@ -245,7 +230,7 @@ def test_the_phone_change_in_english_needs_the_current_numbers_code_then_the_new
     assert page.inner_text("#kyc-status h2") == EN["kyc.status.reverification_needed"]
     assert page.query_selector("#kyc-next button").get_attribute("id") == "kyc-next-verify_phone"
     assert new_phone[-4:] in page.inner_text("#kyc-status")  # the record shows the number being confirmed
-    scan(phone, "kyc-reverify-en")
+    check(phone, "kyc-reverify-en")
     page.click("nav a[href='#/home']")
     page.wait_for_selector("#home-next[data-status='reverification_needed']")
     assert page.inner_text("#home-kyc-summary") == EN["kyc.home.reverification_needed"]
@@ -281,7 +266,7 @@ def test_a_lost_wallet_is_recovered_on_a_new_one_and_waits_for_an_operator_while
     phone.wait_screen("kyc-recovery")
     page.wait_for_selector("#kyc-recovery-form")
     assert page.inner_text("h1") == ZH["kyc.recovery.title"]
-    scan(phone, "kyc-recovery-zh-CN")
+    check(phone, "kyc-recovery-zh-CN")
     page.fill("input[name=name]", person["name"])
     page.fill("input[name=id_number]", person["id_number"])
     page.fill("input[name=phone]", person["phone"])
@@ -300,7 +285,7 @@ def test_a_lost_wallet_is_recovered_on_a_new_one_and_waits_for_an_operator_while
     assert page.inner_text("#kyc-explain") == ZH["kyc.explain.recovery_pending"]
     assert page.inner_text("#kyc-wait") == ZH["kyc.wait.recovery_pending"]
     assert page.query_selector("#kyc-next-wait_for_operator") is not None
-    scan(phone, "kyc-recovery-pending-zh-CN")
+    check(phone, "kyc-recovery-pending-zh-CN")
     assert registrar().recovered == 0 and stack.registry.functions.isEligible(old).call()
 
     # An operator confirms; the oracle moves the identity; the screen, polling, follows.

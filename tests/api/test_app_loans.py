@@ -6,32 +6,16 @@ loan's page as its status moves (the automatic policy approves, the payout lands
 from __future__ import annotations
 
 import json
-from decimal import Decimal
-
 import step_up_codes
+from app_steps import amount_of, check, expected_refusals, yuan
 
 PASSCODE = "correct horse 7"
-
-
-def yuan(minor: int) -> str:
-    """What the app shows for an amount in zh-CN (Intl's CNY): ¥1,200.00."""
-    return f"¥{Decimal(minor) / 100:,.2f}"
 
 
 def _rows(phone, selector: str) -> list[tuple[int, ...]]:
     return [tuple(row) for row in phone.page.eval_on_selector_all(selector, """nodes => nodes.map(n => [
         Number(n.dataset.number), Number(n.dataset.dueAt ?? -1), Number(n.dataset.principal),
         Number(n.dataset.interest)])""")]
-
-
-def _amount(phone, selector: str) -> int:
-    return int(phone.page.get_attribute(selector, "data-amount"))
-
-
-def _checked(phone, name: str) -> None:
-    phone.screenshot(name)
-    assert phone.accessibility_violations() == [], name
-    assert phone.missing_messages() == [], name
 
 
 def test_a_borrower_quotes_applies_and_follows_the_loan_to_its_first_repayment(
@@ -51,7 +35,7 @@ def test_a_borrower_quotes_applies_and_follows_the_loan_to_its_first_repayment(
     for words in ("小额周转", "可借 ¥10.00 至 ¥100,000.00", "分 3 至 12 期还款，每 30 天一期", "年利率 12.00%",
                   "服务费为借款金额的 1.00%", "3 天宽限期", "5.00% 的滞纳金", "年利率 12.00% 计收罚息"):
         assert words in card, words
-    _checked(phone, "loans-products-zh-CN")
+    check(phone, "loans-products-zh-CN")
 
     # A refusal in plain words, its code beside it: an amount the product does not lend.
     phone.page.click(f"#quote-{product_id}")
@@ -76,9 +60,9 @@ def test_a_borrower_quotes_applies_and_follows_the_loan_to_its_first_repayment(
     for selector, key in (("#quote-principal", "principal"), ("#quote-fee", "service_fee"),
                           ("#quote-paid-out", "net_paid_out"), ("#quote-interest", "total_interest"),
                           ("#quote-cost", "total_cost"), ("#quote-repaid", "total_repaid")):
-        assert _amount(phone, selector) == quote[key], key
+        assert amount_of(phone, selector) == quote[key], key
         assert phone.page.inner_text(selector) == yuan(quote[key]), key
-    _checked(phone, "loans-quote-zh-CN")
+    check(phone, "loans-quote-zh-CN")
 
     # Apply: the application in words, the typed data one tap away, a code off the phone, the wallet's signature.
     phone.page.click("#quote-apply")
@@ -97,7 +81,7 @@ def test_a_borrower_quotes_applies_and_follows_the_loan_to_its_first_repayment(
                                             "nonce")} == {
         "borrower": keys["alice"].address, "productId": product_id, "productVersion": 1, "principal": 120_000,
         "installments": 3, "nonce": stack.book.functions.nonces(keys["alice"].address).call()}
-    _checked(phone, "loans-apply-zh-CN")
+    check(phone, "loans-apply-zh-CN")
 
     phone.page.click("#send-code")
     phone.page.wait_for_selector("#code-sent:has-text('验证码已发送至')")
@@ -129,16 +113,16 @@ def test_a_borrower_quotes_applies_and_follows_the_loan_to_its_first_repayment(
     phone.wait_screen("loan")
     due, loan = borrower.due(loan_id), borrower.loan(loan_id)
     assert int(phone.page.get_attribute("#next-due", "data-due-at")) == due["next_due_at"]
-    assert _amount(phone, "#next-amount") == due["owed_at_next_due"]
+    assert amount_of(phone, "#next-amount") == due["owed_at_next_due"]
     assert phone.page.inner_text("#next-amount") == yuan(due["owed_at_next_due"])
-    assert (_amount(phone, "#due-now"), _amount(phone, "#payoff")) == (due["total"], due["payoff"])
+    assert (amount_of(phone, "#due-now"), amount_of(phone, "#payoff")) == (due["total"], due["payoff"])
     assert _rows(phone, "#loan-schedule tbody tr") == [
         (r["number"], r["due_at"], r["principal"], r["interest"]) for r in loan["schedule"]]
     assert phone.page.inner_text("#paid-none") == "还没有还款。"
     assert "3 天宽限期" in phone.page.inner_text("#loan-late")
     links = phone.page.eval_on_selector_all("#loan-actions a", "as => as.map(a => a.getAttribute('href'))")
     assert links == [f"#/{route}?loan={loan_id}" for route in ("pay", "debit", "payoff", "hardship")]
-    _checked(phone, "loans-loan-zh-CN")
+    check(phone, "loans-loan-zh-CN")
 
     # A repayment: what was paid and where it went, as the loan book allocated it.
     driver.advance(10 * 86_400)  # ten days of interest accrue before the payment
@@ -148,11 +132,11 @@ def test_a_borrower_quotes_applies_and_follows_the_loan_to_its_first_repayment(
     phone.wait_screen("loans")
     assert phone.page.get_attribute(f"li[data-loan='{loan_id}']", "data-status") == "Active"
     assert "已放款，还款中" in phone.page.inner_text(f"li[data-loan='{loan_id}']")
-    _checked(phone, "loans-loans-zh-CN")
+    check(phone, "loans-loans-zh-CN")
     phone.page.click(f"#loan-{loan_id}")
     phone.wait_screen("loan")
     loan = borrower.loan(loan_id)
-    paid = {key: _amount(phone, selector) for selector, key in (
+    paid = {key: amount_of(phone, selector) for selector, key in (
         ("#paid-principal", "principal_repaid"), ("#paid-interest", "interest_paid"),
         ("#paid-late-fee", "late_fee_paid"), ("#paid-penalty", "penalty_paid"))}
     assert paid == {key: loan[key] for key in paid} and sum(paid.values()) == 30_000
@@ -165,11 +149,9 @@ def test_a_borrower_quotes_applies_and_follows_the_loan_to_its_first_repayment(
                         ["repayment", 30_000, loan["principal_repaid"], loan["interest_paid"]]]
     repayment = phone.page.inner_text("#loan-payments li[data-kind='repayment']")
     assert "您还款 ¥300.00" in repayment and f"利息 {yuan(loan['interest_paid'])}" in repayment
-    assert _amount(phone, "#next-amount") == borrower.due(loan_id)["owed_at_next_due"]
+    assert amount_of(phone, "#next-amount") == borrower.due(loan_id)["owed_at_next_due"]
     # The browser logs each refused request; the two refusals above (the amount, the wrong code) are expected.
-    refusals = [e for e in phone.errors if "status of 422" in e]
-    assert len(refusals) == 2
-    phone.errors = [e for e in phone.errors if e not in refusals]
+    expected_refusals(phone, 422, 2)
     phone.assert_clean()
 
 
@@ -183,27 +165,27 @@ def test_the_loans_screens_in_english(api, borrower, publish, phone_for, keys):
     phone.page.wait_for_selector("html[lang='en']")
     phone.wait_screen("loans")
     assert phone.page.inner_text(f"li[data-loan='{loan_id}'] .status") == "Requested: waiting for a decision"
-    _checked(phone, "loans-loans-en")
+    check(phone, "loans-loans-en")
 
     phone.page.click("#tabs a[href='#/products']")
     phone.wait_screen("products")
     card = phone.page.inner_text(f"article[data-product='{product_id}']")
     assert "Repay in 3 to 12 installments, one every 30 days" in card and "Interest 12.00% a year" in card
-    _checked(phone, "loans-products-en")
+    check(phone, "loans-products-en")
 
     phone.page.evaluate(f"location.hash = '#/quote?product={product_id}&principal=120000&installments=3'")
     phone.page.wait_for_selector("#quote-result")
     quote = borrower.quote(product_id, 120_000, 3)
-    assert _amount(phone, "#quote-cost") == quote["total_cost"] and "Day 30" in phone.page.inner_text("#quote-schedule")
-    _checked(phone, "loans-quote-en")
+    assert amount_of(phone, "#quote-cost") == quote["total_cost"] and "Day 30" in phone.page.inner_text("#quote-schedule")
+    check(phone, "loans-quote-en")
 
     phone.page.click("#quote-apply")
     phone.wait_screen("apply")
     assert phone.page.inner_text("#apply-summary").startswith("Borrow CN¥1,200.00 for 3 installments, repay ")
-    _checked(phone, "loans-apply-en")
+    check(phone, "loans-apply-en")
 
     phone.page.evaluate(f"location.hash = '#/loan?id={loan_id}'")
     phone.wait_screen("loan")
     assert phone.page.inner_text("#loan-status") == "Requested: waiting for a decision"
-    _checked(phone, "loans-loan-en")
+    check(phone, "loans-loan-en")
     phone.assert_clean()

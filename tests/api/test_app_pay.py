@@ -10,20 +10,14 @@ dashboard tests do (`confirm`), and the oracle's outbox worker sends it on-chain
 
 from __future__ import annotations
 
-import time
-
-import httpx
 import pytest
 import step_up_codes
+from app_steps import check, clean, cny, goto, leave_and_come_back, texted, through_checkout
 
-from ledger.chain import ChainClient
 from oracle.notify import SmsQueue
-from oracle.outbox import Outbox, OutboxWorker
-from oracle.payments.webhook import Confirmation, payment_ref
 from oracle.risk import RiskMonitor
 
 PASSCODE = "correct horse 7"
-PROVIDER = "mockpay"  # the `rail` fixture's provider
 DAY = 86_400
 
 
@@ -38,74 +32,6 @@ def loan(api, borrower, application, driver) -> int:
     return loan_id
 
 
-@pytest.fixture
-def confirm(api, w3, stack, keys, rail, driver, clock):
-    """`confirm(loan_id)`: the rail's collections for the loan not confirmed yet, stored as the oracle's webhook
-    intake stores them and sent on-chain by the outbox worker; waits for the indexer. Returns the references."""
-    _, context = api
-    outbox = Outbox(context.sessions, clock=clock)
-    worker = OutboxWorker(outbox, ChainClient(w3, keys["oracle"], stack.errors), stack.book)
-    done: set[str] = set()
-
-    def _confirm(loan_id: int) -> list[str]:
-        paid = httpx.get(f"{rail.url}/v1/payments", params={"loan_id": loan_id, "direction": "collection"},
-                         timeout=10).json()
-        fresh = [p for p in paid if p["reference"] not in done]
-        for p in fresh:
-            outbox.put(Confirmation(kind="repayment", loan_id=loan_id, reference=p["reference"],
-                                    payment_ref=payment_ref(PROVIDER, p["reference"]), amount=p["amount"],
-                                    currency=p["currency"], paid_at=driver.now, provider=PROVIDER,
-                                    event_id=f"evt-{p['reference']}"))
-            done.add(p["reference"])
-        assert worker.drain_once().credited == len(fresh)
-        assert context.wait_indexed(w3.eth.block_number)
-        return [p["reference"] for p in fresh]
-    return _confirm
-
-
-def goto(phone, route: str, screen: str) -> None:
-    phone.page.evaluate("hash => { location.hash = hash; }", f"#/{route}")
-    phone.wait_screen(screen)
-
-
-def leave_and_come_back(phone, route: str, screen: str) -> None:
-    """Draws the screen afresh (a hash the app is already on would not)."""
-    goto(phone, "home", "home")
-    goto(phone, route, screen)
-
-
-def check(phone, name: str) -> None:
-    phone.screenshot(name)
-    assert phone.accessibility_violations() == [], name
-    assert phone.missing_messages() == [], name
-
-
-def through_checkout(phone, rail, amount_text: str, screen: str) -> None:
-    """On the rail's own page: what it will take is what the app showed; Pay; back in the app, unlock (the key is
-    in memory only) and the screen shows the payment received, being recorded."""
-    phone.page.wait_for_url(f"{rail.url}/checkout?**")
-    assert phone.page.inner_text("#checkout-amount") == amount_text
-    phone.page.click("#rail-pay")
-    phone.page.wait_for_selector("body[data-ready='true']")
-    assert "rail_status=paid" in phone.page.url
-    phone.wait_screen("unlock")
-    phone.page.fill("input[name=passcode]", PASSCODE)
-    phone.page.click("#sign-in")
-    phone.wait_screen(screen)
-    phone.page.wait_for_selector("#pay-status[data-state='recording']")
-    assert "rail_status" not in phone.page.url  # the rail's answer is read once, then dropped from the address
-
-
-def clean(phone, rail) -> None:
-    """The checkout is the rail's page by design: its requests are the only ones outside the API."""
-    phone.requests[:] = [url for url in phone.requests if not url.startswith(rail.url + "/")]
-    phone.assert_clean()
-
-
-def cny(minor: int) -> str:
-    return f"{minor // 100:,}.{minor % 100:02d} CNY"
-
-
 def test_alice_reads_her_reminder_pays_through_the_checkout_and_sets_up_then_revokes_automatic_debit(
         api, w3, stack, keys, driver, borrower, loan, rail, confirm, phone_for):
     app, context = api
@@ -115,22 +41,14 @@ def test_alice_reads_her_reminder_pays_through_the_checkout_and_sets_up_then_rev
     monitor = RiskMonitor(context.sessions, stack.book, SmsQueue(stack.book.address), reminder_days=3)
     assert monitor.run_once().reminders == 1
     reminder = f"【LoanLedger】您的借款（编号{loan}）第1期应还"
-    deadline = time.monotonic() + 30
-    while True:  # the API's sender (the served app runs its own loop too: whichever takes it first) texts it once
-        app.state.notices.run_once()
-        texted = [m for m in app.state.sms.messages(step_up_codes.phone_of(app, keys["alice"].address))
-                  if m["text"].startswith(reminder)]
-        if texted or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
-    [texted] = texted
+    sent = texted(app, keys["alice"].address, reminder)
 
     phone = phone_for("zh-CN")
     phone.seed_wallet(keys["alice"], PASSCODE)
     phone.sign_in(PASSCODE)
     phone.page.click("nav.tabs a[href='#/notices']")
     phone.wait_screen("notices")
-    assert phone.page.inner_text("#notice-list .pay-notice-text") == texted["text"]
+    assert phone.page.inner_text("#notice-list .pay-notice-text") == sent["text"]
     assert "还款提醒" in phone.page.inner_text("#notice-list .pay-notice-kind")
     assert "已发送" in phone.page.inner_text("#notice-list .pay-notice")
     check(phone, "pay-notices-zh-CN")
@@ -142,7 +60,7 @@ def test_alice_reads_her_reminder_pays_through_the_checkout_and_sets_up_then_rev
     assert "¥0.00" in shown and f"¥{due['owed_at_next_due'] // 100:,}.{due['owed_at_next_due'] % 100:02d}" in shown
     check(phone, "pay-pay-zh-CN")
     phone.page.click("#pay-checkout")
-    through_checkout(phone, rail, cny(due["owed_at_next_due"]), "pay")
+    through_checkout(phone, rail, cny(due["owed_at_next_due"]), "pay", PASSCODE)
     check(phone, "pay-pay-recording-zh-CN")
     [reference] = confirm(loan)
     phone.page.wait_for_selector("#pay-status[data-state='applied']", timeout=30_000)
@@ -231,7 +149,7 @@ def test_in_english_alice_asks_for_more_time_accepts_the_offer_and_pays_off_earl
     assert phone.page.inner_text("#payoff-amount") == f"CN¥{payoff // 100:,}.{payoff % 100:02d}"
     check(phone, "pay-payoff-en")
     phone.page.click("#payoff-checkout")
-    through_checkout(phone, rail, cny(payoff), "payoff")
+    through_checkout(phone, rail, cny(payoff), "payoff", PASSCODE)
     confirm(loan)
     phone.page.wait_for_selector("#pay-status[data-state='applied']", timeout=30_000)
     assert "your loan is repaid" in phone.page.inner_text("#pay-status")
