@@ -7,11 +7,8 @@ Import `chromium` into a test module to use it as a fixture.
 
 from __future__ import annotations
 
-import json
-
 import pytest
-from eth_account.messages import encode_defunct, encode_typed_data
-from phone import chromium_browser
+from phone import chromium_browser, inject_wallet
 
 TIMEOUT_MS = 15_000
 
@@ -51,26 +48,8 @@ class Tab:
         before the page's script runs) whose personal_sign and eth_signTypedData_v4 call back into Python, which
         signs with the account's key (EIP-191 and EIP-712, as a wallet does; what it signed with EIP-712 is kept
         in `typed_signed`). Call before `open()`."""
-        address = account.address.lower()  # as wallets answer
         self.typed_signed: list[dict] = []
-
-        def personal_sign(data: str, signer: str) -> str:
-            assert signer == address, f"the page asked {signer} to sign, the wallet holds {address}"
-            return account.sign_message(encode_defunct(hexstr=data)).signature.to_0x_hex()
-
-        def sign_typed_data(signer: str, typed: str) -> str:
-            assert signer.lower() == address, f"the page asked {signer} to sign, the wallet holds {address}"
-            self.typed_signed.append(json.loads(typed))
-            return account.sign_message(encode_typed_data(full_message=json.loads(typed))).signature.to_0x_hex()
-
-        self.page.expose_function("testWalletPersonalSign", personal_sign)
-        self.page.expose_function("testWalletSignTypedData", sign_typed_data)
-        self.page.add_init_script("""window.ethereum = {request: async ({method, params}) => {
-            if (method === "eth_requestAccounts" || method === "eth_accounts") return [ADDRESS];
-            if (method === "personal_sign") return await window.testWalletPersonalSign(params[0], params[1]);
-            if (method === "eth_signTypedData_v4") return await window.testWalletSignTypedData(params[0], params[1]);
-            throw new Error("unsupported " + method);
-        }};""".replace("ADDRESS", json.dumps(address)))
+        inject_wallet(self.page, account, self.typed_signed)
 
     def wallet_login(self, account) -> None:
         """Opens the page and signs in as `account` the way a person does: the wallet button, the server's

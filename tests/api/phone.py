@@ -141,30 +141,33 @@ class Phone:
 
 # ------------------------------------------------------------------------------------------------ wallet helpers
 
-def inject_wallet(phone: Phone, account) -> list[str]:
-    """Gives the phone a wallet app's injected EIP-1193 provider (window.ethereum, defined before the app's script
-    runs) holding `account`: eth_requestAccounts answers its address, personal_sign and eth_signTypedData_v4 call
-    back into Python, which signs with the key as a wallet app does. Returns the list of methods the page asked it
-    for signatures, in order (grows as the app signs). Call before `open()`."""
+def inject_wallet(page, account, typed_signed: list[dict] | None = None) -> list[str]:
+    """Gives the page (a phone's, or the dashboard's tab) a wallet app's injected EIP-1193 provider (window.ethereum,
+    defined before the page's script runs) holding `account`: eth_requestAccounts answers its address, personal_sign
+    and eth_signTypedData_v4 call back into Python, which signs with the key as a wallet app does. Returns the list of
+    methods the page asked it for signatures, in order (grows as the page signs); what it signed with EIP-712 is
+    appended to `typed_signed` when given. Call before the page opens."""
     from eth_account.messages import encode_defunct, encode_typed_data
 
     address = account.address.lower()  # as wallet apps answer
     asked: list[str] = []
 
     def personal_sign(data: str, signer: str) -> str:
-        assert signer.lower() == address, f"the app asked {signer} to sign, the wallet holds {address}"
+        assert signer.lower() == address, f"the page asked {signer} to sign, the wallet holds {address}"
         asked.append("personal_sign")
         message = encode_defunct(hexstr=data) if data.startswith("0x") else encode_defunct(text=data)
         return account.sign_message(message).signature.to_0x_hex()
 
     def sign_typed_data(signer: str, typed: str) -> str:
-        assert signer.lower() == address, f"the app asked {signer} to sign, the wallet holds {address}"
+        assert signer.lower() == address, f"the page asked {signer} to sign, the wallet holds {address}"
         asked.append("eth_signTypedData_v4")
+        if typed_signed is not None:
+            typed_signed.append(json.loads(typed))
         return account.sign_message(encode_typed_data(full_message=json.loads(typed))).signature.to_0x_hex()
 
-    phone.page.expose_function("testWalletPersonalSign", personal_sign)
-    phone.page.expose_function("testWalletSignTypedData", sign_typed_data)
-    phone.page.add_init_script("""window.ethereum = {request: async ({method, params}) => {
+    page.expose_function("testWalletPersonalSign", personal_sign)
+    page.expose_function("testWalletSignTypedData", sign_typed_data)
+    page.add_init_script("""window.ethereum = {request: async ({method, params}) => {
         if (method === "eth_requestAccounts" || method === "eth_accounts") return [ADDRESS];
         if (method === "personal_sign") return await window.testWalletPersonalSign(params[0], params[1]);
         if (method === "eth_signTypedData_v4") return await window.testWalletSignTypedData(params[0], params[1]);

@@ -164,7 +164,7 @@ def test_a_cli_wallet_restores_from_its_file_signs_in_and_signs_out(api, phone_f
 
 def test_the_phones_own_wallet_app_signs_in_and_keeps_its_key(api, phone_for, keys):
     phone = phone_for()
-    asked = inject_wallet(phone, keys["bob"])
+    asked = inject_wallet(phone.page, keys["bob"])
     phone.open()
     phone.wait_screen("welcome")
     phone.page.click("#use-injected")  # one tap: the wallet app allows the app and signs the SIWE message
