@@ -49,7 +49,7 @@ def test_a_recovered_wallet_lists_reads_and_pays_the_lost_wallets_loan_and_a_thi
     for method, path in (("GET", f"/v1/loans/{loan_id}/cancel-draft"),
                          ("GET", f"/v1/loans/{loan_id}/debit-mandate/typed-data"),
                          ("POST", f"/v1/loans/{loan_id}/reschedule-requests")):
-        body = {"installments": 6, "reason": "hardship"} if method == "POST" else None
+        body = {"installments": 6, "reason": "income_loss"} if method == "POST" else None
         error = api_error(me._request, method, path, json_body=body)
         assert (error.status, error.code) == (409, "loan_of_earlier_wallet"), path
         assert old in str(error)
