@@ -6,7 +6,7 @@ the chain does."""
 from __future__ import annotations
 
 import json
-from app_steps import check, goto
+from app_steps import check, goto, switch_language
 
 PASSCODE = "correct horse 7"
 
@@ -29,6 +29,11 @@ def test_a_borrower_cancels_an_application_before_the_payout(api, borrower, appl
     assert raw["message"]["loanId"] == loan_id
     assert raw["message"]["nonce"] == stack.book.functions.nonces(keys["alice"].address).call()
     check(phone, "loans-cancel-zh-CN")
+    switch_language(phone, "en", "cancel")  # drawn again in English (a fresh draft: the same loan and nonce)
+    assert phone.page.inner_text("#cancel-summary") == \
+        f"Cancel your application for loan {loan_id} of CN¥1,200.00 (Requested: waiting for a decision)."
+    check(phone, "loans-cancel-en")
+    switch_language(phone, "zh-CN", "cancel")
 
     phone.page.click("#sign-cancel")
     phone.wait_screen("loan")
