@@ -16,6 +16,7 @@ from sqlalchemy.orm import sessionmaker
 from web3 import Web3
 
 from api.errors import ApiError
+from api.services.earlier_wallets import EarlierWallets
 from ledger import manifest as manifests
 from ledger.action_log import ActionLog
 from ledger.chain import ChainClient, load_account, web3_for
@@ -73,6 +74,11 @@ class Context:
     @cached_property
     def action_log(self) -> ActionLog:
         return ActionLog(self.sessions)
+
+    @cached_property
+    def earlier_wallets(self) -> EarlierWallets:
+        """The wallets each caller was recovered from (api/services/earlier_wallets.py), kept per process."""
+        return EarlierWallets(self)
 
     def chain_time(self) -> int:
         return self.w3.eth.get_block("latest")["timestamp"]

@@ -108,6 +108,7 @@ def login(body: LoginIn, request: Request, context: ContextDep, roles: RolesDep)
     limit(request, "auth_login", request.client.host if request.client else "?")
     token, expires_at, address = auth.login(context, body.message, body.signature)
     roles.forget(address)
+    context.earlier_wallets.forget(address)  # a recovery may have just completed: its old loans show at once
     return TokenOut(token=token, expires_at=expires_at, address=address, roles=sorted(roles.roles(address)))
 
 

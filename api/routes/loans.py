@@ -14,7 +14,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from api import idempotency
-from api.auth import Principal
 from api.deps import (
     Auditor,
     BorrowerOrApplicant,
@@ -39,7 +38,7 @@ from api.schemas import (
     RequestParams,
     TxOut,
 )
-from api.schemas.applications import ApplicationDraftIn, ApplicationDraftOut
+from api.schemas.applications import ApplicationDraftIn, ApplicationDraftOut, CancelDraftOut
 from api.schemas.audit import PaymentOut, PaymentPage
 from api.schemas.checkout import RepaymentCheckout
 from api.schemas.reschedules import (
@@ -51,9 +50,9 @@ from api.schemas.reschedules import (
     SignedRescheduleOfferIn,
 )
 from api.schemas.signed import SIGNED_FIELDS
-from api.services import application_limits, applications, checkout, recovery, reschedules
+from api.services import application_limits, applications, checkout, earlier_wallets, recovery, reschedules
 from api.stepup import STEP_UP_ERRORS, StepUpCode, StepUpDep
-from api.views import visible_loan
+from api.views import own_loan, visible_loan
 from ledger.book import LoanStatus, read_loan
 from ledger.store.models.chain import Loan
 from ledger.store.projection import upcoming_due_at
@@ -119,8 +118,24 @@ def apply(body: ApplyIn, context: ContextDep, metrics: MetricsDep, limiter: Limi
                                            action, reconcile)
 
 
+@router.get("/loans/{loan_id}/cancel-draft", response_model=CancelDraftOut, responses=ERRORS,
+            summary="The CancelLoan to sign for one of the borrower's applications not yet paid out: EIP-712 typed "
+                    "data ready for eth_signTypedData_v4 (the borrower's nonce, a deadline) and what it does in words",
+            description="Changes nothing: a wallet that cannot build typed data itself (the phone app) signs this, "
+                        "then sends it to POST /v1/loans/{loan_id}/cancel with the deadline. 409 "
+                        "`loan_not_cancellable` once the loan is paid out (or rejected, cancelled); 409 "
+                        "`loan_of_earlier_wallet` for a loan of a wallet this one was recovered from (its key signs "
+                        "for it); someone else's loan is 404.")
+def cancel_draft(loan_id: LoanIdPath, context: ContextDep, who: RegisteredBorrower) -> CancelDraftOut:
+    with context.sessions() as session:
+        row = own_loan(session, context, who.address, loan_id, "a cancellation")
+        return applications.cancel_draft(context, who.address, row)
+
+
 @router.post("/loans/{loan_id}/cancel", response_model=TxOut, responses=ERRORS,
-             summary="Cancel before disbursement with the borrower's signature (Idempotency-Key required)")
+             summary="Cancel before disbursement with the borrower's signature (Idempotency-Key required)",
+             description="The signature is over GET /v1/loans/{loan_id}/cancel-draft's typed data. 409 "
+                         "`loan_not_cancellable` once the loan is paid out, before anything is relayed.")
 def cancel(loan_id: LoanIdPath, body: CancelIn, context: ContextDep, metrics: MetricsDep,
            who: RegisteredBorrower, idempotency_key: str | None = Header(None)):
 
@@ -130,7 +145,8 @@ def cancel(loan_id: LoanIdPath, body: CancelIn, context: ContextDep, metrics: Me
 
     def action(claim: idempotency.Claim):
         with context.sessions() as session:
-            visible_loan(session, Principal(who.address, frozenset()), loan_id)  # own loans only, else 404
+            own_loan(session, context, who.address, loan_id, "a cancellation")  # own loans only, else 404
+        applications.refuse_unless_cancellable(context, loan_id)  # named, before anything is relayed
         sent = applications.cancel(context, who.address, loan_id, body.deadline, bytes.fromhex(body.signature[2:]),
                                    current_request_id(), claim.record_tx)
         metrics.transactions.labels("cancel_loan").inc()
@@ -148,7 +164,9 @@ def cancel(loan_id: LoanIdPath, body: CancelIn, context: ContextDep, metrics: Me
             summary="The signed-in borrower's loans (auditors and operators: use /v1/audit/loans)")
 def my_loans(context: ContextDep, who: LoanReader) -> LoanList:
     with context.sessions() as session:
-        rows = session.scalars(select(Loan).where(Loan.borrower == who.address).order_by(Loan.id)
+        # The identity's loans: this wallet's and those of the wallets it was recovered from (still theirs on-chain).
+        wallets = [who.address, *earlier_wallets.earlier_wallets(context, who.address)]
+        rows = session.scalars(select(Loan).where(Loan.borrower.in_(wallets)).order_by(Loan.id)
                                .options(selectinload(Loan.schedule))).all()
         return LoanList(loans=[LoanOut.model_validate(r) for r in rows])
 
@@ -156,14 +174,14 @@ def my_loans(context: ContextDep, who: LoanReader) -> LoanList:
 @router.get("/loans/{loan_id}", response_model=LoanOut, responses=ERRORS, summary="One loan with its schedule")
 def one_loan(loan_id: LoanIdPath, context: ContextDep, who: LoanReader) -> LoanOut:
     with context.sessions() as session:
-        return LoanOut.model_validate(visible_loan(session, who, loan_id))
+        return LoanOut.model_validate(visible_loan(session, who, loan_id, context))
 
 
 @router.get("/loans/{loan_id}/due", response_model=AmountDueOut, responses=ERRORS,
             summary="What is owed now: principal, interest, late fee, penalty, and the payoff")
 def due(loan_id: LoanIdPath, context: ContextDep, who: LoanReader) -> AmountDueOut:
     with context.sessions() as session:
-        row = visible_loan(session, who, loan_id)
+        row = visible_loan(session, who, loan_id, context)
     now = context.chain_time()
     book = context.bindings.book.functions
     principal, interest, late_fee, penalty, oldest = book.amountDue(loan_id, now).call()
@@ -184,7 +202,7 @@ def due(loan_id: LoanIdPath, context: ContextDep, who: LoanReader) -> AmountDueO
                     "where it went (penalty, late fee, interest, principal; credit beyond the payoff)")
 def loan_payments(loan_id: LoanIdPath, context: ContextDep, who: LoanReader) -> PaymentPage:
     with context.sessions() as session:
-        row = visible_loan(session, who, loan_id)
+        row = visible_loan(session, who, loan_id, context)
         return PaymentPage(payments=[PaymentOut.model_validate(payment) for payment in row.payments])
 
 
@@ -240,7 +258,7 @@ def credit(context: ContextDep, who: BorrowerOrApplicant) -> CreditOut:
 def request_reschedule(loan_id: LoanIdPath, body: RescheduleRequestIn, context: ContextDep, step_up: StepUpDep,
                        who: RegisteredBorrower, code: StepUpCode = None) -> RescheduleRequestOut:
     with context.sessions() as session:
-        row = visible_loan(session, Principal(who.address, frozenset()), loan_id)  # own loans only, else 404
+        row = own_loan(session, context, who.address, loan_id, "a reschedule")  # own loans only, else 404
         if row.status != LoanStatus.ACTIVE.solidity_name:
             raise ApiError(409, "loan_not_active", f"loan {loan_id} is {row.status}: only an active loan is rescheduled")
     step_up.redeem(who.address, "reschedule_request", {"loan_id": loan_id, "installments": body.installments}, code)
@@ -253,7 +271,7 @@ def request_reschedule(loan_id: LoanIdPath, body: RescheduleRequestIn, context: 
                     "accepted with the schedule it replaced")
 def reschedule_status(loan_id: LoanIdPath, context: ContextDep, who: LoanReader) -> RescheduleStatusOut:
     with context.sessions() as session:
-        row = visible_loan(session, who, loan_id)
+        row = visible_loan(session, who, loan_id, context)
         history = reschedules.history(context, session, loan_id)
         asked = reschedules.requests(session, loan_id)
     offer = reschedules.latest_offer(context, loan_id)
@@ -271,12 +289,12 @@ def accept_reschedule(loan_id: LoanIdPath, body: RescheduleAcceptIn, context: Co
                       idempotency_key: str | None = Header(None)):
     if idempotency_key:  # without one, run_once refuses (400) before anything
         with context.sessions() as session:  # someone else's loan is not found, before any code is asked for
-            visible_loan(session, Principal(who.address, frozenset()), loan_id)
+            own_loan(session, context, who.address, loan_id, "accepting a reschedule")
         step_up.redeem(who.address, "reschedule_accept", {"loan_id": loan_id}, code, idempotency_key)
 
     def action():
         with context.sessions() as session:
-            visible_loan(session, Principal(who.address, frozenset()), loan_id)  # own loans only, else 404
+            own_loan(session, context, who.address, loan_id, "accepting a reschedule")  # own loans only, else 404
         sent = reschedules.accept(context, who.address, loan_id, body.deadline, bytes.fromhex(body.signature[2:]),
                                   current_request_id())
         metrics.transactions.labels("accept_reschedule").inc()

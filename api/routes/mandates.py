@@ -15,7 +15,6 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from api.auth import Principal
 from api.deps import Auditor, ContextDep, LoanReader, RegisteredBorrower
 from api.errors import error_responses
 from api.observability import current_request_id
@@ -32,7 +31,7 @@ from api.schemas.mandates import (
 )
 from api.services import mandates
 from api.stepup import STEP_UP_ERRORS, StepUpCode, StepUpDep
-from api.views import visible_loan
+from api.views import own_loan, visible_loan
 
 router = APIRouter(prefix="/v1", tags=["loans"])
 ERRORS = error_responses(401, 403, 404, 409, 422, 503)
@@ -43,7 +42,7 @@ ERRORS = error_responses(401, 403, 404, 409, 422, 503)
                     "one or a revocation signs")
 def mandate_status(loan_id: LoanIdPath, context: ContextDep, who: LoanReader) -> MandateStatusOut:
     with context.sessions() as session:
-        row = visible_loan(session, who, loan_id)
+        row = visible_loan(session, who, loan_id, context)
         current = mandates.active(session, loan_id)
         nonce = mandates.next_nonce(session, row.borrower)
         debits = [CollectionOut.model_validate(i) for i in mandates.collections(session, loan_id)]
@@ -68,7 +67,7 @@ def mandate_to_sign(loan_id: LoanIdPath, context: ContextDep, who: RegisteredBor
                     max_amount: Annotated[int | None, Query(ge=1, lt=2**96)] = None,
                     valid_until: Annotated[int | None, Query(gt=0, lt=2**40)] = None) -> MandateToSignOut:
     with context.sessions() as session:
-        row = visible_loan(session, Principal(who.address, frozenset()), loan_id)  # own loans only, else 404
+        row = own_loan(session, context, who.address, loan_id, "a debit mandate")  # own loans only, else 404
         terms = mandates.Terms(max_amount or mandates.proposed_ceiling(context, row),
                                valid_until or mandates.default_valid_until(context, row))
         return MandateToSignOut(**mandates.typed_to_sign(context, who.address, row, terms, row.currency))
@@ -81,7 +80,7 @@ def mandate_to_sign(loan_id: LoanIdPath, context: ContextDep, who: RegisteredBor
 def create_mandate(loan_id: LoanIdPath, body: MandateIn, context: ContextDep, step_up: StepUpDep,
                    who: RegisteredBorrower, code: StepUpCode = None) -> MandateOut:
     with context.sessions() as session:
-        row = visible_loan(session, Principal(who.address, frozenset()), loan_id)  # own loans only, else 404
+        row = own_loan(session, context, who.address, loan_id, "a debit mandate")  # own loans only, else 404
         status = row.status
     step_up.redeem(who.address, "debit_mandate", {"loan_id": loan_id}, code)
     made = mandates.create(context, who.address, status, loan_id, mandates.Terms(body.max_amount, body.valid_until),
@@ -95,7 +94,7 @@ def create_mandate(loan_id: LoanIdPath, body: MandateIn, context: ContextDep, st
 def revoke_mandate(loan_id: LoanIdPath, body: MandateRevokeIn, context: ContextDep,
                    who: RegisteredBorrower) -> MandateOut:
     with context.sessions() as session:
-        visible_loan(session, Principal(who.address, frozenset()), loan_id)  # own loans only, else 404
+        own_loan(session, context, who.address, loan_id, "revoking a debit mandate")  # own loans only, else 404
     revoked = mandates.revoke(context, who.address, loan_id, bytes.fromhex(body.signature[2:]), current_request_id())
     return MandateOut.model_validate(revoked)
 

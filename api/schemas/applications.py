@@ -78,3 +78,41 @@ class ApplicationDraftOut(BaseModel):
 
     model_config = {"json_schema_extra": {"examples": [
         {"typed_data": _TYPED, "deadline": 1_767_228_600, "nonce": 0, "summary": _SUMMARY}]}}
+
+
+_CANCEL_TYPED = {
+    "types": {"EIP712Domain": _TYPED["types"]["EIP712Domain"],
+              "CancelLoan": [{"name": "loanId", "type": "uint256"}, {"name": "nonce", "type": "uint256"},
+                             {"name": "deadline", "type": "uint256"}]},
+    "primaryType": "CancelLoan", "domain": _TYPED["domain"],
+    "message": {"loanId": 1, "nonce": 1, "deadline": 1_767_228_600},
+}
+_CANCEL_SUMMARY = {"loan_id": 1, "status": "Approved", "principal": 120_000, "currency": "CNY",
+                   "text": "Cancel the application for loan 1 (¥1,200.00, Approved): nothing is paid out and "
+                           "nothing is owed"}
+
+
+class CancelSummary(BaseModel):
+    """The application being cancelled, as the borrower reads it before signing."""
+
+    loan_id: int
+    status: str = Field(description="Requested or Approved: only a loan not yet paid out is cancelled")
+    principal: int = Field(description="minor units")
+    currency: str
+    text: str = Field(description="the same in plain English (the app says it in the borrower's language)")
+
+    model_config = {"json_schema_extra": {"examples": [_CANCEL_SUMMARY]}}
+
+
+class CancelDraftOut(BaseModel):
+    """The CancelLoan to sign with the borrower's nonce and a deadline, as eth_signTypedData_v4 takes it; sign it and
+    send it to POST /v1/loans/{loan_id}/cancel with this deadline."""
+
+    typed_data: dict = Field(description="{domain, types (with EIP712Domain), primaryType, message} "
+                                         "(ledger/typed_data.py's cancel_loan)")
+    deadline: int = Field(description="unix seconds (chain time) the signature is good until: send it as signed")
+    nonce: int = Field(description="the borrower's next nonce on the loan book")
+    summary: CancelSummary
+
+    model_config = {"json_schema_extra": {"examples": [
+        {"typed_data": _CANCEL_TYPED, "deadline": 1_767_228_600, "nonce": 1, "summary": _CANCEL_SUMMARY}]}}

@@ -22,7 +22,7 @@ from web3.logs import DISCARD
 
 from api.errors import ApiError
 from api.idempotency import IN_FLIGHT
-from api.schemas.applications import ApplicationDraftOut, ApplicationSummary
+from api.schemas.applications import ApplicationDraftOut, ApplicationSummary, CancelDraftOut, CancelSummary
 from api.services import products
 from api.services.decision_requests import money
 from api.services.transactions import Sent, record
@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 REPLAY_LOOKBACK = 32  # earlier nonces a replayed signature is checked against
 DRAFT_VALIDITY = 3600  # seconds a draft's signature stays good (as /v1/loans/request-params suggests)
+CANCELLABLE = (LoanStatus.REQUESTED, LoanStatus.APPROVED)  # LoanBook._cancel: before the payout only
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,31 @@ def _fault(context, point: str) -> None:
     if fault == f"stop_{point}":
         log.warning("fault injection: stopping at %s", point)
         os.kill(os.getpid(), signal.SIGSTOP)
+
+
+def refuse_unless_cancellable(context, loan_id: int) -> LoanStatus:
+    """The loan's status on the chain if it may still be cancelled; 409 `loan_not_cancellable` once paid out
+    (or decided otherwise), before anything is signed or relayed."""
+    status = read_loan(context.bindings.book, loan_id).status
+    if status not in CANCELLABLE:
+        raise ApiError(409, "loan_not_cancellable", f"loan {loan_id} is {status.solidity_name}: only an application "
+                                                    "not yet paid out (Requested or Approved) is cancelled")
+    return status
+
+
+def cancel_draft(context, borrower: str, loan: Loan) -> CancelDraftOut:
+    """The CancelLoan `borrower` would sign for `loan` (their nonce, a deadline an hour of chain time away), as
+    eth_signTypedData_v4 takes it, with what it does in words; 409 `loan_not_cancellable` once paid out."""
+    status = refuse_unless_cancellable(context, loan.id)
+    nonce = context.bindings.book.functions.nonces(borrower).call()
+    deadline = context.chain_time() + DRAFT_VALIDITY
+    typed = typed_data.cancel_loan(chain_id=context.w3.eth.chain_id, book=context.bindings.book.address,
+                                   loan_id=loan.id, nonce=nonce, deadline=deadline)
+    text = (f"Cancel the application for loan {loan.id} ({money(loan.principal, loan.currency)}, "
+            f"{status.solidity_name}): nothing is paid out and nothing is owed")
+    summary = CancelSummary(loan_id=loan.id, status=status.solidity_name, principal=loan.principal,
+                            currency=loan.currency, text=text)
+    return CancelDraftOut(typed_data=typed, deadline=deadline, nonce=nonce, summary=summary)
 
 
 def cancel(context, borrower: str, loan_id: int, deadline: int, signature: bytes, request_id: str,

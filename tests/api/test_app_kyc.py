@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import phone as phone_module
 import step_up_codes
-from app_steps import check, expected_refusals, submit_identity
+from app_steps import check, expected_refusals, goto, submit_identity
 from eth_account import Account
 
 from api.services.kyc import standing
@@ -294,4 +294,17 @@ def test_a_lost_wallet_is_recovered_on_a_new_one_and_waits_for_an_operator_while
     shown(phone, "registered")
     assert not stack.registry.functions.isEligible(old).call()
     assert stack.registry.functions.isEligible(new.address).call()
+
+    # The identity's loans follow it: the old wallet's loan (still its own on-chain) is listed and can be paid; what
+    # needs the lost wallet's signature is not offered, and the page says why.
+    goto(phone, "loans", "loans")
+    assert page.get_attribute(f"#loan-list li[data-loan='{loan_id}']", "data-status") == "Active"
+    page.click(f"#loan-{loan_id}")
+    phone.wait_screen("loan")
+    page.wait_for_selector("#loan-earlier-wallet")
+    assert page.get_attribute("section.loan", "data-earlier-wallet") == "true"
+    assert old[:6] in page.inner_text("#loan-earlier-wallet") and page.query_selector("#next-amount") is not None
+    assert [a.get_attribute("id") for a in page.query_selector_all("#loan-actions a")] == ["action-pay",
+                                                                                         "action-payoff"]
+    check(phone, "loans-earlier-wallet-zh-CN")
     phone.assert_clean()

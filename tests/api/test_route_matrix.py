@@ -113,6 +113,7 @@ ROUTES = [
     ("POST", "/v1/loans", {"borrower"}),
     ("POST", "/v1/loans/application-draft", {"borrower"}),
     ("POST", "/v1/loans/{loan_id}/cancel", {"borrower"}),
+    ("GET", "/v1/loans/{loan_id}/cancel-draft", {"borrower"}),
     # Hardship (issue 17): a borrower asks for a reschedule of their loan and accepts an offer by signing it.
     ("POST", "/v1/loans/{loan_id}/reschedule-requests", {"borrower"}),
     ("POST", "/v1/loans/{loan_id}/reschedule/accept", {"borrower"}),

@@ -10,6 +10,7 @@ import * as session from "./core/session.js";
 import * as wallet from "./core/wallet.js";
 import apply from "./screens/apply.js";
 import backup from "./screens/backup.js";
+import cancel from "./screens/cancel.js";
 import credit from "./screens/credit.js";
 import debit from "./screens/debit.js";
 import hardship from "./screens/hardship.js";
@@ -32,7 +33,7 @@ import welcome from "./screens/welcome.js";
 const SCREENS = [
   welcome, unlock, backup, restore, settings,   // wallet
   home, kyc, kycRecovery, credit,                // identity and credit
-  products, quote, apply, loans, loan,           // borrowing
+  products, quote, apply, loans, loan, cancel,   // borrowing
   pay, debit, notices, payoff, hardship,         // repaying
 ];
 const START = "home";

@@ -1,7 +1,7 @@
 // One loan: its status as it moves (requested, approved, paid out: the page asks again while it is moving), what is
 // due next and now (GET /v1/loans/{id}/due: the loan book's amounts), what was paid and where it went, the late
-// fee and penalty explained, and the schedule. The actions (pay, automatic debit, payoff, hardship) are other
-// screens, linked from #loan-actions.
+// fee and penalty explained, and the schedule. The actions (pay, automatic debit, payoff, hardship; cancelling an
+// application not yet paid out) are other screens, linked from #loan-actions and #action-cancel.
 import { facts, h } from "../core/dom.js";
 import { lateWords, scheduleTable, statusWords } from "./loan-words.js";
 
@@ -96,13 +96,30 @@ function lateSection(ctx, loan, due) {
     h("p", {}, lateWords(ctx, loan)), h("p", { id: "late-now" }, now));
 }
 
-function actions(t, loan) {
-  const links = [["pay", "loans.action_pay"], ["debit", "loans.action_debit"], ["payoff", "loans.action_payoff"],
-                 ["hardship", "loans.action_hardship"]];
+// A loan of a wallet this one was recovered from: read and paid from here, but what needs the on-chain borrower's
+// signature (debit mandate, reschedule, cancellation) is that lost wallet's, so it is not offered.
+function actions(t, loan, earlier) {
+  const links = earlier ? [["pay", "loans.action_pay"], ["payoff", "loans.action_payoff"]]
+    : [["pay", "loans.action_pay"], ["debit", "loans.action_debit"], ["payoff", "loans.action_payoff"],
+       ["hardship", "loans.action_hardship"]];
   return h("section", { class: "card", "aria-labelledby": "loan-actions-title" },
     h("h2", { id: "loan-actions-title" }, t("loans.actions_title")),
     h("div", { id: "loan-actions", class: "actions" }, links.map(([route, label]) => h("a", {
       class: "button secondary", href: `#/${route}?loan=${loan.id}`, id: `action-${route}` }, t(label)))));
+}
+
+// Before the payout the borrower may still cancel (LoanBook: Requested or Approved).
+function cancelAction(t, loan) {
+  return h("section", { class: "card actions", id: "loan-cancel" },
+    h("p", { class: "hint" }, t("loans.cancel_effect")),
+    h("a", { class: "button secondary", href: `#/cancel?loan=${loan.id}`, id: "action-cancel" },
+      t("loans.action_cancel")));
+}
+
+function earlierWallet(t, loan) {
+  return h("section", { class: "card", id: "loan-earlier-wallet", "aria-labelledby": "loan-earlier-title" },
+    h("h2", { id: "loan-earlier-title" }, t("loans.earlier_wallet_title")),
+    h("p", {}, t("loans.earlier_wallet", { wallet: `${loan.borrower.slice(0, 6)}…${loan.borrower.slice(-4)}` })));
 }
 
 export default {
@@ -116,7 +133,10 @@ export default {
     const [due, paid] = await Promise.all([running ? api.get(`/v1/loans/${id}/due`) : null,
                                            loan.disbursed_at ? api.get(`/v1/loans/${id}/payments`) : null]);
     const money = (minor) => fmt.money(minor, loan.currency);
-    const node = h("section", { class: "loans loan", "data-loan": loan.id, "data-status": loan.status },
+    const me = ctx.session.signedIn();
+    const earlier = Boolean(me) && loan.borrower.toLowerCase() !== me.address.toLowerCase();
+    const node = h("section", { class: "loans loan", "data-loan": loan.id, "data-status": loan.status,
+                                "data-earlier-wallet": earlier ? "true" : null },
       h("h1", {}, t("loans.loan_title", { id: loan.id })),
       h("p", { class: `status status-${loan.status}`, id: "loan-status", role: "status" },
         statusWords(t, loan.status)),
@@ -137,7 +157,9 @@ export default {
         h("h2", { id: "loan-schedule-title" }, t("loans.schedule_title")),
         h("div", { class: "scroll" }, scheduleTable(ctx, loan.schedule, loan.currency, {
           disbursedAt: loan.disbursed_at, paid: loan.paid_installments, id: "loan-schedule" }))),
-      running ? actions(t, loan) : null);
+      earlier ? earlierWallet(t, loan) : null,
+      MOVING.has(loan.status) && !earlier ? cancelAction(t, loan) : null,
+      running ? actions(t, loan, earlier) : null);
     poll(node, ctx, loan);
     return node;
   },
