@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, selectinload
 from api.auth import Principal
 from api.deps import READ_ALL
 from api.errors import ApiError, not_found
-from api.services.earlier_wallets import earlier_wallets, refuse_earlier_wallets_loan
+from api.services.earlier_wallets import refuse_earlier_wallets_loan
 from ledger.store.models.chain import Loan
 
 
@@ -25,7 +25,7 @@ def visible_loan(session: Session, who: Principal, loan_id: int, context=None) -
         raise not_found(f"loan {loan_id}")
     if who.has(*READ_ALL) or row.borrower.lower() == who.address.lower():
         return row
-    if context is not None and row.borrower.lower() in {w.lower() for w in earlier_wallets(context, who.address)}:
+    if context is not None and row.borrower.lower() in {w.lower() for w in context.earlier_wallets.of(who.address)}:
         return row
     raise not_found(f"loan {loan_id}")
 

@@ -50,7 +50,7 @@ from api.schemas.reschedules import (
     SignedRescheduleOfferIn,
 )
 from api.schemas.signed import SIGNED_FIELDS
-from api.services import application_limits, applications, checkout, earlier_wallets, recovery, reschedules
+from api.services import application_limits, applications, checkout, recovery, reschedules
 from api.stepup import STEP_UP_ERRORS, StepUpCode, StepUpDep
 from api.views import own_loan, visible_loan
 from ledger.book import LoanStatus, read_loan
@@ -165,7 +165,7 @@ def cancel(loan_id: LoanIdPath, body: CancelIn, context: ContextDep, metrics: Me
 def my_loans(context: ContextDep, who: LoanReader) -> LoanList:
     with context.sessions() as session:
         # The identity's loans: this wallet's and those of the wallets it was recovered from (still theirs on-chain).
-        wallets = [who.address, *earlier_wallets.earlier_wallets(context, who.address)]
+        wallets = [who.address, *context.earlier_wallets.of(who.address)]
         rows = session.scalars(select(Loan).where(Loan.borrower.in_(wallets)).order_by(Loan.id)
                                .options(selectinload(Loan.schedule))).all()
         return LoanList(loans=[LoanOut.model_validate(r) for r in rows])

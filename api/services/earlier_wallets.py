@@ -60,11 +60,6 @@ def resolve(context, address: str) -> list[str]:
     return found
 
 
-def earlier_wallets(context, address: str) -> list[str]:
-    """The wallets `address` was recovered from, most recent first, through the context's cache."""
-    return context.earlier_wallets.of(address)
-
-
 def refuse_earlier_wallets_loan(borrower: str, address: str, loan_id: int, action: str) -> None:
     """409 `loan_of_earlier_wallet` when loan `loan_id` is `borrower`'s, a wallet `address` was recovered from:
     `action` needs the loan's on-chain borrower's signature, and that wallet's key is lost. Reading and repaying it
